@@ -1,0 +1,17 @@
+"""gpt-oss inference engine: checkpoints, the model, harmony and streaming generation. Never imports Qt."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.model import Model
+
+__all__ = ["load_model"]
+
+
+def load_model(path: Any, device: Any = None, dtype: Any = None) -> Model:
+    """Load a gpt-oss checkpoint folder (any supported layout) into a ready :class:`engine.model.Model`."""
+    from engine.loader import load_model as _load_model
+
+    return _load_model(path, device=device, dtype=dtype)

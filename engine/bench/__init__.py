@@ -1,0 +1,1 @@
+"""Benchmarks that print JSON: the engine itself and peers run on the same checkpoint."""

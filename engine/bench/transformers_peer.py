@@ -1,0 +1,89 @@
+"""The same benchmark run on transformers' ``GptOssForCausalLM`` (eager attention), as a peer on the same weights.
+
+transformers loads MXFP4 checkpoints on CPU only by dequantising every expert to bf16 (``Mxfp4Config(dequantize=
+True)``), which is exactly the memory cost this engine avoids. Run as ``python -m engine.bench.transformers_peer``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.bench.measure import current_rss_bytes, peak_rss_bytes, random_prompt, timed
+
+
+def run_transformers_bench(
+    model_path: Path, *, prompt_tokens: int, decode_tokens: int, dtype: torch.dtype, threads: int | None
+) -> dict[str, Any]:
+    from transformers import GptOssForCausalLM, Mxfp4Config
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    config = json.loads((model_path / "config.json").read_text())
+    kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": "eager"}
+    if config.get("quantization_config", {}).get("quant_method") == "mxfp4":
+        kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
+    rss_before = current_rss_bytes()
+    model, load_s = timed(lambda: GptOssForCausalLM.from_pretrained(model_path, **kwargs).eval())
+    rss_after_load = current_rss_bytes()
+    prompt = random_prompt(prompt_tokens, int(config["vocab_size"]))
+    ids = torch.tensor([prompt])
+
+    with torch.inference_mode():
+        model(ids[:, :8], use_cache=True)  # warm-up
+        gc.collect()
+        out, prefill_s = timed(lambda: model(ids, use_cache=True))
+        past = out.past_key_values
+        token = int(torch.argmax(out.logits[0, -1]))
+        step_times: list[float] = []
+        for _ in range(decode_tokens):
+            step, step_s = timed(lambda t=token, p=past: model(torch.tensor([[t]]), past_key_values=p, use_cache=True))
+            step_times.append(step_s)
+            past = step.past_key_values
+            token = int(torch.argmax(step.logits[0, -1]))
+    steady = step_times[1:] or step_times
+    return {
+        "engine": "transformers",
+        "model": str(model_path),
+        "dtype": str(dtype).removeprefix("torch."),
+        "threads": torch.get_num_threads(),
+        "load_s": round(load_s, 3),
+        "rss_after_load_bytes": rss_after_load - rss_before,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "prefill_tokens": prompt_tokens,
+        "prefill_s": round(prefill_s, 4),
+        "prefill_tok_s": round(prompt_tokens / prefill_s, 2),
+        "decode_tokens": decode_tokens,
+        "decode_tok_s": round(len(step_times) / sum(step_times), 3),
+        "decode_steady_tok_s": round(len(steady) / sum(steady), 3),
+        "decode_first_step_s": round(step_times[0], 4),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--prompt-tokens", type=int, default=512)
+    parser.add_argument("--decode-tokens", type=int, default=32)
+    parser.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
+    parser.add_argument("--threads", type=int)
+    args = parser.parse_args(argv)
+    result = run_transformers_bench(
+        args.model,
+        prompt_tokens=args.prompt_tokens,
+        decode_tokens=args.decode_tokens,
+        dtype=getattr(torch, args.dtype),
+        threads=args.threads,
+    )
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

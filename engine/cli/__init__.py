@@ -1,0 +1,60 @@
+"""Command-line entry point: ``python -m engine <command> ...``.
+
+Each sub-command lives in its own module exposing ``add_parser(subparsers)`` and ``run(args) -> int``.
+Errors a user can fix (bad paths, broken checkpoints, bad arguments) become a one-line message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from engine.errors import EngineError
+
+logger = logging.getLogger(__name__)
+
+# command name -> module under engine.cli
+COMMANDS: dict[str, str] = {
+    "chat": "engine.cli.chat",
+    "tokens": "engine.cli.tokens",
+    "info": "engine.cli.info",
+    "make-test-model": "engine.cli.make_test_model",
+    "bench": "engine.cli.bench",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # One line, non-zero exit: argparse's default prints the whole usage block first.
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m engine", description="gpt-oss inference engine")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug output to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for module_name in COMMANDS.values():
+        importlib.import_module(module_name).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    module = importlib.import_module(COMMANDS[args.command])
+    try:
+        return int(module.run(args))
+    except EngineError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130

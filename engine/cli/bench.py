@@ -1,0 +1,85 @@
+"""``python -m engine bench --model DIR [--peer transformers]``: speed and memory, printed as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.bench.engine_bench import run_engine_bench
+from engine.errors import EngineError
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("bench", help="measure load time, peak RSS, prefill and decode speed (JSON)")
+    parser.add_argument("--model", required=True, help="checkpoint folder")
+    parser.add_argument("--prompt-tokens", type=int, default=512)
+    parser.add_argument("--decode-tokens", type=int, default=32)
+    parser.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument(
+        "--peer",
+        choices=("transformers",),
+        action="append",
+        default=[],
+        help="also run a peer on the same checkpoint, in its own process, in this run",
+    )
+
+
+def _run_peer(name: str, args: argparse.Namespace, model_path: Path) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        "-m",
+        "engine.bench.transformers_peer",
+        "--model",
+        str(model_path),
+        "--prompt-tokens",
+        str(args.prompt_tokens),
+        "--decode-tokens",
+        str(args.decode_tokens),
+        "--dtype",
+        args.dtype,
+    ]
+    if args.threads is not None:
+        command += ["--threads", str(args.threads)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        return {"engine": name, "error": tail[0]}
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.checkpoint import load_checkpoint
+
+    model_path = Path(args.model)
+    if args.prompt_tokens <= 0 or args.decode_tokens <= 0:
+        raise EngineError("--prompt-tokens and --decode-tokens must be positive")
+    load_checkpoint(model_path)  # fail fast, with a typed error, on a bad folder
+    result: dict[str, Any] = run_engine_bench(
+        model_path,
+        prompt_tokens=args.prompt_tokens,
+        decode_tokens=args.decode_tokens,
+        dtype=getattr(torch, args.dtype),
+        threads=args.threads,
+    )
+    if args.peer:
+        peers = [_run_peer(name, args, model_path) for name in args.peer]
+        report: dict[str, Any] = {"engine": result, "peers": peers, "vs": {}}
+        for peer in peers:
+            if "error" in peer:
+                continue
+            report["vs"][peer["engine"]] = {
+                "decode_speedup": round(result["decode_steady_tok_s"] / peer["decode_steady_tok_s"], 3),
+                "prefill_speedup": round(result["prefill_tok_s"] / peer["prefill_tok_s"], 3),
+                "peak_rss_ratio": round(result["peak_rss_bytes"] / peer["peak_rss_bytes"], 3),
+            }
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    return 0

@@ -1,0 +1,45 @@
+"""Typed errors the engine raises for problems a user can see and act on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EngineError(Exception):
+    """Base class of every error the engine reports to a user."""
+
+
+class ConfigError(EngineError):
+    """A config.json that is missing, malformed, or not a gpt-oss config."""
+
+    def __init__(self, message: str, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        super().__init__(f"{path}: {message}" if path is not None else message)
+
+
+class CheckpointError(EngineError):
+    """A checkpoint folder or file that cannot be loaded as it is.
+
+    Attributes:
+        path: the file (or folder) at fault.
+        tensor: the tensor name at fault, when there is one.
+    """
+
+    def __init__(self, message: str, path: Path | str | None = None, tensor: str | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self.tensor = tensor
+        where = []
+        if path is not None:
+            where.append(str(path))
+        if tensor is not None:
+            where.append(f"tensor {tensor!r}")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class VocabularyError(EngineError):
+    """The bundled o200k_base vocabulary is missing or corrupted."""
+
+
+class GenerationError(EngineError):
+    """A generation request that cannot be run (e.g. a prompt longer than the context)."""

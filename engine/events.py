@@ -1,0 +1,102 @@
+"""Typed events a generation stream yields: text :class:`Delta` s, then exactly one :class:`Done`."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from openai_harmony import Message
+
+from engine.vocab import CALL
+
+# Channel names the model uses (harmony docs/format.md).
+ANALYSIS: str = "analysis"
+COMMENTARY: str = "commentary"
+FINAL: str = "final"
+# Channel of text whose header named no channel (malformed or salvaged output).
+NO_CHANNEL: str = ""
+
+
+class FinishReason(enum.StrEnum):
+    """Why a generation ended."""
+
+    STOP = "stop"  # the model emitted <|return|> (answer complete) or <|call|> (tool call)
+    LENGTH = "length"  # max_tokens reached, or the context is full
+    CANCELLED = "cancelled"  # the caller's cancel event was set
+    ERROR = "error"  # the model raised; see Done.error
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """New text of the message being generated.
+
+    Route by ``recipient`` first: a message with a recipient (e.g. ``functions.get_weather``) is a tool call
+    whatever its channel (the model sometimes calls tools on ``analysis``). Otherwise ``channel`` says where the
+    text belongs: ``analysis`` = reasoning, ``final`` = the answer, ``commentary`` = user-visible preamble.
+    """
+
+    channel: str
+    text: str
+    recipient: str | None = None
+
+    @property
+    def is_tool_call(self) -> bool:
+        return self.recipient is not None
+
+    @property
+    def is_reasoning(self) -> bool:
+        return self.recipient is None and self.channel == ANALYSIS
+
+    @property
+    def is_final(self) -> bool:
+        return self.recipient is None and self.channel == FINAL
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The last event of a stream: statistics, why it ended, and the parsed assistant messages.
+
+    Token counts: every completion token (header tokens, content tokens and the closing <|end|>/<|return|>/<|call|>)
+    is counted to the message it belongs to. A message without a recipient on ``analysis`` counts as reasoning, on
+    ``final`` as final; everything else (commentary, tool calls on any channel, malformed or unfinished headers,
+    stray tokens) counts as other. So ``reasoning + final + other == len(completion_ids)``.
+
+    Timings are in seconds from the start of the request: ``time_to_first_token`` includes prefill;
+    ``time_to_first_final_token`` is None when no final text was produced. ``decode_tokens_per_s`` covers the
+    tokens after the first one (model decode + sampling time only; 0.0 when fewer than two tokens).
+    """
+
+    finish_reason: FinishReason
+    prompt_tokens: int = 0
+    reused_prompt_tokens: int = 0  # prompt tokens found in the KV cache and not recomputed
+    reasoning_tokens: int = 0
+    final_tokens: int = 0
+    other_tokens: int = 0
+    time_to_first_token: float | None = None
+    time_to_first_final_token: float | None = None
+    prefill_seconds: float = 0.0
+    decode_tokens_per_s: float = 0.0
+    error: str | None = None
+    completion_ids: tuple[int, ...] = ()
+    messages: tuple[Message, ...] = field(default=())
+    malformed: str | None = None  # what was wrong with the model's harmony output, if anything
+
+    @property
+    def completion_tokens(self) -> int:
+        return len(self.completion_ids)
+
+    @property
+    def tool_call(self) -> Message | None:
+        """The tool call the model stopped on with <|call|>, else None (a cut-off call is not runnable)."""
+        if (
+            self.finish_reason is FinishReason.STOP
+            and self.completion_ids
+            and self.completion_ids[-1] == CALL
+            and self.messages
+            and self.messages[-1].recipient is not None
+        ):
+            return self.messages[-1]
+        return None
+
+
+Event = Delta | Done

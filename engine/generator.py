@@ -1,0 +1,285 @@
+"""Streaming token generation over one model with KV-cache prefix reuse.
+
+:class:`Generator` owns one cache slot across requests. A new prompt that starts with tokens already in the cache
+(the usual case in a chat: the history is re-rendered each turn) only prefills the differing tail. Each request
+either streams harmony :class:`~engine.events.Delta` s and one :class:`~engine.events.Done` (:meth:`Generator.stream`)
+or raw token ids (:meth:`Generator.generate_ids`).
+
+Error policy: a request that cannot run (empty prompt, prompt longer than the context, token ids outside the
+vocabulary) raises :class:`~engine.errors.GenerationError` before touching the model. An exception raised by the
+model mid-request ends the stream with ``Done(finish_reason=error)``; the cache is cleared so the next request
+starts clean, and the generator stays usable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Generator as PyGenerator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import torch
+
+from engine.errors import GenerationError
+from engine.events import Delta, Done, FinishReason
+from engine.sampling import SamplingParams, make_generator, sample
+from engine.stream_parser import HarmonyStreamParser
+
+if TYPE_CHECKING:
+    from openai_harmony import HarmonyEncoding
+
+logger = logging.getLogger(__name__)
+
+_SLOT = 0
+
+
+class CacheLike(Protocol):
+    """The part of :class:`engine.kv_cache.KVCache` the generator uses."""
+
+    capacity: int
+
+    def length(self, slot: int) -> int: ...
+    def tokens(self, slot: int) -> list[int]: ...
+    def truncate(self, slot: int, n: int) -> int: ...
+
+
+class ModelLike(Protocol):
+    """The part of :class:`engine.model.Model` the generator uses (a protocol so tests can supply a fake)."""
+
+    @property
+    def config(self) -> _ConfigLike: ...
+    @property
+    def device(self) -> torch.device: ...
+    def new_cache(self, batch_size: int = 1, max_context: int | None = None) -> CacheLike: ...
+    # The cache is typed Any here because each model only accepts its own cache class.
+    def prefill(self, token_ids: Sequence[int], cache: Any, slot: int = 0) -> torch.Tensor: ...
+    def decode(self, token_ids: Sequence[int], cache: Any, slots: Sequence[int]) -> torch.Tensor: ...
+
+
+class _ConfigLike(Protocol):
+    @property
+    def vocab_size(self) -> int: ...
+    @property
+    def max_context_length(self) -> int: ...
+
+
+@dataclass(slots=True)
+class _Run:
+    """Mutable bookkeeping of one request (private; published through :class:`Done`)."""
+
+    started: float
+    prompt_tokens: int = 0
+    reused_prompt_tokens: int = 0
+    prefill_seconds: float = 0.0
+    first_token_at: float | None = None
+    decode_seconds: float = 0.0  # model decode + sampling time for tokens after the first
+    decoded: int = 0  # tokens produced by decode steps (all but the first)
+    finish_reason: FinishReason = FinishReason.STOP
+    error: BaseException | None = None
+
+    @property
+    def decode_tokens_per_s(self) -> float:
+        return self.decoded / self.decode_seconds if self.decoded and self.decode_seconds > 0 else 0.0
+
+
+class Generator:
+    """Runs requests one at a time against ``model``, reusing its KV cache between them (thread-safe)."""
+
+    def __init__(
+        self, model: ModelLike, *, max_context: int | None = None, encoding: HarmonyEncoding | None = None
+    ) -> None:
+        self.model = model
+        self._max_context = max_context
+        self._encoding = encoding
+        self._cache: CacheLike | None = None
+        # One request at a time: the cache slot is shared state. A second caller waits.
+        self._lock = threading.Lock()
+
+    @property
+    def context_length(self) -> int:
+        """Most tokens (prompt + completion) one request can hold."""
+        return self._get_cache().capacity
+
+    @property
+    def cached_tokens(self) -> list[int]:
+        """Token ids the cache holds now (prompt and completion of the last request, minus its last token)."""
+        return [] if self._cache is None else self._cache.tokens(_SLOT)
+
+    def reset(self) -> None:
+        """Forget the cached context (the next request prefills from scratch)."""
+        with self._lock:
+            self._clear_cache()
+
+    # -- public entry points -----------------------------------------------------------------------------------
+
+    def stream(
+        self, prompt_ids: Sequence[int], params: SamplingParams, cancel: threading.Event | None = None
+    ) -> Iterator[Delta | Done]:
+        """Generate an assistant completion for a harmony prompt (ending in ``<|start|>assistant``).
+
+        Yields :class:`Delta` s as text arrives and then exactly one :class:`Done`. Raises
+        :class:`GenerationError` (before any work) if the request cannot run.
+        """
+        prompt = self._validate(prompt_ids)
+        return self._stream(prompt, params, cancel)
+
+    def generate_ids(
+        self, prompt_ids: Sequence[int], params: SamplingParams, cancel: threading.Event | None = None
+    ) -> Iterator[int]:
+        """Raw token ids (no harmony parsing), the stop token included when one ends the run.
+
+        Raises :class:`GenerationError` for an invalid request (before any work) or, chained to the model's
+        exception, when the model fails mid-run.
+        """
+        prompt = self._validate(prompt_ids)
+        return self._generate_ids(prompt, params, cancel)
+
+    # -- implementation ----------------------------------------------------------------------------------------
+
+    def _stream(
+        self, prompt: list[int], params: SamplingParams, cancel: threading.Event | None
+    ) -> Iterator[Delta | Done]:
+        run = _Run(started=time.perf_counter())
+        parser = HarmonyStreamParser(self._encoding)
+        first_final_at: float | None = None
+        # closing() so that a consumer abandoning this stream also ends the token loop (and frees the lock) at once.
+        with contextlib.closing(self._tokens(prompt, params, cancel, run)) as tokens:
+            for token in tokens:
+                delta = parser.feed(token)
+                if delta is not None:
+                    if first_final_at is None and delta.is_final:
+                        first_final_at = time.perf_counter()
+                    yield delta
+        parser.finish()
+        counts = parser.counts
+        yield Done(
+            finish_reason=run.finish_reason,
+            prompt_tokens=run.prompt_tokens,
+            reused_prompt_tokens=run.reused_prompt_tokens,
+            reasoning_tokens=counts.reasoning,
+            final_tokens=counts.final,
+            other_tokens=counts.other,
+            time_to_first_token=None if run.first_token_at is None else run.first_token_at - run.started,
+            time_to_first_final_token=None if first_final_at is None else first_final_at - run.started,
+            prefill_seconds=run.prefill_seconds,
+            decode_tokens_per_s=run.decode_tokens_per_s,
+            error=None if run.error is None else f"{type(run.error).__name__}: {run.error}",
+            completion_ids=parser.completion_ids,
+            messages=parser.messages,
+            malformed=parser.malformed,
+        )
+
+    def _generate_ids(self, prompt: list[int], params: SamplingParams, cancel: threading.Event | None) -> Iterator[int]:
+        run = _Run(started=time.perf_counter())
+        with contextlib.closing(self._tokens(prompt, params, cancel, run)) as tokens:
+            yield from tokens
+        if run.error is not None:
+            raise GenerationError(f"the model failed during generation: {run.error}") from run.error
+
+    def _tokens(
+        self, prompt: list[int], params: SamplingParams, cancel: threading.Event | None, run: _Run
+    ) -> PyGenerator[int, None, None]:
+        """Core loop: prefill, then sample/decode until a stop token, max_tokens, a full context or cancel.
+
+        Model exceptions are recorded in ``run`` (finish_reason error), never raised, so callers can report them.
+        """
+        run.prompt_tokens = len(prompt)
+        with self._lock, torch.inference_mode():
+            cache = self._get_cache()
+            if len(prompt) >= cache.capacity:
+                # Re-checked under the lock: the cache (and so its real capacity) may only now exist.
+                raise GenerationError(
+                    f"the prompt has {len(prompt)} tokens but the context holds {cache.capacity}; "
+                    "shorten the conversation"
+                )
+            if cancel is not None and cancel.is_set():
+                run.finish_reason = FinishReason.CANCELLED
+                return
+            try:
+                logits = self._prefill(prompt, cache, run)
+                generator = make_generator(params.seed, logits.device)
+                produced = 0
+                while True:
+                    step_started = time.perf_counter()
+                    token = int(sample(logits, params, generator))
+                    now = time.perf_counter()
+                    if run.first_token_at is None:
+                        run.first_token_at = now
+                    else:
+                        run.decode_seconds += now - step_started
+                        run.decoded += 1
+                    produced += 1
+                    yield token
+                    if token in params.stop_tokens:
+                        run.finish_reason = FinishReason.STOP
+                        return
+                    if produced >= params.max_tokens or cache.length(_SLOT) + 1 > cache.capacity:
+                        run.finish_reason = FinishReason.LENGTH
+                        return
+                    if cancel is not None and cancel.is_set():
+                        run.finish_reason = FinishReason.CANCELLED
+                        return
+                    step_started = time.perf_counter()
+                    logits = self.model.decode([token], cache, [_SLOT])[0]
+                    run.decode_seconds += time.perf_counter() - step_started
+            except Exception as exc:  # the model failed: report it as a finish reason, keep the generator usable
+                logger.exception("generation failed")
+                run.finish_reason = FinishReason.ERROR
+                run.error = exc
+                self._clear_cache()
+
+    def _prefill(self, prompt: list[int], cache: CacheLike, run: _Run) -> torch.Tensor:
+        """Reuse the cached prefix shared with ``prompt``; prefill the rest (always >= 1 token, for the logits)."""
+        started = time.perf_counter()
+        cached = cache.tokens(_SLOT)
+        common = 0
+        for a, b in zip(cached, prompt, strict=False):
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(prompt) - 1)
+        kept = cache.truncate(_SLOT, common) if cache.length(_SLOT) != common else common
+        run.reused_prompt_tokens = kept
+        logger.debug("prefill: %d prompt tokens, %d reused from the cache", len(prompt), kept)
+        logits = self.model.prefill(prompt[kept:], cache, _SLOT)
+        run.prefill_seconds = time.perf_counter() - started
+        return logits
+
+    def _validate(self, prompt_ids: Sequence[int]) -> list[int]:
+        prompt = [int(t) for t in prompt_ids]
+        if not prompt:
+            raise GenerationError("the prompt is empty")
+        vocab = self.model.config.vocab_size
+        bad = [t for t in prompt if not 0 <= t < vocab]
+        if bad:
+            raise GenerationError(f"token id(s) {bad[:5]} outside the vocabulary [0, {vocab})")
+        capacity = self._capacity()
+        if len(prompt) >= capacity:
+            raise GenerationError(
+                f"the prompt has {len(prompt)} tokens but the context holds {capacity}; shorten the conversation"
+            )
+        return prompt
+
+    def _capacity(self) -> int:
+        if self._cache is not None:
+            return self._cache.capacity
+        limit = self.model.config.max_context_length
+        return min(self._max_context, limit) if self._max_context is not None else limit
+
+    def _get_cache(self) -> CacheLike:
+        if self._cache is None:
+            self._cache = self.model.new_cache(1, self._max_context)
+        return self._cache
+
+    def _clear_cache(self) -> None:
+        if self._cache is None:
+            return
+        try:
+            self._cache.truncate(_SLOT, 0)
+        except Exception:  # a cache broken mid-write is dropped; the next request allocates a new one
+            logger.exception("could not clear the KV cache; dropping it")
+            self._cache = None

@@ -1,0 +1,270 @@
+"""A small, torch-free conversation model and its rendering into harmony prompt tokens via ``openai_harmony``.
+
+A conversation is a flat list of :class:`ChatMessage` s in the order they happened: user text, the assistant's
+reasoning (``analysis``), tool calls and tool results, and the assistant's answer (``final``). A flat list, not
+"turns", because inside one turn a tool loop interleaves reasoning, calls and results, and the renderer needs that
+order.
+
+:func:`render_prompt` prunes earlier turns' reasoning itself (spec §4.5): harmony's ``auto_drop_analysis`` only drops
+analysis before the *first* final answer, and nothing at all while a tool call is in progress, so a 3-turn chat
+would otherwise resend turn 2's chain of thought.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from openai_harmony import (
+    Author,
+    Conversation,
+    DeveloperContent,
+    HarmonyEncoding,
+    Message,
+    RenderConversationConfig,
+    Role,
+    SystemContent,
+    TextContent,
+    ToolDescription,
+)
+from openai_harmony import ReasoningEffort as HarmonyReasoningEffort
+
+from engine.events import ANALYSIS, COMMENTARY, FINAL
+from engine.vocab import get_encoding
+
+DEFAULT_KNOWLEDGE_CUTOFF: Final = "2024-06"
+# Default for ``current_date``: render today's date. Pass None to leave the date line out.
+TODAY: Final = "today"
+JSON_CONTENT_TYPE: Final = "<|constrain|>json"
+
+
+class ReasoningEffort(enum.StrEnum):
+    """How much the model reasons before answering (rendered as ``Reasoning: low|medium|high``)."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+    def to_harmony(self) -> HarmonyReasoningEffort:
+        return {
+            ReasoningEffort.LOW: HarmonyReasoningEffort.LOW,
+            ReasoningEffort.MEDIUM: HarmonyReasoningEffort.MEDIUM,
+            ReasoningEffort.HIGH: HarmonyReasoningEffort.HIGH,
+        }[self]
+
+
+class ChatRole(enum.StrEnum):
+    USER = "user"
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionTool:
+    """A function the model may call as ``functions.<name>``; ``parameters`` is a JSON schema."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One message of a conversation.
+
+    user:      ``text``.
+    assistant: ``text`` on ``channel`` (analysis = reasoning, final = answer, commentary = preamble); a tool call
+               has ``recipient`` (``functions.get_weather``), usually ``content_type`` ``<|constrain|>json``, and the
+               JSON arguments as ``text``.
+    tool:      ``name`` (``functions.get_weather``) and the tool's output as ``text``.
+    """
+
+    role: ChatRole
+    text: str
+    channel: str | None = None
+    recipient: str | None = None
+    name: str | None = None
+    content_type: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.role is ChatRole.ASSISTANT and self.channel is None:
+            raise ValueError("assistant messages need a channel (analysis, commentary or final)")
+        if self.role is ChatRole.TOOL and not self.name:
+            raise ValueError("tool messages need the tool's name, e.g. 'functions.get_weather'")
+
+    @classmethod
+    def user(cls, text: str) -> ChatMessage:
+        return cls(ChatRole.USER, text)
+
+    @classmethod
+    def analysis(cls, text: str) -> ChatMessage:
+        return cls(ChatRole.ASSISTANT, text, channel=ANALYSIS)
+
+    @classmethod
+    def final(cls, text: str) -> ChatMessage:
+        return cls(ChatRole.ASSISTANT, text, channel=FINAL)
+
+    @classmethod
+    def tool_call(
+        cls, recipient: str, arguments: str, *, channel: str = COMMENTARY, content_type: str | None = JSON_CONTENT_TYPE
+    ) -> ChatMessage:
+        return cls(ChatRole.ASSISTANT, arguments, channel=channel, recipient=recipient, content_type=content_type)
+
+    @classmethod
+    def tool_result(cls, name: str, output: str) -> ChatMessage:
+        return cls(ChatRole.TOOL, output, name=name)
+
+    @property
+    def is_prunable_reasoning(self) -> bool:
+        """Pure chain of thought: an assistant analysis message that is not a tool call."""
+        return self.role is ChatRole.ASSISTANT and self.channel == ANALYSIS and self.recipient is None
+
+
+def assistant_turn(final: str, analysis: str | None = None) -> list[ChatMessage]:
+    """The messages of a plain assistant reply (optional reasoning, then the answer)."""
+    out = [ChatMessage.analysis(analysis)] if analysis else []
+    out.append(ChatMessage.final(final))
+    return out
+
+
+def from_harmony(messages: Iterable[Message]) -> list[ChatMessage]:
+    """Convert parsed assistant/tool messages (e.g. ``Done.messages``) into :class:`ChatMessage` s for history."""
+    out: list[ChatMessage] = []
+    for message in messages:
+        text = "".join(c.text for c in message.content if isinstance(c, TextContent))
+        role = message.author.role
+        if role is Role.ASSISTANT:
+            # A salvaged message may lack a channel; keep its text as an answer rather than lose it.
+            out.append(
+                ChatMessage(
+                    ChatRole.ASSISTANT,
+                    text,
+                    channel=message.channel or FINAL,
+                    recipient=message.recipient,
+                    content_type=message.content_type,
+                )
+            )
+        elif role is Role.USER:
+            out.append(ChatMessage.user(text))
+        elif role is Role.TOOL:
+            out.append(ChatMessage.tool_result(message.author.name or "tool", text))
+        # system/developer messages are rebuilt by render_prompt from its arguments
+    return out
+
+
+def prune_reasoning(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """Drop chain-of-thought of finished turns: analysis messages before the last user message (spec §4.5).
+
+    The current turn (after the last user message) keeps its reasoning, tool calls and tool results, so a tool loop
+    continues with its chain of thought. Earlier tool calls and results stay (they are facts, not reasoning).
+    """
+    last_user = max((i for i, m in enumerate(messages) if m.role is ChatRole.USER), default=-1)
+    return [m for i, m in enumerate(messages) if i > last_user or not m.is_prunable_reasoning]
+
+
+def _to_harmony_message(message: ChatMessage) -> Message:
+    if message.role is ChatRole.USER:
+        return Message.from_role_and_content(Role.USER, message.text)
+    if message.role is ChatRole.TOOL:
+        assert message.name is not None  # checked in __post_init__
+        return (
+            Message.from_author_and_content(Author.new(Role.TOOL, message.name), message.text)
+            .with_recipient("assistant")
+            .with_channel(COMMENTARY)
+        )
+    out = Message.from_role_and_content(Role.ASSISTANT, message.text)
+    if message.channel is not None:
+        out = out.with_channel(message.channel)
+    if message.recipient is not None:
+        out = out.with_recipient(message.recipient)
+    if message.content_type is not None:
+        out = out.with_content_type(message.content_type)
+    return out
+
+
+def build_conversation(
+    messages: Sequence[ChatMessage],
+    *,
+    effort: ReasoningEffort = ReasoningEffort.MEDIUM,
+    instructions: str | None = None,
+    knowledge_cutoff: str = DEFAULT_KNOWLEDGE_CUTOFF,
+    current_date: str | None = TODAY,
+    tools: Sequence[FunctionTool] | None = None,
+) -> Conversation:
+    """The harmony ``Conversation`` :func:`render_prompt` renders (system, developer, pruned history)."""
+    system = SystemContent.new().with_reasoning_effort(effort.to_harmony()).with_knowledge_cutoff(knowledge_cutoff)
+    if current_date == TODAY:
+        current_date = datetime.date.today().isoformat()
+    if current_date is not None:
+        system = system.with_conversation_start_date(current_date)
+    harmony_messages = [Message.from_role_and_content(Role.SYSTEM, system)]
+    if instructions or tools:
+        developer = DeveloperContent.new()
+        if instructions:
+            developer = developer.with_instructions(instructions)
+        if tools:
+            developer = developer.with_function_tools(
+                [
+                    ToolDescription.new(t.name, t.description, parameters=dict(t.parameters) if t.parameters else None)
+                    for t in tools
+                ]
+            )
+        harmony_messages.append(Message.from_role_and_content(Role.DEVELOPER, developer))
+    harmony_messages.extend(_to_harmony_message(m) for m in prune_reasoning(messages))
+    return Conversation.from_messages(harmony_messages)
+
+
+def render_prompt(
+    messages: Sequence[ChatMessage],
+    *,
+    effort: ReasoningEffort = ReasoningEffort.MEDIUM,
+    instructions: str | None = None,
+    knowledge_cutoff: str = DEFAULT_KNOWLEDGE_CUTOFF,
+    current_date: str | None = TODAY,
+    tools: Sequence[FunctionTool] | None = None,
+    encoding: HarmonyEncoding | None = None,
+) -> list[int]:
+    """Prompt tokens for the assistant's next message, ending with ``<|start|>assistant``.
+
+    History is stored with ``<|end|>`` (``<|call|>`` for tool calls), never ``<|return|>``; earlier turns' reasoning
+    is pruned (see :func:`prune_reasoning`). ``instructions`` and ``tools`` go in a developer message.
+    ``current_date`` is ``"YYYY-MM-DD"``, :data:`TODAY` (default) or None for no date line.
+    """
+    conversation = build_conversation(
+        messages,
+        effort=effort,
+        instructions=instructions,
+        knowledge_cutoff=knowledge_cutoff,
+        current_date=current_date,
+        tools=tools,
+    )
+    enc = encoding if encoding is not None else get_encoding()
+    # Our pruning already did the right thing; harmony's own rule would drop a different set (spec §4.5).
+    config = RenderConversationConfig(auto_drop_analysis=False)
+    return list(enc.render_conversation_for_completion(conversation, Role.ASSISTANT, config))
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSession:
+    """Immutable snapshot of a chat: settings plus history. ``with_*`` return new sessions."""
+
+    messages: tuple[ChatMessage, ...] = ()
+    effort: ReasoningEffort = ReasoningEffort.MEDIUM
+    instructions: str | None = None
+    tools: tuple[FunctionTool, ...] = field(default=())
+
+    def with_messages(self, *new: ChatMessage) -> ChatSession:
+        return ChatSession(self.messages + new, self.effort, self.instructions, self.tools)
+
+    def prompt(self, *, current_date: str | None = TODAY, encoding: HarmonyEncoding | None = None) -> list[int]:
+        return render_prompt(
+            self.messages,
+            effort=self.effort,
+            instructions=self.instructions,
+            current_date=current_date,
+            tools=self.tools or None,
+            encoding=encoding,
+        )

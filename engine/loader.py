@@ -1,0 +1,44 @@
+"""``load_model``: checkpoint folder -> ready :class:`engine.model.Model` on a device and dtype."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from engine.checkpoint import load_checkpoint
+from engine.model import Model
+
+logger = logging.getLogger(__name__)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+
+
+def load_model(
+    path: str | Path,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype | str | None = None,
+) -> Model:
+    """Load any supported checkpoint layout. ``dtype`` defaults to bf16; ``torch.float32`` works on CPU."""
+    started = time.perf_counter()
+    resolved_device = torch.device(device) if device is not None else default_device()
+    if isinstance(dtype, str):
+        dtype = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[
+            dtype
+        ]
+    resolved_dtype = dtype if dtype is not None else torch.bfloat16
+    checkpoint = load_checkpoint(path)
+    model = Model(checkpoint.config, checkpoint.tensors, resolved_device, resolved_dtype)
+    logger.info(
+        "loaded %s (%s layout) in %.2f s on %s/%s",
+        checkpoint.root,
+        checkpoint.layout,
+        time.perf_counter() - started,
+        resolved_device,
+        resolved_dtype,
+    )
+    return model

@@ -1,0 +1,284 @@
+"""The gpt-oss transformer, written to read like the spec (docs/gpt-oss-spec.md §2).
+
+One model definition serves every backend: the math of each hot op lives in ``kernels/`` (torch references that
+the CPU path runs), reached through :mod:`engine.ops`.
+
+Per block: ``x += Attn(RMSNorm(x))`` then ``x += MoE(RMSNorm(x))``; a final RMSNorm and an untied unembedding.
+Precision: activations in ``dtype`` (bf16 by default); norms, softmax, routing weights and the MoE accumulation in
+fp32; logits returned as fp32.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from engine import ops
+from engine.config import ModelConfig
+from engine.kv_cache import KVCache
+from kernels.moe import DenseExperts, ExpertWeights, Mxfp4Experts
+from kernels.rope import rope_cos_sin, yarn_concentration, yarn_inv_freq
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AttentionWeights:
+    norm: torch.Tensor  # [H] fp32
+    qkv_weight: torch.Tensor  # [q + 2kv, H]
+    qkv_bias: torch.Tensor  # [q + 2kv]
+    sinks: torch.Tensor  # [Hq] fp32
+    out_weight: torch.Tensor  # [H, q]
+    out_bias: torch.Tensor  # [H]
+
+
+@dataclass(frozen=True)
+class MoEWeights:
+    norm: torch.Tensor  # [H] fp32
+    gate_weight: torch.Tensor  # [E, H]
+    gate_bias: torch.Tensor  # [E]
+    mlp1: ExpertWeights  # [E, 2I, H]
+    mlp1_bias: torch.Tensor  # [E, 2I]
+    mlp2: ExpertWeights  # [E, H, I]
+    mlp2_bias: torch.Tensor  # [E, H]
+
+
+@dataclass(frozen=True)
+class BlockWeights:
+    attn: AttentionWeights
+    mlp: MoEWeights
+
+
+class Model:
+    """A loaded gpt-oss model: weights, RoPE tables and the forward passes the generator needs.
+
+    Build it with :func:`engine.load_model`; the constructor takes canonical (original-layout) tensor names.
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        tensors: Mapping[str, torch.Tensor],
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> None:
+        self.config = config
+        self.device = device
+        self.dtype = dtype
+
+        def dense(name: str) -> torch.Tensor:
+            return _to(tensors[name], device, dtype)
+
+        def fp32(name: str) -> torch.Tensor:
+            return _to(tensors[name], device, torch.float32)
+
+        def experts(prefix: str) -> ExpertWeights:
+            if f"{prefix}.blocks" in tensors:
+                return Mxfp4Experts(
+                    blocks=_to(tensors[f"{prefix}.blocks"], device, torch.uint8),
+                    scales=_to(tensors[f"{prefix}.scales"], device, torch.uint8),
+                )
+            return DenseExperts(weight=dense(prefix))
+
+        self.embedding = dense("embedding.weight")  # [V, H]
+        self.blocks: list[BlockWeights] = []
+        for n in range(config.num_hidden_layers):
+            p = f"block.{n}"
+            self.blocks.append(
+                BlockWeights(
+                    attn=AttentionWeights(
+                        norm=fp32(f"{p}.attn.norm.scale"),
+                        qkv_weight=dense(f"{p}.attn.qkv.weight"),
+                        qkv_bias=dense(f"{p}.attn.qkv.bias"),
+                        sinks=fp32(f"{p}.attn.sinks"),
+                        out_weight=dense(f"{p}.attn.out.weight"),
+                        out_bias=dense(f"{p}.attn.out.bias"),
+                    ),
+                    mlp=MoEWeights(
+                        norm=fp32(f"{p}.mlp.norm.scale"),
+                        gate_weight=dense(f"{p}.mlp.gate.weight"),
+                        gate_bias=dense(f"{p}.mlp.gate.bias"),
+                        mlp1=experts(f"{p}.mlp.mlp1_weight"),
+                        mlp1_bias=dense(f"{p}.mlp.mlp1_bias"),
+                        mlp2=experts(f"{p}.mlp.mlp2_weight"),
+                        mlp2_bias=dense(f"{p}.mlp.mlp2_bias"),
+                    ),
+                )
+            )
+        self.norm = fp32("norm.scale")
+        self.unembedding = dense("unembedding.weight")  # [V, H]
+
+        concentration, low, high = config.yarn_parameters()
+        self._inv_freq = yarn_inv_freq(
+            config.head_dim, config.rope_theta, config.rope_scaling_factor, low, high
+        ).to(device)
+        self._concentration = yarn_concentration(config.rope_scaling_factor)
+        self._sm_scale = config.head_dim**-0.5
+
+    # --------------------------------------------------------------------------------------------- public API
+    def new_cache(self, batch_size: int = 1, max_context: int | None = None) -> KVCache:
+        """A fresh cache with ``batch_size`` slots of up to ``max_context`` tokens each."""
+        capacity = max_context if max_context is not None else self.config.max_context_length
+        return KVCache(self.config, batch_size, capacity, self.device, self.dtype)
+
+    @torch.inference_mode()
+    def logits(self, token_ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
+        """Full forward of one sequence from position 0 with no cache: fp32 logits ``[T, V]`` (for testing)."""
+        ids = self._as_ids(token_ids)
+        positions = torch.arange(ids.numel(), device=self.device)
+        x = self.embedding[ids]  # [T, H]
+        for layer, block in enumerate(self.blocks):
+            x = self._attention_uncached(layer, block.attn, x, positions)
+            x = self._moe(block.mlp, x)
+        return self._unembed(x)
+
+    @torch.inference_mode()
+    def prefill(self, token_ids: Sequence[int], cache: KVCache, slot: int = 0) -> torch.Tensor:
+        """Append ``token_ids`` to ``slot`` and return fp32 logits ``[V]`` of the last one."""
+        ids = self._as_ids(token_ids)
+        if ids.numel() == 0:
+            raise ValueError("prefill needs at least one token")
+        start = cache.length(slot)
+        cache.reserve(slot, ids.numel())
+        positions = torch.arange(start, start + ids.numel(), device=self.device)
+        x = self.embedding[ids]  # [T, H]
+        for layer, block in enumerate(self.blocks):
+            x = self._attention_cached(layer, block.attn, x, positions, cache, slot)
+            x = self._moe(block.mlp, x)
+        cache.commit(slot, [int(t) for t in ids.tolist()])
+        cache.snapshot(slot)
+        return self._unembed(x[-1:])[0]
+
+    @torch.inference_mode()
+    def decode(self, token_ids: Sequence[int], cache: KVCache, slots: Sequence[int]) -> torch.Tensor:
+        """One new token for each of ``slots`` (in one batch): fp32 logits ``[len(slots), V]``."""
+        if len(token_ids) != len(slots):
+            raise ValueError(f"{len(token_ids)} tokens for {len(slots)} slots")
+        ids = self._as_ids(token_ids)
+        for slot in slots:
+            cache.reserve(slot, 1)
+        positions = torch.tensor([cache.length(s) for s in slots], device=self.device)
+        x = self.embedding[ids]  # [B, H]
+        for layer, block in enumerate(self.blocks):
+            x = self._attention_decode(layer, block.attn, x, positions, cache, slots)
+            x = self._moe(block.mlp, x)
+        for slot, token in zip(slots, ids.tolist(), strict=True):
+            cache.commit(slot, [int(token)])
+        return self._unembed(x)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of weights the model holds (MXFP4 experts counted packed)."""
+        total = self.embedding.nbytes + self.unembedding.nbytes + self.norm.nbytes
+        for block in self.blocks:
+            a, m = block.attn, block.mlp
+            total += sum(t.nbytes for t in (a.norm, a.qkv_weight, a.qkv_bias, a.sinks, a.out_weight, a.out_bias))
+            total += sum(t.nbytes for t in (m.norm, m.gate_weight, m.gate_bias, m.mlp1_bias, m.mlp2_bias))
+            total += m.mlp1.nbytes + m.mlp2.nbytes
+        return total
+
+    # --------------------------------------------------------------------------------------------- internals
+    def _as_ids(self, token_ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
+        ids = torch.as_tensor(token_ids, dtype=torch.long, device=self.device).reshape(-1)
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.config.vocab_size):
+            raise ValueError(f"token id out of range [0, {self.config.vocab_size})")
+        return ids
+
+    def _qkv(
+        self, attn: AttentionWeights, x: torch.Tensor, positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Normed projections with RoPE: q ``[T, Hq, D]``, k and v ``[T, Hkv, D]``."""
+        cfg = self.config
+        t = ops.rmsnorm(x, attn.norm, cfg.rms_norm_eps)
+        qkv = F.linear(t, attn.qkv_weight, attn.qkv_bias)  # [T, q + 2kv]
+        q, k, v = qkv.split((cfg.q_size, cfg.kv_size, cfg.kv_size), dim=-1)
+        q = q.reshape(-1, cfg.num_attention_heads, cfg.head_dim)  # [T, Hq, D]
+        k = k.reshape(-1, cfg.num_key_value_heads, cfg.head_dim)  # [T, Hkv, D]
+        v = v.reshape(-1, cfg.num_key_value_heads, cfg.head_dim)
+        cos, sin = rope_cos_sin(positions, self._inv_freq, self._concentration)
+        return ops.rope(q, cos, sin), ops.rope(k, cos, sin), v
+
+    def _project_out(self, attn: AttentionWeights, x: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+        return x + F.linear(o.flatten(1), attn.out_weight, attn.out_bias)  # [T, Hq*D] -> [T, H]
+
+    def _attention_uncached(
+        self, layer: int, attn: AttentionWeights, x: torch.Tensor, positions: torch.Tensor
+    ) -> torch.Tensor:
+        q, k, v = self._qkv(attn, x, positions)
+        window = self.config.window_for_layer(layer)
+        o = ops.attention(q, k, v, attn.sinks, positions, positions, window, self._sm_scale)
+        return self._project_out(attn, x, o)
+
+    def _attention_cached(
+        self,
+        layer: int,
+        attn: AttentionWeights,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        cache: KVCache,
+        slot: int,
+    ) -> torch.Tensor:
+        q, k, v = self._qkv(attn, x, positions)
+        start = int(positions[0])
+        window = self.config.window_for_layer(layer)
+        if window == 0:
+            # Full layer: store first, then attend over the cache prefix (a view, no copy).
+            cache.write(layer, slot, start, k, v)
+            keys, values, key_pos = cache.history(layer, slot, start + k.shape[0])
+        else:
+            # Ring layer: read the older positions before this chunk overwrites them.
+            old_k, old_v, old_pos = cache.history(layer, slot, start)
+            keys = torch.cat((old_k, k))
+            values = torch.cat((old_v, v))
+            key_pos = torch.cat((old_pos, positions))
+            cache.write(layer, slot, start, k, v)
+        o = ops.attention(q, keys, values, attn.sinks, positions, key_pos, window, self._sm_scale)
+        return self._project_out(attn, x, o)
+
+    def _attention_decode(
+        self,
+        layer: int,
+        attn: AttentionWeights,
+        x: torch.Tensor,
+        positions: torch.Tensor,
+        cache: KVCache,
+        slots: Sequence[int],
+    ) -> torch.Tensor:
+        q, k, v = self._qkv(attn, x, positions)  # one token per slot: [B, heads, D]
+        window = self.config.window_for_layer(layer)
+        outputs = []
+        for row, slot in enumerate(slots):
+            position = int(positions[row])
+            cache.write(layer, slot, position, k[row : row + 1], v[row : row + 1])
+            keys, values, key_pos = cache.history(layer, slot, position + 1)
+            outputs.append(
+                ops.attention(
+                    q[row : row + 1], keys, values, attn.sinks, positions[row : row + 1], key_pos, window,
+                    self._sm_scale,
+                )
+            )
+        return self._project_out(attn, x, torch.cat(outputs))
+
+    def _moe(self, mlp: MoEWeights, x: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        t = ops.rmsnorm(x, mlp.norm, cfg.rms_norm_eps)
+        weights, indices = ops.router(t, mlp.gate_weight, mlp.gate_bias, cfg.experts_per_token)
+        y = ops.moe(
+            t, weights, indices, mlp.mlp1, mlp.mlp1_bias, mlp.mlp2, mlp.mlp2_bias, cfg.swiglu_limit, cfg.swiglu_alpha
+        )
+        return x + y
+
+    def _unembed(self, x: torch.Tensor) -> torch.Tensor:
+        t = ops.rmsnorm(x, self.norm, self.config.rms_norm_eps)
+        return F.linear(t, self.unembedding).float()  # [T, V]
+
+
+def _to(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Move/cast only when needed, so memory-mapped bf16 weights stay zero-copy on CPU."""
+    if tensor.device == device and tensor.dtype == dtype:
+        return tensor
+    return tensor.to(device=device, dtype=dtype)

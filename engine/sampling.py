@@ -1,0 +1,109 @@
+"""Sampling parameters and the pure sampling function (temperature, top-k, top-p nucleus, greedy)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from engine.vocab import ASSISTANT_STOP_TOKENS
+
+# Reasoning at high effort often runs to several thousand tokens before the answer starts; 4096 cut answers off
+# in practice, so the default leaves room for both. Callers with a small context lower it.
+DEFAULT_MAX_TOKENS = 8192
+_SEED_LIMIT = 2**64  # torch.Generator.manual_seed accepts seeds below this
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    """How to pick each next token. Defaults follow OpenAI's recommendation for gpt-oss (spec §6).
+
+    temperature: 0 means greedy (argmax); otherwise logits are divided by it.
+    top_p: nucleus sampling mass in (0, 1]; 1 disables it.
+    top_k: keep the k most likely tokens; 0 disables it.
+    seed: makes sampling reproducible on one device; None uses fresh randomness.
+    max_tokens: most tokens to generate, the stop token included.
+    stop_tokens: generation ends after sampling one of these (default ``<|return|>``, ``<|call|>``; spec §4.2).
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    stop_tokens: frozenset[int] = field(default=ASSISTANT_STOP_TOKENS)
+
+    def __post_init__(self) -> None:
+        # bool is an int subclass; True as a count or seed is always a mistake.
+        if isinstance(self.temperature, bool) or not isinstance(self.temperature, int | float):
+            raise ValueError(f"temperature must be a number, got {self.temperature!r}")
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise ValueError(f"temperature must be a finite number >= 0, got {self.temperature}")
+        if isinstance(self.top_p, bool) or not isinstance(self.top_p, int | float):
+            raise ValueError(f"top_p must be a number, got {self.top_p!r}")
+        if not (0.0 < self.top_p <= 1.0):
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
+            raise ValueError(f"top_k must be an integer >= 0 (0 = off), got {self.top_k!r}")
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int) or not (0 <= self.seed < _SEED_LIMIT)
+        ):
+            raise ValueError(f"seed must be an integer in [0, 2**64) or None, got {self.seed!r}")
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be an integer >= 1, got {self.max_tokens!r}")
+        stops = frozenset(self.stop_tokens)
+        if any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for t in stops):
+            raise ValueError(f"stop_tokens must be non-negative token ids, got {sorted(stops)!r}")
+        object.__setattr__(self, "stop_tokens", stops)  # accept any iterable, store a hashable set
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator | None:
+    """A seeded generator on ``device`` (where the logits live), or None to use torch's global RNG."""
+    if seed is None:
+        return None
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed)
+    return generator
+
+
+def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
+    """Set logits outside the top-k and outside the top-p nucleus to -inf. ``logits``: [B, V] float.
+
+    Top-k is applied first, then top-p on what remains (the order HF and the reference use). The most likely
+    token always survives, so at least one candidate is left.
+    """
+    vocab = logits.shape[-1]
+    if 0 < top_k < vocab:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # Mass strictly before each token: a token is dropped once the tokens ahead of it already reach top_p.
+        before = torch.cumsum(probs, dim=-1) - probs
+        drop_sorted = before >= top_p
+        drop_sorted[..., 0] = False
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Pick the next token from ``logits`` ([V] or [B, V]); returns int64 ids of shape [] or [B]."""
+    if logits.dim() not in (1, 2):
+        raise ValueError(f"logits must be [V] or [B, V], got shape {tuple(logits.shape)}")
+    single = logits.dim() == 1
+    batch = logits.unsqueeze(0) if single else logits
+    batch = batch.float()
+    if params.greedy:
+        ids = torch.argmax(batch, dim=-1)
+    else:
+        filtered = filter_logits(batch / params.temperature, params.top_k, params.top_p)
+        probs = torch.softmax(filtered, dim=-1)
+        ids = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
+    return ids[0] if single else ids

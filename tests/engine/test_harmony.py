@@ -1,0 +1,284 @@
+"""render_prompt against openai_harmony's own rendering of hand-built conversations, and reasoning pruning."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from openai_harmony import (
+    Author,
+    Conversation,
+    DeveloperContent,
+    HarmonyEncoding,
+    Message,
+    RenderConversationConfig,
+    Role,
+    SystemContent,
+    ToolDescription,
+)
+from openai_harmony import ReasoningEffort as HE
+
+from engine.harmony import (
+    ChatMessage,
+    ChatRole,
+    ChatSession,
+    FunctionTool,
+    ReasoningEffort,
+    assistant_turn,
+    from_harmony,
+    prune_reasoning,
+    render_prompt,
+)
+from engine.vocab import END, RETURN, START, get_encoding
+
+DATE = "2025-08-05"
+ASSISTANT = 173781
+WEATHER_SCHEMA = {
+    "type": "object",
+    "properties": {"location": {"type": "string", "description": "City"}},
+    "required": ["location"],
+}
+
+
+@pytest.fixture(scope="module")
+def enc() -> HarmonyEncoding:
+    return get_encoding()
+
+
+def system(effort: HE = HE.MEDIUM, date: str | None = DATE) -> Message:
+    content = SystemContent.new().with_reasoning_effort(effort).with_knowledge_cutoff("2024-06")
+    if date is not None:
+        content = content.with_conversation_start_date(date)
+    return Message.from_role_and_content(Role.SYSTEM, content)
+
+
+def user(text: str) -> Message:
+    return Message.from_role_and_content(Role.USER, text)
+
+
+def asst(channel: str, text: str) -> Message:
+    return Message.from_role_and_content(Role.ASSISTANT, text).with_channel(channel)
+
+
+def expected(enc: HarmonyEncoding, messages: list[Message]) -> list[int]:
+    conv = Conversation.from_messages(messages)
+    return list(
+        enc.render_conversation_for_completion(conv, Role.ASSISTANT, RenderConversationConfig(auto_drop_analysis=False))
+    )
+
+
+def harmony_default(enc: HarmonyEncoding, messages: list[Message]) -> list[int]:
+    """What harmony's own auto_drop_analysis produces (to show it is not enough)."""
+    return list(enc.render_conversation_for_completion(Conversation.from_messages(messages), Role.ASSISTANT))
+
+
+def contains(haystack: list[int], needle: list[int]) -> bool:
+    n = len(needle)
+    return any(haystack[i : i + n] == needle for i in range(len(haystack) - n + 1))
+
+
+def test_single_user_message_matches_harmony(enc: HarmonyEncoding) -> None:
+    ours = render_prompt([ChatMessage.user("What is 2+2?")], effort=ReasoningEffort.HIGH, current_date=DATE)
+    assert ours == expected(enc, [system(HE.HIGH), user("What is 2+2?")])
+    assert ours[-2:] == [START, ASSISTANT]
+    text = enc.decode(ours)
+    assert "Reasoning: high" in text
+    assert f"Current date: {DATE}" in text
+    assert "Knowledge cutoff: 2024-06" in text
+
+
+@pytest.mark.parametrize("effort", list(ReasoningEffort))
+def test_effort_is_rendered(enc: HarmonyEncoding, effort: ReasoningEffort) -> None:
+    ours = render_prompt([ChatMessage.user("hi")], effort=effort, current_date=None)
+    harmony_effort = {"low": HE.LOW, "medium": HE.MEDIUM, "high": HE.HIGH}[effort.value]
+    assert ours == expected(enc, [system(harmony_effort, date=None), user("hi")])
+    assert f"Reasoning: {effort.value}" in enc.decode(ours)
+    assert "Current date" not in enc.decode(ours)
+
+
+def test_default_date_is_today(enc: HarmonyEncoding) -> None:
+    ours = render_prompt([ChatMessage.user("hi")])
+    assert f"Current date: {datetime.date.today().isoformat()}" in enc.decode(ours)
+
+
+def test_instructions_and_tools_go_in_developer_message(enc: HarmonyEncoding) -> None:
+    tools = [FunctionTool("get_weather", "Gets the weather", WEATHER_SCHEMA), FunctionTool("now", "Current time")]
+    ours = render_prompt(
+        [ChatMessage.user("Weather in SF?")], instructions="Be terse.", tools=tools, current_date=DATE
+    )
+    developer = (
+        DeveloperContent.new()
+        .with_instructions("Be terse.")
+        .with_function_tools(
+            [
+                ToolDescription.new("get_weather", "Gets the weather", parameters=WEATHER_SCHEMA),
+                ToolDescription.new("now", "Current time"),
+            ]
+        )
+    )
+    want = expected(enc, [system(), Message.from_role_and_content(Role.DEVELOPER, developer), user("Weather in SF?")])
+    assert ours == want
+    text = enc.decode(ours)
+    assert "# Instructions\n\nBe terse." in text
+    assert "Calls to these tools must go to the commentary channel: 'functions'." in text
+
+
+def test_instructions_only(enc: HarmonyEncoding) -> None:
+    ours = render_prompt([ChatMessage.user("x")], instructions="Speak French.", current_date=DATE)
+    developer = Message.from_role_and_content(Role.DEVELOPER, DeveloperContent.new().with_instructions("Speak French."))
+    assert ours == expected(enc, [system(), developer, user("x")])
+
+
+def test_history_uses_end_never_return(enc: HarmonyEncoding) -> None:
+    history = [ChatMessage.user("Hi"), *assistant_turn("Hello!", analysis="Greet back."), ChatMessage.user("Bye")]
+    ours = render_prompt(history, current_date=DATE)
+    assert RETURN not in ours
+    assert ours == expected(enc, [system(), user("Hi"), asst("final", "Hello!"), user("Bye")])
+    final_tokens = enc.encode("<|channel|>final<|message|>Hello!<|end|>", allowed_special="all")
+    assert contains(ours, final_tokens)
+    assert END in ours
+
+
+def test_two_turns_prior_analysis_pruned(enc: HarmonyEncoding) -> None:
+    history = [
+        ChatMessage.user("Q1"),
+        ChatMessage.analysis("SECRET-1"),
+        ChatMessage.final("A1"),
+        ChatMessage.user("Q2"),
+    ]
+    ours = render_prompt(history, current_date=DATE)
+    assert ours == expected(enc, [system(), user("Q1"), asst("final", "A1"), user("Q2")])
+    assert "SECRET-1" not in enc.decode(ours)
+
+
+def test_three_turns_prune_turn_two_analysis_where_harmony_keeps_it(enc: HarmonyEncoding) -> None:
+    history = [
+        ChatMessage.user("Q1"),
+        ChatMessage.analysis("SECRET-1"),
+        ChatMessage.final("A1"),
+        ChatMessage.user("Q2"),
+        ChatMessage.analysis("SECRET-2"),
+        ChatMessage.final("A2"),
+        ChatMessage.user("Q3"),
+    ]
+    ours = render_prompt(history, current_date=DATE)
+    want = expected(enc, [system(), user("Q1"), asst("final", "A1"), user("Q2"), asst("final", "A2"), user("Q3")])
+    assert ours == want
+    # The library's own auto-drop keeps turn 2's reasoning (spec §4.5 (a)); ours does not.
+    lib = harmony_default(
+        enc,
+        [
+            system(),
+            user("Q1"),
+            asst("analysis", "SECRET-1"),
+            asst("final", "A1"),
+            user("Q2"),
+            asst("analysis", "SECRET-2"),
+            asst("final", "A2"),
+            user("Q3"),
+        ],
+    )
+    assert "SECRET-2" in enc.decode(lib)
+    assert "SECRET-2" not in enc.decode(ours)
+    assert "SECRET-1" not in enc.decode(ours)
+
+
+def tool_call_msg(text: str, channel: str = "commentary") -> Message:
+    return (
+        Message.from_role_and_content(Role.ASSISTANT, text)
+        .with_channel(channel)
+        .with_recipient("functions.get_weather")
+        .with_content_type("<|constrain|>json")
+    )
+
+
+def tool_result_msg(text: str) -> Message:
+    return (
+        Message.from_author_and_content(Author.new(Role.TOOL, "functions.get_weather"), text)
+        .with_recipient("assistant")
+        .with_channel("commentary")
+    )
+
+
+def test_during_tool_call_current_analysis_kept_prior_pruned(enc: HarmonyEncoding) -> None:
+    tools = [FunctionTool("get_weather", "Gets the weather", WEATHER_SCHEMA)]
+    history = [
+        ChatMessage.user("Q1"),
+        ChatMessage.analysis("SECRET-1"),
+        ChatMessage.final("A1"),
+        ChatMessage.user("Weather in SF?"),
+        ChatMessage.analysis("Need the weather tool."),
+        ChatMessage.tool_call("functions.get_weather", '{"location":"SF"}'),
+        ChatMessage.tool_result("functions.get_weather", '{"temp": 20}'),
+    ]
+    ours = render_prompt(history, tools=tools, current_date=DATE)
+    developer = Message.from_role_and_content(
+        Role.DEVELOPER,
+        DeveloperContent.new().with_function_tools(
+            [ToolDescription.new("get_weather", "Gets the weather", parameters=WEATHER_SCHEMA)]
+        ),
+    )
+    full = [
+        system(),
+        developer,
+        user("Q1"),
+        asst("analysis", "SECRET-1"),
+        asst("final", "A1"),
+        user("Weather in SF?"),
+        asst("analysis", "Need the weather tool."),
+        tool_call_msg('{"location":"SF"}'),
+        tool_result_msg('{"temp": 20}'),
+    ]
+    pruned = [m for i, m in enumerate(full) if i != 3]
+    assert ours == expected(enc, pruned)
+    text = enc.decode(ours)
+    assert "SECRET-1" not in text
+    assert "Need the weather tool." in text
+    # The call renders with <|call|>, the result as a tool message to the assistant.
+    call = enc.encode(
+        "<|start|>assistant to=functions.get_weather<|channel|>commentary <|constrain|>json"
+        '<|message|>{"location":"SF"}<|call|>',
+        allowed_special="all",
+    )
+    assert contains(ours, call)
+    result = enc.encode(
+        '<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>{"temp": 20}<|end|>',
+        allowed_special="all",
+    )
+    assert contains(ours, result)
+    # harmony's auto-drop keeps everything while a tool call is in progress (spec §4.5 (b)).
+    assert "SECRET-1" in enc.decode(harmony_default(enc, full))
+
+
+def test_tool_call_on_analysis_channel_is_not_pruned_as_reasoning() -> None:
+    history = [
+        ChatMessage.user("Q1"),
+        ChatMessage.tool_call("browser.search", '{"query":"x"}', channel="analysis", content_type=None),
+        ChatMessage.tool_result("browser.search", "results"),
+        ChatMessage.analysis("think"),
+        ChatMessage.final("A1"),
+        ChatMessage.user("Q2"),
+    ]
+    kept = prune_reasoning(history)
+    assert [m.text for m in kept] == ["Q1", '{"query":"x"}', "results", "A1", "Q2"]
+
+
+def test_from_harmony_roundtrip_of_parsed_messages(enc: HarmonyEncoding) -> None:
+    completion = enc.encode(
+        "<|channel|>analysis<|message|>hmm<|end|><|start|>assistant<|channel|>final<|message|>Yes.<|return|>",
+        allowed_special="all",
+    )
+    parsed = enc.parse_messages_from_completion_tokens(completion, Role.ASSISTANT)
+    msgs = from_harmony(parsed)
+    assert msgs == [ChatMessage.analysis("hmm"), ChatMessage.final("Yes.")]
+    session = ChatSession(effort=ReasoningEffort.LOW).with_messages(ChatMessage.user("Q"), *msgs)
+    session = session.with_messages(ChatMessage.user("Q2"))
+    ours = session.prompt(current_date=DATE)
+    assert ours == expected(enc, [system(HE.LOW), user("Q"), asst("final", "Yes."), user("Q2")])
+
+
+def test_message_validation() -> None:
+    with pytest.raises(ValueError, match="channel"):
+        ChatMessage(ChatRole.ASSISTANT, "x")
+    with pytest.raises(ValueError, match="name"):
+        ChatMessage(ChatRole.TOOL, "x")
