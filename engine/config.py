@@ -318,6 +318,8 @@ class ModelConfig:
     # ----------------------------------------------------------------------------------------------- YaRN
     def yarn_parameters(self) -> tuple[float, float, float]:
         """(concentration, low, high) of the YaRN NTK-by-parts correction, unrounded (spec §2.5)."""
+        if self.rope_scaling_factor <= 1.0:
+            return 1.0, 0.0, 0.0  # plain RoPE: no YaRN blending, no temperature
         concentration = 0.1 * math.log(self.rope_scaling_factor) + 1.0
         d_half = self.head_dim / 2
         low = d_half * math.log(self.initial_context_length / (self.rope_ntk_beta * 2 * math.pi)) / math.log(

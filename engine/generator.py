@@ -96,13 +96,15 @@ class Generator:
         self._max_context = max_context
         self._encoding = encoding
         self._cache: CacheLike | None = None
+        # (prompt length, logits) of the last prefill, valid while the cache still starts with that prompt.
+        self._last_prefill: tuple[int, torch.Tensor] | None = None
         # One request at a time: the cache slot is shared state. A second caller waits.
         self._lock = threading.Lock()
 
     @property
     def context_length(self) -> int:
         """Most tokens (prompt + completion) one request can hold."""
-        return self._get_cache().capacity
+        return self._capacity()
 
     @property
     def cached_tokens(self) -> list[int]:
@@ -188,7 +190,9 @@ class Generator:
         Model exceptions are recorded in ``run`` (finish_reason error), never raised, so callers can report them.
         """
         run.prompt_tokens = len(prompt)
-        with self._lock, torch.inference_mode():
+        # The lock is held across yields (the cache is ours until the request ends); inference_mode is entered
+        # only around model work, because a grad-mode context held across a yield would leak into the consumer.
+        with self._lock:
             cache = self._get_cache()
             if len(prompt) >= cache.capacity:
                 # Re-checked under the lock: the cache (and so its real capacity) may only now exist.
@@ -200,12 +204,14 @@ class Generator:
                 run.finish_reason = FinishReason.CANCELLED
                 return
             try:
-                logits = self._prefill(prompt, cache, run)
+                with torch.inference_mode():
+                    logits = self._prefill(prompt, cache, run)
                 generator = make_generator(params.seed, logits.device)
                 produced = 0
                 while True:
                     step_started = time.perf_counter()
-                    token = int(sample(logits, params, generator))
+                    with torch.inference_mode():
+                        token = int(sample(logits, params, generator))
                     now = time.perf_counter()
                     if run.first_token_at is None:
                         run.first_token_at = now
@@ -224,7 +230,8 @@ class Generator:
                         run.finish_reason = FinishReason.CANCELLED
                         return
                     step_started = time.perf_counter()
-                    logits = self.model.decode([token], cache, [_SLOT])[0]
+                    with torch.inference_mode():
+                        logits = self.model.decode([token], cache, [_SLOT])[0]
                     run.decode_seconds += time.perf_counter() - step_started
             except Exception as exc:  # the model failed: report it as a finish reason, keep the generator usable
                 logger.exception("generation failed")
@@ -233,7 +240,12 @@ class Generator:
                 self._clear_cache()
 
     def _prefill(self, prompt: list[int], cache: CacheLike, run: _Run) -> torch.Tensor:
-        """Reuse the cached prefix shared with ``prompt``; prefill the rest (always >= 1 token, for the logits)."""
+        """Reuse the cached prefix shared with ``prompt`` and prefill the rest; return the last position's logits.
+
+        When the whole prompt is exactly what the previous request prefilled (regenerating an answer), the logits
+        kept from that prefill are reused and nothing is recomputed. Otherwise at least one token is prefilled,
+        because only a forward pass yields logits.
+        """
         started = time.perf_counter()
         cached = cache.tokens(_SLOT)
         common = 0
@@ -241,11 +253,24 @@ class Generator:
             if a != b:
                 break
             common += 1
+        # The cache can return exactly to the end of a prefill (the real one snapshots there), so this rarely fails.
+        if (
+            common == len(prompt)
+            and self._last_prefill is not None
+            and self._last_prefill[0] == len(prompt)
+            and cache.truncate(_SLOT, len(prompt)) == len(prompt)
+        ):
+            run.reused_prompt_tokens = len(prompt)
+            run.prefill_seconds = time.perf_counter() - started
+            logger.debug("prefill: all %d prompt tokens reused with their logits", len(prompt))
+            return self._last_prefill[1]
         common = min(common, len(prompt) - 1)
         kept = cache.truncate(_SLOT, common) if cache.length(_SLOT) != common else common
         run.reused_prompt_tokens = kept
         logger.debug("prefill: %d prompt tokens, %d reused from the cache", len(prompt), kept)
+        self._last_prefill = None  # invalid while the cache is being rewritten
         logits = self.model.prefill(prompt[kept:], cache, _SLOT)
+        self._last_prefill = (len(prompt), logits)
         run.prefill_seconds = time.perf_counter() - started
         return logits
 
@@ -276,6 +301,7 @@ class Generator:
         return self._cache
 
     def _clear_cache(self) -> None:
+        self._last_prefill = None
         if self._cache is None:
             return
         try:

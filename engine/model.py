@@ -21,7 +21,7 @@ from engine import ops
 from engine.config import ModelConfig
 from engine.kv_cache import KVCache
 from kernels.moe import DenseExperts, ExpertWeights, Mxfp4Experts
-from kernels.rope import rope_cos_sin, yarn_concentration, yarn_inv_freq
+from kernels.rope import rope_cos_sin, yarn_inv_freq
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ class Model:
         self._inv_freq = yarn_inv_freq(
             config.head_dim, config.rope_theta, config.rope_scaling_factor, low, high
         ).to(device)
-        self._concentration = yarn_concentration(config.rope_scaling_factor)
+        self._concentration = concentration
         self._sm_scale = config.head_dim**-0.5
 
     # --------------------------------------------------------------------------------------------- public API

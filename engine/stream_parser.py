@@ -14,7 +14,9 @@ output ending inside a header. A chat app must never lose an answer to that, so 
 - A stray ``<|end|>`` between messages is skipped; any other token where ``<|start|>`` was expected is taken as
   the first header token of a new assistant message (the model forgot ``<|start|>assistant``).
 - After ``<|return|>``/``<|call|>`` the output is over: later tokens are counted but ignored.
-- Output ending inside a header loses only that header (it has no text yet).
+- A header running past :data:`MAX_HEADER_TOKENS` tokens is text the model wrote without a header: it and what
+  follows stream as text on :data:`~engine.events.NO_CHANNEL` (otherwise the user would see nothing at all).
+- Output ending inside a (short) header loses only that header (it has no text yet).
 Each of these is reported in :attr:`malformed`; the stream keeps going.
 
 Token accounting: every token is counted to the message it belongs to (its header, its content and the token
@@ -41,6 +43,9 @@ logger = logging.getLogger(__name__)
 _CHANNEL_RE = re.compile(r"<\|channel\|>\s*([^\s<]+)")
 _RECIPIENT_RE = re.compile(r"\bto=([^\s<]+)")
 _CONSTRAIN_RE = re.compile(r"<\|constrain\|>\s*([^\s<]+)")
+# Real headers are a few tokens (the longest, a tool call with a JSON constraint, ~15). A longer one means the model
+# is writing text without a header; past this many tokens it is streamed as text so the user sees something.
+MAX_HEADER_TOKENS = 48
 
 
 class _State(enum.Enum):
@@ -146,8 +151,7 @@ class HarmonyStreamParser:
         if self._state is _State.EXPECT_START and not self._expect_start(token):
             return None
         if self._state is _State.HEADER:
-            self._header(token)
-            return None
+            return self._header(token)
         return self._content(token)
 
     def finish(self) -> None:
@@ -195,7 +199,7 @@ class HarmonyStreamParser:
         self._begin_header()
         return True
 
-    def _header(self, token: int) -> None:
+    def _header(self, token: int) -> Delta | None:
         self._header_tokens.append(token)
         try:
             self._parser.process(token)
@@ -208,13 +212,16 @@ class HarmonyStreamParser:
                 self._msg_tokens = 0
                 self._replace_parser(None)
                 self._state = _State.EXPECT_START
-            return
+            return None
         if token == MESSAGE:
             self._enter_content()
         elif token in MESSAGE_STOP_TOKENS:
             # The lenient parser closed a message that never reached <|message|>.
             self._note(f"message header ended by {self._text([token])} without <|message|>")
             self._close_message(token)
+        elif len(self._header_tokens) > MAX_HEADER_TOKENS:
+            return self._header_as_text()
+        return None
 
     def _content(self, token: int) -> Delta | None:
         try:
@@ -272,6 +279,28 @@ class HarmonyStreamParser:
             return
         self._note(f"malformed message header {header!r} ({exc}); kept its text")
         self._enter_content()
+
+    def _header_as_text(self) -> Delta | None:
+        """A "header" that never ends is text the model wrote without one: stream it (and what follows) as text."""
+        self._note(f"message header longer than {MAX_HEADER_TOKENS} tokens; read as text without a channel")
+        pending = self._header_tokens
+        self._replace_parser(Role.ASSISTANT)
+        text = []
+        try:
+            self._parser.process(MESSAGE)
+            for tok in pending:
+                self._parser.process(tok)
+                text.append(self._parser.last_content_delta or "")
+        except HarmonyError as exc:  # cannot happen for tokens that were acceptable in a header; stay safe
+            self._note(f"could not read the header as text: {exc}")
+            self._other += self._msg_tokens
+            self._msg_tokens = 0
+            self._replace_parser(None)
+            self._state = _State.EXPECT_START
+            return None
+        self._enter_content()
+        joined = "".join(text)
+        return Delta(channel=NO_CHANNEL, text=joined, recipient=None) if joined else None
 
     def _close_message(self, token: int | None = None) -> None:
         """Book the open message's tokens to the category of the message the wrapped parser just completed."""

@@ -109,17 +109,17 @@ def moe_ref(
     order = torch.argsort(flat_experts, stable=True)
     counts = torch.bincount(flat_experts, minlength=mlp1.num_experts).tolist()
     token_of = order // top_k  # [T*k] source token of each sorted pair
-    weight_of = routing_weights.reshape(-1)[order]  # [T*k]
-    out = torch.zeros(num_tokens, x.shape[-1], dtype=torch.float32, device=x.device)
+    # Expert outputs in sorted order; gathered back per token below (cheaper than index_add_ on CPU).
+    sorted_out = torch.empty(num_tokens * top_k, x.shape[-1], dtype=x.dtype, device=x.device)  # [T*k, H]
     start = 0
     for expert, count in enumerate(counts):
         if count == 0:
             continue
-        rows = token_of[start : start + count]
-        xs = x[rows]  # [n, H]
+        xs = x[token_of[start : start + count]]  # [n, H]
         h = F.linear(xs, mlp1.expert(expert, x.dtype), mlp1_bias[expert].to(x.dtype))  # [n, 2I]
         a = swiglu_ref(h, swiglu_limit, swiglu_alpha)  # [n, I]
-        y = F.linear(a, mlp2.expert(expert, x.dtype), mlp2_bias[expert].to(x.dtype))  # [n, H]
-        out.index_add_(0, rows, y.float() * weight_of[start : start + count, None])
+        sorted_out[start : start + count] = F.linear(a, mlp2.expert(expert, x.dtype), mlp2_bias[expert].to(x.dtype))
         start += count
-    return out.to(x.dtype)
+    per_slot = sorted_out[torch.argsort(order)].view(num_tokens, top_k, -1)  # [T, k, H] in routing order
+    # Weight each expert's output by its routing probability and sum over the k experts, in fp32.
+    return torch.einsum("tkh,tk->th", per_slot.float(), routing_weights.float()).to(x.dtype)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 
@@ -27,11 +25,6 @@ def yarn_inv_freq(
     ramp = ((torch.arange(head_dim // 2, dtype=torch.float32) - low) / (high - low)).clamp(0.0, 1.0)
     keep_original = 1.0 - ramp
     return interpolation * (1.0 - keep_original) + extrapolation * keep_original
-
-
-def yarn_concentration(scaling_factor: float) -> float:
-    """Attention temperature multiplier applied to both cos and sin."""
-    return 0.1 * math.log(scaling_factor) + 1.0 if scaling_factor > 1.0 else 1.0
 
 
 def rope_cos_sin(

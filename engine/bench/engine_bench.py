@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def run_engine_bench(
     token = int(torch.argmax(logits))
     step_times: list[float] = []
     for _ in range(decode_tokens):
-        step_logits, step_s = timed(lambda t=token: model.decode([t], cache, [0]))  # type: ignore[misc]
+        step_logits, step_s = timed(partial(model.decode, [token], cache, [0]))
         step_times.append(step_s)
         token = int(torch.argmax(step_logits[0]))
     # The first decode step pays one-off costs (page faults of cold experts); report steady state separately.

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import json
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +23,21 @@ from engine.bench.measure import current_rss_bytes, peak_rss_bytes, random_promp
 def run_transformers_bench(
     model_path: Path, *, prompt_tokens: int, decode_tokens: int, dtype: torch.dtype, threads: int | None
 ) -> dict[str, Any]:
-    from transformers import GptOssForCausalLM, Mxfp4Config
+    # transformers is a test/benchmark extra, imported only here; typed loosely on purpose (lazy module).
+    transformers: Any = importlib.import_module("transformers")
 
     if threads is not None:
         torch.set_num_threads(threads)
     config = json.loads((model_path / "config.json").read_text())
     kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": "eager"}
     if config.get("quantization_config", {}).get("quant_method") == "mxfp4":
-        kwargs["quantization_config"] = Mxfp4Config(dequantize=True)
+        kwargs["quantization_config"] = transformers.Mxfp4Config(dequantize=True)
     rss_before = current_rss_bytes()
-    model, load_s = timed(lambda: GptOssForCausalLM.from_pretrained(model_path, **kwargs).eval())
+
+    def load() -> Any:
+        return transformers.GptOssForCausalLM.from_pretrained(model_path, **kwargs).eval()
+
+    model, load_s = timed(load)
     rss_after_load = current_rss_bytes()
     prompt = random_prompt(prompt_tokens, int(config["vocab_size"]))
     ids = torch.tensor([prompt])
@@ -43,7 +50,7 @@ def run_transformers_bench(
         token = int(torch.argmax(out.logits[0, -1]))
         step_times: list[float] = []
         for _ in range(decode_tokens):
-            step, step_s = timed(lambda t=token, p=past: model(torch.tensor([[t]]), past_key_values=p, use_cache=True))
+            step, step_s = timed(partial(model, torch.tensor([[token]]), past_key_values=past, use_cache=True))
             step_times.append(step_s)
             past = step.past_key_values
             token = int(torch.argmax(step.logits[0, -1]))

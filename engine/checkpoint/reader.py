@@ -116,9 +116,7 @@ def _discover_weights(root: Path) -> _Weights:
         return _Weights({name: f for name in f.entries}, (f,), single)
     found = sorted(root.glob("*.safetensors"))
     if not found:
-        raise CheckpointError(
-            f"no weights found: expected {SINGLE_NAME}, or {INDEX_NAME} with its shards", root
-        )
+        raise CheckpointError(f"no weights found: expected {SINGLE_NAME}, or {INDEX_NAME} with its shards", root)
     _check_shard_set(root, found)
     files = tuple(SafetensorsFile(p) for p in found)
     by_name: dict[str, SafetensorsFile] = {}
@@ -168,8 +166,9 @@ def _weights_from_index(root: Path, index_path: Path) -> _Weights:
     for name, fname in weight_map.items():
         f = files[fname]
         if name not in f.entries:
-            raise CheckpointError(f"{INDEX_NAME} maps this tensor to {fname} but the file does not hold it",
-                                  f.path, name)
+            raise CheckpointError(
+                f"{INDEX_NAME} maps this tensor to {fname} but the file does not hold it", f.path, name
+            )
         by_name[name] = f
     for f in files.values():
         for name in f.entries:
@@ -292,8 +291,9 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     root = resolve_root(path)
     config_path = root / CONFIG_NAME
     if not config_path.is_file():
-        raise CheckpointError(f"no {CONFIG_NAME}: this is not a gpt-oss checkpoint folder; expected {_EXPECTED_FILES}",
-                              root)
+        raise CheckpointError(
+            f"no {CONFIG_NAME}: this is not a gpt-oss checkpoint folder; expected {_EXPECTED_FILES}", root
+        )
     config = ModelConfig.from_json(config_path)  # ConfigError for anything that is not gpt-oss
     raw = json.loads(config_path.read_text(encoding="utf-8"))  # already parsed once above, cannot fail now
     weights = _discover_weights(root)

@@ -128,8 +128,9 @@ class SafetensorsFile:
         if dtype is None:
             raise CheckpointError(f"unknown or unsupported dtype {code!r}", path, name)
         shape = info.get("shape")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
-                                                  for d in shape):
+        if not isinstance(shape, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        ):
             raise CheckpointError(f"corrupt header record: bad shape {shape!r}", path, name)
         offsets = info.get("data_offsets")
         if (
@@ -174,6 +175,7 @@ class SafetensorsFile:
             # torch warns that the buffer is not writable only for read-only buffers; ACCESS_COPY is writable, but
             # keep the filter so a future switch of access mode cannot turn the warning into a test error.
             warnings.simplefilter("ignore", UserWarning)
-            flat = torch.frombuffer(buf, dtype=entry.dtype, count=entry.nbytes // entry.dtype.itemsize,
-                                    offset=entry.begin)
+            flat = torch.frombuffer(
+                buf, dtype=entry.dtype, count=entry.nbytes // entry.dtype.itemsize, offset=entry.begin
+            )
         return flat.view(entry.shape)

@@ -27,9 +27,10 @@ _FP4_RMS = math.sqrt(sum(v * v for v in FP4_VALUES) / len(FP4_VALUES))
 
 
 def _generator(seed: int, name: str) -> torch.Generator:
-    # crc32 is stable across processes (unlike hash()); mix the seed into the high bits
+    # crc32 is stable across processes (unlike hash()). The CPU generator (mt19937) keeps only the low 32 bits of
+    # its seed, so seed and name are hashed together rather than packed side by side.
     g = torch.Generator()
-    g.manual_seed(((seed & 0xFFFFFFFF) << 32) | zlib.crc32(name.encode()))
+    g.manual_seed(zlib.crc32(f"{seed}/{name}".encode()))
     return g
 
 
@@ -42,7 +43,10 @@ def random_tensor(spec: TensorSpec, seed: int, dtype: torch.dtype = torch.bfloat
     g = _generator(seed, spec.name)
     name, shape = spec.name, spec.shape
     if name.endswith(".blocks"):
-        return torch.randint(0, 256, shape, dtype=torch.uint8, generator=g)
+        # Uniform random bytes, drawn four at a time as int32 (about 2x faster than uint8 draws; the last dim is 16
+        # so the count divides by 4). randint's exclusive upper bound drops one int32 value in 2**32: negligible.
+        words = torch.randint(-(2**31), 2**31 - 1, (math.prod(shape) // 4,), dtype=torch.int32, generator=g)
+        return words.view(torch.uint8).view(shape)
     if name.endswith(".scales"):
         fan_in = shape[-1] * MXFP4_BLOCK
         base = SCALE_BIAS + round(-math.log2(_FP4_RMS * math.sqrt(fan_in)))
@@ -71,6 +75,9 @@ class RandomWeights(Mapping[str, torch.Tensor]):
 
     def __getitem__(self, name: str) -> torch.Tensor:
         return random_tensor(self.specs[name], self.seed, self.dtype)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.specs  # Mapping's default __contains__ would generate the tensor
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.specs)

@@ -3,7 +3,8 @@
 Input is a mapping of canonical tensors whose experts are either MXFP4 (``*.blocks``/``*.scales``) or dense
 (``mlp1_weight`` [E, 2I, H], ``mlp2_weight`` [E, H, I]); each layout gets what it needs (quantising or dequantising).
 The mapping may be lazy (:class:`engine.checkpoint.synthetic.RandomWeights`): each tensor is fetched once, when its
-shard is written, so peak memory is about one shard, not one model.
+shard is written, so peak memory is about one shard, not one model. (A lazy mapping should define a cheap
+``__contains__``: the writer asks whether experts come as ``.blocks`` or dense.)
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _as_layout(layout: str | Layout) -> Layout:
 
 
 def shard_file_names(layout: Layout, shards: int) -> list[str]:
-    """File names for ``shards`` files: original ``model--00001-of-0000n`` (1-based), HF ``model-00000-of-0000{n-1}``."""
+    """Names of ``shards`` files: original ``model--00001-of-0000n`` (1-based), HF ``model-00000-of-0000{n-1}``."""
     if shards == 1:
         return [SINGLE_NAME]
     if layout is Layout.ORIGINAL:
@@ -125,17 +126,12 @@ def _expert_dense(weights: Mapping[str, torch.Tensor], base: str, spec: TensorSp
     return _get(weights, base, spec.shape).to(dtype)
 
 
-def _canonical_out(
-    weights: Mapping[str, torch.Tensor], spec: TensorSpec, dense_spec: TensorSpec | None, layout: Layout,
-    dtype: torch.dtype,
+def _float_out(
+    weights: Mapping[str, torch.Tensor], spec: TensorSpec, dense_spec: TensorSpec | None, dtype: torch.dtype
 ) -> torch.Tensor:
-    """The canonical tensor ``spec.name`` in the dtype it is stored with."""
+    """A non-MXFP4 canonical tensor in the storage ``dtype`` (``dense_spec``: set for hf-dense expert weights)."""
     if dense_spec is not None:
-        base = dense_spec.name
-        if layout.mxfp4:
-            blocks, scales = _expert_mxfp4(weights, base, dense_spec)
-            return blocks if spec.name.endswith(".blocks") else scales
-        return _expert_dense(weights, base, dense_spec, dtype)
+        return _expert_dense(weights, dense_spec.name, dense_spec, dtype)
     return _get(weights, spec.name, spec.shape).to(dtype)
 
 
@@ -199,12 +195,20 @@ def write_checkpoint(
     weight_map: dict[str, str] = {}
     total = 0
     written: list[Path] = []
+    # .blocks and .scales come from one fetch (or one quantisation); hold the pair until its second half is written
+    pairs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     for fname, part in zip(names, plan, strict=True):
         shard: dict[str, torch.Tensor] = {}
         for spec in part:
             base = _expert_base(spec.name)
-            dense_spec = dense[base] if base is not None else None
-            value = _canonical_out(weights, spec, dense_spec, lay, dtype)
+            if base is not None and lay.mxfp4:
+                if base not in pairs:
+                    pairs[base] = _expert_mxfp4(weights, base, dense[base])
+                    value = pairs[base][0 if spec.name.endswith(".blocks") else 1]
+                else:
+                    value = pairs.pop(base)[0 if spec.name.endswith(".blocks") else 1]
+            else:
+                value = _float_out(weights, spec, dense[base] if base is not None else None, dtype)
             out_tensors = {spec.name: value} if lay is Layout.ORIGINAL else _hf_tensors(config, spec, value)
             for tname, t in out_tensors.items():
                 shard[tname] = t.contiguous()

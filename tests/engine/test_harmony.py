@@ -103,9 +103,7 @@ def test_default_date_is_today(enc: HarmonyEncoding) -> None:
 
 def test_instructions_and_tools_go_in_developer_message(enc: HarmonyEncoding) -> None:
     tools = [FunctionTool("get_weather", "Gets the weather", WEATHER_SCHEMA), FunctionTool("now", "Current time")]
-    ours = render_prompt(
-        [ChatMessage.user("Weather in SF?")], instructions="Be terse.", tools=tools, current_date=DATE
-    )
+    ours = render_prompt([ChatMessage.user("Weather in SF?")], instructions="Be terse.", tools=tools, current_date=DATE)
     developer = (
         DeveloperContent.new()
         .with_instructions("Be terse.")

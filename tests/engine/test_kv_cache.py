@@ -23,7 +23,7 @@ def _reference(model: Model, ids: list[int]) -> torch.Tensor:
 
 def test_decode_matches_uncached_across_window_edge(model: Model) -> None:
     ids = random_ids(3 * WINDOW + 5, ORACLE_CONFIG.vocab_size, seed=1)
-    full = _reference(model: Model, ids)
+    full = _reference(model, ids)
     cache = model.new_cache(1, 64)
     got = [model.prefill(ids[:3], cache)]
     for position in range(3, len(ids)):
@@ -34,9 +34,9 @@ def test_decode_matches_uncached_across_window_edge(model: Model) -> None:
 
 
 @pytest.mark.parametrize("chunks", [(1, 7, 1, 13, 11), (WINDOW, WINDOW, WINDOW), (2 * WINDOW + 3, 9)])
-def test_chunked_prefill_matches_uncached(model: Model, chunks) -> None:
+def test_chunked_prefill_matches_uncached(model: Model, chunks: tuple[int, ...]) -> None:
     ids = random_ids(sum(chunks), ORACLE_CONFIG.vocab_size, seed=2)
-    full = _reference(model: Model, ids)
+    full = _reference(model, ids)
     cache = model.new_cache(1, 64)
     start = 0
     for size in chunks:
@@ -58,11 +58,11 @@ def test_prefix_reuse_after_generation_restores_the_ring(model: Model) -> None:
     assert kept == len(prompt)
     follow_up = random_ids(WINDOW + 2, ORACLE_CONFIG.vocab_size, seed=5)
     logits = model.prefill(follow_up, cache)
-    full = _reference(model: Model, prompt + follow_up)
+    full = _reference(model, prompt + follow_up)
     torch.testing.assert_close(logits, full[-1], atol=ATOL, rtol=1e-5)
     # and decoding onward stays exact
     nxt = model.decode([7], cache, [0])[0]
-    torch.testing.assert_close(nxt, _reference(model: Model, [*prompt, *follow_up, 7])[-1], atol=ATOL, rtol=1e-5)
+    torch.testing.assert_close(nxt, _reference(model, [*prompt, *follow_up, 7])[-1], atol=ATOL, rtol=1e-5)
 
 
 def test_truncate_without_snapshot_reports_what_it_kept(model: Model) -> None:
@@ -76,7 +76,7 @@ def test_truncate_without_snapshot_reports_what_it_kept(model: Model) -> None:
     assert kept == WINDOW
     assert cache.tokens(0) == ids[:kept]
     last = model.prefill(ids[kept:target], cache)
-    torch.testing.assert_close(last, _reference(model: Model, ids[:target])[-1], atol=ATOL, rtol=1e-5)
+    torch.testing.assert_close(last, _reference(model, ids[:target])[-1], atol=ATOL, rtol=1e-5)
 
 
 def test_truncate_inside_the_first_window_is_exact(model: Model) -> None:
@@ -86,7 +86,7 @@ def test_truncate_inside_the_first_window_is_exact(model: Model) -> None:
     assert cache.truncate(0, 3) == 3
     other = random_ids(5, ORACLE_CONFIG.vocab_size, seed=8)
     last = model.prefill(other, cache)
-    torch.testing.assert_close(last, _reference(model: Model, ids[:3] + other)[-1], atol=ATOL, rtol=1e-5)
+    torch.testing.assert_close(last, _reference(model, ids[:3] + other)[-1], atol=ATOL, rtol=1e-5)
 
 
 def test_batched_decode_of_ragged_slots_matches_single(model: Model) -> None:
@@ -97,7 +97,7 @@ def test_batched_decode_of_ragged_slots_matches_single(model: Model) -> None:
     next_tokens = [11, 22, 33]
     batched = model.decode(next_tokens, cache, [0, 1, 2])
     for slot, prompt in enumerate(prompts):
-        expected = _reference(model: Model, [*prompt, next_tokens[slot]])[-1]
+        expected = _reference(model, [*prompt, next_tokens[slot]])[-1]
         torch.testing.assert_close(batched[slot], expected, atol=ATOL, rtol=1e-5)
 
 

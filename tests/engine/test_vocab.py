@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -36,8 +37,6 @@ def test_corrupted_file_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 def test_bundled_folder_used_when_env_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(vocab.ENCODINGS_BASE_ENV, raising=False)
     enc = vocab.load_encoding()
-    import os
-
     assert os.environ[vocab.ENCODINGS_BASE_ENV] == str(vocab.bundled_vocab_path().parent)
     assert enc.decode(enc.encode("hello world")) == "hello world"
 

@@ -1,0 +1,186 @@
+"""``python -m engine chat --model DIR ["prompt"]``: chat with a model in the terminal.
+
+With a prompt: one answer, then exit. Without: an interactive multi-turn chat (history kept, earlier reasoning
+pruned, the KV cache reused across turns). Reasoning streams dimmed when stdout is a terminal, then the answer,
+then a stats line. Ctrl-C during an answer cancels it; Ctrl-C or Ctrl-D at the prompt exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import sys
+import threading
+from pathlib import Path
+from typing import Any, TextIO
+
+from engine.errors import CheckpointError, EngineError
+from engine.events import Delta, Done, FinishReason
+from engine.generator import Generator
+from engine.harmony import ChatMessage, ChatSession, ReasoningEffort, from_harmony
+from engine.sampling import DEFAULT_MAX_TOKENS, SamplingParams
+
+_DIM = "\x1b[2m"
+_RESET = "\x1b[0m"
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "chat",
+        help="chat with a model (one prompt, or interactive without one)",
+        description="Chat with a gpt-oss model. Without a prompt, runs an interactive multi-turn chat.",
+    )
+    p.add_argument("prompt", nargs="?", default=None, help="one message to answer (omit for an interactive chat)")
+    p.add_argument("--model", required=True, type=Path, help="checkpoint folder")
+    p.add_argument("--effort", choices=[e.value for e in ReasoningEffort], default="medium", help="reasoning effort")
+    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default: 1.0)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1.0 = off)")
+    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (default: 0 = off)")
+    p.add_argument(
+        "--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, help=f"per answer (default: {DEFAULT_MAX_TOKENS})"
+    )
+    p.add_argument("--seed", type=int, default=None, help="sampling seed for reproducible answers")
+    p.add_argument("--system", "--instructions", dest="instructions", default=None, help="developer instructions")
+    p.add_argument("--context", type=int, default=None, help="context length to allocate (default: the model's)")
+    p.add_argument("--dtype", choices=["bfloat16", "float32"], default=None, help="weight dtype (default: bfloat16)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+
+
+def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
+    """SamplingParams from CLI flags; invalid values become a one-line EngineError."""
+    try:
+        return SamplingParams(
+            temperature=args.temperature,
+            top_p=args.top_p,
+            top_k=args.top_k,
+            seed=args.seed,
+            max_tokens=args.max_tokens,
+        )
+    except ValueError as exc:
+        raise EngineError(f"invalid sampling option: {exc}") from exc
+
+
+def load_for_cli(path: Path, dtype: str | None, device: str | None) -> Any:
+    """Load a model, turning a missing folder into a one-line error before the loader runs."""
+    folder = path.expanduser()
+    if not folder.exists():
+        raise CheckpointError("no such file or folder", folder)
+    from engine import load_model  # deferred: importing the model stack is slow and not needed for --help
+
+    return load_model(folder, device=device, dtype=dtype)
+
+
+class _Printer:
+    """Writes a stream of events: reasoning dimmed (on a terminal), then the answer, then stats."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.color = out.isatty()
+        self._section: str | None = None
+
+    def delta(self, delta: Delta) -> None:
+        section = "tool" if delta.is_tool_call else "final" if delta.is_final else "reasoning"
+        if section != self._section:
+            self._switch(section, delta)
+        text = delta.text
+        if self.color and section != "final":
+            text = f"{_DIM}{text}{_RESET}"
+        self.out.write(text)
+        self.out.flush()
+
+    def _switch(self, section: str, delta: Delta) -> None:
+        if self._section is not None:
+            self.out.write("\n")
+        if section == "tool":
+            label = f"[tool call → {delta.recipient}] "
+        elif section == "reasoning":
+            label = "[reasoning] " if delta.channel == "analysis" else f"[{delta.channel or 'unlabelled'}] "
+        else:
+            label = "" if self._section is None else "\n"
+        if label:
+            self.out.write(f"{_DIM}{label}{_RESET}" if self.color else label)
+        self._section = section
+
+    def done(self, done: Done) -> None:
+        self.out.write("\n" if self._section is not None else "")
+        self._section = None
+        self.out.write(_stats_line(done, self.color) + "\n")
+        if done.error:
+            self.out.write(f"error: {done.error}\n")
+        if done.malformed:
+            self.out.write(f"note: malformed model output: {done.malformed}\n")
+        if done.tool_call is not None:
+            self.out.write(f"note: the model called {done.tool_call.recipient}; tools are not available here\n")
+        self.out.flush()
+
+
+def _stats_line(done: Done, color: bool) -> str:
+    ttft = f"{done.time_to_first_token:.2f} s" if done.time_to_first_token is not None else "-"
+    line = (
+        f"[{done.prompt_tokens} prompt ({done.reused_prompt_tokens} cached), {done.reasoning_tokens} reasoning, "
+        f"{done.final_tokens} answer, {done.other_tokens} other tokens | TTFT {ttft} | "
+        f"{done.decode_tokens_per_s:.1f} tok/s | {done.finish_reason.value}]"
+    )
+    return f"{_DIM}{line}{_RESET}" if color else line
+
+
+def _answer(generator: Generator, prompt_ids: list[int], params: SamplingParams, printer: _Printer) -> Done:
+    """Stream one answer; Ctrl-C cancels it (the generator stays ready) and the partial answer is kept.
+
+    Generation runs on a worker thread so that Ctrl-C always lands in this (main) thread, between events, and
+    becomes a clean cancel instead of an exception thrown into the middle of a model step.
+    """
+    cancel = threading.Event()
+    events: queue.Queue[Delta | Done | BaseException] = queue.Queue()
+
+    def work() -> None:
+        try:
+            for event in generator.stream(prompt_ids, params, cancel):
+                events.put(event)
+        except BaseException as exc:  # handed to the main thread, which re-raises it
+            events.put(exc)
+
+    threading.Thread(target=work, name="chat-generate", daemon=True).start()
+    while True:
+        try:
+            try:
+                event = events.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if isinstance(event, BaseException):
+                raise event
+            if isinstance(event, Done):
+                printer.done(event)
+                return event
+            printer.delta(event)
+        except KeyboardInterrupt:
+            cancel.set()  # the worker stops at the next token and sends Done(cancelled)
+
+
+def run(args: argparse.Namespace) -> int:
+    params = sampling_from_args(args)
+    if args.context is not None and args.context < 2:
+        raise EngineError(f"--context must be at least 2 tokens, got {args.context}")
+    model = load_for_cli(args.model, args.dtype, args.device)
+    generator = Generator(model, max_context=args.context)
+    session = ChatSession(effort=ReasoningEffort(args.effort), instructions=args.instructions)
+    printer = _Printer(sys.stdout)
+
+    if args.prompt is not None:
+        done = _answer(generator, session.with_messages(ChatMessage.user(args.prompt)).prompt(), params, printer)
+        return 1 if done.finish_reason is FinishReason.ERROR else 0
+
+    sys.stdout.write("Interactive chat. Empty line or Ctrl-D to quit; Ctrl-C stops an answer.\n")
+    while True:
+        try:
+            text = input("> ")
+        except (EOFError, KeyboardInterrupt):
+            sys.stdout.write("\n")
+            return 0
+        if not text.strip():
+            return 0
+        session = session.with_messages(ChatMessage.user(text))
+        done = _answer(generator, session.prompt(), params, printer)
+        # Keep what the model said (even a cut-off answer) so the next turn has the context; render_prompt prunes
+        # this turn's reasoning once the user speaks again.
+        session = session.with_messages(*from_harmony(done.messages))
