@@ -249,19 +249,21 @@ class Model:
         slots: Sequence[int],
     ) -> torch.Tensor:
         q, k, v = self._qkv(attn, x, positions)  # one token per slot: [B, heads, D]
-        window = self.config.window_for_layer(layer)
-        outputs = []
         for row, slot in enumerate(slots):
-            position = int(positions[row])
-            cache.write(layer, slot, position, k[row : row + 1], v[row : row + 1])
-            keys, values, key_pos = cache.history(layer, slot, position + 1)
-            outputs.append(
-                ops.attention(
-                    q[row : row + 1], keys, values, attn.sinks, positions[row : row + 1], key_pos, window,
-                    self._sm_scale,
-                )
-            )
-        return self._project_out(attn, x, torch.cat(outputs))
+            cache.write(layer, slot, int(positions[row]), k[row : row + 1], v[row : row + 1])
+        window = self.config.window_for_layer(layer)
+        o = ops.attention_decode(
+            q,
+            cache.keys[layer],
+            cache.values[layer],
+            attn.sinks,
+            torch.as_tensor(list(slots), device=self.device),
+            positions + 1,
+            window,
+            cache.windows[layer] > 0,
+            self._sm_scale,
+        )
+        return self._project_out(attn, x, o)
 
     def _moe(self, mlp: MoEWeights, x: torch.Tensor) -> torch.Tensor:
         cfg = self.config

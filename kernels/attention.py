@@ -63,3 +63,52 @@ def attention_ref(
         o = torch.matmul(probs, v32.unsqueeze(1))  # [Hkv, G, t, D]
         out[start:stop] = o.permute(2, 0, 1, 3).reshape(stop - start, num_q_heads, head_dim).to(q.dtype)
     return out
+
+
+def attention_decode_ref(
+    q: torch.Tensor,
+    k_store: torch.Tensor,
+    v_store: torch.Tensor,
+    sinks: torch.Tensor,
+    slots: torch.Tensor,
+    lengths: torch.Tensor,
+    window: int,
+    ring: bool,
+    sm_scale: float,
+) -> torch.Tensor:
+    """One query per sequence against that sequence's cached keys (the batched decode step).
+
+    Args:
+        q: ``[B, Hq, D]`` queries, the one for sequence ``b`` at absolute position ``lengths[b] - 1``.
+        k_store, v_store: the cache storage of one layer, ``[slots_total, S, Hkv, D]``; row ``slots[b]`` holds
+            sequence ``b``, its current token already written.
+        sinks: ``[Hq]``; slots: int64 ``[B]`` cache rows; lengths: int64 ``[B]`` tokens held (current included).
+        window: keys visible including the current one (0 = full causal).
+        ring: the store is a ring of ``S == window`` rows where position ``p`` lives at row ``p % S``; otherwise
+            position ``p`` lives at row ``p``.
+        sm_scale: multiplier of q·k.
+
+    Returns:
+        ``[B, Hq, D]`` in ``q.dtype``.
+    """
+    outputs = []
+    rows = k_store.shape[1]
+    for b in range(q.shape[0]):
+        length = int(lengths[b])
+        held = min(length, rows) if ring else length
+        positions = torch.arange(length - held, length, device=q.device)  # [held]
+        index = positions % rows if ring else positions
+        slot = int(slots[b])
+        outputs.append(
+            attention_ref(
+                q[b : b + 1],
+                k_store[slot, index],
+                v_store[slot, index],
+                sinks,
+                positions[-1:],
+                positions,
+                window,
+                sm_scale,
+            )
+        )
+    return torch.cat(outputs)

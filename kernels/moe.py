@@ -6,6 +6,7 @@ decoded once (only for experts some token selected), and one matmul per projecti
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -73,6 +74,14 @@ class DenseExperts:
 
 ExpertWeights = Mxfp4Experts | DenseExperts
 
+# ``linear(x [n, in], experts, index, bias [out]) -> [n, out]``: one expert's projection.
+ExpertLinear = Callable[[torch.Tensor, ExpertWeights, int, torch.Tensor], torch.Tensor]
+
+
+def expert_linear_ref(x: torch.Tensor, experts: ExpertWeights, index: int, bias: torch.Tensor) -> torch.Tensor:
+    """Decode one expert's weight to ``x.dtype`` and apply it (the reference; materialises that one expert)."""
+    return F.linear(x, experts.expert(index, x.dtype), bias.to(x.dtype))
+
 
 def swiglu_ref(h: torch.Tensor, limit: float, alpha: float) -> torch.Tensor:
     """gpt-oss SwiGLU on interleaved ``h`` ``[T, 2I]``: even columns gate, odd columns linear -> ``[T, I]``."""
@@ -91,6 +100,7 @@ def moe_ref(
     mlp2_bias: torch.Tensor,
     swiglu_limit: float,
     swiglu_alpha: float,
+    expert_linear: ExpertLinear = expert_linear_ref,
 ) -> torch.Tensor:
     """Weighted sum over each token's selected experts of ``mlp2(swiglu(mlp1(x)))``.
 
@@ -99,6 +109,7 @@ def moe_ref(
         routing_weights: fp32 ``[T, k]``; expert_indices: int64 ``[T, k]``.
         mlp1: experts ``[E, 2I, H]``; mlp1_bias ``[E, 2I]``.
         mlp2: experts ``[E, H, I]``; mlp2_bias ``[E, H]``.
+        expert_linear: how one expert's projection is computed (the CPU path swaps in a fused MXFP4 kernel).
 
     Returns:
         ``[T, H]`` in ``x.dtype`` (accumulated in fp32).
@@ -116,9 +127,9 @@ def moe_ref(
         if count == 0:
             continue
         xs = x[token_of[start : start + count]]  # [n, H]
-        h = F.linear(xs, mlp1.expert(expert, x.dtype), mlp1_bias[expert].to(x.dtype))  # [n, 2I]
+        h = expert_linear(xs, mlp1, expert, mlp1_bias[expert])  # [n, 2I]
         a = swiglu_ref(h, swiglu_limit, swiglu_alpha)  # [n, I]
-        sorted_out[start : start + count] = F.linear(a, mlp2.expert(expert, x.dtype), mlp2_bias[expert].to(x.dtype))
+        sorted_out[start : start + count] = expert_linear(a, mlp2, expert, mlp2_bias[expert])  # [n, H]
         start += count
     per_slot = sorted_out[torch.argsort(order)].view(num_tokens, top_k, -1)  # [T, k, H] in routing order
     # Weight each expert's output by its routing probability and sum over the k experts, in fp32.

@@ -83,8 +83,9 @@ def test_the_three_layouts_give_identical_logits(tmp_path: Path) -> None:
         write_checkpoint(tmp_path / layout, ORACLE_CONFIG, weights, layout=layout, dtype=torch.float32)
         results[layout] = engine.load_model(tmp_path / layout, dtype=torch.float32).logits(ids)
     assert torch.equal(results["original"], results["hf"])
-    # hf-dense holds the exact dequantised values; only the matmul path differs (dense vs decoded per call).
-    torch.testing.assert_close(results["hf-dense"], results["original"], rtol=0, atol=0)
+    # hf-dense holds the exact dequantised values, but dense experts take the BLAS path while packed ones may take
+    # the fused CPU MXFP4 kernel: same math, different fp32 summation order.
+    torch.testing.assert_close(results["hf-dense"], results["original"], rtol=1e-5, atol=1e-5)
 
 
 def test_bf16_default_stays_close_to_fp32(tmp_path: Path) -> None:

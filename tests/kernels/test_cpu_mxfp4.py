@@ -1,0 +1,90 @@
+"""The fused CPU MXFP4 GEMV (kernels.cpu_mxfp4) against the torch dequantise + matmul reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kernels import cpu_mxfp4
+from kernels.mxfp4 import dequantize_mxfp4
+
+if not cpu_mxfp4.available():
+    pytest.skip(f"CPU MXFP4 extension unavailable: {cpu_mxfp4.build_error()}", allow_module_level=True)
+
+
+def _random_mxfp4(n: int, k: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    groups = k // 32
+    blocks = torch.randint(0, 256, (n, groups, 16), dtype=torch.uint8, generator=gen)
+    # Around the checkpoint's range (2^-12 .. 2^8), wide enough that per-group scaling errors would show.
+    scales = torch.randint(115, 136, (n, groups), dtype=torch.uint8, generator=gen)
+    return blocks, scales
+
+
+def _reference(x: torch.Tensor, blocks: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    out = x.float() @ dequantize_mxfp4(blocks, scales, torch.float32).T
+    return out if bias is None else out + bias.float()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("t", [1, 3, 8])
+@pytest.mark.parametrize(("n", "k"), [(7, 96), (33, 32), (129, 576), (300, 2880)])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_matches_reference(dtype: torch.dtype, t: int, n: int, k: int, with_bias: bool) -> None:
+    gen = torch.Generator().manual_seed(n * 1000 + k + t)
+    blocks, scales = _random_mxfp4(n, k, gen)
+    x = torch.randn(t, k, generator=gen).to(dtype)
+    bias = torch.randn(n, generator=gen).to(dtype) if with_bias else None
+
+    out = cpu_mxfp4.mxfp4_linear(x, blocks, scales, bias)
+    ref = _reference(x, blocks, scales, bias)
+
+    assert out.shape == (t, n)
+    assert out.dtype == dtype
+    if dtype == torch.float32:
+        # Same exact weights and inputs, fp32 accumulation in another order: only summation rounding differs.
+        rel = ((out - ref).abs().max() / ref.abs().max()).item()
+        assert rel < 1e-5
+    else:
+        # Accumulated in fp32 and rounded once: at most one bf16 ulp from the rounded fp32 reference (the reference
+        # may sit on the other side of a rounding boundary), far inside what bf16 accumulation would give.
+        ulp = torch.finfo(torch.bfloat16).eps * ref.abs().clamp_min(1e-30)
+        assert ((out.float() - ref).abs() <= ulp + 1e-5 * ref.abs().max()).all()
+
+
+def test_expert_slice_of_stacked_tensor_and_fp32_bias_with_bf16_x() -> None:
+    gen = torch.Generator().manual_seed(1)
+    blocks, scales = _random_mxfp4(3 * 40, 64, gen)
+    blocks, scales = blocks.view(3, 40, 2, 16), scales.view(3, 40, 2)
+    x = torch.randn(2, 64, generator=gen).to(torch.bfloat16)
+    bias = torch.randn(3, 40, generator=gen)
+    out = cpu_mxfp4.mxfp4_linear(x, blocks[2], scales[2], bias[2])
+    ref = _reference(x, blocks[2], scales[2], bias[2])
+    torch.testing.assert_close(out, ref.to(torch.bfloat16), atol=0.0, rtol=torch.finfo(torch.bfloat16).eps)
+
+
+def test_non_contiguous_x_and_empty_batch() -> None:
+    gen = torch.Generator().manual_seed(2)
+    blocks, scales = _random_mxfp4(5, 64, gen)
+    x = torch.randn(64, 3, generator=gen).T  # [3, 64], not contiguous
+    torch.testing.assert_close(cpu_mxfp4.mxfp4_linear(x, blocks, scales), _reference(x, blocks, scales, None))
+    assert cpu_mxfp4.mxfp4_linear(x[:0], blocks, scales).shape == (0, 5)
+
+
+def test_rejects_bad_inputs() -> None:
+    gen = torch.Generator().manual_seed(3)
+    blocks, scales = _random_mxfp4(6, 64, gen)
+    x = torch.randn(1, 64)
+    with pytest.raises(ValueError, match="K=96"):
+        cpu_mxfp4.mxfp4_linear(torch.randn(1, 96), blocks, scales)
+    with pytest.raises(ValueError, match="float32 or bfloat16"):
+        cpu_mxfp4.mxfp4_linear(x.half(), blocks, scales)
+    with pytest.raises(ValueError, match="uint8"):
+        cpu_mxfp4.mxfp4_linear(x, blocks.int(), scales)
+    with pytest.raises(ValueError, match="scales"):
+        cpu_mxfp4.mxfp4_linear(x, blocks, scales[:, :1])
+    with pytest.raises(ValueError, match="contiguous"):
+        cpu_mxfp4.mxfp4_linear(x, blocks[::2], scales[::2])
+    with pytest.raises(ValueError, match="bias"):
+        cpu_mxfp4.mxfp4_linear(x, blocks, scales, torch.zeros(5))
+    with pytest.raises(ValueError, match=r"\[T, K\]"):
+        cpu_mxfp4.mxfp4_linear(x[0], blocks, scales)
