@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from engine.checkpoint import load_checkpoint
+from engine.memory import limit_heap_fragmentation
 from engine.model import Model
 
 logger = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ def load_model(
 ) -> Model:
     """Load any supported checkpoint layout. ``dtype`` defaults to bf16; ``torch.float32`` works on CPU."""
     started = time.perf_counter()
+    limit_heap_fragmentation()
     resolved_device = torch.device(device) if device is not None else default_device()
     if isinstance(dtype, str):
         dtype = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}[

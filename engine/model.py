@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from engine import ops
 from engine.config import ModelConfig
 from engine.kv_cache import KVCache
+from engine.ops import Ops, select_ops
 from kernels.moe import DenseExperts, ExpertWeights, Mxfp4Experts
 from kernels.rope import rope_cos_sin, yarn_inv_freq
 
@@ -69,6 +69,7 @@ class Model:
         self.config = config
         self.device = device
         self.dtype = dtype
+        self.ops: Ops = select_ops(device)
 
         def dense(name: str) -> torch.Tensor:
             return _to(tensors[name], device, dtype)
@@ -193,14 +194,14 @@ class Model:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Normed projections with RoPE: q ``[T, Hq, D]``, k and v ``[T, Hkv, D]``."""
         cfg = self.config
-        t = ops.rmsnorm(x, attn.norm, cfg.rms_norm_eps)
+        t = self.ops.rmsnorm(x, attn.norm, cfg.rms_norm_eps)
         qkv = F.linear(t, attn.qkv_weight, attn.qkv_bias)  # [T, q + 2kv]
         q, k, v = qkv.split((cfg.q_size, cfg.kv_size, cfg.kv_size), dim=-1)
         q = q.reshape(-1, cfg.num_attention_heads, cfg.head_dim)  # [T, Hq, D]
         k = k.reshape(-1, cfg.num_key_value_heads, cfg.head_dim)  # [T, Hkv, D]
         v = v.reshape(-1, cfg.num_key_value_heads, cfg.head_dim)
         cos, sin = rope_cos_sin(positions, self._inv_freq, self._concentration)
-        return ops.rope(q, cos, sin), ops.rope(k, cos, sin), v
+        return self.ops.rope(q, cos, sin), self.ops.rope(k, cos, sin), v
 
     def _project_out(self, attn: AttentionWeights, x: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
         return x + F.linear(o.flatten(1), attn.out_weight, attn.out_bias)  # [T, Hq*D] -> [T, H]
@@ -210,7 +211,7 @@ class Model:
     ) -> torch.Tensor:
         q, k, v = self._qkv(attn, x, positions)
         window = self.config.window_for_layer(layer)
-        o = ops.attention(q, k, v, attn.sinks, positions, positions, window, self._sm_scale)
+        o = self.ops.attention(q, k, v, attn.sinks, positions, positions, window, self._sm_scale)
         return self._project_out(attn, x, o)
 
     def _attention_cached(
@@ -236,7 +237,7 @@ class Model:
             values = torch.cat((old_v, v))
             key_pos = torch.cat((old_pos, positions))
             cache.write(layer, slot, start, k, v)
-        o = ops.attention(q, keys, values, attn.sinks, positions, key_pos, window, self._sm_scale)
+        o = self.ops.attention(q, keys, values, attn.sinks, positions, key_pos, window, self._sm_scale)
         return self._project_out(attn, x, o)
 
     def _attention_decode(
@@ -252,7 +253,7 @@ class Model:
         for row, slot in enumerate(slots):
             cache.write(layer, slot, int(positions[row]), k[row : row + 1], v[row : row + 1])
         window = self.config.window_for_layer(layer)
-        o = ops.attention_decode(
+        o = self.ops.attention_decode(
             q,
             cache.keys[layer],
             cache.values[layer],
@@ -267,15 +268,15 @@ class Model:
 
     def _moe(self, mlp: MoEWeights, x: torch.Tensor) -> torch.Tensor:
         cfg = self.config
-        t = ops.rmsnorm(x, mlp.norm, cfg.rms_norm_eps)
-        weights, indices = ops.router(t, mlp.gate_weight, mlp.gate_bias, cfg.experts_per_token)
-        y = ops.moe(
+        t = self.ops.rmsnorm(x, mlp.norm, cfg.rms_norm_eps)
+        weights, indices = self.ops.router(t, mlp.gate_weight, mlp.gate_bias, cfg.experts_per_token)
+        y = self.ops.moe(
             t, weights, indices, mlp.mlp1, mlp.mlp1_bias, mlp.mlp2, mlp.mlp2_bias, cfg.swiglu_limit, cfg.swiglu_alpha
         )
         return x + y
 
     def _unembed(self, x: torch.Tensor) -> torch.Tensor:
-        t = ops.rmsnorm(x, self.norm, self.config.rms_norm_eps)
+        t = self.ops.rmsnorm(x, self.norm, self.config.rms_norm_eps)
         return F.linear(t, self.unembedding).float()  # [T, V]
 
 
