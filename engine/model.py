@@ -11,7 +11,7 @@ fp32; logits returned as fp32.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -131,11 +131,11 @@ class Model:
         """Full forward of one sequence from position 0 with no cache: fp32 logits ``[T, V]`` (for testing)."""
         ids = self._as_ids(token_ids)
         positions = torch.arange(ids.numel(), device=self.device)
-        x = self.embedding[ids]  # [T, H]
-        for layer, block in enumerate(self.blocks):
-            x = self._attention_uncached(layer, block.attn, x, positions)
-            x = self._moe(block.mlp, x)
-        return self._unembed(x)
+
+        def attend(layer: int, attn: AttentionWeights, t: torch.Tensor) -> torch.Tensor:
+            return self._attention_uncached(layer, attn, t, positions)
+
+        return self._unembed(self._run_blocks(self.embedding[ids], attend))
 
     @torch.inference_mode()
     def prefill(self, token_ids: Sequence[int], cache: KVCache, slot: int = 0) -> torch.Tensor:
@@ -146,13 +146,14 @@ class Model:
         start = cache.length(slot)
         cache.reserve(slot, ids.numel())
         positions = torch.arange(start, start + ids.numel(), device=self.device)
-        x = self.embedding[ids]  # [T, H]
-        for layer, block in enumerate(self.blocks):
-            x = self._attention_cached(layer, block.attn, x, positions, cache, slot)
-            x = self._moe(block.mlp, x)
+
+        def attend(layer: int, attn: AttentionWeights, t: torch.Tensor) -> torch.Tensor:
+            return self._attention_cached(layer, attn, t, positions, cache, slot)
+
+        normed = self._run_blocks(self.embedding[ids], attend)
         cache.commit(slot, [int(t) for t in ids.tolist()])
         cache.snapshot(slot)
-        return self._unembed(x[-1:])[0]
+        return self._unembed(normed[-1:])[0]
 
     @torch.inference_mode()
     def decode(self, token_ids: Sequence[int], cache: KVCache, slots: Sequence[int]) -> torch.Tensor:
@@ -163,13 +164,15 @@ class Model:
         for slot in slots:
             cache.reserve(slot, 1)
         positions = torch.tensor([cache.length(s) for s in slots], device=self.device)
-        x = self.embedding[ids]  # [B, H]
-        for layer, block in enumerate(self.blocks):
-            x = self._attention_decode(layer, block.attn, x, positions, cache, slots)
-            x = self._moe(block.mlp, x)
+        slot_index = torch.as_tensor(list(slots), device=self.device)
+
+        def attend(layer: int, attn: AttentionWeights, t: torch.Tensor) -> torch.Tensor:
+            return self._attention_decode(layer, attn, t, positions, cache, slots, slot_index)
+
+        normed = self._run_blocks(self.embedding[ids], attend)
         for slot, token in zip(slots, ids.tolist(), strict=True):
             cache.commit(slot, [int(token)])
-        return self._unembed(x)
+        return self._unembed(normed)
 
     @property
     def nbytes(self) -> int:
@@ -189,12 +192,28 @@ class Model:
             raise ValueError(f"token id out of range [0, {self.config.vocab_size})")
         return ids
 
+    def _run_blocks(
+        self, x: torch.Tensor, attend: Callable[[int, AttentionWeights, torch.Tensor], torch.Tensor]
+    ) -> torch.Tensor:
+        """The residual stream through every block; returns the final-normed hidden states ``[T, H]``.
+
+        Each residual add is fused with the norm that follows it (the next block's, or the final one), so the
+        stream is read and written once per sub-layer. ``attend(layer, attn, normed)`` returns the projected
+        attention output ``[T, H]`` for that layer.
+        """
+        eps = self.config.rms_norm_eps
+        normed = self.ops.rmsnorm(x, self.blocks[0].attn.norm, eps)
+        for layer, block in enumerate(self.blocks):
+            x, normed = self.ops.add_rmsnorm(x, attend(layer, block.attn, normed), block.mlp.norm, eps)
+            next_norm = self.blocks[layer + 1].attn.norm if layer + 1 < len(self.blocks) else self.norm
+            x, normed = self.ops.add_rmsnorm(x, self._moe(block.mlp, normed), next_norm, eps)
+        return normed
+
     def _qkv(
-        self, attn: AttentionWeights, x: torch.Tensor, positions: torch.Tensor
+        self, attn: AttentionWeights, t: torch.Tensor, positions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Normed projections with RoPE: q ``[T, Hq, D]``, k and v ``[T, Hkv, D]``."""
+        """Projections of the normed ``t`` with RoPE: q ``[T, Hq, D]``, k and v ``[T, Hkv, D]``."""
         cfg = self.config
-        t = self.ops.rmsnorm(x, attn.norm, cfg.rms_norm_eps)
         qkv = F.linear(t, attn.qkv_weight, attn.qkv_bias)  # [T, q + 2kv]
         q, k, v = qkv.split((cfg.q_size, cfg.kv_size, cfg.kv_size), dim=-1)
         q = q.reshape(-1, cfg.num_attention_heads, cfg.head_dim)  # [T, Hq, D]
@@ -203,27 +222,27 @@ class Model:
         cos, sin = rope_cos_sin(positions, self._inv_freq, self._concentration)
         return self.ops.rope(q, cos, sin), self.ops.rope(k, cos, sin), v
 
-    def _project_out(self, attn: AttentionWeights, x: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
-        return x + F.linear(o.flatten(1), attn.out_weight, attn.out_bias)  # [T, Hq*D] -> [T, H]
+    def _project_out(self, attn: AttentionWeights, o: torch.Tensor) -> torch.Tensor:
+        return F.linear(o.flatten(1), attn.out_weight, attn.out_bias)  # [T, Hq*D] -> [T, H]
 
     def _attention_uncached(
-        self, layer: int, attn: AttentionWeights, x: torch.Tensor, positions: torch.Tensor
+        self, layer: int, attn: AttentionWeights, t: torch.Tensor, positions: torch.Tensor
     ) -> torch.Tensor:
-        q, k, v = self._qkv(attn, x, positions)
+        q, k, v = self._qkv(attn, t, positions)
         window = self.config.window_for_layer(layer)
         o = self.ops.attention(q, k, v, attn.sinks, positions, positions, window, self._sm_scale)
-        return self._project_out(attn, x, o)
+        return self._project_out(attn, o)
 
     def _attention_cached(
         self,
         layer: int,
         attn: AttentionWeights,
-        x: torch.Tensor,
+        t: torch.Tensor,
         positions: torch.Tensor,
         cache: KVCache,
         slot: int,
     ) -> torch.Tensor:
-        q, k, v = self._qkv(attn, x, positions)
+        q, k, v = self._qkv(attn, t, positions)
         start = int(positions[0])
         window = self.config.window_for_layer(layer)
         if window == 0:
@@ -238,18 +257,19 @@ class Model:
             key_pos = torch.cat((old_pos, positions))
             cache.write(layer, slot, start, k, v)
         o = self.ops.attention(q, keys, values, attn.sinks, positions, key_pos, window, self._sm_scale)
-        return self._project_out(attn, x, o)
+        return self._project_out(attn, o)
 
     def _attention_decode(
         self,
         layer: int,
         attn: AttentionWeights,
-        x: torch.Tensor,
+        t: torch.Tensor,
         positions: torch.Tensor,
         cache: KVCache,
         slots: Sequence[int],
+        slot_index: torch.Tensor,
     ) -> torch.Tensor:
-        q, k, v = self._qkv(attn, x, positions)  # one token per slot: [B, heads, D]
+        q, k, v = self._qkv(attn, t, positions)  # one token per slot: [B, heads, D]
         for row, slot in enumerate(slots):
             cache.write(layer, slot, int(positions[row]), k[row : row + 1], v[row : row + 1])
         window = self.config.window_for_layer(layer)
@@ -258,26 +278,24 @@ class Model:
             cache.keys[layer],
             cache.values[layer],
             attn.sinks,
-            torch.as_tensor(list(slots), device=self.device),
+            slot_index,
             positions + 1,
             window,
             cache.windows[layer] > 0,
             self._sm_scale,
         )
-        return self._project_out(attn, x, o)
+        return self._project_out(attn, o)
 
-    def _moe(self, mlp: MoEWeights, x: torch.Tensor) -> torch.Tensor:
+    def _moe(self, mlp: MoEWeights, t: torch.Tensor) -> torch.Tensor:
+        """MoE output ``[T, H]`` for the normed ``t`` (the caller adds it to the residual)."""
         cfg = self.config
-        t = self.ops.rmsnorm(x, mlp.norm, cfg.rms_norm_eps)
         weights, indices = self.ops.router(t, mlp.gate_weight, mlp.gate_bias, cfg.experts_per_token)
-        y = self.ops.moe(
+        return self.ops.moe(
             t, weights, indices, mlp.mlp1, mlp.mlp1_bias, mlp.mlp2, mlp.mlp2_bias, cfg.swiglu_limit, cfg.swiglu_alpha
         )
-        return x + y
 
-    def _unembed(self, x: torch.Tensor) -> torch.Tensor:
-        t = self.ops.rmsnorm(x, self.norm, self.config.rms_norm_eps)
-        return F.linear(t, self.unembedding).float()  # [T, V]
+    def _unembed(self, normed: torch.Tensor) -> torch.Tensor:
+        return F.linear(normed, self.unembedding).float()  # [T, H] -> [T, V]
 
 
 def _to(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

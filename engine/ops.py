@@ -26,9 +26,12 @@ from engine.errors import EngineError
 from kernels import attention as attention_kernels
 from kernels import cpu_mxfp4
 from kernels import moe as moe_kernels
+from kernels import rmsnorm as rmsnorm_kernels
+from kernels import rope as rope_kernels
+from kernels import router as router_kernels
 from kernels.attention import attention_decode_ref, attention_ref
 from kernels.moe import ExpertWeights, Mxfp4Experts, expert_linear_ref, moe_ref
-from kernels.rmsnorm import rmsnorm_ref
+from kernels.rmsnorm import add_rmsnorm_ref, rmsnorm_ref
 from kernels.rope import rope_ref
 from kernels.router import router_ref
 
@@ -49,6 +52,7 @@ class Ops:
 
     name: str
     rmsnorm: Callable[..., torch.Tensor]
+    add_rmsnorm: Callable[..., tuple[torch.Tensor, torch.Tensor]]
     rope: Callable[..., torch.Tensor]
     attention: Callable[..., torch.Tensor]
     attention_decode: Callable[..., torch.Tensor]
@@ -80,6 +84,7 @@ def cpu_expert_linear(x: torch.Tensor, experts: ExpertWeights, index: int, bias:
 TORCH_OPS = Ops(
     name="torch",
     rmsnorm=rmsnorm_ref,
+    add_rmsnorm=add_rmsnorm_ref,
     rope=rope_ref,
     attention=attention_ref,
     attention_decode=attention_decode_ref,
@@ -89,14 +94,15 @@ TORCH_OPS = Ops(
 
 
 def triton_ops() -> Ops:
-    """Triton kernels where they exist; an op without one keeps its torch reference."""
+    """Every hot op as a Triton kernel."""
     return Ops(
         name="triton",
-        rmsnorm=rmsnorm_ref,
-        rope=rope_ref,
+        rmsnorm=rmsnorm_kernels.rmsnorm,
+        add_rmsnorm=rmsnorm_kernels.add_rmsnorm,
+        rope=rope_kernels.rope,
         attention=attention_kernels.attention,
         attention_decode=attention_kernels.attention_decode,
-        router=router_ref,
+        router=router_kernels.router,
         moe=moe_kernels.moe,
     )
 
