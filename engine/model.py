@@ -129,13 +129,36 @@ class Model:
     @torch.inference_mode()
     def logits(self, token_ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
         """Full forward of one sequence from position 0 with no cache: fp32 logits ``[T, V]`` (for testing)."""
-        ids = self._as_ids(token_ids)
-        positions = torch.arange(ids.numel(), device=self.device)
+        return self._unembed(self.forward_hidden(self._as_ids(token_ids)))
+
+    def forward_hidden(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """Final-normed hidden states of a batch of equal-length sequences from position 0, no cache.
+
+        ``token_ids`` ``[T]`` or ``[B, T]`` -> ``[T, H]`` or ``[B, T, H]``. Not under inference_mode, so it is
+        differentiable when the weights require grad (the demo model is trained through it, engine.demo.train).
+        """
+        ids = token_ids if token_ids.dim() == 2 else token_ids.reshape(1, -1)
+        batch, length = ids.shape
+        positions = torch.arange(length, device=self.device)
+        cfg = self.config
 
         def attend(layer: int, attn: AttentionWeights, t: torch.Tensor) -> torch.Tensor:
-            return self._attention_uncached(layer, attn, t, positions)
+            # Sequences are independent, so fold the batch into the head axis and run one attention call:
+            # [B*T, heads, D] -> [T, B*heads, D]. Query head b*Hq + h then reads KV head b*Hkv + h // G, the GQA
+            # rule within each sequence; every sequence shares positions 0..T-1.
+            q, k, v = self._qkv(attn, t, positions.repeat(batch))
 
-        return self._unembed(self._run_blocks(self.embedding[ids], attend))
+            def fold(x: torch.Tensor) -> torch.Tensor:
+                return x.view(batch, length, -1, cfg.head_dim).transpose(0, 1).reshape(length, -1, cfg.head_dim)
+
+            window = cfg.window_for_layer(layer)
+            sinks = attn.sinks.repeat(batch)  # [B*Hq]
+            o = self.ops.attention(fold(q), fold(k), fold(v), sinks, positions, positions, window, self._sm_scale)
+            o = o.view(length, batch, -1, cfg.head_dim).transpose(0, 1).reshape(batch * length, -1, cfg.head_dim)
+            return self._project_out(attn, o)  # [B*T, H]
+
+        normed = self._run_blocks(self.embedding[ids.reshape(-1)], attend)  # [B*T, H]
+        return normed.view(batch, length, -1) if token_ids.dim() == 2 else normed
 
     @torch.inference_mode()
     def prefill(self, token_ids: Sequence[int], cache: KVCache, slot: int = 0) -> torch.Tensor:
@@ -224,14 +247,6 @@ class Model:
 
     def _project_out(self, attn: AttentionWeights, o: torch.Tensor) -> torch.Tensor:
         return F.linear(o.flatten(1), attn.out_weight, attn.out_bias)  # [T, Hq*D] -> [T, H]
-
-    def _attention_uncached(
-        self, layer: int, attn: AttentionWeights, t: torch.Tensor, positions: torch.Tensor
-    ) -> torch.Tensor:
-        q, k, v = self._qkv(attn, t, positions)
-        window = self.config.window_for_layer(layer)
-        o = self.ops.attention(q, k, v, attn.sinks, positions, positions, window, self._sm_scale)
-        return self._project_out(attn, o)
 
     def _attention_cached(
         self,

@@ -6,23 +6,13 @@ cache offset, decode, and ring-buffer (sliding-window) caches whose keys are not
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import torch
 
 # The Triton kernels below are optional: without the package this module still imports (the references work) and
 # the Triton wrappers raise a clear error.
-_TRITON_IMPORT_ERROR: ImportError | None
-try:
-    import triton
-    import triton.language as tl
-
-    _TRITON_IMPORT_ERROR = None
-except ImportError as _error:  # pragma: no cover - exercised only on installs without triton
-    triton = None
-    tl = None
-    _TRITON_IMPORT_ERROR = _error
+from kernels._triton import TRITON_IMPORT_ERROR as _TRITON_IMPORT_ERROR
+from kernels._triton import tl, triton
+from kernels._triton import triton_jit as _triton_jit
 
 # Largest fp32 score block (heads x queries x keys) materialised at once; bounds prefill memory on long prompts.
 _MAX_SCORE_ELEMENTS = 1 << 26  # 256 MiB of fp32
@@ -155,11 +145,6 @@ _DECODE_MAX_SPLITS = 64
 _DECODE_MAX_FORCED_SPLITS = 128  # bound for an explicit split_size
 # Tests set this to fill internal scratch (split partials) with NaN, so an unwritten partial shows up in the output.
 _POISON_SCRATCH = False
-
-
-def _triton_jit(fn: Callable[..., None]) -> Any:
-    """``triton.jit`` when Triton is installed; otherwise the plain function (never launched: wrappers raise)."""
-    return triton.jit(fn) if triton is not None else fn
 
 
 @_triton_jit

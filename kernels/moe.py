@@ -156,13 +156,13 @@ def moe_ref(
 # next to the weights (46 KB per layer at decode for 20b, ~1/1000 of the 52.9 MB of expert bytes).
 # ---------------------------------------------------------------------------------------------------------------------
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError as _exc:  # triton ships wheels for Linux only; the CPU path (moe_ref) must keep working.
-    _TRITON_ERROR: str | None = f"triton is not importable ({_exc}); the Triton MoE kernels are unavailable"
-else:
-    _TRITON_ERROR = None
+from kernels._triton import TRITON_IMPORT_ERROR, tl, triton  # noqa: E402 (the kernels start here)
+
+_TRITON_ERROR: str | None = (
+    None
+    if TRITON_IMPORT_ERROR is None
+    else f"triton is not importable ({TRITON_IMPORT_ERROR}); the Triton MoE kernels are unavailable"
+)
 
 # Decode form when T <= this: with k=4 that is <= 32 pairs, about one pair per expert for 20b, so the grouped GEMM
 # would run BLOCK_M=64 tiles that are >95 % padding while the GEMV form reads each selected expert's rows once per

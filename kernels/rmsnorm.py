@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import torch
 
 # The Triton kernel below is optional: without the package this module still imports (the references work) and the
 # Triton wrappers raise a clear error.
-_TRITON_IMPORT_ERROR: ImportError | None
-try:
-    import triton
-    import triton.language as tl
-
-    _TRITON_IMPORT_ERROR = None
-except ImportError as _error:  # pragma: no cover - exercised only on installs without triton
-    triton = None
-    tl = None
-    _TRITON_IMPORT_ERROR = _error
+from kernels._triton import TRITON_IMPORT_ERROR as _TRITON_IMPORT_ERROR
+from kernels._triton import tl, triton
+from kernels._triton import triton_jit as _triton_jit
 
 
 def rmsnorm_ref(x: torch.Tensor, scale: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -54,11 +44,6 @@ def add_rmsnorm_ref(
 
 _KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 _MAX_HIDDEN = 1 << 16  # a row must fit in one program's registers (fp32, BLOCK <= 65536)
-
-
-def _triton_jit(fn: Callable[..., Any]) -> Any:
-    """``triton.jit`` when Triton is installed; otherwise the plain function (never launched: wrappers raise)."""
-    return triton.jit(fn) if triton is not None else fn
 
 
 @_triton_jit

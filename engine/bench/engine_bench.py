@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from engine.bench.measure import current_rss_bytes, peak_rss_bytes, random_prompt, timed
+from engine.bench.measure import current_rss_bytes, random_prompt, speed_report, timed
 from engine.loader import load_model
 
 logger = logging.getLogger(__name__)
@@ -47,22 +47,15 @@ def run_engine_bench(
         step_logits, step_s = timed(partial(model.decode, [token], cache, [0]))
         step_times.append(step_s)
         token = int(torch.argmax(step_logits[0]))
-    # The first decode step pays one-off costs (page faults of cold experts); report steady state separately.
-    steady = step_times[1:] or step_times
-    return {
-        "engine": "gpt-oss-desktop",
-        "model": str(model_path),
-        "dtype": str(dtype).removeprefix("torch."),
-        "threads": torch.get_num_threads(),
-        "load_s": round(load_s, 3),
-        "weights_bytes": model.nbytes,
-        "rss_after_load_bytes": rss_after_load - rss_before,
-        "peak_rss_bytes": peak_rss_bytes(),
-        "prefill_tokens": prompt_tokens,
-        "prefill_s": round(prefill_s, 4),
-        "prefill_tok_s": round(prompt_tokens / prefill_s, 2),
-        "decode_tokens": decode_tokens,
-        "decode_tok_s": round(len(step_times) / sum(step_times), 3),
-        "decode_steady_tok_s": round(len(steady) / sum(steady), 3),
-        "decode_first_step_s": round(step_times[0], 4),
-    }
+    report = speed_report(
+        engine="gpt-oss-desktop",
+        model_path=model_path,
+        dtype=dtype,
+        load_s=load_s,
+        rss_after_load_bytes=rss_after_load - rss_before,
+        prompt_tokens=prompt_tokens,
+        prefill_s=prefill_s,
+        step_times=step_times,
+    )
+    report["weights_bytes"] = model.nbytes
+    return report

@@ -6,7 +6,8 @@ import resource
 import sys
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 
@@ -38,3 +39,35 @@ def random_prompt(length: int, vocab_size: int, seed: int = 0) -> list[int]:
     generator = torch.Generator().manual_seed(seed)
     high = min(vocab_size, 199998)
     return [int(t) for t in torch.randint(0, high, (length,), generator=generator).tolist()]
+
+
+def speed_report(
+    *,
+    engine: str,
+    model_path: Path,
+    dtype: torch.dtype,
+    load_s: float,
+    rss_after_load_bytes: int,
+    prompt_tokens: int,
+    prefill_s: float,
+    step_times: list[float],
+) -> dict[str, Any]:
+    """The JSON fields every benchmarked engine reports, computed the same way for all of them."""
+    # The first decode step pays one-off costs (page faults of cold experts); report steady state separately.
+    steady = step_times[1:] or step_times
+    return {
+        "engine": engine,
+        "model": str(model_path),
+        "dtype": str(dtype).removeprefix("torch."),
+        "threads": torch.get_num_threads(),
+        "load_s": round(load_s, 3),
+        "rss_after_load_bytes": rss_after_load_bytes,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "prefill_tokens": prompt_tokens,
+        "prefill_s": round(prefill_s, 4),
+        "prefill_tok_s": round(prompt_tokens / prefill_s, 2),
+        "decode_tokens": len(step_times),
+        "decode_tok_s": round(len(step_times) / sum(step_times), 3),
+        "decode_steady_tok_s": round(len(steady) / sum(steady), 3),
+        "decode_first_step_s": round(step_times[0], 4),
+    }

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from engine.bench.measure import current_rss_bytes, peak_rss_bytes, random_prompt, timed
+from engine.bench.measure import current_rss_bytes, random_prompt, speed_report, timed
 
 
 def run_transformers_bench(
@@ -54,23 +54,16 @@ def run_transformers_bench(
             step_times.append(step_s)
             past = step.past_key_values
             token = int(torch.argmax(step.logits[0, -1]))
-    steady = step_times[1:] or step_times
-    return {
-        "engine": "transformers",
-        "model": str(model_path),
-        "dtype": str(dtype).removeprefix("torch."),
-        "threads": torch.get_num_threads(),
-        "load_s": round(load_s, 3),
-        "rss_after_load_bytes": rss_after_load - rss_before,
-        "peak_rss_bytes": peak_rss_bytes(),
-        "prefill_tokens": prompt_tokens,
-        "prefill_s": round(prefill_s, 4),
-        "prefill_tok_s": round(prompt_tokens / prefill_s, 2),
-        "decode_tokens": decode_tokens,
-        "decode_tok_s": round(len(step_times) / sum(step_times), 3),
-        "decode_steady_tok_s": round(len(steady) / sum(steady), 3),
-        "decode_first_step_s": round(step_times[0], 4),
-    }
+    return speed_report(
+        engine="transformers",
+        model_path=model_path,
+        dtype=dtype,
+        load_s=load_s,
+        rss_after_load_bytes=rss_after_load - rss_before,
+        prompt_tokens=prompt_tokens,
+        prefill_s=prefill_s,
+        step_times=step_times,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

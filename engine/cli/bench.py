@@ -1,4 +1,4 @@
-"""``python -m engine bench --model DIR [--peer transformers]``: speed and memory, printed as JSON."""
+"""``python -m engine bench --model DIR [--peer transformers]`` or ``bench --kernels``: speed as JSON."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from engine.errors import EngineError
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("bench", help="measure load time, peak RSS, prefill and decode speed (JSON)")
-    parser.add_argument("--model", required=True, help="checkpoint folder")
+    parser.add_argument("--model", help="checkpoint folder (optional with --kernels: adds full decode steps)")
     parser.add_argument("--prompt-tokens", type=int, default=512)
     parser.add_argument("--decode-tokens", type=int, default=32)
     parser.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
@@ -29,6 +29,14 @@ def add_parser(subparsers: Any) -> None:
         default=[],
         help="also run a peer on the same checkpoint, in its own process, in this run",
     )
+    kernels = parser.add_argument_group("kernel benchmark (--kernels)")
+    kernels.add_argument(
+        "--kernels", action="store_true", help="time each Triton kernel at gpt-oss shapes vs the memory roofline"
+    )
+    kernels.add_argument("--preset", default="20b", help="model shapes for --kernels (default 20b)")
+    kernels.add_argument("--context", type=int, default=4096, help="cached tokens for decode attention")
+    kernels.add_argument("--peak-gbs", type=float, help="peak memory bandwidth, GB/s (default: measured by a copy)")
+    kernels.add_argument("--iters", type=int, default=100, help="timed runs per kernel (and decode steps)")
 
 
 def _run_peer(name: str, args: argparse.Namespace, model_path: Path) -> dict[str, Any]:
@@ -57,6 +65,10 @@ def _run_peer(name: str, args: argparse.Namespace, model_path: Path) -> dict[str
 def run(args: argparse.Namespace) -> int:
     from engine.checkpoint import load_checkpoint
 
+    if args.kernels:
+        return _run_kernels(args)
+    if args.model is None:
+        raise EngineError("--model is required (unless --kernels is given)")
     model_path = Path(args.model)
     if args.prompt_tokens <= 0 or args.decode_tokens <= 0:
         raise EngineError("--prompt-tokens and --decode-tokens must be positive")
@@ -82,4 +94,19 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def _run_kernels(args: argparse.Namespace) -> int:
+    from engine.bench.kernel_bench import run_kernel_bench
+
+    model_path = Path(args.model) if args.model is not None else None
+    if model_path is not None:
+        from engine.checkpoint import load_checkpoint
+
+        load_checkpoint(model_path)  # fail fast, with a typed error, on a bad folder
+    report = run_kernel_bench(
+        args.preset, iters=args.iters, context=args.context, peak_gbs=args.peak_gbs, model_path=model_path
+    )
+    sys.stdout.write(json.dumps(report, indent=2) + "\n")
     return 0

@@ -13,10 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.cli.chat import load_for_cli
+from engine.cli.chat import load_for_cli, sampling_from_args
 from engine.errors import EngineError
 from engine.generator import Generator
-from engine.sampling import SamplingParams
 
 _IDS_RE = re.compile(r"^\s*\d+\s*(,\s*\d+\s*)*,?\s*$")
 
@@ -47,16 +46,7 @@ def parse_prompt_ids(text: str) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     prompt = parse_prompt_ids(args.prompt_ids)
-    try:
-        params = SamplingParams(
-            temperature=args.temperature,
-            top_p=args.top_p,
-            top_k=args.top_k,
-            seed=args.seed,
-            max_tokens=args.max_tokens,
-        )
-    except ValueError as exc:
-        raise EngineError(f"invalid sampling option: {exc}") from exc
+    params = sampling_from_args(args)
     model = load_for_cli(args.model, args.dtype, args.device)
     # Room for the prompt and every requested token, so the run stops only at max_tokens or a stop token.
     generator = Generator(model, max_context=len(prompt) + params.max_tokens)
