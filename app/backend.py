@@ -1,0 +1,112 @@
+"""The engine-facing interface the GUI depends on, so a remote backend can replace the local one untouched.
+
+Nothing here imports Qt or torch. A backend loads one model at a time and streams one answer at a time as
+:class:`engine.events.Delta` s followed by exactly one :class:`engine.events.Done`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from engine.events import Delta, Done
+from engine.harmony import ChatMessage, ReasoningEffort
+from engine.sampling import SamplingParams
+
+# The model reference that selects the bundled demo model.
+DEMO_MODEL = "demo"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What the status bar shows about the loaded model."""
+
+    name: str
+    device: str  # a GPU's marketing name, or "CPU"
+    context_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One answer to generate: the whole visible conversation, rendered by the backend each turn."""
+
+    messages: tuple[ChatMessage, ...]
+    effort: ReasoningEffort = ReasoningEffort.MEDIUM
+    params: SamplingParams = field(default_factory=SamplingParams)
+    instructions: str | None = None
+
+
+class LoadErrorKind(enum.StrEnum):
+    """Categories of load failure, each with its own advice to the user."""
+
+    MISSING_FILES = "missing_files"
+    INVALID_CHECKPOINT = "invalid_checkpoint"
+    OUT_OF_MEMORY = "out_of_memory"
+    UNSUPPORTED_DEVICE = "unsupported_device"
+    UNEXPECTED = "unexpected"
+
+
+_ADVICE: dict[LoadErrorKind, str] = {
+    LoadErrorKind.MISSING_FILES: "Check the model folder, or download the model again. "
+    "You can also try the demo model.",
+    LoadErrorKind.INVALID_CHECKPOINT: "The model files look damaged or incomplete. Download the model again.",
+    LoadErrorKind.OUT_OF_MEMORY: "Close other programs that use GPU or system memory, or choose a smaller model.",
+    LoadErrorKind.UNSUPPORTED_DEVICE: "Your GPU or driver is not supported. Update the driver, or run on the CPU.",
+    LoadErrorKind.UNEXPECTED: "This looks like a bug. The log has details; please report it.",
+}
+
+
+class LoadError(Exception):
+    """A model could not be loaded; ``advice`` tells the user what to do about it."""
+
+    def __init__(self, kind: LoadErrorKind, message: str, model_ref: str) -> None:
+        super().__init__(kind, message, model_ref)
+        self.kind = kind
+        self.message = message
+        self.model_ref = model_ref
+
+    @property
+    def advice(self) -> str:
+        return _ADVICE[self.kind]
+
+    def __str__(self) -> str:
+        return f"{self.model_ref}: {self.message}"
+
+
+class RequestError(Exception):
+    """A request that could not run at all (no model loaded, prompt longer than the context, ...)."""
+
+
+ProgressCallback = Callable[[float, str], None]
+"""Called on the GUI thread with (fraction 0..1, what is happening)."""
+
+
+class ChatBackend(Protocol):
+    """Loads a model and streams answers. Every method is called from the GUI thread's event loop."""
+
+    @property
+    def info(self) -> ModelInfo | None:
+        """The loaded model, or None."""
+        ...
+
+    async def load(self, model_ref: str, on_progress: ProgressCallback | None = None) -> ModelInfo:
+        """Load ``model_ref`` (a folder or :data:`DEMO_MODEL`), replacing any loaded model. Raises LoadError."""
+        ...
+
+    def stream(self, request: ChatRequest) -> AsyncGenerator[Delta | Done, None]:
+        """Deltas, then one Done. Raises RequestError before the first event if the request cannot run."""
+        ...
+
+    def cancel(self) -> None:
+        """Stop the running answer after the current token; its stream still ends with a Done."""
+        ...
+
+    async def unload(self) -> None:
+        """Free the loaded model's memory."""
+        ...
+
+    def close(self) -> None:
+        """Stop the backend for good (at app exit); safe to call twice."""
+        ...

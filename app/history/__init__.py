@@ -1,0 +1,55 @@
+"""Chat history persistence: SQLite storage, search, and Markdown/JSON export. No Qt here."""
+
+from .errors import (
+    ChatNotFoundError,
+    CorruptDatabaseError,
+    ForeignDatabaseError,
+    HistoryError,
+    ImportFormatError,
+    SchemaTooNewError,
+    StoreClosedError,
+)
+from .export import REASONING_LABEL, chat_from_json, chat_to_json, chat_to_markdown
+from .models import (
+    CHAT_KINDS,
+    EFFORTS,
+    ROLES,
+    AnswerStats,
+    Chat,
+    ChatKind,
+    ChatSummary,
+    Effort,
+    Message,
+    Role,
+    SearchHit,
+)
+from .schema import SCHEMA_VERSION
+from .store import ChatStore, title_from_prompt
+
+__all__ = [
+    "CHAT_KINDS",
+    "EFFORTS",
+    "REASONING_LABEL",
+    "ROLES",
+    "SCHEMA_VERSION",
+    "AnswerStats",
+    "Chat",
+    "ChatKind",
+    "ChatNotFoundError",
+    "ChatStore",
+    "ChatSummary",
+    "CorruptDatabaseError",
+    "Effort",
+    "ForeignDatabaseError",
+    "HistoryError",
+    "ImportFormatError",
+    "Message",
+    "Role",
+    "SchemaTooNewError",
+    "SearchHit",
+    "StoreClosedError",
+    "chat_from_json",
+    "chat_to_json",
+    "chat_to_markdown",
+    "title_from_prompt",
+]

@@ -1,0 +1,283 @@
+"""Exporting a chat to Markdown and JSON, and parsing a JSON export back (pure functions, no database)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from .errors import ImportFormatError
+from .models import (
+    Chat,
+    Message,
+    check_effort,
+    check_kind,
+    check_role,
+    clean_json_dict,
+)
+
+JSON_FORMAT: Final = "gpt-oss-desktop/chat"
+JSON_FORMAT_VERSION: Final = 1
+REASONING_LABEL: Final = "Reasoning (not sent to model)"
+
+
+# --- JSON ------------------------------------------------------------------------------------------------------
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def chat_to_json(chat: Chat) -> str:
+    """A self-describing JSON document of the chat.
+
+    Database ids and deletion state are left out on purpose: they mean nothing in another store, and leaving them
+    out makes export → import → export reproduce the same text.
+    """
+    document = {
+        "format": JSON_FORMAT,
+        "format_version": JSON_FORMAT_VERSION,
+        "kind": chat.kind,
+        "title": chat.title,
+        "created_at": _iso(chat.created_at),
+        "updated_at": _iso(chat.updated_at),
+        "model": chat.model,
+        "system_instructions": chat.system_instructions,
+        "developer_instructions": chat.developer_instructions,
+        "sampling": chat.sampling,
+        "meta": chat.meta,
+        "messages": [
+            {
+                "position": m.position,
+                "column": m.column,
+                "role": m.role,
+                "text": m.text,
+                "analysis": m.analysis,
+                "effort": m.effort,
+                "stats": m.stats,
+                "complete": m.complete,
+                "created_at": _iso(m.created_at),
+            }
+            for m in chat.messages
+        ],
+    }
+    # allow_nan=False: NaN/Infinity are not JSON, and other tools reading the export would reject the file.
+    return json.dumps(document, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+
+
+def _field(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in obj:
+        raise ImportFormatError(f"{where}: missing field {key!r}")
+    value = obj[key]
+    # bool is an int subclass; a true/false where a number belongs is a malformed file, not a 1/0.
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
+        raise ImportFormatError(f"{where}: field {key!r} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _time(obj: Mapping[str, Any], key: str, where: str) -> datetime:
+    text = _field(obj, key, str, where)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ImportFormatError(f"{where}: {key!r} is not an ISO 8601 time: {text!r}") from exc
+    # A naive time is taken as UTC rather than local time, which would shift on every machine it is imported on.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def chat_from_json(text: str) -> Chat:
+    """Parse an export into a detached Chat (ids 0). Raises ImportFormatError naming what is wrong."""
+    try:
+        document = json.loads(text)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ImportFormatError(f"not a JSON document: {exc}") from exc
+    if not isinstance(document, dict) or document.get("format") != JSON_FORMAT:
+        raise ImportFormatError(f"not a gpt-oss desktop chat export (expected format {JSON_FORMAT!r})")
+    version = _field(document, "format_version", int, "export")
+    if version > JSON_FORMAT_VERSION:
+        raise ImportFormatError(
+            f"export format version {version} is newer than this app understands ({JSON_FORMAT_VERSION})"
+        )
+    try:
+        messages = []
+        for index, raw in enumerate(_field(document, "messages", list, "export")):
+            where = f"message {index}"
+            if not isinstance(raw, dict):
+                raise ImportFormatError(f"{where}: not an object")
+            effort = raw.get("effort")
+            if effort is not None and not isinstance(effort, str):
+                raise ImportFormatError(f"{where}: field 'effort' has the wrong type")
+            messages.append(
+                Message(
+                    id=0,
+                    chat_id=0,
+                    position=_field(raw, "position", int, where),
+                    column=_field(raw, "column", int, where),
+                    role=check_role(_field(raw, "role", str, where)),
+                    text=_field(raw, "text", str, where),
+                    analysis=_field(raw, "analysis", str, where),
+                    effort=check_effort(effort),
+                    stats=clean_json_dict(_field(raw, "stats", dict, where), "stats"),
+                    complete=_field(raw, "complete", bool, where),
+                    created_at=_time(raw, "created_at", where),
+                )
+            )
+        chat = Chat(
+            id=0,
+            kind=check_kind(_field(document, "kind", str, "export")),
+            title=_field(document, "title", str, "export"),
+            created_at=_time(document, "created_at", "export"),
+            updated_at=_time(document, "updated_at", "export"),
+            system_instructions=_field(document, "system_instructions", str, "export"),
+            developer_instructions=_field(document, "developer_instructions", str, "export"),
+            model=_field(document, "model", str, "export"),
+            sampling=clean_json_dict(_field(document, "sampling", dict, "export"), "sampling"),
+            meta=clean_json_dict(_field(document, "meta", dict, "export"), "meta"),
+            deleted_at=None,
+            messages=tuple(sorted(messages, key=lambda m: (m.position, m.column))),
+        )
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, ImportFormatError):
+            raise
+        raise ImportFormatError(str(exc)) from exc
+    slots = [(m.position, m.column) for m in chat.messages]
+    if len(set(slots)) != len(slots):
+        raise ImportFormatError("two messages share the same position and column")
+    if any(p < 0 or c < 0 for p, c in slots):
+        raise ImportFormatError("message positions and columns must not be negative")
+    return chat
+
+
+# --- Markdown --------------------------------------------------------------------------------------------------
+
+
+def _num(value: Any, digits: int = 0) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return f"{value:,.{digits}f}"
+
+
+def stats_line(stats: Mapping[str, Any]) -> str:
+    """One human line of an answer's numbers, e.g. "reasoning 1,843 tok · answer 212 tok · first token 0.41 s"."""
+    parts: list[str] = []
+    labelled = (
+        ("reasoning_tokens", "reasoning {} tok", 0),
+        ("final_tokens", "answer {} tok", 0),
+        ("ttft", "first token {} s", 2),
+        ("thinking_s", "thought {} s", 1),
+        ("answer_s", "answered {} s", 1),
+        ("tok_s", "{} tok/s", 1),
+    )
+    for key, template, digits in labelled:
+        shown = _num(stats.get(key), digits)
+        if shown is not None:
+            parts.append(template.format(shown))
+    finish = stats.get("finish_reason")
+    if isinstance(finish, str) and finish:
+        parts.append(f"finish: {finish}")
+    return " · ".join(parts)
+
+
+def _details(reasoning: str) -> list[str]:
+    # A literal </details> inside the reasoning would close the block early and spill the rest into the answer.
+    body = reasoning.strip().replace("</details>", "&lt;/details>")
+    # The blank lines matter: Markdown renderers only parse Markdown inside an HTML block after a blank line.
+    return ["<details>", f"<summary>{REASONING_LABEL}</summary>", "", body, "", "</details>", ""]
+
+
+def _effort_badge(message: Message) -> str:
+    return f" `{message.effort} effort`" if message.effort else ""
+
+
+def _assistant_block(message: Message, heading: str) -> list[str]:
+    lines = [f"{heading}{_effort_badge(message)}", ""]
+    if message.analysis.strip():
+        lines += _details(message.analysis)
+    if message.text.strip():
+        lines += [message.text.rstrip(), ""]
+    if not message.complete:
+        lines += ["*(interrupted: partial answer)*", ""]
+    line = stats_line(message.stats)
+    if line:
+        lines += [f"*{line}*", ""]
+    return lines
+
+
+def _plain_block(message: Message, heading: str) -> list[str]:
+    return [heading, "", message.text.rstrip(), ""]
+
+
+def _header(chat: Chat) -> list[str]:
+    kind = "Effort comparison" if chat.kind == "comparison" else "Chat"
+    info = [kind, f"created {chat.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"]
+    if chat.model:
+        info.append(f"model `{chat.model}`")
+    lines = [f"# {chat.title}", "", "*" + " · ".join(info) + "*", ""]
+    if chat.sampling:
+        settings = ", ".join(f"{k} {v}" for k, v in chat.sampling.items())
+        lines += [f"Sampling: {settings}", ""]
+    if chat.system_instructions.strip():
+        lines += ["## System instructions", "", chat.system_instructions.rstrip(), ""]
+    if chat.developer_instructions.strip():
+        lines += ["## Developer instructions", "", chat.developer_instructions.rstrip(), ""]
+    return lines
+
+
+def _chat_body(chat: Chat) -> list[str]:
+    lines: list[str] = []
+    for message in chat.thread(0):
+        heading = f"## {message.role.capitalize()}"
+        if message.role == "assistant":
+            lines += _assistant_block(message, heading)
+        else:
+            lines += _plain_block(message, heading)
+    return lines
+
+
+def _comparison_body(chat: Chat) -> list[str]:
+    # The compared answers are the last position (one message per column); everything before it is shared
+    # context and the prompt, rendered like a normal chat.
+    last = max((m.position for m in chat.messages), default=0)
+    shared = replace(chat, kind="chat", messages=tuple(m for m in chat.messages if m.position < last))
+    lines = _chat_body(shared)
+    answers = [m for m in chat.messages if m.position == last]
+    if not answers:
+        return lines
+    lines += ["## Answers", "", *_comparison_table(answers)]
+    for message in answers:
+        lines += _assistant_block(message, f"### Column {message.column + 1}")
+    return lines
+
+
+def _comparison_table(group: list[Message]) -> list[str]:
+    rows = [
+        "| Effort | Reasoning tokens | Answer tokens | First token (s) | Total (s) | tok/s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for m in group:
+        s = m.stats
+        total = None
+        if isinstance(s.get("thinking_s"), int | float) and isinstance(s.get("answer_s"), int | float):
+            total = float(s["thinking_s"]) + float(s["answer_s"])
+        cells = [
+            m.effort or f"column {m.column + 1}",
+            _num(s.get("reasoning_tokens")) or "–",
+            _num(s.get("final_tokens")) or "–",
+            _num(s.get("ttft"), 2) or "–",
+            _num(total, 1) or "–",
+            _num(s.get("tok_s"), 1) or "–",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return [*rows, ""]
+
+
+def chat_to_markdown(chat: Chat) -> str:
+    """A readable Markdown document of the chat (or comparison).
+
+    Reasoning is kept, inside a collapsed <details> block labelled "Reasoning (not sent to model)", because the
+    harmony format drops prior reasoning from what the model sees; the label keeps a reader from assuming otherwise.
+    """
+    body = _comparison_body(chat) if chat.kind == "comparison" else _chat_body(chat)
+    return "\n".join(_header(chat) + body).rstrip() + "\n"

@@ -1,0 +1,214 @@
+"""Immutable row types of the chat history.
+
+Rows are frozen dataclasses so that a value the GUI holds cannot drift from what is on disk without going through
+the store. Timestamps are timezone-aware UTC datetimes; JSON-ish fields (sampling settings, stats, meta) are plain
+dicts of JSON values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal, TypedDict, cast
+
+ChatKind = Literal["chat", "comparison"]
+Role = Literal["user", "assistant", "system"]
+Effort = Literal["low", "medium", "high"]
+
+CHAT_KINDS: Final[tuple[ChatKind, ...]] = ("chat", "comparison")
+ROLES: Final[tuple[Role, ...]] = ("user", "assistant", "system")
+EFFORTS: Final[tuple[Effort, ...]] = ("low", "medium", "high")
+
+# JSON values as stored in the *_json columns. Kept loose (Any) because stats grow new keys over time.
+JSONDict = dict[str, Any]
+
+
+class AnswerStats(TypedDict, total=False):
+    """The keys the app writes into Message.stats today; the column is open JSON, so more may appear."""
+
+    reasoning_tokens: int
+    final_tokens: int
+    ttft: float  # seconds to the first token of any channel
+    thinking_s: float
+    answer_s: float
+    tok_s: float
+    finish_reason: str
+
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_micros(moment: datetime) -> int:
+    """Exact integer microseconds since the epoch: sortable in SQL and lossless (a float REAL is not)."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def clean_json_dict(value: Mapping[str, Any] | None, what: str) -> JSONDict:
+    """A JSON-safe copy: NaN/inf become None, because tok_s of a zero-length answer must not make exports invalid."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{what} must be a mapping, not {type(value).__name__}")
+    return cast(JSONDict, _clean(dict(value), what))
+
+
+def _clean(value: Any, what: str) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        out: JSONDict = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{what}: keys must be strings, got {key!r}")
+            out[key] = _clean(item, what)
+        return out
+    if isinstance(value, list | tuple):
+        return [_clean(item, what) for item in value]
+    raise TypeError(f"{what}: {type(value).__name__} is not JSON-serialisable")
+
+
+def check_role(role: str) -> Role:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+    return cast(Role, role)
+
+
+def check_effort(effort: str | None) -> Effort | None:
+    # str() so engine.harmony.ReasoningEffort (a StrEnum) is accepted without app.history importing the engine.
+    if effort is None:
+        return None
+    value = str(effort)
+    if value not in EFFORTS:
+        raise ValueError(f"effort must be one of {EFFORTS}, not {effort!r}")
+    return cast(Effort, value)
+
+
+def check_kind(kind: str) -> ChatKind:
+    if kind not in CHAT_KINDS:
+        raise ValueError(f"kind must be one of {CHAT_KINDS}, not {kind!r}")
+    return cast(ChatKind, kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message of a chat.
+
+    ``position`` orders turns; ``column`` separates parallel answers to the same turn. A normal chat uses column 0
+    throughout. A comparison stores its prompt (and any copied context) in column 0 and its parallel answers at one
+    position in columns 0, 1, 2 (low, medium, high).
+
+    For assistant messages ``text`` is the final answer and ``analysis`` the reasoning. ``complete`` is False while an
+    answer streams (or when the app died mid-answer): what was produced so far is kept.
+    """
+
+    id: int
+    chat_id: int
+    position: int
+    column: int
+    role: Role
+    text: str
+    analysis: str
+    effort: Effort | None
+    stats: JSONDict
+    complete: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ChatSummary:
+    """What the sidebar needs: no messages, no instructions."""
+
+    id: int
+    kind: ChatKind
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    model: str
+    deleted_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Chat:
+    """A chat (or comparison) with its settings and all its messages, ordered by (position, column).
+
+    ``meta`` holds kind-specific extras (e.g. a comparison's "include context" flag) without a schema change.
+    An id of 0 marks a chat that is not (yet) in a store, e.g. one parsed from a JSON export.
+    """
+
+    id: int
+    kind: ChatKind
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    system_instructions: str
+    developer_instructions: str
+    model: str
+    sampling: JSONDict
+    meta: JSONDict
+    deleted_at: datetime | None
+    messages: tuple[Message, ...] = field(default=())
+
+    @property
+    def summary(self) -> ChatSummary:
+        return ChatSummary(
+            id=self.id,
+            kind=self.kind,
+            title=self.title,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            model=self.model,
+            deleted_at=self.deleted_at,
+        )
+
+    @property
+    def columns(self) -> tuple[int, ...]:
+        return tuple(sorted({m.column for m in self.messages}))
+
+    def thread(self, column: int = 0) -> tuple[Message, ...]:
+        """The linear conversation seen from one column.
+
+        At each position the message of ``column`` wins, falling back to the shared column 0 (a comparison's prompt
+        and context). For a normal chat this is just its messages.
+        """
+        by_position: dict[int, Message] = {}
+        for message in self.messages:
+            if message.column == column or (message.column == 0 and message.position not in by_position):
+                by_position[message.position] = message
+        return tuple(by_position[p] for p in sorted(by_position))
+
+    def without_ids(self) -> Chat:
+        """This chat detached from any store (ids 0), used to compare a chat with its re-imported copy."""
+        return replace(
+            self,
+            id=0,
+            deleted_at=None,
+            messages=tuple(replace(m, id=0, chat_id=0) for m in self.messages),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One chat matching a search.
+
+    ``snippet`` is a short excerpt around the match with the matched words wrapped in the caller's markers (the
+    message text when a message matched, else the title). ``message_id`` is the best-matching message, if any.
+    """
+
+    chat: ChatSummary
+    snippet: str
+    title_match: bool
+    message_id: int | None

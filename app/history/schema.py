@@ -1,0 +1,185 @@
+"""The history database schema: versioned forward migrations plus the (unversioned) full-text index.
+
+Each migration runs in its own transaction together with the row that records it in ``schema_migrations``, so a
+crash mid-migration leaves the file at the previous version, and the next start simply retries.
+
+The FTS5 index is derived data, not part of the versioned schema: it is created (and rebuilt from the tables) when
+the running SQLite has FTS5, and its triggers are dropped when it has not, so that a file moved between machines
+stays writable either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_TABLE: Final = "schema_migrations"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    apply: Callable[[sqlite3.Connection], None]
+
+
+def _run(conn: sqlite3.Connection, statements: Sequence[str]) -> None:
+    # Not executescript(): it COMMITs any open transaction first, which would break the all-or-nothing migration.
+    for statement in statements:
+        conn.execute(statement)
+
+
+_V1: Final = (
+    """
+    CREATE TABLE chats (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL DEFAULT 'chat' CHECK (kind IN ('chat', 'comparison')),
+        title TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        system_instructions TEXT NOT NULL DEFAULT '',
+        developer_instructions TEXT NOT NULL DEFAULT '',
+        model TEXT NOT NULL DEFAULT '',
+        sampling_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(sampling_json)),
+        meta_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(meta_json)),
+        deleted_at INTEGER
+    )
+    """,
+    # AUTOINCREMENT above: ids are never reused after a purge, so a stale id held by the GUI (e.g. an undo toast)
+    # cannot silently point at a different chat.
+    "CREATE INDEX chats_recent ON chats (deleted_at, updated_at DESC, id DESC)",
+    """
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        chat_id INTEGER NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+        position INTEGER NOT NULL CHECK (position >= 0),
+        "column" INTEGER NOT NULL DEFAULT 0 CHECK ("column" >= 0),
+        role TEXT NOT NULL CHECK (role IN ('user', 'assistant', 'system')),
+        text TEXT NOT NULL DEFAULT '',
+        analysis TEXT NOT NULL DEFAULT '',
+        effort TEXT CHECK (effort IS NULL OR effort IN ('low', 'medium', 'high')),
+        stats_json TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(stats_json)),
+        complete INTEGER NOT NULL DEFAULT 1 CHECK (complete IN (0, 1)),
+        created_at INTEGER NOT NULL,
+        UNIQUE (chat_id, position, "column")
+    )
+    """,
+)
+
+
+def _migrate_v1(conn: sqlite3.Connection) -> None:
+    _run(conn, _V1)
+
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (Migration(1, "chats and messages", _migrate_v1),)
+SCHEMA_VERSION: Final = MIGRATIONS[-1].version
+
+
+def create_migrations_table(conn: sqlite3.Connection) -> None:
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+        "version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+    )
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The newest applied migration, 0 for a fresh file (or one without our table)."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,)
+    ).fetchone()
+    if not exists:
+        return 0
+    row = conn.execute(f"SELECT COALESCE(MAX(version), 0) FROM {MIGRATIONS_TABLE}").fetchone()
+    return int(row[0])
+
+
+def user_tables(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+# --- full-text index -------------------------------------------------------------------------------------------
+
+# unicode61 folds case for all of Unicode and remove_diacritics 2 lets "cafe" find "café".
+_TOKENIZE: Final = "tokenize = 'unicode61 remove_diacritics 2'"
+
+FTS_TABLES: Final = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS chats_fts USING fts5("
+    f"title, content = 'chats', content_rowid = 'id', {_TOKENIZE})",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5("
+    f"text, analysis, content = 'messages', content_rowid = 'id', {_TOKENIZE})",
+)
+
+# External-content FTS tables: the triggers keep the index in step with every write, including the cascaded
+# message deletes of a purge (SQLite fires triggers for foreign-key actions).
+FTS_TRIGGERS: Final[dict[str, str]] = {
+    "chats_fts_ai": "AFTER INSERT ON chats BEGIN INSERT INTO chats_fts (rowid, title) VALUES (new.id, new.title); END",
+    "chats_fts_ad": "AFTER DELETE ON chats BEGIN "
+    "INSERT INTO chats_fts (chats_fts, rowid, title) VALUES ('delete', old.id, old.title); END",
+    "chats_fts_au": "AFTER UPDATE OF title ON chats BEGIN "
+    "INSERT INTO chats_fts (chats_fts, rowid, title) VALUES ('delete', old.id, old.title); "
+    "INSERT INTO chats_fts (rowid, title) VALUES (new.id, new.title); END",
+    "messages_fts_ai": "AFTER INSERT ON messages BEGIN "
+    "INSERT INTO messages_fts (rowid, text, analysis) VALUES (new.id, new.text, new.analysis); END",
+    "messages_fts_ad": "AFTER DELETE ON messages BEGIN "
+    "INSERT INTO messages_fts (messages_fts, rowid, text, analysis) "
+    "VALUES ('delete', old.id, old.text, old.analysis); END",
+    "messages_fts_au": "AFTER UPDATE OF text, analysis ON messages BEGIN "
+    "INSERT INTO messages_fts (messages_fts, rowid, text, analysis) "
+    "VALUES ('delete', old.id, old.text, old.analysis); "
+    "INSERT INTO messages_fts (rowid, text, analysis) VALUES (new.id, new.text, new.analysis); END",
+}
+
+
+def fts5_available() -> bool:
+    """Whether this process's SQLite has FTS5 (a compile-time option; most builds have it, not all)."""
+    probe = sqlite3.connect(":memory:")
+    try:
+        probe.execute("CREATE VIRTUAL TABLE probe USING fts5(x)")
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
+def _existing(conn: sqlite3.Connection, kind: str, names: Sequence[str]) -> set[str]:
+    marks = ", ".join("?" for _ in names)
+    rows = conn.execute(f"SELECT name FROM sqlite_master WHERE type = ? AND name IN ({marks})", (kind, *names))
+    return {str(r[0]) for r in rows}
+
+
+def ensure_fts(conn: sqlite3.Connection) -> None:
+    """Create the index and its triggers if any piece is missing, then rebuild it from the tables.
+
+    A missing trigger means writes happened without the index (a fresh file, or one last written by a SQLite
+    without FTS5), so the whole index is rebuilt rather than trusted. Call inside a transaction.
+    """
+    triggers = _existing(conn, "trigger", list(FTS_TRIGGERS))
+    tables = _existing(conn, "table", ["chats_fts", "messages_fts"])
+    if len(triggers) == len(FTS_TRIGGERS) and len(tables) == 2:
+        return
+    logger.info("building the chat history search index")
+    _run(conn, FTS_TABLES)
+    for name, body in FTS_TRIGGERS.items():
+        conn.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")
+    conn.execute("INSERT INTO chats_fts (chats_fts) VALUES ('rebuild')")
+    conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')")
+
+
+def drop_fts_triggers(conn: sqlite3.Connection) -> None:
+    """Without FTS5 the triggers would make every write fail ("no such module: fts5"), so they go.
+
+    The index tables stay (they cannot be dropped without the module); ensure_fts rebuilds them once FTS5 is back.
+    Call inside a transaction.
+    """
+    present = _existing(conn, "trigger", list(FTS_TRIGGERS))
+    if present:
+        logger.info("chat history: dropping the search index triggers while full-text search is off")
+    for name in present:
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")

@@ -1,0 +1,338 @@
+"""The main window: chat pane, composer, status bar; drives the backend from coroutines on the qasync loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import psutil
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app import stats
+from app.backend import DEMO_MODEL, ChatBackend, ChatRequest, LoadError, ModelInfo, RequestError
+from app.chat_view import AssistantMessage, ChatView
+from app.composer import Composer
+from app.conversation import Conversation, Turn
+from app.notices import EmptyState, ErrorBanner
+from app.settings import LAST_MODEL_KEY
+from engine.events import Done
+from engine.harmony import ReasoningEffort
+
+logger = logging.getLogger(__name__)
+
+_MEMORY_REFRESH_MS = 2000
+
+
+class MainWindow(QMainWindow):
+    """The app's window. Owns the visible conversation; the backend owns the model.
+
+    Signals:
+        model_loaded(object): a ModelInfo, after a successful load.
+        load_failed(object): a LoadError; the window shows it and stays usable.
+        generation_finished(object): the Done that ended an answer (None if the request failed).
+        busy_changed(bool): an answer started or ended.
+    """
+
+    model_loaded = Signal(object)
+    load_failed = Signal(object)
+    generation_finished = Signal(object)
+    busy_changed = Signal(bool)
+
+    def __init__(self, backend: ChatBackend, settings: QSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.backend = backend
+        self.settings = settings
+        self.conversation = Conversation()
+        self._task: asyncio.Task[None] | None = None
+        self._load_task: asyncio.Task[None] | None = None
+        self._current: AssistantMessage | None = None
+        self._process = psutil.Process()
+        self.setWindowTitle("gpt-oss desktop")
+        self.resize(1000, 760)
+
+        self.banner = ErrorBanner(self)
+        self.empty = EmptyState(self)
+        self.chat = ChatView(self)
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(self.chat)
+        self.composer = Composer(settings, self)
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(8, 8, 8, 0)
+        layout.setSpacing(6)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.stack, 1)
+        layout.addWidget(self.composer)
+        self.setCentralWidget(central)
+
+        self._build_status_bar()
+        self._build_actions()
+        for source in (self.empty, self.banner):
+            source.demo_requested.connect(lambda: self.load_model(DEMO_MODEL))
+            source.open_requested.connect(self.choose_model_folder)
+        self.composer.send_requested.connect(self.send_message)
+        self.composer.stop_requested.connect(self.stop)
+        self._memory_timer = QTimer(self)
+        self._memory_timer.timeout.connect(self._update_memory)
+        self._memory_timer.start(_MEMORY_REFRESH_MS)
+        self._set_model(backend.info)
+        self.composer.prompt.setFocus()
+
+    # -- public API ---------------------------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self._task is not None
+
+    def load_model(self, model_ref: str) -> asyncio.Task[None] | None:
+        """Load ``model_ref`` in the background (replacing the current model). None if a load is running."""
+        if self._load_task is not None:
+            return None
+        if self._task is not None:
+            self.stop()
+        self._load_task = asyncio.ensure_future(self._load(model_ref))
+        return self._load_task
+
+    def choose_model_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a gpt-oss model folder")
+        if folder:
+            self.load_model(folder)
+
+    def send_message(self, text: str) -> asyncio.Task[None] | None:
+        """Add a user message and start answering it; None if busy or no model is loaded."""
+        if self.busy or self.backend.info is None or not text.strip():
+            return None
+        for widget in self.chat.messages():
+            if isinstance(widget, AssistantMessage):
+                # The harmony renderer drops finished turns' reasoning from the prompt; say so on screen.
+                widget.reasoning.mark_not_sent()
+                widget.set_actions_enabled(False)
+        self.conversation.add_user(text)
+        self.chat.add_user(text)
+        return self._start_answer(self.composer.current_effort())
+
+    def regenerate(self, effort: ReasoningEffort | None = None) -> asyncio.Task[None] | None:
+        """Replace the last answer, at ``effort`` (default: the effort that answer used)."""
+        turn = self.conversation.last
+        if self.busy or turn is None or self.backend.info is None:
+            return None
+        last = self._last_assistant()
+        if effort is None:
+            effort = last.effort if last is not None else self.composer.current_effort()
+        if last is not None:
+            self.chat.remove(last)
+        turn.reasoning = turn.answer = ""
+        turn.effort = None
+        return self._start_answer(effort)
+
+    def stop(self) -> None:
+        """Cancel the running answer; it stops after the current token and keeps what it has."""
+        if self._task is not None:
+            self.backend.cancel()
+
+    def new_chat(self) -> None:
+        if self._task is not None:
+            self._task.cancel()  # closes the stream, which cancels the generation in the engine thread
+            self._task = None
+            self._current = None
+            self._set_busy(False)
+        self.conversation.clear()
+        self.chat.clear()
+        self.composer.prompt.clear()
+        self.composer.prompt.setFocus()
+
+    # -- generation ---------------------------------------------------------------------------------------------
+
+    def _start_answer(self, effort: ReasoningEffort) -> asyncio.Task[None]:
+        turn = self.conversation.last
+        assert turn is not None
+        message = self.chat.add_assistant(effort)
+        message.regenerate_requested.connect(self._on_regenerate_requested)
+        request = ChatRequest(
+            messages=self.conversation.request_messages(),
+            effort=effort,
+            params=self.composer.sampling_params(),
+        )
+        self._current = message
+        self._set_busy(True)
+        task = asyncio.ensure_future(self._answer(request, turn, message))
+        self._task = task
+        return task
+
+    async def _answer(self, request: ChatRequest, turn: Turn, message: AssistantMessage) -> None:
+        started = time.perf_counter()
+        first_answer_at: float | None = None
+        reasoning: list[str] = []
+        done: Done | None = None
+        try:
+            async with contextlib.aclosing(self.backend.stream(request)) as events:
+                async for event in events:
+                    if isinstance(event, Done):
+                        done = event
+                    elif event.is_reasoning or event.is_tool_call:
+                        reasoning.append(event.text)
+                        message.append_reasoning(event.text, event.recipient)
+                    else:
+                        # Final answers, user-visible commentary and unlabelled (salvaged) text all read as answer.
+                        if first_answer_at is None:
+                            first_answer_at = time.perf_counter()
+                        message.append_answer(event.text, first_answer_at - started)
+        except RequestError as exc:
+            message.show_error(str(exc))
+        finally:
+            if self._task is asyncio.current_task():
+                self._task = None
+                self._current = None
+                self._set_busy(False)
+        if done is not None:
+            elapsed = time.perf_counter() - started
+            answer_stats = stats.AnswerStats.from_done(
+                done,
+                total_seconds=elapsed,
+                thinking_seconds=None if first_answer_at is None else first_answer_at - started,
+            )
+            message.finish(answer_stats)
+            if done.error:
+                message.show_error(done.error)
+            turn.reasoning = "".join(reasoning)
+            turn.answer = message.answer_text
+            turn.effort = request.effort
+            self._show_context(done.prompt_tokens + done.completion_tokens)
+        self.generation_finished.emit(done)
+
+    def _on_regenerate_requested(self, effort: object) -> None:
+        self.regenerate(effort if isinstance(effort, ReasoningEffort) else None)
+
+    def _last_assistant(self) -> AssistantMessage | None:
+        for widget in reversed(self.chat.messages()):
+            if isinstance(widget, AssistantMessage):
+                return widget
+        return None
+
+    def _set_busy(self, busy: bool) -> None:
+        self.composer.set_busy(busy)
+        self.stop_action.setEnabled(busy)
+        self.regenerate_action.setEnabled(not busy)
+        self.busy_changed.emit(busy)
+
+    # -- models -------------------------------------------------------------------------------------------------
+
+    async def _load(self, model_ref: str) -> None:
+        self.banner.hide()
+        self._set_model(None)
+        self._progress.show()
+        self.empty.set_loading("Loading…")
+        try:
+            info = await self.backend.load(model_ref, self._on_load_progress)
+        except LoadError as exc:
+            self.banner.show_load_error(exc)
+            self.load_failed.emit(exc)
+        else:
+            self.settings.setValue(LAST_MODEL_KEY, model_ref)
+            self._set_model(info)
+            self.model_loaded.emit(info)
+        finally:
+            self._load_task = None
+            self._progress.hide()
+            self.empty.set_loading(None)
+
+    def _on_load_progress(self, fraction: float, text: str) -> None:
+        self._progress.setValue(round(fraction * 100))
+        self.empty.set_loading(text)
+        self.statusBar().showMessage(text, 3000)
+
+    def _set_model(self, info: ModelInfo | None) -> None:
+        self.composer.set_can_send(info is not None)
+        if info is None:
+            self._model_label.setText("No model")
+            self._device_label.setText("")
+            self._context_label.setText("")
+            if not self.conversation.turns:
+                self.stack.setCurrentWidget(self.empty)
+            return
+        self._model_label.setText(info.name)
+        self._device_label.setText(info.device)
+        self._show_context(0)
+        self.stack.setCurrentWidget(self.chat)
+        self.composer.prompt.setFocus()
+
+    # -- status bar ---------------------------------------------------------------------------------------------
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self._model_label = QLabel(self)
+        self._model_label.setAccessibleName("Model")
+        self._device_label = QLabel(self)
+        self._device_label.setAccessibleName("Device")
+        self._memory_label = QLabel(self)
+        self._memory_label.setAccessibleName("Memory used")
+        self._context_label = QLabel(self)
+        self._context_label.setAccessibleName("Context used")
+        self._progress = QProgressBar(self)
+        self._progress.setAccessibleName("Model loading progress")
+        self._progress.setMaximumWidth(160)
+        self._progress.hide()
+        for label in (self._model_label, self._device_label, self._memory_label, self._context_label):
+            label.setContentsMargins(6, 0, 6, 0)
+        for widget in (self._progress, self._model_label, self._device_label, self._memory_label, self._context_label):
+            bar.addPermanentWidget(widget)
+        self._update_memory()
+
+    def _update_memory(self) -> None:
+        self._memory_label.setText(f"Memory {stats.memory(self._process.memory_info().rss)}")
+
+    def _show_context(self, used: int) -> None:
+        info = self.backend.info
+        if info is not None:
+            self._context_label.setText(stats.context_usage(used, info.context_length))
+
+    # -- actions ------------------------------------------------------------------------------------------------
+
+    def _build_actions(self) -> None:
+        menu = self.menuBar().addMenu("&Chat")
+
+        def action(text: str, shortcuts: list[QKeySequence], slot: object) -> QAction:
+            act = QAction(text, self)
+            act.setShortcuts(shortcuts)
+            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            act.triggered.connect(slot)
+            menu.addAction(act)
+            self.addAction(act)
+            return act
+
+        self.new_chat_action = action("&New chat", [QKeySequence(QKeySequence.StandardKey.New)], self.new_chat)
+        self.send_action = action(
+            "&Send", [QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")], self.composer.submit
+        )
+        self.stop_action = action("S&top", [QKeySequence(Qt.Key.Key_Escape)], self.stop)
+        self.stop_action.setEnabled(False)
+        self.regenerate_action = action("&Regenerate", [QKeySequence("Ctrl+R")], lambda: self.regenerate())
+        menu.addSeparator()
+        for level in ReasoningEffort:
+            action(f"Regenerate at {level.value} effort", [], lambda _=False, e=level: self.regenerate(e))
+        model_menu = self.menuBar().addMenu("&Model")
+        load_demo = model_menu.addAction("Load the &demo model")
+        load_demo.triggered.connect(lambda: self.load_model(DEMO_MODEL))
+        open_folder = model_menu.addAction("&Open a model folder…")
+        open_folder.setShortcut(QKeySequence.StandardKey.Open)
+        open_folder.triggered.connect(self.choose_model_folder)
+
+    # -- Qt overrides -------------------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.stop()
+        self._memory_timer.stop()
+        super().closeEvent(event)

@@ -1,0 +1,17 @@
+"""Markdown rendering for the chat pane: markdown-it-py + Pygments → Qt rich text, streamed incrementally."""
+
+from __future__ import annotations
+
+from app.rendering.incremental import IncrementalMarkdown, IncrementalStats
+from app.rendering.markdown import COPY_SCHEME, DARK_STYLE, LIGHT_STYLE, RenderedHtml, render_markdown, style_sheet
+
+__all__ = [
+    "COPY_SCHEME",
+    "DARK_STYLE",
+    "LIGHT_STYLE",
+    "IncrementalMarkdown",
+    "IncrementalStats",
+    "RenderedHtml",
+    "render_markdown",
+    "style_sheet",
+]

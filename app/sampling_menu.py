@@ -1,0 +1,67 @@
+"""A small popup with the sampling settings (temperature, top-p, max tokens), remembered in QSettings."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QMenu, QPushButton, QSpinBox, QWidget, QWidgetAction
+
+from app.settings import MAX_TOKENS_KEY, TEMPERATURE_KEY, TOP_P_KEY
+from engine.sampling import DEFAULT_MAX_TOKENS, SamplingParams
+
+# Defaults come from SamplingParams itself (spec §6: temperature 1.0, top_p 1.0), not repeated here.
+_DEFAULTS = SamplingParams()
+
+
+class SamplingMenu(QMenu):
+    """Spin boxes for the sampling parameters of the next answers."""
+
+    def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._settings = settings
+        form_widget = QWidget(self)
+        form = QFormLayout(form_widget)
+
+        self.temperature = QDoubleSpinBox(form_widget)
+        self.temperature.setRange(0.0, 2.0)
+        self.temperature.setSingleStep(0.1)
+        self.temperature.setDecimals(2)
+        self.temperature.setAccessibleName("Temperature")
+        self.temperature.setToolTip("0 always picks the most likely token")
+        self.top_p = QDoubleSpinBox(form_widget)
+        self.top_p.setRange(0.01, 1.0)
+        self.top_p.setSingleStep(0.05)
+        self.top_p.setDecimals(2)
+        self.top_p.setAccessibleName("Top p")
+        self.max_tokens = QSpinBox(form_widget)
+        self.max_tokens.setRange(1, 131072)
+        self.max_tokens.setSingleStep(256)
+        self.max_tokens.setGroupSeparatorShown(True)
+        self.max_tokens.setAccessibleName("Maximum tokens per answer")
+        reset = QPushButton("Reset to defaults", form_widget)
+        reset.setAccessibleName("Reset sampling settings to defaults")
+        reset.clicked.connect(self.reset)
+
+        form.addRow("&Temperature", self.temperature)
+        form.addRow("Top &p", self.top_p)
+        form.addRow("&Max tokens", self.max_tokens)
+        form.addRow(reset)
+        action = QWidgetAction(self)
+        action.setDefaultWidget(form_widget)
+        self.addAction(action)
+
+        self.temperature.setValue(float(settings.value(TEMPERATURE_KEY, _DEFAULTS.temperature)))  # type: ignore[arg-type]
+        self.top_p.setValue(float(settings.value(TOP_P_KEY, _DEFAULTS.top_p)))  # type: ignore[arg-type]
+        self.max_tokens.setValue(int(settings.value(MAX_TOKENS_KEY, DEFAULT_MAX_TOKENS)))  # type: ignore[call-overload]
+        self.temperature.valueChanged.connect(lambda v: settings.setValue(TEMPERATURE_KEY, v))
+        self.top_p.valueChanged.connect(lambda v: settings.setValue(TOP_P_KEY, v))
+        self.max_tokens.valueChanged.connect(lambda v: settings.setValue(MAX_TOKENS_KEY, v))
+
+    def params(self) -> SamplingParams:
+        return SamplingParams(
+            temperature=self.temperature.value(), top_p=self.top_p.value(), max_tokens=self.max_tokens.value()
+        )
+
+    def reset(self) -> None:
+        self.temperature.setValue(_DEFAULTS.temperature)
+        self.top_p.setValue(_DEFAULTS.top_p)
+        self.max_tokens.setValue(DEFAULT_MAX_TOKENS)

@@ -1,0 +1,114 @@
+"""``--screenshot FILE``: the window in a realistic state (a finished answer and one streaming), saved as PNG.
+
+The answers come from :class:`app.scripted_model.ScriptedModel` (a scripted stand-in for a real model) through the
+real engine thread and harmony parser, so the picture shows exactly what the widgets do with a live stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import threading
+from pathlib import Path
+
+from app.engine_thread import LocalEngine
+from app.main_window import MainWindow
+from app.scripted_model import ScriptedModel, harmony_reply
+from app.settings import make_settings
+from engine.harmony import ReasoningEffort
+
+logger = logging.getLogger(__name__)
+
+FIRST_QUESTION = "Why is the sky blue?"
+FIRST_THOUGHT = (
+    "The user asks why the sky is blue. Explain Rayleigh scattering: sunlight contains all visible wavelengths; "
+    "air molecules are much smaller than the wavelength, so they scatter light with an intensity proportional to "
+    "1/λ⁴. Blue (≈450 nm) scatters about 5.5 times more than red (≈700 nm). Violet scatters even more, but the sun "
+    "emits less of it and our eyes are less sensitive to it. Mention sunsets for contrast. Keep it short."
+)
+FIRST_ANSWER = (
+    "Sunlight is a mix of all colours. As it passes through the atmosphere, it hits nitrogen and oxygen molecules "
+    "that are far smaller than the wavelength of light, and they scatter short wavelengths much more strongly than "
+    "long ones (Rayleigh scattering, proportional to 1/λ⁴).\n\n"
+    "Blue light is scattered about five times more than red, so it reaches your eyes from every direction of the "
+    "sky. Violet is scattered even more, but the Sun emits less of it and our eyes are less sensitive to it.\n\n"
+    "At sunset the light crosses much more air, most of the blue is scattered away before it reaches you, and the "
+    "sky near the horizon turns orange and red."
+)
+SECOND_QUESTION = "Then why are clouds white?"
+SECOND_THOUGHT = (
+    "Clouds are made of droplets around 10–20 µm, much larger than the wavelength of visible light. That is Mie "
+    "scattering, which is nearly independent of wavelength, so all colours scatter equally and the result is white. "
+    "Thick clouds look grey because less light gets through."
+)
+SECOND_ANSWER = (
+    "Cloud droplets are much larger than air molecules, roughly 10–20 micrometres across. Particles that size "
+    "scatter all visible wavelengths about equally (Mie scattering), so the light they send you keeps the mix of "
+    "colours it arrived with, and a mix of all colours looks white. Thick or tall clouds look grey underneath "
+    "because less light makes it through them."
+)
+# Token step at which the second answer freezes: past its reasoning and partway into the answer.
+_PAUSE_INTO_ANSWER = 40
+
+
+async def capture(path: Path, settings_path: str | None = None) -> None:
+    first = harmony_reply(FIRST_THOUGHT, FIRST_ANSWER)
+    second = harmony_reply(SECOND_THOUGHT, SECOND_ANSWER)
+    answer_start = len(second) - len(harmony_reply("", SECOND_ANSWER)) + len(harmony_reply("", ""))
+    release = threading.Event()
+    model = ScriptedModel(
+        [first, second], token_seconds=0.01, hold_after=len(first) + answer_start + _PAUSE_INTO_ANSWER, release=release
+    )
+    backend = LocalEngine(loader=lambda _ref: model, max_context=8192)
+    with tempfile.TemporaryDirectory() as scratch:
+        # A throwaway ini keeps the user's real preferences out of the picture (and unchanged by it).
+        settings = make_settings(settings_path or str(Path(scratch) / "settings.ini"))
+        window = MainWindow(backend, settings)
+        window.resize(1100, 900)
+        window.show()
+        try:
+            await _fill(window, release)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not window.grab().save(str(path)):
+                raise OSError(f"could not write {path}")
+        finally:
+            release.set()
+            window.stop()
+            if window._task is not None:
+                await asyncio.wait_for(window._task, 10)
+            window.close()
+            backend.close()
+
+
+async def _fill(window: MainWindow, release: threading.Event) -> None:
+    loaded = await _next(window.model_loaded, lambda: window.load_model("Scripted preview"))
+    logger.info("screenshot model: %s", loaded)
+    window.composer.set_effort(ReasoningEffort.LOW)
+    await _next(window.generation_finished, lambda: window.send_message(FIRST_QUESTION))
+    first = window._last_assistant()
+    assert first is not None
+    first.reasoning.header.click()  # as a user would: open the finished answer's reasoning to read it
+    window.composer.set_effort(ReasoningEffort.MEDIUM)
+    task = window.send_message(SECOND_QUESTION)
+    assert task is not None
+    message = window._current
+    assert message is not None
+    while len(message.answer_text) < 80:  # wait for the freeze point, checking the widget itself
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)  # let the throttled renderer and the layout catch up before grabbing
+
+
+async def _next(signal: object, start: object) -> object:
+    future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+
+    def on_emit(value: object = None) -> None:
+        if not future.done():
+            future.set_result(value)
+
+    signal.connect(on_emit)  # type: ignore[attr-defined]
+    try:
+        start()  # type: ignore[operator]
+        return await asyncio.wait_for(future, 30)
+    finally:
+        signal.disconnect(on_emit)  # type: ignore[attr-defined]

@@ -1,0 +1,113 @@
+"""Per-answer statistics and their wording (pure functions; no Qt, no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.events import Done, FinishReason
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerStats:
+    """What the stats line under an answer shows. Times in seconds; None where it did not happen."""
+
+    reasoning_tokens: int
+    answer_tokens: int
+    time_to_first_token: float | None
+    thinking_seconds: float | None
+    answer_seconds: float | None
+    tokens_per_second: float
+    finish_reason: FinishReason
+
+    @classmethod
+    def from_done(cls, done: Done, *, total_seconds: float, thinking_seconds: float | None) -> AnswerStats:
+        """Combine the engine's counts with the GUI's own clock.
+
+        Args:
+            done: the stream's last event.
+            total_seconds: from sending the request to receiving ``done``.
+            thinking_seconds: from sending the request to the first answer text (None if no answer started).
+        """
+        if thinking_seconds is None:
+            # Cut off (or cancelled) while still thinking: all of it was thinking, if there was any reasoning.
+            thinking = total_seconds if done.reasoning_tokens else None
+            answer = None
+        else:
+            thinking = thinking_seconds if done.reasoning_tokens else None
+            answer = max(0.0, total_seconds - thinking_seconds)
+        rate = done.decode_tokens_per_s
+        if rate <= 0 and done.time_to_first_token is not None and total_seconds > done.time_to_first_token:
+            rate = done.completion_tokens / (total_seconds - done.time_to_first_token)
+        return cls(
+            reasoning_tokens=done.reasoning_tokens,
+            answer_tokens=done.final_tokens,
+            time_to_first_token=done.time_to_first_token,
+            thinking_seconds=thinking,
+            answer_seconds=answer,
+            tokens_per_second=rate,
+            finish_reason=done.finish_reason,
+        )
+
+
+def count(n: int) -> str:
+    """1843 -> '1,843'."""
+    return f"{n:,}"
+
+
+def seconds(value: float) -> str:
+    """A short duration: '0.42 s', '12.3 s', '2 min 05 s'."""
+    if value < 1:
+        return f"{value:.2f} s"
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, rest = divmod(round(value), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{count(n)} {word}{'' if n == 1 else 's'}"
+
+
+def thinking_header(seconds_: float | None, tokens: int, *, live: bool) -> str:
+    """The reasoning panel's header: 'Thinking…' while live, then 'Thought for 12.3 s · 1,843 tokens'."""
+    if live:
+        return "Thinking…"
+    if seconds_ is None:
+        return f"Reasoning · {plural(tokens, 'token')}"
+    return f"Thought for {seconds(seconds_)} · {plural(tokens, 'token')}"
+
+
+_FINISH_NOTES = {
+    FinishReason.STOP: "",
+    FinishReason.LENGTH: "stopped at the token limit",
+    FinishReason.CANCELLED: "stopped",
+    FinishReason.ERROR: "failed",
+}
+
+
+def stats_line(stats: AnswerStats) -> str:
+    """One line under an answer, e.g. '312 reasoning · 96 answer tokens · first token 0.21 s · …'."""
+    parts = [f"{count(stats.reasoning_tokens)} reasoning", f"{count(stats.answer_tokens)} answer tokens"]
+    if stats.time_to_first_token is not None:
+        parts.append(f"first token {seconds(stats.time_to_first_token)}")
+    if stats.thinking_seconds is not None:
+        parts.append(f"thinking {seconds(stats.thinking_seconds)}")
+    if stats.answer_seconds is not None:
+        parts.append(f"answer {seconds(stats.answer_seconds)}")
+    if stats.tokens_per_second > 0:
+        parts.append(f"{stats.tokens_per_second:.1f} tok/s")
+    note = _FINISH_NOTES[stats.finish_reason]
+    if note:
+        parts.append(note)
+    return " · ".join(parts)
+
+
+def memory(num_bytes: int) -> str:
+    """Process memory: '812 MB', '13.4 GB'."""
+    if num_bytes >= 10**9:
+        return f"{num_bytes / 1e9:.1f} GB"
+    return f"{num_bytes / 1e6:.0f} MB"
+
+
+def context_usage(used: int, total: int) -> str:
+    return f"Context {count(used)} / {count(total)}"

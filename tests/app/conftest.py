@@ -1,0 +1,103 @@
+"""Fixtures for GUI tests: a qasync event loop per test, isolated settings, windows over real backends."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import qasync
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QApplication
+
+from app.engine_thread import LocalEngine
+from app.main_window import MainWindow
+from app.scripted_model import ScriptedModel
+from app.settings import make_settings
+
+T = TypeVar("T")
+Run = Callable[[Coroutine[Any, Any, T]], T]
+
+
+@pytest.fixture
+def loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
+    """A qasync loop over the test QApplication. Test bodies run inside ``run`` (never loop.stop(): see
+    docs/setup-notes.md, it breaks later nested Qt waits)."""
+    event_loop = qasync.QEventLoop(qapp)
+    asyncio.set_event_loop(event_loop)
+    yield event_loop
+    pending = [t for t in asyncio.all_tasks(event_loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        event_loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    asyncio.set_event_loop(None)
+    # Closed here, while its Qt objects are alive; left to the garbage collector, close() fails noisily.
+    event_loop.close()
+
+
+@pytest.fixture
+def run(loop: qasync.QEventLoop) -> Run[Any]:
+    def run_(coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        return loop.run_until_complete(asyncio.wait_for(coro, timeout))
+
+    return run_
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> QSettings:
+    return make_settings(str(tmp_path / "settings.ini"))
+
+
+@pytest.fixture
+def make_window(qtbot: Any, settings: QSettings) -> Iterator[Callable[[LocalEngine], MainWindow]]:
+    backends: list[LocalEngine] = []
+
+    def make(backend: LocalEngine) -> MainWindow:
+        backends.append(backend)
+        window = MainWindow(backend, settings)
+        qtbot.addWidget(window)
+        window.show()
+        return window
+
+    yield make
+    for backend in backends:
+        backend.close()
+
+
+def scripted_engine(*scripts: list[int], **kwargs: Any) -> tuple[LocalEngine, ScriptedModel]:
+    """A LocalEngine (real thread, queue, generator, parser) over a ScriptedModel test double."""
+    model = ScriptedModel(list(scripts), **kwargs)
+    return LocalEngine(loader=lambda _ref: model, max_context=4096), model
+
+
+async def next_emission(signal: Any, start: Callable[[], object] | None = None, timeout: float = 20.0) -> Any:
+    """Await the next emission of a Qt signal (optionally after calling ``start``) and return its argument."""
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def on_emit(value: Any = None) -> None:
+        if not future.done():
+            future.set_result(value)
+
+    signal.connect(on_emit)
+    try:
+        if start is not None:
+            start()
+        return await asyncio.wait_for(future, timeout)
+    finally:
+        signal.disconnect(on_emit)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    """Wait for a condition on the GUI state, letting the event loop run in between."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.005)
+
+
+async def load(window: MainWindow, ref: str = "scripted") -> Awaitable[Any]:
+    return await next_emission(window.model_loaded, lambda: window.load_model(ref))

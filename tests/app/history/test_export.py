@@ -1,0 +1,106 @@
+"""Markdown and JSON export, and JSON re-import."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.history import REASONING_LABEL, ChatStore, ImportFormatError
+
+from .test_store import STATS
+
+
+@pytest.fixture
+def chat_id(store: ChatStore) -> int:
+    chat = store.create_chat(
+        "Primes",
+        system_instructions="You are terse.",
+        model="gpt-oss-20b",
+        sampling={"temperature": 1.0, "top_p": 1.0},
+    )
+    store.add_message(chat.id, "user", "Is 91 prime?")
+    store.add_message(
+        chat.id, "assistant", "No: 91 = 7 × 13.", analysis="Try 7. </details> 7*13=91.", effort="high", stats=STATS
+    )
+    store.add_message(chat.id, "user", "And 97?")
+    partial = store.add_message(chat.id, "assistant", "Yes", analysis="Check up to 9", effort="low", complete=False)
+    assert not partial.complete
+    return chat.id
+
+
+def test_markdown_export(store: ChatStore, chat_id: int) -> None:
+    text = store.export_markdown(chat_id)
+    assert text.startswith("# Primes\n")
+    assert "model `gpt-oss-20b`" in text
+    assert "You are terse." in text
+    assert text.count(f"<summary>{REASONING_LABEL}</summary>") == 2
+    assert REASONING_LABEL == "Reasoning (not sent to model)"
+    # Reasoning sits inside the block; a literal </details> in it cannot end the block early.
+    assert text.count("</details>") == 2
+    assert "Try 7. &lt;/details> 7*13=91." in text
+    assert "`high effort`" in text and "`low effort`" in text
+    assert "reasoning 1,843 tok · answer 212 tok · first token 0.41 s · thought 12.3 s" in text
+    assert "38.5 tok/s · finish: stop" in text
+    assert "interrupted" in text
+    assert text.index("Is 91 prime?") < text.index("No: 91 = 7 × 13.") < text.index("And 97?")
+
+
+def test_json_export_parses_and_round_trips(store: ChatStore, chat_id: int) -> None:
+    exported = store.export_json(chat_id)
+    document = json.loads(exported)
+    assert document["format"] == "gpt-oss-desktop/chat"
+    assert document["title"] == "Primes"
+    assert [m["role"] for m in document["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert document["messages"][1]["stats"] == STATS
+    assert document["messages"][1]["analysis"].startswith("Try 7.")
+
+    imported = store.import_json(exported)
+    original = store.get_chat(chat_id)
+    assert imported.id != chat_id
+    assert imported.without_ids() == original.without_ids()
+    assert store.export_json(imported.id) == exported
+
+
+def test_comparison_markdown(store: ChatStore) -> None:
+    comparison = store.create_comparison("Is 91 prime?")
+    for message, tokens in zip(comparison.messages[1:], (10, 200, 900), strict=True):
+        stats = {"reasoning_tokens": tokens, "final_tokens": 5, "thinking_s": tokens / 100, "answer_s": 0.5}
+        store.update_message(message.id, text="No", analysis=f"{tokens} tokens of thought", stats=stats, complete=True)
+    text = store.export_markdown(comparison.id)
+    assert "Effort comparison" in text
+    assert "| low | 10 | 5 |" in text and "| high | 900 | 5 |" in text
+    for effort in ("low", "medium", "high"):
+        assert f"`{effort} effort`" in text
+    assert text.count(REASONING_LABEL) == 3
+    reimported = store.import_json(store.export_json(comparison.id))
+    assert reimported.kind == "comparison"
+    assert reimported.without_ids() == store.get_chat(comparison.id).without_ids()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("not json", "not a JSON document"),
+        ("[]", "not a gpt-oss desktop chat export"),
+        ('{"format": "gpt-oss-desktop/chat", "format_version": 99}', "newer"),
+        ('{"format": "gpt-oss-desktop/chat", "format_version": 1}', "missing field"),
+    ],
+)
+def test_import_rejects_bad_documents(store: ChatStore, text: str, message: str) -> None:
+    with pytest.raises(ImportFormatError, match=message):
+        store.import_json(text)
+    assert store.list_chats() == []
+
+
+def test_import_rejects_bad_message_without_partial_chat(store: ChatStore, chat_id: int) -> None:
+    document = json.loads(store.export_json(chat_id))
+    document["messages"][1]["effort"] = "extreme"
+    with pytest.raises(ImportFormatError, match="effort"):
+        store.import_json(json.dumps(document))
+    document["messages"][1]["effort"] = "high"
+    document["messages"][1]["position"] = 0
+    document["messages"][1]["column"] = 0
+    with pytest.raises(ImportFormatError, match="same position"):
+        store.import_json(json.dumps(document))
+    assert [s.id for s in store.list_chats()] == [chat_id]
