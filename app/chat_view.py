@@ -151,6 +151,7 @@ class AssistantMessage(QFrame):
         """The stream ended: final render, reasoning header, stats, actions."""
         self._render_timer.stop()
         self._render_answer()
+        self.answer.flush()
         if stats.reasoning_tokens or self.reasoning.text():
             self.reasoning.finish(stats.thinking_seconds, stats.reasoning_tokens)
             if not self._answer_started:
@@ -164,6 +165,7 @@ class AssistantMessage(QFrame):
     def show_error(self, message: str) -> None:
         self._render_timer.stop()
         self._render_answer()
+        self.answer.flush()
         if not self.reasoning.text():
             self.reasoning.hide()
         self.error.setText(f"⚠ {message}")

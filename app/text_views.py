@@ -8,6 +8,8 @@ from PySide6.QtCore import QSizeF, Qt
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QFrame, QSizePolicy, QTextBrowser, QWidget
 
+from app.rendering.markdown_view import MarkdownView
+
 _SELECTABLE = (
     Qt.TextInteractionFlag.TextSelectableByMouse
     | Qt.TextInteractionFlag.TextSelectableByKeyboard
@@ -37,8 +39,7 @@ class FitTextBrowser(QTextBrowser):
         # Blend into the message instead of painting a white "input field" box; no colour is hardcoded.
         self.setStyleSheet("QTextBrowser { background: transparent; }")
         self.document().setDocumentMargin(2)
-        self.document().documentLayout().documentSizeChanged.connect(self._fit)
-        self._fit(self.document().size())
+        fit_height_to_document(self, max_height)
 
     def append_plain(self, text: str) -> None:
         """Add text at the end without re-laying-out what is already there (cost grows with ``text`` only)."""
@@ -50,31 +51,42 @@ class FitTextBrowser(QTextBrowser):
         if follow:
             bar.setValue(bar.maximum())
 
-    def _fit(self, size: QSizeF) -> None:
-        margins = self.contentsMargins()
+
+def fit_height_to_document(view: QTextBrowser, max_height: int | None = None) -> None:
+    """Keep ``view`` exactly as tall as its document (up to ``max_height``, past which it scrolls)."""
+
+    def fit(size: QSizeF) -> None:
+        margins = view.contentsMargins()
         height = math.ceil(size.height()) + margins.top() + margins.bottom()
-        if self._max_height is not None:
-            height = min(height, self._max_height)
-        if height != self.height() or self.minimumHeight() != height:
-            self.setFixedHeight(max(height, self.fontMetrics().height()))
+        if max_height is not None:
+            height = min(height, max_height)
+        if height != view.height() or view.minimumHeight() != height:
+            view.setFixedHeight(max(height, view.fontMetrics().height()))
+
+    view.document().documentLayout().documentSizeChanged.connect(fit)
+    fit(view.document().size())
 
 
-class AnswerView(FitTextBrowser):
-    """The final answer of one assistant message.
+class AnswerView(MarkdownView):
+    """The final answer of one assistant message, rendered as Markdown (highlighted code, copy buttons).
 
-    :meth:`set_text` is the single seam where rendering happens: it receives the whole answer so far (plain text,
-    possibly mid-stream). It shows plain text today; Markdown rendering replaces its body.
+    :meth:`set_text` receives the whole answer so far: when it extends what is shown (streaming) only the new text
+    is appended, and :class:`MarkdownView` re-renders on its throttle; anything else replaces the content.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAccessibleName("Answer")
-        self._text = ""
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setStyleSheet("QTextBrowser { background: transparent; }")
+        fit_height_to_document(self)
 
     def set_text(self, text: str) -> None:
-        if text != self._text:
-            self._text = text
-            self.setPlainText(text)
-
-    def text(self) -> str:
-        return self._text
+        shown = self.text()
+        if shown and text.startswith(shown):
+            self.append_text(text[len(shown) :])
+        elif text != shown:
+            super().set_text(text)
