@@ -9,7 +9,6 @@ touches a widget.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import queue
 import sys
@@ -144,7 +143,8 @@ def _display_name(model_ref: str) -> str:
 
 
 def _free_device_memory() -> None:
-    gc.collect()  # the model's tensors sit in reference cycles (modules, closures); free them now, not later
+    # No gc.collect() here: on this thread it could destroy Qt objects (see app/gc_guard.py). The model's tensors
+    # are freed by reference counting when the last reference goes; the GUI thread collects any cycles.
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()  # hand the cached blocks back so the next model (or another program) can use them

@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("gpt-oss desktop")
+    from app.gc_guard import GuiThreadGarbageCollector
+
+    GuiThreadGarbageCollector(app)  # owned by the app: Python cycles are collected on this thread only
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     if args.screenshot is not None:

@@ -11,7 +11,7 @@ __all__ = ["load_model"]
 
 
 def load_model(path: Any, device: Any = None, dtype: Any = None) -> Model:
-    """Load a gpt-oss checkpoint folder (any supported layout) into a ready :class:`engine.model.Model`."""
+    """Load a gpt-oss checkpoint folder (any supported layout), or ``"demo"`` (the built-in toy model)."""
     from engine.loader import load_model as _load_model
 
     return _load_model(path, device=device, dtype=dtype)

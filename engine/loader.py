@@ -11,6 +11,7 @@ import torch
 from engine.checkpoint import load_checkpoint
 from engine.memory import limit_heap_fragmentation
 from engine.model import Model
+from engine.model_ref import resolve_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,10 @@ def load_model(
     device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
 ) -> Model:
-    """Load any supported checkpoint layout. ``dtype`` defaults to bf16; ``torch.float32`` works on CPU."""
+    """Load any supported checkpoint layout, or ``"demo"`` (the built-in toy model, see engine.model_ref).
+
+    ``dtype`` defaults to bf16; ``torch.float32`` works on CPU.
+    """
     started = time.perf_counter()
     limit_heap_fragmentation()
     resolved_device = torch.device(device) if device is not None else default_device()
@@ -33,7 +37,7 @@ def load_model(
             dtype
         ]
     resolved_dtype = dtype if dtype is not None else torch.bfloat16
-    checkpoint = load_checkpoint(path)
+    checkpoint = load_checkpoint(resolve_model_path(path))
     model = Model(checkpoint.config, checkpoint.tensors, resolved_device, resolved_dtype)
     logger.info(
         "loaded %s (%s layout) in %.2f s on %s/%s",

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up (once) and run the engine CLI: `bash scripts/run.sh chat --model DIR "What is 17 + 25?"`.
+# Set up (once) and start the desktop app: `bash scripts/run.sh [--model PATH|demo]`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/python ]; then
@@ -10,4 +10,4 @@ if [ ! -x .venv/bin/python ]; then
     fi
     .venv/bin/python -m pip install --quiet -e .
 fi
-exec .venv/bin/python -m engine "$@"
+exec .venv/bin/python -m app "$@"

@@ -13,6 +13,7 @@ import torch
 
 from engine.bench.engine_bench import run_engine_bench
 from engine.errors import EngineError
+from engine.model_ref import resolve_model_path
 
 
 def add_parser(subparsers: Any) -> None:
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_kernels(args)
     if args.model is None:
         raise EngineError("--model is required (unless --kernels is given)")
-    model_path = Path(args.model)
+    model_path = resolve_model_path(args.model)  # a folder, or "demo"
     if args.prompt_tokens <= 0 or args.decode_tokens <= 0:
         raise EngineError("--prompt-tokens and --decode-tokens must be positive")
     load_checkpoint(model_path)  # fail fast, with a typed error, on a bad folder
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_kernels(args: argparse.Namespace) -> int:
     from engine.bench.kernel_bench import run_kernel_bench
 
-    model_path = Path(args.model) if args.model is not None else None
+    model_path = resolve_model_path(args.model) if args.model is not None else None
     if model_path is not None:
         from engine.checkpoint import load_checkpoint
 

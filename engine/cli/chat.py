@@ -31,7 +31,7 @@ def add_parser(subparsers: Any) -> None:
         description="Chat with a gpt-oss model. Without a prompt, runs an interactive multi-turn chat.",
     )
     p.add_argument("prompt", nargs="?", default=None, help="one message to answer (omit for an interactive chat)")
-    p.add_argument("--model", required=True, type=Path, help="checkpoint folder")
+    p.add_argument("--model", required=True, help="checkpoint folder, or demo (the built-in toy model)")
     p.add_argument("--effort", choices=[e.value for e in ReasoningEffort], default="medium", help="reasoning effort")
     p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default: 1.0)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1.0 = off)")
@@ -60,12 +60,22 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
         raise EngineError(f"invalid sampling option: {exc}") from exc
 
 
-def load_for_cli(path: Path, dtype: str | None, device: str | None) -> Any:
-    """Load a model, turning a missing folder into a one-line error before the loader runs."""
-    folder = path.expanduser()
+def load_for_cli(path: Path | str, dtype: str | None, device: str | None) -> Any:
+    """Load a model (a folder, or ``demo``), turning a missing folder into a one-line error before the loader runs.
+
+    The demo model is announced on stderr as the toy it is.
+    """
+    # deferred: importing the model stack is slow and not needed for --help
+    from engine import load_model
+    from engine.demo.materialize import demo_label
+    from engine.model_ref import resolve_model_path
+
+    folder = resolve_model_path(path).expanduser()
     if not folder.exists():
         raise CheckpointError("no such file or folder", folder)
-    from engine import load_model  # deferred: importing the model stack is slow and not needed for --help
+    label = demo_label(folder)
+    if label is not None:
+        sys.stderr.write(f"note: {label}\n")
 
     return load_model(folder, device=device, dtype=dtype)
 

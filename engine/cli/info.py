@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from pathlib import Path
 from typing import Any
 
 from engine.checkpoint import LoadedCheckpoint, load_checkpoint
+from engine.demo.materialize import demo_label
+from engine.model_ref import resolve_model_path
 
 
 def add_parser(subparsers: Any) -> None:
@@ -17,7 +18,9 @@ def add_parser(subparsers: Any) -> None:
         help="describe a checkpoint folder",
         description="Validate a gpt-oss checkpoint and print its layout, config, sizes and dtypes.",
     )
-    p.add_argument("path", type=Path, help="checkpoint folder (a Hub snapshot, its original/ folder, or HF files)")
+    p.add_argument(
+        "path", help="checkpoint folder (a Hub snapshot, its original/ folder, or HF files), or demo (the toy model)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
@@ -62,7 +65,8 @@ def _gb(n: int) -> str:
 
 def format_text(info: dict[str, Any]) -> str:
     cfg = info["config"]
-    lines = [
+    lines = [f"note        {info['note']}"] if "note" in info else []
+    lines += [
         f"checkpoint  {info['root']}",
         f"layout      {info['layout']} ({info['experts']} experts)",
         f"model       {cfg['num_hidden_layers']} layers, hidden {cfg['hidden_size']}, "
@@ -89,6 +93,10 @@ def format_text(info: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    info = summarize(load_checkpoint(args.path))
+    path = resolve_model_path(args.path)
+    info = summarize(load_checkpoint(path))
+    label = demo_label(path)
+    if label is not None:
+        info["note"] = label
     print(json.dumps(info, indent=2) if args.json else format_text(info))
     return 0

@@ -10,7 +10,6 @@ import argparse
 import json
 import re
 import sys
-from pathlib import Path
 from typing import Any
 
 from engine.cli.chat import load_for_cli, sampling_from_args
@@ -26,7 +25,7 @@ def add_parser(subparsers: Any) -> None:
         help="generate raw token ids from raw prompt ids (JSON output)",
         description="Generate token ids from comma-separated prompt ids and print them as a JSON list.",
     )
-    p.add_argument("--model", required=True, type=Path, help="checkpoint folder")
+    p.add_argument("--model", required=True, help="checkpoint folder, or demo (the built-in toy model)")
     p.add_argument("--prompt-ids", required=True, help="comma-separated token ids, e.g. 200006,1428,200008")
     p.add_argument("--max-tokens", type=int, default=16, help="tokens to generate (default: 16)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default: 0)")

@@ -13,12 +13,22 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from app.engine_thread import LocalEngine
+from app.gc_guard import GuiThreadGarbageCollector
 from app.main_window import MainWindow
 from app.scripted_model import ScriptedModel
 from app.settings import make_settings
 
 T = TypeVar("T")
 Run = Callable[[Coroutine[Any, Any, T]], T]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def gui_thread_gc(qapp: QApplication) -> Iterator[None]:
+    """As in the app: cyclic garbage (Qt objects included) is collected on the GUI thread only (app/gc_guard.py);
+    at the end everything left is collected here, so no later test's thread can destroy a Qt object."""
+    collector = GuiThreadGarbageCollector(qapp)
+    yield
+    collector.stop()
 
 
 @pytest.fixture

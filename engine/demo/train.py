@@ -1,0 +1,289 @@
+"""Train the toy demo model: ``python -m engine.demo.train --out resources/demo --seed 0``.
+
+Pure torch on the CPU, through the engine's own model (:class:`engine.model.Model` with
+:class:`kernels.moe.DenseExperts` leaves that require grad, run by :meth:`engine.model.Model.forward_hidden`).
+
+Vocabulary trick. The data uses ~1.5k of the 201,088 token ids, so the model is trained on a *sub-vocabulary*:
+row ``j < U`` of the small embedding/unembedding is real token ``used_ids[j]``, and row ``U`` ("other") stands for
+every one of the ``N = 201088 - U`` unused ids at once. At export each unused id gets a copy of the other row. In
+the full vocabulary those N copies share one logit ``z``, so their total probability is that of a single logit
+``z + log N``; the training loss uses exactly that, so the small softmax is the full one and the model learns to
+push unused ids down (greedy decoding then never picks one). Prompts now and then carry an "other" token inside the
+user's text, so the shared embedding row is trained too: that is what an out-of-vocabulary input token reads.
+
+Experts are trained dense and exported as MXFP4; the last ``--qat-share`` of the steps trains through the MXFP4
+rounding (straight-through), so the exported experts are the ones the loss saw.
+
+Deterministic for a given seed, thread count (``--threads``, default 2) and machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import random
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from engine.checkpoint import canonical_specs, quantize_mxfp4
+from engine.checkpoint.presets import REAL_VOCAB
+from engine.config import ModelConfig
+from engine.demo.data import Example, training_examples
+from engine.model import Model
+from engine.vocab import get_encoding
+from kernels.mxfp4 import dequantize_mxfp4
+
+logger = logging.getLogger(__name__)
+
+# Shipped format; bump when the file layout or the model changes (the materialised copy is keyed by it).
+FORMAT_VERSION: Final = 1
+WEIGHTS_NAME: Final = "demo.safetensors"
+MANIFEST_NAME: Final = "manifest.json"
+TOY_LABEL: Final = (
+    "toy demo model: a tiny gpt-oss-architecture model trained on synthetic arithmetic-style tasks (arithmetic, "
+    "letter counting, number comparison, unit conversion); not a real assistant"
+)
+
+# 4 layers (sliding, full, sliding, full), hidden 128, 8 experts top-2. The 32-token window is shorter than every
+# training conversation (~70-token prompts), so the sliding layers really slide.
+DEMO_CONFIG: Final = ModelConfig(
+    num_hidden_layers=4,
+    num_experts=8,
+    experts_per_token=2,
+    vocab_size=REAL_VOCAB,
+    hidden_size=128,
+    intermediate_size=128,
+    head_dim=32,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    sliding_window=32,
+)
+_EXPERT_SUFFIXES: Final = (".mlp.mlp1_weight", ".mlp.mlp2_weight")
+
+
+def extra_token_ids() -> set[int]:
+    """Ids kept in the sub-vocabulary even if the data misses some: every number 0-999 and every letter."""
+    enc = get_encoding()
+    texts = [str(n) for n in range(1000)] + [c for c in "abcdefghijklmnopqrstuvwxyz"]
+    texts += [" " + t for t in texts]
+    out: set[int] = set()
+    for text in texts:
+        ids = enc.encode(text, allowed_special=set())
+        if len(ids) == 1:
+            out.add(ids[0])
+    return out
+
+
+def init_params(config: ModelConfig, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """fp32 leaves (requires_grad) under canonical names with dense experts."""
+    params: dict[str, torch.Tensor] = {}
+    out_std = 0.02 / math.sqrt(2 * config.num_hidden_layers)  # residual-writing projections start small
+    for name, spec in canonical_specs(config, mxfp4=False).items():
+        if name.endswith("norm.scale"):
+            t = torch.ones(spec.shape)
+        elif name.endswith(("bias", "sinks")):
+            t = torch.zeros(spec.shape)
+        elif name.endswith(("attn.out.weight", "mlp2_weight")):
+            t = torch.randn(spec.shape, generator=generator) * out_std
+        else:
+            t = torch.randn(spec.shape, generator=generator) * 0.02
+        params[name] = t.requires_grad_()
+    return params
+
+
+def fake_mxfp4(w: torch.Tensor) -> torch.Tensor:
+    """``w`` rounded to MXFP4 in the forward pass, identity in the backward pass (straight-through)."""
+    rounded = dequantize_mxfp4(*quantize_mxfp4(w.detach()), torch.float32)
+    return w + (rounded - w).detach()
+
+
+def batches(examples: list[Example], batch_size: int, rng: random.Random) -> Iterator[list[Example]]:
+    """Endless batches of similar length (little padding): shuffle, sort within windows of 64 batches, shuffle."""
+    while True:
+        order = examples[:]
+        rng.shuffle(order)
+        window = batch_size * 64
+        chunks: list[list[Example]] = []
+        for start in range(0, len(order), window):
+            part = sorted(order[start : start + window], key=lambda e: len(e.ids))
+            chunks += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+        rng.shuffle(chunks)
+        yield from chunks
+
+
+def make_batch(
+    batch: list[Example], to_sub: torch.Tensor, other: int, rng: random.Random, noise_share: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sub-vocabulary ids ``[B, T]`` and loss targets ``[B, T]`` (-100 = no loss: prompt and padding).
+
+    With probability ``noise_share`` a sequence gets one or two "other" tokens at the start of the user's text
+    (its prompt shifts right; targets shift with it), so the model learns to read past unknown input tokens.
+    """
+    rows: list[list[int]] = []
+    prompt_lens: list[int] = []
+    for ex in batch:
+        ids = ex.ids
+        prompt_len = ex.prompt_len
+        if rng.random() < noise_share:
+            # the prompt's last <|message|> opens the user's text
+            cut = [i for i, t in enumerate(ids[:prompt_len]) if t == 200008][-1] + 1
+            extra = rng.randint(1, 2)
+            ids = ids[:cut] + [-1] * extra + ids[cut:]
+            prompt_len += extra
+        rows.append(ids)
+        prompt_lens.append(prompt_len)
+    length = max(len(r) for r in rows)
+    full = torch.full((len(rows), length), -1, dtype=torch.long)
+    for i, r in enumerate(rows):
+        full[i, : len(r)] = torch.tensor(r)
+    sub = torch.where(full >= 0, to_sub[full.clamp(min=0)], torch.full_like(full, other))  # -1 -> other
+    targets = torch.full_like(sub, -100)
+    for i, (r, p) in enumerate(zip(rows, prompt_lens, strict=True)):
+        # position t predicts token t+1; the loss covers the completion tokens r[p:]
+        targets[i, p - 1 : len(r) - 1] = sub[i, p : len(r)]
+    return sub, targets
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.perf_counter()
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    # e.g. the embedding's backward (index_add over repeated ids) is otherwise free to sum in any order
+    torch.use_deterministic_algorithms(True)
+    rng = random.Random(args.seed)
+    enc = get_encoding()
+
+    examples = training_examples(args.steps * args.batch_size, args.seed, enc)
+    used: set[int] = extra_token_ids()
+    for ex in examples:
+        used.update(ex.ids)
+    used_ids = sorted(used)
+    other = len(used_ids)  # index of the shared row
+    to_sub = torch.full((REAL_VOCAB,), other, dtype=torch.long)
+    to_sub[torch.tensor(used_ids)] = torch.arange(len(used_ids))
+    # The N unused ids share one logit; together they weigh as that logit + log N (see the module docstring).
+    other_offset = math.log(REAL_VOCAB - len(used_ids))
+    data_seconds = time.perf_counter() - started
+    logger.info("%d examples, %d used token ids (%.1f s)", len(examples), len(used_ids), data_seconds)
+
+    config = DEMO_CONFIG.replace(vocab_size=len(used_ids) + 1)
+    params = init_params(config, torch.Generator().manual_seed(args.seed))
+    decay = [p for n, p in params.items() if p.dim() >= 2]
+    no_decay = [p for n, p in params.items() if p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, 0.98),
+    )
+    qat_from = int(args.steps * (1 - args.qat_share))
+    warmup = max(1, args.steps // 20)
+    stream = batches(examples, args.batch_size, rng)
+    offset = torch.zeros(len(used_ids) + 1)
+    offset[other] = other_offset
+    losses: list[float] = []
+    for step in range(args.steps):
+        lr = args.lr * min(1.0, (step + 1) / warmup)
+        lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps))  # cosine to 10 %
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        tensors = dict(params)
+        if step >= qat_from:
+            for name in tensors:
+                if name.endswith(_EXPERT_SUFFIXES):
+                    tensors[name] = fake_mxfp4(params[name])
+        model = Model(config, tensors, torch.device("cpu"), torch.float32)  # cheap: wraps the leaves, no copies
+        ids, targets = make_batch(next(stream), to_sub, other, rng, args.noise_share)
+        hidden = model.forward_hidden(ids)  # [B, T, H]
+        logits = F.linear(hidden, model.unembedding) + offset  # [B, T, U+1]
+        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        if step % 50 == 0 or step == args.steps - 1:
+            logger.info(
+                "step %d/%d loss %.4f lr %.2e (%.0f s)", step, args.steps, losses[-1], lr, time.perf_counter() - started
+            )
+
+    train_seconds = time.perf_counter() - started
+    stats = {
+        "examples": len(examples),
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "qat_steps": args.steps - qat_from,
+        "threads": args.threads,
+        "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
+        "data_seconds": round(data_seconds, 1),
+        "train_seconds": round(train_seconds, 1),
+        "torch": torch.__version__,
+    }
+    export(Path(args.out), {n: p.detach() for n, p in params.items()}, used_ids, args.seed, stats)
+    return stats
+
+
+def export(out: Path, params: dict[str, torch.Tensor], used_ids: list[int], seed: int, stats: dict[str, Any]) -> None:
+    """Write the compact weights (used rows only, MXFP4 experts) and the manifest into ``out``."""
+    compact: dict[str, torch.Tensor] = {}
+    for name, value in params.items():
+        if name.endswith(_EXPERT_SUFFIXES):
+            compact[f"{name}.blocks"], compact[f"{name}.scales"] = quantize_mxfp4(value)
+        elif name in ("embedding.weight", "unembedding.weight"):
+            # [U + 1, H]: the used rows, then the shared row every unused id gets at materialisation
+            compact[name.replace(".weight", ".rows")] = value.to(torch.bfloat16)
+        else:
+            compact[name] = value.to(torch.bfloat16)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = out / WEIGHTS_NAME
+    save_file({k: v.contiguous() for k, v in compact.items()}, str(weights), metadata={"format": "gpt-oss-demo"})
+    weights.chmod(0o644)  # safetensors may create it private; it ships as package data
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    manifest = {
+        "name": "gpt-oss demo",
+        "description": TOY_LABEL,
+        "format_version": FORMAT_VERSION,
+        "version": f"{FORMAT_VERSION}-{digest[:12]}",
+        "seed": seed,
+        "config": DEMO_CONFIG.to_original_dict(),
+        "weights_file": WEIGHTS_NAME,
+        "weights_sha256": digest,
+        "training": stats,
+        "used_token_ids": used_ids,
+    }
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    logger.info("wrote %s (%d bytes) and %s", weights, weights.stat().st_size, MANIFEST_NAME)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m engine.demo.train", description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, default=Path("resources/demo"), help="folder for the compact weights")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--qat-share", type=float, default=0.2, help="last share of steps trained through MXFP4")
+    p.add_argument("--noise-share", type=float, default=0.1, help="share of prompts with unknown tokens")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (results depend on it)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    stats = train(parse_args(argv))
+    logger.info("done: %s", json.dumps(stats))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
