@@ -54,9 +54,12 @@ def attention_ref(
     chunk = max(1, _MAX_SCORE_ELEMENTS // max(1, num_q_heads * num_keys))
     for start in range(0, num_queries, chunk):
         stop = min(num_queries, start + chunk)
-        q32 = q[start:stop].float().view(stop - start, num_kv_heads, group, head_dim).permute(1, 2, 0, 3)
-        # q32: [Hkv, G, t, D]; scores: [Hkv, G, t, S]
-        scores = torch.matmul(q32, k32.unsqueeze(1).transpose(-1, -2)) * sm_scale
+        count = stop - start
+        # [t, Hq, D] -> [Hkv, G*t, D]: one batched matmul per KV head serves its whole query group, so K and V are
+        # never expanded G times (a broadcast matmul would copy them).
+        q32 = q[start:stop].float().view(count, num_kv_heads, group, head_dim).permute(1, 2, 0, 3)
+        q32 = q32.reshape(num_kv_heads, group * count, head_dim)
+        scores = torch.bmm(q32, k32.transpose(1, 2)).view(num_kv_heads, group, count, num_keys) * sm_scale
         qp = q_pos[start:stop, None]  # [t, 1]
         kp = k_pos[None, :]  # [1, S]
         visible = (kp <= qp) & (kp >= 0)
@@ -64,9 +67,10 @@ def attention_ref(
             visible &= kp > qp - window
         scores = scores.masked_fill(~visible, float("-inf"))
         # Sink as an extra column: softmax over [scores | sink], then drop the sink's probability.
-        logits = torch.cat((scores, sink_column.expand(-1, -1, stop - start, 1)), dim=-1)
+        logits = torch.cat((scores, sink_column.expand(-1, -1, count, 1)), dim=-1)
         probs = torch.softmax(logits, dim=-1)[..., :-1]  # [Hkv, G, t, S]
-        o = torch.matmul(probs, v32.unsqueeze(1))  # [Hkv, G, t, D]
+        o = torch.bmm(probs.reshape(num_kv_heads, group * count, num_keys), v32)  # [Hkv, G*t, D]
+        o = o.view(num_kv_heads, group, count, head_dim)
         out[start:stop] = o.permute(2, 0, 1, 3).reshape(stop - start, num_q_heads, head_dim).to(q.dtype)
     return out
 
