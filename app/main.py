@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import qasync
 
+    from app.history import ChatStore
+
 logger = logging.getLogger(__name__)
 
 
@@ -66,8 +68,9 @@ def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace) -> 
     from app.settings import LAST_MODEL_KEY, make_settings
 
     settings = make_settings(args.settings)
+    store = _open_history()
     backend = LocalEngine()
-    window = MainWindow(backend, settings)
+    window = MainWindow(backend, settings, store=store)
     window.show()
     model_ref = args.model or settings.value(LAST_MODEL_KEY)
     if model_ref:
@@ -77,4 +80,26 @@ def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace) -> 
             loop.run_forever()  # returns when the last window closes and Qt quits
     finally:
         backend.close()
+        if store is not None:
+            store.close()
     return 0
+
+
+def _open_history() -> ChatStore | None:
+    """The chat history in the user data folder, or None (the app then runs without history) if it cannot open."""
+    from datetime import timedelta
+
+    from app.history import ChatStore, HistoryError
+    from engine.paths import user_data_dir
+
+    try:
+        store = ChatStore(user_data_dir() / "history.sqlite3")
+    except HistoryError as exc:
+        logger.error("chat history unavailable, chats will not be saved: %s", exc)
+        return None
+    # Undo of a delete is offered only in the session that deleted; whatever is still deleted now goes for good.
+    try:
+        store.purge(timedelta(0))
+    except HistoryError as exc:
+        logger.warning("could not purge deleted chats: %s", exc)
+    return store

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from pathlib import Path
+from typing import Literal
 
 import psutil
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
@@ -15,6 +17,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QProgressBar,
+    QSplitter,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -25,6 +28,8 @@ from app.backend import DEMO_MODEL, ChatBackend, ChatRequest, LoadError, ModelIn
 from app.chat_view import AssistantMessage, ChatView
 from app.composer import Composer
 from app.conversation import Conversation, Turn
+from app.history import ChatStore, HistoryError, title_from_prompt
+from app.history_sidebar import HistorySidebar
 from app.notices import EmptyState, ErrorBanner
 from app.settings import LAST_MODEL_KEY
 from engine.events import Done
@@ -43,17 +48,31 @@ class MainWindow(QMainWindow):
         load_failed(object): a LoadError; the window shows it and stays usable.
         generation_finished(object): the Done that ended an answer (None if the request failed).
         busy_changed(bool): an answer started or ended.
+        chat_saved(int): the current chat's id, after a message of it was written to the history store.
+
+    With a ``store``, every user message and finished answer is saved to the current chat (created on the first
+    send), and a sidebar lists, searches, renames, deletes and reopens saved chats. Without one, nothing is kept.
     """
 
     model_loaded = Signal(object)
     load_failed = Signal(object)
     generation_finished = Signal(object)
     busy_changed = Signal(bool)
+    chat_saved = Signal(int)
 
-    def __init__(self, backend: ChatBackend, settings: QSettings, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        backend: ChatBackend,
+        settings: QSettings,
+        parent: QWidget | None = None,
+        *,
+        store: ChatStore | None = None,
+    ) -> None:
         super().__init__(parent)
         self.backend = backend
         self.settings = settings
+        self.store = store
+        self.chat_id: int | None = None  # the current chat in the store; None until its first message is saved
         self.conversation = Conversation()
         self._task: asyncio.Task[None] | None = None
         self._load_task: asyncio.Task[None] | None = None
@@ -76,7 +95,20 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.banner)
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.composer)
-        self.setCentralWidget(central)
+        self.sidebar: HistorySidebar | None = None
+        if store is None:
+            self.setCentralWidget(central)
+        else:
+            self.sidebar = HistorySidebar(store, self)
+            self.sidebar.chat_selected.connect(self.open_chat)
+            self.sidebar.chat_deleted.connect(self._on_chat_deleted)
+            self.sidebar.error.connect(lambda text: self.statusBar().showMessage(text, 8000))
+            splitter = QSplitter(Qt.Orientation.Horizontal, self)
+            splitter.addWidget(self.sidebar)
+            splitter.addWidget(central)
+            splitter.setStretchFactor(1, 1)
+            splitter.setSizes([240, 760])
+            self.setCentralWidget(splitter)
 
         self._build_status_bar()
         self._build_actions()
@@ -122,6 +154,7 @@ class MainWindow(QMainWindow):
                 widget.set_actions_enabled(False)
         self.conversation.add_user(text)
         self.chat.add_user(text)
+        self._save_user(text)
         return self._start_answer(self.composer.current_effort())
 
     def regenerate(self, effort: ReasoningEffort | None = None) -> asyncio.Task[None] | None:
@@ -134,6 +167,7 @@ class MainWindow(QMainWindow):
             effort = last.effort if last is not None else self.composer.current_effort()
         if last is not None:
             self.chat.remove(last)
+        self._forget_answer(len(self.conversation.turns) - 1)
         turn.reasoning = turn.answer = ""
         turn.effort = None
         return self._start_answer(effort)
@@ -151,8 +185,74 @@ class MainWindow(QMainWindow):
             self._set_busy(False)
         self.conversation.clear()
         self.chat.clear()
+        self.chat_id = None
+        if self.sidebar is not None:
+            self.sidebar.set_current(None)
+        self._update_export_actions()
         self.composer.prompt.clear()
         self.composer.prompt.setFocus()
+
+    def open_chat(self, chat_id: int) -> bool:
+        """Show a saved chat, ready to continue. A running answer is abandoned (as with New chat).
+
+        Reasoning of saved answers is shown, marked "not sent to model": the harmony renderer drops finished turns'
+        reasoning from the next prompt. Returns False (and says why in the status bar) if it cannot be read.
+        """
+        if self.store is None:
+            return False
+        try:
+            chat = self.store.get_chat(chat_id)
+        except HistoryError as exc:
+            self._history_failed("Could not open the chat", exc)
+            return False
+        self.new_chat()
+        self.chat_id = chat.id
+        last_answer: AssistantMessage | None = None
+        for record in chat.thread():
+            if record.role == "user":
+                self.conversation.add_user(record.text)
+                self.chat.add_user(record.text)
+            elif record.role == "assistant" and self.conversation.last is not None:
+                effort = ReasoningEffort(record.effort) if record.effort else ReasoningEffort.MEDIUM
+                turn = self.conversation.last
+                turn.reasoning, turn.answer, turn.effort = record.analysis, record.text, effort
+                last_answer = self._show_saved_answer(record.analysis, record.text, effort, record.stats)
+        if last_answer is not None:
+            last_answer.set_actions_enabled(True)
+        if self.sidebar is not None:
+            self.sidebar.set_current(chat.id)
+        self._update_export_actions()
+        self.stack.setCurrentWidget(self.chat)
+        return True
+
+    def export_chat(self, path: Path | str, fmt: Literal["markdown", "json"]) -> bool:
+        """Write the current chat to ``path`` as Markdown or JSON. False if there is nothing saved to export."""
+        if self.store is None or self.chat_id is None:
+            return False
+        try:
+            if fmt == "markdown":
+                text = self.store.export_markdown(self.chat_id)
+            else:
+                text = self.store.export_json(self.chat_id)
+            Path(path).write_text(text, encoding="utf-8")
+        except (HistoryError, OSError) as exc:
+            self.statusBar().showMessage(f"Could not export the chat: {exc}", 8000)
+            logger.warning("export to %s failed: %s", path, exc)
+            return False
+        self.statusBar().showMessage(f"Exported to {path}", 5000)
+        return True
+
+    def choose_export_file(self, fmt: Literal["markdown", "json"]) -> None:
+        if self.chat_id is None:
+            return
+        suffix, kind = (".md", "Markdown (*.md)") if fmt == "markdown" else (".json", "JSON (*.json)")
+        item = self.sidebar.item_for(self.chat_id) if self.sidebar is not None else None
+        title = item.text() if item is not None else "chat"
+        # A suggested file name only: keep it to characters every file system accepts.
+        safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in title).strip() or "chat"
+        path, _ = QFileDialog.getSaveFileName(self, "Export chat", safe + suffix, kind)
+        if path:
+            self.export_chat(path, fmt)
 
     # -- generation ---------------------------------------------------------------------------------------------
 
@@ -211,6 +311,7 @@ class MainWindow(QMainWindow):
             turn.answer = message.answer_text
             turn.effort = request.effort
             self._show_context(done.prompt_tokens + done.completion_tokens)
+            self._save_answer(turn, answer_stats)
         self.generation_finished.emit(done)
 
     def _on_regenerate_requested(self, effort: object) -> None:
@@ -221,6 +322,89 @@ class MainWindow(QMainWindow):
             if isinstance(widget, AssistantMessage):
                 return widget
         return None
+
+    # -- history ------------------------------------------------------------------------------------------------
+    #
+    # Turn i is stored as the user message at position 2i and its answer at 2i + 1, so a regenerate can drop the
+    # old answer by position. Writes are small single transactions on the GUI thread (milliseconds in WAL mode).
+    # A failed write is reported in the status bar and the chat goes on unsaved: losing history must not stop it.
+
+    def _save_user(self, text: str) -> None:
+        if self.store is None:
+            return
+        position = 2 * (len(self.conversation.turns) - 1)
+        try:
+            if self.chat_id is None:
+                info = self.backend.info
+                chat = self.store.create_chat(title_from_prompt(text), model=info.name if info else "")
+                self.chat_id = chat.id
+            self.store.add_message(self.chat_id, "user", text, position=position)
+        except HistoryError as exc:
+            self._history_failed("Could not save the message", exc)
+            return
+        self._saved()
+
+    def _save_answer(self, turn: Turn, answer_stats: stats.AnswerStats) -> None:
+        if self.store is None or self.chat_id is None or turn.effort is None:
+            return
+        position = 2 * self.conversation.turns.index(turn) + 1
+        try:
+            self.store.add_message(
+                self.chat_id,
+                "assistant",
+                turn.answer,
+                analysis=turn.reasoning,
+                effort=turn.effort.value,
+                stats=answer_stats.to_record(),
+                position=position,
+            )
+        except HistoryError as exc:
+            self._history_failed("Could not save the answer", exc)
+            return
+        self._saved()
+
+    def _forget_answer(self, turn_index: int) -> None:
+        """Drop a turn's saved answer (it is being regenerated)."""
+        if self.store is None or self.chat_id is None:
+            return
+        try:
+            self.store.delete_messages_from(self.chat_id, 2 * turn_index + 1)
+        except HistoryError as exc:
+            self._history_failed("Could not update the saved chat", exc)
+
+    def _saved(self) -> None:
+        assert self.chat_id is not None
+        if self.sidebar is not None:
+            self.sidebar.set_current(self.chat_id)
+            self.sidebar.refresh()
+        self._update_export_actions()
+        self.chat_saved.emit(self.chat_id)
+
+    def _show_saved_answer(
+        self, reasoning: str, answer: str, effort: ReasoningEffort, record: dict[str, object]
+    ) -> AssistantMessage:
+        message = self.chat.add_assistant(effort)
+        message.regenerate_requested.connect(self._on_regenerate_requested)
+        if reasoning:
+            message.append_reasoning(reasoning)
+        if answer:
+            message.append_answer(answer)
+        message.finish(stats.AnswerStats.from_record(record))
+        message.reasoning.mark_not_sent()
+        message.set_actions_enabled(False)
+        return message
+
+    def _on_chat_deleted(self, chat_id: int) -> None:
+        if chat_id == self.chat_id:
+            self.new_chat()
+
+    def _history_failed(self, what: str, exc: HistoryError) -> None:
+        logger.warning("%s: %s", what, exc)
+        self.statusBar().showMessage(f"{what}: {exc}", 8000)
+
+    def _update_export_actions(self) -> None:
+        for act in (self.export_markdown_action, self.export_json_action):
+            act.setEnabled(self.chat_id is not None)
 
     def _set_busy(self, busy: bool) -> None:
         self.composer.set_busy(busy)
@@ -323,6 +507,10 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         for level in ReasoningEffort:
             action(f"Regenerate at {level.value} effort", [], lambda _=False, e=level: self.regenerate(e))
+        menu.addSeparator()
+        self.export_markdown_action = action("Export to &Markdown…", [], lambda: self.choose_export_file("markdown"))
+        self.export_json_action = action("Export to &JSON…", [], lambda: self.choose_export_file("json"))
+        self._update_export_actions()
         model_menu = self.menuBar().addMenu("&Model")
         load_demo = model_menu.addAction("Load the &demo model")
         load_demo.triggered.connect(lambda: self.load_model(DEMO_MODEL))

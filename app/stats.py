@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from engine.events import Done, FinishReason
 
@@ -46,6 +48,41 @@ class AnswerStats:
             answer_seconds=answer,
             tokens_per_second=rate,
             finish_reason=done.finish_reason,
+        )
+
+    def to_record(self) -> dict[str, Any]:
+        """The JSON kept with a saved answer (the key names of app.history.AnswerStats)."""
+        return {
+            "reasoning_tokens": self.reasoning_tokens,
+            "final_tokens": self.answer_tokens,
+            "ttft": self.time_to_first_token,
+            "thinking_s": self.thinking_seconds,
+            "answer_s": self.answer_seconds,
+            "tok_s": self.tokens_per_second,
+            "finish_reason": self.finish_reason.value,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> AnswerStats:
+        """Back from :meth:`to_record`. Tolerant: stats are open JSON written by older or newer versions, and a
+        saved chat must still open with a missing or odd key (it only affects the stats line)."""
+
+        def number(key: str) -> float | None:
+            value = record.get(key)
+            return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+        try:
+            finish = FinishReason(record.get("finish_reason", FinishReason.STOP))
+        except ValueError:
+            finish = FinishReason.STOP
+        return cls(
+            reasoning_tokens=int(number("reasoning_tokens") or 0),
+            answer_tokens=int(number("final_tokens") or 0),
+            time_to_first_token=number("ttft"),
+            thinking_seconds=number("thinking_s"),
+            answer_seconds=number("answer_s"),
+            tokens_per_second=number("tok_s") or 0.0,
+            finish_reason=finish,
         )
 
 

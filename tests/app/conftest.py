@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.engine_thread import LocalEngine
 from app.gc_guard import GuiThreadGarbageCollector
+from app.history import ChatStore
 from app.main_window import MainWindow
 from app.scripted_model import ScriptedModel
 from app.settings import make_settings
@@ -62,12 +63,13 @@ def settings(tmp_path: Path) -> QSettings:
 
 
 @pytest.fixture
-def make_window(qtbot: Any, settings: QSettings) -> Iterator[Callable[[LocalEngine], MainWindow]]:
+def make_window(qtbot: Any, settings: QSettings) -> Iterator[Callable[..., MainWindow]]:
     backends: list[LocalEngine] = []
 
-    def make(backend: LocalEngine) -> MainWindow:
-        backends.append(backend)
-        window = MainWindow(backend, settings)
+    def make(backend: LocalEngine, store: ChatStore | None = None) -> MainWindow:
+        if backend not in backends:
+            backends.append(backend)
+        window = MainWindow(backend, settings, store=store)
         qtbot.addWidget(window)
         window.show()
         return window

@@ -1,0 +1,250 @@
+"""The history sidebar: saved chats (most recent first), live search, rename, and delete with undo."""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import QPoint, Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.history import ChatStore, HistoryError
+
+logger = logging.getLogger(__name__)
+
+_CHAT_ID_ROLE = Qt.ItemDataRole.UserRole
+# The undo offer goes away on its own: past this, a deleted chat stays deleted (and is purged on a later start).
+_UNDO_MS = 15_000
+
+
+class HistorySidebar(QWidget):
+    """Lists the chats in a ChatStore. Renames and deletes go straight to the store; the window hears about them.
+
+    Signals:
+        chat_selected(int): the user picked a chat (click or keyboard) — the window loads it.
+        chat_deleted(int): a chat was soft-deleted (the undo banner is showing).
+        chat_restored(int): an undo brought a deleted chat back.
+        chat_renamed(int, str): a chat got a new title.
+        error(str): a store operation failed; the window shows it.
+    """
+
+    chat_selected = Signal(int)
+    chat_deleted = Signal(int)
+    chat_restored = Signal(int)
+    chat_renamed = Signal(int, str)
+    error = Signal(str)
+
+    def __init__(self, store: ChatStore, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self._current_id: int | None = None
+        self._deleted_id: int | None = None
+        # Set while the list is rebuilt or re-selected in code, so those changes are not taken as user actions.
+        self._updating = False
+
+        self.search = QLineEdit(self)
+        self.search.setPlaceholderText("Search chats")
+        self.search.setAccessibleName("Search chats")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self.refresh)
+
+        self.list = QListWidget(self)
+        self.list.setAccessibleName("Chats")
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # Renaming is explicit (F2 or the context menu): a double click should just open the chat.
+        self.list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._show_menu)
+        self.list.currentItemChanged.connect(self._on_current_changed)
+        self.list.itemChanged.connect(self._on_item_edited)
+        rename = QShortcut(QKeySequence(Qt.Key.Key_F2), self.list, context=Qt.ShortcutContext.WidgetShortcut)
+        rename.activated.connect(self.start_rename)
+        delete = QShortcut(QKeySequence.StandardKey.Delete, self.list, context=Qt.ShortcutContext.WidgetShortcut)
+        delete.activated.connect(self._delete_current)
+
+        self.undo_banner = QFrame(self)
+        self.undo_banner.setObjectName("undoBanner")
+        self.undo_banner.setStyleSheet("#undoBanner { background: palette(alternate-base); border-radius: 6px; }")
+        self.undo_label = QLabel("Chat deleted", self.undo_banner)
+        self.undo_button = QPushButton("Undo", self.undo_banner)
+        self.undo_button.setAccessibleName("Undo delete")
+        self.undo_button.clicked.connect(self.undo_delete)
+        banner_row = QHBoxLayout(self.undo_banner)
+        banner_row.setContentsMargins(8, 4, 4, 4)
+        banner_row.addWidget(self.undo_label, 1)
+        banner_row.addWidget(self.undo_button)
+        self.undo_banner.hide()
+        self._undo_timer = QTimer(self)
+        self._undo_timer.setSingleShot(True)
+        self._undo_timer.setInterval(_UNDO_MS)
+        self._undo_timer.timeout.connect(self._forget_undo)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 0, 8)
+        layout.setSpacing(6)
+        layout.addWidget(self.search)
+        layout.addWidget(self.list, 1)
+        layout.addWidget(self.undo_banner)
+        self.setMinimumWidth(180)
+        self.refresh()
+
+    # -- public API ---------------------------------------------------------------------------------------------
+
+    def chat_ids(self) -> list[int]:
+        """The listed chats, top to bottom."""
+        return [self._item_id(self.list.item(row)) for row in range(self.list.count())]
+
+    def item_for(self, chat_id: int) -> QListWidgetItem | None:
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            if self._item_id(item) == chat_id:
+                return item
+        return None
+
+    def refresh(self) -> None:
+        """Rebuild the list from the store: every chat, or the search hits while the search box has text."""
+        query = self.search.text().strip()
+        rows: list[tuple[int, str, str]] = []
+        try:
+            if query:
+                rows = [(hit.chat.id, hit.chat.title, hit.snippet) for hit in self.store.search(query)]
+            else:
+                rows = [(chat.id, chat.title, "") for chat in self.store.list_chats()]
+        except HistoryError as exc:
+            self._report("Could not read the chat history", exc)
+        self._updating = True
+        try:
+            self.list.clear()
+            for chat_id, title, snippet in rows:
+                item = QListWidgetItem(title)
+                item.setData(_CHAT_ID_ROLE, chat_id)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+                # The snippet says why a chat matched; a tooltip keeps the row itself a plain, renameable title.
+                item.setToolTip(snippet or title)
+                self.list.addItem(item)
+            self._select(self._current_id)
+        finally:
+            self._updating = False
+
+    def set_current(self, chat_id: int | None) -> None:
+        """Highlight the chat shown in the window (None: a new, unsaved chat) without emitting chat_selected."""
+        self._current_id = chat_id
+        self._updating = True
+        try:
+            self._select(chat_id)
+        finally:
+            self._updating = False
+
+    def start_rename(self) -> None:
+        """Edit the selected chat's title in place; Enter saves, Esc cancels."""
+        item = self.list.currentItem()
+        if item is not None:
+            self.list.editItem(item)
+
+    def rename_chat(self, chat_id: int, title: str) -> bool:
+        """Give a chat a new title (blank titles are refused). Returns whether the store took it."""
+        title = " ".join(title.split())
+        if not title:
+            self.refresh()
+            return False
+        try:
+            self.store.rename_chat(chat_id, title)
+        except HistoryError as exc:
+            self._report("Could not rename the chat", exc)
+            return False
+        finally:
+            self.refresh()
+        self.chat_renamed.emit(chat_id, title)
+        return True
+
+    def delete_chat(self, chat_id: int) -> None:
+        """Soft-delete a chat and offer to undo it."""
+        try:
+            self.store.delete_chat(chat_id)
+        except HistoryError as exc:
+            self._report("Could not delete the chat", exc)
+            return
+        self._deleted_id = chat_id
+        self.undo_banner.show()
+        self._undo_timer.start()
+        self.refresh()
+        self.chat_deleted.emit(chat_id)
+
+    def undo_delete(self) -> None:
+        chat_id = self._deleted_id
+        if chat_id is None:
+            return
+        self._forget_undo()
+        try:
+            self.store.undo_delete(chat_id)
+        except HistoryError as exc:
+            self._report("Could not restore the chat", exc)
+            return
+        self.refresh()
+        self.chat_restored.emit(chat_id)
+
+    # -- private ------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _item_id(item: QListWidgetItem) -> int:
+        return int(item.data(_CHAT_ID_ROLE))
+
+    def _select(self, chat_id: int | None) -> None:
+        item = None if chat_id is None else self.item_for(chat_id)
+        if item is None:
+            self.list.setCurrentRow(-1)
+            self.list.clearSelection()
+        else:
+            self.list.setCurrentItem(item)
+
+    def _forget_undo(self) -> None:
+        self._undo_timer.stop()
+        self._deleted_id = None
+        self.undo_banner.hide()
+
+    def _delete_current(self) -> None:
+        item = self.list.currentItem()
+        if item is not None:
+            self.delete_chat(self._item_id(item))
+
+    def _on_current_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
+        if self._updating or current is None:
+            return
+        chat_id = self._item_id(current)
+        if chat_id != self._current_id:
+            self._current_id = chat_id
+            self.chat_selected.emit(chat_id)
+
+    def _on_item_edited(self, item: QListWidgetItem) -> None:
+        if self._updating:
+            return
+        # Deferred: refreshing the list from inside its own itemChanged would delete the item being edited.
+        chat_id, title = self._item_id(item), item.text()
+        QTimer.singleShot(0, self, lambda: self.rename_chat(chat_id, title))
+
+    def _show_menu(self, pos: QPoint) -> None:
+        item = self.list.itemAt(pos)
+        if item is None:
+            return
+        self.list.setCurrentItem(item)
+        chat_id = self._item_id(item)
+        menu = QMenu(self)
+        menu.addAction("Rename", self.start_rename)
+        menu.addAction("Delete", lambda: self.delete_chat(chat_id))
+        menu.exec(self.list.viewport().mapToGlobal(pos))
+
+    def _report(self, what: str, exc: HistoryError) -> None:
+        logger.warning("%s: %s", what, exc)
+        self.error.emit(f"{what}: {exc}")
