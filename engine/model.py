@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from engine.config import ModelConfig
 from engine.kv_cache import KVCache
@@ -237,7 +236,7 @@ class Model:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Projections of the normed ``t`` with RoPE: q ``[T, Hq, D]``, k and v ``[T, Hkv, D]``."""
         cfg = self.config
-        qkv = F.linear(t, attn.qkv_weight, attn.qkv_bias)  # [T, q + 2kv]
+        qkv = self.ops.linear(t, attn.qkv_weight, attn.qkv_bias)  # [T, q + 2kv]
         q, k, v = qkv.split((cfg.q_size, cfg.kv_size, cfg.kv_size), dim=-1)
         q = q.reshape(-1, cfg.num_attention_heads, cfg.head_dim)  # [T, Hq, D]
         k = k.reshape(-1, cfg.num_key_value_heads, cfg.head_dim)  # [T, Hkv, D]
@@ -246,7 +245,7 @@ class Model:
         return self.ops.rope(q, cos, sin), self.ops.rope(k, cos, sin), v
 
     def _project_out(self, attn: AttentionWeights, o: torch.Tensor) -> torch.Tensor:
-        return F.linear(o.flatten(1), attn.out_weight, attn.out_bias)  # [T, Hq*D] -> [T, H]
+        return self.ops.linear(o.flatten(1), attn.out_weight, attn.out_bias)  # [T, Hq*D] -> [T, H]
 
     def _attention_cached(
         self,
@@ -310,7 +309,7 @@ class Model:
         )
 
     def _unembed(self, normed: torch.Tensor) -> torch.Tensor:
-        return F.linear(normed, self.unembedding).float()  # [T, H] -> [T, V]
+        return self.ops.linear(normed, self.unembedding).float()  # [T, H] -> [T, V]
 
 
 def _to(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
