@@ -359,6 +359,38 @@ void deinterleave(const T* x, int64_t rows, int64_t K, float* out) {
   }
 }
 
+// The optional bias of either op, read in place (fp32 or bf16); null pointers when there is none.
+struct BiasView {
+  const float* f32 = nullptr;
+  const c10::BFloat16* bf16 = nullptr;
+};
+
+BiasView view_bias(const std::optional<at::Tensor>& bias, int64_t N) {
+  BiasView view;
+  if (bias.has_value() && bias->defined()) {
+    TORCH_CHECK(bias->device().is_cpu() && bias->dim() == 1 && bias->size(0) == N && bias->is_contiguous(),
+                "bias must be a contiguous CPU [N] tensor");
+    if (bias->scalar_type() == at::kFloat) {
+      view.f32 = bias->data_ptr<float>();
+    } else {
+      TORCH_CHECK(bias->scalar_type() == at::kBFloat16, "bias must be float32 or bfloat16");
+      view.bf16 = bias->data_ptr<c10::BFloat16>();
+    }
+  }
+  return view;
+}
+
+// x [T, K] (fp32 or bf16) as fp32 in the per-32-group even/odd layout both kernels read.
+std::vector<float> deinterleaved_activations(const at::Tensor& x, int64_t T, int64_t K) {
+  std::vector<float> xp(static_cast<size_t>(T * K));
+  if (x.scalar_type() == at::kFloat) {
+    deinterleave(x.data_ptr<float>(), T, K, xp.data());
+  } else {
+    deinterleave(x.data_ptr<c10::BFloat16>(), T, K, xp.data());
+  }
+  return xp;
+}
+
 void dispatch_row(int tt, const uint8_t* blk, const uint8_t* sc, int64_t G, const float* xp, int64_t xstride,
                   const float* stab, float* res) {
   switch (tt) {
@@ -384,28 +416,14 @@ at::Tensor mxfp4_linear(const at::Tensor& x, const at::Tensor& blocks, const at:
   TORCH_CHECK(scales.dim() == 2 && scales.size(0) == N && scales.size(1) == G && scales.is_contiguous(),
               "scales must be contiguous [N, G]");
   TORCH_CHECK(x.size(1) == K, "x has ", x.size(1), " columns, weights have ", K);
-  const float* bias_f = nullptr;
-  const c10::BFloat16* bias_bf = nullptr;
-  if (bias.has_value() && bias->defined()) {
-    TORCH_CHECK(bias->device().is_cpu() && bias->dim() == 1 && bias->size(0) == N && bias->is_contiguous(),
-                "bias must be a contiguous CPU [N] tensor");
-    if (bias->scalar_type() == at::kFloat) {
-      bias_f = bias->data_ptr<float>();
-    } else {
-      TORCH_CHECK(bias->scalar_type() == at::kBFloat16, "bias must be float32 or bfloat16");
-      bias_bf = bias->data_ptr<c10::BFloat16>();
-    }
-  }
+  const BiasView bias_view = view_bias(bias, N);
+  const float* bias_f = bias_view.f32;
+  const c10::BFloat16* bias_bf = bias_view.bf16;
 
   at::Tensor out = at::empty({T, N}, x.options());
   if (T == 0 || N == 0) return out;
 
-  std::vector<float> xp(static_cast<size_t>(T * K));
-  if (x.scalar_type() == at::kFloat) {
-    deinterleave(x.data_ptr<float>(), T, K, xp.data());
-  } else {
-    deinterleave(x.data_ptr<c10::BFloat16>(), T, K, xp.data());
-  }
+  const std::vector<float> xp = deinterleaved_activations(x, T, K);
 
   const uint8_t* blk = blocks.data_ptr<uint8_t>();
   const uint8_t* sc = scales.data_ptr<uint8_t>();
@@ -475,28 +493,14 @@ at::Tensor bf16_linear(const at::Tensor& x, const at::Tensor& weight, const std:
   const int64_t K = weight.size(1);
   const int64_t T = x.size(0);
   TORCH_CHECK(x.size(1) == K, "x has ", x.size(1), " columns, the weight has ", K);
-  const float* bias_f = nullptr;
-  const c10::BFloat16* bias_bf = nullptr;
-  if (bias.has_value() && bias->defined()) {
-    TORCH_CHECK(bias->device().is_cpu() && bias->dim() == 1 && bias->size(0) == N && bias->is_contiguous(),
-                "bias must be a contiguous CPU [N] tensor");
-    if (bias->scalar_type() == at::kFloat) {
-      bias_f = bias->data_ptr<float>();
-    } else {
-      TORCH_CHECK(bias->scalar_type() == at::kBFloat16, "bias must be float32 or bfloat16");
-      bias_bf = bias->data_ptr<c10::BFloat16>();
-    }
-  }
+  const BiasView bias_view = view_bias(bias, N);
+  const float* bias_f = bias_view.f32;
+  const c10::BFloat16* bias_bf = bias_view.bf16;
 
   at::Tensor out = at::empty({T, N}, x.options());
   if (T == 0 || N == 0) return out;
 
-  std::vector<float> xp(static_cast<size_t>(T * K));
-  if (x.scalar_type() == at::kFloat) {
-    deinterleave(x.data_ptr<float>(), T, K, xp.data());
-  } else {
-    deinterleave(x.data_ptr<c10::BFloat16>(), T, K, xp.data());
-  }
+  const std::vector<float> xp = deinterleaved_activations(x, T, K);
 
   const uint16_t* w = reinterpret_cast<const uint16_t*>(weight.data_ptr<c10::BFloat16>());
   const bool out_f32 = out.scalar_type() == at::kFloat;
