@@ -139,7 +139,8 @@ def _device_name(model: ModelLike) -> str:
 
 
 def _display_name(model_ref: str) -> str:
-    return "Demo model" if model_ref == DEMO_MODEL else Path(model_ref).expanduser().name or model_ref
+    # The demo is a toy (engine/demo): say so wherever its name appears, so nobody mistakes its answers for gpt-oss's.
+    return "Demo model (toy)" if model_ref == DEMO_MODEL else Path(model_ref).expanduser().name or model_ref
 
 
 def _free_device_memory() -> None:

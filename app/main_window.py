@@ -448,6 +448,11 @@ class MainWindow(QMainWindow):
                 self.stack.setCurrentWidget(self.empty)
             return
         self._model_label.setText(info.name)
+        self._model_label.setToolTip(
+            "A toy model trained on synthetic arithmetic-style questions: its answers are usually wrong."
+            if info.name.endswith("(toy)")
+            else ""
+        )
         self._device_label.setText(info.device)
         self._show_context(0)
         self.stack.setCurrentWidget(self.chat)

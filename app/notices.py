@@ -24,7 +24,9 @@ class EmptyState(QWidget):
         title = QLabel("<h2>No model loaded</h2>", self)
         text = QLabel(
             "Load a gpt-oss checkpoint folder (gpt-oss-20b or gpt-oss-120b), "
-            "or try the small demo model to see how the app works.",
+            "or try the demo model to see how the app works. The demo is a toy: a tiny model trained on "
+            "synthetic arithmetic-style questions; it shows live reasoning and effort but its answers are "
+            "usually wrong.",
             self,
         )
         text.setWordWrap(True)

@@ -77,6 +77,9 @@ def test_real_engine_send_to_stats_without_stalling(run: Any, make_window: Any, 
     message = next(w for w in window.chat.messages() if isinstance(w, AssistantMessage))
     assert message.stats.isVisible() and "answer tokens" in message.stats.text()
     assert window._model_label.text() == (window.backend.info.name if window.backend.info else "")
+    if model_ref == "demo":  # the toy must be labelled as one wherever its name shows
+        assert window._model_label.text() == "Demo model (toy)"
+        assert "toy" in window._model_label.toolTip()
     assert window._context_label.text() == f"Context {done.prompt_tokens + done.completion_tokens} / 1,024"
     worst = max(gaps)
     print(f"\nevent loop: {len(gaps)} ticks over {sum(gaps):.2f} s of generation, worst gap {worst * 1000:.1f} ms")
