@@ -5,6 +5,8 @@ Torch reference and the fused Triton kernel.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -13,7 +15,11 @@ from kernels.rmsnorm import _TRITON_IMPORT_ERROR, _triton_jit, check_kernel_devi
 
 
 def router_ref(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    k: int,
+    linear: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] = F.linear,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Route each token to ``k`` experts.
 
@@ -21,12 +27,13 @@ def router_ref(
         x: ``[T, H]`` normed activations.
         weight: ``[E, H]``; bias: ``[E]``.
         k: experts per token.
+        linear: computes the logits like ``F.linear`` (the CPU path swaps in its fused GEMV).
 
     Returns:
         ``(weights, indices)``: fp32 ``[T, k]`` routing weights summing to 1 per token, int64 ``[T, k]`` expert ids
         in descending logit order.
     """
-    logits = F.linear(x, weight, bias)  # [T, E]
+    logits = linear(x, weight, bias)  # [T, E]
     top_values, top_indices = torch.topk(logits, k, dim=-1, sorted=True)
     return torch.softmax(top_values.float(), dim=-1), top_indices
 

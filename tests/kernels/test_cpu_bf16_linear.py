@@ -102,3 +102,13 @@ def test_torch_ops_linear_routes_decode_sizes_to_the_fused_kernel() -> None:
     # Anything the kernel does not take (fp32 weights here) is plain F.linear.
     x32 = torch.randn(1, 96, generator=gen)
     assert torch.equal(ops.TORCH_OPS.linear(x32, weight.float()), F.linear(x32, weight.float()))
+
+
+def test_each_row_is_independent_of_the_batch() -> None:
+    # Rows are tiled in pairs; a row's bits must not depend on whether it shares a tile (batched decode == single).
+    gen = torch.Generator().manual_seed(9)
+    weight = torch.randn(50, 2880, generator=gen).to(torch.bfloat16)
+    x = torch.randn(3, 2880, generator=gen).to(torch.bfloat16)
+    batched = cpu_mxfp4.bf16_linear(x, weight)
+    for row in range(3):
+        assert torch.equal(cpu_mxfp4.bf16_linear(x[row : row + 1], weight)[0], batched[row]), row

@@ -1,0 +1,78 @@
+"""The fused CPU MoE (kernels.cpu_mxfp4.moe_mxfp4) against the torch reference moe_ref, and its batch independence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kernels import cpu_mxfp4
+from kernels.moe import Mxfp4Experts, moe_ref
+
+if not cpu_mxfp4.available():
+    pytest.skip(f"CPU MXFP4 extension unavailable: {cpu_mxfp4.build_error()}", allow_module_level=True)
+
+LIMIT, ALPHA = 7.0, 1.702
+
+
+def _experts(e: int, n: int, k: int, gen: torch.Generator) -> Mxfp4Experts:
+    blocks = torch.randint(0, 256, (e, n, k // 32, 16), dtype=torch.uint8, generator=gen)
+    scales = torch.randint(118, 131, (e, n, k // 32), dtype=torch.uint8, generator=gen)
+    return Mxfp4Experts(blocks, scales)
+
+
+def _case(t: int, dtype: torch.dtype, seed: int, e: int = 8, h: int = 128, i: int = 96, k: int = 4) -> tuple:
+    gen = torch.Generator().manual_seed(seed)
+    mlp1, mlp2 = _experts(e, 2 * i, h, gen), _experts(e, h, i, gen)
+    bias1 = torch.randn(e, 2 * i, generator=gen).to(dtype)
+    bias2 = torch.randn(e, h, generator=gen).to(dtype)
+    x = (3 * torch.randn(t, h, generator=gen)).to(dtype)  # wide enough that the SwiGLU clamps bite
+    top, indices = torch.topk(torch.randn(t, e, generator=gen), k)
+    return x, torch.softmax(top, dim=-1), indices, mlp1, bias1, mlp2, bias2
+
+
+def _fused(x, weights, indices, mlp1, bias1, mlp2, bias2) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    return cpu_mxfp4.moe_mxfp4(
+        x, weights, indices, (mlp1.blocks, mlp1.scales), bias1, (mlp2.blocks, mlp2.scales), bias2, LIMIT, ALPHA
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("t", [1, 3, 7])
+def test_matches_reference(dtype: torch.dtype, t: int) -> None:
+    case = _case(t, dtype, seed=t)
+    out = _fused(*case)
+    ref = moe_ref(*case, LIMIT, ALPHA)
+    assert out.dtype == dtype and out.shape == ref.shape
+    if dtype == torch.float32:
+        rel = ((out - ref).abs().max() / ref.abs().max()).item()
+        assert rel < 1e-5
+    else:
+        # Same rounding points as the reference; only fp32 summation order and exp() may differ, by one bf16 ulp.
+        ulp = torch.finfo(torch.bfloat16).eps * ref.float().abs().clamp_min(1e-30)
+        assert ((out.float() - ref.float()).abs() <= ulp + 1e-3 * ref.float().abs().max()).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_each_token_is_independent_of_the_batch(dtype: torch.dtype) -> None:
+    # Tokens that share experts are tiled together (4, 2, 1); a token's bits must not depend on its tile.
+    x, weights, indices, *rest = _case(7, dtype, seed=11, e=4, k=2)
+    batched = _fused(x, weights, indices, *rest)
+    for row in range(7):
+        alone = _fused(x[row : row + 1], weights[row : row + 1], indices[row : row + 1], *rest)
+        assert torch.equal(alone[0], batched[row]), row
+
+
+def test_odd_group_count_and_empty_batch() -> None:
+    x, weights, indices, *rest = _case(2, torch.bfloat16, seed=5, h=96, i=160)  # 3 and 5 groups of 32
+    torch.testing.assert_close(_fused(x, weights, indices, *rest), moe_ref(x, weights, indices, *rest, LIMIT, ALPHA))
+    assert _fused(x[:0], weights[:0], indices[:0], *rest).shape == (0, 96)
+
+
+def test_rejects_bad_inputs() -> None:
+    x, weights, indices, mlp1, bias1, mlp2, bias2 = _case(2, torch.float32, seed=6)
+    with pytest.raises(RuntimeError, match="out of range"):
+        _fused(x, weights, indices + 100, mlp1, bias1, mlp2, bias2)
+    with pytest.raises(ValueError, match="float32 or bfloat16"):
+        _fused(x.half(), weights, indices, mlp1, bias1, mlp2, bias2)
+    with pytest.raises(RuntimeError, match="expert shapes"):
+        _fused(x[:, :64], weights, indices, mlp1, bias1, mlp2, bias2)
