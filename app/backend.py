@@ -46,6 +46,7 @@ class LoadErrorKind(enum.StrEnum):
     OUT_OF_MEMORY = "out_of_memory"
     UNSUPPORTED_DEVICE = "unsupported_device"
     UNEXPECTED = "unexpected"
+    CANCELLED = "cancelled"
 
 
 _ADVICE: dict[LoadErrorKind, str] = {
@@ -55,6 +56,7 @@ _ADVICE: dict[LoadErrorKind, str] = {
     LoadErrorKind.OUT_OF_MEMORY: "Close other programs that use GPU or system memory, or choose a smaller model.",
     LoadErrorKind.UNSUPPORTED_DEVICE: "Your GPU or driver is not supported. Update the driver, or run on the CPU.",
     LoadErrorKind.UNEXPECTED: "This looks like a bug. The log has details; please report it.",
+    LoadErrorKind.CANCELLED: "Loading was cancelled. Choose a model to load when you are ready.",
 }
 
 
@@ -101,6 +103,10 @@ class ChatBackend(Protocol):
 
     def cancel(self) -> None:
         """Stop the running answer after the current token; its stream still ends with a Done."""
+        ...
+
+    def cancel_load(self) -> None:
+        """Stop the running load soon; ``load`` then raises a LoadError of kind CANCELLED."""
         ...
 
     async def unload(self) -> None:

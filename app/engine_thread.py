@@ -27,7 +27,7 @@ from app.backend import (
     ProgressCallback,
     RequestError,
 )
-from engine.errors import CheckpointError, ConfigError, EngineError, GenerationError
+from engine.errors import CheckpointError, ConfigError, EngineError, GenerationError, LoadCancelled
 from engine.events import Delta, Done, FinishReason
 from engine.generator import Generator, ModelLike
 from engine.vocab import get_encoding
@@ -38,8 +38,11 @@ logger = logging.getLogger(__name__)
 # chats are rare on a desktop; 16k keeps gpt-oss-20b's cache near 1 GB.
 DEFAULT_CONTEXT: Final = 16384
 
-Loader = Callable[[str], ModelLike]
-"""Turns a model reference into a loaded model; runs on the engine thread."""
+LoadProgress = Callable[[float, str], None]
+Loader = Callable[[str, LoadProgress], ModelLike]
+"""``loader(model_ref, on_progress)`` turns a model reference into a loaded model on the engine thread, calling
+``on_progress(fraction, text)`` as it goes; it must let :class:`engine.errors.LoadCancelled` raised by
+``on_progress`` propagate (that is how a load is cancelled)."""
 
 
 # -- messages between the GUI loop and the engine thread ---------------------------------------------------------
@@ -68,6 +71,7 @@ class _Progress:
 @dataclass(slots=True)
 class _LoadJob:
     model_ref: str
+    cancel: threading.Event
     outbox: _Outbox
 
 
@@ -95,12 +99,14 @@ _UNLOADED: Final = "unloaded"
 # -- helpers that run on the engine thread ------------------------------------------------------------------------
 
 
-def load_local_model(model_ref: str, *, device: str | None = None, dtype: Any = None) -> ModelLike:
+def load_local_model(
+    model_ref: str, on_progress: LoadProgress | None = None, *, device: str | None = None, dtype: Any = None
+) -> ModelLike:
     """The default loader: a checkpoint folder, or the demo model, through :func:`engine.load_model`."""
     from engine import load_model  # imports torch: deferred so the window appears before torch is loaded
 
     ref = model_ref if model_ref == DEMO_MODEL else str(Path(model_ref).expanduser())
-    return load_model(ref, device=device, dtype=dtype)
+    return load_model(ref, device=device, dtype=dtype, on_progress=on_progress)
 
 
 # How CheckpointError messages say that files are absent (rather than present but damaged).
@@ -168,6 +174,7 @@ class LocalEngine:
         self._jobs: queue.Queue[_Job] = queue.Queue()
         self._info: ModelInfo | None = None
         self._current_cancel: threading.Event | None = None
+        self._load_cancel: threading.Event | None = None
         self._closed = False
         # Owned by the engine thread only.
         self._model: ModelLike | None = None
@@ -182,19 +189,30 @@ class LocalEngine:
         return self._info
 
     async def load(self, model_ref: str, on_progress: ProgressCallback | None = None) -> ModelInfo:
-        outbox = self._submit(lambda o: _LoadJob(model_ref, o))
+        cancel = threading.Event()
+        outbox = self._submit(lambda o: _LoadJob(model_ref, cancel, o))
+        self._load_cancel = cancel
         self._info = None  # the old model is unloaded first, whatever happens to the new one
-        while True:
-            event = await outbox.queue.get()
-            if isinstance(event, _Progress):
-                if on_progress is not None:
-                    on_progress(event.fraction, event.text)
-            elif isinstance(event, LoadError):
-                raise event
-            else:
-                assert isinstance(event, ModelInfo), event
-                self._info = event
-                return event
+        try:
+            while True:
+                event = await outbox.queue.get()
+                if isinstance(event, _Progress):
+                    if on_progress is not None:
+                        on_progress(event.fraction, event.text)
+                elif isinstance(event, LoadError):
+                    raise event
+                else:
+                    assert isinstance(event, ModelInfo), event
+                    self._info = event
+                    return event
+        finally:
+            if self._load_cancel is cancel:
+                self._load_cancel = None
+
+    def cancel_load(self) -> None:
+        """Stop the running load at its next progress step; ``load`` then raises a CANCELLED LoadError."""
+        if self._load_cancel is not None:
+            self._load_cancel.set()
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[Delta | Done, None]:
         cancel = threading.Event()
@@ -267,14 +285,28 @@ class LocalEngine:
         if self._model is not None:
             job.outbox.put(_Progress(0.0, "Unloading the previous model…"))
             self._unload()
-        job.outbox.put(_Progress(0.05, f"Loading {_display_name(job.model_ref)}…"))
+        name = _display_name(job.model_ref)
+        job.outbox.put(_Progress(0.05, f"Loading {name}…"))
+
+        def progress(fraction: float, text: str) -> None:
+            if job.cancel.is_set():
+                raise LoadCancelled(f"loading {name} was cancelled")
+            job.outbox.put(_Progress(0.05 + 0.9 * fraction, f"Loading {name}: {text}"))
+
         try:
-            model = self._loader(job.model_ref)
+            if job.cancel.is_set():
+                raise LoadCancelled(f"loading {name} was cancelled")
+            model = self._loader(job.model_ref, progress)
             # Loading the harmony vocabulary holds the GIL for ~0.2 s; do it now rather than inside the first
             # answer, where it would freeze the window mid-stream.
             encoding = get_encoding()
             generator = Generator(model, max_context=self._max_context, encoding=encoding)
             info = ModelInfo(_display_name(job.model_ref), _device_name(model), generator.context_length)
+        except LoadCancelled as exc:
+            logger.info("%s", exc)
+            _free_device_memory()
+            job.outbox.put(LoadError(LoadErrorKind.CANCELLED, str(exc), job.model_ref))
+            return
         except Exception as exc:  # MemoryError too: reported to the user, and the app keeps running
             logger.warning("loading %s failed: %s", job.model_ref, exc, exc_info=True)
             _free_device_memory()  # a half-loaded model may hold most of the GPU

@@ -11,12 +11,13 @@ from typing import Literal
 
 import psutil
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QTextCursor
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
     QProgressBar,
+    QPushButton,
     QSplitter,
     QStackedWidget,
     QVBoxLayout,
@@ -24,12 +25,13 @@ from PySide6.QtWidgets import (
 )
 
 from app import stats
-from app.backend import DEMO_MODEL, ChatBackend, ChatRequest, LoadError, ModelInfo, RequestError
+from app.backend import DEMO_MODEL, ChatBackend, ChatRequest, LoadError, LoadErrorKind, ModelInfo, RequestError
 from app.chat_view import AssistantMessage, ChatView
 from app.composer import Composer
 from app.conversation import Conversation, Turn
 from app.history import ChatStore, HistoryError, title_from_prompt
 from app.history_sidebar import HistorySidebar
+from app.instructions_dialog import ask_instructions
 from app.notices import EmptyState, ErrorBanner
 from app.settings import LAST_MODEL_KEY
 from engine.events import Done
@@ -45,7 +47,8 @@ class MainWindow(QMainWindow):
 
     Signals:
         model_loaded(object): a ModelInfo, after a successful load.
-        load_failed(object): a LoadError; the window shows it and stays usable.
+        load_failed(object): a LoadError; the window shows it and stays usable (a cancelled load is one too, of
+            kind CANCELLED, and only noted in the status bar).
         generation_finished(object): the Done that ended an answer (None if the request failed).
         busy_changed(bool): an answer started or ended.
         chat_saved(int): the current chat's id, after a message of it was written to the history store.
@@ -74,6 +77,7 @@ class MainWindow(QMainWindow):
         self.store = store
         self.chat_id: int | None = None  # the current chat in the store; None until its first message is saved
         self.conversation = Conversation()
+        self.instructions = ""  # the current chat's developer instructions (harmony's place for them)
         self._task: asyncio.Task[None] | None = None
         self._load_task: asyncio.Task[None] | None = None
         self._current: AssistantMessage | None = None
@@ -138,6 +142,11 @@ class MainWindow(QMainWindow):
         self._load_task = asyncio.ensure_future(self._load(model_ref))
         return self._load_task
 
+    def cancel_load(self) -> None:
+        """Stop the running model load (the window then has no model, as before any load)."""
+        if self._load_task is not None:
+            self.backend.cancel_load()
+
     def choose_model_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a gpt-oss model folder")
         if folder:
@@ -173,9 +182,57 @@ class MainWindow(QMainWindow):
         return self._start_answer(effort)
 
     def stop(self) -> None:
-        """Cancel the running answer; it stops after the current token and keeps what it has."""
+        """Cancel the running answer (it stops after the current token and keeps what it has), or a model load."""
         if self._task is not None:
             self.backend.cancel()
+        elif self._load_task is not None:
+            self.cancel_load()
+
+    def edit_last_message(self) -> bool:
+        """Take back the last user message (and its answer) into the composer, to be edited and sent again.
+
+        Nothing is lost until the edited text is sent: the old message stays in the composer, and the saved chat drops
+        the turn only now, as the on-screen chat does. False if busy or there is nothing to edit.
+        """
+        turn = self.conversation.last
+        if self.busy or turn is None:
+            return False
+        widgets = self.chat.messages()
+        # The last turn is its user bubble plus (if answered or failed) the answer widget after it.
+        last_user = max(i for i, w in enumerate(widgets) if not isinstance(w, AssistantMessage))
+        for widget in widgets[last_user:]:
+            self.chat.remove(widget)
+        index = len(self.conversation.turns) - 1
+        self.conversation.turns.pop()
+        if self.store is not None and self.chat_id is not None:
+            try:
+                self.store.delete_messages_from(self.chat_id, 2 * index)
+            except HistoryError as exc:
+                self._history_failed("Could not update the saved chat", exc)
+        previous = self._last_assistant()
+        if previous is not None:
+            previous.set_actions_enabled(True)  # it is the last answer again: it can be regenerated
+        self.composer.prompt.setPlainText(turn.user)
+        self.composer.prompt.moveCursor(QTextCursor.MoveOperation.End)
+        self.composer.prompt.setFocus()
+        if not self.conversation.turns:
+            self._set_model(self.backend.info)  # an emptied chat shows the same view as a new one
+        return True
+
+    def set_instructions(self, text: str) -> None:
+        """Set the current chat's instructions (sent as harmony's developer message from the next answer on)."""
+        self.instructions = text.strip()
+        self.instructions_action.setText("Chat &instructions… (set)" if self.instructions else "Chat &instructions…")
+        if self.store is not None and self.chat_id is not None:
+            try:
+                self.store.update_chat(self.chat_id, developer_instructions=self.instructions)
+            except HistoryError as exc:
+                self._history_failed("Could not save the instructions", exc)
+
+    def edit_instructions(self) -> None:
+        text = ask_instructions(self, self.instructions)
+        if text is not None:
+            self.set_instructions(text)
 
     def new_chat(self) -> None:
         if self._task is not None:
@@ -186,6 +243,7 @@ class MainWindow(QMainWindow):
         self.conversation.clear()
         self.chat.clear()
         self.chat_id = None
+        self.set_instructions("")
         if self.sidebar is not None:
             self.sidebar.set_current(None)
         self._update_export_actions()
@@ -207,6 +265,7 @@ class MainWindow(QMainWindow):
             return False
         self.new_chat()
         self.chat_id = chat.id
+        self.set_instructions(chat.developer_instructions)
         last_answer: AssistantMessage | None = None
         for record in chat.thread():
             if record.role == "user":
@@ -265,6 +324,7 @@ class MainWindow(QMainWindow):
             messages=self.conversation.request_messages(),
             effort=effort,
             params=self.composer.sampling_params(),
+            instructions=self.instructions or None,
         )
         self._current = message
         self._set_busy(True)
@@ -336,7 +396,11 @@ class MainWindow(QMainWindow):
         try:
             if self.chat_id is None:
                 info = self.backend.info
-                chat = self.store.create_chat(title_from_prompt(text), model=info.name if info else "")
+                chat = self.store.create_chat(
+                    title_from_prompt(text),
+                    model=info.name if info else "",
+                    developer_instructions=self.instructions,
+                )
                 self.chat_id = chat.id
             self.store.add_message(self.chat_id, "user", text, position=position)
         except HistoryError as exc:
@@ -408,8 +472,9 @@ class MainWindow(QMainWindow):
 
     def _set_busy(self, busy: bool) -> None:
         self.composer.set_busy(busy)
-        self.stop_action.setEnabled(busy)
+        self.stop_action.setEnabled(busy or self._load_task is not None)
         self.regenerate_action.setEnabled(not busy)
+        self.edit_last_action.setEnabled(not busy)
         self.busy_changed.emit(busy)
 
     # -- models -------------------------------------------------------------------------------------------------
@@ -418,11 +483,16 @@ class MainWindow(QMainWindow):
         self.banner.hide()
         self._set_model(None)
         self._progress.show()
+        self._cancel_load_button.show()
+        self.stop_action.setEnabled(True)  # Esc cancels the load
         self.empty.set_loading("Loading…")
         try:
             info = await self.backend.load(model_ref, self._on_load_progress)
         except LoadError as exc:
-            self.banner.show_load_error(exc)
+            if exc.kind is LoadErrorKind.CANCELLED:
+                self.statusBar().showMessage("Loading cancelled", 5000)
+            else:
+                self.banner.show_load_error(exc)
             self.load_failed.emit(exc)
         else:
             self.settings.setValue(LAST_MODEL_KEY, model_ref)
@@ -431,6 +501,8 @@ class MainWindow(QMainWindow):
         finally:
             self._load_task = None
             self._progress.hide()
+            self._cancel_load_button.hide()
+            self.stop_action.setEnabled(self.busy)
             self.empty.set_loading(None)
 
     def _on_load_progress(self, fraction: float, text: str) -> None:
@@ -474,9 +546,21 @@ class MainWindow(QMainWindow):
         self._progress.setAccessibleName("Model loading progress")
         self._progress.setMaximumWidth(160)
         self._progress.hide()
+        self._cancel_load_button = QPushButton("Cancel", self)
+        self._cancel_load_button.setAccessibleName("Cancel loading the model")
+        self._cancel_load_button.setToolTip("Stop loading the model (Esc)")
+        self._cancel_load_button.clicked.connect(self.cancel_load)
+        self._cancel_load_button.hide()
         for label in (self._model_label, self._device_label, self._memory_label, self._context_label):
             label.setContentsMargins(6, 0, 6, 0)
-        for widget in (self._progress, self._model_label, self._device_label, self._memory_label, self._context_label):
+        for widget in (
+            self._progress,
+            self._cancel_load_button,
+            self._model_label,
+            self._device_label,
+            self._memory_label,
+            self._context_label,
+        ):
             bar.addPermanentWidget(widget)
         self._update_memory()
 
@@ -509,6 +593,8 @@ class MainWindow(QMainWindow):
         self.stop_action = action("S&top", [QKeySequence(Qt.Key.Key_Escape)], self.stop)
         self.stop_action.setEnabled(False)
         self.regenerate_action = action("&Regenerate", [QKeySequence("Ctrl+R")], lambda: self.regenerate())
+        self.edit_last_action = action("&Edit last message", [QKeySequence("Ctrl+E")], self.edit_last_message)
+        self.instructions_action = action("Chat &instructions…", [QKeySequence("Ctrl+I")], self.edit_instructions)
         menu.addSeparator()
         for level in ReasoningEffort:
             action(f"Regenerate at {level.value} effort", [], lambda _=False, e=level: self.regenerate(e))

@@ -60,7 +60,7 @@ async def capture(path: Path, settings_path: str | None = None) -> None:
     model = ScriptedModel(
         [first, second], token_seconds=0.01, hold_after=len(first) + answer_start + _PAUSE_INTO_ANSWER, release=release
     )
-    backend = LocalEngine(loader=lambda _ref: model, max_context=8192)
+    backend = LocalEngine(loader=lambda _ref, _progress: model, max_context=8192)
     with tempfile.TemporaryDirectory() as scratch:
         # A throwaway ini keeps the user's real preferences out of the picture (and unchanged by it).
         settings = make_settings(settings_path or str(Path(scratch) / "settings.ini"))

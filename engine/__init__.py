@@ -10,8 +10,11 @@ if TYPE_CHECKING:
 __all__ = ["load_model"]
 
 
-def load_model(path: Any, device: Any = None, dtype: Any = None) -> Model:
-    """Load a gpt-oss checkpoint folder (any supported layout), or ``"demo"`` (the built-in toy model)."""
+def load_model(path: Any, device: Any = None, dtype: Any = None, on_progress: Any = None) -> Model:
+    """Load a gpt-oss checkpoint folder (any supported layout), or ``"demo"`` (the built-in toy model).
+
+    See :func:`engine.loader.load_model` (``on_progress`` reports progress and can cancel the load).
+    """
     from engine.loader import load_model as _load_model
 
-    return _load_model(path, device=device, dtype=dtype)
+    return _load_model(path, device=device, dtype=dtype, on_progress=on_progress)

@@ -41,5 +41,9 @@ class VocabularyError(EngineError):
     """The bundled o200k_base vocabulary is missing or corrupted."""
 
 
+class LoadCancelled(EngineError):
+    """A model load stopped on request (its progress callback raised this); nothing of it stays loaded."""
+
+
 class GenerationError(EngineError):
     """A generation request that cannot be run (e.g. a prompt longer than the context)."""

@@ -10,7 +10,7 @@ import torch
 
 from engine.checkpoint import load_checkpoint
 from engine.memory import limit_heap_fragmentation
-from engine.model import Model
+from engine.model import LoadProgress, Model
 from engine.model_ref import resolve_model_path
 
 logger = logging.getLogger(__name__)
@@ -24,10 +24,12 @@ def load_model(
     path: str | Path,
     device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
+    on_progress: LoadProgress | None = None,
 ) -> Model:
     """Load any supported checkpoint layout, or ``"demo"`` (the built-in toy model, see engine.model_ref).
 
-    ``dtype`` defaults to bf16; ``torch.float32`` works on CPU.
+    ``dtype`` defaults to bf16; ``torch.float32`` works on CPU. ``on_progress(fraction, text)`` is called as the
+    load advances, on this thread; to cancel, raise :class:`engine.errors.LoadCancelled` from it.
     """
     started = time.perf_counter()
     limit_heap_fragmentation()
@@ -37,8 +39,10 @@ def load_model(
             dtype
         ]
     resolved_dtype = dtype if dtype is not None else torch.bfloat16
+    if on_progress is not None:
+        on_progress(0.0, "Checking the checkpoint")
     checkpoint = load_checkpoint(resolve_model_path(path))
-    model = Model(checkpoint.config, checkpoint.tensors, resolved_device, resolved_dtype)
+    model = Model(checkpoint.config, checkpoint.tensors, resolved_device, resolved_dtype, on_progress)
     logger.info(
         "loaded %s (%s layout) in %.2f s on %s/%s",
         checkpoint.root,

@@ -24,6 +24,9 @@ from kernels.rope import rope_cos_sin, yarn_inv_freq
 
 logger = logging.getLogger(__name__)
 
+LoadProgress = Callable[[float, str], None]
+"""``(fraction 0..1, what is happening)``, called on the loading thread."""
+
 
 @dataclass(frozen=True)
 class AttentionWeights:
@@ -64,7 +67,10 @@ class Model:
         tensors: Mapping[str, torch.Tensor],
         device: torch.device,
         dtype: torch.dtype,
+        on_progress: LoadProgress | None = None,
     ) -> None:
+        """``on_progress(fraction, text)`` is called after each block; an exception it raises (e.g.
+        :class:`engine.errors.LoadCancelled`) aborts the construction, which is how a load is cancelled."""
         self.config = config
         self.device = device
         self.dtype = dtype
@@ -84,7 +90,15 @@ class Model:
                 )
             return DenseExperts(weight=dense(prefix))
 
+        # Copies to a GPU take seconds per GB, so progress is reported per block (on CPU the weights stay mapped).
+        layers = config.num_hidden_layers
+
+        def report(done: int) -> None:
+            if on_progress is not None:
+                on_progress(done / (layers + 2), f"Loading layer {min(done, layers)} of {layers}")
+
         self.embedding = dense("embedding.weight")  # [V, H]
+        report(0)
         self.blocks: list[BlockWeights] = []
         for n in range(config.num_hidden_layers):
             p = f"block.{n}"
@@ -109,8 +123,10 @@ class Model:
                     ),
                 )
             )
+            report(n + 1)
         self.norm = fp32("norm.scale")
         self.unembedding = dense("unembedding.weight")  # [V, H]
+        report(layers + 2)
 
         concentration, low, high = config.yarn_parameters()
         self._inv_freq = yarn_inv_freq(config.head_dim, config.rope_theta, config.rope_scaling_factor, low, high).to(

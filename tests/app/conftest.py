@@ -82,7 +82,7 @@ def make_window(qtbot: Any, settings: QSettings) -> Iterator[Callable[..., MainW
 def scripted_engine(*scripts: list[int], **kwargs: Any) -> tuple[LocalEngine, ScriptedModel]:
     """A LocalEngine (real thread, queue, generator, parser) over a ScriptedModel test double."""
     model = ScriptedModel(list(scripts), **kwargs)
-    return LocalEngine(loader=lambda _ref: model, max_context=4096), model
+    return LocalEngine(loader=lambda _ref, _progress: model, max_context=4096), model
 
 
 async def next_emission(signal: Any, start: Callable[[], object] | None = None, timeout: float = 20.0) -> Any:

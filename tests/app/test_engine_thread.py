@@ -52,7 +52,7 @@ def test_load_error_is_typed_and_engine_keeps_working(run: Any, tmp_path: Path) 
 def test_switching_models_frees_the_old_one(run: Any) -> None:
     made: list[weakref.ref[ScriptedModel]] = []
 
-    def loader(_ref: str) -> ScriptedModel:
+    def loader(_ref: str, _progress: object) -> ScriptedModel:
         model = ScriptedModel([harmony_reply("t", "a")])
         made.append(weakref.ref(model))
         return model
@@ -75,7 +75,7 @@ def test_switching_models_frees_the_old_one(run: Any) -> None:
 
 def test_stream_parses_reasoning_and_answer_and_cancel_stops(run: Any) -> None:
     model = ScriptedModel([harmony_reply("Let me think.", "Four."), harmony_reply("x " * 200, "late")])
-    engine = LocalEngine(loader=lambda _ref: model, max_context=2048)
+    engine = LocalEngine(loader=lambda _ref, _progress: model, max_context=2048)
     try:
         run(engine.load("scripted"))
         deltas, done = run(collect(engine, ChatRequest((ChatMessage.user("2+2?"),))))

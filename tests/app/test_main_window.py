@@ -150,12 +150,12 @@ def test_load_failure_shows_error_and_app_stays_usable(run: Any, make_window: An
     backend, _ = scripted_engine(harmony_reply("t", "fine"))
     real_loader = backend._loader
 
-    def loader(ref: str) -> Any:
+    def loader(ref: str, on_progress: Any) -> Any:
         if ref == "scripted":
-            return real_loader(ref)
+            return real_loader(ref, on_progress)
         from app.engine_thread import load_local_model
 
-        return load_local_model(ref)
+        return load_local_model(ref, on_progress)
 
     backend._loader = loader
     window = make_window(backend)
