@@ -40,6 +40,8 @@ from engine.harmony import ReasoningEffort
 logger = logging.getLogger(__name__)
 
 _MEMORY_REFRESH_MS = 2000
+# How long closing the window waits for a running answer to stop and be saved.
+_CLOSE_GRACE_MS = 3000
 
 
 class MainWindow(QMainWindow):
@@ -81,6 +83,7 @@ class MainWindow(QMainWindow):
         self._task: asyncio.Task[None] | None = None
         self._load_task: asyncio.Task[None] | None = None
         self._current: AssistantMessage | None = None
+        self._closing = False
         self._process = psutil.Process()
         self.setWindowTitle("gpt-oss desktop")
         self.resize(1000, 760)
@@ -612,6 +615,17 @@ class MainWindow(QMainWindow):
     # -- Qt overrides -------------------------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        task = self._task
+        if task is not None and not self._closing:
+            # Closing mid-answer: stop it and close once it has ended, so the partial answer is saved like a stopped
+            # one instead of being lost with the event loop. The engine stops within a token; the timer is a backstop.
+            self._closing = True
+            event.ignore()
+            self.stop()
+            task.add_done_callback(lambda _task: self.close())
+            QTimer.singleShot(_CLOSE_GRACE_MS, self.close)
+            return
+        self._closing = True
         self.stop()
         self._memory_timer.stop()
         super().closeEvent(event)

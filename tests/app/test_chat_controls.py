@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
 from app.backend import LoadError, LoadErrorKind
 from app.chat_view import AssistantMessage, UserBubble
@@ -140,3 +141,28 @@ def test_a_model_load_can_be_cancelled_and_the_app_stays_usable(run: Any, make_w
         await next_emission(window.generation_finished, lambda: window.send_message("hi"))
 
     run(body())
+
+
+def test_closing_mid_answer_saves_the_partial_answer(
+    run: Any, make_window: Any, store: ChatStore, qapp: QApplication
+) -> None:
+    backend, _ = scripted_engine(harmony_reply("thinking " * 5, "word " * 400), token_seconds=0.01)
+    window = make_window(backend, store)
+    # In the app, closing the last window ends the event loop; here the test's loop must outlive the window.
+    qapp.setQuitOnLastWindowClosed(False)
+
+    async def body() -> None:
+        await load(window)
+        window.send_message("write a lot")
+        await until(lambda: window._current is not None and len(window._current.answer_text) > 20)
+        chat_id = window.chat_id
+        window.close()
+        await until(lambda: not window.isVisible())
+        answer = store.get_chat(chat_id).messages[-1]
+        assert answer.role == "assistant" and answer.text.startswith("word word")
+        assert len(answer.text) < len("word " * 400) and answer.analysis.startswith("thinking")
+
+    try:
+        run(body())
+    finally:
+        qapp.setQuitOnLastWindowClosed(True)
