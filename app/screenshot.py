@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from app.engine_thread import LocalEngine
+from app.history import ChatStore
 from app.main_window import MainWindow
 from app.scripted_model import ScriptedModel, harmony_reply
 from app.settings import make_settings
@@ -48,6 +49,12 @@ SECOND_ANSWER = (
     "colours it arrived with, and a mix of all colours looks white. Thick or tall clouds look grey underneath "
     "because less light makes it through them."
 )
+# Earlier chats listed in the sidebar (a throwaway history file, never the user's).
+EARLIER_CHATS = (
+    "Plan a three-day trip to Lisbon",
+    "Explain the birthday paradox",
+    "Rust or Go for a small CLI tool?",
+)
 # Token step at which the second answer freezes: past its reasoning and partway into the answer.
 _PAUSE_INTO_ANSWER = 40
 
@@ -64,8 +71,12 @@ async def capture(path: Path, settings_path: str | None = None) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         # A throwaway ini keeps the user's real preferences out of the picture (and unchanged by it).
         settings = make_settings(settings_path or str(Path(scratch) / "settings.ini"))
-        window = MainWindow(backend, settings)
-        window.resize(1100, 900)
+        store = ChatStore(Path(scratch) / "history.sqlite3")
+        for title in EARLIER_CHATS:
+            chat = store.create_chat(title)
+            store.add_message(chat.id, "user", title, position=0)
+        window = MainWindow(backend, settings, store=store)
+        window.resize(1280, 900)
         window.show()
         try:
             await _fill(window, release)
@@ -79,6 +90,7 @@ async def capture(path: Path, settings_path: str | None = None) -> None:
                 await asyncio.wait_for(window._task, 10)
             window.close()
             backend.close()
+            store.close()
 
 
 async def _fill(window: MainWindow, release: threading.Event) -> None:
