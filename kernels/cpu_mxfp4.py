@@ -428,12 +428,17 @@ std::vector<float> deinterleaved_activations(const at::Tensor& x, int64_t T, int
   return xp;
 }
 
+// Calls of up to this many tokens are decode steps (one token per sequence): they use kRowExact tiles, so a batched
+// step gives each token what it would get alone. Longer calls (prefill) take the cheaper shared-scaling tiles.
+constexpr int64_t kExactMaxTokens = 16;
+
+template <bool kRowExact>
 void dispatch_row(int tt, const uint8_t* blk, const uint8_t* sc, int64_t G, const float* xp, int64_t xstride,
                   const float* stab, float* res) {
   switch (tt) {
-    case 4: row_dot<4>(blk, sc, G, xp, xstride, stab, res); break;
-    case 2: row_dot<2>(blk, sc, G, xp, xstride, stab, res); break;
-    default: row_dot<1>(blk, sc, G, xp, xstride, stab, res); break;
+    case 4: row_dot<4, kRowExact>(blk, sc, G, xp, xstride, stab, res); break;
+    case 2: row_dot<2, kRowExact>(blk, sc, G, xp, xstride, stab, res); break;
+    default: row_dot<1, kRowExact>(blk, sc, G, xp, xstride, stab, res); break;
   }
 }
 
@@ -462,6 +467,7 @@ at::Tensor mxfp4_linear(const at::Tensor& x, const at::Tensor& blocks, const at:
 
   const std::vector<float> xp = deinterleaved_activations(x, T, K);
 
+  const bool exact = T <= kExactMaxTokens;
   const uint8_t* blk = blocks.data_ptr<uint8_t>();
   const uint8_t* sc = scales.data_ptr<uint8_t>();
   const float* stab = scale_table();
@@ -490,7 +496,11 @@ at::Tensor mxfp4_linear(const at::Tensor& x, const at::Tensor& blocks, const at:
         const int64_t left = T - t0;
         const int tt = left >= 4 ? 4 : left >= 2 ? 2 : 1;
         for (int64_t n = n0; n < n1; ++n) {
-          dispatch_row(tt, blk + n * G * 16, sc + n * G, G, xpp + t0 * K, K, stab, res);
+          if (exact) {
+            dispatch_row<true>(tt, blk + n * G * 16, sc + n * G, G, xpp + t0 * K, K, stab, res);
+          } else {
+            dispatch_row<false>(tt, blk + n * G * 16, sc + n * G, G, xpp + t0 * K, K, stab, res);
+          }
           const float b = bias_f ? bias_f[n] : (bias_bf ? static_cast<float>(bias_bf[n]) : 0.0f);
           for (int i = 0; i < tt; ++i) {
             const float v = res[i] + b;
