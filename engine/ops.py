@@ -1,14 +1,14 @@
 """Op-level backend dispatch: the model calls an :class:`Ops` bundle, never a kernel module directly.
 
 Two backends share one model definition:
-- ``torch``: the references in ``kernels/`` (the CPU path). For MXFP4 experts it swaps in the fused C++
-  dequant-GEMM (``kernels.cpu_mxfp4``) when that extension builds here, and falls back to the reference otherwise;
-  the dense bf16 projections of decode (attention qkv/out, unembedding) use the same extension's bf16 GEMV.
+- ``torch``: the references in ``kernels/`` (the CPU path), with fused C++ kernels from ``kernels.cpu_mxfp4`` swapped
+  in when that extension builds here (the references otherwise): MXFP4 expert projections, the whole MoE MLP and the
+  attention of decode-sized batches, and a bf16 GEMV for decode's dense projections (qkv/out, router, unembedding).
 - ``triton``: the Triton kernels beside each reference (the GPU path; with ``TRITON_INTERPRET=1`` they also run on
   the CPU, which is how the tests check them).
 
 ``GPTOSS_KERNELS=triton|torch`` forces one; by default CUDA tensors get Triton and CPU tensors get torch.
-``GPTOSS_CPU_FUSED=0`` turns both fused CPU kernels off (to measure what they buy).
+``GPTOSS_CPU_FUSED=0`` turns every fused CPU kernel off (to measure what they buy).
 """
 
 from __future__ import annotations
@@ -106,6 +106,31 @@ def cpu_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     return F.linear(x, weight, bias)
 
 
+def cpu_attention_decode(
+    q: torch.Tensor,
+    k_store: torch.Tensor,
+    v_store: torch.Tensor,
+    sinks: torch.Tensor,
+    slots: torch.Tensor,
+    lengths: torch.Tensor,
+    window: int,
+    ring: bool,
+    sm_scale: float,
+) -> torch.Tensor:
+    """``attention_decode_ref`` on the CPU: one fused call (no per-sequence gathers or fp32 copies of the cache)."""
+    if (
+        q.device.type == "cpu"
+        and q.dtype in (torch.float32, torch.bfloat16)
+        and k_store.dtype == q.dtype
+        and v_store.dtype == q.dtype
+        and k_store.is_contiguous()
+        and v_store.is_contiguous()
+        and cpu_fused_enabled()
+    ):
+        return cpu_mxfp4.attention_decode(q, k_store, v_store, sinks, slots, lengths, window, ring, sm_scale)
+    return attention_decode_ref(q, k_store, v_store, sinks, slots, lengths, window, ring, sm_scale)
+
+
 def cpu_moe(
     x: torch.Tensor,
     routing_weights: torch.Tensor,
@@ -157,7 +182,7 @@ TORCH_OPS = Ops(
     add_rmsnorm=add_rmsnorm_ref,
     rope=rope_ref,
     attention=attention_ref,
-    attention_decode=attention_decode_ref,
+    attention_decode=cpu_attention_decode,
     router=functools.partial(router_ref, linear=cpu_linear),
     moe=cpu_moe,
     linear=cpu_linear,

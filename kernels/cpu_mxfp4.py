@@ -15,9 +15,15 @@ different machines never loads a binary with instructions the current CPU lacks.
 Meant for small ``T`` (decode: 1..16 tokens); the weights are re-decoded (from L2) for every 4 tokens, so large
 prefill batches should use ``dequantize_mxfp4`` + a BLAS matmul instead.
 
-The same extension also holds ``bf16_linear(x, weight, bias)``, a streaming GEMV for the dense bf16 projections of
-decode (attention qkv/out, unembedding): measured here at T=1 it reads weights at ~25 GB/s where ``F.linear``'s
-oneDNN path reached ~16 GB/s.
+The same extension also holds the other fused kernels of CPU decode (one build for all):
+- ``bf16_linear(x, weight, bias)``, a streaming GEMV for the dense bf16 projections of decode (attention qkv/out,
+  router, unembedding): measured here at T=1 it reads weights at ~25 GB/s where ``F.linear``'s oneDNN path reached
+  ~16 GB/s;
+- ``moe_mxfp4(...)``, the whole MoE MLP (mlp1, SwiGLU, mlp2, weighted sum) of a decode-sized batch in one call;
+- ``attention_decode(...)``, decode attention straight from the KV cache store.
+
+Decode-sized calls give each token (sequence) a result independent of the rest of the batch, bit for bit, so batched
+greedy decoding picks exactly the tokens single-sequence decoding picks.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import torch
 
 from kernels.mxfp4 import FP4_VALUES, MXFP4_BLOCK
 
-__all__ = ["available", "bf16_linear", "build_error", "isa", "moe_mxfp4", "mxfp4_linear"]
+__all__ = ["attention_decode", "available", "bf16_linear", "build_error", "isa", "moe_mxfp4", "mxfp4_linear"]
 
 logger = logging.getLogger(__name__)
 
@@ -768,6 +774,120 @@ at::Tensor moe_mxfp4(const at::Tensor& x, const at::Tensor& indices, const at::T
   return out;
 }
 
+// ---- decode attention ----
+// One query per sequence against its cached keys, like attention_decode_ref, without the reference's per-sequence
+// gathers and fp32 copies of the whole visible cache (~15 torch ops per layer and sequence). One work item is one
+// (sequence, KV head): each K/V row is read once and serves the G query heads that share it. Scores and softmax are in
+// fp32, the sink joins the denominator only; each sequence's result is independent of the batch.
+
+template <typename T>
+inline float dot_f32(const float* q, const T* k, int64_t D) {
+  // Independent lanes (the compiler vectorises this as one vector FMA per 16 elements).
+  float part[16] = {};
+  int64_t d = 0;
+  for (; d + 16 <= D; d += 16)
+    for (int i = 0; i < 16; ++i) part[i] += q[d + i] * static_cast<float>(k[d + i]);
+  float sum = 0.0f;
+  for (; d < D; ++d) sum += q[d] * static_cast<float>(k[d]);
+  for (int i = 0; i < 16; ++i) sum += part[i];
+  return sum;
+}
+
+template <typename T>
+void attention_decode_impl(const at::Tensor& q, const at::Tensor& k_store, const at::Tensor& v_store,
+                           const float* sinks, const int64_t* slots, const int64_t* lengths, int64_t window, bool ring,
+                           float sm_scale, at::Tensor& out) {
+  const int64_t B = q.size(0), Hq = q.size(1), D = q.size(2);
+  const int64_t S = k_store.size(1), Hkv = k_store.size(2);
+  const int64_t G = Hq / Hkv;
+  const T* qp = q.data_ptr<T>();
+  const T* kp = k_store.data_ptr<T>();
+  const T* vp = v_store.data_ptr<T>();
+  T* op = out.data_ptr<T>();
+  at::parallel_for(0, B * Hkv, 1, [&](int64_t i0, int64_t i1) {
+    std::vector<float> qf(static_cast<size_t>(G * D));
+    std::vector<float> acc(static_cast<size_t>(G * D));
+    std::vector<float> scores;
+    for (int64_t item = i0; item < i1; ++item) {
+      const int64_t b = item / Hkv, kvh = item % Hkv;
+      const int64_t length = lengths[b];
+      const int64_t held = ring ? std::min(length, S) : length;
+      int64_t first = length - held;  // oldest held position
+      if (window > 0) first = std::max(first, length - window);  // q at length-1 sees (q - window, q]
+      const int64_t n = length - first;
+      const int64_t slot = slots[b];
+      for (int64_t g = 0; g < G; ++g)
+        for (int64_t d = 0; d < D; ++d) qf[g * D + d] = static_cast<float>(qp[(b * Hq + kvh * G + g) * D + d]);
+      scores.assign(static_cast<size_t>(G * std::max<int64_t>(n, 1)), 0.0f);
+      auto row_of = [&](int64_t pos) { return ring ? pos % S : pos; };
+      for (int64_t j = 0; j < n; ++j) {
+        const T* krow = kp + ((slot * S + row_of(first + j)) * Hkv + kvh) * D;
+        for (int64_t g = 0; g < G; ++g) scores[g * n + j] = dot_f32(qf.data() + g * D, krow, D) * sm_scale;
+      }
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      std::vector<float> denom(static_cast<size_t>(G));
+      for (int64_t g = 0; g < G; ++g) {
+        const float sink = sinks[kvh * G + g];
+        float m = sink;
+        for (int64_t j = 0; j < n; ++j) m = std::max(m, scores[g * n + j]);
+        float sum = std::exp(sink - m);
+        for (int64_t j = 0; j < n; ++j) {
+          const float e = std::exp(scores[g * n + j] - m);
+          scores[g * n + j] = e;
+          sum += e;
+        }
+        denom[g] = sum;
+      }
+      for (int64_t j = 0; j < n; ++j) {
+        const T* vrow = vp + ((slot * S + row_of(first + j)) * Hkv + kvh) * D;
+        for (int64_t g = 0; g < G; ++g) {
+          const float p = scores[g * n + j];
+          float* a = acc.data() + g * D;
+          for (int64_t d = 0; d < D; ++d) a[d] += p * static_cast<float>(vrow[d]);
+        }
+      }
+      for (int64_t g = 0; g < G; ++g)
+        for (int64_t d = 0; d < D; ++d) op[(b * Hq + kvh * G + g) * D + d] = T(acc[g * D + d] / denom[g]);
+    }
+  });
+}
+
+at::Tensor attention_decode(const at::Tensor& q, const at::Tensor& k_store, const at::Tensor& v_store,
+                            const at::Tensor& sinks, const at::Tensor& slots, const at::Tensor& lengths, int64_t window,
+                            bool ring, double sm_scale) {
+  TORCH_CHECK(q.device().is_cpu() && q.dim() == 3 && q.is_contiguous(), "q must be a contiguous CPU [B, Hq, D] tensor");
+  TORCH_CHECK(k_store.dim() == 4 && k_store.is_contiguous() && v_store.sizes() == k_store.sizes() &&
+                  v_store.is_contiguous(),
+              "k_store and v_store must be contiguous [R, S, Hkv, D] tensors of one shape");
+  TORCH_CHECK(k_store.scalar_type() == q.scalar_type() && v_store.scalar_type() == q.scalar_type(),
+              "q, k_store and v_store must share a dtype");
+  TORCH_CHECK(q.scalar_type() == at::kFloat || q.scalar_type() == at::kBFloat16, "q must be float32 or bfloat16");
+  const int64_t B = q.size(0), Hq = q.size(1), D = q.size(2);
+  const int64_t R = k_store.size(0), S = k_store.size(1), Hkv = k_store.size(2);
+  TORCH_CHECK(k_store.size(3) == D && Hkv > 0 && Hq % Hkv == 0, "head shapes do not fit: q ", q.sizes(), ", store ",
+              k_store.sizes());
+  TORCH_CHECK(sinks.scalar_type() == at::kFloat && sinks.is_contiguous() && sinks.numel() == Hq,
+              "sinks must be contiguous float32 [Hq]");
+  TORCH_CHECK(slots.scalar_type() == at::kLong && lengths.scalar_type() == at::kLong && slots.numel() == B &&
+                  lengths.numel() == B && slots.is_contiguous() && lengths.is_contiguous(),
+              "slots and lengths must be contiguous int64 [B]");
+  const int64_t* sl = slots.data_ptr<int64_t>();
+  const int64_t* len = lengths.data_ptr<int64_t>();
+  for (int64_t b = 0; b < B; ++b) {
+    TORCH_CHECK(sl[b] >= 0 && sl[b] < R, "slot ", sl[b], " out of range [0, ", R, ")");
+    TORCH_CHECK(len[b] >= 1 && (ring || len[b] <= S), "length ", len[b], " does not fit a store of ", S, " rows");
+  }
+  at::Tensor out = at::empty({B, Hq, D}, q.options());
+  if (q.scalar_type() == at::kFloat) {
+    attention_decode_impl<float>(q, k_store, v_store, sinks.data_ptr<float>(), sl, len, window, ring,
+                                 static_cast<float>(sm_scale), out);
+  } else {
+    attention_decode_impl<c10::BFloat16>(q, k_store, v_store, sinks.data_ptr<float>(), sl, len, window, ring,
+                                         static_cast<float>(sm_scale), out);
+  }
+  return out;
+}
+
 std::string isa() { return kIsa; }
 
 }  // namespace
@@ -777,6 +897,8 @@ TORCH_LIBRARY(OP_NAMESPACE, m) {
   m.def("bf16_linear(Tensor x, Tensor weight, Tensor? bias) -> Tensor", &bf16_linear);
   m.def("moe(Tensor x, Tensor indices, Tensor weights, Tensor blocks1, Tensor scales1, Tensor bias1, Tensor blocks2, "
         "Tensor scales2, Tensor bias2, float limit, float alpha) -> Tensor", &moe_mxfp4);
+  m.def("attention_decode(Tensor q, Tensor k_store, Tensor v_store, Tensor sinks, Tensor slots, Tensor lengths, "
+        "int window, bool ring, float sm_scale) -> Tensor", &attention_decode);
   m.def("isa() -> str", &isa);
 }
 """
@@ -1057,5 +1179,44 @@ def moe_mxfp4(
         as_bias(mlp2_bias),
         float(swiglu_limit),
         float(swiglu_alpha),
+    )
+    return out
+
+
+def attention_decode(
+    q: torch.Tensor,
+    k_store: torch.Tensor,
+    v_store: torch.Tensor,
+    sinks: torch.Tensor,
+    slots: torch.Tensor,
+    lengths: torch.Tensor,
+    window: int,
+    ring: bool,
+    sm_scale: float,
+) -> torch.Tensor:
+    """:func:`kernels.attention.attention_decode_ref` (same arguments and result) as one fused CPU call.
+
+    Each sequence's output is independent of the rest of the batch. ``q``/``k_store``/``v_store`` must share a dtype
+    (bf16 or fp32); ``lengths`` must fit the store (``<= S`` unless ``ring``).
+
+    Raises:
+        ValueError: tensors on another device.
+        RuntimeError: bad shapes or dtypes, or the extension is unavailable (check ``available()`` first).
+    """
+    if any(t.device.type != "cpu" for t in (q, k_store, v_store, sinks, slots, lengths)):
+        raise ValueError("attention_decode needs every tensor on the CPU")
+    if not available():
+        raise RuntimeError(f"CPU MXFP4 kernel unavailable: {_Build.error}")
+    op = getattr(torch.ops, _OP_NAMESPACE)
+    out: torch.Tensor = op.attention_decode(
+        q.contiguous(),
+        k_store,
+        v_store,
+        sinks.float().contiguous(),
+        slots.to(torch.int64).contiguous(),
+        lengths.to(torch.int64).contiguous(),
+        int(window),
+        bool(ring),
+        float(sm_scale),
     )
     return out
