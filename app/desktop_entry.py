@@ -164,6 +164,12 @@ class DesktopEntryPaths:
         return [self.icon_theme / rel for _, rel in icon_files()]
 
 
+def _require_xdg_desktop() -> None:
+    if sys.platform in ("win32", "darwin"):
+        # Start menu shortcuts and .app bundles come from the installer there (packaging/README.md).
+        raise DesktopEntryError(f"desktop entries are for Linux and BSD desktops, not {sys.platform}")
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
@@ -176,6 +182,7 @@ def install(data_home: Path | None = None, launcher: Launcher | None = None) -> 
 
     Raises :class:`DesktopEntryError` naming the file when a shipped file is missing or a target cannot be written.
     """
+    _require_xdg_desktop()
     paths = DesktopEntryPaths(data_home or xdg_data_home())
     launcher = launcher or current_launcher()
     try:
@@ -202,6 +209,7 @@ def install(data_home: Path | None = None, launcher: Launcher | None = None) -> 
 
 def uninstall(data_home: Path | None = None) -> list[Path]:
     """Remove the desktop entry and icons that :func:`install` wrote. Returns the files removed (maybe none)."""
+    _require_xdg_desktop()
     paths = DesktopEntryPaths(data_home or xdg_data_home())
     removed: list[Path] = []
     for path in [paths.desktop_file, *paths.icons()]:

@@ -170,6 +170,16 @@ def test_install_into_an_unwritable_place_names_the_file(tmp_path: Path) -> None
         install(blocker, Launcher(("/usr/bin/gpt-oss-desktop",)))
 
 
+@pytest.mark.parametrize("platform", ["win32", "darwin"])
+def test_other_platforms_are_refused(platform: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", platform)
+    with pytest.raises(DesktopEntryError, match=platform):
+        install(tmp_path, Launcher(("gpt-oss-desktop",)))
+    with pytest.raises(DesktopEntryError, match=platform):
+        uninstall(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_frozen_executable_is_its_own_launcher(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     exe = tmp_path / "bundle" / "gpt-oss-desktop"
     exe.parent.mkdir()
