@@ -5,14 +5,18 @@ the three places an uncaught Python error ends up (``sys.excepthook`` – which 
 in slots –, ``threading.excepthook`` and the asyncio loop's exception handler) and points ``faulthandler`` at a file
 for native crashes (torch, Qt). Each Python error gets its own ``crash-<timestamp>.log`` under
 ``<user data dir>/logs``; a dialog shows its path when a QApplication exists. A native crash kills the process
-before anything can be shown, so its traceback is found in ``native-crash.log`` and announced at the next start.
+before anything can be shown, so its traceback is left in ``native-<pid>.log`` and kept (as
+``native-crash-<time>-<pid>.log``) and announced at the next start.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import faulthandler
 import logging
+import os
 import platform
 import sys
 import threading
@@ -24,12 +28,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final
 
+import psutil
+
 from engine.paths import user_data_dir
 
 logger = logging.getLogger(__name__)
 
 LOG_DIR_NAME: Final = "logs"
-NATIVE_LOG_NAME: Final = "native-crash.log"
+NATIVE_LOG_PREFIX: Final = "native-"  # native-<pid>.log while running; native-crash-<time>-<pid>.log kept
 _MAX_DIALOGS: Final = 1  # one crash dialog at a time: an error repeating in a paint event must not flood the screen
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
@@ -143,8 +149,8 @@ class CrashReporter:
                 loop.set_exception_handler(None)
         self._loops.clear()
         if self._fault_file is not None:
+            _close_native_log(self._fault_file)
             faulthandler.enable()  # back to stderr, as app.main set it up before
-            self._fault_file.close()
             self._fault_file = None
         if self._notifier is not None:
             self._notifier.deleteLater()
@@ -167,22 +173,50 @@ def install(directory: Path | None = None, *, show_dialogs: bool = True, native_
 
 
 def _enable_native_log(directory: Path) -> IO[str] | None:
-    """Send faulthandler's tracebacks to a file; keep an earlier run's native crash under its own name first."""
+    """Send faulthandler's tracebacks to ``native-<pid>.log``; keep earlier runs' native crashes first.
+
+    One file per process, so that a second process on the same data folder (a second launch handing over to the
+    first, a self-test) never truncates or moves the file of a process that is still running.
+    """
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / NATIVE_LOG_NAME
-        if path.is_file() and path.stat().st_size > 0:
-            stamp = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y%m%d-%H%M%S")
-            kept = path.with_name(f"native-crash-{stamp}.log")
-            path.replace(kept)
-            logger.warning("the previous run crashed in native code; its traceback is in %s", kept)
-        # Line-buffered text file kept open for the whole run: faulthandler writes to its file descriptor.
+        _keep_native_crashes(directory)
+        path = directory / f"{NATIVE_LOG_PREFIX}{os.getpid()}.log"
         handle = path.open("w", encoding="utf-8")
     except OSError as exc:
         logger.warning("native crashes will be reported on stderr only: cannot open %s: %s", directory, exc)
         return None
     faulthandler.enable(file=handle, all_threads=True)
+    atexit.register(_close_native_log, handle)
     return handle
+
+
+def _keep_native_crashes(directory: Path) -> None:
+    """Rename the non-empty logs of processes that are gone to ``native-crash-<time>.log``; drop the empty ones."""
+    for path in directory.glob(f"{NATIVE_LOG_PREFIX}*.log"):
+        pid = path.stem.removeprefix(NATIVE_LOG_PREFIX)
+        if not pid.isdigit() or int(pid) == os.getpid() or psutil.pid_exists(int(pid)):
+            continue  # a kept crash (native-crash-…), or a process that is still running
+        if path.stat().st_size == 0:
+            path.unlink(missing_ok=True)  # a run that ended without a clean exit, but without a native crash
+            continue
+        stamp = datetime.fromtimestamp(path.stat().st_mtime).strftime("%Y%m%d-%H%M%S")
+        kept = path.with_name(f"native-crash-{stamp}-{pid}.log")
+        path.replace(kept)
+        logger.warning("a previous run crashed in native code; its traceback is in %s", kept)
+
+
+def _close_native_log(handle: IO[str]) -> None:
+    """At a clean exit: nothing crashed, so an empty log is noise."""
+    if handle.closed:
+        return
+    if faulthandler.is_enabled():
+        faulthandler.disable()
+    handle.close()
+    path = Path(handle.name)
+    with contextlib.suppress(OSError):
+        if path.stat().st_size == 0:
+            path.unlink()
 
 
 def _make_notifier() -> Any:

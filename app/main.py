@@ -9,7 +9,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     import qasync
@@ -71,6 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setApplicationDisplayName("gpt-oss desktop")
     app.setDesktopFileName(APP_ID)  # the Wayland app id: docks match the window to the installed entry
     app.setWindowIcon(app_icon())
+    instance: SingleInstance | None = None
+    if not args.self_test and args.screenshot is None:
+        from app.single_instance import ActivationRequest, claim, resolve_model_ref
+
+        forwarded_argv = tuple(sys.argv[1:] if argv is None else argv)
+        instance = claim(ActivationRequest(resolve_model_ref(args.model, Path.cwd()), forwarded_argv), parent=app)
+        if instance is None:
+            return 0  # the running app came to the front (and loads the model asked for)
     # From here uncaught errors get a log file under the data folder (and a dialog, except in the self-test).
     reporter = crash.install(show_dialogs=not args.self_test)
     from app.gc_guard import GuiThreadGarbageCollector
@@ -91,13 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             loop.run_until_complete(capture(args.screenshot, args.settings))
         logger.info("saved %s", args.screenshot)
         return 0
-    from app.single_instance import ActivationRequest, claim, resolve_model_ref
-
-    forwarded_argv = tuple(sys.argv[1:] if argv is None else argv)
-    request = ActivationRequest(resolve_model_ref(args.model, Path.cwd()), forwarded_argv)
-    instance = claim(request, parent=app)
-    if instance is None:
-        return 0  # the running app came to the front (and loads the model asked for)
+    assert instance is not None
     try:
         return _run_app(app, loop, args, instance)
     finally:
@@ -110,14 +112,19 @@ def _desktop_entry(*, install: bool) -> int:
     try:
         if install:
             written = desktop_entry.install()
-            sys.stdout.write(f"Added gpt-oss desktop to the applications menu: {written[-1]}\n")
+            _say(sys.stdout, f"Added gpt-oss desktop to the applications menu: {written[-1]}")
         else:
             removed = desktop_entry.uninstall()
-            sys.stdout.write(f"Removed {len(removed)} file(s) of the gpt-oss desktop menu entry.\n")
+            _say(sys.stdout, f"Removed {len(removed)} file(s) of the gpt-oss desktop menu entry.")
     except desktop_entry.DesktopEntryError as exc:
-        sys.stderr.write(f"gpt-oss-desktop: {exc}\n")
+        _say(sys.stderr, f"gpt-oss-desktop: {exc}")
         return 1
     return 0
+
+
+def _say(stream: TextIO | None, text: str) -> None:
+    if stream is not None:  # a windowed frozen app has no console streams
+        stream.write(text + "\n")
 
 
 def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, instance: SingleInstance) -> int:

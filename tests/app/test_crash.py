@@ -174,29 +174,43 @@ faulthandler._sigsegv()
 def test_a_native_crash_is_written_to_a_file_and_kept_at_the_next_start(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
-    crashed = subprocess.run(
-        [sys.executable, "-c", NATIVE_CRASH, str(logs)], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    crashed = subprocess.Popen(
+        [sys.executable, "-c", NATIVE_CRASH, str(logs)], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
     )
-    assert crashed.returncode != 0
-    native = (logs / crash.NATIVE_LOG_NAME).read_text(encoding="utf-8")
+    _, stderr = crashed.communicate(timeout=60)
+    assert crashed.returncode != 0, stderr
+    native = (logs / f"{crash.NATIVE_LOG_PREFIX}{crashed.pid}.log").read_text(encoding="utf-8")
     assert "Segmentation fault" in native
 
     restarted = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from pathlib import Path; from app import crash; "
-            "crash.install(Path(sys.argv[1]), show_dialogs=False)",
-            str(logs),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [sys.executable, "-c", RESTART, str(logs)], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
     )
     assert restarted.returncode == 0, restarted.stderr
-    assert "the previous run crashed in native code" in restarted.stderr
+    assert "a previous run crashed in native code" in restarted.stderr
     kept = list(logs.glob("native-crash-*.log"))
-    assert len(kept) == 1 and "Segmentation fault" in kept[0].read_text(encoding="utf-8")
-    assert (logs / crash.NATIVE_LOG_NAME).read_text(encoding="utf-8") == ""  # a fresh file for the new run
+    assert len(kept) == 1 and kept[0].name.endswith(f"-{crashed.pid}.log")
+    assert "Segmentation fault" in kept[0].read_text(encoding="utf-8")
+    # The restarted process exited cleanly: its own (empty) log is gone, the kept crash stays.
+    assert sorted(p.name for p in logs.iterdir()) == [kept[0].name]
+
+
+RESTART = """
+import sys
+from pathlib import Path
+from app import crash
+crash.install(Path(sys.argv[1]), show_dialogs=False)
+"""
+
+
+def test_a_running_process_keeps_its_native_log(tmp_path: Path) -> None:
+    """A second process on the same folder (a second launch, a self-test) leaves the first one's file alone."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    mine = logs / f"{crash.NATIVE_LOG_PREFIX}{os.getpid()}.log"  # this test process stands in for a running app
+    mine.write_text("in use", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-c", RESTART, str(logs)], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert mine.read_text(encoding="utf-8") == "in use"
+    assert not list(logs.glob("native-crash-*"))

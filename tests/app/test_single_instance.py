@@ -98,6 +98,8 @@ def test_a_second_launch_hands_over_and_exits(first: SingleInstance, qtbot: Any,
     assert received[0].argv == ("--model", "models/mine")
     assert not window.windowState() & Qt.WindowState.WindowMinimized
     assert window.isVisible()
+    # It handed over before touching the data folder (logs included: the first instance's files stay its own).
+    assert not (tmp_path / "data").exists()
 
 
 def test_a_stale_socket_from_a_crash_is_replaced(runtime_env: dict[str, str], qapp: Any, qtbot: Any) -> None:
