@@ -69,14 +69,17 @@ def write_crash_log(exc_info: ExcInfo, origin: str, directory: Path | None = Non
     directory = directory or log_dir()
     directory.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    path = directory / f"crash-{stamp}.log"
-    counter = 1
-    while path.exists():  # two errors in the same microsecond (threads): never overwrite a report
-        path = directory / f"crash-{stamp}-{counter}.log"
-        counter += 1
     text = _header(origin) + "".join(traceback.format_exception(*exc_info))
-    path.write_text(text, encoding="utf-8")
-    return path
+    for counter in range(1000):
+        path = directory / (f"crash-{stamp}.log" if counter == 0 else f"crash-{stamp}-{counter}.log")
+        try:
+            # "x": two threads failing in the same microsecond never share (or overwrite) a report.
+            with path.open("x", encoding="utf-8") as f:
+                f.write(text)
+        except FileExistsError:
+            continue
+        return path
+    raise OSError(f"too many crash reports named crash-{stamp}*.log in {directory}")
 
 
 @dataclass
@@ -89,7 +92,7 @@ class CrashReporter:
     _previous_excepthook: Callable[..., Any] = sys.__excepthook__
     _previous_threading_hook: Callable[..., Any] = threading.__excepthook__
     _fault_file: IO[str] | None = None
-    _notifier: Any = None  # a _DialogNotifier on the GUI thread, when Qt is up
+    _notifier: Any = None  # an app.crash_dialog.CrashDialogNotifier on the GUI thread, when Qt is up
     _loops: list[asyncio.AbstractEventLoop] = field(default_factory=list)
 
     # -- the hooks ------------------------------------------------------------------------------------------------
