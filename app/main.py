@@ -9,12 +9,13 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
     import qasync
 
     from app.history import ChatStore
+    from app.single_instance import SingleInstance
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +28,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--settings", metavar="INI", help="keep preferences in this ini file instead")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="open the window, load the demo model, answer one question, check it; exit 0 or name what failed",
+    )
+    parser.add_argument(
+        "--self-test-timeout", metavar="SECONDS", type=float, default=600.0, help="time limit of --self-test"
+    )
+    entry = parser.add_mutually_exclusive_group()
+    entry.add_argument(
+        "--install-desktop-entry", action="store_true", help="add the app to your applications menu, then exit"
+    )
+    entry.add_argument(
+        "--uninstall-desktop-entry", action="store_true", help="remove the app from your applications menu, then exit"
+    )
     return parser.parse_args(argv)
 
 
@@ -35,23 +51,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
+    if args.install_desktop_entry or args.uninstall_desktop_entry:
+        return _desktop_entry(install=args.install_desktop_entry)
     faulthandler.enable()  # torch and Qt can crash in native code; leave a traceback when they do
     # Deferred so that --help works without a display and without loading Qt.
     import qasync
     from PySide6.QtWidgets import QApplication
 
+    from app import crash
+    from app.app_icon import app_icon
+    from app.desktop_entry import APP_ID
     from app.settings import APPLICATION, ORGANIZATION
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    # argv[0] names the X11 WM_CLASS instance, which must equal the desktop entry's StartupWMClass.
+    app = QApplication.instance() or QApplication([APP_ID])
     assert isinstance(app, QApplication)
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName("gpt-oss desktop")
+    app.setDesktopFileName(APP_ID)  # the Wayland app id: docks match the window to the installed entry
+    app.setWindowIcon(app_icon())
+    instance: SingleInstance | None = None
+    if not args.self_test and args.screenshot is None:
+        from app.single_instance import ActivationRequest, claim, resolve_model_ref
+
+        forwarded_argv = tuple(sys.argv[1:] if argv is None else argv)
+        instance = claim(ActivationRequest(resolve_model_ref(args.model, Path.cwd()), forwarded_argv), parent=app)
+        if instance is None:
+            return 0  # the running app came to the front (and loads the model asked for)
+    # From here uncaught errors get a log file under the data folder (and a dialog, except in the self-test).
+    reporter = crash.install(show_dialogs=not args.self_test)
     from app.gc_guard import GuiThreadGarbageCollector
 
     GuiThreadGarbageCollector(app)  # owned by the app: Python cycles are collected on this thread only
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    reporter.watch_loop(loop)
+    if args.self_test:
+        from app import self_test
+
+        with loop:
+            return self_test.run(loop, timeout=args.self_test_timeout)
     if args.screenshot is not None:
         from app.screenshot import capture
 
@@ -59,19 +99,52 @@ def main(argv: Sequence[str] | None = None) -> int:
             loop.run_until_complete(capture(args.screenshot, args.settings))
         logger.info("saved %s", args.screenshot)
         return 0
-    return _run_app(app, loop, args)
+    assert instance is not None
+    try:
+        return _run_app(app, loop, args, instance)
+    finally:
+        instance.close()
 
 
-def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace) -> int:
+def _desktop_entry(*, install: bool) -> int:
+    from app import desktop_entry
+
+    try:
+        if install:
+            written = desktop_entry.install()
+            _say(sys.stdout, f"Added gpt-oss desktop to the applications menu: {written[-1]}")
+        else:
+            removed = desktop_entry.uninstall()
+            _say(sys.stdout, f"Removed {len(removed)} file(s) of the gpt-oss desktop menu entry.")
+    except desktop_entry.DesktopEntryError as exc:
+        _say(sys.stderr, f"gpt-oss-desktop: {exc}")
+        return 1
+    return 0
+
+
+def _say(stream: TextIO | None, text: str) -> None:
+    if stream is not None:  # a windowed frozen app has no console streams
+        stream.write(text + "\n")
+
+
+def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, instance: SingleInstance) -> int:
     from app.engine_thread import LocalEngine
     from app.main_window import MainWindow
     from app.settings import LAST_MODEL_KEY, make_settings
+    from app.single_instance import ActivationRequest, bring_to_front
 
     settings = make_settings(args.settings)
     store = _open_history()
     backend = LocalEngine()
     window = MainWindow(backend, settings, store=store)
     window.show()
+
+    def on_activation(request: ActivationRequest) -> None:
+        bring_to_front(window)
+        if request.model:
+            window.load_model(request.model)
+
+    instance.activation_requested.connect(on_activation)
     model_ref = args.model or settings.value(LAST_MODEL_KEY)
     if model_ref:
         loop.call_soon(window.load_model, str(model_ref))

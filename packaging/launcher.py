@@ -1,0 +1,21 @@
+"""Entry script of the frozen app (PyInstaller starts here): the same as the ``gpt-oss-desktop`` command."""
+
+import os
+import sys
+from pathlib import Path
+
+if getattr(sys, "frozen", False):
+    # The bundled ninja (see the spec) for torch.utils.cpp_extension, which builds the fused CPU kernel at first use.
+    bundled_bin = Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent)) / "bin"
+    if bundled_bin.is_dir():
+        os.environ["PATH"] = os.pathsep.join([str(bundled_bin), os.environ.get("PATH", "")])
+    # The kernel's build folder is named after its source and flags, not the header paths, so a pip install and a
+    # bundle of the same version would share ~/.cache/torch_extensions/<name> and rebuild over each other's build
+    # files on every switch. The bundle keeps its own.
+    if not os.environ.get("TORCH_EXTENSIONS_DIR"):
+        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        os.environ["TORCH_EXTENSIONS_DIR"] = str(Path(cache) / "gpt-oss-desktop" / "torch_extensions")
+
+from app.main import main  # after PATH: nothing may look up ninja before it is set
+
+raise SystemExit(main())
