@@ -65,12 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace) -> int:
     from app.engine_thread import LocalEngine
     from app.main_window import MainWindow
+    from app.model_menu import open_default_library
     from app.settings import LAST_MODEL_KEY, make_settings
 
     settings = make_settings(args.settings)
     store = _open_history()
     backend = LocalEngine()
-    window = MainWindow(backend, settings, store=store)
+    window = MainWindow(backend, settings, store=store, models=open_default_library())
     window.show()
     model_ref = args.model or settings.value(LAST_MODEL_KEY)
     if model_ref:

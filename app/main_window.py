@@ -28,8 +28,10 @@ from app.backend import DEMO_MODEL, ChatBackend, ChatRequest, LoadError, ModelIn
 from app.chat_view import AssistantMessage, ChatView
 from app.composer import Composer
 from app.conversation import Conversation, Turn
+from app.download_runner import ModelLibrary
 from app.history import ChatStore, HistoryError, title_from_prompt
 from app.history_sidebar import HistorySidebar
+from app.model_menu import ModelDownloads
 from app.notices import EmptyState, ErrorBanner
 from app.settings import LAST_MODEL_KEY
 from engine.events import Done
@@ -67,6 +69,7 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
         *,
         store: ChatStore | None = None,
+        models: ModelLibrary | None = None,
     ) -> None:
         super().__init__(parent)
         self.backend = backend
@@ -111,10 +114,13 @@ class MainWindow(QMainWindow):
             self.setCentralWidget(splitter)
 
         self._build_status_bar()
+        # Download wizard, model manager, installed-models menu (app/model_menu.py)
+        self.model_downloads = ModelDownloads(self, self.load_model, models)
         self._build_actions()
         for source in (self.empty, self.banner):
             source.demo_requested.connect(lambda: self.load_model(DEMO_MODEL))
             source.open_requested.connect(self.choose_model_folder)
+        self.empty.download_requested.connect(lambda: self.model_downloads.open_wizard())
         self.composer.send_requested.connect(self.send_message)
         self.composer.stop_requested.connect(self.stop)
         self._memory_timer = QTimer(self)
@@ -122,6 +128,7 @@ class MainWindow(QMainWindow):
         self._memory_timer.start(_MEMORY_REFRESH_MS)
         self._set_model(backend.info)
         self.composer.prompt.setFocus()
+        QTimer.singleShot(0, self.model_downloads.offer_resume)  # a download the last session left unfinished
 
     # -- public API ---------------------------------------------------------------------------------------------
 
@@ -522,10 +529,12 @@ class MainWindow(QMainWindow):
         open_folder = model_menu.addAction("&Open a model folder…")
         open_folder.setShortcut(QKeySequence.StandardKey.Open)
         open_folder.triggered.connect(self.choose_model_folder)
+        self.model_downloads.add_to_menu(model_menu)
 
     # -- Qt overrides -------------------------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.model_downloads.shutdown()
         self.stop()
         self._memory_timer.stop()
         super().closeEvent(event)
