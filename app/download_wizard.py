@@ -59,7 +59,6 @@ from app.downloads import (
     StageChanged,
     StorageKind,
     TransferStopped,
-    Verdict,
     assess,
     human_bytes,
     make_destination,
@@ -146,6 +145,7 @@ class DownloadWizard(QWizard):
         self.job: ModelDownload | None = None
         self.local_copy: LocalCopy | None = None
         self.installed_model: InstalledModel | None = None
+        self._shutting_down = False
 
         self.model_page = ModelPage(self)
         self.location_page = LocationPage(self)
@@ -221,18 +221,25 @@ class DownloadWizard(QWizard):
         return answer == QMessageBox.StandardButton.Yes
 
     def reject(self) -> None:
-        """Cancel: a running download stops (after asking); what was downloaded stays on disk for later."""
-        if self.runner.busy and self.job is not None and self.currentId() in (PAGE_DOWNLOAD, PAGE_VERIFY):
-            if not self.confirm(
-                "Stop the download?",
-                "The part downloaded so far stays on disk: choose the same model and location again to resume.",
-            ):
-                return
-            self.job.cancel()
+        """Cancel: a running download stops (after asking); what was downloaded stays on disk for later, but the
+        next start does not offer to resume it (that offer is for downloads the app was closed in the middle of)."""
+        job = self.job
+        working = self.currentId() in (PAGE_DOWNLOAD, PAGE_VERIFY) and self.installed_model is None
+        if job is not None and working and not self._shutting_down:
+            if self.runner.busy:
+                if not self.confirm(
+                    "Stop the download?",
+                    "The part downloaded so far stays on disk: choose the same model and location again to resume.",
+                ):
+                    return
+                job.cancel()  # the job forgets the pending record as it stops
+            elif self.library.registry.pending is not None:
+                self.library.registry.set_pending(None)  # paused or failed, then cancelled
         super().reject()
 
     def shutdown(self) -> None:
         """The app is closing: pause (the pending record stays, so the next start offers to resume)."""
+        self._shutting_down = True
         if self.job is not None and self.runner.busy:
             self.job.pause()
         self.runner.close()
@@ -320,11 +327,6 @@ class ModelPage(QWizardPage):
             + f", {human_bytes(machine.ram_bytes)} RAM, {human_bytes(machine.disk_free_bytes)} free disk "
             f"at {machine.disk_path}."
         )
-
-    def verdict(self, key: str) -> Verdict | None:
-        if self.machine is None:
-            return None
-        return assess(next(m for m in self.wiz.catalog if m.key == key), self.machine).verdict
 
     def isComplete(self) -> bool:
         return self.group.checkedId() >= 0
@@ -507,6 +509,7 @@ class DownloadPage(QWizardPage):
         layout.addStretch(1)
         self._done = False
         self._paused = False
+        self._transient = False  # the status shows "connecting" or "retrying": progress clears it
         self._task: asyncio.Future[None] | None = None
         self.pause_button.clicked.connect(self._pause_or_resume)
         self.retry_button.clicked.connect(self.start)
@@ -544,14 +547,14 @@ class DownloadPage(QWizardPage):
         self.pause_button.setEnabled(True)
         self.retry_button.hide()
         self.token_row.hide()
-        self.status.setText("Connecting to the Hub…")
+        self._set_transient("Connecting to the Hub…")
         try:
             await wizard.runner.call(job.download)
         except TransferStopped as stop:
             if stop.reason == "pause":
                 self._paused = True
                 self.pause_button.setText("Resume")
-                kept = self.total_bar.value() * (job.plan.total_bytes if job.plan else 0) // _BAR_SCALE
+                kept = sum(s.bytes_on_disk for s in job.statuses()) if job.plan is not None else 0
                 self.status.setText(f"Paused. {human_bytes(kept)} is kept on disk; Resume continues from there.")
             return
         except DownloadError as error:
@@ -598,19 +601,24 @@ class DownloadPage(QWizardPage):
         if event.bytes_per_second:
             eta = f", {duration(event.eta_seconds)} left" if event.eta_seconds is not None else ""
             self.speed_label.setText(f"{human_bytes(event.bytes_per_second)}/s{eta}")
-        if self.status.text().startswith(("Connecting", "Retrying", "Connection")):
+        if self._transient:
+            self._transient = False
             self.status.setText("")
 
     def _on_event(self, event: DownloadEvent) -> None:
         if self.wiz.currentPage() is not self:
             return
         if isinstance(event, Retrying):
-            self.status.setText(
+            self._set_transient(
                 f"{_escape(event.reason)} Retrying in {duration(event.delay)} "
                 f"(attempt {event.attempt + 1} of {event.max_attempts})…"
             )
         elif isinstance(event, StageChanged) and event.stage == "planning":
-            self.status.setText("Connecting to the Hub…")
+            self._set_transient("Connecting to the Hub…")
+
+    def _set_transient(self, text: str) -> None:
+        self._transient = True
+        self.status.setText(text)
 
     def isComplete(self) -> bool:
         return self._done
@@ -650,10 +658,19 @@ class VerifyPage(QWizardPage):
         self._done = False
         self.start()
 
-    def start(self) -> None:
-        self._task = asyncio.ensure_future(self._run())
+    def cleanupPage(self) -> None:
+        # Back: stop checking; coming forward again checks from the start
+        if self._task is not None and not self._task.done() and self.wiz.job is not None:
+            self.wiz.job.pause()
 
-    async def _run(self) -> None:
+    def start(self) -> None:
+        previous = self._task
+        self._task = asyncio.ensure_future(self._run(previous))
+
+    async def _run(self, previous: asyncio.Future[None] | None) -> None:
+        if previous is not None and not previous.done():
+            with contextlib.suppress(Exception):
+                await previous
         wizard = self.wiz
         job = wizard.ensure_job()
         copy = wizard.local_copy

@@ -48,7 +48,8 @@ class HubSettings:
         return cls(endpoint.rstrip("/"), cache.expanduser(), None, constants.is_offline_mode())
 
     def with_token(self, token: str | None) -> HubSettings:
-        return replace(self, token=token or None)
+        """A copy using ``token`` (stripped; blank means "no token typed": the client's own lookup applies)."""
+        return replace(self, token=(token or "").strip() or None)
 
     def api(self) -> HfApi:
         return HfApi(endpoint=self.endpoint, token=self.token)

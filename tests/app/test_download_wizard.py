@@ -149,6 +149,10 @@ def test_offline_mode_is_explained_on_the_download_page(
         await until(lambda: page.retry_button.isVisible())
         assert "Offline mode is on" in page.status.text() and "HF_HUB_OFFLINE" in page.status.text()
         assert not page.token_row.isVisible() and not page.isComplete()
+        page.status.setText("")
+        page.retry_button.click()  # still offline: the same message again, nothing else
+        await until(lambda: "Offline mode is on" in page.status.text())
+        assert wizard.currentId() == PAGE_DOWNLOAD
 
     run(body())
     assert model_registry.pending is None and model_registry.models() == []
@@ -268,3 +272,31 @@ def test_cancel_asks_then_stops_and_forgets_the_pending_download(
     run(body())
     assert asked == ["Stop the download?", "Stop the download?"]
     assert model_registry.pending is None and model_registry.models() == []
+
+
+def test_cancel_after_pause_forgets_the_pending_download_but_keeps_the_files(
+    no_quit_on_close: None,
+    run: Any,
+    make_wizard: Callable[..., DownloadWizard],
+    hub_settings: HubSettings,
+    local_hub: HubServer,
+    model_registry: ModelRegistry,
+) -> None:
+    local_hub.throttle(0.2)
+    wizard = make_wizard(hub_settings, event_interval=0)
+
+    async def body() -> None:
+        wizard.next()
+        wizard.next()
+        page = wizard.download_page
+        await until(lambda: page.file_bar.value() > 0 and WEIGHTS in page.file_label.text())
+        page.pause_button.click()
+        await until(lambda: page.pause_button.text() == "Resume")
+        assert model_registry.pending is not None
+        wizard.reject()
+        assert not wizard.isVisible()
+
+    run(body())
+    assert model_registry.pending is None
+    copy = HubCacheDestination(hub_settings.cache_dir, CATALOG[0].repo_id).find_local_copy(CATALOG[0])
+    assert copy is not None and copy.partial_bytes > 0 and not copy.complete

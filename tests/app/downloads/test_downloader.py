@@ -248,6 +248,23 @@ def test_401_asks_for_a_token_and_the_token_is_sent_to_the_hub_only(
     assert all("authorization" not in r.headers for r in local_hub.requests if r.origin == "cdn")
 
 
+def test_http_errors_on_a_file_are_named_and_5xx_is_retried(
+    hub_settings: HubSettings, model_registry: ModelRegistry, local_hub: HubServer
+) -> None:
+    local_hub.add_fault(Fault("status", WEIGHTS, status=403))
+    with pytest.raises(AuthRequiredError, match="HTTP 403"):
+        make_job(hub_settings, model_registry).download()
+    local_hub.add_fault(Fault("status", WEIGHTS, status=404))
+    with pytest.raises(NotFoundError, match=r"original/model.safetensors was not found on the Hub \(HTTP 404\)"):
+        make_job(hub_settings, model_registry).download()
+    local_hub.add_fault(Fault("status", WEIGHTS, status=503, times=2))
+    events: list[DownloadEvent] = []
+    assert make_job(hub_settings, model_registry, events=events).run().verified
+    assert [e.reason for e in events if isinstance(e, Retrying)] == [
+        "The Hub answered HTTP 503 while fetching original/model.safetensors."
+    ] * 2
+
+
 def test_offline_mode_gives_a_clear_message(tmp_path: Path, model_registry: ModelRegistry) -> None:
     # No `online` fixture: the suite's HF_HUB_OFFLINE=1 is in force, as a user's would be.
     settings = HubSettings.from_environment({"HF_HOME": str(tmp_path / "hf")})
