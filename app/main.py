@@ -130,13 +130,14 @@ def _say(stream: TextIO | None, text: str) -> None:
 def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, instance: SingleInstance) -> int:
     from app.engine_thread import LocalEngine
     from app.main_window import MainWindow
+    from app.model_menu import open_default_library
     from app.settings import LAST_MODEL_KEY, make_settings
     from app.single_instance import ActivationRequest, bring_to_front
 
     settings = make_settings(args.settings)
     store = _open_history()
     backend = LocalEngine()
-    window = MainWindow(backend, settings, store=store)
+    window = MainWindow(backend, settings, store=store, models=open_default_library())
     window.show()
 
     def on_activation(request: ActivationRequest) -> None:

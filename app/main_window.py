@@ -29,9 +29,11 @@ from app.backend import DEMO_MODEL, ChatBackend, ChatRequest, LoadError, LoadErr
 from app.chat_view import AssistantMessage, ChatView
 from app.composer import Composer
 from app.conversation import Conversation, Turn
+from app.download_runner import ModelLibrary
 from app.history import ChatStore, HistoryError, title_from_prompt
 from app.history_sidebar import HistorySidebar
 from app.instructions_dialog import ask_instructions
+from app.model_menu import ModelDownloads
 from app.notices import EmptyState, ErrorBanner
 from app.settings import LAST_MODEL_KEY
 from engine.events import Done
@@ -72,6 +74,7 @@ class MainWindow(QMainWindow):
         parent: QWidget | None = None,
         *,
         store: ChatStore | None = None,
+        models: ModelLibrary | None = None,
     ) -> None:
         super().__init__(parent)
         self.backend = backend
@@ -118,10 +121,13 @@ class MainWindow(QMainWindow):
             self.setCentralWidget(splitter)
 
         self._build_status_bar()
+        # Download wizard, model manager, installed-models menu (app/model_menu.py)
+        self.model_downloads = ModelDownloads(self, self.load_model, models)
         self._build_actions()
         for source in (self.empty, self.banner):
             source.demo_requested.connect(lambda: self.load_model(DEMO_MODEL))
             source.open_requested.connect(self.choose_model_folder)
+        self.empty.download_requested.connect(lambda: self.model_downloads.open_wizard())
         self.composer.send_requested.connect(self.send_message)
         self.composer.stop_requested.connect(self.stop)
         self._memory_timer = QTimer(self)
@@ -129,6 +135,7 @@ class MainWindow(QMainWindow):
         self._memory_timer.start(_MEMORY_REFRESH_MS)
         self._set_model(backend.info)
         self.composer.prompt.setFocus()
+        QTimer.singleShot(0, self.model_downloads.offer_resume)  # a download the last session left unfinished
 
     # -- public API ---------------------------------------------------------------------------------------------
 
@@ -611,6 +618,7 @@ class MainWindow(QMainWindow):
         open_folder = model_menu.addAction("&Open a model folder…")
         open_folder.setShortcut(QKeySequence.StandardKey.Open)
         open_folder.triggered.connect(self.choose_model_folder)
+        self.model_downloads.add_to_menu(model_menu)
 
     # -- Qt overrides -------------------------------------------------------------------------------------------
 
@@ -626,6 +634,7 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(_CLOSE_GRACE_MS, self.close)
             return
         self._closing = True
+        self.model_downloads.shutdown()
         self.stop()
         self._memory_timer.stop()
         super().closeEvent(event)

@@ -14,10 +14,12 @@ class EmptyState(QWidget):
     Signals:
         demo_requested(): load the bundled demo model.
         open_requested(): choose a checkpoint folder.
+        download_requested(): open the download wizard.
     """
 
     demo_requested = Signal()
     open_requested = Signal()
+    download_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -37,10 +39,14 @@ class EmptyState(QWidget):
         self.open_button = QPushButton("Open a model folder…", self)
         self.open_button.setAccessibleName("Open a model folder")
         self.open_button.clicked.connect(self.open_requested)
+        self.download_button = QPushButton("Download gpt-oss-20b…", self)
+        self.download_button.setAccessibleName("Download a model")
+        self.download_button.clicked.connect(self.download_requested)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         buttons.addWidget(self.demo_button)
         buttons.addWidget(self.open_button)
+        buttons.addWidget(self.download_button)
         buttons.addStretch(1)
         self.status = QLabel(self)
         self.status.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -57,6 +63,7 @@ class EmptyState(QWidget):
         """While a model loads the buttons are disabled and ``text`` says what is happening."""
         self.demo_button.setEnabled(text is None)
         self.open_button.setEnabled(text is None)
+        self.download_button.setEnabled(text is None)
         self.status.setText(text or "")
 
 

@@ -18,6 +18,16 @@ from app.history import ChatStore
 from app.main_window import MainWindow
 from app.scripted_model import ScriptedModel
 from app.settings import make_settings
+from tests.helpers.hub_fixtures import (  # noqa: F401 (fixtures of the download tests)
+    checkpoint_dir,
+    decoy_dir,
+    hub_settings,
+    local_hub,
+    model_registry,
+    no_quit_on_close,
+    online,
+    sharded_checkpoint_dir,
+)
 
 T = TypeVar("T")
 Run = Callable[[Coroutine[Any, Any, T]], T]

@@ -1,0 +1,57 @@
+"""Getting models onto disk: the catalog, a hardware verdict, resumable verified downloads, the installed list.
+
+Qt-free: the wizard (app/download_wizard.py) and the model manager (app/model_manager.py) drive these from worker
+threads. Files live in the Hugging Face cache or a chosen folder; the list of installed models (and a download in
+progress) in ``models.json`` in the user data folder.
+"""
+
+from app.downloads.catalog import CATALOG, CatalogModel, catalog_model
+from app.downloads.destination import (
+    Destination,
+    FolderDestination,
+    HubCacheDestination,
+    LocalCopy,
+    StorageKind,
+    make_destination,
+)
+from app.downloads.downloader import ModelDownload, RetryPolicy
+from app.downloads.errors import DownloadError, TransferStopped, human_bytes
+from app.downloads.hardware import Assessment, MachineInfo, MachineProbe, Verdict, assess
+from app.downloads.hub import HubSettings, fetch_plan
+from app.downloads.plan import DownloadPlan, RemoteFile
+from app.downloads.progress import DownloadEvent, Progress, Refetching, Retrying, StageChanged
+from app.downloads.registry import InstalledModel, ModelRegistry, PendingDownload
+
+__all__ = [
+    "CATALOG",
+    "Assessment",
+    "CatalogModel",
+    "Destination",
+    "DownloadError",
+    "DownloadEvent",
+    "DownloadPlan",
+    "FolderDestination",
+    "HubCacheDestination",
+    "HubSettings",
+    "InstalledModel",
+    "LocalCopy",
+    "MachineInfo",
+    "MachineProbe",
+    "ModelDownload",
+    "ModelRegistry",
+    "PendingDownload",
+    "Progress",
+    "Refetching",
+    "RemoteFile",
+    "RetryPolicy",
+    "Retrying",
+    "StageChanged",
+    "StorageKind",
+    "TransferStopped",
+    "Verdict",
+    "assess",
+    "catalog_model",
+    "fetch_plan",
+    "human_bytes",
+    "make_destination",
+]
