@@ -92,37 +92,68 @@ const float* scale_table() {
 #if defined(__AVX512F__)
 constexpr const char* kIsa = "avx512";
 
-// One output row for TT tokens. blk: [G, 16] bytes, sc: [G], xp: [TT][G * 32] deinterleaved, rows xstride apart.
+// One output row for TT tokens, each token computed exactly as a lone token would be (the order of every rounding
+// step is per token), so that a token's result never depends on which other tokens share the call: a batched decode
+// step then equals single-sequence decode bit for bit. The group's decode and scale are shared between the tokens.
+// Per token: scale the per-group partial sum (1 op) instead of both weight vectors (2 ops), and use two accumulators
+// on alternating groups so the FMA latency chain does not limit throughput.
+// blk: [G, 16] bytes, sc: [G], xp: [TT][G * 32] deinterleaved, rows xstride apart.
+template <int TT>
+inline void row_dot_each(const uint8_t* blk, const uint8_t* sc, int64_t G, const float* xp, int64_t xstride,
+                         const float* stab, float* res) {
+  const __m512 lut = _mm512_load_ps(kFp4);
+  __m512 acc0[TT];
+  __m512 acc1[TT];
+  for (int t = 0; t < TT; ++t) {
+    acc0[t] = _mm512_setzero_ps();
+    acc1[t] = _mm512_setzero_ps();
+  }
+  int64_t g = 0;
+  for (; g + 2 <= G; g += 2) {
+    _mm_prefetch(reinterpret_cast<const char*>(blk + 16 * g + kPrefetchBytes), _MM_HINT_T0);
+    const __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * g)));
+    const __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * g + 16)));
+    // vpermps only reads index bits 0..3, so the low nibble needs no mask.
+    const __m512 lo0 = _mm512_permutexvar_ps(v0, lut);
+    const __m512 lo1 = _mm512_permutexvar_ps(v1, lut);
+    const __m512 hi0 = _mm512_permutexvar_ps(_mm512_srli_epi32(v0, 4), lut);
+    const __m512 hi1 = _mm512_permutexvar_ps(_mm512_srli_epi32(v1, 4), lut);
+    const __m512 s0 = _mm512_set1_ps(stab[sc[g]]);
+    const __m512 s1 = _mm512_set1_ps(stab[sc[g + 1]]);
+#pragma GCC unroll 4
+    for (int t = 0; t < TT; ++t) {
+      const float* xg = xp + t * xstride + 32 * g;
+      __m512 p0 = _mm512_mul_ps(lo0, _mm512_loadu_ps(xg));
+      __m512 p1 = _mm512_mul_ps(lo1, _mm512_loadu_ps(xg + 32));
+      p0 = _mm512_fmadd_ps(hi0, _mm512_loadu_ps(xg + 16), p0);
+      p1 = _mm512_fmadd_ps(hi1, _mm512_loadu_ps(xg + 48), p1);
+      acc0[t] = _mm512_fmadd_ps(p0, s0, acc0[t]);
+      acc1[t] = _mm512_fmadd_ps(p1, s1, acc1[t]);
+    }
+  }
+  for (; g < G; ++g) {
+    const __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * g)));
+    const __m512 lo0 = _mm512_permutexvar_ps(v0, lut);
+    const __m512 hi0 = _mm512_permutexvar_ps(_mm512_srli_epi32(v0, 4), lut);
+    const __m512 s0 = _mm512_set1_ps(stab[sc[g]]);
+    for (int t = 0; t < TT; ++t) {
+      const float* xg = xp + t * xstride + 32 * g;
+      __m512 p0 = _mm512_mul_ps(lo0, _mm512_loadu_ps(xg));
+      p0 = _mm512_fmadd_ps(hi0, _mm512_loadu_ps(xg + 16), p0);
+      acc0[t] = _mm512_fmadd_ps(p0, s0, acc0[t]);
+    }
+  }
+  for (int t = 0; t < TT; ++t) res[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[t], acc1[t]));
+}
+
+// One output row for TT tokens (the prefill tile). Rows of different TT round differently; see row_dot_each.
 template <int TT>
 inline void row_dot(const uint8_t* blk, const uint8_t* sc, int64_t G, const float* xp, int64_t xstride,
                     const float* stab, float* res) {
-  const __m512 lut = _mm512_load_ps(kFp4);
   if constexpr (TT == 1) {
-    // Single token: scale the per-group partial sum (1 op) instead of both weight vectors (2 ops), and use two
-    // accumulators on alternating groups so the FMA latency chain does not limit throughput.
-    __m512 acc0 = _mm512_setzero_ps();
-    __m512 acc1 = _mm512_setzero_ps();
-    int64_t g = 0;
-    for (; g + 2 <= G; g += 2) {
-      _mm_prefetch(reinterpret_cast<const char*>(blk + 16 * g + kPrefetchBytes), _MM_HINT_T0);
-      const __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * g)));
-      const __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * g + 16)));
-      // vpermps only reads index bits 0..3, so the low nibble needs no mask.
-      __m512 p0 = _mm512_mul_ps(_mm512_permutexvar_ps(v0, lut), _mm512_loadu_ps(xp + 32 * g));
-      __m512 p1 = _mm512_mul_ps(_mm512_permutexvar_ps(v1, lut), _mm512_loadu_ps(xp + 32 * g + 32));
-      p0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v0, 4), lut), _mm512_loadu_ps(xp + 32 * g + 16), p0);
-      p1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v1, 4), lut), _mm512_loadu_ps(xp + 32 * g + 48), p1);
-      acc0 = _mm512_fmadd_ps(p0, _mm512_set1_ps(stab[sc[g]]), acc0);
-      acc1 = _mm512_fmadd_ps(p1, _mm512_set1_ps(stab[sc[g + 1]]), acc1);
-    }
-    for (; g < G; ++g) {
-      const __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * g)));
-      __m512 p0 = _mm512_mul_ps(_mm512_permutexvar_ps(v0, lut), _mm512_loadu_ps(xp + 32 * g));
-      p0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v0, 4), lut), _mm512_loadu_ps(xp + 32 * g + 16), p0);
-      acc0 = _mm512_fmadd_ps(p0, _mm512_set1_ps(stab[sc[g]]), acc0);
-    }
-    res[0] = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+    row_dot_each<1>(blk, sc, G, xp, xstride, stab, res);
   } else {
+    const __m512 lut = _mm512_load_ps(kFp4);
     // Several tokens: scale the decoded weights once (exact: power of two) and reuse them for every token.
     __m512 acc_lo[TT];
     __m512 acc_hi[TT];
@@ -190,6 +221,13 @@ inline void row_dot(const uint8_t* blk, const uint8_t* sc, int64_t G, const floa
   for (int t = 0; t < TT; ++t) res[t] = hsum256(_mm256_add_ps(acc_lo[t], acc_hi[t]));
 }
 
+// Each token already reduces in the same order whatever TT is.
+template <int TT>
+inline void row_dot_each(const uint8_t* blk, const uint8_t* sc, int64_t G, const float* xp, int64_t xstride,
+                         const float* stab, float* res) {
+  row_dot<TT>(blk, sc, G, xp, xstride, stab, res);
+}
+
 #else
 constexpr const char* kIsa = "scalar";
 
@@ -214,6 +252,13 @@ inline void row_dot(const uint8_t* blk, const uint8_t* sc, int64_t G, const floa
     }
   }
   for (int t = 0; t < TT; ++t) res[t] = acc[t];
+}
+
+// Each token already reduces in the same order whatever TT is.
+template <int TT>
+inline void row_dot_each(const uint8_t* blk, const uint8_t* sc, int64_t G, const float* xp, int64_t xstride,
+                         const float* stab, float* res) {
+  row_dot<TT>(blk, sc, G, xp, xstride, stab, res);
 }
 #endif
 
@@ -245,32 +290,41 @@ template <int TT>
 inline void bf16_row_dot(const uint16_t* w, int64_t K, const float* xp, int64_t xstride, float* res) {
   const int64_t G = K / 32;
   const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+  // Two groups per iteration into four accumulators per token, so the FMA latency chain never limits the stream.
+  // Every token is reduced in the same order whatever TT is, so a token's result does not depend on which other
+  // tokens share the call (batched decode equals single-sequence decode bit for bit).
   __m512 acc_lo[TT];
   __m512 acc_hi[TT];
+  __m512 acc2[TT];
+  __m512 acc3[TT];
   for (int t = 0; t < TT; ++t) {
     acc_lo[t] = _mm512_setzero_ps();
     acc_hi[t] = _mm512_setzero_ps();
+    acc2[t] = _mm512_setzero_ps();
+    acc3[t] = _mm512_setzero_ps();
   }
   int64_t g = 0;
-  if constexpr (TT == 1) {
-    // Two groups per iteration into four accumulators, so the FMA latency chain never limits the stream.
-    __m512 acc2 = _mm512_setzero_ps();
-    __m512 acc3 = _mm512_setzero_ps();
-    for (; g + 2 <= G; g += 2) {
-      const char* p = reinterpret_cast<const char*>(w + 32 * g);
-      _mm_prefetch(p + kBf16PrefetchBytes, _MM_HINT_T0);
-      _mm_prefetch(p + kBf16PrefetchBytes + 64, _MM_HINT_T0);
-      const __m512i v0 = _mm512_loadu_si512(p);
-      const __m512i v1 = _mm512_loadu_si512(p + 64);
-      const float* xg = xp + 32 * g;
-      acc_lo[0] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v0, 16)), _mm512_loadu_ps(xg), acc_lo[0]);
-      acc_hi[0] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v0, hi_mask)), _mm512_loadu_ps(xg + 16),
-                                  acc_hi[0]);
-      acc2 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v1, 16)), _mm512_loadu_ps(xg + 32), acc2);
-      acc3 = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v1, hi_mask)), _mm512_loadu_ps(xg + 48), acc3);
+  for (; g + 2 <= G; g += 2) {
+    const char* p = reinterpret_cast<const char*>(w + 32 * g);
+    _mm_prefetch(p + kBf16PrefetchBytes, _MM_HINT_T0);
+    _mm_prefetch(p + kBf16PrefetchBytes + 64, _MM_HINT_T0);
+    const __m512i v0 = _mm512_loadu_si512(p);
+    const __m512i v1 = _mm512_loadu_si512(p + 64);
+    const __m512 w0_lo = _mm512_castsi512_ps(_mm512_slli_epi32(v0, 16));
+    const __m512 w0_hi = _mm512_castsi512_ps(_mm512_and_si512(v0, hi_mask));
+    const __m512 w1_lo = _mm512_castsi512_ps(_mm512_slli_epi32(v1, 16));
+    const __m512 w1_hi = _mm512_castsi512_ps(_mm512_and_si512(v1, hi_mask));
+    for (int t = 0; t < TT; ++t) {
+      const float* xg = xp + t * xstride + 32 * g;
+      acc_lo[t] = _mm512_fmadd_ps(w0_lo, _mm512_loadu_ps(xg), acc_lo[t]);
+      acc_hi[t] = _mm512_fmadd_ps(w0_hi, _mm512_loadu_ps(xg + 16), acc_hi[t]);
+      acc2[t] = _mm512_fmadd_ps(w1_lo, _mm512_loadu_ps(xg + 32), acc2[t]);
+      acc3[t] = _mm512_fmadd_ps(w1_hi, _mm512_loadu_ps(xg + 48), acc3[t]);
     }
-    acc_lo[0] = _mm512_add_ps(acc_lo[0], acc2);
-    acc_hi[0] = _mm512_add_ps(acc_hi[0], acc3);
+  }
+  for (int t = 0; t < TT; ++t) {
+    acc_lo[t] = _mm512_add_ps(acc_lo[t], acc2[t]);
+    acc_hi[t] = _mm512_add_ps(acc_hi[t], acc3[t]);
   }
   for (; g < G; ++g) {
     const char* p = reinterpret_cast<const char*>(w + 32 * g);
@@ -391,8 +445,16 @@ std::vector<float> deinterleaved_activations(const at::Tensor& x, int64_t T, int
   return xp;
 }
 
-void dispatch_row(int tt, const uint8_t* blk, const uint8_t* sc, int64_t G, const float* xp, int64_t xstride,
-                  const float* stab, float* res) {
+void dispatch_row(int tt, bool each, const uint8_t* blk, const uint8_t* sc, int64_t G, const float* xp,
+                  int64_t xstride, const float* stab, float* res) {
+  if (each) {
+    switch (tt) {
+      case 4: row_dot_each<4>(blk, sc, G, xp, xstride, stab, res); break;
+      case 2: row_dot_each<2>(blk, sc, G, xp, xstride, stab, res); break;
+      default: row_dot_each<1>(blk, sc, G, xp, xstride, stab, res); break;
+    }
+    return;
+  }
   switch (tt) {
     case 4: row_dot<4>(blk, sc, G, xp, xstride, stab, res); break;
     case 2: row_dot<2>(blk, sc, G, xp, xstride, stab, res); break;
@@ -432,6 +494,10 @@ at::Tensor mxfp4_linear(const at::Tensor& x, const at::Tensor& blocks, const at:
   float* out_f = out_f32 ? out.data_ptr<float>() : nullptr;
   c10::BFloat16* out_bf = out_f32 ? nullptr : out.data_ptr<c10::BFloat16>();
   const float* xpp = xp.data();
+  // Decode-sized calls (a batch of sequences, one token each) compute every token as a lone token would be computed,
+  // so batched decode equals single-sequence decode bit for bit; larger (prefill) calls take the faster shared-scale
+  // tile, whose rounding differs slightly from a lone token's.
+  const bool each = T <= kMaxTile;
 
   // Rows are handed out in chunks from a shared counter rather than split statically: on a busy desktop (or a 2-core
   // CI box) one OpenMP thread is often descheduled, and with a static split the whole call would wait a scheduler
@@ -453,7 +519,7 @@ at::Tensor mxfp4_linear(const at::Tensor& x, const at::Tensor& blocks, const at:
         const int64_t left = T - t0;
         const int tt = left >= 4 ? 4 : left >= 2 ? 2 : 1;
         for (int64_t n = n0; n < n1; ++n) {
-          dispatch_row(tt, blk + n * G * 16, sc + n * G, G, xpp + t0 * K, K, stab, res);
+          dispatch_row(tt, each, blk + n * G * 16, sc + n * G, G, xpp + t0 * K, K, stab, res);
           const float b = bias_f ? bias_f[n] : (bias_bf ? static_cast<float>(bias_bf[n]) : 0.0f);
           for (int i = 0; i < tt; ++i) {
             const float v = res[i] + b;

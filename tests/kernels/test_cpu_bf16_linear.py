@@ -102,3 +102,19 @@ def test_torch_ops_linear_routes_decode_sizes_to_the_fused_kernel() -> None:
     # Anything the kernel does not take (fp32 weights here) is plain F.linear.
     x32 = torch.randn(1, 96, generator=gen)
     assert torch.equal(ops.TORCH_OPS.linear(x32, weight.float()), F.linear(x32, weight.float()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("t", [2, 3, 4])
+@pytest.mark.parametrize("k", [256, 2880, 2881])
+def test_rows_equal_lone_rows_bit_for_bit(dtype: torch.dtype, t: int, k: int) -> None:
+    """Each token of a batched decode step must get exactly what it gets alone (engine.batch_generator relies on
+    it: batched greedy generation equals single-sequence generation token for token)."""
+    gen = torch.Generator().manual_seed(k + t)
+    weight = torch.randn(203, k, generator=gen).to(torch.bfloat16)
+    x = torch.randn(t, k, generator=gen).to(dtype)
+    bias = torch.randn(203, generator=gen).to(dtype)
+    together = cpu_mxfp4.bf16_linear(x, weight, bias)
+    for row in range(t):
+        alone = cpu_mxfp4.bf16_linear(x[row : row + 1], weight, bias)
+        assert torch.equal(together[row : row + 1], alone), f"row {row} of {t}"

@@ -88,3 +88,18 @@ def test_rejects_bad_inputs() -> None:
         cpu_mxfp4.mxfp4_linear(x, blocks, scales, torch.zeros(5))
     with pytest.raises(ValueError, match=r"\[T, K\]"):
         cpu_mxfp4.mxfp4_linear(x[0], blocks, scales)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("t", [2, 3, 4])
+def test_decode_sized_rows_equal_lone_rows_bit_for_bit(dtype: torch.dtype, t: int) -> None:
+    """A batched decode step (one token per sequence) must give each token exactly what a lone token gets, or batched
+    greedy generation would drift from single-sequence generation (engine.batch_generator relies on this)."""
+    gen = torch.Generator().manual_seed(40 + t)
+    blocks, scales = _random_mxfp4(301, 2880, gen)
+    x = torch.randn(t, 2880, generator=gen).to(dtype)
+    bias = torch.randn(301, generator=gen).to(dtype)
+    together = cpu_mxfp4.mxfp4_linear(x, blocks, scales, bias)
+    for row in range(t):
+        alone = cpu_mxfp4.mxfp4_linear(x[row : row + 1], blocks, scales, bias)
+        assert torch.equal(together[row : row + 1], alone), f"row {row} of {t}"
