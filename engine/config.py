@@ -91,9 +91,7 @@ class ModelConfig:
         if self.sliding_window < 0:
             raise ConfigError(f"sliding_window must be >= 0, got {self.sliding_window}")
         if self.experts_per_token > self.num_experts:
-            raise ConfigError(
-                f"experts_per_token ({self.experts_per_token}) exceeds num_experts ({self.num_experts})"
-            )
+            raise ConfigError(f"experts_per_token ({self.experts_per_token}) exceeds num_experts ({self.num_experts})")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ConfigError(
                 f"num_attention_heads ({self.num_attention_heads}) is not a multiple of "
@@ -106,13 +104,9 @@ class ModelConfig:
                 raise ConfigError(f"{name} must be a multiple of {MXFP4_BLOCK} (the MXFP4 group size)")
         if not self.sliding_layers:
             # Reference rule: even layers (0, 2, ...) slide, odd layers are full (spec §2.4 step 6).
-            object.__setattr__(
-                self, "sliding_layers", tuple(i % 2 == 0 for i in range(self.num_hidden_layers))
-            )
+            object.__setattr__(self, "sliding_layers", tuple(i % 2 == 0 for i in range(self.num_hidden_layers)))
         if len(self.sliding_layers) != self.num_hidden_layers:
-            raise ConfigError(
-                f"layer_types has {len(self.sliding_layers)} entries for {self.num_hidden_layers} layers"
-            )
+            raise ConfigError(f"layer_types has {len(self.sliding_layers)} entries for {self.num_hidden_layers} layers")
 
     # ----------------------------------------------------------------------------------------------- derived sizes
     @property
@@ -163,9 +157,7 @@ class ModelConfig:
     def _from_original(cls, raw: Mapping[str, Any], source: Path | str | None) -> ModelConfig:
         missing = [key for key in ORIGINAL_CONFIG_KEYS if key not in raw]
         if missing:
-            raise ConfigError(
-                "not a gpt-oss config: missing " + ", ".join(missing), source
-            )
+            raise ConfigError("not a gpt-oss config: missing " + ", ".join(missing), source)
         initial = int(raw["initial_context_length"])
         factor = float(raw["rope_scaling_factor"])
         return cls(
@@ -193,9 +185,7 @@ class ModelConfig:
         model_type = raw.get("model_type")
         archs = raw.get("architectures") or []
         if model_type != "gpt_oss" and "GptOssForCausalLM" not in archs:
-            raise ConfigError(
-                f"not a gpt-oss config (model_type={model_type!r}, architectures={archs!r})", source
-            )
+            raise ConfigError(f"not a gpt-oss config (model_type={model_type!r}, architectures={archs!r})", source)
         rope: Mapping[str, Any] = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
         rope_type = rope.get("rope_type", rope.get("type", "yarn"))
         if rope_type != "yarn":
@@ -322,11 +312,15 @@ class ModelConfig:
             return 1.0, 0.0, 0.0  # plain RoPE: no YaRN blending, no temperature
         concentration = 0.1 * math.log(self.rope_scaling_factor) + 1.0
         d_half = self.head_dim / 2
-        low = d_half * math.log(self.initial_context_length / (self.rope_ntk_beta * 2 * math.pi)) / math.log(
-            self.rope_theta
+        low = (
+            d_half
+            * math.log(self.initial_context_length / (self.rope_ntk_beta * 2 * math.pi))
+            / math.log(self.rope_theta)
         )
-        high = d_half * math.log(self.initial_context_length / (self.rope_ntk_alpha * 2 * math.pi)) / math.log(
-            self.rope_theta
+        high = (
+            d_half
+            * math.log(self.initial_context_length / (self.rope_ntk_alpha * 2 * math.pi))
+            / math.log(self.rope_theta)
         )
         return concentration, low, high
 

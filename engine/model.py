@@ -113,9 +113,9 @@ class Model:
         self.unembedding = dense("unembedding.weight")  # [V, H]
 
         concentration, low, high = config.yarn_parameters()
-        self._inv_freq = yarn_inv_freq(
-            config.head_dim, config.rope_theta, config.rope_scaling_factor, low, high
-        ).to(device)
+        self._inv_freq = yarn_inv_freq(config.head_dim, config.rope_theta, config.rope_scaling_factor, low, high).to(
+            device
+        )
         self._concentration = concentration
         self._sm_scale = config.head_dim**-0.5
 

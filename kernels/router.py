@@ -12,9 +12,7 @@ import torch.nn.functional as F
 from kernels.rmsnorm import _TRITON_IMPORT_ERROR, _triton_jit, check_kernel_device, round_to_dtype, tl, triton
 
 
-def router_ref(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def router_ref(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Route each token to ``k`` experts.
 
     Args:
