@@ -4,7 +4,8 @@ The effort comparison runs three requests as one batch (engine.batch_generator).
 
 - ``decode``: model decode steps only. Batched: every step decodes all N slots of one cache in one
   ``Model.decode`` call. Sequential: each sequence gets its own single-slot cache and decodes alone. Aggregate
-  tok/s = all decoded tokens / all decode time.
+  tok/s = all decoded tokens / all decode time; ``median_*`` use the median step instead of the total, which a few
+  steps delayed by other processes on a shared machine do not move.
 - ``end_to_end``: the real generators with greedy sampling and the harmony parser, prefill included:
   :class:`~engine.batch_generator.BatchGenerator` once versus :class:`~engine.generator.Generator` N times.
   Also checks that both produced identical tokens.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -38,11 +40,11 @@ def prompt_lengths(base: int, sequences: int) -> list[int]:
     return [base + (base * i) // 8 for i in range(sequences)]
 
 
-def _decode_only(model: Model, prompts: list[list[int]], new_tokens: int, batched: bool) -> tuple[float, int]:
-    """Seconds spent in decode steps and tokens decoded, greedy, starting from each prompt's prefill."""
+def _decode_steps(model: Model, prompts: list[list[int]], new_tokens: int, batched: bool) -> list[float]:
+    """Seconds of every decode step, greedy, starting from each prompt's prefill. Batched: ``new_tokens`` steps of
+    ``len(prompts)`` tokens each; sequential: ``len(prompts) * new_tokens`` steps of one token."""
     capacity = max(len(p) for p in prompts) + new_tokens + 1
-    seconds = 0.0
-    decoded = 0
+    steps: list[float] = []
     groups = [list(range(len(prompts)))] if batched else [[i] for i in range(len(prompts))]
     for group in groups:
         cache = model.new_cache(len(group), capacity)
@@ -51,12 +53,11 @@ def _decode_only(model: Model, prompts: list[list[int]], new_tokens: int, batche
         for _ in range(new_tokens):
             started = time.perf_counter()
             logits = model.decode(tokens, cache, slots)  # [len(group), V]
-            seconds += time.perf_counter() - started
+            steps.append(time.perf_counter() - started)
             tokens = [int(t) for t in torch.argmax(logits, dim=-1).tolist()]
-            decoded += len(group)
         del cache
         gc.collect()
-    return seconds, decoded
+    return steps
 
 
 def _end_to_end(
@@ -100,17 +101,22 @@ def run_batch_bench(
     # Greedy, no stop tokens: every sequence runs exactly new_tokens, in both modes.
     params = SamplingParams(temperature=0.0, max_tokens=new_tokens, stop_tokens=frozenset())
 
-    # Warm-up: first-touch page faults of the weights and one-off allocations.
-    _decode_only(model, [p[:8] for p in prompts], 4, batched=True)
+    # Warm-up: first-touch page faults of the weights, one-off allocations, the fused kernels' first calls.
+    _decode_steps(model, [p[:8] for p in prompts], 16, batched=True)
+    _decode_steps(model, [prompts[0][:8]], 16, batched=False)
 
-    sequential_decode_s, sequential_tokens = _decode_only(model, prompts, new_tokens, batched=False)
-    batched_decode_s, batched_tokens = _decode_only(model, prompts, new_tokens, batched=True)
+    sequential_steps = _decode_steps(model, prompts, new_tokens, batched=False)
+    batched_steps = _decode_steps(model, prompts, new_tokens, batched=True)
     sequential_s, sequential_ids = _end_to_end(model, prompts, params, batched=False, max_context=max_context)
     batched_s, batched_ids = _end_to_end(model, prompts, params, batched=True, max_context=max_context)
 
-    decode_sequential = sequential_tokens / sequential_decode_s
-    decode_batched = batched_tokens / batched_decode_s
     total_tokens = sequences * new_tokens
+    decode_sequential = total_tokens / sum(sequential_steps)
+    decode_batched = total_tokens / sum(batched_steps)
+    # On a shared machine a step now and then waits for a core another process holds (one OpenMP worker descheduled
+    # while the other spins at the barrier: +300 ms); the median step is what a step costs when it gets the cores.
+    median_sequential = 1 / statistics.median(sequential_steps)
+    median_batched = sequences / statistics.median(batched_steps)
     return {
         "engine": "gpt-oss-desktop",
         "model": str(model_path),
@@ -123,6 +129,9 @@ def run_batch_bench(
             "sequential_tok_s": round(decode_sequential, 2),
             "batched_tok_s": round(decode_batched, 2),
             "ratio": round(decode_batched / decode_sequential, 3),
+            "sequential_median_step_ms": round(1000 / median_sequential, 3),
+            "batched_median_step_ms": round(1000 * sequences / median_batched, 3),
+            "median_ratio": round(median_batched / median_sequential, 3),
         },
         "end_to_end": {
             "sequential_s": round(sequential_s, 3),
