@@ -576,7 +576,7 @@ class MainWindow(QMainWindow):
         for level in ReasoningEffort:
             action(f"Regenerate at {level.value} effort", [], lambda _=False, e=level: self.regenerate(e))
         menu.addSeparator()
-        self.compare_action = action("&Compare efforts", [QKeySequence("Ctrl+E")], self.set_compare_mode)
+        self.compare_action = action("&Compare efforts", [QKeySequence("Ctrl+Shift+E")], self.set_compare_mode)
         self.compare_action.setCheckable(True)
         self.compare_action.setToolTip("One prompt, answered at low, medium and high effort side by side")
         menu.addSeparator()

@@ -43,7 +43,7 @@ def store(tmp_path: Path) -> Iterator[ChatStore]:
 def enter_compare_mode(window: MainWindow) -> CompareView:
     # Greedy: the scripted double's one-hot logits give the same tokens, without sampling 201,088 probabilities.
     window.composer.sampling.temperature.setValue(0.0)
-    QTest.keyClick(window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClick(window, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert window.compare_mode and window.compare.isVisible() and not window.composer.isVisible()
     return window.compare
 
