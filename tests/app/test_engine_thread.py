@@ -114,7 +114,7 @@ def test_compare_runs_one_batch_and_tags_events(run: Any) -> None:
         harmony_reply("x " * 30, "4"),
     ]
     model = ScriptedModel(scripts)
-    engine = LocalEngine(loader=lambda _ref: model, max_context=2048)
+    engine = LocalEngine(loader=lambda _ref, _progress=None: model, max_context=2048)
     try:
         run(engine.load("scripted"))
 
@@ -141,7 +141,7 @@ def test_compare_runs_one_batch_and_tags_events(run: Any) -> None:
 
 def test_compare_cancel_stops_all_three(run: Any) -> None:
     model = ScriptedModel([harmony_reply("y " * 300, "late")] * 3, token_seconds=0.002)
-    engine = LocalEngine(loader=lambda _ref: model, max_context=2048)
+    engine = LocalEngine(loader=lambda _ref, _progress=None: model, max_context=2048)
     try:
         run(engine.load("scripted"))
 
@@ -167,7 +167,7 @@ def test_compare_cancel_stops_all_three(run: Any) -> None:
 def test_compare_waits_for_a_running_chat_answer(run: Any) -> None:
     """The engine thread runs one job at a time: a comparison never decodes beside a chat answer."""
     model = ScriptedModel([harmony_reply("z " * 40, "chat")] + [harmony_reply("t", "c")] * 3, token_seconds=0.002)
-    engine = LocalEngine(loader=lambda _ref: model, max_context=2048)
+    engine = LocalEngine(loader=lambda _ref, _progress=None: model, max_context=2048)
     try:
         run(engine.load("scripted"))
         order: list[str] = []
@@ -192,7 +192,7 @@ def test_compare_waits_for_a_running_chat_answer(run: Any) -> None:
 
 
 def test_compare_request_errors(run: Any) -> None:
-    engine = LocalEngine(loader=lambda _ref: ScriptedModel([harmony_reply("t", "a")]), max_context=64)
+    engine = LocalEngine(loader=lambda _ref, _progress=None: ScriptedModel([harmony_reply("t", "a")]), max_context=64)
     try:
 
         async def consume(requests: list[ChatRequest]) -> None:
