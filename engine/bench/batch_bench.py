@@ -4,8 +4,8 @@ The effort comparison runs three requests as one batch (engine.batch_generator).
 
 - ``decode``: model decode steps only. Batched: every step decodes all N slots of one cache in one
   ``Model.decode`` call. Sequential: each sequence gets its own single-slot cache and decodes alone. Aggregate
-  tok/s = all decoded tokens / all decode time; ``median_*`` use the median step instead of the total, which a few
-  steps delayed by other processes on a shared machine do not move.
+  tok/s = all decoded tokens / all decode time; ``median_step_ratio`` uses the median step instead of the total,
+  which a few steps delayed by other processes on a shared machine do not move.
 - ``end_to_end``: the real generators with greedy sampling and the harmony parser, prefill included:
   :class:`~engine.batch_generator.BatchGenerator` once versus :class:`~engine.generator.Generator` N times.
   Also checks that both produced identical tokens.
@@ -88,10 +88,15 @@ def run_batch_bench(
     sequences: int = 3,
     prompt_tokens: int = 128,
     new_tokens: int = 64,
+    rounds: int = 3,
     dtype: torch.dtype = torch.bfloat16,
     threads: int | None = None,
 ) -> dict[str, Any]:
-    """Measure batched versus sequential decode on one checkpoint; every number comes from this run."""
+    """Measure batched versus sequential decode on one checkpoint; every number comes from this run.
+
+    Each of ``rounds`` rounds measures sequential then batched, so a slow spell of a shared machine hits both modes
+    rather than one; the report gives the totals over all rounds and the median of the per-round ratios.
+    """
     if threads is not None:
         torch.set_num_threads(threads)
     model = load_model(model_path, dtype=dtype)
@@ -105,18 +110,29 @@ def run_batch_bench(
     _decode_steps(model, [p[:8] for p in prompts], 16, batched=True)
     _decode_steps(model, [prompts[0][:8]], 16, batched=False)
 
-    sequential_steps = _decode_steps(model, prompts, new_tokens, batched=False)
-    batched_steps = _decode_steps(model, prompts, new_tokens, batched=True)
-    sequential_s, sequential_ids = _end_to_end(model, prompts, params, batched=False, max_context=max_context)
-    batched_s, batched_ids = _end_to_end(model, prompts, params, batched=True, max_context=max_context)
+    sequential_steps: list[float] = []
+    batched_steps: list[float] = []
+    decode_ratios: list[float] = []
+    end_to_end: list[tuple[float, float]] = []
+    identical = True
+    for _ in range(rounds):
+        seq = _decode_steps(model, prompts, new_tokens, batched=False)
+        bat = _decode_steps(model, prompts, new_tokens, batched=True)
+        sequential_steps += seq
+        batched_steps += bat
+        decode_ratios.append(sum(seq) / sum(bat))  # same tokens in both modes: the ratio of times is the speed-up
+        sequential_s, sequential_ids = _end_to_end(model, prompts, params, batched=False, max_context=max_context)
+        batched_s, batched_ids = _end_to_end(model, prompts, params, batched=True, max_context=max_context)
+        end_to_end.append((sequential_s, batched_s))
+        identical = identical and batched_ids == sequential_ids
 
-    total_tokens = sequences * new_tokens
-    decode_sequential = total_tokens / sum(sequential_steps)
-    decode_batched = total_tokens / sum(batched_steps)
+    total_tokens = rounds * sequences * new_tokens
     # On a shared machine a step now and then waits for a core another process holds (one OpenMP worker descheduled
     # while the other spins at the barrier: +300 ms); the median step is what a step costs when it gets the cores.
-    median_sequential = 1 / statistics.median(sequential_steps)
-    median_batched = sequences / statistics.median(batched_steps)
+    median_sequential_ms = 1000 * statistics.median(sequential_steps)
+    median_batched_ms = 1000 * statistics.median(batched_steps)
+    sequential_e2e = sum(s for s, _ in end_to_end)
+    batched_e2e = sum(b for _, b in end_to_end)
     return {
         "engine": "gpt-oss-desktop",
         "model": str(model_path),
@@ -125,20 +141,24 @@ def run_batch_bench(
         "sequences": sequences,
         "prompt_tokens": lengths,
         "new_tokens_per_sequence": new_tokens,
+        "rounds": rounds,
         "decode": {
-            "sequential_tok_s": round(decode_sequential, 2),
-            "batched_tok_s": round(decode_batched, 2),
-            "ratio": round(decode_batched / decode_sequential, 3),
-            "sequential_median_step_ms": round(1000 / median_sequential, 3),
-            "batched_median_step_ms": round(1000 * sequences / median_batched, 3),
-            "median_ratio": round(median_batched / median_sequential, 3),
+            "sequential_tok_s": round(total_tokens / sum(sequential_steps), 2),
+            "batched_tok_s": round(total_tokens / sum(batched_steps), 2),
+            "ratio": round(sum(sequential_steps) / sum(batched_steps), 3),
+            "ratio_per_round": [round(r, 3) for r in decode_ratios],
+            "median_round_ratio": round(statistics.median(decode_ratios), 3),
+            "sequential_median_step_ms": round(median_sequential_ms, 3),
+            "batched_median_step_ms": round(median_batched_ms, 3),
+            "median_step_ratio": round(sequences * median_sequential_ms / median_batched_ms, 3),
         },
         "end_to_end": {
-            "sequential_s": round(sequential_s, 3),
-            "batched_s": round(batched_s, 3),
-            "sequential_tok_s": round(total_tokens / sequential_s, 2),
-            "batched_tok_s": round(total_tokens / batched_s, 2),
-            "ratio": round(sequential_s / batched_s, 3),
+            "sequential_s": round(sequential_e2e, 3),
+            "batched_s": round(batched_e2e, 3),
+            "sequential_tok_s": round(total_tokens / sequential_e2e, 2),
+            "batched_tok_s": round(total_tokens / batched_e2e, 2),
+            "ratio": round(sequential_e2e / batched_e2e, 3),
+            "median_round_ratio": round(statistics.median(s / b for s, b in end_to_end), 3),
         },
-        "identical_tokens": batched_ids == sequential_ids,
+        "identical_tokens": identical,
     }

@@ -32,6 +32,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--sequences", type=int, default=3, help="sequences in the batch (default 3)")
     parser.add_argument("--prompt-tokens", type=int, default=128, help="shortest prompt; the others are longer")
     parser.add_argument("--new-tokens", type=int, default=64, help="tokens generated per sequence (default 64)")
+    parser.add_argument("--rounds", type=int, default=3, help="sequential/batched measurement rounds (default 3)")
     parser.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
 
@@ -39,12 +40,13 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from engine.bench.batch_bench import run_batch_bench
 
-    if args.sequences < 1 or args.prompt_tokens < 1 or args.new_tokens < 1:
-        raise EngineError("--sequences, --prompt-tokens and --new-tokens must be positive")
+    if min(args.sequences, args.prompt_tokens, args.new_tokens, args.rounds) < 1:
+        raise EngineError("--sequences, --prompt-tokens, --new-tokens and --rounds must be positive")
     options: dict[str, Any] = {
         "sequences": args.sequences,
         "prompt_tokens": args.prompt_tokens,
         "new_tokens": args.new_tokens,
+        "rounds": args.rounds,
         "dtype": getattr(torch, args.dtype),
         "threads": args.threads,
     }
