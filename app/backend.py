@@ -1,13 +1,14 @@
 """The engine-facing interface the GUI depends on, so a remote backend can replace the local one untouched.
 
 Nothing here imports Qt or torch. A backend loads one model at a time and streams one answer at a time as
-:class:`engine.events.Delta` s followed by exactly one :class:`engine.events.Done`.
+:class:`engine.events.Delta` s followed by exactly one :class:`engine.events.Done`, or several answers at once as one
+batch (an effort comparison).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -101,8 +102,15 @@ class ChatBackend(Protocol):
         """Deltas, then one Done. Raises RequestError before the first event if the request cannot run."""
         ...
 
+    def stream_compare(self, requests: Sequence[ChatRequest]) -> AsyncGenerator[tuple[int, Delta | Done], None]:
+        """Answer several requests at once (one batch): ``(index, Delta)`` pairs, and exactly one ``(index, Done)``
+        per request, in the order they finish. Raises RequestError before the first event if the batch cannot run.
+        :meth:`cancel` stops every request of the batch."""
+        ...
+
     def cancel(self) -> None:
-        """Stop the running answer after the current token; its stream still ends with a Done."""
+        """Stop the running answer (or every answer of a running comparison) after the current token; its stream
+        still ends with a Done (per answer)."""
         ...
 
     def cancel_load(self) -> None:

@@ -1,7 +1,8 @@
 """LocalEngine: the in-process :class:`~app.backend.ChatBackend`, one long-lived thread that owns the model.
 
 All torch work (loading, prompt rendering, prefill, decode, freeing memory) happens on that thread, one job at a
-time, so the model and its KV cache are never shared. Jobs arrive through a thread-safe ``queue.Queue``; results go
+time, so the model and its KV cache are never shared: an effort comparison (one batch of several answers) never runs
+beside a chat answer. Jobs arrive through a thread-safe ``queue.Queue``; results go
 back to the GUI's event loop through an ``asyncio.Queue`` fed with ``loop.call_soon_threadsafe``. The thread never
 touches a widget.
 """
@@ -13,7 +14,7 @@ import logging
 import queue
 import sys
 import threading
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -27,6 +28,7 @@ from app.backend import (
     ProgressCallback,
     RequestError,
 )
+from engine.batch_generator import BatchGenerator
 from engine.errors import CheckpointError, ConfigError, EngineError, GenerationError, LoadCancelled
 from engine.events import Delta, Done, FinishReason
 from engine.generator import Generator, ModelLike
@@ -83,6 +85,13 @@ class _GenerateJob:
 
 
 @dataclass(slots=True)
+class _CompareJob:
+    requests: tuple[ChatRequest, ...]
+    cancel: threading.Event
+    outbox: _Outbox
+
+
+@dataclass(slots=True)
 class _UnloadJob:
     outbox: _Outbox
 
@@ -92,7 +101,7 @@ class _StopJob:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-_Job = _LoadJob | _GenerateJob | _UnloadJob | _StopJob
+_Job = _LoadJob | _GenerateJob | _CompareJob | _UnloadJob | _StopJob
 _UNLOADED: Final = "unloaded"
 
 
@@ -179,6 +188,7 @@ class LocalEngine:
         # Owned by the engine thread only.
         self._model: ModelLike | None = None
         self._generator: Generator | None = None
+        self._batch: BatchGenerator | None = None
         self._thread = threading.Thread(target=self._run, name="gpt-oss-engine", daemon=True)
         self._thread.start()
 
@@ -232,6 +242,28 @@ class LocalEngine:
             if self._current_cancel is cancel:
                 self._current_cancel = None
 
+    async def stream_compare(self, requests: Sequence[ChatRequest]) -> AsyncGenerator[tuple[int, Delta | Done], None]:
+        batch = tuple(requests)
+        if not batch:
+            raise RequestError("a comparison needs at least one request")
+        cancel = threading.Event()
+        outbox = self._submit(lambda o: _CompareJob(batch, cancel, o))
+        self._current_cancel = cancel
+        finished: set[int] = set()
+        try:
+            while len(finished) < len(batch):
+                event = await outbox.queue.get()
+                if isinstance(event, RequestError):
+                    raise event
+                index, item = event
+                if isinstance(item, Done):
+                    finished.add(index)
+                yield index, item
+        finally:
+            cancel.set()  # as in stream(): nobody listening, so stop generating
+            if self._current_cancel is cancel:
+                self._current_cancel = None
+
     def cancel(self) -> None:
         if self._current_cancel is not None:
             self._current_cancel.set()
@@ -273,6 +305,8 @@ class LocalEngine:
                     self._load(job)
                 elif isinstance(job, _GenerateJob):
                     self._generate(job)
+                elif isinstance(job, _CompareJob):
+                    self._compare(job)
                 else:
                     self._unload()
                     job.outbox.put(_UNLOADED)
@@ -301,6 +335,7 @@ class LocalEngine:
             # answer, where it would freeze the window mid-stream.
             encoding = get_encoding()
             generator = Generator(model, max_context=self._max_context, encoding=encoding)
+            batch = BatchGenerator(model, max_context=self._max_context, encoding=encoding)
             info = ModelInfo(_display_name(job.model_ref), _device_name(model), generator.context_length)
         except LoadCancelled as exc:
             logger.info("%s", exc)
@@ -312,7 +347,7 @@ class LocalEngine:
             _free_device_memory()  # a half-loaded model may hold most of the GPU
             job.outbox.put(classify_load_error(exc, job.model_ref))
             return
-        self._model, self._generator = model, generator
+        self._model, self._generator, self._batch = model, generator, batch
         job.outbox.put(_Progress(1.0, "Ready"))
         job.outbox.put(info)
 
@@ -320,6 +355,7 @@ class LocalEngine:
         if self._model is None:
             return
         self._generator = None
+        self._batch = None
         self._model = None
         _free_device_memory()
         logger.info("model unloaded")
@@ -343,3 +379,21 @@ class LocalEngine:
                 job.outbox.put(Done(FinishReason.ERROR, error=str(exc)))
             else:
                 job.outbox.put(RequestError(str(exc)))
+
+    def _compare(self, job: _CompareJob) -> None:
+        from engine.harmony import render_prompt
+
+        if self._batch is None:
+            job.outbox.put(RequestError("no model is loaded"))
+            return
+        try:
+            prompts = [
+                render_prompt(request.messages, effort=request.effort, instructions=request.instructions)
+                for request in job.requests
+            ]
+            events = self._batch.stream(prompts, [request.params for request in job.requests], job.cancel)
+        except GenerationError as exc:  # raised before any work: no event was sent yet
+            job.outbox.put(RequestError(str(exc)))
+            return
+        for event in events:
+            job.outbox.put(event)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtGui import QColor, QIcon, QKeySequence, QPainter, QPalette, QPixmap, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -25,6 +25,7 @@ from app.history import ChatStore, HistoryError
 logger = logging.getLogger(__name__)
 
 _CHAT_ID_ROLE = Qt.ItemDataRole.UserRole
+KIND_ROLE = Qt.ItemDataRole.UserRole + 1  # "chat" or "comparison"
 # The undo offer goes away on its own: past this, a deleted chat stays deleted (and is purged on a later start).
 _UNDO_MS = 15_000
 
@@ -53,6 +54,7 @@ class HistorySidebar(QWidget):
         self._deleted_id: int | None = None
         # Set while the list is rebuilt or re-selected in code, so those changes are not taken as user actions.
         self._updating = False
+        self._icon: QIcon | None = None
 
         self.search = QLineEdit(self)
         self.search.setPlaceholderText("Search chats")
@@ -116,23 +118,29 @@ class HistorySidebar(QWidget):
     def refresh(self) -> None:
         """Rebuild the list from the store: every chat, or the search hits while the search box has text."""
         query = self.search.text().strip()
-        rows: list[tuple[int, str, str]] = []
+        rows: list[tuple[int, str, str, str]] = []
         try:
             if query:
-                rows = [(hit.chat.id, hit.chat.title, hit.snippet) for hit in self.store.search(query)]
+                rows = [(hit.chat.id, hit.chat.title, hit.snippet, hit.chat.kind) for hit in self.store.search(query)]
             else:
-                rows = [(chat.id, chat.title, "") for chat in self.store.list_chats()]
+                rows = [(chat.id, chat.title, "", chat.kind) for chat in self.store.list_chats()]
         except HistoryError as exc:
             self._report("Could not read the chat history", exc)
         self._updating = True
         try:
             self.list.clear()
-            for chat_id, title, snippet in rows:
+            for chat_id, title, snippet, kind in rows:
                 item = QListWidgetItem(title)
                 item.setData(_CHAT_ID_ROLE, chat_id)
+                item.setData(KIND_ROLE, kind)
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
                 # The snippet says why a chat matched; a tooltip keeps the row itself a plain, renameable title.
-                item.setToolTip(snippet or title)
+                tooltip = snippet or title
+                if kind == "comparison":
+                    # Marked by an icon (three columns) rather than in the title, which stays plain for renaming.
+                    item.setIcon(self._comparison_icon())
+                    tooltip = f"Effort comparison · {tooltip}"
+                item.setToolTip(tooltip)
                 self.list.addItem(item)
             self._select(self._current_id)
         finally:
@@ -197,6 +205,11 @@ class HistorySidebar(QWidget):
 
     # -- private ------------------------------------------------------------------------------------------------
 
+    def _comparison_icon(self) -> QIcon:
+        if self._icon is None:
+            self._icon = comparison_icon(self.palette().color(QPalette.ColorRole.Text))
+        return self._icon
+
     @staticmethod
     def _item_id(item: QListWidgetItem) -> int:
         return int(item.data(_CHAT_ID_ROLE))
@@ -248,3 +261,17 @@ class HistorySidebar(QWidget):
     def _report(self, what: str, exc: HistoryError) -> None:
         logger.warning("%s: %s", what, exc)
         self.error.emit(f"{what}: {exc}")
+
+
+def comparison_icon(color: QColor, size: int = 16) -> QIcon:
+    """Three bars of rising height (low, medium, high effort side by side), drawn in the list's text colour."""
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(color)
+    bar = size // 4
+    for index, height in enumerate((size * 2 // 5, size * 3 // 5, size - 2)):
+        painter.drawRect(1 + index * (bar + 1), size - 1 - height, bar, height)
+    painter.end()
+    return QIcon(pixmap)

@@ -27,10 +27,11 @@ from PySide6.QtWidgets import (
 from app import stats
 from app.backend import DEMO_MODEL, ChatBackend, ChatRequest, LoadError, LoadErrorKind, ModelInfo, RequestError
 from app.chat_view import AssistantMessage, ChatView
+from app.compare_view import CompareView
 from app.composer import Composer
 from app.conversation import Conversation, Turn
 from app.download_runner import ModelLibrary
-from app.history import ChatStore, HistoryError, title_from_prompt
+from app.history import Chat, ChatStore, HistoryError, Message, title_from_prompt
 from app.history_sidebar import HistorySidebar
 from app.instructions_dialog import ask_instructions
 from app.model_menu import ModelDownloads
@@ -105,9 +106,17 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.banner)
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.composer)
+        # Compare mode (app/compare_view.py) replaces the chat pane and composer; the sidebar stays.
+        self.compare = CompareView(
+            backend, store=store, conversation=self.conversation, sampling=self.composer.sampling_params, parent=self
+        )
+        self._chat_page = central
+        self.modes = QStackedWidget(self)
+        self.modes.addWidget(central)
+        self.modes.addWidget(self.compare)
         self.sidebar: HistorySidebar | None = None
         if store is None:
-            self.setCentralWidget(central)
+            self.setCentralWidget(self.modes)
         else:
             self.sidebar = HistorySidebar(store, self)
             self.sidebar.chat_selected.connect(self.open_chat)
@@ -115,7 +124,7 @@ class MainWindow(QMainWindow):
             self.sidebar.error.connect(lambda text: self.statusBar().showMessage(text, 8000))
             splitter = QSplitter(Qt.Orientation.Horizontal, self)
             splitter.addWidget(self.sidebar)
-            splitter.addWidget(central)
+            splitter.addWidget(self.modes)
             splitter.setStretchFactor(1, 1)
             splitter.setSizes([240, 760])
             self.setCentralWidget(splitter)
@@ -130,6 +139,11 @@ class MainWindow(QMainWindow):
         self.empty.download_requested.connect(lambda: self.model_downloads.open_wizard())
         self.composer.send_requested.connect(self.send_message)
         self.composer.stop_requested.connect(self.stop)
+        self.compare.busy_changed.connect(self._set_busy)
+        self.compare.continue_requested.connect(self._continue_from_comparison)
+        self.compare.saved.connect(self._on_comparison_saved)
+        self.compare.status.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.busy_changed.connect(self.compare.set_engine_busy)
         self._memory_timer = QTimer(self)
         self._memory_timer.timeout.connect(self._update_memory)
         self._memory_timer.start(_MEMORY_REFRESH_MS)
@@ -141,13 +155,30 @@ class MainWindow(QMainWindow):
 
     @property
     def busy(self) -> bool:
-        return self._task is not None
+        """An answer or a comparison is being generated."""
+        return self._task is not None or self.compare.running
+
+    @property
+    def compare_mode(self) -> bool:
+        return self.modes.currentWidget() is self.compare
+
+    def set_compare_mode(self, on: bool) -> None:
+        """Show the effort comparison (True) or the chat (False)."""
+        self.modes.setCurrentWidget(self.compare if on else self._chat_page)
+        self.compare_action.setChecked(on)
+        # Ctrl+Enter and Ctrl+R belong to the chat's composer; in compare mode the comparison prompt takes Ctrl+Enter.
+        self.send_action.setEnabled(not on)
+        self.regenerate_action.setEnabled(not on and not self.busy)
+        self.edit_last_action.setEnabled(not on and not self.busy)
+        if self.sidebar is not None:
+            self.sidebar.set_current(self.compare.chat_id if on else self.chat_id)
+        (self.compare.prompt if on else self.composer.prompt).setFocus()
 
     def load_model(self, model_ref: str) -> asyncio.Task[None] | None:
         """Load ``model_ref`` in the background (replacing the current model). None if a load is running."""
         if self._load_task is not None:
             return None
-        if self._task is not None:
+        if self.busy:
             self.stop()
         self._load_task = asyncio.ensure_future(self._load(model_ref))
         return self._load_task
@@ -192,8 +223,9 @@ class MainWindow(QMainWindow):
         return self._start_answer(effort)
 
     def stop(self) -> None:
-        """Cancel the running answer (it stops after the current token and keeps what it has), or a model load."""
-        if self._task is not None:
+        """Cancel the running answer or comparison (it stops after the current token and keeps what it has), or a
+        model load."""
+        if self.busy:
             self.backend.cancel()
         elif self._load_task is not None:
             self.cancel_load()
@@ -273,11 +305,23 @@ class MainWindow(QMainWindow):
         except HistoryError as exc:
             self._history_failed("Could not open the chat", exc)
             return False
+        if chat.kind == "comparison":
+            return self._open_comparison(chat)
+        self.set_compare_mode(False)
         self.new_chat()
         self.chat_id = chat.id
         self.set_instructions(chat.developer_instructions)
+        self._show_thread(chat.thread())
+        if self.sidebar is not None:
+            self.sidebar.set_current(chat.id)
+        self._update_export_actions()
+        self.stack.setCurrentWidget(self.chat)
+        return True
+
+    def _show_thread(self, thread: tuple[Message, ...]) -> None:
+        """Put saved messages on screen and into the conversation, ready to continue."""
         last_answer: AssistantMessage | None = None
-        for record in chat.thread():
+        for record in thread:
             if record.role == "user":
                 self.conversation.add_user(record.text)
                 self.chat.add_user(record.text)
@@ -288,11 +332,31 @@ class MainWindow(QMainWindow):
                 last_answer = self._show_saved_answer(record.analysis, record.text, effort, record.stats)
         if last_answer is not None:
             last_answer.set_actions_enabled(True)
-        if self.sidebar is not None:
-            self.sidebar.set_current(chat.id)
-        self._update_export_actions()
-        self.stack.setCurrentWidget(self.chat)
+
+    def _open_comparison(self, chat: Chat) -> bool:
+        if not self.compare.show_saved(chat):
+            self.statusBar().showMessage("Wait for the running comparison to finish (or stop it) first", 8000)
+            return False
+        self.set_compare_mode(True)
         return True
+
+    def _continue_from_comparison(self, target: object) -> None:
+        """A comparison column becomes a normal chat: a saved one by id, or (without a store) its messages."""
+        if isinstance(target, int):
+            if self.sidebar is not None:
+                self.sidebar.refresh()
+            self.open_chat(target)
+            return
+        self.set_compare_mode(False)
+        self.new_chat()
+        self._show_thread(tuple(m for m in target if isinstance(m, Message)) if isinstance(target, tuple) else ())
+        self.stack.setCurrentWidget(self.chat)
+
+    def _on_comparison_saved(self, chat_id: int) -> None:
+        if self.sidebar is not None:
+            self.sidebar.refresh()
+            if self.compare_mode:
+                self.sidebar.set_current(chat_id)
 
     def export_chat(self, path: Path | str, fmt: Literal["markdown", "json"]) -> bool:
         """Write the current chat to ``path`` as Markdown or JSON. False if there is nothing saved to export."""
@@ -483,8 +547,8 @@ class MainWindow(QMainWindow):
     def _set_busy(self, busy: bool) -> None:
         self.composer.set_busy(busy)
         self.stop_action.setEnabled(busy or self._load_task is not None)
-        self.regenerate_action.setEnabled(not busy)
-        self.edit_last_action.setEnabled(not busy)
+        self.regenerate_action.setEnabled(not busy and not self.compare_mode)
+        self.edit_last_action.setEnabled(not busy and not self.compare_mode)
         self.busy_changed.emit(busy)
 
     # -- models -------------------------------------------------------------------------------------------------
@@ -522,6 +586,7 @@ class MainWindow(QMainWindow):
 
     def _set_model(self, info: ModelInfo | None) -> None:
         self.composer.set_can_send(info is not None)
+        self.compare.set_model_loaded(info is not None)
         if info is None:
             self._model_label.setText("No model")
             self._device_label.setText("")
@@ -608,6 +673,10 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         for level in ReasoningEffort:
             action(f"Regenerate at {level.value} effort", [], lambda _=False, e=level: self.regenerate(e))
+        menu.addSeparator()
+        self.compare_action = action("&Compare efforts", [QKeySequence("Ctrl+Shift+E")], self.set_compare_mode)
+        self.compare_action.setCheckable(True)
+        self.compare_action.setToolTip("One prompt, answered at low, medium and high effort side by side")
         menu.addSeparator()
         self.export_markdown_action = action("Export to &Markdown…", [], lambda: self.choose_export_file("markdown"))
         self.export_json_action = action("Export to &JSON…", [], lambda: self.choose_export_file("json"))

@@ -37,32 +37,38 @@ class _Config:
 
 
 class _Cache:
-    """Remembers token ids only; the generator needs nothing else from a cache."""
+    """Remembers token ids per slot (and which script each slot replays); the generators need nothing else."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, batch_size: int, capacity: int) -> None:
         self.capacity = capacity
-        self._tokens: list[int] = []
+        self._tokens: list[list[int]] = [[] for _ in range(batch_size)]
+        self.script: list[int] = [0] * batch_size  # index into ScriptedModel's scripts, per slot
+        self.prompt_end: list[int] = [0] * batch_size  # slot length after its last prefill
 
     def length(self, slot: int) -> int:
-        return len(self._tokens)
+        return len(self._tokens[slot])
 
     def tokens(self, slot: int) -> list[int]:
-        return list(self._tokens)
+        return list(self._tokens[slot])
 
     def truncate(self, slot: int, n: int) -> int:
-        del self._tokens[max(0, n) :]
-        return len(self._tokens)
+        del self._tokens[slot][max(0, n) :]
+        return len(self._tokens[slot])
 
-    def append(self, ids: Sequence[int]) -> None:
-        self._tokens.extend(ids)
+    def append(self, slot: int, ids: Sequence[int]) -> None:
+        self._tokens[slot].extend(ids)
 
 
 class ScriptedModel:
     """Replays one script per request (cycling through ``scripts``), one token per decode step.
 
+    Each prefill starts the next script, so a batch of three (an effort comparison: low, medium, high in that order)
+    replays the next three scripts, one per cache slot, and every decode call advances all its slots together.
+
     Args:
         scripts: completion token lists, e.g. from :func:`harmony_reply`.
-        token_seconds: simulated compute per token (a sleep, which releases the GIL as real kernels do).
+        token_seconds: simulated compute per decode call (a sleep, which releases the GIL as real kernels do; one
+            sleep per call whatever the batch size, as a batch shares the weight reads).
         hold_after: if set with ``release``, the decode of this step waits until ``release`` is set; used to
             freeze an answer mid-stream for a screenshot.
     """
@@ -84,33 +90,37 @@ class ScriptedModel:
         self._request = -1
         self.steps = 0  # tokens "predicted" in total (read from other threads by tests; an int is atomic)
         self.last_prompt: list[int] = []
-        self._step = 0
-        self._prompt_end = 0
+        self.prompts: list[list[int]] = []  # every prefilled prompt (whole slot contents), in order
+        self.decode_batches: list[int] = []  # slots per decode call, in order
 
     def new_cache(self, batch_size: int = 1, max_context: int | None = None) -> _Cache:
-        return _Cache(max_context or self.config.max_context_length)
+        return _Cache(batch_size, max_context or self.config.max_context_length)
 
     def prefill(self, token_ids: Sequence[int], cache: _Cache, slot: int = 0) -> torch.Tensor:
-        cache.append(token_ids)
+        cache.append(slot, token_ids)
         self.last_prompt = cache.tokens(slot)
+        self.prompts.append(self.last_prompt)
         self._request += 1
-        self._prompt_end = cache.length(slot)
-        self._step = 0
-        return self._logits()
+        cache.script[slot] = self._request % len(self._scripts)
+        cache.prompt_end[slot] = cache.length(slot)
+        return self._logits(cache, slot)
 
     def decode(self, token_ids: Sequence[int], cache: _Cache, slots: Sequence[int]) -> torch.Tensor:
-        cache.append(token_ids)
-        self._step = cache.length(0) - self._prompt_end
-        if self._hold_after is not None and self._release is not None and self._step == self._hold_after:
+        for slot, token in zip(slots, token_ids, strict=True):
+            cache.append(slot, [token])
+        self.decode_batches.append(len(slots))
+        steps = [cache.length(slot) - cache.prompt_end[slot] for slot in slots]
+        if self._hold_after is not None and self._release is not None and self._hold_after in steps:
             self._release.wait()
         if self._token_seconds:
             time.sleep(self._token_seconds)
-        return self._logits().unsqueeze(0)
+        return torch.stack([self._logits(cache, slot) for slot in slots])
 
-    def _logits(self) -> torch.Tensor:
+    def _logits(self, cache: _Cache, slot: int) -> torch.Tensor:
         self.steps += 1
-        script = self._scripts[self._request % len(self._scripts)]
-        token = script[self._step] if self._step < len(script) else _FILLER
+        script = self._scripts[cache.script[slot]]
+        step = cache.length(slot) - cache.prompt_end[slot]
+        token = script[step] if step < len(script) else _FILLER
         logits = torch.full((self.config.vocab_size,), -30.0)
         logits[token] = 30.0
         return logits

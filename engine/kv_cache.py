@@ -119,6 +119,16 @@ class KVCache:
         self.keys[layer][slot, ring_index] = k[skip:]
         self.values[layer][slot, ring_index] = v[skip:]
 
+    def write_decode(
+        self, layer: int, slots: torch.Tensor, positions: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> None:
+        """Store one new token per sequence of a decode batch: ``k``/``v`` ``[B, Hkv, D]`` at ``positions[b]`` of
+        ``slots[b]`` (int64 ``[B]`` each, distinct slots), in one indexed copy for the whole batch."""
+        window = self.windows[layer]
+        rows = positions % window if window > 0 else positions
+        self.keys[layer][slots, rows] = k
+        self.values[layer][slots, rows] = v
+
     def history(self, layer: int, slot: int, end: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Keys, values and absolute positions visible to a query at position ``end`` (exclusive on full layers).
 

@@ -300,8 +300,7 @@ class Model:
         slot_index: torch.Tensor,
     ) -> torch.Tensor:
         q, k, v = self._qkv(attn, t, positions)  # one token per slot: [B, heads, D]
-        for row, slot in enumerate(slots):
-            cache.write(layer, slot, int(positions[row]), k[row : row + 1], v[row : row + 1])
+        cache.write_decode(layer, slot_index, positions, k, v)
         window = self.config.window_for_layer(layer)
         o = self.ops.attention_decode(
             q,

@@ -8,6 +8,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from app.compare_summary import outcome_from_record, summarise
+
 from .errors import ImportFormatError
 from .models import (
     Chat,
@@ -246,6 +248,9 @@ def _comparison_body(chat: Chat) -> list[str]:
     if not answers:
         return lines
     lines += ["## Answers", "", *_comparison_table(answers)]
+    outcomes = [outcome_from_record(m.effort or f"column {m.column + 1}", m.text, m.stats) for m in answers]
+    if all(m.complete for m in answers):
+        lines += [f"*{summarise(outcomes).text(outcomes[0].effort, outcomes[-1].effort)}*", ""]
     for message in answers:
         lines += _assistant_block(message, f"### Column {message.column + 1}")
     return lines
@@ -253,19 +258,22 @@ def _comparison_body(chat: Chat) -> list[str]:
 
 def _comparison_table(group: list[Message]) -> list[str]:
     rows = [
-        "| Effort | Reasoning tokens | Answer tokens | First token (s) | Total (s) | tok/s |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| Effort | Reasoning tokens | Answer tokens | First token (s) | First answer token (s) | Total (s) | tok/s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for m in group:
         s = m.stats
-        total = None
-        if isinstance(s.get("thinking_s"), int | float) and isinstance(s.get("answer_s"), int | float):
-            total = float(s["thinking_s"]) + float(s["answer_s"])
+        # total_s is written by the compare view; older entries only have the two parts.
+        total = s.get("total_s")
+        thinking, answering = s.get("thinking_s"), s.get("answer_s")
+        if total is None and isinstance(thinking, int | float) and isinstance(answering, int | float):
+            total = float(thinking) + float(answering)
         cells = [
             m.effort or f"column {m.column + 1}",
             _num(s.get("reasoning_tokens")) or "–",
             _num(s.get("final_tokens")) or "–",
             _num(s.get("ttft"), 2) or "–",
+            _num(s.get("first_answer_s"), 2) or "–",
             _num(total, 1) or "–",
             _num(s.get("tok_s"), 1) or "–",
         ]

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "info": "engine.cli.info",
     "make-test-model": "engine.cli.make_test_model",
     "bench": "engine.cli.bench",
+    "bench-batch": "engine.cli.bench_batch",
 }
 
 

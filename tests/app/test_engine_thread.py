@@ -1,7 +1,9 @@
-"""LocalEngine without widgets: typed load errors, model switching frees memory, cancel, request errors."""
+"""LocalEngine without widgets: typed load errors, model switching frees memory, cancel, request errors, and effort
+comparisons (one batch, tagged events, cancel, never beside a chat answer)."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import weakref
 from pathlib import Path
@@ -14,7 +16,8 @@ from app.engine_thread import LocalEngine, classify_load_error
 from app.scripted_model import ScriptedModel, harmony_reply
 from engine.errors import CheckpointError
 from engine.events import Delta, Done, FinishReason
-from engine.harmony import ChatMessage
+from engine.harmony import ChatMessage, ReasoningEffort
+from engine.vocab import get_encoding
 
 
 async def collect(engine: LocalEngine, request: ChatRequest) -> tuple[list[Delta], Done]:
@@ -96,5 +99,112 @@ def test_stream_parses_reasoning_and_answer_and_cancel_stops(run: Any) -> None:
         cancelled = run(cancel_after_three())
         assert cancelled.finish_reason is FinishReason.CANCELLED
         assert cancelled.completion_tokens < 20
+    finally:
+        engine.close()
+
+
+def effort_requests(text: str = "2+2?") -> list[ChatRequest]:
+    return [ChatRequest((ChatMessage.user(text),), effort=e) for e in ReasoningEffort]
+
+
+def test_compare_runs_one_batch_and_tags_events(run: Any) -> None:
+    scripts = [
+        harmony_reply("Short.", "4"),
+        harmony_reply("A bit longer, thinking.", "4"),
+        harmony_reply("x " * 30, "4"),
+    ]
+    model = ScriptedModel(scripts)
+    engine = LocalEngine(loader=lambda _ref, _progress=None: model, max_context=2048)
+    try:
+        run(engine.load("scripted"))
+
+        async def collect_compare() -> list[tuple[int, Delta | Done]]:
+            return [pair async for pair in engine.stream_compare(effort_requests())]
+
+        events = run(collect_compare())
+        dones = {i: e for i, e in events if isinstance(e, Done)}
+        assert sorted(dones) == [0, 1, 2] and all(d.finish_reason is FinishReason.STOP for d in dones.values())
+        for index, script in enumerate(scripts):
+            assert list(dones[index].completion_ids) == script
+        reasoning = [
+            "".join(e.text for i, e in events if i == n and isinstance(e, Delta) and e.is_reasoning) for n in range(3)
+        ]
+        assert reasoning == ["Short.", "A bit longer, thinking.", "x " * 30]
+        # One prefill per effort, then decode steps shared by every running answer (not three runs in a row).
+        rendered = [get_encoding().decode(prompt) for prompt in model.prompts]
+        assert all(f"Reasoning: {e.value}" in r for r, e in zip(rendered, ReasoningEffort, strict=True))
+        assert model.decode_batches[0] == 3 and model.decode_batches[-1] == 1
+        assert len(model.decode_batches) == max(len(s) for s in scripts) - 1
+    finally:
+        engine.close()
+
+
+def test_compare_cancel_stops_all_three(run: Any) -> None:
+    model = ScriptedModel([harmony_reply("y " * 300, "late")] * 3, token_seconds=0.002)
+    engine = LocalEngine(loader=lambda _ref, _progress=None: model, max_context=2048)
+    try:
+        run(engine.load("scripted"))
+
+        async def cancel_after_some() -> list[Done]:
+            dones: list[Done] = []
+            seen = 0
+            async for _index, event in engine.stream_compare(effort_requests()):
+                if isinstance(event, Done):
+                    dones.append(event)
+                    continue
+                seen += 1
+                if seen == 12:
+                    engine.cancel()
+            return dones
+
+        dones = run(cancel_after_some())
+        assert len(dones) == 3 and all(d.finish_reason is FinishReason.CANCELLED for d in dones)
+        assert all(d.completion_tokens < 60 for d in dones)
+    finally:
+        engine.close()
+
+
+def test_compare_waits_for_a_running_chat_answer(run: Any) -> None:
+    """The engine thread runs one job at a time: a comparison never decodes beside a chat answer."""
+    model = ScriptedModel([harmony_reply("z " * 40, "chat")] + [harmony_reply("t", "c")] * 3, token_seconds=0.002)
+    engine = LocalEngine(loader=lambda _ref, _progress=None: model, max_context=2048)
+    try:
+        run(engine.load("scripted"))
+        order: list[str] = []
+
+        async def chat() -> None:
+            async for event in engine.stream(ChatRequest((ChatMessage.user("hi"),))):
+                order.append("chat-done" if isinstance(event, Done) else "chat")
+
+        async def compare() -> None:
+            await asyncio.sleep(0.01)  # submitted while the chat answer streams
+            async for _pair in engine.stream_compare(effort_requests()):
+                order.append("compare")
+
+        async def both() -> None:
+            await asyncio.gather(chat(), compare())
+
+        run(both())
+        assert order.index("chat-done") < order.index("compare")
+        assert order.count("compare") > 3
+    finally:
+        engine.close()
+
+
+def test_compare_request_errors(run: Any) -> None:
+    engine = LocalEngine(loader=lambda _ref, _progress=None: ScriptedModel([harmony_reply("t", "a")]), max_context=64)
+    try:
+
+        async def consume(requests: list[ChatRequest]) -> None:
+            async for _pair in engine.stream_compare(requests):
+                pass
+
+        with pytest.raises(RequestError, match="no model"):
+            run(consume(effort_requests()))
+        run(engine.load("scripted"))
+        with pytest.raises(RequestError, match="at least one"):
+            run(consume([]))
+        with pytest.raises(RequestError, match="context holds 64"):
+            run(consume(effort_requests("long " * 200)))
     finally:
         engine.close()

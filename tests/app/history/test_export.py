@@ -104,3 +104,31 @@ def test_import_rejects_bad_message_without_partial_chat(store: ChatStore, chat_
     with pytest.raises(ImportFormatError, match="same position"):
         store.import_json(json.dumps(document))
     assert [s.id for s in store.list_chats()] == [chat_id]
+
+
+def test_comparison_markdown_has_first_answer_time_totals_and_summary(store: ChatStore) -> None:
+    comparison = store.create_comparison("Is 91 prime?")
+    answers = [m for m in comparison.messages if m.role == "assistant"]
+    for message, (tokens, text) in zip(answers, ((20, "No."), (60, "**no**"), (200, "Yes")), strict=True):
+        stats = {
+            "reasoning_tokens": tokens - 5,
+            "final_tokens": 5,
+            "completion_tokens": tokens,
+            "ttft": 0.1,
+            "first_answer_s": tokens / 100,
+            "total_s": tokens / 50,
+        }
+        store.update_message(message.id, text=text, stats=stats, complete=True)
+    text = store.export_markdown(comparison.id)
+    assert "| low | 15 | 5 | 0.10 | 0.20 | 0.4 | – |" in text
+    assert "| high | 195 | 5 | 0.10 | 2.00 | 4.0 | – |" in text
+    assert "*low and medium agree; high differs · high took 10.0× the tokens and 10.0× the time of low*" in text
+
+
+def test_unfinished_comparison_has_no_summary(store: ChatStore) -> None:
+    comparison = store.create_comparison("Is 91 prime?")
+    first = next(m for m in comparison.messages if m.role == "assistant")
+    store.update_message(first.id, text="No.", stats={"completion_tokens": 3, "total_s": 1.0}, complete=True)
+    text = store.export_markdown(comparison.id)
+    assert "agree" not in text and "differ" not in text
+    assert text.count("*(interrupted: partial answer)*") == 2

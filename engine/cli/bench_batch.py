@@ -1,0 +1,63 @@
+"""``python -m engine bench-batch --preset small`` (or ``--model DIR``): batched vs sequential decode speed as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from engine.checkpoint import PRESETS, RandomWeights, get_preset, write_checkpoint
+from engine.errors import EngineError
+from engine.model_ref import resolve_model_path
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "bench-batch",
+        help="aggregate decode tok/s of N sequences batched vs one after another (JSON)",
+        description="Decode N sequences as one batch and one after another; print both aggregate speeds as JSON.",
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--model", help="checkpoint folder (or 'demo')")
+    source.add_argument(
+        "--preset",
+        choices=list(PRESETS),
+        help="write a random-weight checkpoint of this shape to a temporary folder and use it (default: small)",
+    )
+    parser.add_argument("--sequences", type=int, default=3, help="sequences in the batch (default 3)")
+    parser.add_argument("--prompt-tokens", type=int, default=128, help="shortest prompt; the others are longer")
+    parser.add_argument("--new-tokens", type=int, default=64, help="tokens generated per sequence (default 64)")
+    parser.add_argument("--rounds", type=int, default=3, help="sequential/batched measurement rounds (default 3)")
+    parser.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.bench.batch_bench import run_batch_bench
+
+    if min(args.sequences, args.prompt_tokens, args.new_tokens, args.rounds) < 1:
+        raise EngineError("--sequences, --prompt-tokens, --new-tokens and --rounds must be positive")
+    options: dict[str, Any] = {
+        "sequences": args.sequences,
+        "prompt_tokens": args.prompt_tokens,
+        "new_tokens": args.new_tokens,
+        "rounds": args.rounds,
+        "dtype": getattr(torch, args.dtype),
+        "threads": args.threads,
+    }
+    if args.model is not None:
+        report = run_batch_bench(resolve_model_path(args.model), **options)
+    else:
+        preset = args.preset or "small"
+        config = get_preset(preset)
+        with tempfile.TemporaryDirectory(prefix=f"bench-batch-{preset}-") as folder:
+            write_checkpoint(Path(folder), config, RandomWeights(config, 0), "original", 1)
+            report = run_batch_bench(Path(folder), **options)
+        report["model"] = f"preset {preset} (random weights, seed 0)"
+    sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    return 0
