@@ -272,6 +272,30 @@ inline void bf16_tail(const uint16_t* w, int64_t k0, int64_t K, const float* xp,
 }
 
 #if defined(__AVX512F__)
+// The 16-lane sums of up to 4 vectors at once, each with _mm512_reduce_add_ps's pairing (lane i with i+8, then i+4,
+// i+2, i+1), so a token's sum is the same bits whether it is reduced alone or with others; sharing the shuffles
+// between tokens matters at small K, where a row's reduction costs as much as its dot product.
+template <int TT>
+inline void reduce_lanes(const __m512* v, float* res) {
+  static_assert(TT >= 1 && TT <= 4, "up to 4 vectors");
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512 a = v[0];
+  const __m512 b = TT > 1 ? v[1] : zero;
+  const __m512 c = TT > 2 ? v[2] : zero;
+  const __m512 d = TT > 3 ? v[3] : zero;
+  // 16 -> 8 lanes: 128-bit quarters [q0 + q2, q1 + q3] of a, then of b (likewise c, d).
+  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+  const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xEE));
+  // 8 -> 4: quarter t of q holds vector t's (q0 + q2) + (q1 + q3).
+  const __m512 q = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
+  // 4 -> 2 -> 1 inside each quarter: lanes {0 + 2, 1 + 3}, then 0 + 1.
+  const __m512 h = _mm512_add_ps(q, _mm512_permute_ps(q, 0x4E));
+  const __m512 r = _mm512_add_ps(h, _mm512_permute_ps(h, 0xB1));
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, r);
+  for (int t = 0; t < TT; ++t) res[t] = lanes[4 * t];
+}
+
 template <int TT>
 inline void bf16_row_dot(const uint16_t* w, int64_t K, const float* xp, int64_t xstride, float* res) {
   const int64_t G = K / 32;
@@ -328,7 +352,9 @@ inline void bf16_row_dot(const uint16_t* w, int64_t K, const float* xp, int64_t 
       acc_hi[t] = _mm512_fmadd_ps(w_hi, _mm512_loadu_ps(xg + 16), acc_hi[t]);
     }
   }
-  for (int t = 0; t < TT; ++t) res[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc_lo[t], acc_hi[t]));
+  __m512 sums[TT];
+  for (int t = 0; t < TT; ++t) sums[t] = _mm512_add_ps(acc_lo[t], acc_hi[t]);
+  reduce_lanes<TT>(sums, res);
   bf16_tail<TT>(w, 32 * G, K, xp, xstride, res);
 }
 
@@ -524,15 +550,23 @@ at::Tensor mxfp4_linear(const at::Tensor& x, const at::Tensor& blocks, const at:
   return out;
 }
 
-// Token tile of the bf16 GEMV: 2, not 4. With 4 tokens the fp32 activations (46 KB at K=2880) fall out of L1 and
-// the kernel measured ~15% slower at T=4 than two 2-token passes, the second re-reading the chunk's rows from L2.
-constexpr int kBf16MaxTile = 2;
+// Token tile of the bf16 GEMV: as many tokens (up to 4) as keep their fp32 activations within ~24 KB of L1, and
+// at least 2. At K=2880 that is 2: with 4 tokens the activations (46 KB) fall out of L1 and the kernel measured ~15%
+// slower at T=4 than two 2-token passes, the second re-reading the chunk's rows from L2. At small K (a batch of 3
+// decode tokens on a narrow model) one pass serves all of them, so each weight row is loaded into registers once.
+constexpr int kBf16MaxTile = 4;
+constexpr int64_t kBf16TileBytes = 24 << 10;
+
+int bf16_tile(int64_t K) {
+  return static_cast<int>(std::clamp<int64_t>(kBf16TileBytes / (4 * std::max<int64_t>(1, K)), 2, kBf16MaxTile));
+}
 
 void bf16_dispatch_row(int tt, const uint16_t* w, int64_t K, const float* xp, float* res) {
-  if (tt == 2) {
-    bf16_row_dot<2>(w, K, xp, K, res);
-  } else {
-    bf16_row_dot<1>(w, K, xp, K, res);
+  switch (tt) {
+    case 4: bf16_row_dot<4>(w, K, xp, K, res); break;
+    case 3: bf16_row_dot<3>(w, K, xp, K, res); break;
+    case 2: bf16_row_dot<2>(w, K, xp, K, res); break;
+    default: bf16_row_dot<1>(w, K, xp, K, res); break;
   }
 }
 
@@ -560,6 +594,7 @@ at::Tensor bf16_linear(const at::Tensor& x, const at::Tensor& weight, const std:
   float* out_f = out_f32 ? out.data_ptr<float>() : nullptr;
   c10::BFloat16* out_bf = out_f32 ? nullptr : out.data_ptr<c10::BFloat16>();
   const float* xpp = xp.data();
+  const int tile = bf16_tile(K);
 
   // Same shared-counter scheduling as mxfp4_linear (see there); a chunk is ~64 KB of weights (11 rows at K=2880),
   // small enough that a descheduled thread's share is picked up, large enough to stream long contiguous runs.
@@ -575,7 +610,7 @@ at::Tensor bf16_linear(const at::Tensor& x, const at::Tensor& weight, const std:
       const int64_t n1 = std::min(N, n0 + chunk);
       for (int64_t t0 = 0; t0 < T;) {
         const int64_t left = T - t0;
-        const int tt = left >= kBf16MaxTile ? kBf16MaxTile : 1;
+        const int tt = static_cast<int>(std::min<int64_t>(left, tile));
         for (int64_t n = n0; n < n1; ++n) {
           bf16_dispatch_row(tt, w + n * K, K, xpp + t0 * K, res);
           const float b = bias_f ? bias_f[n] : (bias_bf ? static_cast<float>(bias_bf[n]) : 0.0f);

@@ -112,3 +112,18 @@ def test_each_row_is_independent_of_the_batch() -> None:
     batched = cpu_mxfp4.bf16_linear(x, weight)
     for row in range(3):
         assert torch.equal(cpu_mxfp4.bf16_linear(x[row : row + 1], weight)[0], batched[row]), row
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("t", [2, 3, 4])
+@pytest.mark.parametrize("k", [256, 2880, 2881])
+def test_rows_equal_lone_rows_bit_for_bit(dtype: torch.dtype, t: int, k: int) -> None:
+    # Small K tiles up to 4 tokens (one pass over the weight), large K tiles 2; a tail shorter than a group is
+    # summed per token. Each must give a row exactly what it gets alone.
+    gen = torch.Generator().manual_seed(k + t)
+    weight = torch.randn(203, k, generator=gen).to(torch.bfloat16)
+    x = torch.randn(t, k, generator=gen).to(dtype)
+    bias = torch.randn(203, generator=gen).to(dtype)
+    together = cpu_mxfp4.bf16_linear(x, weight, bias)
+    for row in range(t):
+        assert torch.equal(together[row : row + 1], cpu_mxfp4.bf16_linear(x[row : row + 1], weight, bias)), row
