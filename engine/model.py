@@ -324,7 +324,7 @@ class Model:
         )
 
     def _unembed(self, normed: torch.Tensor) -> torch.Tensor:
-        return self.ops.linear(normed, self.unembedding).float()  # [T, H] -> [T, V]
+        return self.ops.unembed(normed, self.unembedding)  # [T, H] -> fp32 [T, V]
 
 
 def _to(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

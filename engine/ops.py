@@ -67,6 +67,7 @@ class Ops:
     router: Callable[..., Any]
     moe: Callable[..., torch.Tensor]
     linear: Callable[..., torch.Tensor]  # (x [T, K], weight [N, K], bias [N] | None) -> [T, N], like F.linear
+    unembed: Callable[..., torch.Tensor]  # (x [T, H], weight [V, H]) -> fp32 logits [T, V]
 
 
 @functools.cache
@@ -104,6 +105,26 @@ def cpu_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     ):
         return cpu_mxfp4.bf16_linear(x, weight, bias)
     return F.linear(x, weight, bias)
+
+
+def cpu_unembed(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """fp32 logits ``[T, V]``: straight from the fused GEMV's fp32 sums for decode sizes (no bf16 rounding and no
+    widening copy of a [T, 201088] tensor), else ``F.linear`` in the model dtype, widened."""
+    if (
+        x.device.type == "cpu"
+        and x.dim() == 2
+        and x.shape[0] <= BF16_FUSED_MAX_TOKENS
+        and x.dtype == torch.bfloat16
+        and weight.dtype == torch.bfloat16
+        and weight.is_contiguous()
+        and cpu_fused_enabled()
+    ):
+        return cpu_mxfp4.bf16_linear(x, weight, fp32_out=True)
+    return F.linear(x, weight).float()
+
+
+def torch_unembed(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    return F.linear(x, weight).float()
 
 
 def cpu_attention_decode(
@@ -186,6 +207,7 @@ TORCH_OPS = Ops(
     router=functools.partial(router_ref, linear=cpu_linear),
     moe=cpu_moe,
     linear=cpu_linear,
+    unembed=cpu_unembed,
 )
 
 
@@ -201,6 +223,7 @@ def triton_ops() -> Ops:
         router=router_kernels.router,
         moe=moe_kernels.moe,
         linear=F.linear,
+        unembed=torch_unembed,
     )
 
 

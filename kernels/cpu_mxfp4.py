@@ -619,7 +619,8 @@ void bf16_dispatch_row(int tt, const uint16_t* w, int64_t K, const float* xp, fl
   }
 }
 
-at::Tensor bf16_linear(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias) {
+at::Tensor bf16_linear(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                       bool fp32_out) {
   TORCH_CHECK(x.device().is_cpu() && weight.device().is_cpu(), "CPU tensors expected");
   TORCH_CHECK(x.dim() == 2 && x.is_contiguous(), "x must be a contiguous [T, K] tensor");
   TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16, "x must be float32 or bfloat16");
@@ -633,7 +634,8 @@ at::Tensor bf16_linear(const at::Tensor& x, const at::Tensor& weight, const std:
   const float* bias_f = bias_view.f32;
   const c10::BFloat16* bias_bf = bias_view.bf16;
 
-  at::Tensor out = at::empty({T, N}, x.options());
+  // fp32_out: the fp32 sums as they are (logits), instead of a rounding to x's dtype and a later widening copy.
+  at::Tensor out = at::empty({T, N}, fp32_out ? x.options().dtype(at::kFloat) : x.options());
   if (T == 0 || N == 0) return out;
 
 #ifdef GPTOSS_BF16_DOT
@@ -991,7 +993,7 @@ std::string isa() { return kIsa; }
 
 TORCH_LIBRARY(OP_NAMESPACE, m) {
   m.def("linear(Tensor x, Tensor blocks, Tensor scales, Tensor? bias) -> Tensor", &mxfp4_linear);
-  m.def("bf16_linear(Tensor x, Tensor weight, Tensor? bias) -> Tensor", &bf16_linear);
+  m.def("bf16_linear(Tensor x, Tensor weight, Tensor? bias, bool fp32_out=False) -> Tensor", &bf16_linear);
   m.def("moe(Tensor x, Tensor indices, Tensor weights, Tensor blocks1, Tensor scales1, Tensor bias1, Tensor blocks2, "
         "Tensor scales2, Tensor bias2, float limit, float alpha) -> Tensor", &moe_mxfp4);
   m.def("attention_decode(Tensor q, Tensor k_store, Tensor v_store, Tensor sinks, Tensor slots, Tensor lengths, "
@@ -1170,7 +1172,9 @@ def mxfp4_linear(
     return out
 
 
-def bf16_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+def bf16_linear(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *, fp32_out: bool = False
+) -> torch.Tensor:
     """``x @ weight.T + bias`` for a bf16 weight, accumulated in fp32: a streaming GEMV for decode (small ``T``).
 
     Same extension as ``mxfp4_linear`` (one build). Each weight row is read once per 2 tokens, widened to fp32 in
@@ -1183,7 +1187,7 @@ def bf16_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
         bias: optional ``[N]`` bias (bf16 or fp32 are read directly; other float dtypes are converted), added in fp32.
 
     Returns:
-        ``[T, N]`` in ``x.dtype`` (rounded once from the fp32 result).
+        ``[T, N]`` in ``x.dtype`` (rounded once from the fp32 result), or the fp32 result itself with ``fp32_out``.
 
     Raises:
         ValueError: bad shapes, dtypes, devices or a non-contiguous weight.
@@ -1212,7 +1216,7 @@ def bf16_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     if not available():
         raise RuntimeError(f"CPU MXFP4 kernel unavailable: {_Build.error}")
     op = getattr(torch.ops, _OP_NAMESPACE)
-    out: torch.Tensor = op.bf16_linear(x.contiguous(), weight, bias)
+    out: torch.Tensor = op.bf16_linear(x.contiguous(), weight, bias, fp32_out)
     return out
 
 

@@ -127,3 +127,15 @@ def test_rows_equal_lone_rows_bit_for_bit(dtype: torch.dtype, t: int, k: int) ->
     together = cpu_mxfp4.bf16_linear(x, weight, bias)
     for row in range(t):
         assert torch.equal(together[row : row + 1], cpu_mxfp4.bf16_linear(x[row : row + 1], weight, bias)), row
+
+
+def test_fp32_out_returns_the_unrounded_sums() -> None:
+    gen = torch.Generator().manual_seed(12)
+    weight = torch.randn(300, 256, generator=gen).to(torch.bfloat16)
+    x = torch.randn(3, 256, generator=gen).to(torch.bfloat16)
+    exact = x.double() @ weight.double().T
+    out = cpu_mxfp4.bf16_linear(x, weight, fp32_out=True)
+    assert out.dtype == torch.float32
+    assert (out.double() - exact).abs().max() < 1e-4 * exact.abs().max()  # fp32 summation error only
+    # The bf16 output is that same sum, rounded once.
+    assert torch.equal(cpu_mxfp4.bf16_linear(x, weight), out.to(torch.bfloat16))
