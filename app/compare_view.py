@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -179,6 +180,12 @@ class CompareView(QWidget):
         self._columns_row = QHBoxLayout()
         self._columns_row.setSpacing(8)
         self.columns: list[CompareColumn] = []
+        # A reopened comparison that was asked with a chat's context says so; the context itself is in the tooltip.
+        self.context_note = QLabel(self)
+        self.context_note.setWordWrap(True)
+        self.context_note.setAccessibleName("Context of this comparison")
+        self.context_note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.context_note.hide()
         self.summary = QLabel(self)
         self.summary.setWordWrap(True)
         self.summary.setAccessibleName("Comparison summary")
@@ -189,6 +196,7 @@ class CompareView(QWidget):
         layout.setSpacing(8)
         layout.addWidget(heading)
         layout.addLayout(top)
+        layout.addWidget(self.context_note)
         layout.addLayout(self._columns_row, 1)
         layout.addWidget(self.summary)
         self._new_columns()
@@ -219,6 +227,7 @@ class CompareView(QWidget):
         messages = (*context_messages(turns), ChatMessage.user(prompt))
         requests = [ChatRequest(messages=messages, effort=effort, params=params) for effort in EFFORTS]
         self._begin_record(prompt, turns, params)
+        self.context_note.hide()
         self._new_columns()
         self.summary.setText("Running low, medium and high effort as one batch…")
         self._task = asyncio.ensure_future(self._run(requests))
@@ -242,6 +251,7 @@ class CompareView(QWidget):
         self._answer_ids = [m.id for m in answers]
         self.prompt.setPlainText(prompt)
         self.include_context.setChecked(bool(chat.meta.get(INCLUDE_CONTEXT_KEY)))
+        self._show_context([m for m in chat.messages if m.position < last - 1])
         self._new_columns()
         for column, message in zip(self.columns, answers, strict=False):
             if message.analysis:
@@ -263,10 +273,21 @@ class CompareView(QWidget):
         self._update_controls()
         return True
 
+    def _show_context(self, context: list[Message]) -> None:
+        if not context:
+            self.context_note.hide()
+            return
+        count = len(context)
+        self.context_note.setText(f"Asked with {count} earlier message{'s' if count != 1 else ''} of a chat as context")
+        excerpt = "\n\n".join(f"{m.role}: {m.text[:300]}" for m in context[-6:])
+        self.context_note.setToolTip(excerpt)
+        self.context_note.show()
+
     def clear(self) -> None:
         """An empty comparison (the prompt box keeps its text). Refused while one runs."""
         if self.running:
             return
+        self.context_note.hide()
         self.record, self.chat_id, self._answer_ids, self.summary_result = None, None, [], None
         self._new_columns()
         self.summary.clear()

@@ -187,6 +187,12 @@ def test_include_the_current_chat_as_context(run: Any, make_window: Any, store: 
     # The chat itself is untouched by the comparison.
     assert window.chat_id is not None and window.chat_id != view.chat_id
     assert [m.text for m in store.get_chat(window.chat_id).messages] == ["My name is Ada.", "Hi there."]
+    # Reopened, the comparison says it was asked with context, and shows that context on hover.
+    assert view.show_saved(saved)
+    assert view.context_note.isVisible() and "2 earlier messages" in view.context_note.text()
+    assert "My name is Ada." in view.context_note.toolTip()
+    view.clear()
+    assert not view.context_note.isVisible()
 
 
 def test_escape_stops_all_three_columns(run: Any, make_window: Any, store: ChatStore) -> None:
