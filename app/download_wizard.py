@@ -15,9 +15,9 @@ import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -458,6 +458,19 @@ class LocationPage(QWizardPage):
         return PAGE_VERIFY if copy is not None and copy.complete else PAGE_DOWNLOAD
 
 
+def _chain(previous: asyncio.Future[None] | None, run: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Future[None]:
+    """Start ``run`` once ``previous`` (a page's earlier run, e.g. before Back/Next) has ended, whatever its outcome:
+    two runs of one page never overlap on the same job."""
+
+    async def after() -> None:
+        if previous is not None and not previous.done():
+            with contextlib.suppress(Exception):
+                await previous
+        await run()
+
+    return asyncio.ensure_future(after())
+
+
 class DownloadPage(QWizardPage):
     """Bars for the current file and the whole download, speed and ETA, Pause/Resume, errors, a token prompt."""
 
@@ -533,13 +546,9 @@ class DownloadPage(QWizardPage):
             self.wiz.job.pause()
 
     def start(self) -> None:
-        previous = self._task
-        self._task = asyncio.ensure_future(self._run(previous))
+        self._task = _chain(self._task, self._run)
 
-    async def _run(self, previous: asyncio.Future[None] | None) -> None:
-        if previous is not None and not previous.done():
-            with contextlib.suppress(Exception):
-                await previous
+    async def _run(self) -> None:
         wizard = self.wiz
         job = wizard.ensure_job()
         self._paused = False
@@ -664,13 +673,9 @@ class VerifyPage(QWizardPage):
             self.wiz.job.pause()
 
     def start(self) -> None:
-        previous = self._task
-        self._task = asyncio.ensure_future(self._run(previous))
+        self._task = _chain(self._task, self._run)
 
-    async def _run(self, previous: asyncio.Future[None] | None) -> None:
-        if previous is not None and not previous.done():
-            with contextlib.suppress(Exception):
-                await previous
+    async def _run(self) -> None:
         wizard = self.wiz
         job = wizard.ensure_job()
         copy = wizard.local_copy
