@@ -91,18 +91,22 @@ def cpu_expert_linear(x: torch.Tensor, experts: ExpertWeights, index: int, bias:
     return expert_linear_ref(x, experts, index, bias)
 
 
-def cpu_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear`` with the fused bf16 GEMV for decode-sized CPU inputs (same dtypes in and out as ``F.linear``)."""
-    if (
+def _fused_gemv_fits(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether the fused bf16 GEMV takes this projection: decode-sized bf16 activations and a contiguous bf16 weight."""
+    return (
         x.device.type == "cpu"
         and x.dim() == 2
         and x.shape[0] <= BF16_FUSED_MAX_TOKENS
         and x.dtype == torch.bfloat16
         and weight.dtype == torch.bfloat16
         and weight.is_contiguous()
-        and (bias is None or bias.dtype == torch.bfloat16)
         and cpu_fused_enabled()
-    ):
+    )
+
+
+def cpu_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear`` with the fused bf16 GEMV for decode-sized CPU inputs (same dtypes in and out as ``F.linear``)."""
+    if _fused_gemv_fits(x, weight) and (bias is None or bias.dtype == torch.bfloat16):
         return cpu_mxfp4.bf16_linear(x, weight, bias)
     return F.linear(x, weight, bias)
 
@@ -110,15 +114,7 @@ def cpu_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
 def cpu_unembed(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """fp32 logits ``[T, V]``: straight from the fused GEMV's fp32 sums for decode sizes (no bf16 rounding and no
     widening copy of a [T, 201088] tensor), else ``F.linear`` in the model dtype, widened."""
-    if (
-        x.device.type == "cpu"
-        and x.dim() == 2
-        and x.shape[0] <= BF16_FUSED_MAX_TOKENS
-        and x.dtype == torch.bfloat16
-        and weight.dtype == torch.bfloat16
-        and weight.is_contiguous()
-        and cpu_fused_enabled()
-    ):
+    if _fused_gemv_fits(x, weight):
         return cpu_mxfp4.bf16_linear(x, weight, fp32_out=True)
     return F.linear(x, weight).float()
 

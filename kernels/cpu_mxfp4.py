@@ -35,6 +35,7 @@ import platform
 import sys
 import threading
 import time
+from typing import Any
 
 import torch
 
@@ -1116,6 +1117,24 @@ def isa() -> str | None:
     return _Build.isa if available() else None
 
 
+def _op() -> Any:
+    """The extension's op namespace; raises RuntimeError if it could not be built here."""
+    if not available():
+        raise RuntimeError(f"CPU MXFP4 kernel unavailable: {_Build.error}")
+    return getattr(torch.ops, _OP_NAMESPACE)
+
+
+def _checked_bias(bias: torch.Tensor | None, n_out: int) -> torch.Tensor | None:
+    """A linear op's optional ``[N]`` bias as the kernels read it: on CPU, contiguous, fp32 or bf16."""
+    if bias is None:
+        return None
+    if bias.device.type != "cpu" or bias.dim() != 1 or bias.shape[0] != n_out:
+        raise ValueError(f"bias must be a CPU [N={n_out}] tensor, got {tuple(bias.shape)} on {bias.device}")
+    if bias.dtype not in (torch.float32, torch.bfloat16):
+        bias = bias.float()
+    return bias.contiguous()
+
+
 def mxfp4_linear(
     x: torch.Tensor,
     blocks: torch.Tensor,
@@ -1159,15 +1178,8 @@ def mxfp4_linear(
             "blocks and scales must be contiguous (pass one expert's slice of a contiguous [E, N, G, 16] tensor); "
             f"got strides {blocks.stride()} / {scales.stride()}"
         )
-    if bias is not None:
-        if bias.device.type != "cpu" or bias.dim() != 1 or bias.shape[0] != n_out:
-            raise ValueError(f"bias must be a CPU [N={n_out}] tensor, got {tuple(bias.shape)} on {bias.device}")
-        if bias.dtype not in (torch.float32, torch.bfloat16):
-            bias = bias.float()
-        bias = bias.contiguous()
-    if not available():
-        raise RuntimeError(f"CPU MXFP4 kernel unavailable: {_Build.error}")
-    op = getattr(torch.ops, _OP_NAMESPACE)
+    bias = _checked_bias(bias, n_out)
+    op = _op()
     out: torch.Tensor = op.linear(x.contiguous(), blocks, scales, bias)
     return out
 
@@ -1177,12 +1189,13 @@ def bf16_linear(
 ) -> torch.Tensor:
     """``x @ weight.T + bias`` for a bf16 weight, accumulated in fp32: a streaming GEMV for decode (small ``T``).
 
-    Same extension as ``mxfp4_linear`` (one build). Each weight row is read once per 2 tokens, widened to fp32 in
-    registers and reduced against fp32 activations; rows are shared between threads like ``mxfp4_linear``'s.
+    Same extension as ``mxfp4_linear`` (one build). Each weight row is read once per tile of tokens (up to 4 while
+    their activations fit in L1) and reduced in fp32: with ``vdpbf16ps`` against bf16 activations where the CPU has
+    AVX512-BF16, else widened to fp32 in registers; rows are shared between threads like ``mxfp4_linear``'s.
 
     Args:
         x: ``[T, K]`` bf16 or fp32 activations on CPU (made contiguous if it is not). Meant for ``T <= 4``; larger
-            ``T`` works but re-reads the weight every 2 tokens, where a BLAS matmul is the better choice.
+            ``T`` works but re-reads the weight once per tile, where a BLAS matmul is the better choice.
         weight: bf16 ``[N, K]``, contiguous (memory-mapped is fine). A non-contiguous weight raises.
         bias: optional ``[N]`` bias (bf16 or fp32 are read directly; other float dtypes are converted), added in fp32.
 
@@ -1207,15 +1220,8 @@ def bf16_linear(
     if not weight.is_contiguous():
         raise ValueError(f"weight must be contiguous, got strides {weight.stride()}")
     n_out = weight.shape[0]
-    if bias is not None:
-        if bias.device.type != "cpu" or bias.dim() != 1 or bias.shape[0] != n_out:
-            raise ValueError(f"bias must be a CPU [N={n_out}] tensor, got {tuple(bias.shape)} on {bias.device}")
-        if bias.dtype not in (torch.float32, torch.bfloat16):
-            bias = bias.float()
-        bias = bias.contiguous()
-    if not available():
-        raise RuntimeError(f"CPU MXFP4 kernel unavailable: {_Build.error}")
-    op = getattr(torch.ops, _OP_NAMESPACE)
+    bias = _checked_bias(bias, n_out)
+    op = _op()
     out: torch.Tensor = op.bf16_linear(x.contiguous(), weight, bias, fp32_out)
     return out
 
@@ -1265,9 +1271,7 @@ def moe_mxfp4(
     def as_bias(bias: torch.Tensor) -> torch.Tensor:
         return (bias if bias.dtype in (torch.float32, torch.bfloat16) else bias.float()).contiguous()
 
-    if not available():
-        raise RuntimeError(f"CPU MXFP4 kernel unavailable: {_Build.error}")
-    op = getattr(torch.ops, _OP_NAMESPACE)
+    op = _op()
     out: torch.Tensor = op.moe(
         x.contiguous(),
         expert_indices.to(torch.int64).contiguous(),
@@ -1306,9 +1310,7 @@ def attention_decode(
     """
     if any(t.device.type != "cpu" for t in (q, k_store, v_store, sinks, slots, lengths)):
         raise ValueError("attention_decode needs every tensor on the CPU")
-    if not available():
-        raise RuntimeError(f"CPU MXFP4 kernel unavailable: {_Build.error}")
-    op = getattr(torch.ops, _OP_NAMESPACE)
+    op = _op()
     out: torch.Tensor = op.attention_decode(
         q.contiguous(),
         k_store,
