@@ -566,6 +566,7 @@ class MainWindow(QMainWindow):
             if exc.kind is LoadErrorKind.CANCELLED:
                 self.statusBar().showMessage("Loading cancelled", 5000)
             else:
+                self.statusBar().clearMessage()  # the last progress step ("Loading …") is no longer true
                 self.banner.show_load_error(exc)
             self.load_failed.emit(exc)
         else:

@@ -166,6 +166,7 @@ def test_load_failure_shows_error_and_app_stays_usable(run: Any, make_window: An
         error: LoadError = await next_emission(window.load_failed, lambda: window.load_model(str(tmp_path / "gone")))
         assert error.kind is LoadErrorKind.MISSING_FILES
         assert window.banner.isVisible() and "gone" in window.banner.title.text()
+        assert "Loading" not in window.statusBar().currentMessage()
         assert "demo model" in window.banner.advice.text()
         assert not window.composer.send_button.isEnabled()
         # Still usable: another model loads and answers.
