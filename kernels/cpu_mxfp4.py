@@ -255,7 +255,23 @@ inline void row_dot(const uint8_t* blk, const uint8_t* sc, int64_t G, const floa
 // gives the even element as fp32, masking off its low half gives the odd one. That is exactly the [16 even, 16 odd]
 // layout `deinterleave` gives x, so the widening costs two integer ops per 32 weights and no shuffles.
 // w: one row of K bf16 bits; xp: [TT][K] prepared by `deinterleave`, rows xstride apart.
-constexpr int kBf16PrefetchBytes = 4096;
+constexpr int kBf16PrefetchBytes = 12288;
+
+// Token tile of the bf16 GEMV: as many tokens (up to 4) as keep their fp32 activations within ~24 KB of L1, and
+// at least 2. At K=2880 that is 2: with 4 tokens the activations (46 KB) fall out of L1 and the kernel measured ~15%
+// slower at T=4 than two 2-token passes, the second re-reading the chunk's rows from L2. At small K (a batch of 3
+// decode tokens on a narrow model) one pass serves all of them, so each weight row is loaded into registers once.
+constexpr int kBf16MaxTile = 4;
+constexpr int64_t kBf16TileBytes = 24 << 10;
+
+// Up to this K the bf16 GEMV uses fp32 FMAs whatever x's dtype (bf16_rows_dot); above it, bf16 x takes vdpbf16ps
+// where the CPU has it (bf16_row_dot_dp). See both kernels for the measurements behind the split.
+constexpr int64_t kBf16FmaMaxK = 1024;
+
+int bf16_tile(int64_t K) {
+  return static_cast<int>(std::clamp<int64_t>(kBf16TileBytes / (4 * std::max<int64_t>(1, K)), 2, kBf16MaxTile));
+}
+
 
 inline float bf16_bits_to_float(uint16_t b) {
   const uint32_t u = static_cast<uint32_t>(b) << 16;
@@ -297,66 +313,75 @@ inline void reduce_lanes(const __m512* v, float* res) {
   for (int t = 0; t < TT; ++t) res[t] = lanes[4 * t];
 }
 
-template <int TT>
-inline void bf16_row_dot(const uint16_t* w, int64_t K, const float* xp, int64_t xstride, float* res) {
+// reduce_lanes over any number of vectors, four at a time.
+template <int N>
+inline void reduce_many(const __m512* v, float* res) {
+  if constexpr (N > 4) {
+    reduce_lanes<4>(v, res);
+    reduce_many<N - 4>(v + 4, res + 4);
+  } else {
+    reduce_lanes<N>(v, res);
+  }
+}
+
+// RR output rows (1 or 2) for TT tokens. w: RR rows, K apart; xp: [TT][K] deinterleaved fp32, rows xstride apart;
+// res: [RR][kBf16MaxTile]. Each (row, token) sum has its own two accumulators (even / odd elements) that take the
+// groups in order, whatever RR and TT are, so a token's result does not depend on the batch or on the row pairing.
+// Two rows per pass halve the activation loads per weight, which is what bounds a small-K GEMV (a narrow model's
+// unembedding) at 3-4 tokens. Plain FMAs rather than vdpbf16ps: on the machines measured here vdpbf16ps issues at
+// one per ~2.2 cycles against two FMAs per cycle, so widening the weights (two cheap ops shared by every token) and
+// using FMAs is faster from 2 tokens up and equal at 1.
+template <int RR, int TT>
+inline void bf16_rows_dot(const uint16_t* w, int64_t K, const float* xp, int64_t xstride, float (*res)[kBf16MaxTile]) {
   const int64_t G = K / 32;
   const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
-  __m512 acc_lo[TT];
-  __m512 acc_hi[TT];
-  for (int t = 0; t < TT; ++t) {
-    acc_lo[t] = _mm512_setzero_ps();
-    acc_hi[t] = _mm512_setzero_ps();
-  }
-  int64_t g = 0;
-  {
-    // Two groups per iteration into four accumulators per token, so the FMA latency chain never limits the stream.
-    // Every token follows the same order whatever TT is, so batched decode equals single-sequence decode exactly.
-    __m512 acc2[TT];
-    __m512 acc3[TT];
+  __m512 acc_lo[RR][TT];
+  __m512 acc_hi[RR][TT];
+  for (int r = 0; r < RR; ++r) {
     for (int t = 0; t < TT; ++t) {
-      acc2[t] = _mm512_setzero_ps();
-      acc3[t] = _mm512_setzero_ps();
+      acc_lo[r][t] = _mm512_setzero_ps();
+      acc_hi[r][t] = _mm512_setzero_ps();
     }
-    for (; g + 2 <= G; g += 2) {
-      const char* p = reinterpret_cast<const char*>(w + 32 * g);
+  }
+  for (int64_t g = 0; g < G; ++g) {
+    __m512 w_lo[RR];
+    __m512 w_hi[RR];
+    for (int r = 0; r < RR; ++r) {
+      const char* p = reinterpret_cast<const char*>(w + r * K + 32 * g);
       _mm_prefetch(p + kBf16PrefetchBytes, _MM_HINT_T0);
-      _mm_prefetch(p + kBf16PrefetchBytes + 64, _MM_HINT_T0);
-      const __m512i v0 = _mm512_loadu_si512(p);
-      const __m512i v1 = _mm512_loadu_si512(p + 64);
-      const __m512 w0_lo = _mm512_castsi512_ps(_mm512_slli_epi32(v0, 16));
-      const __m512 w0_hi = _mm512_castsi512_ps(_mm512_and_si512(v0, hi_mask));
-      const __m512 w1_lo = _mm512_castsi512_ps(_mm512_slli_epi32(v1, 16));
-      const __m512 w1_hi = _mm512_castsi512_ps(_mm512_and_si512(v1, hi_mask));
-      for (int t = 0; t < TT; ++t) {
-        const float* xg = xp + t * xstride + 32 * g;
-        acc_lo[t] = _mm512_fmadd_ps(w0_lo, _mm512_loadu_ps(xg), acc_lo[t]);
-        acc_hi[t] = _mm512_fmadd_ps(w0_hi, _mm512_loadu_ps(xg + 16), acc_hi[t]);
-        acc2[t] = _mm512_fmadd_ps(w1_lo, _mm512_loadu_ps(xg + 32), acc2[t]);
-        acc3[t] = _mm512_fmadd_ps(w1_hi, _mm512_loadu_ps(xg + 48), acc3[t]);
-      }
+      const __m512i v = _mm512_loadu_si512(p);
+      w_lo[r] = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));  // even elements
+      w_hi[r] = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));  // odd elements
     }
-    for (int t = 0; t < TT; ++t) {
-      acc_lo[t] = _mm512_add_ps(acc_lo[t], acc2[t]);
-      acc_hi[t] = _mm512_add_ps(acc_hi[t], acc3[t]);
-    }
-  }
-  for (; g < G; ++g) {
-    const char* p = reinterpret_cast<const char*>(w + 32 * g);
-    _mm_prefetch(p + kBf16PrefetchBytes, _MM_HINT_T0);
-    const __m512i v = _mm512_loadu_si512(p);
-    const __m512 w_lo = _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-    const __m512 w_hi = _mm512_castsi512_ps(_mm512_and_si512(v, hi_mask));
 #pragma GCC unroll 4
     for (int t = 0; t < TT; ++t) {
       const float* xg = xp + t * xstride + 32 * g;
-      acc_lo[t] = _mm512_fmadd_ps(w_lo, _mm512_loadu_ps(xg), acc_lo[t]);
-      acc_hi[t] = _mm512_fmadd_ps(w_hi, _mm512_loadu_ps(xg + 16), acc_hi[t]);
+      const __m512 x_lo = _mm512_loadu_ps(xg);
+      const __m512 x_hi = _mm512_loadu_ps(xg + 16);
+      for (int r = 0; r < RR; ++r) {
+        acc_lo[r][t] = _mm512_fmadd_ps(w_lo[r], x_lo, acc_lo[r][t]);
+        acc_hi[r][t] = _mm512_fmadd_ps(w_hi[r], x_hi, acc_hi[r][t]);
+      }
     }
   }
-  __m512 sums[TT];
-  for (int t = 0; t < TT; ++t) sums[t] = _mm512_add_ps(acc_lo[t], acc_hi[t]);
-  reduce_lanes<TT>(sums, res);
-  bf16_tail<TT>(w, 32 * G, K, xp, xstride, res);
+  // All RR x TT lane reductions share shuffles, four vectors at a time (each vector's pairing is fixed, see
+  // reduce_lanes, so sharing does not change any sum).
+  __m512 sums[RR * TT];
+  for (int r = 0; r < RR; ++r)
+    for (int t = 0; t < TT; ++t) sums[r * TT + t] = _mm512_add_ps(acc_lo[r][t], acc_hi[r][t]);
+  float flat[RR * TT];
+  reduce_many<RR * TT>(sums, flat);
+  for (int r = 0; r < RR; ++r) {
+    for (int t = 0; t < TT; ++t) res[r][t] = flat[r * TT + t];
+    bf16_tail<TT>(w + r * K, 32 * G, K, xp, xstride, res[r]);
+  }
+}
+
+template <int TT>
+inline void bf16_row_dot(const uint16_t* w, int64_t K, const float* xp, int64_t xstride, float* res) {
+  float one[1][kBf16MaxTile];
+  bf16_rows_dot<1, TT>(w, K, xp, xstride, one);
+  for (int t = 0; t < TT; ++t) res[t] = one[0][t];
 }
 
 #elif defined(__AVX2__) && defined(__FMA__)
@@ -551,23 +576,14 @@ at::Tensor mxfp4_linear(const at::Tensor& x, const at::Tensor& blocks, const at:
   return out;
 }
 
-// Token tile of the bf16 GEMV: as many tokens (up to 4) as keep their fp32 activations within ~24 KB of L1, and
-// at least 2. At K=2880 that is 2: with 4 tokens the activations (46 KB) fall out of L1 and the kernel measured ~15%
-// slower at T=4 than two 2-token passes, the second re-reading the chunk's rows from L2. At small K (a batch of 3
-// decode tokens on a narrow model) one pass serves all of them, so each weight row is loaded into registers once.
-constexpr int kBf16MaxTile = 4;
-constexpr int64_t kBf16TileBytes = 24 << 10;
-
-int bf16_tile(int64_t K) {
-  return static_cast<int>(std::clamp<int64_t>(kBf16TileBytes / (4 * std::max<int64_t>(1, K)), 2, kBf16MaxTile));
-}
-
 #if defined(__AVX512BF16__) && defined(__AVX512BW__)
 #define GPTOSS_BF16_DOT 1
-// bf16 x with AVX512-BF16: vdpbf16ps multiplies 32 bf16 pairs into 16 fp32 lanes (products exact, sums in fp32), so
-// the weights need no widening and each token costs one instruction per 32 weights instead of two FMAs. x stays in
-// its own order ([T, K] bf16, no copy). Four accumulators per token, four groups per iteration, the same order for
-// every tile size, so a token's result does not depend on the batch.
+// bf16 x with AVX512-BF16 at large K: vdpbf16ps multiplies 32 bf16 pairs into 16 fp32 lanes (products exact, sums in
+// fp32), so the weights need no widening and x stays bf16 ([T, K], no copy), half the cache footprint of fp32
+// activations. It issues at only ~1 per 2.2 cycles here, but at K = 2880 three or four tokens' fp32 activations no
+// longer fit L1 next to the weight stream, and this path measured faster there (12.5 vs 14.9 ms for 3 tokens on a
+// 50k x 2880 matrix). Four accumulators per token, four groups per iteration, the same order for every tile size, so a
+// token's result does not depend on the batch.
 template <int TT>
 inline void bf16_row_dot_dp(const uint16_t* w, int64_t K, const uint16_t* xb, int64_t xstride, float* res) {
   const int64_t G = K / 32;
@@ -611,12 +627,25 @@ void bf16_dispatch_row_dp(int tt, const uint16_t* w, int64_t K, const uint16_t* 
 }
 #endif
 
-void bf16_dispatch_row(int tt, const uint16_t* w, int64_t K, const float* xp, float* res) {
+// Rows n0..n1 for tokens t0..t0+tt of the bf16 GEMV into res_rows[n - n0][t] (fp32 sums, no bias). On AVX-512
+// rows go two at a time (see bf16_rows_dot); a pair gives each row exactly what a lone row would get.
+template <int TT>
+void bf16_rows(const uint16_t* w, int64_t n0, int64_t n1, int64_t K, const float* xp,
+               float (*res_rows)[kBf16MaxTile]) {
+  int64_t n = n0;
+#if defined(__AVX512F__)
+  for (; n + 2 <= n1; n += 2) bf16_rows_dot<2, TT>(w + n * K, K, xp, K, res_rows + (n - n0));
+#endif
+  for (; n < n1; ++n) bf16_row_dot<TT>(w + n * K, K, xp, K, res_rows[n - n0]);
+}
+
+void bf16_dispatch_rows(int tt, const uint16_t* w, int64_t n0, int64_t n1, int64_t K, const float* xp,
+                        float (*res_rows)[kBf16MaxTile]) {
   switch (tt) {
-    case 4: bf16_row_dot<4>(w, K, xp, K, res); break;
-    case 3: bf16_row_dot<3>(w, K, xp, K, res); break;
-    case 2: bf16_row_dot<2>(w, K, xp, K, res); break;
-    default: bf16_row_dot<1>(w, K, xp, K, res); break;
+    case 4: bf16_rows<4>(w, n0, n1, K, xp, res_rows); break;
+    case 3: bf16_rows<3>(w, n0, n1, K, xp, res_rows); break;
+    case 2: bf16_rows<2>(w, n0, n1, K, xp, res_rows); break;
+    default: bf16_rows<1>(w, n0, n1, K, xp, res_rows); break;
   }
 }
 
@@ -640,7 +669,8 @@ at::Tensor bf16_linear(const at::Tensor& x, const at::Tensor& weight, const std:
   if (T == 0 || N == 0) return out;
 
 #ifdef GPTOSS_BF16_DOT
-  const bool dp = x.scalar_type() == at::kBFloat16;  // fp32 x keeps the fp32 path: bf16 would round it
+  // The path depends on K only, never on T, so a token gets the same bits in any batch.
+  const bool dp = x.scalar_type() == at::kBFloat16 && K > kBf16FmaMaxK;  // fp32 x: bf16 would round it
   const uint16_t* xb = dp ? reinterpret_cast<const uint16_t*>(x.data_ptr<c10::BFloat16>()) : nullptr;
 #else
   const bool dp = false;
@@ -661,7 +691,8 @@ at::Tensor bf16_linear(const at::Tensor& x, const at::Tensor& weight, const std:
   std::atomic<int64_t> next{0};
   const int64_t workers = std::min<int64_t>(at::get_num_threads(), n_chunks);
   at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
-    float res[kBf16MaxTile];
+    std::vector<float> res_store(static_cast<size_t>(chunk * kBf16MaxTile));
+    auto* res_rows = reinterpret_cast<float (*)[kBf16MaxTile]>(res_store.data());
     for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
          c = next.fetch_add(1, std::memory_order_relaxed)) {
       const int64_t n0 = c * chunk;
@@ -669,18 +700,18 @@ at::Tensor bf16_linear(const at::Tensor& x, const at::Tensor& weight, const std:
       for (int64_t t0 = 0; t0 < T;) {
         const int64_t left = T - t0;
         const int tt = static_cast<int>(std::min<int64_t>(left, tile));
-        for (int64_t n = n0; n < n1; ++n) {
 #ifdef GPTOSS_BF16_DOT
-          if (dp) {
-            bf16_dispatch_row_dp(tt, w + n * K, K, xb + t0 * K, res);
-          } else
+        if (dp) {
+          for (int64_t n = n0; n < n1; ++n) bf16_dispatch_row_dp(tt, w + n * K, K, xb + t0 * K, res_rows[n - n0]);
+        } else
 #endif
-          {
-            bf16_dispatch_row(tt, w + n * K, K, xpp + t0 * K, res);
-          }
+        {
+          bf16_dispatch_rows(tt, w, n0, n1, K, xpp + t0 * K, res_rows);
+        }
+        for (int64_t n = n0; n < n1; ++n) {
           const float b = bias_f ? bias_f[n] : (bias_bf ? static_cast<float>(bias_bf[n]) : 0.0f);
           for (int i = 0; i < tt; ++i) {
-            const float v = res[i] + b;
+            const float v = res_rows[n - n0][i] + b;
             if (out_f32) {
               out_f[(t0 + i) * N + n] = v;
             } else {
@@ -893,6 +924,114 @@ inline float dot_f32(const float* q, const T* k, int64_t D) {
   return sum;
 }
 
+#if defined(__AVX512F__)
+// exp(x) for softmax arguments (x <= 0 after the max is subtracted; larger x also works up to ~88): Cephes' expf
+// polynomial on the range-reduced argument, scaled by 2^n with vscalefps. Within ~2 ulp of std::exp; arguments below
+// -104 give 0, as exp does in fp32, and NaN stays NaN.
+inline __m512 exp_ps(__m512 x) {
+  x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x);  // max returns its second operand when that is NaN
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);  // x - n ln2, ln2 split in two for exactness
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+inline __m512 load16_f32(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load16_f32(const c10::BFloat16* p) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// One (sequence, KV head) of decode attention, vectorised: the G query heads' scores against each visible key (K row
+// widened once, shared by the G heads), a vectorised softmax with the sink in the denominator, and P.V with the G x 32
+// accumulators in registers. Returns false for head shapes it does not take (D not a multiple of 16, D > 256 or
+// G > 16); the caller then runs the scalar loop. scores: scratch, resized here.
+template <typename T>
+bool attention_item_avx512(const T* q, const T* kp, const T* vp, const float* sinks, int64_t slot, int64_t first,
+                           int64_t n, int64_t S, int64_t Hkv, int64_t kvh, int64_t G, int64_t D, bool ring,
+                           float sm_scale, std::vector<float>& scores, T* out) {
+  if (D % 16 != 0 || D > 256 || G > 16 || n < 1) return false;
+  const int64_t C = D / 16;
+  alignas(64) float qf[16 * 256];
+  for (int64_t i = 0; i < G * D; ++i) qf[i] = static_cast<float>(q[i]);
+  const int64_t stride_n = ((n + 15) / 16) * 16;  // each head's scores padded to whole vectors
+  scores.assign(static_cast<size_t>(G * stride_n), 0.0f);
+  auto row = [&](const T* base, int64_t j) {
+    const int64_t pos = first + j;
+    return base + ((slot * S + (ring ? pos % S : pos)) * Hkv + kvh) * D;
+  };
+  // Scores: one K row against the G query heads, lane sums reduced four heads at a time.
+  for (int64_t j = 0; j < n; ++j) {
+    const T* krow = row(kp, j);
+    __m512 kv[16];
+    for (int64_t c = 0; c < C; ++c) kv[c] = load16_f32(krow + 16 * c);
+    __m512 dots[16];
+    for (int64_t g = 0; g < G; ++g) {
+      __m512 acc = _mm512_mul_ps(_mm512_load_ps(qf + g * D), kv[0]);
+      for (int64_t c = 1; c < C; ++c) acc = _mm512_fmadd_ps(_mm512_load_ps(qf + g * D + 16 * c), kv[c], acc);
+      dots[g] = acc;
+    }
+    for (int64_t g = G; g < ((G + 3) / 4) * 4; ++g) dots[g] = _mm512_setzero_ps();
+    float dot[16];
+    for (int64_t g0 = 0; g0 < G; g0 += 4) reduce_lanes<4>(dots + g0, dot + g0);
+    for (int64_t g = 0; g < G; ++g) scores[g * stride_n + j] = dot[g] * sm_scale;
+  }
+  // Softmax per head; padding lanes are masked out of the max and the sum and end up 0.
+  float denom[16];
+  const __mmask16 tail = static_cast<__mmask16>((n % 16) ? ((1u << (n % 16)) - 1u) : 0xFFFFu);
+  for (int64_t g = 0; g < G; ++g) {
+    float* sg = scores.data() + g * stride_n;
+    __m512 m = _mm512_set1_ps(sinks[g]);
+    for (int64_t j = 0; j < stride_n; j += 16) {
+      const __mmask16 k = j + 16 <= n ? 0xFFFF : tail;
+      m = _mm512_mask_max_ps(m, k, m, _mm512_loadu_ps(sg + j));
+    }
+    const __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t j = 0; j < stride_n; j += 16) {
+      const __mmask16 k = j + 16 <= n ? 0xFFFF : tail;
+      const __m512 e = _mm512_maskz_mov_ps(k, exp_ps(_mm512_sub_ps(_mm512_loadu_ps(sg + j), mv)));
+      _mm512_storeu_ps(sg + j, e);
+      sum = _mm512_add_ps(sum, e);
+    }
+    const float sink_e = _mm512_cvtss_f32(exp_ps(_mm512_set1_ps(sinks[g] - _mm512_cvtss_f32(mv))));
+    denom[g] = _mm512_reduce_add_ps(sum) + sink_e;
+  }
+  // P.V, 32 output dims at a time so the G x 2 accumulators stay in registers.
+  for (int64_t c0 = 0; c0 < C; c0 += 2) {
+    const bool two = c0 + 1 < C;
+    __m512 acc[16][2];
+    for (int64_t g = 0; g < G; ++g) acc[g][0] = acc[g][1] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n; ++j) {
+      const T* vrow = row(vp, j);
+      const __m512 v0 = load16_f32(vrow + 16 * c0);
+      const __m512 v1 = two ? load16_f32(vrow + 16 * c0 + 16) : _mm512_setzero_ps();
+      for (int64_t g = 0; g < G; ++g) {
+        const __m512 pv = _mm512_set1_ps(scores[g * stride_n + j]);
+        acc[g][0] = _mm512_fmadd_ps(pv, v0, acc[g][0]);
+        acc[g][1] = _mm512_fmadd_ps(pv, v1, acc[g][1]);
+      }
+    }
+    for (int64_t g = 0; g < G; ++g) {
+      const __m512 inv = _mm512_set1_ps(1.0f / denom[g]);
+      alignas(64) float o[32];
+      _mm512_store_ps(o, _mm512_mul_ps(acc[g][0], inv));
+      _mm512_store_ps(o + 16, _mm512_mul_ps(acc[g][1], inv));
+      for (int i = 0; i < (two ? 32 : 16); ++i) out[g * D + 16 * c0 + i] = T(o[i]);
+    }
+  }
+  return true;
+}
+#endif
+
 template <typename T>
 void attention_decode_impl(const at::Tensor& q, const at::Tensor& k_store, const at::Tensor& v_store,
                            const float* sinks, const int64_t* slots, const int64_t* lengths, int64_t window, bool ring,
@@ -916,6 +1055,11 @@ void attention_decode_impl(const at::Tensor& q, const at::Tensor& k_store, const
       if (window > 0) first = std::max(first, length - window);  // q at length-1 sees (q - window, q]
       const int64_t n = length - first;
       const int64_t slot = slots[b];
+#if defined(__AVX512F__)
+      if (attention_item_avx512<T>(qp + (b * Hq + kvh * G) * D, kp, vp, sinks + kvh * G, slot, first, n, S, Hkv, kvh,
+                                   G, D, ring, sm_scale, scores, op + (b * Hq + kvh * G) * D))
+        continue;
+#endif
       for (int64_t g = 0; g < G; ++g)
         for (int64_t d = 0; d < D; ++d) qf[g * D + d] = static_cast<float>(qp[(b * Hq + kvh * G + g) * D + d]);
       scores.assign(static_cast<size_t>(G * std::max<int64_t>(n, 1)), 0.0f);

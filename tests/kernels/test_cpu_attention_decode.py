@@ -14,13 +14,21 @@ if not cpu_mxfp4.available():
 HQ, HKV, D = 8, 2, 64
 
 
-def _case(dtype: torch.dtype, rows: int, lengths: list[int], seed: int) -> tuple[torch.Tensor, ...]:
+def _case(
+    dtype: torch.dtype,
+    rows: int,
+    lengths: list[int],
+    seed: int,
+    heads: tuple[int, int, int] = (HQ, HKV, D),
+    q_scale: float = 1.0,
+) -> tuple[torch.Tensor, ...]:
     gen = torch.Generator().manual_seed(seed)
     batch = len(lengths)
-    q = torch.randn(batch, HQ, D, generator=gen).to(dtype)
-    k = torch.randn(batch + 1, rows, HKV, D, generator=gen).to(dtype)  # one spare slot: slots need not be 0..B-1
-    v = torch.randn(batch + 1, rows, HKV, D, generator=gen).to(dtype)
-    sinks = torch.randn(HQ, generator=gen)
+    hq, hkv, d = heads
+    q = (q_scale * torch.randn(batch, hq, d, generator=gen)).to(dtype)
+    k = torch.randn(batch + 1, rows, hkv, d, generator=gen).to(dtype)  # one spare slot: slots need not be 0..B-1
+    v = torch.randn(batch + 1, rows, hkv, d, generator=gen).to(dtype)
+    sinks = torch.randn(hq, generator=gen)
     slots = torch.tensor([batch - i for i in range(batch)])
     return q, k, v, sinks, slots, torch.tensor(lengths)
 
@@ -41,6 +49,35 @@ def test_matches_reference(dtype: torch.dtype, rows: int, lengths: list[int], wi
     assert out.dtype == dtype and out.shape == ref.shape
     tol = 1e-5 if dtype == torch.float32 else 8e-3
     torch.testing.assert_close(out.float(), ref.float(), atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(
+    "heads",
+    [
+        (8, 2, 48),  # vectorised path, an odd number of 16-wide column blocks
+        (32, 2, 32),  # vectorised path at its widest head group (16 query heads per KV head)
+        (34, 2, 16),  # 17 heads per KV head: the scalar loop
+        (6, 3, 20),  # head_dim not a multiple of 16: the scalar loop
+    ],
+)
+def test_matches_reference_for_other_head_shapes(dtype: torch.dtype, heads: tuple[int, int, int]) -> None:
+    args = _case(dtype, 24, [1, 9, 24], seed=sum(heads), heads=heads)
+    scale = heads[2] ** -0.5
+    out = cpu_mxfp4.attention_decode(*args, 0, False, scale)
+    ref = attention_decode_ref(*args, 0, False, scale)
+    tol = 1e-5 if dtype == torch.float32 else 8e-3
+    torch.testing.assert_close(out.float(), ref.float(), atol=tol, rtol=tol)
+
+
+def test_peaked_and_flat_softmax_match_reference() -> None:
+    # Large scores push exp() to its underflow end (most weights ~0); tiny ones make it flat. Both must stay exact to
+    # fp32 tolerance against torch's softmax.
+    for q_scale in (40.0, 1e-3):
+        args = _case(torch.float32, 64, [64, 3], seed=7, q_scale=q_scale)
+        out = cpu_mxfp4.attention_decode(*args, 0, False, 0.125)
+        ref = attention_decode_ref(*args, 0, False, 0.125)
+        torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
 
 
 def test_each_sequence_is_independent_of_the_batch() -> None:

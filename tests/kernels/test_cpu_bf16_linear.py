@@ -129,6 +129,20 @@ def test_rows_equal_lone_rows_bit_for_bit(dtype: torch.dtype, t: int, k: int) ->
         assert torch.equal(together[row : row + 1], cpu_mxfp4.bf16_linear(x[row : row + 1], weight, bias)), row
 
 
+@pytest.mark.parametrize("k", [96, 256, 1000])
+def test_output_columns_do_not_depend_on_row_pairing(k: int) -> None:
+    # Small K takes weight rows two at a time; a row must get the same bits whether it is paired with the row before
+    # it, the row after it, or computed alone (a one-row weight).
+    gen = torch.Generator().manual_seed(k)
+    weight = torch.randn(9, k, generator=gen).to(torch.bfloat16)
+    x = torch.randn(3, k, generator=gen).to(torch.bfloat16)
+    full = cpu_mxfp4.bf16_linear(x, weight, fp32_out=True)
+    shifted = cpu_mxfp4.bf16_linear(x, weight[1:], fp32_out=True)  # pairs (1, 2), (3, 4), ... instead of (0, 1), ...
+    assert torch.equal(full[:, 1:], shifted)
+    for n in range(9):
+        assert torch.equal(full[:, n : n + 1], cpu_mxfp4.bf16_linear(x, weight[n : n + 1], fp32_out=True)), n
+
+
 def test_fp32_out_returns_the_unrounded_sums() -> None:
     gen = torch.Generator().manual_seed(12)
     weight = torch.randn(300, 256, generator=gen).to(torch.bfloat16)
