@@ -133,6 +133,7 @@ class Model:
             device
         )
         self._concentration = concentration
+        self._rope_cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._sm_scale = config.head_dim**-0.5
 
     # --------------------------------------------------------------------------------------------- public API
@@ -257,8 +258,18 @@ class Model:
         q = q.reshape(-1, cfg.num_attention_heads, cfg.head_dim)  # [T, Hq, D]
         k = k.reshape(-1, cfg.num_key_value_heads, cfg.head_dim)  # [T, Hkv, D]
         v = v.reshape(-1, cfg.num_key_value_heads, cfg.head_dim)
-        cos, sin = rope_cos_sin(positions, self._inv_freq, self._concentration)
+        cos, sin = self._rope_tables(positions)
         return self.ops.rope(q, cos, sin), self.ops.rope(k, cos, sin), v
+
+    def _rope_tables(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos/sin ``[T, D/2]`` for ``positions``. Every layer of one forward passes the same positions tensor, so
+        the tables are computed once per forward, not once per layer (the last pair is kept with its tensor)."""
+        cached = self._rope_cache
+        if cached is not None and cached[0] is positions:
+            return cached[1], cached[2]
+        cos, sin = rope_cos_sin(positions, self._inv_freq, self._concentration)
+        self._rope_cache = (positions, cos, sin)
+        return cos, sin
 
     def _project_out(self, attn: AttentionWeights, o: torch.Tensor) -> torch.Tensor:
         return self.ops.linear(o.flatten(1), attn.out_weight, attn.out_bias)  # [T, Hq*D] -> [T, H]

@@ -39,9 +39,19 @@ from typing import Any
 
 import torch
 
+from kernels._cpu_elementwise_cpp import CPP_SOURCE as ELEMENTWISE_CPP_SOURCE
 from kernels.mxfp4 import FP4_VALUES, MXFP4_BLOCK
 
-__all__ = ["attention_decode", "available", "bf16_linear", "build_error", "isa", "moe_mxfp4", "mxfp4_linear"]
+__all__ = [
+    "attention_decode",
+    "available",
+    "bf16_linear",
+    "build_error",
+    "extension_ops",
+    "isa",
+    "moe_mxfp4",
+    "mxfp4_linear",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +74,7 @@ _CPP_SOURCE = r"""
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <tuple>
 #include <vector>
 
 #if defined(__AVX512F__) || defined(__AVX2__)
@@ -1165,7 +1176,8 @@ _LOCK = threading.Lock()
 
 def _source() -> str:
     table = ", ".join(f"{v!r}f" for v in FP4_VALUES)
-    return _CPP_SOURCE.replace("FP4_TABLE", table).replace("OP_NAMESPACE", _OP_NAMESPACE)
+    # The elementwise ops (kernels.cpu_elementwise) share this build: one compile, one cached binary.
+    return (_CPP_SOURCE + ELEMENTWISE_CPP_SOURCE).replace("FP4_TABLE", table).replace("OP_NAMESPACE", _OP_NAMESPACE)
 
 
 def _cpu_fingerprint() -> str:
@@ -1266,6 +1278,12 @@ def _op() -> Any:
     if not available():
         raise RuntimeError(f"CPU MXFP4 kernel unavailable: {_Build.error}")
     return getattr(torch.ops, _OP_NAMESPACE)
+
+
+def extension_ops() -> Any:
+    """The built extension's op namespace (``torch.ops.<namespace>``), for modules whose C++ shares this build
+    (kernels.cpu_elementwise). Raises RuntimeError if the extension could not be built here."""
+    return _op()
 
 
 def _checked_bias(bias: torch.Tensor | None, n_out: int) -> torch.Tensor | None:
