@@ -65,3 +65,23 @@ def test_rope_matches_reference(dtype: torch.dtype, tokens: int, heads: int, hea
 def test_rope_rejects_bad_cos_shape() -> None:
     with pytest.raises(RuntimeError, match="cos and sin"):
         cpu_elementwise.rope(torch.randn(2, 3, 8), torch.randn(2, 3), torch.randn(2, 3))
+
+
+def test_torch_ops_route_norms_and_rope_to_the_fused_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine import ops
+
+    gen = torch.Generator().manual_seed(21)
+    x = torch.randn(2, 64, generator=gen).to(torch.bfloat16)
+    delta = torch.randn(2, 64, generator=gen).to(torch.bfloat16)
+    scale = torch.rand(64, generator=gen) + 0.5
+    q = torch.randn(2, 4, 16, generator=gen).to(torch.bfloat16)
+    cos, sin = torch.rand(2, 8, generator=gen), torch.rand(2, 8, generator=gen)
+    assert torch.equal(ops.TORCH_OPS.rmsnorm(x, scale), cpu_elementwise.rmsnorm(x, scale))
+    routed, fused = ops.TORCH_OPS.add_rmsnorm(x, delta, scale), cpu_elementwise.add_rmsnorm(x, delta, scale)
+    assert torch.equal(routed[0], fused[0]) and torch.equal(routed[1], fused[1])
+    assert torch.equal(ops.TORCH_OPS.rope(q, cos, sin), cpu_elementwise.rope(q, cos, sin))
+    # With the fused kernels switched off the same ops are the torch references.
+    monkeypatch.setenv(ops.CPU_FUSED_ENV, "0")
+    assert torch.equal(ops.TORCH_OPS.rmsnorm(x, scale), rmsnorm_ref(x, scale))
+    assert torch.equal(ops.TORCH_OPS.add_rmsnorm(x, delta, scale)[1], add_rmsnorm_ref(x, delta, scale)[1])
+    assert torch.equal(ops.TORCH_OPS.rope(q, cos, sin), rope_ref(q, cos, sin))
