@@ -1067,6 +1067,24 @@ void attention_decode_impl(const at::Tensor& q, const at::Tensor& k_store, const
       const int64_t n = length - first;
       const int64_t slot = slots[b];
 #if defined(__AVX512F__)
+      if (item == i0 || kvh == 0) {
+        // This thread's KV heads of sequence b, position by position: a contiguous block per position (the store is
+        // [.., pos, kvh, D]), prefetched before the per-head loops below read it head by head, 1 KB-strided. Right
+        // after a layer's weight streams the cache rows are cold; on the 20b at 512 positions a full layer's call took
+        // ~290 us cold against ~105 us warm, and ~160 us with this pass (T0 beat T1/T2 hints: ~160 vs ~210 us).
+        const int64_t heads = std::min(Hkv - kvh, i1 - item);
+        const int64_t block = heads * D * static_cast<int64_t>(sizeof(T));
+        for (int64_t j = 0; j < n; ++j) {
+          const int64_t pos = first + j;
+          const int64_t offset = ((slot * S + (ring ? pos % S : pos)) * Hkv + kvh) * D;
+          const char* krow = reinterpret_cast<const char*>(kp + offset);
+          const char* vrow = reinterpret_cast<const char*>(vp + offset);
+          for (int64_t b0 = 0; b0 < block; b0 += 64) {
+            _mm_prefetch(krow + b0, _MM_HINT_T0);
+            _mm_prefetch(vrow + b0, _MM_HINT_T0);
+          }
+        }
+      }
       if (attention_item_avx512<T>(qp + (b * Hq + kvh * G) * D, kp, vp, sinks + kvh * G, slot, first, n, S, Hkv, kvh,
                                    G, D, ring, sm_scale, scores, op + (b * Hq + kvh * G) * D))
         continue;
