@@ -20,7 +20,8 @@ The same extension also holds the other fused kernels of CPU decode (one build f
   router, unembedding): measured here at T=1 it reads weights at ~25 GB/s where ``F.linear``'s oneDNN path reached
   ~16 GB/s;
 - ``moe_mxfp4(...)``, the whole MoE MLP (mlp1, SwiGLU, mlp2, weighted sum) of a decode-sized batch in one call;
-- ``attention_decode(...)``, decode attention straight from the KV cache store.
+- ``attention_decode(...)``, decode attention straight from the KV cache store;
+- RMSNorm and RoPE (``kernels.cpu_elementwise``; their C++ lives in ``kernels._cpu_elementwise_cpp``).
 
 Decode-sized calls give each token (sequence) a result independent of the rest of the batch, bit for bit, so batched
 greedy decoding picks exactly the tokens single-sequence decoding picks.
