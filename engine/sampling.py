@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from engine.vocab import ASSISTANT_STOP_TOKENS
 
@@ -82,15 +83,31 @@ def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> t
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     if top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        # Mass strictly before each token: a token is dropped once the tokens ahead of it already reach top_p.
-        before = torch.cumsum(probs, dim=-1) - probs
-        drop_sorted = before >= top_p
-        drop_sorted[..., 0] = False
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        logits = logits.masked_fill(drop, float("-inf"))
+        logits = logits.masked_fill(~_nucleus(logits, top_p), float("-inf"))
     return logits
+
+
+# Candidates examined first for the top-p nucleus; grown eightfold until they hold top_p of the mass.
+_NUCLEUS_FIRST_CANDIDATES = 1024
+
+
+def _nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Bool mask ``[B, V]`` of the top-p nucleus: in descending order, the tokens whose preceding mass is below
+    ``top_p`` (the first always). Same set as sorting the whole row, but a nucleus is usually a few hundred tokens:
+    sorting 201,088 logits took ~21 ms per row here, ``topk`` of the first 1,024 ~1 ms."""
+    vocab = logits.shape[-1]
+    log_total = torch.logsumexp(logits, dim=-1, keepdim=True)  # [B, 1]
+    k = min(vocab, _NUCLEUS_FIRST_CANDIDATES)
+    while True:
+        top, order = torch.topk(logits, k, dim=-1)  # [B, k], descending
+        probs = torch.exp(top - log_total)
+        reached = torch.cumsum(probs, dim=-1)
+        if k == vocab or bool((reached[:, -1] >= top_p).all()):
+            # Mass strictly before each token: a token is kept while the tokens ahead of it are still below top_p.
+            keep_sorted = (reached - probs) < top_p
+            keep_sorted[:, 0] = True
+            return torch.zeros_like(logits, dtype=torch.bool).scatter(-1, order, keep_sorted)
+        k = min(vocab, 8 * k)
 
 
 def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -101,9 +118,41 @@ def sample(logits: torch.Tensor, params: SamplingParams, generator: torch.Genera
     batch = logits.unsqueeze(0) if single else logits
     batch = batch.float()
     if params.greedy:
-        ids = torch.argmax(batch, dim=-1)
+        ids = torch.max(batch, dim=-1).indices  # the first maximum, like argmax; measured 1.6x faster on CPU
     else:
         filtered = filter_logits(batch / params.temperature, params.top_k, params.top_p)
-        probs = torch.softmax(filtered, dim=-1)
-        ids = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
+        ids = draw(torch.softmax(filtered, dim=-1), generator)
     return ids[0] if single else ids
+
+
+_DRAW_BLOCK = 1024
+
+
+def draw(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row of ``probs`` ``[B, V]`` (rows summing to 1), by inverting the cumulative distribution.
+
+    Same distribution as ``torch.multinomial(probs, 1)``, which on the CPU took 4.9 ms per row at the 201,088-token
+    vocabulary (the forward pass of the small preset takes ~3 ms). Cumulative sums are in float64 and taken over
+    blocks of ``_DRAW_BLOCK`` tokens and then inside one block, not over the whole row. Tokens of probability 0 have
+    empty intervals and are never drawn.
+    """
+    rows, vocab = probs.shape
+    pad = (-vocab) % _DRAW_BLOCK
+    padded = F.pad(probs, (0, pad)) if pad else probs
+    blocks = padded.reshape(rows, -1, _DRAW_BLOCK)  # [B, nb, BLOCK]
+    # Two levels: pick the block from the blocks' cumulative mass, then the token inside it.
+    block_mass = blocks.sum(dim=-1, dtype=torch.float64)  # [B, nb]
+    block_cdf = torch.cumsum(block_mass, dim=-1)
+    u = torch.rand((rows, 1), dtype=torch.float64, generator=generator, device=probs.device) * block_cdf[:, -1:]
+    block = torch.searchsorted(block_cdf, u, right=True).clamp_(max=blocks.shape[1] - 1)  # [B, 1]
+    before = (block_cdf.gather(-1, block) - block_mass.gather(-1, block)).squeeze(-1)  # mass of earlier blocks
+    inside = blocks[torch.arange(rows, device=probs.device), block.squeeze(-1)]  # [B, BLOCK]
+    inside_cdf = before[:, None] + torch.cumsum(inside, dim=-1, dtype=torch.float64)
+    offset = torch.searchsorted(inside_cdf, u, right=True).clamp_(max=_DRAW_BLOCK - 1).squeeze(-1)
+    ids = block.squeeze(-1) * _DRAW_BLOCK + offset
+    # u lies below the total mass, so only rounding can land on an empty interval (padding, a filtered token);
+    # then take the row's most likely token.
+    empty = padded.gather(-1, ids[:, None]).squeeze(-1) <= 0
+    if bool(empty.any()):
+        ids = torch.where(empty, probs.argmax(dim=-1), ids)
+    return ids

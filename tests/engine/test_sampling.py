@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from engine.sampling import SamplingParams, filter_logits, make_generator, sample
+from engine.sampling import SamplingParams, draw, filter_logits, make_generator, sample
 from engine.vocab import get_encoding
 
 
@@ -127,3 +127,42 @@ def test_filter_keeps_ties_at_kth() -> None:
 def test_bad_shape() -> None:
     with pytest.raises(ValueError, match="logits"):
         sample(torch.zeros(2, 3, 4), SamplingParams())
+
+
+def _full_sort_nucleus(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """The textbook nucleus: sort the whole row, keep tokens whose preceding mass is below top_p (the first always)."""
+    sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    keep_sorted = (torch.cumsum(probs, dim=-1) - probs) < top_p
+    keep_sorted[..., 0] = True
+    return torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+
+
+@pytest.mark.parametrize("scale", [8.0, 0.5])  # peaked (nucleus within the first candidates) and flat (it grows)
+@pytest.mark.parametrize("top_p", [0.3, 0.9, 0.999])
+def test_top_p_nucleus_equals_a_full_sort(scale: float, top_p: float) -> None:
+    logits = scale * torch.randn(3, 5000, generator=torch.Generator().manual_seed(int(scale * 10 + top_p * 1000)))
+    kept = torch.isfinite(filter_logits(logits, top_p=top_p))
+    assert torch.equal(kept, _full_sort_nucleus(logits, top_p))
+
+
+def test_draw_follows_the_distribution_across_blocks_and_never_draws_empty_tokens() -> None:
+    # 2,500 tokens: the last block is padded. Mass sits on both sides of a block boundary (1023 | 1024) and on the
+    # last token; everything else, padding included, has probability 0.
+    probs = torch.zeros(2500)
+    probs[[3, 1023, 1024, 2499]] = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    batch = probs.expand(40000, -1).contiguous()
+    ids = draw(batch, make_generator(5))
+    freq = torch.bincount(ids, minlength=2500).float() / 40000
+    assert set(torch.nonzero(freq).flatten().tolist()) == {3, 1023, 1024, 2499}
+    assert torch.allclose(freq[[3, 1023, 1024, 2499]], probs[[3, 1023, 1024, 2499]], atol=0.01)
+
+
+def test_draw_at_the_real_vocabulary_size_matches_softmax_sampling() -> None:
+    logits = torch.full((201088,), -30.0)
+    logits[[0, 100_000, 201_087]] = torch.tensor([1.0, 2.0, 0.0])
+    generator = make_generator(11)
+    ids = torch.stack([sample(logits, SamplingParams(), generator) for _ in range(2000)])
+    freq = torch.bincount(ids, minlength=201088).float() / 2000
+    expected = torch.softmax(logits, -1)[[0, 100_000, 201_087]]
+    assert torch.allclose(freq[[0, 100_000, 201_087]], expected, atol=0.035)
