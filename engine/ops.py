@@ -104,9 +104,14 @@ def _fused_gemv_fits(x: torch.Tensor, weight: torch.Tensor) -> bool:
     )
 
 
+def _fused_elementwise_fits(x: torch.Tensor) -> bool:
+    """Whether the C++ RMSNorm/RoPE take ``x``: a CPU float32/bfloat16 tensor, fused kernels wanted and built."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16) and cpu_fused_enabled()
+
+
 def cpu_rmsnorm(x: torch.Tensor, scale: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """``rmsnorm_ref`` as one C++ call on the CPU (a decode row is ~9 tiny torch ops otherwise)."""
-    if cpu_elementwise.takes(x) and cpu_fused_enabled():
+    if _fused_elementwise_fits(x):
         return cpu_elementwise.rmsnorm(x, scale, eps)
     return rmsnorm_ref(x, scale, eps)
 
@@ -115,14 +120,14 @@ def cpu_add_rmsnorm(
     x: torch.Tensor, delta: torch.Tensor, scale: torch.Tensor, eps: float = 1e-5
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``add_rmsnorm_ref`` as one C++ call on the CPU."""
-    if cpu_elementwise.takes(x) and delta.dtype == x.dtype and delta.shape == x.shape and cpu_fused_enabled():
+    if _fused_elementwise_fits(x) and delta.dtype == x.dtype and delta.shape == x.shape:
         return cpu_elementwise.add_rmsnorm(x, delta, scale, eps)
     return add_rmsnorm_ref(x, delta, scale, eps)
 
 
 def cpu_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """``rope_ref`` as one C++ call on the CPU."""
-    if cpu_elementwise.takes(x) and x.dim() == 3 and cpu_fused_enabled():
+    if _fused_elementwise_fits(x) and x.dim() == 3:
         return cpu_elementwise.rope(x, cos, sin)
     return rope_ref(x, cos, sin)
 

@@ -13,14 +13,7 @@ import torch
 
 from kernels import cpu_mxfp4
 
-__all__ = ["add_rmsnorm", "rmsnorm", "rope", "takes"]
-
-_DTYPES = (torch.float32, torch.bfloat16)
-
-
-def takes(x: torch.Tensor) -> bool:
-    """Whether these kernels accept ``x`` (a CPU float32/bfloat16 tensor) and the extension is built."""
-    return x.device.type == "cpu" and x.dtype in _DTYPES and cpu_mxfp4.available()
+__all__ = ["add_rmsnorm", "rmsnorm", "rope"]
 
 
 def _rows(x: torch.Tensor) -> torch.Tensor:
