@@ -1,5 +1,5 @@
-"""``python -m app``: the same as the ``gpt-oss-desktop`` command."""
+"""``python -m gpt_oss_desktop.app``: the same as the ``gpt-oss-desktop`` command."""
 
-from app.main import main
+from gpt_oss_desktop.app.main import main
 
 raise SystemExit(main())

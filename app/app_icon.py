@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import QSize
 from PySide6.QtGui import QIcon
 
-from app.desktop_entry import APP_ID, ICON_SIZES, bundled_icon_dir
+from gpt_oss_desktop.app.desktop_entry import APP_ID, ICON_SIZES, bundled_icon_dir
 
 
 def app_icon() -> QIcon:

@@ -12,9 +12,9 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from engine.events import Delta, Done
-from engine.harmony import ChatMessage, ReasoningEffort
-from engine.sampling import SamplingParams
+from gpt_oss_desktop.engine.events import Delta, Done
+from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort
+from gpt_oss_desktop.engine.sampling import SamplingParams
 
 # The model reference that selects the bundled demo model.
 DEMO_MODEL = "demo"

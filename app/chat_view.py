@@ -16,10 +16,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.reasoning_panel import ReasoningPanel
-from app.stats import AnswerStats, stats_line
-from app.text_views import AnswerView
-from engine.harmony import ReasoningEffort
+from gpt_oss_desktop.app.reasoning_panel import ReasoningPanel
+from gpt_oss_desktop.app.stats import AnswerStats, stats_line
+from gpt_oss_desktop.app.text_views import AnswerView
+from gpt_oss_desktop.engine.harmony import ReasoningEffort
 
 # Long lines are hard to read; the chat column stops growing here and centres in wide windows.
 _COLUMN_MAX_WIDTH = 860

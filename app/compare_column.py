@@ -14,11 +14,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.reasoning_panel import ReasoningPanel
-from app.stats import AnswerStats, count, seconds
-from app.text_views import AnswerView
-from engine.events import FinishReason
-from engine.harmony import ReasoningEffort
+from gpt_oss_desktop.app.reasoning_panel import ReasoningPanel
+from gpt_oss_desktop.app.stats import AnswerStats, count, seconds
+from gpt_oss_desktop.app.text_views import AnswerView
+from gpt_oss_desktop.engine.events import FinishReason
+from gpt_oss_desktop.engine.harmony import ReasoningEffort
 
 _NOT_YET = "–"
 _FINISH_NOTES = {

@@ -32,17 +32,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import stats
-from app.backend import ChatBackend, ChatRequest, RequestError
-from app.compare_column import CompareColumn
-from app.compare_summary import ColumnOutcome, ComparisonSummary, outcome_from_record, summarise
-from app.composer import PromptEdit
-from app.conversation import Conversation, Turn
-from app.history import Chat, ChatStore, HistoryError, Message, chat_to_markdown, title_from_prompt
-from app.history.models import check_effort, check_role, utc_now
-from engine.events import Delta, Done
-from engine.harmony import ChatMessage, ReasoningEffort
-from engine.sampling import SamplingParams
+from gpt_oss_desktop.app import stats
+from gpt_oss_desktop.app.backend import ChatBackend, ChatRequest, RequestError
+from gpt_oss_desktop.app.compare_column import CompareColumn
+from gpt_oss_desktop.app.compare_summary import ColumnOutcome, ComparisonSummary, outcome_from_record, summarise
+from gpt_oss_desktop.app.composer import PromptEdit
+from gpt_oss_desktop.app.conversation import Conversation, Turn
+from gpt_oss_desktop.app.history import Chat, ChatStore, HistoryError, Message, chat_to_markdown, title_from_prompt
+from gpt_oss_desktop.app.history.models import check_effort, check_role, utc_now
+from gpt_oss_desktop.engine.events import Delta, Done
+from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort
+from gpt_oss_desktop.engine.sampling import SamplingParams
 
 logger = logging.getLogger(__name__)
 

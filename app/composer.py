@@ -15,10 +15,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.sampling_menu import SamplingMenu
-from app.settings import EFFORT_KEY
-from engine.harmony import ReasoningEffort
-from engine.sampling import SamplingParams
+from gpt_oss_desktop.app.sampling_menu import SamplingMenu
+from gpt_oss_desktop.app.settings import EFFORT_KEY
+from gpt_oss_desktop.engine.harmony import ReasoningEffort
+from gpt_oss_desktop.engine.sampling import SamplingParams
 
 
 class PromptEdit(QPlainTextEdit):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.harmony import ChatMessage, ReasoningEffort
+from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort
 
 
 @dataclass(slots=True)

@@ -30,7 +30,7 @@ from typing import IO, Any, Final
 
 import psutil
 
-from engine.paths import user_data_dir
+from gpt_oss_desktop.engine.paths import user_data_dir
 
 logger = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ def _make_notifier() -> Any:
     """A QObject on the GUI thread that turns crash signals into dialogs; None before Qt is up."""
     from PySide6.QtWidgets import QApplication
 
-    from app.crash_dialog import CrashDialogNotifier
+    from gpt_oss_desktop.app.crash_dialog import CrashDialogNotifier
 
     app = QApplication.instance()
     if not isinstance(app, QApplication):

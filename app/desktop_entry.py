@@ -2,7 +2,7 @@
 
 ``gpt-oss-desktop --install-desktop-entry`` copies ``resources/gpt-oss-desktop.desktop`` to
 ``$XDG_DATA_HOME/applications/`` with its ``Exec=`` pointing at the program that is running now (the frozen
-executable, the installed ``gpt-oss-desktop`` script, or this Python with ``-m app``), and the icons to
+executable, the installed ``gpt-oss-desktop`` script, or this Python with ``-m gpt_oss_desktop.app``), and the icons to
 ``$XDG_DATA_HOME/icons/hicolor/<size>/apps/``. Then it refreshes the menu and icon caches when the tools for that
 are installed. ``--uninstall-desktop-entry`` removes exactly those files. Nothing here imports Qt.
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from resources import resource_path
+from gpt_oss_desktop.resources import resource_path
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +85,9 @@ def current_launcher() -> Launcher:
         candidate = Path(scripts) / APP_ID
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return Launcher((str(candidate.absolute()),))
-    # Not installed as a package (a source checkout): run the package with this interpreter from its folder.
-    package_root = Path(__file__).resolve().parent.parent
-    return Launcher((str(Path(sys.executable).absolute()), "-m", "app"), working_dir=package_root)
+    # No gui-script found (an unusual scheme): run the installed package with this interpreter. `-P` keeps the
+    # working folder off sys.path, so a folder named like a dependency there can never shadow it.
+    return Launcher((str(Path(sys.executable).absolute()), "-P", "-m", "gpt_oss_desktop.app"))
 
 
 # Characters that force an Exec argument into double quotes, and those escaped inside the quotes (spec: "The Exec

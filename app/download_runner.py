@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from PySide6.QtCore import QObject, Signal
 
-from app.downloads import DownloadEvent, InstalledModel, ModelRegistry, Progress
+from gpt_oss_desktop.app.downloads import DownloadEvent, InstalledModel, ModelRegistry, Progress
 
 logger = logging.getLogger(__name__)
 

@@ -38,8 +38,8 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from app.download_runner import ModelLibrary, WorkerRunner
-from app.downloads import (
+from gpt_oss_desktop.app.download_runner import ModelLibrary, WorkerRunner
+from gpt_oss_desktop.app.downloads import (
     CATALOG,
     CatalogModel,
     Destination,
@@ -63,9 +63,9 @@ from app.downloads import (
     human_bytes,
     make_destination,
 )
-from app.downloads.errors import AuthRequiredError
-from app.downloads.hardware import disk_needed, existing_parent
-from app.downloads.progress import MIN_EVENT_INTERVAL
+from gpt_oss_desktop.app.downloads.errors import AuthRequiredError
+from gpt_oss_desktop.app.downloads.hardware import disk_needed, existing_parent
+from gpt_oss_desktop.app.downloads.progress import MIN_EVENT_INTERVAL
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from app.backend import (
+from gpt_oss_desktop.app.backend import (
     DEMO_MODEL,
     ChatRequest,
     LoadError,
@@ -28,11 +28,11 @@ from app.backend import (
     ProgressCallback,
     RequestError,
 )
-from engine.batch_generator import BatchGenerator
-from engine.errors import CheckpointError, ConfigError, EngineError, GenerationError, LoadCancelled
-from engine.events import Delta, Done, FinishReason
-from engine.generator import Generator, ModelLike
-from engine.vocab import get_encoding
+from gpt_oss_desktop.engine.batch_generator import BatchGenerator
+from gpt_oss_desktop.engine.errors import CheckpointError, ConfigError, EngineError, GenerationError, LoadCancelled
+from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
+from gpt_oss_desktop.engine.generator import Generator, ModelLike
+from gpt_oss_desktop.engine.vocab import get_encoding
 
 logger = logging.getLogger(__name__)
 
@@ -112,7 +112,9 @@ def load_local_model(
     model_ref: str, on_progress: LoadProgress | None = None, *, device: str | None = None, dtype: Any = None
 ) -> ModelLike:
     """The default loader: a checkpoint folder, or the demo model, through :func:`engine.load_model`."""
-    from engine import load_model  # imports torch: deferred so the window appears before torch is loaded
+    from gpt_oss_desktop.engine import (
+        load_model,  # imports torch: deferred so the window appears before torch is loaded
+    )
 
     ref = model_ref if model_ref == DEMO_MODEL else str(Path(model_ref).expanduser())
     return load_model(ref, device=device, dtype=dtype, on_progress=on_progress)
@@ -361,7 +363,7 @@ class LocalEngine:
         logger.info("model unloaded")
 
     def _generate(self, job: _GenerateJob) -> None:
-        from engine.harmony import render_prompt
+        from gpt_oss_desktop.engine.harmony import render_prompt
 
         if self._generator is None:
             job.outbox.put(RequestError("no model is loaded"))
@@ -381,7 +383,7 @@ class LocalEngine:
                 job.outbox.put(RequestError(str(exc)))
 
     def _compare(self, job: _CompareJob) -> None:
-        from engine.harmony import render_prompt
+        from gpt_oss_desktop.engine.harmony import render_prompt
 
         if self._batch is None:
             job.outbox.put(RequestError("no model is loaded"))

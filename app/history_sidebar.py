@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.history import ChatStore, HistoryError
+from gpt_oss_desktop.app.history import ChatStore, HistoryError
 
 logger = logging.getLogger(__name__)
 

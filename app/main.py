@@ -1,4 +1,5 @@
-"""Entry point of ``gpt-oss-desktop`` and ``python -m app``: parse flags, start Qt on a qasync loop, show the window."""
+"""Entry point of ``gpt-oss-desktop`` and ``python -m gpt_oss_desktop.app``:
+parse flags, start Qt on a qasync loop, show the window."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     import qasync
 
-    from app.history import ChatStore
-    from app.single_instance import SingleInstance
+    from gpt_oss_desktop.app.history import ChatStore
+    from gpt_oss_desktop.app.single_instance import SingleInstance
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     import qasync
     from PySide6.QtWidgets import QApplication
 
-    from app import crash
-    from app.app_icon import app_icon
-    from app.desktop_entry import APP_ID
-    from app.settings import APPLICATION, ORGANIZATION
+    from gpt_oss_desktop.app import crash
+    from gpt_oss_desktop.app.app_icon import app_icon
+    from gpt_oss_desktop.app.desktop_entry import APP_ID
+    from gpt_oss_desktop.app.settings import APPLICATION, ORGANIZATION
 
     # argv[0] names the X11 WM_CLASS instance, which must equal the desktop entry's StartupWMClass.
     app = QApplication.instance() or QApplication([APP_ID])
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setWindowIcon(app_icon())
     instance: SingleInstance | None = None
     if not args.self_test and args.screenshot is None:
-        from app.single_instance import ActivationRequest, claim, resolve_model_ref
+        from gpt_oss_desktop.app.single_instance import ActivationRequest, claim, resolve_model_ref
 
         forwarded_argv = tuple(sys.argv[1:] if argv is None else argv)
         instance = claim(ActivationRequest(resolve_model_ref(args.model, Path.cwd()), forwarded_argv), parent=app)
@@ -81,19 +82,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0  # the running app came to the front (and loads the model asked for)
     # From here uncaught errors get a log file under the data folder (and a dialog, except in the self-test).
     reporter = crash.install(show_dialogs=not args.self_test)
-    from app.gc_guard import GuiThreadGarbageCollector
+    from gpt_oss_desktop.app.gc_guard import GuiThreadGarbageCollector
 
     GuiThreadGarbageCollector(app)  # owned by the app: Python cycles are collected on this thread only
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     reporter.watch_loop(loop)
     if args.self_test:
-        from app import self_test
+        from gpt_oss_desktop.app import self_test
 
         with loop:
             return self_test.run(loop, timeout=args.self_test_timeout)
     if args.screenshot is not None:
-        from app.screenshot import capture
+        from gpt_oss_desktop.app.screenshot import capture
 
         with loop:
             loop.run_until_complete(capture(args.screenshot, args.settings))
@@ -107,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _desktop_entry(*, install: bool) -> int:
-    from app import desktop_entry
+    from gpt_oss_desktop.app import desktop_entry
 
     try:
         if install:
@@ -128,11 +129,11 @@ def _say(stream: TextIO | None, text: str) -> None:
 
 
 def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, instance: SingleInstance) -> int:
-    from app.engine_thread import LocalEngine
-    from app.main_window import MainWindow
-    from app.model_menu import open_default_library
-    from app.settings import LAST_MODEL_KEY, make_settings
-    from app.single_instance import ActivationRequest, bring_to_front
+    from gpt_oss_desktop.app.engine_thread import LocalEngine
+    from gpt_oss_desktop.app.main_window import MainWindow
+    from gpt_oss_desktop.app.model_menu import open_default_library
+    from gpt_oss_desktop.app.settings import LAST_MODEL_KEY, make_settings
+    from gpt_oss_desktop.app.single_instance import ActivationRequest, bring_to_front
 
     settings = make_settings(args.settings)
     store = _open_history()
@@ -163,8 +164,8 @@ def _open_history() -> ChatStore | None:
     """The chat history in the user data folder, or None (the app then runs without history) if it cannot open."""
     from datetime import timedelta
 
-    from app.history import ChatStore, HistoryError
-    from engine.paths import user_data_dir
+    from gpt_oss_desktop.app.history import ChatStore, HistoryError
+    from gpt_oss_desktop.engine.paths import user_data_dir
 
     try:
         store = ChatStore(user_data_dir() / "history.sqlite3")

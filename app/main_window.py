@@ -24,21 +24,29 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app import stats
-from app.backend import DEMO_MODEL, ChatBackend, ChatRequest, LoadError, LoadErrorKind, ModelInfo, RequestError
-from app.chat_view import AssistantMessage, ChatView
-from app.compare_view import CompareView
-from app.composer import Composer
-from app.conversation import Conversation, Turn
-from app.download_runner import ModelLibrary
-from app.history import Chat, ChatStore, HistoryError, Message, title_from_prompt
-from app.history_sidebar import HistorySidebar
-from app.instructions_dialog import ask_instructions
-from app.model_menu import ModelDownloads
-from app.notices import EmptyState, ErrorBanner
-from app.settings import LAST_MODEL_KEY
-from engine.events import Done
-from engine.harmony import ReasoningEffort
+from gpt_oss_desktop.app import stats
+from gpt_oss_desktop.app.backend import (
+    DEMO_MODEL,
+    ChatBackend,
+    ChatRequest,
+    LoadError,
+    LoadErrorKind,
+    ModelInfo,
+    RequestError,
+)
+from gpt_oss_desktop.app.chat_view import AssistantMessage, ChatView
+from gpt_oss_desktop.app.compare_view import CompareView
+from gpt_oss_desktop.app.composer import Composer
+from gpt_oss_desktop.app.conversation import Conversation, Turn
+from gpt_oss_desktop.app.download_runner import ModelLibrary
+from gpt_oss_desktop.app.history import Chat, ChatStore, HistoryError, Message, title_from_prompt
+from gpt_oss_desktop.app.history_sidebar import HistorySidebar
+from gpt_oss_desktop.app.instructions_dialog import ask_instructions
+from gpt_oss_desktop.app.model_menu import ModelDownloads
+from gpt_oss_desktop.app.notices import EmptyState, ErrorBanner
+from gpt_oss_desktop.app.settings import LAST_MODEL_KEY
+from gpt_oss_desktop.engine.events import Done
+from gpt_oss_desktop.engine.harmony import ReasoningEffort
 
 logger = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.download_runner import ModelLibrary, WorkerRunner
-from app.downloads import DownloadError, InstalledModel, human_bytes
-from app.downloads.manage import delete_model, import_folder, verify_installed
+from gpt_oss_desktop.app.download_runner import ModelLibrary, WorkerRunner
+from gpt_oss_desktop.app.downloads import DownloadError, InstalledModel, human_bytes
+from gpt_oss_desktop.app.downloads.manage import delete_model, import_folder, verify_installed
 
 logger = logging.getLogger(__name__)
 

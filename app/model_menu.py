@@ -13,11 +13,11 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDialog, QMenu, QMessageBox, QPushButton, QWidget
 
-from app.download_runner import ModelLibrary
-from app.download_wizard import DownloadWizard
-from app.downloads import HubSettings, ModelRegistry, PendingDownload, human_bytes
-from app.downloads.errors import RegistryError
-from app.model_manager import ModelManager, verified_text
+from gpt_oss_desktop.app.download_runner import ModelLibrary
+from gpt_oss_desktop.app.download_wizard import DownloadWizard
+from gpt_oss_desktop.app.downloads import HubSettings, ModelRegistry, PendingDownload, human_bytes
+from gpt_oss_desktop.app.downloads.errors import RegistryError
+from gpt_oss_desktop.app.model_manager import ModelManager, verified_text
 
 logger = logging.getLogger(__name__)
 

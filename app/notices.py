@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from app.backend import LoadError
+from gpt_oss_desktop.app.backend import LoadError
 
 
 class EmptyState(QWidget):

@@ -6,8 +6,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
-from app import stats
-from app.text_views import FitTextBrowser
+from gpt_oss_desktop.app import stats
+from gpt_oss_desktop.app.text_views import FitTextBrowser
 
 # Long reasoning scrolls inside the panel instead of pushing the answer far down the chat.
 _MAX_BODY_HEIGHT = 280

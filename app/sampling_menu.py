@@ -5,8 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QMenu, QPushButton, QSpinBox, QWidget, QWidgetAction
 
-from app.settings import MAX_TOKENS_KEY, TEMPERATURE_KEY, TOP_P_KEY
-from engine.sampling import DEFAULT_MAX_TOKENS, SamplingParams
+from gpt_oss_desktop.app.settings import MAX_TOKENS_KEY, TEMPERATURE_KEY, TOP_P_KEY
+from gpt_oss_desktop.engine.sampling import DEFAULT_MAX_TOKENS, SamplingParams
 
 # Defaults come from SamplingParams itself (spec §6: temperature 1.0, top_p 1.0), not repeated here.
 _DEFAULTS = SamplingParams()

@@ -12,12 +12,12 @@ import tempfile
 import threading
 from pathlib import Path
 
-from app.engine_thread import LocalEngine
-from app.history import ChatStore
-from app.main_window import MainWindow
-from app.scripted_model import ScriptedModel, harmony_reply
-from app.settings import make_settings
-from engine.harmony import ReasoningEffort
+from gpt_oss_desktop.app.engine_thread import LocalEngine
+from gpt_oss_desktop.app.history import ChatStore
+from gpt_oss_desktop.app.main_window import MainWindow
+from gpt_oss_desktop.app.scripted_model import ScriptedModel, harmony_reply
+from gpt_oss_desktop.app.settings import make_settings
+from gpt_oss_desktop.engine.harmony import ReasoningEffort
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Final
 
 import torch
 
-from engine.vocab import CHANNEL, END, MESSAGE, RETURN, START, get_encoding
+from gpt_oss_desktop.engine.vocab import CHANNEL, END, MESSAGE, RETURN, START, get_encoding
 
 _VOCAB: Final = 201088
 _FILLER: Final = 13  # a plain-text token emitted once a script runs out (the generator then stops on max_tokens)

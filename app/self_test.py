@@ -29,15 +29,15 @@ from typing import IO, Any, Final
 
 from openai_harmony import Role
 
-from app.backend import DEMO_MODEL, LoadError, ModelInfo
-from app.chat_view import AssistantMessage
-from app.engine_thread import LocalEngine
-from app.history import ChatStore
-from app.main_window import MainWindow
-from app.settings import EFFORT_KEY, MAX_TOKENS_KEY, TEMPERATURE_KEY, make_settings
-from engine.events import FINAL, Done, FinishReason
-from engine.harmony import ReasoningEffort
-from engine.vocab import get_encoding
+from gpt_oss_desktop.app.backend import DEMO_MODEL, LoadError, ModelInfo
+from gpt_oss_desktop.app.chat_view import AssistantMessage
+from gpt_oss_desktop.app.engine_thread import LocalEngine
+from gpt_oss_desktop.app.history import ChatStore
+from gpt_oss_desktop.app.main_window import MainWindow
+from gpt_oss_desktop.app.settings import EFFORT_KEY, MAX_TOKENS_KEY, TEMPERATURE_KEY, make_settings
+from gpt_oss_desktop.engine.events import FINAL, Done, FinishReason
+from gpt_oss_desktop.engine.harmony import ReasoningEffort
+from gpt_oss_desktop.engine.vocab import get_encoding
 
 FAIL_ENV: Final = "GPTOSS_SELF_TEST_FAIL"
 DEFAULT_TIMEOUT_S: Final = 600.0
@@ -226,7 +226,7 @@ def _cpu_kernel_used(window: MainWindow) -> bool:
     info = window.backend.info
     if info is None or info.device != "CPU":
         return False
-    from engine.ops import cpu_fused_enabled
+    from gpt_oss_desktop.engine.ops import cpu_fused_enabled
 
     return cpu_fused_enabled()  # cached: tells whether the generation just now used the fused C++ kernel
 

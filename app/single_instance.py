@@ -24,7 +24,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtNetwork import QAbstractSocket, QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QWidget
 
-from engine.paths import user_data_dir
+from gpt_oss_desktop.engine.paths import user_data_dir
 
 logger = logging.getLogger(__name__)
 

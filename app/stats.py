@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.events import Done, FinishReason
+from gpt_oss_desktop.engine.events import Done, FinishReason
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from PySide6.QtCore import QSizeF, Qt
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import QFrame, QSizePolicy, QTextBrowser, QWidget
 
-from app.rendering.markdown_view import MarkdownView
+from gpt_oss_desktop.app.rendering.markdown_view import MarkdownView
 
 _SELECTABLE = (
     Qt.TextInteractionFlag.TextSelectableByMouse

@@ -22,8 +22,8 @@ import torch
 # Runnable as a plain script from anywhere: the repository root holds the ``kernels`` package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kernels import cpu_mxfp4
-from kernels.mxfp4 import dequantize_mxfp4
+from gpt_oss_desktop.kernels import cpu_mxfp4
+from gpt_oss_desktop.kernels.mxfp4 import dequantize_mxfp4
 
 
 def _time_ms(fn: Callable[[int], object], iters: int, warmup: int = 2) -> tuple[float, float]:

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from huggingface_hub import constants
 
-from app.downloads import CatalogModel, HubCacheDestination, HubSettings, ModelDownload, ModelRegistry
-from engine.checkpoint import PRESETS, checkpoint_bytes, random_weights, write_checkpoint
+from gpt_oss_desktop.app.downloads import CatalogModel, HubCacheDestination, HubSettings, ModelDownload, ModelRegistry
+from gpt_oss_desktop.engine.checkpoint import PRESETS, checkpoint_bytes, random_weights, write_checkpoint
 from tests.helpers.hub_server import HostedRepo, HubServer
 
 MB = 1e6

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PySide6.QtWidgets import QApplication, QTextBrowser
 
-from app.rendering import IncrementalMarkdown, render_markdown
-from app.rendering.markdown_view import MarkdownView
+from gpt_oss_desktop.app.rendering import IncrementalMarkdown, render_markdown
+from gpt_oss_desktop.app.rendering.markdown_view import MarkdownView
 from tests.app.rendering.corpus import generate, tokenize
 
 # PySide6 6.12.0 on Python 3.11 drops a reference to None (void methods) or True/False (some bool returns) on many

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from engine.model import Model
+    from gpt_oss_desktop.engine.model import Model
 
 __all__ = ["load_model"]
 
@@ -15,6 +15,6 @@ def load_model(path: Any, device: Any = None, dtype: Any = None, on_progress: An
 
     See :func:`engine.loader.load_model` (``on_progress`` reports progress and can cancel the load).
     """
-    from engine.loader import load_model as _load_model
+    from gpt_oss_desktop.engine.loader import load_model as _load_model
 
     return _load_model(path, device=device, dtype=dtype, on_progress=on_progress)

@@ -1,7 +1,7 @@
-"""``python -m engine``: the engine's command-line interface."""
+"""``python -m gpt_oss_desktop.engine``: the engine's command-line interface."""
 
 import sys
 
-from engine.cli import main
+from gpt_oss_desktop.engine.cli import main
 
 sys.exit(main())

@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from engine.errors import GenerationError
-from engine.events import Delta, Done, FinishReason
-from engine.generator import ModelLike
-from engine.sampling import SamplingParams, make_generator, sample
-from engine.stream_parser import HarmonyStreamParser
+from gpt_oss_desktop.engine.errors import GenerationError
+from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
+from gpt_oss_desktop.engine.generator import ModelLike
+from gpt_oss_desktop.engine.sampling import SamplingParams, make_generator, sample
+from gpt_oss_desktop.engine.stream_parser import HarmonyStreamParser
 
 if TYPE_CHECKING:
     from openai_harmony import HarmonyEncoding

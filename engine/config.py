@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import ConfigError
+from gpt_oss_desktop.engine.errors import ConfigError
 
 # The 16 keys of OpenAI's original/config.json, in the order OpenAI writes them.
 ORIGINAL_CONFIG_KEYS: tuple[str, ...] = (

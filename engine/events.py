@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from openai_harmony import Message
 
-from engine.vocab import CALL
+from gpt_oss_desktop.engine.vocab import CALL
 
 # Channel names the model uses (harmony docs/format.md).
 ANALYSIS: str = "analysis"

@@ -32,8 +32,8 @@ from openai_harmony import (
 )
 from openai_harmony import ReasoningEffort as HarmonyReasoningEffort
 
-from engine.events import ANALYSIS, COMMENTARY, FINAL
-from engine.vocab import get_encoding
+from gpt_oss_desktop.engine.events import ANALYSIS, COMMENTARY, FINAL
+from gpt_oss_desktop.engine.vocab import get_encoding
 
 DEFAULT_KNOWLEDGE_CUTOFF: Final = "2024-06"
 # Default for ``current_date``: render today's date. Pass None to leave the date line out.

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from engine.config import ModelConfig
-from engine.errors import GenerationError
+from gpt_oss_desktop.engine.config import ModelConfig
+from gpt_oss_desktop.engine.errors import GenerationError
 
 logger = logging.getLogger(__name__)
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import torch
 
-from engine.checkpoint import load_checkpoint
-from engine.memory import limit_heap_fragmentation
-from engine.model import LoadProgress, Model
-from engine.model_ref import resolve_model_path
+from gpt_oss_desktop.engine.checkpoint import load_checkpoint
+from gpt_oss_desktop.engine.memory import limit_heap_fragmentation
+from gpt_oss_desktop.engine.model import LoadProgress, Model
+from gpt_oss_desktop.engine.model_ref import resolve_model_path
 
 logger = logging.getLogger(__name__)
 

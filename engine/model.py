@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.config import ModelConfig
-from engine.kv_cache import KVCache
-from engine.ops import Ops, select_ops
-from kernels.moe import DenseExperts, ExpertWeights, Mxfp4Experts
-from kernels.rope import rope_cos_sin, yarn_inv_freq
+from gpt_oss_desktop.engine.config import ModelConfig
+from gpt_oss_desktop.engine.kv_cache import KVCache
+from gpt_oss_desktop.engine.ops import Ops, select_ops
+from gpt_oss_desktop.kernels.moe import DenseExperts, ExpertWeights, Mxfp4Experts
+from gpt_oss_desktop.kernels.rope import rope_cos_sin, yarn_inv_freq
 
 logger = logging.getLogger(__name__)
 

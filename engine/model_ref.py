@@ -21,7 +21,7 @@ def is_builtin(name_or_path: str | Path) -> bool:
 def resolve_model_path(name_or_path: str | Path) -> Path:
     """The checkpoint folder for ``name_or_path``: ``demo`` is materialised on first use; a path is returned as is."""
     if is_builtin(name_or_path):
-        from engine.demo.materialize import materialize_demo  # deferred: pulls in torch and safetensors
+        from gpt_oss_desktop.engine.demo.materialize import materialize_demo  # deferred: pulls in torch and safetensors
 
         return materialize_demo()
     return Path(name_or_path)

@@ -24,18 +24,18 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from engine.errors import EngineError
-from kernels import attention as attention_kernels
-from kernels import cpu_elementwise, cpu_mxfp4
-from kernels import moe as moe_kernels
-from kernels import rmsnorm as rmsnorm_kernels
-from kernels import rope as rope_kernels
-from kernels import router as router_kernels
-from kernels.attention import attention_decode_ref, attention_ref
-from kernels.moe import ExpertWeights, Mxfp4Experts, expert_linear_ref, moe_ref
-from kernels.rmsnorm import add_rmsnorm_ref, rmsnorm_ref
-from kernels.rope import rope_ref
-from kernels.router import router_ref
+from gpt_oss_desktop.engine.errors import EngineError
+from gpt_oss_desktop.kernels import attention as attention_kernels
+from gpt_oss_desktop.kernels import cpu_elementwise, cpu_mxfp4
+from gpt_oss_desktop.kernels import moe as moe_kernels
+from gpt_oss_desktop.kernels import rmsnorm as rmsnorm_kernels
+from gpt_oss_desktop.kernels import rope as rope_kernels
+from gpt_oss_desktop.kernels import router as router_kernels
+from gpt_oss_desktop.kernels.attention import attention_decode_ref, attention_ref
+from gpt_oss_desktop.kernels.moe import ExpertWeights, Mxfp4Experts, expert_linear_ref, moe_ref
+from gpt_oss_desktop.kernels.rmsnorm import add_rmsnorm_ref, rmsnorm_ref
+from gpt_oss_desktop.kernels.rope import rope_ref
+from gpt_oss_desktop.kernels.router import router_ref
 
 logger = logging.getLogger(__name__)
 

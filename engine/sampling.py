@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from engine.vocab import ASSISTANT_STOP_TOKENS
+from gpt_oss_desktop.engine.vocab import ASSISTANT_STOP_TOKENS
 
 # Reasoning at high effort often runs to several thousand tokens before the answer starts; 4096 cut answers off
 # in practice, so the default leaves room for both. Callers with a small context lower it.

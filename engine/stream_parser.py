@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 from openai_harmony import HarmonyEncoding, HarmonyError, Message, Role, StreamableParser
 
-from engine.events import ANALYSIS, FINAL, NO_CHANNEL, Delta
-from engine.vocab import ASSISTANT_STOP_TOKENS, END, MESSAGE, MESSAGE_STOP_TOKENS, START, get_encoding
+from gpt_oss_desktop.engine.events import ANALYSIS, FINAL, NO_CHANNEL, Delta
+from gpt_oss_desktop.engine.vocab import ASSISTANT_STOP_TOKENS, END, MESSAGE, MESSAGE_STOP_TOKENS, START, get_encoding
 
 logger = logging.getLogger(__name__)
 

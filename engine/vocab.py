@@ -17,8 +17,8 @@ from typing import Final
 
 from openai_harmony import HarmonyEncoding, HarmonyEncodingName, HarmonyError, load_harmony_encoding
 
-from engine.errors import VocabularyError
-from resources import resource_path
+from gpt_oss_desktop.engine.errors import VocabularyError
+from gpt_oss_desktop.resources import resource_path
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import torch
 
 # The Triton kernels below are optional: without the package this module still imports (the references work) and
 # the Triton wrappers raise a clear error.
-from kernels._triton import TRITON_IMPORT_ERROR as _TRITON_IMPORT_ERROR
-from kernels._triton import tl, triton
-from kernels._triton import triton_jit as _triton_jit
+from gpt_oss_desktop.kernels._triton import TRITON_IMPORT_ERROR as _TRITON_IMPORT_ERROR
+from gpt_oss_desktop.kernels._triton import tl, triton
+from gpt_oss_desktop.kernels._triton import triton_jit as _triton_jit
 
 # Largest fp32 score block (heads x queries x keys) materialised at once; bounds prefill memory on long prompts.
 _MAX_SCORE_ELEMENTS = 1 << 26  # 256 MiB of fp32

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from kernels import cpu_mxfp4
+from gpt_oss_desktop.kernels import cpu_mxfp4
 
 __all__ = ["add_rmsnorm", "rmsnorm", "rope"]
 

@@ -40,8 +40,8 @@ from typing import Any
 
 import torch
 
-from kernels._cpu_elementwise_cpp import CPP_SOURCE as ELEMENTWISE_CPP_SOURCE
-from kernels.mxfp4 import FP4_VALUES, MXFP4_BLOCK
+from gpt_oss_desktop.kernels._cpu_elementwise_cpp import CPP_SOURCE as ELEMENTWISE_CPP_SOURCE
+from gpt_oss_desktop.kernels.mxfp4 import FP4_VALUES, MXFP4_BLOCK
 
 __all__ = [
     "attention_decode",

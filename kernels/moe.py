@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from kernels.mxfp4 import dequantize_mxfp4
+from gpt_oss_desktop.kernels.mxfp4 import dequantize_mxfp4
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def moe_ref(
 # next to the weights (46 KB per layer at decode for 20b, ~1/1000 of the 52.9 MB of expert bytes).
 # ---------------------------------------------------------------------------------------------------------------------
 
-from kernels._triton import TRITON_IMPORT_ERROR, tl, triton  # noqa: E402 (the kernels start here)
+from gpt_oss_desktop.kernels._triton import TRITON_IMPORT_ERROR, tl, triton  # noqa: E402 (the kernels start here)
 
 _TRITON_ERROR: str | None = (
     None

@@ -6,9 +6,9 @@ import torch
 
 # The Triton kernel below is optional: without the package this module still imports (the references work) and the
 # Triton wrappers raise a clear error.
-from kernels._triton import TRITON_IMPORT_ERROR as _TRITON_IMPORT_ERROR
-from kernels._triton import tl, triton
-from kernels._triton import triton_jit as _triton_jit
+from gpt_oss_desktop.kernels._triton import TRITON_IMPORT_ERROR as _TRITON_IMPORT_ERROR
+from gpt_oss_desktop.kernels._triton import tl, triton
+from gpt_oss_desktop.kernels._triton import triton_jit as _triton_jit
 
 
 def rmsnorm_ref(x: torch.Tensor, scale: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:

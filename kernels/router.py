@@ -11,7 +11,14 @@ import torch
 import torch.nn.functional as F
 
 # Triton import guard and shared helpers live in kernels.rmsnorm (triton / tl are None without the package).
-from kernels.rmsnorm import _TRITON_IMPORT_ERROR, _triton_jit, check_kernel_device, round_to_dtype, tl, triton
+from gpt_oss_desktop.kernels.rmsnorm import (
+    _TRITON_IMPORT_ERROR,
+    _triton_jit,
+    check_kernel_device,
+    round_to_dtype,
+    tl,
+    triton,
+)
 
 
 def router_ref(

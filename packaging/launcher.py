@@ -16,6 +16,6 @@ if getattr(sys, "frozen", False):
         cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         os.environ["TORCH_EXTENSIONS_DIR"] = str(Path(cache) / "gpt-oss-desktop" / "torch_extensions")
 
-from app.main import main  # after PATH: nothing may look up ninja before it is set
+from gpt_oss_desktop.app.main import main  # after PATH: nothing may look up ninja before it is set
 
 raise SystemExit(main())

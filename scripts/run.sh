@@ -10,4 +10,4 @@ if [ ! -x .venv/bin/python ]; then
     fi
     .venv/bin/python -m pip install --quiet -e .
 fi
-exec .venv/bin/python -m app "$@"
+exec .venv/bin/python -P -m gpt_oss_desktop.app "$@"

@@ -10,4 +10,5 @@ fi
 export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
 export HF_HUB_OFFLINE=1
 export TRITON_INTERPRET=1
-exec .venv/bin/python -m pytest -q "$@"
+# -P: the repository root stays off sys.path, so only the installed gpt_oss_desktop package is imported.
+exec .venv/bin/python -P -m pytest -q "$@"

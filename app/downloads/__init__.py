@@ -5,8 +5,8 @@ threads. Files live in the Hugging Face cache or a chosen folder; the list of in
 progress) in ``models.json`` in the user data folder.
 """
 
-from app.downloads.catalog import CATALOG, CatalogModel, catalog_model
-from app.downloads.destination import (
+from gpt_oss_desktop.app.downloads.catalog import CATALOG, CatalogModel, catalog_model
+from gpt_oss_desktop.app.downloads.destination import (
     Destination,
     FolderDestination,
     HubCacheDestination,
@@ -14,13 +14,13 @@ from app.downloads.destination import (
     StorageKind,
     make_destination,
 )
-from app.downloads.downloader import ModelDownload, RetryPolicy
-from app.downloads.errors import DownloadError, TransferStopped, human_bytes
-from app.downloads.hardware import Assessment, MachineInfo, MachineProbe, Verdict, assess
-from app.downloads.hub import HubSettings, fetch_plan
-from app.downloads.plan import DownloadPlan, RemoteFile
-from app.downloads.progress import DownloadEvent, Progress, Refetching, Retrying, StageChanged
-from app.downloads.registry import InstalledModel, ModelRegistry, PendingDownload
+from gpt_oss_desktop.app.downloads.downloader import ModelDownload, RetryPolicy
+from gpt_oss_desktop.app.downloads.errors import DownloadError, TransferStopped, human_bytes
+from gpt_oss_desktop.app.downloads.hardware import Assessment, MachineInfo, MachineProbe, Verdict, assess
+from gpt_oss_desktop.app.downloads.hub import HubSettings, fetch_plan
+from gpt_oss_desktop.app.downloads.plan import DownloadPlan, RemoteFile
+from gpt_oss_desktop.app.downloads.progress import DownloadEvent, Progress, Refetching, Retrying, StageChanged
+from gpt_oss_desktop.app.downloads.registry import InstalledModel, ModelRegistry, PendingDownload
 
 __all__ = [
     "CATALOG",

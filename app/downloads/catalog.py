@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from engine.checkpoint import PRESETS, checkpoint_bytes
-from engine.config import ModelConfig
+from gpt_oss_desktop.engine.checkpoint import PRESETS, checkpoint_bytes
+from gpt_oss_desktop.engine.config import ModelConfig
 
 # The context the app allocates KV cache for (app.engine_thread.DEFAULT_CONTEXT; a test keeps the two equal).
 KV_CONTEXT_TOKENS: Final = 16384

@@ -28,11 +28,11 @@ from typing import Any, Final
 from huggingface_hub import hf_hub_download
 from huggingface_hub.file_download import repo_folder_name
 
-from app.downloads.catalog import CatalogModel
-from app.downloads.errors import PlanError
-from app.downloads.hub import HubSettings
-from app.downloads.plan import CONFIG, DTYPES, INDEX, DownloadPlan, RemoteFile
-from app.downloads.verify import Expected
+from gpt_oss_desktop.app.downloads.catalog import CatalogModel
+from gpt_oss_desktop.app.downloads.errors import PlanError
+from gpt_oss_desktop.app.downloads.hub import HubSettings
+from gpt_oss_desktop.app.downloads.plan import CONFIG, DTYPES, INDEX, DownloadPlan, RemoteFile
+from gpt_oss_desktop.app.downloads.verify import Expected
 
 logger = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypeVar
 
-from app.downloads.catalog import CatalogModel
-from app.downloads.destination import Destination, FileState, FileStatus, LocalCopy
-from app.downloads.errors import (
+from gpt_oss_desktop.app.downloads.catalog import CatalogModel
+from gpt_oss_desktop.app.downloads.destination import Destination, FileState, FileStatus, LocalCopy
+from gpt_oss_desktop.app.downloads.errors import (
     ConnectionDroppedError,
     NetworkError,
     NotEnoughSpaceError,
@@ -35,10 +35,10 @@ from app.downloads.errors import (
     classify_error,
     human_bytes,
 )
-from app.downloads.hardware import disk_free_bytes, disk_needed
-from app.downloads.hub import HubSettings, fetch_plan
-from app.downloads.plan import DownloadPlan, RemoteFile
-from app.downloads.progress import (
+from gpt_oss_desktop.app.downloads.hardware import disk_free_bytes, disk_needed
+from gpt_oss_desktop.app.downloads.hub import HubSettings, fetch_plan
+from gpt_oss_desktop.app.downloads.plan import DownloadPlan, RemoteFile
+from gpt_oss_desktop.app.downloads.progress import (
     MIN_EVENT_INTERVAL,
     DownloadEvent,
     Listener,
@@ -50,10 +50,10 @@ from app.downloads.progress import (
     StopSignal,
     bridge_bar_class,
 )
-from app.downloads.registry import InstalledFile, InstalledModel, ModelRegistry, PendingDownload
-from app.downloads.transfer import fetch_to_partial
-from app.downloads.validate import CheckedCheckpoint, ensure_writable, validate_checkpoint
-from app.downloads.verify import Expected, mismatch
+from gpt_oss_desktop.app.downloads.registry import InstalledFile, InstalledModel, ModelRegistry, PendingDownload
+from gpt_oss_desktop.app.downloads.transfer import fetch_to_partial
+from gpt_oss_desktop.app.downloads.validate import CheckedCheckpoint, ensure_writable, validate_checkpoint
+from gpt_oss_desktop.app.downloads.verify import Expected, mismatch
 
 logger = logging.getLogger(__name__)
 

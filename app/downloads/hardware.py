@@ -17,8 +17,8 @@ from typing import Final
 
 import psutil
 
-from app.downloads.catalog import CatalogModel
-from app.downloads.errors import human_bytes
+from gpt_oss_desktop.app.downloads.catalog import CatalogModel
+from gpt_oss_desktop.app.downloads.errors import human_bytes
 
 logger = logging.getLogger(__name__)
 

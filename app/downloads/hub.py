@@ -15,8 +15,8 @@ from pathlib import Path
 
 from huggingface_hub import HfApi, constants
 
-from app.downloads.errors import OfflineError, classify_error
-from app.downloads.plan import DownloadPlan, RemoteFile, select_original_files
+from gpt_oss_desktop.app.downloads.errors import OfflineError, classify_error
+from gpt_oss_desktop.app.downloads.plan import DownloadPlan, RemoteFile, select_original_files
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from huggingface_hub import scan_cache_dir
 
-from app.downloads.destination import FOLDER_PARTIAL_DIR
-from app.downloads.errors import DownloadError, VerificationError, classify_error
-from app.downloads.registry import InstalledModel, ModelRegistry, now_iso
-from app.downloads.validate import CheckedCheckpoint, validate_checkpoint
-from app.downloads.verify import Expected, mismatch
+from gpt_oss_desktop.app.downloads.destination import FOLDER_PARTIAL_DIR
+from gpt_oss_desktop.app.downloads.errors import DownloadError, VerificationError, classify_error
+from gpt_oss_desktop.app.downloads.registry import InstalledModel, ModelRegistry, now_iso
+from gpt_oss_desktop.app.downloads.validate import CheckedCheckpoint, validate_checkpoint
+from gpt_oss_desktop.app.downloads.verify import Expected, mismatch
 
 logger = logging.getLogger(__name__)
 

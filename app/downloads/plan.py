@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from app.downloads.errors import PlanError
+from gpt_oss_desktop.app.downloads.errors import PlanError
 
 ORIGINAL_DIR: Final = "original/"
 CONFIG: Final = "original/config.json"

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from app.downloads.errors import StopReason, TransferStopped
+from gpt_oss_desktop.app.downloads.errors import StopReason, TransferStopped
 
 Phase = Literal["download", "verify"]
 Clock = Callable[[], float]

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from app.downloads.errors import RegistryError
-from engine.paths import user_data_dir
+from gpt_oss_desktop.app.downloads.errors import RegistryError
+from gpt_oss_desktop.engine.paths import user_data_dir
 
 logger = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from huggingface_hub import constants
 from huggingface_hub.file_download import get_hf_file_metadata, hf_hub_url, http_get
 from huggingface_hub.utils import build_hf_headers
 
-from app.downloads.errors import PlanError
-from app.downloads.hub import HubSettings
-from app.downloads.plan import DownloadPlan, RemoteFile
-from app.downloads.progress import bridge_bar_class
+from gpt_oss_desktop.app.downloads.errors import PlanError
+from gpt_oss_desktop.app.downloads.hub import HubSettings
+from gpt_oss_desktop.app.downloads.plan import DownloadPlan, RemoteFile
+from gpt_oss_desktop.app.downloads.progress import bridge_bar_class
 
 logger = logging.getLogger(__name__)
 

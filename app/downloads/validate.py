@@ -6,9 +6,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.downloads.errors import ImportFailedError, PermissionDeniedError, classify_error
-from engine.checkpoint import load_checkpoint
-from engine.errors import EngineError
+from gpt_oss_desktop.app.downloads.errors import ImportFailedError, PermissionDeniedError, classify_error
+from gpt_oss_desktop.engine.checkpoint import load_checkpoint
+from gpt_oss_desktop.engine.errors import EngineError
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.downloads.plan import RemoteFile
+from gpt_oss_desktop.app.downloads.plan import RemoteFile
 
 _BLOCK = 8 * 1024 * 1024
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from app.rendering.incremental import IncrementalMarkdown, IncrementalStats
-from app.rendering.markdown import COPY_SCHEME, DARK_STYLE, LIGHT_STYLE, RenderedHtml, render_markdown, style_sheet
+from gpt_oss_desktop.app.rendering.incremental import IncrementalMarkdown, IncrementalStats
+from gpt_oss_desktop.app.rendering.markdown import (
+    COPY_SCHEME,
+    DARK_STYLE,
+    LIGHT_STYLE,
+    RenderedHtml,
+    render_markdown,
+    style_sheet,
+)
 
 __all__ = [
     "COPY_SCHEME",

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from app.rendering.markdown import LIGHT_STYLE, RenderedHtml, parse, render_tokens
+from gpt_oss_desktop.app.rendering.markdown import LIGHT_STYLE, RenderedHtml, parse, render_tokens
 
 log = logging.getLogger(__name__)
 

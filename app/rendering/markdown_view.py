@@ -9,8 +9,8 @@ from PySide6.QtCore import QEvent, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QFontDatabase, QGuiApplication, QPalette
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
-from app.rendering.incremental import IncrementalMarkdown
-from app.rendering.markdown import COPY_SCHEME, DARK_STYLE, LIGHT_STYLE, style_sheet
+from gpt_oss_desktop.app.rendering.incremental import IncrementalMarkdown
+from gpt_oss_desktop.app.rendering.markdown import COPY_SCHEME, DARK_STYLE, LIGHT_STYLE, style_sheet
 
 log = logging.getLogger(__name__)
 

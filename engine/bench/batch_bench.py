@@ -24,13 +24,13 @@ from typing import Any
 
 import torch
 
-from engine.batch_generator import BatchGenerator
-from engine.bench.measure import random_prompt
-from engine.events import Done
-from engine.generator import Generator
-from engine.loader import load_model
-from engine.model import Model
-from engine.sampling import SamplingParams
+from gpt_oss_desktop.engine.batch_generator import BatchGenerator
+from gpt_oss_desktop.engine.bench.measure import random_prompt
+from gpt_oss_desktop.engine.events import Done
+from gpt_oss_desktop.engine.generator import Generator
+from gpt_oss_desktop.engine.loader import load_model
+from gpt_oss_desktop.engine.model import Model
+from gpt_oss_desktop.engine.sampling import SamplingParams
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from engine.bench.measure import current_rss_bytes, random_prompt, speed_report, timed
-from engine.loader import load_model
+from gpt_oss_desktop.engine.bench.measure import current_rss_bytes, random_prompt, speed_report, timed
+from gpt_oss_desktop.engine.loader import load_model
 
 logger = logging.getLogger(__name__)
 

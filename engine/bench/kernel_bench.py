@@ -1,6 +1,6 @@
 """Per-kernel benchmark of the Triton path at gpt-oss shapes, and a whole-decode-step roofline estimate.
 
-``python -m engine bench --kernels`` calls :func:`run_kernel_bench`. On a CUDA device every hot op of one layer is
+``gpt-oss-desktop-engine bench --kernels`` calls :func:`run_kernel_bench`. On a CUDA device every hot op of one layer is
 timed with ``triton.testing.do_bench`` (CUDA events, L2 flushed before each run, so weights come from DRAM as they
 do in a real decode step) at decode shapes (T = 1, and B = 3 for batched decode attention) and prefill shapes
 (T = 512). Inputs are random; only ONE layer's MXFP4 experts are generated, so no checkpoint is needed and even the
@@ -30,14 +30,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from engine.checkpoint.names import canonical_specs
-from engine.checkpoint.presets import get_preset
-from engine.checkpoint.synthetic import random_tensor
-from engine.config import MXFP4_BLOCK, ModelConfig
-from engine.errors import EngineError
-from kernels.attention import decode_split_size
-from kernels.moe import Mxfp4Experts
-from kernels.rope import rope_cos_sin, yarn_inv_freq
+from gpt_oss_desktop.engine.checkpoint.names import canonical_specs
+from gpt_oss_desktop.engine.checkpoint.presets import get_preset
+from gpt_oss_desktop.engine.checkpoint.synthetic import random_tensor
+from gpt_oss_desktop.engine.config import MXFP4_BLOCK, ModelConfig
+from gpt_oss_desktop.engine.errors import EngineError
+from gpt_oss_desktop.kernels.attention import decode_split_size
+from gpt_oss_desktop.kernels.moe import Mxfp4Experts
+from gpt_oss_desktop.kernels.rope import rope_cos_sin, yarn_inv_freq
 
 logger = logging.getLogger(__name__)
 
@@ -262,11 +262,11 @@ def build_cases(
     Layer 0's weights come from :mod:`engine.checkpoint.synthetic` (the experts as random MXFP4 bytes: one layer
     only); activations, KV stores and the unembedding are plain random tensors made on the device.
     """
-    from kernels import attention as attn_k
-    from kernels import moe as moe_k
-    from kernels import rmsnorm as norm_k
-    from kernels import rope as rope_k
-    from kernels import router as router_k
+    from gpt_oss_desktop.kernels import attention as attn_k
+    from gpt_oss_desktop.kernels import moe as moe_k
+    from gpt_oss_desktop.kernels import rmsnorm as norm_k
+    from gpt_oss_desktop.kernels import rope as rope_k
+    from gpt_oss_desktop.kernels import router as router_k
 
     specs = canonical_specs(cfg, mxfp4=True)
 
@@ -496,8 +496,8 @@ def model_bytes_per_token(model: Any, context: int) -> int:
 def bench_model_decode(model_path: Path, *, context: int, iters: int, peak_gbs: float) -> dict[str, Any]:
     """Full ``Model.decode`` steps (batch 1, Triton backend) after a ``context``-token prompt: tok/s and the
     fraction of the roofline computed from this checkpoint's own tensors."""
-    from engine.bench.measure import random_prompt
-    from engine.loader import load_model
+    from gpt_oss_desktop.engine.bench.measure import random_prompt
+    from gpt_oss_desktop.engine.loader import load_model
 
     model = load_model(model_path, device="cuda")
     if model.ops.name != "triton":

@@ -6,12 +6,12 @@ Public API:
 - :data:`PRESETS` / :func:`get_preset`, :class:`Layout`, :func:`canonical_specs`
 """
 
-from engine.checkpoint.mxfp4_quantize import quantize_mxfp4
-from engine.checkpoint.names import Layout, TensorSpec, canonical_specs
-from engine.checkpoint.presets import PRESETS, get_preset
-from engine.checkpoint.reader import LoadedCheckpoint, load_checkpoint, resolve_root
-from engine.checkpoint.synthetic import RandomWeights, random_tensor, random_weights
-from engine.checkpoint.writer import auto_shards, checkpoint_bytes, shard_file_names, write_checkpoint
+from gpt_oss_desktop.engine.checkpoint.mxfp4_quantize import quantize_mxfp4
+from gpt_oss_desktop.engine.checkpoint.names import Layout, TensorSpec, canonical_specs
+from gpt_oss_desktop.engine.checkpoint.presets import PRESETS, get_preset
+from gpt_oss_desktop.engine.checkpoint.reader import LoadedCheckpoint, load_checkpoint, resolve_root
+from gpt_oss_desktop.engine.checkpoint.synthetic import RandomWeights, random_tensor, random_weights
+from gpt_oss_desktop.engine.checkpoint.writer import auto_shards, checkpoint_bytes, shard_file_names, write_checkpoint
 
 __all__ = [
     "PRESETS",

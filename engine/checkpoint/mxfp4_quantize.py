@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from kernels.mxfp4 import MXFP4_BLOCK, SCALE_BIAS
+from gpt_oss_desktop.kernels.mxfp4 import MXFP4_BLOCK, SCALE_BIAS
 
 # Decision boundaries between consecutive FP4 magnitudes 0, .5, 1, 1.5, 2, 3, 4, 6.
 _MIDPOINTS = (0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0)

@@ -14,8 +14,8 @@ RoPE/YaRN and SwiGLU settings are the real ones (ModelConfig defaults) in every 
 
 from __future__ import annotations
 
-from engine.config import ModelConfig
-from engine.errors import EngineError
+from gpt_oss_desktop.engine.config import ModelConfig
+from gpt_oss_desktop.engine.errors import EngineError
 
 REAL_VOCAB = 201088
 

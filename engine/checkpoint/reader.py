@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from engine.checkpoint.names import (
+from gpt_oss_desktop.engine.checkpoint.names import (
     HfSource,
     Layout,
     TensorSpec,
@@ -27,9 +27,9 @@ from engine.checkpoint.names import (
     hf_source,
     layer_index,
 )
-from engine.checkpoint.safetensors_io import TORCH_TO_SAFETENSORS, SafetensorsFile
-from engine.config import ORIGINAL_CONFIG_KEYS, ModelConfig
-from engine.errors import CheckpointError
+from gpt_oss_desktop.engine.checkpoint.safetensors_io import TORCH_TO_SAFETENSORS, SafetensorsFile
+from gpt_oss_desktop.engine.config import ORIGINAL_CONFIG_KEYS, ModelConfig
+from gpt_oss_desktop.engine.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
 

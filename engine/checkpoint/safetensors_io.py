@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from engine.errors import CheckpointError
+from gpt_oss_desktop.engine.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
 

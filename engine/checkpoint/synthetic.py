@@ -19,9 +19,9 @@ from collections.abc import Iterator, Mapping
 
 import torch
 
-from engine.checkpoint.names import TensorSpec, canonical_specs
-from engine.config import ModelConfig
-from kernels.mxfp4 import FP4_VALUES, MXFP4_BLOCK, SCALE_BIAS
+from gpt_oss_desktop.engine.checkpoint.names import TensorSpec, canonical_specs
+from gpt_oss_desktop.engine.config import ModelConfig
+from gpt_oss_desktop.kernels.mxfp4 import FP4_VALUES, MXFP4_BLOCK, SCALE_BIAS
 
 _FP4_RMS = math.sqrt(sum(v * v for v in FP4_VALUES) / len(FP4_VALUES))
 

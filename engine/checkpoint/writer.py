@@ -19,18 +19,18 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from engine.checkpoint.mxfp4_quantize import quantize_mxfp4
-from engine.checkpoint.names import (
+from gpt_oss_desktop.engine.checkpoint.mxfp4_quantize import quantize_mxfp4
+from gpt_oss_desktop.engine.checkpoint.names import (
     Layout,
     TensorSpec,
     canonical_specs,
     hf_part_shapes,
     hf_source,
 )
-from engine.checkpoint.reader import CONFIG_NAME, DTYPES_NAME, INDEX_NAME, SINGLE_NAME
-from engine.config import ModelConfig
-from engine.errors import CheckpointError
-from kernels.mxfp4 import dequantize_mxfp4
+from gpt_oss_desktop.engine.checkpoint.reader import CONFIG_NAME, DTYPES_NAME, INDEX_NAME, SINGLE_NAME
+from gpt_oss_desktop.engine.config import ModelConfig
+from gpt_oss_desktop.engine.errors import CheckpointError
+from gpt_oss_desktop.kernels.mxfp4 import dequantize_mxfp4
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Command-line entry point: ``python -m engine <command> ...``.
+"""Command-line entry point: ``python -m gpt_oss_desktop.engine <command> ...``.
 
 Each sub-command lives in its own module exposing ``add_parser(subparsers)`` and ``run(args) -> int``.
 Errors a user can fix (bad paths, broken checkpoints, bad arguments) become a one-line message and exit code 2.
@@ -12,18 +12,18 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from engine.errors import EngineError
+from gpt_oss_desktop.engine.errors import EngineError
 
 logger = logging.getLogger(__name__)
 
 # command name -> module under engine.cli
 COMMANDS: dict[str, str] = {
-    "chat": "engine.cli.chat",
-    "tokens": "engine.cli.tokens",
-    "info": "engine.cli.info",
-    "make-test-model": "engine.cli.make_test_model",
-    "bench": "engine.cli.bench",
-    "bench-batch": "engine.cli.bench_batch",
+    "chat": "gpt_oss_desktop.engine.cli.chat",
+    "tokens": "gpt_oss_desktop.engine.cli.tokens",
+    "info": "gpt_oss_desktop.engine.cli.info",
+    "make-test-model": "gpt_oss_desktop.engine.cli.make_test_model",
+    "bench": "gpt_oss_desktop.engine.cli.bench",
+    "bench-batch": "gpt_oss_desktop.engine.cli.bench_batch",
 }
 
 
@@ -35,7 +35,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m engine", description="gpt-oss inference engine")
+    parser = _Parser(prog="python -m gpt_oss_desktop.engine", description="gpt-oss inference engine")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug output to stderr")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for module_name in COMMANDS.values():

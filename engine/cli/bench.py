@@ -1,4 +1,4 @@
-"""``python -m engine bench --model DIR [--peer transformers]`` or ``bench --kernels``: speed as JSON."""
+"""``gpt-oss-desktop-engine bench --model DIR [--peer transformers]`` or ``bench --kernels``: speed as JSON."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
-from engine.bench.engine_bench import run_engine_bench
-from engine.errors import EngineError
-from engine.model_ref import resolve_model_path
+from gpt_oss_desktop.engine.bench.engine_bench import run_engine_bench
+from gpt_oss_desktop.engine.errors import EngineError
+from gpt_oss_desktop.engine.model_ref import resolve_model_path
 
 
 def add_parser(subparsers: Any) -> None:
@@ -44,7 +44,7 @@ def _run_peer(name: str, args: argparse.Namespace, model_path: Path) -> dict[str
     command = [
         sys.executable,
         "-m",
-        "engine.bench.transformers_peer",
+        "gpt_oss_desktop.engine.bench.transformers_peer",
         "--model",
         str(model_path),
         "--prompt-tokens",
@@ -64,7 +64,7 @@ def _run_peer(name: str, args: argparse.Namespace, model_path: Path) -> dict[str
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.checkpoint import load_checkpoint
+    from gpt_oss_desktop.engine.checkpoint import load_checkpoint
 
     if args.kernels:
         return _run_kernels(args)
@@ -99,11 +99,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_kernels(args: argparse.Namespace) -> int:
-    from engine.bench.kernel_bench import run_kernel_bench
+    from gpt_oss_desktop.engine.bench.kernel_bench import run_kernel_bench
 
     model_path = resolve_model_path(args.model) if args.model is not None else None
     if model_path is not None:
-        from engine.checkpoint import load_checkpoint
+        from gpt_oss_desktop.engine.checkpoint import load_checkpoint
 
         load_checkpoint(model_path)  # fail fast, with a typed error, on a bad folder
     report = run_kernel_bench(

@@ -1,4 +1,5 @@
-"""``python -m engine bench-batch --preset small`` (or ``--model DIR``): batched vs sequential decode speed as JSON."""
+"""``gpt-oss-desktop-engine bench-batch --preset small`` (or ``--model DIR``): batched vs sequential decode
+speed as JSON."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from typing import Any
 
 import torch
 
-from engine.checkpoint import PRESETS, RandomWeights, get_preset, write_checkpoint
-from engine.errors import EngineError
-from engine.model_ref import resolve_model_path
+from gpt_oss_desktop.engine.checkpoint import PRESETS, RandomWeights, get_preset, write_checkpoint
+from gpt_oss_desktop.engine.errors import EngineError
+from gpt_oss_desktop.engine.model_ref import resolve_model_path
 
 
 def add_parser(subparsers: Any) -> None:
@@ -38,7 +39,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.bench.batch_bench import run_batch_bench
+    from gpt_oss_desktop.engine.bench.batch_bench import run_batch_bench
 
     if min(args.sequences, args.prompt_tokens, args.new_tokens, args.rounds) < 1:
         raise EngineError("--sequences, --prompt-tokens, --new-tokens and --rounds must be positive")

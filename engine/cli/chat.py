@@ -1,4 +1,4 @@
-"""``python -m engine chat --model DIR ["prompt"]``: chat with a model in the terminal.
+"""``python -m gpt_oss_desktop.engine chat --model DIR ["prompt"]``: chat with a model in the terminal.
 
 With a prompt: one answer, then exit. Without: an interactive multi-turn chat (history kept, earlier reasoning
 pruned, the KV cache reused across turns). Reasoning streams dimmed when stdout is a terminal, then the answer,
@@ -14,11 +14,11 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
-from engine.errors import CheckpointError, EngineError
-from engine.events import Delta, Done, FinishReason
-from engine.generator import Generator
-from engine.harmony import ChatMessage, ChatSession, ReasoningEffort, from_harmony
-from engine.sampling import DEFAULT_MAX_TOKENS, SamplingParams
+from gpt_oss_desktop.engine.errors import CheckpointError, EngineError
+from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
+from gpt_oss_desktop.engine.generator import Generator
+from gpt_oss_desktop.engine.harmony import ChatMessage, ChatSession, ReasoningEffort, from_harmony
+from gpt_oss_desktop.engine.sampling import DEFAULT_MAX_TOKENS, SamplingParams
 
 _DIM = "\x1b[2m"
 _RESET = "\x1b[0m"
@@ -66,9 +66,9 @@ def load_for_cli(path: Path | str, dtype: str | None, device: str | None) -> Any
     The demo model is announced on stderr as the toy it is.
     """
     # deferred: importing the model stack is slow and not needed for --help
-    from engine import load_model
-    from engine.demo.materialize import demo_label
-    from engine.model_ref import resolve_model_path
+    from gpt_oss_desktop.engine import load_model
+    from gpt_oss_desktop.engine.demo.materialize import demo_label
+    from gpt_oss_desktop.engine.model_ref import resolve_model_path
 
     folder = resolve_model_path(path).expanduser()
     if not folder.exists():

@@ -1,4 +1,4 @@
-"""``python -m engine info DIR [--json]``: describe a checkpoint (layout, config, sizes, dtypes)."""
+"""``python -m gpt_oss_desktop.engine info DIR [--json]``: describe a checkpoint (layout, config, sizes, dtypes)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import dataclasses
 import json
 from typing import Any
 
-from engine.checkpoint import LoadedCheckpoint, load_checkpoint
-from engine.demo.materialize import demo_label
-from engine.model_ref import resolve_model_path
+from gpt_oss_desktop.engine.checkpoint import LoadedCheckpoint, load_checkpoint
+from gpt_oss_desktop.engine.demo.materialize import demo_label
+from gpt_oss_desktop.engine.model_ref import resolve_model_path
 
 
 def add_parser(subparsers: Any) -> None:

@@ -1,4 +1,4 @@
-"""``python -m engine make-test-model OUT --preset P --layout L``: write a random-weight gpt-oss checkpoint."""
+"""``gpt-oss-desktop-engine make-test-model OUT --preset P --layout L``: write a random-weight gpt-oss checkpoint."""
 
 from __future__ import annotations
 
@@ -9,9 +9,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.checkpoint import PRESETS, RandomWeights, auto_shards, checkpoint_bytes, get_preset, write_checkpoint
-from engine.checkpoint.names import Layout
-from engine.errors import EngineError
+from gpt_oss_desktop.engine.checkpoint import (
+    PRESETS,
+    RandomWeights,
+    auto_shards,
+    checkpoint_bytes,
+    get_preset,
+    write_checkpoint,
+)
+from gpt_oss_desktop.engine.checkpoint.names import Layout
+from gpt_oss_desktop.engine.errors import EngineError
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""``python -m engine tokens --model DIR --prompt-ids 1,2,3``: raw token generation, printed as a JSON list.
+"""``gpt-oss-desktop-engine tokens --model DIR --prompt-ids 1,2,3``: raw token generation, printed as a JSON list.
 
 No harmony: the prompt ids go to the model as given and the generated ids (stop token included, if one ended the
 run) are printed. Meant for comparing implementations token by token, so greedy (temperature 0) is the default.
@@ -12,9 +12,9 @@ import re
 import sys
 from typing import Any
 
-from engine.cli.chat import load_for_cli, sampling_from_args
-from engine.errors import EngineError
-from engine.generator import Generator
+from gpt_oss_desktop.engine.cli.chat import load_for_cli, sampling_from_args
+from gpt_oss_desktop.engine.errors import EngineError
+from gpt_oss_desktop.engine.generator import Generator
 
 _IDS_RE = re.compile(r"^\s*\d+\s*(,\s*\d+\s*)*,?\s*$")
 

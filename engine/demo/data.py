@@ -22,8 +22,8 @@ from typing import Final
 
 from openai_harmony import HarmonyEncoding, Message, Role
 
-from engine.harmony import ChatMessage, ReasoningEffort, render_prompt
-from engine.vocab import RETURN, get_encoding
+from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort, render_prompt
+from gpt_oss_desktop.engine.vocab import RETURN, get_encoding
 
 FAMILIES: Final = ("arithmetic", "count", "compare", "convert")
 EFFORTS: Final = (ReasoningEffort.LOW, ReasoningEffort.MEDIUM, ReasoningEffort.HIGH)

@@ -1,4 +1,4 @@
-"""Measure the demo model: ``python -m engine.demo.evaluate [--per-family 50]`` prints JSON.
+"""Measure the demo model: ``python -m gpt_oss_desktop.engine.demo.evaluate [--per-family 50]`` prints JSON.
 
 Greedy decoding on held-out problems (never in the training data, in any wording; engine.demo.data), for every
 task family at every reasoning effort. Prompts are rendered exactly as the app renders them (render_prompt, today's
@@ -27,15 +27,15 @@ from typing import Any
 
 import torch
 
-from engine.demo.data import EFFORTS, FAMILIES, Problem, held_out_problems
-from engine.events import ANALYSIS, FINAL, Done, FinishReason
-from engine.generator import Generator
-from engine.harmony import ChatMessage, ReasoningEffort, render_prompt
-from engine.loader import load_model
-from engine.model import Model
-from engine.sampling import SamplingParams
-from engine.stream_parser import HarmonyStreamParser
-from engine.vocab import ASSISTANT_STOP_TOKENS, RETURN, get_encoding
+from gpt_oss_desktop.engine.demo.data import EFFORTS, FAMILIES, Problem, held_out_problems
+from gpt_oss_desktop.engine.events import ANALYSIS, FINAL, Done, FinishReason
+from gpt_oss_desktop.engine.generator import Generator
+from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort, render_prompt
+from gpt_oss_desktop.engine.loader import load_model
+from gpt_oss_desktop.engine.model import Model
+from gpt_oss_desktop.engine.sampling import SamplingParams
+from gpt_oss_desktop.engine.stream_parser import HarmonyStreamParser
+from gpt_oss_desktop.engine.vocab import ASSISTANT_STOP_TOKENS, RETURN, get_encoding
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +155,9 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m engine.demo.evaluate", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m gpt_oss_desktop.engine.demo.evaluate", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--model", default="demo", help="model to evaluate (default: the shipped demo)")
     p.add_argument("--per-family", type=int, default=50, help="held-out problems per family (each at 3 efforts)")
     p.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")

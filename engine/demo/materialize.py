@@ -28,11 +28,11 @@ from typing import Any, Final
 import torch
 from safetensors.torch import load_file
 
-from engine.checkpoint import write_checkpoint
-from engine.config import ModelConfig
-from engine.errors import CheckpointError
-from engine.paths import user_data_dir
-from resources import resource_path
+from gpt_oss_desktop.engine.checkpoint import write_checkpoint
+from gpt_oss_desktop.engine.config import ModelConfig
+from gpt_oss_desktop.engine.errors import CheckpointError
+from gpt_oss_desktop.engine.paths import user_data_dir
+from gpt_oss_desktop.resources import resource_path
 
 logger = logging.getLogger(__name__)
 

@@ -12,12 +12,12 @@ import qasync
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
-from app.engine_thread import LocalEngine
-from app.gc_guard import GuiThreadGarbageCollector
-from app.history import ChatStore
-from app.main_window import MainWindow
-from app.scripted_model import ScriptedModel
-from app.settings import make_settings
+from gpt_oss_desktop.app.engine_thread import LocalEngine
+from gpt_oss_desktop.app.gc_guard import GuiThreadGarbageCollector
+from gpt_oss_desktop.app.history import ChatStore
+from gpt_oss_desktop.app.main_window import MainWindow
+from gpt_oss_desktop.app.scripted_model import ScriptedModel
+from gpt_oss_desktop.app.settings import make_settings
 from tests.helpers.hub_fixtures import (  # noqa: F401 (fixtures of the download tests)
     checkpoint_dir,
     decoy_dir,

@@ -13,13 +13,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from app.backend import LoadError, LoadErrorKind
-from app.chat_view import AssistantMessage, UserBubble
-from app.engine_thread import LocalEngine
-from app.history import ChatStore
-from app.instructions_dialog import InstructionsDialog
-from app.scripted_model import ScriptedModel, harmony_reply
-from engine.vocab import get_encoding
+from gpt_oss_desktop.app.backend import LoadError, LoadErrorKind
+from gpt_oss_desktop.app.chat_view import AssistantMessage, UserBubble
+from gpt_oss_desktop.app.engine_thread import LocalEngine
+from gpt_oss_desktop.app.history import ChatStore
+from gpt_oss_desktop.app.instructions_dialog import InstructionsDialog
+from gpt_oss_desktop.app.scripted_model import ScriptedModel, harmony_reply
+from gpt_oss_desktop.engine.vocab import get_encoding
 from tests.app.conftest import load, next_emission, scripted_engine, until
 
 

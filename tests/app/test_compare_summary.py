@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.compare_summary import ColumnOutcome, normalise_answer, outcome_from_record, summarise
+from gpt_oss_desktop.app.compare_summary import ColumnOutcome, normalise_answer, outcome_from_record, summarise
 
 Seconds = tuple[float | None, ...]
 

@@ -13,16 +13,16 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from app.chat_view import AssistantMessage, UserBubble
-from app.compare_view import CompareView
-from app.engine_thread import LocalEngine
-from app.history import ChatStore
-from app.history_sidebar import KIND_ROLE
-from app.main_window import MainWindow
-from app.scripted_model import harmony_reply
-from engine.events import Done, FinishReason
-from engine.paths import DATA_DIR_ENV
-from engine.vocab import get_encoding
+from gpt_oss_desktop.app.chat_view import AssistantMessage, UserBubble
+from gpt_oss_desktop.app.compare_view import CompareView
+from gpt_oss_desktop.app.engine_thread import LocalEngine
+from gpt_oss_desktop.app.history import ChatStore
+from gpt_oss_desktop.app.history_sidebar import KIND_ROLE
+from gpt_oss_desktop.app.main_window import MainWindow
+from gpt_oss_desktop.app.scripted_model import harmony_reply
+from gpt_oss_desktop.engine.events import Done, FinishReason
+from gpt_oss_desktop.engine.paths import DATA_DIR_ENV
+from gpt_oss_desktop.engine.vocab import get_encoding
 from tests.app.conftest import load, next_emission, scripted_engine, until
 
 logger = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ import pytest
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from app import crash
-from app.crash_dialog import DIALOG_OBJECT_NAME
+from gpt_oss_desktop.app import crash
+from gpt_oss_desktop.app.crash_dialog import DIALOG_OBJECT_NAME
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -165,7 +165,7 @@ def test_uninstall_restores_the_previous_hooks(tmp_path: Path, qapp: QApplicatio
 NATIVE_CRASH = """
 import sys, faulthandler
 from pathlib import Path
-from app import crash
+from gpt_oss_desktop.app import crash
 crash.install(Path(sys.argv[1]), show_dialogs=False)
 faulthandler._sigsegv()
 """
@@ -175,7 +175,7 @@ def test_a_native_crash_is_written_to_a_file_and_kept_at_the_next_start(tmp_path
     logs = tmp_path / "logs"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
     crashed = subprocess.Popen(
-        [sys.executable, "-c", NATIVE_CRASH, str(logs)], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-P", "-c", NATIVE_CRASH, str(logs)], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True
     )
     _, stderr = crashed.communicate(timeout=60)
     assert crashed.returncode != 0, stderr
@@ -183,7 +183,7 @@ def test_a_native_crash_is_written_to_a_file_and_kept_at_the_next_start(tmp_path
     assert "Segmentation fault" in native
 
     restarted = subprocess.run(
-        [sys.executable, "-c", RESTART, str(logs)], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-P", "-c", RESTART, str(logs)], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
     )
     assert restarted.returncode == 0, restarted.stderr
     assert "a previous run crashed in native code" in restarted.stderr
@@ -197,7 +197,7 @@ def test_a_native_crash_is_written_to_a_file_and_kept_at_the_next_start(tmp_path
 RESTART = """
 import sys
 from pathlib import Path
-from app import crash
+from gpt_oss_desktop.app import crash
 crash.install(Path(sys.argv[1]), show_dialogs=False)
 """
 
@@ -209,7 +209,7 @@ def test_a_running_process_keeps_its_native_log(tmp_path: Path) -> None:
     mine = logs / f"{crash.NATIVE_LOG_PREFIX}{os.getpid()}.log"  # this test process stands in for a running app
     mine.write_text("in use", encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-c", RESTART, str(logs)], cwd=REPO, capture_output=True, text=True, timeout=60
+        [sys.executable, "-P", "-c", RESTART, str(logs)], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
     assert mine.read_text(encoding="utf-8") == "in use"

@@ -13,8 +13,8 @@ import pytest
 from PySide6.QtGui import QImage
 from PySide6.QtSvg import QSvgRenderer
 
-from app import desktop_entry
-from app.desktop_entry import (
+from gpt_oss_desktop.app import desktop_entry
+from gpt_oss_desktop.app.desktop_entry import (
     APP_ID,
     ICON_SIZES,
     DesktopEntryError,
@@ -124,8 +124,8 @@ def test_a_relative_xdg_data_home_is_ignored(tmp_path: Path, monkeypatch: pytest
     "argv",
     [
         ("/usr/bin/gpt-oss-desktop",),
-        ("/home/a b/venv/bin/python", "-m", "app"),
-        ('/tmp/we"ird $HOME `x` back\\slash/python', "-m", "app"),
+        ("/home/a b/venv/bin/python", "-m", "gpt_oss_desktop.app"),
+        ('/tmp/we"ird $HOME `x` back\\slash/python', "-m", "gpt_oss_desktop.app"),
         ("/tmp/100%/python", "--flag=a;b"),
     ],
 )
@@ -139,7 +139,8 @@ def test_installed_entry_passes_desktop_file_validate(tmp_path: Path) -> None:
     validator = shutil.which("desktop-file-validate")
     if validator is None:
         pytest.skip("desktop-file-validate is not installed (apt-get install desktop-file-utils)")
-    install(tmp_path, Launcher(("/home/a b/venv/bin/python", "-m", "app"), working_dir=Path("/home/a b/src")))
+    launcher = Launcher(("/home/a b/venv/bin/python", "-m", "gpt_oss_desktop.app"), working_dir=Path("/home/a b/src"))
+    install(tmp_path, launcher)
     result = subprocess.run(
         [validator, str(DesktopEntryPaths(tmp_path).desktop_file)], capture_output=True, text=True, check=False
     )
@@ -190,16 +191,16 @@ def test_the_frozen_executable_is_its_own_launcher(monkeypatch: pytest.MonkeyPat
 
 
 def test_the_source_launcher_starts_this_program(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # No gui-script beside an interpreter in an empty folder: the entry runs `python -m app` from the package root.
+    # No gui-script beside an interpreter in an empty folder: the entry runs `python -P -m gpt_oss_desktop.app`.
     monkeypatch.setattr("sysconfig.get_path", lambda *_args: str(tmp_path))
     launcher = current_launcher()
-    assert launcher.argv[1:] == ("-m", "app")
-    assert launcher.working_dir == REPO
+    assert launcher.argv[1:] == ("-P", "-m", "gpt_oss_desktop.app")
+    assert launcher.working_dir is None
     # What a menu would run, with --help appended: it must reach this app's argument parser.
     entry = parse_desktop_entry(desktop_entry.render_desktop_entry("[Desktop Entry]\nExec=x\n", launcher))
     result = subprocess.run(
         [*split_exec(entry["Exec"]), "--help"],
-        cwd=entry["Path"],
+        cwd=entry.get("Path", tmp_path),
         capture_output=True,
         text=True,
         timeout=60,
@@ -216,14 +217,19 @@ def test_cli_flags_install_and_uninstall(tmp_path: Path) -> None:
 
     def cli(flag: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "app", flag], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+            [sys.executable, "-P", "-m", "gpt_oss_desktop.app", flag],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     installed = cli("--install-desktop-entry")
     assert installed.returncode == 0, installed.stderr
     assert str(paths.desktop_file) in installed.stdout
     entry = parse_desktop_entry(paths.desktop_file.read_text(encoding="utf-8"))
-    # This interpreter with -m app (a source checkout) or the gui-script pip installed beside it.
+    # This interpreter with -m gpt_oss_desktop.app (an editable install) or the gui-script pip installed beside it.
     assert split_exec(entry["Exec"])[0] in {
         str(Path(sys.executable).absolute()),
         str(Path(sysconfig.get_path("scripts")) / APP_ID),
@@ -240,7 +246,7 @@ def test_cli_reports_an_install_failure(tmp_path: Path) -> None:
     blocker = tmp_path / "share"
     blocker.write_text("", encoding="utf-8")
     result = subprocess.run(
-        [sys.executable, "-m", "app", "--install-desktop-entry"],
+        [sys.executable, "-P", "-m", "gpt_oss_desktop.app", "--install-desktop-entry"],
         cwd=REPO,
         env={**os.environ, "XDG_DATA_HOME": str(blocker)},
         capture_output=True,

@@ -12,9 +12,16 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QWizard
 
-from app.download_runner import ModelLibrary
-from app.download_wizard import PAGE_DONE, PAGE_DOWNLOAD, PAGE_LOCATION, PAGE_MODEL, PAGE_VERIFY, DownloadWizard
-from app.downloads import (
+from gpt_oss_desktop.app.download_runner import ModelLibrary
+from gpt_oss_desktop.app.download_wizard import (
+    PAGE_DONE,
+    PAGE_DOWNLOAD,
+    PAGE_LOCATION,
+    PAGE_MODEL,
+    PAGE_VERIFY,
+    DownloadWizard,
+)
+from gpt_oss_desktop.app.downloads import (
     HubCacheDestination,
     HubSettings,
     MachineProbe,
@@ -23,8 +30,8 @@ from app.downloads import (
     RetryPolicy,
     human_bytes,
 )
-from app.downloads.errors import ConnectionDroppedError
-from app.downloads.hardware import GpuInfo
+from gpt_oss_desktop.app.downloads.errors import ConnectionDroppedError
+from gpt_oss_desktop.app.downloads.hardware import GpuInfo
 from tests.app.conftest import until
 from tests.helpers.hub_fixtures import FAST_RETRY, catalog_entry
 from tests.helpers.hub_server import Fault, HubServer

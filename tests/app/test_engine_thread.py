@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from app.backend import ChatRequest, LoadError, LoadErrorKind, RequestError
-from app.engine_thread import LocalEngine, classify_load_error
-from app.scripted_model import ScriptedModel, harmony_reply
-from engine.errors import CheckpointError
-from engine.events import Delta, Done, FinishReason
-from engine.harmony import ChatMessage, ReasoningEffort
-from engine.vocab import get_encoding
+from gpt_oss_desktop.app.backend import ChatRequest, LoadError, LoadErrorKind, RequestError
+from gpt_oss_desktop.app.engine_thread import LocalEngine, classify_load_error
+from gpt_oss_desktop.app.scripted_model import ScriptedModel, harmony_reply
+from gpt_oss_desktop.engine.errors import CheckpointError
+from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
+from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort
+from gpt_oss_desktop.engine.vocab import get_encoding
 
 
 async def collect(engine: LocalEngine, request: ChatRequest) -> tuple[list[Delta], Done]:

@@ -11,11 +11,11 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from app.chat_view import AssistantMessage, UserBubble
-from app.history import REASONING_LABEL, ChatStore
-from app.main_window import MainWindow
-from app.scripted_model import harmony_reply
-from engine.harmony import ReasoningEffort
+from gpt_oss_desktop.app.chat_view import AssistantMessage, UserBubble
+from gpt_oss_desktop.app.history import REASONING_LABEL, ChatStore
+from gpt_oss_desktop.app.main_window import MainWindow
+from gpt_oss_desktop.app.scripted_model import harmony_reply
+from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from tests.app.conftest import load, next_emission, scripted_engine
 
 THOUGHT = "The user asks about capybaras. They are large rodents."

@@ -9,13 +9,13 @@ from typing import Any
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtTest import QTest
 
-from app.backend import LoadError, LoadErrorKind
-from app.chat_view import AssistantMessage, UserBubble
-from app.main_window import MainWindow
-from app.scripted_model import harmony_reply
-from engine.events import Done, FinishReason
-from engine.harmony import ReasoningEffort
-from engine.vocab import get_encoding
+from gpt_oss_desktop.app.backend import LoadError, LoadErrorKind
+from gpt_oss_desktop.app.chat_view import AssistantMessage, UserBubble
+from gpt_oss_desktop.app.main_window import MainWindow
+from gpt_oss_desktop.app.scripted_model import harmony_reply
+from gpt_oss_desktop.engine.events import Done, FinishReason
+from gpt_oss_desktop.engine.harmony import ReasoningEffort
+from gpt_oss_desktop.engine.vocab import get_encoding
 from tests.app.conftest import load, next_emission, scripted_engine, until
 
 THOUGHT = "The user asks for 2+2. That is 4."
@@ -153,7 +153,7 @@ def test_load_failure_shows_error_and_app_stays_usable(run: Any, make_window: An
     def loader(ref: str, on_progress: Any) -> Any:
         if ref == "scripted":
             return real_loader(ref, on_progress)
-        from app.engine_thread import load_local_model
+        from gpt_oss_desktop.app.engine_thread import load_local_model
 
         return load_local_model(ref, on_progress)
 

@@ -8,9 +8,15 @@ from typing import Any
 
 import pytest
 
-from app.download_runner import ModelLibrary
-from app.downloads import FolderDestination, HubCacheDestination, HubSettings, ModelDownload, ModelRegistry
-from app.model_manager import COLUMNS, ModelManager
+from gpt_oss_desktop.app.download_runner import ModelLibrary
+from gpt_oss_desktop.app.downloads import (
+    FolderDestination,
+    HubCacheDestination,
+    HubSettings,
+    ModelDownload,
+    ModelRegistry,
+)
+from gpt_oss_desktop.app.model_manager import COLUMNS, ModelManager
 from tests.app.conftest import next_emission
 from tests.helpers.hub_fixtures import FAST_RETRY, catalog_entry, write_test_checkpoint
 

@@ -9,13 +9,13 @@ import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMenu
 
-from app.download_runner import ModelLibrary
-from app.download_wizard import PAGE_DONE, PAGE_DOWNLOAD
-from app.downloads import HubCacheDestination, HubSettings, ModelDownload, ModelRegistry, RetryPolicy
-from app.downloads.errors import ConnectionDroppedError
-from app.engine_thread import LocalEngine
-from app.main_window import MainWindow
-from app.settings import LAST_MODEL_KEY
+from gpt_oss_desktop.app.download_runner import ModelLibrary
+from gpt_oss_desktop.app.download_wizard import PAGE_DONE, PAGE_DOWNLOAD
+from gpt_oss_desktop.app.downloads import HubCacheDestination, HubSettings, ModelDownload, ModelRegistry, RetryPolicy
+from gpt_oss_desktop.app.downloads.errors import ConnectionDroppedError
+from gpt_oss_desktop.app.engine_thread import LocalEngine
+from gpt_oss_desktop.app.main_window import MainWindow
+from gpt_oss_desktop.app.settings import LAST_MODEL_KEY
 from tests.app.conftest import next_emission, scripted_engine, until
 from tests.app.test_download_wizard import CATALOG, probe
 from tests.helpers.hub_fixtures import FAST_RETRY

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QTimer
 
-from app.backend import LoadError, LoadErrorKind
-from app.chat_view import AssistantMessage
-from app.engine_thread import LocalEngine
-from app.main_window import MainWindow
-from engine.events import Done, FinishReason
+from gpt_oss_desktop.app.backend import LoadError, LoadErrorKind
+from gpt_oss_desktop.app.chat_view import AssistantMessage
+from gpt_oss_desktop.app.engine_thread import LocalEngine
+from gpt_oss_desktop.app.main_window import MainWindow
+from gpt_oss_desktop.engine.events import Done, FinishReason
 from tests.app.conftest import next_emission
 
 logger = logging.getLogger(__name__)
@@ -27,9 +27,9 @@ STALL_LIMIT_S = 0.050
 
 @pytest.fixture(scope="session")
 def model_ref(tmp_path_factory: pytest.TempPathFactory) -> str:
-    import engine
-    from engine.checkpoint import RandomWeights, get_preset, write_checkpoint
-    from engine.errors import EngineError
+    from gpt_oss_desktop import engine
+    from gpt_oss_desktop.engine.checkpoint import RandomWeights, get_preset, write_checkpoint
+    from gpt_oss_desktop.engine.errors import EngineError
 
     try:
         engine.load_model("demo")

@@ -7,7 +7,7 @@ from typing import Any
 
 from PySide6.QtGui import QImage
 
-from app.screenshot import capture
+from gpt_oss_desktop.app.screenshot import capture
 
 
 def test_capture_writes_the_window_png(run: Any, tmp_path: Path) -> None:

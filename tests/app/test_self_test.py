@@ -1,4 +1,4 @@
-"""``python -m app --self-test`` as a user (or the bundle smoke test) runs it: a real process, offscreen."""
+"""``gpt-oss-desktop --self-test`` as a user (or the bundle smoke test) runs it: a real process, offscreen."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def self_test(data_dir: Path, *extra: str, **env: str) -> subprocess.CompletedPr
     environment = {k: v for k, v in os.environ.items() if k != "GPTOSS_SELF_TEST_FAIL"}
     environment.update(QT_QPA_PLATFORM="offscreen", GPTOSS_DESKTOP_DATA_DIR=str(data_dir), **env)
     return subprocess.run(
-        [sys.executable, "-m", "app", "--self-test", *extra],
+        [sys.executable, "-P", "-m", "gpt_oss_desktop.app", "--self-test", *extra],
         cwd=REPO,
         env=environment,
         capture_output=True,

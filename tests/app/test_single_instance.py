@@ -16,7 +16,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMainWindow
 
-from app.single_instance import (
+from gpt_oss_desktop.app.single_instance import (
     ActivationRequest,
     SingleInstance,
     SingleInstanceError,
@@ -25,8 +25,6 @@ from app.single_instance import (
     resolve_model_ref,
     server_name,
 )
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -84,9 +82,9 @@ def test_a_second_launch_hands_over_and_exits(first: SingleInstance, qtbot: Any,
     (tmp_path / "models" / "mine").mkdir(parents=True)
     with qtbot.waitSignal(first.activation_requested, timeout=60_000):
         second = subprocess.Popen(
-            [sys.executable, "-m", "app", "--model", "models/mine"],
+            [sys.executable, "-P", "-m", "gpt_oss_desktop.app", "--model", "models/mine"],
             cwd=tmp_path,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
+            env=os.environ.copy(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from app.conversation import Conversation
-from app.stats import AnswerStats, count, seconds, stats_line, thinking_header
-from engine.events import ANALYSIS, Done, FinishReason
-from engine.harmony import ChatRole, ReasoningEffort
+from gpt_oss_desktop.app.conversation import Conversation
+from gpt_oss_desktop.app.stats import AnswerStats, count, seconds, stats_line, thinking_header
+from gpt_oss_desktop.engine.events import ANALYSIS, Done, FinishReason
+from gpt_oss_desktop.engine.harmony import ChatRole, ReasoningEffort
 
 
 def test_thinking_header() -> None:

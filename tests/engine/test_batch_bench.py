@@ -1,4 +1,5 @@
-"""``python -m engine bench-batch``: prints the JSON report (speeds are measured, never asserted) on a tiny model."""
+"""``gpt-oss-desktop-engine bench-batch``: prints the JSON report (speeds are measured, never asserted) on a tiny
+model."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 
 import pytest
 
-from engine.cli import main
+from gpt_oss_desktop.engine.cli import main
 
 
 def test_bench_batch_cli_reports_both_modes_and_identical_tokens(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,17 +11,17 @@ from typing import Any
 import pytest
 import torch
 
-import engine
-from engine.batch_generator import BatchEvent, BatchGenerator
-from engine.checkpoint import RandomWeights, get_preset, write_checkpoint
-from engine.errors import GenerationError
-from engine.events import Delta, Done, FinishReason
-from engine.generator import Generator
-from engine.harmony import ChatMessage, ReasoningEffort, render_prompt
-from engine.model import Model
-from engine.paths import DATA_DIR_ENV
-from engine.sampling import SamplingParams
-from engine.vocab import RETURN
+from gpt_oss_desktop import engine
+from gpt_oss_desktop.engine.batch_generator import BatchEvent, BatchGenerator
+from gpt_oss_desktop.engine.checkpoint import RandomWeights, get_preset, write_checkpoint
+from gpt_oss_desktop.engine.errors import GenerationError
+from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
+from gpt_oss_desktop.engine.generator import Generator
+from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort, render_prompt
+from gpt_oss_desktop.engine.model import Model
+from gpt_oss_desktop.engine.paths import DATA_DIR_ENV
+from gpt_oss_desktop.engine.sampling import SamplingParams
+from gpt_oss_desktop.engine.vocab import RETURN
 from tests.helpers.models import random_ids
 
 CONTEXT = 256

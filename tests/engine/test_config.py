@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.config import ModelConfig
-from engine.errors import ConfigError
+from gpt_oss_desktop.engine.config import ModelConfig
+from gpt_oss_desktop.engine.errors import ConfigError
 
 ORIGINAL_20B = {
     "num_hidden_layers": 24,

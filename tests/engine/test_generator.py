@@ -12,11 +12,11 @@ import pytest
 import torch
 from openai_harmony import HarmonyEncoding
 
-from engine.errors import GenerationError
-from engine.events import Delta, Done, FinishReason
-from engine.generator import Generator
-from engine.sampling import SamplingParams
-from engine.vocab import CALL, CHANNEL, CONSTRAIN, END, MESSAGE, RETURN, START, get_encoding
+from gpt_oss_desktop.engine.errors import GenerationError
+from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
+from gpt_oss_desktop.engine.generator import Generator
+from gpt_oss_desktop.engine.sampling import SamplingParams
+from gpt_oss_desktop.engine.vocab import CALL, CHANNEL, CONSTRAIN, END, MESSAGE, RETURN, START, get_encoding
 
 ASSISTANT, ANALYSIS, FINAL = 173781, 35644, 17196
 VOCAB = 201088
@@ -357,8 +357,8 @@ def test_concurrent_requests_are_serialised(enc: HarmonyEncoding) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> object:
-    from engine import load_model
-    from engine.checkpoint import RandomWeights, get_preset, write_checkpoint
+    from gpt_oss_desktop.engine import load_model
+    from gpt_oss_desktop.engine.checkpoint import RandomWeights, get_preset, write_checkpoint
 
     folder: Path = tmp_path_factory.mktemp("tiny")
     config = get_preset("tiny")
@@ -402,13 +402,13 @@ def test_real_tiny_model_stream_reports_done(tiny_model: object) -> None:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# CLI: `python -m engine tokens` / `chat` (through engine.cli.main, in-process).
+# CLI: `python -m gpt_oss_desktop.engine tokens` / `chat` (through engine.cli.main, in-process).
 # --------------------------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from engine.checkpoint import RandomWeights, get_preset, write_checkpoint
+    from gpt_oss_desktop.engine.checkpoint import RandomWeights, get_preset, write_checkpoint
 
     folder: Path = tmp_path_factory.mktemp("tiny-cli")
     config = get_preset("tiny")
@@ -419,7 +419,7 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_tokens_cli_prints_json_ids(tiny_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    from engine.cli import main
+    from gpt_oss_desktop.engine.cli import main
 
     argv = ["tokens", "--model", str(tiny_dir), "--prompt-ids", "1, 2,3", "--max-tokens", "5", "--dtype", "float32"]
     assert main(argv) == 0
@@ -441,7 +441,7 @@ def test_tokens_cli_prints_json_ids(tiny_dir: Path, capsys: pytest.CaptureFixtur
 def test_tokens_cli_bad_arguments(
     tiny_dir: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
 ) -> None:
-    from engine.cli import main
+    from gpt_oss_desktop.engine.cli import main
 
     assert main(["tokens", "--model", str(tiny_dir), *extra]) == 2
     err = capsys.readouterr().err
@@ -449,7 +449,7 @@ def test_tokens_cli_bad_arguments(
 
 
 def test_cli_missing_model_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from engine.cli import main
+    from gpt_oss_desktop.engine.cli import main
 
     assert main(["tokens", "--model", str(tmp_path / "nope"), "--prompt-ids", "1"]) == 2
     assert "no such file or folder" in capsys.readouterr().err
@@ -459,7 +459,7 @@ def test_cli_missing_model_folder(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_chat_cli_one_prompt(
     enc: HarmonyEncoding, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import engine.cli.chat as chat
+    import gpt_oss_desktop.engine.cli.chat as chat
 
     model = FakeModel(reply(enc, thought="Adding.", answer="Four."))
     monkeypatch.setattr(chat, "load_for_cli", lambda *a: model)
@@ -477,7 +477,7 @@ def test_chat_cli_interactive_keeps_history_and_reuses_cache(
 ) -> None:
     import io
 
-    import engine.cli.chat as chat
+    import gpt_oss_desktop.engine.cli.chat as chat
 
     model = FakeModel(reply(enc, thought="SECRET-THOUGHT", answer="Four."))
     monkeypatch.setattr(chat, "load_for_cli", lambda *a: model)

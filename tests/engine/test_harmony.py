@@ -18,7 +18,7 @@ from openai_harmony import (
 )
 from openai_harmony import ReasoningEffort as HE
 
-from engine.harmony import (
+from gpt_oss_desktop.engine.harmony import (
     ChatMessage,
     ChatRole,
     ChatSession,
@@ -29,7 +29,7 @@ from engine.harmony import (
     prune_reasoning,
     render_prompt,
 )
-from engine.vocab import END, RETURN, START, get_encoding
+from gpt_oss_desktop.engine.vocab import END, RETURN, START, get_encoding
 
 DATE = "2025-08-05"
 ASSISTANT = 173781

@@ -1,4 +1,4 @@
-"""``python -m engine bench --kernels``: the byte/FLOP model against hand-computed counts, and the CPU path.
+"""``gpt-oss-desktop-engine bench --kernels``: the byte/FLOP model against hand-computed counts, and the CPU path.
 
 There is no GPU in CI, so the timed path is not run here. What is checked: the formulas (at 20b shapes, against
 numbers worked out by hand and against kernels/README.md and perf-anchors §2), and that on a CPU the command
@@ -14,9 +14,9 @@ import os
 import pytest
 import torch
 
-from engine.bench import kernel_bench as kb
-from engine.checkpoint.presets import get_preset
-from engine.cli import main
+from gpt_oss_desktop.engine.bench import kernel_bench as kb
+from gpt_oss_desktop.engine.checkpoint.presets import get_preset
+from gpt_oss_desktop.engine.cli import main
 
 pytest.importorskip("triton")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.model import Model
+from gpt_oss_desktop.engine.model import Model
 from tests.helpers.models import ORACLE_CONFIG, random_ids, random_model
 
 WINDOW = ORACLE_CONFIG.sliding_window
@@ -123,7 +123,7 @@ def test_batched_decode_is_bit_identical_to_single_slot_decode() -> None:
 
 
 def test_context_limit_is_a_typed_error(model: Model) -> None:
-    from engine.errors import GenerationError
+    from gpt_oss_desktop.engine.errors import GenerationError
 
     cache = model.new_cache(1, 10)
     model.prefill(random_ids(10, ORACLE_CONFIG.vocab_size), cache)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.checkpoint import RandomWeights, get_preset, write_checkpoint
-from engine.errors import LoadCancelled
-from engine.loader import load_model
+from gpt_oss_desktop.engine.checkpoint import RandomWeights, get_preset, write_checkpoint
+from gpt_oss_desktop.engine.errors import LoadCancelled
+from gpt_oss_desktop.engine.loader import load_model
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ _PROBE = textwrap.dedent(
     """
     import ctypes, ctypes.util, resource, sys
     import torch
-    from engine import memory
+    from gpt_oss_desktop.engine import memory
 
     mode = sys.argv[1]
     if mode == "policy":
@@ -40,7 +40,9 @@ _PROBE = textwrap.dedent(
 
 
 def _probe(mode: str) -> dict[str, str]:
-    done = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", _PROBE, mode], capture_output=True, text=True, timeout=120, check=True
+    )
     return dict(line.split(" ", 1) for line in done.stdout.splitlines())
 
 
@@ -59,7 +61,7 @@ def test_large_buffers_are_still_returned_to_the_system() -> None:
     probe = textwrap.dedent(
         """
         import torch
-        from engine import memory
+        from gpt_oss_desktop.engine import memory
 
         def anon_mb():
             with open("/proc/self/status") as status:
@@ -73,5 +75,5 @@ def test_large_buffers_are_still_returned_to_the_system() -> None:
         print(anon_mb() - base)
         """
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run([sys.executable, "-P", "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert int(done.stdout.strip()) < 100  # at most the policy's trim threshold + top pad (80 MB) stays behind

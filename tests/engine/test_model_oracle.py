@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import engine
-from engine.checkpoint import write_checkpoint
-from engine.checkpoint.synthetic import random_weights
+from gpt_oss_desktop import engine
+from gpt_oss_desktop.engine.checkpoint import write_checkpoint
+from gpt_oss_desktop.engine.checkpoint.synthetic import random_weights
 from tests.helpers.models import ORACLE_CONFIG, random_ids
 
 transformers = pytest.importorskip("transformers")

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from engine.sampling import SamplingParams, draw, filter_logits, make_generator, sample
-from engine.vocab import get_encoding
+from gpt_oss_desktop.engine.sampling import SamplingParams, draw, filter_logits, make_generator, sample
+from gpt_oss_desktop.engine.vocab import get_encoding
 
 
 def test_defaults() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from openai_harmony import HarmonyEncoding
 
-from engine.events import NO_CHANNEL, Delta
-from engine.stream_parser import HarmonyStreamParser
-from engine.vocab import CALL, CHANNEL, CONSTRAIN, END, MESSAGE, RETURN, START, get_encoding
+from gpt_oss_desktop.engine.events import NO_CHANNEL, Delta
+from gpt_oss_desktop.engine.stream_parser import HarmonyStreamParser
+from gpt_oss_desktop.engine.vocab import CALL, CHANNEL, CONSTRAIN, END, MESSAGE, RETURN, START, get_encoding
 
 ASSISTANT = 173781
 ANALYSIS = 35644
@@ -222,7 +222,7 @@ def test_random_token_soup_never_raises(enc: HarmonyEncoding, seed: int) -> None
 
 
 def test_headerless_text_streams_after_max_header_tokens(enc: HarmonyEncoding) -> None:
-    from engine.stream_parser import MAX_HEADER_TOKENS
+    from gpt_oss_desktop.engine.stream_parser import MAX_HEADER_TOKENS
 
     words = "".join(f" word{i}" for i in range(MAX_HEADER_TOKENS))
     body = text(enc, words)

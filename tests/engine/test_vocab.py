@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import vocab
-from engine.errors import VocabularyError
+from gpt_oss_desktop.engine import vocab
+from gpt_oss_desktop.engine.errors import VocabularyError
 
 
 def test_bundled_file_verifies() -> None:

@@ -15,9 +15,9 @@ import pytest
 from huggingface_hub import constants
 from PySide6.QtWidgets import QApplication
 
-from app.downloads import CatalogModel, HubSettings, ModelRegistry, RetryPolicy
-from engine.checkpoint import PRESETS, checkpoint_bytes, random_weights, write_checkpoint
-from engine.config import ModelConfig
+from gpt_oss_desktop.app.downloads import CatalogModel, HubSettings, ModelRegistry, RetryPolicy
+from gpt_oss_desktop.engine.checkpoint import PRESETS, checkpoint_bytes, random_weights, write_checkpoint
+from gpt_oss_desktop.engine.config import ModelConfig
 from tests.helpers.hub_server import HostedRepo, HubServer, hosted_file
 
 REPO_ID = "openai/gpt-oss-20b"

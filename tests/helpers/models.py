@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from engine.checkpoint.synthetic import random_weights
-from engine.config import ModelConfig
-from engine.model import Model
+from gpt_oss_desktop.engine.checkpoint.synthetic import random_weights
+from gpt_oss_desktop.engine.config import ModelConfig
+from gpt_oss_desktop.engine.model import Model
 
 # Several layers (both window kinds), GQA (4 query heads over 2 KV heads), a small window so short prompts cross it.
 ORACLE_CONFIG = ModelConfig(

@@ -15,8 +15,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels import attention as attn_mod
-from kernels.attention import attention, attention_decode, attention_decode_ref, attention_ref, decode_split_size
+from gpt_oss_desktop.kernels import attention as attn_mod
+from gpt_oss_desktop.kernels.attention import (
+    attention,
+    attention_decode,
+    attention_decode_ref,
+    attention_ref,
+    decode_split_size,
+)
 
 pytestmark = pytest.mark.skipif(attn_mod.triton is None, reason="triton not installed")
 

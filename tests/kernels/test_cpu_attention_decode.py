@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels import cpu_mxfp4
-from kernels.attention import attention_decode_ref
+from gpt_oss_desktop.kernels import cpu_mxfp4
+from gpt_oss_desktop.kernels.attention import attention_decode_ref
 
 if not cpu_mxfp4.available():
     pytest.skip(f"CPU MXFP4 extension unavailable: {cpu_mxfp4.build_error()}", allow_module_level=True)

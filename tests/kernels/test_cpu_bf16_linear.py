@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kernels import cpu_mxfp4
+from gpt_oss_desktop.kernels import cpu_mxfp4
 
 if not cpu_mxfp4.available():
     pytest.skip(f"CPU fused extension unavailable: {cpu_mxfp4.build_error()}", allow_module_level=True)
@@ -84,7 +84,7 @@ def test_rejects_bad_arguments(x: torch.Tensor, weight: torch.Tensor, bias: torc
 
 
 def test_torch_ops_linear_routes_decode_sizes_to_the_fused_kernel() -> None:
-    from engine import ops
+    from gpt_oss_desktop.engine import ops
 
     gen = torch.Generator().manual_seed(5)
     weight = torch.randn(70, 96, generator=gen).to(torch.bfloat16)

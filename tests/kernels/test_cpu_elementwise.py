@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels import cpu_elementwise, cpu_mxfp4
-from kernels.rmsnorm import add_rmsnorm_ref, rmsnorm_ref
-from kernels.rope import rope_cos_sin, rope_ref, yarn_inv_freq
+from gpt_oss_desktop.kernels import cpu_elementwise, cpu_mxfp4
+from gpt_oss_desktop.kernels.rmsnorm import add_rmsnorm_ref, rmsnorm_ref
+from gpt_oss_desktop.kernels.rope import rope_cos_sin, rope_ref, yarn_inv_freq
 
 if not cpu_mxfp4.available():
     pytest.skip(f"CPU MXFP4 extension unavailable: {cpu_mxfp4.build_error()}", allow_module_level=True)
@@ -68,7 +68,7 @@ def test_rope_rejects_bad_cos_shape() -> None:
 
 
 def test_torch_ops_route_norms_and_rope_to_the_fused_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine import ops
+    from gpt_oss_desktop.engine import ops
 
     gen = torch.Generator().manual_seed(21)
     x = torch.randn(2, 64, generator=gen).to(torch.bfloat16)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels import cpu_mxfp4
-from kernels.mxfp4 import dequantize_mxfp4
+from gpt_oss_desktop.kernels import cpu_mxfp4
+from gpt_oss_desktop.kernels.mxfp4 import dequantize_mxfp4
 
 if not cpu_mxfp4.available():
     pytest.skip(f"CPU MXFP4 extension unavailable: {cpu_mxfp4.build_error()}", allow_module_level=True)

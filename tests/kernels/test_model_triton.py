@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.errors import EngineError
-from engine.ops import BACKEND_ENV, TORCH_OPS, select_ops
+from gpt_oss_desktop.engine.errors import EngineError
+from gpt_oss_desktop.engine.ops import BACKEND_ENV, TORCH_OPS, select_ops
 from tests.helpers.models import ORACLE_CONFIG, random_ids, random_model
 
 pytest.importorskip("triton")

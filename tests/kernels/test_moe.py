@@ -18,9 +18,9 @@ from typing import NamedTuple
 import pytest
 import torch
 
-from kernels import moe as moe_mod
-from kernels.moe import DenseExperts, Mxfp4Experts, moe, moe_decode, moe_prefill, moe_ref
-from kernels.mxfp4 import FP4_VALUES
+from gpt_oss_desktop.kernels import moe as moe_mod
+from gpt_oss_desktop.kernels.moe import DenseExperts, Mxfp4Experts, moe, moe_decode, moe_prefill, moe_ref
+from gpt_oss_desktop.kernels.mxfp4 import FP4_VALUES
 
 if moe_mod._TRITON_ERROR is not None:
     pytest.skip(moe_mod._TRITON_ERROR, allow_module_level=True)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from kernels import rmsnorm as rms_mod
-from kernels.rmsnorm import add_rmsnorm, add_rmsnorm_ref, rmsnorm, rmsnorm_ref
+from gpt_oss_desktop.kernels import rmsnorm as rms_mod
+from gpt_oss_desktop.kernels.rmsnorm import add_rmsnorm, add_rmsnorm_ref, rmsnorm, rmsnorm_ref
 
 pytestmark = pytest.mark.skipif(rms_mod.triton is None, reason="triton not installed")
 

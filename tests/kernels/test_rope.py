@@ -18,8 +18,8 @@ import math
 import pytest
 import torch
 
-from kernels import rope as rope_mod
-from kernels.rope import rope, rope_cos_sin, rope_ref, yarn_inv_freq
+from gpt_oss_desktop.kernels import rope as rope_mod
+from gpt_oss_desktop.kernels.rope import rope, rope_cos_sin, rope_ref, yarn_inv_freq
 
 pytestmark = pytest.mark.skipif(rope_mod.triton is None, reason="triton not installed")
 

@@ -20,8 +20,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kernels import router as router_mod
-from kernels.router import router, router_ref
+from gpt_oss_desktop.kernels import router as router_mod
+from gpt_oss_desktop.kernels.router import router, router_ref
 
 pytestmark = pytest.mark.skipif(router_mod.triton is None, reason="triton not installed")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import constants
 
-from app.downloads import (
+from gpt_oss_desktop.app.downloads import (
     DownloadEvent,
     FolderDestination,
     HubCacheDestination,
@@ -23,7 +23,7 @@ from app.downloads import (
     RetryPolicy,
     TransferStopped,
 )
-from app.downloads.errors import (
+from gpt_oss_desktop.app.downloads.errors import (
     AuthRequiredError,
     ConnectionDroppedError,
     DiskFullError,
@@ -34,8 +34,8 @@ from app.downloads.errors import (
     PermissionDeniedError,
     VerificationError,
 )
-from app.downloads.transfer import CHUNK_BYTES
-from engine.checkpoint import load_checkpoint
+from gpt_oss_desktop.app.downloads.transfer import CHUNK_BYTES
+from gpt_oss_desktop.engine.checkpoint import load_checkpoint
 from tests.helpers.hub_fixtures import FAST_RETRY, REPO_ID, catalog_entry
 from tests.helpers.hub_server import Fault, HubServer
 

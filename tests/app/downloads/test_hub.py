@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import constants
 
-from app.downloads import HubSettings
+from gpt_oss_desktop.app.downloads import HubSettings
 
 
 def test_endpoint_and_cache_come_from_the_environment_at_call_time(tmp_path: Path) -> None:

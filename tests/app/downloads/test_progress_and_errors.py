@@ -11,8 +11,8 @@ import httpx2
 import pytest
 from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
 
-from app.downloads import Progress, TransferStopped
-from app.downloads.errors import (
+from gpt_oss_desktop.app.downloads import Progress, TransferStopped
+from gpt_oss_desktop.app.downloads.errors import (
     ConnectionDroppedError,
     DiskFullError,
     NetworkError,
@@ -21,8 +21,8 @@ from app.downloads.errors import (
     classify_error,
     human_bytes,
 )
-from app.downloads.progress import ProgressTracker, StopSignal, bridge_bar_class
-from app.downloads.verify import Expected, hash_file, mismatch
+from gpt_oss_desktop.app.downloads.progress import ProgressTracker, StopSignal, bridge_bar_class
+from gpt_oss_desktop.app.downloads.verify import Expected, hash_file, mismatch
 
 
 class Clock:

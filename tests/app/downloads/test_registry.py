@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from app.downloads import InstalledModel, ModelRegistry, PendingDownload
-from app.downloads.errors import RegistryError
-from app.downloads.registry import InstalledFile
+from gpt_oss_desktop.app.downloads import InstalledModel, ModelRegistry, PendingDownload
+from gpt_oss_desktop.app.downloads.errors import RegistryError
+from gpt_oss_desktop.app.downloads.registry import InstalledFile
 
 
 def model(path: str, name: str = "gpt-oss-20b", **changes: object) -> InstalledModel:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.history import REASONING_LABEL, ChatStore, ImportFormatError
+from gpt_oss_desktop.app.history import REASONING_LABEL, ChatStore, ImportFormatError
 
 from .test_store import STATS
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.history import (
+from gpt_oss_desktop.app.history import (
     SCHEMA_VERSION,
     ChatStore,
     CorruptDatabaseError,
@@ -31,7 +31,7 @@ def run_and_die(db_path: Path, body: str) -> None:
     """
     script = "import os, sys\nfrom app.history import ChatStore\nstore = ChatStore(sys.argv[1])\n" + body
     result = subprocess.run(
-        [sys.executable, "-c", script, str(db_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-P", "-c", script, str(db_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 9, result.stderr
 

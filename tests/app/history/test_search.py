@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.history import ChatStore
+from gpt_oss_desktop.app.history import ChatStore
 
 from .conftest import FakeClock
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.history import (
+from gpt_oss_desktop.app.history import (
     ChatNotFoundError,
     ChatStore,
     HistoryError,

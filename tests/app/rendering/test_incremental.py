@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from app.rendering import IncrementalMarkdown, render_markdown
+from gpt_oss_desktop.app.rendering import IncrementalMarkdown, render_markdown
 from tests.app.rendering.corpus import FIXED, generate, tokenize
 
 

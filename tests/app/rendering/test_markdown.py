@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from app.rendering import COPY_SCHEME, DARK_STYLE, render_markdown, style_sheet
+from gpt_oss_desktop.app.rendering import COPY_SCHEME, DARK_STYLE, render_markdown, style_sheet
 from tests.app.rendering.corpus import FIXED
 
 

@@ -6,8 +6,8 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QGuiApplication, QPalette
 from pytestqt.qtbot import QtBot
 
-from app.rendering import render_markdown
-from app.rendering.markdown_view import MarkdownView
+from gpt_oss_desktop.app.rendering import render_markdown
+from gpt_oss_desktop.app.rendering.markdown_view import MarkdownView
 from tests.app.rendering.corpus import FIXED, tokenize
 
 

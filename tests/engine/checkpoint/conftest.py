@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.checkpoint import PRESETS, random_weights, write_checkpoint
-from engine.config import ModelConfig
+from gpt_oss_desktop.engine.checkpoint import PRESETS, random_weights, write_checkpoint
+from gpt_oss_desktop.engine.config import ModelConfig
 
 TINY: ModelConfig = PRESETS["tiny"]
 SEED = 7

@@ -1,4 +1,4 @@
-"""``python -m engine make-test-model`` and ``info`` through the CLI entry point."""
+"""``python -m gpt_oss_desktop.engine make-test-model`` and ``info`` through the CLI entry point."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import engine.cli as cli
-from engine.checkpoint import Layout, load_checkpoint
+import gpt_oss_desktop.engine.cli as cli
+from gpt_oss_desktop.engine.checkpoint import Layout, load_checkpoint
 
 
 @pytest.fixture(autouse=True)

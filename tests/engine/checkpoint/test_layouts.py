@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.checkpoint import (
+from gpt_oss_desktop.engine.checkpoint import (
     Layout,
     RandomWeights,
     canonical_specs,
@@ -18,8 +18,8 @@ from engine.checkpoint import (
     random_weights,
     write_checkpoint,
 )
-from engine.checkpoint.writer import shard_file_names
-from kernels.mxfp4 import dequantize_mxfp4
+from gpt_oss_desktop.engine.checkpoint.writer import shard_file_names
+from gpt_oss_desktop.kernels.mxfp4 import dequantize_mxfp4
 
 from .conftest import SEED, TINY
 
@@ -182,7 +182,7 @@ def test_writer_dtype_and_overwrite(tmp_path: Path, tiny_weights: dict[str, torc
     ck = load_checkpoint(tmp_path)
     assert ck.tensors["norm.scale"].dtype == torch.float32
     assert ck.tensors["block.0.mlp.mlp1_weight"].dtype == torch.float32
-    from engine.errors import CheckpointError
+    from gpt_oss_desktop.engine.errors import CheckpointError
 
     with pytest.raises(CheckpointError, match="already holds a checkpoint"):
         write_checkpoint(tmp_path, TINY, tiny_weights, "original", shards=2)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.checkpoint import load_checkpoint, write_checkpoint
-from engine.config import ModelConfig
+from gpt_oss_desktop.engine.checkpoint import load_checkpoint, write_checkpoint
+from gpt_oss_desktop.engine.config import ModelConfig
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self")
 
@@ -52,7 +52,7 @@ def wide_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wide")
     # constant tensors: writing is quick and the point here is memory, not values
     weights: dict[str, torch.Tensor] = {}
-    from engine.checkpoint import canonical_specs
+    from gpt_oss_desktop.engine.checkpoint import canonical_specs
 
     for name, spec in canonical_specs(WIDE, mxfp4=True).items():
         dtype = torch.uint8 if torch.uint8 in spec.dtypes else torch.bfloat16

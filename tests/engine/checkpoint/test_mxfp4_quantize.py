@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engine.checkpoint import quantize_mxfp4
-from kernels.mxfp4 import FP4_VALUES, dequantize_mxfp4
+from gpt_oss_desktop.engine.checkpoint import quantize_mxfp4
+from gpt_oss_desktop.kernels.mxfp4 import FP4_VALUES, dequantize_mxfp4
 
 
 def _group(*values: float) -> torch.Tensor:

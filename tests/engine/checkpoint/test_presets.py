@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.checkpoint import PRESETS, auto_shards, canonical_specs, checkpoint_bytes, get_preset
-from engine.errors import EngineError
+from gpt_oss_desktop.engine.checkpoint import PRESETS, auto_shards, canonical_specs, checkpoint_bytes, get_preset
+from gpt_oss_desktop.engine.errors import EngineError
 
 
 def test_real_presets_match_the_published_sizes() -> None:

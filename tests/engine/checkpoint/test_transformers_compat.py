@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.checkpoint import load_checkpoint
-from kernels.mxfp4 import dequantize_mxfp4
+from gpt_oss_desktop.engine.checkpoint import load_checkpoint
+from gpt_oss_desktop.kernels.mxfp4 import dequantize_mxfp4
 
 transformers = pytest.importorskip("transformers")
 

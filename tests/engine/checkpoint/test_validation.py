@@ -12,9 +12,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from engine.checkpoint import load_checkpoint
-from engine.checkpoint.safetensors_io import SafetensorsFile
-from engine.errors import CheckpointError, ConfigError
+from gpt_oss_desktop.engine.checkpoint import load_checkpoint
+from gpt_oss_desktop.engine.checkpoint.safetensors_io import SafetensorsFile
+from gpt_oss_desktop.engine.errors import CheckpointError, ConfigError
 
 from .conftest import TINY
 
@@ -257,7 +257,7 @@ def test_unknown_extra_tensor_warns(tmp_path: Path, written: dict[str, Path], ca
     tensors = _tensors(file)
     tensors["block.0.attn.rotary.inv_freq"] = torch.ones(8)
     _rewrite(file, tensors)
-    with caplog.at_level(logging.WARNING, logger="engine.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="gpt_oss_desktop.engine.checkpoint"):
         loaded = load_checkpoint(ck)
     assert "block.0.attn.rotary.inv_freq" not in loaded.tensors
     assert any("block.0.attn.rotary.inv_freq" in r.getMessage() for r in caplog.records)

@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import engine
-from engine.cli import main as cli_main
-from engine.demo.data import completion_tokens, held_out_problems, is_held_out, training_examples
-from engine.demo.materialize import (
+from gpt_oss_desktop import engine
+from gpt_oss_desktop.engine.cli import main as cli_main
+from gpt_oss_desktop.engine.demo.data import completion_tokens, held_out_problems, is_held_out, training_examples
+from gpt_oss_desktop.engine.demo.materialize import (
     STAMP_NAME,
     demo_label,
     demo_root,
@@ -22,14 +22,14 @@ from engine.demo.materialize import (
     materialize_demo,
     shipped_dir,
 )
-from engine.events import ANALYSIS, FINAL, Done, FinishReason
-from engine.generator import Generator
-from engine.harmony import ChatMessage, ReasoningEffort, render_prompt
-from engine.model import Model
-from engine.model_ref import resolve_model_path
-from engine.paths import DATA_DIR_ENV, user_data_dir
-from engine.sampling import SamplingParams
-from engine.vocab import RETURN
+from gpt_oss_desktop.engine.events import ANALYSIS, FINAL, Done, FinishReason
+from gpt_oss_desktop.engine.generator import Generator
+from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort, render_prompt
+from gpt_oss_desktop.engine.model import Model
+from gpt_oss_desktop.engine.model_ref import resolve_model_path
+from gpt_oss_desktop.engine.paths import DATA_DIR_ENV, user_data_dir
+from gpt_oss_desktop.engine.sampling import SamplingParams
+from gpt_oss_desktop.engine.vocab import RETURN
 
 MANIFEST = load_manifest()
 
