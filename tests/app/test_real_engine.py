@@ -87,11 +87,12 @@ def test_real_engine_send_to_stats_without_stalling(run: Any, make_window: Any, 
 
 
 def test_truncated_checkpoint_shows_error(run: Any, make_window: Any, model_ref: str, tmp_path: Path) -> None:
-    if model_ref == "demo":
-        pytest.skip("needs a checkpoint folder to truncate")
+    from gpt_oss_desktop.engine.model_ref import resolve_model_path
+
+    source = resolve_model_path(model_ref)  # the demo's installed folder, or the random checkpoint
     broken = tmp_path / "broken"
-    shutil.copytree(model_ref, broken, ignore=shutil.ignore_patterns("*.safetensors"))
-    for weights in Path(model_ref).glob("*.safetensors"):
+    shutil.copytree(source, broken, ignore=shutil.ignore_patterns("*.safetensors"))
+    for weights in source.glob("*.safetensors"):
         with weights.open("rb") as src, (broken / weights.name).open("wb") as dst:
             dst.write(src.read(1 << 20))  # the first MiB: a download cut short
     window = make_window(LocalEngine(max_context=1024))
