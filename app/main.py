@@ -157,6 +157,8 @@ def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, ins
     backend = LocalEngine()
     window = MainWindow(backend, settings, store=store, models=open_default_library())
     window.show()
+    if instance.problem:  # a squatted or hung single-instance socket: this window runs on its own; say why
+        window.statusBar().showMessage(instance.problem)
 
     def on_activation(request: ActivationRequest) -> None:
         bring_to_front(window)
