@@ -176,7 +176,7 @@ def secure_data_folder(root: Path, extra_files: Iterable[Path] = ()) -> list[Pat
     The folder itself and ``logs/`` become 0700; every file directly in the folder (the chat database with its
     ``-wal``/``-shm`` files, ``models.json``), every file under ``logs/`` and each of ``extra_files`` (the settings
     file) lose their group/other bits. Model folders below are left alone: the 0700 data folder already closes
-    them. Returns the paths whose mode changed, each also logged.
+    them. Returns the paths whose mode changed (also logged, in one line).
     """
     fixed: list[Path] = []
     if root.exists():
@@ -190,8 +190,9 @@ def secure_data_folder(root: Path, extra_files: Iterable[Path] = ()) -> list[Pat
         candidates.extend(_regular_files(logs))
     for path in candidates:
         _tightened(path, fixed)
-    for path in fixed:
-        logger.warning("%s was readable by other users; made it private", path)
+    if fixed:  # one line, however many old crash logs there were
+        names = ", ".join(str(p) for p in fixed)
+        logger.warning("made private %d path(s) other users could read: %s", len(fixed), names)
     return fixed
 
 
