@@ -42,6 +42,7 @@ from gpt_oss_desktop.app.history import Chat, ChatStore, HistoryError, Message, 
 from gpt_oss_desktop.app.history.models import check_effort, check_role, utc_now
 from gpt_oss_desktop.engine.events import Delta, Done
 from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort
+from gpt_oss_desktop.engine.private_files import write_private_text
 from gpt_oss_desktop.engine.sampling import SamplingParams
 
 logger = logging.getLogger(__name__)
@@ -306,7 +307,7 @@ class CompareView(QWidget):
                 text = self.store.export_markdown(self.chat_id)
             else:
                 text = chat_to_markdown(self.record)
-            Path(path).write_text(text, encoding="utf-8")
+            write_private_text(Path(path), text)  # chats are private, exports too
         except (HistoryError, OSError) as exc:
             logger.warning("comparison export to %s failed: %s", path, exc)
             self.status.emit(f"Could not export the comparison: {exc}")

@@ -6,7 +6,8 @@ in slots –, ``threading.excepthook`` and the asyncio loop's exception handler)
 for native crashes (torch, Qt). Each Python error gets its own ``crash-<timestamp>.log`` under
 ``<user data dir>/logs``; a dialog shows its path when a QApplication exists. A native crash kills the process
 before anything can be shown, so its traceback is left in ``native-<pid>.log`` and kept (as
-``native-crash-<time>-<pid>.log``) and announced at the next start.
+``native-crash-<time>-<pid>.log``) and announced at the next start. Tracebacks can quote chat text, so the folder is
+0700 and every log 0600 (engine.private_files).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import IO, Any, Final
 import psutil
 
 from gpt_oss_desktop.engine.paths import user_data_dir
+from gpt_oss_desktop.engine.private_files import make_private_dir, open_private
 
 logger = logging.getLogger(__name__)
 
@@ -66,15 +68,14 @@ def _header(origin: str) -> str:
 
 def write_crash_log(exc_info: ExcInfo, origin: str, directory: Path | None = None) -> Path:
     """Write one uncaught error's report to a new timestamped file and return its path."""
-    directory = directory or log_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = make_private_dir(directory or log_dir())  # tracebacks quote chat text: the user's alone
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     text = _header(origin) + "".join(traceback.format_exception(*exc_info))
     for counter in range(1000):
         path = directory / (f"crash-{stamp}.log" if counter == 0 else f"crash-{stamp}-{counter}.log")
         try:
-            # "x": two threads failing in the same microsecond never share (or overwrite) a report.
-            with path.open("x", encoding="utf-8") as f:
+            # Exclusive: two threads failing in the same microsecond never share (or overwrite) a report.
+            with open_private(path, exclusive=True) as f:
                 f.write(text)
         except FileExistsError:
             continue
@@ -182,10 +183,10 @@ def _enable_native_log(directory: Path) -> IO[str] | None:
     first, a self-test) never truncates or moves the file of a process that is still running.
     """
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        make_private_dir(directory)
         _keep_native_crashes(directory)
         path = directory / f"{NATIVE_LOG_PREFIX}{os.getpid()}.log"
-        handle = path.open("w", encoding="utf-8")
+        handle = open_private(path)
     except OSError as exc:
         logger.warning("native crashes will be reported on stderr only: cannot open %s: %s", directory, exc)
         return None

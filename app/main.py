@@ -80,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         instance = claim(ActivationRequest(resolve_model_ref(args.model, Path.cwd()), forwarded_argv), parent=app)
         if instance is None:
             return 0  # the running app came to the front (and loads the model asked for)
+    # Before anything is written: the data folder 0700, and whatever an older version left readable made private.
+    secure_user_files(args.settings)
     # From here uncaught errors get a log file under the data folder (and a dialog, except in the self-test).
     reporter = crash.install(show_dialogs=not args.self_test)
     from gpt_oss_desktop.app.gc_guard import GuiThreadGarbageCollector
@@ -105,6 +107,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_app(app, loop, args, instance)
     finally:
         instance.close()
+
+
+def secure_user_files(settings_path: str | None) -> list[Path]:
+    """Create the user data folder private (0700), or tighten one an older version made readable to all: the folder,
+    ``logs/``, the chat database with its ``-wal``/``-shm`` files, crash logs and the settings file. Returns (and
+    logs) what was fixed; a failure is logged, never fatal."""
+    from gpt_oss_desktop.app.settings import private_settings_paths
+    from gpt_oss_desktop.engine.paths import user_data_dir
+    from gpt_oss_desktop.engine.private_files import secure_data_folder
+
+    try:
+        return secure_data_folder(user_data_dir(), extra_files=private_settings_paths(settings_path))
+    except OSError as exc:
+        logger.error("cannot make the data folder %s private: %s", user_data_dir(), exc)
+        return []
 
 
 def _desktop_entry(*, install: bool) -> int:
@@ -140,6 +157,8 @@ def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, ins
     backend = LocalEngine()
     window = MainWindow(backend, settings, store=store, models=open_default_library())
     window.show()
+    if instance.problem:  # a squatted or hung single-instance socket: this window runs on its own; say why
+        window.statusBar().showMessage(instance.problem)
 
     def on_activation(request: ActivationRequest) -> None:
         bring_to_front(window)

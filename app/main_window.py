@@ -47,6 +47,7 @@ from gpt_oss_desktop.app.notices import EmptyState, ErrorBanner
 from gpt_oss_desktop.app.settings import LAST_MODEL_KEY
 from gpt_oss_desktop.engine.events import Done
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
+from gpt_oss_desktop.engine.private_files import write_private_text
 
 logger = logging.getLogger(__name__)
 
@@ -375,7 +376,7 @@ class MainWindow(QMainWindow):
                 text = self.store.export_markdown(self.chat_id)
             else:
                 text = self.store.export_json(self.chat_id)
-            Path(path).write_text(text, encoding="utf-8")
+            write_private_text(Path(path), text)  # chats are private, exports too
         except (HistoryError, OSError) as exc:
             self.statusBar().showMessage(f"Could not export the chat: {exc}", 8000)
             logger.warning("export to %s failed: %s", path, exc)

@@ -1,10 +1,22 @@
-"""Where the app keeps its preferences (QSettings), and the keys it uses."""
+"""Where the app keeps its preferences (QSettings), and the keys it uses.
+
+The settings file is the user's alone (0600, in a 0700 folder when the folder is the app's own): it names the last
+model and the user's choices. Qt rewrites the file through a temporary file but keeps an existing file's mode, so
+the file is created private before Qt first writes it.
+"""
 
 from __future__ import annotations
 
+import logging
+import sys
+from pathlib import Path
 from typing import Final
 
 from PySide6.QtCore import QSettings
+
+from gpt_oss_desktop.engine.private_files import create_private_file, make_private_dir
+
+logger = logging.getLogger(__name__)
 
 ORGANIZATION: Final = "gpt-oss-desktop"
 APPLICATION: Final = "gpt-oss desktop"
@@ -17,7 +29,38 @@ LAST_MODEL_KEY: Final = "model/last"
 
 
 def make_settings(ini_path: str | None = None) -> QSettings:
-    """The platform's settings store, or an ini file at ``ini_path`` (tests, portable installs)."""
+    """The platform's settings store, or an ini file at ``ini_path`` (tests, portable installs); its file private."""
+    try:
+        if ini_path:
+            _make_private(Path(ini_path), own_folder=False)
+        elif (native := native_settings_file()) is not None:
+            _make_private(native, own_folder=True)
+    except OSError as exc:  # Qt reports its own write errors later; the app still runs
+        logger.warning("cannot make the settings file private: %s", exc)
     if ini_path:
         return QSettings(ini_path, QSettings.Format.IniFormat)
     return QSettings(ORGANIZATION, APPLICATION)
+
+
+def native_settings_file() -> Path | None:
+    """The file behind ``QSettings(ORGANIZATION, APPLICATION)`` where it is a plain file this app writes (an ini
+    file under ``$XDG_CONFIG_HOME`` on Linux and BSD); None for the Windows registry and macOS preferences."""
+    if sys.platform in ("win32", "darwin"):
+        return None
+    return Path(QSettings(ORGANIZATION, APPLICATION).fileName())
+
+
+def private_settings_paths(ini_path: str | None = None) -> list[Path]:
+    """The settings paths an older version may have left readable: the file, and the app's own folder for it."""
+    if ini_path:
+        return [Path(ini_path)]
+    native = native_settings_file()
+    return [] if native is None else [native.parent, native]
+
+
+def _make_private(path: Path, *, own_folder: bool) -> None:
+    if own_folder:
+        make_private_dir(path.parent)  # ~/.config/gpt-oss-desktop holds nothing but this app's settings
+    elif not path.parent.exists():
+        make_private_dir(path.parent)  # a folder created for the ini file alone
+    create_private_file(path)

@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from gpt_oss_desktop.engine.private_files import create_private_file
+
 from . import schema
 from .errors import (
     ChatNotFoundError,
@@ -175,6 +177,7 @@ class ChatStore:
             raise HistoryError("is a folder, not a chat history file", self._path)
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(self._path)  # 0600 before SQLite opens it; its -wal/-shm copy the mode
             # isolation_level=None: the sqlite3 module's implicit BEGINs are off; this class issues BEGIN/COMMIT
             # itself so that every multi-statement change is exactly one transaction.
             conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)

@@ -129,6 +129,7 @@ def test_export_reopen_and_continue_from_a_column(run: Any, make_window: Any, st
     markdown = tmp_path / "comparison.md"
     assert view.export_markdown(markdown)
     text = markdown.read_text(encoding="utf-8")
+    assert oct(markdown.stat().st_mode & 0o777) == "0o600"  # private like the chat it comes from
     assert text.startswith(f"# {PROMPT}") and "Effort comparison" in text
     assert "| First answer token (s) |" in text and "| low |" in text and "| high |" in text
     assert "low and medium agree; high differs · high took" in text

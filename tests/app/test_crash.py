@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import stat
 import subprocess
 import sys
 import threading
@@ -72,6 +73,22 @@ class Emitter(QObject):
 
 
 @pytest.mark.qt_no_exception_capture
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+@pytest.mark.parametrize("umask", [0o022, 0o002], ids=["umask022", "umask002"])
+def test_crash_logs_are_private_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    previous = os.umask(umask)
+    try:
+        try:
+            raise ValueError("the secret prompt")
+        except ValueError:
+            path = crash.write_crash_log(sys.exc_info(), "test", tmp_path / "data" / "logs")  # type: ignore[arg-type]
+    finally:
+        os.umask(previous)
+    assert [oct(stat.S_IMODE(p.stat().st_mode)) for p in (tmp_path / "data", path.parent, path)] == [
+        "0o700", "0o700", "0o600"
+    ]  # fmt: skip
+
+
 def test_an_error_in_a_qt_slot_is_reported(reporter: crash.CrashReporter, qtbot: Any) -> None:
     emitter = Emitter()
 
@@ -190,6 +207,9 @@ def test_a_native_crash_is_written_to_a_file_and_kept_at_the_next_start(tmp_path
     kept = list(logs.glob("native-crash-*.log"))
     assert len(kept) == 1 and kept[0].name.endswith(f"-{crashed.pid}.log")
     assert "Segmentation fault" in kept[0].read_text(encoding="utf-8")
+    # Private whatever the umask the test runs under (tracebacks can quote chat text).
+    assert stat.S_IMODE(logs.stat().st_mode) == 0o700
+    assert stat.S_IMODE(kept[0].stat().st_mode) == 0o600
     # The restarted process exited cleanly: its own (empty) log is gone, the kept crash stays.
     assert sorted(p.name for p in logs.iterdir()) == [kept[0].name]
 
