@@ -153,6 +153,28 @@ def test_edit_draft_survives_a_chat_switch_and_no_empty_chat_is_left(
     run(body())
 
 
+def test_unsent_text_stays_with_its_chat(run: Any, make_window: Any, store: ChatStore) -> None:
+    backend, _ = scripted_engine(harmony_reply("t", "a"))
+    window = make_window(backend, store)
+
+    async def body() -> None:
+        await load(window)
+        await next_emission(window.generation_finished, lambda: window.send_message("saved chat"))
+        saved_chat = window.chat_id
+        assert saved_chat is not None
+        window.composer.prompt.setPlainText("a follow-up, not sent yet")
+        window.new_chat()
+        assert window.composer.prompt.toPlainText() == ""
+        window.composer.prompt.setPlainText("an idea for a new chat")
+        assert window.open_chat(saved_chat)
+        assert window.composer.prompt.toPlainText() == "a follow-up, not sent yet"
+        window.new_chat()
+        assert window.composer.prompt.toPlainText() == "an idea for a new chat"
+        assert [c.id for c in store.list_chats()] == [saved_chat]  # a draft is not a chat
+
+    run(body())
+
+
 async def wait_for_saved_stop(store: ChatStore, chat_id: int) -> None:
     """The stopped answer is written by its own stream's end (within a token of the switch)."""
 
