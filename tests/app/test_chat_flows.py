@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 
 from gpt_oss_desktop.app.chat_view import AssistantMessage, UserBubble
 from gpt_oss_desktop.app.engine_thread import LocalEngine
@@ -297,3 +298,34 @@ def test_an_answer_cut_off_by_a_crash_reopens_marked_interrupted(run: Any, make_
     (shown,) = answers(window)
     assert (shown.answer_text, shown.reasoning.text(), shown.effort) == ("Once upon", "A dragon.", ReasoningEffort.HIGH)
     assert "interrupted" in shown.stats.text() and not shown.regenerate_button.isHidden()
+
+
+def test_closing_waits_for_an_answer_stopped_by_a_switch(
+    run: Any, make_window: Any, store: ChatStore, qapp: QApplication
+) -> None:
+    release = threading.Event()
+    model = ScriptedModel([harmony_reply(SLOW_THOUGHT, SLOW_ANSWER)], hold_after=40, release=release)
+    backend = LocalEngine(loader=lambda _ref, _progress: model, max_context=4096)
+    window = make_window(backend, store)
+    # In the app, closing the last window ends the event loop; here the test's loop must outlive the window.
+    qapp.setQuitOnLastWindowClosed(False)
+
+    async def body() -> None:
+        await load(window)
+        window.send_message("write a lot")
+        streaming = window.chat_id
+        assert streaming is not None
+        await until(lambda: model.steps >= 40 and window._current is not None and window._current.answer_text != "")
+        window.new_chat()
+        window.close()
+        assert window.isVisible()  # the stopped answer has not ended yet: closing waits for it (within a grace)
+        release.set()
+        await until(lambda: not window.isVisible())
+        record = store.get_chat(streaming).messages[-1]
+        assert record.complete and record.stats["finish_reason"] == "cancelled" and record.text.startswith("word")
+
+    try:
+        run(body())
+    finally:
+        release.set()
+        qapp.setQuitOnLastWindowClosed(True)
