@@ -27,6 +27,8 @@ _COLUMN_MAX_WIDTH = 860
 _RENDER_INTERVAL_MS = 50
 # Within this many pixels of the bottom the view counts as "at the bottom" and keeps following new text.
 _STICKY_PIXELS = 24
+# Under a saved answer that was cut off by a crash or a kill (its row is still marked incomplete).
+_INTERRUPTED = "interrupted · partial answer"
 
 
 def _muted(label: QLabel) -> QLabel:
@@ -147,8 +149,12 @@ class AssistantMessage(QFrame):
         if not self._render_timer.isActive():
             self._render_timer.start()
 
-    def finish(self, stats: AnswerStats) -> None:
-        """The stream ended: final render, reasoning header, stats, actions."""
+    def finish(self, stats: AnswerStats, *, interrupted: bool = False) -> None:
+        """The stream ended: final render, reasoning header, stats, actions.
+
+        ``interrupted``: a saved answer whose stream never ended (the app died mid-answer): the statistics are not
+        known, so the line under it says so instead.
+        """
         self._render_timer.stop()
         self._render_answer()
         self.answer.flush()
@@ -158,7 +164,7 @@ class AssistantMessage(QFrame):
                 self.reasoning.answer_started(stats.thinking_seconds, stats.reasoning_tokens)
         else:
             self.reasoning.hide()
-        self.stats.setText(stats_line(stats))
+        self.stats.setText(_INTERRUPTED if interrupted else stats_line(stats))
         self.stats.show()
         self.actions_row.show()
 

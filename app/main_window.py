@@ -11,7 +11,7 @@ from typing import Literal
 
 import psutil
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QTextCursor
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from gpt_oss_desktop.app import stats
+from gpt_oss_desktop.app.answer_saver import AnswerSaver
 from gpt_oss_desktop.app.backend import (
     DEMO_MODEL,
     ChatBackend,
@@ -36,10 +37,17 @@ from gpt_oss_desktop.app.backend import (
 )
 from gpt_oss_desktop.app.chat_view import AssistantMessage, ChatView
 from gpt_oss_desktop.app.compare_view import CompareView
-from gpt_oss_desktop.app.composer import Composer
+from gpt_oss_desktop.app.composer import Composer, Draft
 from gpt_oss_desktop.app.conversation import Conversation, Turn
 from gpt_oss_desktop.app.download_runner import ModelLibrary
-from gpt_oss_desktop.app.history import Chat, ChatStore, HistoryError, Message, title_from_prompt
+from gpt_oss_desktop.app.history import (
+    Chat,
+    ChatNotFoundError,
+    ChatStore,
+    HistoryError,
+    Message,
+    title_from_prompt,
+)
 from gpt_oss_desktop.app.history_sidebar import HistorySidebar
 from gpt_oss_desktop.app.instructions_dialog import ask_instructions
 from gpt_oss_desktop.app.model_menu import ModelDownloads
@@ -67,8 +75,10 @@ class MainWindow(QMainWindow):
         busy_changed(bool): an answer started or ended.
         chat_saved(int): the current chat's id, after a message of it was written to the history store.
 
-    With a ``store``, every user message and finished answer is saved to the current chat (created on the first
-    send), and a sidebar lists, searches, renames, deletes and reopens saved chats. Without one, nothing is kept.
+    With a ``store``, every user message and answer is saved to the current chat (created on the first send): an
+    answer every few seconds while it streams, then in full with its statistics. Leaving a chat while its answer
+    streams stops that answer and saves it there, marked stopped. A sidebar lists, searches, renames, deletes and
+    reopens saved chats. Without a store, nothing is kept.
     """
 
     model_loaded = Signal(object)
@@ -96,6 +106,11 @@ class MainWindow(QMainWindow):
         self._task: asyncio.Task[None] | None = None
         self._load_task: asyncio.Task[None] | None = None
         self._current: AssistantMessage | None = None
+        self._saver: AnswerSaver | None = None  # the saved copy of the answer on screen, while it streams
+        # Answers stopped by leaving their chat: they end within a token and save themselves into their own chat.
+        self._detached: set[asyncio.Task[None]] = set()
+        # What the composer held in each chat the user left (None: the unsaved new chat), given back on return.
+        self._drafts: dict[int | None, Draft] = {}
         self._closing = False
         self._process = psutil.Process()
         self.setWindowTitle("gpt-oss desktop")
@@ -203,9 +218,14 @@ class MainWindow(QMainWindow):
             self.load_model(folder)
 
     def send_message(self, text: str) -> asyncio.Task[None] | None:
-        """Add a user message and start answering it; None if busy or no model is loaded."""
+        """Add a user message and start answering it; None if busy or no model is loaded.
+
+        While the composer is editing the last message, ``text`` replaces that message and its answer (on screen
+        and in the saved chat, only now), and the composer gets back what it held before the edit.
+        """
         if self.busy or self.backend.info is None or not text.strip():
             return None
+        replaced = self._take_back_last_turn() if self.composer.editing else None
         for widget in self.chat.messages():
             if isinstance(widget, AssistantMessage):
                 # The harmony renderer drops finished turns' reasoning from the prompt; say so on screen.
@@ -213,7 +233,9 @@ class MainWindow(QMainWindow):
                 widget.set_actions_enabled(False)
         self.conversation.add_user(text)
         self.chat.add_user(text)
-        self._save_user(text)
+        self._save_user(text, replaces=replaced)
+        if replaced is not None:
+            self.composer.finish_edit()
         return self._start_answer(self.composer.current_effort())
 
     def regenerate(self, effort: ReasoningEffort | None = None) -> asyncio.Task[None] | None:
@@ -240,35 +262,33 @@ class MainWindow(QMainWindow):
             self.cancel_load()
 
     def edit_last_message(self) -> bool:
-        """Take back the last user message (and its answer) into the composer, to be edited and sent again.
+        """Put the last user message into the composer, to be edited and sent again.
 
-        Nothing is lost until the edited text is sent: the old message stays in the composer, and the saved chat drops
-        the turn only now, as the on-screen chat does. False if busy or there is nothing to edit.
+        Nothing changes until the edited text is sent: the message and its answer stay on screen and in the saved
+        chat, and are then replaced together. Esc (or the composer's Cancel) ends the edit and gives the composer
+        back what it held. False if busy or there is nothing to edit.
         """
         turn = self.conversation.last
         if self.busy or turn is None:
             return False
+        if not self.composer.editing:
+            self.composer.begin_edit(turn.user)
+        self.composer.prompt.setFocus()
+        return True
+
+    def _take_back_last_turn(self) -> str | None:
+        """Remove the last turn from the screen and the conversation (its edit is being sent); its question's text,
+        or None if there is no turn. The saved chat is updated by the send, in the same transaction as the edit."""
+        turn = self.conversation.last
+        if turn is None:
+            return None
         widgets = self.chat.messages()
         # The last turn is its user bubble plus (if answered or failed) the answer widget after it.
         last_user = max(i for i, w in enumerate(widgets) if not isinstance(w, AssistantMessage))
         for widget in widgets[last_user:]:
             self.chat.remove(widget)
-        index = len(self.conversation.turns) - 1
         self.conversation.turns.pop()
-        if self.store is not None and self.chat_id is not None:
-            try:
-                self.store.delete_messages_from(self.chat_id, 2 * index)
-            except HistoryError as exc:
-                self._history_failed("Could not update the saved chat", exc)
-        previous = self._last_assistant()
-        if previous is not None:
-            previous.set_actions_enabled(True)  # it is the last answer again: it can be regenerated
-        self.composer.prompt.setPlainText(turn.user)
-        self.composer.prompt.moveCursor(QTextCursor.MoveOperation.End)
-        self.composer.prompt.setFocus()
-        if not self.conversation.turns:
-            self._set_model(self.backend.info)  # an emptied chat shows the same view as a new one
-        return True
+        return turn.user
 
     def set_instructions(self, text: str) -> None:
         """Set the current chat's instructions (sent as harmony's developer message from the next answer on)."""
@@ -286,11 +306,18 @@ class MainWindow(QMainWindow):
             self.set_instructions(text)
 
     def new_chat(self) -> None:
-        if self._task is not None:
-            self._task.cancel()  # closes the stream, which cancels the generation in the engine thread
-            self._task = None
-            self._current = None
-            self._set_busy(False)
+        """Leave the current chat for an empty, unsaved one. A running answer is stopped and saved into its own chat
+        (marked stopped); the composer's draft stays with the chat it was written in."""
+        self._leave_chat()
+        self._restore_draft(None)
+
+    def _leave_chat(self) -> None:
+        self._stop_in_background()
+        draft = self.composer.draft()
+        if draft.empty:
+            self._drafts.pop(self.chat_id, None)
+        else:
+            self._drafts[self.chat_id] = draft
         self.conversation.clear()
         self.chat.clear()
         self.chat_id = None
@@ -298,11 +325,30 @@ class MainWindow(QMainWindow):
         if self.sidebar is not None:
             self.sidebar.set_current(None)
         self._update_export_actions()
-        self.composer.prompt.clear()
+
+    def _restore_draft(self, chat_id: int | None) -> None:
+        self.composer.set_draft(self._drafts.pop(chat_id, Draft()))
         self.composer.prompt.setFocus()
 
+    def _stop_in_background(self) -> None:
+        """The running answer's chat is being left: stop the answer (the engine ends it within a token) and let it
+        save itself into its own chat, with its reasoning, effort and statistics, marked stopped. What has arrived
+        is written now, so it is kept even if the app dies before the answer ends."""
+        task = self._task
+        if task is None:
+            return
+        self.backend.cancel()
+        self._detached.add(task)
+        if self._saver is not None:
+            self._save_progress(self._saver, force=True)
+        self._task = None
+        self._current = None
+        self._saver = None
+        self._set_busy(False)
+
     def open_chat(self, chat_id: int) -> bool:
-        """Show a saved chat, ready to continue. A running answer is abandoned (as with New chat).
+        """Show a saved chat, ready to continue, with the composer's draft left in it. A running answer is stopped
+        and saved (as with New chat).
 
         Reasoning of saved answers is shown, marked "not sent to model": the harmony renderer drops finished turns'
         reasoning from the next prompt. Returns False (and says why in the status bar) if it cannot be read.
@@ -317,7 +363,7 @@ class MainWindow(QMainWindow):
         if chat.kind == "comparison":
             return self._open_comparison(chat)
         self.set_compare_mode(False)
-        self.new_chat()
+        self._leave_chat()
         self.chat_id = chat.id
         self.set_instructions(chat.developer_instructions)
         self._show_thread(chat.thread())
@@ -325,6 +371,7 @@ class MainWindow(QMainWindow):
             self.sidebar.set_current(chat.id)
         self._update_export_actions()
         self.stack.setCurrentWidget(self.chat)
+        self._restore_draft(chat.id)
         return True
 
     def _show_thread(self, thread: tuple[Message, ...]) -> None:
@@ -338,7 +385,9 @@ class MainWindow(QMainWindow):
                 effort = ReasoningEffort(record.effort) if record.effort else ReasoningEffort.MEDIUM
                 turn = self.conversation.last
                 turn.reasoning, turn.answer, turn.effort = record.analysis, record.text, effort
-                last_answer = self._show_saved_answer(record.analysis, record.text, effort, record.stats)
+                last_answer = self._show_saved_answer(
+                    record.analysis, record.text, effort, record.stats, complete=record.complete
+                )
         if last_answer is not None:
             last_answer.set_actions_enabled(True)
 
@@ -409,16 +458,25 @@ class MainWindow(QMainWindow):
             params=self.composer.sampling_params(),
             instructions=self.instructions or None,
         )
+        # Turn i's answer is stored at position 2i + 1 (see "history" below).
+        saver = AnswerSaver(self.store, self.chat_id, 2 * len(self.conversation.turns) - 1, effort.value)
         self._current = message
+        self._saver = saver
         self._set_busy(True)
-        task = asyncio.ensure_future(self._answer(request, turn, message))
+        task = asyncio.ensure_future(self._answer(request, turn, message, saver))
         self._task = task
         return task
 
-    async def _answer(self, request: ChatRequest, turn: Turn, message: AssistantMessage) -> None:
+    async def _answer(self, request: ChatRequest, turn: Turn, message: AssistantMessage, saver: AnswerSaver) -> None:
+        """Stream one answer onto the screen and into the history. If the user leaves its chat meanwhile
+        (_stop_in_background), the answer is stopped, and from then on only saved: its widget is gone."""
+        task = asyncio.current_task()
+
+        def shown() -> bool:
+            return task not in self._detached
+
         started = time.perf_counter()
         first_answer_at: float | None = None
-        reasoning: list[str] = []
         done: Done | None = None
         try:
             async with contextlib.aclosing(self.backend.stream(request)) as events:
@@ -426,19 +484,25 @@ class MainWindow(QMainWindow):
                     if isinstance(event, Done):
                         done = event
                     elif event.is_reasoning or event.is_tool_call:
-                        reasoning.append(event.text)
-                        message.append_reasoning(event.text, event.recipient)
+                        saver.add_reasoning(event.text)
+                        if shown():
+                            message.append_reasoning(event.text, event.recipient)
                     else:
                         # Final answers, user-visible commentary and unlabelled (salvaged) text all read as answer.
                         if first_answer_at is None:
                             first_answer_at = time.perf_counter()
-                        message.append_answer(event.text, first_answer_at - started)
+                        saver.add_answer(event.text)
+                        if shown():
+                            message.append_answer(event.text, first_answer_at - started)
+                    self._save_progress(saver)
         except RequestError as exc:
-            message.show_error(str(exc))
+            if shown():
+                message.show_error(str(exc))
         finally:
-            if self._task is asyncio.current_task():
+            if self._task is task:
                 self._task = None
                 self._current = None
+                self._saver = None
                 self._set_busy(False)
         if done is not None:
             elapsed = time.perf_counter() - started
@@ -447,15 +511,19 @@ class MainWindow(QMainWindow):
                 total_seconds=elapsed,
                 thinking_seconds=None if first_answer_at is None else first_answer_at - started,
             )
-            message.finish(answer_stats)
-            if done.error:
-                message.show_error(done.error)
-            turn.reasoning = "".join(reasoning)
-            turn.answer = message.answer_text
+            turn.reasoning = saver.reasoning
+            turn.answer = saver.answer
             turn.effort = request.effort
-            self._show_context(done.prompt_tokens + done.completion_tokens)
-            self._save_answer(turn, answer_stats)
-        self.generation_finished.emit(done)
+            if shown():
+                message.finish(answer_stats)
+                if done.error:
+                    message.show_error(done.error)
+                self._show_context(done.prompt_tokens + done.completion_tokens)
+            self._save_answer(saver, answer_stats, shown=shown())
+        if shown():
+            self.generation_finished.emit(done)
+        if task is not None:
+            self._detached.discard(task)
 
     def _on_regenerate_requested(self, effort: object) -> None:
         self.regenerate(effort if isinstance(effort, ReasoningEffort) else None)
@@ -472,7 +540,9 @@ class MainWindow(QMainWindow):
     # old answer by position. Writes are small single transactions on the GUI thread (milliseconds in WAL mode).
     # A failed write is reported in the status bar and the chat goes on unsaved: losing history must not stop it.
 
-    def _save_user(self, text: str) -> None:
+    def _save_user(self, text: str, *, replaces: str | None = None) -> None:
+        """Save the last turn's question; ``replaces``: the text of the last saved question, which it replaces
+        together with that question's answer (an edit being sent)."""
         if self.store is None:
             return
         position = 2 * (len(self.conversation.turns) - 1)
@@ -485,30 +555,61 @@ class MainWindow(QMainWindow):
                     developer_instructions=self.instructions,
                 )
                 self.chat_id = chat.id
-            self.store.add_message(self.chat_id, "user", text, position=position)
+            if replaces is None:
+                self.store.add_message(self.chat_id, "user", text, position=position)
+            else:
+                self.store.replace_messages_from(self.chat_id, position, "user", text)
+                if position == 0:
+                    self._retitle(self.chat_id, replaces, text)
         except HistoryError as exc:
             self._history_failed("Could not save the message", exc)
             return
         self._saved()
 
-    def _save_answer(self, turn: Turn, answer_stats: stats.AnswerStats) -> None:
-        if self.store is None or self.chat_id is None or turn.effort is None:
-            return
-        position = 2 * self.conversation.turns.index(turn) + 1
+    def _retitle(self, chat_id: int, old_prompt: str, new_prompt: str) -> None:
+        """An edited first question renames its chat, unless the user chose the title."""
+        assert self.store is not None
+        if self.store.get_chat(chat_id).title == title_from_prompt(old_prompt):
+            self.store.rename_chat(chat_id, title_from_prompt(new_prompt))
+
+    def _save_progress(self, saver: AnswerSaver, *, force: bool = False) -> None:
         try:
-            self.store.add_message(
-                self.chat_id,
-                "assistant",
-                turn.answer,
-                analysis=turn.reasoning,
-                effort=turn.effort.value,
-                stats=answer_stats.to_record(),
-                position=position,
-            )
+            saver.save_progress(force=force)
         except HistoryError as exc:
+            self._history_failed("Could not save the answer so far", exc)
+
+    def _save_answer(self, saver: AnswerSaver, answer_stats: stats.AnswerStats, *, shown: bool) -> None:
+        try:
+            record = saver.finish(answer_stats.to_record())
+        except HistoryError as exc:
+            if not shown and isinstance(exc, ChatNotFoundError):
+                # The user came back and regenerated it (or the chat was purged) before it ended: nothing to keep.
+                logger.info("a stopped answer's saved copy was replaced before it ended")
+                return
             self._history_failed("Could not save the answer", exc)
             return
-        self._saved()
+        if record is None:
+            return
+        if shown:
+            self._saved()
+            return
+        # Stopped by leaving its chat: the sidebar moves the chat up; if the user is already back in that chat, the
+        # partial copy shown from the history is replaced by the final one.
+        if self.sidebar is not None:
+            self.sidebar.refresh()
+        if record.chat_id == self.chat_id and not self.busy:
+            self._replace_shown_answer(record)
+
+    def _replace_shown_answer(self, record: Message) -> None:
+        turn = self.conversation.last
+        last = self._last_assistant()
+        if turn is None or last is None or 2 * len(self.conversation.turns) - 1 != record.position:
+            return
+        self.chat.remove(last)
+        effort = ReasoningEffort(record.effort) if record.effort else ReasoningEffort.MEDIUM
+        turn.reasoning, turn.answer, turn.effort = record.analysis, record.text, effort
+        shown = self._show_saved_answer(record.analysis, record.text, effort, record.stats, complete=record.complete)
+        shown.set_actions_enabled(True)
 
     def _forget_answer(self, turn_index: int) -> None:
         """Drop a turn's saved answer (it is being regenerated)."""
@@ -528,7 +629,7 @@ class MainWindow(QMainWindow):
         self.chat_saved.emit(self.chat_id)
 
     def _show_saved_answer(
-        self, reasoning: str, answer: str, effort: ReasoningEffort, record: dict[str, object]
+        self, reasoning: str, answer: str, effort: ReasoningEffort, record: dict[str, object], *, complete: bool = True
     ) -> AssistantMessage:
         message = self.chat.add_assistant(effort)
         message.regenerate_requested.connect(self._on_regenerate_requested)
@@ -536,7 +637,7 @@ class MainWindow(QMainWindow):
             message.append_reasoning(reasoning)
         if answer:
             message.append_answer(answer)
-        message.finish(stats.AnswerStats.from_record(record))
+        message.finish(stats.AnswerStats.from_record(record), interrupted=not complete)
         message.reasoning.mark_not_sent()
         message.set_actions_enabled(False)
         return message
@@ -702,14 +803,21 @@ class MainWindow(QMainWindow):
     # -- Qt overrides -------------------------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        task = self._task
-        if task is not None and not self._closing:
-            # Closing mid-answer: stop it and close once it has ended, so the partial answer is saved like a stopped
-            # one instead of being lost with the event loop. The engine stops within a token; the timer is a backstop.
+        pending = [t for t in (self._task, *self._detached) if t is not None and not t.done()]
+        if pending and not self._closing:
+            # Closing mid-answer: stop it and close once it has ended (and any answer stopped by a chat switch), so
+            # the partial answer is saved like a stopped one instead of being lost with the event loop. The engine
+            # stops within a token; the timer is a backstop.
             self._closing = True
             event.ignore()
             self.stop()
-            task.add_done_callback(lambda _task: self.close())
+
+            def close_when_all_ended(_task: object) -> None:
+                if all(t.done() for t in pending):
+                    self.close()
+
+            for task in pending:
+                task.add_done_callback(close_when_all_ended)
             QTimer.singleShot(_CLOSE_GRACE_MS, self.close)
             return
         self._closing = True

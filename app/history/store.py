@@ -647,6 +647,30 @@ class ChatStore:
                 self._touch(conn, chat_id)
             return count
 
+    def replace_messages_from(self, chat_id: int, position: int, role: str, text: str) -> Message:
+        """Replace every message at ``position`` or later by one new message there (an edited last question).
+
+        One transaction: after a crash the chat holds either the old messages or the new one, never neither, so an
+        edit can never leave a chat empty.
+        """
+        with self._write() as conn:
+            self._require_chat(conn, chat_id)
+            conn.execute("DELETE FROM messages WHERE chat_id = ? AND position >= ?", (chat_id, position))
+            message_id = self._insert_message(
+                conn,
+                chat_id,
+                role=role,
+                text=text,
+                analysis="",
+                effort=None,
+                stats=None,
+                complete=True,
+                position=position,
+                column=0,
+            )
+            self._touch(conn, chat_id)
+            return self._load_message(conn, message_id)
+
     # --- comparisons ----------------------------------------------------------------------------------------------
 
     def create_comparison(

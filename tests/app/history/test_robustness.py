@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -72,6 +74,74 @@ def test_partial_answer_survives_a_crash(db_path: Path) -> None:
     with ChatStore(db_path) as reopened:
         saved = reopened.get_chat(chat.id).messages[-1]
     assert (saved.analysis, saved.text, saved.complete, saved.effort) == ("Plan: a dragon", "Once upon", False, "high")
+
+
+# The child streams an answer through the app's own writer (app/answer_saver.py) with no throttling, so that a
+# write is always in flight, and reports each committed save on stdout.
+_STREAMING_WRITER = """
+import sys
+from gpt_oss_desktop.app.answer_saver import AnswerSaver
+from gpt_oss_desktop.app.history import ChatStore
+
+store = ChatStore(sys.argv[1])
+saver = AnswerSaver(store, int(sys.argv[2]), 1, "high", interval=0.0)
+saver.add_reasoning("Plan: count upwards.")
+for i in range(1_000_000):
+    saver.add_answer(f"w{i} ")
+    saver.save_progress()
+    print(i, flush=True)
+"""
+
+
+def test_sigkill_while_an_answer_is_being_saved_loses_nothing_committed(db_path: Path) -> None:
+    with ChatStore(db_path) as store:
+        earlier = store.create_chat("earlier chat")
+        store.add_message(earlier.id, "user", "an older question")
+        store.add_message(earlier.id, "assistant", "its answer", analysis="its reasoning", effort="low")
+        chat = store.create_chat("streaming")
+        store.add_message(chat.id, "user", "Count for me.")
+        before = store.get_chat(earlier.id)
+    child = subprocess.Popen(
+        [sys.executable, "-P", "-c", _STREAMING_WRITER, str(db_path), str(chat.id)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        last_committed = -1
+        while last_committed < 200:  # a few hundred commits in, the text is ~1.5 kB and still growing
+            line = child.stdout.readline()
+            assert line, child.stderr.read() if child.stderr else "writer ended early"
+            last_committed = int(line)
+        os.kill(child.pid, signal.SIGKILL)  # no cleanup at all, whichever statement it is in
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        for stream in (child.stdout, child.stderr):
+            if stream is not None:
+                stream.close()
+    raw = sqlite3.connect(db_path)
+    try:
+        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert raw.execute("PRAGMA foreign_key_check").fetchall() == []
+        if raw.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'").fetchone():
+            # The full-text index is kept by triggers in the same transactions: it must match the table (raises
+            # sqlite3.DatabaseError if not).
+            raw.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+    finally:
+        raw.close()
+    with ChatStore(db_path) as reopened:
+        assert reopened.get_chat(earlier.id) == before
+        question, answer = reopened.get_chat(chat.id).messages
+        assert [hit.chat.id for hit in reopened.search("w5")] == [chat.id]
+    assert question.text == "Count for me."
+    # The answer is exactly some committed prefix: never torn, never older than the last save reported done.
+    words = answer.text.split()
+    assert len(words) > last_committed and words == [f"w{i}" for i in range(len(words))]
+    assert (answer.analysis, answer.effort, answer.complete) == ("Plan: count upwards.", "high", False)
 
 
 def test_reader_sees_last_commit_while_writer_holds_a_transaction(db_path: Path) -> None:
