@@ -7,7 +7,9 @@ stays responsive and shows progress.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
+import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gpt_oss_desktop.app.crash import write_crash_log
 from gpt_oss_desktop.app.download_runner import ModelLibrary, WorkerRunner
 from gpt_oss_desktop.app.downloads import DownloadError, InstalledModel, human_bytes
 from gpt_oss_desktop.app.downloads.manage import delete_model, import_folder, verify_installed
@@ -200,6 +203,9 @@ class ModelManager(QDialog):
         except DownloadError as error:
             self.status.setText(f"<b>{error}</b><br>{error.advice}")
             return None
+        except Exception:  # a bug: still end "Checking …" with the error, never leave it to the event loop
+            self.status.setText(f"<b>{model.name} could not be checked.</b> {_unexpected('verify')}")
+            return None
         finally:
             self.progress.hide()
             self.library.notify()
@@ -228,6 +234,9 @@ class ModelManager(QDialog):
         except DownloadError as error:
             self.status.setText(f"<b>{error}</b><br>{error.advice}")
             return False
+        except Exception:
+            self.status.setText(f"<b>{model.name} was not deleted.</b> {_unexpected('delete')}")
+            return False
         self.library.notify()
         self.status.setText(f"Deleted {model.name}" + (f": {human_bytes(freed)} freed." if freed else "."))
         return True
@@ -245,6 +254,9 @@ class ModelManager(QDialog):
             model = await self._busy(lambda: import_folder(folder, registry))
         except DownloadError as error:
             self.status.setText(f"<b>Not imported.</b> {error}")
+            return None
+        except Exception:  # a bug: still end "Checking …" with the error, never leave it to the event loop
+            self.status.setText(f"<b>Not imported.</b> {_unexpected('import')}")
             return None
         self.library.notify()
         self.status.setText(f"Imported {model.name} ({model.layout} layout, {human_bytes(model.size_bytes)}).")
@@ -277,6 +289,20 @@ class ModelManager(QDialog):
     def _choose_folder(self) -> Path | None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a gpt-oss checkpoint folder")
         return Path(folder) if folder else None
+
+
+def _unexpected(action: str) -> str:
+    """Describe the exception being handled (rich-text safe) and leave its traceback in a crash log."""
+    exc_type, exc, tb = sys.exc_info()
+    assert exc_type is not None and exc is not None
+    summary = html.escape(f"Unexpected {exc_type.__name__}: {exc}")
+    try:
+        path = write_crash_log((exc_type, exc, tb), f"model manager: {action}")
+    except OSError as log_error:
+        logger.error("model manager: %s failed", action, exc_info=(exc_type, exc, tb))
+        return f"{summary} (no crash log written: {html.escape(str(log_error))})"
+    logger.error("model manager: %s failed; details in %s", action, path)
+    return f"{summary}<br>Details are in {html.escape(str(path))}"
 
 
 def _open_in_file_manager(path: Path) -> None:
