@@ -170,6 +170,13 @@ class ModelManager(QDialog):
 
     def _start(self, coro: Coroutine[Any, Any, object]) -> None:
         self._task = asyncio.ensure_future(coro)
+        self._task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future[object]) -> None:
+        # The steps report their own errors; this last net means none is left "never retrieved" until exit.
+        if not task.cancelled() and (exc := task.exception()) is not None and isinstance(exc, Exception):
+            self.status.setText(f"<b>Something went wrong.</b> {_unexpected('task', exc)}")
+            self._update_buttons_busy(False)
 
     def _load(self) -> None:
         model = self.selected()
@@ -291,15 +298,17 @@ class ModelManager(QDialog):
         return Path(folder) if folder else None
 
 
-def _unexpected(action: str) -> str:
-    """Describe the exception being handled (rich-text safe) and leave its traceback in a crash log."""
-    exc_type, exc, tb = sys.exc_info()
-    assert exc_type is not None and exc is not None
-    summary = html.escape(f"Unexpected {exc_type.__name__}: {exc}")
+def _unexpected(action: str, exc: BaseException | None = None) -> str:
+    """Describe ``exc`` (default: the exception being handled) rich-text safe, and keep its traceback in a crash log."""
+    if exc is None:
+        exc = sys.exc_info()[1]
+    assert exc is not None
+    exc_info = (type(exc), exc, exc.__traceback__)
+    summary = html.escape(f"Unexpected {type(exc).__name__}: {exc}")
     try:
-        path = write_crash_log((exc_type, exc, tb), f"model manager: {action}")
+        path = write_crash_log(exc_info, f"model manager: {action}")
     except OSError as log_error:
-        logger.error("model manager: %s failed", action, exc_info=(exc_type, exc, tb))
+        logger.error("model manager: %s failed", action, exc_info=exc_info)
         return f"{summary} (no crash log written: {html.escape(str(log_error))})"
     logger.error("model manager: %s failed; details in %s", action, path)
     return f"{summary}<br>Details are in {html.escape(str(path))}"
