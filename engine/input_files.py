@@ -79,6 +79,8 @@ def is_present(path: Path) -> bool:
         if exc.errno == errno.ENOTDIR:
             return False
         raise CheckpointError(describe_os_error(exc), path) from None
+    except ValueError as exc:  # an embedded NUL in the path
+        raise CheckpointError(f"invalid path: {exc}", path) from None
     return True
 
 

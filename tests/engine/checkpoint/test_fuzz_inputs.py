@@ -194,3 +194,43 @@ def test_safetensors_headers_raise_only_checkpoint_errors(fuzz_dir: Path, blob: 
         pass
     with contextlib.suppress(CheckpointError):
         load_checkpoint(fuzz_dir)
+
+
+# ------------------------------------------------------------------------------------------------ shard index
+@st.composite
+def indexes(draw: st.DrawFn, original: dict[str, Any]) -> Any:
+    """A real two-shard index with some entries re-pointed, removed or replaced by arbitrary JSON."""
+    index: Any = json.loads(json.dumps(original))  # a deep copy
+    weight_map = index["weight_map"]
+    for name in draw(st.lists(st.sampled_from(sorted(weight_map)), max_size=3, unique=True)):
+        choice = draw(st.integers(0, 4))
+        if choice == 0:
+            del weight_map[name]
+        elif choice <= 2:
+            weight_map[name] = draw(st.sampled_from(["", ".", "..", "/etc/passwd", "a\x00b", "x.safetensors"]))
+        else:
+            weight_map[name] = draw(json_values)
+    if draw(st.integers(0, 5)) == 0:
+        index["weight_map"] = draw(json_values)
+    if draw(st.integers(0, 7)) == 0:
+        index = draw(json_values)
+    return index
+
+
+@pytest.fixture(scope="module")
+def sharded_folder(tmp_path_factory: pytest.TempPathFactory, written: dict[str, Path]) -> tuple[Path, dict[str, Any]]:
+    """A copy of the tiny two-shard HF checkpoint, and its original index."""
+    folder = tmp_path_factory.mktemp("fuzz-index") / "ck"
+    shutil.copytree(written["hf-sharded"], folder)
+    return folder, json.loads((folder / "model.safetensors.index.json").read_text())
+
+
+@settings(FUZZ, max_examples=100)
+@given(data=st.data())
+def test_shard_index_raises_only_checkpoint_errors(
+    sharded_folder: tuple[Path, dict[str, Any]], data: st.DataObject
+) -> None:
+    folder, original = sharded_folder
+    (folder / "model.safetensors.index.json").write_text(dump(data.draw(indexes(original))), encoding="utf-8")
+    with contextlib.suppress(CheckpointError):
+        load_checkpoint(folder)

@@ -61,6 +61,20 @@ def test_index_json_size_is_capped(tmp_path: Path, written: dict[str, Path]) -> 
     assert info.value.path == index_path
 
 
+@pytest.mark.parametrize("shard", ["a\x00b.safetensors", "..", ""])
+def test_odd_shard_names_in_the_index_are_checkpoint_errors(
+    tmp_path: Path, written: dict[str, Path], shard: str
+) -> None:
+    ck = _copy(written["hf-sharded"], tmp_path / "ck")
+    index_path = ck / "model.safetensors.index.json"
+    index = json.loads(index_path.read_text())
+    name = sorted(index["weight_map"])[-1]
+    index["weight_map"][name] = shard  # a NUL in the name raised ValueError before
+    index_path.write_text(json.dumps(index))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(ck)
+
+
 def test_aliased_tensors_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "model.safetensors"
     save_file({"a": torch.zeros(4, dtype=torch.float32), "b": torch.ones(4, dtype=torch.float32)}, str(path))
