@@ -71,7 +71,13 @@ def check_device(device: str | None) -> None:
         parsed = torch.device(device)
     except (RuntimeError, ValueError) as exc:
         raise EngineError(f"--device {device!r} is not a torch device ({exc})") from None
+    if parsed.type == "cpu":
+        return
     if parsed.type != "cuda":
+        try:  # mps, xpu, ...: the cheapest real use of the device says whether this torch can use it
+            torch.empty(0, device=parsed)
+        except (RuntimeError, AssertionError, ValueError) as exc:
+            raise EngineError(f"--device {device}: this torch cannot use it ({exc})") from None
         return
     if not torch.backends.cuda.is_built():
         raise EngineError(

@@ -47,12 +47,21 @@ def test_unexpected_error_when_no_log_can_be_written(
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch that cannot use CUDA")
-@pytest.mark.parametrize("device", ["cuda", "cuda:0", "gpu"])
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cuda",
+        "cuda:0",
+        "gpu",
+        pytest.param("xpu", marks=pytest.mark.skipif(torch.xpu.is_available(), reason="this torch has an XPU")),
+    ],
+)
 def test_unusable_device_is_one_line(data_dir: Path, device: str, capsys: pytest.CaptureFixture[str]) -> None:
     # An AssertionError traceback ("Torch not compiled with CUDA enabled") before, from deep inside the load.
     assert cli.main(["chat", "--model", "demo", "--device", device, "hi"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: --device {device!r}" if device == "gpu" else f"error: --device {device}:")
+    assert "Traceback" not in err
     assert err.count("\n") == 1
 
 
