@@ -95,6 +95,8 @@ def open_regular(path: Path, error: type[CheckpointError] = CheckpointError) -> 
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except OSError as exc:
         raise error(describe_os_error(exc), path) from None
+    except ValueError as exc:  # an embedded NUL in the path
+        raise error(f"invalid path: {exc}", path) from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
