@@ -7,7 +7,9 @@ stays responsive and shows progress.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
+import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gpt_oss_desktop.app.crash import write_crash_log
 from gpt_oss_desktop.app.download_runner import ModelLibrary, WorkerRunner
 from gpt_oss_desktop.app.downloads import DownloadError, InstalledModel, human_bytes
 from gpt_oss_desktop.app.downloads.manage import delete_model, import_folder, verify_installed
@@ -167,6 +170,13 @@ class ModelManager(QDialog):
 
     def _start(self, coro: Coroutine[Any, Any, object]) -> None:
         self._task = asyncio.ensure_future(coro)
+        self._task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future[object]) -> None:
+        # The steps report their own errors; this last net means none is left "never retrieved" until exit.
+        if not task.cancelled() and (exc := task.exception()) is not None and isinstance(exc, Exception):
+            self.status.setText(f"<b>Something went wrong.</b> {_unexpected('task', exc)}")
+            self._update_buttons_busy(False)
 
     def _load(self) -> None:
         model = self.selected()
@@ -200,6 +210,9 @@ class ModelManager(QDialog):
         except DownloadError as error:
             self.status.setText(f"<b>{error}</b><br>{error.advice}")
             return None
+        except Exception:  # a bug: still end "Checking …" with the error, never leave it to the event loop
+            self.status.setText(f"<b>{model.name} could not be checked.</b> {_unexpected('verify')}")
+            return None
         finally:
             self.progress.hide()
             self.library.notify()
@@ -228,6 +241,9 @@ class ModelManager(QDialog):
         except DownloadError as error:
             self.status.setText(f"<b>{error}</b><br>{error.advice}")
             return False
+        except Exception:
+            self.status.setText(f"<b>{model.name} was not deleted.</b> {_unexpected('delete')}")
+            return False
         self.library.notify()
         self.status.setText(f"Deleted {model.name}" + (f": {human_bytes(freed)} freed." if freed else "."))
         return True
@@ -245,6 +261,9 @@ class ModelManager(QDialog):
             model = await self._busy(lambda: import_folder(folder, registry))
         except DownloadError as error:
             self.status.setText(f"<b>Not imported.</b> {error}")
+            return None
+        except Exception:  # a bug: still end "Checking …" with the error, never leave it to the event loop
+            self.status.setText(f"<b>Not imported.</b> {_unexpected('import')}")
             return None
         self.library.notify()
         self.status.setText(f"Imported {model.name} ({model.layout} layout, {human_bytes(model.size_bytes)}).")
@@ -277,6 +296,22 @@ class ModelManager(QDialog):
     def _choose_folder(self) -> Path | None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a gpt-oss checkpoint folder")
         return Path(folder) if folder else None
+
+
+def _unexpected(action: str, exc: BaseException | None = None) -> str:
+    """Describe ``exc`` (default: the exception being handled) rich-text safe, and keep its traceback in a crash log."""
+    if exc is None:
+        exc = sys.exc_info()[1]
+    assert exc is not None
+    exc_info = (type(exc), exc, exc.__traceback__)
+    summary = html.escape(f"Unexpected {type(exc).__name__}: {exc}")
+    try:
+        path = write_crash_log(exc_info, f"model manager: {action}")
+    except OSError as log_error:
+        logger.error("model manager: %s failed", action, exc_info=exc_info)
+        return f"{summary} (no crash log written: {html.escape(str(log_error))})"
+    logger.error("model manager: %s failed; details in %s", action, path)
+    return f"{summary}<br>Details are in {html.escape(str(path))}"
 
 
 def _open_in_file_manager(path: Path) -> None:

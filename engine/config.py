@@ -10,7 +10,6 @@ All are normalised into one frozen :class:`ModelConfig`.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt_oss_desktop.engine.errors import ConfigError
+from gpt_oss_desktop.engine.input_files import read_json
 
 # The 16 keys of OpenAI's original/config.json, in the order OpenAI writes them.
 ORIGINAL_CONFIG_KEYS: tuple[str, ...] = (
@@ -40,6 +40,39 @@ ORIGINAL_CONFIG_KEYS: tuple[str, ...] = (
 )
 
 MXFP4_BLOCK = 32  # values per MXFP4 scale group (spec §3.1.2)
+
+# A real config.json is ~2 KB; anything this large is not one (and is not read into memory).
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+# Upper bounds on sizes, far above any real model (gpt-oss-120b: 36 layers, 128 experts, 201,088 tokens, 131,072
+# positions). They keep a malformed config from building, say, a billion-entry layer list before a shape check
+# could say what is wrong.
+SIZE_LIMITS: dict[str, int] = {
+    "num_hidden_layers": 4096,
+    "num_experts": 1 << 16,
+    "experts_per_token": 1 << 16,
+    "vocab_size": 1 << 24,
+    "hidden_size": 1 << 20,
+    "intermediate_size": 1 << 20,
+    "head_dim": 1 << 16,
+    "num_attention_heads": 1 << 16,
+    "num_key_value_heads": 1 << 16,
+    "sliding_window": 1 << 24,
+    "initial_context_length": 1 << 24,
+    "max_context_length": 1 << 24,
+}
+
+# Float fields and the open lower bound each must exceed (all must be finite). rope_theta is a logarithm's base
+# (YaRN divides by log(rope_theta)), so it must exceed 1; the others are scales, betas and limits.
+FLOAT_LOWER_BOUNDS: dict[str, float] = {
+    "rope_theta": 1.0,
+    "rope_scaling_factor": 0.0,
+    "rope_ntk_alpha": 0.0,
+    "rope_ntk_beta": 0.0,
+    "swiglu_limit": 0.0,
+    "swiglu_alpha": 0.0,
+    "rms_norm_eps": 0.0,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +120,20 @@ class ModelConfig:
         for name in positive:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if self.sliding_window < 0:
-            raise ConfigError(f"sliding_window must be >= 0, got {self.sliding_window}")
+                raise ConfigError(f"must be a positive integer, got {value!r}", key=name)
+        window = self.sliding_window
+        if not isinstance(window, int) or isinstance(window, bool) or window < 0:
+            raise ConfigError(f"must be an integer >= 0, got {window!r}", key="sliding_window")
+        for name, limit in SIZE_LIMITS.items():
+            if getattr(self, name) > limit:
+                raise ConfigError(f"{getattr(self, name)} is implausibly large (at most {limit})", key=name)
+        for name, lower in FLOAT_LOWER_BOUNDS.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"must be a number, got {value!r}", key=name)
+            if not math.isfinite(value) or value <= lower:
+                # NaN here would not fail loudly: the model would run and print garbage ("!!!!").
+                raise ConfigError(f"must be a finite number > {lower:g}, got {value!r}", key=name)
         if self.experts_per_token > self.num_experts:
             raise ConfigError(f"experts_per_token ({self.experts_per_token}) exceeds num_experts ({self.num_experts})")
         if self.num_attention_heads % self.num_key_value_heads:
@@ -128,112 +172,131 @@ class ModelConfig:
     # ----------------------------------------------------------------------------------------------- parsing
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], source: Path | str | None = None) -> ModelConfig:
-        """Build a config from any known spelling; raise :class:`ConfigError` for anything else."""
+        """Build a config from any known spelling; raise :class:`ConfigError` naming the key for anything else."""
         try:
+            if not isinstance(raw, Mapping):
+                raise ConfigError(f"must hold a JSON object, not {type(raw).__name__}")
+            fields = _Fields(raw)
             if "num_local_experts" in raw or raw.get("model_type") is not None or "architectures" in raw:
-                return cls._from_hf(raw, source)
-            return cls._from_original(raw, source)
+                return cls._from_hf(fields)
+            return cls._from_original(fields)
         except ConfigError as exc:
             if exc.path is None and source is not None:
-                raise ConfigError(str(exc), source) from None
+                raise ConfigError(exc.reason, source, exc.key) from None
             raise
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ConfigError(f"malformed gpt-oss config: {exc}", source) from None
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError, ArithmeticError) as exc:
+            # A safety net: every value is checked explicitly above, but a malformed file must never escape as
+            # anything other than a ConfigError.
+            raise ConfigError(f"malformed gpt-oss config ({type(exc).__name__}: {exc})", source) from None
 
     @classmethod
     def from_json(cls, path: Path | str) -> ModelConfig:
         path = Path(path)
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError("config.json not found", path) from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"cannot read config: {exc}", path) from None
+        raw = read_json(path, MAX_CONFIG_BYTES, error=ConfigError)
         if not isinstance(raw, dict):
             raise ConfigError("config.json must hold a JSON object", path)
         return cls.from_dict(raw, path)
 
     @classmethod
-    def _from_original(cls, raw: Mapping[str, Any], source: Path | str | None) -> ModelConfig:
-        missing = [key for key in ORIGINAL_CONFIG_KEYS if key not in raw]
+    def _from_original(cls, f: _Fields) -> ModelConfig:
+        missing = [key for key in ORIGINAL_CONFIG_KEYS if key not in f.raw]
         if missing:
-            raise ConfigError("not a gpt-oss config: missing " + ", ".join(missing), source)
-        initial = int(raw["initial_context_length"])
-        factor = float(raw["rope_scaling_factor"])
+            raise ConfigError("not a gpt-oss config: missing " + ", ".join(missing))
+        initial = f.integer("initial_context_length", high=SIZE_LIMITS["initial_context_length"])
+        factor = f.number("rope_scaling_factor", above=0.0)
         return cls(
-            num_hidden_layers=_int(raw, "num_hidden_layers"),
-            num_experts=_int(raw, "num_experts"),
-            experts_per_token=_int(raw, "experts_per_token"),
-            vocab_size=_int(raw, "vocab_size"),
-            hidden_size=_int(raw, "hidden_size"),
-            intermediate_size=_int(raw, "intermediate_size"),
-            head_dim=_int(raw, "head_dim"),
-            num_attention_heads=_int(raw, "num_attention_heads"),
-            num_key_value_heads=_int(raw, "num_key_value_heads"),
-            sliding_window=_int(raw, "sliding_window"),
+            num_hidden_layers=f.size("num_hidden_layers"),
+            num_experts=f.size("num_experts"),
+            experts_per_token=f.size("experts_per_token"),
+            vocab_size=f.size("vocab_size"),
+            hidden_size=f.size("hidden_size"),
+            intermediate_size=f.size("intermediate_size"),
+            head_dim=f.size("head_dim"),
+            num_attention_heads=f.size("num_attention_heads"),
+            num_key_value_heads=f.size("num_key_value_heads"),
+            sliding_window=f.integer("sliding_window", low=0, high=SIZE_LIMITS["sliding_window"]),
             initial_context_length=initial,
-            rope_theta=float(raw["rope_theta"]),
+            rope_theta=f.number("rope_theta", above=1.0),
             rope_scaling_factor=factor,
-            rope_ntk_alpha=float(raw["rope_ntk_alpha"]),
-            rope_ntk_beta=float(raw["rope_ntk_beta"]),
-            swiglu_limit=float(raw["swiglu_limit"]),
-            max_context_length=int(initial * max(factor, 1.0)),
+            rope_ntk_alpha=f.number("rope_ntk_alpha", above=0.0),
+            rope_ntk_beta=f.number("rope_ntk_beta", above=0.0),
+            swiglu_limit=f.number("swiglu_limit", above=0.0),
+            max_context_length=_scaled_context(initial, factor, "rope_scaling_factor"),
         )
 
     @classmethod
-    def _from_hf(cls, raw: Mapping[str, Any], source: Path | str | None) -> ModelConfig:
+    def _from_hf(cls, f: _Fields) -> ModelConfig:
+        raw = f.raw
         model_type = raw.get("model_type")
         archs = raw.get("architectures") or []
+        if not isinstance(archs, list):
+            raise ConfigError(f"must be a list of class names, got {archs!r}", key="architectures")
         if model_type != "gpt_oss" and "GptOssForCausalLM" not in archs:
-            raise ConfigError(f"not a gpt-oss config (model_type={model_type!r}, architectures={archs!r})", source)
-        rope: Mapping[str, Any] = raw.get("rope_parameters") or raw.get("rope_scaling") or {}
-        rope_type = rope.get("rope_type", rope.get("type", "yarn"))
+            raise ConfigError(f"not a gpt-oss config (model_type={model_type!r}, architectures={archs!r})")
+        rope_key = "rope_parameters" if raw.get("rope_parameters") else "rope_scaling"
+        rope = f.section(rope_key)
+        rope_type = rope.raw.get("rope_type", rope.raw.get("type", "yarn"))
         if rope_type != "yarn":
-            raise ConfigError(f"unsupported rope_type {rope_type!r}; gpt-oss uses yarn", source)
-        if rope.get("truncate", False):
+            raise ConfigError(f"unsupported rope_type {rope_type!r}; gpt-oss uses yarn", key=f"{rope_key}.rope_type")
+        truncate = rope.raw.get("truncate", False)
+        if not isinstance(truncate, bool):
+            raise ConfigError(f"must be true or false, got {truncate!r}", key=f"{rope_key}.truncate")
+        if truncate:
             # gpt-oss needs the unrounded YaRN correction range (spec pitfall 3).
-            raise ConfigError("rope truncate=true is not gpt-oss's YaRN (bounds must stay unrounded)", source)
-        theta = rope.get("rope_theta", raw.get("rope_theta", 150000.0))
-        initial = int(rope.get("original_max_position_embeddings", raw.get("initial_context_length", 4096)))
-        factor = float(rope.get("factor", 32.0))
-        layers = _int(raw, "num_hidden_layers")
-        layer_types = raw.get("layer_types")
-        sliding: tuple[bool, ...] = ()
-        if layer_types is not None:
-            known = {"sliding_attention": True, "full_attention": False}
-            try:
-                sliding = tuple(known[t] for t in layer_types)
-            except KeyError as exc:
-                raise ConfigError(f"unknown layer type {exc.args[0]!r}", source) from None
-        experts = raw.get("num_local_experts", raw.get("num_experts"))
-        top_k = raw.get("num_experts_per_tok", raw.get("experts_per_token"))
-        if experts is None or top_k is None:
-            raise ConfigError("not a gpt-oss config: missing num_local_experts/num_experts_per_tok", source)
-        for key in ("hidden_act",):
-            if key in raw and raw[key] not in ("silu", None):
-                raise ConfigError(f"unexpected {key}={raw[key]!r}", source)
+            raise ConfigError("rope truncate=true is not gpt-oss's YaRN (bounds must stay unrounded)")
+        theta = rope.number("rope_theta", above=1.0) if "rope_theta" in rope.raw else None
+        if theta is None:
+            theta = f.number("rope_theta", above=1.0, default=150000.0)
+        initial_limit = SIZE_LIMITS["initial_context_length"]
+        if rope.raw.get("original_max_position_embeddings") is not None:
+            initial = rope.integer("original_max_position_embeddings", high=initial_limit)
+        else:
+            initial = f.integer("initial_context_length", high=initial_limit, default=4096)
+        factor = rope.number("factor", above=0.0, default=32.0)
+        layers = f.size("num_hidden_layers")
+        sliding = _layer_types(raw.get("layer_types"))
+        experts_key = "num_local_experts" if "num_local_experts" in raw else "num_experts"
+        top_k_key = "num_experts_per_tok" if "num_experts_per_tok" in raw else "experts_per_token"
+        if experts_key not in raw or top_k_key not in raw:
+            raise ConfigError("not a gpt-oss config: missing num_local_experts/num_experts_per_tok")
+        hidden_act = raw.get("hidden_act")
+        if hidden_act not in ("silu", None):
+            raise ConfigError(f"unexpected value {hidden_act!r}", key="hidden_act")
         if raw.get("tie_word_embeddings", False):
-            raise ConfigError("gpt-oss has an untied unembedding; tie_word_embeddings=true is not gpt-oss", source)
+            raise ConfigError("gpt-oss has an untied unembedding; tie_word_embeddings=true is not gpt-oss")
+        hidden = f.size("hidden_size")
+        heads = f.size("num_attention_heads")
+        if raw.get("head_dim") is not None:
+            head_dim = f.size("head_dim")
+        elif hidden % heads:
+            raise ConfigError(f"absent, and hidden_size {hidden} is not a multiple of {heads} heads", key="head_dim")
+        else:
+            head_dim = hidden // heads
+        window = f.integer("sliding_window", low=0, high=SIZE_LIMITS["sliding_window"], default=0)
+        if raw.get("max_position_embeddings") is not None:
+            max_context = f.integer("max_position_embeddings", high=SIZE_LIMITS["max_context_length"])
+        else:
+            max_context = _scaled_context(initial, factor, f"{rope_key}.factor")
         return cls(
             num_hidden_layers=layers,
-            num_experts=int(experts),
-            experts_per_token=int(top_k),
-            vocab_size=_int(raw, "vocab_size"),
-            hidden_size=_int(raw, "hidden_size"),
-            intermediate_size=_int(raw, "intermediate_size"),
-            head_dim=int(raw.get("head_dim") or raw["hidden_size"] // raw["num_attention_heads"]),
-            num_attention_heads=_int(raw, "num_attention_heads"),
-            num_key_value_heads=_int(raw, "num_key_value_heads"),
-            sliding_window=int(raw.get("sliding_window") or 0),
+            num_experts=f.size(experts_key, limit="num_experts"),
+            experts_per_token=f.size(top_k_key, limit="experts_per_token"),
+            vocab_size=f.size("vocab_size"),
+            hidden_size=hidden,
+            intermediate_size=f.size("intermediate_size"),
+            head_dim=head_dim,
+            num_attention_heads=heads,
+            num_key_value_heads=f.size("num_key_value_heads"),
+            sliding_window=window,
             initial_context_length=initial,
-            rope_theta=float(theta),
+            rope_theta=theta,
             rope_scaling_factor=factor,
-            rope_ntk_alpha=float(rope.get("beta_slow", 1.0)),
-            rope_ntk_beta=float(rope.get("beta_fast", 32.0)),
-            swiglu_limit=float(raw.get("swiglu_limit", 7.0)),
-            swiglu_alpha=float(raw.get("swiglu_alpha", 1.702)),
-            rms_norm_eps=float(raw.get("rms_norm_eps", 1e-5)),
-            max_context_length=int(raw.get("max_position_embeddings") or initial * max(factor, 1.0)),
+            rope_ntk_alpha=rope.number("beta_slow", above=0.0, default=1.0),
+            rope_ntk_beta=rope.number("beta_fast", above=0.0, default=32.0),
+            swiglu_limit=f.number("swiglu_limit", above=0.0, default=7.0),
+            swiglu_alpha=f.number("swiglu_alpha", above=0.0, default=1.702),
+            rms_norm_eps=f.number("rms_norm_eps", above=0.0, default=1e-5),
+            max_context_length=max_context,
             sliding_layers=sliding,
         )
 
@@ -325,8 +388,91 @@ class ModelConfig:
         return concentration, low, high
 
 
-def _int(raw: Mapping[str, Any], key: str) -> int:
-    value = raw[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        raise ConfigError(f"{key} must be an integer, got {value!r}")
-    return int(value)
+_REQUIRED: Any = object()
+
+
+class _Fields:
+    """Typed reads of one JSON object's keys; every bad value is a :class:`ConfigError` naming its key.
+
+    ``prefix`` names the object inside config.json (``rope_scaling.``), so errors read ``rope_scaling.factor``.
+    """
+
+    def __init__(self, raw: Mapping[str, Any], prefix: str = "") -> None:
+        self.raw = raw
+        self.prefix = prefix
+
+    def _value(self, key: str, default: Any) -> Any:
+        value = self.raw.get(key)
+        if value is None:
+            if default is _REQUIRED:
+                raise ConfigError("missing" if key not in self.raw else "must not be null", key=self.prefix + key)
+            return default
+        return value
+
+    def integer(self, key: str, *, low: int = 1, high: int, default: Any = _REQUIRED) -> int:
+        """An integer in [low, high]. ``4.0`` is read as 4, but ``4.7`` (or ``"4"``, ``true``) is an error."""
+        value = self._value(key, default)
+        name = self.prefix + key
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"must be an integer, got {value!r}", key=name)
+        if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+            raise ConfigError(f"must be an integer, got {value!r}", key=name)
+        number = int(value)
+        if number < low:
+            raise ConfigError(f"must be at least {low}, got {number}", key=name)
+        if number > high:
+            raise ConfigError(f"{number} is implausibly large (at most {high})", key=name)
+        return number
+
+    def size(self, key: str, *, limit: str | None = None) -> int:
+        """A positive size, bounded by :data:`SIZE_LIMITS` (of ``limit``, the canonical name, or ``key``)."""
+        return self.integer(key, high=SIZE_LIMITS[limit or key])
+
+    def number(self, key: str, *, above: float, default: Any = _REQUIRED) -> float:
+        """A finite number greater than ``above`` (NaN and infinities are refused, not propagated)."""
+        value = self._value(key, default)
+        name = self.prefix + key
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"must be a number, got {value!r}", key=name)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ConfigError(f"{value} is too large for a number", key=name) from None
+        if not math.isfinite(number):
+            raise ConfigError(f"must be a finite number, got {value!r}", key=name)
+        if number <= above:
+            raise ConfigError(f"must be greater than {above:g}, got {value!r}", key=name)
+        return number
+
+    def section(self, key: str) -> _Fields:
+        """A nested object (absent or null reads as empty); a string or list there is an error."""
+        value = self.raw.get(key)
+        if value is None:
+            value = {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"must be a JSON object, got {value!r}", key=self.prefix + key)
+        return _Fields(value, f"{self.prefix}{key}.")
+
+
+def _layer_types(value: Any) -> tuple[bool, ...]:
+    """HF ``layer_types`` (list of "sliding_attention"/"full_attention") as per-layer "slides" flags."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ConfigError(f"must be a list of layer types, got {value!r}", key="layer_types")
+    known = {"sliding_attention": True, "full_attention": False}
+    sliding = []
+    for item in value:
+        if not isinstance(item, str) or item not in known:
+            raise ConfigError(f"unknown layer type {item!r}", key="layer_types")
+        sliding.append(known[item])
+    return tuple(sliding)
+
+
+def _scaled_context(initial: int, factor: float, factor_key: str) -> int:
+    """``initial * max(factor, 1)`` positions, refused (naming ``factor_key``) when implausibly many."""
+    limit = SIZE_LIMITS["max_context_length"]
+    scaled = initial * max(factor, 1.0)  # finite: both operands are finite and bounded above
+    if scaled > limit:
+        raise ConfigError(f"{factor:g} x {initial} positions is implausibly many (at most {limit})", key=factor_key)
+    return int(scaled)

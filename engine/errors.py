@@ -9,32 +9,42 @@ class EngineError(Exception):
     """Base class of every error the engine reports to a user."""
 
 
-class ConfigError(EngineError):
-    """A config.json that is missing, malformed, or not a gpt-oss config."""
-
-    def __init__(self, message: str, path: Path | str | None = None) -> None:
-        self.path = Path(path) if path is not None else None
-        super().__init__(f"{path}: {message}" if path is not None else message)
-
-
 class CheckpointError(EngineError):
     """A checkpoint folder or file that cannot be loaded as it is.
 
     Attributes:
         path: the file (or folder) at fault.
         tensor: the tensor name at fault, when there is one.
+        key: the JSON key at fault (``rope_scaling.factor``), when there is one.
     """
 
-    def __init__(self, message: str, path: Path | str | None = None, tensor: str | None = None) -> None:
+    def __init__(
+        self, message: str, path: Path | str | None = None, tensor: str | None = None, *, key: str | None = None
+    ) -> None:
         self.path = Path(path) if path is not None else None
         self.tensor = tensor
+        self.key = key
+        self.reason = message
         where = []
         if path is not None:
             where.append(str(path))
         if tensor is not None:
             where.append(f"tensor {tensor!r}")
+        if key is not None:
+            where.append(f"key {key!r}")
         prefix = ", ".join(where)
         super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class ConfigError(CheckpointError):
+    """A config.json that is missing, malformed, or not a gpt-oss config.
+
+    A config.json is part of a checkpoint, so this is a :class:`CheckpointError`: whoever loads a checkpoint
+    handles one error type for every malformed input.
+    """
+
+    def __init__(self, message: str, path: Path | str | None = None, key: str | None = None) -> None:
+        super().__init__(message, path, key=key)
 
 
 class VocabularyError(EngineError):

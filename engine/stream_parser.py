@@ -10,6 +10,9 @@ output ending inside a header. A chat app must never lose an answer to that, so 
 - A header that fails to parse is salvaged: channel (``<|channel|>X``), recipient (``to=X``) and content type
   (``<|constrain|>X``) are recovered from its text with a lenient scan, a fresh parser is primed with a clean
   header, and the message's text keeps streaming (on :data:`~engine.events.NO_CHANNEL` if no channel was named).
+- A header without ``<|channel|>`` (every assistant message must name its channel) is kept as harmony parses it, except
+  that a header that is just a channel name (``final<|message|>``: the model forgot ``<|channel|>``, which harmony
+  would read as a message to a recipient called "final") is read as that channel.
 - ``<|return|>``/``<|call|>`` right after ``<|end|>`` ends the output normally (the answer is complete).
 - A stray ``<|end|>`` between messages is skipped; any other token where ``<|start|>`` was expected is taken as
   the first header token of a new assistant message (the model forgot ``<|start|>assistant``).
@@ -34,8 +37,16 @@ from dataclasses import dataclass
 
 from openai_harmony import HarmonyEncoding, HarmonyError, Message, Role, StreamableParser
 
-from gpt_oss_desktop.engine.events import ANALYSIS, FINAL, NO_CHANNEL, Delta
-from gpt_oss_desktop.engine.vocab import ASSISTANT_STOP_TOKENS, END, MESSAGE, MESSAGE_STOP_TOKENS, START, get_encoding
+from gpt_oss_desktop.engine.events import ANALYSIS, COMMENTARY, FINAL, NO_CHANNEL, Delta
+from gpt_oss_desktop.engine.vocab import (
+    ASSISTANT_STOP_TOKENS,
+    CHANNEL,
+    END,
+    MESSAGE,
+    MESSAGE_STOP_TOKENS,
+    START,
+    get_encoding,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +54,7 @@ logger = logging.getLogger(__name__)
 _CHANNEL_RE = re.compile(r"<\|channel\|>\s*([^\s<]+)")
 _RECIPIENT_RE = re.compile(r"\bto=([^\s<]+)")
 _CONSTRAIN_RE = re.compile(r"<\|constrain\|>\s*([^\s<]+)")
+_CHANNELS = frozenset({ANALYSIS, COMMENTARY, FINAL})
 # Real headers are a few tokens (the longest, a tool call with a JSON constraint, ~15). A longer one means the model
 # is writing text without a header; past this many tokens it is streamed as text so the user sees something.
 MAX_HEADER_TOKENS = 48
@@ -214,7 +226,10 @@ class HarmonyStreamParser:
                 self._state = _State.EXPECT_START
             return None
         if token == MESSAGE:
-            self._enter_content()
+            if CHANNEL in self._header_tokens:
+                self._enter_content()
+            else:
+                self._channelless_header()
         elif token in MESSAGE_STOP_TOKENS:
             # The lenient parser closed a message that never reached <|message|>.
             self._note(f"message header ended by {self._text([token])} without <|message|>")
@@ -278,6 +293,28 @@ class HarmonyStreamParser:
             self._state = _State.EXPECT_START
             return
         self._note(f"malformed message header {header!r} ({exc}); kept its text")
+        self._enter_content()
+
+    def _channelless_header(self) -> None:
+        """A header harmony accepted although it names no channel (``final<|message|>``); mark it, and read a bare
+        channel name as the channel harmony would otherwise take for a recipient."""
+        header = self._text(self._header_tokens[:-1])
+        name = header.strip()
+        if name in _CHANNELS and self._parser.current_recipient == name:
+            self._replace_parser(Role.ASSISTANT)
+            try:
+                for tok in self._enc.encode(f"<|channel|>{name}<|message|>", allowed_special="all"):
+                    self._parser.process(tok)
+            except HarmonyError as exc:  # our own clean header; should not happen
+                self._note(f"message header {header!r} has no <|channel|>; could not recover: {exc}")
+                self._other += self._msg_tokens
+                self._msg_tokens = 0
+                self._replace_parser(None)
+                self._state = _State.EXPECT_START
+                return
+            self._note(f"message header {header!r} has no <|channel|>; read {name!r} as its channel")
+        else:
+            self._note(f"message header {header!r} has no <|channel|>")
         self._enter_content()
 
     def _header_as_text(self) -> Delta | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 from gpt_oss_desktop.app.downloads.errors import ImportFailedError, PermissionDeniedError, classify_error
 from gpt_oss_desktop.engine.checkpoint import load_checkpoint
 from gpt_oss_desktop.engine.errors import EngineError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,9 @@ def validate_checkpoint(path: Path) -> CheckedCheckpoint:
         raise ImportFailedError(f"{path} is not a usable gpt-oss checkpoint: {exc}") from exc
     except OSError as exc:
         raise ImportFailedError(f"{path} could not be read: {exc}") from exc
+    except Exception as exc:  # a validator bug must still end the check with a message, not hang the caller
+        logger.exception("the checkpoint validator failed unexpectedly on %s", path)
+        raise ImportFailedError(f"{path} could not be checked: unexpected {type(exc).__name__}: {exc}") from exc
     checked = CheckedCheckpoint(checkpoint.layout.value, checkpoint.file_bytes, tuple(checkpoint.files))
     del checkpoint  # drop the memory maps now, on this thread
     return checked

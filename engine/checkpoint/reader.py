@@ -7,9 +7,10 @@ projections, concatenated into the canonical ``qkv`` (a few percent of the non-e
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +28,10 @@ from gpt_oss_desktop.engine.checkpoint.names import (
     hf_source,
     layer_index,
 )
-from gpt_oss_desktop.engine.checkpoint.safetensors_io import TORCH_TO_SAFETENSORS, SafetensorsFile
-from gpt_oss_desktop.engine.config import ORIGINAL_CONFIG_KEYS, ModelConfig
-from gpt_oss_desktop.engine.errors import CheckpointError
+from gpt_oss_desktop.engine.checkpoint.safetensors_io import MAX_HEADER_ENTRIES, TORCH_TO_SAFETENSORS, SafetensorsFile
+from gpt_oss_desktop.engine.config import MAX_CONFIG_BYTES, ORIGINAL_CONFIG_KEYS, ModelConfig
+from gpt_oss_desktop.engine.errors import CheckpointError, ConfigError
+from gpt_oss_desktop.engine.input_files import describe_os_error, is_present, read_json, stat_path
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,10 @@ INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
 # original shards are 1-based with a double dash, HF shards 0-based with a single dash (spec §3.1, §3.2)
 _SHARD_RE = re.compile(r"^model(--?)(\d{5})-of-(\d{5})\.safetensors$")
+# The index of gpt-oss-120b is ~60 KB; the tensor count is bounded like one safetensors header's.
+MAX_INDEX_BYTES = 16 * 1024 * 1024
+MAX_INDEX_TENSORS = 4 * MAX_HEADER_ENTRIES
+MAX_DTYPES_BYTES = 16 * 1024 * 1024
 
 _EXPECTED_FILES = (
     "an OpenAI original/ folder (config.json, dtypes.json, model.safetensors or model--*-of-*.safetensors + "
@@ -74,18 +80,27 @@ def _has_weights(folder: Path) -> bool:
 
 
 def resolve_root(path: str | Path) -> Path:
-    """The single folder to load: ``original/`` of a Hub snapshot when it holds weights, else ``path`` itself."""
+    """The single folder to load: ``original/`` of a Hub snapshot when it holds weights, else ``path`` itself.
+
+    Raises:
+        CheckpointError: nothing there, a symlink loop, or a folder that cannot be read (permission denied).
+    """
     p = Path(path).expanduser()
-    if not p.exists():
-        raise CheckpointError("no such file or directory", p)
-    if p.is_file():
+    if not stat.S_ISDIR(stat_path(p).st_mode):
         # Pointing at config.json or a .safetensors file means "this folder".
         p = p.parent
+    try:
+        os.listdir(p)  # a chmod 000 folder: say so here, not as a PermissionError from deep inside the loader
+    except OSError as exc:
+        raise CheckpointError(f"cannot open the folder: {describe_os_error(exc)}", p) from None
     original = p / "original"
-    if original.is_dir() and (original / CONFIG_NAME).is_file() and _has_weights(original):
-        if _has_weights(p):
-            logger.info("%s holds both HF and original/ weights; loading original/ only", p)
-        return original
+    try:
+        if original.is_dir() and (original / CONFIG_NAME).is_file() and _has_weights(original):
+            if _has_weights(p):
+                logger.info("%s holds both HF and original/ weights; loading original/ only", p)
+            return original
+    except OSError as exc:  # e.g. original/ is unreadable: name it rather than silently load the HF files
+        raise CheckpointError(f"cannot open the folder: {describe_os_error(exc)}", original) from None
     return p
 
 
@@ -99,19 +114,20 @@ class _Weights:
     where: Path
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, max_bytes: int, max_items: int | None = None) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"cannot read JSON: {exc}", path) from None
+        return read_json(path, max_bytes, max_items=max_items)
+    except CheckpointError as exc:
+        raise CheckpointError(f"cannot read JSON: {exc.reason}", path) from None
 
 
 def _discover_weights(root: Path) -> _Weights:
     index_path = root / INDEX_NAME
-    if index_path.is_file():
+    # is_present, not is_file: a FIFO or folder under these names is refused by name when opened, not skipped.
+    if is_present(index_path):
         return _weights_from_index(root, index_path)
     single = root / SINGLE_NAME
-    if single.is_file():
+    if is_present(single):
         f = SafetensorsFile(single)
         return _Weights({name: f for name in f.entries}, (f,), single)
     found = sorted(root.glob("*.safetensors"))
@@ -145,19 +161,25 @@ def _check_shard_set(root: Path, found: list[Path]) -> None:
 
 
 def _weights_from_index(root: Path, index_path: Path) -> _Weights:
-    index = _read_json(index_path)
+    # Each weight_map entry is one "name": "file" pair (2 separators); metadata adds a few.
+    index = _read_json(index_path, MAX_INDEX_BYTES, max_items=2 * MAX_INDEX_TENSORS + 64)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in weight_map.items()
     ):
         raise CheckpointError("index has no valid weight_map {tensor: file}", index_path)
+    if len(weight_map) > MAX_INDEX_TENSORS:
+        raise CheckpointError(
+            f"weight_map lists {len(weight_map):,} tensors; more than {MAX_INDEX_TENSORS:,} is not plausible",
+            index_path,
+        )
     first_tensor: dict[str, str] = {}
     for name, fname in weight_map.items():
         first_tensor.setdefault(fname, name)
     files: dict[str, SafetensorsFile] = {}
     for fname, tensor in first_tensor.items():
         shard = root / fname
-        if Path(fname).name != fname or not shard.is_file():
+        if Path(fname).name != fname or not is_present(shard):
             raise CheckpointError(
                 f"shard {fname} named in {INDEX_NAME} is missing (incomplete download?)", shard, tensor
             )
@@ -214,7 +236,7 @@ def _check_dtypes_json(root: Path, specs: Mapping[str, TensorSpec]) -> None:
     if not path.is_file():
         logger.warning("%s: no %s (OpenAI's original folder has one); continuing without it", root, DTYPES_NAME)
         return
-    labels = _read_json(path)
+    labels = _read_json(path, MAX_DTYPES_BYTES)
     if not isinstance(labels, dict):
         logger.warning("%s: not a {tensor: dtype} object; ignored", path)
         return
@@ -289,13 +311,24 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         ConfigError: config.json is unreadable or not a gpt-oss config.
     """
     root = resolve_root(path)
+    try:
+        return _load(root)
+    except OSError as exc:
+        # A file that vanished or turned unreadable between checks (e.g. a permission change mid-load).
+        where = Path(exc.filename) if isinstance(exc.filename, str) else root
+        raise CheckpointError(describe_os_error(exc), where) from None
+
+
+def _load(root: Path) -> LoadedCheckpoint:
     config_path = root / CONFIG_NAME
-    if not config_path.is_file():
+    if not is_present(config_path):
         raise CheckpointError(
             f"no {CONFIG_NAME}: this is not a gpt-oss checkpoint folder; expected {_EXPECTED_FILES}", root
         )
-    config = ModelConfig.from_json(config_path)  # ConfigError for anything that is not gpt-oss
-    raw = json.loads(config_path.read_text(encoding="utf-8"))  # already parsed once above, cannot fail now
+    raw = read_json(config_path, MAX_CONFIG_BYTES, error=ConfigError)
+    if not isinstance(raw, dict):
+        raise ConfigError("config.json must hold a JSON object", config_path)
+    config = ModelConfig.from_dict(raw, config_path)  # ConfigError for anything that is not gpt-oss
     weights = _discover_weights(root)
     names = set(weights.by_name)
     layout = _detect_layout(raw, names, config_path)

@@ -14,7 +14,7 @@ read-only mapping (``ACCESS_READ``) would turn an accidental in-place op into a 
 
 from __future__ import annotations
 
-import json
+import itertools
 import logging
 import math
 import mmap
@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from gpt_oss_desktop.engine.errors import CheckpointError
+from gpt_oss_desktop.engine.input_files import describe_os_error, open_regular, parse_json
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,14 @@ SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
 }
 TORCH_TO_SAFETENSORS: dict[torch.dtype, str] = {v: k for k, v in SAFETENSORS_DTYPES.items()}
 
-# A header bigger than this is not a real checkpoint (real ones are < 1 MB); refuse before allocating it.
-MAX_HEADER_BYTES = 100 * 1024 * 1024
+# Limits far above any real gpt-oss file (gpt-oss-120b: ~700 tensors, a ~100 KB header), checked before the header
+# is parsed: a 100 MB header of 1.7 M zero-size entries once took 38 s and 1.8 GB to reject.
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+MAX_HEADER_ENTRIES = 65536
+# A record has 5 strings and ~10 separators ("name":{"dtype":"BF16","shape":[a,b,c],"data_offsets":[x,y]});
+# this bounds the whole header's count of each.
+MAX_HEADER_VALUES = 12 * MAX_HEADER_ENTRIES
+MAX_RANK = 8  # gpt-oss tensors have at most 4 dimensions
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +92,7 @@ class SafetensorsFile:
     def _read_header(self) -> None:
         path = self.path
         try:
-            with path.open("rb") as fh:
+            with open_regular(path) as fh:  # never a FIFO or device: open() on a FIFO would hang
                 size = os.fstat(fh.fileno()).st_size
                 prefix = fh.read(8)
                 if len(prefix) < 8:
@@ -98,18 +105,26 @@ class SafetensorsFile:
                         path,
                     )
                 if header_len > MAX_HEADER_BYTES:
-                    raise CheckpointError(f"header length {header_len} is implausibly large (corrupt file)", path)
+                    raise CheckpointError(
+                        f"header length {header_len:,} is implausibly large (at most {MAX_HEADER_BYTES:,}; "
+                        "corrupt file)",
+                        path,
+                    )
                 raw = fh.read(header_len)
-        except FileNotFoundError:
-            raise CheckpointError("file not found", path) from None
         except OSError as exc:
-            raise CheckpointError(f"cannot read file: {exc.strerror or exc}", path) from None
+            raise CheckpointError(f"cannot read file: {describe_os_error(exc)}", path) from None
         try:
-            header = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"corrupt safetensors header (not valid JSON: {exc})", path) from None
+            header = parse_json(raw, path, max_items=MAX_HEADER_VALUES)
+        except CheckpointError as exc:
+            raise CheckpointError(f"corrupt safetensors header ({exc.reason})", path) from None
         if not isinstance(header, dict):
             raise CheckpointError("corrupt safetensors header (not a JSON object)", path)
+        tensors = len(header) - ("__metadata__" in header)
+        if tensors > MAX_HEADER_ENTRIES:
+            raise CheckpointError(
+                f"header lists {tensors:,} tensors; more than {MAX_HEADER_ENTRIES:,} is not a plausible gpt-oss file",
+                path,
+            )
         self.file_size = size
         meta = header.pop("__metadata__", None) or {}
         self.metadata = {str(k): str(v) for k, v in meta.items()} if isinstance(meta, dict) else {}
@@ -117,7 +132,20 @@ class SafetensorsFile:
         entries: dict[str, TensorEntry] = {}
         for name, info in header.items():
             entries[name] = self._parse_entry(name, info, data_start, size)
+        self._check_no_overlap(entries)
         self.entries = entries
+
+    def _check_no_overlap(self, entries: dict[str, TensorEntry]) -> None:
+        """Refuse tensors that share bytes: a write to one would silently change the other (safetensors forbids it)."""
+        spans = sorted((e for e in entries.values() if e.nbytes), key=lambda e: (e.begin, e.end))
+        for before, after in itertools.pairwise(spans):
+            if after.begin < before.end:
+                raise CheckpointError(
+                    f"data (bytes {after.begin}-{after.end}) overlaps tensor {before.name!r} "
+                    f"(bytes {before.begin}-{before.end}); aliased tensors are not allowed (corrupt header)",
+                    self.path,
+                    after.name,
+                )
 
     def _parse_entry(self, name: str, info: Any, data_start: int, size: int) -> TensorEntry:
         path = self.path
@@ -128,8 +156,10 @@ class SafetensorsFile:
         if dtype is None:
             raise CheckpointError(f"unknown or unsupported dtype {code!r}", path, name)
         shape = info.get("shape")
-        if not isinstance(shape, list) or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+        if (
+            not isinstance(shape, list)
+            or len(shape) > MAX_RANK
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
         ):
             raise CheckpointError(f"corrupt header record: bad shape {shape!r}", path, name)
         offsets = info.get("data_offsets")
@@ -158,7 +188,7 @@ class SafetensorsFile:
     # ------------------------------------------------------------------------------------------------ tensors
     def _mapping(self) -> mmap.mmap:
         if self._mmap is None:
-            with self.path.open("rb") as fh:
+            with open_regular(self.path) as fh:
                 # mmap dup()s the descriptor, so the file object can be closed straight away.
                 self._mmap = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
             if self._mmap.size() != self.file_size:

@@ -2,6 +2,7 @@
 
 Each sub-command lives in its own module exposing ``add_parser(subparsers)`` and ``run(args) -> int``.
 Errors a user can fix (bad paths, broken checkpoints, bad arguments) become a one-line message and exit code 2.
+Any other exception is a bug: one line naming it and a log file with its traceback (engine.cli.error_log), exit 1.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from gpt_oss_desktop.engine.cli.error_log import write_error_log
 from gpt_oss_desktop.engine.errors import EngineError
 
 logger = logging.getLogger(__name__)
@@ -54,8 +56,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(module.run(args))
     except EngineError as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {_one_line(str(exc))}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except Exception as exc:
+        logger.debug("unexpected error in %s", args.command, exc_info=True)
+        sys.stderr.write(
+            f"error: unexpected {type(exc).__name__}: {_one_line(str(exc), 300)} ({_logged(exc, args.command)})\n"
+        )
+        return 1
+
+
+def _logged(exc: Exception, command: str) -> str:
+    try:
+        return f"details in {write_error_log(exc, command)}"
+    except OSError as log_error:
+        return f"no log written: {log_error}"
+
+
+def _one_line(text: str, limit: int | None = None) -> str:
+    flat = " ".join(text.splitlines())
+    return flat if limit is None or len(flat) <= limit else flat[: limit - 1] + "…"

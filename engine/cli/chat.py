@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
-from gpt_oss_desktop.engine.errors import CheckpointError, EngineError
+from gpt_oss_desktop.engine.errors import CheckpointError, EngineError, GenerationError
 from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
 from gpt_oss_desktop.engine.generator import Generator
 from gpt_oss_desktop.engine.harmony import ChatMessage, ChatSession, ReasoningEffort, from_harmony
@@ -60,18 +60,52 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
         raise EngineError(f"invalid sampling option: {exc}") from exc
 
 
+def check_device(device: str | None) -> None:
+    """Refuse a ``--device`` this torch cannot use, with one line saying why (torch itself would raise an
+    AssertionError deep inside the first ``.to(device)``)."""
+    if device is None:
+        return
+    import torch  # deferred: slow, and not needed for --help
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise EngineError(f"--device {device!r} is not a torch device ({exc})") from None
+    if parsed.type == "cpu":
+        return
+    if parsed.type != "cuda":
+        try:  # mps, xpu, ...: the cheapest real use of the device says whether this torch can use it
+            torch.empty(0, device=parsed)
+        except (RuntimeError, AssertionError, ValueError) as exc:
+            raise EngineError(f"--device {device}: this torch cannot use it ({exc})") from None
+        return
+    if not torch.backends.cuda.is_built():
+        raise EngineError(
+            f"--device {device}: this torch ({torch.__version__}) was built without CUDA; "
+            "use --device cpu, or install a CUDA build of torch"
+        )
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise EngineError(f"--device {device}: no CUDA GPU is available (check the driver); use --device cpu")
+    if parsed.index is not None and parsed.index >= count:
+        raise EngineError(f"--device {device}: there are only {count} CUDA device(s) (cuda:0 to cuda:{count - 1})")
+
+
 def load_for_cli(path: Path | str, dtype: str | None, device: str | None) -> Any:
-    """Load a model (a folder, or ``demo``), turning a missing folder into a one-line error before the loader runs.
+    """Load a model (a folder, or ``demo``), turning a missing folder or an unusable ``--device`` into a one-line
+    error before the loader runs.
 
     The demo model is announced on stderr as the toy it is.
     """
     # deferred: importing the model stack is slow and not needed for --help
     from gpt_oss_desktop.engine import load_model
     from gpt_oss_desktop.engine.demo.materialize import demo_label
+    from gpt_oss_desktop.engine.input_files import is_present
     from gpt_oss_desktop.engine.model_ref import resolve_model_path
 
+    check_device(device)
     folder = resolve_model_path(path).expanduser()
-    if not folder.exists():
+    if not is_present(folder):  # a symlink loop or an unreadable parent is a CheckpointError saying so
         raise CheckpointError("no such file or folder", folder)
     label = demo_label(folder)
     if label is not None:
@@ -189,8 +223,13 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if not text.strip():
             return 0
-        session = session.with_messages(ChatMessage.user(text))
-        done = _answer(generator, session.prompt(), params, printer)
+        turn = session.with_messages(ChatMessage.user(text))
+        try:
+            done = _answer(generator, turn.prompt(), params, printer)
+        except GenerationError as exc:
+            # e.g. a message longer than the context: this message is dropped, the chat so far is kept.
+            sys.stderr.write(f"error: {exc}\nThat message was not sent; the chat goes on without it.\n")
+            continue
         # Keep what the model said (even a cut-off answer) so the next turn has the context; render_prompt prunes
         # this turn's reasoning once the user speaks again.
-        session = session.with_messages(*from_harmony(done.messages))
+        session = turn.with_messages(*from_harmony(done.messages))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gpt_oss_desktop.engine.config import ModelConfig
-from gpt_oss_desktop.engine.errors import ConfigError
+from gpt_oss_desktop.engine.errors import CheckpointError, ConfigError
 
 ORIGINAL_20B = {
     "num_hidden_layers": 24,
@@ -107,3 +107,54 @@ def test_from_json_names_the_file(tmp_path: Path) -> None:
     path.write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(ConfigError, match=re.escape(str(path))):
         ModelConfig.from_json(path)
+
+
+# ---------------------------------------------------------------------------------------------------- issue 15
+# Every malformed value is a ConfigError (a CheckpointError) naming the file and the key, never another exception.
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        # non-finite numbers: OverflowError (int(inf)) before
+        (json.dumps({**ORIGINAL_20B, "rope_scaling_factor": float("inf")}), "rope_scaling_factor"),
+        (json.dumps(ORIGINAL_20B).replace('"hidden_size": 2880', '"hidden_size": 1e400'), "hidden_size"),
+        # NaN loaded silently before; the model then printed "!!!!"
+        (json.dumps({**ORIGINAL_20B, "rope_theta": float("nan")}), "rope_theta"),
+        (json.dumps({**HF_COMMON, "swiglu_limit": float("nan"), "rope_scaling": ROPE}), "swiglu_limit"),
+        (json.dumps({**HF_COMMON, "rope_scaling": {**ROPE, "factor": float("-inf")}}), "rope_scaling.factor"),
+        # a string where an object belongs: AttributeError before
+        (json.dumps({**HF_COMMON, "rope_scaling": "yarn"}), "rope_scaling"),
+        # zero heads and no head_dim: ZeroDivisionError before
+        (
+            json.dumps({**{k: v for k, v in HF_COMMON.items() if k != "head_dim"}, "num_attention_heads": 0}),
+            "num_attention_heads",
+        ),
+        # a float where an integer belongs: read as 4 before
+        (json.dumps({**HF_COMMON, "num_local_experts": 4.7}), "num_local_experts"),
+        # more digits than int() accepts: ValueError outside the handled types before
+        (json.dumps(ORIGINAL_20B).replace('"vocab_size": 201088', '"vocab_size": ' + "9" * 5000), None),
+        # nesting: RecursionError before
+        (json.dumps({**HF_COMMON, "extra": None}).replace("null", "[" * 100_000 + "]" * 100_000), None),
+    ],
+)
+def test_malformed_values_are_checkpoint_errors_naming_file_and_key(tmp_path: Path, text: str, key: str | None) -> None:
+    path = tmp_path / "config.json"
+    path.write_text(text)
+    with pytest.raises(CheckpointError) as info:
+        ModelConfig.from_json(path)
+    assert isinstance(info.value, ConfigError) and info.value.path == path and str(path) in str(info.value)
+    assert info.value.key == key
+    if key is not None:
+        assert repr(key) in str(info.value)
+
+
+def test_non_finite_values_are_refused_when_built_directly() -> None:
+    config = ModelConfig.from_dict(ORIGINAL_20B)
+    for key in ("rope_theta", "swiglu_limit", "rope_scaling_factor", "rms_norm_eps"):
+        with pytest.raises(ConfigError, match=key):
+            config.replace(**{key: float("nan")})
+    with pytest.raises(ConfigError, match="num_hidden_layers"):
+        config.replace(num_hidden_layers=10**9)  # would build a billion-entry layer list
+
+
+def test_a_config_error_is_a_checkpoint_error() -> None:
+    assert issubclass(ConfigError, CheckpointError)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from openai_harmony import HarmonyEncoding
+from openai_harmony import HarmonyEncoding, Message, Role
 
 from gpt_oss_desktop.engine.events import NO_CHANNEL, Delta
 from gpt_oss_desktop.engine.stream_parser import HarmonyStreamParser
@@ -232,3 +232,41 @@ def test_headerless_text_streams_after_max_header_tokens(enc: HarmonyEncoding) -
     assert parser.messages[-1].content[0].text == words
     assert parser.malformed is not None and "longer than" in parser.malformed
     assert parser.counts.other == len(body) + 1
+
+
+# A header without <|channel|> (issue 15). openai_harmony itself accepts it and reads the word as a recipient, so
+# without a check of our own it was kept as a tool call to "final", counted as other, with no malformed mark.
+def test_harmony_reads_a_bare_channel_name_as_a_recipient(enc: HarmonyEncoding) -> None:
+    tokens = [*text(enc, "final"), MESSAGE, *text(enc, "Answer"), RETURN]
+    (message,) = enc.parse_messages_from_completion_tokens(tokens, Role.ASSISTANT, strict=True)
+    assert (message.channel, message.recipient) == (None, "final")
+
+
+def test_header_without_channel_is_marked_and_a_bare_channel_name_read_as_the_channel(enc: HarmonyEncoding) -> None:
+    tokens = [*text(enc, "final"), MESSAGE, *text(enc, "Answer"), RETURN]
+    parser, deltas = run(enc, tokens)
+    assert parser.malformed is not None and "no <|channel|>" in parser.malformed
+    assert joined(deltas, "final") == "Answer"
+    assert [(m.channel, m.recipient, m.content[0].text) for m in parser.messages] == [("final", None, "Answer")]
+    assert parser.counts.final == len(tokens) and parser.counts.total == len(tokens)
+
+
+def test_header_with_only_a_recipient_is_marked_and_kept(enc: HarmonyEncoding) -> None:
+    tokens = [*text(enc, " to=functions.f"), MESSAGE, *text(enc, "{}"), CALL]
+    parser, deltas = run(enc, tokens)
+    assert parser.malformed is not None and "no <|channel|>" in parser.malformed
+    assert joined(deltas, NO_CHANNEL, "functions.f") == "{}"
+    assert parser.messages[-1].recipient == "functions.f"
+
+
+def test_harmony_rendered_messages_are_not_marked(enc: HarmonyEncoding) -> None:
+    for message in (
+        Message.from_role_and_content(Role.ASSISTANT, "Think.").with_channel("analysis"),
+        Message.from_role_and_content(Role.ASSISTANT, "Answer.").with_channel("final"),
+        Message.from_role_and_content(Role.ASSISTANT, "{}").with_channel("commentary").with_recipient("functions.f"),
+    ):
+        rendered = enc.render(message)
+        assert rendered[:2] == [START, ASSISTANT]
+        parser, _ = run(enc, rendered[2:])  # the prompt already holds <|start|>assistant
+        assert parser.malformed is None, message
+        assert [(m.channel, m.recipient) for m in parser.messages] == [(message.channel, message.recipient)]
