@@ -32,11 +32,10 @@ from typing import IO, Any, Final
 import psutil
 
 from gpt_oss_desktop.engine.paths import user_data_dir
-from gpt_oss_desktop.engine.private_files import make_private_dir, open_private
+from gpt_oss_desktop.engine.private_files import LOG_DIR_NAME, make_private_dir, open_private
 
 logger = logging.getLogger(__name__)
 
-LOG_DIR_NAME: Final = "logs"
 NATIVE_LOG_PREFIX: Final = "native-"  # native-<pid>.log while running; native-crash-<time>-<pid>.log kept
 _MAX_DIALOGS: Final = 1  # one crash dialog at a time: an error repeating in a paint event must not flood the screen
 

@@ -8,15 +8,12 @@ paths. The command line and the chat text are left out on purpose.
 
 from __future__ import annotations
 
-import os
 import traceback
 from datetime import datetime
 from pathlib import Path
-from typing import Final
 
 from gpt_oss_desktop.engine.paths import user_data_dir
-
-LOG_DIR_NAME: Final = "logs"  # the same folder name as app/crash.py's LOG_DIR_NAME (engine/ cannot import app/)
+from gpt_oss_desktop.engine.private_files import LOG_DIR_NAME, make_private_dir, open_private
 
 
 def log_dir() -> Path:
@@ -30,7 +27,7 @@ def write_error_log(exc: BaseException, command: str, directory: Path | None = N
         OSError: the folder or file could not be written.
     """
     directory = directory or log_dir()
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_private_dir(directory)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     text = (
         f"gpt-oss desktop engine command {command!r} failed\n"
@@ -40,11 +37,11 @@ def write_error_log(exc: BaseException, command: str, directory: Path | None = N
     for counter in range(100):
         path = directory / (f"cli-error-{stamp}.log" if counter == 0 else f"cli-error-{stamp}-{counter}.log")
         try:
-            # O_EXCL: never overwrite (or follow a planted symlink to) an existing file; 0o600 whatever the umask.
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            # exclusive: never overwrite (or follow a planted symlink to) an existing file; 0600 whatever the umask.
+            handle = open_private(path, exclusive=True)
         except FileExistsError:
             continue
-        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
-            fh.write(text)
+        with handle:
+            handle.write(text.encode("utf-8", "backslashreplace").decode("utf-8"))
         return path
     raise OSError(f"too many logs named cli-error-{stamp}*.log in {directory}")
