@@ -128,7 +128,10 @@ def classify_load_error(exc: BaseException, model_ref: str) -> LoadError:
     """Map an exception raised while loading onto the category that decides the advice shown to the user."""
     message = str(exc) or type(exc).__name__
     if isinstance(exc, FileNotFoundError) or (
-        isinstance(exc, CheckpointError) and any(s in message for s in _MISSING_HINTS)
+        # A config error is a CheckpointError too, but "missing" there names a key, not a file.
+        isinstance(exc, CheckpointError)
+        and not isinstance(exc, ConfigError)
+        and any(s in message for s in _MISSING_HINTS)
     ):
         kind = LoadErrorKind.MISSING_FILES
     elif isinstance(exc, CheckpointError | ConfigError):
