@@ -4,6 +4,7 @@ leaves a notice while answers come from the torch fallback."""
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import time
@@ -169,10 +170,12 @@ def test_a_failed_build_shows_the_notice_and_answers_come_from_the_fallback(
     from gpt_oss_desktop.kernels import cpu_build
 
     # A real build that fails: a fresh build cache and no compiler. The process-wide decision is redone for this
-    # test (and restored after it), so the engine really runs the torch path.
+    # test (and restored after it), so the engine really runs the torch path. The tag gives the build its own name:
+    # torch numbers a name built in two folders by one process (_v1) and would rebuild the real one later.
     monkeypatch.setattr(cpu_build._Active, "status", None)
     monkeypatch.setattr(cpu_build._Active, "ops", None)
     monkeypatch.setattr(cpu_build, "_variants", {})
+    monkeypatch.setattr(cpu_build, "compile_variant", functools.partial(cpu_build.compile_variant, tag="nocompiler"))
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     monkeypatch.delenv(cpu_build.ISA_ENV, raising=False)
