@@ -141,6 +141,7 @@ class MainWindow(QMainWindow):
 
         self._build_status_bar()
         self._kernels = kernels  # the CPU kernels' first-run build, started by the app (app/kernel_preparation.py)
+        self.compare.kernels = kernels
         if kernels is not None:
             kernel_preparation.attach(self.statusBar(), kernels)
         # Download wizard, model manager, installed-models menu (app/model_menu.py)

@@ -163,6 +163,45 @@ def test_a_question_waits_for_the_build_and_the_wait_is_not_thinking_time(
     run(body(), timeout=60)
 
 
+def test_a_comparison_waits_for_the_build_too_and_its_times_leave_the_wait_out(
+    run: Any, windows: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gpt_oss_desktop.app import compare_view as compare_view_module
+
+    clock = ShiftedClock()
+    monkeypatch.setattr(compare_view_module, "time", clock)
+
+    def build_took_long() -> None:
+        clock.shift += BUILD_SECONDS
+
+    build = HeldBuild(KernelStatus(KernelState.BUILT, "avx2", BUILD_SECONDS), on_release=build_took_long)
+    kernels = KernelPreparation(build)
+    scripts = [harmony_reply(f"Step {i}.", "No.") for i in range(3)]
+    backend, model = scripted_engine(*scripts, token_seconds=0.002)
+    window = windows(backend, kernels)
+
+    async def body() -> None:
+        await next_emission(window.model_loaded, lambda: window.load_model("scripted"))
+        kernels.start()
+        await until(indicator_of(window).isVisible)
+        window.composer.sampling.temperature.setValue(0.0)
+        window.set_compare_mode(True)
+        view = window.compare
+        view.prompt.setPlainText("Is 91 prime?")
+        assert view.start() is not None
+        with pytest.raises(TimeoutError):
+            await until(lambda: bool(model.prompts), timeout=0.5)
+        build.release.set()
+        dones = await next_emission(view.finished, timeout=30)
+        assert len(dones) == 3 and model.prompts
+        for column in view.columns:
+            shown = column.total_time.text()
+            assert re.fullmatch(r"[0-9.]+ s", shown), shown  # seconds of the answer, not "1 min 40 s"
+            assert float(shown.removesuffix(" s")) < BUILD_SECONDS
+
+    run(body(), timeout=60)
+
+
 def test_a_failed_build_shows_the_notice_and_answers_come_from_the_fallback(
     run: Any, windows: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
