@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gpt_oss_desktop.app import stats
+from gpt_oss_desktop.app import kernel_preparation, stats
 from gpt_oss_desktop.app.backend import ChatBackend, ChatRequest, RequestError
 from gpt_oss_desktop.app.compare_column import CompareColumn
 from gpt_oss_desktop.app.compare_summary import ColumnOutcome, ComparisonSummary, outcome_from_record, summarise
@@ -40,6 +40,7 @@ from gpt_oss_desktop.app.composer import PromptEdit
 from gpt_oss_desktop.app.conversation import Conversation, Turn
 from gpt_oss_desktop.app.history import Chat, ChatStore, HistoryError, Message, chat_to_markdown, title_from_prompt
 from gpt_oss_desktop.app.history.models import check_effort, check_role, utc_now
+from gpt_oss_desktop.app.kernel_preparation import KernelPreparation
 from gpt_oss_desktop.engine.events import Delta, Done
 from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort
 from gpt_oss_desktop.engine.private_files import write_private_text
@@ -137,6 +138,7 @@ class CompareView(QWidget):
         self._task: asyncio.Task[None] | None = None
         self._engine_busy = False
         self._model_loaded = backend.info is not None
+        self.kernels: KernelPreparation | None = None  # set by the window: a first-run CPU kernel build to wait for
         # The comparison on screen: kept in memory (export and continue work without a store) and mirrored to the
         # store when there is one (chat_id set once it is saved).
         self.record: Chat | None = None
@@ -326,7 +328,9 @@ class CompareView(QWidget):
     # -- running ------------------------------------------------------------------------------------------------
 
     async def _run(self, requests: list[ChatRequest]) -> None:
-        started = time.perf_counter()
+        info = self.backend.info
+        await kernel_preparation.wait_before_answer(self.kernels, info.device if info else None)
+        started = time.perf_counter()  # after any kernel build, as for a chat answer
         first_answer: list[float | None] = [None] * len(requests)
         dones: list[Done | None] = [None] * len(requests)
         outcomes: list[ColumnOutcome | None] = [None] * len(requests)

@@ -27,6 +27,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--screenshot", metavar="FILE", type=Path, help="render the window in a sample state to a PNG, then exit"
     )
+    parser.add_argument(
+        "--screenshot-state",
+        choices=("chat", "kernels"),
+        default="chat",
+        help="with --screenshot: a chat with answers (default), or the first run's CPU kernel preparation",
+    )
     parser.add_argument("--settings", metavar="INI", help="keep preferences in this ini file instead")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument(
@@ -99,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gpt_oss_desktop.app.screenshot import capture
 
         with loop:
-            loop.run_until_complete(capture(args.screenshot, args.settings))
+            loop.run_until_complete(capture(args.screenshot, args.settings, args.screenshot_state))
         logger.info("saved %s", args.screenshot)
         return 0
     assert instance is not None
@@ -147,6 +153,7 @@ def _say(stream: TextIO | None, text: str) -> None:
 
 def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, instance: SingleInstance) -> int:
     from gpt_oss_desktop.app.engine_thread import LocalEngine
+    from gpt_oss_desktop.app.kernel_preparation import KernelPreparation
     from gpt_oss_desktop.app.main_window import MainWindow
     from gpt_oss_desktop.app.model_menu import open_default_library
     from gpt_oss_desktop.app.settings import LAST_MODEL_KEY, make_settings
@@ -155,10 +162,12 @@ def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, ins
     settings = make_settings(args.settings)
     store = _open_history()
     backend = LocalEngine()
-    window = MainWindow(backend, settings, store=store, models=open_default_library())
+    kernels = KernelPreparation()  # the CPU kernels' first-run build, in the background (app/kernel_preparation.py)
+    window = MainWindow(backend, settings, store=store, models=open_default_library(), kernels=kernels)
     window.show()
     if instance.problem:  # a squatted or hung single-instance socket: this window runs on its own; say why
         window.statusBar().showMessage(instance.problem)
+    kernels.start()
 
     def on_activation(request: ActivationRequest) -> None:
         bring_to_front(window)

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gpt_oss_desktop.app import stats
+from gpt_oss_desktop.app import kernel_preparation, stats
 from gpt_oss_desktop.app.answer_saver import AnswerSaver
 from gpt_oss_desktop.app.backend import (
     DEMO_MODEL,
@@ -50,6 +50,7 @@ from gpt_oss_desktop.app.history import (
 )
 from gpt_oss_desktop.app.history_sidebar import HistorySidebar
 from gpt_oss_desktop.app.instructions_dialog import ask_instructions
+from gpt_oss_desktop.app.kernel_preparation import KernelPreparation
 from gpt_oss_desktop.app.model_menu import ModelDownloads
 from gpt_oss_desktop.app.notices import EmptyState, ErrorBanner
 from gpt_oss_desktop.app.settings import LAST_MODEL_KEY
@@ -95,6 +96,7 @@ class MainWindow(QMainWindow):
         *,
         store: ChatStore | None = None,
         models: ModelLibrary | None = None,
+        kernels: KernelPreparation | None = None,
     ) -> None:
         super().__init__(parent)
         self.backend = backend
@@ -154,6 +156,10 @@ class MainWindow(QMainWindow):
             self.setCentralWidget(splitter)
 
         self._build_status_bar()
+        self._kernels = kernels  # the CPU kernels' first-run build, started by the app (app/kernel_preparation.py)
+        self.compare.kernels = kernels
+        if kernels is not None:
+            kernel_preparation.attach(self.statusBar(), kernels)
         # Download wizard, model manager, installed-models menu (app/model_menu.py)
         self.model_downloads = ModelDownloads(self, self.load_model, models)
         self._build_actions()
@@ -475,7 +481,10 @@ class MainWindow(QMainWindow):
         def shown() -> bool:
             return task not in self._detached
 
-        started = time.perf_counter()
+        info = self.backend.info
+        device = info.device if info else None
+        await kernel_preparation.wait_before_answer(self._kernels, device, message.reasoning.header)
+        started = time.perf_counter()  # after any kernel build: that wait is not the answer's time
         first_answer_at: float | None = None
         done: Done | None = None
         try:

@@ -1,5 +1,9 @@
 """``--screenshot FILE``: the window in a realistic state (a finished answer and one streaming), saved as PNG.
 
+``--screenshot-state kernels`` shows the first run instead: the CPU kernels being prepared in the background (the
+status bar's message and busy indicator) while the first question waits for them. The build is a stand-in that
+never finishes before the picture is taken (a real one would be over in seconds on this machine).
+
 The answers come from :class:`app.scripted_model.ScriptedModel` (a scripted stand-in for a real model) through the
 real engine thread and harmony parser, so the picture shows exactly what the widgets do with a live stream.
 """
@@ -7,17 +11,21 @@ real engine thread and harmony parser, so the picture shows exactly what the wid
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from gpt_oss_desktop.app.engine_thread import LocalEngine
 from gpt_oss_desktop.app.history import ChatStore
+from gpt_oss_desktop.app.kernel_preparation import KernelPreparation, KernelStatusIndicator
 from gpt_oss_desktop.app.main_window import MainWindow
 from gpt_oss_desktop.app.scripted_model import ScriptedModel, harmony_reply
 from gpt_oss_desktop.app.settings import make_settings
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
+from gpt_oss_desktop.kernels.cpu_kernel_status import KernelState, KernelStatus
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +65,27 @@ EARLIER_CHATS = (
 )
 # Token step at which the second answer freezes: past its reasoning and partway into the answer.
 _PAUSE_INTO_ANSWER = 40
+STATES = ("chat", "kernels")
 
 
-async def capture(path: Path, settings_path: str | None = None) -> None:
+class _HeldBuild:
+    """A stand-in for cpu_build.prepare: reports that a build started, then holds until released."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def __call__(self, on_progress: Callable[[str], None]) -> KernelStatus:
+        on_progress("Building the CPU kernels (first run only)")
+        self.release.wait(60)
+        return KernelStatus(KernelState.BUILT, "preview", 0.0)
+
+
+async def capture(path: Path, settings_path: str | None = None, state: str = "chat") -> None:
+    """Render the window in ``state`` (one of STATES) to ``path``."""
+    if state not in STATES:
+        raise ValueError(f"unknown screenshot state {state!r}; choose one of {', '.join(STATES)}")
+    held_build = _HeldBuild()
+    kernels = KernelPreparation(held_build) if state == "kernels" else None
     first = harmony_reply(FIRST_THOUGHT, FIRST_ANSWER)
     second = harmony_reply(SECOND_THOUGHT, SECOND_ANSWER)
     answer_start = len(second) - len(harmony_reply("", SECOND_ANSWER)) + len(harmony_reply("", ""))
@@ -75,16 +101,25 @@ async def capture(path: Path, settings_path: str | None = None) -> None:
         for title in EARLIER_CHATS:
             chat = store.create_chat(title)
             store.add_message(chat.id, "user", title, position=0)
-        window = MainWindow(backend, settings, store=store)
+        window = MainWindow(backend, settings, store=store, kernels=kernels)
         window.resize(1280, 900)
         window.show()
         try:
-            await _fill(window, release)
+            if kernels is not None:
+                await _fill_first_run(window, kernels)
+            else:
+                await _fill(window, release)
             path.parent.mkdir(parents=True, exist_ok=True)
             if not window.grab().save(str(path)):
                 raise OSError(f"could not write {path}")
         finally:
+            if kernels is not None and window._task is not None:
+                window._task.cancel()  # the question still waits for the stand-in build: drop it, not answer it
+                with contextlib.suppress(asyncio.CancelledError):
+                    await window._task
+                window._task = None
             release.set()
+            held_build.release.set()
             window.stop()
             if window._task is not None:
                 await asyncio.wait_for(window._task, 10)
@@ -109,6 +144,19 @@ async def _fill(window: MainWindow, release: threading.Event) -> None:
     while len(message.answer_text) < 80:  # wait for the freeze point, checking the widget itself
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.1)  # let the throttled renderer and the layout catch up before grabbing
+
+
+async def _fill_first_run(window: MainWindow, kernels: KernelPreparation) -> None:
+    kernels.start()
+    await _next(window.model_loaded, lambda: window.load_model("Scripted preview"))
+    indicator = window.findChild(KernelStatusIndicator)
+    assert indicator is not None
+    while not indicator.isVisible():  # the build's "started" report crosses from its thread
+        await asyncio.sleep(0.02)
+    window.composer.set_effort(ReasoningEffort.LOW)
+    task = window.send_message(FIRST_QUESTION)  # waits for the kernels before its clock starts
+    assert task is not None
+    await asyncio.sleep(0.1)  # let the layout catch up before grabbing
 
 
 async def _next(signal: object, start: object) -> object:

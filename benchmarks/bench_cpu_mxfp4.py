@@ -22,7 +22,7 @@ import torch
 # Runnable as a plain script from anywhere: the repository root holds the ``kernels`` package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gpt_oss_desktop.kernels import cpu_mxfp4
+from gpt_oss_desktop.kernels import cpu_build, cpu_mxfp4
 from gpt_oss_desktop.kernels.mxfp4 import dequantize_mxfp4
 
 
@@ -97,7 +97,8 @@ def main() -> None:
     result: dict[str, object] = {
         "available": ok,
         "first_use_s": round(first_use_s, 2),  # build on a cold cache, load otherwise
-        "isa": cpu_mxfp4.isa(),
+        "cpu_isa": cpu_mxfp4.isa(),  # the level that ran; GPTOSS_CPU_ISA forces one (kernels/cpu_build.py)
+        "cpu_model": cpu_build.cpu_model_name(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }

@@ -8,7 +8,8 @@ Two backends share one model definition:
   the CPU, which is how the tests check them).
 
 ``GPTOSS_KERNELS=triton|torch`` forces one; by default CUDA tensors get Triton and CPU tensors get torch.
-``GPTOSS_CPU_FUSED=0`` turns every fused CPU kernel off (to measure what they buy).
+``GPTOSS_CPU_FUSED=0`` turns every fused CPU kernel off (to measure what they buy); ``GPTOSS_CPU_ISA`` picks their
+instruction-set level (see ``kernels/cpu_build.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 
 from gpt_oss_desktop.engine.errors import EngineError
 from gpt_oss_desktop.kernels import attention as attention_kernels
-from gpt_oss_desktop.kernels import cpu_elementwise, cpu_mxfp4
+from gpt_oss_desktop.kernels import cpu_build, cpu_elementwise, cpu_mxfp4
 from gpt_oss_desktop.kernels import moe as moe_kernels
 from gpt_oss_desktop.kernels import rmsnorm as rmsnorm_kernels
 from gpt_oss_desktop.kernels import rope as rope_kernels
@@ -40,7 +41,7 @@ from gpt_oss_desktop.kernels.router import router_ref
 logger = logging.getLogger(__name__)
 
 BACKEND_ENV = "GPTOSS_KERNELS"
-CPU_FUSED_ENV = "GPTOSS_CPU_FUSED"
+CPU_FUSED_ENV = cpu_build.FUSED_ENV
 BACKENDS = ("torch", "triton")
 # Per expert, the fused CPU kernel re-decodes the packed weights once per 4 tokens; measured on the `mini` preset
 # it still beats decode-to-bf16 + BLAS at 512-token prefill (5.2 s vs 12.8 s). Past this many tokens per expert
@@ -70,13 +71,10 @@ class Ops:
     unembed: Callable[..., torch.Tensor]  # (x [T, H], weight [V, H]) -> fp32 logits [T, V]
 
 
-@functools.cache
 def cpu_fused_enabled() -> bool:
-    """Whether the fused CPU kernels (MXFP4 and bf16) are wanted and usable (built on first call, cached)."""
-    if os.environ.get(CPU_FUSED_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
-        logger.info("fused CPU MXFP4 kernel disabled by %s", CPU_FUSED_ENV)
-        return False
-    return cpu_mxfp4.available()
+    """Whether the fused CPU kernels are wanted (``GPTOSS_CPU_FUSED``, read at every call) and usable (prepared on
+    first call, see kernels/cpu_build.py)."""
+    return not cpu_build.switched_off() and cpu_mxfp4.available()
 
 
 def cpu_expert_linear(x: torch.Tensor, experts: ExpertWeights, index: int, bias: torch.Tensor) -> torch.Tensor:

@@ -7,10 +7,10 @@ Output rows are split across threads with ``at::parallel_for``. The point is tha
 matrix is ~9 MB packed, so the kernel should run near memory speed instead of paying for a 33 MB bf16 copy per expert.
 
 The C++ source is embedded here (not shipped as a ``.cpp``) so it always travels with the module, whatever the
-packaging's package-data says. It is compiled with ``-march=native``: the AVX-512 path, the AVX2 path or the portable
-scalar path is chosen by the compiler's predefined macros. The build is cached in torch's extension directory under a
-name that includes a hash of the source, the flags and this CPU's feature flags, so a home directory shared between
-different machines never loads a binary with instructions the current CPU lacks.
+packaging's package-data says. The AVX-512 path (with or without AVX512-BF16), the AVX2 path or the portable scalar
+path is chosen by the compiler's predefined macros; ``kernels.cpu_build`` compiles one variant per instruction-set
+level with explicit ``-m`` flags, picks the best level this CPU has at run time (``GPTOSS_CPU_ISA`` forces one) and
+caches the builds per source, flags, level, torch version and install.
 
 Meant for small ``T`` (decode: 1..16 tokens); the weights are re-decoded (from L2) for every 4 tokens, so large
 prefill batches should use ``dequantize_mxfp4`` + a BLAS matmul instead.
@@ -29,17 +29,12 @@ greedy decoding picks exactly the tokens single-sequence decoding picks.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import platform
-import sys
-import threading
-import time
 from typing import Any
 
 import torch
 
+from gpt_oss_desktop.kernels import cpu_build
 from gpt_oss_desktop.kernels._cpu_elementwise_cpp import CPP_SOURCE as ELEMENTWISE_CPP_SOURCE
 from gpt_oss_desktop.kernels.mxfp4 import FP4_VALUES, MXFP4_BLOCK
 
@@ -49,14 +44,13 @@ __all__ = [
     "bf16_linear",
     "build_error",
     "extension_ops",
+    "extension_source",
     "isa",
     "moe_mxfp4",
     "mxfp4_linear",
 ]
 
 logger = logging.getLogger(__name__)
-
-_OP_NAMESPACE = "gptoss_cpu_mxfp4"
 
 # The kernel. Layout contract with the host wrapper: x is deinterleaved per group of 32 into [16 even, 16 odd]
 # elements, so that the low nibbles of a group's 16 bytes meet the even elements and the high nibbles the odd ones
@@ -1162,7 +1156,14 @@ at::Tensor attention_decode(const at::Tensor& q, const at::Tensor& k_store, cons
   return out;
 }
 
-std::string isa() { return kIsa; }
+// The level this translation unit was compiled for: cpu_build checks it against the level it asked for.
+std::string isa() {
+#ifdef GPTOSS_BF16_DOT
+  return std::string(kIsa) + "bf16";
+#else
+  return kIsa;
+#endif
+}
 
 }  // namespace
 
@@ -1177,132 +1178,43 @@ TORCH_LIBRARY(OP_NAMESPACE, m) {
 }
 """
 
-_BUILD_FLAGS_UNIX: tuple[str, ...] = ("-O3", "-march=native", "-fopenmp", "-std=c++17")
 
-
-class _Build:
-    """Outcome of the one build attempt per process (guarded by ``_LOCK``)."""
-
-    tried: bool = False
-    ok: bool = False
-    error: str | None = None
-    isa: str | None = None
-    seconds: float = 0.0
-
-
-_LOCK = threading.Lock()
-
-
-def _source() -> str:
+def extension_source(namespace: str) -> str:
+    """The whole C++ translation unit, its ops registered under ``torch.ops.<namespace>`` (built by cpu_build)."""
     table = ", ".join(f"{v!r}f" for v in FP4_VALUES)
     # The elementwise ops (kernels.cpu_elementwise) share this build: one compile, one cached binary.
-    return (_CPP_SOURCE + ELEMENTWISE_CPP_SOURCE).replace("FP4_TABLE", table).replace("OP_NAMESPACE", _OP_NAMESPACE)
-
-
-def _cpu_fingerprint() -> str:
-    """Identify the instruction sets ``-march=native`` will target, so a cached binary is never reused elsewhere."""
-    parts = [platform.machine(), platform.system()]
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith(("flags", "model name")):
-                    parts.append(line.strip())
-                if line.startswith("flags"):
-                    break
-    except OSError:
-        parts.append(platform.processor())
-    return "\n".join(parts)
-
-
-def _extension_name() -> str:
-    digest = hashlib.sha256()
-    for part in (_source(), " ".join(_BUILD_FLAGS_UNIX), _cpu_fingerprint(), torch.__version__):
-        digest.update(part.encode())
-        digest.update(b"\0")
-    return f"{_OP_NAMESPACE}_{digest.hexdigest()[:16]}"
-
-
-def _unsupported_reason() -> str | None:
-    if sys.platform != "linux":
-        # -fopenmp / -march=native and the prebuilt torch's libgomp are what this build assumes; macOS clang and MSVC
-        # need different flags that nobody has tested, so they use the torch path instead.
-        return f"platform {sys.platform} is not supported (linux only)"
-    if platform.machine().lower() not in ("x86_64", "amd64", "aarch64", "arm64"):
-        return f"machine {platform.machine()} is not supported"
-    if os.environ.get("GPTOSS_DISABLE_CPU_MXFP4"):
-        return "disabled by GPTOSS_DISABLE_CPU_MXFP4"
-    return None
-
-
-def _try_build() -> None:
-    reason = _unsupported_reason()
-    if reason is not None:
-        _Build.error = reason
-        return
-    start = time.perf_counter()
-    try:
-        from torch.utils.cpp_extension import load_inline
-
-        load_inline(
-            name=_extension_name(),
-            cpp_sources=[_source()],
-            extra_cflags=list(_BUILD_FLAGS_UNIX),
-            extra_ldflags=["-fopenmp"],
-            is_python_module=False,
-            no_implicit_headers=True,
-            verbose=False,
-        )
-        op = getattr(torch.ops, _OP_NAMESPACE)
-        _Build.isa = str(op.isa())
-    except Exception as exc:  # the build can fail in many ways (no compiler, no ninja, bad headers): all mean "no"
-        _Build.error = f"{type(exc).__name__}: {exc}"
-        return
-    _Build.ok = True
-    _Build.seconds = time.perf_counter() - start
+    return (_CPP_SOURCE + ELEMENTWISE_CPP_SOURCE).replace("FP4_TABLE", table).replace("OP_NAMESPACE", namespace)
 
 
 def available() -> bool:
-    """Whether the fused CPU kernel can be used; builds (or loads the cached build of) the extension on first call.
+    """Whether the fused CPU kernels can be used; builds (or loads the cached build of) them on first call.
 
     Never raises: a missing compiler, a failed build or an unsupported platform returns ``False`` and is logged once
-    (as a warning) with the reason, which ``build_error()`` also returns.
+    (as a warning) with the reason, which ``build_error()`` also returns. See ``kernels.cpu_build``.
     """
-    if _Build.tried:
-        return _Build.ok
-    with _LOCK:
-        if not _Build.tried:
-            try:
-                _try_build()
-            finally:
-                _Build.tried = True
-            if _Build.ok:
-                logger.info("CPU MXFP4 kernel ready (%s path, %.1f s)", _Build.isa, _Build.seconds)
-            else:
-                logger.warning("CPU MXFP4 kernel unavailable, falling back to torch: %s", _Build.error)
-    return _Build.ok
+    return cpu_build.available()
 
 
 def build_error() -> str | None:
     """Why ``available()`` returned ``False`` (``None`` if it has not been called or succeeded)."""
-    return _Build.error
+    return cpu_build.build_error()
 
 
 def isa() -> str | None:
-    """Which code path the built extension uses (``"avx512"``, ``"avx2"`` or ``"scalar"``); ``None`` if unavailable."""
-    return _Build.isa if available() else None
+    """The instruction-set level that runs (``"avx512bf16"``, ``"avx512"``, ``"avx2"``, ``"scalar"``); None if
+    unavailable."""
+    return cpu_build.active_level()
 
 
 def _op() -> Any:
-    """The extension's op namespace; raises RuntimeError if it could not be built here."""
-    if not available():
-        raise RuntimeError(f"CPU MXFP4 kernel unavailable: {_Build.error}")
-    return getattr(torch.ops, _OP_NAMESPACE)
+    """The active variant's op namespace; raises RuntimeError if it could not be built here."""
+    return cpu_build.ops()
 
 
 def extension_ops() -> Any:
     """The built extension's op namespace (``torch.ops.<namespace>``), for modules whose C++ shares this build
     (kernels.cpu_elementwise). Raises RuntimeError if the extension could not be built here."""
-    return _op()
+    return cpu_build.ops()
 
 
 def _checked_bias(bias: torch.Tensor | None, n_out: int) -> torch.Tensor | None:

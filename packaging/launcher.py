@@ -9,9 +9,8 @@ if getattr(sys, "frozen", False):
     bundled_bin = Path(getattr(sys, "_MEIPASS", Path(sys.executable).parent)) / "bin"
     if bundled_bin.is_dir():
         os.environ["PATH"] = os.pathsep.join([str(bundled_bin), os.environ.get("PATH", "")])
-    # The kernel's build folder is named after its source and flags, not the header paths, so a pip install and a
-    # bundle of the same version would share ~/.cache/torch_extensions/<name> and rebuild over each other's build
-    # files on every switch. The bundle keeps its own.
+    # The app's own cache folder, as kernels/cpu_build.py uses when TORCH_EXTENSIONS_DIR is unset; the build folders
+    # in it are keyed by install (sys.prefix), so the bundle and a pip install never rebuild over each other.
     if not os.environ.get("TORCH_EXTENSIONS_DIR"):
         cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
         os.environ["TORCH_EXTENSIONS_DIR"] = str(Path(cache) / "gpt-oss-desktop" / "torch_extensions")

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from gpt_oss_desktop.engine.batch_generator import BatchGenerator
-from gpt_oss_desktop.engine.bench.measure import random_prompt
+from gpt_oss_desktop.engine.bench.measure import cpu_kernel_report, random_prompt
 from gpt_oss_desktop.engine.events import Done
 from gpt_oss_desktop.engine.generator import Generator
 from gpt_oss_desktop.engine.loader import load_model
@@ -138,6 +138,7 @@ def run_batch_bench(
         "model": str(model_path),
         "dtype": str(dtype).removeprefix("torch."),
         "threads": torch.get_num_threads(),
+        **cpu_kernel_report(),
         "sequences": sequences,
         "prompt_tokens": lengths,
         "new_tokens_per_sequence": new_tokens,

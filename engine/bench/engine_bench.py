@@ -10,7 +10,13 @@ from typing import Any
 
 import torch
 
-from gpt_oss_desktop.engine.bench.measure import current_rss_bytes, random_prompt, speed_report, timed
+from gpt_oss_desktop.engine.bench.measure import (
+    cpu_kernel_report,
+    current_rss_bytes,
+    random_prompt,
+    speed_report,
+    timed,
+)
 from gpt_oss_desktop.engine.loader import load_model
 
 logger = logging.getLogger(__name__)
@@ -58,4 +64,5 @@ def run_engine_bench(
         step_times=step_times,
     )
     report["weights_bytes"] = model.nbytes
+    report.update(cpu_kernel_report())
     return report

@@ -34,6 +34,21 @@ def timed(fn: Callable[[], T]) -> tuple[T, float]:
     return result, time.perf_counter() - started
 
 
+def cpu_kernel_report() -> dict[str, Any]:
+    """Which fused CPU kernels ran: ``cpu_isa`` (the instruction-set level, e.g. ``"avx512"``, or None when the torch
+    path ran instead, with ``cpu_kernels`` saying why) and the CPU's model name."""
+    from gpt_oss_desktop.engine import ops
+    from gpt_oss_desktop.kernels import cpu_build
+
+    enabled = ops.cpu_fused_enabled()
+    status = cpu_build.status()
+    return {
+        "cpu_isa": cpu_build.active_level() if enabled else None,
+        "cpu_kernels": status.summary() if status is not None else "not prepared",
+        "cpu_model": cpu_build.cpu_model_name(),
+    }
+
+
 def random_prompt(length: int, vocab_size: int, seed: int = 0) -> list[int]:
     """Deterministic ordinary-token ids (below the harmony special range) for prefill measurements."""
     generator = torch.Generator().manual_seed(seed)

@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "make-test-model": "gpt_oss_desktop.engine.cli.make_test_model",
     "bench": "gpt_oss_desktop.engine.cli.bench",
     "bench-batch": "gpt_oss_desktop.engine.cli.bench_batch",
+    "prepare-kernels": "gpt_oss_desktop.engine.cli.prepare_kernels",
 }
 
 

@@ -16,3 +16,11 @@ def test_capture_writes_the_window_png(run: Any, tmp_path: Path) -> None:
     image = QImage(str(target))
     assert not image.isNull()
     assert (image.width(), image.height()) == (1280, 900)
+
+
+def test_capture_of_the_first_run_kernel_preparation(run: Any, tmp_path: Path) -> None:
+    target = tmp_path / "first-run-kernels.png"
+    run(capture(target, str(tmp_path / "settings.ini"), "kernels"), timeout=60)
+    image = QImage(str(target))
+    assert not image.isNull()
+    assert (image.width(), image.height()) == (1280, 900)

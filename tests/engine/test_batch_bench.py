@@ -8,6 +8,7 @@ import json
 import pytest
 
 from gpt_oss_desktop.engine.cli import main
+from gpt_oss_desktop.kernels import cpu_build
 
 
 def test_bench_batch_cli_reports_both_modes_and_identical_tokens(capsys: pytest.CaptureFixture[str]) -> None:
@@ -22,6 +23,8 @@ def test_bench_batch_cli_reports_both_modes_and_identical_tokens(capsys: pytest.
     assert report["rounds"] == 2 and len(report["decode"]["ratio_per_round"]) == 2
     assert report["decode"]["median_step_ratio"] > 0 and report["end_to_end"]["median_round_ratio"] > 0
     assert report["identical_tokens"] is True
+    # Which CPU kernel level ran, and on what CPU (None when the torch path ran instead).
+    assert report["cpu_isa"] == cpu_build.active_level() and report["cpu_model"] == cpu_build.cpu_model_name()
 
 
 def test_bench_batch_rejects_bad_sizes(capsys: pytest.CaptureFixture[str]) -> None:

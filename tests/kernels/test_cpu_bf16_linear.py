@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from gpt_oss_desktop.kernels import cpu_mxfp4
 
-if not cpu_mxfp4.available():
-    pytest.skip(f"CPU fused extension unavailable: {cpu_mxfp4.build_error()}", allow_module_level=True)
+# Every test runs once per instruction-set level this CPU has (tests/kernels/conftest.py).
+pytestmark = pytest.mark.usefixtures("cpu_isa")
 
 
 def _reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

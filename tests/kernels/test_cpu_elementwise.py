@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gpt_oss_desktop.kernels import cpu_elementwise, cpu_mxfp4
+from gpt_oss_desktop.kernels import cpu_elementwise
 from gpt_oss_desktop.kernels.rmsnorm import add_rmsnorm_ref, rmsnorm_ref
 from gpt_oss_desktop.kernels.rope import rope_cos_sin, rope_ref, yarn_inv_freq
 
-if not cpu_mxfp4.available():
-    pytest.skip(f"CPU MXFP4 extension unavailable: {cpu_mxfp4.build_error()}", allow_module_level=True)
+# Every test runs once per instruction-set level this CPU has (tests/kernels/conftest.py).
+pytestmark = pytest.mark.usefixtures("cpu_isa")
 
 BF16_ULP = torch.finfo(torch.bfloat16).eps
 

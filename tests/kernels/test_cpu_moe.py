@@ -8,8 +8,8 @@ import torch
 from gpt_oss_desktop.kernels import cpu_mxfp4
 from gpt_oss_desktop.kernels.moe import Mxfp4Experts, moe_ref
 
-if not cpu_mxfp4.available():
-    pytest.skip(f"CPU MXFP4 extension unavailable: {cpu_mxfp4.build_error()}", allow_module_level=True)
+# Every test runs once per instruction-set level this CPU has (tests/kernels/conftest.py).
+pytestmark = pytest.mark.usefixtures("cpu_isa")
 
 LIMIT, ALPHA = 7.0, 1.702
 

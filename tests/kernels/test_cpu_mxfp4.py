@@ -8,8 +8,8 @@ import torch
 from gpt_oss_desktop.kernels import cpu_mxfp4
 from gpt_oss_desktop.kernels.mxfp4 import dequantize_mxfp4
 
-if not cpu_mxfp4.available():
-    pytest.skip(f"CPU MXFP4 extension unavailable: {cpu_mxfp4.build_error()}", allow_module_level=True)
+# Every test runs once per instruction-set level this CPU has (tests/kernels/conftest.py).
+pytestmark = pytest.mark.usefixtures("cpu_isa")
 
 
 def _random_mxfp4(n: int, k: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,7 +66,10 @@ def test_non_contiguous_x_and_empty_batch() -> None:
     gen = torch.Generator().manual_seed(2)
     blocks, scales = _random_mxfp4(5, 64, gen)
     x = torch.randn(64, 3, generator=gen).T  # [3, 64], not contiguous
-    torch.testing.assert_close(cpu_mxfp4.mxfp4_linear(x, blocks, scales), _reference(x, blocks, scales, None))
+    ref = _reference(x, blocks, scales, None)
+    # fp32 sums in another order than the reference's (each level has its own): relative to the output's scale.
+    scale = float(ref.abs().max())
+    torch.testing.assert_close(cpu_mxfp4.mxfp4_linear(x, blocks, scales), ref, atol=1e-5 * scale, rtol=1e-5)
     assert cpu_mxfp4.mxfp4_linear(x[:0], blocks, scales).shape == (0, 5)
 
 
