@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import os
 import random
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +38,19 @@ def write_damaged_history(path: Path, *, chats: int = 31, seed: int = 1) -> list
         data[offset : offset + 500] = rng.randbytes(500)
     path.write_bytes(bytes(data))
     return ids
+
+
+def write_crashed_history(path: Path, title: str) -> None:
+    """A history whose chat ``title`` is only in its -wal file, as a crash leaves it: the pair is copied while the
+    store is open (a few small commits stay far below SQLite's automatic checkpoint), which is what the disk holds
+    if the app dies then."""
+    source = path.with_name("source.sqlite3")
+    with ChatStore(source) as store:
+        store.create_chat(title)
+        shutil.copyfile(source, path)
+        shutil.copyfile(f"{source}-wal", f"{path}-wal")
+    for leftover in source.parent.glob(source.name + "*"):
+        leftover.unlink()
 
 
 # Linux capabilities that let root read and write any file regardless of its mode.
