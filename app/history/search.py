@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from typing import Final
 
 SNIPPET_SCAN_CHARS: Final = 100_000  # how far into a message (or title) a snippet looks for a match
@@ -48,12 +49,17 @@ def _pattern(term: str, word_start: bool) -> re.Pattern[str]:
     return re.compile(prefix + re.escape(term), re.IGNORECASE)
 
 
-def contains_all(text: str | bytes | None, *terms: str) -> bool:
+class ScanStopped(Exception):
+    """Raised by contains_all when its ``stop`` callable says so (a newer search replaced this one)."""
+
+
+def contains_all(text: str | bytes | None, *terms: str, stop: Callable[[], bool] | None = None) -> bool:
     """Case-insensitive substring test for every term; the scanning fallback's SQL function.
 
     SQLite's own LIKE folds only ASCII case, and a chat in any other script must still be findable, so this folds
     with str.casefold. The store passes message text as UTF-8 bytes (a BLOB), which is decoded a chunk at a time:
     converting and searching 10 MB at once would hold the GIL, and so stall the GUI thread, for a quarter second.
+    ``stop`` is asked before each chunk: a cancelled search ends inside a huge message, not after it.
     """
     if not text or not terms:
         return False
@@ -64,6 +70,8 @@ def contains_all(text: str | bytes | None, *terms: str) -> bool:
     overlap = _OVERLAP_BYTES_PER_CHAR * max(len(term) for term in wanted)
     step = max(_SCAN_CHUNK_BYTES, 2 * overlap)
     for offset in range(0, len(text), step):
+        if stop is not None and stop():
+            raise ScanStopped
         # errors="ignore": a character cut at either end of the chunk is whole in the neighbouring, overlapping one.
         chunk = text[offset : offset + step + overlap].decode("utf-8", errors="ignore").casefold()
         wanted = {term for term in wanted if term not in chunk}

@@ -857,6 +857,7 @@ class HistorySearcher:
         self._path = path
         self._fts = fts
         self._conn: sqlite3.Connection | None = None  # opened by the first search, on the thread that searches
+        self._cancelled: Callable[[], bool] = _never  # the running search's
 
     @property
     def path(self) -> Path:
@@ -871,12 +872,17 @@ class HistorySearcher:
                 try:
                     conn.row_factory = sqlite3.Row
                     conn.execute("PRAGMA query_only = ON")  # this connection only ever reads
-                    conn.create_function("history_contains", -1, contains_all, deterministic=True)
+                    # The scanning function asks the running search whether to go on (see contains_all).
+                    conn.create_function("history_contains", -1, self._contains, deterministic=True)
                 except BaseException:
                     conn.close()
                     raise
             self._conn = conn
         return self._conn
+
+    def _contains(self, text: str | bytes | None, *terms: str) -> bool:
+        # An exception here makes SQLite fail the statement, which search() reports as cancelled.
+        return contains_all(text, *terms, stop=self._cancelled)
 
     def search(
         self,
@@ -893,6 +899,7 @@ class HistorySearcher:
             return []
         check = cancelled or _never
         conn = self._connection()
+        self._cancelled = check
         # A non-zero return makes SQLite abort the running statement with "interrupted".
         conn.set_progress_handler(lambda: 1 if check() else 0, _PROGRESS_STEPS)
         try:
@@ -908,6 +915,7 @@ class HistorySearcher:
             raise
         finally:
             conn.set_progress_handler(None, 0)
+            self._cancelled = _never
 
     def close(self) -> None:
         """Close the connection (idempotent); call it from the thread that searches, or when none is running."""

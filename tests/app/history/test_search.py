@@ -213,3 +213,27 @@ def test_searcher_cancels_and_sees_new_commits(db_path: Path, clock: FakeClock, 
     finally:
         searcher.close()
         store.close()
+
+
+def test_a_scan_stops_inside_a_huge_message_when_cancelled(db_path: Path, clock: FakeClock) -> None:
+    # Without FTS5 one message is one call of the scanning function: cancellation must reach inside it, not wait
+    # for SQLite's next step (a handful of steps for a few huge rows).
+    store = ChatStore(db_path, clock=clock, use_fts=False)
+    for number in range(3):
+        chat = store.create_chat(f"chat {number}")
+        store.add_message(chat.id, "assistant", "lorem ipsum " * 1_000_000)  # 12 MB each, no match
+    searcher = store.open_searcher()
+    calls = 0
+
+    def cancelled() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > 3  # cancelled right after the search has started
+
+    try:
+        with pytest.raises(SearchCancelledError):
+            searcher.search("absent", cancelled=cancelled)
+        assert calls < 20  # asked while scanning, and stopped at the first "yes"
+    finally:
+        searcher.close()
+        store.close()
