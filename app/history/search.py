@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 from collections.abc import Callable
 from typing import Final
 
 SNIPPET_SCAN_CHARS: Final = 100_000  # how far into a message (or title) a snippet looks for a match
 MAX_MARKS: Final = 8  # matches marked in one snippet
 _SNIPPET_CHARS: Final = 40  # characters of context before the first match (twice that after it)
+# Without a plain match, this many characters are compared with accents removed ("cafe" finds "café", as FTS5 does);
+# it is a Python loop per character, so it looks less far.
+_FOLD_SCAN_CHARS: Final = 20_000
 # The scanning match decodes and case-folds this many bytes of a message at a time, so a 10 MB message never holds
 # the GIL (and with it the GUI thread) for more than a millisecond or so.
 _SCAN_CHUNK_BYTES: Final = 256 * 1024
@@ -96,7 +100,7 @@ def make_snippet(text: str, terms: list[str], start: str, end: str, *, word_star
     if first is None:
         first = _first_match(window, terms, False)
     if first is None:
-        return None
+        return _accent_blind_snippet(text, terms, start, end)
     lo = max(0, first - _SNIPPET_CHARS)
     hi = min(len(text), first + _SNIPPET_CHARS * 2)
     excerpt = " ".join(text[lo:hi].split())  # newlines would break a one-line sidebar entry
@@ -107,6 +111,39 @@ def make_snippet(text: str, terms: list[str], start: str, end: str, *, word_star
         anywhere = re.compile(alternatives, re.IGNORECASE)
         marked = anywhere.sub(lambda m: f"{start}{m.group(0)}{end}", excerpt, count=MAX_MARKS)
     return ("…" if lo > 0 else "") + marked + ("…" if hi < len(text) else "")
+
+
+def _fold(text: str) -> tuple[str, list[int]]:
+    """``text`` without accents and case-folded, with the index in ``text`` of each folded character."""
+    folded: list[str] = []
+    origins: list[int] = []
+    for index, char in enumerate(text):
+        for part in unicodedata.normalize("NFD", char):
+            if not unicodedata.combining(part):
+                piece = part.casefold()
+                folded.append(piece)
+                origins.extend([index] * len(piece))
+    return "".join(folded), origins
+
+
+def _accent_blind_snippet(text: str, terms: list[str], start: str, end: str) -> str | None:
+    window = text[:_FOLD_SCAN_CHARS]
+    if window.isascii():
+        return None  # nothing to fold: the plain search already looked
+    folded, origins = _fold(window)
+    spans = []
+    for term in terms:
+        needle = _fold(term)[0]
+        at = folded.find(needle) if needle else -1
+        if at >= 0:
+            spans.append((origins[at], origins[at + len(needle) - 1] + 1))
+    if not spans:
+        return None
+    first, stop = min(spans)
+    lo = max(0, first - _SNIPPET_CHARS)
+    hi = min(len(text), first + _SNIPPET_CHARS * 2)
+    marked = f"{text[lo:first]}{start}{text[first:stop]}{end}{text[stop:max(stop, hi)]}"
+    return ("…" if lo > 0 else "") + " ".join(marked.split()) + ("…" if hi < len(text) else "")
 
 
 def shorten(text: str) -> str:

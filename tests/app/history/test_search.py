@@ -199,6 +199,16 @@ def test_prefix_matches_start_words_in_snippets(db_path: Path, clock: FakeClock)
     store.close()
 
 
+def test_snippet_matches_without_accents(db_path: Path, clock: FakeClock) -> None:
+    # FTS5 (remove_diacritics) finds "cafe" in "café"; the snippet must show that place, not the message's start.
+    store = ChatStore(db_path, clock=clock)
+    chat = store.create_chat("Paris")
+    store.add_message(chat.id, "assistant", "Une promenade en ville. " * 20 + "Le Café de Flore ouvre tôt.")
+    (hit,) = store.search("cafe")
+    assert "Le [Café] de Flore" in hit.snippet
+    store.close()
+
+
 def test_searcher_cancels_and_sees_new_commits(db_path: Path, clock: FakeClock, use_fts: bool) -> None:
     store = ChatStore(db_path, clock=clock, use_fts=use_fts)
     searcher = store.open_searcher()
