@@ -142,7 +142,7 @@ def _accent_blind_snippet(text: str, terms: list[str], start: str, end: str) -> 
     first, stop = min(spans)
     lo = max(0, first - _SNIPPET_CHARS)
     hi = min(len(text), first + _SNIPPET_CHARS * 2)
-    marked = f"{text[lo:first]}{start}{text[first:stop]}{end}{text[stop:max(stop, hi)]}"
+    marked = f"{text[lo:first]}{start}{text[first:stop]}{end}{text[stop : max(stop, hi)]}"
     return ("…" if lo > 0 else "") + " ".join(marked.split()) + ("…" if hi < len(text) else "")
 
 
