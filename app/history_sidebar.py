@@ -1,4 +1,8 @@
-"""The history sidebar: saved chats (most recent first), live search, rename, and delete with undo."""
+"""The history sidebar: saved chats (most recent first), live search, rename, and delete with undo.
+
+Search runs on a worker thread (app/history_search.py), 150 ms after the last keystroke, and each new query cancels
+the one before: a search never stalls the window, and an older result never replaces a newer one.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gpt_oss_desktop.app.history import ChatStore, HistoryError
+from gpt_oss_desktop.app.history import ChatStore, HistoryError, SearchHit
+from gpt_oss_desktop.app.history_search import BackgroundSearch
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +33,8 @@ _CHAT_ID_ROLE = Qt.ItemDataRole.UserRole
 KIND_ROLE = Qt.ItemDataRole.UserRole + 1  # "chat" or "comparison"
 # The undo offer goes away on its own: past this, a deleted chat stays deleted (and is purged on a later start).
 _UNDO_MS = 15_000
+# Typing pauses longer than this start a search; faster keystrokes only restart the wait.
+SEARCH_DEBOUNCE_MS = 150
 
 
 class HistorySidebar(QWidget):
@@ -39,6 +46,7 @@ class HistorySidebar(QWidget):
         chat_restored(int): an undo brought a deleted chat back.
         chat_renamed(int, str): a chat got a new title.
         error(str): a store operation failed; the window shows it.
+        search_finished(str): the hits of this query are now listed.
     """
 
     chat_selected = Signal(int)
@@ -46,6 +54,7 @@ class HistorySidebar(QWidget):
     chat_restored = Signal(int)
     chat_renamed = Signal(int, str)
     error = Signal(str)
+    search_finished = Signal(str)
 
     def __init__(self, store: ChatStore, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -60,7 +69,12 @@ class HistorySidebar(QWidget):
         self.search.setPlaceholderText("Search chats")
         self.search.setAccessibleName("Search chats")
         self.search.setClearButtonEnabled(True)
-        self.search.textChanged.connect(self.refresh)
+        self.search.textChanged.connect(self._on_query_edited)
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(SEARCH_DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.refresh)
+        self._searcher = self._background_search(store)
 
         self.list = QListWidget(self)
         self.list.setAccessibleName("Chats")
@@ -115,17 +129,63 @@ class HistorySidebar(QWidget):
                 return item
         return None
 
+    @property
+    def searching(self) -> bool:
+        """A search is waiting for the typing to pause, or running (a cancelled one too, until it has stopped)."""
+        return self._debounce.isActive() or self._searcher.busy
+
+    def set_store(self, store: ChatStore) -> None:
+        """List and search another store (a new history replaced one that could not be opened)."""
+        self._searcher.close()
+        self._searcher.deleteLater()
+        self.store = store
+        self._searcher = self._background_search(store)
+        self.refresh()
+
     def refresh(self) -> None:
-        """Rebuild the list from the store: every chat, or the search hits while the search box has text."""
+        """Rebuild the list from the store: every chat at once, or (on a worker thread) the hits of the search box's
+        text, which replace the list when they arrive."""
+        self._debounce.stop()
         query = self.search.text().strip()
+        if query:
+            self._searcher.start(query)
+            return
+        self._searcher.cancel()
         rows: list[tuple[int, str, str, str]] = []
         try:
-            if query:
-                rows = [(hit.chat.id, hit.chat.title, hit.snippet, hit.chat.kind) for hit in self.store.search(query)]
-            else:
-                rows = [(chat.id, chat.title, "", chat.kind) for chat in self.store.list_chats()]
+            rows = [(chat.id, chat.title, "", chat.kind) for chat in self.store.list_chats()]
         except HistoryError as exc:
             self._report("Could not read the chat history", exc)
+        self._fill(rows)
+
+    def _background_search(self, store: ChatStore) -> BackgroundSearch:
+        searcher = BackgroundSearch(store, self)
+        searcher.finished.connect(self._on_hits)
+        searcher.failed.connect(self._on_search_failed)
+        return searcher
+
+    def _on_query_edited(self, text: str) -> None:
+        if not text.strip():
+            self.refresh()  # cleared: every chat, at once
+            return
+        self._searcher.cancel()  # its result is out of date already
+        self._debounce.start()
+
+    def _on_hits(self, query: str, hits: object) -> None:
+        if query != self.search.text().strip() or not isinstance(hits, list):
+            return
+        found = [hit for hit in hits if isinstance(hit, SearchHit)]
+        self._fill([(hit.chat.id, hit.chat.title, hit.snippet, hit.chat.kind) for hit in found])
+        self.search_finished.emit(query)
+
+    def _on_search_failed(self, query: str, exc: object) -> None:
+        if isinstance(exc, HistoryError):
+            self._report("Could not search the chat history", exc)
+        else:
+            logger.warning("search failed: %s", exc)
+            self.error.emit(f"Could not search the chat history: {exc}")
+
+    def _fill(self, rows: list[tuple[int, str, str, str]]) -> None:
         self._updating = True
         try:
             self.list.clear()

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     import qasync
 
-    from gpt_oss_desktop.app.history import ChatStore
+    from gpt_oss_desktop.app.history import ChatStore, HistoryError
     from gpt_oss_desktop.app.single_instance import SingleInstance
 
 logger = logging.getLogger(__name__)
+
+HISTORY_FILE_NAME = "history.sqlite3"  # in the user data folder
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -153,17 +155,23 @@ def _say(stream: TextIO | None, text: str) -> None:
 
 def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, instance: SingleInstance) -> int:
     from gpt_oss_desktop.app.engine_thread import LocalEngine
+    from gpt_oss_desktop.app.history import ChatStore
     from gpt_oss_desktop.app.kernel_preparation import KernelPreparation
     from gpt_oss_desktop.app.main_window import MainWindow
     from gpt_oss_desktop.app.model_menu import open_default_library
     from gpt_oss_desktop.app.settings import LAST_MODEL_KEY, make_settings
     from gpt_oss_desktop.app.single_instance import ActivationRequest, bring_to_front
+    from gpt_oss_desktop.engine.paths import user_data_dir
 
     settings = make_settings(args.settings)
-    store = _open_history()
+    history_path = user_data_dir() / HISTORY_FILE_NAME
+    opened = open_history(history_path)
     backend = LocalEngine()
     kernels = KernelPreparation()  # the CPU kernels' first-run build, in the background (app/kernel_preparation.py)
+    store = opened if isinstance(opened, ChatStore) else None
     window = MainWindow(backend, settings, store=store, models=open_default_library(), kernels=kernels)
+    if not isinstance(opened, ChatStore):
+        window.history_banner.show_unavailable(history_path, opened)  # the file is kept; the banner says why
     window.show()
     if instance.problem:  # a squatted or hung single-instance socket: this window runs on its own; say why
         window.statusBar().showMessage(instance.problem)
@@ -183,23 +191,22 @@ def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, ins
             loop.run_forever()  # returns when the last window closes and Qt quits
     finally:
         backend.close()
-        if store is not None:
-            store.close()
+        if window.store is not None:  # the one opened here, or a new one started from the banner
+            window.store.close()
     return 0
 
 
-def _open_history() -> ChatStore | None:
-    """The chat history in the user data folder, or None (the app then runs without history) if it cannot open."""
+def open_history(path: Path) -> ChatStore | HistoryError:
+    """The chat history at ``path``, or why it cannot be opened (the app then runs without history and says so)."""
     from datetime import timedelta
 
     from gpt_oss_desktop.app.history import ChatStore, HistoryError
-    from gpt_oss_desktop.engine.paths import user_data_dir
 
     try:
-        store = ChatStore(user_data_dir() / "history.sqlite3")
+        store = ChatStore(path)
     except HistoryError as exc:
         logger.error("chat history unavailable, chats will not be saved: %s", exc)
-        return None
+        return exc
     # Undo of a delete is offered only in the session that deleted; whatever is still deleted now goes for good.
     try:
         store.purge(timedelta(0))

@@ -48,6 +48,7 @@ from gpt_oss_desktop.app.history import (
     Message,
     title_from_prompt,
 )
+from gpt_oss_desktop.app.history_banner import HistoryBanner
 from gpt_oss_desktop.app.history_sidebar import HistorySidebar
 from gpt_oss_desktop.app.instructions_dialog import ask_instructions
 from gpt_oss_desktop.app.kernel_preparation import KernelPreparation
@@ -141,19 +142,19 @@ class MainWindow(QMainWindow):
         self.modes.addWidget(central)
         self.modes.addWidget(self.compare)
         self.sidebar: HistorySidebar | None = None
-        if store is None:
-            self.setCentralWidget(self.modes)
-        else:
-            self.sidebar = HistorySidebar(store, self)
-            self.sidebar.chat_selected.connect(self.open_chat)
-            self.sidebar.chat_deleted.connect(self._on_chat_deleted)
-            self.sidebar.error.connect(lambda text: self.statusBar().showMessage(text, 8000))
-            splitter = QSplitter(Qt.Orientation.Horizontal, self)
-            splitter.addWidget(self.sidebar)
-            splitter.addWidget(self.modes)
-            splitter.setStretchFactor(1, 1)
-            splitter.setSizes([240, 760])
-            self.setCentralWidget(splitter)
+        self._splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self._splitter.addWidget(self.modes)
+        # Shown when the history file cannot be opened (app/main.py); the fresh history it can start comes back here.
+        self.history_banner = HistoryBanner(self)
+        self.history_banner.store_opened.connect(self.attach_store)
+        outer = QWidget(self)
+        outer_layout = QVBoxLayout(outer)
+        outer_layout.setContentsMargins(0, 0, 0, 0)
+        outer_layout.addWidget(self.history_banner)
+        outer_layout.addWidget(self._splitter, 1)
+        self.setCentralWidget(outer)
+        if store is not None:
+            self.attach_store(store)
 
         self._build_status_bar()
         self._kernels = kernels  # the CPU kernels' first-run build, started by the app (app/kernel_preparation.py)
@@ -203,6 +204,22 @@ class MainWindow(QMainWindow):
         if self.sidebar is not None:
             self.sidebar.set_current(self.compare.chat_id if on else self.chat_id)
         (self.compare.prompt if on else self.composer.prompt).setFocus()
+
+    def attach_store(self, store: object) -> None:
+        """Save chats to ``store`` (a ChatStore) from now on, and list them in the sidebar."""
+        assert isinstance(store, ChatStore)
+        self.store = store
+        self.compare.store = store
+        if self.sidebar is not None:
+            self.sidebar.set_store(store)
+            return
+        self.sidebar = HistorySidebar(store, self)
+        self.sidebar.chat_selected.connect(self.open_chat)
+        self.sidebar.chat_deleted.connect(self._on_chat_deleted)
+        self.sidebar.error.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self._splitter.insertWidget(0, self.sidebar)
+        self._splitter.setStretchFactor(1, 1)
+        self._splitter.setSizes([240, 760])
 
     def load_model(self, model_ref: str) -> asyncio.Task[None] | None:
         """Load ``model_ref`` in the background (replacing the current model). None if a load is running."""

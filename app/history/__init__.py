@@ -7,6 +7,7 @@ from .errors import (
     HistoryError,
     ImportFormatError,
     SchemaTooNewError,
+    SearchCancelledError,
     StoreClosedError,
 )
 from .export import REASONING_LABEL, chat_from_json, chat_to_json, chat_to_markdown
@@ -24,7 +25,7 @@ from .models import (
     SearchHit,
 )
 from .schema import SCHEMA_VERSION
-from .store import ChatStore, title_from_prompt
+from .store import ChatStore, HistorySearcher, title_from_prompt
 
 __all__ = [
     "CHAT_KINDS",
@@ -42,10 +43,12 @@ __all__ = [
     "Effort",
     "ForeignDatabaseError",
     "HistoryError",
+    "HistorySearcher",
     "ImportFormatError",
     "Message",
     "Role",
     "SchemaTooNewError",
+    "SearchCancelledError",
     "SearchHit",
     "StoreClosedError",
     "chat_from_json",

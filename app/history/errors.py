@@ -10,10 +10,12 @@ class HistoryError(Exception):
 
     Attributes:
         path: the database (or import) file at fault, when there is one.
+        reason: what went wrong, without the path (for a message that names the file separately).
     """
 
     def __init__(self, message: str, path: Path | str | None = None) -> None:
         self.path = Path(path) if path is not None else None
+        self.reason = message
         super().__init__(f"{path}: {message}" if path is not None else message)
 
 
@@ -53,3 +55,7 @@ class ImportFormatError(HistoryError, ValueError):
 
 class StoreClosedError(HistoryError):
     """The store was used after close()."""
+
+
+class SearchCancelledError(HistoryError):
+    """A search was cancelled (a newer query replaced it) before it finished."""

@@ -26,6 +26,7 @@ from .errors import (
     ForeignDatabaseError,
     HistoryError,
     SchemaTooNewError,
+    SearchCancelledError,
     StoreClosedError,
 )
 from .export import chat_from_json, chat_to_json, chat_to_markdown
@@ -44,7 +45,7 @@ from .models import (
     to_micros,
     utc_now,
 )
-from .search import SNIPPET_WORDS, contains_all, fts_query, make_snippet, query_terms
+from .search import SNIPPET_SCAN_CHARS, contains_all, fts_query, make_snippet, query_terms, shorten
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,14 @@ BUSY_TIMEOUT_S: Final = 5.0
 _MAX_TITLE_FROM_PROMPT: Final = 60
 # Cap on message rows a search reads; a sidebar shows a few dozen chats at most and the best-ranked rows come first.
 _SEARCH_ROW_CAP: Final = 2000
+# A cancellable search checks whether it was cancelled every this many SQLite VM steps (well under a millisecond).
+_PROGRESS_STEPS: Final = 1000
+# Characters of a message a snippet is made from: the part it scans plus the context after a match at its very end.
+_SNIPPET_FETCH_CHARS: Final = SNIPPET_SCAN_CHARS + 200
+# Characters of context fetched before a match found past the first SNIPPET_SCAN_CHARS (and thrice that in all).
+_SNIPPET_CONTEXT_CHARS: Final = 60
+# Row values that a damaged page can hand back and the decoders below refuse.
+_DECODE_ERRORS: Final = (ValueError, TypeError, OverflowError, KeyError, IndexError)
 
 _CHAT_COLUMNS: Final = (
     "id, kind, title, created_at, updated_at, system_instructions, developer_instructions, model, "
@@ -74,32 +83,43 @@ def _json_dumps(value: Mapping[str, Any]) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True)
 
 
+def _damaged_row(table: str, exc: Exception) -> CorruptDatabaseError:
+    # No path here; ChatStore._errors adds it.
+    return CorruptDatabaseError(f"a damaged row in {table} ({type(exc).__name__}: {exc})")
+
+
 def _summary(row: sqlite3.Row) -> ChatSummary:
-    return ChatSummary(
-        id=row["id"],
-        kind=check_kind(row["kind"]),
-        title=row["title"],
-        created_at=from_micros(row["created_at"]),
-        updated_at=from_micros(row["updated_at"]),
-        model=row["model"],
-        deleted_at=None if row["deleted_at"] is None else from_micros(row["deleted_at"]),
-    )
+    try:
+        return ChatSummary(
+            id=row["id"],
+            kind=check_kind(row["kind"]),
+            title=row["title"],
+            created_at=from_micros(row["created_at"]),
+            updated_at=from_micros(row["updated_at"]),
+            model=row["model"],
+            deleted_at=None if row["deleted_at"] is None else from_micros(row["deleted_at"]),
+        )
+    except _DECODE_ERRORS as exc:
+        raise _damaged_row("chats", exc) from exc
 
 
 def _message(row: sqlite3.Row) -> Message:
-    return Message(
-        id=row["id"],
-        chat_id=row["chat_id"],
-        position=row["position"],
-        column=row["column"],
-        role=check_role(row["role"]),
-        text=row["text"],
-        analysis=row["analysis"],
-        effort=check_effort(row["effort"]),
-        stats=_json_loads(row["stats_json"]),
-        complete=bool(row["complete"]),
-        created_at=from_micros(row["created_at"]),
-    )
+    try:
+        return Message(
+            id=row["id"],
+            chat_id=row["chat_id"],
+            position=row["position"],
+            column=row["column"],
+            role=check_role(row["role"]),
+            text=row["text"],
+            analysis=row["analysis"],
+            effort=check_effort(row["effort"]),
+            stats=_json_loads(row["stats_json"]),
+            complete=bool(row["complete"]),
+            created_at=from_micros(row["created_at"]),
+        )
+    except _DECODE_ERRORS as exc:
+        raise _damaged_row("messages", exc) from exc
 
 
 def _clean_title(title: str) -> str:
@@ -176,6 +196,13 @@ class ChatStore:
         if self._path.is_dir():
             raise HistoryError("is a folder, not a chat history file", self._path)
         try:
+            if self._path.exists():
+                # SQLite says only "unable to open database file"; the OS names the cause (permission denied...).
+                # Read-write, as the store needs it: a read-only file would fail at the first save instead.
+                self._path.open("r+b").close()
+        except OSError as exc:
+            raise HistoryError(f"cannot open the file: {exc.strerror or exc}", self._path) from exc
+        try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             create_private_file(self._path)  # 0600 before SQLite opens it; its -wal/-shm copy the mode
             # isolation_level=None: the sqlite3 module's implicit BEGINs are off; this class issues BEGIN/COMMIT
@@ -214,11 +241,11 @@ class ChatStore:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             # synchronous stays at its default FULL: a finished answer must survive a power cut, and commits
             # are few (one per message, plus throttled partial saves).
+            conn.create_function("history_contains", -1, contains_all, deterministic=True)
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot configure chat history: {exc}", self._path) from exc
         if str(mode).lower() != "wal":
             logger.warning("chat history %s: journal mode is %s, not WAL", self._path, mode)
-        conn.create_function("history_contains", -1, contains_all, deterministic=True)
 
     def _migrate(self) -> None:
         for migration in schema.MIGRATIONS:
@@ -253,13 +280,10 @@ class ChatStore:
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
-        """Report SQLite failures as HistoryError naming the file; other exceptions pass through unchanged."""
-        try:
+        """Report SQLite failures (and rows a damaged page garbled) as HistoryError naming the file; other exceptions
+        pass through unchanged."""
+        with _translated_errors(self._path):
             yield
-        except sqlite3.IntegrityError as exc:
-            raise HistoryError(f"rejected by the database: {exc}", self._path) from exc
-        except sqlite3.Error as exc:
-            raise HistoryError(f"database error: {exc}", self._path) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -276,7 +300,9 @@ class ChatStore:
                 conn.execute("BEGIN IMMEDIATE" if self._depth == 0 else f"SAVEPOINT {name}")
             self._depth += 1
             try:
-                yield
+                # Translated here too: the store's own blocks (migrations, the index) run raw SQL inside.
+                with self._errors():
+                    yield
             except BaseException:
                 self._depth -= 1
                 self._undo(conn, name)
@@ -314,9 +340,19 @@ class ChatStore:
             try:
                 with self._errors():
                     yield conn
-            finally:
-                if conn.in_transaction:
-                    conn.execute("COMMIT")
+            except BaseException:
+                # The read failed (a damaged page, say): end the snapshot without letting a second error from
+                # SQLite replace the first, which says what went wrong.
+                _end_read_quietly(conn)
+                raise
+            # COMMIT can fail too (it reported a damaged page as a raw sqlite3.DatabaseError before).
+            try:
+                with self._errors():
+                    if conn.in_transaction:
+                        conn.execute("COMMIT")
+            except HistoryError:
+                _end_read_quietly(conn)
+                raise
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -330,8 +366,9 @@ class ChatStore:
         """Close the database (idempotent). SQLite checkpoints the WAL into the main file on the last close."""
         with self._lock:
             if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+                conn, self._conn = self._conn, None
+                with self._errors():
+                    conn.close()
                 logger.info("chat history closed: %s", self._path)
 
     def __enter__(self) -> ChatStore:
@@ -779,77 +816,20 @@ class ChatStore:
         Case-insensitive; with FTS5 each word also matches as a prefix ("pyth" finds "Python"), without it as a
         substring. One hit per chat, most recently active first; deleted chats are left out. Matched words in
         the snippet are wrapped in ``start``/``end`` (escape the text before adding HTML markers in a view).
+
+        The cost is bounded per message whatever its size (see search.py). Still, this runs on the store's shared
+        connection and holds its lock throughout; the GUI searches with open_searcher() on a worker thread instead.
         """
         terms = query_terms(query)
         if not terms:
             return []
         with self._read() as conn:
-            if self._fts:
-                titles, bodies = self._search_fts(conn, terms, start, end)
-            else:
-                titles, bodies = self._search_scan(conn, terms, start, end)
-            chat_ids = set(titles) | set(bodies)
-            if not chat_ids:
-                return []
-            marks = ", ".join("?" for _ in chat_ids)
-            rows = conn.execute(
-                f"SELECT {_SUMMARY_COLUMNS} FROM chats WHERE id IN ({marks}) ORDER BY updated_at DESC, id DESC LIMIT ?",
-                (*chat_ids, limit),
-            ).fetchall()
-        hits = []
-        for row in rows:
-            chat_id = row["id"]
-            message_id, snippet = bodies.get(chat_id, (None, titles.get(chat_id, "")))
-            hits.append(SearchHit(_summary(row), snippet, chat_id in titles, message_id))
-        return hits
+            return _find(conn, self._fts, terms, limit, start, end, _never)
 
-    def _search_fts(
-        self, conn: sqlite3.Connection, terms: list[str], start: str, end: str
-    ) -> tuple[dict[int, str], dict[int, tuple[int, str]]]:
-        match = fts_query(terms)
-        titles = {
-            int(r[0]): str(r[1])
-            for r in conn.execute(
-                "SELECT c.id, highlight(chats_fts, 0, ?, ?) FROM chats_fts JOIN chats c ON c.id = chats_fts.rowid "
-                "WHERE chats_fts MATCH ? AND c.deleted_at IS NULL",
-                (start, end, match),
-            )
-        }
-        bodies: dict[int, tuple[int, str]] = {}
-        rows = conn.execute(
-            "SELECT m.chat_id, m.id, snippet(messages_fts, -1, ?, ?, '…', ?) FROM messages_fts "
-            "JOIN messages m ON m.id = messages_fts.rowid JOIN chats c ON c.id = m.chat_id "
-            "WHERE messages_fts MATCH ? AND c.deleted_at IS NULL ORDER BY rank LIMIT ?",
-            (start, end, SNIPPET_WORDS, match, _SEARCH_ROW_CAP),
-        )
-        for chat_id, message_id, snippet in rows:
-            # Rows come best-ranked first, so the first row per chat is its best snippet.
-            bodies.setdefault(int(chat_id), (int(message_id), " ".join(str(snippet).split())))
-        return titles, bodies
-
-    def _search_scan(
-        self, conn: sqlite3.Connection, terms: list[str], start: str, end: str
-    ) -> tuple[dict[int, str], dict[int, tuple[int, str]]]:
-        marks = ", ".join("?" for _ in terms)
-        titles = {
-            int(r[0]): make_snippet(str(r[1]), terms, start, end)
-            for r in conn.execute(
-                f"SELECT id, title FROM chats WHERE deleted_at IS NULL AND history_contains(title, {marks})", terms
-            )
-        }
-        bodies: dict[int, tuple[int, str]] = {}
-        rows = conn.execute(
-            "SELECT m.chat_id, m.id, m.text, m.analysis FROM messages m JOIN chats c ON c.id = m.chat_id "
-            f"WHERE c.deleted_at IS NULL AND history_contains(m.text || char(10) || m.analysis, {marks}) "
-            'ORDER BY m.chat_id, m.position, m."column" LIMIT ?',
-            (*terms, _SEARCH_ROW_CAP),
-        )
-        for chat_id, message_id, text, analysis in rows:
-            if int(chat_id) in bodies:
-                continue
-            source = text if contains_any(text, terms) else analysis
-            bodies[int(chat_id)] = (int(message_id), make_snippet(source, terms, start, end))
-        return titles, bodies
+    def open_searcher(self) -> HistorySearcher:
+        """A searcher with a connection of its own to this file, for a worker thread (see HistorySearcher)."""
+        self._connection()  # a closed store hands out no searchers
+        return HistorySearcher(self._path, fts=self._fts)
 
     # --- export / import ------------------------------------------------------------------------------------------
 
@@ -892,5 +872,230 @@ class ChatStore:
             return self._load_chat(conn, chat_id)
 
 
-def contains_any(text: str, terms: list[str]) -> bool:
-    return any(contains_all(text, term) for term in terms)
+class HistorySearcher:
+    """Searches the history on a connection of its own, for one worker thread at a time; searches can be cancelled.
+
+    The store's connection is shared with the GUI thread under a lock, so a search there would hold up saving a
+    message. This connection reads the last committed state (WAL readers neither block the store nor wait for it),
+    and a search on it checks its ``cancelled`` callable while SQLite works and between snippets.
+    """
+
+    def __init__(self, path: Path, *, fts: bool) -> None:
+        self._path = path
+        self._fts = fts
+        self._conn: sqlite3.Connection | None = None  # opened by the first search, on the thread that searches
+        self._cancelled: Callable[[], bool] = _never  # the running search's
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            with _translated_errors(self._path):
+                conn = sqlite3.connect(
+                    self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                )
+                try:
+                    conn.row_factory = sqlite3.Row
+                    conn.execute("PRAGMA query_only = ON")  # this connection only ever reads
+                    # The scanning function asks the running search whether to go on (see contains_all).
+                    conn.create_function("history_contains", -1, self._contains, deterministic=True)
+                except BaseException:
+                    conn.close()
+                    raise
+            self._conn = conn
+        return self._conn
+
+    def _contains(self, text: str | bytes | None, *terms: str) -> bool:
+        # An exception here makes SQLite fail the statement, which search() reports as cancelled.
+        return contains_all(text, *terms, stop=self._cancelled)
+
+    def search(
+        self,
+        query: str,
+        *,
+        limit: int = 50,
+        start: str = "[",
+        end: str = "]",
+        cancelled: Callable[[], bool] | None = None,
+    ) -> list[SearchHit]:
+        """As ChatStore.search. Raises SearchCancelledError soon after ``cancelled()`` turns true."""
+        terms = query_terms(query)
+        if not terms:
+            return []
+        check = cancelled or _never
+        conn = self._connection()
+        self._cancelled = check
+        # A non-zero return makes SQLite abort the running statement with "interrupted".
+        conn.set_progress_handler(lambda: 1 if check() else 0, _PROGRESS_STEPS)
+        try:
+            with _translated_errors(self._path):
+                conn.execute("BEGIN DEFERRED")  # one snapshot for the several statements of a search
+                try:
+                    return _find(conn, self._fts, terms, limit, start, end, check)
+                finally:
+                    _end_read_quietly(conn)
+        except HistoryError as exc:
+            if check() and not isinstance(exc, SearchCancelledError):
+                raise SearchCancelledError("search cancelled", self._path) from exc
+            raise
+        finally:
+            conn.set_progress_handler(None, 0)
+            self._cancelled = _never
+
+    def close(self) -> None:
+        """Close the connection (idempotent); call it from the thread that searches, or when none is running."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with _translated_errors(self._path):
+                conn.close()
+
+
+def _never() -> bool:
+    return False
+
+
+@contextmanager
+def _translated_errors(path: Path) -> Iterator[None]:
+    """SQLite failures and damaged rows become HistoryError naming ``path``; other exceptions pass unchanged."""
+    try:
+        yield
+    except CorruptDatabaseError as exc:
+        if exc.path is not None:
+            raise
+        raise CorruptDatabaseError(exc.reason, path) from exc
+    except sqlite3.IntegrityError as exc:
+        raise HistoryError(f"rejected by the database: {exc}", path) from exc
+    except sqlite3.Error as exc:
+        raise HistoryError(f"database error: {exc}", path) from exc
+
+
+def _end_read_quietly(conn: sqlite3.Connection) -> None:
+    """End a read snapshot after a failure; a read has nothing to undo, so a failing ROLLBACK is only logged."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        logger.exception("chat history: ending a failed read failed")
+
+
+def _find(
+    conn: sqlite3.Connection,
+    fts: bool,
+    terms: list[str],
+    limit: int,
+    start: str,
+    end: str,
+    cancelled: Callable[[], bool],
+) -> list[SearchHit]:
+    """The hits of a search, inside a read snapshot on ``conn``."""
+    title_ids, best_message = (_match_fts if fts else _match_scan)(conn, terms)
+    chat_ids = title_ids | set(best_message)
+    if not chat_ids:
+        return []
+    marks = ", ".join("?" for _ in chat_ids)
+    rows = conn.execute(
+        f"SELECT {_SUMMARY_COLUMNS} FROM chats WHERE id IN ({marks}) ORDER BY updated_at DESC, id DESC LIMIT ?",
+        (*chat_ids, limit),
+    ).fetchall()
+    hits = []
+    for row in rows:
+        if cancelled():
+            raise SearchCancelledError("search cancelled")
+        summary = _summary(row)
+        title_match = summary.id in title_ids
+        message_id = best_message.get(summary.id)
+        snippet = None
+        if message_id is not None:
+            snippet = _message_snippet(conn, message_id, terms, start, end, word_start=fts)
+        if not snippet:
+            snippet = make_snippet(summary.title, terms, start, end, word_start=fts) or summary.title
+        hits.append(SearchHit(summary, snippet, title_match, message_id))
+    return hits
+
+
+def _match_fts(conn: sqlite3.Connection, terms: list[str]) -> tuple[set[int], dict[int, int]]:
+    """Chats whose title matches, and each chat's best-ranked matching message (no FTS snippet(): see search.py)."""
+    match = fts_query(terms)
+    title_ids = {
+        int(r[0])
+        for r in conn.execute(
+            "SELECT c.id FROM chats_fts JOIN chats c ON c.id = chats_fts.rowid "
+            "WHERE chats_fts MATCH ? AND c.deleted_at IS NULL",
+            (match,),
+        )
+    }
+    best: dict[int, int] = {}
+    rows = conn.execute(
+        "SELECT m.chat_id, m.id FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
+        "JOIN chats c ON c.id = m.chat_id WHERE messages_fts MATCH ? AND c.deleted_at IS NULL ORDER BY rank LIMIT ?",
+        (match, _SEARCH_ROW_CAP),
+    )
+    for chat_id, message_id in rows:
+        best.setdefault(int(chat_id), int(message_id))  # best-ranked rows come first
+    return title_ids, best
+
+
+def _match_scan(conn: sqlite3.Connection, terms: list[str]) -> tuple[set[int], dict[int, int]]:
+    """As _match_fts, by scanning: each chat's first matching message in reading order."""
+    marks = ", ".join("?" for _ in terms)
+    title_ids = {
+        int(r[0])
+        for r in conn.execute(
+            f"SELECT id FROM chats WHERE deleted_at IS NULL AND history_contains(title, {marks})", terms
+        )
+    }
+    best: dict[int, int] = {}
+    # As a BLOB the text reaches Python as bytes, which contains_all decodes a chunk at a time (see search.py).
+    rows = conn.execute(
+        "SELECT m.chat_id, m.id FROM messages m JOIN chats c ON c.id = m.chat_id WHERE c.deleted_at IS NULL "
+        f"AND history_contains(CAST(m.text || char(10) || m.analysis AS BLOB), {marks}) "
+        'ORDER BY m.chat_id, m.position, m."column" LIMIT ?',
+        (*terms, _SEARCH_ROW_CAP),
+    )
+    for chat_id, message_id in rows:
+        best.setdefault(int(chat_id), int(message_id))
+    return title_ids, best
+
+
+def _message_snippet(
+    conn: sqlite3.Connection, message_id: int, terms: list[str], start: str, end: str, *, word_start: bool
+) -> str | None:
+    """A snippet from the start of a message's answer, else of its reasoning; only that start is read by Python.
+
+    A match further in is located by SQLite's instr() over the ASCII-lowercased text, a linear scan in C that
+    releases the GIL, and the snippet is cut around it.
+    """
+    row = conn.execute(
+        "SELECT substr(text, 1, ?), substr(analysis, 1, ?) FROM messages WHERE id = ?",
+        (_SNIPPET_FETCH_CHARS, _SNIPPET_FETCH_CHARS, message_id),
+    ).fetchone()
+    if row is None:
+        return None
+    text, analysis = str(row[0]), str(row[1])
+    snippet = make_snippet(text, terms, start, end, word_start=word_start) or make_snippet(
+        analysis, terms, start, end, word_start=word_start
+    )
+    if snippet is not None:
+        return snippet
+    for column in ("text", "analysis"):
+        found = [
+            int(
+                conn.execute(
+                    f"SELECT instr(lower({column}), lower(?)) FROM messages WHERE id = ?", (term, message_id)
+                ).fetchone()[0]
+            )
+            for term in terms
+        ]
+        first = min((position for position in found if position > 0), default=0)
+        if first:
+            lo = max(1, first - _SNIPPET_CONTEXT_CHARS)
+            (excerpt,) = conn.execute(
+                f"SELECT substr({column}, ?, ?) FROM messages WHERE id = ?",
+                (lo, 4 * _SNIPPET_CONTEXT_CHARS, message_id),
+            ).fetchone()
+            around = make_snippet(str(excerpt), terms, start, end, word_start=word_start)
+            if around is not None:
+                return "…" + around.removeprefix("…")
+    return shorten(text or analysis)

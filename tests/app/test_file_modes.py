@@ -16,6 +16,7 @@ from PySide6.QtCore import QSettings
 
 from gpt_oss_desktop.app import crash
 from gpt_oss_desktop.app import main as app_main
+from gpt_oss_desktop.app.history import ChatStore
 from gpt_oss_desktop.app.main_window import MainWindow
 from gpt_oss_desktop.app.scripted_model import harmony_reply
 from gpt_oss_desktop.app.settings import APPLICATION, ORGANIZATION, TEMPERATURE_KEY, make_settings
@@ -72,8 +73,8 @@ def test_every_file_of_a_session_is_private(
         finally:
             reporter.uninstall()
         settings = make_settings()
-        store = app_main._open_history()
-        assert store is not None
+        store = app_main.open_history(data / app_main.HISTORY_FILE_NAME)
+        assert isinstance(store, ChatStore)
         backend, _ = scripted_engine(harmony_reply("Thinking.", "Saved answer."))
         window = MainWindow(backend, settings, store=store)
         qtbot.addWidget(window)

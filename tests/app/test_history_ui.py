@@ -17,6 +17,7 @@ from gpt_oss_desktop.app.main_window import MainWindow
 from gpt_oss_desktop.app.scripted_model import harmony_reply
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from tests.app.conftest import load, next_emission, scripted_engine
+from tests.helpers.history_files import write_damaged_history
 
 THOUGHT = "The user asks about capybaras. They are large rodents."
 ANSWER = "Capybaras are the largest living rodents."
@@ -169,7 +170,7 @@ def test_delete_and_undo(run: Any, make_window: Any, store: ChatStore) -> None:
     assert store.get_chat(chat_id).deleted_at is None
 
 
-def test_search_finds_chats_by_content(run: Any, make_window: Any, store: ChatStore) -> None:
+def test_search_finds_chats_by_content(run: Any, make_window: Any, store: ChatStore, qtbot: Any) -> None:
     backend, _ = scripted_engine(harmony_reply(THOUGHT, ANSWER))
     window = make_window(backend, store)
     other = store.create_chat("Unrelated")
@@ -181,13 +182,17 @@ def test_search_finds_chats_by_content(run: Any, make_window: Any, store: ChatSt
 
     run(body())
     bar = sidebar(window)
-    QTest.keyClicks(bar.search, "largest rodents")  # words of the answer, not of the title
+    # Search runs on a worker thread, so each query's hits arrive a little later.
+    with qtbot.waitSignal(bar.search_finished, timeout=10_000):
+        QTest.keyClicks(bar.search, "largest rodents")  # words of the answer, not of the title
     assert bar.chat_ids() == [window.chat_id]
     assert "rodents" in bar.item_for(window.chat_id).toolTip()  # the snippet shows why it matched
     bar.search.clear()
-    bar.search.setText("bread")
+    with qtbot.waitSignal(bar.search_finished, timeout=10_000):
+        bar.search.setText("bread")
     assert bar.chat_ids() == [other.id]
-    bar.search.setText("unrelated")  # titles too
+    with qtbot.waitSignal(bar.search_finished, timeout=10_000):
+        bar.search.setText("unrelated")  # titles too
     assert bar.chat_ids() == [other.id]
     bar.search.clear()
     assert set(bar.chat_ids()) == {window.chat_id, other.id}
@@ -223,3 +228,20 @@ def test_without_a_store_nothing_is_kept(run: Any, make_window: Any) -> None:
 
     run(body())
     assert window.chat_id is None and not window.export_chat("unused.json", "json")
+
+
+def test_chats_of_a_damaged_file_open_or_say_why(make_window: Any, db: Path) -> None:
+    chat_ids = write_damaged_history(db)
+    backend, _ = scripted_engine()
+    with ChatStore(db) as damaged:
+        window = make_window(backend, damaged)
+        failed = 0
+        for chat_id in chat_ids:
+            window.statusBar().clearMessage()
+            if window.open_chat(chat_id):  # a raw sqlite3 (or any other) exception fails the test here
+                assert window.chat_id == chat_id
+                continue
+            failed += 1
+            assert window.statusBar().currentMessage().startswith("Could not open the chat: ")
+        assert 3 <= failed < len(chat_ids) - 20  # the damage is real, and it is contained
+        window.close()

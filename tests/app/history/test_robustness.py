@@ -22,6 +22,7 @@ from gpt_oss_desktop.app.history import (
     HistoryError,
     SchemaTooNewError,
 )
+from tests.helpers.history_files import write_damaged_history
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -257,3 +258,23 @@ def test_empty_file_becomes_a_new_history(db_path: Path) -> None:
     db_path.touch()
     with ChatStore(db_path) as store:
         assert store.list_chats() == []
+
+
+def test_damaged_pages_raise_only_history_errors(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    chat_ids = write_damaged_history(db_path)
+    outcomes: dict[str, int] = {"read": 0, "HistoryError": 0}
+    with ChatStore(db_path) as store:
+        calls = [lambda cid=chat_id: store.get_chat(cid) for chat_id in chat_ids]
+        calls += [store.list_chats, lambda: store.search("lorem"), lambda: store.export_markdown(chat_ids[-1])]
+        for call in calls:
+            try:
+                call()
+            except HistoryError:  # anything else (sqlite3.DatabaseError, ValueError, ...) fails the test
+                outcomes["HistoryError"] += 1
+            else:
+                outcomes["read"] += 1
+        # The damage is real (some reads fail) and contained (the rest still read).
+        assert outcomes["HistoryError"] >= 3 and outcomes["read"] >= 20, outcomes
+        # The store stays usable for writes elsewhere in the file after failed reads.
+        store.rename_chat(chat_ids[0], "still writable")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
-from gpt_oss_desktop.app.history import ChatStore
+from gpt_oss_desktop.app.history import ChatStore, SearchCancelledError, SearchHit
+from gpt_oss_desktop.app.history.search import MAX_MARKS
 
 from .conftest import FakeClock
 
@@ -131,3 +133,117 @@ def test_index_is_rebuilt_after_writes_made_without_it(db_path: Path, clock: Fak
         assert again.fts_enabled
         assert titles(again, "kangaroo") == ["written while scanning"]
         assert titles(again, "indexed") == ["indexed"]
+
+
+def search_or_fail(store: ChatStore, query: str, *, hang_guard_s: float = 60.0) -> list[SearchHit]:
+    """``store.search`` on a daemon thread, so that unbounded work fails the test instead of hanging the suite.
+
+    The guard is not a speed bound (benchmarks/bench_history_search.py measures speed); it is far above the bounded
+    cost and far below the hours that snippets over every match of a 10 MB message took.
+    """
+    result: list[list[SearchHit]] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            result.append(store.search(query))
+        except BaseException as exc:  # handed to the test thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(hang_guard_s)
+    assert not worker.is_alive(), f"searching {query!r} did not finish in {hang_guard_s} s"
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+def test_snippets_of_a_ten_megabyte_message_are_bounded(db_path: Path, clock: FakeClock, use_fts: bool) -> None:
+    store = ChatStore(db_path, clock=clock, use_fts=use_fts)
+    chat = store.create_chat("Looping")
+    store.add_message(chat.id, "assistant", "word " * 2_000_000)  # 10 MB where every word matches
+    loop = store.create_chat("Echo")
+    store.add_message(loop.id, "assistant", "the " * 8192)  # a real model's repetition loop
+    for query in ("word", "w", "t", "the"):
+        hits = search_or_fail(store, query)
+        assert len(hits) == 1, query
+        snippet = hits[0].snippet
+        assert len(snippet) < 400
+        assert 1 <= snippet.count("[") <= MAX_MARKS
+    store.close()
+
+
+def test_snippet_of_a_match_deep_in_a_huge_message(db_path: Path, clock: FakeClock, use_fts: bool) -> None:
+    store = ChatStore(db_path, clock=clock, use_fts=use_fts)
+    near = store.create_chat("near")
+    store.add_message(near.id, "assistant", "filler " * 1000 + "kangaroo jumps")
+    far = store.create_chat("far")
+    store.add_message(far.id, "assistant", "padding " * 1_500_000 + "kangaroo jumps")  # 12 MB before the match
+    hits = {hit.chat.title: hit for hit in search_or_fail(store, "kangaroo")}
+    assert set(hits) == {"near", "far"}  # both found: the index (or scan) covers the whole text
+    assert "[kangaroo] jumps" in hits["near"].snippet
+    assert hits["far"].snippet.startswith("…padding padding")
+    assert hits["far"].snippet.endswith("[kangaroo] jumps")
+    store.close()
+
+
+def test_prefix_matches_start_words_in_snippets(db_path: Path, clock: FakeClock) -> None:
+    # FTS5 matches "rod" only at the start of a word; the snippet must show that word, not "produce" before it.
+    store = ChatStore(db_path, clock=clock)
+    chat = store.create_chat("Animals")
+    store.add_message(chat.id, "assistant", "Farms produce grain. " * 20 + "Capybaras are rodents.")
+    (hit,) = store.search("rod")
+    assert "[rod]ents" in hit.snippet
+    assert "p[rod]uce" not in hit.snippet
+    store.close()
+
+
+def test_snippet_matches_without_accents(db_path: Path, clock: FakeClock) -> None:
+    # FTS5 (remove_diacritics) finds "cafe" in "café"; the snippet must show that place, not the message's start.
+    store = ChatStore(db_path, clock=clock)
+    chat = store.create_chat("Paris")
+    store.add_message(chat.id, "assistant", "Une promenade en ville. " * 20 + "Le Café de Flore ouvre tôt.")
+    (hit,) = store.search("cafe")
+    assert "Le [Café] de Flore" in hit.snippet
+    store.close()
+
+
+def test_searcher_cancels_and_sees_new_commits(db_path: Path, clock: FakeClock, use_fts: bool) -> None:
+    store = ChatStore(db_path, clock=clock, use_fts=use_fts)
+    searcher = store.open_searcher()
+    try:
+        assert searcher.search("kangaroo") == []
+        chat = store.create_chat("Australia")
+        store.add_message(chat.id, "user", "kangaroo " * 100_000)
+        assert [hit.chat.id for hit in searcher.search("kangaroo")] == [chat.id]
+        with pytest.raises(SearchCancelledError):
+            searcher.search("kangaroo", cancelled=lambda: True)
+        assert [hit.chat.id for hit in searcher.search("kang")] == [chat.id]  # usable after a cancel
+    finally:
+        searcher.close()
+        store.close()
+
+
+def test_a_scan_stops_inside_a_huge_message_when_cancelled(db_path: Path, clock: FakeClock) -> None:
+    # Without FTS5 one message is one call of the scanning function: cancellation must reach inside it, not wait
+    # for SQLite's next step (a handful of steps for a few huge rows).
+    store = ChatStore(db_path, clock=clock, use_fts=False)
+    for number in range(3):
+        chat = store.create_chat(f"chat {number}")
+        store.add_message(chat.id, "assistant", "lorem ipsum " * 1_000_000)  # 12 MB each, no match
+    searcher = store.open_searcher()
+    calls = 0
+
+    def cancelled() -> bool:
+        nonlocal calls
+        calls += 1
+        return calls > 3  # cancelled right after the search has started
+
+    try:
+        with pytest.raises(SearchCancelledError):
+            searcher.search("absent", cancelled=cancelled)
+        assert calls < 20  # asked while scanning, and stopped at the first "yes"
+    finally:
+        searcher.close()
+        store.close()
