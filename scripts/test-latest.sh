@@ -32,11 +32,13 @@ else
     pip_install "torch==$torch_version"
 fi
 
-echo "==> The app, the test and packaging extras: newest allowed versions (no lock)"
-pip_install --upgrade --upgrade-strategy eager -e ".[test,packaging]"
+echo "==> The app, the test and packaging extras: newest allowed versions (no lock; torch stays as installed above)"
+mkdir -p build
+# Keep the torch chosen above: an eager upgrade would otherwise take the default index's newest (on Linux, CUDA) build.
+"$VENV/bin/python" -c "import torch; print('torch==' + torch.__version__)" >build/latest-torch.txt
+pip_install --upgrade --upgrade-strategy eager -c build/latest-torch.txt -e ".[test,packaging]"
 echo "    installed in $(($(date +%s) - started)) s"
 
-mkdir -p build
 "$VENV/bin/python" -m pip freeze --all --exclude-editable | grep -v '^#' | sed -E 's/\+[a-z0-9.]+$//' |
     sort -f >build/latest-versions.txt
 echo "==> Versions that differ from $LOCK (lock -> latest):"
