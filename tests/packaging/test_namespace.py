@@ -53,8 +53,9 @@ def test_generic_names_are_not_ours() -> None:
     for generic in ("app", "engine", "kernels", "resources"):
         spec = importlib.util.find_spec(generic)
         if spec is not None and spec.origin is not None:
-            in_repo = Path(spec.origin).resolve().parent == REPO / generic
-            assert not in_repo, f"{generic} resolves to the repository's folder"
+            assert Path(spec.origin).resolve().parent != REPO / generic, (
+                f"{generic} resolves to the repository's folder"
+            )
 
 
 def test_hugging_face_kernels_is_importable_beside_us() -> None:

@@ -29,7 +29,9 @@ def run_and_die(db_path: Path, body: str) -> None:
 
     os._exit skips every cleanup (no rollback, no close), like a crash or a kill of the app.
     """
-    script = "import os, sys\nfrom app.history import ChatStore\nstore = ChatStore(sys.argv[1])\n" + body
+    script = (
+        "import os, sys\nfrom gpt_oss_desktop.app.history import ChatStore\nstore = ChatStore(sys.argv[1])\n" + body
+    )
     result = subprocess.run(
         [sys.executable, "-P", "-c", script, str(db_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
     )
