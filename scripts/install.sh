@@ -59,7 +59,9 @@ EOF
 }
 
 stamp_value() {
-    cat "$LOCK" pyproject.toml setup.py | sha256sum | cut -d' ' -f1
+    # (Python's hashlib rather than sha256sum, which macOS lacks.)
+    "$VENV/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(b"".join(open(p, "rb").read() for p in sys.argv[1:])).hexdigest())' \
+        "$LOCK" pyproject.toml setup.py
     printf 'extras=%s\n' "$EXTRAS"
 }
 
