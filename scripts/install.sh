@@ -6,9 +6,9 @@
 # - torch first, as the build for this machine: with an NVIDIA GPU the default (CUDA) build; without one the CPU build
 #   from PyTorch's CPU index, or the default index when that index cannot be reached.
 # - then the app, every version pinned by the lock (pip -c).
-# - a stamp (.venv/.installed-<extras>) holds a hash of the lock, pyproject.toml, setup.py and the extras: when they
-#   have not changed since the last install, nothing is installed; when they have (a `git pull`), the venv is brought
-#   up to date.
+# - stamps (.venv/.installed-app and one .venv/.installed-<extra> per extra) hold a hash of the lock, pyproject.toml
+#   and setup.py: when every part asked for was installed from these files, nothing is installed; when they changed
+#   (a `git pull`), the venv is brought up to date.
 # Environment: PYTHON (default python3, 3.11 or newer), VENV (default .venv), TORCH_INDEX_URL (forces the index torch
 # comes from; empty: the default index).
 set -euo pipefail
@@ -62,10 +62,21 @@ stamp_value() {
     # (Python's hashlib rather than sha256sum, which macOS lacks.)
     "$VENV/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(b"".join(open(p, "rb").read() for p in sys.argv[1:])).hexdigest())' \
         "$LOCK" pyproject.toml setup.py
-    printf 'extras=%s\n' "$EXTRAS"
 }
 
-stamp="$VENV/.installed-${EXTRAS:-app}"
+parts=(app)
+IFS=',' read -r -a extra_list <<<"$EXTRAS"
+for extra in "${extra_list[@]}"; do
+    [ -n "$extra" ] && parts+=("$extra")
+done
+up_to_date() {
+    local value part
+    value=$(stamp_value)
+    for part in "${parts[@]}"; do
+        [ "$(cat "$VENV/.installed-$part" 2>/dev/null)" = "$value" ] || return 1
+    done
+}
+
 started=$(date +%s)
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -81,7 +92,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     step_done
 fi
 
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(stamp_value)" ]; then
+if up_to_date; then
     exit 0 # installed from this lock already
 fi
 
@@ -126,5 +137,8 @@ fi
 pip_install -c "$LOCK" -e ".${extras:+[$extras]}"
 step_done
 
-stamp_value >"$stamp"
+value=$(stamp_value)
+for part in "${parts[@]}"; do
+    printf '%s\n' "$value" >"$VENV/.installed-$part"
+done
 echo "==> Installed in $(($(date +%s) - started)) s"
