@@ -134,7 +134,9 @@ extras="$EXTRAS"
 if has_nvidia_gpu; then
     extras="${extras:+$extras,}gpu" # triton: the CUDA build of torch brings it; the extra keeps it pinned
 fi
-pip_install -c "$LOCK" -e ".${extras:+[$extras]}"
+# PYTHONWARNINGS=ignore: setuptools warns, at length, that the data folders under resources/ look like packages missing
+# from setup.py's list (harmless: they ship as package data); a first run should not greet the user with that.
+PYTHONWARNINGS=ignore pip_install -c "$LOCK" -e ".${extras:+[$extras]}"
 step_done
 
 value=$(stamp_value)
