@@ -36,7 +36,7 @@ echo "==> The app, the test and packaging extras: newest allowed versions (no lo
 mkdir -p build
 # Keep the torch chosen above: an eager upgrade would otherwise take the default index's newest (on Linux, CUDA) build.
 "$VENV/bin/python" -c "import torch; print('torch==' + torch.__version__)" >build/latest-torch.txt
-pip_install --upgrade --upgrade-strategy eager -c build/latest-torch.txt -e ".[test,packaging]"
+PYTHONWARNINGS=ignore pip_install --upgrade --upgrade-strategy eager -c build/latest-torch.txt -e ".[test,packaging]"
 echo "    installed in $(($(date +%s) - started)) s"
 
 "$VENV/bin/python" -m pip freeze --all --exclude-editable | grep -v '^#' | sed -E 's/\+[a-z0-9.]+$//' |
