@@ -10,7 +10,8 @@
 #   and setup.py: when every part asked for was installed from these files, nothing is installed; when they changed
 #   (a `git pull`), the venv is brought up to date.
 # Environment: PYTHON (default python3, 3.11 or newer), VENV (default .venv), TORCH_INDEX_URL (forces the index torch
-# comes from; empty: the default index).
+# comes from; empty: the default index), INSTALLER (pip, the default, or uv: CI uses uv, which installs the same
+# locked versions many times faster; uv does not read pip's configuration, so the find-links in it are passed on).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,14 +30,21 @@ step_done() {
     printf '    done in %s s\n' "$(($(date +%s) - step_started))"
 }
 
+INSTALLER="${INSTALLER:-pip}"
 # pip's own progress bars on a terminal; quiet in logs (CI, redirected output).
 if [ -t 1 ]; then
     PIP_OUTPUT=(--progress-bar on)
 else
     PIP_OUTPUT=(--quiet)
 fi
+UV_ARGS=(--quiet)
 pip_install() {
-    "$VENV/bin/python" -m pip install --disable-pip-version-check "${PIP_OUTPUT[@]}" "$@"
+    # (Timeouts go in PIP_TIMEOUT / UV_HTTP_TIMEOUT, which both installers read, rather than in flags.)
+    if [ "$INSTALLER" = uv ]; then
+        "$VENV/bin/uv" pip install --python "$VENV/bin/python" "${UV_ARGS[@]}" "$@"
+    else
+        "$VENV/bin/python" -m pip install --disable-pip-version-check "${PIP_OUTPUT[@]}" "$@"
+    fi
 }
 
 locked() {
@@ -96,8 +104,18 @@ if up_to_date; then
     exit 0 # installed from this lock already
 fi
 
-step "Installing pip $(locked pip) (the locked version)"
-pip_install --upgrade -c "$LOCK" pip
+if [ "$INSTALLER" = uv ]; then
+    step "Installing pip $(locked pip) and uv $(locked uv) (the locked versions)"
+    INSTALLER=pip pip_install --upgrade -c "$LOCK" pip uv
+    # uv ignores pip's configuration: pass on its find-links (on the development machines, the local torch wheel).
+    while IFS= read -r link; do
+        [ -n "$link" ] && UV_ARGS+=(--find-links "$link")
+    done < <("$VENV/bin/python" -m pip config list 2>/dev/null | sed -n "s/^.*find-links='\(.*\)'$/\1/p" | tr ' ' '\n' |
+        sort -u)
+else
+    step "Installing pip $(locked pip) (the locked version)"
+    pip_install --upgrade -c "$LOCK" pip
+fi
 step_done
 
 torch_version=$(locked torch)
@@ -119,7 +137,8 @@ elif has_nvidia_gpu; then
 elif reachable "$TORCH_CPU_INDEX/torch/"; then
     step "Installing torch $torch_version, CPU build: about 190 MB to download, 750 MB installed; a one-time step"
     # --no-deps: only torch comes from PyTorch's index; its dependencies come from the default index with the app's.
-    pip_install --no-deps --timeout 30 --retries 2 --index-url "$TORCH_CPU_INDEX" "torch==$torch_version"
+    PIP_TIMEOUT=30 PIP_RETRIES=2 UV_HTTP_TIMEOUT=30 \
+        pip_install --no-deps --index-url "$TORCH_CPU_INDEX" "torch==$torch_version"
     step_done
 else
     echo "    PyTorch's CPU index ($TORCH_CPU_INDEX) cannot be reached; taking torch from the default index."
