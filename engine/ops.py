@@ -15,7 +15,6 @@ instruction-set level (see ``kernels/cpu_build.py``).
 from __future__ import annotations
 
 import functools
-import importlib.util
 import logging
 import os
 from collections.abc import Callable
@@ -26,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from gpt_oss_desktop.engine.errors import EngineError
+from gpt_oss_desktop.kernels import _triton as _triton_loader
 from gpt_oss_desktop.kernels import attention as attention_kernels
 from gpt_oss_desktop.kernels import cpu_build, cpu_elementwise, cpu_mxfp4
 from gpt_oss_desktop.kernels import moe as moe_kernels
@@ -40,7 +40,7 @@ from gpt_oss_desktop.kernels.router import router_ref
 
 logger = logging.getLogger(__name__)
 
-BACKEND_ENV = "GPTOSS_KERNELS"
+BACKEND_ENV = _triton_loader.BACKEND_ENV  # GPTOSS_KERNELS
 CPU_FUSED_ENV = cpu_build.FUSED_ENV
 BACKENDS = ("torch", "triton")
 # Per expert, the fused CPU kernel re-decodes the packed weights once per 4 tokens; measured on the `mini` preset
@@ -250,9 +250,13 @@ def triton_ops() -> Ops:
 
 
 def _triton_usable(device: torch.device) -> str | None:
-    """None if Triton kernels can run on ``device``, else why not."""
-    if importlib.util.find_spec("triton") is None:
-        return "the triton package is not installed"
+    """None if Triton kernels can run on ``device``, else why not.
+
+    Triton itself is loaded (or not) when the kernel modules are imported: only with a CUDA device,
+    ``GPTOSS_KERNELS=triton`` or ``TRITON_INTERPRET=1`` (kernels._triton), so a CPU-only process never carries it.
+    """
+    if _triton_loader.TRITON_IMPORT_ERROR is not None:
+        return str(_triton_loader.TRITON_IMPORT_ERROR)
     if device.type == "cuda":
         return None
     if os.environ.get("TRITON_INTERPRET") == "1":

@@ -373,7 +373,8 @@ _KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 def _require_triton() -> None:
     if triton is None:
         raise RuntimeError(
-            "the Triton attention kernels need the 'triton' package (not installed); use attention_ref instead"
+            f"the Triton attention kernels need triton, which is unavailable here ({_TRITON_IMPORT_ERROR}); "
+            "use attention_ref instead"
         ) from _TRITON_IMPORT_ERROR
 
 

@@ -161,7 +161,7 @@ from gpt_oss_desktop.kernels._triton import TRITON_IMPORT_ERROR, tl, triton  # n
 _TRITON_ERROR: str | None = (
     None
     if TRITON_IMPORT_ERROR is None
-    else f"triton is not importable ({TRITON_IMPORT_ERROR}); the Triton MoE kernels are unavailable"
+    else f"the Triton MoE kernels need triton, which is unavailable here ({TRITON_IMPORT_ERROR}); use moe_ref instead"
 )
 
 # Decode form when T <= this: with k=4 that is <= 32 pairs, about one pair per expert for 20b, so the grouped GEMM

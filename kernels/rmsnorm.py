@@ -105,7 +105,8 @@ def _rmsnorm_kernel(
 def _require_triton() -> None:
     if triton is None:
         raise RuntimeError(
-            "the Triton rmsnorm kernel needs the 'triton' package (not installed); use rmsnorm_ref instead"
+            f"the Triton rmsnorm kernel needs triton, which is unavailable here ({_TRITON_IMPORT_ERROR}); "
+            "use rmsnorm_ref instead"
         ) from _TRITON_IMPORT_ERROR
 
 

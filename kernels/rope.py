@@ -115,7 +115,8 @@ def _rope_kernel(
 def _require_triton() -> None:
     if triton is None:
         raise RuntimeError(
-            "the Triton rope kernel needs the 'triton' package (not installed); use rope_ref instead"
+            f"the Triton rope kernel needs triton, which is unavailable here ({_TRITON_IMPORT_ERROR}); "
+            "use rope_ref instead"
         ) from _TRITON_IMPORT_ERROR
 
 

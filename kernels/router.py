@@ -135,7 +135,8 @@ def _router_kernel(
 def _require_triton() -> None:
     if triton is None:
         raise RuntimeError(
-            "the Triton router kernel needs the 'triton' package (not installed); use router_ref instead"
+            f"the Triton router kernel needs triton, which is unavailable here ({_TRITON_IMPORT_ERROR}); "
+            "use router_ref instead"
         ) from _TRITON_IMPORT_ERROR
 
 

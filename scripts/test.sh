@@ -1,12 +1,8 @@
 #!/usr/bin/env bash
-# Set up (once) and run the whole test suite: `bash scripts/test.sh [pytest args]`.
+# Set up (once, from the lock) and run the whole test suite: `bash scripts/test.sh [pytest args]`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
-    .venv/bin/python -m pip install --quiet "torch==2.13.0"
-    .venv/bin/python -m pip install --quiet -e ".[test]"
-fi
+bash scripts/install.sh test
 export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
 export HF_HUB_OFFLINE=1
 export TRITON_INTERPRET=1
