@@ -7,6 +7,7 @@ from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from gpt_oss_desktop.app import stats
+from gpt_oss_desktop.app.rendering import markdown_view
 from gpt_oss_desktop.app.text_views import FitTextBrowser
 
 # Long reasoning scrolls inside the panel instead of pushing the answer far down the chat.
@@ -32,6 +33,11 @@ class ReasoningPanel(QFrame):
         self._live = True
         self._tool_label: str | None = None
         self.deltas = 0  # streamed pieces so far, about one per token: a live estimate until finish() has counts
+        # All of the reasoning; the body shows at most markdown_view.DISPLAY_LIMIT_CHARS of it (a runaway loop of
+        # megabytes would otherwise freeze the window while Qt lays it out).
+        self._parts: list[str] = []
+        self._length = 0
+        self._shown = 0
 
         self.header = QToolButton(self)
         self.header.setCheckable(True)
@@ -72,7 +78,15 @@ class ReasoningPanel(QFrame):
         return self.header.isChecked()
 
     def text(self) -> str:
-        return self.body.toPlainText()
+        """All of the reasoning, including any past the display limit."""
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    @property
+    def hidden_chars(self) -> int:
+        """Characters of reasoning past the display limit, which the body does not show."""
+        return self._length - self._shown
 
     def append(self, text: str, tool: str | None = None) -> None:
         """Add streamed reasoning; ``tool`` names the recipient when the text is a tool call."""
@@ -80,7 +94,17 @@ class ReasoningPanel(QFrame):
             self._tool_label = tool
             if tool is not None:
                 text = f"\n[tool call → {tool}] {text}"
-        self.body.append_plain(text)
+        self._parts.append(text)
+        self._length += len(text)
+        room = markdown_view.DISPLAY_LIMIT_CHARS - self._shown
+        if room > 0:
+            shown = text[:room]
+            self.body.append_plain(shown)
+            self._shown += len(shown)
+            if len(shown) < len(text):
+                self.body.append_plain(
+                    "\n\n[The rest of this reasoning is not shown here. Export the chat for all of it.]"
+                )
         self.deltas += 1
 
     def answer_started(self, seconds: float | None = None, tokens: int = 0) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import struct
 import subprocess
 import sys
@@ -20,6 +19,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from gpt_oss_desktop.kernels.cpu_build import cpu_model_name
 
 # The child: imports first (torch alone is ~2 s and ~300 MB), then times one open. VmHWM (peak RSS of this
 # process image, reset by exec) minus the RSS before the open is the memory the open itself needed.
@@ -88,21 +89,11 @@ def run_case(kind: str, path: Path) -> dict[str, object]:
     }
 
 
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    results: dict[str, object] = {"cpu": _cpu_name(), "python": sys.version.split()[0]}
+    results: dict[str, object] = {"cpu": cpu_model_name(), "python": sys.version.split()[0]}
     from gpt_oss_desktop.engine.checkpoint import PRESETS
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,36 +13,12 @@ from PySide6.QtTest import QTest
 from gpt_oss_desktop.app.history import ChatStore
 from gpt_oss_desktop.app.history_sidebar import HistorySidebar
 from tests.app.conftest import scripted_engine
+from tests.helpers.stall_meter import StallMeter
 
 # Prose without any word that starts with c, so that typing "capy" matches only the repetition loop below.
 _PROSE = "lorem ipsum dolor sit amet elit sed do eiusmod tempor incididunt ut labore et dolore magna aliqua. "
 # What the issue asks for: while a search runs, the event loop never stalls longer than this.
 _MAX_STALL_S = 0.050
-
-
-class StallMeter:
-    """Ticks every 5 ms on the GUI thread and records the longest gap between ticks (an event-loop stall)."""
-
-    def __init__(self) -> None:
-        self.longest = 0.0
-        self.ticks = 0
-        self._last = time.perf_counter()
-        self._timer = QTimer()
-        self._timer.setInterval(5)
-        self._timer.timeout.connect(self._tick)
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        self.longest = max(self.longest, now - self._last)
-        self._last = now
-        self.ticks += 1
-
-    def start(self) -> None:
-        self._last = time.perf_counter()
-        self._timer.start()
-
-    def stop(self) -> None:
-        self._timer.stop()
 
 
 class Typist:

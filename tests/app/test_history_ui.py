@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
 
 from gpt_oss_desktop.app.chat_view import AssistantMessage, UserBubble
@@ -18,6 +18,7 @@ from gpt_oss_desktop.app.scripted_model import harmony_reply
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from tests.app.conftest import load, next_emission, scripted_engine
 from tests.helpers.history_files import write_damaged_history
+from tests.helpers.stall_meter import StallMeter
 
 THOUGHT = "The user asks about capybaras. They are large rodents."
 ANSWER = "Capybaras are the largest living rodents."
@@ -245,3 +246,34 @@ def test_chats_of_a_damaged_file_open_or_say_why(make_window: Any, db: Path) -> 
             assert window.statusBar().currentMessage().startswith("Could not open the chat: ")
         assert 3 <= failed < len(chat_ids) - 20  # the damage is real, and it is contained
         window.close()
+
+
+def test_a_chat_with_a_ten_megabyte_answer_opens_without_freezing_the_window(
+    make_window: Any, store: ChatStore, qtbot: Any
+) -> None:
+    # A runaway answer and reasoning, as a model stuck in a loop until max tokens leaves them (Markdown in every
+    # line, so that parsing costs what real answers cost: on the GUI thread this froze the window for about 25 s).
+    answer = ("Four. *Really* four; see `2 + 2` and [why](https://example.org).\n\n" * 160_000)[:10_000_000]
+    reasoning = "I should check the sum again.\n" * 340_000
+    chat = store.create_chat("Runaway")
+    store.add_message(chat.id, "user", "What is 2 + 2?")
+    store.add_message(chat.id, "assistant", answer, analysis=reasoning, effort="medium")
+    backend, _ = scripted_engine()
+    window = make_window(backend, store)
+    meter = StallMeter()
+    meter.start()
+    QTimer.singleShot(0, lambda: window.open_chat(chat.id))  # from the event loop, as a click in the sidebar
+    try:
+        qtbot.waitUntil(lambda: window.chat_id == chat.id and len(window.chat.messages()) == 2, timeout=10_000)
+        message = window.chat.messages()[1]
+        assert isinstance(message, AssistantMessage)
+        qtbot.waitUntil(lambda: not message.answer.pending, timeout=60_000)
+    finally:
+        meter.stop()
+    # Qt's own setHtml and layout of the part that is shown still run on the GUI thread (~0.1-0.3 s here).
+    assert meter.longest < 1.0, f"the event loop stalled for {meter.longest * 1000:.0f} ms"
+    shown = message.answer.toPlainText()
+    assert shown.startswith("Four. Really four; see 2 + 2 and why.") and "answer are not shown here" in shown
+    assert message.answer_text == answer and message.answer.text() == answer  # Copy gives all of it
+    assert message.reasoning.text() == reasoning and message.reasoning.hidden_chars > 0
+    assert "reasoning is not shown here" in message.reasoning.body.toPlainText()

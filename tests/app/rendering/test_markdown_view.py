@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QGuiApplication, QPalette
 from pytestqt.qtbot import QtBot
 
-from gpt_oss_desktop.app.rendering import render_markdown
+from gpt_oss_desktop.app.rendering import markdown_view, render_markdown
 from gpt_oss_desktop.app.rendering.markdown_view import MarkdownView
 from tests.app.rendering.corpus import FIXED, tokenize
 
@@ -106,3 +108,55 @@ def test_dark_palette_switches_code_style(qtbot: QtBot) -> None:
     view.setPalette(palette)
     qtbot.waitUntil(lambda: "#272822" in view.toHtml().lower(), timeout=2000)
     assert view.code_blocks() == ["x = 1"]
+
+
+def _long_markdown(chars: int) -> str:
+    block = "A paragraph with *emphasis*, `code` and a [link](https://example.org).\n\n- one\n- two\n\n"
+    return block * (chars // len(block) + 1)
+
+
+def test_a_long_text_renders_off_the_gui_thread_to_the_same_document(qtbot: QtBot, monkeypatch: Any) -> None:
+    text = _long_markdown(markdown_view.BACKGROUND_RENDER_CHARS * 2)
+    view = _view(qtbot)
+    view.set_text(text)
+    # Not parsed yet: the worker thread has it, the view says what is coming, and the whole text is already its text.
+    assert view.pending and "Showing a long answer" in view.toPlainText()
+    assert view.text() == text
+    qtbot.waitUntil(lambda: not view.pending, timeout=10_000)
+
+    monkeypatch.setattr(markdown_view, "BACKGROUND_RENDER_CHARS", len(text))
+    reference = _view(qtbot)
+    reference.set_text(text)  # rendered at once, on this thread
+    assert not reference.pending
+    assert view.toHtml() == reference.toHtml()
+    assert view.hidden_chars == 0 and view.text() == text
+
+
+def test_a_newer_text_wins_over_a_long_one_still_rendering(qtbot: QtBot) -> None:
+    view = _view(qtbot)
+    view.set_text(_long_markdown(markdown_view.BACKGROUND_RENDER_CHARS * 4))
+    view.set_text("Short **answer**")
+    assert not view.pending and view.toPlainText().strip() == "Short answer"
+    # The worker runs requests in order: once another view's long text is shown, the superseded one is done too.
+    other = _view(qtbot)
+    other.set_text(_long_markdown(markdown_view.BACKGROUND_RENDER_CHARS * 2))
+    qtbot.waitUntil(lambda: not other.pending, timeout=10_000)
+    assert view.toPlainText().strip() == "Short answer" and view.text() == "Short **answer**"
+
+
+def test_text_past_the_display_limit_is_kept_and_the_view_says_so(qtbot: QtBot, monkeypatch: Any) -> None:
+    monkeypatch.setattr(markdown_view, "DISPLAY_LIMIT_CHARS", 4_000)
+    monkeypatch.setattr(markdown_view, "BACKGROUND_RENDER_CHARS", 1_000)
+    text = "First line.\n\n" + _long_markdown(20_000) + "The very end."
+    view = _view(qtbot)
+    view.set_text(text)
+    qtbot.waitUntil(lambda: not view.pending, timeout=10_000)
+    shown = view.toPlainText()
+    assert shown.startswith("First line.") and "The very end." not in shown
+    assert view.text() == text  # Copy and export read the whole text
+    assert 0 < view.hidden_chars <= len(text) - 2_000
+    assert f"of this {len(text) / 1000:.0f} KB answer are not shown here" in shown
+    # More text (a stream that goes on) keeps the whole text and the same limit.
+    view.append_text(" More.")
+    qtbot.waitUntil(lambda: not view.pending, timeout=10_000)
+    assert view.text() == text + " More." and view.hidden_chars > 0
