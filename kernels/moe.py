@@ -535,8 +535,7 @@ def _prepare(
     )
     if any(t.device != x.device for t in tensors):
         raise ValueError(f"all MoE operands must be on {x.device}")
-    if x.device.type != "cuda" and not _interpreting():
-        raise RuntimeError(f"the Triton MoE kernels need a CUDA device (or TRITON_INTERPRET=1), got {x.device}")
+    check_kernel_device(x)
     # Expert indices are not range-checked here: that needs a device->host sync per layer. Values outside [0, E)
     # read out of bounds in the decode form (the prefill form's scatter_add_ rejects them).
     return _MoeArgs(
@@ -551,6 +550,12 @@ def _prepare(
         hidden=hidden,
         intermediate=intermediate,
     )
+
+
+def check_kernel_device(x: torch.Tensor) -> None:
+    """The operands are on a device the Triton kernels can run on (kernels.triton_aot replaces this to record)."""
+    if x.device.type != "cuda" and not _interpreting():
+        raise RuntimeError(f"the Triton MoE kernels need a CUDA device (or TRITON_INTERPRET=1), got {x.device}")
 
 
 def _interpreting() -> bool:
