@@ -8,7 +8,8 @@ from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QMenu, QPushButton, Q
 from gpt_oss_desktop.app.settings import MAX_TOKENS_KEY, TEMPERATURE_KEY, TOP_P_KEY
 from gpt_oss_desktop.engine.sampling import DEFAULT_MAX_TOKENS, SamplingParams
 
-# Defaults come from SamplingParams itself (spec §6: temperature 1.0, top_p 1.0), not repeated here.
+# Defaults come from SamplingParams itself (docs/model.md#sampling-defaults: temperature 1.0, top_p 1.0), not
+# repeated here.
 _DEFAULTS = SamplingParams()
 
 

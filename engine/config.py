@@ -1,6 +1,6 @@
 """gpt-oss model configuration, read from any of the config.json spellings in circulation.
 
-Three spellings exist (spec §1.1, pitfall 16):
+Three spellings exist (docs/model.md#config-spellings, docs/model.md#pitfall-config-key-drift):
 - OpenAI's ``original/config.json``: exactly 16 ``ModelConfig`` fields (``num_experts``, ``rope_ntk_beta``, ...).
 - Hugging Face ``config.json`` with ``rope_scaling`` (transformers 4.55).
 - Hugging Face ``config.json`` with ``rope_parameters`` (transformers >= 5), ``rope_theta`` inside it.
@@ -39,7 +39,7 @@ ORIGINAL_CONFIG_KEYS: tuple[str, ...] = (
     "rope_ntk_beta",
 )
 
-MXFP4_BLOCK = 32  # values per MXFP4 scale group (spec §3.1.2)
+MXFP4_BLOCK = 32  # values per MXFP4 scale group (docs/model.md#mxfp4)
 
 # A real config.json is ~2 KB; anything this large is not one (and is not read into memory).
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
@@ -147,7 +147,7 @@ class ModelConfig:
             if getattr(self, name) % MXFP4_BLOCK:
                 raise ConfigError(f"{name} must be a multiple of {MXFP4_BLOCK} (the MXFP4 group size)")
         if not self.sliding_layers:
-            # Reference rule: even layers (0, 2, ...) slide, odd layers are full (spec §2.4 step 6).
+            # Reference rule: even layers (0, 2, ...) slide, odd layers are full (docs/model.md#sliding-window).
             object.__setattr__(self, "sliding_layers", tuple(i % 2 == 0 for i in range(self.num_hidden_layers)))
         if len(self.sliding_layers) != self.num_hidden_layers:
             raise ConfigError(f"layer_types has {len(self.sliding_layers)} entries for {self.num_hidden_layers} layers")
@@ -242,7 +242,7 @@ class ModelConfig:
         if not isinstance(truncate, bool):
             raise ConfigError(f"must be true or false, got {truncate!r}", key=f"{rope_key}.truncate")
         if truncate:
-            # gpt-oss needs the unrounded YaRN correction range (spec pitfall 3).
+            # gpt-oss needs the unrounded YaRN correction range (docs/model.md#pitfall-unrounded-yarn).
             raise ConfigError("rope truncate=true is not gpt-oss's YaRN (bounds must stay unrounded)")
         theta = rope.number("rope_theta", above=1.0) if "rope_theta" in rope.raw else None
         if theta is None:
@@ -370,7 +370,7 @@ class ModelConfig:
 
     # ----------------------------------------------------------------------------------------------- YaRN
     def yarn_parameters(self) -> tuple[float, float, float]:
-        """(concentration, low, high) of the YaRN NTK-by-parts correction, unrounded (spec §2.5)."""
+        """(concentration, low, high) of the YaRN NTK-by-parts correction, unrounded (docs/model.md#rope-and-yarn)."""
         if self.rope_scaling_factor <= 1.0:
             return 1.0, 0.0, 0.0  # plain RoPE: no YaRN blending, no temperature
         concentration = 0.1 * math.log(self.rope_scaling_factor) + 1.0

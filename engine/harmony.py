@@ -5,9 +5,9 @@ reasoning (``analysis``), tool calls and tool results, and the assistant's answe
 "turns", because inside one turn a tool loop interleaves reasoning, calls and results, and the renderer needs that
 order.
 
-:func:`render_prompt` prunes earlier turns' reasoning itself (spec §4.5): harmony's ``auto_drop_analysis`` only drops
-analysis before the *first* final answer, and nothing at all while a tool call is in progress, so a 3-turn chat
-would otherwise resend turn 2's chain of thought.
+:func:`render_prompt` prunes earlier turns' reasoning itself (docs/model.md#dropping-earlier-reasoning): harmony's
+``auto_drop_analysis`` only drops analysis before the *first* final answer, and nothing at all while a tool call is in
+progress, so a 3-turn chat would otherwise resend turn 2's chain of thought.
 """
 
 from __future__ import annotations
@@ -156,7 +156,9 @@ def from_harmony(messages: Iterable[Message]) -> list[ChatMessage]:
 
 
 def prune_reasoning(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
-    """Drop chain-of-thought of finished turns: analysis messages before the last user message (spec §4.5).
+    """Drop chain-of-thought of finished turns: analysis messages before the last user message.
+
+    Why the engine prunes itself instead of harmony: docs/model.md#dropping-earlier-reasoning.
 
     The current turn (after the last user message) keeps its reasoning, tool calls and tool results, so a tool loop
     continues with its chain of thought. Earlier tool calls and results stay (they are facts, not reasoning).
@@ -242,7 +244,8 @@ def render_prompt(
         tools=tools,
     )
     enc = encoding if encoding is not None else get_encoding()
-    # Our pruning already did the right thing; harmony's own rule would drop a different set (spec §4.5).
+    # Our pruning already did the right thing; harmony's own rule would drop a different set
+    # (docs/model.md#dropping-earlier-reasoning).
     config = RenderConversationConfig(auto_drop_analysis=False)
     return list(enc.render_conversation_for_completion(conversation, Role.ASSISTANT, config))
 

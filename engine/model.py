@@ -1,4 +1,4 @@
-"""The gpt-oss transformer, written to read like the spec (docs/gpt-oss-spec.md §2).
+"""The gpt-oss transformer, written to read like docs/model.md#forward-pass.
 
 One model definition serves every backend: the math of each hot op lives in ``kernels/`` (torch references that
 the CPU path runs), reached through :mod:`engine.ops`.

@@ -18,14 +18,15 @@ _SEED_LIMIT = 2**64  # torch.Generator.manual_seed accepts seeds below this
 
 @dataclass(frozen=True, slots=True)
 class SamplingParams:
-    """How to pick each next token. Defaults follow OpenAI's recommendation for gpt-oss (spec §6).
+    """How to pick each next token. Defaults follow OpenAI's advice for gpt-oss (docs/model.md#sampling-defaults).
 
     temperature: 0 means greedy (argmax); otherwise logits are divided by it.
     top_p: nucleus sampling mass in (0, 1]; 1 disables it.
     top_k: keep the k most likely tokens; 0 disables it.
     seed: makes sampling reproducible on one device; None uses fresh randomness.
     max_tokens: most tokens to generate, the stop token included.
-    stop_tokens: generation ends after sampling one of these (default ``<|return|>``, ``<|call|>``; spec §4.2).
+    stop_tokens: generation ends after sampling one of these (default ``<|return|>``, ``<|call|>``;
+        docs/model.md#stop-tokens).
     """
 
     temperature: float = 1.0

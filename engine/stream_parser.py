@@ -1,10 +1,10 @@
 """Turn completion tokens into :class:`~engine.events.Delta` s, tolerating the malformed harmony the model emits.
 
-Wraps ``openai_harmony.StreamableParser`` (spec §4.6). The wrapped parser raises ``HarmonyError`` on malformed
-output that real models produce (spec §7 item 11): ``<|end|>`` followed by ``<|return|>``, an unknown role such as
-``assistantassistant``, a header with ``<|channel|>`` but no channel name, tokens after ``<|call|>``, and the
-output ending inside a header. A chat app must never lose an answer to that, so this class never raises from
-:meth:`feed` or :meth:`finish`. Its policy:
+Wraps ``openai_harmony.StreamableParser`` (docs/model.md#streaming-parser). The wrapped parser raises ``HarmonyError``
+on malformed output that real models produce (docs/model.md#pitfall-malformed-harmony): ``<|end|>`` followed by
+``<|return|>``, an unknown role such as ``assistantassistant``, a header with ``<|channel|>`` but no channel name,
+tokens after ``<|call|>``, and the output ending inside a header. A chat app must never lose an answer to that, so this
+class never raises from :meth:`feed` or :meth:`finish`. Its policy:
 
 - Messages already completed are always kept.
 - A header that fails to parse is salvaged: channel (``<|channel|>X``), recipient (``to=X``) and content type
@@ -195,7 +195,7 @@ class HarmonyStreamParser:
             self._begin_header()
             return False
         if token in ASSISTANT_STOP_TOKENS:
-            # <|end|><|return|>: the answer was already complete (spec §7 item 11).
+            # <|end|><|return|>: the answer was already complete (docs/model.md#pitfall-malformed-harmony).
             self._note(f"{self._text([token])} after a closed message")
             self._stop_token = token
             self._other += self._msg_tokens

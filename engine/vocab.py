@@ -1,9 +1,9 @@
 """The o200k_harmony vocabulary: the bundled BPE file, its integrity check, and the shared harmony encoding.
 
-openai-harmony downloads ``o200k_base.tiktoken`` on first use unless ``TIKTOKEN_ENCODINGS_BASE`` names a folder
-holding it (spec §4.1). A desktop app must work offline, so unless the user chose a folder themselves we point
-harmony at the copy shipped in ``resources/``, after checking its SHA-256 ourselves: harmony's own check reports
-a corrupt file with a cryptic message, ours names the file and what to do.
+openai-harmony downloads ``o200k_base.tiktoken`` on first use unless ``TIKTOKEN_ENCODINGS_BASE`` names a folder holding
+it (docs/model.md#vocabulary-file). A desktop app must work offline, so unless the user chose a folder themselves we
+point harmony at the copy shipped in ``resources/``, after checking its SHA-256 ourselves: harmony's own check reports a
+corrupt file with a cryptic message, ours names the file and what to do.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ VOCAB_FILE_NAME: Final = "o200k_base.tiktoken"
 VOCAB_SHA256: Final = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
 ENCODINGS_BASE_ENV: Final = "TIKTOKEN_ENCODINGS_BASE"
 
-# Special-token ids of o200k_harmony (spec §4.1); fixed by the tokenizer, so plain constants avoid
+# Special-token ids of o200k_harmony (docs/model.md#special-tokens); fixed by the tokenizer, so plain constants avoid
 # loading the encoding just to name a token.
 STARTOFTEXT: Final = 199998
 ENDOFTEXT: Final = 199999
@@ -38,7 +38,8 @@ END: Final = 200007
 MESSAGE: Final = 200008
 CALL: Final = 200012
 
-# Tokens that end an assistant action: sampling stops on them (spec §4.2). <|end|> is deliberately absent.
+# Tokens that end an assistant action: sampling stops on them (docs/model.md#stop-tokens). <|end|> is deliberately
+# absent.
 ASSISTANT_STOP_TOKENS: Final[frozenset[int]] = frozenset({RETURN, CALL})
 # Tokens that close a message in the harmony grammar.
 MESSAGE_STOP_TOKENS: Final[frozenset[int]] = frozenset({RETURN, END, CALL})

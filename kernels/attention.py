@@ -1,4 +1,4 @@
-"""Grouped-query attention with learned sinks and an optional sliding window (spec §2.4): torch reference.
+"""Grouped-query attention with learned sinks and an optional sliding window (docs/model.md#attention): torch reference.
 
 The reference works on explicit absolute positions for queries and keys, so one function serves prefill from any
 cache offset, decode, and ring-buffer (sliding-window) caches whose keys are not stored in position order.

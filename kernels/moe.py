@@ -1,4 +1,4 @@
-"""Mixture-of-experts MLP with MXFP4 (or dense) expert weights (spec §2.6): torch reference.
+"""Mixture-of-experts MLP with MXFP4 (or dense) expert weights (docs/model.md#experts-and-swiglu): torch reference.
 
 Work is grouped by expert, never by token: tokens routed to an expert are gathered, the expert's weights are
 decoded once (only for experts some token selected), and one matmul per projection serves all of them.

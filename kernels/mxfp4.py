@@ -1,6 +1,6 @@
 """MXFP4 (OCP microscaling, E2M1 values with one E8M0 scale per 32) decoding: the torch reference.
 
-Layout (spec §3.1.2): ``blocks[..., rows, G, 16]`` uint8 holds 32 values per group, element ``2j`` in the low
+Layout (docs/model.md#mxfp4): ``blocks[..., rows, G, 16]`` uint8 holds 32 values per group, element ``2j`` in the low
 nibble of byte ``j`` and element ``2j+1`` in the high nibble; ``scales[..., rows, G]`` uint8 is a biased exponent,
 multiplier ``2**(scale - 127)``. Groups run along the last (input / reduction) dimension.
 """

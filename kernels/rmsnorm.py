@@ -1,4 +1,4 @@
-"""RMSNorm (spec §2.3): the torch references and the Triton kernel (plain and fused with the residual add)."""
+"""RMSNorm (docs/model.md#rmsnorm): torch references and the Triton kernel (plain and fused with the residual add)."""
 
 from __future__ import annotations
 

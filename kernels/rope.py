@@ -1,4 +1,4 @@
-"""Rotary position embedding with YaRN NTK-by-parts scaling and concentration (spec §2.5).
+"""Rotary position embedding with YaRN NTK-by-parts scaling and concentration (docs/model.md#rope-and-yarn).
 
 Torch references (tables and rotation) and the Triton rotation kernel.
 """

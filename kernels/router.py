@@ -1,4 +1,4 @@
-"""MoE router (spec §2.6 steps 2–3): linear with bias, top-k on the logits, softmax over the k.
+"""MoE router (docs/model.md#moe-router): linear with bias, top-k on the logits, softmax over the k.
 
 Torch reference and the fused Triton kernel.
 """

@@ -30,7 +30,7 @@ class CatalogModel:
         key: stable id ("gpt-oss-20b"), also the display name.
         repo_id: the Hub repo.
         config: its architecture (the engine's preset of the same shape).
-        weight_files: the ``original/`` weight files the repo holds (spec §3.3).
+        weight_files: the ``original/`` weight files the repo holds (docs/model.md#hub-repository-files).
         weight_bytes: tensor bytes of those files (safetensors headers add a few kB).
         summary: one line for the wizard.
     """

@@ -1,8 +1,8 @@
 """Which files of a gpt-oss repo the engine needs: ``original/`` config, dtypes and weights, nothing else.
 
 A repo holds the same weights twice (``original/`` and the Hugging Face layout at the root) plus ``metal/model.bin``
-(spec §3.3). The engine loads ``original/`` directly, so that is the only layout fetched: never ``metal/``, never the
-root shards.
+(docs/model.md#hub-repository-files). The engine loads ``original/`` directly, so that is the only layout fetched: never
+``metal/``, never the root shards.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""MXFP4 encoder, the inverse of :func:`kernels.mxfp4.dequantize_mxfp4` (spec §3.1.2).
+"""MXFP4 encoder, the inverse of :func:`kernels.mxfp4.dequantize_mxfp4` (docs/model.md#mxfp4).
 
 Per group of 32 values along the last dim:
 - scale: the smallest power of two ``2**e`` with ``amax / 2**e <= 6`` (FP4's largest magnitude), i.e.

@@ -1,6 +1,7 @@
 """Tensor names, expected shapes and the original <-> Hugging Face name mapping.
 
-Canonical (in-memory) names are OpenAI's ``original/`` names (spec §3.1.1). Hugging Face names follow spec §3.2.
+Canonical (in-memory) names are OpenAI's ``original/`` names (docs/model.md#original-layout); Hugging Face names:
+docs/model.md#hugging-face-layout.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 | small | 4  | 256 / 256   | 8/2 x 32  | 8 (2)    | 201088 | 16  | ~211 MB: runs the real tokenizer; the two [V, H] |
 |       |    |             |           |          |        |     | bf16 matrices dominate, everything else is ~3 MB |
 | mini  | 4  | 2880 / 2880 | 64/8 x 64 | 32 (4)   | 201088 | 128 | ~4.2 GB: 20b widths, kernel shapes at full size |
-| 20b   | 24 | 2880 / 2880 | 64/8 x 64 | 32 (4)   | 201088 | 128 | 13.76 GB (spec §1.1) |
+| 20b   | 24 | 2880 / 2880 | 64/8 x 64 | 32 (4)   | 201088 | 128 | 13.76 GB (docs/model.md#sizes) |
 | 120b  | 36 | 2880 / 2880 | 64/8 x 64 | 128 (4)  | 201088 | 128 | 65.25 GB |
 
 RoPE/YaRN and SwiGLU settings are the real ones (ModelConfig defaults) in every preset.

@@ -39,7 +39,7 @@ CONFIG_NAME = "config.json"
 DTYPES_NAME = "dtypes.json"
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
-# original shards are 1-based with a double dash, HF shards 0-based with a single dash (spec §3.1, §3.2)
+# original shards are 1-based with a double dash, HF shards 0-based with a single dash (docs/model.md#shard-names)
 _SHARD_RE = re.compile(r"^model(--?)(\d{5})-of-(\d{5})\.safetensors$")
 # The index of gpt-oss-120b is ~60 KB; the tensor count is bounded like one safetensors header's.
 MAX_INDEX_BYTES = 16 * 1024 * 1024

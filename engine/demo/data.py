@@ -271,7 +271,7 @@ def completion_tokens(analysis: str, final: str, encoding: HarmonyEncoding | Non
     first = enc.render(Message.from_role_and_content(Role.ASSISTANT, analysis).with_channel("analysis"))
     second = enc.render(Message.from_role_and_content(Role.ASSISTANT, final).with_channel("final"))
     # Each render is <|start|>assistant<|channel|>…<|end|>; the prompt already ends with <|start|>assistant, and
-    # the answer ends with <|return|> (the stop token) instead of <|end|> (spec §4.5).
+    # the answer ends with <|return|> (the stop token) instead of <|end|> (docs/model.md#stop-tokens).
     return list(first[2:]) + list(second[:-1]) + [RETURN]
 
 

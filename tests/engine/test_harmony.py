@@ -162,7 +162,8 @@ def test_three_turns_prune_turn_two_analysis_where_harmony_keeps_it(enc: Harmony
     ours = render_prompt(history, current_date=DATE)
     want = expected(enc, [system(), user("Q1"), asst("final", "A1"), user("Q2"), asst("final", "A2"), user("Q3")])
     assert ours == want
-    # The library's own auto-drop keeps turn 2's reasoning (spec §4.5 (a)); ours does not.
+    # The library's own auto-drop keeps turn 2's reasoning (docs/model.md#dropping-earlier-reasoning, case (a));
+    # ours does not.
     lib = harmony_default(
         enc,
         [
@@ -244,7 +245,8 @@ def test_during_tool_call_current_analysis_kept_prior_pruned(enc: HarmonyEncodin
         allowed_special="all",
     )
     assert contains(ours, result)
-    # harmony's auto-drop keeps everything while a tool call is in progress (spec §4.5 (b)).
+    # harmony's auto-drop keeps everything while a tool call is in progress
+    # (docs/model.md#dropping-earlier-reasoning, case (b)).
     assert "SECRET-1" in enc.decode(harmony_default(enc, full))
 
 

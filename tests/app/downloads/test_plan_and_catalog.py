@@ -1,4 +1,5 @@
-"""File selection for the two real repos (file lists from spec §3.3), the catalog's numbers, the hardware verdict."""
+"""File selection for the two real repos (file lists: docs/model.md#hub-repository-files), the catalog's numbers,
+the hardware verdict."""
 
 from __future__ import annotations
 
@@ -88,8 +89,9 @@ def test_a_repo_with_only_the_hf_layout_is_refused() -> None:
 def test_catalog_sizes_come_from_the_engine_configs() -> None:
     small, large = catalog_model("gpt-oss-20b"), catalog_model("gpt-oss-120b")
     assert [m.key for m in CATALOG] == ["gpt-oss-20b", "gpt-oss-120b"]
-    assert small.weight_bytes == checkpoint_bytes(PRESETS["20b"], "original") == 13_761_264_768  # spec: 13.76 GB
-    assert round(large.weight_bytes / GB, 2) == 65.25  # spec §3.3
+    # 13.76 GB: docs/model.md#sizes
+    assert small.weight_bytes == checkpoint_bytes(PRESETS["20b"], "original") == 13_761_264_768
+    assert round(large.weight_bytes / GB, 2) == 65.25  # docs/model.md#hub-repository-files
     assert large.weight_files[-1] == "original/model--00007-of-00007.safetensors" and large.sharded
     # 12 full layers keep every token, 12 sliding layers 128: K and V of 8 heads x 64 dims in bf16
     assert kv_cache_bytes(PRESETS["20b"]) == 2 * 8 * 64 * 2 * (12 * 16384 + 12 * 128)

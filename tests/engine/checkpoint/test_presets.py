@@ -1,4 +1,4 @@
-"""Preset shapes against the spec's byte counts."""
+"""Preset shapes against the published byte counts (docs/model.md#sizes)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from gpt_oss_desktop.engine.errors import EngineError
 
 
 def test_real_presets_match_the_published_sizes() -> None:
-    # spec §1.2: checkpoint tensor bytes; §3.1.1: 363 / 543 tensors
+    # docs/model.md#sizes: checkpoint tensor bytes, 363 / 543 tensors
     assert checkpoint_bytes(PRESETS["20b"], "original") == 13_761_264_768
     assert checkpoint_bytes(PRESETS["120b"], "original") == 65_248_815_744
     assert len(canonical_specs(PRESETS["20b"], mxfp4=True)) == 363
