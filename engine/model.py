@@ -151,7 +151,7 @@ class Model:
         """Final-normed hidden states of a batch of equal-length sequences from position 0, no cache.
 
         ``token_ids`` ``[T]`` or ``[B, T]`` -> ``[T, H]`` or ``[B, T, H]``. Not under inference_mode, so it is
-        differentiable when the weights require grad (the demo model is trained through it, engine.demo.train).
+        differentiable when the weights require grad (the demo model is trained through it, tools/demo/train.py).
         """
         ids = token_ids if token_ids.dim() == 2 else token_ids.reshape(1, -1)
         batch, length = ids.shape

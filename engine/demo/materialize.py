@@ -81,7 +81,7 @@ def expand_weights(compact: dict[str, torch.Tensor], manifest: dict[str, Any]) -
     """Canonical full-vocabulary tensors from the compact ones.
 
     ``embedding.rows`` / ``unembedding.rows`` are ``[U + 1, H]``: row ``j < U`` belongs to token
-    ``used_token_ids[j]`` and row ``U`` is the shared row, copied to every unused id (see engine.demo.train).
+    ``used_token_ids[j]`` and row ``U`` is the shared row, copied to every unused id (see tools/demo/train.py).
     """
     config = ModelConfig.from_dict(manifest["config"])
     used = torch.tensor(manifest["used_token_ids"], dtype=torch.long)

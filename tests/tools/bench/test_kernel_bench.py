@@ -14,9 +14,9 @@ import os
 import pytest
 import torch
 
-from gpt_oss_desktop.engine.bench import kernel_bench as kb
 from gpt_oss_desktop.engine.checkpoint.presets import get_preset
 from gpt_oss_desktop.engine.cli import main
+from tools.bench import kernel_bench as kb
 
 pytest.importorskip("triton")
 

@@ -496,8 +496,8 @@ def model_bytes_per_token(model: Any, context: int) -> int:
 def bench_model_decode(model_path: Path, *, context: int, iters: int, peak_gbs: float) -> dict[str, Any]:
     """Full ``Model.decode`` steps (batch 1, Triton backend) after a ``context``-token prompt: tok/s and the
     fraction of the roofline computed from this checkpoint's own tensors."""
-    from gpt_oss_desktop.engine.bench.measure import random_prompt
     from gpt_oss_desktop.engine.loader import load_model
+    from tools.bench.measure import random_prompt
 
     model = load_model(model_path, device="cuda")
     if model.ops.name != "triton":
