@@ -33,10 +33,11 @@ import torch.nn.functional as F
 from gpt_oss_desktop.engine.checkpoint.names import canonical_specs
 from gpt_oss_desktop.engine.checkpoint.presets import get_preset
 from gpt_oss_desktop.engine.checkpoint.synthetic import random_tensor
-from gpt_oss_desktop.engine.config import MXFP4_BLOCK, ModelConfig
+from gpt_oss_desktop.engine.config import ModelConfig
 from gpt_oss_desktop.engine.errors import EngineError
 from gpt_oss_desktop.kernels.attention import decode_split_size
 from gpt_oss_desktop.kernels.moe import Mxfp4Experts
+from gpt_oss_desktop.kernels.mxfp4 import MXFP4_BLOCK
 from gpt_oss_desktop.kernels.rope import rope_cos_sin, yarn_inv_freq
 
 logger = logging.getLogger(__name__)

@@ -31,6 +31,7 @@ from gpt_oss_desktop.engine.generator import Generator
 from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort, render_prompt
 from gpt_oss_desktop.engine.loader import load_model
 from gpt_oss_desktop.engine.model import Model
+from gpt_oss_desktop.engine.model_ref import DEMO_MODEL
 from gpt_oss_desktop.engine.sampling import SamplingParams
 from gpt_oss_desktop.engine.stream_parser import HarmonyStreamParser
 from gpt_oss_desktop.engine.vocab import RETURN, get_encoding
@@ -141,7 +142,7 @@ def evaluate(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.demo.evaluate", description=__doc__.split("\n")[0])
-    p.add_argument("--model", default="demo", help="model to evaluate (default: the shipped demo)")
+    p.add_argument("--model", default=DEMO_MODEL, help="model to evaluate (default: the shipped demo)")
     p.add_argument("--per-family", type=int, default=50, help="held-out problems per family (each at 3 efforts)")
     p.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
     p.add_argument("--max-tokens", type=int, default=256)
