@@ -3,7 +3,8 @@
 :class:`Generator` owns one cache slot across requests. A new prompt that starts with tokens already in the cache
 (the usual case in a chat: the history is re-rendered each turn) only prefills the differing tail. Each request
 either streams harmony :class:`~engine.events.Delta` s and one :class:`~engine.events.Done` (:meth:`Generator.stream`)
-or raw token ids (:meth:`Generator.generate_ids`).
+or raw token ids (:meth:`Generator.generate_ids`). The token loop is :func:`engine.decode_loop.decode_steps`, the
+one :class:`~engine.batch_generator.BatchGenerator` runs too, here with a batch of one.
 
 Error policy: a request that cannot run (empty prompt, prompt longer than the context, token ids outside the
 vocabulary) raises :class:`~engine.errors.GenerationError` before touching the model. An exception raised by the
