@@ -8,16 +8,16 @@ batch (an effort comparison).
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gpt_oss_desktop.engine.events import Delta, Done
+from gpt_oss_desktop.engine.events import Delta, Done, LoadProgress
 from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort
-from gpt_oss_desktop.engine.sampling import SamplingParams
 
-# The model reference that selects the bundled demo model.
-DEMO_MODEL = "demo"
+# The model reference that selects the bundled demo model (re-exported: the app reads it from here).
+from gpt_oss_desktop.engine.model_ref import DEMO_MODEL as DEMO_MODEL
+from gpt_oss_desktop.engine.sampling import SamplingParams
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +82,6 @@ class RequestError(Exception):
     """A request that could not run at all (no model loaded, prompt longer than the context, ...)."""
 
 
-ProgressCallback = Callable[[float, str], None]
-"""Called on the GUI thread with (fraction 0..1, what is happening)."""
-
-
 class ChatBackend(Protocol):
     """Loads a model and streams answers. Every method is called from the GUI thread's event loop."""
 
@@ -94,8 +90,11 @@ class ChatBackend(Protocol):
         """The loaded model, or None."""
         ...
 
-    async def load(self, model_ref: str, on_progress: ProgressCallback | None = None) -> ModelInfo:
-        """Load ``model_ref`` (a folder or :data:`DEMO_MODEL`), replacing any loaded model. Raises LoadError."""
+    async def load(self, model_ref: str, on_progress: LoadProgress | None = None) -> ModelInfo:
+        """Load ``model_ref`` (a folder or :data:`DEMO_MODEL`), replacing any loaded model. Raises LoadError.
+
+        ``on_progress`` is called on the GUI thread.
+        """
         ...
 
     def stream(self, request: ChatRequest) -> AsyncGenerator[Delta | Done, None]:

@@ -25,12 +25,11 @@ from gpt_oss_desktop.app.backend import (
     LoadError,
     LoadErrorKind,
     ModelInfo,
-    ProgressCallback,
     RequestError,
 )
 from gpt_oss_desktop.engine.batch_generator import BatchGenerator
 from gpt_oss_desktop.engine.errors import CheckpointError, ConfigError, EngineError, GenerationError, LoadCancelled
-from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
+from gpt_oss_desktop.engine.events import Delta, Done, FinishReason, LoadProgress
 from gpt_oss_desktop.engine.generator import Generator, ModelLike
 from gpt_oss_desktop.engine.vocab import get_encoding
 
@@ -40,7 +39,6 @@ logger = logging.getLogger(__name__)
 # chats are rare on a desktop; 16k keeps gpt-oss-20b's cache near 1 GB.
 DEFAULT_CONTEXT: Final = 16384
 
-LoadProgress = Callable[[float, str], None]
 Loader = Callable[[str, LoadProgress], ModelLike]
 """``loader(model_ref, on_progress)`` turns a model reference into a loaded model on the engine thread, calling
 ``on_progress(fraction, text)`` as it goes; it must let :class:`engine.errors.LoadCancelled` raised by
@@ -203,7 +201,7 @@ class LocalEngine:
     def info(self) -> ModelInfo | None:
         return self._info
 
-    async def load(self, model_ref: str, on_progress: ProgressCallback | None = None) -> ModelInfo:
+    async def load(self, model_ref: str, on_progress: LoadProgress | None = None) -> ModelInfo:
         cancel = threading.Event()
         outbox = self._submit(lambda o: _LoadJob(model_ref, cancel, o))
         self._load_cancel = cancel

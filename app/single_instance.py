@@ -44,6 +44,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtNetwork import QAbstractSocket, QLocalServer, QLocalSocket
 from PySide6.QtWidgets import QWidget
 
+from gpt_oss_desktop.engine.model_ref import is_builtin
 from gpt_oss_desktop.engine.paths import APP_DIR_NAME, user_data_dir
 from gpt_oss_desktop.engine.private_files import check_private_dir, current_uid, require_private_dir
 
@@ -198,7 +199,7 @@ def check_socket_file(name: str) -> None:
 
 def resolve_model_ref(model: str | None, cwd: Path) -> str | None:
     """A ``--model`` value as the running app must see it: folders made absolute against the launch's folder."""
-    if model is None or model == "demo":
+    if model is None or is_builtin(model):
         return model
     path = Path(model).expanduser()
     return str(path if path.is_absolute() else cwd / path)

@@ -26,15 +26,15 @@ import threading
 import time
 from collections.abc import Generator as PyGenerator
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from gpt_oss_desktop.engine.decode_loop import SequenceState, SlotEvent, Step, decode_steps, end_running, harmony_events
 from gpt_oss_desktop.engine.errors import GenerationError
-from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
+from gpt_oss_desktop.engine.events import FinishReason
 from gpt_oss_desktop.engine.generator import ModelLike
-from gpt_oss_desktop.engine.sampling import SamplingParams, make_generator, sample
+from gpt_oss_desktop.engine.sampling import SamplingParams
 from gpt_oss_desktop.engine.stream_parser import HarmonyStreamParser
 
 if TYPE_CHECKING:
@@ -42,32 +42,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-BatchEvent = tuple[int, Delta | Done]
-"""``(index of the request in the batch, event)``."""
-
-
-@dataclass(slots=True)
-class _Sequence:
-    """Mutable state of one sequence of the batch (its slot in the cache is its index)."""
-
-    index: int
-    prompt: list[int]
-    params: SamplingParams
-    parser: HarmonyStreamParser
-    rng: torch.Generator | None = None
-    produced: int = 0
-    last_token: int = -1
-    prefill_seconds: float = 0.0
-    first_token_at: float | None = None
-    first_final_at: float | None = None
-    decode_seconds: float = 0.0  # decode steps it took part in + its own sampling, for tokens after the first
-    decoded: int = 0
-    finish_reason: FinishReason | None = None  # None while running
-    error: str | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.finish_reason is None
+BatchEvent = SlotEvent
+"""``(index of the request in the batch, event)``: request i runs in slot i."""
 
 
 class BatchGenerator:
@@ -138,102 +114,26 @@ class BatchGenerator:
     def _stream(
         self, prompts: list[list[int]], params: list[SamplingParams], cancel: threading.Event | None
     ) -> Iterator[BatchEvent]:
+        started = time.perf_counter()
+        # Request i is sequence i in slot i of the batch's cache.
         sequences = [
-            _Sequence(index=i, prompt=p, params=params[i], parser=HarmonyStreamParser(self._encoding))
-            for i, p in enumerate(prompts)
+            SequenceState(i, prompt, params[i], started, HarmonyStreamParser(self._encoding))
+            for i, prompt in enumerate(prompts)
         ]
         # closing(): a consumer abandoning the stream also ends the loop (and frees the lock and the cache) at once.
-        with self._lock, contextlib.closing(self._run(sequences, cancel)) as events:
+        with self._lock, contextlib.closing(harmony_events(self._steps(sequences, cancel))) as events:
             yield from events
 
-    def _run(self, sequences: list[_Sequence], cancel: threading.Event | None) -> PyGenerator[BatchEvent, None, None]:
-        started = time.perf_counter()
-        device = self.model.device
-        for seq in sequences:
-            seq.rng = make_generator(seq.params.seed, device)
-
-        def cancelled() -> bool:
-            return cancel is not None and cancel.is_set()
-
+    def _steps(self, sequences: list[SequenceState], cancel: threading.Event | None) -> PyGenerator[Step, None, None]:
         try:
             cache: Any = self.model.new_cache(len(sequences), self._max_context)
-            # Prefill one slot at a time (prompts differ in length) and stream each first token right away.
-            for seq in sequences:
-                if cancelled():
-                    break
-                prefill_started = time.perf_counter()
-                with torch.inference_mode():
-                    logits = self.model.prefill(seq.prompt, cache, seq.index)
-                seq.prefill_seconds = time.perf_counter() - prefill_started
-                yield from self._take(seq, logits, cache, started)
-            while any(seq.running for seq in sequences):
-                if cancelled():
-                    break
-                active = [seq for seq in sequences if seq.running]
-                step_started = time.perf_counter()
-                with torch.inference_mode():
-                    # One decode call for every running sequence: [len(active), V] logits, row r for active[r].
-                    logits = self.model.decode([seq.last_token for seq in active], cache, [seq.index for seq in active])
-                step_seconds = time.perf_counter() - step_started
-                for row, seq in enumerate(active):
-                    seq.decode_seconds += step_seconds
-                    yield from self._take(seq, logits[row], cache, started)
-        except Exception as exc:  # the model failed: every unfinished sequence reports it; the caller stays usable
-            logger.exception("batched generation failed")
-            message = f"{type(exc).__name__}: {exc}"
-            for seq in sequences:
-                if seq.running:
-                    seq.finish_reason, seq.error = FinishReason.ERROR, message
-                    yield seq.index, self._done(seq, started)
+        except Exception as exc:  # no room for the caches: every sequence reports it, as a failure mid-run would
+            logger.exception("could not allocate the batch's KV cache")
+            yield from end_running(sequences, FinishReason.ERROR, exc)
             return
-        for seq in sequences:  # cancelled: those still running (or never started) end now
-            if seq.running:
-                seq.finish_reason = FinishReason.CANCELLED
-                yield seq.index, self._done(seq, started)
 
-    def _take(self, seq: _Sequence, logits: torch.Tensor, cache: Any, started: float) -> Iterator[BatchEvent]:
-        """Sample ``seq``'s next token from its ``logits`` ``[V]``, stream its text, and finish it if it stops."""
-        sample_started = time.perf_counter()
-        with torch.inference_mode():
-            token = int(sample(logits, seq.params, seq.rng))
-        now = time.perf_counter()
-        if seq.first_token_at is None:
-            seq.first_token_at = now
-        else:
-            seq.decode_seconds += now - sample_started
-            seq.decoded += 1
-        seq.produced += 1
-        seq.last_token = token
-        delta = seq.parser.feed(token)
-        if delta is not None:
-            if seq.first_final_at is None and delta.is_final:
-                seq.first_final_at = now
-            yield seq.index, delta
-        # The same stop rules, in the same order, as Generator._tokens.
-        if token in seq.params.stop_tokens:
-            seq.finish_reason = FinishReason.STOP
-        elif seq.produced >= seq.params.max_tokens or cache.length(seq.index) + 1 > cache.capacity:
-            seq.finish_reason = FinishReason.LENGTH
-        if not seq.running:
-            yield seq.index, self._done(seq, started)
+        def prefill(seq: SequenceState) -> torch.Tensor:
+            return self.model.prefill(seq.prompt, cache, seq.slot)
 
-    @staticmethod
-    def _done(seq: _Sequence, started: float) -> Done:
-        seq.parser.finish()
-        counts = seq.parser.counts
-        return Done(
-            finish_reason=seq.finish_reason if seq.finish_reason is not None else FinishReason.CANCELLED,
-            prompt_tokens=len(seq.prompt),
-            reused_prompt_tokens=0,
-            reasoning_tokens=counts.reasoning,
-            final_tokens=counts.final,
-            other_tokens=counts.other,
-            time_to_first_token=None if seq.first_token_at is None else seq.first_token_at - started,
-            time_to_first_final_token=None if seq.first_final_at is None else seq.first_final_at - started,
-            prefill_seconds=seq.prefill_seconds,
-            decode_tokens_per_s=seq.decoded / seq.decode_seconds if seq.decoded and seq.decode_seconds > 0 else 0.0,
-            error=seq.error,
-            completion_ids=seq.parser.completion_ids,
-            messages=seq.parser.messages,
-            malformed=seq.parser.malformed,
-        )
+        # Prefill one slot at a time (prompts differ in length); every decode step advances all running sequences.
+        yield from decode_steps(self.model, cache, sequences, prefill, cancel)

@@ -18,6 +18,7 @@ from typing import Any
 
 from gpt_oss_desktop.engine.errors import ConfigError
 from gpt_oss_desktop.engine.input_files import read_json
+from gpt_oss_desktop.kernels.mxfp4 import MXFP4_BLOCK  # values per MXFP4 scale group
 
 # The 16 keys of OpenAI's original/config.json, in the order OpenAI writes them.
 ORIGINAL_CONFIG_KEYS: tuple[str, ...] = (
@@ -39,7 +40,6 @@ ORIGINAL_CONFIG_KEYS: tuple[str, ...] = (
     "rope_ntk_beta",
 )
 
-MXFP4_BLOCK = 32  # values per MXFP4 scale group (docs/model.md#mxfp4)
 
 # A real config.json is ~2 KB; anything this large is not one (and is not read into memory).
 MAX_CONFIG_BYTES = 4 * 1024 * 1024

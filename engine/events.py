@@ -1,13 +1,19 @@
-"""Typed events a generation stream yields: text :class:`Delta` s, then exactly one :class:`Done`."""
+"""What the engine reports: the typed events a generation stream yields (text :class:`Delta` s, then exactly one
+:class:`Done`), and the progress of a model load (:data:`LoadProgress`)."""
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from openai_harmony import Message
 
 from gpt_oss_desktop.engine.vocab import CALL
+
+LoadProgress = Callable[[float, str], None]
+"""``on_progress(fraction 0..1, what is happening)``. The engine calls it on the loading thread, where raising
+:class:`~engine.errors.LoadCancelled` cancels the load; the app's backend calls it on the GUI thread."""
 
 # Channel names the model uses (harmony docs/format.md).
 ANALYSIS: str = "analysis"

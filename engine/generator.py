@@ -3,7 +3,8 @@
 :class:`Generator` owns one cache slot across requests. A new prompt that starts with tokens already in the cache
 (the usual case in a chat: the history is re-rendered each turn) only prefills the differing tail. Each request
 either streams harmony :class:`~engine.events.Delta` s and one :class:`~engine.events.Done` (:meth:`Generator.stream`)
-or raw token ids (:meth:`Generator.generate_ids`).
+or raw token ids (:meth:`Generator.generate_ids`). The token loop is :func:`engine.decode_loop.decode_steps`, the
+one :class:`~engine.batch_generator.BatchGenerator` runs too, here with a batch of one.
 
 Error policy: a request that cannot run (empty prompt, prompt longer than the context, token ids outside the
 vocabulary) raises :class:`~engine.errors.GenerationError` before touching the model. An exception raised by the
@@ -19,14 +20,14 @@ import threading
 import time
 from collections.abc import Generator as PyGenerator
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
+from gpt_oss_desktop.engine.decode_loop import SequenceState, Step, decode_steps, harmony_events
 from gpt_oss_desktop.engine.errors import GenerationError
 from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
-from gpt_oss_desktop.engine.sampling import SamplingParams, make_generator, sample
+from gpt_oss_desktop.engine.sampling import SamplingParams
 from gpt_oss_desktop.engine.stream_parser import HarmonyStreamParser
 
 if TYPE_CHECKING:
@@ -65,25 +66,6 @@ class _ConfigLike(Protocol):
     def vocab_size(self) -> int: ...
     @property
     def max_context_length(self) -> int: ...
-
-
-@dataclass(slots=True)
-class _Run:
-    """Mutable bookkeeping of one request (private; published through :class:`Done`)."""
-
-    started: float
-    prompt_tokens: int = 0
-    reused_prompt_tokens: int = 0
-    prefill_seconds: float = 0.0
-    first_token_at: float | None = None
-    decode_seconds: float = 0.0  # model decode + sampling time for tokens after the first
-    decoded: int = 0  # tokens produced by decode steps (all but the first)
-    finish_reason: FinishReason = FinishReason.STOP
-    error: BaseException | None = None
-
-    @property
-    def decode_tokens_per_s(self) -> float:
-        return self.decoded / self.decode_seconds if self.decoded and self.decode_seconds > 0 else 0.0
 
 
 class Generator:
@@ -145,108 +127,53 @@ class Generator:
     def _stream(
         self, prompt: list[int], params: SamplingParams, cancel: threading.Event | None
     ) -> Iterator[Delta | Done]:
-        run = _Run(started=time.perf_counter())
-        parser = HarmonyStreamParser(self._encoding)
-        first_final_at: float | None = None
+        seq = SequenceState(_SLOT, prompt, params, time.perf_counter(), HarmonyStreamParser(self._encoding))
         # closing() so that a consumer abandoning this stream also ends the token loop (and frees the lock) at once.
-        with contextlib.closing(self._tokens(prompt, params, cancel, run)) as tokens:
-            for token in tokens:
-                delta = parser.feed(token)
-                if delta is not None:
-                    if first_final_at is None and delta.is_final:
-                        first_final_at = time.perf_counter()
-                    yield delta
-        parser.finish()
-        counts = parser.counts
-        yield Done(
-            finish_reason=run.finish_reason,
-            prompt_tokens=run.prompt_tokens,
-            reused_prompt_tokens=run.reused_prompt_tokens,
-            reasoning_tokens=counts.reasoning,
-            final_tokens=counts.final,
-            other_tokens=counts.other,
-            time_to_first_token=None if run.first_token_at is None else run.first_token_at - run.started,
-            time_to_first_final_token=None if first_final_at is None else first_final_at - run.started,
-            prefill_seconds=run.prefill_seconds,
-            decode_tokens_per_s=run.decode_tokens_per_s,
-            error=None if run.error is None else f"{type(run.error).__name__}: {run.error}",
-            completion_ids=parser.completion_ids,
-            messages=parser.messages,
-            malformed=parser.malformed,
-        )
+        with contextlib.closing(harmony_events(self._steps(seq, cancel))) as events:
+            for _slot, event in events:
+                yield event
 
     def _generate_ids(self, prompt: list[int], params: SamplingParams, cancel: threading.Event | None) -> Iterator[int]:
-        run = _Run(started=time.perf_counter())
-        with contextlib.closing(self._tokens(prompt, params, cancel, run)) as tokens:
-            yield from tokens
-        if run.error is not None:
-            raise GenerationError(f"the model failed during generation: {run.error}") from run.error
+        seq = SequenceState(_SLOT, prompt, params, time.perf_counter())
+        with contextlib.closing(self._steps(seq, cancel)) as steps:
+            for _seq, token in steps:
+                if token is not None:
+                    yield token
+        if seq.error is not None:
+            raise GenerationError(f"the model failed during generation: {seq.error}") from seq.error
 
-    def _tokens(
-        self, prompt: list[int], params: SamplingParams, cancel: threading.Event | None, run: _Run
-    ) -> PyGenerator[int, None, None]:
-        """Core loop: prefill, then sample/decode until a stop token, max_tokens, a full context or cancel.
+    def _steps(self, seq: SequenceState, cancel: threading.Event | None) -> PyGenerator[Step, None, None]:
+        """The shared loop (engine.decode_loop) as a batch of one in this generator's cache, under its lock.
 
-        Model exceptions are recorded in ``run`` (finish_reason error), never raised, so callers can report them.
+        A model failure ends ``seq`` with finish_reason error (never raised); the cache is cleared before that last
+        step is passed on, so the next request starts clean.
         """
-        run.prompt_tokens = len(prompt)
-        # The lock is held across yields (the cache is ours until the request ends); inference_mode is entered
+        # The lock is held across yields (the cache is ours until the request ends); the loop enters inference_mode
         # only around model work, because a grad-mode context held across a yield would leak into the consumer.
         with self._lock:
             cache = self._get_cache()
-            if len(prompt) >= cache.capacity:
+            if len(seq.prompt) >= cache.capacity:
                 # Re-checked under the lock: the cache (and so its real capacity) may only now exist.
                 raise GenerationError(
-                    f"the prompt has {len(prompt)} tokens but the context holds {cache.capacity}; "
+                    f"the prompt has {len(seq.prompt)} tokens but the context holds {cache.capacity}; "
                     "shorten the conversation"
                 )
-            if cancel is not None and cancel.is_set():
-                run.finish_reason = FinishReason.CANCELLED
-                return
-            try:
-                with torch.inference_mode():
-                    logits = self._prefill(prompt, cache, run)
-                generator = make_generator(params.seed, logits.device)
-                produced = 0
-                while True:
-                    step_started = time.perf_counter()
-                    with torch.inference_mode():
-                        token = int(sample(logits, params, generator))
-                    now = time.perf_counter()
-                    if run.first_token_at is None:
-                        run.first_token_at = now
-                    else:
-                        run.decode_seconds += now - step_started
-                        run.decoded += 1
-                    produced += 1
-                    yield token
-                    if token in params.stop_tokens:
-                        run.finish_reason = FinishReason.STOP
-                        return
-                    if produced >= params.max_tokens or cache.length(_SLOT) + 1 > cache.capacity:
-                        run.finish_reason = FinishReason.LENGTH
-                        return
-                    if cancel is not None and cancel.is_set():
-                        run.finish_reason = FinishReason.CANCELLED
-                        return
-                    step_started = time.perf_counter()
-                    with torch.inference_mode():
-                        logits = self.model.decode([token], cache, [_SLOT])[0]
-                    run.decode_seconds += time.perf_counter() - step_started
-            except Exception as exc:  # the model failed: report it as a finish reason, keep the generator usable
-                logger.exception("generation failed")
-                run.finish_reason = FinishReason.ERROR
-                run.error = exc
-                self._clear_cache()
+            with contextlib.closing(
+                decode_steps(self.model, cache, [seq], lambda s: self._prefill(s, cache), cancel)
+            ) as steps:
+                for step in steps:
+                    if step[0].finish_reason is FinishReason.ERROR:
+                        self._clear_cache()
+                    yield step
 
-    def _prefill(self, prompt: list[int], cache: CacheLike, run: _Run) -> torch.Tensor:
+    def _prefill(self, seq: SequenceState, cache: CacheLike) -> torch.Tensor:
         """Reuse the cached prefix shared with ``prompt`` and prefill the rest; return the last position's logits.
 
         When the whole prompt is exactly what the previous request prefilled (regenerating an answer), the logits
         kept from that prefill are reused and nothing is recomputed. Otherwise at least one token is prefilled,
         because only a forward pass yields logits.
         """
-        started = time.perf_counter()
+        prompt = seq.prompt
         cached = cache.tokens(_SLOT)
         common = 0
         for a, b in zip(cached, prompt, strict=False):
@@ -260,18 +187,16 @@ class Generator:
             and self._last_prefill[0] == len(prompt)
             and cache.truncate(_SLOT, len(prompt)) == len(prompt)
         ):
-            run.reused_prompt_tokens = len(prompt)
-            run.prefill_seconds = time.perf_counter() - started
+            seq.reused_prompt_tokens = len(prompt)
             logger.debug("prefill: all %d prompt tokens reused with their logits", len(prompt))
             return self._last_prefill[1]
         common = min(common, len(prompt) - 1)
         kept = cache.truncate(_SLOT, common) if cache.length(_SLOT) != common else common
-        run.reused_prompt_tokens = kept
+        seq.reused_prompt_tokens = kept
         logger.debug("prefill: %d prompt tokens, %d reused from the cache", len(prompt), kept)
         self._last_prefill = None  # invalid while the cache is being rewritten
         logits = self.model.prefill(prompt[kept:], cache, _SLOT)
         self._last_prefill = (len(prompt), logits)
-        run.prefill_seconds = time.perf_counter() - started
         return logits
 
     def _validate(self, prompt_ids: Sequence[int]) -> list[int]:

@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 
 from gpt_oss_desktop.engine.checkpoint import load_checkpoint
+from gpt_oss_desktop.engine.events import LoadProgress
 from gpt_oss_desktop.engine.memory import limit_heap_fragmentation
-from gpt_oss_desktop.engine.model import LoadProgress, Model
+from gpt_oss_desktop.engine.model import Model
 from gpt_oss_desktop.engine.model_ref import resolve_model_path
 
 logger = logging.getLogger(__name__)

@@ -17,15 +17,13 @@ from dataclasses import dataclass
 import torch
 
 from gpt_oss_desktop.engine.config import ModelConfig
+from gpt_oss_desktop.engine.events import LoadProgress
 from gpt_oss_desktop.engine.kv_cache import KVCache
 from gpt_oss_desktop.engine.ops import Ops, select_ops
 from gpt_oss_desktop.kernels.moe import DenseExperts, ExpertWeights, Mxfp4Experts
 from gpt_oss_desktop.kernels.rope import rope_cos_sin, yarn_inv_freq
 
 logger = logging.getLogger(__name__)
-
-LoadProgress = Callable[[float, str], None]
-"""``(fraction 0..1, what is happening)``, called on the loading thread."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +149,7 @@ class Model:
         """Final-normed hidden states of a batch of equal-length sequences from position 0, no cache.
 
         ``token_ids`` ``[T]`` or ``[B, T]`` -> ``[T, H]`` or ``[B, T, H]``. Not under inference_mode, so it is
-        differentiable when the weights require grad (the demo model is trained through it, engine.demo.train).
+        differentiable when the weights require grad (the demo model is trained through it, tools/demo/train.py).
         """
         ids = token_ids if token_ids.dim() == 2 else token_ids.reshape(1, -1)
         batch, length = ids.shape

@@ -10,12 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-DEMO: Final = "demo"
+DEMO_MODEL: Final = "demo"
+"""The name of the built-in toy model (and of its folders: ``resources/demo``, ``<data>/models/demo-<version>``)."""
 
 
 def is_builtin(name_or_path: str | Path) -> bool:
     """Whether ``name_or_path`` names a built-in model rather than a path."""
-    return isinstance(name_or_path, str) and name_or_path == DEMO
+    return isinstance(name_or_path, str) and name_or_path == DEMO_MODEL
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from gpt_oss_desktop.engine.config import MXFP4_BLOCK, ModelConfig
+from gpt_oss_desktop.engine.config import ModelConfig
+from gpt_oss_desktop.kernels.mxfp4 import MXFP4_BLOCK
 
 # Float dtypes a dense (non-MXFP4) tensor may have on disk; the model casts on use.
 FLOAT_DTYPES: frozenset[torch.dtype] = frozenset({torch.bfloat16, torch.float16, torch.float32})

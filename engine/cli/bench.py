@@ -1,4 +1,5 @@
-"""``gpt-oss-desktop-engine bench --model DIR [--peer transformers]`` or ``bench --kernels``: speed as JSON."""
+"""``gpt-oss-desktop-engine bench --model DIR [--peer transformers]`` or ``bench --kernels``: speed as JSON, measured by
+the harness in tools/bench/ (a source checkout's; an installed copy says so in one line)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import torch
 
-from gpt_oss_desktop.engine.bench.engine_bench import run_engine_bench
+from gpt_oss_desktop.engine.cli.source_tools import SOURCE_ROOT, import_tool
 from gpt_oss_desktop.engine.errors import EngineError
 from gpt_oss_desktop.engine.model_ref import resolve_model_path
 
@@ -44,9 +45,9 @@ def _run_peer(name: str, args: argparse.Namespace, model_path: Path) -> dict[str
     command = [
         sys.executable,
         "-m",
-        "gpt_oss_desktop.engine.bench.transformers_peer",
+        "tools.bench.transformers_peer",
         "--model",
-        str(model_path),
+        str(model_path.resolve()),
         "--prompt-tokens",
         str(args.prompt_tokens),
         "--decode-tokens",
@@ -56,7 +57,8 @@ def _run_peer(name: str, args: argparse.Namespace, model_path: Path) -> dict[str
     ]
     if args.threads is not None:
         command += ["--threads", str(args.threads)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    # From the checkout's root, where `python -m tools.…` finds the tools package.
+    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=SOURCE_ROOT)
     if done.returncode != 0:
         tail = done.stderr.strip().splitlines()[-1:] or ["(no output)"]
         return {"engine": name, "error": tail[0]}
@@ -66,6 +68,7 @@ def _run_peer(name: str, args: argparse.Namespace, model_path: Path) -> dict[str
 def run(args: argparse.Namespace) -> int:
     from gpt_oss_desktop.engine.checkpoint import load_checkpoint
 
+    engine_bench = import_tool("bench.engine_bench", "bench")  # before any work: says so when tools/ is absent
     if args.kernels:
         return _run_kernels(args)
     if args.model is None:
@@ -74,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.prompt_tokens <= 0 or args.decode_tokens <= 0:
         raise EngineError("--prompt-tokens and --decode-tokens must be positive")
     load_checkpoint(model_path)  # fail fast, with a typed error, on a bad folder
-    result: dict[str, Any] = run_engine_bench(
+    result: dict[str, Any] = engine_bench.run_engine_bench(
         model_path,
         prompt_tokens=args.prompt_tokens,
         decode_tokens=args.decode_tokens,
@@ -99,8 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_kernels(args: argparse.Namespace) -> int:
-    from gpt_oss_desktop.engine.bench.kernel_bench import run_kernel_bench
-
+    run_kernel_bench = import_tool("bench.kernel_bench", "bench --kernels").run_kernel_bench
     model_path = resolve_model_path(args.model) if args.model is not None else None
     if model_path is not None:
         from gpt_oss_desktop.engine.checkpoint import load_checkpoint

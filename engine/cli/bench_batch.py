@@ -1,5 +1,5 @@
 """``gpt-oss-desktop-engine bench-batch --preset small`` (or ``--model DIR``): batched vs sequential decode
-speed as JSON."""
+speed as JSON, from the harness in tools/bench/ (source checkout only)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from gpt_oss_desktop.engine.checkpoint import PRESETS, RandomWeights, get_preset, write_checkpoint
+from gpt_oss_desktop.engine.cli.source_tools import import_tool
 from gpt_oss_desktop.engine.errors import EngineError
 from gpt_oss_desktop.engine.model_ref import resolve_model_path
 
@@ -39,8 +40,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gpt_oss_desktop.engine.bench.batch_bench import run_batch_bench
-
+    run_batch_bench = import_tool("bench.batch_bench", "bench-batch").run_batch_bench
     if min(args.sequences, args.prompt_tokens, args.new_tokens, args.rounds) < 1:
         raise EngineError("--sequences, --prompt-tokens, --new-tokens and --rounds must be positive")
     options: dict[str, Any] = {

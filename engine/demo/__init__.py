@@ -1,1 +1,1 @@
-"""Toy demo model."""
+"""The toy demo model at run time: materialising the shipped compact weights (training it is tools/demo)."""

@@ -31,12 +31,12 @@ from safetensors.torch import load_file
 from gpt_oss_desktop.engine.checkpoint import write_checkpoint
 from gpt_oss_desktop.engine.config import ModelConfig
 from gpt_oss_desktop.engine.errors import CheckpointError
+from gpt_oss_desktop.engine.model_ref import DEMO_MODEL
 from gpt_oss_desktop.engine.paths import user_data_dir
 from gpt_oss_desktop.resources import resource_path
 
 logger = logging.getLogger(__name__)
 
-DEMO_NAME: Final = "demo"
 MANIFEST_NAME: Final = "manifest.json"
 STAMP_NAME: Final = "demo.json"
 CHECKPOINT_DIR: Final = "original"
@@ -44,7 +44,7 @@ CHECKPOINT_DIR: Final = "original"
 
 def shipped_dir() -> Path:
     """The folder holding the shipped compact weights and manifest."""
-    return resource_path(DEMO_NAME)
+    return resource_path(DEMO_MODEL)
 
 
 @cache
@@ -66,7 +66,7 @@ def load_manifest(source: Path | None = None) -> dict[str, Any]:
 def demo_root(data_dir: Path | None = None, source: Path | None = None) -> Path:
     """Where the demo of this version is (or will be) materialised."""
     version = load_manifest(source)["version"]
-    return (data_dir if data_dir is not None else user_data_dir()) / "models" / f"demo-{version}"
+    return (data_dir if data_dir is not None else user_data_dir()) / "models" / f"{DEMO_MODEL}-{version}"
 
 
 def _sha256(path: Path) -> str:
@@ -81,7 +81,7 @@ def expand_weights(compact: dict[str, torch.Tensor], manifest: dict[str, Any]) -
     """Canonical full-vocabulary tensors from the compact ones.
 
     ``embedding.rows`` / ``unembedding.rows`` are ``[U + 1, H]``: row ``j < U`` belongs to token
-    ``used_token_ids[j]`` and row ``U`` is the shared row, copied to every unused id (see engine.demo.train).
+    ``used_token_ids[j]`` and row ``U`` is the shared row, copied to every unused id (see tools/demo/train.py).
     """
     config = ModelConfig.from_dict(manifest["config"])
     used = torch.tensor(manifest["used_token_ids"], dtype=torch.long)

@@ -21,7 +21,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = tmp_path_factory.mktemp("source")
     for name in ("setup.py", "pyproject.toml", "README.md"):
         shutil.copy2(REPO / name, source / name)
-    for folder in ("app", "engine", "kernels", "resources"):
+    # tools/ too: it sits beside the package in a checkout, and the wheel must leave it out.
+    for folder in ("app", "engine", "kernels", "resources", "tools"):
         shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
@@ -43,6 +44,9 @@ def test_the_wheel_installs_exactly_one_top_level_name(wheel: Path) -> None:
         assert f"{NAMESPACE}/{package}/__init__.py" in names
     assert f"{NAMESPACE}/resources/o200k_base.tiktoken" in names
     assert f"{NAMESPACE}/resources/demo/manifest.json" in names
+    # The runtime only: materialising the demo ships, training it and the benchmarks (tools/) do not.
+    assert f"{NAMESPACE}/engine/demo/materialize.py" in names
+    assert not [n for n in names if "/tools/" in n or n.startswith("tools/") or "/bench/" in n]
 
 
 def test_the_wheel_declares_both_commands(wheel: Path) -> None:

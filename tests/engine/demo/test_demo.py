@@ -11,7 +11,6 @@ from safetensors.torch import load_file
 
 from gpt_oss_desktop import engine
 from gpt_oss_desktop.engine.cli import main as cli_main
-from gpt_oss_desktop.engine.demo.data import completion_tokens, held_out_problems, is_held_out, training_examples
 from gpt_oss_desktop.engine.demo.materialize import (
     STAMP_NAME,
     demo_label,
@@ -137,12 +136,3 @@ def test_info_labels_the_toy(
     info = json.loads(capsys.readouterr().out)
     assert "toy demo model" in info["note"]
     assert info["layout"] == "original"
-
-
-def test_data_split_and_rendering() -> None:
-    problems = held_out_problems("arithmetic", 5)
-    assert all(is_held_out(p.key) for p in problems)
-    examples = training_examples(8, seed=0)
-    assert all(ex.ids[ex.prompt_len - 2 :][:2] == [200006, 173781] for ex in examples)  # ends <|start|>assistant
-    tail = completion_tokens("a", "b")
-    assert tail[:3] == [200005, 35644, 200008] and tail[-1] == RETURN  # <|channel|>analysis<|message|> ... <|return|>

@@ -1,6 +1,6 @@
-"""Measure the demo model: ``python -m gpt_oss_desktop.engine.demo.evaluate [--per-family 50]`` prints JSON.
+"""Measure the demo model: ``python -m tools.demo.evaluate [--per-family 50]`` prints JSON.
 
-Greedy decoding on held-out problems (never in the training data, in any wording; engine.demo.data), for every
+Greedy decoding on held-out problems (never in the training data, in any wording; tools.demo.data), for every
 task family at every reasoning effort. Prompts are rendered exactly as the app renders them (render_prompt, today's
 date). Reported:
 
@@ -9,10 +9,10 @@ date). Reported:
 - ``mean_analysis_tokens`` per effort (must rise strictly low < medium < high; ``analysis_rises``);
 - ``accuracy`` per family (and per family and effort): the final answer equals the expected one exactly.
 
-By default sequences are decoded in batches through the engine's model (prefill per slot, batched decode, the
-engine's HarmonyStreamParser on each output) because one [V, H] unembedding read per step dominates the cost on a
-CPU. ``--sequential`` runs every prompt through :meth:`engine.generator.Generator.stream` instead: the app's exact
-path, about ten times slower.
+By default sequences are decoded in batches through :class:`engine.batch_generator.BatchGenerator` (prefill per
+slot, batched decode) because one [V, H] unembedding read per step dominates the cost on a CPU. ``--sequential``
+runs every prompt through :meth:`engine.generator.Generator.stream` instead: the app's own path, about ten times
+slower.
 """
 
 from __future__ import annotations
@@ -25,17 +25,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
-from gpt_oss_desktop.engine.demo.data import EFFORTS, FAMILIES, Problem, held_out_problems
+from gpt_oss_desktop.engine.batch_generator import BatchGenerator
 from gpt_oss_desktop.engine.events import ANALYSIS, FINAL, Done, FinishReason
 from gpt_oss_desktop.engine.generator import Generator
 from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort, render_prompt
 from gpt_oss_desktop.engine.loader import load_model
 from gpt_oss_desktop.engine.model import Model
+from gpt_oss_desktop.engine.model_ref import DEMO_MODEL
 from gpt_oss_desktop.engine.sampling import SamplingParams
 from gpt_oss_desktop.engine.stream_parser import HarmonyStreamParser
-from gpt_oss_desktop.engine.vocab import ASSISTANT_STOP_TOKENS, RETURN, get_encoding
+from gpt_oss_desktop.engine.vocab import RETURN, get_encoding
+from tools.demo.data import EFFORTS, FAMILIES, Problem, held_out_problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,28 +70,14 @@ def judge(
 def generate_batched(
     model: Model, prompts: list[list[int]], max_tokens: int, batch_size: int
 ) -> list[tuple[list[int], FinishReason]]:
-    """Greedy completions of ``prompts`` through the engine's cache, prefill and batched decode."""
+    """Greedy completions of ``prompts``, ``batch_size`` at a time, through the engine's batch loop."""
+    batch = BatchGenerator(model, max_context=max(len(p) for p in prompts) + max_tokens + 1)
+    params = SamplingParams(temperature=0.0, max_tokens=max_tokens)
     out: list[tuple[list[int], FinishReason]] = []
-    longest = max(len(p) for p in prompts) + max_tokens + 1
     for start in range(0, len(prompts), batch_size):
         group = prompts[start : start + batch_size]
-        cache = model.new_cache(len(group), longest)
-        with torch.inference_mode():
-            next_ids = [int(torch.argmax(model.prefill(p, cache, slot))) for slot, p in enumerate(group)]
-        done: list[list[int]] = [[] for _ in group]
-        active = list(range(len(group)))
-        while active:
-            for slot in active:
-                done[slot].append(next_ids[slot])
-            active = [s for s in active if next_ids[s] not in ASSISTANT_STOP_TOKENS and len(done[s]) < max_tokens]
-            if not active:
-                break
-            with torch.inference_mode():
-                logits = model.decode([next_ids[s] for s in active], cache, active)  # [len(active), V]
-            for row, slot in enumerate(active):
-                next_ids[slot] = int(torch.argmax(logits[row]))
-        for ids in done:
-            out.append((ids, FinishReason.STOP if ids[-1] in ASSISTANT_STOP_TOKENS else FinishReason.LENGTH))
+        dones = {i: e for i, e in batch.stream(group, [params] * len(group)) if isinstance(e, Done)}
+        out += [(list(dones[i].completion_ids), dones[i].finish_reason) for i in range(len(group))]
     return out
 
 
@@ -155,10 +141,8 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m gpt_oss_desktop.engine.demo.evaluate", description=__doc__.split("\n")[0]
-    )
-    p.add_argument("--model", default="demo", help="model to evaluate (default: the shipped demo)")
+    p = argparse.ArgumentParser(prog="python -m tools.demo.evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("--model", default=DEMO_MODEL, help="model to evaluate (default: the shipped demo)")
     p.add_argument("--per-family", type=int, default=50, help="held-out problems per family (each at 3 efforts)")
     p.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
     p.add_argument("--max-tokens", type=int, default=256)

@@ -25,12 +25,12 @@ from typing import Any
 import torch
 
 from gpt_oss_desktop.engine.batch_generator import BatchGenerator
-from gpt_oss_desktop.engine.bench.measure import cpu_kernel_report, random_prompt
 from gpt_oss_desktop.engine.events import Done
 from gpt_oss_desktop.engine.generator import Generator
 from gpt_oss_desktop.engine.loader import load_model
 from gpt_oss_desktop.engine.model import Model
 from gpt_oss_desktop.engine.sampling import SamplingParams
+from tools.bench.measure import cpu_kernel_report, random_prompt
 
 logger = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ import os
 import pytest
 import torch
 
-from gpt_oss_desktop.engine.bench import kernel_bench as kb
 from gpt_oss_desktop.engine.checkpoint.presets import get_preset
 from gpt_oss_desktop.engine.cli import main
+from tools.bench import traffic as traffic_model
 
 pytest.importorskip("triton")
 
@@ -29,7 +29,7 @@ def test_moe_decode_bytes_by_hand() -> None:
     weights = 4 * (5760 * 2880 // 2 + 5760 * 90 + 2880 * 2880 // 2 + 2880 * 90)
     biases = 4 * (5760 + 2880) * 2
     assert weights == 52_876_800  # kernels/README.md: 4 x 13,219,200
-    traffic = kb.moe_traffic(1, 4, 4, 2880, 2880, act_bytes=2, bias_bytes=2)
+    traffic = traffic_model.moe_traffic(1, 4, 4, 2880, 2880, act_bytes=2, bias_bytes=2)
     assert traffic.parts["weights"] == weights
     assert traffic.parts["biases"] == biases
     # x and out (bf16 rows), act [4, 2880] bf16 written + read, pair_out [4, 2880] fp32 written + read,
@@ -42,23 +42,23 @@ def test_moe_decode_bytes_by_hand() -> None:
 def test_attention_decode_bytes_by_hand() -> None:
     # Full layer, one sequence at 4096 positions: K and V of 8 heads x 64 dims in bf16 = 2 KiB per position;
     # the split heuristic takes 32 splits (256 programs), whose fp32 partials (m, l, acc[64]) go out and back.
-    traffic = kb.attention_decode_traffic([4096], CFG_20B, 0, 4096, False, 2, 2)
+    traffic = traffic_model.attention_decode_traffic([4096], CFG_20B, 0, 4096, False, 2, 2)
     assert traffic.parts["kv"] == 4096 * 2 * 8 * 64 * 2 == 8 * 2**20
     assert traffic.parts["partials"] == 2 * 64 * 32 * 66 * 4
     assert traffic.flops == 4 * 64 * 64 * 4096
     # Sliding layer: only the ring's 128 positions are read, whatever the context.
-    ring = kb.attention_decode_traffic([4096], CFG_20B, 128, 128, True, 2, 2)
+    ring = traffic_model.attention_decode_traffic([4096], CFG_20B, 128, 128, True, 2, 2)
     assert ring.parts["kv"] == 128 * 2 * 8 * 64 * 2
 
 
 def test_roofline_bytes_per_token_matches_perf_anchors() -> None:
-    parts = kb.roofline_bytes_per_token(CFG_20B, context=0)
+    parts = traffic_model.roofline_bytes_per_token(CFG_20B, context=0)
     # perf-anchors §2.2: 20b native layout at context 0 reads 3.708 GB per token.
     assert parts["total"] == pytest.approx(3.708e9, rel=1e-3)
     assert parts["experts"] == pytest.approx(1.271e9, rel=1e-3)
     assert parts["unembedding"] == 201088 * 2880 * 2
     # 12 full layers read every position, 12 sliding layers at most 128: 24,576 B x T plus the window constant.
-    assert kb.kv_read_bytes(CFG_20B, 4096) == 12 * 4096 * 2048 + 12 * 128 * 2048
+    assert traffic_model.kv_read_bytes(CFG_20B, 4096) == 12 * 4096 * 2048 + 12 * 128 * 2048
 
 
 def test_cli_without_cuda_reports_unmeasured_and_smoke_runs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,7 +74,7 @@ def test_cli_without_cuda_reports_unmeasured_and_smoke_runs(capsys: pytest.Captu
     rows = {(row["kernel"], row["phase"]): row for row in report["kernels"]}
     assert rows["moe", "decode"]["bytes"] == 53_095_728
     assert all(row["time_us"] is None for row in report["kernels"])
-    assert report["decode_step"]["bytes_per_token"] == kb.roofline_bytes_per_token(CFG_20B, 4096)["total"]
+    assert report["decode_step"]["bytes_per_token"] == traffic_model.roofline_bytes_per_token(CFG_20B, 4096)["total"]
     smoke = report["interpreter_smoke"]
     assert "say nothing about GPU speed" in smoke["note"]
     launched = {(row["kernel"], row["phase"]) for row in smoke["kernels"]}

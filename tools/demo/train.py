@@ -1,4 +1,4 @@
-"""Train the toy demo model: ``python -m gpt_oss_desktop.engine.demo.train --out resources/demo --seed 0``.
+"""Train the toy demo model: ``python -m tools.demo.train --out resources/demo --seed 0``.
 
 Pure torch on the CPU, through the engine's own model (:class:`engine.model.Model` with
 :class:`kernels.moe.DenseExperts` leaves that require grad, run by :meth:`engine.model.Model.forward_hidden`).
@@ -38,17 +38,17 @@ from safetensors.torch import save_file
 from gpt_oss_desktop.engine.checkpoint import canonical_specs, quantize_mxfp4
 from gpt_oss_desktop.engine.checkpoint.presets import REAL_VOCAB
 from gpt_oss_desktop.engine.config import ModelConfig
-from gpt_oss_desktop.engine.demo.data import Example, training_examples
+from gpt_oss_desktop.engine.demo.materialize import MANIFEST_NAME
 from gpt_oss_desktop.engine.model import Model
 from gpt_oss_desktop.engine.vocab import get_encoding
 from gpt_oss_desktop.kernels.mxfp4 import dequantize_mxfp4
+from tools.demo.data import Example, training_examples
 
 logger = logging.getLogger(__name__)
 
 # Shipped format; bump when the file layout or the model changes (the materialised copy is keyed by it).
 FORMAT_VERSION: Final = 1
 WEIGHTS_NAME: Final = "demo.safetensors"
-MANIFEST_NAME: Final = "manifest.json"
 TOY_LABEL: Final = (
     "toy demo model: a tiny gpt-oss-architecture model trained on synthetic arithmetic-style tasks (arithmetic, "
     "letter counting, number comparison, unit conversion); not a real assistant"
@@ -266,7 +266,7 @@ def export(out: Path, params: dict[str, torch.Tensor], used_ids: list[int], seed
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m gpt_oss_desktop.engine.demo.train", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m tools.demo.train", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=Path("resources/demo"), help="folder for the compact weights")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=1000)

@@ -5,7 +5,7 @@ problem has one analysis text per reasoning effort, whose detail grows with the 
 few steps; high: step by step, ending with a check), and one final answer.
 
 A fixed fraction of every family's problem space is *held out* (chosen by a hash of the problem, not of its
-wording): training never sees those problems in any phrasing, and :mod:`engine.demo.evaluate` draws only from them.
+wording): training never sees those problems in any phrasing, and :mod:`tools.demo.evaluate` draws only from them.
 
 Rendering uses the engine's own :func:`engine.harmony.render_prompt`, so training prompts are token-for-token what
 the app sends. The ``Current date:`` line is the one thing render_prompt varies from day to day (it renders today's

@@ -2,7 +2,7 @@
 
 transformers loads MXFP4 checkpoints on CPU only by dequantising every expert to bf16 (``Mxfp4Config(dequantize=
 True)``), which is exactly the memory cost this engine avoids. Run as
-``python -m gpt_oss_desktop.engine.bench.transformers_peer``.
+``python -m tools.bench.transformers_peer``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from gpt_oss_desktop.engine.bench.measure import current_rss_bytes, random_prompt, speed_report, timed
+from tools.bench.measure import current_rss_bytes, random_prompt, speed_report, timed
 
 
 def run_transformers_bench(

@@ -10,14 +10,14 @@ from typing import Any
 
 import torch
 
-from gpt_oss_desktop.engine.bench.measure import (
+from gpt_oss_desktop.engine.loader import load_model
+from tools.bench.measure import (
     cpu_kernel_report,
     current_rss_bytes,
     random_prompt,
     speed_report,
     timed,
 )
-from gpt_oss_desktop.engine.loader import load_model
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,55 @@
+"""``gpt-oss-desktop-engine bench`` and ``bench-batch`` (from tools/): print the JSON report (speeds are measured,
+never asserted) on a tiny model; an installed copy without tools/ says so."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from gpt_oss_desktop.engine.cli import main, source_tools
+from gpt_oss_desktop.kernels import cpu_build
+
+
+def test_bench_batch_cli_reports_both_modes_and_identical_tokens(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["bench-batch", "--preset", "tiny", "--prompt-tokens", "8", "--new-tokens", "6", "--rounds", "2"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == "preset tiny (random weights, seed 0)" and report["sequences"] == 3
+    assert report["prompt_tokens"] == [8, 9, 10] and report["new_tokens_per_sequence"] == 6
+    for section in ("decode", "end_to_end"):
+        assert report[section]["sequential_tok_s"] > 0 and report[section]["batched_tok_s"] > 0
+        assert report[section]["ratio"] > 0
+    assert report["rounds"] == 2 and len(report["decode"]["ratio_per_round"]) == 2
+    assert report["decode"]["median_step_ratio"] > 0 and report["end_to_end"]["median_round_ratio"] > 0
+    assert report["identical_tokens"] is True
+    # Which CPU kernel level ran, and on what CPU (None when the torch path ran instead).
+    assert report["cpu_isa"] == cpu_build.active_level() and report["cpu_model"] == cpu_build.cpu_model_name()
+
+
+def test_bench_batch_rejects_bad_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench-batch", "--preset", "tiny", "--new-tokens", "0"]) == 2
+    assert "must be positive" in capsys.readouterr().err
+
+
+def test_bench_reports_engine_speed_on_a_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["make-test-model", str(tmp_path / "tiny"), "--preset", "tiny"]) == 0
+    capsys.readouterr()
+    assert main(["bench", "--model", str(tmp_path / "tiny"), "--prompt-tokens", "8", "--decode-tokens", "3"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["engine"] == "gpt-oss-desktop" and report["prefill_tokens"] == 8 and report["decode_tokens"] == 3
+    assert report["decode_tok_s"] > 0 and report["prefill_tok_s"] > 0
+
+
+@pytest.mark.parametrize("argv", [["bench", "--model", "x"], ["bench", "--kernels"], ["bench-batch"]])
+def test_an_installed_copy_without_tools_says_so_in_one_line(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An installed copy: no tools/ beside the package, and nothing named tools imported yet.
+    monkeypatch.setattr(source_tools, "SOURCE_ROOT", tmp_path)
+    monkeypatch.delitem(sys.modules, "tools")
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "runs from a source checkout only" in err and f"`{argv[0]}" in err
