@@ -3,8 +3,8 @@
 Same arguments, results and rounding points as the torch references :func:`kernels.rmsnorm.rmsnorm_ref`,
 :func:`kernels.rmsnorm.add_rmsnorm_ref` and :func:`kernels.rope.rope_ref` (only the fp32 order of the mean-of-squares
 sum differs). They exist because at decode each reference is a chain of ~8 tiny torch ops whose dispatch costs far
-more than the arithmetic. The C++ is in ``kernels._cpu_elementwise_cpp`` and is built with the rest of
-``kernels.cpu_mxfp4``; check :func:`kernels.cpu_mxfp4.available` before calling.
+more than the arithmetic. The C++ is ``kernels/cpu/elementwise.cpp``, built into the one extension with the rest of
+the fused CPU kernels (``kernels.cpu_build``); check :func:`kernels.cpu_mxfp4.available` before calling.
 """
 
 from __future__ import annotations
