@@ -9,9 +9,14 @@ the fused CPU kernels (``kernels.cpu_build``); check :func:`kernels.cpu_mxfp4.av
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from gpt_oss_desktop.kernels import cpu_mxfp4
+
+if TYPE_CHECKING:
+    from gpt_oss_desktop.kernels.op_signatures import AddRmsNorm, RmsNorm, Rope
 
 __all__ = ["add_rmsnorm", "rmsnorm", "rope"]
 
@@ -42,3 +47,7 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     op = cpu_mxfp4.extension_ops()
     out: torch.Tensor = op.rope(x.contiguous(), cos.float().contiguous(), sin.float().contiguous())
     return out
+
+
+if TYPE_CHECKING:  # the references' signatures (kernels.op_signatures), checked by mypy
+    _SIGNATURES: tuple[RmsNorm, AddRmsNorm, Rope] = (rmsnorm, add_rmsnorm, rope)

@@ -29,13 +29,15 @@ greedy decoding picks exactly the tokens single-sequence decoding picks.
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from gpt_oss_desktop.kernels import cpu_build
 from gpt_oss_desktop.kernels.mxfp4 import MXFP4_BLOCK
+
+if TYPE_CHECKING:
+    from gpt_oss_desktop.kernels.op_signatures import AttentionDecode
 
 __all__ = [
     "attention_decode",
@@ -47,8 +49,6 @@ __all__ = [
     "moe_mxfp4",
     "mxfp4_linear",
 ]
-
-logger = logging.getLogger(__name__)
 
 
 def available() -> bool:
@@ -281,3 +281,7 @@ def attention_decode(
         float(sm_scale),
     )
     return out
+
+
+if TYPE_CHECKING:  # attention_decode_ref's signature (kernels.op_signatures), checked by mypy
+    _ATTENTION_DECODE_SIGNATURE: AttentionDecode = attention_decode
