@@ -1,25 +1,25 @@
 """Op-level backend dispatch: the model calls an :class:`Ops` bundle, never a kernel module directly.
 
-Two backends share one model definition:
-- ``torch``: the references in ``kernels/`` (the CPU path), with fused C++ kernels from ``kernels.cpu_mxfp4`` swapped
-  in when that extension builds here (the references otherwise): MXFP4 expert projections, the whole MoE MLP and the
-  attention of decode-sized batches, and a bf16 GEMV for decode's dense projections (qkv/out, router, unembedding).
+Two backends share one model definition, each op typed by its Protocol in ``kernels.op_signatures``:
+- ``cpu``: the torch references in ``kernels/``, with the fused C++ kernels (``kernels/cpu/``, wrapped by
+  ``kernels.cpu_mxfp4`` and ``kernels.cpu_elementwise``) swapped in where they take the inputs: MXFP4 expert
+  projections, the whole MoE MLP and the attention of decode-sized batches, RMSNorm and RoPE, and a bf16 GEMV for
+  decode's dense projections (qkv/out, router, unembedding). Without the fused kernels (switched off, or not built
+  here) every op is its torch reference.
 - ``triton``: the Triton kernels beside each reference (the GPU path; with ``TRITON_INTERPRET=1`` they also run on
   the CPU, which is how the tests check them).
 
-``GPTOSS_KERNELS=triton|torch`` forces one; by default CUDA tensors get Triton and CPU tensors get torch.
-``GPTOSS_CPU_FUSED=0`` turns every fused CPU kernel off (to measure what they buy); ``GPTOSS_CPU_ISA`` picks their
-instruction-set level (see ``kernels/cpu_build.py``).
+``GPTOSS_KERNELS=cpu|triton`` forces one (``torch``, the old name of ``cpu``, still works and logs a deprecation
+warning); by default CUDA tensors get Triton and CPU tensors get ``cpu``. ``GPTOSS_CPU_FUSED=0`` turns every fused CPU
+kernel off (to measure what they buy); ``GPTOSS_CPU_ISA`` picks their instruction-set level (see
+``kernels/cpu_build.py``).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +34,17 @@ from gpt_oss_desktop.kernels import rope as rope_kernels
 from gpt_oss_desktop.kernels import router as router_kernels
 from gpt_oss_desktop.kernels.attention import attention_decode_ref, attention_ref
 from gpt_oss_desktop.kernels.moe import ExpertWeights, Mxfp4Experts, expert_linear_ref, moe_ref
+from gpt_oss_desktop.kernels.op_signatures import (
+    AddRmsNorm,
+    Attention,
+    AttentionDecode,
+    Linear,
+    Moe,
+    RmsNorm,
+    Rope,
+    Router,
+    Unembed,
+)
 from gpt_oss_desktop.kernels.rmsnorm import add_rmsnorm_ref, rmsnorm_ref
 from gpt_oss_desktop.kernels.rope import rope_ref
 from gpt_oss_desktop.kernels.router import router_ref
@@ -42,7 +53,9 @@ logger = logging.getLogger(__name__)
 
 BACKEND_ENV = _triton_loader.BACKEND_ENV  # GPTOSS_KERNELS
 CPU_FUSED_ENV = cpu_build.FUSED_ENV
-BACKENDS = ("torch", "triton")
+BACKENDS = ("cpu", "triton")
+# Old backend names still accepted (with a logged deprecation warning), and what they are called now.
+DEPRECATED_BACKENDS = {"torch": "cpu"}
 # Per expert, the fused CPU kernel re-decodes the packed weights once per 4 tokens; measured on the `mini` preset
 # it still beats decode-to-bf16 + BLAS at 512-token prefill (5.2 s vs 12.8 s). Past this many tokens per expert
 # the BLAS path takes over, where decoding once amortises over enough rows.
@@ -57,18 +70,18 @@ MOE_FUSED_MAX_TOKENS = 16
 
 @dataclass(frozen=True)
 class Ops:
-    """The hot operations of one backend (each takes the same arguments as its ``*_ref`` in ``kernels/``)."""
+    """The hot operations of one backend, each typed by its one signature (``kernels.op_signatures``)."""
 
-    name: str
-    rmsnorm: Callable[..., torch.Tensor]
-    add_rmsnorm: Callable[..., tuple[torch.Tensor, torch.Tensor]]
-    rope: Callable[..., torch.Tensor]
-    attention: Callable[..., torch.Tensor]
-    attention_decode: Callable[..., torch.Tensor]
-    router: Callable[..., Any]
-    moe: Callable[..., torch.Tensor]
-    linear: Callable[..., torch.Tensor]  # (x [T, K], weight [N, K], bias [N] | None) -> [T, N], like F.linear
-    unembed: Callable[..., torch.Tensor]  # (x [T, H], weight [V, H]) -> fp32 logits [T, V]
+    name: str  # "cpu" or "triton"
+    rmsnorm: RmsNorm
+    add_rmsnorm: AddRmsNorm
+    rope: Rope
+    attention: Attention
+    attention_decode: AttentionDecode
+    router: Router
+    moe: Moe
+    linear: Linear  # (x [T, K], weight [N, K], bias [N] | None) -> [T, N], like F.linear
+    unembed: Unembed  # (x [T, H], weight [V, H]) -> fp32 logits [T, V]
 
 
 def cpu_fused_enabled() -> bool:
@@ -145,7 +158,13 @@ def cpu_unembed(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return F.linear(x, weight).float()
 
 
-def torch_unembed(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def cpu_router(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``router_ref`` with its logits from :func:`cpu_linear` (the fused GEMV at decode sizes)."""
+    return router_ref(x, weight, bias, k, linear=cpu_linear)
+
+
+def linear_unembed(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """fp32 logits ``[T, V]`` from ``F.linear`` in the model dtype, widened (the Triton backend's unembedding)."""
     return F.linear(x, weight).float()
 
 
@@ -219,14 +238,14 @@ def cpu_moe(
     )
 
 
-TORCH_OPS = Ops(
-    name="torch",
+CPU_OPS = Ops(
+    name="cpu",
     rmsnorm=cpu_rmsnorm,
     add_rmsnorm=cpu_add_rmsnorm,
     rope=cpu_rope,
     attention=attention_ref,
     attention_decode=cpu_attention_decode,
-    router=functools.partial(router_ref, linear=cpu_linear),
+    router=cpu_router,
     moe=cpu_moe,
     linear=cpu_linear,
     unembed=cpu_unembed,
@@ -245,7 +264,7 @@ def triton_ops() -> Ops:
         router=router_kernels.router,
         moe=moe_kernels.moe,
         linear=F.linear,
-        unembed=torch_unembed,
+        unembed=linear_unembed,
     )
 
 
@@ -264,13 +283,29 @@ def _triton_usable(device: torch.device) -> str | None:
     return f"Triton kernels need a CUDA device (or TRITON_INTERPRET=1 for the interpreter), not {device.type}"
 
 
-def select_ops(device: torch.device) -> Ops:
-    """The backend for ``device``: ``GPTOSS_KERNELS`` if set, else Triton on CUDA and torch elsewhere."""
+def requested_backend() -> str | None:
+    """The backend ``GPTOSS_KERNELS`` names (an old name mapped to the new one, with a warning), or None if unset.
+
+    Raises:
+        EngineError: the variable names no backend.
+    """
     requested = os.environ.get(BACKEND_ENV, "").strip().lower()
-    if requested and requested not in BACKENDS:
+    if not requested:
+        return None
+    renamed = DEPRECATED_BACKENDS.get(requested)
+    if renamed is not None:
+        logger.warning("%s=%s is deprecated: the backend is now called %s", BACKEND_ENV, requested, renamed)
+        return renamed
+    if requested not in BACKENDS:
         raise EngineError(f"{BACKEND_ENV}={requested!r} is not a backend; choose one of {', '.join(BACKENDS)}")
-    if requested == "torch":
-        return TORCH_OPS
+    return requested
+
+
+def select_ops(device: torch.device) -> Ops:
+    """The backend for ``device``: ``GPTOSS_KERNELS`` if set, else Triton on CUDA and ``cpu`` elsewhere."""
+    requested = requested_backend()
+    if requested == "cpu":
+        return CPU_OPS
     problem = _triton_usable(device)
     if requested == "triton":
         if problem is not None:
@@ -278,4 +313,4 @@ def select_ops(device: torch.device) -> Ops:
         return triton_ops()
     if device.type == "cuda" and problem is None:
         return triton_ops()
-    return TORCH_OPS
+    return CPU_OPS

@@ -1,9 +1,10 @@
 """Build, load and pick the fused CPU kernels' C++ extension, one variant per instruction-set level.
 
-The C++ (``kernels.cpu_mxfp4`` and ``kernels._cpu_elementwise_cpp``) chooses its code path with the compiler's
-predefined macros (``__AVX512F__``, ``__AVX2__ && __FMA__``, ``__AVX512BF16__``, else portable C++). Instead of
-``-march=native``, each level below compiles that source with explicit ``-m`` flags, so a variant built on one machine
-runs on any CPU that has its level, and every path can be built and tested on a CPU that has it:
+The C++ lives in ``kernels/cpu/`` (one file per kernel family, compiled as one unit through ``extension.cpp``; see
+:data:`SOURCE_DIR`) and chooses its code path with the compiler's predefined macros (``__AVX512F__``,
+``__AVX2__ && __FMA__``, ``__AVX512BF16__``, else portable C++). Instead of ``-march=native``, each level below compiles
+those sources with explicit ``-m`` flags, so a variant built on one machine runs on any CPU that has its level, and
+every path can be built and tested on a CPU that has it:
 
 ============  ===========================================================  =====================================
 level         compiler flags (beyond ``-march=x86-64``)                    code path
@@ -24,10 +25,12 @@ kernel wrappers call. Switches (read once, by the first :func:`prepare`):
 - ``GPTOSS_CPU_FUSED=0`` switches every fused CPU kernel off (the engine uses the torch references).
 
 Builds are cached under ``$TORCH_EXTENSIONS_DIR`` when set, else ``$XDG_CACHE_HOME/gpt-oss-desktop/torch_extensions``
-(``~/.cache/...``), in a folder named after a hash of the source, the flags, the level, the torch and Python versions
-and the install (the package's folder and ``sys.prefix``): two installs (two virtualenvs) never share a build folder.
-Each variant registers its ops under its own namespace (``torch.ops.gptoss_cpu_<level>``), so tests can load several
-levels into one process and switch between them (:func:`use_level`).
+(``~/.cache/...``), in a folder named after a hash of the sources (every ``.cpp`` and ``.h`` file's name and contents),
+the flags, the level, the torch and Python versions and the install (the package's folder and ``sys.prefix``): two
+installs (two virtualenvs) never share a build folder.
+Each variant registers its ops under its own namespace (``torch.ops.gptoss_cpu_<level>``, passed to the compiler as
+``-DGPTOSS_OP_NAMESPACE``, which also names the C++ namespace), so tests can load several levels into one process and
+switch between them (:func:`use_level`).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ __all__ = [
     "FUSED_ENV",
     "ISA_ENV",
     "LEVELS",
+    "SOURCE_DIR",
     "CpuIsaError",
     "IsaLevel",
     "KernelState",
@@ -70,6 +74,7 @@ __all__ = [
     "ops",
     "prepare",
     "requested_level",
+    "source_files",
     "status",
     "supported_levels",
     "switched_off",
@@ -87,8 +92,16 @@ _APP_DIR_NAME: Final = "gpt-oss-desktop"  # the same folder name engine.paths us
 # otherwise fuse a plain-C++ `acc += w * x` into an FMA in one instantiation and not in another (it depends on the
 # tuning and on how the loop was vectorised), so a bf16 GEMV row's K tail summed for a tile of 2 tokens differed from
 # the same row alone (seen with AMD Zen 3 tuning at K = 2881). Intrinsic FMAs are unaffected; plain C++ arithmetic
-# then rounds exactly as written, like the torch references.
-_COMMON_FLAGS: Final = ("-O3", "-ffp-contract=off", "-fopenmp", "-std=c++17")
+# then rounds exactly as written, like the torch references. -Wall -Wextra: the sources compile without a warning at
+# every level (tests/kernels/test_cpu_build.py builds each with -Werror); torch's own headers are -isystem, so their
+# warnings stay out.
+_COMMON_FLAGS: Final = ("-O3", "-ffp-contract=off", "-fopenmp", "-std=c++17", "-Wall", "-Wextra")
+
+# The C++ sources, shipped as package data (pyproject.toml, packaging/gpt-oss-desktop.spec). extension.cpp is the one
+# translation unit: it includes the kernel files (see its header for why one unit), and all of them go into the key.
+SOURCE_DIR: Final = Path(__file__).resolve().parent / "cpu"
+_UNIT: Final = "extension.cpp"
+_SOURCE_SUFFIXES: Final = (".cpp", ".h")
 _X86_BASE: Final = ("-march=x86-64", "-mtune=generic")
 _AVX2: Final = ("-mavx2", "-mfma", "-mf16c")
 _AVX512: Final = ("-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512dq")
@@ -232,18 +245,24 @@ def build_root() -> Path:
     return base / _APP_DIR_NAME / "torch_extensions"
 
 
-def _flags(level: IsaLevel, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
-    return (*_COMMON_FLAGS, *(level.cflags if _is_x86() else ()), *extra)
-
-
 def _namespace(level: str, tag: str = "") -> str:
     return _NAMESPACE_PREFIX + level + (f"_{tag}" if tag else "")
 
 
-def _source(namespace: str) -> str:
-    from gpt_oss_desktop.kernels.cpu_mxfp4 import extension_source  # the C++ lives with its wrappers
+def _flags(level: IsaLevel, namespace: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    return (*_COMMON_FLAGS, *(level.cflags if _is_x86() else ()), f"-DGPTOSS_OP_NAMESPACE={namespace}", *extra)
 
-    return extension_source(namespace)
+
+def source_files() -> tuple[Path, ...]:
+    """The extension's C++ files (``.cpp`` and ``.h``) in :data:`SOURCE_DIR`, sorted by name.
+
+    Raises:
+        FileNotFoundError: the folder or its ``extension.cpp`` is missing (an install without the package data).
+    """
+    files = tuple(sorted(p for p in SOURCE_DIR.iterdir() if p.is_file() and p.suffix in _SOURCE_SUFFIXES))
+    if SOURCE_DIR / _UNIT not in files:
+        raise FileNotFoundError(f"{_UNIT} is missing from {SOURCE_DIR}")
+    return files
 
 
 def _install_key() -> str:
@@ -256,9 +275,13 @@ def extension_name(level: str, *, extra_cflags: tuple[str, ...] = (), tag: str =
     """The build folder's (and library's) name: the namespace and a hash of everything the binary depends on."""
     namespace = _namespace(level, tag)
     digest = hashlib.sha256()
+    for path in source_files():  # each file's name and bytes: editing, adding or renaming one changes the key
+        digest.update(path.name.encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
     parts = (
-        _source(namespace),
-        " ".join(_flags(_BY_NAME[level], extra_cflags)),
+        " ".join(_flags(_BY_NAME[level], namespace, extra_cflags)),
         level,
         torch.__version__,
         f"{sys.version_info.major}.{sys.version_info.minor}",
@@ -309,24 +332,26 @@ def compile_variant(
     if level not in _BY_NAME:
         raise CpuIsaError(f"unknown CPU level {level!r}; the levels are {', '.join(LEVEL_NAMES)}")
     namespace_name = _namespace(level, tag)
-    name = extension_name(level, extra_cflags=extra_cflags, tag=tag)
+    try:
+        name = extension_name(level, extra_cflags=extra_cflags, tag=tag)
+    except OSError as exc:  # an install without its package data: say so rather than fail the caller
+        return KernelStatus(KernelState.FAILED, level, 0.0, f"the C++ sources cannot be read: {exc}"), None
     build_dir = build_root() / name
     cached = (build_dir / f"{name}.so").exists()
     if not cached and on_progress is not None:
         on_progress(f"Building the CPU kernels for {level} (first run only)")
     start = time.perf_counter()
     try:
-        from torch.utils.cpp_extension import load_inline
+        from torch.utils.cpp_extension import load
 
         build_dir.mkdir(parents=True, exist_ok=True)
-        load_inline(
+        load(
             name=name,
-            cpp_sources=[_source(namespace_name)],
-            extra_cflags=list(_flags(_BY_NAME[level], extra_cflags)),
+            sources=[str(SOURCE_DIR / _UNIT)],
+            extra_cflags=list(_flags(_BY_NAME[level], namespace_name, extra_cflags)),
             extra_ldflags=["-fopenmp"],
             build_directory=str(build_dir),
             is_python_module=False,
-            no_implicit_headers=True,
             verbose=False,
         )
         namespace = getattr(torch.ops, namespace_name)

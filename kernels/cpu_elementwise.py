@@ -3,15 +3,20 @@
 Same arguments, results and rounding points as the torch references :func:`kernels.rmsnorm.rmsnorm_ref`,
 :func:`kernels.rmsnorm.add_rmsnorm_ref` and :func:`kernels.rope.rope_ref` (only the fp32 order of the mean-of-squares
 sum differs). They exist because at decode each reference is a chain of ~8 tiny torch ops whose dispatch costs far
-more than the arithmetic. The C++ is in ``kernels._cpu_elementwise_cpp`` and is built with the rest of
-``kernels.cpu_mxfp4``; check :func:`kernels.cpu_mxfp4.available` before calling.
+more than the arithmetic. The C++ is ``kernels/cpu/elementwise.cpp``, built into the one extension with the rest of
+the fused CPU kernels (``kernels.cpu_build``); check :func:`kernels.cpu_mxfp4.available` before calling.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from gpt_oss_desktop.kernels import cpu_mxfp4
+
+if TYPE_CHECKING:
+    from gpt_oss_desktop.kernels.op_signatures import AddRmsNorm, RmsNorm, Rope
 
 __all__ = ["add_rmsnorm", "rmsnorm", "rope"]
 
@@ -42,3 +47,7 @@ def rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     op = cpu_mxfp4.extension_ops()
     out: torch.Tensor = op.rope(x.contiguous(), cos.float().contiguous(), sin.float().contiguous())
     return out
+
+
+if TYPE_CHECKING:  # the references' signatures (kernels.op_signatures), checked by mypy
+    _SIGNATURES: tuple[RmsNorm, AddRmsNorm, Rope] = (rmsnorm, add_rmsnorm, rope)

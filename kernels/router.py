@@ -5,10 +5,10 @@ Torch reference and the fused Triton kernel.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
+
+from gpt_oss_desktop.kernels.op_signatures import Linear
 
 # Triton import guard and shared helpers live in kernels.rmsnorm (triton / tl are None without the package).
 from gpt_oss_desktop.kernels.rmsnorm import (
@@ -26,7 +26,7 @@ def router_ref(
     weight: torch.Tensor,
     bias: torch.Tensor,
     k: int,
-    linear: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] = F.linear,
+    linear: Linear = F.linear,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Route each token to ``k`` experts.
 

@@ -91,7 +91,7 @@ def test_torch_ops_linear_routes_decode_sizes_to_the_fused_kernel() -> None:
     bias = torch.randn(70, generator=gen).to(torch.bfloat16)
     for t in (1, ops.BF16_FUSED_MAX_TOKENS, ops.BF16_FUSED_MAX_TOKENS + 1):
         x = torch.randn(t, 96, generator=gen).to(torch.bfloat16)
-        out = ops.TORCH_OPS.linear(x, weight, bias)
+        out = ops.CPU_OPS.linear(x, weight, bias)
         assert out.dtype == torch.bfloat16 and out.shape == (t, 70)
         expected = (
             cpu_mxfp4.bf16_linear(x, weight, bias)
@@ -101,7 +101,7 @@ def test_torch_ops_linear_routes_decode_sizes_to_the_fused_kernel() -> None:
         assert torch.equal(out, expected)
     # Anything the kernel does not take (fp32 weights here) is plain F.linear.
     x32 = torch.randn(1, 96, generator=gen)
-    assert torch.equal(ops.TORCH_OPS.linear(x32, weight.float()), F.linear(x32, weight.float()))
+    assert torch.equal(ops.CPU_OPS.linear(x32, weight.float()), F.linear(x32, weight.float()))
 
 
 def test_each_row_is_independent_of_the_batch() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,37 @@ def test_build_cache_is_keyed_by_level_flags_and_install(monkeypatch: pytest.Mon
     assert cpu_build.extension_name("avx2", extra_cflags=("-mtune=znver3",), tag="t") != names["avx2"]
     monkeypatch.setattr(cpu_build.sys, "prefix", "/some/other/venv")  # a second virtualenv
     assert cpu_build.extension_name("avx2") != names["avx2"]
+
+
+def test_build_cache_key_covers_every_source_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    sources = tmp_path / "cpu"
+    shutil.copytree(cpu_build.SOURCE_DIR, sources)
+    monkeypatch.setattr(cpu_build, "SOURCE_DIR", sources)
+    original = cpu_build.extension_name("scalar")
+    files = sorted(p for p in sources.iterdir() if p.suffix in (".cpp", ".h"))
+    assert {"extension.cpp", "common.h", "gemv.cpp"} <= {p.name for p in files}
+    for path in files:  # an edit to any one file, header or not, is a new build
+        text = path.read_bytes()
+        path.write_bytes(text + b"\n// edited\n")
+        assert cpu_build.extension_name("scalar") != original, path.name
+        path.write_bytes(text)
+    assert cpu_build.extension_name("scalar") == original
+    (sources / "new.h").write_text("// a new header\n")
+    assert cpu_build.extension_name("scalar") != original
+
+
+def test_missing_sources_are_a_failed_build_not_an_exception(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(cpu_build, "SOURCE_DIR", tmp_path)  # an install that lost its package data
+    status, namespace = cpu_build.compile_variant("scalar", tag="nosources")
+    assert status.state is cpu_build.KernelState.FAILED and namespace is None
+    assert "extension.cpp is missing" in (status.reason or "")
+
+
+def test_the_sources_compile_without_warnings(cpu_isa: str) -> None:
+    # Every variant is compiled with -Wall -Wextra; -Werror here turns any warning at this level into a failure.
+    status, op = cpu_build.compile_variant(cpu_isa, extra_cflags=("-Werror",), tag="werror")
+    assert status.ok, status.reason
+    assert str(op.isa()) == cpu_isa
 
 
 def test_build_root_respects_torch_extensions_dir_then_the_user_cache(

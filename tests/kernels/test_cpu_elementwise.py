@@ -76,12 +76,12 @@ def test_torch_ops_route_norms_and_rope_to_the_fused_kernels(monkeypatch: pytest
     scale = torch.rand(64, generator=gen) + 0.5
     q = torch.randn(2, 4, 16, generator=gen).to(torch.bfloat16)
     cos, sin = torch.rand(2, 8, generator=gen), torch.rand(2, 8, generator=gen)
-    assert torch.equal(ops.TORCH_OPS.rmsnorm(x, scale), cpu_elementwise.rmsnorm(x, scale))
-    routed, fused = ops.TORCH_OPS.add_rmsnorm(x, delta, scale), cpu_elementwise.add_rmsnorm(x, delta, scale)
+    assert torch.equal(ops.CPU_OPS.rmsnorm(x, scale), cpu_elementwise.rmsnorm(x, scale))
+    routed, fused = ops.CPU_OPS.add_rmsnorm(x, delta, scale), cpu_elementwise.add_rmsnorm(x, delta, scale)
     assert torch.equal(routed[0], fused[0]) and torch.equal(routed[1], fused[1])
-    assert torch.equal(ops.TORCH_OPS.rope(q, cos, sin), cpu_elementwise.rope(q, cos, sin))
+    assert torch.equal(ops.CPU_OPS.rope(q, cos, sin), cpu_elementwise.rope(q, cos, sin))
     # With the fused kernels switched off the same ops are the torch references.
     monkeypatch.setenv(ops.CPU_FUSED_ENV, "0")
-    assert torch.equal(ops.TORCH_OPS.rmsnorm(x, scale), rmsnorm_ref(x, scale))
-    assert torch.equal(ops.TORCH_OPS.add_rmsnorm(x, delta, scale)[1], add_rmsnorm_ref(x, delta, scale)[1])
-    assert torch.equal(ops.TORCH_OPS.rope(q, cos, sin), rope_ref(q, cos, sin))
+    assert torch.equal(ops.CPU_OPS.rmsnorm(x, scale), rmsnorm_ref(x, scale))
+    assert torch.equal(ops.CPU_OPS.add_rmsnorm(x, delta, scale)[1], add_rmsnorm_ref(x, delta, scale)[1])
+    assert torch.equal(ops.CPU_OPS.rope(q, cos, sin), rope_ref(q, cos, sin))

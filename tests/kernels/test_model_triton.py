@@ -1,12 +1,14 @@
-"""The whole model on the Triton path (interpreter on CPU) equals the torch path, uncached and cached."""
+"""The whole model on the Triton backend (interpreter on CPU) equals the cpu backend, uncached and cached.
+
+Which backend a device gets: tests/engine/test_ops.py.
+"""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from gpt_oss_desktop.engine.errors import EngineError
-from gpt_oss_desktop.engine.ops import BACKEND_ENV, TORCH_OPS, select_ops
+from gpt_oss_desktop.engine.ops import BACKEND_ENV, CPU_OPS
 from tests.helpers.models import ORACLE_CONFIG, random_ids, random_model
 
 pytest.importorskip("triton")
@@ -17,36 +19,22 @@ def triton_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(BACKEND_ENV, "triton")
 
 
-def test_backend_selection(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(BACKEND_ENV, raising=False)
-    assert select_ops(torch.device("cpu")) is TORCH_OPS
-    monkeypatch.setenv(BACKEND_ENV, "torch")
-    assert select_ops(torch.device("cpu")).name == "torch"
-    monkeypatch.setenv(BACKEND_ENV, "cuda-magic")
-    with pytest.raises(EngineError, match="not a backend"):
-        select_ops(torch.device("cpu"))
-    monkeypatch.setenv(BACKEND_ENV, "triton")
-    monkeypatch.setenv("TRITON_INTERPRET", "0")
-    with pytest.raises(EngineError, match="CUDA"):
-        select_ops(torch.device("cpu"))
-
-
 @pytest.mark.usefixtures("triton_env")
-def test_triton_logits_equal_torch_logits() -> None:
+def test_triton_logits_equal_cpu_logits() -> None:
     ids = random_ids(2 * ORACLE_CONFIG.sliding_window + 3, ORACLE_CONFIG.vocab_size, seed=11)
     triton_model = random_model(seed=5)
     assert triton_model.ops.name == "triton"
-    torch_model = random_model(seed=5)
-    torch_model.ops = TORCH_OPS
-    torch.testing.assert_close(triton_model.logits(ids), torch_model.logits(ids), rtol=1e-4, atol=1e-4)
+    cpu_model = random_model(seed=5)
+    cpu_model.ops = CPU_OPS
+    torch.testing.assert_close(triton_model.logits(ids), cpu_model.logits(ids), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.usefixtures("triton_env")
-def test_triton_cached_decode_equals_torch() -> None:
+def test_triton_cached_decode_equals_cpu() -> None:
     ids = random_ids(ORACLE_CONFIG.sliding_window + 6, ORACLE_CONFIG.vocab_size, seed=12)
     model = random_model(seed=6)
     reference = random_model(seed=6)
-    reference.ops = TORCH_OPS
+    reference.ops = CPU_OPS
     expected = reference.logits(ids)
     cache = model.new_cache(2, 64)
     got = [model.prefill(ids[:5], cache, 1)]

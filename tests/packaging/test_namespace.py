@@ -49,6 +49,15 @@ def test_the_wheel_installs_exactly_one_top_level_name(wheel: Path) -> None:
     assert not [n for n in names if "/tools/" in n or n.startswith("tools/") or "/bench/" in n]
 
 
+def test_the_wheel_ships_the_cpu_kernels_sources(wheel: Path) -> None:
+    # kernels/cpu_build.py compiles them on the user's machine at first run: every .cpp and .h must be installed.
+    names = set(zipfile.ZipFile(wheel).namelist())
+    sources = sorted(p.name for p in (REPO / "kernels" / "cpu").iterdir() if p.suffix in (".cpp", ".h"))
+    assert "extension.cpp" in sources and "common.h" in sources
+    missing = [name for name in sources if f"{NAMESPACE}/kernels/cpu/{name}" not in names]
+    assert missing == []
+
+
 def test_the_wheel_declares_both_commands(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         (entry_points,) = [n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt")]

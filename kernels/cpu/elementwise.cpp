@@ -1,20 +1,12 @@
-"""C++ source of the CPU decode path's small elementwise ops (RMSNorm with the residual add, RoPE).
+// RMSNorm (with the residual add) and RoPE of CPU decode as single calls (Python wrappers: kernels/cpu_elementwise.py).
+//
+// Why C++ at all: at decode a token's RMSNorm is ~9 torch ops on a [1, 2880] row and its RoPE ~8 more; each costs a
+// few microseconds of dispatch, ~0.2 ms per layer on the 20b, where the arithmetic itself is ~1 us. Rounding follows
+// the torch references op for op (kernels.rmsnorm.rmsnorm_ref, kernels.rope.rope_ref): every intermediate the
+// reference rounds to the activation dtype is rounded here too. Only the order of the fp32 mean-of-squares sum differs.
+#include "common.h"
 
-Compiled into the one extension ``kernels.cpu_mxfp4`` builds (one compile, one cache entry); the Python wrappers are in
-``kernels.cpu_elementwise``. Kept apart from the GEMV/MoE/attention kernels so each file has one job.
-
-Why C++ at all: at decode a token's RMSNorm is ~9 torch ops on a [1, 2880] row and its RoPE ~8 more; each costs a few
-microseconds of dispatch, ~0.2 ms per layer on the 20b, where the arithmetic itself is ~1 us. Rounding follows the
-torch references op for op (kernels.rmsnorm.rmsnorm_ref, kernels.rope.rope_ref): every intermediate the reference
-rounds to the activation dtype is rounded here too. Only the order of the fp32 mean-of-squares sum differs.
-"""
-
-from __future__ import annotations
-
-__all__ = ["CPP_SOURCE"]
-
-# Included after the main kernels, inside the same translation unit: ``OP_NAMESPACE`` is replaced by the build.
-CPP_SOURCE = r"""
+namespace GPTOSS_OP_NAMESPACE {
 namespace {
 
 template <typename T>
@@ -123,9 +115,10 @@ at::Tensor rope_op(const at::Tensor& x, const at::Tensor& cos, const at::Tensor&
 }
 
 }  // namespace
+}  // namespace GPTOSS_OP_NAMESPACE
 
-TORCH_LIBRARY_FRAGMENT(OP_NAMESPACE, m) {
-  m.def("rmsnorm(Tensor x, Tensor? delta, Tensor scale, float eps) -> (Tensor, Tensor)", &rmsnorm_op);
-  m.def("rope(Tensor x, Tensor cos, Tensor sin) -> Tensor", &rope_op);
+GPTOSS_LIBRARY_FRAGMENT(m) {
+  m.def("rmsnorm(Tensor x, Tensor? delta, Tensor scale, float eps) -> (Tensor, Tensor)",
+        &GPTOSS_OP_NAMESPACE::rmsnorm_op);
+  m.def("rope(Tensor x, Tensor cos, Tensor sin) -> Tensor", &GPTOSS_OP_NAMESPACE::rope_op);
 }
-"""

@@ -1,0 +1,146 @@
+// Shared by every translation unit of the fused CPU kernels (gemv.cpp, moe.cpp, attention.cpp, elementwise.cpp,
+// library.cpp). kernels/cpu_build.py compiles them once per instruction-set level with explicit -m flags; the code
+// path is chosen here by the compiler's predefined macros (__AVX512F__, __AVX2__ && __FMA__, __AVX512BF16__, else
+// portable C++).
+#pragma once
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12.2's AVX-512 intrinsics header makes its "undefined" vectors by initialising them from themselves
+// (`__m512 __Y = __Y;`), which -Wall then reports as (maybe-)uninitialized wherever such an intrinsic is inlined
+// (GCC bug 105593, fixed in 12.3 and 13). The warnings point into that header, so they are off for its lines only:
+// the kernels' own lines keep both warnings. Included first, before torch's headers might include it.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#else
+#include <immintrin.h>
+#endif
+#endif
+
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Exception.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <tuple>
+#include <vector>
+
+// The build passes -DGPTOSS_OP_NAMESPACE=gptoss_cpu_<level>[_<tag>]: the ops register under torch.ops.<that name>,
+// and all C++ below lives in a C++ namespace of the same name, so two variants loaded into one process (the tests load
+// every level) never share a symbol that the dynamic linker could resolve to the other variant's code.
+#ifndef GPTOSS_OP_NAMESPACE
+#error "build with -DGPTOSS_OP_NAMESPACE=<op namespace> (kernels/cpu_build.py does)"
+#endif
+// TORCH_LIBRARY pastes and stringifies its namespace argument, which would use the macro's name, not its value; one
+// more level of macro expansion passes the value.
+#define GPTOSS_LIBRARY_EXPANDED(ns, m) TORCH_LIBRARY(ns, m)
+#define GPTOSS_LIBRARY(m) GPTOSS_LIBRARY_EXPANDED(GPTOSS_OP_NAMESPACE, m)
+#define GPTOSS_LIBRARY_FRAGMENT_EXPANDED(ns, m) TORCH_LIBRARY_FRAGMENT(ns, m)
+#define GPTOSS_LIBRARY_FRAGMENT(m) GPTOSS_LIBRARY_FRAGMENT_EXPANDED(GPTOSS_OP_NAMESPACE, m)
+
+// bf16 GEMV activations meet bf16 weights in vdpbf16ps (gemv.cpp); isa() reports the level as "avx512bf16".
+#if defined(__AVX512BF16__) && defined(__AVX512BW__)
+#define GPTOSS_BF16_DOT 1
+#endif
+
+namespace GPTOSS_OP_NAMESPACE {
+
+#if defined(__AVX512F__)
+// The 16-lane sums of up to 4 vectors at once, each with _mm512_reduce_add_ps's pairing (lane i with i+8, then i+4,
+// i+2, i+1), so a token's sum is the same bits whether it is reduced alone or with others; sharing the shuffles
+// between tokens matters at small K, where a row's reduction costs as much as its dot product.
+template <int TT>
+inline void reduce_lanes(const __m512* v, float* res) {
+  static_assert(TT >= 1 && TT <= 4, "up to 4 vectors");
+  const __m512 zero = _mm512_setzero_ps();
+  const __m512 a = v[0];
+  const __m512 b = TT > 1 ? v[1] : zero;
+  const __m512 c = TT > 2 ? v[2] : zero;
+  const __m512 d = TT > 3 ? v[3] : zero;
+  // 16 -> 8 lanes: 128-bit quarters [q0 + q2, q1 + q3] of a, then of b (likewise c, d).
+  const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+  const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, 0x44), _mm512_shuffle_f32x4(c, d, 0xEE));
+  // 8 -> 4: quarter t of q holds vector t's (q0 + q2) + (q1 + q3).
+  const __m512 q = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, 0x88), _mm512_shuffle_f32x4(ab, cd, 0xDD));
+  // 4 -> 2 -> 1 inside each quarter: lanes {0 + 2, 1 + 3}, then 0 + 1.
+  const __m512 h = _mm512_add_ps(q, _mm512_permute_ps(q, 0x4E));
+  const __m512 r = _mm512_add_ps(h, _mm512_permute_ps(h, 0xB1));
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, r);
+  for (int t = 0; t < TT; ++t) res[t] = lanes[4 * t];
+}
+#elif defined(__AVX2__) && defined(__FMA__)
+inline float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+#endif
+
+template <typename T>
+inline float to_float(T v) {
+  return static_cast<float>(v);
+}
+
+// x [T, K] -> fp32 [T, K] with each full group of 32 reordered to [even elements, odd elements].
+template <typename T>
+inline void deinterleave(const T* x, int64_t rows, int64_t K, float* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* src = x + r * K;
+    float* dst = out + r * K;
+    int64_t g = 0;
+    for (; g + 32 <= K; g += 32) {
+      for (int j = 0; j < 16; ++j) {
+        dst[g + j] = to_float(src[g + 2 * j]);
+        dst[g + 16 + j] = to_float(src[g + 2 * j + 1]);
+      }
+    }
+    for (; g < K; ++g) dst[g] = to_float(src[g]);  // a tail shorter than a group (bf16 GEMV only) stays in order
+  }
+}
+
+// The optional bias of either op, read in place (fp32 or bf16); null pointers when there is none.
+struct BiasView {
+  const float* f32 = nullptr;
+  const c10::BFloat16* bf16 = nullptr;
+};
+
+inline BiasView view_bias(const std::optional<at::Tensor>& bias, int64_t N) {
+  BiasView view;
+  if (bias.has_value() && bias->defined()) {
+    TORCH_CHECK(bias->device().is_cpu() && bias->dim() == 1 && bias->size(0) == N && bias->is_contiguous(),
+                "bias must be a contiguous CPU [N] tensor");
+    if (bias->scalar_type() == at::kFloat) {
+      view.f32 = bias->data_ptr<float>();
+    } else {
+      TORCH_CHECK(bias->scalar_type() == at::kBFloat16, "bias must be float32 or bfloat16");
+      view.bf16 = bias->data_ptr<c10::BFloat16>();
+    }
+  }
+  return view;
+}
+
+// x [T, K] (fp32 or bf16) as fp32 in the per-32-group even/odd layout both kernels read.
+inline std::vector<float> deinterleaved_activations(const at::Tensor& x, int64_t T, int64_t K) {
+  std::vector<float> xp(static_cast<size_t>(T * K));
+  if (x.scalar_type() == at::kFloat) {
+    deinterleave(x.data_ptr<float>(), T, K, xp.data());
+  } else {
+    deinterleave(x.data_ptr<c10::BFloat16>(), T, K, xp.data());
+  }
+  return xp;
+}
+
+}  // namespace GPTOSS_OP_NAMESPACE

@@ -1,0 +1,40 @@
+// The fused CPU kernels' one translation unit, and the op namespace they register in.
+//
+// kernels/cpu_build.py compiles this file once per instruction-set level. The kernels are in their own files, each
+// self-contained (it includes the headers it needs and registers its own ops with GPTOSS_LIBRARY_FRAGMENT), but they
+// are compiled here as one unit: torch's headers, parsed once per unit, are most of the compile time (five units took
+// about four times as long as one at -O3), and the first run of the app waits for this build.
+#include "common.h"
+
+#include <string>
+
+namespace GPTOSS_OP_NAMESPACE {
+namespace {
+
+// The level this build was compiled for: cpu_build checks it against the level it asked for. The conditions are
+// those that pick each code path (mxfp4_rows.h, gemv.cpp, attention.cpp).
+std::string isa() {
+#if defined(__AVX512F__)
+  const std::string level = "avx512";
+#elif defined(__AVX2__) && defined(__FMA__)
+  const std::string level = "avx2";
+#else
+  const std::string level = "scalar";
+#endif
+#ifdef GPTOSS_BF16_DOT
+  return level + "bf16";
+#else
+  return level;
+#endif
+}
+
+}  // namespace
+}  // namespace GPTOSS_OP_NAMESPACE
+
+// torch.ops.gptoss_cpu_<level>[_<tag>]: isa() here, the kernels' ops from their files below.
+GPTOSS_LIBRARY(m) { m.def("isa() -> str", &GPTOSS_OP_NAMESPACE::isa); }
+
+#include "attention.cpp"    // attention_decode
+#include "elementwise.cpp"  // rmsnorm, rope
+#include "gemv.cpp"         // linear (MXFP4), bf16_linear
+#include "moe.cpp"          // moe
