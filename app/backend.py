@@ -44,6 +44,7 @@ class LoadErrorKind(enum.StrEnum):
 
     MISSING_FILES = "missing_files"
     INVALID_CHECKPOINT = "invalid_checkpoint"
+    UNSUPPORTED_CHECKPOINT = "unsupported_checkpoint"
     OUT_OF_MEMORY = "out_of_memory"
     UNSUPPORTED_DEVICE = "unsupported_device"
     UNEXPECTED = "unexpected"
@@ -54,6 +55,8 @@ _ADVICE: dict[LoadErrorKind, str] = {
     LoadErrorKind.MISSING_FILES: "Check the model folder, or download the model again. "
     "You can also try the demo model.",
     LoadErrorKind.INVALID_CHECKPOINT: "The model files look damaged or incomplete. Download the model again.",
+    LoadErrorKind.UNSUPPORTED_CHECKPOINT: "These model files are stored in a form the app cannot load (converted or "
+    "quantized differently). Download gpt-oss in its original or Hugging Face form.",
     LoadErrorKind.OUT_OF_MEMORY: "Close other programs that use GPU or system memory, or choose a smaller model.",
     LoadErrorKind.UNSUPPORTED_DEVICE: "Your GPU or driver is not supported. Update the driver, or run on the CPU.",
     LoadErrorKind.UNEXPECTED: "This looks like a bug. The log has details; please report it.",

@@ -62,6 +62,7 @@ class AssistantMessage(QFrame):
         regenerate_requested(object): a ReasoningEffort, or None for "the same effort again".
     """
 
+    # object: ReasoningEffort | None, and a Signal type cannot say "or None".
     regenerate_requested = Signal(object)
 
     def __init__(self, effort: ReasoningEffort, parent: QWidget | None = None) -> None:

@@ -108,7 +108,7 @@ class CompareView(QWidget):
 
     Signals:
         busy_changed(bool): a comparison started or ended.
-        finished(object): a tuple of each column's Done (None for a column that got none) after a comparison.
+        finished(tuple): a tuple of each column's Done (None for a column that got none) after a comparison.
         saved(int): the comparison's id in the store, after it was created or a column was written.
         continue_requested(object): continue a column as a normal chat: the new chat's id in the store (int), or,
             without a store, the column's thread as a tuple of history Messages.
@@ -116,8 +116,9 @@ class CompareView(QWidget):
     """
 
     busy_changed = Signal(bool)
-    finished = Signal(object)
+    finished = Signal(tuple)
     saved = Signal(int)
+    # object: an int or a tuple of Messages (see above); a Signal has one type per argument.
     continue_requested = Signal(object)
     status = Signal(str)
 

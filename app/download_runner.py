@@ -28,12 +28,13 @@ class WorkerRunner(QObject):
     """Runs blocking calls one at a time on a worker thread.
 
     Signals:
-        progress(object): a :class:`~app.downloads.Progress`, on the GUI thread.
+        progress(Progress): a :class:`~app.downloads.Progress`, on the GUI thread.
         job_event(object): any other :data:`~app.downloads.DownloadEvent`, on the GUI thread.
         busy_changed(bool): a call started or ended.
     """
 
-    progress = Signal(object)
+    progress = Signal(Progress)
+    # object: DownloadEvent is a union of event classes; a Signal has one type per argument.
     job_event = Signal(object)
     busy_changed = Signal(bool)
 

@@ -99,7 +99,7 @@ class DownloadWizard(QWizard):
     """Gets a gpt-oss model onto disk and into the installed list.
 
     Signals:
-        installed(object): an :class:`~app.downloads.InstalledModel`, once it is verified and registered.
+        installed(InstalledModel): an :class:`~app.downloads.InstalledModel`, once it is verified and registered.
 
     Args:
         library: the installed-models list to add to.
@@ -109,7 +109,7 @@ class DownloadWizard(QWizard):
         confirm: asks a yes/no question (default: a message box).
     """
 
-    installed = Signal(object)
+    installed = Signal(InstalledModel)
 
     def __init__(
         self,

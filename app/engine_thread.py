@@ -28,7 +28,15 @@ from gpt_oss_desktop.app.backend import (
     RequestError,
 )
 from gpt_oss_desktop.engine.batch_generator import BatchGenerator
-from gpt_oss_desktop.engine.errors import CheckpointError, ConfigError, EngineError, GenerationError, LoadCancelled
+from gpt_oss_desktop.engine.errors import (
+    EngineError,
+    GenerationError,
+    InsufficientMemoryError,
+    LoadCancelled,
+    MissingFilesError,
+    UnsupportedCheckpointError,
+    UnsupportedDeviceError,
+)
 from gpt_oss_desktop.engine.events import Delta, Done, FinishReason, LoadProgress
 from gpt_oss_desktop.engine.generator import Generator, ModelLike
 from gpt_oss_desktop.engine.vocab import get_encoding
@@ -118,33 +126,32 @@ def load_local_model(
     return load_model(ref, device=device, dtype=dtype, on_progress=on_progress)
 
 
-# How CheckpointError messages say that files are absent (rather than present but damaged).
-_MISSING_HINTS: Final = ("no such file", "not found", "missing", "not installed")
-
-
 def classify_load_error(exc: BaseException, model_ref: str) -> LoadError:
-    """Map an exception raised while loading onto the category that decides the advice shown to the user."""
+    """Map an exception raised while loading onto the category that decides the advice shown to the user.
+
+    By type only: the engine raises a class for each problem where it finds it (engine/errors.py).
+    """
     message = str(exc) or type(exc).__name__
-    if isinstance(exc, FileNotFoundError) or (
-        # A config error is a CheckpointError too, but "missing" there names a key, not a file.
-        isinstance(exc, CheckpointError)
-        and not isinstance(exc, ConfigError)
-        and any(s in message for s in _MISSING_HINTS)
-    ):
+    if isinstance(exc, MissingFilesError | FileNotFoundError):
         kind = LoadErrorKind.MISSING_FILES
-    elif isinstance(exc, CheckpointError | ConfigError):
-        kind = LoadErrorKind.INVALID_CHECKPOINT
-    elif isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or "out of memory" in message:
+    elif isinstance(exc, UnsupportedCheckpointError):
+        kind = LoadErrorKind.UNSUPPORTED_CHECKPOINT
+    elif isinstance(exc, InsufficientMemoryError | MemoryError) or _is_torch_out_of_memory(exc):
         kind = LoadErrorKind.OUT_OF_MEMORY
-    elif isinstance(exc, RuntimeError) and any(
-        s in message for s in ("no kernel image", "CUDA capability", "not compatible", "unsupported GPU")
-    ):
+    elif isinstance(exc, UnsupportedDeviceError):
         kind = LoadErrorKind.UNSUPPORTED_DEVICE
-    elif isinstance(exc, EngineError):
+    elif isinstance(exc, EngineError):  # CheckpointError, ConfigError, VocabularyError: damaged files
         kind = LoadErrorKind.INVALID_CHECKPOINT
     else:
         kind = LoadErrorKind.UNEXPECTED
     return LoadError(kind, message, model_ref)
+
+
+def _is_torch_out_of_memory(exc: BaseException) -> bool:
+    # A custom loader (LocalEngine(loader=...)) may let torch's own error through. torch is only looked up, never
+    # imported here: if it is not loaded, nothing raised a torch error.
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.OutOfMemoryError)
 
 
 def _device_name(model: ModelLike) -> str:

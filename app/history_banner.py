@@ -56,10 +56,10 @@ class HistoryBanner(QFrame):
     """Across the top of the window while the history cannot be opened.
 
     Signals:
-        store_opened(object): the ChatStore of a new history, after "Start a new history"; chats save to it.
+        store_opened(ChatStore): the ChatStore of a new history, after "Start a new history"; chats save to it.
     """
 
-    store_opened = Signal(object)
+    store_opened = Signal(ChatStore)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)

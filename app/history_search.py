@@ -43,14 +43,16 @@ class BackgroundSearch(QObject):
     that finished just as a newer one started cannot slip through.
 
     Signals:
-        finished(str, object): the query and its list of SearchHit.
-        failed(str, object): the query and the exception that stopped it (a HistoryError, as a rule).
+        finished(str, list): the query and its list of SearchHit.
+        failed(str, BaseException): the query and the exception that stopped it (a HistoryError, as a rule).
     """
 
-    finished = Signal(str, object)
-    failed = Signal(str, object)
+    # list travels as a QVariantList: the slot gets a copy of the list, holding the same SearchHit objects.
+    finished = Signal(str, list)
+    failed = Signal(str, BaseException)
     # From the worker thread to this object's thread (queued): the job and its hits, or the exception.
-    _job_done = Signal(object, object)
+    # object: the outcome is list[SearchHit] | BaseException, and a Signal has one type per argument.
+    _job_done = Signal(_Job, object)
 
     def __init__(self, store: ChatStore, parent: QObject) -> None:
         # A parent is required: the worker holds this object while it emits, and a parentless QObject whose last
@@ -108,9 +110,9 @@ class BackgroundSearch(QObject):
         with contextlib.suppress(RuntimeError):
             self._job_done.emit(job, outcome)
 
-    def _on_job_done(self, job: object, outcome: object) -> None:
+    def _on_job_done(self, job: _Job, outcome: object) -> None:
         self._in_flight -= 1
-        if not isinstance(job, _Job) or job is not self._worker.current:
+        if job is not self._worker.current:
             return  # superseded or cancelled: a newer result (or the full list) is what the user sees
         self._worker.current = None
         if isinstance(outcome, BaseException):

@@ -52,11 +52,11 @@ class KernelPreparation(QObject):
     Signals (on the GUI thread):
         building(str): a build started (the first run of this install on this CPU); not sent when a cached build
             loads.
-        finished(object): the KernelStatus, whatever it is.
+        finished(KernelStatus): the KernelStatus, whatever it is.
     """
 
     building = Signal(str)
-    finished = Signal(object)
+    finished = Signal(KernelStatus)
 
     def __init__(self, prepare: PrepareFunction | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)

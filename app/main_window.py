@@ -70,8 +70,8 @@ class MainWindow(QMainWindow):
     """The app's window. Owns the visible conversation; the backend owns the model.
 
     Signals:
-        model_loaded(object): a ModelInfo, after a successful load.
-        load_failed(object): a LoadError; the window shows it and stays usable (a cancelled load is one too, of
+        model_loaded(ModelInfo): a ModelInfo, after a successful load.
+        load_failed(LoadError): a LoadError; the window shows it and stays usable (a cancelled load is one too, of
             kind CANCELLED, and only noted in the status bar).
         generation_finished(object): the Done that ended an answer (None if the request failed).
         busy_changed(bool): an answer started or ended.
@@ -83,8 +83,9 @@ class MainWindow(QMainWindow):
     reopens saved chats. Without a store, nothing is kept.
     """
 
-    model_loaded = Signal(object)
-    load_failed = Signal(object)
+    model_loaded = Signal(ModelInfo)
+    load_failed = Signal(LoadError)
+    # object: Done | None, and a Signal type cannot say "or None".
     generation_finished = Signal(object)
     busy_changed = Signal(bool)
     chat_saved = Signal(int)

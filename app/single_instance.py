@@ -234,7 +234,7 @@ def forward(request: ActivationRequest, name: str, timeout_ms: int = ANSWER_TIME
 class SingleInstance(QObject):
     """The first instance's end: listens for later launches and emits :attr:`activation_requested` for each."""
 
-    activation_requested = Signal(object)  # an ActivationRequest
+    activation_requested = Signal(ActivationRequest)
 
     def __init__(self, name: str | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)

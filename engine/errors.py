@@ -47,6 +47,44 @@ class ConfigError(CheckpointError):
         super().__init__(message, path, key=key)
 
 
+class MissingFilesError(CheckpointError):
+    """A file or folder the checkpoint needs is not there: a wrong path, or a download that did not finish.
+
+    ``path`` names what is missing (the folder, config.json, a shard).
+    """
+
+
+class UnsupportedCheckpointError(CheckpointError):
+    """A readable checkpoint stored in a form this engine does not load: a tensor dtype or quantization other than
+    gpt-oss's own layouts (OpenAI's original, Hugging Face MXFP4, Hugging Face dense)."""
+
+
+class InsufficientMemoryError(EngineError):
+    """Not enough host or GPU memory to load the model; the ``MemoryError`` or ``torch.OutOfMemoryError`` is the
+    ``__cause__``.
+
+    Attributes:
+        device: the device the model was being loaded onto (``"cpu"``, ``"cuda:0"``).
+    """
+
+    def __init__(self, message: str, device: str) -> None:
+        super().__init__(message)
+        self.device = device
+
+
+class UnsupportedDeviceError(EngineError):
+    """The device asked for cannot run the model: this torch build has no CUDA, there is no such GPU, or no kernel
+    in this torch build runs on the GPU's architecture.
+
+    Attributes:
+        device: the device asked for (``"cuda:1"``).
+    """
+
+    def __init__(self, message: str, device: str) -> None:
+        super().__init__(f"{device}: {message}")
+        self.device = device
+
+
 class VocabularyError(EngineError):
     """The bundled o200k_base vocabulary is missing or corrupted."""
 

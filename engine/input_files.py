@@ -22,7 +22,7 @@ import stat
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
-from gpt_oss_desktop.engine.errors import CheckpointError
+from gpt_oss_desktop.engine.errors import CheckpointError, MissingFilesError
 
 # Real checkpoint JSON (config, index, safetensors header) nests at most 4 levels; allow a margin.
 MAX_JSON_DEPTH: Final = 16
@@ -62,6 +62,8 @@ def stat_path(path: Path) -> os.stat_result:
     """``os.stat(path)`` (following symlinks), as a :class:`CheckpointError` naming ``path`` when it fails."""
     try:
         return os.stat(path)
+    except FileNotFoundError as exc:
+        raise MissingFilesError(describe_os_error(exc), path) from None
     except OSError as exc:
         raise CheckpointError(describe_os_error(exc), path) from None
     except ValueError as exc:  # an embedded NUL in the path

@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 
 from gpt_oss_desktop.engine.checkpoint import load_checkpoint
+from gpt_oss_desktop.engine.device_check import check_device
+from gpt_oss_desktop.engine.errors import InsufficientMemoryError
 from gpt_oss_desktop.engine.events import LoadProgress
 from gpt_oss_desktop.engine.memory import limit_heap_fragmentation
 from gpt_oss_desktop.engine.model import Model
@@ -31,6 +33,11 @@ def load_model(
 
     ``dtype`` defaults to bf16; ``torch.float32`` works on CPU. ``on_progress(fraction, text)`` is called as the
     load advances, on this thread; to cancel, raise :class:`engine.errors.LoadCancelled` from it.
+
+    Raises:
+        UnsupportedDeviceError: ``device`` cannot run the model (checked before anything is read).
+        InsufficientMemoryError: the weights do not fit in the device's (or the host's) memory.
+        CheckpointError: the checkpoint cannot be loaded; its subclasses say why (see ``load_checkpoint``).
     """
     started = time.perf_counter()
     limit_heap_fragmentation()
@@ -40,10 +47,20 @@ def load_model(
             dtype
         ]
     resolved_dtype = dtype if dtype is not None else torch.bfloat16
+    check_device(resolved_device)
     if on_progress is not None:
         on_progress(0.0, "Checking the checkpoint")
     checkpoint = load_checkpoint(resolve_model_path(path))
-    model = Model(checkpoint.config, checkpoint.tensors, resolved_device, resolved_dtype, on_progress)
+    try:
+        model = Model(checkpoint.config, checkpoint.tensors, resolved_device, resolved_dtype, on_progress)
+    except (MemoryError, torch.OutOfMemoryError) as exc:
+        raise InsufficientMemoryError(_out_of_memory(resolved_device), str(resolved_device)) from exc
+    except RuntimeError as exc:
+        # torch's CPU allocator reports a failed allocation as a plain RuntimeError (c10::Error, not
+        # OutOfMemoryError): its text is the only mark it has, so it is read here, where the allocation happens.
+        if _CPU_ALLOCATION_FAILED not in str(exc):
+            raise
+        raise InsufficientMemoryError(_out_of_memory(resolved_device), str(resolved_device)) from exc
     logger.info(
         "loaded %s (%s layout) in %.2f s on %s/%s",
         checkpoint.root,
@@ -53,3 +70,11 @@ def load_model(
         resolved_dtype,
     )
     return model
+
+
+_CPU_ALLOCATION_FAILED = "DefaultCPUAllocator: can't allocate memory"
+
+
+def _out_of_memory(device: torch.device) -> str:
+    where = "system memory" if device.type == "cpu" else f"{device} memory"
+    return f"not enough {where} to load the model"

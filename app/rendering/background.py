@@ -70,8 +70,8 @@ class BackgroundRenderer(QObject):
     and dropped (``rendered`` is not emitted) if they finish late.
     """
 
-    rendered = Signal(int, object)  # (request number, IncrementalMarkdown already rendered)
-    _finished = Signal(int, object)
+    rendered = Signal(int, IncrementalMarkdown)  # (request number, the Markdown already rendered)
+    _finished = Signal(int, IncrementalMarkdown)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -97,7 +97,7 @@ class BackgroundRenderer(QObject):
     def _wanted(self, request: int) -> bool:
         return request == self._latest  # read on the worker thread: a plain int, safe under the GIL
 
-    def _on_finished(self, request: int, markdown: object) -> None:
+    def _on_finished(self, request: int, markdown: IncrementalMarkdown) -> None:
         if request != self._latest:
             return
         self._latest = 0

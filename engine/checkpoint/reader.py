@@ -7,6 +7,7 @@ projections, concatenated into the canonical ``qkv`` (a few percent of the non-e
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -30,7 +31,13 @@ from gpt_oss_desktop.engine.checkpoint.names import (
 )
 from gpt_oss_desktop.engine.checkpoint.safetensors_io import MAX_HEADER_ENTRIES, TORCH_TO_SAFETENSORS, SafetensorsFile
 from gpt_oss_desktop.engine.config import MAX_CONFIG_BYTES, ORIGINAL_CONFIG_KEYS, ModelConfig
-from gpt_oss_desktop.engine.errors import CheckpointError, ConfigError
+from gpt_oss_desktop.engine.errors import (
+    CheckpointError,
+    ConfigError,
+    InsufficientMemoryError,
+    MissingFilesError,
+    UnsupportedCheckpointError,
+)
 from gpt_oss_desktop.engine.input_files import describe_os_error, is_present, read_json, stat_path
 
 logger = logging.getLogger(__name__)
@@ -83,7 +90,8 @@ def resolve_root(path: str | Path) -> Path:
     """The single folder to load: ``original/`` of a Hub snapshot when it holds weights, else ``path`` itself.
 
     Raises:
-        CheckpointError: nothing there, a symlink loop, or a folder that cannot be read (permission denied).
+        MissingFilesError: nothing there.
+        CheckpointError: a symlink loop, or a folder that cannot be read (permission denied).
     """
     p = Path(path).expanduser()
     if not stat.S_ISDIR(stat_path(p).st_mode):
@@ -132,7 +140,7 @@ def _discover_weights(root: Path) -> _Weights:
         return _Weights({name: f for name in f.entries}, (f,), single)
     found = sorted(root.glob("*.safetensors"))
     if not found:
-        raise CheckpointError(f"no weights found: expected {SINGLE_NAME}, or {INDEX_NAME} with its shards", root)
+        raise MissingFilesError(f"no weights found: expected {SINGLE_NAME}, or {INDEX_NAME} with its shards", root)
     _check_shard_set(root, found)
     files = tuple(SafetensorsFile(p) for p in found)
     by_name: dict[str, SafetensorsFile] = {}
@@ -157,7 +165,7 @@ def _check_shard_set(root: Path, found: list[Path]) -> None:
         for k in wanted:
             if k not in present:
                 name = f"model{dash}{k:05d}-of-{last:05d}.safetensors"
-                raise CheckpointError(f"missing shard ({len(present)} of {len(wanted)} present)", root / name)
+                raise MissingFilesError(f"missing shard ({len(present)} of {len(wanted)} present)", root / name)
 
 
 def _weights_from_index(root: Path, index_path: Path) -> _Weights:
@@ -180,7 +188,7 @@ def _weights_from_index(root: Path, index_path: Path) -> _Weights:
     for fname, tensor in first_tensor.items():
         shard = root / fname
         if Path(fname).name != fname or not is_present(shard):
-            raise CheckpointError(
+            raise MissingFilesError(
                 f"shard {fname} named in {INDEX_NAME} is missing (incomplete download?)", shard, tensor
             )
         files[fname] = SafetensorsFile(shard)
@@ -291,7 +299,8 @@ def _checked(
     entry = f.entries[name]
     if entry.dtype not in spec.dtypes:
         allowed = ", ".join(sorted(_dtype_name(d) for d in spec.dtypes))
-        raise CheckpointError(f"dtype {_dtype_name(entry.dtype)}, expected {allowed}", f.path, name)
+        # A readable tensor in another dtype (fp16, int8, ...): a quantization or re-save gpt-oss's layouts do not have.
+        raise UnsupportedCheckpointError(f"dtype {_dtype_name(entry.dtype)}, expected {allowed}", f.path, name)
     if entry.shape != shape:
         raise CheckpointError(
             f"shape {list(entry.shape)} does not match {list(shape)} expected from {config_path} "
@@ -307,8 +316,10 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     """Load a gpt-oss checkpoint folder (original/, HF MXFP4, HF dense, or a Hub snapshot holding several).
 
     Raises:
-        CheckpointError: missing/corrupt files or tensors, or tensors that contradict config.json.
+        MissingFilesError: the folder, config.json, the weights or a shard is not there.
+        UnsupportedCheckpointError: tensors in a dtype gpt-oss's layouts do not use (a quantized re-save).
         ConfigError: config.json is unreadable or not a gpt-oss config.
+        CheckpointError: anything else damaged: corrupt files, missing tensors, tensors that contradict config.json.
     """
     root = resolve_root(path)
     try:
@@ -316,13 +327,16 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     except OSError as exc:
         # A file that vanished or turned unreadable between checks (e.g. a permission change mid-load).
         where = Path(exc.filename) if isinstance(exc.filename, str) else root
-        raise CheckpointError(describe_os_error(exc), where) from None
+        if exc.errno == errno.ENOMEM:  # mapping the files ran out of address space or memory: nothing is damaged
+            raise InsufficientMemoryError(f"not enough memory to map the checkpoint in {root}", "cpu") from exc
+        error = MissingFilesError if isinstance(exc, FileNotFoundError) else CheckpointError
+        raise error(describe_os_error(exc), where) from None
 
 
 def _load(root: Path) -> LoadedCheckpoint:
     config_path = root / CONFIG_NAME
     if not is_present(config_path):
-        raise CheckpointError(
+        raise MissingFilesError(
             f"no {CONFIG_NAME}: this is not a gpt-oss checkpoint folder; expected {_EXPECTED_FILES}", root
         )
     raw = read_json(config_path, MAX_CONFIG_BYTES, error=ConfigError)

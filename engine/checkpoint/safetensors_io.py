@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from gpt_oss_desktop.engine.errors import CheckpointError
+from gpt_oss_desktop.engine.errors import CheckpointError, UnsupportedCheckpointError
 from gpt_oss_desktop.engine.input_files import describe_os_error, open_regular, parse_json
 
 logger = logging.getLogger(__name__)
@@ -154,7 +154,9 @@ class SafetensorsFile:
         code = info.get("dtype")
         dtype = SAFETENSORS_DTYPES.get(code) if isinstance(code, str) else None
         if dtype is None:
-            raise CheckpointError(f"unknown or unsupported dtype {code!r}", path, name)
+            # A dtype name this engine does not read (a quantized re-save) is unsupported; anything else is damage.
+            error = UnsupportedCheckpointError if isinstance(code, str) else CheckpointError
+            raise error(f"unknown or unsupported dtype {code!r}", path, name)
         shape = info.get("shape")
         if (
             not isinstance(shape, list)

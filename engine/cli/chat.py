@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
-from gpt_oss_desktop.engine.errors import CheckpointError, EngineError, GenerationError
+from gpt_oss_desktop.engine.errors import EngineError, GenerationError, MissingFilesError
 from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
 from gpt_oss_desktop.engine.generator import Generator
 from gpt_oss_desktop.engine.harmony import ChatMessage, ChatSession, ReasoningEffort, from_harmony
@@ -106,7 +106,7 @@ def load_for_cli(path: Path | str, dtype: str | None, device: str | None) -> Any
     check_device(device)
     folder = resolve_model_path(path).expanduser()
     if not is_present(folder):  # a symlink loop or an unreadable parent is a CheckpointError saying so
-        raise CheckpointError("no such file or folder", folder)
+        raise MissingFilesError("no such file or folder", folder)
     label = demo_label(folder)
     if label is not None:
         sys.stderr.write(f"note: {label}\n")

@@ -92,8 +92,10 @@ def test_truncated_checkpoint_shows_error(run: Any, make_window: Any, model_ref:
     source = resolve_model_path(model_ref)  # the demo's installed folder, or the random checkpoint
     broken = tmp_path / "broken"
     shutil.copytree(source, broken, ignore=shutil.ignore_patterns("*.safetensors"))
-    for weights in source.glob("*.safetensors"):
-        with weights.open("rb") as src, (broken / weights.name).open("wb") as dst:
+    # rglob: the demo keeps its weights under original/ (a top-level glob left it with none, so a missing-files
+    # error passed for this truncated one).
+    for weights in source.rglob("*.safetensors"):
+        with weights.open("rb") as src, (broken / weights.relative_to(source)).open("wb") as dst:
             dst.write(src.read(1 << 20))  # the first MiB: a download cut short
     window = make_window(LocalEngine(max_context=1024))
 
