@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -293,33 +293,23 @@ class ChatSession:
         answer = LiveAnswer(0, effort, AnswerSaver(self.store, self.chat_id, position, effort.value))
         self._answers = (answer,)
         self.listener.answer_started(answer)
-        self._task = asyncio.ensure_future(self._answer(request, turn, answer))
+        self._task = asyncio.ensure_future(
+            self._run(self._single(request), (answer,), lambda ended: self._finish_turn(turn, ended))
+        )
         self.listener.busy_changed(True)
         return self._task
 
-    async def _answer(self, request: ChatRequest, turn: Turn, answer: LiveAnswer) -> None:
-        task = asyncio.current_task()
-        try:
-            if self._wait_ready is not None:
-                await self._wait_ready()
-            started = time.perf_counter()  # after any wait: that is not the answer's time
-            async with contextlib.aclosing(self.backend.stream(request)) as events:
-                async for event in events:
-                    if isinstance(event, Done):
-                        self._finish(answer, event, started)
-                    else:
-                        self._add(answer, event, started)
-                    self._save_progress(answer.saver)
-        except RequestError as exc:
-            self.listener.request_failed(str(exc))
-        finally:
-            self._end(task)
-        if answer.done is not None:
-            turn.reasoning, turn.answer, turn.effort = answer.reasoning, answer.answer, request.effort
-            self.listener.answer_finished(answer)
-            assert answer.stats is not None
-            self._save_answer(answer, answer.stats.to_record())
-        self.listener.run_finished((answer,))
+    async def _single(self, request: ChatRequest) -> AsyncGenerator[tuple[int, Delta | Done], None]:
+        """A chat answer's stream, as answer 0 of a batch of one."""
+        async with contextlib.aclosing(self.backend.stream(request)) as events:
+            async for event in events:
+                yield 0, event
+
+    def _finish_turn(self, turn: Turn, answer: LiveAnswer) -> None:
+        assert answer.stats is not None
+        turn.reasoning, turn.answer, turn.effort = answer.reasoning, answer.answer, answer.effort
+        self.listener.answer_finished(answer)
+        self._save_answer(answer, answer.stats.to_record())
 
     # -- comparison -----------------------------------------------------------------------------------------------
 
@@ -343,36 +333,19 @@ class ChatSession:
             LiveAnswer(index, effort, AnswerSaver(self.store, None, position, effort.value))
             for index, effort in enumerate(request.efforts)
         )
-        for answer in self._answers:
+        answers = self._answers
+        for answer in answers:
             self.listener.answer_started(answer)
-        self._task = asyncio.ensure_future(self._compare(requests, self._answers))
+        self._task = asyncio.ensure_future(
+            self._run(
+                self.backend.stream_compare(requests),
+                self._answers,
+                self._finish_column,
+                accepted=lambda: self._save_comparison(answers),
+            )
+        )
         self.listener.busy_changed(True)
         return self._task
-
-    async def _compare(self, requests: list[ChatRequest], answers: tuple[LiveAnswer, ...]) -> None:
-        task = asyncio.current_task()
-        accepted = False
-        try:
-            if self._wait_ready is not None:
-                await self._wait_ready()
-            started = time.perf_counter()  # after any wait, as for a chat answer
-            async with contextlib.aclosing(self.backend.stream_compare(requests)) as events:
-                async for index, event in events:
-                    if not accepted:
-                        accepted = True
-                        self._save_comparison(answers)  # the engine accepted the batch: it belongs in the history
-                    answer = answers[index]
-                    if isinstance(event, Done):
-                        self._finish(answer, event, started)
-                        self._finish_column(answer)
-                    else:
-                        self._add(answer, event, started)
-                        self._save_progress(answer.saver)
-        except RequestError as exc:
-            self.listener.request_failed(str(exc))
-        finally:
-            self._end(task)
-        self.listener.run_finished(answers)
 
     def _finish_column(self, answer: LiveAnswer) -> None:
         assert answer.done is not None and answer.stats is not None
@@ -390,6 +363,39 @@ class ChatSession:
         self._save_answer(answer, record)
 
     # -- the stream -----------------------------------------------------------------------------------------------
+
+    async def _run(
+        self,
+        stream: AsyncGenerator[tuple[int, Delta | Done], None],
+        answers: tuple[LiveAnswer, ...],
+        on_done: Callable[[LiveAnswer], None],
+        *,
+        accepted: Callable[[], None] | None = None,
+    ) -> None:
+        """Consume ``stream`` (``(answer index, event)`` pairs) into ``answers``; ``on_done`` gets each answer as
+        it ends, ``accepted`` is called at the first event (the backend took the request)."""
+        task = asyncio.current_task()
+        try:
+            if self._wait_ready is not None:
+                await self._wait_ready()
+            started = time.perf_counter()  # after any wait: that is not the answer's time
+            async with contextlib.aclosing(stream) as events:
+                async for index, event in events:
+                    if accepted is not None:
+                        accepted()
+                        accepted = None
+                    answer = answers[index]
+                    if isinstance(event, Done):
+                        self._finish(answer, event, started)
+                        on_done(answer)
+                    else:
+                        self._add(answer, event, started)
+                        self._save_progress(answer.saver)
+        except RequestError as exc:
+            self.listener.request_failed(str(exc))
+        finally:
+            self._end(task)
+        self.listener.run_finished(answers)
 
     def _add(self, answer: LiveAnswer, event: Delta, started: float) -> None:
         if event.recipient is not None:  # a tool call, whatever its channel; kept with the reasoning

@@ -1,12 +1,13 @@
 """Compare mode: one prompt answered at low, medium and high effort side by side, live, with what each effort cost.
 
-The three requests go to the backend as one batch (:meth:`app.backend.ChatBackend.stream_compare`), so on the local
-engine they share every read of the weights. Each column streams its reasoning and answer; when all three are done a
-summary says whether the answers agree and how many times the tokens and time of low effort high effort took.
+A :class:`~app.chat_session.ChatSession` sends the three requests to the backend as one batch
+(:meth:`app.backend.ChatBackend.stream_compare`), so on the local engine they share every read of the weights; this
+view draws what it reports. Each column streams its reasoning and answer; when all three are done a summary says
+whether the answers agree and how many times the tokens and time of low effort high effort took.
 
 With a store, a comparison is saved as its own kind of history entry (``kind="comparison"``: the prompt, any context,
-and one answer per column) as soon as the engine accepts it, and each column is written when it finishes. Any column
-can be continued as a normal chat, and the comparison exported to Markdown.
+and one answer per column) as soon as the engine accepts it; each column is written as it streams and in full when
+it finishes. Any column can be continued as a normal chat, and the comparison exported to Markdown.
 """
 
 from __future__ import annotations

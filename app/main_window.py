@@ -1,4 +1,5 @@
-"""The main window: chat pane, composer, status bar; drives the backend from coroutines on the qasync loop."""
+"""The main window: chat pane, composer, status bar; draws the chat session (app/chat_session.py) that drives the
+backend on the qasync loop."""
 
 from __future__ import annotations
 

@@ -156,7 +156,7 @@ def test_a_turn_streams_reasoning_and_answer_and_is_saved_with_its_stats(store: 
         run(body())
     finally:
         backend.close()
-    assert listener.events[:5] == ["started low", "busy True", "busy False", "finished", "ended"]
+    assert listener.events[:5] == ["started low", "busy True", "finished", "busy False", "ended"]
     assert listener.failures == [] and not session.running
     (first, second) = listener.finished
     assert first.reasoning == "Two and two." and first.answer == "4"
