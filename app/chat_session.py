@@ -89,6 +89,11 @@ def saved_effort(record: Message) -> ReasoningEffort:
     return ReasoningEffort(record.effort) if record.effort else ReasoningEffort.MEDIUM
 
 
+def _take_answer(turn: Turn, record: Message) -> Turn:
+    turn.reasoning, turn.answer, turn.effort = record.analysis, record.text, saved_effort(record)
+    return turn
+
+
 class LiveAnswer:
     """One answer being generated: its text so far (kept by its saver), its times and, once it ended, its Done and
     statistics. ``index`` is its column in a comparison (0 in a chat)."""
@@ -212,9 +217,7 @@ class ChatSession:
             if record.role == "user":
                 shown.append((self.conversation.add_user(record.text), None))
             elif record.role == "assistant" and shown:
-                turn = shown[-1][0]
-                turn.reasoning, turn.answer, turn.effort = record.analysis, record.text, saved_effort(record)
-                shown[-1] = (turn, record)
+                shown[-1] = (_take_answer(shown[-1][0], record), record)
         return shown
 
     def add_context(self, turns: Sequence[Turn]) -> None:
@@ -229,8 +232,7 @@ class ChatSession:
             return None
         if stored_turn(len(self.conversation.turns) - 1).answer != record.position:
             return None
-        turn.reasoning, turn.answer, turn.effort = record.analysis, record.text, saved_effort(record)
-        return turn
+        return _take_answer(turn, record)
 
     def set_instructions(self, text: str) -> None:
         """Developer instructions from the next answer on; saved with the chat."""

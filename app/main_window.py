@@ -115,13 +115,8 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.composer)
         # Compare mode (app/compare_view.py) replaces the chat pane and composer; the sidebar stays.
-        self.compare = CompareView(
-            backend,
-            store=store,
-            conversation=lambda: self.conversation,
-            sampling=self.composer.sampling_params,
-            parent=self,
-        )
+        self.compare = CompareView(backend, store=store, sampling=self.composer.sampling_params, parent=self)
+        self.compare.conversation = lambda: self.conversation  # the chat on screen, offered as context
         self._chat_page = central
         self.modes = QStackedWidget(self)
         self.modes.addWidget(central)
