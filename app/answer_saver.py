@@ -74,6 +74,12 @@ class AnswerSaver:
         """The saved row, once one was written."""
         return self._message_id
 
+    def adopt(self, chat_id: int, message_id: int) -> None:
+        """Write into an existing row of ``chat_id`` from now on (a comparison's column, created empty with the
+        comparison once the engine accepted it)."""
+        self.chat_id = chat_id
+        self._message_id = message_id
+
     def add_reasoning(self, text: str) -> None:
         self._reasoning.append(text)
         self._dirty = True

@@ -1,24 +1,22 @@
 """Compare mode: one prompt answered at low, medium and high effort side by side, live, with what each effort cost.
 
-The three requests go to the backend as one batch (:meth:`app.backend.ChatBackend.stream_compare`), so on the local
-engine they share every read of the weights. Each column streams its reasoning and answer; when all three are done a
-summary says whether the answers agree and how many times the tokens and time of low effort high effort took.
+A :class:`~app.chat_session.ChatSession` sends the three requests to the backend as one batch
+(:meth:`app.backend.ChatBackend.stream_compare`), so on the local engine they share every read of the weights; this
+view draws what it reports. Each column streams its reasoning and answer; when all three are done a summary says
+whether the answers agree and how many times the tokens and time of low effort high effort took.
 
 With a store, a comparison is saved as its own kind of history entry (``kind="comparison"``: the prompt, any context,
-and one answer per column) as soon as the engine accepts it, and each column is written when it finishes. Any column
-can be continued as a normal chat, and the comparison exported to Markdown.
+and one answer per column) as soon as the engine accepts it; each column is written as it streams and in full when
+it finishes. Any column can be continued as a normal chat, and the comparison exported to Markdown.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
@@ -33,68 +31,22 @@ from PySide6.QtWidgets import (
 )
 
 from gpt_oss_desktop.app import kernel_preparation, stats
-from gpt_oss_desktop.app.backend import ChatBackend, ChatRequest, RequestError
+from gpt_oss_desktop.app.backend import ChatBackend
+from gpt_oss_desktop.app.chat_session import ChatListener, ChatSession, CompareRequest, LiveAnswer
 from gpt_oss_desktop.app.compare_column import CompareColumn
 from gpt_oss_desktop.app.compare_summary import ColumnOutcome, ComparisonSummary, outcome_from_record, summarise
+from gpt_oss_desktop.app.comparison_record import INCLUDE_CONTEXT_KEY, answers_of, context_of, prompt_of
 from gpt_oss_desktop.app.composer import PromptEdit
-from gpt_oss_desktop.app.conversation import Conversation, Turn
-from gpt_oss_desktop.app.history import Chat, ChatStore, HistoryError, Message, chat_to_markdown, title_from_prompt
-from gpt_oss_desktop.app.history.models import check_effort, check_role, utc_now
+from gpt_oss_desktop.app.conversation import Conversation
+from gpt_oss_desktop.app.history import Chat, ChatStore, HistoryError, Message, chat_to_markdown
 from gpt_oss_desktop.app.kernel_preparation import KernelPreparation
-from gpt_oss_desktop.engine.events import Delta, Done
-from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort
+from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from gpt_oss_desktop.engine.private_files import write_private_text
 from gpt_oss_desktop.engine.sampling import SamplingParams
 
 logger = logging.getLogger(__name__)
 
 EFFORTS: Final = tuple(ReasoningEffort)  # column order: low, medium, high
-INCLUDE_CONTEXT_KEY: Final = "include_context"
-
-
-def context_messages(turns: Sequence[Turn]) -> tuple[ChatMessage, ...]:
-    """The chat so far as the engine sees it (the renderer drops earlier reasoning itself)."""
-    out: list[ChatMessage] = []
-    for turn in turns:
-        out.append(ChatMessage.user(turn.user))
-        if turn.reasoning:
-            out.append(ChatMessage.analysis(turn.reasoning))
-        if turn.answer:
-            out.append(ChatMessage.final(turn.answer))
-    return tuple(out)
-
-
-def context_records(turns: Sequence[Turn]) -> list[Message]:
-    """The same turns as history rows (positions 0, 1, ...), to be saved with the comparison."""
-    now = utc_now()
-    records: list[Message] = []
-
-    def add(role: str, text: str, analysis: str = "", effort: str | None = None) -> None:
-        records.append(
-            Message(
-                id=0,
-                chat_id=0,
-                position=len(records),
-                column=0,
-                role=check_role(role),
-                text=text,
-                analysis=analysis,
-                effort=check_effort(effort),
-                stats={},
-                complete=True,
-                created_at=now,
-            )
-        )
-
-    for turn in turns:
-        add("user", turn.user)
-        if turn.answered:
-            add("assistant", turn.answer, turn.reasoning, turn.effort.value if turn.effort else None)
-    return records
-
-
-def _sampling_record(params: SamplingParams) -> dict[str, Any]:
-    return {"temperature": params.temperature, "top_p": params.top_p, "max_tokens": params.max_tokens}
 
 
 class CompareView(QWidget):
@@ -127,7 +79,7 @@ class CompareView(QWidget):
         backend: ChatBackend,
         *,
         store: ChatStore | None = None,
-        conversation: Conversation | None = None,
+        conversation: Callable[[], Conversation] | None = None,
         sampling: Callable[[], SamplingParams] = SamplingParams,
         parent: QWidget | None = None,
     ) -> None:
@@ -136,15 +88,12 @@ class CompareView(QWidget):
         self.store = store
         self.conversation = conversation
         self._sampling = sampling
-        self._task: asyncio.Task[None] | None = None
+        # The comparison on screen (app/chat_session.py): it runs the batch and saves it; kept in memory too, so
+        # export and continue work without a store.
+        self.session: ChatSession | None = None
         self._engine_busy = False
         self._model_loaded = backend.info is not None
         self.kernels: KernelPreparation | None = None  # set by the window: a first-run CPU kernel build to wait for
-        # The comparison on screen: kept in memory (export and continue work without a store) and mirrored to the
-        # store when there is one (chat_id set once it is saved).
-        self.record: Chat | None = None
-        self.chat_id: int | None = None
-        self._answer_ids: list[int] = []  # store ids of the answer rows, per column
         self.summary_result: ComparisonSummary | None = None
 
         heading = QLabel("<b>Compare efforts</b> — one prompt, answered at low, medium and high effort at once", self)
@@ -210,7 +159,17 @@ class CompareView(QWidget):
 
     @property
     def running(self) -> bool:
-        return self._task is not None
+        return self.session is not None and self.session.running
+
+    @property
+    def record(self) -> Chat | None:
+        """The comparison on screen (saved or not)."""
+        return self.session.comparison if self.session is not None else None
+
+    @property
+    def chat_id(self) -> int | None:
+        """The comparison's id in the store, once it is saved."""
+        return self.session.chat_id if self.session is not None else None
 
     def set_model_loaded(self, loaded: bool) -> None:
         self._model_loaded = loaded
@@ -226,36 +185,32 @@ class CompareView(QWidget):
         prompt = (self.prompt.toPlainText() if text is None else text).strip()
         if self.running or self._engine_busy or self.backend.info is None or not prompt:
             return None
-        turns = list(self.conversation.turns) if self.conversation and self.include_context.isChecked() else []
-        params = self._sampling()
-        messages = (*context_messages(turns), ChatMessage.user(prompt))
-        requests = [ChatRequest(messages=messages, effort=effort, params=params) for effort in EFFORTS]
-        self._begin_record(prompt, turns, params)
+        session = ChatSession(self.backend, store=self.store, wait_ready=self._wait_for_kernels)
+        session.listener = _ComparisonView(self, session)
+        if self.conversation is not None and self.include_context.isChecked():
+            session.add_context(self.conversation().turns)
+        self.session = session
+        self.summary_result = None
         self.context_note.hide()
         self._new_columns()
         self.summary.setText("Running low, medium and high effort as one batch…")
-        self._task = asyncio.ensure_future(self._run(requests))
-        self._update_controls()
-        self.busy_changed.emit(True)
-        return self._task
+        return session.compare(CompareRequest(prompt, EFFORTS, self._sampling()))
 
     def stop(self) -> None:
         """Stop all three columns after their current token; what they have is kept."""
-        if self.running:
-            self.backend.cancel()
+        if self.session is not None:
+            self.session.stop()
 
     def show_saved(self, chat: Chat) -> bool:
         """Show a saved comparison (numbers, reasoning, answers, summary). False while a comparison runs."""
         if self.running or chat.kind != "comparison":
             return False
-        last = max((m.position for m in chat.messages), default=0)
-        answers = sorted((m for m in chat.messages if m.position == last and m.role == "assistant"), key=_column)
-        prompt = next((m.text for m in chat.messages if m.position == last - 1 and m.role == "user"), "")
-        self.record, self.chat_id = chat, (chat.id or None)
-        self._answer_ids = [m.id for m in answers]
-        self.prompt.setPlainText(prompt)
+        answers = answers_of(chat)
+        self.session = ChatSession(self.backend, store=self.store)
+        self.session.open_comparison(chat)
+        self.prompt.setPlainText(prompt_of(chat))
         self.include_context.setChecked(bool(chat.meta.get(INCLUDE_CONTEXT_KEY)))
-        self._show_context([m for m in chat.messages if m.position < last - 1])
+        self._show_context(context_of(chat))
         self._new_columns()
         for column, message in zip(self.columns, answers, strict=False):
             if message.analysis:
@@ -292,7 +247,7 @@ class CompareView(QWidget):
         if self.running:
             return
         self.context_note.hide()
-        self.record, self.chat_id, self._answer_ids, self.summary_result = None, None, [], None
+        self.session, self.summary_result = None, None
         self._new_columns()
         self.summary.clear()
         self._update_controls()
@@ -328,57 +283,23 @@ class CompareView(QWidget):
 
     # -- running ------------------------------------------------------------------------------------------------
 
-    async def _run(self, requests: list[ChatRequest]) -> None:
+    async def _wait_for_kernels(self) -> None:
         info = self.backend.info
         await kernel_preparation.wait_before_answer(self.kernels, info.device if info else None)
-        started = time.perf_counter()  # after any kernel build, as for a chat answer
-        first_answer: list[float | None] = [None] * len(requests)
-        dones: list[Done | None] = [None] * len(requests)
-        outcomes: list[ColumnOutcome | None] = [None] * len(requests)
-        try:
-            async with contextlib.aclosing(self.backend.stream_compare(requests)) as events:
-                async for index, event in events:
-                    if self.chat_id is None:
-                        self._save_new()  # the engine accepted the batch: it belongs in the history now
-                    column = self.columns[index]
-                    if isinstance(event, Done):
-                        dones[index] = event
-                        outcomes[index] = self._finish_column(index, event, started, first_answer[index])
-                    elif _is_reasoning(event):
-                        column.append_reasoning(event.text, event.recipient)
-                    else:
-                        # Final answers, user-visible commentary and unlabelled (salvaged) text all read as answer.
-                        if first_answer[index] is None:
-                            first_answer[index] = time.perf_counter() - started
-                        column.append_answer(event.text, first_answer[index])
-        except RequestError as exc:
-            for column in self.columns:
-                column.show_note(str(exc), error=True)
-            self.summary.setText(f"The comparison could not run: {exc}")
-        finally:
-            if self._task is asyncio.current_task():
-                self._task = None
-                self._update_controls()
-                self.busy_changed.emit(False)
-        if all(o is not None for o in outcomes):
-            self._show_summary([o for o in outcomes if o is not None], complete=True)
-        self.finished.emit(tuple(dones))
 
-    def _finish_column(self, index: int, done: Done, started: float, first_answer: float | None) -> ColumnOutcome:
-        column = self.columns[index]
-        total = time.perf_counter() - started
-        answer_stats = stats.AnswerStats.from_done(done, total_seconds=total, thinking_seconds=first_answer)
-        column.finish(answer_stats, first_answer_seconds=first_answer, total_seconds=total)
-        if done.error:
-            column.show_note(done.error, error=True)
-        record = {
-            **answer_stats.to_record(),
-            "completion_tokens": done.completion_tokens,
-            "first_answer_s": first_answer,
-            "total_s": total,
-        }
-        self._save_column(index, column.answer_text, column.reasoning_text, record)
-        return ColumnOutcome(EFFORTS[index].value, column.answer_text, done.completion_tokens, total)
+    def _on_ended(self) -> None:
+        self._update_controls()
+        self.busy_changed.emit(False)
+
+    def _on_finished(self, answers: tuple[LiveAnswer, ...]) -> None:
+        outcomes = [
+            ColumnOutcome(a.effort.value, a.answer, a.done.completion_tokens, a.total_seconds or 0.0)
+            for a in answers
+            if a.done is not None
+        ]
+        if len(outcomes) == len(answers):
+            self._show_summary(outcomes, complete=True)
+        self.finished.emit(tuple(a.done for a in answers))
 
     def _show_summary(self, outcomes: list[ColumnOutcome], *, complete: bool) -> None:
         if len(outcomes) < 2:
@@ -389,75 +310,6 @@ class CompareView(QWidget):
         self.summary.setText(text if complete else f"{text} (interrupted)")
 
     # -- history ------------------------------------------------------------------------------------------------
-
-    def _begin_record(self, prompt: str, turns: list[Turn], params: SamplingParams) -> None:
-        context = context_records(turns)
-        now = utc_now()
-        position = len(context)
-        messages = [*context, _row(position, 0, "user", prompt, None, complete=True)]
-        messages += [_row(position + 1, column, "assistant", "", effort.value) for column, effort in enumerate(EFFORTS)]
-        info = self.backend.info
-        self.record = Chat(
-            id=0,
-            kind="comparison",
-            title=title_from_prompt(prompt),
-            created_at=now,
-            updated_at=now,
-            system_instructions="",
-            developer_instructions="",
-            model=info.name if info else "",
-            sampling=_sampling_record(params),
-            meta={INCLUDE_CONTEXT_KEY: bool(turns)},
-            deleted_at=None,
-            messages=tuple(messages),
-        )
-        self.chat_id = None
-        self._answer_ids = []
-        self.summary_result = None
-
-    def _save_new(self) -> None:
-        if self.store is None or self.record is None:
-            return
-        record = self.record
-        context = [m for m in record.messages if m.position < record.messages[-1].position - 1]
-        prompt = next(m.text for m in record.messages if m.role == "user" and m.position == len(context))
-        try:
-            saved = self.store.create_comparison(
-                prompt,
-                [effort.value for effort in EFFORTS],
-                context=context,
-                title=record.title,
-                model=record.model,
-                sampling=record.sampling,
-                meta=record.meta,
-            )
-        except HistoryError as exc:
-            self._history_failed("Could not save the comparison", exc)
-            return
-        self.chat_id = saved.id
-        last = max(m.position for m in saved.messages)
-        self._answer_ids = [m.id for m in sorted(saved.messages, key=_column) if m.position == last]
-        self.saved.emit(saved.id)
-
-    def _save_column(self, index: int, answer: str, reasoning: str, record: dict[str, Any]) -> None:
-        if self.record is not None:
-            messages = tuple(
-                replace(m, text=answer, analysis=reasoning, stats=record, complete=True)
-                if m.role == "assistant" and m.column == index and m.position == self.record.messages[-1].position
-                else m
-                for m in self.record.messages
-            )
-            self.record = replace(self.record, messages=messages)
-        if self.store is None or self.chat_id is None or index >= len(self._answer_ids):
-            return
-        try:
-            self.store.update_message(
-                self._answer_ids[index], text=answer, analysis=reasoning, stats=record, complete=True
-            )
-        except HistoryError as exc:
-            self._history_failed("Could not save the comparison", exc)
-            return
-        self.saved.emit(self.chat_id)
 
     def _continue(self, column: int) -> None:
         if self.record is None:
@@ -503,29 +355,55 @@ class CompareView(QWidget):
         self.include_context.setEnabled(not running)
 
 
-def _is_reasoning(event: Delta) -> bool:
-    return event.is_reasoning or event.is_tool_call
-
-
-def _column(message: Message) -> int:
-    return message.column
-
-
 def _number(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _row(position: int, column: int, role: str, text: str, effort: str | None, *, complete: bool = False) -> Message:
-    return Message(
-        id=0,
-        chat_id=0,
-        position=position,
-        column=column,
-        role=check_role(role),
-        text=text,
-        analysis="",
-        effort=check_effort(effort),
-        stats={},
-        complete=complete,
-        created_at=utc_now(),
-    )
+class _ComparisonView(ChatListener):
+    """Draws one comparison session's answers into the view's columns, one per effort."""
+
+    def __init__(self, view: CompareView, session: ChatSession) -> None:
+        self.view = view
+        self.session = session
+
+    def busy_changed(self, running: bool) -> None:
+        if running:
+            self.view._update_controls()
+            self.view.busy_changed.emit(True)
+        else:
+            self.view._on_ended()
+
+    def reasoning_added(self, answer: LiveAnswer, text: str) -> None:
+        self.view.columns[answer.index].append_reasoning(text)
+
+    def tool_call_added(self, answer: LiveAnswer, text: str, recipient: str) -> None:
+        self.view.columns[answer.index].append_reasoning(text, recipient)
+
+    def answer_added(self, answer: LiveAnswer, text: str) -> None:
+        self.view.columns[answer.index].append_answer(text, answer.first_answer_seconds)
+
+    def request_failed(self, error: str) -> None:
+        for column in self.view.columns:
+            column.show_note(error, error=True)
+        self.view.summary.setText(f"The comparison could not run: {error}")
+
+    def answer_finished(self, answer: LiveAnswer) -> None:
+        column = self.view.columns[answer.index]
+        assert answer.stats is not None and answer.done is not None
+        column.finish(
+            answer.stats, first_answer_seconds=answer.first_answer_seconds, total_seconds=answer.total_seconds
+        )
+        if answer.done.error:
+            column.show_note(answer.done.error, error=True)
+
+    def answer_saved(self, answer: LiveAnswer, record: Message) -> None:
+        self.view.saved.emit(record.chat_id)
+
+    def chat_saved(self, chat_id: int) -> None:
+        self.view.saved.emit(chat_id)
+
+    def history_failed(self, what: str, error: HistoryError) -> None:
+        self.view._history_failed(what, error)
+
+    def run_finished(self, answers: tuple[LiveAnswer, ...]) -> None:
+        self.view._on_finished(answers)

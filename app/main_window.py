@@ -1,11 +1,10 @@
-"""The main window: chat pane, composer, status bar; drives the backend from coroutines on the qasync loop."""
+"""The main window: chat pane, composer, status bar; draws the chat session (app/chat_session.py) that drives the
+backend on the qasync loop."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from pathlib import Path
 from typing import Literal
 
@@ -25,29 +24,14 @@ from PySide6.QtWidgets import (
 )
 
 from gpt_oss_desktop.app import kernel_preparation, stats
-from gpt_oss_desktop.app.answer_saver import AnswerSaver
-from gpt_oss_desktop.app.backend import (
-    DEMO_MODEL,
-    ChatBackend,
-    ChatRequest,
-    LoadError,
-    LoadErrorKind,
-    ModelInfo,
-    RequestError,
-)
+from gpt_oss_desktop.app.backend import DEMO_MODEL, ChatBackend, LoadError, LoadErrorKind, ModelInfo
+from gpt_oss_desktop.app.chat_session import ChatListener, ChatSession, LiveAnswer, SendRequest, saved_effort
 from gpt_oss_desktop.app.chat_view import AssistantMessage, ChatView
 from gpt_oss_desktop.app.compare_view import CompareView
 from gpt_oss_desktop.app.composer import Composer, Draft
-from gpt_oss_desktop.app.conversation import Conversation, Turn
+from gpt_oss_desktop.app.conversation import Conversation
 from gpt_oss_desktop.app.download_runner import ModelLibrary
-from gpt_oss_desktop.app.history import (
-    Chat,
-    ChatNotFoundError,
-    ChatStore,
-    HistoryError,
-    Message,
-    title_from_prompt,
-)
+from gpt_oss_desktop.app.history import Chat, ChatStore, HistoryError, Message
 from gpt_oss_desktop.app.history_banner import HistoryBanner
 from gpt_oss_desktop.app.history_sidebar import HistorySidebar
 from gpt_oss_desktop.app.instructions_dialog import ask_instructions
@@ -55,7 +39,6 @@ from gpt_oss_desktop.app.kernel_preparation import KernelPreparation
 from gpt_oss_desktop.app.model_menu import ModelDownloads
 from gpt_oss_desktop.app.notices import EmptyState, ErrorBanner
 from gpt_oss_desktop.app.settings import LAST_MODEL_KEY
-from gpt_oss_desktop.engine.events import Done
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from gpt_oss_desktop.engine.private_files import write_private_text
 
@@ -104,15 +87,13 @@ class MainWindow(QMainWindow):
         self.backend = backend
         self.settings = settings
         self.store = store
-        self.chat_id: int | None = None  # the current chat in the store; None until its first message is saved
-        self.conversation = Conversation()
-        self.instructions = ""  # the current chat's developer instructions (harmony's place for them)
-        self._task: asyncio.Task[None] | None = None
+        self._kernels = kernels  # the CPU kernels' first-run build, started by the app (app/kernel_preparation.py)
+        # The chat on screen: its conversation, saved chat and running answer (app/chat_session.py).
+        self.session = self._new_session()
         self._load_task: asyncio.Task[None] | None = None
-        self._current: AssistantMessage | None = None
-        self._saver: AnswerSaver | None = None  # the saved copy of the answer on screen, while it streams
-        # Answers stopped by leaving their chat: they end within a token and save themselves into their own chat.
-        self._detached: set[asyncio.Task[None]] = set()
+        self._current: AssistantMessage | None = None  # the answer streaming on screen
+        # Sessions left while answering: stopped, they end within a token and save themselves into their own chat.
+        self._detached: set[ChatSession] = set()
         # What the composer held in each chat the user left (None: the unsaved new chat), given back on return.
         self._drafts: dict[int | None, Draft] = {}
         self._closing = False
@@ -135,9 +116,8 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.stack, 1)
         layout.addWidget(self.composer)
         # Compare mode (app/compare_view.py) replaces the chat pane and composer; the sidebar stays.
-        self.compare = CompareView(
-            backend, store=store, conversation=self.conversation, sampling=self.composer.sampling_params, parent=self
-        )
+        self.compare = CompareView(backend, store=store, sampling=self.composer.sampling_params, parent=self)
+        self.compare.conversation = lambda: self.conversation  # the chat on screen, offered as context
         self._chat_page = central
         self.modes = QStackedWidget(self)
         self.modes.addWidget(central)
@@ -158,7 +138,6 @@ class MainWindow(QMainWindow):
             self.attach_store(store)
 
         self._build_status_bar()
-        self._kernels = kernels  # the CPU kernels' first-run build, started by the app (app/kernel_preparation.py)
         self.compare.kernels = kernels
         if kernels is not None:
             kernel_preparation.attach(self.statusBar(), kernels)
@@ -188,7 +167,21 @@ class MainWindow(QMainWindow):
     @property
     def busy(self) -> bool:
         """An answer or a comparison is being generated."""
-        return self._task is not None or self.compare.running
+        return self.session.running or self.compare.running
+
+    @property
+    def conversation(self) -> Conversation:
+        return self.session.conversation
+
+    @property
+    def chat_id(self) -> int | None:
+        """The current chat in the store; None until its first message is saved."""
+        return self.session.chat_id
+
+    @property
+    def instructions(self) -> str:
+        """The current chat's developer instructions (harmony's place for them)."""
+        return self.session.instructions
 
     @property
     def compare_mode(self) -> bool:
@@ -210,6 +203,7 @@ class MainWindow(QMainWindow):
         """Save chats to ``store`` (a ChatStore) from now on, and list them in the sidebar."""
         assert isinstance(store, ChatStore)
         self.store = store
+        self.session.store = store
         self.compare.store = store
         if self.sidebar is not None:
             self.sidebar.set_store(store)
@@ -249,18 +243,18 @@ class MainWindow(QMainWindow):
         """
         if self.busy or self.backend.info is None or not text.strip():
             return None
-        replaced = self._take_back_last_turn() if self.composer.editing else None
+        replacing = self.composer.editing and self._take_back_last_turn()
         for widget in self.chat.messages():
             if isinstance(widget, AssistantMessage):
                 # The harmony renderer drops finished turns' reasoning from the prompt; say so on screen.
                 widget.reasoning.mark_not_sent()
                 widget.set_actions_enabled(False)
-        self.conversation.add_user(text)
         self.chat.add_user(text)
-        self._save_user(text, replaces=replaced)
-        if replaced is not None:
+        request = SendRequest(text, self.composer.current_effort(), self.composer.sampling_params())
+        task = self.session.send(request, replace_last=replacing)
+        if replacing:
             self.composer.finish_edit()
-        return self._start_answer(self.composer.current_effort())
+        return task
 
     def regenerate(self, effort: ReasoningEffort | None = None) -> asyncio.Task[None] | None:
         """Replace the last answer, at ``effort`` (default: the effort that answer used)."""
@@ -272,10 +266,7 @@ class MainWindow(QMainWindow):
             effort = last.effort if last is not None else self.composer.current_effort()
         if last is not None:
             self.chat.remove(last)
-        self._forget_answer(len(self.conversation.turns) - 1)
-        turn.reasoning = turn.answer = ""
-        turn.effort = None
-        return self._start_answer(effort)
+        return self.session.regenerate(effort, self.composer.sampling_params())
 
     def stop(self) -> None:
         """Cancel the running answer or comparison (it stops after the current token and keeps what it has), or a
@@ -300,29 +291,22 @@ class MainWindow(QMainWindow):
         self.composer.prompt.setFocus()
         return True
 
-    def _take_back_last_turn(self) -> str | None:
-        """Remove the last turn from the screen and the conversation (its edit is being sent); its question's text,
-        or None if there is no turn. The saved chat is updated by the send, in the same transaction as the edit."""
-        turn = self.conversation.last
-        if turn is None:
-            return None
+    def _take_back_last_turn(self) -> bool:
+        """Remove the last turn from the screen (its edit is being sent); False if there is none. The session
+        replaces it in the conversation and the saved chat."""
+        if self.conversation.last is None:
+            return False
         widgets = self.chat.messages()
         # The last turn is its user bubble plus (if answered or failed) the answer widget after it.
         last_user = max(i for i, w in enumerate(widgets) if not isinstance(w, AssistantMessage))
         for widget in widgets[last_user:]:
             self.chat.remove(widget)
-        self.conversation.turns.pop()
-        return turn.user
+        return True
 
     def set_instructions(self, text: str) -> None:
         """Set the current chat's instructions (sent as harmony's developer message from the next answer on)."""
-        self.instructions = text.strip()
+        self.session.set_instructions(text)
         self.instructions_action.setText("Chat &instructions… (set)" if self.instructions else "Chat &instructions…")
-        if self.store is not None and self.chat_id is not None:
-            try:
-                self.store.update_chat(self.chat_id, developer_instructions=self.instructions)
-            except HistoryError as exc:
-                self._history_failed("Could not save the instructions", exc)
 
     def edit_instructions(self) -> None:
         text = ask_instructions(self, self.instructions)
@@ -342,9 +326,8 @@ class MainWindow(QMainWindow):
             self._drafts.pop(self.chat_id, None)
         else:
             self._drafts[self.chat_id] = draft
-        self.conversation.clear()
+        self.session = self._new_session()
         self.chat.clear()
-        self.chat_id = None
         self.set_instructions("")
         if self.sidebar is not None:
             self.sidebar.set_current(None)
@@ -358,16 +341,10 @@ class MainWindow(QMainWindow):
         """The running answer's chat is being left: stop the answer (the engine ends it within a token) and let it
         save itself into its own chat, with its reasoning, effort and statistics, marked stopped. What has arrived
         is written now, so it is kept even if the app dies before the answer ends."""
-        task = self._task
-        if task is None:
+        if self.session.detach() is None:
             return
-        self.backend.cancel()
-        self._detached.add(task)
-        if self._saver is not None:
-            self._save_progress(self._saver, force=True)
-        self._task = None
+        self._detached.add(self.session)
         self._current = None
-        self._saver = None
         self._set_busy(False)
 
     def open_chat(self, chat_id: int) -> bool:
@@ -388,7 +365,7 @@ class MainWindow(QMainWindow):
             return self._open_comparison(chat)
         self.set_compare_mode(False)
         self._leave_chat()
-        self.chat_id = chat.id
+        self.session.chat_id = chat.id
         self.set_instructions(chat.developer_instructions)
         self._show_thread(chat.thread())
         if self.sidebar is not None:
@@ -401,17 +378,10 @@ class MainWindow(QMainWindow):
     def _show_thread(self, thread: tuple[Message, ...]) -> None:
         """Put saved messages on screen and into the conversation, ready to continue."""
         last_answer: AssistantMessage | None = None
-        for record in thread:
-            if record.role == "user":
-                self.conversation.add_user(record.text)
-                self.chat.add_user(record.text)
-            elif record.role == "assistant" and self.conversation.last is not None:
-                effort = ReasoningEffort(record.effort) if record.effort else ReasoningEffort.MEDIUM
-                turn = self.conversation.last
-                turn.reasoning, turn.answer, turn.effort = record.analysis, record.text, effort
-                last_answer = self._show_saved_answer(
-                    record.analysis, record.text, effort, record.stats, complete=record.complete
-                )
+        for turn, record in self.session.restore(thread):
+            self.chat.add_user(turn.user)
+            if record is not None:
+                last_answer = self._show_saved_answer(record)
         if last_answer is not None:
             last_answer.set_actions_enabled(True)
 
@@ -471,86 +441,21 @@ class MainWindow(QMainWindow):
 
     # -- generation ---------------------------------------------------------------------------------------------
 
-    def _start_answer(self, effort: ReasoningEffort) -> asyncio.Task[None]:
-        turn = self.conversation.last
-        assert turn is not None
+    def _new_session(self) -> ChatSession:
+        session = ChatSession(self.backend, store=self.store, wait_ready=self._wait_for_kernels)
+        session.listener = _SessionView(self, session)
+        return session
+
+    async def _wait_for_kernels(self) -> None:
+        """A question sent while the CPU kernels build waits for them; its answer's header says so meanwhile."""
+        info = self.backend.info
+        header = self._current.reasoning.header if self._current is not None else None
+        await kernel_preparation.wait_before_answer(self._kernels, info.device if info else None, header)
+
+    def _add_answer_widget(self, effort: ReasoningEffort) -> AssistantMessage:
         message = self.chat.add_assistant(effort)
         message.regenerate_requested.connect(self._on_regenerate_requested)
-        request = ChatRequest(
-            messages=self.conversation.request_messages(),
-            effort=effort,
-            params=self.composer.sampling_params(),
-            instructions=self.instructions or None,
-        )
-        # Turn i's answer is stored at position 2i + 1 (see "history" below).
-        saver = AnswerSaver(self.store, self.chat_id, 2 * len(self.conversation.turns) - 1, effort.value)
-        self._current = message
-        self._saver = saver
-        self._set_busy(True)
-        task = asyncio.ensure_future(self._answer(request, turn, message, saver))
-        self._task = task
-        return task
-
-    async def _answer(self, request: ChatRequest, turn: Turn, message: AssistantMessage, saver: AnswerSaver) -> None:
-        """Stream one answer onto the screen and into the history. If the user leaves its chat meanwhile
-        (_stop_in_background), the answer is stopped, and from then on only saved: its widget is gone."""
-        task = asyncio.current_task()
-
-        def shown() -> bool:
-            return task not in self._detached
-
-        info = self.backend.info
-        device = info.device if info else None
-        await kernel_preparation.wait_before_answer(self._kernels, device, message.reasoning.header)
-        started = time.perf_counter()  # after any kernel build: that wait is not the answer's time
-        first_answer_at: float | None = None
-        done: Done | None = None
-        try:
-            async with contextlib.aclosing(self.backend.stream(request)) as events:
-                async for event in events:
-                    if isinstance(event, Done):
-                        done = event
-                    elif event.is_reasoning or event.is_tool_call:
-                        saver.add_reasoning(event.text)
-                        if shown():
-                            message.append_reasoning(event.text, event.recipient)
-                    else:
-                        # Final answers, user-visible commentary and unlabelled (salvaged) text all read as answer.
-                        if first_answer_at is None:
-                            first_answer_at = time.perf_counter()
-                        saver.add_answer(event.text)
-                        if shown():
-                            message.append_answer(event.text, first_answer_at - started)
-                    self._save_progress(saver)
-        except RequestError as exc:
-            if shown():
-                message.show_error(str(exc))
-        finally:
-            if self._task is task:
-                self._task = None
-                self._current = None
-                self._saver = None
-                self._set_busy(False)
-        if done is not None:
-            elapsed = time.perf_counter() - started
-            answer_stats = stats.AnswerStats.from_done(
-                done,
-                total_seconds=elapsed,
-                thinking_seconds=None if first_answer_at is None else first_answer_at - started,
-            )
-            turn.reasoning = saver.reasoning
-            turn.answer = saver.answer
-            turn.effort = request.effort
-            if shown():
-                message.finish(answer_stats)
-                if done.error:
-                    message.show_error(done.error)
-                self._show_context(done.prompt_tokens + done.completion_tokens)
-            self._save_answer(saver, answer_stats, shown=shown())
-        if shown():
-            self.generation_finished.emit(done)
-        if task is not None:
-            self._detached.discard(task)
+        return message
 
     def _on_regenerate_requested(self, effort: object) -> None:
         self.regenerate(effort if isinstance(effort, ReasoningEffort) else None)
@@ -563,89 +468,20 @@ class MainWindow(QMainWindow):
 
     # -- history ------------------------------------------------------------------------------------------------
     #
-    # Turn i is stored as the user message at position 2i and its answer at 2i + 1, so a regenerate can drop the
-    # old answer by position. Writes are small single transactions on the GUI thread (milliseconds in WAL mode).
-    # A failed write is reported in the status bar and the chat goes on unsaved: losing history must not stop it.
+    # The session saves (app/chat_session.py); a failed write is reported in the status bar and the chat goes on.
 
-    def _save_user(self, text: str, *, replaces: str | None = None) -> None:
-        """Save the last turn's question; ``replaces``: the text of the last saved question, which it replaces
-        together with that question's answer (an edit being sent)."""
-        if self.store is None:
-            return
-        position = 2 * (len(self.conversation.turns) - 1)
-        try:
-            if self.chat_id is None:
-                info = self.backend.info
-                chat = self.store.create_chat(
-                    title_from_prompt(text),
-                    model=info.name if info else "",
-                    developer_instructions=self.instructions,
-                )
-                self.chat_id = chat.id
-            if replaces is None:
-                self.store.add_message(self.chat_id, "user", text, position=position)
-            else:
-                self.store.replace_messages_from(self.chat_id, position, "user", text)
-                if position == 0:
-                    self._retitle(self.chat_id, replaces, text)
-        except HistoryError as exc:
-            self._history_failed("Could not save the message", exc)
-            return
-        self._saved()
-
-    def _retitle(self, chat_id: int, old_prompt: str, new_prompt: str) -> None:
-        """An edited first question renames its chat, unless the user chose the title."""
-        assert self.store is not None
-        if self.store.get_chat(chat_id).title == title_from_prompt(old_prompt):
-            self.store.rename_chat(chat_id, title_from_prompt(new_prompt))
-
-    def _save_progress(self, saver: AnswerSaver, *, force: bool = False) -> None:
-        try:
-            saver.save_progress(force=force)
-        except HistoryError as exc:
-            self._history_failed("Could not save the answer so far", exc)
-
-    def _save_answer(self, saver: AnswerSaver, answer_stats: stats.AnswerStats, *, shown: bool) -> None:
-        try:
-            record = saver.finish(answer_stats.to_record())
-        except HistoryError as exc:
-            if not shown and isinstance(exc, ChatNotFoundError):
-                # The user came back and regenerated it (or the chat was purged) before it ended: nothing to keep.
-                logger.info("a stopped answer's saved copy was replaced before it ended")
-                return
-            self._history_failed("Could not save the answer", exc)
-            return
-        if record is None:
-            return
-        if shown:
-            self._saved()
-            return
-        # Stopped by leaving its chat: the sidebar moves the chat up; if the user is already back in that chat, the
-        # partial copy shown from the history is replaced by the final one.
+    def _on_answer_saved_in_background(self, record: Message) -> None:
+        """An answer stopped by leaving its chat was saved: the sidebar moves the chat up; if the user is already
+        back in that chat, the partial copy shown from the history is replaced by the final one."""
         if self.sidebar is not None:
             self.sidebar.refresh()
-        if record.chat_id == self.chat_id and not self.busy:
-            self._replace_shown_answer(record)
-
-    def _replace_shown_answer(self, record: Message) -> None:
-        turn = self.conversation.last
+        if self.busy:
+            return
         last = self._last_assistant()
-        if turn is None or last is None or 2 * len(self.conversation.turns) - 1 != record.position:
+        if last is None or self.session.accept_saved_answer(record) is None:
             return
         self.chat.remove(last)
-        effort = ReasoningEffort(record.effort) if record.effort else ReasoningEffort.MEDIUM
-        turn.reasoning, turn.answer, turn.effort = record.analysis, record.text, effort
-        shown = self._show_saved_answer(record.analysis, record.text, effort, record.stats, complete=record.complete)
-        shown.set_actions_enabled(True)
-
-    def _forget_answer(self, turn_index: int) -> None:
-        """Drop a turn's saved answer (it is being regenerated)."""
-        if self.store is None or self.chat_id is None:
-            return
-        try:
-            self.store.delete_messages_from(self.chat_id, 2 * turn_index + 1)
-        except HistoryError as exc:
-            self._history_failed("Could not update the saved chat", exc)
+        self._show_saved_answer(record).set_actions_enabled(True)
 
     def _saved(self) -> None:
         assert self.chat_id is not None
@@ -655,16 +491,13 @@ class MainWindow(QMainWindow):
         self._update_export_actions()
         self.chat_saved.emit(self.chat_id)
 
-    def _show_saved_answer(
-        self, reasoning: str, answer: str, effort: ReasoningEffort, record: dict[str, object], *, complete: bool = True
-    ) -> AssistantMessage:
-        message = self.chat.add_assistant(effort)
-        message.regenerate_requested.connect(self._on_regenerate_requested)
-        if reasoning:
-            message.append_reasoning(reasoning)
-        if answer:
-            message.append_answer(answer)
-        message.finish(stats.AnswerStats.from_record(record), interrupted=not complete)
+    def _show_saved_answer(self, record: Message) -> AssistantMessage:
+        message = self._add_answer_widget(saved_effort(record))
+        if record.analysis:
+            message.append_reasoning(record.analysis)
+        if record.text:
+            message.append_answer(record.text)
+        message.finish(stats.AnswerStats.from_record(record.stats), interrupted=not record.complete)
         message.reasoning.mark_not_sent()
         message.set_actions_enabled(False)
         return message
@@ -830,7 +663,7 @@ class MainWindow(QMainWindow):
     # -- Qt overrides -------------------------------------------------------------------------------------------
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        pending = [t for t in (self._task, *self._detached) if t is not None and not t.done()]
+        pending = [s.task for s in (self.session, *self._detached) if s.task is not None and not s.task.done()]
         if pending and not self._closing:
             # Closing mid-answer: stop it and close once it has ended (and any answer stopped by a chat switch), so
             # the partial answer is saved like a stopped one instead of being lost with the event loop. The engine
@@ -852,3 +685,71 @@ class MainWindow(QMainWindow):
         self.stop()
         self._memory_timer.stop()
         super().closeEvent(event)
+
+
+class _SessionView(ChatListener):
+    """Draws one session's answers into the window while the session is the window's current one; once the window
+    has left it (a chat switch mid-answer), only reports its saves."""
+
+    def __init__(self, window: MainWindow, session: ChatSession) -> None:
+        self.window = window
+        self.session = session
+        self.message: AssistantMessage | None = None
+
+    @property
+    def shown(self) -> bool:
+        return self.session is self.window.session
+
+    def busy_changed(self, running: bool) -> None:
+        if not self.shown:
+            return
+        if not running:
+            self.window._current = None
+        self.window._set_busy(running)
+
+    def answer_started(self, answer: LiveAnswer) -> None:
+        self.message = self.window._add_answer_widget(answer.effort)
+        self.window._current = self.message
+
+    def reasoning_added(self, answer: LiveAnswer, text: str) -> None:
+        if self.shown and self.message is not None:
+            self.message.append_reasoning(text)
+
+    def tool_call_added(self, answer: LiveAnswer, text: str, recipient: str) -> None:
+        if self.shown and self.message is not None:
+            self.message.append_reasoning(text, recipient)
+
+    def answer_added(self, answer: LiveAnswer, text: str) -> None:
+        if self.shown and self.message is not None:
+            self.message.append_answer(text, answer.first_answer_seconds)
+
+    def request_failed(self, error: str) -> None:
+        if self.shown and self.message is not None:
+            self.message.show_error(error)
+
+    def answer_finished(self, answer: LiveAnswer) -> None:
+        if not self.shown or self.message is None or answer.stats is None or answer.done is None:
+            return
+        self.message.finish(answer.stats)
+        if answer.done.error:
+            self.message.show_error(answer.done.error)
+        self.window._show_context(answer.done.prompt_tokens + answer.done.completion_tokens)
+
+    def answer_saved(self, answer: LiveAnswer, record: Message) -> None:
+        if self.shown:
+            self.window._saved()
+        else:
+            self.window._on_answer_saved_in_background(record)
+
+    def chat_saved(self, chat_id: int) -> None:
+        if self.shown:
+            self.window._saved()
+
+    def history_failed(self, what: str, error: HistoryError) -> None:
+        self.window._history_failed(what, error)
+
+    def run_finished(self, answers: tuple[LiveAnswer, ...]) -> None:
+        if self.shown:
+            self.window.generation_finished.emit(answers[0].done if answers else None)
+        else:
+            self.window._detached.discard(self.session)

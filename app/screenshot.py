@@ -113,16 +113,17 @@ async def capture(path: Path, settings_path: str | None = None, state: str = "ch
             if not window.grab().save(str(path)):
                 raise OSError(f"could not write {path}")
         finally:
-            if kernels is not None and window._task is not None:
-                window._task.cancel()  # the question still waits for the stand-in build: drop it, not answer it
+            task = window.session.task
+            if kernels is not None and task is not None:
+                task.cancel()  # the question still waits for the stand-in build: drop it, not answer it
                 with contextlib.suppress(asyncio.CancelledError):
-                    await window._task
-                window._task = None
+                    await task
             release.set()
             held_build.release.set()
             window.stop()
-            if window._task is not None:
-                await asyncio.wait_for(window._task, 10)
+            task = window.session.task
+            if task is not None:
+                await asyncio.wait_for(task, 10)
             window.close()
             backend.close()
             store.close()

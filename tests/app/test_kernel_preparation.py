@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QSettings
 
-from gpt_oss_desktop.app import main_window as main_window_module
+from gpt_oss_desktop.app import chat_session as chat_session_module
 from gpt_oss_desktop.app.backend import DEMO_MODEL
 from gpt_oss_desktop.app.engine_thread import LocalEngine
 from gpt_oss_desktop.app.kernel_preparation import (
@@ -127,7 +127,7 @@ def test_a_question_waits_for_the_build_and_the_wait_is_not_thinking_time(
     run: Any, windows: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = ShiftedClock()
-    monkeypatch.setattr(main_window_module, "time", clock)
+    monkeypatch.setattr(chat_session_module, "time", clock)
 
     def build_took_long() -> None:
         clock.shift += BUILD_SECONDS
@@ -166,10 +166,8 @@ def test_a_question_waits_for_the_build_and_the_wait_is_not_thinking_time(
 def test_a_comparison_waits_for_the_build_too_and_its_times_leave_the_wait_out(
     run: Any, windows: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gpt_oss_desktop.app import compare_view as compare_view_module
-
     clock = ShiftedClock()
-    monkeypatch.setattr(compare_view_module, "time", clock)
+    monkeypatch.setattr(chat_session_module, "time", clock)
 
     def build_took_long() -> None:
         clock.shift += BUILD_SECONDS
