@@ -181,6 +181,7 @@ class ChatSession:
         self.comparison: Chat | None = None  # the comparison this session ran or shows, in memory
         self._wait_ready = wait_ready
         self._task: asyncio.Task[None] | None = None
+        self._stop_requested = False  # Stop came before the backend stream started (see stop())
         self._answers: tuple[LiveAnswer, ...] = ()
         self._detached = False
 
@@ -273,6 +274,9 @@ class ChatSession:
     def stop(self) -> None:
         """Stop the running answer (or comparison) after the current token; what it has is kept."""
         if self.running:
+            # Asked before the engine started this answer (it may still wait for the kernel build, or not have
+            # reached the backend yet): the backend has nothing to cancel, so _run cancels at its first event.
+            self._stop_requested = True
             self.backend.cancel()
 
     def detach(self) -> asyncio.Task[None] | None:
@@ -282,6 +286,7 @@ class ChatSession:
         if not self.running:
             return None
         self._detached = True
+        self._stop_requested = True  # as in stop(): also when the backend stream has not started yet
         self.backend.cancel()
         for answer in self._answers:
             self._save_progress(answer.saver, force=True)
@@ -383,6 +388,9 @@ class ChatSession:
             started = time.perf_counter()  # after any wait: that is not the answer's time
             async with contextlib.aclosing(stream) as events:
                 async for index, event in events:
+                    if self._stop_requested:
+                        self._stop_requested = False
+                        self.backend.cancel()  # the stream is running now: it ends after this token
                     if accepted is not None:
                         accepted()
                         accepted = None
@@ -396,6 +404,7 @@ class ChatSession:
         except RequestError as exc:
             self.listener.request_failed(str(exc))
         finally:
+            self._stop_requested = False
             self._end(task)
         self.listener.run_finished(answers)
 
