@@ -182,6 +182,7 @@ class ChatSession:
         self._wait_ready = wait_ready
         self._task: asyncio.Task[None] | None = None
         self._stop_requested = False  # Stop came before the backend stream started (see stop())
+        self._streaming = False  # this session's backend stream has delivered its first event
         self._answers: tuple[LiveAnswer, ...] = ()
         self._detached = False
 
@@ -276,7 +277,9 @@ class ChatSession:
         if self.running:
             # Asked before the engine started this answer (it may still wait for the kernel build, or not have
             # reached the backend yet): the backend has nothing to cancel, so _run cancels at its first event.
-            self._stop_requested = True
+            # backend.cancel() acts on whichever stream runs now, so only a stop before this session's stream
+            # began is remembered (never one that could reach another session's stream later).
+            self._stop_requested = not self._streaming
             self.backend.cancel()
 
     def detach(self) -> asyncio.Task[None] | None:
@@ -286,7 +289,6 @@ class ChatSession:
         if not self.running:
             return None
         self._detached = True
-        self._stop_requested = True  # as in stop(): also when the backend stream has not started yet
         self.backend.cancel()
         for answer in self._answers:
             self._save_progress(answer.saver, force=True)
@@ -388,9 +390,10 @@ class ChatSession:
             started = time.perf_counter()  # after any wait: that is not the answer's time
             async with contextlib.aclosing(stream) as events:
                 async for index, event in events:
+                    self._streaming = True
                     if self._stop_requested:
                         self._stop_requested = False
-                        self.backend.cancel()  # the stream is running now: it ends after this token
+                        self.backend.cancel()  # this session's stream is the running one now: it ends after this token
                     if accepted is not None:
                         accepted()
                         accepted = None
@@ -404,7 +407,7 @@ class ChatSession:
         except RequestError as exc:
             self.listener.request_failed(str(exc))
         finally:
-            self._stop_requested = False
+            self._stop_requested = self._streaming = False
             self._end(task)
         self.listener.run_finished(answers)
 
