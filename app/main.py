@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     import qasync
 
+    from gpt_oss_desktop.app.desktop.single_instance import SingleInstance
     from gpt_oss_desktop.app.history import ChatStore, HistoryError
-    from gpt_oss_desktop.app.single_instance import SingleInstance
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     import qasync
     from PySide6.QtWidgets import QApplication
 
-    from gpt_oss_desktop.app import crash
-    from gpt_oss_desktop.app.app_icon import app_icon
-    from gpt_oss_desktop.app.desktop_entry import APP_ID
+    from gpt_oss_desktop.app.desktop import crash
+    from gpt_oss_desktop.app.desktop.app_icon import app_icon
+    from gpt_oss_desktop.app.desktop.desktop_entry import APP_ID
     from gpt_oss_desktop.app.settings import APPLICATION, ORGANIZATION
 
     # argv[0] names the X11 WM_CLASS instance, which must equal the desktop entry's StartupWMClass.
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setWindowIcon(app_icon())
     instance: SingleInstance | None = None
     if not args.self_test and args.screenshot is None:
-        from gpt_oss_desktop.app.single_instance import ActivationRequest, claim, resolve_model_ref
+        from gpt_oss_desktop.app.desktop.single_instance import ActivationRequest, claim, resolve_model_ref
 
         forwarded_argv = tuple(sys.argv[1:] if argv is None else argv)
         instance = claim(ActivationRequest(resolve_model_ref(args.model, Path.cwd()), forwarded_argv), parent=app)
@@ -92,19 +92,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     secure_user_files(args.settings)
     # From here uncaught errors get a log file under the data folder (and a dialog, except in the self-test).
     reporter = crash.install(show_dialogs=not args.self_test)
-    from gpt_oss_desktop.app.gc_guard import GuiThreadGarbageCollector
+    from gpt_oss_desktop.app.shell.garbage_collector import GuiThreadGarbageCollector
 
     GuiThreadGarbageCollector(app)  # owned by the app: Python cycles are collected on this thread only
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     reporter.watch_loop(loop)
     if args.self_test:
-        from gpt_oss_desktop.app import self_test
+        from gpt_oss_desktop.app.shell import self_test
 
         with loop:
             return self_test.run(loop, timeout=args.self_test_timeout)
     if args.screenshot is not None:
-        from gpt_oss_desktop.app.screenshot import capture
+        from gpt_oss_desktop.app.shell.screenshot import capture
 
         with loop:
             loop.run_until_complete(capture(args.screenshot, args.settings, args.screenshot_state))
@@ -133,7 +133,7 @@ def secure_user_files(settings_path: str | None) -> list[Path]:
 
 
 def _desktop_entry(*, install: bool) -> int:
-    from gpt_oss_desktop.app import desktop_entry
+    from gpt_oss_desktop.app.desktop import desktop_entry
 
     try:
         if install:
@@ -154,20 +154,22 @@ def _say(stream: TextIO | None, text: str) -> None:
 
 
 def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, instance: SingleInstance) -> int:
-    from gpt_oss_desktop.app.engine_thread import LocalEngine
+    from gpt_oss_desktop.app.backends.kernel_preparation import KernelPreparation
+    from gpt_oss_desktop.app.backends.local_engine import LocalEngine
+    from gpt_oss_desktop.app.desktop.single_instance import ActivationRequest, bring_to_front
     from gpt_oss_desktop.app.history import ChatStore
-    from gpt_oss_desktop.app.kernel_preparation import KernelPreparation
-    from gpt_oss_desktop.app.main_window import MainWindow
-    from gpt_oss_desktop.app.model_menu import open_default_library
+    from gpt_oss_desktop.app.models.model_downloads import open_default_library
     from gpt_oss_desktop.app.settings import LAST_MODEL_KEY, make_settings
-    from gpt_oss_desktop.app.single_instance import ActivationRequest, bring_to_front
+    from gpt_oss_desktop.app.shell.main_window import MainWindow
     from gpt_oss_desktop.engine.paths import user_data_dir
 
     settings = make_settings(args.settings)
     history_path = user_data_dir() / HISTORY_FILE_NAME
     opened = open_history(history_path)
     backend = LocalEngine()
-    kernels = KernelPreparation()  # the CPU kernels' first-run build, in the background (app/kernel_preparation.py)
+    kernels = (
+        KernelPreparation()
+    )  # the CPU kernels' first-run build, in the background (app/backends/kernel_preparation.py)
     store = opened if isinstance(opened, ChatStore) else None
     window = MainWindow(backend, settings, store=store, models=open_default_library(), kernels=kernels)
     if not isinstance(opened, ChatStore):

@@ -1,4 +1,4 @@
-"""GUI-thread cost of saving a streaming answer (app/answer_saver.py) into a real SQLite history; prints JSON.
+"""GUI-thread cost of saving a streaming answer (app/chat/answer_saver.py) into a real SQLite history; prints JSON.
 
     python benchmarks/bench_answer_saves.py [--repeats 30]
 
@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gpt_oss_desktop.app.answer_saver import AnswerSaver
+from gpt_oss_desktop.app.chat.answer_saver import AnswerSaver
 from gpt_oss_desktop.app.history import ChatStore
 
 _LENGTHS_CHARS = (2_000, 20_000, 100_000)

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PySide6.QtWidgets import QApplication, QTextBrowser
 
-from gpt_oss_desktop.app.rendering import IncrementalMarkdown, render_markdown
-from gpt_oss_desktop.app.rendering.markdown_view import MarkdownView
-from tests.app.rendering.corpus import generate, tokenize
+from gpt_oss_desktop.app.chat.rendering import IncrementalMarkdown, render_markdown
+from gpt_oss_desktop.app.chat.rendering.markdown_view import MarkdownView
+from tests.app.chat.rendering.corpus import generate, tokenize
 
 # PySide6 6.12.0 on Python 3.11 drops a reference to None (void methods) or True/False (some bool returns) on many
 # Qt calls (they are not yet immortal there), so a long run aborts with "none_dealloc". Holding spare references

@@ -20,10 +20,10 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication
 
-from gpt_oss_desktop.app.chat_view import AssistantMessage
-from gpt_oss_desktop.app.engine_thread import LocalEngine
+from gpt_oss_desktop.app.backends.local_engine import LocalEngine
+from gpt_oss_desktop.app.chat.chat_view import AssistantMessage
 from gpt_oss_desktop.app.history import ChatStore
-from gpt_oss_desktop.app.main_window import MainWindow
+from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.kernels.cpu_build import cpu_model_name
 
 _ANSWER_LINE = "Four. *Really* four; see `2 + 2` and [why](https://example.org).\n\n"

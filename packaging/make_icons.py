@@ -25,7 +25,7 @@ from PySide6.QtSvg import QSvgGenerator
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gpt_oss_desktop.app.desktop_entry import APP_ID, ICON_SIZES, bundled_icon_dir  # noqa: E402
+from gpt_oss_desktop.app.desktop.desktop_entry import APP_ID, ICON_SIZES, bundled_icon_dir  # noqa: E402
 
 
 @dataclass(frozen=True, slots=True)

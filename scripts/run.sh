@@ -26,7 +26,7 @@ case " $* " in
 *" -h "* | *" --help "*) ;;
 *)
     # Qt aborts the process when its X11 plugin misses a system library, naming at most one: name them all first.
-    .venv/bin/python -P -m gpt_oss_desktop.app.platform_check
+    .venv/bin/python -P -m gpt_oss_desktop.app.desktop.platform_check
     ;;
 esac
 echo "==> Starting gpt-oss desktop"

@@ -1,8 +1,8 @@
 """Getting models onto disk: the catalog, a hardware verdict, resumable verified downloads, the installed list.
 
-Qt-free: the wizard (app/download_wizard.py) and the model manager (app/model_manager.py) drive these from worker
-threads. Files live in the Hugging Face cache or a chosen folder; the list of installed models (and a download in
-progress) in ``models.json`` in the user data folder.
+Qt-free: the wizard (app/downloads/download_wizard.py) and the model manager (app/models/model_manager.py) drive these
+from worker threads. Files live in the Hugging Face cache or a chosen folder; the list of installed models (and a
+download in progress) in ``models.json`` in the user data folder.
 """
 
 from gpt_oss_desktop.app.downloads.catalog import CATALOG, CatalogModel, catalog_model

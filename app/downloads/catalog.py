@@ -8,7 +8,7 @@ from typing import Final
 from gpt_oss_desktop.engine.checkpoint import PRESETS, checkpoint_bytes
 from gpt_oss_desktop.engine.config import ModelConfig
 
-# The context the app allocates KV cache for (app.engine_thread.DEFAULT_CONTEXT; a test keeps the two equal).
+# The context the app allocates KV cache for (app.backends.local_engine.DEFAULT_CONTEXT; a test keeps the two equal).
 KV_CONTEXT_TOKENS: Final = 16384
 # Activations, the CUDA context / allocator slack, the tokenizer: what a run needs beyond weights and KV cache.
 RUNTIME_MARGIN_BYTES: Final = 512 * 1024**2

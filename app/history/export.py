@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from gpt_oss_desktop.app.compare_summary import outcome_from_record, summarise
+from gpt_oss_desktop.app.history.comparison_summary import outcome_from_record, summarise
 
 from .errors import ImportFormatError
 from .models import (

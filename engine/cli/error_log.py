@@ -2,7 +2,8 @@
 
 The terminal gets one line (see :func:`engine.cli.main`); the traceback goes to
 ``<user data dir>/logs/cli-error-<time>.log``, the folder where the desktop app writes its crash reports
-(``app/crash.py``), so that a bug report has it. Written privately (folder 0700, file 0600): a traceback can hold
+(``app/desktop/crash.py``), so that a bug report has it.
+Written privately (folder 0700, file 0600): a traceback can hold
 paths. The command line and the chat text are left out on purpose.
 """
 

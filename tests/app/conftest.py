@@ -12,12 +12,12 @@ import qasync
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
-from gpt_oss_desktop.app.engine_thread import LocalEngine
-from gpt_oss_desktop.app.gc_guard import GuiThreadGarbageCollector
+from gpt_oss_desktop.app.backends.local_engine import LocalEngine
+from gpt_oss_desktop.app.backends.scripted_model import ScriptedModel
 from gpt_oss_desktop.app.history import ChatStore
-from gpt_oss_desktop.app.main_window import MainWindow
-from gpt_oss_desktop.app.scripted_model import ScriptedModel
 from gpt_oss_desktop.app.settings import make_settings
+from gpt_oss_desktop.app.shell.garbage_collector import GuiThreadGarbageCollector
+from gpt_oss_desktop.app.shell.main_window import MainWindow
 from tests.helpers.hub_fixtures import (  # noqa: F401 (fixtures of the download tests)
     checkpoint_dir,
     decoy_dir,
@@ -35,8 +35,9 @@ Run = Callable[[Coroutine[Any, Any, T]], T]
 
 @pytest.fixture(scope="session", autouse=True)
 def gui_thread_gc(qapp: QApplication) -> Iterator[None]:
-    """As in the app: cyclic garbage (Qt objects included) is collected on the GUI thread only (app/gc_guard.py);
-    at the end everything left is collected here, so no later test's thread can destroy a Qt object."""
+    """As in the app: cyclic garbage (Qt objects included) is collected on the GUI thread only
+    (app/shell/garbage_collector.py); at the end everything left is collected here, so no later test's thread can
+    destroy a Qt object."""
     collector = GuiThreadGarbageCollector(qapp)
     yield
     collector.stop()

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from gpt_oss_desktop.app.backends.local_engine import DEFAULT_CONTEXT
 from gpt_oss_desktop.app.downloads import CATALOG, MachineInfo, MachineProbe, Verdict, assess, catalog_model
 from gpt_oss_desktop.app.downloads.catalog import KV_CONTEXT_TOKENS, kv_cache_bytes
 from gpt_oss_desktop.app.downloads.errors import PlanError
 from gpt_oss_desktop.app.downloads.hardware import GpuInfo, disk_needed, existing_parent
 from gpt_oss_desktop.app.downloads.plan import RemoteFile, select_original_files
-from gpt_oss_desktop.app.engine_thread import DEFAULT_CONTEXT
 from gpt_oss_desktop.engine.checkpoint import PRESETS, checkpoint_bytes
 
 GB = 10**9

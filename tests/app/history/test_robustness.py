@@ -77,11 +77,11 @@ def test_partial_answer_survives_a_crash(db_path: Path) -> None:
     assert (saved.analysis, saved.text, saved.complete, saved.effort) == ("Plan: a dragon", "Once upon", False, "high")
 
 
-# The child streams an answer through the app's own writer (app/answer_saver.py) with no throttling, so that a
+# The child streams an answer through the app's own writer (app/chat/answer_saver.py) with no throttling, so that a
 # write is always in flight, and reports each committed save on stdout.
 _STREAMING_WRITER = """
 import sys
-from gpt_oss_desktop.app.answer_saver import AnswerSaver
+from gpt_oss_desktop.app.chat.answer_saver import AnswerSaver
 from gpt_oss_desktop.app.history import ChatStore
 
 store = ChatStore(sys.argv[1])

@@ -1,0 +1,413 @@
+"""LocalEngine: the in-process :class:`~app.backends.chat_backend.ChatBackend`, one long-lived thread that owns the
+model.
+
+All torch work (loading, prompt rendering, prefill, decode, freeing memory) happens on that thread, one job at a
+time, so the model and its KV cache are never shared: an effort comparison (one batch of several answers) never runs
+beside a chat answer. Jobs arrive through a thread-safe ``queue.Queue``; results go
+back to the GUI's event loop through an ``asyncio.Queue`` fed with ``loop.call_soon_threadsafe``. The thread never
+touches a widget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sys
+import threading
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from gpt_oss_desktop.app.backends.chat_backend import (
+    DEMO_MODEL,
+    ChatRequest,
+    LoadError,
+    LoadErrorKind,
+    ModelInfo,
+    RequestError,
+)
+from gpt_oss_desktop.engine.batch_generator import BatchGenerator
+from gpt_oss_desktop.engine.errors import (
+    EngineError,
+    GenerationError,
+    InsufficientMemoryError,
+    LoadCancelled,
+    MissingFilesError,
+    UnsupportedCheckpointError,
+    UnsupportedDeviceError,
+)
+from gpt_oss_desktop.engine.events import Delta, Done, FinishReason, LoadProgress
+from gpt_oss_desktop.engine.generator import Generator, ModelLike
+from gpt_oss_desktop.engine.vocab import get_encoding
+
+logger = logging.getLogger(__name__)
+
+# Context allocated for a chat. The model allows 131,072 tokens, but the KV cache is allocated up front and long
+# chats are rare on a desktop; 16k keeps gpt-oss-20b's cache near 1 GB.
+DEFAULT_CONTEXT: Final = 16384
+
+Loader = Callable[[str, LoadProgress], ModelLike]
+"""``loader(model_ref, on_progress)`` turns a model reference into a loaded model on the engine thread, calling
+``on_progress(fraction, text)`` as it goes; it must let :class:`engine.errors.LoadCancelled` raised by
+``on_progress`` propagate (that is how a load is cancelled)."""
+
+
+# -- messages between the GUI loop and the engine thread ---------------------------------------------------------
+
+
+class _Outbox:
+    """The engine thread's end of one job's event channel into the GUI loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    def put(self, event: object) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self.queue.put_nowait, event)
+        except RuntimeError:  # the loop is closed: the window is gone and nobody is listening any more
+            logger.debug("dropped %s: event loop closed", type(event).__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Progress:
+    fraction: float
+    text: str
+
+
+@dataclass(slots=True)
+class _LoadJob:
+    model_ref: str
+    cancel: threading.Event
+    outbox: _Outbox
+
+
+@dataclass(slots=True)
+class _GenerateJob:
+    request: ChatRequest
+    cancel: threading.Event
+    outbox: _Outbox
+
+
+@dataclass(slots=True)
+class _CompareJob:
+    requests: tuple[ChatRequest, ...]
+    cancel: threading.Event
+    outbox: _Outbox
+
+
+@dataclass(slots=True)
+class _UnloadJob:
+    outbox: _Outbox
+
+
+@dataclass(slots=True)
+class _StopJob:
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+_Job = _LoadJob | _GenerateJob | _CompareJob | _UnloadJob | _StopJob
+_UNLOADED: Final = "unloaded"
+
+
+# -- helpers that run on the engine thread ------------------------------------------------------------------------
+
+
+def load_local_model(
+    model_ref: str, on_progress: LoadProgress | None = None, *, device: str | None = None, dtype: Any = None
+) -> ModelLike:
+    """The default loader: a checkpoint folder, or the demo model, through :func:`engine.load_model`."""
+    from gpt_oss_desktop.engine import (
+        load_model,  # imports torch: deferred so the window appears before torch is loaded
+    )
+
+    ref = model_ref if model_ref == DEMO_MODEL else str(Path(model_ref).expanduser())
+    return load_model(ref, device=device, dtype=dtype, on_progress=on_progress)
+
+
+def classify_load_error(exc: BaseException, model_ref: str) -> LoadError:
+    """Map an exception raised while loading onto the category that decides the advice shown to the user.
+
+    By type only: the engine raises a class for each problem where it finds it (engine/errors.py).
+    """
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, MissingFilesError | FileNotFoundError):
+        kind = LoadErrorKind.MISSING_FILES
+    elif isinstance(exc, UnsupportedCheckpointError):
+        kind = LoadErrorKind.UNSUPPORTED_CHECKPOINT
+    elif isinstance(exc, InsufficientMemoryError | MemoryError) or _is_torch_out_of_memory(exc):
+        kind = LoadErrorKind.OUT_OF_MEMORY
+    elif isinstance(exc, UnsupportedDeviceError):
+        kind = LoadErrorKind.UNSUPPORTED_DEVICE
+    elif isinstance(exc, EngineError):  # CheckpointError, ConfigError, VocabularyError: damaged files
+        kind = LoadErrorKind.INVALID_CHECKPOINT
+    else:
+        kind = LoadErrorKind.UNEXPECTED
+    return LoadError(kind, message, model_ref)
+
+
+def _is_torch_out_of_memory(exc: BaseException) -> bool:
+    # A custom loader (LocalEngine(loader=...)) may let torch's own error through. torch is only looked up, never
+    # imported here: if it is not loaded, nothing raised a torch error.
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.OutOfMemoryError)
+
+
+def _device_name(model: ModelLike) -> str:
+    device = model.device
+    if device.type == "cuda":
+        import torch
+
+        return str(torch.cuda.get_device_name(device))
+    return "CPU" if device.type == "cpu" else device.type.upper()
+
+
+def _display_name(model_ref: str) -> str:
+    # The demo is a toy (engine/demo): say so wherever its name appears, so nobody mistakes its answers for gpt-oss's.
+    return "Demo model (toy)" if model_ref == DEMO_MODEL else Path(model_ref).expanduser().name or model_ref
+
+
+def _free_device_memory() -> None:
+    # No gc.collect() here: on this thread it could destroy Qt objects (see app/shell/garbage_collector.py).
+    # The model's tensors are freed by reference counting when the last reference goes; the GUI thread collects any
+    # cycles.
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()  # hand the cached blocks back so the next model (or another program) can use them
+
+
+# -- the backend ------------------------------------------------------------------------------------------------
+
+
+class LocalEngine:
+    """Runs models in this process on a dedicated engine thread.
+
+    Implements :class:`~app.backends.chat_backend.ChatBackend`.
+
+    Args:
+        loader: turns a model reference into a model (default :func:`load_local_model`); runs on the engine thread.
+        max_context: tokens of KV cache to allocate per chat.
+    """
+
+    def __init__(self, *, loader: Loader | None = None, max_context: int = DEFAULT_CONTEXT) -> None:
+        self._loader: Loader = loader or load_local_model
+        self._max_context = max_context
+        self._jobs: queue.Queue[_Job] = queue.Queue()
+        self._info: ModelInfo | None = None
+        self._current_cancel: threading.Event | None = None
+        self._load_cancel: threading.Event | None = None
+        self._closed = False
+        # Owned by the engine thread only.
+        self._model: ModelLike | None = None
+        self._generator: Generator | None = None
+        self._batch: BatchGenerator | None = None
+        self._thread = threading.Thread(target=self._run, name="gpt-oss-engine", daemon=True)
+        self._thread.start()
+
+    # -- ChatBackend (GUI thread) --------------------------------------------------------------------------------
+
+    @property
+    def info(self) -> ModelInfo | None:
+        return self._info
+
+    async def load(self, model_ref: str, on_progress: LoadProgress | None = None) -> ModelInfo:
+        cancel = threading.Event()
+        outbox = self._submit(lambda o: _LoadJob(model_ref, cancel, o))
+        self._load_cancel = cancel
+        self._info = None  # the old model is unloaded first, whatever happens to the new one
+        try:
+            while True:
+                event = await outbox.queue.get()
+                if isinstance(event, _Progress):
+                    if on_progress is not None:
+                        on_progress(event.fraction, event.text)
+                elif isinstance(event, LoadError):
+                    raise event
+                else:
+                    assert isinstance(event, ModelInfo), event
+                    self._info = event
+                    return event
+        finally:
+            if self._load_cancel is cancel:
+                self._load_cancel = None
+
+    def cancel_load(self) -> None:
+        """Stop the running load at its next progress step; ``load`` then raises a CANCELLED LoadError."""
+        if self._load_cancel is not None:
+            self._load_cancel.set()
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Delta | Done, None]:
+        cancel = threading.Event()
+        outbox = self._submit(lambda o: _GenerateJob(request, cancel, o))
+        self._current_cancel = cancel
+        try:
+            while True:
+                event = await outbox.queue.get()
+                if isinstance(event, RequestError):
+                    raise event
+                yield event
+                if isinstance(event, Done):
+                    return
+        finally:
+            # A consumer that stops listening early must not leave the engine generating for nobody.
+            cancel.set()
+            if self._current_cancel is cancel:
+                self._current_cancel = None
+
+    async def stream_compare(self, requests: Sequence[ChatRequest]) -> AsyncGenerator[tuple[int, Delta | Done], None]:
+        batch = tuple(requests)
+        if not batch:
+            raise RequestError("a comparison needs at least one request")
+        cancel = threading.Event()
+        outbox = self._submit(lambda o: _CompareJob(batch, cancel, o))
+        self._current_cancel = cancel
+        finished: set[int] = set()
+        try:
+            while len(finished) < len(batch):
+                event = await outbox.queue.get()
+                if isinstance(event, RequestError):
+                    raise event
+                index, item = event
+                if isinstance(item, Done):
+                    finished.add(index)
+                yield index, item
+        finally:
+            cancel.set()  # as in stream(): nobody listening, so stop generating
+            if self._current_cancel is cancel:
+                self._current_cancel = None
+
+    def cancel(self) -> None:
+        if self._current_cancel is not None:
+            self._current_cancel.set()
+
+    async def unload(self) -> None:
+        outbox = self._submit(_UnloadJob)
+        self._info = None
+        await outbox.queue.get()
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.cancel()
+        stop = _StopJob()
+        self._jobs.put(stop)
+        # Bounded: a load in progress cannot be interrupted, and the thread is a daemon, so exit is never blocked.
+        if not stop.done.wait(timeout):
+            logger.warning("engine thread still busy after %.1f s; leaving it to exit with the process", timeout)
+
+    def _submit(self, make: Callable[[_Outbox], _Job]) -> _Outbox:
+        if self._closed:
+            raise RequestError("the engine has been shut down")
+        outbox = _Outbox(asyncio.get_running_loop())
+        self._jobs.put(make(outbox))
+        return outbox
+
+    # -- engine thread ----------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                if isinstance(job, _StopJob):
+                    self._unload()
+                    job.done.set()
+                    return
+                if isinstance(job, _LoadJob):
+                    self._load(job)
+                elif isinstance(job, _GenerateJob):
+                    self._generate(job)
+                elif isinstance(job, _CompareJob):
+                    self._compare(job)
+                else:
+                    self._unload()
+                    job.outbox.put(_UNLOADED)
+            except Exception as exc:  # a bug in one job must not kill the thread that every later job needs
+                logger.exception("engine thread: %s failed", type(job).__name__)
+                if not isinstance(job, _StopJob):
+                    job.outbox.put(RequestError(f"internal error: {exc}"))
+
+    def _load(self, job: _LoadJob) -> None:
+        if self._model is not None:
+            job.outbox.put(_Progress(0.0, "Unloading the previous model…"))
+            self._unload()
+        name = _display_name(job.model_ref)
+        job.outbox.put(_Progress(0.05, f"Loading {name}…"))
+
+        def progress(fraction: float, text: str) -> None:
+            if job.cancel.is_set():
+                raise LoadCancelled(f"loading {name} was cancelled")
+            job.outbox.put(_Progress(0.05 + 0.9 * fraction, f"Loading {name}: {text}"))
+
+        try:
+            if job.cancel.is_set():
+                raise LoadCancelled(f"loading {name} was cancelled")
+            model = self._loader(job.model_ref, progress)
+            # Loading the harmony vocabulary holds the GIL for ~0.2 s; do it now rather than inside the first
+            # answer, where it would freeze the window mid-stream.
+            encoding = get_encoding()
+            generator = Generator(model, max_context=self._max_context, encoding=encoding)
+            batch = BatchGenerator(model, max_context=self._max_context, encoding=encoding)
+            info = ModelInfo(_display_name(job.model_ref), _device_name(model), generator.context_length)
+        except LoadCancelled as exc:
+            logger.info("%s", exc)
+            _free_device_memory()
+            job.outbox.put(LoadError(LoadErrorKind.CANCELLED, str(exc), job.model_ref))
+            return
+        except Exception as exc:  # MemoryError too: reported to the user, and the app keeps running
+            logger.warning("loading %s failed: %s", job.model_ref, exc, exc_info=True)
+            _free_device_memory()  # a half-loaded model may hold most of the GPU
+            job.outbox.put(classify_load_error(exc, job.model_ref))
+            return
+        self._model, self._generator, self._batch = model, generator, batch
+        job.outbox.put(_Progress(1.0, "Ready"))
+        job.outbox.put(info)
+
+    def _unload(self) -> None:
+        if self._model is None:
+            return
+        self._generator = None
+        self._batch = None
+        self._model = None
+        _free_device_memory()
+        logger.info("model unloaded")
+
+    def _generate(self, job: _GenerateJob) -> None:
+        from gpt_oss_desktop.engine.harmony import render_prompt
+
+        if self._generator is None:
+            job.outbox.put(RequestError("no model is loaded"))
+            return
+        request = job.request
+        sent_any = False
+        try:
+            prompt = render_prompt(request.messages, effort=request.effort, instructions=request.instructions)
+            for event in self._generator.stream(prompt, request.params, job.cancel):
+                job.outbox.put(event)
+                sent_any = True
+        except GenerationError as exc:
+            # Raised before the first token (prompt too long for the context, ...), so no Done was sent yet.
+            if sent_any:
+                job.outbox.put(Done(FinishReason.ERROR, error=str(exc)))
+            else:
+                job.outbox.put(RequestError(str(exc)))
+
+    def _compare(self, job: _CompareJob) -> None:
+        from gpt_oss_desktop.engine.harmony import render_prompt
+
+        if self._batch is None:
+            job.outbox.put(RequestError("no model is loaded"))
+            return
+        try:
+            prompts = [
+                render_prompt(request.messages, effort=request.effort, instructions=request.instructions)
+                for request in job.requests
+            ]
+            events = self._batch.stream(prompts, [request.params for request in job.requests], job.cancel)
+        except GenerationError as exc:  # raised before any work: no event was sent yet
+            job.outbox.put(RequestError(str(exc)))
+            return
+        for event in events:
+            job.outbox.put(event)

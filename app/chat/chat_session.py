@@ -1,0 +1,524 @@
+"""One conversation and everything that happens to it, without Qt: the requests it sends, the answers it streams,
+where its turns are stored, and the saved copy of an answer while it arrives.
+
+Views (the chat window, the effort comparison) observe a :class:`ChatSession` through :class:`ChatListener` and only
+draw. Every backend (local engine, remote, a server) is driven through here, so the rules live in one place:
+
+- a request is the whole conversation (the harmony renderer drops finished turns' reasoning itself), the chat's
+  developer instructions, and the effort and sampling that travel with the :class:`SendRequest`;
+- the stream is sorted into reasoning, tool-call and answer text; the answer's clock starts after ``wait_ready``
+  (a first-run kernel build is neither thinking time nor time to the first token);
+- turn ``i`` is stored as its question at position ``2i`` and its answer at ``2i + 1`` (:func:`stored_turn`);
+- an answer is saved every few seconds while it streams (:class:`~gpt_oss_desktop.app.chat.answer_saver.AnswerSaver`),
+  then in full with its statistics, marked stopped or failed by its finish reason; a failed write is reported to
+  the listener and the chat goes on unsaved (losing history must not stop it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from gpt_oss_desktop.app.backends.chat_backend import ChatBackend, ChatRequest, RequestError
+from gpt_oss_desktop.app.chat import comparison_record
+from gpt_oss_desktop.app.chat.answer_saver import AnswerSaver
+from gpt_oss_desktop.app.chat.conversation import Conversation, Turn
+from gpt_oss_desktop.app.chat.stats import AnswerStats
+from gpt_oss_desktop.app.history import Chat, ChatNotFoundError, ChatStore, HistoryError, Message, title_from_prompt
+from gpt_oss_desktop.engine.events import Delta, Done
+from gpt_oss_desktop.engine.harmony import ReasoningEffort
+from gpt_oss_desktop.engine.sampling import SamplingParams
+
+logger = logging.getLogger(__name__)
+
+WaitReady = Callable[[], Awaitable[None]]
+"""Awaited before an answer's clock starts (e.g. a first-run CPU kernel build)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """A question to send, with the effort and sampling to answer it at."""
+
+    prompt: str
+    effort: ReasoningEffort = ReasoningEffort.MEDIUM
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+
+    def __post_init__(self) -> None:
+        if not self.prompt.strip():
+            raise ValueError("a message needs some text")
+
+
+@dataclass(frozen=True, slots=True)
+class CompareRequest:
+    """One prompt answered at several efforts as one batch (an effort comparison)."""
+
+    prompt: str
+    efforts: tuple[ReasoningEffort, ...] = tuple(ReasoningEffort)
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+
+    def __post_init__(self) -> None:
+        if not self.prompt.strip():
+            raise ValueError("a comparison needs a prompt")
+        if not self.efforts:
+            raise ValueError("a comparison needs at least one effort")
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTurn:
+    """The store positions of one turn's question and answer."""
+
+    user: int
+    answer: int
+
+
+def stored_turn(turn_index: int) -> StoredTurn:
+    """Turn ``i`` is stored as its question at ``2i`` and its answer at ``2i + 1``, so a regenerate or an edit can
+    drop the old answer (and what follows) by position."""
+    if turn_index < 0:
+        raise ValueError(f"turn index must not be negative, got {turn_index}")
+    return StoredTurn(2 * turn_index, 2 * turn_index + 1)
+
+
+def saved_effort(record: Message) -> ReasoningEffort:
+    """The effort a saved answer was generated at (medium for rows that do not say)."""
+    return ReasoningEffort(record.effort) if record.effort else ReasoningEffort.MEDIUM
+
+
+def _take_answer(turn: Turn, record: Message) -> Turn:
+    turn.reasoning, turn.answer, turn.effort = record.analysis, record.text, saved_effort(record)
+    return turn
+
+
+class LiveAnswer:
+    """One answer being generated: its text so far (kept by its saver), its times and, once it ended, its Done and
+    statistics. ``index`` is its column in a comparison (0 in a chat)."""
+
+    def __init__(self, index: int, effort: ReasoningEffort, saver: AnswerSaver) -> None:
+        self.index = index
+        self.effort = effort
+        self.saver = saver
+        self.first_answer_seconds: float | None = None  # from the request's start to the first answer text
+        self.total_seconds: float | None = None
+        self.done: Done | None = None
+        self.stats: AnswerStats | None = None
+
+    @property
+    def reasoning(self) -> str:
+        """Reasoning and tool-call text, as sent to the history's ``analysis``."""
+        return self.saver.reasoning
+
+    @property
+    def answer(self) -> str:
+        return self.saver.answer
+
+
+class ChatListener:
+    """What a session tells its observers; every method does nothing unless overridden. Called on the thread that
+    runs the session's event loop (the GUI thread in the app)."""
+
+    def busy_changed(self, running: bool) -> None:
+        """An answer (or a comparison) started or ended."""
+
+    def answer_started(self, answer: LiveAnswer) -> None:
+        """An answer is about to be requested (before any wait for the backend to be ready)."""
+
+    def reasoning_added(self, answer: LiveAnswer, text: str) -> None: ...
+
+    def tool_call_added(self, answer: LiveAnswer, text: str, recipient: str) -> None: ...
+
+    def answer_added(self, answer: LiveAnswer, text: str) -> None:
+        """New answer text; ``answer.first_answer_seconds`` is set from the first one on."""
+
+    def request_failed(self, error: str) -> None:
+        """The request could not run at all (no answer will finish)."""
+
+    def answer_finished(self, answer: LiveAnswer) -> None:
+        """An answer ended (finished, stopped or failed): ``done``, ``stats`` and ``total_seconds`` are set."""
+
+    def answer_saved(self, answer: LiveAnswer, record: Message) -> None:
+        """An ended answer was written to the store in full."""
+
+    def chat_saved(self, chat_id: int) -> None:
+        """A question was saved (the chat is created with its first one), or a comparison was created."""
+
+    def history_failed(self, what: str, error: HistoryError) -> None:
+        """A write to the store failed; the session goes on unsaved."""
+
+    def run_finished(self, answers: tuple[LiveAnswer, ...]) -> None:
+        """Everything started by one send, regenerate or comparison has ended."""
+
+
+class ChatSession:
+    """One conversation: its turns, its saved chat (``chat_id``, None until its first question is saved), its
+    instructions, and at most one running answer (or comparison).
+
+    Args:
+        backend: where answers come from.
+        store: the history (None: nothing is kept).
+        listener: told what happens (a do-nothing listener if None).
+        wait_ready: awaited before each answer's clock starts.
+    """
+
+    def __init__(
+        self,
+        backend: ChatBackend,
+        *,
+        store: ChatStore | None = None,
+        listener: ChatListener | None = None,
+        wait_ready: WaitReady | None = None,
+    ) -> None:
+        self.backend = backend
+        self.store = store
+        self.listener = listener or ChatListener()
+        self.conversation = Conversation()
+        self.chat_id: int | None = None
+        self.instructions = ""  # harmony's developer message
+        self.comparison: Chat | None = None  # the comparison this session ran or shows, in memory
+        self._wait_ready = wait_ready
+        self._task: asyncio.Task[None] | None = None
+        self._stop_requested = False  # Stop came before the backend stream started (see stop())
+        self._streaming = False  # this session's backend stream has delivered its first event
+        self._answers: tuple[LiveAnswer, ...] = ()
+        self._detached = False
+
+    # -- state ----------------------------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    @property
+    def task(self) -> asyncio.Task[None] | None:
+        return self._task
+
+    @property
+    def detached(self) -> bool:
+        """Left by its view while an answer ran: that answer was stopped and only saves itself from then on."""
+        return self._detached
+
+    def build_request(self, effort: ReasoningEffort, sampling: SamplingParams) -> ChatRequest:
+        """The request that answers the last turn: every turn before it, reasoning included (the harmony renderer
+        drops finished turns' reasoning), and the chat's instructions."""
+        return ChatRequest(
+            messages=self.conversation.request_messages(),
+            effort=effort,
+            params=sampling,
+            instructions=self.instructions or None,
+        )
+
+    def restore(self, thread: Sequence[Message]) -> list[tuple[Turn, Message | None]]:
+        """Fill the conversation from a saved thread (question, answer, question, ...); each turn with its saved
+        answer, if any, for the view to draw."""
+        shown: list[tuple[Turn, Message | None]] = []
+        for record in thread:
+            if record.role == "user":
+                shown.append((self.conversation.add_user(record.text), None))
+            elif record.role == "assistant" and shown:
+                shown[-1] = (_take_answer(shown[-1][0], record), record)
+        return shown
+
+    def add_context(self, turns: Sequence[Turn]) -> None:
+        """Start from copies of another conversation's turns (a comparison asked with a chat as context)."""
+        self.conversation.turns.extend(replace(turn) for turn in turns)
+
+    def accept_saved_answer(self, record: Message) -> Turn | None:
+        """The last turn takes ``record`` as its answer if that is where it is stored (an answer that was stopped
+        by leaving this chat and ended after the chat was opened again); the turn, or None if it is not."""
+        turn = self.conversation.last
+        if turn is None or record.chat_id != self.chat_id:
+            return None
+        if stored_turn(len(self.conversation.turns) - 1).answer != record.position:
+            return None
+        return _take_answer(turn, record)
+
+    def set_instructions(self, text: str) -> None:
+        """Developer instructions from the next answer on; saved with the chat."""
+        self.instructions = text.strip()
+        if self.store is not None and self.chat_id is not None:
+            try:
+                self.store.update_chat(self.chat_id, developer_instructions=self.instructions)
+            except HistoryError as exc:
+                self.listener.history_failed("Could not save the instructions", exc)
+
+    def open_comparison(self, chat: Chat) -> None:
+        """Show a saved comparison (no conversation to continue: a column is continued as a new chat)."""
+        self.comparison = chat
+        self.chat_id = chat.id or None
+
+    # -- chat -----------------------------------------------------------------------------------------------------
+
+    def send(self, request: SendRequest, *, replace_last: bool = False) -> asyncio.Task[None] | None:
+        """Add a question and start answering it; None while an answer runs. With ``replace_last`` the question
+        replaces the last turn (an edit sent): in the conversation, and in the store with its answer."""
+        if self.running:
+            return None
+        replaced = self.conversation.turns.pop().user if replace_last and self.conversation.turns else None
+        self.conversation.add_user(request.prompt)
+        self._save_question(request.prompt, replaces=replaced)
+        return self._start_answer(request.effort, request.sampling)
+
+    def regenerate(self, effort: ReasoningEffort, sampling: SamplingParams) -> asyncio.Task[None] | None:
+        """Replace the last turn's answer by a new one at ``effort``; None while busy or with no turn."""
+        turn = self.conversation.last
+        if self.running or turn is None:
+            return None
+        self._forget_answer(len(self.conversation.turns) - 1)
+        turn.reasoning = turn.answer = ""
+        turn.effort = None
+        return self._start_answer(effort, sampling)
+
+    def stop(self) -> None:
+        """Stop the running answer (or comparison) after the current token; what it has is kept."""
+        if self.running:
+            # Asked before the engine started this answer (it may still wait for the kernel build, or not have
+            # reached the backend yet): the backend has nothing to cancel, so _run cancels at its first event.
+            # backend.cancel() acts on whichever stream runs now, so only a stop before this session's stream
+            # began is remembered (never one that could reach another session's stream later).
+            self._stop_requested = not self._streaming
+            self.backend.cancel()
+
+    def detach(self) -> asyncio.Task[None] | None:
+        """The view leaves this session while it answers: stop the answer and write what has arrived now (kept even
+        if the app dies before the answer ends); it then saves itself into its own chat, marked stopped. The task
+        that ends it, or None if nothing was running."""
+        if not self.running:
+            return None
+        self._detached = True
+        self.backend.cancel()
+        for answer in self._answers:
+            self._save_progress(answer.saver, force=True)
+        return self._task
+
+    def _start_answer(self, effort: ReasoningEffort, sampling: SamplingParams) -> asyncio.Task[None]:
+        turn = self.conversation.last
+        assert turn is not None
+        request = self.build_request(effort, sampling)
+        position = stored_turn(len(self.conversation.turns) - 1).answer
+        answer = LiveAnswer(0, effort, AnswerSaver(self.store, self.chat_id, position, effort.value))
+        self._answers = (answer,)
+        self.listener.answer_started(answer)
+        self._task = asyncio.ensure_future(
+            self._run(self._single(request), (answer,), lambda ended: self._finish_turn(turn, ended))
+        )
+        self.listener.busy_changed(True)
+        return self._task
+
+    async def _single(self, request: ChatRequest) -> AsyncGenerator[tuple[int, Delta | Done], None]:
+        """A chat answer's stream, as answer 0 of a batch of one."""
+        async with contextlib.aclosing(self.backend.stream(request)) as events:
+            async for event in events:
+                yield 0, event
+
+    def _finish_turn(self, turn: Turn, answer: LiveAnswer) -> None:
+        assert answer.stats is not None
+        turn.reasoning, turn.answer, turn.effort = answer.reasoning, answer.answer, answer.effort
+        self.listener.answer_finished(answer)
+        self._save_answer(answer, answer.stats.to_record())
+
+    # -- comparison -----------------------------------------------------------------------------------------------
+
+    def compare(self, request: CompareRequest) -> asyncio.Task[None] | None:
+        """Answer ``request.prompt`` after this session's turns at each effort, as one batch; None while busy.
+
+        With a store, the comparison becomes its own history entry once the engine accepts the batch, and each
+        answer is saved as it streams and in full when it ends."""
+        if self.running:
+            return None
+        context = [replace(turn) for turn in self.conversation.turns]
+        self.conversation.add_user(request.prompt)
+        requests = [self.build_request(effort, request.sampling) for effort in request.efforts]
+        info = self.backend.info
+        self.comparison = comparison_record.new_comparison(
+            request.prompt, context, request.efforts, request.sampling, info.name if info else ""
+        )
+        self.chat_id = None
+        position = comparison_record.answer_position(self.comparison)
+        self._answers = tuple(
+            LiveAnswer(index, effort, AnswerSaver(self.store, None, position, effort.value))
+            for index, effort in enumerate(request.efforts)
+        )
+        answers = self._answers
+        for answer in answers:
+            self.listener.answer_started(answer)
+        self._task = asyncio.ensure_future(
+            self._run(
+                self.backend.stream_compare(requests),
+                self._answers,
+                self._finish_column,
+                accepted=lambda: self._save_comparison(answers),
+            )
+        )
+        self.listener.busy_changed(True)
+        return self._task
+
+    def _finish_column(self, answer: LiveAnswer) -> None:
+        assert answer.done is not None and answer.stats is not None
+        record = {
+            **answer.stats.to_record(),
+            "completion_tokens": answer.done.completion_tokens,
+            "first_answer_s": answer.first_answer_seconds,
+            "total_s": answer.total_seconds,
+        }
+        if self.comparison is not None:
+            self.comparison = comparison_record.with_answer(
+                self.comparison, answer.index, answer.answer, answer.reasoning, record
+            )
+        self.listener.answer_finished(answer)
+        self._save_answer(answer, record)
+
+    # -- the stream -----------------------------------------------------------------------------------------------
+
+    async def _run(
+        self,
+        stream: AsyncGenerator[tuple[int, Delta | Done], None],
+        answers: tuple[LiveAnswer, ...],
+        on_done: Callable[[LiveAnswer], None],
+        *,
+        accepted: Callable[[], None] | None = None,
+    ) -> None:
+        """Consume ``stream`` (``(answer index, event)`` pairs) into ``answers``; ``on_done`` gets each answer as
+        it ends, ``accepted`` is called at the first event (the backend took the request)."""
+        task = asyncio.current_task()
+        try:
+            if self._wait_ready is not None:
+                await self._wait_ready()
+            started = time.perf_counter()  # after any wait: that is not the answer's time
+            async with contextlib.aclosing(stream) as events:
+                async for index, event in events:
+                    self._streaming = True
+                    if self._stop_requested:
+                        self._stop_requested = False
+                        self.backend.cancel()  # this session's stream is the running one now: it ends after this token
+                    if accepted is not None:
+                        accepted()
+                        accepted = None
+                    answer = answers[index]
+                    if isinstance(event, Done):
+                        self._finish(answer, event, started)
+                        on_done(answer)
+                    else:
+                        self._add(answer, event, started)
+                        self._save_progress(answer.saver)
+        except RequestError as exc:
+            self.listener.request_failed(str(exc))
+        finally:
+            self._stop_requested = self._streaming = False
+            self._end(task)
+        self.listener.run_finished(answers)
+
+    def _add(self, answer: LiveAnswer, event: Delta, started: float) -> None:
+        if event.recipient is not None:  # a tool call, whatever its channel; kept with the reasoning
+            answer.saver.add_reasoning(event.text)
+            self.listener.tool_call_added(answer, event.text, event.recipient)
+        elif event.is_reasoning:
+            answer.saver.add_reasoning(event.text)
+            self.listener.reasoning_added(answer, event.text)
+        else:
+            # Final answers, user-visible commentary and unlabelled (salvaged) text all read as answer.
+            if answer.first_answer_seconds is None:
+                answer.first_answer_seconds = time.perf_counter() - started
+            answer.saver.add_answer(event.text)
+            self.listener.answer_added(answer, event.text)
+
+    @staticmethod
+    def _finish(answer: LiveAnswer, done: Done, started: float) -> None:
+        answer.done = done
+        answer.total_seconds = time.perf_counter() - started
+        answer.stats = AnswerStats.from_done(
+            done, total_seconds=answer.total_seconds, thinking_seconds=answer.first_answer_seconds
+        )
+
+    def _end(self, task: asyncio.Task[None] | None) -> None:
+        if self._task is task:
+            self._task = None
+            self._answers = ()
+            self.listener.busy_changed(False)
+
+    # -- history --------------------------------------------------------------------------------------------------
+    #
+    # Writes are small single transactions on the loop's thread (milliseconds in WAL mode).
+
+    def _save_question(self, text: str, *, replaces: str | None) -> None:
+        """Save the last turn's question; ``replaces``: the text of the last saved question, which it replaces
+        together with that question's answer (an edit being sent)."""
+        if self.store is None:
+            return
+        position = stored_turn(len(self.conversation.turns) - 1).user
+        try:
+            if self.chat_id is None:
+                info = self.backend.info
+                chat = self.store.create_chat(
+                    title_from_prompt(text), model=info.name if info else "", developer_instructions=self.instructions
+                )
+                self.chat_id = chat.id
+            if replaces is None:
+                self.store.add_message(self.chat_id, "user", text, position=position)
+            else:
+                self.store.replace_messages_from(self.chat_id, position, "user", text)
+                if position == 0:
+                    self._retitle(self.chat_id, replaces, text)
+        except HistoryError as exc:
+            self.listener.history_failed("Could not save the message", exc)
+            return
+        self.listener.chat_saved(self.chat_id)
+
+    def _retitle(self, chat_id: int, old_prompt: str, new_prompt: str) -> None:
+        """An edited first question renames its chat, unless the user chose the title."""
+        assert self.store is not None
+        if self.store.get_chat(chat_id).title == title_from_prompt(old_prompt):
+            self.store.rename_chat(chat_id, title_from_prompt(new_prompt))
+
+    def _forget_answer(self, turn_index: int) -> None:
+        """Drop a turn's saved answer (it is being regenerated)."""
+        if self.store is None or self.chat_id is None:
+            return
+        try:
+            self.store.delete_messages_from(self.chat_id, stored_turn(turn_index).answer)
+        except HistoryError as exc:
+            self.listener.history_failed("Could not update the saved chat", exc)
+
+    def _save_comparison(self, answers: tuple[LiveAnswer, ...]) -> None:
+        record = self.comparison
+        if self.store is None or record is None:
+            return
+        try:
+            saved = self.store.create_comparison(
+                comparison_record.prompt_of(record),
+                [answer.effort.value for answer in answers],
+                context=comparison_record.context_of(record),
+                title=record.title,
+                model=record.model,
+                sampling=record.sampling,
+                meta=record.meta,
+            )
+        except HistoryError as exc:
+            self.listener.history_failed("Could not save the comparison", exc)
+            return
+        self.chat_id = saved.id
+        for answer, row in zip(answers, comparison_record.answers_of(saved), strict=False):
+            answer.saver.adopt(saved.id, row.id)
+        self.listener.chat_saved(saved.id)
+
+    def _save_progress(self, saver: AnswerSaver, *, force: bool = False) -> None:
+        try:
+            saver.save_progress(force=force)
+        except HistoryError as exc:
+            self.listener.history_failed("Could not save the answer so far", exc)
+
+    def _save_answer(self, answer: LiveAnswer, stats: dict[str, Any]) -> None:
+        try:
+            record = answer.saver.finish(stats)
+        except HistoryError as exc:
+            if self._detached and isinstance(exc, ChatNotFoundError):
+                # The user came back and regenerated it (or the chat was purged) before it ended: nothing to keep.
+                logger.info("a stopped answer's saved copy was replaced before it ended")
+                return
+            self.listener.history_failed("Could not save the answer", exc)
+            return
+        if record is not None:
+            self.listener.answer_saved(answer, record)

@@ -1,0 +1,280 @@
+"""The scrolling chat pane: user bubbles and assistant messages (reasoning panel, answer, stats, actions)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QPalette
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gpt_oss_desktop.app.chat.reasoning_panel import ReasoningPanel
+from gpt_oss_desktop.app.chat.stats import AnswerStats, stats_line
+from gpt_oss_desktop.app.chat.text_views import AnswerView
+from gpt_oss_desktop.engine.harmony import ReasoningEffort
+
+# Long lines are hard to read; the chat column stops growing here and centres in wide windows.
+_COLUMN_MAX_WIDTH = 860
+# Answer text is re-rendered at most this often while streaming, so the per-token cost stays flat.
+_RENDER_INTERVAL_MS = 50
+# Within this many pixels of the bottom the view counts as "at the bottom" and keeps following new text.
+_STICKY_PIXELS = 24
+# Under a saved answer that was cut off by a crash or a kill (its row is still marked incomplete).
+_INTERRUPTED = "interrupted · partial answer"
+
+
+def _muted(label: QLabel) -> QLabel:
+    label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+    return label
+
+
+class UserBubble(QFrame):
+    """A user's message: selectable text on a subtly shaded, rounded background."""
+
+    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("userBubble")
+        self.setStyleSheet("#userBubble { background: palette(alternate-base); border-radius: 10px; }")
+        self.label = QLabel(text, self)
+        self.label.setTextFormat(Qt.TextFormat.PlainText)
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.TextSelectableByKeyboard
+        )
+        self.label.setAccessibleName("Your message")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 8, 12, 8)
+        layout.addWidget(self.label)
+
+
+class AssistantMessage(QFrame):
+    """One answer: effort badge, reasoning panel, streamed answer, stats line and actions.
+
+    Signals:
+        regenerate_requested(object): a ReasoningEffort, or None for "the same effort again".
+    """
+
+    # object: ReasoningEffort | None, and a Signal type cannot say "or None".
+    regenerate_requested = Signal(object)
+
+    def __init__(self, effort: ReasoningEffort, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.effort = effort
+        self._answer = ""
+        self._answer_started = False
+
+        title = QLabel("<b>gpt-oss</b>", self)
+        self.badge = QLabel(self)
+        self.badge.setObjectName("effortBadge")
+        self.badge.setStyleSheet(
+            "#effortBadge { border: 1px solid palette(mid); border-radius: 8px; padding: 0px 6px; }"
+        )
+        self.set_effort(effort)
+        header = QHBoxLayout()
+        header.setContentsMargins(0, 0, 0, 0)
+        header.addWidget(title)
+        header.addWidget(self.badge)
+        header.addStretch(1)
+
+        self.reasoning = ReasoningPanel(self)
+        self.answer = AnswerView(self)
+        self.stats = _muted(QLabel(self))
+        self.stats.setAccessibleName("Answer statistics")
+        self.stats.setWordWrap(True)
+        self.stats.hide()
+        self.error = QLabel(self)
+        self.error.setWordWrap(True)
+        self.error.setAccessibleName("Error")
+        self.error.hide()
+
+        self.regenerate_button = QToolButton(self)
+        self.regenerate_button.setText("Regenerate")
+        self.regenerate_button.setAccessibleName("Regenerate answer")
+        self.regenerate_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        self.regenerate_button.clicked.connect(lambda: self.regenerate_requested.emit(None))
+        menu = QMenu(self.regenerate_button)
+        self.regenerate_actions: dict[ReasoningEffort, QAction] = {}
+        for level in ReasoningEffort:
+            action = menu.addAction(f"Regenerate at {level.value} effort")
+            action.triggered.connect(lambda _=False, e=level: self.regenerate_requested.emit(e))
+            self.regenerate_actions[level] = action
+        self.regenerate_button.setMenu(menu)
+        self.copy_button = QToolButton(self)
+        self.copy_button.setText("Copy")
+        self.copy_button.setAccessibleName("Copy answer")
+        self.copy_button.clicked.connect(self._copy)
+        actions = QHBoxLayout()
+        actions.setContentsMargins(0, 0, 0, 0)
+        actions.addWidget(self.regenerate_button)
+        actions.addWidget(self.copy_button)
+        actions.addStretch(1)
+        self.actions_row = QWidget(self)
+        self.actions_row.setLayout(actions)
+        self.actions_row.hide()
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 4)
+        layout.setSpacing(4)
+        layout.addLayout(header)
+        layout.addWidget(self.reasoning)
+        layout.addWidget(self.answer)
+        layout.addWidget(self.error)
+        layout.addWidget(self.stats)
+        layout.addWidget(self.actions_row)
+
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.setInterval(_RENDER_INTERVAL_MS)
+        self._render_timer.timeout.connect(self._render_answer)
+        self.answer.hide()
+
+    # -- streaming ----------------------------------------------------------------------------------------------
+
+    def append_reasoning(self, text: str, tool: str | None = None) -> None:
+        self.reasoning.append(text, tool)
+
+    def append_answer(self, text: str, thinking_seconds: float | None = None) -> None:
+        if not self._answer_started:
+            self._answer_started = True
+            self.reasoning.answer_started(thinking_seconds, self.reasoning.deltas)
+            self.answer.show()
+        self._answer += text
+        if not self._render_timer.isActive():
+            self._render_timer.start()
+
+    def finish(self, stats: AnswerStats, *, interrupted: bool = False) -> None:
+        """The stream ended: final render, reasoning header, stats, actions.
+
+        ``interrupted``: a saved answer whose stream never ended (the app died mid-answer): the statistics are not
+        known, so the line under it says so instead.
+        """
+        self._render_timer.stop()
+        self._render_answer()
+        self.answer.flush()
+        if stats.reasoning_tokens or self.reasoning.text():
+            self.reasoning.finish(stats.thinking_seconds, stats.reasoning_tokens)
+            if not self._answer_started:
+                self.reasoning.answer_started(stats.thinking_seconds, stats.reasoning_tokens)
+        else:
+            self.reasoning.hide()
+        self.stats.setText(_INTERRUPTED if interrupted else stats_line(stats))
+        self.stats.show()
+        self.actions_row.show()
+
+    def show_error(self, message: str) -> None:
+        self._render_timer.stop()
+        self._render_answer()
+        self.answer.flush()
+        if not self.reasoning.text():
+            self.reasoning.hide()
+        self.error.setText(f"⚠ {message}")
+        self.error.show()
+        self.actions_row.show()
+
+    # -- state --------------------------------------------------------------------------------------------------
+
+    @property
+    def answer_text(self) -> str:
+        return self._answer
+
+    def set_effort(self, effort: ReasoningEffort) -> None:
+        self.effort = effort
+        self.badge.setText(f"{effort.value} effort")
+        self.badge.setAccessibleName(f"Reasoning effort: {effort.value}")
+
+    def set_actions_enabled(self, enabled: bool) -> None:
+        """Only the last answer can be regenerated (an earlier one would orphan the turns after it)."""
+        self.regenerate_button.setVisible(enabled)
+
+    def _render_answer(self) -> None:
+        self.answer.set_text(self._answer)
+
+    def _copy(self) -> None:
+        QGuiApplication.clipboard().setText(self._answer)
+
+
+class ChatView(QScrollArea):
+    """The chat column. Follows new text while scrolled to the bottom; stops once the user scrolls up."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setAccessibleName("Conversation")
+        self._sticky = True
+
+        self.column = QWidget()
+        self.column.setMaximumWidth(_COLUMN_MAX_WIDTH)
+        self.column.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self._layout = QVBoxLayout(self.column)
+        self._layout.setContentsMargins(16, 16, 16, 16)
+        self._layout.setSpacing(14)
+        self._layout.addStretch(1)
+        outer = QWidget()
+        row = QHBoxLayout(outer)
+        row.setContentsMargins(0, 0, 0, 0)
+        # Side stretches only get space once the column reaches its maximum width, which centres it.
+        row.addStretch(1)
+        row.addWidget(self.column, 1000)
+        row.addStretch(1)
+        self.setWidget(outer)
+
+        bar = self.verticalScrollBar()
+        bar.valueChanged.connect(self._on_scrolled)
+        bar.rangeChanged.connect(self._on_range_changed)
+
+    @property
+    def following(self) -> bool:
+        """Whether new text scrolls the view (False after the user scrolled up)."""
+        return self._sticky
+
+    def add_user(self, text: str) -> UserBubble:
+        bubble = UserBubble(text)
+        self._insert(bubble)
+        return bubble
+
+    def add_assistant(self, effort: ReasoningEffort) -> AssistantMessage:
+        message = AssistantMessage(effort)
+        self._insert(message)
+        return message
+
+    def remove(self, widget: QWidget) -> None:
+        self._layout.removeWidget(widget)
+        widget.hide()
+        widget.deleteLater()
+
+    def clear(self) -> None:
+        for widget in self.messages():
+            self.remove(widget)
+        self._sticky = True
+
+    def messages(self) -> list[QWidget]:
+        items = (self._layout.itemAt(i) for i in range(self._layout.count()))
+        return [w for item in items if item is not None and (w := item.widget()) is not None]
+
+    def scroll_to_bottom(self) -> None:
+        self._sticky = True
+        bar = self.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def _insert(self, widget: QWidget) -> None:
+        # Before the trailing stretch, which keeps a short chat at the top of the pane.
+        self._layout.insertWidget(self._layout.count() - 1, widget)
+        self.scroll_to_bottom()
+
+    def _on_scrolled(self, value: int) -> None:
+        self._sticky = value >= self.verticalScrollBar().maximum() - _STICKY_PIXELS
+
+    def _on_range_changed(self, _minimum: int, maximum: int) -> None:
+        # Growing content changes the range but not the value, so "was at the bottom" is still known here.
+        if self._sticky:
+            self.verticalScrollBar().setValue(maximum)

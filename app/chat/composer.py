@@ -1,0 +1,251 @@
+"""The message composer: multi-line input, effort selector, sampling settings, Send and Stop, and an edit mode for
+taking back the last message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QPalette, QTextCursor
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gpt_oss_desktop.app.chat.sampling_menu import SamplingMenu
+from gpt_oss_desktop.app.settings import EFFORT_KEY
+from gpt_oss_desktop.engine.harmony import ReasoningEffort
+from gpt_oss_desktop.engine.sampling import SamplingParams
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What the composer holds: its text and, while the last message is being edited, what it held before the edit
+    began (given back when the edit is cancelled or sent)."""
+
+    text: str = ""
+    editing: bool = False
+    before_edit: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not self.text and not self.editing
+
+
+class PromptEdit(QPlainTextEdit):
+    """Multi-line input; Ctrl+Enter submits (plain Enter makes a new line).
+
+    Signals:
+        submitted(): Ctrl+Enter was pressed.
+        escape_pressed(): Esc was pressed while ``escape_cancels`` is set (else Esc goes on to the parents).
+    """
+
+    submitted = Signal()
+    escape_pressed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setPlaceholderText("Message gpt-oss…  (Ctrl+Enter to send)")
+        self.setAccessibleName("Message")
+        self.setTabChangesFocus(True)  # Tab moves on to the controls, so the window stays keyboard-usable
+        lines = 4
+        self.setFixedHeight(self.fontMetrics().lineSpacing() * lines + 16)
+        self.escape_cancels = False
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape and self.escape_cancels:
+            self.escape_pressed.emit()
+            event.accept()
+            return
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and (
+            event.modifiers() & Qt.KeyboardModifier.ControlModifier
+        ):
+            self.submitted.emit()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+
+class Composer(QFrame):
+    """Input row. The effort choice is remembered in ``settings``.
+
+    Edit mode (:meth:`begin_edit`): the prompt holds the last message to be edited and a bar above it says so, with
+    a Cancel button; Esc in the prompt cancels too. Cancelling gives back what the prompt held before; so does
+    :meth:`finish_edit` once the edited text was sent.
+
+    Signals:
+        send_requested(str): the user sent this text (already stripped, never empty).
+        stop_requested(): the user asked to stop the running answer.
+        edit_cancelled(): the user cancelled editing the last message.
+    """
+
+    send_requested = Signal(str)
+    stop_requested = Signal()
+    edit_cancelled = Signal()
+
+    def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._settings = settings
+        self._busy = False
+        self._can_send = False
+        self._before_edit: str | None = None  # None: not editing
+
+        self.prompt = PromptEdit(self)
+        self.prompt.submitted.connect(self.submit)
+        self.prompt.escape_pressed.connect(self.cancel_edit)
+
+        self.edit_label = QLabel("Editing your last message (Esc cancels): sending replaces it and its answer", self)
+        self.edit_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.edit_label.setWordWrap(True)
+        self.cancel_edit_button = QToolButton(self)
+        self.cancel_edit_button.setText("Cancel")
+        self.cancel_edit_button.setAccessibleName("Cancel editing")
+        self.cancel_edit_button.setToolTip("Keep the message as it was (Esc)")
+        self.cancel_edit_button.clicked.connect(self.cancel_edit)
+        edit_row = QHBoxLayout()
+        edit_row.setContentsMargins(0, 0, 0, 0)
+        edit_row.addWidget(self.edit_label, 1)
+        edit_row.addWidget(self.cancel_edit_button)
+        self.edit_bar = QWidget(self)
+        self.edit_bar.setLayout(edit_row)
+        self.edit_bar.setAccessibleName("Editing the last message")
+        self.edit_bar.hide()
+
+        self.effort = QComboBox(self)
+        for level in ReasoningEffort:
+            self.effort.addItem(f"{level.value.capitalize()} effort", level)
+        self.effort.setAccessibleName("Reasoning effort")
+        self.effort.setToolTip("How long the model reasons before answering")
+        self.set_effort(_stored_effort(settings))
+        self.effort.currentIndexChanged.connect(self._on_effort_changed)
+
+        self.sampling = SamplingMenu(settings, self)
+        self.settings_button = QToolButton(self)
+        self.settings_button.setText("Sampling")
+        self.settings_button.setAccessibleName("Sampling settings")
+        self.settings_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.settings_button.setMenu(self.sampling)
+
+        self.send_button = QPushButton("Send", self)
+        self.send_button.setAccessibleName("Send message")
+        self.send_button.setToolTip("Send (Ctrl+Enter)")
+        self.send_button.setDefault(True)
+        self.send_button.clicked.connect(self.submit)
+        self.stop_button = QPushButton("Stop", self)
+        self.stop_button.setAccessibleName("Stop generating")
+        self.stop_button.setToolTip("Stop (Esc)")
+        self.stop_button.clicked.connect(self.stop_requested)
+        self.stop_button.hide()
+
+        side = QVBoxLayout()
+        side.setSpacing(4)
+        side.addWidget(self.effort)
+        side.addWidget(self.settings_button)
+        side.addStretch(1)
+        side.addWidget(self.send_button)
+        side.addWidget(self.stop_button)
+        text_column = QVBoxLayout()
+        text_column.setSpacing(4)
+        text_column.addWidget(self.edit_bar)
+        text_column.addWidget(self.prompt, 1)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(12, 8, 12, 10)
+        layout.addLayout(text_column, 1)
+        layout.addLayout(side)
+        self._update_buttons()
+
+    def current_effort(self) -> ReasoningEffort:
+        return ReasoningEffort(self.effort.currentData())
+
+    def set_effort(self, effort: ReasoningEffort) -> None:
+        self.effort.setCurrentIndex(self.effort.findData(effort))
+
+    def sampling_params(self) -> SamplingParams:
+        return self.sampling.params()
+
+    def set_busy(self, busy: bool) -> None:
+        """While an answer streams, Send turns into Stop."""
+        self._busy = busy
+        self._update_buttons()
+
+    def set_can_send(self, can_send: bool) -> None:
+        """Sending needs a loaded model."""
+        self._can_send = can_send
+        self._update_buttons()
+
+    def submit(self) -> None:
+        text = self.prompt.toPlainText().strip()
+        if not text or self._busy or not self._can_send:
+            return
+        self.prompt.clear()
+        self.send_requested.emit(text)
+
+    # -- edit mode and drafts -----------------------------------------------------------------------------------
+
+    @property
+    def editing(self) -> bool:
+        """The prompt holds the last message, being edited."""
+        return self._before_edit is not None
+
+    def begin_edit(self, text: str) -> None:
+        """Put ``text`` (the last message) in the prompt to be edited; what the prompt held is kept aside."""
+        if self._before_edit is None:
+            self._before_edit = self.prompt.toPlainText()
+        self._set_text(text)
+        self._show_edit_bar()
+
+    def cancel_edit(self) -> None:
+        """Stop editing and give the prompt back what it held before (no-op when not editing)."""
+        if self._before_edit is None:
+            return
+        self.finish_edit()
+        self.edit_cancelled.emit()
+
+    def finish_edit(self) -> None:
+        """The edit is over (sent or cancelled): the prompt gets back what it held before the edit began."""
+        if self._before_edit is None:
+            return
+        before, self._before_edit = self._before_edit, None
+        self._set_text(before)
+        self._show_edit_bar()
+
+    def draft(self) -> Draft:
+        before = self._before_edit
+        return Draft(self.prompt.toPlainText(), before is not None, before or "")
+
+    def set_draft(self, draft: Draft) -> None:
+        """Replace the prompt's text and edit mode (a chat's draft, when the chat is shown again)."""
+        self._before_edit = draft.before_edit if draft.editing else None
+        self._set_text(draft.text)
+        self._show_edit_bar()
+
+    def _set_text(self, text: str) -> None:
+        self.prompt.setPlainText(text)
+        self.prompt.moveCursor(QTextCursor.MoveOperation.End)
+
+    def _show_edit_bar(self) -> None:
+        self.edit_bar.setVisible(self.editing)
+        self.prompt.escape_cancels = self.editing
+
+    def _update_buttons(self) -> None:
+        self.send_button.setVisible(not self._busy)
+        self.send_button.setEnabled(self._can_send)
+        self.stop_button.setVisible(self._busy)
+
+    def _on_effort_changed(self, _index: int) -> None:
+        self._settings.setValue(EFFORT_KEY, self.current_effort().value)
+
+
+def _stored_effort(settings: QSettings) -> ReasoningEffort:
+    value = settings.value(EFFORT_KEY, ReasoningEffort.MEDIUM.value)
+    try:
+        return ReasoningEffort(str(value))
+    except ValueError:  # a hand-edited or outdated settings file: fall back rather than refuse to start
+        return ReasoningEffort.MEDIUM

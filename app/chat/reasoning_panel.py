@@ -1,0 +1,138 @@
+"""The collapsible panel that shows one answer's reasoning, live while the model thinks."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+
+from gpt_oss_desktop.app.chat import stats
+from gpt_oss_desktop.app.chat.rendering import markdown_view
+from gpt_oss_desktop.app.chat.text_views import FitTextBrowser
+
+# Long reasoning scrolls inside the panel instead of pushing the answer far down the chat.
+_MAX_BODY_HEIGHT = 280
+
+
+class ReasoningPanel(QFrame):
+    """Header button ("Thinking…", then "Thought for 12.3 s · 1,843 tokens") over selectable reasoning text.
+
+    Expanded while the model thinks; :meth:`answer_started` collapses it unless the user opened it themselves.
+
+    Signals:
+        expanded_changed(bool): the body was shown or hidden (by the user or by the app).
+    """
+
+    expanded_changed = Signal(bool)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("reasoningPanel")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self._user_opened = False
+        self._live = True
+        self._tool_label: str | None = None
+        self.deltas = 0  # streamed pieces so far, about one per token: a live estimate until finish() has counts
+        # All of the reasoning; the body shows at most markdown_view.DISPLAY_LIMIT_CHARS of it (a runaway loop of
+        # megabytes would otherwise freeze the window while Qt lays it out).
+        self._parts: list[str] = []
+        self._length = 0
+        self._shown = 0
+
+        self.header = QToolButton(self)
+        self.header.setCheckable(True)
+        self.header.setChecked(True)
+        self.header.setAutoRaise(True)
+        self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.header.setArrowType(Qt.ArrowType.DownArrow)
+        self.header.setText(stats.thinking_header(None, 0, live=True))
+        self.header.setAccessibleName("Reasoning")
+        self.header.setAccessibleDescription("Show or hide the model's reasoning")
+        self.header.clicked.connect(self._on_header_clicked)
+
+        self.not_sent = QLabel("not sent to model", self)
+        self.not_sent.setToolTip("Earlier reasoning stays on screen but is left out of later prompts (harmony rule).")
+        self.not_sent.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.not_sent.hide()
+
+        self.body = FitTextBrowser(self, max_height=_MAX_BODY_HEIGHT)
+        self.body.setAccessibleName("Reasoning text")
+        # Reasoning is secondary to the answer: a muted colour from the palette marks it.
+        self.body.setStyleSheet("QTextBrowser { background: transparent; color: palette(placeholder-text); }")
+
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.header)
+        top.addStretch(1)
+        top.addWidget(self.not_sent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 2, 6, 4)
+        layout.setSpacing(2)
+        layout.addLayout(top)
+        layout.addWidget(self.body)
+
+    # -- public API ---------------------------------------------------------------------------------------------
+
+    @property
+    def expanded(self) -> bool:
+        return self.header.isChecked()
+
+    def text(self) -> str:
+        """All of the reasoning, including any past the display limit."""
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    @property
+    def hidden_chars(self) -> int:
+        """Characters of reasoning past the display limit, which the body does not show."""
+        return self._length - self._shown
+
+    def append(self, text: str, tool: str | None = None) -> None:
+        """Add streamed reasoning; ``tool`` names the recipient when the text is a tool call."""
+        if tool != self._tool_label:
+            self._tool_label = tool
+            if tool is not None:
+                text = f"\n[tool call → {tool}] {text}"
+        self._parts.append(text)
+        self._length += len(text)
+        room = markdown_view.DISPLAY_LIMIT_CHARS - self._shown
+        if room > 0:
+            shown = text[:room]
+            self.body.append_plain(shown)
+            self._shown += len(shown)
+            if len(shown) < len(text):
+                self.body.append_plain(
+                    "\n\n[The rest of this reasoning is not shown here. Export the chat for all of it.]"
+                )
+        self.deltas += 1
+
+    def answer_started(self, seconds: float | None = None, tokens: int = 0) -> None:
+        """The answer began: the thinking time is known now (exact token counts come with :meth:`finish`)."""
+        self._live = False
+        self.header.setText(stats.thinking_header(seconds, tokens, live=False))
+        if not self._user_opened:
+            self.set_expanded(False)
+
+    def finish(self, seconds: float | None, tokens: int) -> None:
+        self._live = False
+        self.header.setText(stats.thinking_header(seconds, tokens, live=False))
+
+    def mark_not_sent(self) -> None:
+        self.not_sent.show()
+
+    def set_expanded(self, expanded: bool) -> None:
+        self.header.setChecked(expanded)
+        self._apply()
+
+    # -- private ------------------------------------------------------------------------------------------------
+
+    def _on_header_clicked(self, checked: bool) -> None:
+        self._user_opened = checked
+        self._apply()
+
+    def _apply(self) -> None:
+        expanded = self.header.isChecked()
+        self.header.setArrowType(Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow)
+        self.body.setVisible(expanded)
+        self.expanded_changed.emit(expanded)

@@ -1,0 +1,1 @@
+"""The main window and what frames it: notices, the kernel-preparation indicator, screenshots."""

@@ -1,0 +1,758 @@
+"""The main window: chat pane, composer, status bar; draws the chat session (app/chat/chat_session.py) that drives the
+backend on the qasync loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Literal
+
+import psutil
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gpt_oss_desktop.app.backends import kernel_preparation
+from gpt_oss_desktop.app.backends.chat_backend import DEMO_MODEL, ChatBackend, LoadError, LoadErrorKind, ModelInfo
+from gpt_oss_desktop.app.backends.kernel_preparation import KernelPreparation
+from gpt_oss_desktop.app.chat import stats
+from gpt_oss_desktop.app.chat.chat_session import ChatListener, ChatSession, LiveAnswer, SendRequest, saved_effort
+from gpt_oss_desktop.app.chat.chat_view import AssistantMessage, ChatView
+from gpt_oss_desktop.app.chat.composer import Composer, Draft
+from gpt_oss_desktop.app.chat.conversation import Conversation
+from gpt_oss_desktop.app.chat.instructions_dialog import ask_instructions
+from gpt_oss_desktop.app.compare.compare_view import CompareView
+from gpt_oss_desktop.app.downloads.model_library import ModelLibrary
+from gpt_oss_desktop.app.history import Chat, ChatStore, HistoryError, Message
+from gpt_oss_desktop.app.history.banner import HistoryBanner
+from gpt_oss_desktop.app.history.sidebar import HistorySidebar
+from gpt_oss_desktop.app.models.model_downloads import ModelDownloads
+from gpt_oss_desktop.app.settings import LAST_MODEL_KEY
+from gpt_oss_desktop.app.shell.notices import EmptyState, ErrorBanner
+from gpt_oss_desktop.engine.harmony import ReasoningEffort
+from gpt_oss_desktop.engine.private_files import write_private_text
+
+logger = logging.getLogger(__name__)
+
+_MEMORY_REFRESH_MS = 2000
+# How long closing the window waits for a running answer to stop and be saved.
+_CLOSE_GRACE_MS = 3000
+
+
+class MainWindow(QMainWindow):
+    """The app's window. Owns the visible conversation; the backend owns the model.
+
+    Signals:
+        model_loaded(ModelInfo): a ModelInfo, after a successful load.
+        load_failed(LoadError): a LoadError; the window shows it and stays usable (a cancelled load is one too, of
+            kind CANCELLED, and only noted in the status bar).
+        generation_finished(object): the Done that ended an answer (None if the request failed).
+        busy_changed(bool): an answer started or ended.
+        chat_saved(int): the current chat's id, after a message of it was written to the history store.
+
+    With a ``store``, every user message and answer is saved to the current chat (created on the first send): an
+    answer every few seconds while it streams, then in full with its statistics. Leaving a chat while its answer
+    streams stops that answer and saves it there, marked stopped. A sidebar lists, searches, renames, deletes and
+    reopens saved chats. Without a store, nothing is kept.
+    """
+
+    model_loaded = Signal(ModelInfo)
+    load_failed = Signal(LoadError)
+    # object: Done | None, and a Signal type cannot say "or None".
+    generation_finished = Signal(object)
+    busy_changed = Signal(bool)
+    chat_saved = Signal(int)
+
+    def __init__(
+        self,
+        backend: ChatBackend,
+        settings: QSettings,
+        parent: QWidget | None = None,
+        *,
+        store: ChatStore | None = None,
+        models: ModelLibrary | None = None,
+        kernels: KernelPreparation | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.backend = backend
+        self.settings = settings
+        self.store = store
+        self._kernels = (
+            kernels  # the CPU kernels' first-run build, started by the app (app/backends/kernel_preparation.py)
+        )
+        # The chat on screen: its conversation, saved chat and running answer (app/chat/chat_session.py).
+        self.session = self._new_session()
+        self._load_task: asyncio.Task[None] | None = None
+        self._current: AssistantMessage | None = None  # the answer streaming on screen
+        # Sessions left while answering: stopped, they end within a token and save themselves into their own chat.
+        self._detached: set[ChatSession] = set()
+        # What the composer held in each chat the user left (None: the unsaved new chat), given back on return.
+        self._drafts: dict[int | None, Draft] = {}
+        self._closing = False
+        self._process = psutil.Process()
+        self.setWindowTitle("gpt-oss desktop")
+        self.resize(1000, 760)
+
+        self.banner = ErrorBanner(self)
+        self.empty = EmptyState(self)
+        self.chat = ChatView(self)
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.empty)
+        self.stack.addWidget(self.chat)
+        self.composer = Composer(settings, self)
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(8, 8, 8, 0)
+        layout.setSpacing(6)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.stack, 1)
+        layout.addWidget(self.composer)
+        # Compare mode (app/compare/compare_view.py) replaces the chat pane and composer; the sidebar stays.
+        self.compare = CompareView(backend, store=store, sampling=self.composer.sampling_params, parent=self)
+        self.compare.conversation = lambda: self.conversation  # the chat on screen, offered as context
+        self._chat_page = central
+        self.modes = QStackedWidget(self)
+        self.modes.addWidget(central)
+        self.modes.addWidget(self.compare)
+        self.sidebar: HistorySidebar | None = None
+        self._splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self._splitter.addWidget(self.modes)
+        # Shown when the history file cannot be opened (app/main.py); the fresh history it can start comes back here.
+        self.history_banner = HistoryBanner(self)
+        self.history_banner.store_opened.connect(self.attach_store)
+        outer = QWidget(self)
+        outer_layout = QVBoxLayout(outer)
+        outer_layout.setContentsMargins(0, 0, 0, 0)
+        outer_layout.addWidget(self.history_banner)
+        outer_layout.addWidget(self._splitter, 1)
+        self.setCentralWidget(outer)
+        if store is not None:
+            self.attach_store(store)
+
+        self._build_status_bar()
+        self.compare.kernels = kernels
+        if kernels is not None:
+            kernel_preparation.attach(self.statusBar(), kernels)
+        # Download wizard, model manager, installed-models menu (app/models/model_downloads.py)
+        self.model_downloads = ModelDownloads(self, self.load_model, models)
+        self._build_actions()
+        for source in (self.empty, self.banner):
+            source.demo_requested.connect(lambda: self.load_model(DEMO_MODEL))
+            source.open_requested.connect(self.choose_model_folder)
+        self.empty.download_requested.connect(lambda: self.model_downloads.open_wizard())
+        self.composer.send_requested.connect(self.send_message)
+        self.composer.stop_requested.connect(self.stop)
+        self.compare.busy_changed.connect(self._set_busy)
+        self.compare.continue_requested.connect(self._continue_from_comparison)
+        self.compare.saved.connect(self._on_comparison_saved)
+        self.compare.status.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.busy_changed.connect(self.compare.set_engine_busy)
+        self._memory_timer = QTimer(self)
+        self._memory_timer.timeout.connect(self._update_memory)
+        self._memory_timer.start(_MEMORY_REFRESH_MS)
+        self._set_model(backend.info)
+        self.composer.prompt.setFocus()
+        QTimer.singleShot(0, self.model_downloads.offer_resume)  # a download the last session left unfinished
+
+    # -- public API ---------------------------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """An answer or a comparison is being generated."""
+        return self.session.running or self.compare.running
+
+    @property
+    def conversation(self) -> Conversation:
+        return self.session.conversation
+
+    @property
+    def chat_id(self) -> int | None:
+        """The current chat in the store; None until its first message is saved."""
+        return self.session.chat_id
+
+    @property
+    def instructions(self) -> str:
+        """The current chat's developer instructions (harmony's place for them)."""
+        return self.session.instructions
+
+    @property
+    def compare_mode(self) -> bool:
+        return self.modes.currentWidget() is self.compare
+
+    def set_compare_mode(self, on: bool) -> None:
+        """Show the effort comparison (True) or the chat (False)."""
+        self.modes.setCurrentWidget(self.compare if on else self._chat_page)
+        self.compare_action.setChecked(on)
+        # Ctrl+Enter and Ctrl+R belong to the chat's composer; in compare mode the comparison prompt takes Ctrl+Enter.
+        self.send_action.setEnabled(not on)
+        self.regenerate_action.setEnabled(not on and not self.busy)
+        self.edit_last_action.setEnabled(not on and not self.busy)
+        if self.sidebar is not None:
+            self.sidebar.set_current(self.compare.chat_id if on else self.chat_id)
+        (self.compare.prompt if on else self.composer.prompt).setFocus()
+
+    def attach_store(self, store: object) -> None:
+        """Save chats to ``store`` (a ChatStore) from now on, and list them in the sidebar."""
+        assert isinstance(store, ChatStore)
+        self.store = store
+        self.session.store = store
+        self.compare.store = store
+        if self.sidebar is not None:
+            self.sidebar.set_store(store)
+            return
+        self.sidebar = HistorySidebar(store, self)
+        self.sidebar.chat_selected.connect(self.open_chat)
+        self.sidebar.chat_deleted.connect(self._on_chat_deleted)
+        self.sidebar.error.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self._splitter.insertWidget(0, self.sidebar)
+        self._splitter.setStretchFactor(1, 1)
+        self._splitter.setSizes([240, 760])
+
+    def load_model(self, model_ref: str) -> asyncio.Task[None] | None:
+        """Load ``model_ref`` in the background (replacing the current model). None if a load is running."""
+        if self._load_task is not None:
+            return None
+        if self.busy:
+            self.stop()
+        self._load_task = asyncio.ensure_future(self._load(model_ref))
+        return self._load_task
+
+    def cancel_load(self) -> None:
+        """Stop the running model load (the window then has no model, as before any load)."""
+        if self._load_task is not None:
+            self.backend.cancel_load()
+
+    def choose_model_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a gpt-oss model folder")
+        if folder:
+            self.load_model(folder)
+
+    def send_message(self, text: str) -> asyncio.Task[None] | None:
+        """Add a user message and start answering it; None if busy or no model is loaded.
+
+        While the composer is editing the last message, ``text`` replaces that message and its answer (on screen
+        and in the saved chat, only now), and the composer gets back what it held before the edit.
+        """
+        if self.busy or self.backend.info is None or not text.strip():
+            return None
+        replacing = self.composer.editing and self._take_back_last_turn()
+        for widget in self.chat.messages():
+            if isinstance(widget, AssistantMessage):
+                # The harmony renderer drops finished turns' reasoning from the prompt; say so on screen.
+                widget.reasoning.mark_not_sent()
+                widget.set_actions_enabled(False)
+        self.chat.add_user(text)
+        request = SendRequest(text, self.composer.current_effort(), self.composer.sampling_params())
+        task = self.session.send(request, replace_last=replacing)
+        if replacing:
+            self.composer.finish_edit()
+        return task
+
+    def regenerate(self, effort: ReasoningEffort | None = None) -> asyncio.Task[None] | None:
+        """Replace the last answer, at ``effort`` (default: the effort that answer used)."""
+        turn = self.conversation.last
+        if self.busy or turn is None or self.backend.info is None:
+            return None
+        last = self._last_assistant()
+        if effort is None:
+            effort = last.effort if last is not None else self.composer.current_effort()
+        if last is not None:
+            self.chat.remove(last)
+        return self.session.regenerate(effort, self.composer.sampling_params())
+
+    def stop(self) -> None:
+        """Cancel the running answer or comparison (it stops after the current token and keeps what it has), or a
+        model load."""
+        if self.busy:
+            self.backend.cancel()
+        elif self._load_task is not None:
+            self.cancel_load()
+
+    def edit_last_message(self) -> bool:
+        """Put the last user message into the composer, to be edited and sent again.
+
+        Nothing changes until the edited text is sent: the message and its answer stay on screen and in the saved
+        chat, and are then replaced together. Esc (or the composer's Cancel) ends the edit and gives the composer
+        back what it held. False if busy or there is nothing to edit.
+        """
+        turn = self.conversation.last
+        if self.busy or turn is None:
+            return False
+        if not self.composer.editing:
+            self.composer.begin_edit(turn.user)
+        self.composer.prompt.setFocus()
+        return True
+
+    def _take_back_last_turn(self) -> bool:
+        """Remove the last turn from the screen (its edit is being sent); False if there is none. The session
+        replaces it in the conversation and the saved chat."""
+        if self.conversation.last is None:
+            return False
+        widgets = self.chat.messages()
+        # The last turn is its user bubble plus (if answered or failed) the answer widget after it.
+        last_user = max(i for i, w in enumerate(widgets) if not isinstance(w, AssistantMessage))
+        for widget in widgets[last_user:]:
+            self.chat.remove(widget)
+        return True
+
+    def set_instructions(self, text: str) -> None:
+        """Set the current chat's instructions (sent as harmony's developer message from the next answer on)."""
+        self.session.set_instructions(text)
+        self.instructions_action.setText("Chat &instructions… (set)" if self.instructions else "Chat &instructions…")
+
+    def edit_instructions(self) -> None:
+        text = ask_instructions(self, self.instructions)
+        if text is not None:
+            self.set_instructions(text)
+
+    def new_chat(self) -> None:
+        """Leave the current chat for an empty, unsaved one. A running answer is stopped and saved into its own chat
+        (marked stopped); the composer's draft stays with the chat it was written in."""
+        self._leave_chat()
+        self._restore_draft(None)
+
+    def _leave_chat(self) -> None:
+        self._stop_in_background()
+        draft = self.composer.draft()
+        if draft.empty:
+            self._drafts.pop(self.chat_id, None)
+        else:
+            self._drafts[self.chat_id] = draft
+        self.session = self._new_session()
+        self.chat.clear()
+        self.set_instructions("")
+        if self.sidebar is not None:
+            self.sidebar.set_current(None)
+        self._update_export_actions()
+
+    def _restore_draft(self, chat_id: int | None) -> None:
+        self.composer.set_draft(self._drafts.pop(chat_id, Draft()))
+        self.composer.prompt.setFocus()
+
+    def _stop_in_background(self) -> None:
+        """The running answer's chat is being left: stop the answer (the engine ends it within a token) and let it
+        save itself into its own chat, with its reasoning, effort and statistics, marked stopped. What has arrived
+        is written now, so it is kept even if the app dies before the answer ends."""
+        if self.session.detach() is None:
+            return
+        self._detached.add(self.session)
+        self._current = None
+        self._set_busy(False)
+
+    def open_chat(self, chat_id: int) -> bool:
+        """Show a saved chat, ready to continue, with the composer's draft left in it. A running answer is stopped
+        and saved (as with New chat).
+
+        Reasoning of saved answers is shown, marked "not sent to model": the harmony renderer drops finished turns'
+        reasoning from the next prompt. Returns False (and says why in the status bar) if it cannot be read.
+        """
+        if self.store is None:
+            return False
+        try:
+            chat = self.store.get_chat(chat_id)
+        except HistoryError as exc:
+            self._history_failed("Could not open the chat", exc)
+            return False
+        if chat.kind == "comparison":
+            return self._open_comparison(chat)
+        self.set_compare_mode(False)
+        self._leave_chat()
+        self.session.chat_id = chat.id
+        self.set_instructions(chat.developer_instructions)
+        self._show_thread(chat.thread())
+        if self.sidebar is not None:
+            self.sidebar.set_current(chat.id)
+        self._update_export_actions()
+        self.stack.setCurrentWidget(self.chat)
+        self._restore_draft(chat.id)
+        return True
+
+    def _show_thread(self, thread: tuple[Message, ...]) -> None:
+        """Put saved messages on screen and into the conversation, ready to continue."""
+        last_answer: AssistantMessage | None = None
+        for turn, record in self.session.restore(thread):
+            self.chat.add_user(turn.user)
+            if record is not None:
+                last_answer = self._show_saved_answer(record)
+        if last_answer is not None:
+            last_answer.set_actions_enabled(True)
+
+    def _open_comparison(self, chat: Chat) -> bool:
+        if not self.compare.show_saved(chat):
+            self.statusBar().showMessage("Wait for the running comparison to finish (or stop it) first", 8000)
+            return False
+        self.set_compare_mode(True)
+        return True
+
+    def _continue_from_comparison(self, target: object) -> None:
+        """A comparison column becomes a normal chat: a saved one by id, or (without a store) its messages."""
+        if isinstance(target, int):
+            if self.sidebar is not None:
+                self.sidebar.refresh()
+            self.open_chat(target)
+            return
+        self.set_compare_mode(False)
+        self.new_chat()
+        self._show_thread(tuple(m for m in target if isinstance(m, Message)) if isinstance(target, tuple) else ())
+        self.stack.setCurrentWidget(self.chat)
+
+    def _on_comparison_saved(self, chat_id: int) -> None:
+        if self.sidebar is not None:
+            self.sidebar.refresh()
+            if self.compare_mode:
+                self.sidebar.set_current(chat_id)
+
+    def export_chat(self, path: Path | str, fmt: Literal["markdown", "json"]) -> bool:
+        """Write the current chat to ``path`` as Markdown or JSON. False if there is nothing saved to export."""
+        if self.store is None or self.chat_id is None:
+            return False
+        try:
+            if fmt == "markdown":
+                text = self.store.export_markdown(self.chat_id)
+            else:
+                text = self.store.export_json(self.chat_id)
+            write_private_text(Path(path), text)  # chats are private, exports too
+        except (HistoryError, OSError) as exc:
+            self.statusBar().showMessage(f"Could not export the chat: {exc}", 8000)
+            logger.warning("export to %s failed: %s", path, exc)
+            return False
+        self.statusBar().showMessage(f"Exported to {path}", 5000)
+        return True
+
+    def choose_export_file(self, fmt: Literal["markdown", "json"]) -> None:
+        if self.chat_id is None:
+            return
+        suffix, kind = (".md", "Markdown (*.md)") if fmt == "markdown" else (".json", "JSON (*.json)")
+        item = self.sidebar.item_for(self.chat_id) if self.sidebar is not None else None
+        title = item.text() if item is not None else "chat"
+        # A suggested file name only: keep it to characters every file system accepts.
+        safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in title).strip() or "chat"
+        path, _ = QFileDialog.getSaveFileName(self, "Export chat", safe + suffix, kind)
+        if path:
+            self.export_chat(path, fmt)
+
+    # -- generation ---------------------------------------------------------------------------------------------
+
+    def _new_session(self) -> ChatSession:
+        session = ChatSession(self.backend, store=self.store, wait_ready=self._wait_for_kernels)
+        session.listener = _SessionView(self, session)
+        return session
+
+    async def _wait_for_kernels(self) -> None:
+        """A question sent while the CPU kernels build waits for them; its answer's header says so meanwhile."""
+        info = self.backend.info
+        header = self._current.reasoning.header if self._current is not None else None
+        await kernel_preparation.wait_before_answer(self._kernels, info.device if info else None, header)
+
+    def _add_answer_widget(self, effort: ReasoningEffort) -> AssistantMessage:
+        message = self.chat.add_assistant(effort)
+        message.regenerate_requested.connect(self._on_regenerate_requested)
+        return message
+
+    def _on_regenerate_requested(self, effort: object) -> None:
+        self.regenerate(effort if isinstance(effort, ReasoningEffort) else None)
+
+    def _last_assistant(self) -> AssistantMessage | None:
+        for widget in reversed(self.chat.messages()):
+            if isinstance(widget, AssistantMessage):
+                return widget
+        return None
+
+    # -- history ------------------------------------------------------------------------------------------------
+    #
+    # The session saves (app/chat/chat_session.py); a failed write is reported in the status bar and the chat goes on.
+
+    def _on_answer_saved_in_background(self, record: Message) -> None:
+        """An answer stopped by leaving its chat was saved: the sidebar moves the chat up; if the user is already
+        back in that chat, the partial copy shown from the history is replaced by the final one."""
+        if self.sidebar is not None:
+            self.sidebar.refresh()
+        if self.busy:
+            return
+        last = self._last_assistant()
+        if last is None or self.session.accept_saved_answer(record) is None:
+            return
+        self.chat.remove(last)
+        self._show_saved_answer(record).set_actions_enabled(True)
+
+    def _saved(self) -> None:
+        assert self.chat_id is not None
+        if self.sidebar is not None:
+            self.sidebar.set_current(self.chat_id)
+            self.sidebar.refresh()
+        self._update_export_actions()
+        self.chat_saved.emit(self.chat_id)
+
+    def _show_saved_answer(self, record: Message) -> AssistantMessage:
+        message = self._add_answer_widget(saved_effort(record))
+        if record.analysis:
+            message.append_reasoning(record.analysis)
+        if record.text:
+            message.append_answer(record.text)
+        message.finish(stats.AnswerStats.from_record(record.stats), interrupted=not record.complete)
+        message.reasoning.mark_not_sent()
+        message.set_actions_enabled(False)
+        return message
+
+    def _on_chat_deleted(self, chat_id: int) -> None:
+        if chat_id == self.chat_id:
+            self.new_chat()
+
+    def _history_failed(self, what: str, exc: HistoryError) -> None:
+        logger.warning("%s: %s", what, exc)
+        self.statusBar().showMessage(f"{what}: {exc}", 8000)
+
+    def _update_export_actions(self) -> None:
+        for act in (self.export_markdown_action, self.export_json_action):
+            act.setEnabled(self.chat_id is not None)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.composer.set_busy(busy)
+        self.stop_action.setEnabled(busy or self._load_task is not None)
+        self.regenerate_action.setEnabled(not busy and not self.compare_mode)
+        self.edit_last_action.setEnabled(not busy and not self.compare_mode)
+        self.busy_changed.emit(busy)
+
+    # -- models -------------------------------------------------------------------------------------------------
+
+    async def _load(self, model_ref: str) -> None:
+        self.banner.hide()
+        self._set_model(None)
+        self._progress.show()
+        self._cancel_load_button.show()
+        self.stop_action.setEnabled(True)  # Esc cancels the load
+        self.empty.set_loading("Loading…")
+        try:
+            info = await self.backend.load(model_ref, self._on_load_progress)
+        except LoadError as exc:
+            if exc.kind is LoadErrorKind.CANCELLED:
+                self.statusBar().showMessage("Loading cancelled", 5000)
+            else:
+                self.statusBar().clearMessage()  # the last progress step ("Loading …") is no longer true
+                self.banner.show_load_error(exc)
+            self.load_failed.emit(exc)
+        else:
+            self.settings.setValue(LAST_MODEL_KEY, model_ref)
+            self._set_model(info)
+            self.model_loaded.emit(info)
+        finally:
+            self._load_task = None
+            self._progress.hide()
+            self._cancel_load_button.hide()
+            self.stop_action.setEnabled(self.busy)
+            self.empty.set_loading(None)
+
+    def _on_load_progress(self, fraction: float, text: str) -> None:
+        self._progress.setValue(round(fraction * 100))
+        self.empty.set_loading(text)
+        self.statusBar().showMessage(text, 3000)
+
+    def _set_model(self, info: ModelInfo | None) -> None:
+        self.composer.set_can_send(info is not None)
+        self.compare.set_model_loaded(info is not None)
+        if info is None:
+            self._model_label.setText("No model")
+            self._device_label.setText("")
+            self._context_label.setText("")
+            if not self.conversation.turns:
+                self.stack.setCurrentWidget(self.empty)
+            return
+        self._model_label.setText(info.name)
+        self._model_label.setToolTip(
+            "A toy model trained on synthetic arithmetic-style questions: its answers are usually wrong."
+            if info.name.endswith("(toy)")
+            else ""
+        )
+        self._device_label.setText(info.device)
+        self._show_context(0)
+        self.stack.setCurrentWidget(self.chat)
+        self.composer.prompt.setFocus()
+
+    # -- status bar ---------------------------------------------------------------------------------------------
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self._model_label = QLabel(self)
+        self._model_label.setAccessibleName("Model")
+        self._device_label = QLabel(self)
+        self._device_label.setAccessibleName("Device")
+        self._memory_label = QLabel(self)
+        self._memory_label.setAccessibleName("Memory used")
+        self._context_label = QLabel(self)
+        self._context_label.setAccessibleName("Context used")
+        self._progress = QProgressBar(self)
+        self._progress.setAccessibleName("Model loading progress")
+        self._progress.setMaximumWidth(160)
+        self._progress.hide()
+        self._cancel_load_button = QPushButton("Cancel", self)
+        self._cancel_load_button.setAccessibleName("Cancel loading the model")
+        self._cancel_load_button.setToolTip("Stop loading the model (Esc)")
+        self._cancel_load_button.clicked.connect(self.cancel_load)
+        self._cancel_load_button.hide()
+        for label in (self._model_label, self._device_label, self._memory_label, self._context_label):
+            label.setContentsMargins(6, 0, 6, 0)
+        for widget in (
+            self._progress,
+            self._cancel_load_button,
+            self._model_label,
+            self._device_label,
+            self._memory_label,
+            self._context_label,
+        ):
+            bar.addPermanentWidget(widget)
+        self._update_memory()
+
+    def _update_memory(self) -> None:
+        self._memory_label.setText(f"Memory {stats.memory(self._process.memory_info().rss)}")
+
+    def _show_context(self, used: int) -> None:
+        info = self.backend.info
+        if info is not None:
+            self._context_label.setText(stats.context_usage(used, info.context_length))
+
+    # -- actions ------------------------------------------------------------------------------------------------
+
+    def _build_actions(self) -> None:
+        menu = self.menuBar().addMenu("&Chat")
+
+        def action(text: str, shortcuts: list[QKeySequence], slot: object) -> QAction:
+            act = QAction(text, self)
+            act.setShortcuts(shortcuts)
+            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            act.triggered.connect(slot)
+            menu.addAction(act)
+            self.addAction(act)
+            return act
+
+        self.new_chat_action = action("&New chat", [QKeySequence(QKeySequence.StandardKey.New)], self.new_chat)
+        self.send_action = action(
+            "&Send", [QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")], self.composer.submit
+        )
+        self.stop_action = action("S&top", [QKeySequence(Qt.Key.Key_Escape)], self.stop)
+        self.stop_action.setEnabled(False)
+        self.regenerate_action = action("&Regenerate", [QKeySequence("Ctrl+R")], lambda: self.regenerate())
+        self.edit_last_action = action("&Edit last message", [QKeySequence("Ctrl+E")], self.edit_last_message)
+        self.instructions_action = action("Chat &instructions…", [QKeySequence("Ctrl+I")], self.edit_instructions)
+        menu.addSeparator()
+        for level in ReasoningEffort:
+            action(f"Regenerate at {level.value} effort", [], lambda _=False, e=level: self.regenerate(e))
+        menu.addSeparator()
+        self.compare_action = action("&Compare efforts", [QKeySequence("Ctrl+Shift+E")], self.set_compare_mode)
+        self.compare_action.setCheckable(True)
+        self.compare_action.setToolTip("One prompt, answered at low, medium and high effort side by side")
+        menu.addSeparator()
+        self.export_markdown_action = action("Export to &Markdown…", [], lambda: self.choose_export_file("markdown"))
+        self.export_json_action = action("Export to &JSON…", [], lambda: self.choose_export_file("json"))
+        self._update_export_actions()
+        model_menu = self.menuBar().addMenu("&Model")
+        load_demo = model_menu.addAction("Load the &demo model")
+        load_demo.triggered.connect(lambda: self.load_model(DEMO_MODEL))
+        open_folder = model_menu.addAction("&Open a model folder…")
+        open_folder.setShortcut(QKeySequence.StandardKey.Open)
+        open_folder.triggered.connect(self.choose_model_folder)
+        self.model_downloads.add_to_menu(model_menu)
+
+    # -- Qt overrides -------------------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        pending = [s.task for s in (self.session, *self._detached) if s.task is not None and not s.task.done()]
+        if pending and not self._closing:
+            # Closing mid-answer: stop it and close once it has ended (and any answer stopped by a chat switch), so
+            # the partial answer is saved like a stopped one instead of being lost with the event loop. The engine
+            # stops within a token; the timer is a backstop.
+            self._closing = True
+            event.ignore()
+            self.stop()
+
+            def close_when_all_ended(_task: object) -> None:
+                if all(t.done() for t in pending):
+                    self.close()
+
+            for task in pending:
+                task.add_done_callback(close_when_all_ended)
+            QTimer.singleShot(_CLOSE_GRACE_MS, self.close)
+            return
+        self._closing = True
+        self.model_downloads.shutdown()
+        self.stop()
+        self._memory_timer.stop()
+        super().closeEvent(event)
+
+
+class _SessionView(ChatListener):
+    """Draws one session's answers into the window while the session is the window's current one; once the window
+    has left it (a chat switch mid-answer), only reports its saves."""
+
+    def __init__(self, window: MainWindow, session: ChatSession) -> None:
+        self.window = window
+        self.session = session
+        self.message: AssistantMessage | None = None
+
+    @property
+    def shown(self) -> bool:
+        return self.session is self.window.session
+
+    def busy_changed(self, running: bool) -> None:
+        if not self.shown:
+            return
+        if not running:
+            self.window._current = None
+        self.window._set_busy(running)
+
+    def answer_started(self, answer: LiveAnswer) -> None:
+        self.message = self.window._add_answer_widget(answer.effort)
+        self.window._current = self.message
+
+    def reasoning_added(self, answer: LiveAnswer, text: str) -> None:
+        if self.shown and self.message is not None:
+            self.message.append_reasoning(text)
+
+    def tool_call_added(self, answer: LiveAnswer, text: str, recipient: str) -> None:
+        if self.shown and self.message is not None:
+            self.message.append_reasoning(text, recipient)
+
+    def answer_added(self, answer: LiveAnswer, text: str) -> None:
+        if self.shown and self.message is not None:
+            self.message.append_answer(text, answer.first_answer_seconds)
+
+    def request_failed(self, error: str) -> None:
+        if self.shown and self.message is not None:
+            self.message.show_error(error)
+
+    def answer_finished(self, answer: LiveAnswer) -> None:
+        if not self.shown or self.message is None or answer.stats is None or answer.done is None:
+            return
+        self.message.finish(answer.stats)
+        if answer.done.error:
+            self.message.show_error(answer.done.error)
+        self.window._show_context(answer.done.prompt_tokens + answer.done.completion_tokens)
+
+    def answer_saved(self, answer: LiveAnswer, record: Message) -> None:
+        if self.shown:
+            self.window._saved()
+        else:
+            self.window._on_answer_saved_in_background(record)
+
+    def chat_saved(self, chat_id: int) -> None:
+        if self.shown:
+            self.window._saved()
+
+    def history_failed(self, what: str, error: HistoryError) -> None:
+        self.window._history_failed(what, error)
+
+    def run_finished(self, answers: tuple[LiveAnswer, ...]) -> None:
+        if self.shown:
+            self.window.generation_finished.emit(answers[0].done if answers else None)
+        else:
+            self.window._detached.discard(self.session)

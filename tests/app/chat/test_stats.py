@@ -1,0 +1,52 @@
+"""Stats wording and the conversation record (pure functions, no Qt)."""
+
+from __future__ import annotations
+
+from gpt_oss_desktop.app.chat.conversation import Conversation
+from gpt_oss_desktop.app.chat.stats import AnswerStats, count, seconds, stats_line, thinking_header
+from gpt_oss_desktop.engine.events import ANALYSIS, Done, FinishReason
+from gpt_oss_desktop.engine.harmony import ChatRole, ReasoningEffort
+
+
+def test_thinking_header() -> None:
+    assert thinking_header(None, 0, live=True) == "Thinking…"
+    assert thinking_header(12.34, 1843, live=False) == "Thought for 12.3 s · 1,843 tokens"
+    assert thinking_header(0.5, 1, live=False) == "Thought for 0.50 s · 1 token"
+
+
+def test_durations_and_counts() -> None:
+    assert count(1843) == "1,843"
+    assert seconds(125) == "2 min 05 s"
+
+
+def test_stats_from_done_splits_thinking_and_answer() -> None:
+    done = Done(
+        FinishReason.STOP,
+        reasoning_tokens=30,
+        final_tokens=20,
+        time_to_first_token=0.2,
+        decode_tokens_per_s=25.0,
+        completion_ids=tuple(range(52)),
+    )
+    stats = AnswerStats.from_done(done, total_seconds=3.0, thinking_seconds=1.0)
+    assert (stats.thinking_seconds, stats.answer_seconds, stats.tokens_per_second) == (1.0, 2.0, 25.0)
+    line = stats_line(stats)
+    assert "30 reasoning" in line and "20 answer tokens" in line and "first token 0.20 s" in line
+    assert "25.0 tok/s" in line
+
+
+def test_cancelled_while_thinking_counts_all_time_as_thinking() -> None:
+    done = Done(FinishReason.CANCELLED, reasoning_tokens=5, completion_ids=(1,) * 6, time_to_first_token=0.1)
+    stats = AnswerStats.from_done(done, total_seconds=2.0, thinking_seconds=None)
+    assert stats.thinking_seconds == 2.0 and stats.answer_seconds is None
+    assert stats_line(stats).endswith("stopped")
+
+
+def test_request_keeps_earlier_reasoning_for_the_renderer_to_prune() -> None:
+    conversation = Conversation()
+    first = conversation.add_user("one")
+    first.reasoning, first.answer, first.effort = "thought", "answer", ReasoningEffort.LOW
+    conversation.add_user("two")
+    messages = conversation.request_messages()
+    assert [m.role for m in messages] == [ChatRole.USER, ChatRole.ASSISTANT, ChatRole.ASSISTANT, ChatRole.USER]
+    assert messages[1].channel == ANALYSIS
