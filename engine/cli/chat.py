@@ -184,13 +184,20 @@ def _answer(generator: Generator, prompt_ids: list[int], params: SamplingParams,
         except BaseException as exc:  # handed to the main thread, which re-raises it
             events.put(exc)
 
-    threading.Thread(target=work, name="chat-generate", daemon=True).start()
+    worker = threading.Thread(target=work, name="chat-generate", daemon=True)
+    worker.start()
     while True:
         try:
             try:
                 event = events.get(timeout=0.1)
             except queue.Empty:
                 continue
+            if isinstance(event, (BaseException, Done)):
+                # The worker is past its last event but may still be freeing the step's tensors. Joined here, it is
+                # gone before the interpreter exits: a daemon thread that wakes during finalisation is ended by a
+                # forced unwind through torch's C++ frames, which aborts the process ("terminate called without an
+                # active exception", exit status 134) after a perfectly good answer.
+                worker.join()
             if isinstance(event, BaseException):
                 raise event
             if isinstance(event, Done):

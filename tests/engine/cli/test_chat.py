@@ -1,0 +1,51 @@
+"""The chat command's worker thread: an answer's generation thread is gone when the answer is printed, so the
+process exits cleanly (a daemon thread still freeing tensors while the interpreter finalises aborted it with
+status 134 after a good answer)."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+from gpt_oss_desktop.engine.cli import chat
+from gpt_oss_desktop.engine.events import Done, FinishReason
+from gpt_oss_desktop.engine.sampling import SamplingParams
+
+
+class _SlowToFinish:
+    """Stands in for the Generator (only its threading matters here): its stream yields Done, then takes a while to
+    return, as a real one does while it frees the step's tensors."""
+
+    def stream(self, prompt_ids: list[int], params: SamplingParams, cancel: threading.Event) -> Iterator[Done]:
+        yield Done(finish_reason=FinishReason.STOP, prompt_tokens=len(prompt_ids))
+        time.sleep(0.5)
+
+
+def test_the_worker_thread_is_joined_before_the_answer_returns() -> None:
+    printer = chat._Printer(io.StringIO())
+    done = chat._answer(_SlowToFinish(), [1, 2, 3], SamplingParams(), printer)  # type: ignore[arg-type]
+    assert done.prompt_tokens == 3
+    assert not [t for t in threading.enumerate() if t.name == "chat-generate"]
+
+
+ONE_SHOT = ("chat", "--model", "demo", "--effort", "low", "--temperature", "0", "--max-tokens", "24", "What is 2+3?")
+
+
+def test_one_shot_chat_exits_cleanly_twice() -> None:
+    # The second run loads the cached CPU kernels, the case that used to abort at exit.
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-P", "-m", "gpt_oss_desktop.engine", *ONE_SHOT],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ},
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "terminate called" not in result.stderr
