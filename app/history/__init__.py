@@ -25,7 +25,8 @@ from .models import (
     SearchHit,
 )
 from .schema import SCHEMA_VERSION
-from .store import ChatStore, HistorySearcher, title_from_prompt
+from .searcher import HistorySearcher
+from .store import ChatStore, title_from_prompt
 
 __all__ = [
     "CHAT_KINDS",

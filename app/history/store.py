@@ -7,7 +7,6 @@ may read the same file while this one writes: WAL gives readers the last committ
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -26,7 +25,6 @@ from .errors import (
     ForeignDatabaseError,
     HistoryError,
     SchemaTooNewError,
-    SearchCancelledError,
     StoreClosedError,
 )
 from .export import chat_from_json, chat_to_json, chat_to_markdown
@@ -45,81 +43,22 @@ from .models import (
     to_micros,
     utc_now,
 )
-from .search import SNIPPET_SCAN_CHARS, contains_all, fts_query, make_snippet, query_terms, shorten
+from .rows import (
+    CHAT_COLUMNS,
+    MESSAGE_COLUMNS,
+    SUMMARY_COLUMNS,
+    json_dumps,
+    json_loads,
+    message_from_row,
+    summary_from_row,
+)
+from .search import contains_all, query_terms
+from .searcher import BUSY_TIMEOUT_S, HistorySearcher, end_read_quietly, find_hits, never, translated_errors
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TITLE: Final = "New chat"
-BUSY_TIMEOUT_S: Final = 5.0
 _MAX_TITLE_FROM_PROMPT: Final = 60
-# Cap on message rows a search reads; a sidebar shows a few dozen chats at most and the best-ranked rows come first.
-_SEARCH_ROW_CAP: Final = 2000
-# A cancellable search checks whether it was cancelled every this many SQLite VM steps (well under a millisecond).
-_PROGRESS_STEPS: Final = 1000
-# Characters of a message a snippet is made from: the part it scans plus the context after a match at its very end.
-_SNIPPET_FETCH_CHARS: Final = SNIPPET_SCAN_CHARS + 200
-# Characters of context fetched before a match found past the first SNIPPET_SCAN_CHARS (and thrice that in all).
-_SNIPPET_CONTEXT_CHARS: Final = 60
-# Row values that a damaged page can hand back and the decoders below refuse.
-_DECODE_ERRORS: Final = (ValueError, TypeError, OverflowError, KeyError, IndexError)
-
-_CHAT_COLUMNS: Final = (
-    "id, kind, title, created_at, updated_at, system_instructions, developer_instructions, model, "
-    "sampling_json, meta_json, deleted_at"
-)
-_SUMMARY_COLUMNS: Final = "id, kind, title, created_at, updated_at, model, deleted_at"
-_MESSAGE_COLUMNS: Final = (
-    'id, chat_id, position, "column", role, text, analysis, effort, stats_json, complete, created_at'
-)
-
-
-def _json_loads(text: str) -> dict[str, Any]:
-    value = json.loads(text)
-    return value if isinstance(value, dict) else {}
-
-
-def _json_dumps(value: Mapping[str, Any]) -> str:
-    # sort_keys: identical settings serialise identically, so diffs of the file and exports stay stable.
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True)
-
-
-def _damaged_row(table: str, exc: Exception) -> CorruptDatabaseError:
-    # No path here; ChatStore._errors adds it.
-    return CorruptDatabaseError(f"a damaged row in {table} ({type(exc).__name__}: {exc})")
-
-
-def _summary(row: sqlite3.Row) -> ChatSummary:
-    try:
-        return ChatSummary(
-            id=row["id"],
-            kind=check_kind(row["kind"]),
-            title=row["title"],
-            created_at=from_micros(row["created_at"]),
-            updated_at=from_micros(row["updated_at"]),
-            model=row["model"],
-            deleted_at=None if row["deleted_at"] is None else from_micros(row["deleted_at"]),
-        )
-    except _DECODE_ERRORS as exc:
-        raise _damaged_row("chats", exc) from exc
-
-
-def _message(row: sqlite3.Row) -> Message:
-    try:
-        return Message(
-            id=row["id"],
-            chat_id=row["chat_id"],
-            position=row["position"],
-            column=row["column"],
-            role=check_role(row["role"]),
-            text=row["text"],
-            analysis=row["analysis"],
-            effort=check_effort(row["effort"]),
-            stats=_json_loads(row["stats_json"]),
-            complete=bool(row["complete"]),
-            created_at=from_micros(row["created_at"]),
-        )
-    except _DECODE_ERRORS as exc:
-        raise _damaged_row("messages", exc) from exc
 
 
 def _clean_title(title: str) -> str:
@@ -282,7 +221,7 @@ class ChatStore:
     def _errors(self) -> Iterator[None]:
         """Report SQLite failures (and rows a damaged page garbled) as HistoryError naming the file; other exceptions
         pass through unchanged."""
-        with _translated_errors(self._path):
+        with translated_errors(self._path):
             yield
 
     @contextmanager
@@ -343,7 +282,7 @@ class ChatStore:
             except BaseException:
                 # The read failed (a damaged page, say): end the snapshot without letting a second error from
                 # SQLite replace the first, which says what went wrong.
-                _end_read_quietly(conn)
+                end_read_quietly(conn)
                 raise
             # COMMIT can fail too (it reported a damaged page as a raw sqlite3.DatabaseError before).
             try:
@@ -351,7 +290,7 @@ class ChatStore:
                     if conn.in_transaction:
                         conn.execute("COMMIT")
             except HistoryError:
-                _end_read_quietly(conn)
+                end_read_quietly(conn)
                 raise
 
     @contextmanager
@@ -380,10 +319,21 @@ class ChatStore:
     # --- chats ----------------------------------------------------------------------------------------------------
 
     def _require_chat(self, conn: sqlite3.Connection, chat_id: int) -> sqlite3.Row:
-        row = conn.execute(f"SELECT {_CHAT_COLUMNS} FROM chats WHERE id = ?", (chat_id,)).fetchone()
+        row = conn.execute(f"SELECT {CHAT_COLUMNS} FROM chats WHERE id = ?", (chat_id,)).fetchone()
         if row is None:
             raise ChatNotFoundError(f"no chat with id {chat_id}", self._path)
         return row
+
+    def _update_row(
+        self, conn: sqlite3.Connection, table: str, row_id: int, changes: Mapping[str, Any], chat_id: int
+    ) -> None:
+        """Set ``changes`` (column -> value) on one row of ``table`` and mark its chat active; nothing to set, no
+        write. Column names come from this class's own keyword arguments, never from a caller's data."""
+        if not changes:
+            return
+        assignments = ", ".join(f'"{column}" = ?' for column in changes)
+        conn.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", (*changes.values(), row_id))
+        self._touch(conn, chat_id)
 
     def _touch(self, conn: sqlite3.Connection, chat_id: int) -> None:
         conn.execute("UPDATE chats SET updated_at = ? WHERE id = ?", (self._now(), chat_id))
@@ -414,8 +364,8 @@ class ChatStore:
                 system_instructions,
                 developer_instructions,
                 model,
-                _json_dumps(clean_json_dict(sampling, "sampling")),
-                _json_dumps(clean_json_dict(meta, "meta")),
+                json_dumps(clean_json_dict(sampling, "sampling")),
+                json_dumps(clean_json_dict(meta, "meta")),
             ),
         )
         assert cursor.lastrowid is not None
@@ -451,7 +401,7 @@ class ChatStore:
         with self._write() as conn:
             self._require_chat(conn, chat_id)
             conn.execute("UPDATE chats SET title = ? WHERE id = ?", (_clean_title(title), chat_id))
-            return _summary(self._require_chat(conn, chat_id))
+            return summary_from_row(self._require_chat(conn, chat_id))
 
     def update_chat(
         self,
@@ -464,24 +414,16 @@ class ChatStore:
         meta: Mapping[str, Any] | None = None,
     ) -> Chat:
         """Change per-chat settings; arguments left as None keep their stored value."""
-        changes: dict[str, Any] = {}
-        if system_instructions is not None:
-            changes["system_instructions"] = system_instructions
-        if developer_instructions is not None:
-            changes["developer_instructions"] = developer_instructions
-        if model is not None:
-            changes["model"] = model
-        if sampling is not None:
-            changes["sampling_json"] = _json_dumps(clean_json_dict(sampling, "sampling"))
-        if meta is not None:
-            changes["meta_json"] = _json_dumps(clean_json_dict(meta, "meta"))
+        changes = _given(
+            system_instructions=system_instructions,
+            developer_instructions=developer_instructions,
+            model=model,
+            sampling_json=None if sampling is None else json_dumps(clean_json_dict(sampling, "sampling")),
+            meta_json=None if meta is None else json_dumps(clean_json_dict(meta, "meta")),
+        )
         with self._write() as conn:
             self._require_chat(conn, chat_id)
-            if changes:
-                # Column names come from the fixed keys above, never from the caller.
-                assignments = ", ".join(f"{column} = ?" for column in changes)
-                conn.execute(f"UPDATE chats SET {assignments} WHERE id = ?", (*changes.values(), chat_id))
-                self._touch(conn, chat_id)
+            self._update_row(conn, "chats", chat_id, changes, chat_id)
             return self._load_chat(conn, chat_id)
 
     def list_chats(
@@ -495,7 +437,7 @@ class ChatStore:
         if kind is not None:
             where.append("kind = ?")
             params.append(check_kind(kind))
-        sql = f"SELECT {_SUMMARY_COLUMNS} FROM chats"
+        sql = f"SELECT {SUMMARY_COLUMNS} FROM chats"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY updated_at DESC, id DESC"
@@ -503,12 +445,12 @@ class ChatStore:
             sql += " LIMIT ?"
             params.append(limit)
         with self._read() as conn:
-            return [_summary(row) for row in conn.execute(sql, params)]
+            return [summary_from_row(row) for row in conn.execute(sql, params)]
 
     def _load_chat(self, conn: sqlite3.Connection, chat_id: int) -> Chat:
         row = self._require_chat(conn, chat_id)
         messages = conn.execute(
-            f'SELECT {_MESSAGE_COLUMNS} FROM messages WHERE chat_id = ? ORDER BY position, "column"', (chat_id,)
+            f'SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ? ORDER BY position, "column"', (chat_id,)
         ).fetchall()
         return Chat(
             id=row["id"],
@@ -519,10 +461,10 @@ class ChatStore:
             system_instructions=row["system_instructions"],
             developer_instructions=row["developer_instructions"],
             model=row["model"],
-            sampling=_json_loads(row["sampling_json"]),
-            meta=_json_loads(row["meta_json"]),
+            sampling=json_loads(row["sampling_json"]),
+            meta=json_loads(row["meta_json"]),
             deleted_at=None if row["deleted_at"] is None else from_micros(row["deleted_at"]),
-            messages=tuple(_message(m) for m in messages),
+            messages=tuple(message_from_row(m) for m in messages),
         )
 
     def get_chat(self, chat_id: int) -> Chat:
@@ -588,7 +530,7 @@ class ChatStore:
                 text,
                 analysis,
                 checked_effort,
-                _json_dumps(clean_json_dict(stats, "stats")),
+                json_dumps(clean_json_dict(stats, "stats")),
                 int(complete),
                 self._now() if created_at is None else created_at,
             ),
@@ -597,10 +539,10 @@ class ChatStore:
         return cursor.lastrowid
 
     def _load_message(self, conn: sqlite3.Connection, message_id: int) -> Message:
-        row = conn.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)).fetchone()
+        row = conn.execute(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)).fetchone()
         if row is None:
             raise ChatNotFoundError(f"no message with id {message_id}", self._path)
-        return _message(row)
+        return message_from_row(row)
 
     def add_message(
         self,
@@ -652,25 +594,19 @@ class ChatStore:
         Used both for the final save of a streamed answer and for partial saves while it streams: each call is
         one transaction, so after a crash the message holds the last saved prefix with complete=False.
         """
-        changes: dict[str, Any] = {}
-        if text is not None:
-            changes["text"] = text
-        if analysis is not None:
-            changes["analysis"] = analysis
-        if stats is not None:
-            changes["stats_json"] = _json_dumps(clean_json_dict(stats, "stats"))
-        if complete is not None:
-            changes["complete"] = int(complete)
+        changes = _given(
+            text=text,
+            analysis=analysis,
+            stats_json=None if stats is None else json_dumps(clean_json_dict(stats, "stats")),
+            complete=None if complete is None else int(complete),
+        )
         with self._write() as conn:
             current = self._load_message(conn, message_id)
             if effort is not None:
                 if current.role != "assistant":
                     raise ValueError("only assistant messages carry a reasoning effort")
                 changes["effort"] = check_effort(effort)
-            if changes:
-                assignments = ", ".join(f'"{column}" = ?' for column in changes)
-                conn.execute(f"UPDATE messages SET {assignments} WHERE id = ?", (*changes.values(), message_id))
-                self._touch(conn, current.chat_id)
+            self._update_row(conn, "messages", message_id, changes, current.chat_id)
             return self._load_message(conn, message_id)
 
     def delete_messages_from(self, chat_id: int, position: int) -> int:
@@ -824,7 +760,7 @@ class ChatStore:
         if not terms:
             return []
         with self._read() as conn:
-            return _find(conn, self._fts, terms, limit, start, end, _never)
+            return find_hits(conn, self._fts, terms, limit, start, end, never)
 
     def open_searcher(self) -> HistorySearcher:
         """A searcher with a connection of its own to this file, for a worker thread (see HistorySearcher)."""
@@ -872,230 +808,6 @@ class ChatStore:
             return self._load_chat(conn, chat_id)
 
 
-class HistorySearcher:
-    """Searches the history on a connection of its own, for one worker thread at a time; searches can be cancelled.
-
-    The store's connection is shared with the GUI thread under a lock, so a search there would hold up saving a
-    message. This connection reads the last committed state (WAL readers neither block the store nor wait for it),
-    and a search on it checks its ``cancelled`` callable while SQLite works and between snippets.
-    """
-
-    def __init__(self, path: Path, *, fts: bool) -> None:
-        self._path = path
-        self._fts = fts
-        self._conn: sqlite3.Connection | None = None  # opened by the first search, on the thread that searches
-        self._cancelled: Callable[[], bool] = _never  # the running search's
-
-    @property
-    def path(self) -> Path:
-        return self._path
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            with _translated_errors(self._path):
-                conn = sqlite3.connect(
-                    self._path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-                )
-                try:
-                    conn.row_factory = sqlite3.Row
-                    conn.execute("PRAGMA query_only = ON")  # this connection only ever reads
-                    # The scanning function asks the running search whether to go on (see contains_all).
-                    conn.create_function("history_contains", -1, self._contains, deterministic=True)
-                except BaseException:
-                    conn.close()
-                    raise
-            self._conn = conn
-        return self._conn
-
-    def _contains(self, text: str | bytes | None, *terms: str) -> bool:
-        # An exception here makes SQLite fail the statement, which search() reports as cancelled.
-        return contains_all(text, *terms, stop=self._cancelled)
-
-    def search(
-        self,
-        query: str,
-        *,
-        limit: int = 50,
-        start: str = "[",
-        end: str = "]",
-        cancelled: Callable[[], bool] | None = None,
-    ) -> list[SearchHit]:
-        """As ChatStore.search. Raises SearchCancelledError soon after ``cancelled()`` turns true."""
-        terms = query_terms(query)
-        if not terms:
-            return []
-        check = cancelled or _never
-        conn = self._connection()
-        self._cancelled = check
-        # A non-zero return makes SQLite abort the running statement with "interrupted".
-        conn.set_progress_handler(lambda: 1 if check() else 0, _PROGRESS_STEPS)
-        try:
-            with _translated_errors(self._path):
-                conn.execute("BEGIN DEFERRED")  # one snapshot for the several statements of a search
-                try:
-                    return _find(conn, self._fts, terms, limit, start, end, check)
-                finally:
-                    _end_read_quietly(conn)
-        except HistoryError as exc:
-            if check() and not isinstance(exc, SearchCancelledError):
-                raise SearchCancelledError("search cancelled", self._path) from exc
-            raise
-        finally:
-            conn.set_progress_handler(None, 0)
-            self._cancelled = _never
-
-    def close(self) -> None:
-        """Close the connection (idempotent); call it from the thread that searches, or when none is running."""
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            with _translated_errors(self._path):
-                conn.close()
-
-
-def _never() -> bool:
-    return False
-
-
-@contextmanager
-def _translated_errors(path: Path) -> Iterator[None]:
-    """SQLite failures and damaged rows become HistoryError naming ``path``; other exceptions pass unchanged."""
-    try:
-        yield
-    except CorruptDatabaseError as exc:
-        if exc.path is not None:
-            raise
-        raise CorruptDatabaseError(exc.reason, path) from exc
-    except sqlite3.IntegrityError as exc:
-        raise HistoryError(f"rejected by the database: {exc}", path) from exc
-    except sqlite3.Error as exc:
-        raise HistoryError(f"database error: {exc}", path) from exc
-
-
-def _end_read_quietly(conn: sqlite3.Connection) -> None:
-    """End a read snapshot after a failure; a read has nothing to undo, so a failing ROLLBACK is only logged."""
-    try:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-    except sqlite3.Error:
-        logger.exception("chat history: ending a failed read failed")
-
-
-def _find(
-    conn: sqlite3.Connection,
-    fts: bool,
-    terms: list[str],
-    limit: int,
-    start: str,
-    end: str,
-    cancelled: Callable[[], bool],
-) -> list[SearchHit]:
-    """The hits of a search, inside a read snapshot on ``conn``."""
-    title_ids, best_message = (_match_fts if fts else _match_scan)(conn, terms)
-    chat_ids = title_ids | set(best_message)
-    if not chat_ids:
-        return []
-    marks = ", ".join("?" for _ in chat_ids)
-    rows = conn.execute(
-        f"SELECT {_SUMMARY_COLUMNS} FROM chats WHERE id IN ({marks}) ORDER BY updated_at DESC, id DESC LIMIT ?",
-        (*chat_ids, limit),
-    ).fetchall()
-    hits = []
-    for row in rows:
-        if cancelled():
-            raise SearchCancelledError("search cancelled")
-        summary = _summary(row)
-        title_match = summary.id in title_ids
-        message_id = best_message.get(summary.id)
-        snippet = None
-        if message_id is not None:
-            snippet = _message_snippet(conn, message_id, terms, start, end, word_start=fts)
-        if not snippet:
-            snippet = make_snippet(summary.title, terms, start, end, word_start=fts) or summary.title
-        hits.append(SearchHit(summary, snippet, title_match, message_id))
-    return hits
-
-
-def _match_fts(conn: sqlite3.Connection, terms: list[str]) -> tuple[set[int], dict[int, int]]:
-    """Chats whose title matches, and each chat's best-ranked matching message (no FTS snippet(): see search.py)."""
-    match = fts_query(terms)
-    title_ids = {
-        int(r[0])
-        for r in conn.execute(
-            "SELECT c.id FROM chats_fts JOIN chats c ON c.id = chats_fts.rowid "
-            "WHERE chats_fts MATCH ? AND c.deleted_at IS NULL",
-            (match,),
-        )
-    }
-    best: dict[int, int] = {}
-    rows = conn.execute(
-        "SELECT m.chat_id, m.id FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
-        "JOIN chats c ON c.id = m.chat_id WHERE messages_fts MATCH ? AND c.deleted_at IS NULL ORDER BY rank LIMIT ?",
-        (match, _SEARCH_ROW_CAP),
-    )
-    for chat_id, message_id in rows:
-        best.setdefault(int(chat_id), int(message_id))  # best-ranked rows come first
-    return title_ids, best
-
-
-def _match_scan(conn: sqlite3.Connection, terms: list[str]) -> tuple[set[int], dict[int, int]]:
-    """As _match_fts, by scanning: each chat's first matching message in reading order."""
-    marks = ", ".join("?" for _ in terms)
-    title_ids = {
-        int(r[0])
-        for r in conn.execute(
-            f"SELECT id FROM chats WHERE deleted_at IS NULL AND history_contains(title, {marks})", terms
-        )
-    }
-    best: dict[int, int] = {}
-    # As a BLOB the text reaches Python as bytes, which contains_all decodes a chunk at a time (see search.py).
-    rows = conn.execute(
-        "SELECT m.chat_id, m.id FROM messages m JOIN chats c ON c.id = m.chat_id WHERE c.deleted_at IS NULL "
-        f"AND history_contains(CAST(m.text || char(10) || m.analysis AS BLOB), {marks}) "
-        'ORDER BY m.chat_id, m.position, m."column" LIMIT ?',
-        (*terms, _SEARCH_ROW_CAP),
-    )
-    for chat_id, message_id in rows:
-        best.setdefault(int(chat_id), int(message_id))
-    return title_ids, best
-
-
-def _message_snippet(
-    conn: sqlite3.Connection, message_id: int, terms: list[str], start: str, end: str, *, word_start: bool
-) -> str | None:
-    """A snippet from the start of a message's answer, else of its reasoning; only that start is read by Python.
-
-    A match further in is located by SQLite's instr() over the ASCII-lowercased text, a linear scan in C that
-    releases the GIL, and the snippet is cut around it.
-    """
-    row = conn.execute(
-        "SELECT substr(text, 1, ?), substr(analysis, 1, ?) FROM messages WHERE id = ?",
-        (_SNIPPET_FETCH_CHARS, _SNIPPET_FETCH_CHARS, message_id),
-    ).fetchone()
-    if row is None:
-        return None
-    text, analysis = str(row[0]), str(row[1])
-    snippet = make_snippet(text, terms, start, end, word_start=word_start) or make_snippet(
-        analysis, terms, start, end, word_start=word_start
-    )
-    if snippet is not None:
-        return snippet
-    for column in ("text", "analysis"):
-        found = [
-            int(
-                conn.execute(
-                    f"SELECT instr(lower({column}), lower(?)) FROM messages WHERE id = ?", (term, message_id)
-                ).fetchone()[0]
-            )
-            for term in terms
-        ]
-        first = min((position for position in found if position > 0), default=0)
-        if first:
-            lo = max(1, first - _SNIPPET_CONTEXT_CHARS)
-            (excerpt,) = conn.execute(
-                f"SELECT substr({column}, ?, ?) FROM messages WHERE id = ?",
-                (lo, 4 * _SNIPPET_CONTEXT_CHARS, message_id),
-            ).fetchone()
-            around = make_snippet(str(excerpt), terms, start, end, word_start=word_start)
-            if around is not None:
-                return "…" + around.removeprefix("…")
-    return shorten(text or analysis)
+def _given(**values: object) -> dict[str, Any]:
+    """The keyword arguments that are not None: the columns an update changes (None keeps the stored value)."""
+    return {column: value for column, value in values.items() if value is not None}

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,22 @@ def test_a_planted_import_breaks_its_contract(tmp_path: Path, module: str, plant
     assert _broken(result.stdout) == broken, result.stdout
     # The report names the module that was changed.
     assert "gpt_oss_desktop." + module.removesuffix(".py").removesuffix("/__init__").replace("/", ".") in result.stdout
+
+
+def test_the_qt_free_contract_lists_every_qt_free_app_module() -> None:
+    # A new Qt-free module must join app-core-without-qt, or a Qt import could creep into it unnoticed.
+    grimp = pytest.importorskip("grimp")
+    contracts = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["importlinter"]["contracts"]
+    listed = set(next(c for c in contracts if c["id"] == "app-core-without-qt")["source_modules"])
+    # External packages become one node each ("PySide6"), as lint-imports sees them.
+    graph = grimp.build_graph("gpt_oss_desktop.app", include_external_packages=True)
+    qt_free = {
+        module
+        for module in graph.modules
+        if module.startswith("gpt_oss_desktop.app.")
+        and module.count(".") >= 3  # inside a room: app.main and app.settings are not rooms' modules
+        and graph.find_children(module) == set()  # modules, not packages (their __init__ re-exports)
+        and not any(graph.chain_exists(module, qt) for qt in ("PySide6", "qasync") if qt in graph.modules)
+    }
+    assert qt_free - listed == set(), "Qt-free modules missing from app-core-without-qt"
+    assert listed - qt_free == set(), "listed modules that are not Qt-free modules"

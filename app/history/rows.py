@@ -1,0 +1,73 @@
+"""SQLite rows of the history to model objects and back: the column lists, the JSON columns, and the decoders that
+turn a damaged row into CorruptDatabaseError instead of a crash (no Qt here)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from typing import Any, Final
+
+from .errors import CorruptDatabaseError
+from .models import ChatSummary, Message, check_effort, check_kind, check_role, from_micros
+
+# Row values that a damaged page can hand back and the decoders below refuse.
+DECODE_ERRORS: Final = (ValueError, TypeError, OverflowError, KeyError, IndexError)
+
+CHAT_COLUMNS: Final = (
+    "id, kind, title, created_at, updated_at, system_instructions, developer_instructions, model, "
+    "sampling_json, meta_json, deleted_at"
+)
+SUMMARY_COLUMNS: Final = "id, kind, title, created_at, updated_at, model, deleted_at"
+MESSAGE_COLUMNS: Final = (
+    'id, chat_id, position, "column", role, text, analysis, effort, stats_json, complete, created_at'
+)
+
+
+def json_loads(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {}
+
+
+def json_dumps(value: Mapping[str, Any]) -> str:
+    # sort_keys: identical settings serialise identically, so diffs of the file and exports stay stable.
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True)
+
+
+def damaged_row(table: str, exc: Exception) -> CorruptDatabaseError:
+    # No path here; ChatStore._errors adds it.
+    return CorruptDatabaseError(f"a damaged row in {table} ({type(exc).__name__}: {exc})")
+
+
+def summary_from_row(row: sqlite3.Row) -> ChatSummary:
+    try:
+        return ChatSummary(
+            id=row["id"],
+            kind=check_kind(row["kind"]),
+            title=row["title"],
+            created_at=from_micros(row["created_at"]),
+            updated_at=from_micros(row["updated_at"]),
+            model=row["model"],
+            deleted_at=None if row["deleted_at"] is None else from_micros(row["deleted_at"]),
+        )
+    except DECODE_ERRORS as exc:
+        raise damaged_row("chats", exc) from exc
+
+
+def message_from_row(row: sqlite3.Row) -> Message:
+    try:
+        return Message(
+            id=row["id"],
+            chat_id=row["chat_id"],
+            position=row["position"],
+            column=row["column"],
+            role=check_role(row["role"]),
+            text=row["text"],
+            analysis=row["analysis"],
+            effort=check_effort(row["effort"]),
+            stats=json_loads(row["stats_json"]),
+            complete=bool(row["complete"]),
+            created_at=from_micros(row["created_at"]),
+        )
+    except DECODE_ERRORS as exc:
+        raise damaged_row("messages", exc) from exc
