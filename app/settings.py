@@ -26,6 +26,9 @@ TEMPERATURE_KEY: Final = "sampling/temperature"
 TOP_P_KEY: Final = "sampling/top_p"
 MAX_TOKENS_KEY: Final = "sampling/max_tokens"
 LAST_MODEL_KEY: Final = "model/last"
+# True: Ctrl+Enter sends and Enter makes a new line (for long prompts); False, the default: Enter sends, as in
+# ChatGPT, LM Studio and Jan, and Shift+Enter makes a new line.
+CTRL_ENTER_SENDS_KEY: Final = "composer/ctrl_enter_sends"
 
 
 def make_settings(ini_path: str | None = None) -> QSettings:

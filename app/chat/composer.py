@@ -14,13 +14,14 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from gpt_oss_desktop.app.chat.sampling_menu import SamplingMenu
-from gpt_oss_desktop.app.settings import EFFORT_KEY
+from gpt_oss_desktop.app.settings import CTRL_ENTER_SENDS_KEY, EFFORT_KEY
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from gpt_oss_desktop.engine.sampling import SamplingParams
 
@@ -40,37 +41,79 @@ class Draft:
 
 
 class PromptEdit(QPlainTextEdit):
-    """Multi-line input; Ctrl+Enter submits (plain Enter makes a new line).
+    """Multi-line input that grows with its text, from ``MIN_LINES`` to ``MAX_LINES`` lines (then it scrolls).
+
+    Enter sends and Shift+Enter makes a new line; with ``ctrl_enter_sends`` set, Ctrl+Enter sends and Enter makes a
+    new line. Ctrl+Enter always sends.
 
     Signals:
-        submitted(): Ctrl+Enter was pressed.
+        submitted(): the send key was pressed.
         escape_pressed(): Esc was pressed while ``escape_cancels`` is set (else Esc goes on to the parents).
     """
+
+    MIN_LINES = 2
+    MAX_LINES = 10
 
     submitted = Signal()
     escape_pressed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setPlaceholderText("Message gpt-oss…  (Ctrl+Enter to send)")
         self.setAccessibleName("Message")
         self.setTabChangesFocus(True)  # Tab moves on to the controls, so the window stays keyboard-usable
-        lines = 4
-        self.setFixedHeight(self.fontMetrics().lineSpacing() * lines + 16)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.escape_cancels = False
+        self.ctrl_enter_sends = False
+        self._update_placeholder()
+        # Wrapped lines count too: the document's layout reports its size in lines (QPlainTextDocumentLayout).
+        self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
+        self._fit_height()
+
+    def set_ctrl_enter_sends(self, on: bool) -> None:
+        self.ctrl_enter_sends = on
+        self._update_placeholder()
+
+    def send_key_text(self) -> str:
+        return "Ctrl+Enter" if self.ctrl_enter_sends else "Enter"
+
+    def visible_lines(self) -> int:
+        """How many lines of text the box shows without scrolling, right now."""
+        lines = int(self.document().documentLayout().documentSize().height())
+        return max(self.MIN_LINES, min(self.MAX_LINES, lines))
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Escape and self.escape_cancels:
             self.escape_pressed.emit()
             event.accept()
             return
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and (
-            event.modifiers() & Qt.KeyboardModifier.ControlModifier
-        ):
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self._sends(event.modifiers()):
             self.submitted.emit()
             event.accept()
             return
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            # Shift+Enter (or Enter in Ctrl+Enter mode): a plain new line, whatever the modifier.
+            self.insertPlainText("\n")
+            event.accept()
+            return
         super().keyPressEvent(event)
+
+    def _sends(self, modifiers: Qt.KeyboardModifier) -> bool:
+        if modifiers & Qt.KeyboardModifier.ControlModifier:
+            return True
+        return not (self.ctrl_enter_sends or modifiers & Qt.KeyboardModifier.ShiftModifier)
+
+    def _update_placeholder(self) -> None:
+        newline = "Enter" if self.ctrl_enter_sends else "Shift+Enter"
+        self.setPlaceholderText(f"Message gpt-oss…  ({self.send_key_text()} to send, {newline} for a new line)")
+
+    def _fit_height(self, *_args: object) -> None:
+        margins = self.contentsMargins()
+        frame = 2 * self.frameWidth() + margins.top() + margins.bottom()
+        document_margin = 2 * int(self.document().documentMargin())
+        height = self.visible_lines() * self.fontMetrics().lineSpacing() + frame + document_margin
+        if height != self.height():
+            self.setFixedHeight(height)
 
 
 class Composer(QFrame):
@@ -135,7 +178,6 @@ class Composer(QFrame):
 
         self.send_button = QPushButton("Send", self)
         self.send_button.setAccessibleName("Send message")
-        self.send_button.setToolTip("Send (Ctrl+Enter)")
         self.send_button.setDefault(True)
         self.send_button.clicked.connect(self.submit)
         self.stop_button = QPushButton("Stop", self)
@@ -144,22 +186,32 @@ class Composer(QFrame):
         self.stop_button.clicked.connect(self.stop_requested)
         self.stop_button.hide()
 
-        side = QVBoxLayout()
-        side.setSpacing(4)
-        side.addWidget(self.effort)
-        side.addWidget(self.settings_button)
-        side.addStretch(1)
-        side.addWidget(self.send_button)
-        side.addWidget(self.stop_button)
-        text_column = QVBoxLayout()
-        text_column.setSpacing(4)
-        text_column.addWidget(self.edit_bar)
-        text_column.addWidget(self.prompt, 1)
-        layout = QHBoxLayout(self)
+        # The prompt on top, the controls in one compact bar under it: effort and sampling on the left, Send (or
+        # Stop, in the same place) on the right.
+        bar = QHBoxLayout()
+        bar.setSpacing(6)
+        bar.addWidget(self.effort)
+        bar.addWidget(self.settings_button)
+        bar.addStretch(1)
+        bar.addWidget(self.send_button)
+        bar.addWidget(self.stop_button)
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 10)
-        layout.addLayout(text_column, 1)
-        layout.addLayout(side)
+        layout.setSpacing(6)
+        layout.addWidget(self.edit_bar)
+        layout.addWidget(self.prompt)
+        layout.addLayout(bar)
+        self.set_ctrl_enter_sends(_stored_bool(settings, CTRL_ENTER_SENDS_KEY))
+        self.sampling.ctrl_enter_action.toggled.connect(self.set_ctrl_enter_sends)
         self._update_buttons()
+
+    def set_ctrl_enter_sends(self, on: bool) -> None:
+        """Ctrl+Enter sends and Enter makes a new line (on), or Enter sends (off, the default); remembered."""
+        self._settings.setValue(CTRL_ENTER_SENDS_KEY, on)
+        self.prompt.set_ctrl_enter_sends(on)
+        self.send_button.setToolTip(f"Send ({self.prompt.send_key_text()})")
+        if self.sampling.ctrl_enter_action.isChecked() != on:
+            self.sampling.ctrl_enter_action.setChecked(on)
 
     def current_effort(self) -> ReasoningEffort:
         return ReasoningEffort(self.effort.currentData())
@@ -249,3 +301,9 @@ def _stored_effort(settings: QSettings) -> ReasoningEffort:
         return ReasoningEffort(str(value))
     except ValueError:  # a hand-edited or outdated settings file: fall back rather than refuse to start
         return ReasoningEffort.MEDIUM
+
+
+def _stored_bool(settings: QSettings, key: str) -> bool:
+    # QSettings' ini format gives back "true"/"false" strings; the native formats give bools.
+    value = settings.value(key, False)
+    return value is True or str(value).lower() == "true"

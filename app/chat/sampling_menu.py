@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QDoubleSpinBox, QFormLayout, QMenu, QPushButton, QSpinBox, QWidget, QWidgetAction
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QFormLayout,
+    QLayout,
+    QMenu,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+    QWidgetAction,
+)
 
 from gpt_oss_desktop.app.settings import MAX_TOKENS_KEY, TEMPERATURE_KEY, TOP_P_KEY
 from gpt_oss_desktop.engine.sampling import DEFAULT_MAX_TOKENS, SamplingParams
@@ -46,9 +55,15 @@ class SamplingMenu(QMenu):
         form.addRow("Top &p", self.top_p)
         form.addRow("&Max tokens", self.max_tokens)
         form.addRow(reset)
+        # The form's size is fixed to what its labels and boxes need, so the menu never cuts a label short.
+        form.setSizeConstraint(QLayout.SizeConstraint.SetFixedSize)
         action = QWidgetAction(self)
         action.setDefaultWidget(form_widget)
         self.addAction(action)
+        self.addSeparator()
+        # The send key, kept here beside the other composer preferences; the composer remembers it.
+        self.ctrl_enter_action = self.addAction("Send with Ctrl+Enter (Enter makes a new line)")
+        self.ctrl_enter_action.setCheckable(True)
 
         self.temperature.setValue(float(settings.value(TEMPERATURE_KEY, _DEFAULTS.temperature)))  # type: ignore[arg-type]
         self.top_p.setValue(float(settings.value(TOP_P_KEY, _DEFAULTS.top_p)))  # type: ignore[arg-type]
