@@ -30,6 +30,7 @@ from gpt_oss_desktop.app.chat.answer_saver import AnswerSaver
 from gpt_oss_desktop.app.chat.conversation import Conversation, Turn
 from gpt_oss_desktop.app.chat.stats import AnswerStats
 from gpt_oss_desktop.app.history import Chat, ChatNotFoundError, ChatStore, HistoryError, Message, title_from_prompt
+from gpt_oss_desktop.app.history.versions import Versions
 from gpt_oss_desktop.engine.events import Delta, Done
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from gpt_oss_desktop.engine.sampling import SamplingParams
@@ -252,25 +253,56 @@ class ChatSession:
 
     # -- chat -----------------------------------------------------------------------------------------------------
 
-    def send(self, request: SendRequest, *, replace_last: bool = False) -> asyncio.Task[None] | None:
-        """Add a question and start answering it; None while an answer runs. With ``replace_last`` the question
-        replaces the last turn (an edit sent): in the conversation, and in the store with its answer."""
+    def send(self, request: SendRequest, *, edit_turn: int | None = None) -> asyncio.Task[None] | None:
+        """Add a question and start answering it; None while an answer runs.
+
+        With ``edit_turn`` the question is an edit of that turn's question: the conversation goes on from there, and
+        in the store that turn and every later one become an earlier version (nothing is deleted; see
+        :meth:`show_version`)."""
         if self.running:
             return None
-        replaced = self.conversation.turns.pop().user if replace_last and self.conversation.turns else None
+        replaced = None
+        if edit_turn is not None and 0 <= edit_turn < len(self.conversation.turns):
+            replaced = self.conversation.turns[edit_turn].user
+            del self.conversation.turns[edit_turn:]
         self.conversation.add_user(request.prompt)
         self._save_question(request.prompt, replaces=replaced)
         return self._start_answer(request.effort, request.sampling)
 
     def regenerate(self, effort: ReasoningEffort, sampling: SamplingParams) -> asyncio.Task[None] | None:
-        """Replace the last turn's answer by a new one at ``effort``; None while busy or with no turn."""
+        """Answer the last turn again at ``effort``; the answer it had becomes an earlier version. None while busy
+        or with no turn."""
         turn = self.conversation.last
         if self.running or turn is None:
             return None
-        self._forget_answer(len(self.conversation.turns) - 1)
+        self._new_version(stored_turn(len(self.conversation.turns) - 1).answer)
         turn.reasoning = turn.answer = ""
         turn.effort = None
         return self._start_answer(effort, sampling)
+
+    def versions(self) -> dict[int, Versions]:
+        """The stored positions of this chat's thread that have other versions (none without a store)."""
+        if self.store is None or self.chat_id is None:
+            return {}
+        try:
+            return self.store.versions(self.chat_id)
+        except HistoryError as exc:
+            self.listener.history_failed("Could not read the chat's versions", exc)
+            return {}
+
+    def show_version(self, position: int, index: int) -> tuple[Message, ...] | None:
+        """Make version ``index`` at stored ``position`` the chat's thread (the one shown until now stays a version);
+        the conversation is rebuilt from it, and the thread is returned for the view to draw. None while busy, or
+        if it could not be read."""
+        if self.running or self.store is None or self.chat_id is None:
+            return None
+        try:
+            chat = self.store.show_version(self.chat_id, position, index)
+        except HistoryError as exc:
+            self.listener.history_failed("Could not switch to that version", exc)
+            return None
+        self.conversation.clear()
+        return chat.thread()
 
     def stop(self) -> None:
         """Stop the running answer (or comparison) after the current token; what it has is kept."""
@@ -444,8 +476,8 @@ class ChatSession:
     # Writes are small single transactions on the loop's thread (milliseconds in WAL mode).
 
     def _save_question(self, text: str, *, replaces: str | None) -> None:
-        """Save the last turn's question; ``replaces``: the text of the last saved question, which it replaces
-        together with that question's answer (an edit being sent)."""
+        """Save the last turn's question; ``replaces``: the text of the question it is an edit of (that question
+        and everything after it become an earlier version)."""
         if self.store is None:
             return
         position = stored_turn(len(self.conversation.turns) - 1).user
@@ -459,7 +491,7 @@ class ChatSession:
             if replaces is None:
                 self.store.add_message(self.chat_id, "user", text, position=position)
             else:
-                self.store.replace_messages_from(self.chat_id, position, "user", text)
+                self.store.new_version_from(self.chat_id, position, role="user", text=text)
                 if position == 0:
                     self._retitle(self.chat_id, replaces, text)
         except HistoryError as exc:
@@ -473,12 +505,12 @@ class ChatSession:
         if self.store.get_chat(chat_id).title == title_from_prompt(old_prompt):
             self.store.rename_chat(chat_id, title_from_prompt(new_prompt))
 
-    def _forget_answer(self, turn_index: int) -> None:
-        """Drop a turn's saved answer (it is being regenerated)."""
+    def _new_version(self, position: int) -> None:
+        """The stored messages from ``position`` on become an earlier version (an answer being regenerated)."""
         if self.store is None or self.chat_id is None:
             return
         try:
-            self.store.delete_messages_from(self.chat_id, stored_turn(turn_index).answer)
+            self.store.new_version_from(self.chat_id, position)
         except HistoryError as exc:
             self.listener.history_failed("Could not update the saved chat", exc)
 

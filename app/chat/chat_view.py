@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from gpt_oss_desktop.app.chat.reasoning_panel import ReasoningPanel
 from gpt_oss_desktop.app.chat.stats import AnswerStats, stats_line
 from gpt_oss_desktop.app.chat.text_views import AnswerView
+from gpt_oss_desktop.app.chat.version_switcher import VersionSwitcher
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 
 # Long lines are hard to read; the chat column stops growing here and centres in wide windows.
@@ -37,7 +38,14 @@ def _muted(label: QLabel) -> QLabel:
 
 
 class UserBubble(QFrame):
-    """A user's message: selectable text on a subtly shaded, rounded background."""
+    """A user's message: selectable text on a subtly shaded, rounded background, with an Edit button and, once it
+    was edited, its versions (‹ 1/2 ›).
+
+    Signals:
+        edit_requested(): the user wants to edit this message (and branch the chat from it).
+    """
+
+    edit_requested = Signal()
 
     def __init__(self, text: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -50,9 +58,22 @@ class UserBubble(QFrame):
             Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.TextSelectableByKeyboard
         )
         self.label.setAccessibleName("Your message")
+        self.edit_button = QToolButton(self)
+        self.edit_button.setText("Edit")
+        self.edit_button.setAutoRaise(True)
+        self.edit_button.setAccessibleName("Edit this message")
+        self.edit_button.setToolTip("Edit and send again: the chat goes on from here, and the old version stays")
+        self.edit_button.clicked.connect(self.edit_requested)
+        self.versions = VersionSwitcher("message", self)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addStretch(1)
+        row.addWidget(self.versions)
+        row.addWidget(self.edit_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 8)
         layout.addWidget(self.label)
+        layout.addLayout(row)
 
 
 class AssistantMessage(QFrame):
@@ -111,8 +132,10 @@ class AssistantMessage(QFrame):
         self.copy_button.setText("Copy")
         self.copy_button.setAccessibleName("Copy answer")
         self.copy_button.clicked.connect(self._copy)
+        self.versions = VersionSwitcher("answer", self)
         actions = QHBoxLayout()
         actions.setContentsMargins(0, 0, 0, 0)
+        actions.addWidget(self.versions)
         actions.addWidget(self.regenerate_button)
         actions.addWidget(self.copy_button)
         actions.addStretch(1)

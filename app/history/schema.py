@@ -76,7 +76,17 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
     _run(conn, _V1)
 
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (Migration(1, "chats and messages", _migrate_v1),)
+def _migrate_v2(conn: sqlite3.Connection) -> None:
+    # Imported here: versions.py builds on the row helpers, which import nothing from this module either way.
+    from .versions import MIGRATION
+
+    _run(conn, MIGRATION)
+
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    Migration(1, "chats and messages", _migrate_v1),
+    Migration(2, "earlier versions of answers and questions", _migrate_v2),
+)
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
 

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from gpt_oss_desktop.engine.private_files import create_private_file
 
-from . import schema
+from . import schema, versions
 from .errors import (
     ChatNotFoundError,
     CorruptDatabaseError,
@@ -609,26 +609,24 @@ class ChatStore:
             self._update_row(conn, "messages", message_id, changes, current.chat_id)
             return self._load_message(conn, message_id)
 
-    def delete_messages_from(self, chat_id: int, position: int) -> int:
-        """Hard-delete every message at ``position`` or later (regenerate, or edit-and-resend). Returns the count."""
-        with self._write() as conn:
-            self._require_chat(conn, chat_id)
-            count = conn.execute(
-                "DELETE FROM messages WHERE chat_id = ? AND position >= ?", (chat_id, position)
-            ).rowcount
-            if count:
-                self._touch(conn, chat_id)
-            return count
+    # --- versions -------------------------------------------------------------------------------------------------
 
-    def replace_messages_from(self, chat_id: int, position: int, role: str, text: str) -> Message:
-        """Replace every message at ``position`` or later by one new message there (an edited last question).
-
-        One transaction: after a crash the chat holds either the old messages or the new one, never neither, so an
-        edit can never leave a chat empty.
+    def new_version_from(
+        self, chat_id: int, position: int, *, role: str | None = None, text: str = ""
+    ) -> Message | None:
+        """Start a new version of the chat at ``position``: the messages there and after become an earlier version
+        (see versions.py), and with ``role`` a new message is written there (an edited question); else the
+        position is left for the answer being regenerated. One transaction: after a crash the chat holds the old
+        thread or the new one, and nothing is ever lost. The new message, or None without ``role``.
         """
         with self._write() as conn:
             self._require_chat(conn, chat_id)
-            conn.execute("DELETE FROM messages WHERE chat_id = ? AND position >= ?", (chat_id, position))
+            if role is not None:
+                check_role(role)  # before anything moves: a rejected message changes nothing
+            versions.archive_from(conn, chat_id, position)
+            self._touch(conn, chat_id)
+            if role is None:
+                return None
             message_id = self._insert_message(
                 conn,
                 chat_id,
@@ -641,8 +639,27 @@ class ChatStore:
                 position=position,
                 column=0,
             )
-            self._touch(conn, chat_id)
             return self._load_message(conn, message_id)
+
+    def versions(self, chat_id: int) -> dict[int, versions.Versions]:
+        """The positions of the chat's thread that have earlier (or later) versions, with which one is shown."""
+        with self._read() as conn:
+            self._require_chat(conn, chat_id)
+            return versions.versions_of(conn, chat_id)
+
+    def show_version(self, chat_id: int, position: int, index: int) -> Chat:
+        """Make version ``index`` (0-based) at ``position`` the chat's thread, keeping the one shown until now as a
+        version; the chat as it now reads. IndexError for a version that does not exist."""
+        with self._write() as conn:
+            self._require_chat(conn, chat_id)
+            versions.show_version(conn, chat_id, position, index)
+            return self._load_chat(conn, chat_id)
+
+    def version_messages(self, chat_id: int, position: int, index: int) -> list[Message]:
+        """The messages of one version from ``position`` on, without showing it (archived ones have id 0)."""
+        with self._read() as conn:
+            self._require_chat(conn, chat_id)
+            return versions.archived_messages(conn, chat_id, position, index)
 
     # --- comparisons ----------------------------------------------------------------------------------------------
 

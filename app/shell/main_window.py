@@ -27,8 +27,15 @@ from gpt_oss_desktop.app.backends import kernel_preparation
 from gpt_oss_desktop.app.backends.chat_backend import DEMO_MODEL, ChatBackend, LoadError, LoadErrorKind, ModelInfo
 from gpt_oss_desktop.app.backends.kernel_preparation import KernelPreparation
 from gpt_oss_desktop.app.chat import stats
-from gpt_oss_desktop.app.chat.chat_session import ChatListener, ChatSession, LiveAnswer, SendRequest, saved_effort
-from gpt_oss_desktop.app.chat.chat_view import AssistantMessage, ChatView
+from gpt_oss_desktop.app.chat.chat_session import (
+    ChatListener,
+    ChatSession,
+    LiveAnswer,
+    SendRequest,
+    saved_effort,
+    stored_turn,
+)
+from gpt_oss_desktop.app.chat.chat_view import AssistantMessage, ChatView, UserBubble
 from gpt_oss_desktop.app.chat.composer import Composer, Draft
 from gpt_oss_desktop.app.chat.conversation import Conversation
 from gpt_oss_desktop.app.chat.instructions_dialog import ask_instructions
@@ -94,6 +101,7 @@ class MainWindow(QMainWindow):
         # The chat on screen: its conversation, saved chat and running answer (app/chat/chat_session.py).
         self.session = self._new_session()
         self._load_task: asyncio.Task[None] | None = None
+        self._editing_turn: int | None = None  # the turn whose question the composer is editing
         self._current: AssistantMessage | None = None  # the answer streaming on screen
         # Sessions left while answering: stopped, they end within a token and save themselves into their own chat.
         self._detached: set[ChatSession] = set()
@@ -241,21 +249,25 @@ class MainWindow(QMainWindow):
     def send_message(self, text: str) -> asyncio.Task[None] | None:
         """Add a user message and start answering it; None if busy or no model is loaded.
 
-        While the composer is editing the last message, ``text`` replaces that message and its answer (on screen
-        and in the saved chat, only now), and the composer gets back what it held before the edit.
+        While the composer is editing a message, ``text`` is a new version of it: the chat goes on from there (on
+        screen now; the old version and everything after it stay in the saved chat as an earlier version, ‹ 1/2 ›),
+        and the composer gets back what it held before the edit.
         """
         if self.busy or self.backend.info is None or not text.strip():
             return None
-        replacing = self.composer.editing and self._take_back_last_turn()
+        edit_turn = self._editing_turn if self.composer.editing else None
+        if edit_turn is not None:
+            self._take_back_from(edit_turn)
         for widget in self.chat.messages():
             if isinstance(widget, AssistantMessage):
                 # The harmony renderer drops finished turns' reasoning from the prompt; say so on screen.
                 widget.reasoning.mark_not_sent()
                 widget.set_actions_enabled(False)
-        self.chat.add_user(text)
+        self._add_user_bubble(text)
         request = SendRequest(text, self.composer.current_effort(), self.composer.sampling_params())
-        task = self.session.send(request, replace_last=replacing)
-        if replacing:
+        task = self.session.send(request, edit_turn=edit_turn)
+        if edit_turn is not None:
+            self._editing_turn = None
             self.composer.finish_edit()
         return task
 
@@ -274,37 +286,81 @@ class MainWindow(QMainWindow):
     def stop(self) -> None:
         """Cancel the running answer or comparison (it stops after the current token and keeps what it has), or a
         model load."""
-        if self.busy:
-            self.backend.cancel()
+        if self.session.running:
+            # Through the session: a Stop that comes before the backend started this answer is remembered there.
+            self.session.stop()
+        elif self.compare.running:
+            self.compare.stop()
         elif self._load_task is not None:
             self.cancel_load()
 
     def edit_last_message(self) -> bool:
-        """Put the last user message into the composer, to be edited and sent again.
+        """Edit the last user message (:meth:`edit_message`); False if busy or there is none."""
+        return self.edit_message(len(self.conversation.turns) - 1)
 
-        Nothing changes until the edited text is sent: the message and its answer stay on screen and in the saved
-        chat, and are then replaced together. Esc (or the composer's Cancel) ends the edit and gives the composer
-        back what it held. False if busy or there is nothing to edit.
+    def edit_message(self, turn_index: int) -> bool:
+        """Put turn ``turn_index``'s user message into the composer, to be edited and sent again.
+
+        Nothing changes until the edited text is sent: the chat then goes on from the edited message, and what was
+        there stays as an earlier version (nothing is deleted). Esc (or the composer's Cancel) ends the edit and
+        gives the composer back what it held. False if busy or there is no such message.
         """
-        turn = self.conversation.last
-        if self.busy or turn is None:
+        if self.busy or not 0 <= turn_index < len(self.conversation.turns):
             return False
-        if not self.composer.editing:
-            self.composer.begin_edit(turn.user)
+        self._editing_turn = turn_index
+        self.composer.begin_edit(self.conversation.turns[turn_index].user)
         self.composer.prompt.setFocus()
         return True
 
-    def _take_back_last_turn(self) -> bool:
-        """Remove the last turn from the screen (its edit is being sent); False if there is none. The session
-        replaces it in the conversation and the saved chat."""
-        if self.conversation.last is None:
+    def show_version(self, position: int, index: int) -> bool:
+        """Show version ``index`` of the stored message at ``position`` (and the chat as it went on from it); the
+        version shown until now stays. False while busy or if the version cannot be shown."""
+        if self.busy:
             return False
-        widgets = self.chat.messages()
-        # The last turn is its user bubble plus (if answered or failed) the answer widget after it.
-        last_user = max(i for i, w in enumerate(widgets) if not isinstance(w, AssistantMessage))
-        for widget in widgets[last_user:]:
-            self.chat.remove(widget)
+        thread = self.session.show_version(position, index)
+        if thread is None:
+            return False
+        self.composer.cancel_edit()
+        self.chat.clear()
+        self._show_thread(thread)
         return True
+
+    def _take_back_from(self, turn_index: int) -> None:
+        """Remove turn ``turn_index`` and every later one from the screen (an edit of its question is being sent);
+        the session keeps them in the saved chat as an earlier version."""
+        widgets = self.chat.messages()
+        bubbles = [i for i, w in enumerate(widgets) if isinstance(w, UserBubble)]
+        if turn_index < len(bubbles):
+            for widget in widgets[bubbles[turn_index] :]:
+                self.chat.remove(widget)
+
+    def _add_user_bubble(self, text: str) -> UserBubble:
+        bubble = self.chat.add_user(text)
+        bubble.edit_requested.connect(lambda: self.edit_message(self._turn_of(bubble)))
+        bubble.versions.version_requested.connect(
+            lambda index: self.show_version(stored_turn(self._turn_of(bubble)).user, index)
+        )
+        return bubble
+
+    def _turn_of(self, bubble: UserBubble) -> int:
+        return [w for w in self.chat.messages() if isinstance(w, UserBubble)].index(bubble)
+
+    def _refresh_versions(self) -> None:
+        """Put each stored message's versions (‹ 2/3 ›) under it, from the saved chat."""
+        versions = self.session.versions()
+        turn = -1
+        for widget in self.chat.messages():
+            if isinstance(widget, UserBubble):
+                turn += 1
+                found = versions.get(stored_turn(turn).user)
+            elif isinstance(widget, AssistantMessage):
+                found = versions.get(stored_turn(turn).answer)
+            else:
+                continue
+            if found is None:
+                widget.versions.set_versions(0, 1)
+            else:
+                widget.versions.set_versions(found.current, found.count)
 
     def set_instructions(self, text: str) -> None:
         """Set the current chat's instructions (sent as harmony's developer message from the next answer on)."""
@@ -382,11 +438,12 @@ class MainWindow(QMainWindow):
         """Put saved messages on screen and into the conversation, ready to continue."""
         last_answer: AssistantMessage | None = None
         for turn, record in self.session.restore(thread):
-            self.chat.add_user(turn.user)
+            self._add_user_bubble(turn.user)
             if record is not None:
                 last_answer = self._show_saved_answer(record)
         if last_answer is not None:
             last_answer.set_actions_enabled(True)
+        self._refresh_versions()
 
     def _open_comparison(self, chat: Chat) -> bool:
         if not self.compare.show_saved(chat):
@@ -458,7 +515,15 @@ class MainWindow(QMainWindow):
     def _add_answer_widget(self, effort: ReasoningEffort) -> AssistantMessage:
         message = self.chat.add_assistant(effort)
         message.regenerate_requested.connect(self._on_regenerate_requested)
+        message.versions.version_requested.connect(
+            lambda index: self.show_version(stored_turn(self._turn_before(message)).answer, index)
+        )
         return message
+
+    def _turn_before(self, widget: QWidget) -> int:
+        """The turn an answer widget belongs to: that of the last user message above it."""
+        widgets = self.chat.messages()
+        return sum(isinstance(w, UserBubble) for w in widgets[: widgets.index(widget)]) - 1
 
     def _on_regenerate_requested(self, effort: object) -> None:
         self.regenerate(effort if isinstance(effort, ReasoningEffort) else None)
@@ -492,6 +557,7 @@ class MainWindow(QMainWindow):
             self.sidebar.set_current(self.chat_id)
             self.sidebar.refresh()
         self._update_export_actions()
+        self._refresh_versions()
         self.chat_saved.emit(self.chat_id)
 
     def _show_saved_answer(self, record: Message) -> AssistantMessage:

@@ -172,28 +172,6 @@ def test_purge_cascades_to_messages(store: ChatStore, db_path: Path) -> None:
     raw.close()
 
 
-def test_delete_messages_from_for_regenerate(store: ChatStore) -> None:
-    chat = store.create_chat()
-    for text in ("q1", "a1", "q2", "a2"):
-        store.add_message(chat.id, "user" if text.startswith("q") else "assistant", text)
-    assert store.delete_messages_from(chat.id, 2) == 2
-    assert [m.text for m in store.get_chat(chat.id).messages] == ["q1", "a1"]
-    assert store.add_message(chat.id, "user", "q2 edited").position == 2
-
-
-def test_replace_messages_from_swaps_the_last_turn_in_one_transaction(store: ChatStore) -> None:
-    chat = store.create_chat()
-    for text in ("q1", "a1", "q2", "a2"):
-        store.add_message(chat.id, "user" if text.startswith("q") else "assistant", text)
-    new = store.replace_messages_from(chat.id, 2, "user", "q2 edited")
-    assert (new.position, new.role, new.complete) == (2, "user", True)
-    assert [(m.position, m.text) for m in store.get_chat(chat.id).messages] == [(0, "q1"), (1, "a1"), (2, "q2 edited")]
-    # A rejected replacement deletes nothing: the chat is never left without its old turn.
-    with pytest.raises(ValueError, match="role"):
-        store.replace_messages_from(chat.id, 0, "moderator", "x")
-    assert [m.text for m in store.get_chat(chat.id).messages] == ["q1", "a1", "q2 edited"]
-
-
 def test_comparison_entry_and_continue_from_column(store: ChatStore) -> None:
     plain = store.create_chat("plain")
     context = store.add_message(plain.id, "user", "Earlier question")
