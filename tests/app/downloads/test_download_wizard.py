@@ -27,6 +27,7 @@ from gpt_oss_desktop.app.downloads.download_wizard import (
     PAGE_LOCATION,
     PAGE_MODEL,
     PAGE_VERIFY,
+    DownloadPage,
     DownloadWizard,
 )
 from gpt_oss_desktop.app.downloads.errors import ConnectionDroppedError
@@ -44,6 +45,20 @@ CATALOG = (catalog_entry(), catalog_entry(shards=2, repo_id="openai/gpt-oss-120b
 def probe(gpu_free: float | None = 80, disk_free: float = 500) -> MachineProbe:
     gpu = (lambda: GpuInfo("Test GPU", int(gpu_free * GB), 80 * GB)) if gpu_free is not None else (lambda: None)
     return MachineProbe(gpu=gpu, ram=lambda: 64 * GB, disk_free=lambda _path: int(disk_free * GB))
+
+
+def to_download_page(wizard: DownloadWizard) -> DownloadPage:
+    """Next past the model and location pages with their defaults."""
+    wizard.next()
+    wizard.next()
+    return wizard.download_page
+
+
+async def transferring(wizard: DownloadWizard) -> DownloadPage:
+    """The download page once the weights have started to arrive."""
+    page = to_download_page(wizard)
+    await until(lambda: page.file_bar.value() > 0 and WEIGHTS in page.file_label.text())
+    return page
 
 
 @pytest.fixture
@@ -130,9 +145,7 @@ def test_401_shows_a_token_prompt_and_the_token_is_used(
     wizard = make_wizard(hub_settings)
 
     async def body() -> None:
-        wizard.next()
-        wizard.next()
-        page = wizard.download_page
+        page = to_download_page(wizard)
         await until(lambda: page.token_row.isVisible())
         assert "needs a valid token" in page.status.text() and page.retry_button.isVisible()
         QTest.keyClicks(page.token_edit, "hf_letmein")
@@ -150,9 +163,7 @@ def test_offline_mode_is_explained_on_the_download_page(
     wizard = make_wizard(HubSettings.from_environment({"HF_HUB_CACHE": str(tmp_path / "cache")}))
 
     async def body() -> None:
-        wizard.next()
-        wizard.next()
-        page = wizard.download_page
+        page = to_download_page(wizard)
         await until(lambda: page.retry_button.isVisible())
         assert "Offline mode is on" in page.status.text() and "HF_HUB_OFFLINE" in page.status.text()
         assert not page.token_row.isVisible() and not page.isComplete()
@@ -266,10 +277,7 @@ def test_cancel_asks_then_stops_and_forgets_the_pending_download(
     wizard = make_wizard(hub_settings, confirm=confirm, event_interval=0)
 
     async def body() -> None:
-        wizard.next()
-        wizard.next()
-        page = wizard.download_page
-        await until(lambda: page.file_bar.value() > 0 and WEIGHTS in page.file_label.text())
+        await transferring(wizard)
         wizard.reject()  # "no": keeps going
         assert wizard.isVisible() and wizard.runner.busy
         wizard.reject()  # "yes"
@@ -293,10 +301,7 @@ def test_cancel_after_pause_forgets_the_pending_download_but_keeps_the_files(
     wizard = make_wizard(hub_settings, event_interval=0)
 
     async def body() -> None:
-        wizard.next()
-        wizard.next()
-        page = wizard.download_page
-        await until(lambda: page.file_bar.value() > 0 and WEIGHTS in page.file_label.text())
+        page = await transferring(wizard)
         page.pause_button.click()
         await until(lambda: page.pause_button.text() == "Resume")
         assert model_registry.pending is not None

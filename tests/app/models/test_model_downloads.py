@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMenu
 
-from gpt_oss_desktop.app.backends.local_engine import LocalEngine
 from gpt_oss_desktop.app.downloads import HubCacheDestination, HubSettings, ModelDownload, ModelRegistry, RetryPolicy
 from gpt_oss_desktop.app.downloads.download_wizard import PAGE_DONE, PAGE_DOWNLOAD
 from gpt_oss_desktop.app.downloads.errors import ConnectionDroppedError
@@ -26,14 +25,10 @@ WEIGHTS = "original/model.safetensors"
 
 @pytest.fixture
 def window_with_models(
-    qtbot: Any, settings: QSettings, model_registry: ModelRegistry
-) -> Iterator[Callable[..., MainWindow]]:
-    backends: list[LocalEngine] = []
-
+    make_window: Callable[..., MainWindow], model_registry: ModelRegistry
+) -> Callable[..., MainWindow]:
     def make(hub: HubSettings | None = None) -> MainWindow:
-        backend, _ = scripted_engine()
-        backends.append(backend)
-        window = MainWindow(backend, settings, models=ModelLibrary(model_registry))
+        window = make_window(scripted_engine()[0], models=ModelLibrary(model_registry))
         window.model_downloads.hub = hub
         window.model_downloads.wizard_options = {
             "catalog": CATALOG,
@@ -41,13 +36,9 @@ def window_with_models(
             "retry": FAST_RETRY,
             "confirm": lambda _t, _x: True,
         }
-        qtbot.addWidget(window)
-        window.show()
         return window
 
-    yield make
-    for backend in backends:
-        backend.close()
+    return make
 
 
 def model_menu(window: MainWindow) -> QMenu:
