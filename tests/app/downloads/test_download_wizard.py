@@ -18,7 +18,6 @@ from gpt_oss_desktop.app.downloads import (
     MachineProbe,
     ModelDownload,
     ModelRegistry,
-    RetryPolicy,
     human_bytes,
 )
 from gpt_oss_desktop.app.downloads.download_wizard import (
@@ -30,11 +29,10 @@ from gpt_oss_desktop.app.downloads.download_wizard import (
     DownloadPage,
     DownloadWizard,
 )
-from gpt_oss_desktop.app.downloads.errors import ConnectionDroppedError
 from gpt_oss_desktop.app.downloads.hardware import GpuInfo
 from gpt_oss_desktop.app.downloads.model_library import ModelLibrary
 from tests.app.conftest import until
-from tests.helpers.hub_fixtures import FAST_RETRY, catalog_entry
+from tests.helpers.hub_fixtures import FAST_RETRY, catalog_entry, cut_download
 from tests.helpers.hub_server import Fault, HubServer
 
 GB = 10**9
@@ -236,15 +234,7 @@ def test_a_pending_download_reopens_on_the_download_page_and_resumes(
     model_registry: ModelRegistry,
 ) -> None:
     local_hub.add_fault(Fault("reset", WEIGHTS, after_bytes=2 * 1024 * 1024 + 1))
-    job = ModelDownload(
-        CATALOG[0],
-        HubCacheDestination(hub_settings.cache_dir, CATALOG[0].repo_id),
-        hub_settings,
-        model_registry,
-        retry=RetryPolicy(max_attempts=1),
-    )
-    with pytest.raises(ConnectionDroppedError):
-        job.download()  # as if the app had been closed mid-download
+    cut_download(CATALOG[0], hub_settings, model_registry)
     pending = ModelRegistry(model_registry.path).pending
     assert pending is not None
     wizard = make_wizard(hub_settings, resume=pending)

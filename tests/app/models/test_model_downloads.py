@@ -9,15 +9,14 @@ import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMenu
 
-from gpt_oss_desktop.app.downloads import HubCacheDestination, HubSettings, ModelDownload, ModelRegistry, RetryPolicy
+from gpt_oss_desktop.app.downloads import HubCacheDestination, HubSettings, ModelDownload, ModelRegistry
 from gpt_oss_desktop.app.downloads.download_wizard import PAGE_DONE, PAGE_DOWNLOAD
-from gpt_oss_desktop.app.downloads.errors import ConnectionDroppedError
 from gpt_oss_desktop.app.downloads.model_library import ModelLibrary
 from gpt_oss_desktop.app.settings import LAST_MODEL_KEY
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from tests.app.conftest import next_emission, scripted_engine, until
 from tests.app.downloads.test_download_wizard import CATALOG, probe
-from tests.helpers.hub_fixtures import FAST_RETRY
+from tests.helpers.hub_fixtures import FAST_RETRY, cut_download
 from tests.helpers.hub_server import Fault, HubServer
 
 WEIGHTS = "original/model.safetensors"
@@ -85,15 +84,7 @@ def test_an_unfinished_download_is_offered_at_startup_and_resumed(
     model_registry: ModelRegistry,
 ) -> None:
     local_hub.add_fault(Fault("reset", WEIGHTS, after_bytes=1024 * 1024 + 1))
-    job = ModelDownload(
-        CATALOG[0],
-        HubCacheDestination(hub_settings.cache_dir, CATALOG[0].repo_id),
-        hub_settings,
-        model_registry,
-        retry=RetryPolicy(max_attempts=1),
-    )
-    with pytest.raises(ConnectionDroppedError):
-        job.download()  # the previous session ended here
+    cut_download(CATALOG[0], hub_settings, model_registry)  # the previous session ended here
     window = window_with_models(hub_settings)
 
     async def body() -> None:

@@ -7,6 +7,7 @@ import logging
 import shutil
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -183,34 +184,28 @@ def test_index_maps_a_tensor_to_the_wrong_shard(tmp_path: Path, written: dict[st
     _raises(ck / wrong, "lm_head.weight")
 
 
+def _with_config(src: Path, dst: Path, **changes: Any) -> Path:
+    """A copy of the checkpoint ``src`` at ``dst`` with ``changes`` written into its config.json; that file's path."""
+    cfg_path = _copy(src, dst) / "config.json"
+    cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), **changes}))
+    return cfg_path
+
+
 def test_config_with_more_layers_than_the_weights(tmp_path: Path, written: dict[str, Path]) -> None:
-    ck = _copy(written["original"], tmp_path / "ck")
-    cfg_path = ck / "config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["num_hidden_layers"] = 4
-    cfg_path.write_text(json.dumps(cfg))
+    cfg_path = _with_config(written["original"], tmp_path / "ck", num_hidden_layers=4)
     err = _raises(cfg_path, "block.2.attn.norm.scale")
     assert "num_hidden_layers=4" in str(err) and "2 layers" in str(err)
 
 
 def test_config_with_fewer_layers_than_the_weights(tmp_path: Path, written: dict[str, Path]) -> None:
-    ck = _copy(written["hf"], tmp_path / "ck")
-    cfg_path = ck / "config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["num_hidden_layers"] = 1
-    cfg["layer_types"] = cfg["layer_types"][:1]
-    cfg_path.write_text(json.dumps(cfg))
+    cfg_path = _with_config(written["hf"], tmp_path / "ck", num_hidden_layers=1, layer_types=["sliding_attention"])
     err = _raises(cfg_path, "model.layers.1.input_layernorm.weight")
     assert "num_hidden_layers=1" in str(err)
 
 
 def test_config_with_another_vocab(tmp_path: Path, written: dict[str, Path]) -> None:
-    ck = _copy(written["original"], tmp_path / "ck")
-    cfg_path = ck / "config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["vocab_size"] = 1024
-    cfg_path.write_text(json.dumps(cfg))
-    err = _raises(ck / "model.safetensors", "embedding.weight")
+    cfg_path = _with_config(written["original"], tmp_path / "ck", vocab_size=1024)
+    err = _raises(cfg_path.parent / "model.safetensors", "embedding.weight")
     assert "vocab_size=1024" in str(err) and "[512, 64]" in str(err)
 
 
