@@ -140,6 +140,13 @@ class Destination(ABC):
         """Download a small (non-LFS) file straight into place with ``hf_hub_download``."""
 
     @abstractmethod
+    def _where(self, plan: DownloadPlan, hub: HubSettings) -> dict[str, Any]:
+        """``hf_hub_download``'s arguments that pick ``plan``'s revision and put its files here."""
+
+    def _hub_args(self, plan: DownloadPlan, hub: HubSettings) -> dict[str, Any]:
+        return {**self._where(plan, hub), "endpoint": hub.endpoint, "token": hub.token}
+
+    @abstractmethod
     def find_local_copy(self, model: CatalogModel) -> LocalCopy | None:
         """A complete or partial copy of ``model`` already here, found without the network."""
 
@@ -217,12 +224,7 @@ class HubCacheDestination(Destination):
         blob = self.blob_path(file)
         if partial.is_file():
             os.replace(partial, blob)
-        kwargs: dict[str, Any] = {
-            "revision": plan.revision,
-            "cache_dir": self.location,
-            "endpoint": hub.endpoint,
-            "token": hub.token,
-        }
+        kwargs = self._hub_args(plan, hub)
         # A dry run first: if the revision moved on the Hub since planning, the real call would download a
         # different file (un-resumably) instead of linking the verified blob.
         preview = hf_hub_download(self.repo_id, file.path, dry_run=True, **kwargs)
@@ -235,16 +237,11 @@ class HubCacheDestination(Destination):
         return self._check_installed(plan, file, hf_hub_download(self.repo_id, file.path, **kwargs))
 
     def fetch_small(self, plan: DownloadPlan, file: RemoteFile, hub: HubSettings, tqdm_class: Any) -> Path:
-        path = hf_hub_download(
-            self.repo_id,
-            file.path,
-            revision=plan.revision,
-            cache_dir=self.location,
-            endpoint=hub.endpoint,
-            token=hub.token,
-            tqdm_class=tqdm_class,
-        )
+        path = hf_hub_download(self.repo_id, file.path, tqdm_class=tqdm_class, **self._hub_args(plan, hub))
         return self._check_installed(plan, file, path)
+
+    def _where(self, plan: DownloadPlan, hub: HubSettings) -> dict[str, Any]:
+        return {"revision": plan.revision, "cache_dir": self.location}
 
     def _check_installed(self, plan: DownloadPlan, file: RemoteFile, path: str) -> Path:
         want = self.final_path(plan.commit, file)
@@ -329,17 +326,10 @@ class FolderDestination(Destination):
         return final
 
     def fetch_small(self, plan: DownloadPlan, file: RemoteFile, hub: HubSettings, tqdm_class: Any) -> Path:
-        path = hf_hub_download(
-            self.repo_id,
-            file.path,
-            revision=plan.commit,
-            local_dir=self.location,
-            cache_dir=hub.cache_dir,
-            endpoint=hub.endpoint,
-            token=hub.token,
-            tqdm_class=tqdm_class,
-        )
-        return Path(path)
+        return Path(hf_hub_download(self.repo_id, file.path, tqdm_class=tqdm_class, **self._hub_args(plan, hub)))
+
+    def _where(self, plan: DownloadPlan, hub: HubSettings) -> dict[str, Any]:
+        return {"revision": plan.commit, "local_dir": self.location, "cache_dir": hub.cache_dir}
 
     def find_local_copy(self, model: CatalogModel) -> LocalCopy | None:
         partial_bytes = sum(_size(p) for p in self.partial_files())

@@ -95,6 +95,20 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _error_html(error: DownloadError) -> str:
+    advice = f"<br>{_escape(error.advice)}" if error.advice else ""
+    return f"<b>{_escape(str(error))}</b>{advice}"
+
+
+def _status_label(parent: QWidget, name: str) -> QLabel:
+    """A wrapping status line whose text can be selected (and so copied into a bug report)."""
+    label = QLabel(parent)
+    label.setWordWrap(True)
+    label.setAccessibleName(name)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
 class DownloadWizard(QWizard):
     """Gets a gpt-oss model onto disk and into the installed list.
 
@@ -351,10 +365,7 @@ class LocationPage(QWizardPage):
         self.folder_edit = QLineEdit(self)
         self.folder_edit.setAccessibleName("Model folder")
         self.browse_button = QPushButton("Browse…", self)
-        self.status = QLabel(self)
-        self.status.setWordWrap(True)
-        self.status.setAccessibleName("Location status")
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.status = _status_label(self, "Location status")
         self.start_over_button = QPushButton("Start over (delete the partial download)", self)
         self.start_over_button.hide()
         group = QButtonGroup(self)
@@ -471,13 +482,68 @@ def _chain(previous: asyncio.Future[None] | None, run: Callable[[], Coroutine[An
     return asyncio.ensure_future(after())
 
 
-class DownloadPage(QWizardPage):
+class _JobPage(QWizardPage):
+    """A page that runs one step of the wizard's job on the worker: a status line, Retry, and Next once done.
+
+    Subclasses implement ``_run`` (the step), ``_on_progress`` and ``_on_event`` (the job's reports)."""
+
+    def __init__(self, wizard: DownloadWizard, title: str, status_name: str) -> None:
+        super().__init__(wizard)
+        self.wiz = wizard
+        self.setTitle(title)
+        self.status = _status_label(self, status_name)
+        self.retry_button = QPushButton("Retry", self)
+        self.retry_button.hide()
+        self._done = False
+        self._task: asyncio.Future[None] | None = None
+        self.retry_button.clicked.connect(self.start)
+        wizard.runner.progress.connect(self._on_progress)
+        wizard.runner.job_event.connect(self._on_event)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def initializePage(self) -> None:
+        self._done = False
+        self.start()
+
+    def cleanupPage(self) -> None:
+        # Back: stop the job (partial files stay; coming forward again resumes, or checks from the start)
+        if self.running and self.wiz.job is not None:
+            self.wiz.job.pause()
+
+    def start(self) -> None:
+        self._task = _chain(self._task, self._run)
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    def _on_progress(self, event: Progress) -> None:
+        raise NotImplementedError
+
+    def _on_event(self, event: DownloadEvent) -> None:
+        raise NotImplementedError
+
+    def show_error(self, error: DownloadError) -> None:
+        self.retry_button.show()
+        self.status.setText(_error_html(error))
+
+    def _finish(self) -> None:
+        self._done = True
+        self.completeChanged.emit()
+        if self.wiz.currentPage() is self:
+            self.wiz.next()
+
+    def isComplete(self) -> bool:
+        return self._done
+
+
+class DownloadPage(_JobPage):
     """Bars for the current file and the whole download, speed and ETA, Pause/Resume, errors, a token prompt."""
 
     def __init__(self, wizard: DownloadWizard) -> None:
-        super().__init__(wizard)
-        self.wiz = wizard
-        self.setTitle("Downloading")
+        super().__init__(wizard, "Downloading", "Download status")
         self.file_label = QLabel(self)
         self.file_bar = QProgressBar(self)
         self.file_bar.setAccessibleName("Current file progress")
@@ -489,13 +555,7 @@ class DownloadPage(QWizardPage):
             bar.setTextVisible(False)
         self.speed_label = QLabel(self)
         self.speed_label.setAccessibleName("Speed and time left")
-        self.status = QLabel(self)
-        self.status.setWordWrap(True)
-        self.status.setAccessibleName("Download status")
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.pause_button = QPushButton("Pause", self)
-        self.retry_button = QPushButton("Retry", self)
-        self.retry_button.hide()
         self.token_edit = QLineEdit(self)
         self.token_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.token_edit.setPlaceholderText("hf_…")
@@ -520,33 +580,15 @@ class DownloadPage(QWizardPage):
         layout.addWidget(self.status)
         layout.addWidget(self.token_row)
         layout.addStretch(1)
-        self._done = False
         self._paused = False
         self._transient = False  # the status shows "connecting" or "retrying": progress clears it
-        self._task: asyncio.Future[None] | None = None
         self.pause_button.clicked.connect(self._pause_or_resume)
-        self.retry_button.clicked.connect(self.start)
         self.token_button.clicked.connect(self._use_token)
         self.token_edit.returnPressed.connect(self._use_token)
-        wizard.runner.progress.connect(self._on_progress)
-        wizard.runner.job_event.connect(self._on_event)
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
 
     def initializePage(self) -> None:
         self.setSubTitle(f"{self.wiz.model.key} from {self.wiz.model.repo_id} to {self.wiz.location}")
-        self._done = False
-        self.start()
-
-    def cleanupPage(self) -> None:
-        # Back: stop transferring (the partial files stay; coming forward again resumes)
-        if self.running and self.wiz.job is not None:
-            self.wiz.job.pause()
-
-    def start(self) -> None:
-        self._task = _chain(self._task, self._run)
+        super().initializePage()
 
     async def _run(self) -> None:
         wizard = self.wiz
@@ -569,18 +611,13 @@ class DownloadPage(QWizardPage):
         except DownloadError as error:
             self.show_error(error)
             return
-        self._done = True
         self.pause_button.setEnabled(False)
         self.status.setText("Download complete.")
-        self.completeChanged.emit()
-        if wizard.currentPage() is self:
-            wizard.next()
+        self._finish()
 
     def show_error(self, error: DownloadError) -> None:
         self.pause_button.setEnabled(False)
-        self.retry_button.show()
-        advice = f"<br>{_escape(error.advice)}" if error.advice else ""
-        self.status.setText(f"<b>{_escape(str(error))}</b>{advice}")
+        super().show_error(error)
         if isinstance(error, AuthRequiredError):
             self.token_row.show()
             self.token_edit.setFocus()
@@ -629,51 +666,23 @@ class DownloadPage(QWizardPage):
         self._transient = True
         self.status.setText(text)
 
-    def isComplete(self) -> bool:
-        return self._done
 
-
-class VerifyPage(QWizardPage):
+class VerifyPage(_JobPage):
     """Hashes every file against the Hub's record (re-fetching bad ones), installs and registers the model."""
 
     def __init__(self, wizard: DownloadWizard) -> None:
-        super().__init__(wizard)
-        self.wiz = wizard
-        self.setTitle("Checking the files")
+        super().__init__(wizard, "Checking the files", "Verification status")
         self.setSubTitle("Sizes and SHA-256 against the Hub's record; nothing is registered unless every file matches.")
         self.label = QLabel(self)
         self.bar = QProgressBar(self)
         self.bar.setRange(0, _BAR_SCALE)
         self.bar.setAccessibleName("Verification progress")
-        self.status = QLabel(self)
-        self.status.setWordWrap(True)
-        self.status.setAccessibleName("Verification status")
-        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.retry_button = QPushButton("Retry", self)
-        self.retry_button.hide()
         layout = QVBoxLayout(self)
         layout.addWidget(self.label)
         layout.addWidget(self.bar)
         layout.addWidget(self.status)
         layout.addWidget(self.retry_button, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addStretch(1)
-        self._done = False
-        self._task: asyncio.Future[None] | None = None
-        self.retry_button.clicked.connect(self.start)
-        wizard.runner.progress.connect(self._on_progress)
-        wizard.runner.job_event.connect(self._on_event)
-
-    def initializePage(self) -> None:
-        self._done = False
-        self.start()
-
-    def cleanupPage(self) -> None:
-        # Back: stop checking; coming forward again checks from the start
-        if self._task is not None and not self._task.done() and self.wiz.job is not None:
-            self.wiz.job.pause()
-
-    def start(self) -> None:
-        self._task = _chain(self._task, self._run)
 
     async def _run(self) -> None:
         wizard = self.wiz
@@ -689,17 +698,12 @@ class VerifyPage(QWizardPage):
         except TransferStopped:
             return
         except DownloadError as error:
-            self.retry_button.show()
-            advice = f"<br>{_escape(error.advice)}" if error.advice else ""
-            self.status.setText(f"<b>{_escape(str(error))}</b>{advice}")
+            self.show_error(error)
             return
         wizard.installed_model = installed
         wizard.library.notify()
         wizard.installed.emit(installed)
-        self._done = True
-        self.completeChanged.emit()
-        if wizard.currentPage() is self:
-            wizard.next()
+        self._finish()
 
     def _on_progress(self, event: Progress) -> None:
         if self.wiz.currentPage() is not self:
@@ -715,9 +719,6 @@ class VerifyPage(QWizardPage):
             self.status.setText(f"{_escape(event.file)} failed its check ({_escape(event.reason)}): fetching it again.")
         elif isinstance(event, Retrying):
             self.status.setText(f"{_escape(event.reason)} Retrying in {duration(event.delay)}…")
-
-    def isComplete(self) -> bool:
-        return self._done
 
 
 class DonePage(QWizardPage):

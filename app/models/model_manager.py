@@ -206,16 +206,14 @@ class ModelManager(QDialog):
 
         registry = self.library.registry
         try:
-            checked = await self._busy(lambda: verify_installed(model, registry, on_bytes))
-        except DownloadError as error:
-            self.status.setText(f"<b>{error}</b><br>{error.advice}")
-            return None
-        except Exception:  # a bug: still end "Checking …" with the error, never leave it to the event loop
-            self.status.setText(f"<b>{model.name} could not be checked.</b> {_unexpected('verify')}")
-            return None
+            checked = await self._busy_reporting(
+                lambda: verify_installed(model, registry, on_bytes), "verify", f"{model.name} could not be checked."
+            )
         finally:
             self.progress.hide()
             self.library.notify()
+        if checked is None:
+            return None
         how = "every file matches its SHA-256" if checked.verified else "the checkpoint structure is valid"
         self.status.setText(f"{checked.name}: {how}.")
         return checked
@@ -236,13 +234,10 @@ class ModelManager(QDialog):
         if not self.confirm("Delete the model?" if model.source != "import" else "Remove the model?", question):
             return False
         registry = self.library.registry
-        try:
-            freed = await self._busy(lambda: delete_model(model, registry))
-        except DownloadError as error:
-            self.status.setText(f"<b>{error}</b><br>{error.advice}")
-            return False
-        except Exception:
-            self.status.setText(f"<b>{model.name} was not deleted.</b> {_unexpected('delete')}")
+        freed = await self._busy_reporting(
+            lambda: delete_model(model, registry), "delete", f"{model.name} was not deleted."
+        )
+        if freed is None:
             return False
         self.library.notify()
         self.status.setText(f"Deleted {model.name}" + (f": {human_bytes(freed)} freed." if freed else "."))
@@ -257,17 +252,34 @@ class ModelManager(QDialog):
         """Register a checkpoint folder the engine's validator accepts."""
         self.status.setText(f"Checking {folder}…")
         registry = self.library.registry
-        try:
-            model = await self._busy(lambda: import_folder(folder, registry))
-        except DownloadError as error:
-            self.status.setText(f"<b>Not imported.</b> {error}")
-            return None
-        except Exception:  # a bug: still end "Checking …" with the error, never leave it to the event loop
-            self.status.setText(f"<b>Not imported.</b> {_unexpected('import')}")
+        model = await self._busy_reporting(
+            lambda: import_folder(folder, registry),
+            "import",
+            "Not imported.",
+            known=lambda error: f"<b>Not imported.</b> {error}",
+        )
+        if model is None:
             return None
         self.library.notify()
         self.status.setText(f"Imported {model.name} ({model.layout} layout, {human_bytes(model.size_bytes)}).")
         return model
+
+    async def _busy_reporting(
+        self,
+        fn: Callable[[], T],
+        action: str,
+        failed: str,
+        known: Callable[[DownloadError], str] = lambda error: f"<b>{error}</b><br>{error.advice}",
+    ) -> T | None:
+        """:meth:`_busy`, with a failure shown in the status line (``known`` words a download error, ``failed`` heads
+        any other) and given back as None: a bug still ends "Checking …" with the error, never leaves it to the loop."""
+        try:
+            return await self._busy(fn)
+        except DownloadError as error:
+            self.status.setText(known(error))
+        except Exception:
+            self.status.setText(f"<b>{failed}</b> {_unexpected(action)}")
+        return None
 
     async def _busy(self, fn: Callable[[], T]) -> T:
         self._update_buttons_busy(True)

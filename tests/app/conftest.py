@@ -77,10 +77,11 @@ def settings(tmp_path: Path) -> QSettings:
 def make_window(qtbot: Any, settings: QSettings) -> Iterator[Callable[..., MainWindow]]:
     backends: list[LocalEngine] = []
 
-    def make(backend: LocalEngine, store: ChatStore | None = None) -> MainWindow:
+    def make(backend: LocalEngine, store: ChatStore | None = None, **options: Any) -> MainWindow:
+        """A shown window over ``backend`` (closed after the test); ``options`` go to :class:`MainWindow`."""
         if backend not in backends:
             backends.append(backend)
-        window = MainWindow(backend, settings, store=store)
+        window = MainWindow(backend, settings, store=store, **options)
         qtbot.addWidget(window)
         window.show()
         return window

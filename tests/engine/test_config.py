@@ -30,21 +30,15 @@ ORIGINAL_20B = {
     "rope_ntk_beta": 32,
 }
 
+# The 20B in transformers' spelling (rope fields left to each test): the fields the two spellings share, plus its own
+# names for the expert count and the context.
+ORIGINAL_ONLY = {"num_experts", "initial_context_length"} | {key for key in ORIGINAL_20B if key.startswith("rope_")}
 HF_COMMON = {
     "architectures": ["GptOssForCausalLM"],
     "model_type": "gpt_oss",
-    "num_hidden_layers": 24,
+    **{key: value for key, value in ORIGINAL_20B.items() if key not in ORIGINAL_ONLY},
     "num_local_experts": 32,
     "num_experts_per_tok": 4,
-    "experts_per_token": 4,
-    "vocab_size": 201088,
-    "hidden_size": 2880,
-    "intermediate_size": 2880,
-    "swiglu_limit": 7.0,
-    "head_dim": 64,
-    "num_attention_heads": 64,
-    "num_key_value_heads": 8,
-    "sliding_window": 128,
     "max_position_embeddings": 131072,
     "rms_norm_eps": 1e-5,
     "layer_types": ["sliding_attention", "full_attention"] * 12,

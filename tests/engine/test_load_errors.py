@@ -3,9 +3,6 @@ sort errors by type and never by their text."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +19,7 @@ from gpt_oss_desktop.engine.errors import (
     UnsupportedDeviceError,
 )
 from tests.helpers import broken_checkpoints as broken
+from tests.helpers.capped_memory import LINUX_ONLY, load_with_capped_memory, write_200_mb_checkpoint
 
 
 def _load_error(folder: Path, device: str = "cpu") -> EngineError:
@@ -81,39 +79,13 @@ def test_kernel_images_follow_cuda_compatibility(capability: tuple[int, int], ar
     assert has_kernel_image(capability, arch_list) is runs
 
 
-_OUT_OF_MEMORY_SCRIPT = """
-import json, resource, sys
-from pathlib import Path
-import gpt_oss_desktop.engine.model  # everything a load imports, before the cap (a capped import fails to map)
-from gpt_oss_desktop.engine.errors import InsufficientMemoryError
-from gpt_oss_desktop.engine.loader import load_model
-folder, headroom = Path(sys.argv[1]), float(sys.argv[2])
-size = sum(p.stat().st_size for p in folder.iterdir())
-with open("/proc/self/status") as status:
-    in_use = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
-# The address space this process has now, plus `headroom` times the checkpoint's size.
-resource.setrlimit(resource.RLIMIT_AS, (in_use + int(headroom * size), resource.RLIM_INFINITY))
-try:
-    load_model(folder, device="cpu", dtype="float32")
-except InsufficientMemoryError as exc:
-    print(json.dumps({"error": type(exc).__name__, "cause": type(exc.__cause__).__name__, "device": exc.device}))
-else:
-    print(json.dumps({"error": None}))
-"""
-
-
 @pytest.fixture(scope="module")
 def checkpoint_of_200_mb(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # The "small" preset: its 201,088-token embedding makes ~200 MB of files, loaded as ~2x that in float32.
-    from gpt_oss_desktop.engine.checkpoint import PRESETS, random_weights, write_checkpoint
-
-    folder = tmp_path_factory.mktemp("oom") / "small"
-    write_checkpoint(folder, PRESETS["small"], random_weights(PRESETS["small"], seed=1), "hf")
-    return folder
+    return write_200_mb_checkpoint(tmp_path_factory.mktemp("oom") / "small")
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc/self/status are Linux's")
+@LINUX_ONLY
 @pytest.mark.parametrize(
     ("headroom", "cause"),
     [
@@ -122,17 +94,24 @@ def checkpoint_of_200_mb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ],
 )
 def test_running_out_of_memory_is_insufficient_memory(checkpoint_of_200_mb: Path, headroom: float, cause: str) -> None:
-    # A real load in a child process whose address space is capped (RLIMIT_AS), so this machine's memory is not
-    # at stake and the cap applies to nothing else.
-    result = subprocess.run(
-        [sys.executable, "-P", "-c", _OUT_OF_MEMORY_SCRIPT, str(checkpoint_of_200_mb), str(headroom)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    outcome = load_with_capped_memory(
+        checkpoint_of_200_mb,
+        headroom,
+        preload="""
+            import gpt_oss_desktop.engine.model
+            from gpt_oss_desktop.engine.errors import InsufficientMemoryError
+            from gpt_oss_desktop.engine.loader import load_model
+        """,
+        attempt="""
+            try:
+                load_model(folder, device="cpu", dtype="float32")
+            except InsufficientMemoryError as exc:
+                cause = type(exc.__cause__).__name__
+                print(json.dumps({"error": type(exc).__name__, "cause": cause, "device": exc.device}))
+            else:
+                print(json.dumps({"error": None}))
+        """,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    outcome = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcome == {"error": "InsufficientMemoryError", "cause": cause, "device": "cpu"}
 
 

@@ -31,18 +31,8 @@ def _hf_logits(model: object, ids: list[int]) -> torch.Tensor:
 def test_matches_transformers_on_its_own_dense_checkpoint(tmp_path: Path) -> None:
     """transformers builds and saves the model (layout c); the engine loads what transformers wrote."""
     torch.manual_seed(0)
-    config = transformers.GptOssConfig(
-        num_hidden_layers=4,
-        num_local_experts=4,
-        num_experts_per_tok=2,
-        vocab_size=320,
-        hidden_size=64,
-        intermediate_size=64,
-        head_dim=16,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        sliding_window=8,
-    )
+    shape = ORACLE_CONFIG.replace(num_hidden_layers=4, vocab_size=320, sliding_layers=())
+    config = transformers.GptOssConfig.from_dict(shape.to_hf_dict(mxfp4=False))
     hf = transformers.GptOssForCausalLM(config).eval()
     with torch.no_grad():
         # transformers initialises biases to zero and norms to one: randomise them so they are tested too.

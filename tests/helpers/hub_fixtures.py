@@ -15,7 +15,15 @@ import pytest
 from huggingface_hub import constants
 from PySide6.QtWidgets import QApplication
 
-from gpt_oss_desktop.app.downloads import CatalogModel, HubSettings, ModelRegistry, RetryPolicy
+from gpt_oss_desktop.app.downloads import (
+    CatalogModel,
+    HubCacheDestination,
+    HubSettings,
+    ModelDownload,
+    ModelRegistry,
+    RetryPolicy,
+)
+from gpt_oss_desktop.app.downloads.errors import ConnectionDroppedError
 from gpt_oss_desktop.engine.checkpoint import PRESETS, checkpoint_bytes, random_weights, write_checkpoint
 from gpt_oss_desktop.engine.config import ModelConfig
 from tests.helpers.hub_server import HostedRepo, HubServer, hosted_file
@@ -40,6 +48,16 @@ def catalog_entry(shards: int = 1, repo_id: str = REPO_ID) -> CatalogModel:
     )
     key = repo_id.split("/")[1]
     return CatalogModel(key, repo_id, TEST_CONFIG, files, checkpoint_bytes(TEST_CONFIG, "original"), "test model")
+
+
+def cut_download(model: CatalogModel, hub: HubSettings, registry: ModelRegistry) -> None:
+    """Download ``model`` into the Hub cache until a reset the test set on the server ends it, with no retry: the
+    registry keeps it pending, as when the app was closed mid-download."""
+    job = ModelDownload(
+        model, HubCacheDestination(hub.cache_dir, model.repo_id), hub, registry, retry=RetryPolicy(max_attempts=1)
+    )
+    with pytest.raises(ConnectionDroppedError):
+        job.download()
 
 
 def hosted_repo(checkpoint: Path, decoys: Path, repo_id: str = REPO_ID) -> HostedRepo:

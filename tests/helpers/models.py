@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import torch
 
+from gpt_oss_desktop.engine.checkpoint.presets import PRESETS
 from gpt_oss_desktop.engine.checkpoint.synthetic import random_weights
 from gpt_oss_desktop.engine.config import ModelConfig
 from gpt_oss_desktop.engine.model import Model
 
-# Several layers (both window kinds), GQA (4 query heads over 2 KV heads), a small window so short prompts cross it.
-ORACLE_CONFIG = ModelConfig(
-    num_hidden_layers=3,
-    num_experts=4,
-    experts_per_token=2,
-    vocab_size=384,
-    hidden_size=64,
-    intermediate_size=64,
-    head_dim=16,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    sliding_window=8,
-)
+# The "tiny" preset's shapes: GQA (4 query heads over 2 KV heads), a small window (8) so short prompts cross it; with
+# three layers, both window kinds (sliding_layers=() derives the pattern for them again).
+ORACLE_CONFIG = PRESETS["tiny"].replace(num_hidden_layers=3, vocab_size=384, sliding_layers=())
 
 
 def random_model(config: ModelConfig = ORACLE_CONFIG, seed: int = 0, dtype: torch.dtype = torch.float32) -> Model:

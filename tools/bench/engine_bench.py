@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from tools.bench.measure import (
     random_prompt,
     speed_report,
     timed,
+    timed_greedy_decode,
 )
 
 logger = logging.getLogger(__name__)
@@ -47,12 +47,9 @@ def run_engine_bench(
 
     cache = model.new_cache(1, capacity)
     logits, prefill_s = timed(lambda: model.prefill(prompt, cache))
-    token = int(torch.argmax(logits))
-    step_times: list[float] = []
-    for _ in range(decode_tokens):
-        step_logits, step_s = timed(partial(model.decode, [token], cache, [0]))
-        step_times.append(step_s)
-        token = int(torch.argmax(step_logits[0]))
+    step_times = timed_greedy_decode(
+        int(torch.argmax(logits)), decode_tokens, lambda token: model.decode([token], cache, [0])[0]
+    )
     report = speed_report(
         engine="gpt-oss-desktop",
         model_path=model_path,

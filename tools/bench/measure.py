@@ -6,6 +6,7 @@ import resource
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +33,18 @@ def timed(fn: Callable[[], T]) -> tuple[T, float]:
     started = time.perf_counter()
     result = fn()
     return result, time.perf_counter() - started
+
+
+def timed_greedy_decode(first_token: int, steps: int, step: Callable[[int], torch.Tensor]) -> list[float]:
+    """Wall seconds of each of ``steps`` batch-1 greedy decode steps from ``first_token``: ``step(token)`` feeds one
+    token to the model and returns the next token's logits (shape (vocab,))."""
+    token = first_token
+    step_times: list[float] = []
+    for _ in range(steps):
+        logits, step_s = timed(partial(step, token))
+        step_times.append(step_s)
+        token = int(torch.argmax(logits))
+    return step_times
 
 
 def cpu_kernel_report() -> dict[str, Any]:

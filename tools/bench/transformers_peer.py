@@ -12,13 +12,12 @@ import gc
 import importlib
 import json
 import sys
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from tools.bench.measure import current_rss_bytes, random_prompt, speed_report, timed
+from tools.bench.measure import current_rss_bytes, random_prompt, speed_report, timed, timed_greedy_decode
 
 
 def run_transformers_bench(
@@ -48,13 +47,14 @@ def run_transformers_bench(
         gc.collect()
         out, prefill_s = timed(lambda: model(ids, use_cache=True))
         past = out.past_key_values
-        token = int(torch.argmax(out.logits[0, -1]))
-        step_times: list[float] = []
-        for _ in range(decode_tokens):
-            step, step_s = timed(partial(model, torch.tensor([[token]]), past_key_values=past, use_cache=True))
-            step_times.append(step_s)
-            past = step.past_key_values
-            token = int(torch.argmax(step.logits[0, -1]))
+
+        def step(token: int) -> torch.Tensor:
+            nonlocal past
+            step_out = model(torch.tensor([[token]]), past_key_values=past, use_cache=True)
+            past = step_out.past_key_values
+            return step_out.logits[0, -1]
+
+        step_times = timed_greedy_decode(int(torch.argmax(out.logits[0, -1])), decode_tokens, step)
     return speed_report(
         engine="transformers",
         model_path=model_path,

@@ -71,6 +71,11 @@ def is_held_out(key: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------------- families
+def _problem(family: str, key: str, question: str, analysis: tuple[str, str, str], final: str) -> Problem:
+    """A :class:`Problem` whose ``analysis`` holds the low, medium and high effort texts, in that order."""
+    return Problem(family, key, question, dict(zip(EFFORTS, analysis, strict=True)), final)
+
+
 def _arithmetic(rng: random.Random) -> Problem:
     op = rng.choice("+-*")
     if op == "+":
@@ -117,13 +122,7 @@ def _arithmetic(rng: random.Random) -> Problem:
             f"{a} × {b - 1} = {part}.\nStep 3: one more group: {part} + {a} = {c}.\nCheck: {c} ÷ {b} = {a}, correct.\n"
             f"So the answer is {c}."
         )
-    return Problem(
-        "arithmetic",
-        f"arith:{a}{op}{b}",
-        question,
-        {ReasoningEffort.LOW: low, ReasoningEffort.MEDIUM: medium, ReasoningEffort.HIGH: high},
-        f"{a} {sym} {b} = {c}.",
-    )
+    return _problem("arithmetic", f"arith:{a}{op}{b}", question, (low, medium, high), f"{a} {sym} {b} = {c}.")
 
 
 def _count(rng: random.Random) -> Problem:
@@ -158,11 +157,11 @@ def _count(rng: random.Random) -> Problem:
         f"by letter: {', '.join(walk)}.\nCheck: the matches are {found}, so {n} in total.\nSo the count is {n}."
     )
     times = "time" if n == 1 else "times"
-    return Problem(
+    return _problem(
         "count",
         f"count:{word}:{letter}",
         question,
-        {ReasoningEffort.LOW: low, ReasoningEffort.MEDIUM: medium, ReasoningEffort.HIGH: high},
+        (low, medium, high),
         f'The letter "{letter}" appears {n} {times} in "{word}".',
     )
 
@@ -195,11 +194,11 @@ def _compare(rng: random.Random) -> Problem:
         f"\nStep 2: {reason}\nStep 3: the {kind} number is {pick}.\nCheck: {big} - {small} = {big - small}, which is "
         f"positive, so {big} > {small}.\nSo the answer is {pick}."
     )
-    return Problem(
+    return _problem(
         "compare",
         f"compare:{min(a, b)}:{max(a, b)}:{kind}",
         question,
-        {ReasoningEffort.LOW: low, ReasoningEffort.MEDIUM: medium, ReasoningEffort.HIGH: high},
+        (low, medium, high),
         f"{pick} is {kind} than {other}.",
     )
 
@@ -222,12 +221,8 @@ def _convert(rng: random.Random) -> Problem:
         f"{factor} = {result}.\nStep 3: the unit is {dst}.\nCheck: {result} ÷ {factor} = {value}, correct.\n"
         f"So {value} {src} = {result} {dst}."
     )
-    return Problem(
-        "convert",
-        f"convert:{src}:{dst}:{value}",
-        question,
-        {ReasoningEffort.LOW: low, ReasoningEffort.MEDIUM: medium, ReasoningEffort.HIGH: high},
-        f"{value} {src} = {result} {dst}.",
+    return _problem(
+        "convert", f"convert:{src}:{dst}:{value}", question, (low, medium, high), f"{value} {src} = {result} {dst}."
     )
 
 

@@ -8,12 +8,11 @@ import functools
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QSettings
 
 from gpt_oss_desktop.app.backends.chat_backend import DEMO_MODEL
 from gpt_oss_desktop.app.backends.kernel_preparation import (
@@ -63,19 +62,22 @@ class ShiftedClock:
 
 
 @pytest.fixture
-def windows(qtbot: Any, settings: QSettings) -> Iterator[Callable[[LocalEngine, KernelPreparation], MainWindow]]:
-    backends: list[LocalEngine] = []
+def long_build(monkeypatch: pytest.MonkeyPatch) -> HeldBuild:
+    """A held build that, once released, has "taken" BUILD_SECONDS on the chat session's clock."""
+    clock = ShiftedClock()
+    monkeypatch.setattr(chat_session_module, "time", clock)
 
-    def make(backend: LocalEngine, kernels: KernelPreparation) -> MainWindow:
-        backends.append(backend)
-        window = MainWindow(backend, settings, kernels=kernels)
-        qtbot.addWidget(window)
-        window.show()
-        return window
+    def build_took_long() -> None:
+        clock.shift += BUILD_SECONDS
 
-    yield make
-    for backend in backends:
-        backend.close()
+    return HeldBuild(KernelStatus(KernelState.BUILT, "avx2", BUILD_SECONDS), on_release=build_took_long)
+
+
+async def load_then_build(window: MainWindow, kernels: KernelPreparation) -> None:
+    """Load the scripted model, then start the build and wait until the status bar says so."""
+    await next_emission(window.model_loaded, lambda: window.load_model("scripted"))
+    kernels.start()
+    await until(indicator_of(window).isVisible)
 
 
 def indicator_of(window: MainWindow) -> KernelStatusIndicator:
@@ -84,11 +86,11 @@ def indicator_of(window: MainWindow) -> KernelStatusIndicator:
     return indicator
 
 
-def test_status_bar_shows_the_build_then_clears(run: Any, windows: Any) -> None:
+def test_status_bar_shows_the_build_then_clears(run: Any, make_window: Callable[..., MainWindow]) -> None:
     build = HeldBuild(KernelStatus(KernelState.BUILT, "avx2", 12.0))
     kernels = KernelPreparation(build)
     backend, _ = scripted_engine(harmony_reply("Hm.", "4"))
-    window = windows(backend, kernels)
+    window = make_window(backend, kernels=kernels)
     indicator = indicator_of(window)
     assert not indicator.isVisible()  # nothing to say before anything happens
 
@@ -108,10 +110,10 @@ def test_status_bar_shows_the_build_then_clears(run: Any, windows: Any) -> None:
     assert build.calls == 1
 
 
-def test_a_cached_build_shows_nothing(run: Any, windows: Any) -> None:
+def test_a_cached_build_shows_nothing(run: Any, make_window: Callable[..., MainWindow]) -> None:
     kernels = KernelPreparation(lambda _progress: KernelStatus(KernelState.READY, "avx2", 0.2))
     backend, _ = scripted_engine(harmony_reply("Hm.", "4"))
-    window = windows(backend, kernels)
+    window = make_window(backend, kernels=kernels)
     seen: list[str] = []
     kernels.building.connect(seen.append)
 
@@ -124,23 +126,14 @@ def test_a_cached_build_shows_nothing(run: Any, windows: Any) -> None:
 
 
 def test_a_question_waits_for_the_build_and_the_wait_is_not_thinking_time(
-    run: Any, windows: Any, monkeypatch: pytest.MonkeyPatch
+    run: Any, make_window: Callable[..., MainWindow], long_build: HeldBuild
 ) -> None:
-    clock = ShiftedClock()
-    monkeypatch.setattr(chat_session_module, "time", clock)
-
-    def build_took_long() -> None:
-        clock.shift += BUILD_SECONDS
-
-    build = HeldBuild(KernelStatus(KernelState.BUILT, "avx2", BUILD_SECONDS), on_release=build_took_long)
-    kernels = KernelPreparation(build)
+    kernels = KernelPreparation(long_build)
     backend, model = scripted_engine(harmony_reply("Two and two.", "4"), token_seconds=0.005)
-    window = windows(backend, kernels)
+    window = make_window(backend, kernels=kernels)
 
     async def body() -> None:
-        await next_emission(window.model_loaded, lambda: window.load_model("scripted"))
-        kernels.start()
-        await until(indicator_of(window).isVisible)
+        await load_then_build(window, kernels)
         window.composer.prompt.setPlainText("What is 2+2?")
         window.composer.send_button.click()
         message = window._current
@@ -150,7 +143,7 @@ def test_a_question_waits_for_the_build_and_the_wait_is_not_thinking_time(
         # happen).
         with pytest.raises(TimeoutError):
             await until(lambda: bool(model.prompts), timeout=0.5)
-        build.release.set()
+        long_build.release.set()
         done: Done = await next_emission(window.generation_finished)
         assert model.prompts, "the question was sent once the kernels were ready"
         header = message.reasoning.header.text()
@@ -164,24 +157,15 @@ def test_a_question_waits_for_the_build_and_the_wait_is_not_thinking_time(
 
 
 def test_a_comparison_waits_for_the_build_too_and_its_times_leave_the_wait_out(
-    run: Any, windows: Any, monkeypatch: pytest.MonkeyPatch
+    run: Any, make_window: Callable[..., MainWindow], long_build: HeldBuild
 ) -> None:
-    clock = ShiftedClock()
-    monkeypatch.setattr(chat_session_module, "time", clock)
-
-    def build_took_long() -> None:
-        clock.shift += BUILD_SECONDS
-
-    build = HeldBuild(KernelStatus(KernelState.BUILT, "avx2", BUILD_SECONDS), on_release=build_took_long)
-    kernels = KernelPreparation(build)
+    kernels = KernelPreparation(long_build)
     scripts = [harmony_reply(f"Step {i}.", "No.") for i in range(3)]
     backend, model = scripted_engine(*scripts, token_seconds=0.002)
-    window = windows(backend, kernels)
+    window = make_window(backend, kernels=kernels)
 
     async def body() -> None:
-        await next_emission(window.model_loaded, lambda: window.load_model("scripted"))
-        kernels.start()
-        await until(indicator_of(window).isVisible)
+        await load_then_build(window, kernels)
         window.composer.sampling.temperature.setValue(0.0)
         window.set_compare_mode(True)
         view = window.compare
@@ -189,7 +173,7 @@ def test_a_comparison_waits_for_the_build_too_and_its_times_leave_the_wait_out(
         assert view.start() is not None
         with pytest.raises(TimeoutError):
             await until(lambda: bool(model.prompts), timeout=0.5)
-        build.release.set()
+        long_build.release.set()
         dones = await next_emission(view.finished, timeout=30)
         assert len(dones) == 3 and model.prompts
         for column in view.columns:
@@ -201,7 +185,7 @@ def test_a_comparison_waits_for_the_build_too_and_its_times_leave_the_wait_out(
 
 
 def test_a_failed_build_shows_the_notice_and_answers_come_from_the_fallback(
-    run: Any, windows: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    run: Any, make_window: Callable[..., MainWindow], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from gpt_oss_desktop.engine import ops
     from gpt_oss_desktop.kernels import cpu_build
@@ -218,7 +202,7 @@ def test_a_failed_build_shows_the_notice_and_answers_come_from_the_fallback(
     monkeypatch.delenv(cpu_build.ISA_ENV, raising=False)
     monkeypatch.delenv(cpu_build.FUSED_ENV, raising=False)
     kernels = KernelPreparation()  # the real cpu_build.prepare
-    window = windows(LocalEngine(max_context=512), kernels)
+    window = make_window(LocalEngine(max_context=512), kernels=kernels)
     indicator = indicator_of(window)
 
     async def body() -> None:

@@ -5,9 +5,6 @@ Each case is a real load (app.backends.local_engine.load_local_model, the app's 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +13,7 @@ from gpt_oss_desktop.app.backends.chat_backend import LoadErrorKind
 from gpt_oss_desktop.app.backends.local_engine import classify_load_error, load_local_model
 from gpt_oss_desktop.engine.errors import CheckpointError, UnsupportedDeviceError
 from tests.helpers import broken_checkpoints as broken
+from tests.helpers.capped_memory import LINUX_ONLY, load_with_capped_memory, write_200_mb_checkpoint
 
 CASES = [
     *((build, LoadErrorKind.MISSING_FILES) for build in broken.MISSING),
@@ -52,40 +50,24 @@ def test_a_device_that_cannot_run_the_model_is_unsupported_device(tmp_path: Path
     assert _kind_of_load(folder, device="cuda:99") is LoadErrorKind.UNSUPPORTED_DEVICE
 
 
-_LOAD_WITH_CAPPED_MEMORY = """
-import json, resource, sys
-from pathlib import Path
-from gpt_oss_desktop.app.backends.local_engine import classify_load_error, load_local_model
-import gpt_oss_desktop.engine.loader, gpt_oss_desktop.engine.model  # imported before the cap (a capped import fails)
-folder, headroom = Path(sys.argv[1]), float(sys.argv[2])
-size = sum(p.stat().st_size for p in folder.iterdir())
-with open("/proc/self/status") as status:
-    in_use = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
-resource.setrlimit(resource.RLIMIT_AS, (in_use + int(headroom * size), resource.RLIM_INFINITY))
-try:
-    load_local_model(str(folder), device="cpu", dtype="float32")
-except Exception as exc:
-    print(json.dumps(classify_load_error(exc, str(folder)).kind.value))
-"""
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc/self/status are Linux's")
+@LINUX_ONLY
 @pytest.mark.parametrize("headroom", [0.5, 1.5], ids=["files-do-not-map", "weights-do-not-fit"])
 def test_a_checkpoint_too_big_for_memory_is_out_of_memory(tmp_path: Path, headroom: float) -> None:
     # 0.5: mmap fails with ENOMEM, an OSError like a damaged file's ("files look damaged" was the advice);
     # 1.5: the files map, torch's CPU allocator fails for the float32 weights (a bug report was the advice).
-    # A child process with a capped address space (RLIMIT_AS), so nothing else is at stake.
-    from gpt_oss_desktop.engine.checkpoint import PRESETS, random_weights, write_checkpoint
-
-    folder = tmp_path / "small"  # ~200 MB of files (its 201,088-token embedding), ~2x that in float32
-    write_checkpoint(folder, PRESETS["small"], random_weights(PRESETS["small"], seed=1), "hf")
-    result = subprocess.run(
-        [sys.executable, "-P", "-c", _LOAD_WITH_CAPPED_MEMORY, str(folder), str(headroom)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    kind = load_with_capped_memory(
+        write_200_mb_checkpoint(tmp_path / "small"),
+        headroom,
+        preload="""
+            from gpt_oss_desktop.app.backends.local_engine import classify_load_error, load_local_model
+            import gpt_oss_desktop.engine.loader, gpt_oss_desktop.engine.model
+        """,
+        attempt="""
+            try:
+                load_local_model(str(folder), device="cpu", dtype="float32")
+            except Exception as exc:
+                print(json.dumps(classify_load_error(exc, str(folder)).kind.value))
+        """,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == "out_of_memory"
+    assert kind == "out_of_memory"

@@ -62,12 +62,24 @@ def empty_chats(path: Path) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-async def two_turn_chat(window: MainWindow) -> int:
-    await load(window)
-    await next_emission(window.generation_finished, lambda: window.send_message("first question"))
-    await next_emission(window.generation_finished, lambda: window.send_message("secnod question"))
+async def answered(window: MainWindow, question: str) -> int:
+    """Send ``question`` and wait for its answer; the id of the chat both are saved in."""
+    await next_emission(window.generation_finished, lambda: window.send_message(question))
     assert window.chat_id is not None
     return window.chat_id
+
+
+def start_long_answer(window: MainWindow) -> int:
+    """Send "write a lot" (each test scripts a long, slow answer for it: still streaming on return); its chat's id."""
+    window.send_message("write a lot")
+    assert window.chat_id is not None
+    return window.chat_id
+
+
+async def two_turn_chat(window: MainWindow) -> int:
+    await load(window)
+    await answered(window, "first question")
+    return await answered(window, "secnod question")
 
 
 def test_edit_keeps_the_original_until_the_edit_is_sent(run: Any, make_window: Any, store: ChatStore) -> None:
@@ -129,12 +141,9 @@ def test_edit_draft_survives_a_chat_switch_and_no_empty_chat_is_left(
 
     async def body() -> None:
         await load(window)
-        await next_emission(window.generation_finished, lambda: window.send_message("other chat"))
-        other = window.chat_id
+        other = await answered(window, "other chat")
         window.new_chat()
-        await next_emission(window.generation_finished, lambda: window.send_message("only question"))
-        edited = window.chat_id
-        assert other is not None and edited is not None
+        edited = await answered(window, "only question")
         assert window.edit_last_message()
         window.composer.prompt.setPlainText("only question, reworded")
         # Away and back, by the sidebar's way (open_chat) and by New chat.
@@ -160,9 +169,7 @@ def test_unsent_text_stays_with_its_chat(run: Any, make_window: Any, store: Chat
 
     async def body() -> None:
         await load(window)
-        await next_emission(window.generation_finished, lambda: window.send_message("saved chat"))
-        saved_chat = window.chat_id
-        assert saved_chat is not None
+        saved_chat = await answered(window, "saved chat")
         window.composer.prompt.setPlainText("a follow-up, not sent yet")
         window.new_chat()
         assert window.composer.prompt.toPlainText() == ""
@@ -211,12 +218,9 @@ def test_switching_chats_mid_answer_keeps_the_answer(run: Any, make_window: Any,
 
     async def body() -> None:
         await load(window)
-        await next_emission(window.generation_finished, lambda: window.send_message("hi"))
-        other = window.chat_id
+        other = await answered(window, "hi")
         window.new_chat()
-        window.send_message("write a lot")
-        streaming = window.chat_id
-        assert other is not None and streaming is not None
+        streaming = start_long_answer(window)
         await until(lambda: window._current is not None and len(window._current.answer_text) > 20)
         assert window.open_chat(other)
         assert bubbles(window) == ["hi"] and not window.busy
@@ -240,9 +244,7 @@ def test_new_chat_mid_answer_keeps_the_answer(run: Any, make_window: Any, store:
 
     async def body() -> None:
         await load(window)
-        window.send_message("write a lot")
-        streaming = window.chat_id
-        assert streaming is not None
+        streaming = start_long_answer(window)
         await until(lambda: window._current is not None and len(window._current.answer_text) > 20)
         window.new_chat_action.trigger()
         assert window.chat.messages() == [] and not window.busy and window.chat_id is None
@@ -266,9 +268,7 @@ def test_returning_before_the_stopped_answer_ended_shows_it_once_it_ends(
 
     async def body() -> None:
         await load(window)
-        window.send_message("write a lot")
-        streaming = window.chat_id
-        assert streaming is not None
+        streaming = start_long_answer(window)
         await until(lambda: model.steps >= 40 and window._current is not None and window._current.answer_text != "")
         window.new_chat()
         # What had arrived is saved at once, marked incomplete: coming back shows it.
@@ -312,9 +312,7 @@ def test_closing_waits_for_an_answer_stopped_by_a_switch(
 
     async def body() -> None:
         await load(window)
-        window.send_message("write a lot")
-        streaming = window.chat_id
-        assert streaming is not None
+        streaming = start_long_answer(window)
         await until(lambda: model.steps >= 40 and window._current is not None and window._current.answer_text != "")
         window.new_chat()
         window.close()

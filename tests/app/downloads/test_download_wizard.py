@@ -18,7 +18,6 @@ from gpt_oss_desktop.app.downloads import (
     MachineProbe,
     ModelDownload,
     ModelRegistry,
-    RetryPolicy,
     human_bytes,
 )
 from gpt_oss_desktop.app.downloads.download_wizard import (
@@ -27,13 +26,13 @@ from gpt_oss_desktop.app.downloads.download_wizard import (
     PAGE_LOCATION,
     PAGE_MODEL,
     PAGE_VERIFY,
+    DownloadPage,
     DownloadWizard,
 )
-from gpt_oss_desktop.app.downloads.errors import ConnectionDroppedError
 from gpt_oss_desktop.app.downloads.hardware import GpuInfo
 from gpt_oss_desktop.app.downloads.model_library import ModelLibrary
 from tests.app.conftest import until
-from tests.helpers.hub_fixtures import FAST_RETRY, catalog_entry
+from tests.helpers.hub_fixtures import FAST_RETRY, catalog_entry, cut_download
 from tests.helpers.hub_server import Fault, HubServer
 
 GB = 10**9
@@ -44,6 +43,20 @@ CATALOG = (catalog_entry(), catalog_entry(shards=2, repo_id="openai/gpt-oss-120b
 def probe(gpu_free: float | None = 80, disk_free: float = 500) -> MachineProbe:
     gpu = (lambda: GpuInfo("Test GPU", int(gpu_free * GB), 80 * GB)) if gpu_free is not None else (lambda: None)
     return MachineProbe(gpu=gpu, ram=lambda: 64 * GB, disk_free=lambda _path: int(disk_free * GB))
+
+
+def to_download_page(wizard: DownloadWizard) -> DownloadPage:
+    """Next past the model and location pages with their defaults."""
+    wizard.next()
+    wizard.next()
+    return wizard.download_page
+
+
+async def transferring(wizard: DownloadWizard) -> DownloadPage:
+    """The download page once the weights have started to arrive."""
+    page = to_download_page(wizard)
+    await until(lambda: page.file_bar.value() > 0 and WEIGHTS in page.file_label.text())
+    return page
 
 
 @pytest.fixture
@@ -130,9 +143,7 @@ def test_401_shows_a_token_prompt_and_the_token_is_used(
     wizard = make_wizard(hub_settings)
 
     async def body() -> None:
-        wizard.next()
-        wizard.next()
-        page = wizard.download_page
+        page = to_download_page(wizard)
         await until(lambda: page.token_row.isVisible())
         assert "needs a valid token" in page.status.text() and page.retry_button.isVisible()
         QTest.keyClicks(page.token_edit, "hf_letmein")
@@ -150,9 +161,7 @@ def test_offline_mode_is_explained_on_the_download_page(
     wizard = make_wizard(HubSettings.from_environment({"HF_HUB_CACHE": str(tmp_path / "cache")}))
 
     async def body() -> None:
-        wizard.next()
-        wizard.next()
-        page = wizard.download_page
+        page = to_download_page(wizard)
         await until(lambda: page.retry_button.isVisible())
         assert "Offline mode is on" in page.status.text() and "HF_HUB_OFFLINE" in page.status.text()
         assert not page.token_row.isVisible() and not page.isComplete()
@@ -225,15 +234,7 @@ def test_a_pending_download_reopens_on_the_download_page_and_resumes(
     model_registry: ModelRegistry,
 ) -> None:
     local_hub.add_fault(Fault("reset", WEIGHTS, after_bytes=2 * 1024 * 1024 + 1))
-    job = ModelDownload(
-        CATALOG[0],
-        HubCacheDestination(hub_settings.cache_dir, CATALOG[0].repo_id),
-        hub_settings,
-        model_registry,
-        retry=RetryPolicy(max_attempts=1),
-    )
-    with pytest.raises(ConnectionDroppedError):
-        job.download()  # as if the app had been closed mid-download
+    cut_download(CATALOG[0], hub_settings, model_registry)
     pending = ModelRegistry(model_registry.path).pending
     assert pending is not None
     wizard = make_wizard(hub_settings, resume=pending)
@@ -266,10 +267,7 @@ def test_cancel_asks_then_stops_and_forgets_the_pending_download(
     wizard = make_wizard(hub_settings, confirm=confirm, event_interval=0)
 
     async def body() -> None:
-        wizard.next()
-        wizard.next()
-        page = wizard.download_page
-        await until(lambda: page.file_bar.value() > 0 and WEIGHTS in page.file_label.text())
+        await transferring(wizard)
         wizard.reject()  # "no": keeps going
         assert wizard.isVisible() and wizard.runner.busy
         wizard.reject()  # "yes"
@@ -293,10 +291,7 @@ def test_cancel_after_pause_forgets_the_pending_download_but_keeps_the_files(
     wizard = make_wizard(hub_settings, event_interval=0)
 
     async def body() -> None:
-        wizard.next()
-        wizard.next()
-        page = wizard.download_page
-        await until(lambda: page.file_bar.value() > 0 and WEIGHTS in page.file_label.text())
+        page = await transferring(wizard)
         page.pause_button.click()
         await until(lambda: page.pause_button.text() == "Resume")
         assert model_registry.pending is not None

@@ -39,6 +39,23 @@ async def send(window: MainWindow, text: str) -> Any:
     return await next_emission(window.generation_finished, lambda: window.send_message(text))
 
 
+def load_and_ask(run: Any, window: MainWindow, question: str) -> None:
+    """Load the scripted model and wait for its answer to ``question``."""
+
+    async def body() -> None:
+        await load(window)
+        await send(window, question)
+
+    run(body())
+
+
+def window_with_an_answer(run: Any, make_window: Any, store: ChatStore, question: str) -> MainWindow:
+    """A window over ``store`` whose current chat holds ``question`` and its (scripted) answer, ANSWER."""
+    window = make_window(scripted_engine(harmony_reply(THOUGHT, ANSWER))[0], store)
+    load_and_ask(run, window, question)
+    return window
+
+
 def sidebar(window: MainWindow) -> Any:
     assert window.sidebar is not None
     return window.sidebar
@@ -87,12 +104,7 @@ def test_history_survives_a_restart(run: Any, make_window: Any, db: Path, qtbot:
     backend, _ = scripted_engine(harmony_reply(THOUGHT, ANSWER), harmony_reply("Second.", "Second answer."))
     first_store = ChatStore(db)
     window = make_window(backend, first_store)
-
-    async def first_session() -> None:
-        await load(window)
-        await send(window, "Capybaras?")
-
-    run(first_session())
+    load_and_ask(run, window, "Capybaras?")
     chat_id = window.chat_id
     window.close()
     first_store.close()
@@ -124,14 +136,7 @@ def test_history_survives_a_restart(run: Any, make_window: Any, db: Path, qtbot:
 
 
 def test_rename_from_the_sidebar(run: Any, make_window: Any, store: ChatStore) -> None:
-    backend, _ = scripted_engine(harmony_reply(THOUGHT, ANSWER))
-    window = make_window(backend, store)
-
-    async def body() -> None:
-        await load(window)
-        await send(window, "Capybaras?")
-
-    run(body())
+    window = window_with_an_answer(run, make_window, store, "Capybaras?")
     bar = sidebar(window)
     item = bar.item_for(window.chat_id)
     with_signal = next_emission(bar.chat_renamed, lambda: item.setText("Rodent facts"))  # what inline editing does
@@ -143,16 +148,9 @@ def test_rename_from_the_sidebar(run: Any, make_window: Any, store: ChatStore) -
 
 
 def test_delete_and_undo(run: Any, make_window: Any, store: ChatStore) -> None:
-    backend, _ = scripted_engine(harmony_reply(THOUGHT, ANSWER))
-    window = make_window(backend, store)
     older = store.create_chat("Older chat")
     store.add_message(older.id, "user", "hello")
-
-    async def body() -> None:
-        await load(window)
-        await send(window, "Capybaras?")
-
-    run(body())
+    window = window_with_an_answer(run, make_window, store, "Capybaras?")
     chat_id = window.chat_id
     bar = sidebar(window)
     assert bar.chat_ids() == [chat_id, older.id]  # most recent first
@@ -172,16 +170,9 @@ def test_delete_and_undo(run: Any, make_window: Any, store: ChatStore) -> None:
 
 
 def test_search_finds_chats_by_content(run: Any, make_window: Any, store: ChatStore, qtbot: Any) -> None:
-    backend, _ = scripted_engine(harmony_reply(THOUGHT, ANSWER))
-    window = make_window(backend, store)
     other = store.create_chat("Unrelated")
     store.add_message(other.id, "user", "How do I bake bread?")
-
-    async def body() -> None:
-        await load(window)
-        await send(window, "Tell me something")
-
-    run(body())
+    window = window_with_an_answer(run, make_window, store, "Tell me something")
     bar = sidebar(window)
     # Search runs on a worker thread, so each query's hits arrive a little later.
     with qtbot.waitSignal(bar.search_finished, timeout=10_000):
@@ -203,12 +194,7 @@ def test_exported_files_parse(run: Any, make_window: Any, store: ChatStore, tmp_
     backend, _ = scripted_engine(harmony_reply(THOUGHT, ANSWER))
     window = make_window(backend, store)
     assert not window.export_json_action.isEnabled()  # nothing saved yet
-
-    async def body() -> None:
-        await load(window)
-        await send(window, "Capybaras?")
-
-    run(body())
+    load_and_ask(run, window, "Capybaras?")
     assert window.export_json_action.isEnabled() and window.export_markdown_action.isEnabled()
     assert window.export_chat(tmp_path / "chat.json", "json")
     assert window.export_chat(tmp_path / "chat.md", "markdown")
@@ -222,12 +208,7 @@ def test_without_a_store_nothing_is_kept(run: Any, make_window: Any) -> None:
     backend, _ = scripted_engine(harmony_reply(THOUGHT, ANSWER))
     window = make_window(backend)
     assert window.sidebar is None
-
-    async def body() -> None:
-        await load(window)
-        await send(window, "Capybaras?")
-
-    run(body())
+    load_and_ask(run, window, "Capybaras?")
     assert window.chat_id is None and not window.export_chat("unused.json", "json")
 
 

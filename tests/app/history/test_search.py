@@ -188,25 +188,29 @@ def test_snippet_of_a_match_deep_in_a_huge_message(db_path: Path, clock: FakeClo
     store.close()
 
 
+def snippet_of_only_hit(db_path: Path, clock: FakeClock, answer: str, query: str) -> str:
+    """The snippet of the one hit for ``query`` in an FTS5 store whose one chat holds ``answer``."""
+    store = ChatStore(db_path, clock=clock)
+    try:
+        chat = store.create_chat("Chat")
+        store.add_message(chat.id, "assistant", answer)
+        (hit,) = store.search(query)
+        return hit.snippet
+    finally:
+        store.close()
+
+
 def test_prefix_matches_start_words_in_snippets(db_path: Path, clock: FakeClock) -> None:
     # FTS5 matches "rod" only at the start of a word; the snippet must show that word, not "produce" before it.
-    store = ChatStore(db_path, clock=clock)
-    chat = store.create_chat("Animals")
-    store.add_message(chat.id, "assistant", "Farms produce grain. " * 20 + "Capybaras are rodents.")
-    (hit,) = store.search("rod")
-    assert "[rod]ents" in hit.snippet
-    assert "p[rod]uce" not in hit.snippet
-    store.close()
+    snippet = snippet_of_only_hit(db_path, clock, "Farms produce grain. " * 20 + "Capybaras are rodents.", "rod")
+    assert "[rod]ents" in snippet
+    assert "p[rod]uce" not in snippet
 
 
 def test_snippet_matches_without_accents(db_path: Path, clock: FakeClock) -> None:
     # FTS5 (remove_diacritics) finds "cafe" in "café"; the snippet must show that place, not the message's start.
-    store = ChatStore(db_path, clock=clock)
-    chat = store.create_chat("Paris")
-    store.add_message(chat.id, "assistant", "Une promenade en ville. " * 20 + "Le Café de Flore ouvre tôt.")
-    (hit,) = store.search("cafe")
-    assert "Le [Café] de Flore" in hit.snippet
-    store.close()
+    answer = "Une promenade en ville. " * 20 + "Le Café de Flore ouvre tôt."
+    assert "Le [Café] de Flore" in snippet_of_only_hit(db_path, clock, answer, "cafe")
 
 
 def test_searcher_cancels_and_sees_new_commits(db_path: Path, clock: FakeClock, use_fts: bool) -> None:

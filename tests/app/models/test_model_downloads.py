@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMenu
 
-from gpt_oss_desktop.app.backends.local_engine import LocalEngine
-from gpt_oss_desktop.app.downloads import HubCacheDestination, HubSettings, ModelDownload, ModelRegistry, RetryPolicy
+from gpt_oss_desktop.app.downloads import HubCacheDestination, HubSettings, ModelDownload, ModelRegistry
 from gpt_oss_desktop.app.downloads.download_wizard import PAGE_DONE, PAGE_DOWNLOAD
-from gpt_oss_desktop.app.downloads.errors import ConnectionDroppedError
 from gpt_oss_desktop.app.downloads.model_library import ModelLibrary
 from gpt_oss_desktop.app.settings import LAST_MODEL_KEY
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from tests.app.conftest import next_emission, scripted_engine, until
 from tests.app.downloads.test_download_wizard import CATALOG, probe
-from tests.helpers.hub_fixtures import FAST_RETRY
+from tests.helpers.hub_fixtures import FAST_RETRY, cut_download
 from tests.helpers.hub_server import Fault, HubServer
 
 WEIGHTS = "original/model.safetensors"
@@ -26,14 +24,10 @@ WEIGHTS = "original/model.safetensors"
 
 @pytest.fixture
 def window_with_models(
-    qtbot: Any, settings: QSettings, model_registry: ModelRegistry
-) -> Iterator[Callable[..., MainWindow]]:
-    backends: list[LocalEngine] = []
-
+    make_window: Callable[..., MainWindow], model_registry: ModelRegistry
+) -> Callable[..., MainWindow]:
     def make(hub: HubSettings | None = None) -> MainWindow:
-        backend, _ = scripted_engine()
-        backends.append(backend)
-        window = MainWindow(backend, settings, models=ModelLibrary(model_registry))
+        window = make_window(scripted_engine()[0], models=ModelLibrary(model_registry))
         window.model_downloads.hub = hub
         window.model_downloads.wizard_options = {
             "catalog": CATALOG,
@@ -41,13 +35,9 @@ def window_with_models(
             "retry": FAST_RETRY,
             "confirm": lambda _t, _x: True,
         }
-        qtbot.addWidget(window)
-        window.show()
         return window
 
-    yield make
-    for backend in backends:
-        backend.close()
+    return make
 
 
 def model_menu(window: MainWindow) -> QMenu:
@@ -94,15 +84,7 @@ def test_an_unfinished_download_is_offered_at_startup_and_resumed(
     model_registry: ModelRegistry,
 ) -> None:
     local_hub.add_fault(Fault("reset", WEIGHTS, after_bytes=1024 * 1024 + 1))
-    job = ModelDownload(
-        CATALOG[0],
-        HubCacheDestination(hub_settings.cache_dir, CATALOG[0].repo_id),
-        hub_settings,
-        model_registry,
-        retry=RetryPolicy(max_attempts=1),
-    )
-    with pytest.raises(ConnectionDroppedError):
-        job.download()  # the previous session ended here
+    cut_download(CATALOG[0], hub_settings, model_registry)  # the previous session ended here
     window = window_with_models(hub_settings)
 
     async def body() -> None:
