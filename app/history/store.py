@@ -724,7 +724,10 @@ class ChatStore:
                 )
             return self._load_chat(conn, chat_id)
 
-    def _copy_message(self, conn: sqlite3.Connection, chat_id: int, message: Message, position: int) -> None:
+    def _copy_message(
+        self, conn: sqlite3.Connection, chat_id: int, message: Message, position: int, column: int = 0
+    ) -> None:
+        """Write a copy of ``message`` (its text, reasoning, stats and time) into ``chat_id`` at ``position``."""
         self._insert_message(
             conn,
             chat_id,
@@ -735,7 +738,7 @@ class ChatStore:
             stats=message.stats,
             complete=message.complete,
             position=position,
-            column=0,
+            column=column,
             created_at=to_micros(message.created_at),
         )
 
@@ -809,19 +812,7 @@ class ChatStore:
                 updated_at=to_micros(parsed.updated_at),
             )
             for message in parsed.messages:
-                self._insert_message(
-                    conn,
-                    chat_id,
-                    role=message.role,
-                    text=message.text,
-                    analysis=message.analysis,
-                    effort=message.effort,
-                    stats=message.stats,
-                    complete=message.complete,
-                    position=message.position,
-                    column=message.column,
-                    created_at=to_micros(message.created_at),
-                )
+                self._copy_message(conn, chat_id, message, message.position, message.column)
             return self._load_chat(conn, chat_id)
 
 
