@@ -210,6 +210,9 @@ class Stage:
         await self.finished(self.win.load_model(MODEL_NAME), "the scripted model loaded")
         if self.backend.info is None:
             raise ScreenshotError(f"state {self.state!r}: the scripted model did not load (see the log)")
+        # The load's last step ("Ready") stays in the status bar for a few seconds; a user looks at the window
+        # after that, and a picture taken within them would differ from one taken after.
+        self.win.statusBar().clearMessage()
 
     def send(self, question: str, effort: ReasoningEffort) -> asyncio.Task[None]:
         self.win.composer.set_effort(effort)
