@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import faulthandler
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,14 +27,39 @@ HISTORY_FILE_NAME = "history.sqlite3"  # in the user data folder
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="gpt-oss-desktop", description="Chat with a local gpt-oss model.")
     parser.add_argument("--model", metavar="PATH|demo", help="checkpoint folder to load, or 'demo'")
-    parser.add_argument(
-        "--screenshot", metavar="FILE", type=Path, help="render the window in a sample state to a PNG, then exit"
+    shots = parser.add_argument_group("screenshots")
+    target = shots.add_mutually_exclusive_group()
+    target.add_argument(
+        "--screenshot", metavar="FILE", type=Path, help="render the window in one sample state to a PNG, then exit"
     )
-    parser.add_argument(
-        "--screenshot-state",
-        choices=("chat", "kernels"),
-        default="chat",
-        help="with --screenshot: a chat with answers (default), or the first run's CPU kernel preparation",
+    target.add_argument(
+        "--screenshot-gallery",
+        metavar="DIR",
+        type=Path,
+        help="render every sample state in every theme and size into DIR (<state>-<theme>-<W>x<H>.png, with an "
+        "index: README.md and index.json), then exit",
+    )
+    shots.add_argument(
+        "--state", metavar="NAME", help="with --screenshot: the state to show (an unknown name lists them)"
+    )
+    shots.add_argument(
+        "--states", metavar="A,B", type=_names, help="with --screenshot-gallery: only these states (default: all)"
+    )
+    shots.add_argument("--theme", choices=_THEMES, default="light", help="with --screenshot: the colours")
+    shots.add_argument(
+        "--themes", metavar="A,B", type=_themes, default="light,dark", help="with --screenshot-gallery: the themes"
+    )
+    shots.add_argument(
+        "--size", metavar="WxH", type=_size, default="1280x800", help="with --screenshot: the window size"
+    )
+    shots.add_argument(
+        "--sizes", metavar="WxH,...", type=_sizes, default="1280x800,800x600", help="with --screenshot-gallery"
+    )
+    shots.add_argument(
+        "--scale",
+        metavar="FACTOR",
+        type=float,
+        help="render at this display scale (2 for 200 %%; sets QT_SCALE_FACTOR)",
     )
     parser.add_argument("--settings", metavar="INI", help="keep preferences in this ini file instead")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -55,8 +81,40 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+_THEMES = ("light", "dark", "system")
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _themes(text: str) -> list[str]:
+    themes = _names(text)
+    unknown = [t for t in themes if t not in _THEMES]
+    if unknown or not themes:
+        raise argparse.ArgumentTypeError(f"themes are {', '.join(_THEMES)}; got {text!r}")
+    return themes
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit()) or int(width) < 1 or int(height) < 1:
+        raise argparse.ArgumentTypeError(f"a size is WIDTHxHEIGHT, e.g. 1280x800; got {text!r}")
+    return int(width), int(height)
+
+
+def _sizes(text: str) -> list[tuple[int, int]]:
+    sizes = [_size(part) for part in _names(text)]
+    if not sizes:
+        raise argparse.ArgumentTypeError("give at least one size, e.g. 1280x800")
+    return sizes
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    screenshots = args.screenshot is not None or args.screenshot_gallery is not None
+    if screenshots and args.scale:
+        os.environ["QT_SCALE_FACTOR"] = f"{args.scale:g}"  # read when the QApplication starts, just below
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
@@ -81,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setDesktopFileName(APP_ID)  # the Wayland app id: docks match the window to the installed entry
     app.setWindowIcon(app_icon())
     instance: SingleInstance | None = None
-    if not args.self_test and args.screenshot is None:
+    if not args.self_test and not screenshots:
         from gpt_oss_desktop.app.desktop.single_instance import ActivationRequest, claim, resolve_model_ref
 
         forwarded_argv = tuple(sys.argv[1:] if argv is None else argv)
@@ -103,18 +161,39 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         with loop:
             return self_test.run(loop, timeout=args.self_test_timeout)
-    if args.screenshot is not None:
-        from gpt_oss_desktop.app.shell.screenshot import capture
-
+    if screenshots:
         with loop:
-            loop.run_until_complete(capture(args.screenshot, args.settings, args.screenshot_state))
-        logger.info("saved %s", args.screenshot)
-        return 0
+            return _screenshots(loop, args)
     assert instance is not None
     try:
         return _run_app(app, loop, args, instance)
     finally:
         instance.close()
+
+
+def _screenshots(loop: qasync.QEventLoop, args: argparse.Namespace) -> int:
+    from gpt_oss_desktop.app.shell import screenshot
+
+    try:
+        if args.screenshot_gallery is not None:
+            shots = loop.run_until_complete(
+                screenshot.capture_gallery(
+                    args.screenshot_gallery, themes=args.themes, sizes=args.sizes, states=args.states
+                )
+            )
+            logger.info("saved %d pictures and their index in %s", len(shots), args.screenshot_gallery)
+        else:
+            state = args.state or screenshot.DEFAULT_STATE
+            loop.run_until_complete(
+                screenshot.capture(
+                    args.screenshot, state, theme=args.theme, size=args.size, settings_path=args.settings
+                )
+            )
+            logger.info("saved %s", args.screenshot)
+    except screenshot.ScreenshotError as exc:
+        logger.error("screenshot failed: %s", exc)
+        return 1
+    return 0
 
 
 def secure_user_files(settings_path: str | None) -> list[Path]:

@@ -1,175 +1,387 @@
-"""``--screenshot FILE``: the window in a realistic state (a finished answer and one streaming), saved as PNG.
+"""``--screenshot FILE --state NAME`` and ``--screenshot-gallery DIR``: the window in named states, as PNGs.
 
-``--screenshot-state kernels`` shows the first run instead: the CPU kernels being prepared in the background (the
-status bar's message and busy indicator) while the first question waits for them. The build is a stand-in that
-never finishes before the picture is taken (a real one would be over in seconds on this machine).
+One state is rendered into one PNG at one theme and size; the gallery renders every state in every theme and size
+into a folder as ``<state>-<theme>-<W>x<H>.png`` (``@2x`` added at 200 % scale) and writes an index beside them:
+``README.md`` (the pictures, state by state) and ``index.json`` (one entry per picture, with any problem seen).
 
-The answers come from :class:`app.backends.scripted_model.ScriptedModel` (a scripted stand-in for a real model)
-through the real engine thread and harmony parser, so the picture shows exactly what the widgets do with a live stream.
+The states (app/shell/screenshot_states.py) drive a real window over a throwaway history with a scripted model. A
+picture is taken once its state's conditions hold, every Markdown view has rendered, and two frames in a row come out
+identical (layouts and deferred paints done); never after a fixed wait. A dialog a state opens (the download wizard,
+the model manager) is drawn centred over the window with a plain title bar, as a window manager would show it.
+
+Theme: :data:`apply_theme` is the seam. By default it uses ``app/shell/theme.py``'s ``apply_theme(app, name)``
+when that module exists (the theme work lands there), else a basic Fusion light or dark palette of its own; the
+lead wires the real theme at merge. The application's look is restored after each picture, so tests and later
+states start from the same look.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
+import importlib
+import json
 import logging
 import tempfile
-import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Final
 
-from gpt_oss_desktop.app.backends.kernel_preparation import KernelPreparation, KernelStatusIndicator
-from gpt_oss_desktop.app.backends.local_engine import LocalEngine
-from gpt_oss_desktop.app.backends.scripted_model import ScriptedModel, harmony_reply
-from gpt_oss_desktop.app.history import ChatStore
-from gpt_oss_desktop.app.settings import make_settings
-from gpt_oss_desktop.app.shell.main_window import MainWindow
-from gpt_oss_desktop.engine.harmony import ReasoningEffort
-from gpt_oss_desktop.kernels.cpu_kernel_status import KernelState, KernelStatus
+import torch
+from PySide6.QtCore import QRect, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPalette, QPixmap
+from PySide6.QtWidgets import QApplication, QStyleFactory, QWidget
+
+from gpt_oss_desktop.app.chat.rendering.markdown_view import MarkdownView
+from gpt_oss_desktop.app.shell.screenshot_states import (
+    DEADLINE_S,
+    STATES,
+    ScreenshotError,
+    Stage,
+    State,
+    state_named,
+    wait_until,
+)
+
+__all__ = [
+    "DEFAULT_SIZES",
+    "DEFAULT_STATE",
+    "STATES",
+    "THEMES",
+    "ScreenshotError",
+    "Shot",
+    "apply_theme",
+    "capture",
+    "capture_gallery",
+]
 
 logger = logging.getLogger(__name__)
 
-FIRST_QUESTION = "Why is the sky blue?"
-FIRST_THOUGHT = (
-    "The user asks why the sky is blue. Explain Rayleigh scattering: sunlight contains all visible wavelengths; "
-    "air molecules are much smaller than the wavelength, so they scatter light with an intensity proportional to "
-    "1/λ⁴. Blue (≈450 nm) scatters about 5.5 times more than red (≈700 nm). Violet scatters even more, but the sun "
-    "emits less of it and our eyes are less sensitive to it. Mention sunsets for contrast. Keep it short."
-)
-FIRST_ANSWER = (
-    "Sunlight is a mix of all colours. As it passes through the atmosphere, it hits nitrogen and oxygen molecules "
-    "that are far smaller than the wavelength of light, and they scatter short wavelengths much more strongly than "
-    "long ones (Rayleigh scattering, proportional to 1/λ⁴).\n\n"
-    "Blue light is scattered about five times more than red, so it reaches your eyes from every direction of the "
-    "sky. Violet is scattered even more, but the Sun emits less of it and our eyes are less sensitive to it.\n\n"
-    "At sunset the light crosses much more air, most of the blue is scattered away before it reaches you, and the "
-    "sky near the horizon turns orange and red."
-)
-SECOND_QUESTION = "Then why are clouds white?"
-SECOND_THOUGHT = (
-    "Clouds are made of droplets around 10–20 µm, much larger than the wavelength of visible light. That is Mie "
-    "scattering, which is nearly independent of wavelength, so all colours scatter equally and the result is white. "
-    "Thick clouds look grey because less light gets through."
-)
-SECOND_ANSWER = (
-    "Cloud droplets are much larger than air molecules, roughly 10–20 micrometres across. Particles that size "
-    "scatter all visible wavelengths about equally (Mie scattering), so the light they send you keeps the mix of "
-    "colours it arrived with, and a mix of all colours looks white. Thick or tall clouds look grey underneath "
-    "because less light makes it through them."
-)
-# Earlier chats listed in the sidebar (a throwaway history file, never the user's).
-EARLIER_CHATS = (
-    "Plan a three-day trip to Lisbon",
-    "Explain the birthday paradox",
-    "Rust or Go for a small CLI tool?",
-)
-# Token step at which the second answer freezes: past its reasoning and partway into the answer.
-_PAUSE_INTO_ANSWER = 40
-STATES = ("chat", "kernels")
+THEMES: Final = ("light", "dark", "system")
+DEFAULT_STATE: Final = "demo-chat-reasoning-open"
+DEFAULT_SIZES: Final = ((1280, 800), (800, 600))
+INDEX_NAMES: Final = ("README.md", "index.json")
+_THEME_MODULE: Final = "gpt_oss_desktop.app.shell.theme"
+# Room around a dialog drawn over the window, and its drawn title bar.
+_DIALOG_MARGIN: Final = 24
+_TITLE_BAR: Final = 28
+
+ThemeApplier = Callable[[QApplication, str], None]
 
 
-class _HeldBuild:
-    """A stand-in for cpu_build.prepare: reports that a build started, then holds until released."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-
-    def __call__(self, on_progress: Callable[[str], None]) -> KernelStatus:
-        on_progress("Building the CPU kernels (first run only)")
-        self.release.wait(60)
-        return KernelStatus(KernelState.BUILT, "preview", 0.0)
+# -- theme --------------------------------------------------------------------------------------------------------
 
 
-async def capture(path: Path, settings_path: str | None = None, state: str = "chat") -> None:
-    """Render the window in ``state`` (one of STATES) to ``path``."""
-    if state not in STATES:
-        raise ValueError(f"unknown screenshot state {state!r}; choose one of {', '.join(STATES)}")
-    held_build = _HeldBuild()
-    kernels = KernelPreparation(held_build) if state == "kernels" else None
-    first = harmony_reply(FIRST_THOUGHT, FIRST_ANSWER)
-    second = harmony_reply(SECOND_THOUGHT, SECOND_ANSWER)
-    answer_start = len(second) - len(harmony_reply("", SECOND_ANSWER)) + len(harmony_reply("", ""))
-    release = threading.Event()
-    model = ScriptedModel(
-        [first, second], token_seconds=0.01, hold_after=len(first) + answer_start + _PAUSE_INTO_ANSWER, release=release
-    )
-    backend = LocalEngine(loader=lambda _ref, _progress: model, max_context=8192)
-    with tempfile.TemporaryDirectory() as scratch:
-        # A throwaway ini keeps the user's real preferences out of the picture (and unchanged by it).
-        settings = make_settings(settings_path or str(Path(scratch) / "settings.ini"))
-        store = ChatStore(Path(scratch) / "history.sqlite3")
-        for title in EARLIER_CHATS:
-            chat = store.create_chat(title)
-            store.add_message(chat.id, "user", title, position=0)
-        window = MainWindow(backend, settings, store=store, kernels=kernels)
-        window.resize(1280, 900)
-        window.show()
-        try:
-            if kernels is not None:
-                await _fill_first_run(window, kernels)
-            else:
-                await _fill(window, release)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not window.grab().save(str(path)):
-                raise OSError(f"could not write {path}")
-        finally:
-            task = window.session.task
-            if kernels is not None and task is not None:
-                task.cancel()  # the question still waits for the stand-in build: drop it, not answer it
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            release.set()
-            held_build.release.set()
-            window.stop()
-            task = window.session.task
-            if task is not None:
-                await asyncio.wait_for(task, 10)
-            window.close()
-            backend.close()
-            store.close()
+def builtin_theme(app: QApplication, name: str) -> None:
+    """A basic look without app/shell/theme.py: Fusion with its light palette, or a dark one; "system" keeps the
+    platform's palette."""
+    if name == "system":
+        return
+    app.setStyle(QStyleFactory.create("Fusion"))
+    if name == "light":
+        app.setPalette(app.style().standardPalette())
+        return
+    palette = QPalette()
+    colours = {
+        QPalette.ColorRole.Window: "#202124",
+        QPalette.ColorRole.WindowText: "#e8eaed",
+        QPalette.ColorRole.Base: "#17181a",
+        QPalette.ColorRole.AlternateBase: "#2a2b2e",
+        QPalette.ColorRole.ToolTipBase: "#2a2b2e",
+        QPalette.ColorRole.ToolTipText: "#e8eaed",
+        QPalette.ColorRole.PlaceholderText: "#9aa0a6",
+        QPalette.ColorRole.Text: "#e8eaed",
+        QPalette.ColorRole.Button: "#2d2e31",
+        QPalette.ColorRole.ButtonText: "#e8eaed",
+        QPalette.ColorRole.BrightText: "#ff6b6b",
+        QPalette.ColorRole.Light: "#3c3d41",
+        QPalette.ColorRole.Midlight: "#333438",
+        QPalette.ColorRole.Mid: "#5f6368",
+        QPalette.ColorRole.Dark: "#111214",
+        QPalette.ColorRole.Shadow: "#000000",
+        QPalette.ColorRole.Highlight: "#4c8df6",
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.Link: "#8ab4f8",
+        QPalette.ColorRole.LinkVisited: "#c58af9",
+    }
+    for role, colour in colours.items():
+        palette.setColor(role, QColor(colour))
+    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#7f8388"))
+    app.setPalette(palette)
 
 
-async def _fill(window: MainWindow, release: threading.Event) -> None:
-    loaded = await _next(window.model_loaded, lambda: window.load_model("Scripted preview"))
-    logger.info("screenshot model: %s", loaded)
-    window.composer.set_effort(ReasoningEffort.LOW)
-    await _next(window.generation_finished, lambda: window.send_message(FIRST_QUESTION))
-    first = window._last_assistant()
-    assert first is not None
-    first.reasoning.header.click()  # as a user would: open the finished answer's reasoning to read it
-    window.composer.set_effort(ReasoningEffort.MEDIUM)
-    task = window.send_message(SECOND_QUESTION)
-    assert task is not None
-    message = window._current
-    assert message is not None
-    while len(message.answer_text) < 80:  # wait for the freeze point, checking the widget itself
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(0.1)  # let the throttled renderer and the layout catch up before grabbing
-
-
-async def _fill_first_run(window: MainWindow, kernels: KernelPreparation) -> None:
-    kernels.start()
-    await _next(window.model_loaded, lambda: window.load_model("Scripted preview"))
-    indicator = window.findChild(KernelStatusIndicator)
-    assert indicator is not None
-    while not indicator.isVisible():  # the build's "started" report crosses from its thread
-        await asyncio.sleep(0.02)
-    window.composer.set_effort(ReasoningEffort.LOW)
-    task = window.send_message(FIRST_QUESTION)  # waits for the kernels before its clock starts
-    assert task is not None
-    await asyncio.sleep(0.1)  # let the layout catch up before grabbing
-
-
-async def _next(signal: object, start: object) -> object:
-    future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-
-    def on_emit(value: object = None) -> None:
-        if not future.done():
-            future.set_result(value)
-
-    signal.connect(on_emit)  # type: ignore[attr-defined]
+def _app_theme(app: QApplication, name: str) -> None:
+    """app/shell/theme.py's ``apply_theme(app, name)`` when the module exists, else :func:`builtin_theme`."""
     try:
-        start()  # type: ignore[operator]
-        return await asyncio.wait_for(future, 30)
+        module = importlib.import_module(_THEME_MODULE)
+    except ModuleNotFoundError as exc:
+        if exc.name != _THEME_MODULE:
+            raise  # the theme module exists but something it imports does not: a real error
+        module = None
+    real = getattr(module, "apply_theme", None)
+    if callable(real):
+        real(app, name)
+    else:
+        builtin_theme(app, name)
+
+
+# The seam: replace it (tests, or the lead at merge) to change how a theme is applied.
+apply_theme: ThemeApplier = _app_theme
+
+
+@contextlib.contextmanager
+def _themed(app: QApplication, name: str) -> Iterator[None]:
+    """Apply theme ``name`` for the duration, then give the application back its style, palette and style sheet."""
+    style, palette, sheet = app.style().name(), app.palette(), app.styleSheet()
+    flash = app.cursorFlashTime()
+    app.setCursorFlashTime(0)  # a steady cursor: a blink must not make two frames of a still window differ
+    try:
+        apply_theme(app, name)
+        yield
     finally:
-        signal.disconnect(on_emit)  # type: ignore[attr-defined]
+        app.setStyleSheet(sheet)
+        app.setStyle(QStyleFactory.create(style))
+        app.setPalette(palette)
+        app.setCursorFlashTime(flash)
+
+
+# -- pictures -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shot:
+    """One picture: which state, theme and size (logical pixels; the PNG is ``scale`` times that), where it went,
+    how long its state took to reach, and any problem seen (e.g. a window that could not shrink to the size)."""
+
+    state: str
+    theme: str
+    width: int
+    height: int
+    scale: float
+    file: str
+    seconds: float
+    problem: str = ""
+
+
+def shot_name(state: str, theme: str, size: tuple[int, int], scale: float = 1.0) -> str:
+    suffix = "" if scale == 1 else f"@{scale:g}x"
+    return f"{state}-{theme}-{size[0]}x{size[1]}{suffix}.png"
+
+
+async def capture(
+    path: Path,
+    state: str = DEFAULT_STATE,
+    *,
+    theme: str = "light",
+    size: tuple[int, int] = DEFAULT_SIZES[0],
+    settings_path: str | None = None,
+    deadline: float = DEADLINE_S,
+) -> Shot:
+    """Render the window in ``state`` at ``theme`` and ``size`` to the PNG ``path``."""
+    shots = await _render(state_named(state), theme, [size], lambda _size: path, settings_path, deadline)
+    return shots[0]
+
+
+async def capture_gallery(
+    folder: Path,
+    *,
+    themes: Sequence[str] = ("light", "dark"),
+    sizes: Sequence[tuple[int, int]] = DEFAULT_SIZES,
+    states: Sequence[str] | None = None,
+    deadline: float = DEADLINE_S,
+) -> list[Shot]:
+    """Render every state (or ``states``) in every theme and size into ``folder``, then write its index.
+
+    A state that fails does not stop the others: the index lists it, and ScreenshotError (naming every failed
+    state and its condition) is raised once the rest are written.
+    """
+    chosen = [state_named(name) for name in (states or STATES)]
+    folder.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    shots: list[Shot] = []
+    failures: list[str] = []
+    for state in chosen:
+        for theme in themes:
+            try:
+                target = functools.partial(_gallery_file, folder, state.name, theme)
+                shots += await _render(state, theme, sizes, target, None, deadline)
+            except ScreenshotError as exc:
+                logger.error("%s", exc)
+                failures.append(f"{state.name} ({theme}): {exc}")
+    wall = round(time.perf_counter() - started, 1)
+    write_index(folder, chosen, shots, failures, wall)
+    logger.info("gallery: %d pictures in %s in %.1f s", len(shots), folder, wall)
+    if failures:
+        raise ScreenshotError("; ".join(failures))
+    return shots
+
+
+def _gallery_file(folder: Path, state: str, theme: str, size: tuple[int, int]) -> Path:
+    return folder / shot_name(state, theme, size, _scale())
+
+
+async def _render(
+    state: State,
+    theme: str,
+    sizes: Sequence[tuple[int, int]],
+    target: Callable[[tuple[int, int]], Path],
+    settings_path: str | None,
+    deadline: float,
+) -> list[Shot]:
+    """Reach ``state`` once in ``theme``, then take one picture per size (the window resized, as a user would)."""
+    if theme not in THEMES:
+        raise ScreenshotError(f"unknown theme {theme!r}; choose one of: {', '.join(THEMES)}")
+    app = QApplication.instance()
+    assert isinstance(app, QApplication), "screenshots need a QApplication"
+    shots: list[Shot] = []
+    with _themed(app, theme), _one_torch_thread(), tempfile.TemporaryDirectory(prefix="gpt-oss-shot-") as scratch:
+        started = time.perf_counter()
+        stage = Stage(state.name, Path(scratch), settings_path=settings_path, deadline=deadline)
+        try:
+            window = stage.open_window(first_run_kernels=state.first_run_kernels)
+            window.resize(*sizes[0])
+            window.show()
+            await state.reach(stage)
+            reached = time.perf_counter() - started
+            for size in sizes:
+                problem = await _resize(stage, size)
+                image = await _settled_frame(stage)
+                path = target(size)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if not image.save(str(path)):
+                    raise ScreenshotError(f"state {state.name!r}: could not write {path}")
+                shots.append(Shot(state.name, theme, *size, _scale(), path.name, round(reached, 2), problem))
+                logger.info("saved %s (%s, %s, %dx%d)", path, state.name, theme, *size)
+        finally:
+            await stage.close()
+    return shots
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """The scripted model's work per token is a few small tensor ops, where handing work to a second thread costs
+    more than it saves: on a busy 2-core machine one thread streams about three times faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _scale() -> float:
+    app = QApplication.instance()
+    return round(app.devicePixelRatio(), 2) if isinstance(app, QApplication) else 1.0
+
+
+async def _resize(stage: Stage, size: tuple[int, int]) -> str:
+    """Resize the window to ``size`` (and fit a dialog inside it); a problem in words if it cannot be that small."""
+    window = stage.win
+    window.resize(*size)
+
+    def expected() -> QSize:
+        # A top-level window never gets smaller than its layout's minimum: that is where it ends up if the size is
+        # less (asked again on each poll: the minimum can change as the layout settles).
+        return QSize(*size).expandedTo(window.minimumSize())
+
+    await stage.wait(
+        lambda: window.size() == expected(), f"the window is resized to {size[0]}x{size[1]} or its minimum"
+    )
+    dialog = stage.dialog
+    if dialog is not None:
+        if stage.dialog_size is None:  # the size it opened at, which a smaller window's picture shrinks to fit
+            stage.dialog_size = dialog.size().expandedTo(dialog.sizeHint())
+        room = QSize(window.width() - 2 * _DIALOG_MARGIN, window.height() - 2 * _DIALOG_MARGIN - _TITLE_BAR)
+        dialog.resize(stage.dialog_size.boundedTo(room))
+        fitted = dialog.size()
+        await stage.wait(lambda: dialog.size() == fitted, "the dialog is resized")
+    if window.size() != QSize(*size):
+        smallest = window.minimumSize()
+        problem = f"the window cannot be {size[0]}x{size[1]}: its minimum is {smallest.width()}x{smallest.height()}"
+        logger.warning("state %r: %s", stage.state, problem)
+        return problem
+    return ""
+
+
+async def _settled_frame(stage: Stage) -> QImage:
+    """The picture, once every Markdown view has rendered and two frames in a row are identical."""
+    window = stage.win
+    await stage.wait(
+        lambda: not any(view.pending for view in window.findChildren(MarkdownView)), "every Markdown view rendered"
+    )
+    frames: list[QImage] = []
+
+    def settled() -> bool:
+        frames.append(_frame(stage))
+        return len(frames) >= 2 and frames[-1] == frames[-2]
+
+    await wait_until(
+        settled, "two frames in a row are the same (layout settled)", state=stage.state, timeout=stage.deadline
+    )
+    return frames[-1]
+
+
+def _frame(stage: Stage) -> QImage:
+    window = stage.win
+    picture = window.grab()
+    dialog = stage.dialog
+    if dialog is not None and dialog.isVisible():
+        _draw_dialog(picture, dialog, window.size())
+    return picture.toImage()
+
+
+def _draw_dialog(picture: QPixmap, dialog: QWidget, window: QSize) -> None:
+    """Draw ``dialog`` centred over the window picture, with a shadow and a title bar as a window manager would."""
+    content = dialog.grab()
+    width, height = dialog.width(), dialog.height() + _TITLE_BAR
+    frame = QRect((window.width() - width) // 2, (window.height() - height) // 2, width, height)
+    palette = dialog.palette()
+    painter = QPainter(picture)
+    try:
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        for spread, alpha in ((8, 18), (5, 28), (2, 40)):
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(0, 0, 0, alpha))
+            painter.drawRoundedRect(frame.adjusted(-spread, -spread + 2, spread, spread + 2), 8 + spread, 8 + spread)
+        bar = QRect(frame.left(), frame.top(), width, _TITLE_BAR)
+        painter.fillRect(bar, palette.color(QPalette.ColorRole.Window).darker(112))
+        painter.setPen(palette.color(QPalette.ColorRole.WindowText))
+        font = QFont(dialog.font())
+        font.setBold(True)
+        painter.setFont(font)
+        painter.drawText(bar, Qt.AlignmentFlag.AlignCenter, dialog.windowTitle())
+        painter.drawPixmap(frame.left(), frame.top() + _TITLE_BAR, content)
+        painter.setPen(palette.color(QPalette.ColorRole.Mid))
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRect(frame.adjusted(0, 0, -1, -1))
+    finally:
+        painter.end()
+
+
+# -- index --------------------------------------------------------------------------------------------------------
+
+
+def write_index(
+    folder: Path, states: Sequence[State], shots: Sequence[Shot], failures: Sequence[str], wall: float
+) -> None:
+    """``README.md`` (the pictures, state by state) and ``index.json`` (the entries) in ``folder``."""
+    lines = [
+        "# Screenshot gallery",
+        "",
+        f"Rendered by `gpt-oss-desktop --screenshot-gallery` in {wall:.0f} s: {len(shots)} pictures. "
+        "The answers come from a scripted stand-in model; the history is a throwaway sample.",
+        "",
+    ]
+    for state in states:
+        lines += [f"## {state.name}", "", state.summary, ""]
+        for shot in (s for s in shots if s.state == state.name):
+            label = f"{shot.state}, {shot.theme}, {shot.width}×{shot.height}"
+            lines += [f"{label}{' — ' + shot.problem if shot.problem else ''}", "", f"![{label}]({shot.file})", ""]
+    if failures:
+        lines += ["## Failed", "", *(f"- {failure}" for failure in failures), ""]
+    (folder / "README.md").write_text("\n".join(lines), encoding="utf-8")
+    index = {"wall_seconds": wall, "shots": [asdict(s) for s in shots], "failures": list(failures)}
+    (folder / "index.json").write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
