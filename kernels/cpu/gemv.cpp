@@ -115,83 +115,31 @@ inline void bf16_row_dot(const uint16_t* w, int64_t K, const float* xp, int64_t 
 }
 
 #elif defined(__AVX2__) && defined(__FMA__)
-// One group's sum for one token: a group of 32 weights is two 32-byte loads, each widened to 8 even and 8 odd
-// elements (wv[4], the same shift/mask as AVX-512 on half the lanes), against x's [16 even, 16 odd] layout.
-inline __m256 bf16_group_dot(const __m256* wv, const float* xg) {
-  __m256 p = _mm256_mul_ps(wv[0], _mm256_loadu_ps(xg));
-  p = _mm256_fmadd_ps(wv[1], _mm256_loadu_ps(xg + 16), p);
-  p = _mm256_fmadd_ps(wv[2], _mm256_loadu_ps(xg + 8), p);
-  return _mm256_fmadd_ps(wv[3], _mm256_loadu_ps(xg + 24), p);
-}
-
-inline void bf16_widen_group(const uint16_t* wg, __m256* wv) {
-  const __m256i hi_mask = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
-  for (int h = 0; h < 2; ++h) {  // elements 16h..16h+15: their evens/odds are lanes 8h..8h+7 of each half of x
-    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wg + 16 * h));
-    wv[2 * h] = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-    wv[2 * h + 1] = _mm256_castsi256_ps(_mm256_and_si256(v, hi_mask));
-  }
-}
-
-// RR output rows (1 or 2) for TT tokens; w, xp, res as in the AVX-512 bf16_rows_dot. Each group's 32 products are
-// summed on their own and added to one of two accumulators per (row, token), even groups to one and odd groups to the
-// other: the adds' latency chain then allows a group per ~2 cycles, where FMAs straight into two accumulators (two per
-// group each) allowed one per 8 cycles and bounded a lone token below one core's share of DRAM bandwidth. Two
-// accumulators rather than four keep four tokens' sums in registers. Two rows per pass (for one or two tokens) keep
-// two weight streams in flight. The order is the same for every RR and TT, so a token's result does not depend on the
-// batch or on the row pairing.
-template <int RR, int TT>
-inline void bf16_rows_dot(const uint16_t* w, int64_t K, const float* xp, int64_t xstride, float (*res)[kBf16MaxTile]) {
-  const int64_t G = K / 32;
-  __m256 acc0[RR][TT];
-  __m256 acc1[RR][TT];
-  for (int r = 0; r < RR; ++r) {
-    for (int t = 0; t < TT; ++t) {
-      acc0[r][t] = _mm256_setzero_ps();
-      acc1[r][t] = _mm256_setzero_ps();
-    }
-  }
-  int64_t g = 0;
-  for (; g + 2 <= G; g += 2) {
-    for (int half = 0; half < 2; ++half) {
-      __m256 wv[RR][4];
-      for (int r = 0; r < RR; ++r) {
-        const uint16_t* wg = w + r * K + 32 * (g + half);
-        _mm_prefetch(reinterpret_cast<const char*>(wg) + kBf16PrefetchBytes, _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(wg) + 24576, _MM_HINT_T0);
-        bf16_widen_group(wg, wv[r]);
-      }
-#pragma GCC unroll 4
-      for (int t = 0; t < TT; ++t) {
-        const float* xg = xp + t * xstride + 32 * (g + half);
-        for (int r = 0; r < RR; ++r) {
-          if (half == 0) {
-            acc0[r][t] = _mm256_add_ps(acc0[r][t], bf16_group_dot(wv[r], xg));
-          } else {
-            acc1[r][t] = _mm256_add_ps(acc1[r][t], bf16_group_dot(wv[r], xg));
-          }
-        }
-      }
-    }
-  }
-  if (g < G) {
-    for (int r = 0; r < RR; ++r) {
-      __m256 wv[4];
-      bf16_widen_group(w + r * K + 32 * g, wv);
-      for (int t = 0; t < TT; ++t) acc0[r][t] = _mm256_add_ps(acc0[r][t], bf16_group_dot(wv, xp + t * xstride + 32 * g));
-    }
-  }
-  for (int r = 0; r < RR; ++r) {
-    for (int t = 0; t < TT; ++t) res[r][t] = hsum256(_mm256_add_ps(acc0[r][t], acc1[r][t]));
-    bf16_tail<TT>(w + r * K, 32 * G, K, xp, xstride, res[r]);
-  }
-}
-
 template <int TT>
 inline void bf16_row_dot(const uint16_t* w, int64_t K, const float* xp, int64_t xstride, float* res) {
-  float one[1][kBf16MaxTile];
-  bf16_rows_dot<1, TT>(w, K, xp, xstride, one);
-  for (int t = 0; t < TT; ++t) res[t] = one[0][t];
+  const int64_t G = K / 32;
+  const __m256i hi_mask = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
+  __m256 acc_lo[TT];
+  __m256 acc_hi[TT];
+  for (int t = 0; t < TT; ++t) {
+    acc_lo[t] = _mm256_setzero_ps();
+    acc_hi[t] = _mm256_setzero_ps();
+  }
+  for (int64_t g = 0; g < G; ++g) {
+    _mm_prefetch(reinterpret_cast<const char*>(w + 32 * g) + kBf16PrefetchBytes, _MM_HINT_T0);
+    for (int h = 0; h < 2; ++h) {  // elements 16h..16h+15: their evens/odds are lanes 8h..8h+7 of each half of x
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32 * g + 16 * h));
+      const __m256 w_lo = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+      const __m256 w_hi = _mm256_castsi256_ps(_mm256_and_si256(v, hi_mask));
+      for (int t = 0; t < TT; ++t) {
+        const float* xg = xp + t * xstride + 32 * g + 8 * h;
+        acc_lo[t] = _mm256_fmadd_ps(w_lo, _mm256_loadu_ps(xg), acc_lo[t]);
+        acc_hi[t] = _mm256_fmadd_ps(w_hi, _mm256_loadu_ps(xg + 16), acc_hi[t]);
+      }
+    }
+  }
+  for (int t = 0; t < TT; ++t) res[t] = hsum256(_mm256_add_ps(acc_lo[t], acc_hi[t]));
+  bf16_tail<TT>(w, 32 * G, K, xp, xstride, res);
 }
 
 #else
@@ -251,7 +199,7 @@ at::Tensor mxfp4_linear(const at::Tensor& x, const at::Tensor& blocks, const at:
   at::Tensor out = at::empty({T, N}, x.options());
   if (T == 0 || N == 0) return out;
 
-  const std::vector<float> xp = mxfp4_activations(x, T, K);
+  const std::vector<float> xp = deinterleaved_activations(x, T, K);
 
   const bool exact = T <= kExactMaxTokens;
   const uint8_t* blk = blocks.data_ptr<uint8_t>();
@@ -355,18 +303,13 @@ void bf16_dispatch_row_dp(int tt, const uint16_t* w, int64_t K, const uint16_t* 
 #endif
 
 // Rows n0..n1 for tokens t0..t0+tt of the bf16 GEMV into res_rows[n - n0][t] (fp32 sums, no bias). On AVX-512
-// rows go two at a time (see bf16_rows_dot), on AVX2 for up to two tokens (more would not fit the 16 registers); a
-// pair gives each row exactly what a lone row would get.
+// rows go two at a time (see bf16_rows_dot); a pair gives each row exactly what a lone row would get.
 template <int TT>
 void bf16_rows(const uint16_t* w, int64_t n0, int64_t n1, int64_t K, const float* xp,
                float (*res_rows)[kBf16MaxTile]) {
   int64_t n = n0;
 #if defined(__AVX512F__)
   for (; n + 2 <= n1; n += 2) bf16_rows_dot<2, TT>(w + n * K, K, xp, K, res_rows + (n - n0));
-#elif defined(__AVX2__) && defined(__FMA__)
-  if constexpr (TT <= 2) {
-    for (; n + 2 <= n1; n += 2) bf16_rows_dot<2, TT>(w + n * K, K, xp, K, res_rows + (n - n0));
-  }
 #endif
   for (; n < n1; ++n) bf16_row_dot<TT>(w + n * K, K, xp, K, res_rows[n - n0]);
 }
