@@ -184,6 +184,32 @@ inline float hmax256(__m256 v) {
 // sums reduced together), a vectorised softmax, and P.V for 16 output dims of up to 4 heads per pass over the V rows
 // (8 accumulators: with 16 registers, all G x 32 of the AVX-512 pass would not fit). Returns false for head shapes it
 // does not take (D not a multiple of 8, D > 256 or G > 16); the caller then runs the scalar loop.
+// dots[g] = the 8 lane products of query head g (qf, [G][8 C]) with one K row, each sum in the same order: kC is C
+// at compile time (the row's vectors stay in registers), 0 for any C (the row is widened once into kf).
+template <int kC, typename T>
+inline void head_dots(const float* qf, const T* krow, int64_t G, int64_t C, float* kf, __m256* dots) {
+  if constexpr (kC > 0) {
+    __m256 kv[kC];
+    for (int c = 0; c < kC; ++c) kv[c] = load8_f32(krow + 8 * c);
+    for (int64_t g = 0; g < G; ++g) {
+      const float* qg = qf + g * 8 * kC;
+      __m256 acc = _mm256_mul_ps(_mm256_load_ps(qg), kv[0]);
+      for (int c = 1; c < kC; ++c) acc = _mm256_fmadd_ps(_mm256_load_ps(qg + 8 * c), kv[c], acc);
+      dots[g] = acc;
+    }
+  } else {
+    for (int64_t c = 0; c < C; ++c) _mm256_store_ps(kf + 8 * c, load8_f32(krow + 8 * c));
+    for (int64_t g = 0; g < G; ++g) {
+      const float* qg = qf + g * 8 * C;
+      __m256 acc = _mm256_mul_ps(_mm256_load_ps(qg), _mm256_load_ps(kf));
+      for (int64_t c = 1; c < C; ++c) {
+        acc = _mm256_fmadd_ps(_mm256_load_ps(qg + 8 * c), _mm256_load_ps(kf + 8 * c), acc);
+      }
+      dots[g] = acc;
+    }
+  }
+}
+
 // Rows of one KV head are Hkv * D elements apart (1 KiB on the 20b): prefetched this many positions ahead, since the
 // hardware prefetcher does not keep enough of those strided lines in flight.
 constexpr int64_t kRowsAhead = 8;
@@ -211,15 +237,11 @@ bool attention_item_avx2(const T* q, const T* kp, const T* vp, const float* sink
   for (int64_t j = 0; j < n; ++j) {
     if (j + kRowsAhead < n) prefetch_row(kp, j + kRowsAhead);
     const T* krow = row(kp, j);
-    for (int64_t c = 0; c < C; ++c) _mm256_store_ps(kf + 8 * c, load8_f32(krow + 8 * c));
     __m256 dots[16];
-    for (int64_t g = 0; g < G; ++g) {
-      const float* qg = qf + g * D;
-      __m256 acc = _mm256_mul_ps(_mm256_load_ps(qg), _mm256_load_ps(kf));
-      for (int64_t c = 1; c < C; ++c) {
-        acc = _mm256_fmadd_ps(_mm256_load_ps(qg + 8 * c), _mm256_load_ps(kf + 8 * c), acc);
-      }
-      dots[g] = acc;
+    switch (C) {  // the usual head sizes (64, gpt-oss; 32) keep the K row in registers
+      case 8: head_dots<8>(qf, krow, G, C, kf, dots); break;
+      case 4: head_dots<4>(qf, krow, G, C, kf, dots); break;
+      default: head_dots<0>(qf, krow, G, C, kf, dots); break;
     }
     for (int64_t g = G; g < ((G + 7) / 8) * 8; ++g) dots[g] = _mm256_setzero_ps();
     alignas(32) float dot[16];
