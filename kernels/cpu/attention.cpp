@@ -128,6 +128,184 @@ bool attention_item_avx512(const T* q, const T* kp, const T* vp, const float* si
   }
   return true;
 }
+
+#elif defined(__AVX2__) && defined(__FMA__)
+// exp(x) as in the AVX-512 exp_ps (same range reduction and polynomial), with 2^n built from its exponent bits:
+// two factors 2^(n/2) and 2^(n - n/2) so that n down to -150 (x >= -104, where exp rounds to 0 in fp32) needs no
+// subnormal scale. NaN stays NaN.
+inline __m256 exp_ps(__m256 x) {
+  x = _mm256_max_ps(_mm256_set1_ps(-104.0f), x);  // max returns its second operand when that is NaN
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  // x - n ln2, ln2 split in two for exactness
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i ni = _mm256_cvtps_epi32(n);  // integral already; NaN lanes give INT_MIN, harmless next to NaN p
+  const __m256i n1 = _mm256_srai_epi32(ni, 1);
+  const __m256i n2 = _mm256_sub_epi32(ni, n1);
+  const __m256i bias = _mm256_set1_epi32(127);
+  const __m256 f1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+  const __m256 f2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+  return _mm256_mul_ps(_mm256_mul_ps(p, f1), f2);
+}
+
+inline __m256 load8_f32(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8_f32(const c10::BFloat16* p) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+// The 8 lane sums of v[0..7] as one vector (lane i = sum of v[i]), each with the same pairing whatever the other
+// vectors hold, so a head's score does not depend on how many heads share the reduction.
+inline __m256 reduce8(const __m256* v) {
+  const __m256 t0 = _mm256_hadd_ps(v[0], v[1]);
+  const __m256 t1 = _mm256_hadd_ps(v[2], v[3]);
+  const __m256 t2 = _mm256_hadd_ps(v[4], v[5]);
+  const __m256 t3 = _mm256_hadd_ps(v[6], v[7]);
+  const __m256 u0 = _mm256_hadd_ps(t0, t1);  // lane i (i < 4): v[i]'s lanes 0-3; lane 4 + i: its lanes 4-7
+  const __m256 u1 = _mm256_hadd_ps(t2, t3);
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+inline float hmax256(__m256 v) {
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  return _mm_cvtss_f32(m);
+}
+
+// The AVX-512 item's algorithm on 8 lanes: a K row widened once into kf and shared by the G heads (8 heads' lane
+// sums reduced together), a vectorised softmax, and P.V for 16 output dims of up to 4 heads per pass over the V rows
+// (8 accumulators: with 16 registers, all G x 32 of the AVX-512 pass would not fit). Returns false for head shapes it
+// does not take (D not a multiple of 8, D > 256 or G > 16); the caller then runs the scalar loop.
+// dots[g] = the 8 lane products of query head g (qf, [G][8 C]) with one K row, each sum in the same order: kC is C
+// at compile time (the row's vectors stay in registers), 0 for any C (the row is widened once into kf).
+template <int kC, typename T>
+inline void head_dots(const float* qf, const T* krow, int64_t G, int64_t C, float* kf, __m256* dots) {
+  if constexpr (kC > 0) {
+    __m256 kv[kC];
+    for (int c = 0; c < kC; ++c) kv[c] = load8_f32(krow + 8 * c);
+    for (int64_t g = 0; g < G; ++g) {
+      const float* qg = qf + g * 8 * kC;
+      __m256 acc = _mm256_mul_ps(_mm256_load_ps(qg), kv[0]);
+      for (int c = 1; c < kC; ++c) acc = _mm256_fmadd_ps(_mm256_load_ps(qg + 8 * c), kv[c], acc);
+      dots[g] = acc;
+    }
+  } else {
+    for (int64_t c = 0; c < C; ++c) _mm256_store_ps(kf + 8 * c, load8_f32(krow + 8 * c));
+    for (int64_t g = 0; g < G; ++g) {
+      const float* qg = qf + g * 8 * C;
+      __m256 acc = _mm256_mul_ps(_mm256_load_ps(qg), _mm256_load_ps(kf));
+      for (int64_t c = 1; c < C; ++c) {
+        acc = _mm256_fmadd_ps(_mm256_load_ps(qg + 8 * c), _mm256_load_ps(kf + 8 * c), acc);
+      }
+      dots[g] = acc;
+    }
+  }
+}
+
+// Rows of one KV head are Hkv * D elements apart (1 KiB on the 20b): prefetched this many positions ahead, since the
+// hardware prefetcher does not keep enough of those strided lines in flight.
+constexpr int64_t kRowsAhead = 8;
+
+template <typename T>
+bool attention_item_avx2(const T* q, const T* kp, const T* vp, const float* sinks, int64_t slot, int64_t first,
+                         int64_t n, int64_t S, int64_t Hkv, int64_t kvh, int64_t G, int64_t D, bool ring,
+                         float sm_scale, std::vector<float>& scores, T* out) {
+  if (D % 8 != 0 || D > 256 || G > 16 || n < 1) return false;
+  const int64_t C = D / 8;
+  alignas(32) float qf[16 * 256];
+  alignas(32) float kf[256];
+  for (int64_t i = 0; i < G * D; ++i) qf[i] = static_cast<float>(q[i]);
+  const int64_t stride_n = ((n + 7) / 8) * 8;  // each head's scores padded to whole vectors
+  scores.assign(static_cast<size_t>(G * stride_n), 0.0f);
+  auto row = [&](const T* base, int64_t j) {
+    const int64_t pos = first + j;
+    return base + ((slot * S + (ring ? pos % S : pos)) * Hkv + kvh) * D;
+  };
+  const int64_t row_bytes = D * static_cast<int64_t>(sizeof(T));
+  auto prefetch_row = [&](const T* base, int64_t j) {
+    const char* p = reinterpret_cast<const char*>(row(base, j));
+    for (int64_t b0 = 0; b0 < row_bytes; b0 += 64) _mm_prefetch(p + b0, _MM_HINT_T0);
+  };
+  for (int64_t j = 0; j < n; ++j) {
+    if (j + kRowsAhead < n) prefetch_row(kp, j + kRowsAhead);
+    const T* krow = row(kp, j);
+    __m256 dots[16];
+    switch (C) {  // the usual head sizes (64, gpt-oss; 32) keep the K row in registers
+      case 8: head_dots<8>(qf, krow, G, C, kf, dots); break;
+      case 4: head_dots<4>(qf, krow, G, C, kf, dots); break;
+      default: head_dots<0>(qf, krow, G, C, kf, dots); break;
+    }
+    for (int64_t g = G; g < ((G + 7) / 8) * 8; ++g) dots[g] = _mm256_setzero_ps();
+    alignas(32) float dot[16];
+    for (int64_t g0 = 0; g0 < G; g0 += 8) _mm256_store_ps(dot + g0, reduce8(dots + g0));
+    for (int64_t g = 0; g < G; ++g) scores[g * stride_n + j] = dot[g] * sm_scale;
+  }
+  // Softmax per head; padding lanes are left out of the max and the sum and end up 0.
+  alignas(32) int32_t lane_index[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+  const __m256i lanes = _mm256_load_si256(reinterpret_cast<const __m256i*>(lane_index));
+  const __m256 tail = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n % 8)), lanes));
+  const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
+  float denom[16];
+  for (int64_t g = 0; g < G; ++g) {
+    float* sg = scores.data() + g * stride_n;
+    __m256 m = _mm256_set1_ps(sinks[g]);
+    for (int64_t j = 0; j < stride_n; j += 8) {
+      __m256 v = _mm256_loadu_ps(sg + j);
+      if (j + 8 > n) v = _mm256_blendv_ps(neg_inf, v, tail);
+      m = _mm256_max_ps(m, v);
+    }
+    const float mx = hmax256(m);
+    const __m256 mv = _mm256_set1_ps(mx);
+    __m256 sum = _mm256_setzero_ps();
+    for (int64_t j = 0; j < stride_n; j += 8) {
+      __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(sg + j), mv));
+      if (j + 8 > n) e = _mm256_and_ps(e, tail);
+      _mm256_storeu_ps(sg + j, e);
+      sum = _mm256_add_ps(sum, e);
+    }
+    denom[g] = hsum256(sum) + _mm256_cvtss_f32(exp_ps(_mm256_set1_ps(sinks[g] - mx)));
+  }
+  // P.V: 16 output dims of up to 4 heads per pass.
+  for (int64_t c0 = 0; c0 < C; c0 += 2) {
+    const bool two = c0 + 1 < C;
+    for (int64_t g0 = 0; g0 < G; g0 += 4) {
+      const int64_t gn = std::min<int64_t>(4, G - g0);
+      __m256 acc[4][2];
+      for (int g = 0; g < 4; ++g) acc[g][0] = acc[g][1] = _mm256_setzero_ps();
+      const float* sg = scores.data() + g0 * stride_n;
+      for (int64_t j = 0; j < n; ++j) {
+        if (j + kRowsAhead < n) prefetch_row(vp, j + kRowsAhead);
+        const T* vrow = row(vp, j);
+        const __m256 v0 = load8_f32(vrow + 8 * c0);
+        const __m256 v1 = two ? load8_f32(vrow + 8 * c0 + 8) : _mm256_setzero_ps();
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; ++g) {
+          if (g < gn) {
+            const __m256 pv = _mm256_set1_ps(sg[g * stride_n + j]);
+            acc[g][0] = _mm256_fmadd_ps(pv, v0, acc[g][0]);
+            acc[g][1] = _mm256_fmadd_ps(pv, v1, acc[g][1]);
+          }
+        }
+      }
+      for (int64_t g = 0; g < gn; ++g) {
+        const __m256 inv = _mm256_set1_ps(1.0f / denom[g0 + g]);
+        alignas(32) float o[16];
+        _mm256_store_ps(o, _mm256_mul_ps(acc[g][0], inv));
+        _mm256_store_ps(o + 8, _mm256_mul_ps(acc[g][1], inv));
+        for (int i = 0; i < (two ? 16 : 8); ++i) out[(g0 + g) * D + 8 * c0 + i] = T(o[i]);
+      }
+    }
+  }
+  return true;
+}
 #endif
 
 template <typename T>
@@ -153,7 +331,7 @@ void attention_decode_impl(const at::Tensor& q, const at::Tensor& k_store, const
       if (window > 0) first = std::max(first, length - window);  // q at length-1 sees (q - window, q]
       const int64_t n = length - first;
       const int64_t slot = slots[b];
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
       if (item == i0 || kvh == 0) {
         // This thread's KV heads of sequence b, position by position: a contiguous block per position (the store is
         // [.., pos, kvh, D]), prefetched before the per-head loops below read it head by head, 1 KB-strided. Right
@@ -172,9 +350,15 @@ void attention_decode_impl(const at::Tensor& q, const at::Tensor& k_store, const
           }
         }
       }
+#if defined(__AVX512F__)
       if (attention_item_avx512<T>(qp + (b * Hq + kvh * G) * D, kp, vp, sinks + kvh * G, slot, first, n, S, Hkv, kvh,
                                    G, D, ring, sm_scale, scores, op + (b * Hq + kvh * G) * D))
         continue;
+#else
+      if (attention_item_avx2<T>(qp + (b * Hq + kvh * G) * D, kp, vp, sinks + kvh * G, slot, first, n, S, Hkv, kvh,
+                                 G, D, ring, sm_scale, scores, op + (b * Hq + kvh * G) * D))
+        continue;
+#endif
 #endif
       for (int64_t g = 0; g < G; ++g)
         for (int64_t d = 0; d < D; ++d) qf[g * D + d] = static_cast<float>(qp[(b * Hq + kvh * G + g) * D + d]);

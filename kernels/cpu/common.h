@@ -132,7 +132,8 @@ inline BiasView view_bias(const std::optional<at::Tensor>& bias, int64_t N) {
   return view;
 }
 
-// x [T, K] (fp32 or bf16) as fp32 in the per-32-group even/odd layout both kernels read.
+// x [T, K] (fp32 or bf16) as fp32 in the per-32-group even/odd layout of the bf16 GEMV (and of the MXFP4 kernels
+// except on AVX2: mxfp4_activations, mxfp4_rows.h).
 inline std::vector<float> deinterleaved_activations(const at::Tensor& x, int64_t T, int64_t K) {
   std::vector<float> xp(static_cast<size_t>(T * K));
   if (x.scalar_type() == at::kFloat) {

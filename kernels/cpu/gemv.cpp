@@ -199,7 +199,7 @@ at::Tensor mxfp4_linear(const at::Tensor& x, const at::Tensor& blocks, const at:
   at::Tensor out = at::empty({T, N}, x.options());
   if (T == 0 || N == 0) return out;
 
-  const std::vector<float> xp = deinterleaved_activations(x, T, K);
+  const std::vector<float> xp = mxfp4_activations(x, T, K);
 
   const bool exact = T <= kExactMaxTokens;
   const uint8_t* blk = blocks.data_ptr<uint8_t>();

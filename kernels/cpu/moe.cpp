@@ -46,7 +46,7 @@ ExpertRuns sort_by_expert(const int64_t* idx, int64_t pairs, int64_t num_experts
   return runs;
 }
 
-// out[r, n] = round(x[r] . W_e[n] + bias_e[n]) for the sorted rows of every used expert. x: [P][K] deinterleaved.
+// out[r, n] = round(x[r] . W_e[n] + bias_e[n]) for the sorted rows of every used expert. x: [P][K] (mxfp4_layout).
 void expert_projection(const ExpertRuns& runs, const uint8_t* blocks, const uint8_t* scales, const BiasView& bias,
                        int64_t N, int64_t G, const float* x, bool bf16, float* out) {
   const int64_t K = G * 32;
@@ -141,8 +141,8 @@ at::Tensor moe_mxfp4(const at::Tensor& x, const at::Tensor& indices, const at::T
   const int64_t P = T * k;
   const ExpertRuns runs = sort_by_expert(indices.data_ptr<int64_t>(), P, E);
 
-  // mlp1 input: each sorted row is its token's activations, deinterleaved.
-  const std::vector<float> xt = deinterleaved_activations(x, T, H);
+  // mlp1 input: each sorted row is its token's activations, in row_dot's layout (mxfp4_layout).
+  const std::vector<float> xt = mxfp4_activations(x, T, H);
   std::vector<float> x1(static_cast<size_t>(P * H));
   for (int64_t r = 0; r < P; ++r) {
     std::memcpy(x1.data() + r * H, xt.data() + (runs.pair_of[r] / k) * H, sizeof(float) * H);
@@ -151,13 +151,13 @@ at::Tensor moe_mxfp4(const at::Tensor& x, const at::Tensor& indices, const at::T
   expert_projection(runs, blocks1.data_ptr<uint8_t>(), scales1.data_ptr<uint8_t>(), b1, N1, G1, x1.data(), bf16,
                     h.data());
 
-  // SwiGLU per sorted row, then deinterleave for mlp2.
+  // SwiGLU per sorted row, then into row_dot's layout for mlp2.
   std::vector<float> x2(static_cast<size_t>(P * I));
   at::parallel_for(0, P, 1, [&](int64_t r0, int64_t r1) {
     std::vector<float> a(static_cast<size_t>(I));
     for (int64_t r = r0; r < r1; ++r) {
       swiglu_row(h.data() + r * N1, I, static_cast<float>(limit), static_cast<float>(alpha), bf16, a.data());
-      deinterleave(a.data(), 1, I, x2.data() + r * I);
+      mxfp4_layout(a.data(), 1, I, x2.data() + r * I);
     }
   });
   std::vector<float> y(static_cast<size_t>(P * H));

@@ -1,9 +1,10 @@
 // One MXFP4 weight row against a tile of up to kMaxTile tokens' activations, per instruction-set level: the core of
 // mxfp4_linear (gemv.cpp) and of the MoE experts (moe.cpp).
 //
-// Layout contract with the callers: x is deinterleaved per group of 32 into [16 even, 16 odd] elements
-// (deinterleave, common.h), so that the low nibbles of a group's 16 bytes meet the even elements and the high nibbles
-// the odd ones without any in-register shuffling of the activations.
+// Layout contract with the callers: x is reordered within each group of 32 by mxfp4_layout (mxfp4_activations), into
+// the order in which the level decodes a group's weights, so that the activations need no in-register shuffling:
+// [16 even, 16 odd] elements (deinterleave, common.h) on AVX-512 and scalar, where the low nibbles of a group's
+// 16 bytes meet the even elements and the high nibbles the odd ones; four runs of 8 on AVX2 (kLayoutResidue).
 #pragma once
 
 #include "common.h"
@@ -117,38 +118,110 @@ inline void row_dot(const uint8_t* blk, const uint8_t* sc, int64_t G, const floa
 }
 
 #elif defined(__AVX2__) && defined(__FMA__)
-// vpermps on 8 lanes only covers the 8 magnitudes; the sign (code bit 3) is moved to the float sign bit and xored in.
-inline __m256 decode8(__m256i codes, __m256 mag) {
-  const __m256 m = _mm256_permutevar8x32_ps(mag, codes);
-  const __m256i sign = _mm256_and_si256(_mm256_slli_epi32(codes, 28), _mm256_set1_epi32(INT32_MIN));
-  return _mm256_xor_ps(m, _mm256_castsi256_ps(sign));
-}
+// Every E2M1 value has at most two significant bits, so its fp32 bits are its top two bytes followed by zeros (it is
+// exactly a bf16 value). Two vpshufb tables give those two bytes for the 16 codes (bit 3 the sign); vpshufb looks up
+// within each 128-bit lane, so each table is stored twice. kFp4 lists the same values (the tests check every code).
+alignas(32) constexpr uint8_t kFp4Byte3[32] = {
+    0x00, 0x3F, 0x3F, 0x3F, 0x40, 0x40, 0x40, 0x40, 0x80, 0xBF, 0xBF, 0xBF, 0xC0, 0xC0, 0xC0, 0xC0,
+    0x00, 0x3F, 0x3F, 0x3F, 0x40, 0x40, 0x40, 0x40, 0x80, 0xBF, 0xBF, 0xBF, 0xC0, 0xC0, 0xC0, 0xC0};
+alignas(32) constexpr uint8_t kFp4Byte2[32] = {
+    0x00, 0x00, 0x80, 0xC0, 0x00, 0x40, 0x80, 0xC0, 0x00, 0x00, 0x80, 0xC0, 0x00, 0x40, 0x80, 0xC0,
+    0x00, 0x00, 0x80, 0xC0, 0x00, 0x40, 0x80, 0xC0, 0x00, 0x00, 0x80, 0xC0, 0x00, 0x40, 0x80, 0xC0};
 
-// Each token has its own accumulators and the same order for any TT, so kRowExact changes nothing here.
-template <int TT, bool kRowExact = false>
-inline void row_dot(const uint8_t* blk, const uint8_t* sc, int64_t G, const float* xp, int64_t xstride,
-                    const float* stab, float* res) {
-  const __m256 mag = _mm256_loadu_ps(kFp4);
-  __m256 acc_lo[TT];
-  __m256 acc_hi[TT];
-  for (int t = 0; t < TT; ++t) {
-    acc_lo[t] = _mm256_setzero_ps();
-    acc_hi[t] = _mm256_setzero_ps();
-  }
-  for (int64_t g = 0; g < G; ++g) {
-    const __m256 s = _mm256_set1_ps(stab[sc[g]]);
-    for (int h = 0; h < 2; ++h) {  // bytes 8h..8h+7 hold even/odd elements 8h..8h+7 of the deinterleaved x
-      const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 16 * g + 8 * h)));
-      const __m256 w_lo = _mm256_mul_ps(decode8(v, mag), s);
-      const __m256 w_hi = _mm256_mul_ps(decode8(_mm256_srli_epi32(v, 4), mag), s);
-      for (int t = 0; t < TT; ++t) {
-        const float* xg = xp + t * xstride + 32 * g + 8 * h;
-        acc_lo[t] = _mm256_fmadd_ps(w_lo, _mm256_loadu_ps(xg), acc_lo[t]);
-        acc_hi[t] = _mm256_fmadd_ps(w_hi, _mm256_loadu_ps(xg + 16), acc_hi[t]);
+// Software prefetch distance of the AVX2 kernel (bytes ahead in a thread's weight stream). The kernel is compute-bound
+// at one core per ~9 GB/s of weights, so the distance matters little: 1, 2 and 4 KiB measured the same within noise,
+// 512 B ~10% slower at T = 1 on 2 threads.
+constexpr int kAvx2PrefetchBytes = 1024;
+
+// The AVX2 activation layout of a group of 32 elements e: four runs of 8, e = 4i, 4i + 2, 4i + 1, 4i + 3 (i = 0..7),
+// the order in which decode_pair's vectors come out, so the activations need no shuffling in the inner loop.
+constexpr int kLayoutResidue[4] = {0, 2, 1, 3};
+
+template <typename T>
+inline void mxfp4_layout(const T* x, int64_t rows, int64_t K, float* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* src = x + r * K;
+    float* dst = out + r * K;
+    for (int64_t g = 0; g < K; g += 32) {
+      for (int q = 0; q < 4; ++q) {
+        for (int i = 0; i < 8; ++i) dst[g + 8 * q + i] = to_float(src[g + 4 * i + kLayoutResidue[q]]);
       }
     }
   }
-  for (int t = 0; t < TT; ++t) res[t] = hsum256(_mm256_add_ps(acc_lo[t], acc_hi[t]));
+}
+
+// Decodes two groups' 32 bytes into fp32 weights without scaling: w[0..3] group g, w[4..7] group g + 1, in the
+// kLayoutResidue order. Per group: vpshufb gives each nibble's two value bytes, vpunpck{l,h}bw pairs them into 16-bit
+// words (the value's bf16 bits), and a 32-bit lane holding two words yields its even word as fp32 by a shift and its
+// odd word by a mask: 20 integer ops per 64 weights, half of them shuffles, and no lane-crossing except one vpermq.
+inline void decode_pair(__m256i raw, __m256 w[8]) {
+  const __m256i nib_mask = _mm256_set1_epi8(0x0F);
+  const __m256i word_hi = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
+  const __m256i byte3 = _mm256_load_si256(reinterpret_cast<const __m256i*>(kFp4Byte3));
+  const __m256i byte2 = _mm256_load_si256(reinterpret_cast<const __m256i*>(kFp4Byte2));
+  // [g 0-7, g+1 0-7 | g 8-15, g+1 8-15]: unpacklo then takes group g, unpackhi group g + 1, each byte 0-7 in lane 0.
+  raw = _mm256_permute4x64_epi64(raw, 0xD8);
+  const __m256i lo = _mm256_and_si256(raw, nib_mask);                         // element 2j of byte j
+  const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), nib_mask);  // element 2j + 1
+  const __m256i lo3 = _mm256_shuffle_epi8(byte3, lo);
+  const __m256i lo2 = _mm256_shuffle_epi8(byte2, lo);
+  const __m256i hi3 = _mm256_shuffle_epi8(byte3, hi);
+  const __m256i hi2 = _mm256_shuffle_epi8(byte2, hi);
+  const __m256i words[4] = {_mm256_unpacklo_epi8(lo2, lo3), _mm256_unpacklo_epi8(hi2, hi3),
+                            _mm256_unpackhi_epi8(lo2, lo3), _mm256_unpackhi_epi8(hi2, hi3)};
+  for (int i = 0; i < 2; ++i) {
+    // words[2i]: low nibbles of one group's bytes (byte j holds element 2j), words[2i + 1] its high nibbles
+    // (element 2j + 1); 32-bit lane k holds bytes 2k and 2k + 1 (lane 0) or 8 + 2k and 9 + 2k (lane 1).
+    w[4 * i + 0] = _mm256_castsi256_ps(_mm256_slli_epi32(words[2 * i], 16));           // elements 4k
+    w[4 * i + 1] = _mm256_castsi256_ps(_mm256_and_si256(words[2 * i], word_hi));      // 4k + 2
+    w[4 * i + 2] = _mm256_castsi256_ps(_mm256_slli_epi32(words[2 * i + 1], 16));       // 4k + 1
+    w[4 * i + 3] = _mm256_castsi256_ps(_mm256_and_si256(words[2 * i + 1], word_hi));  // 4k + 3
+  }
+}
+
+// One group's sum for one token: the unscaled weights against its 32 activations, in a fixed order.
+inline __m256 group_dot(const __m256* w, const float* xg) {
+  __m256 p = _mm256_mul_ps(w[0], _mm256_loadu_ps(xg));
+  p = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xg + 8), p);
+  p = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xg + 16), p);
+  return _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xg + 24), p);
+}
+
+// One output row for TT tokens; xp in the mxfp4_layout order. Each group's 32 products are summed unscaled and the
+// sum is scaled into the token's accumulator (one FMA per group, not one multiply per weight vector), even groups
+// into one accumulator and odd groups into another so that the scale FMAs' latency chain is not the bound. Each token
+// has its own accumulators and the same order for any TT, so kRowExact changes nothing here: sharing scaled weights
+// between tokens would cost as many multiplies as it saves.
+template <int TT, bool kRowExact = false>
+inline void row_dot(const uint8_t* blk, const uint8_t* sc, int64_t G, const float* xp, int64_t xstride,
+                    const float* stab, float* res) {
+  __m256 acc0[TT];
+  __m256 acc1[TT];
+  for (int t = 0; t < TT; ++t) {
+    acc0[t] = _mm256_setzero_ps();
+    acc1[t] = _mm256_setzero_ps();
+  }
+  int64_t g = 0;
+  for (; g + 2 <= G; g += 2) {
+    if ((g & 3) == 0) _mm_prefetch(reinterpret_cast<const char*>(blk + 16 * g + kAvx2PrefetchBytes), _MM_HINT_T0);
+    __m256 w[8];
+    decode_pair(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 * g)), w);
+    const __m256 s0 = _mm256_set1_ps(stab[sc[g]]);
+    const __m256 s1 = _mm256_set1_ps(stab[sc[g + 1]]);
+#pragma GCC unroll 4
+    for (int t = 0; t < TT; ++t) {
+      const float* xg = xp + t * xstride + 32 * g;
+      acc0[t] = _mm256_fmadd_ps(group_dot(w, xg), s0, acc0[t]);
+      acc1[t] = _mm256_fmadd_ps(group_dot(w + 4, xg + 32), s1, acc1[t]);
+    }
+  }
+  if (g < G) {  // an odd group count: the last group alone, both lanes loaded with its 16 bytes
+    __m256 w[8];
+    decode_pair(_mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * g))), w);
+    const __m256 s0 = _mm256_set1_ps(stab[sc[g]]);
+    for (int t = 0; t < TT; ++t) acc0[t] = _mm256_fmadd_ps(group_dot(w, xp + t * xstride + 32 * g), s0, acc0[t]);
+  }
+  for (int t = 0; t < TT; ++t) res[t] = hsum256(_mm256_add_ps(acc0[t], acc1[t]));
 }
 
 #else
@@ -176,5 +249,24 @@ inline void row_dot(const uint8_t* blk, const uint8_t* sc, int64_t G, const floa
   for (int t = 0; t < TT; ++t) res[t] = acc[t];
 }
 #endif
+
+#if defined(__AVX512F__) || !(defined(__AVX2__) && defined(__FMA__))  // the levels without their own layout
+// x [rows, K] (K a multiple of 32) -> fp32 in the layout row_dot reads: [16 even, 16 odd] per group of 32.
+template <typename T>
+inline void mxfp4_layout(const T* x, int64_t rows, int64_t K, float* out) {
+  deinterleave(x, rows, K, out);
+}
+#endif
+
+// x [T, K] (fp32 or bf16, K a multiple of 32) as fp32 in the layout row_dot reads at this level.
+inline std::vector<float> mxfp4_activations(const at::Tensor& x, int64_t T, int64_t K) {
+  std::vector<float> xp(static_cast<size_t>(T * K));
+  if (x.scalar_type() == at::kFloat) {
+    mxfp4_layout(x.data_ptr<float>(), T, K, xp.data());
+  } else {
+    mxfp4_layout(x.data_ptr<c10::BFloat16>(), T, K, xp.data());
+  }
+  return xp;
+}
 
 }  // namespace GPTOSS_OP_NAMESPACE

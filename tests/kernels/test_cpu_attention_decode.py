@@ -56,6 +56,7 @@ def test_matches_reference(dtype: torch.dtype, rows: int, lengths: list[int], wi
     "heads",
     [
         (8, 2, 48),  # vectorised path, an odd number of 16-wide column blocks
+        (12, 2, 40),  # AVX2 path: an odd number of 8-wide column blocks, heads in passes of 4 + 2; AVX-512: scalar
         (32, 2, 32),  # vectorised path at its widest head group (16 query heads per KV head)
         (34, 2, 16),  # 17 heads per KV head: the scalar loop
         (6, 3, 20),  # head_dim not a multiple of 16: the scalar loop

@@ -105,3 +105,21 @@ def test_decode_sized_rows_equal_lone_rows_bit_for_bit(dtype: torch.dtype, t: in
     together = cpu_mxfp4.mxfp4_linear(x, blocks, scales, bias)
     for row in range(t):
         assert torch.equal(together[row], cpu_mxfp4.mxfp4_linear(x[row : row + 1], blocks, scales, bias)[0]), row
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3])
+def test_every_code_and_scale_byte(groups: int) -> None:
+    # Each level decodes E2M1 its own way (AVX2 by vpshufb byte tables, two groups at a time; an odd group count
+    # leaves one group alone). Row r: scale byte r in every group, from 0 (the subnormal 2^-127) up to 240 (2^113,
+    # where the sums still stay below fp32's range), and the rows' bytes run through all 256 values.
+    n = 241
+    gen = torch.Generator().manual_seed(groups)
+    blocks = ((torch.arange(n * groups * 16) * 7) % 256).to(torch.uint8).view(n, groups, 16)
+    scales = torch.arange(n, dtype=torch.uint8).view(n, 1).expand(n, groups).contiguous()
+    x = torch.randn(2, groups * 32, generator=gen)
+    out = cpu_mxfp4.mxfp4_linear(x, blocks, scales)
+    ref = _reference(x, blocks, scales, None)
+    assert torch.isfinite(out).all()
+    # Relative to each row's own magnitude (the rows span 2^-127 .. 2^127); subnormal rows keep an absolute floor.
+    row_max = ref.abs().amax(dim=0, keepdim=True)
+    assert ((out - ref).abs() <= 1e-5 * row_max + 1e-44).all()
