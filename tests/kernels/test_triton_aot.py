@@ -35,6 +35,7 @@ KERNELS = {
     "_attention_decode_combine_kernel",
 }
 
+
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
