@@ -12,6 +12,9 @@ per-layer kernel times of one batch-1 step and compares it with the roofline ``b
 
 Without CUDA nothing is timed on a GPU: the result says so, still gives the byte/FLOP model at the preset's shapes,
 and with ``TRITON_INTERPRET=1`` launches every kernel once at tiny shapes in the interpreter to prove it runs.
+
+With or without a GPU, ``aot_compile`` reports each Triton kernel compiled ahead of time for sm_80/sm_89/sm_90
+(registers, spills, shared memory against the target's limit; :mod:`tools.bench.aot_report`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 There is no GPU in CI, so the timed path is not run here. What is checked: the formulas (at 20b shapes, against
 numbers worked out by hand and against kernels/README.md and perf-anchors §2), and that on a CPU the command
 prints JSON saying GPU speed is unmeasured and, in the interpreter (tests/conftest.py sets TRITON_INTERPRET=1),
-launches every kernel once at tiny shapes.
+launches every kernel once at tiny shapes, with the ahead-of-time compile report (one kernel, one target, to stay
+fast) beside it.
 """
 
 from __future__ import annotations
