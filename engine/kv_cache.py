@@ -59,6 +59,9 @@ class KVCache:
         self.device = device
         self.dtype = dtype
         self._slots = [_Slot() for _ in range(batch_size)]
+        # Per slot, the CUDA-graph decode runner captured against this cache's storage (engine/cuda_graph.py); it
+        # lives here because it is only valid for these buffers.
+        self.decode_graphs: dict[int, object] = {}
         kv_shape = (config.num_key_value_heads, config.head_dim)
         full_allocation = min(self.capacity, _INITIAL_FULL_ALLOCATION)
         # windows[l] > 0 marks a ring layer; its storage is [B, window, Hkv, D], full layers [B, alloc, Hkv, D].

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from gpt_oss_desktop.engine.config import ModelConfig
+from gpt_oss_desktop.engine.cuda_graph import decode_with_graph, graphs_requested
 from gpt_oss_desktop.engine.events import LoadProgress
 from gpt_oss_desktop.engine.kv_cache import KVCache
 from gpt_oss_desktop.engine.ops import Ops, select_ops
@@ -73,6 +74,9 @@ class Model:
         self.device = device
         self.dtype = dtype
         self.ops: Ops = select_ops(device)
+        # Batch-1 decode by CUDA-graph replay (engine/cuda_graph.py): GPTOSS_CUDA_GRAPH, default on for CUDA only.
+        # Turned off for good by the first capture that fails (the model then decodes eagerly).
+        self.cuda_graphs = graphs_requested(device)
 
         def dense(name: str) -> torch.Tensor:
             return _to(tensors[name], device, dtype)
@@ -197,19 +201,41 @@ class Model:
         """One new token for each of ``slots`` (in one batch): fp32 logits ``[len(slots), V]``."""
         if len(token_ids) != len(slots):
             raise ValueError(f"{len(token_ids)} tokens for {len(slots)} slots")
+        if len(slots) == 1 and self.cuda_graphs:
+            token = int(token_ids[0])
+            if not 0 <= token < self.config.vocab_size:
+                raise ValueError(f"token id out of range [0, {self.config.vocab_size})")
+            replayed = decode_with_graph(self, cache, slots[0], token)
+            if replayed is not None:
+                return replayed[None]
         ids = self._as_ids(token_ids)
         for slot in slots:
             cache.reserve(slot, 1)
         positions = torch.tensor([cache.length(s) for s in slots], device=self.device)
         slot_index = torch.as_tensor(list(slots), device=self.device)
-
-        def attend(layer: int, attn: AttentionWeights, t: torch.Tensor) -> torch.Tensor:
-            return self._attention_decode(layer, attn, t, positions, cache, slots, slot_index)
-
-        normed = self._run_blocks(self.embedding[ids], attend)
+        logits = self.decode_forward(ids, positions, slot_index, cache)
         for slot, token in zip(slots, ids.tolist(), strict=True):
             cache.commit(slot, [int(token)])
+        return logits
+
+    def decode_forward(
+        self, ids: torch.Tensor, positions: torch.Tensor, slot_index: torch.Tensor, cache: KVCache
+    ) -> torch.Tensor:
+        """The device half of :meth:`decode`: fp32 logits ``[B, V]`` for token ``ids[b]`` at ``positions[b]`` of slot
+        ``slot_index[b]`` (int64 ``[B]`` tensors on the model's device), writing their K/V into ``cache``.
+
+        No host bookkeeping and no host sync (with the Triton ops): the cache must already have room (``reserve``)
+        and the caller commits the tokens. This is what a CUDA graph captures (engine/cuda_graph.py)."""
+
+        def attend(layer: int, attn: AttentionWeights, t: torch.Tensor) -> torch.Tensor:
+            return self._attention_decode(layer, attn, t, positions, cache, slot_index)
+
+        normed = self._run_blocks(self.embedding[ids], attend)
         return self._unembed(normed)
+
+    def reset_rope_cache(self) -> None:
+        """Forget the RoPE tables kept for the last positions tensor (a graph capture must compute its own)."""
+        self._rope_cache = None
 
     @property
     def nbytes(self) -> int:
@@ -305,7 +331,6 @@ class Model:
         t: torch.Tensor,
         positions: torch.Tensor,
         cache: KVCache,
-        slots: Sequence[int],
         slot_index: torch.Tensor,
     ) -> torch.Tensor:
         q, k, v = self._qkv(attn, t, positions)  # one token per slot: [B, heads, D]

@@ -379,10 +379,14 @@ def compile_launch(launch: Launch, target: str) -> CompileReport:
     )
 
 
-def compile_all(targets: tuple[str, ...] = tuple(TARGETS)) -> list[CompileReport]:
-    """Capture every launch of both models and compile each for every target."""
+def compile_all(
+    targets: tuple[str, ...] = tuple(TARGETS), kernels: tuple[str, ...] | None = None
+) -> list[CompileReport]:
+    """Capture every launch of both models and compile each for every target (only ``kernels``, when given)."""
     reports = []
     for launch in capture_launches():
+        if kernels is not None and launch.kernel not in kernels:
+            continue
         for target in targets:
             reports.append(compile_launch(launch, target))
             logger.info("compiled %s (%s) for %s", launch.kernel, launch.case, target)
@@ -392,9 +396,10 @@ def compile_all(targets: tuple[str, ...] = tuple(TARGETS)) -> list[CompileReport
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Compile every Triton kernel for real GPUs; prints a JSON report.")
     parser.add_argument("--targets", nargs="+", choices=sorted(TARGETS), default=sorted(TARGETS))
+    parser.add_argument("--kernels", nargs="+", help="compile only these kernels (e.g. _rmsnorm_kernel); default all")
     args = parser.parse_args(argv)
     try:
-        reports = compile_all(tuple(args.targets))
+        reports = compile_all(tuple(args.targets), tuple(args.kernels) if args.kernels else None)
     except TritonNotCompilingError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2

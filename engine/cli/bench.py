@@ -39,6 +39,14 @@ def add_parser(subparsers: Any) -> None:
     kernels.add_argument("--context", type=int, default=4096, help="cached tokens for decode attention")
     kernels.add_argument("--peak-gbs", type=float, help="peak memory bandwidth, GB/s (default: measured by a copy)")
     kernels.add_argument("--iters", type=int, default=100, help="timed runs per kernel (and decode steps)")
+    kernels.add_argument(
+        "--aot-targets",
+        nargs="*",
+        choices=("sm_80", "sm_89", "sm_90"),
+        default=["sm_80", "sm_89", "sm_90"],
+        help="GPU targets of the ahead-of-time compile report (none: skip it)",
+    )
+    kernels.add_argument("--aot-kernels", nargs="+", help="compile only these Triton kernels for the report")
 
 
 def _run_peer(name: str, args: argparse.Namespace, model_path: Path) -> dict[str, Any]:
@@ -109,7 +117,13 @@ def _run_kernels(args: argparse.Namespace) -> int:
 
         load_checkpoint(model_path)  # fail fast, with a typed error, on a bad folder
     report = run_kernel_bench(
-        args.preset, iters=args.iters, context=args.context, peak_gbs=args.peak_gbs, model_path=model_path
+        args.preset,
+        iters=args.iters,
+        context=args.context,
+        peak_gbs=args.peak_gbs,
+        model_path=model_path,
+        aot_targets=tuple(args.aot_targets),
+        aot_kernels=tuple(args.aot_kernels) if args.aot_kernels else None,
     )
     sys.stdout.write(json.dumps(report, indent=2) + "\n")
     return 0

@@ -35,16 +35,6 @@ KERNELS = {
     "_attention_decode_combine_kernel",
 }
 
-# Spills the compiler reports today, per (kernel, target). The MoE prefill tiles (64 x 64, gate and linear halves
-# for mlp1) need more than 255 registers per thread on sm_80/sm_89; the performance issue retunes them. A spill
-# anywhere else fails, and so does one of these growing past this size (bytes of spill stores; the exact amount
-# moves with the Triton version: 32-80 for mlp1, 0-8 for mlp2).
-KNOWN_SPILLS = {
-    ("_mlp1_prefill_kernel", "sm_80"): 128,
-    ("_mlp1_prefill_kernel", "sm_89"): 128,
-    ("_mlp2_prefill_kernel", "sm_80"): 16,
-}
-
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
@@ -77,12 +67,14 @@ def test_shared_memory_fits_every_target(report: dict[str, Any]) -> None:
     assert all(row["shared_fits"] == (row["shared_bytes"] <= row["shared_limit_bytes"]) for row in report["compiles"])
 
 
-def test_no_register_spills_beyond_the_known_ones(report: dict[str, Any]) -> None:
+def test_no_register_spills(report: dict[str, Any]) -> None:
+    # The MoE prefill tiles were 64 x 64 until this test showed them spilling on sm_80/sm_89; none may spill now.
     spilling = {
-        (row["kernel"], row["target"]): row["spill_stores_bytes"] for row in report["compiles"] if row["spills"]
+        (row["kernel"], row["target"], row["case"]): (row["spill_stores_bytes"], row["spill_loads_bytes"])
+        for row in report["compiles"]
+        if row["spills"] or row["spill_stores_bytes"] or row["spill_loads_bytes"]
     }
-    unexpected = {key: size for key, size in spilling.items() if size > KNOWN_SPILLS.get(key, 0)}
-    assert not unexpected, f"new or larger register spills: {unexpected}"
+    assert not spilling, f"register spills: {spilling}"
     assert all(0 < row["registers"] <= 255 for row in report["compiles"])
 
 

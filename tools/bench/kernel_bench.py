@@ -12,6 +12,9 @@ per-layer kernel times of one batch-1 step and compares it with the roofline ``b
 
 Without CUDA nothing is timed on a GPU: the result says so, still gives the byte/FLOP model at the preset's shapes,
 and with ``TRITON_INTERPRET=1`` launches every kernel once at tiny shapes in the interpreter to prove it runs.
+
+With or without a GPU, ``aot_compile`` reports each Triton kernel compiled ahead of time for sm_80/sm_89/sm_90
+(registers, spills, shared memory against the target's limit; :mod:`tools.bench.aot_report`).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from gpt_oss_desktop.engine.config import ModelConfig
 from gpt_oss_desktop.engine.errors import EngineError
 from gpt_oss_desktop.kernels.moe import Mxfp4Experts
 from gpt_oss_desktop.kernels.rope import rope_cos_sin, yarn_inv_freq
+from tools.bench.aot_report import AOT_TARGETS, aot_compile_report
 from tools.bench.traffic import (
     Traffic,
     attention_decode_traffic,
@@ -404,6 +408,8 @@ def run_kernel_bench(
     peak_gbs: float | None = None,
     model_path: Path | None = None,
     prefill_tokens: int = PREFILL_TOKENS,
+    aot_targets: tuple[str, ...] = AOT_TARGETS,
+    aot_kernels: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Benchmark every Triton kernel (and the torch GEMVs of a decode step) at ``preset``'s shapes.
 
@@ -411,6 +417,9 @@ def run_kernel_bench(
     ``peak_gbs`` (measured by a device-to-device copy when None); with ``model_path``, real ``Model.decode``
     steps too. Elsewhere: the byte/FLOP model only, ``gpu_speed`` says why, and with ``TRITON_INTERPRET=1`` an
     interpreter smoke run at tiny shapes.
+
+    Everywhere: ``aot_compile``, each Triton kernel compiled ahead of time for ``aot_targets`` (all kernels, or
+    ``aot_kernels``) with registers, spills and shared memory against the target's limit (no GPU needed).
     """
     if iters <= 0 or context <= 0 or prefill_tokens <= 0:
         raise EngineError("--iters, --context and the prefill length must be positive")
@@ -421,6 +430,7 @@ def run_kernel_bench(
     if resolved is None:
         resolved = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     report: dict[str, Any] = {"preset": preset, "context": context, "prefill_tokens": prefill_tokens}
+    report["aot_compile"] = aot_compile_report(aot_targets, aot_kernels)
 
     if resolved.type != "cuda" or _interpreting():
         report["device"] = resolved.type

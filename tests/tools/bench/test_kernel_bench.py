@@ -3,7 +3,8 @@
 There is no GPU in CI, so the timed path is not run here. What is checked: the formulas (at 20b shapes, against
 numbers worked out by hand and against kernels/README.md and perf-anchors §2), and that on a CPU the command
 prints JSON saying GPU speed is unmeasured and, in the interpreter (tests/conftest.py sets TRITON_INTERPRET=1),
-launches every kernel once at tiny shapes.
+launches every kernel once at tiny shapes, with the ahead-of-time compile report (one kernel, one target, to stay
+fast) beside it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 
 from gpt_oss_desktop.engine.checkpoint.presets import get_preset
 from gpt_oss_desktop.engine.cli import main
+from tools.bench import aot_report
 from tools.bench import traffic as traffic_model
 
 pytest.importorskip("triton")
@@ -65,8 +67,19 @@ def test_cli_without_cuda_reports_unmeasured_and_smoke_runs(capsys: pytest.Captu
     if torch.cuda.is_available():
         pytest.skip("this test covers the CPU path")
     assert os.environ.get("TRITON_INTERPRET") == "1"
-    assert main(["bench", "--kernels", "--iters", "2"]) == 0
+    # One kernel on one target keeps the ahead-of-time compile to about a second (all of them: about 7 s).
+    argv = ["bench", "--kernels", "--iters", "2", "--aot-targets", "sm_80", "--aot-kernels", "_mlp1_prefill_kernel"]
+    assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
+    # The AOT compile runs with the interpreter on in this process: it compiles in a child process with it off.
+    aot = report["aot_compile"]
+    assert aot["targets"] == ["sm_80"]
+    [row] = aot["compiles"]
+    assert (row["kernel"], row["target"]) == ("_mlp1_prefill_kernel", "sm_80")
+    assert row["launches"] >= 1  # 20b and 120b prefill launches differ only in runtime ints: often one binary
+    assert 0 < row["registers"] <= 255
+    assert row["spill_stores_bytes"] == row["spill_loads_bytes"] == 0 and aot["spilling"] == 0
+    assert 0 < row["shared_bytes"] <= row["shared_limit_bytes"] == 163 * 1024 and aot["shared_over_limit"] == 0
     assert report["device"] == "cpu"
     assert report["gpu_speed"] == "unmeasured (no CUDA device)"
     assert report["preset"] == "20b"
@@ -94,3 +107,16 @@ def test_cli_without_cuda_reports_unmeasured_and_smoke_runs(capsys: pytest.Captu
 def test_cli_needs_model_or_kernels(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench"]) == 2
     assert "--model is required" in capsys.readouterr().err
+
+
+def test_aot_summary_keeps_the_worst_launch_per_kernel_and_target() -> None:
+    base = {"kernel": "_k", "target": "sm_80", "registers": 40, "spill_stores_bytes": 0, "spill_loads_bytes": 0,
+            "shared_bytes": 1024, "shared_limit_bytes": 2048, "num_warps": 4}  # fmt: skip
+    rows = [base, base | {"registers": 90, "spill_loads_bytes": 8}, base | {"target": "sm_90", "shared_bytes": 9}]
+    summary = {(row["kernel"], row["target"]): row for row in aot_report._summarise(rows)}
+    assert summary["_k", "sm_80"] == base | {"registers": 90, "spill_loads_bytes": 8, "launches": 2}
+    assert summary["_k", "sm_90"]["shared_bytes"] == 9 and summary["_k", "sm_90"]["launches"] == 1
+
+
+def test_aot_report_skips_without_targets() -> None:
+    assert aot_report.aot_compile_report(()) == "skipped: no targets asked for"
