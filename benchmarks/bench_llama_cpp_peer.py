@@ -223,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
             "backends": first[side]["backends"],
             "threads": first[side]["threads"],
             "settings": first[side]["settings"],
+            # Tests that crashed with llama.cpp's extra CPU buffer types on and were rerun with --repack 0.
+            "crashes_before_repack_off": sorted(
+                {c for s, r in results if s == side for c in r["crash_before_repack_off"]}
+            ),
             "cmake_isa_flags": list(ISA_FLAGS[build.isa]),
             "compiler_isa_macros": compiler_isa_macros(build),
             "build_s": build.build_s,

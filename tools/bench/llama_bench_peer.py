@@ -45,6 +45,10 @@ def parse_llama_bench_json(stdout: str) -> list[dict[str, Any]]:
     return [dict(record) for record in records]
 
 
+class LlamaBenchCrash(RuntimeError):
+    """llama-bench was killed by a signal (a crash inside ggml, not a usage error)."""
+
+
 def _one_test(
     bench: Path, gguf: Path, *, threads: int, prompt: int, gen: int, depth: int, extra: Sequence[str]
 ) -> dict[str, Any]:
@@ -52,10 +56,7 @@ def _one_test(
     command = llama_bench_command(bench, gguf, threads=threads, prompt=prompt, gen=gen, depth=depth, extra=extra)
     done = run_measured(command, env=env)
     if done.returncode < 0:
-        raise RuntimeError(
-            f"llama-bench died of signal {-done.returncode} on {gguf.name} ({' '.join(command)}); "
-            f"stderr: {done.stderr.strip()[-2000:]}"
-        )
+        raise LlamaBenchCrash(f"llama-bench died of signal {-done.returncode}: {' '.join(command)}")
     if done.returncode != 0:
         raise RuntimeError(f"llama-bench failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     (record,) = parse_llama_bench_json(done.stdout)
@@ -64,13 +65,31 @@ def _one_test(
     return record
 
 
+def _test_with_fallback(
+    bench: Path, gguf: Path, *, threads: int, prompt: int, gen: int, depth: int, extra: Sequence[str]
+) -> tuple[dict[str, Any], str | None]:
+    """One test; a crash with ggml's extra CPU buffer types on (repacked weights, AMX tiles) is retried once with
+    ``--repack 0``: on this project's AMX machine ggml's AMX matmul segfaults on Q8_0 models. Returns the record and
+    the crash that forced the retry (None when none did)."""
+    try:
+        return _one_test(bench, gguf, threads=threads, prompt=prompt, gen=gen, depth=depth, extra=extra), None
+    except LlamaBenchCrash as crash:
+        if "--repack" in extra:
+            raise
+        retry = [*extra, "--repack", "0"]
+        record = _one_test(bench, gguf, threads=threads, prompt=prompt, gen=gen, depth=depth, extra=retry)
+        return record, str(crash)
+
+
 def run_llama_round(
     bench: Path, gguf: Path, *, threads: int, prompt_tokens: int, decode_tokens: int, extra: Sequence[str] = ()
 ) -> dict[str, Any]:
     """Prefill and decode speed, peak RSS and identification of one llama-bench round, in the engine's field names."""
     load_before = load_average()
-    pp = _one_test(bench, gguf, threads=threads, prompt=prompt_tokens, gen=0, depth=0, extra=extra)
-    tg = _one_test(bench, gguf, threads=threads, prompt=0, gen=decode_tokens, depth=prompt_tokens, extra=extra)
+    pp, pp_crash = _test_with_fallback(bench, gguf, threads=threads, prompt=prompt_tokens, gen=0, depth=0, extra=extra)
+    tg, tg_crash = _test_with_fallback(
+        bench, gguf, threads=threads, prompt=0, gen=decode_tokens, depth=prompt_tokens, extra=extra
+    )
     return {
         "engine": "llama.cpp",
         "model": str(gguf),
@@ -92,6 +111,7 @@ def run_llama_round(
         "settings": {
             key: pp.get(key) for key in ("flash_attn", "repack", "load_mode", "n_batch", "n_ubatch", "type_k")
         },
+        "crash_before_repack_off": [c for c in (pp_crash, tg_crash) if c is not None],
         "load_average_before": load_before,
         "load_average_after": load_average(),
     }
