@@ -32,13 +32,16 @@ def side_summary(rounds: Sequence[Mapping[str, Any]], metrics: Sequence[str] = t
 
 
 def ratios(
-    engine: Mapping[str, Any], peer: Mapping[str, Any], metrics: Sequence[str] = tuple(METRICS)
+    engine: Mapping[str, Any], peer: Mapping[str, Any], metrics: Sequence[str] = tuple(METRICS), *, best: bool = False
 ) -> dict[str, Any]:
-    """engine / peer of the medians: above 1 means the engine is faster (speeds) or uses more memory (RSS)."""
+    """engine / peer of the medians (or, with ``best``, of each side's best round: the highest speed, the lowest RSS,
+    i.e. minimum-of-N time, the figure least disturbed by other work on a shared machine). Above 1 means the engine
+    is faster (speeds) or uses more memory (RSS)."""
     out: dict[str, Any] = {}
     for name in metrics:
-        denominator = float(peer[name]["median"])
-        out[name] = round(float(engine[name]["median"]) / denominator, 3) if denominator else None
+        stat = ("max" if METRICS.get(name, True) else "min") if best else "median"
+        denominator = float(peer[name][stat])
+        out[name] = round(float(engine[name][stat]) / denominator, 3) if denominator else None
     return out
 
 

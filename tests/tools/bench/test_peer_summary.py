@@ -23,6 +23,9 @@ def test_ratios_are_engine_over_peer_of_the_medians() -> None:
     peer = side_summary([_round(50, 20, 2000), _round(40, 22, 2100), _round(60, 21, 2050)])
     assert engine["prefill_tok_s"]["median"] == 100 and peer["decode_tok_s"]["median"] == 21
     assert ratios(engine, peer) == {"prefill_tok_s": 2.0, "decode_tok_s": round(11 / 21, 3), "peak_rss_bytes": 2.0}
+    # Best rounds: the fastest speeds and the smallest peak RSS of each side.
+    assert ratios(engine, peer, best=True) == {"prefill_tok_s": 2.0, "decode_tok_s": round(12 / 22, 3),
+                                               "peak_rss_bytes": 2.0}  # fmt: skip
 
 
 def test_a_missing_metric_is_an_error() -> None:
