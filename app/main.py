@@ -149,7 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         forwarded_argv = tuple(sys.argv[1:] if argv is None else argv)
         instance = claim(ActivationRequest(resolve_model_ref(args.model, Path.cwd()), forwarded_argv), parent=app)
         if instance is None:
-            return 0  # the running app came to the front (and loads the model asked for)
+            # The running app came to the front (and loads the model asked for). Said here, not logged: INFO is
+            # off on the terminal, and whoever typed the command should see why no second window opens.
+            _say(sys.stdout, "gpt-oss desktop is already running; asked it to come to the front")
+            return 0
     # Before anything is written: the data folder 0700, and whatever an older version left readable made private.
     secure_user_files(args.settings)
     attach_app_log(args.verbose)

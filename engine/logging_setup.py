@@ -65,6 +65,22 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
         return handle
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (as ``logging.lastResort`` does), so a replaced
+    stream (a test's capture, a GUI launcher's redirect) is followed rather than a closed one kept."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass  # always sys.stderr
+
+
 def _remove_ours(root: logging.Logger, kind: str) -> None:
     for handler in list(root.handlers):
         if getattr(handler, _OURS, None) == kind:
@@ -80,7 +96,7 @@ def configure_terminal(verbose: bool, stream: TextIO | None = None) -> logging.H
     """
     root = logging.getLogger()
     _remove_ours(root, "terminal")
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
     handler.setFormatter(OneLineFormatter())
     setattr(handler, _OURS, "terminal")
@@ -110,8 +126,13 @@ def attach_log_file(path: Path, verbose: bool = False) -> logging.Handler | None
     handler.setLevel(logging.DEBUG if verbose else logging.INFO)
     handler.setFormatter(logging.Formatter(FILE_FORMAT))
     setattr(handler, _OURS, "file")
+    # The file goes ahead of the terminal: by the time a line says "details in <file>", the file has them.
+    terminals = [h for h in root.handlers if getattr(h, _OURS, None) == "terminal"]
+    for terminal in terminals:
+        root.removeHandler(terminal)
     root.addHandler(handler)
-    for terminal in root.handlers:
-        if getattr(terminal, _OURS, None) == "terminal" and isinstance(terminal.formatter, OneLineFormatter):
+    for terminal in terminals:
+        root.addHandler(terminal)
+        if isinstance(terminal.formatter, OneLineFormatter):
             terminal.formatter.details = f"(details in {path})"
     return handler

@@ -50,8 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    root = logging.getLogger()
+    level = root.level
     # One line per record on the terminal, WARNING and up unless -v; a traceback only in the error log below.
-    configure_terminal(args.verbose)
+    terminal = configure_terminal(args.verbose)
+    try:
+        return _run(args)
+    finally:  # main() is also called in-process (tests, tools): leave logging as it was
+        root.removeHandler(terminal)
+        root.setLevel(level)
+
+
+def _run(args: argparse.Namespace) -> int:
     module = importlib.import_module(COMMANDS[args.command])
     try:
         return int(module.run(args))

@@ -126,3 +126,26 @@ def test_configuring_twice_replaces_the_handlers() -> None:
     configure_terminal(verbose=False, stream=io.StringIO())
     configure_terminal(verbose=True, stream=io.StringIO())
     assert len(root.handlers) == before + 1
+
+
+def test_the_terminal_follows_a_replaced_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    configure_terminal(verbose=False)  # no stream given: sys.stderr as it is when a record comes
+    replaced = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", replaced)
+    logger.warning("to the new stream")
+    assert replaced.getvalue().endswith("to the new stream\n")
+
+
+def test_the_engine_cli_says_one_line_and_leaves_logging_as_it_found_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from gpt_oss_desktop.engine.cli import main
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    assert main(["info", str(folder)]) == 2
+    assert root.handlers == handlers and root.level == level
+    err = capsys.readouterr().err
+    assert err == f"error: {folder} is not a model folder: it has no config.json and no weights (*.safetensors)\n"
