@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HISTORY_FILE_NAME = "history.sqlite3"  # in the user data folder
+APP_LOG_NAME = "app.log"  # in the user data folder's logs/
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -62,7 +63,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="render at this display scale (2 for 200 %%; sets QT_SCALE_FACTOR)",
     )
     parser.add_argument("--settings", metavar="INI", help="keep preferences in this ini file instead")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show info and debug messages on the terminal (and in the log)"
+    )
     parser.add_argument(
         "--self-test",
         action="store_true",
@@ -115,9 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     screenshots = args.screenshot is not None or args.screenshot_gallery is not None
     if screenshots and args.scale:
         os.environ["QT_SCALE_FACTOR"] = f"{args.scale:g}"  # read when the QApplication starts, just below
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
+    from gpt_oss_desktop.engine.logging_setup import configure_terminal
+
+    # One line per warning or error on the terminal; INFO and tracebacks only with -v, or in the log file below.
+    configure_terminal(args.verbose)
     if args.install_desktop_entry or args.uninstall_desktop_entry:
         return _desktop_entry(install=args.install_desktop_entry)
     faulthandler.enable()  # torch and Qt can crash in native code; leave a traceback when they do
@@ -145,9 +149,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         forwarded_argv = tuple(sys.argv[1:] if argv is None else argv)
         instance = claim(ActivationRequest(resolve_model_ref(args.model, Path.cwd()), forwarded_argv), parent=app)
         if instance is None:
-            return 0  # the running app came to the front (and loads the model asked for)
+            # The running app came to the front (and loads the model asked for). Said here, not logged: INFO is
+            # off on the terminal, and whoever typed the command should see why no second window opens.
+            _say(sys.stdout, "gpt-oss desktop is already running; asked it to come to the front")
+            return 0
     # Before anything is written: the data folder 0700, and whatever an older version left readable made private.
     secure_user_files(args.settings)
+    attach_app_log(args.verbose)
     # From here uncaught errors get a log file under the data folder (and a dialog, except in the self-test).
     reporter = crash.install(show_dialogs=not args.self_test)
     from gpt_oss_desktop.app.shell.garbage_collector import GuiThreadGarbageCollector
@@ -181,7 +189,8 @@ def _screenshots(loop: qasync.QEventLoop, args: argparse.Namespace) -> int:
                     args.screenshot_gallery, themes=args.themes, sizes=args.sizes, states=args.states
                 )
             )
-            logger.info("saved %d pictures and their index in %s", len(shots), args.screenshot_gallery)
+            # stdout, not INFO (off on the terminal): whoever asked for pictures wants to know where they went
+            _say(sys.stdout, f"saved {len(shots)} pictures and their index in {args.screenshot_gallery}")
         else:
             state = args.state or screenshot.DEFAULT_STATE
             loop.run_until_complete(
@@ -189,7 +198,7 @@ def _screenshots(loop: qasync.QEventLoop, args: argparse.Namespace) -> int:
                     args.screenshot, state, theme=args.theme, size=args.size, settings_path=args.settings
                 )
             )
-            logger.info("saved %s", args.screenshot)
+            _say(sys.stdout, f"saved {args.screenshot}")
     except screenshot.ScreenshotError as exc:
         logger.error("screenshot failed: %s", exc)
         return 1
@@ -209,6 +218,21 @@ def secure_user_files(settings_path: str | None) -> list[Path]:
     except OSError as exc:
         logger.error("cannot make the data folder %s private: %s", user_data_dir(), exc)
         return []
+
+
+def app_log_path() -> Path:
+    """The app's log file: INFO and up with tracebacks, private, in the folder of the crash reports."""
+    from gpt_oss_desktop.engine.paths import user_data_dir
+    from gpt_oss_desktop.engine.private_files import LOG_DIR_NAME
+
+    return user_data_dir() / LOG_DIR_NAME / APP_LOG_NAME
+
+
+def attach_app_log(verbose: bool) -> logging.Handler | None:
+    """Start writing :func:`app_log_path` (None, said on the terminal, if it cannot be written)."""
+    from gpt_oss_desktop.engine.logging_setup import attach_log_file
+
+    return attach_log_file(app_log_path(), verbose)
 
 
 def _desktop_entry(*, install: bool) -> int:

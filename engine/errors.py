@@ -54,6 +54,19 @@ class MissingFilesError(CheckpointError):
     """
 
 
+class NotAModelFolderError(CheckpointError):
+    """A folder that holds no model at all: no config.json and no weights (an empty folder, a folder of documents).
+
+    Not damage and not an interrupted download (a folder with a gpt-oss config.json or with weights is one of
+    those): the user picked the wrong folder. The message reads "<folder> is not a model folder: <why>".
+    """
+
+    def __init__(self, message: str, path: Path | str) -> None:
+        super().__init__(message, path)
+        # "<folder> is not a model folder: ..." reads better than the usual "<folder>: ..." (still one path).
+        self.args = (f"{path} is not a model folder: {message}",)
+
+
 class UnsupportedCheckpointError(CheckpointError):
     """A readable checkpoint stored in a form this engine does not load: a tensor dtype or quantization other than
     gpt-oss's own layouts (OpenAI's original, Hugging Face MXFP4, Hugging Face dense)."""

@@ -42,6 +42,7 @@ class ChatRequest:
 class LoadErrorKind(enum.StrEnum):
     """Categories of load failure, each with its own advice to the user."""
 
+    NOT_A_MODEL = "not_a_model"
     MISSING_FILES = "missing_files"
     INVALID_CHECKPOINT = "invalid_checkpoint"
     UNSUPPORTED_CHECKPOINT = "unsupported_checkpoint"
@@ -52,6 +53,8 @@ class LoadErrorKind(enum.StrEnum):
 
 
 _ADVICE: dict[LoadErrorKind, str] = {
+    LoadErrorKind.NOT_A_MODEL: "Open the folder that holds the model (its config.json and .safetensors files), "
+    "download a model, or try the demo model.",
     LoadErrorKind.MISSING_FILES: "Check the model folder, or download the model again. "
     "You can also try the demo model.",
     LoadErrorKind.INVALID_CHECKPOINT: "The model files look damaged or incomplete. Download the model again.",
@@ -65,7 +68,13 @@ _ADVICE: dict[LoadErrorKind, str] = {
 
 
 class LoadError(Exception):
-    """A model could not be loaded; ``advice`` tells the user what to do about it."""
+    """A model could not be loaded; ``advice`` tells the user what to do about it.
+
+    Attributes:
+        kind: the category, which picks the advice.
+        message: what went wrong, as shown to the user; it names the model's folder (or the file at fault) once.
+        model_ref: the model that was asked for (a folder or :data:`DEMO_MODEL`).
+    """
 
     def __init__(self, kind: LoadErrorKind, message: str, model_ref: str) -> None:
         super().__init__(kind, message, model_ref)
@@ -78,7 +87,8 @@ class LoadError(Exception):
         return _ADVICE[self.kind]
 
     def __str__(self) -> str:
-        return f"{self.model_ref}: {self.message}"
+        # The message already says where: prefixing model_ref gave "/x: /x: no such file or directory".
+        return self.message
 
 
 class RequestError(Exception):

@@ -30,11 +30,13 @@ from gpt_oss_desktop.app.backends.chat_backend import (
 )
 from gpt_oss_desktop.engine.batch_generator import BatchGenerator
 from gpt_oss_desktop.engine.errors import (
+    CheckpointError,
     EngineError,
     GenerationError,
     InsufficientMemoryError,
     LoadCancelled,
     MissingFilesError,
+    NotAModelFolderError,
     UnsupportedCheckpointError,
     UnsupportedDeviceError,
 )
@@ -130,10 +132,20 @@ def load_local_model(
 def classify_load_error(exc: BaseException, model_ref: str) -> LoadError:
     """Map an exception raised while loading onto the category that decides the advice shown to the user.
 
-    By type only: the engine raises a class for each problem where it finds it (engine/errors.py).
+    By type only: the engine raises a class for each problem where it finds it (engine/errors.py). The message
+    names a path once: the engine's own when its error names one (the folder, or the file at fault), else
+    ``model_ref``.
     """
-    message = str(exc) or type(exc).__name__
-    if isinstance(exc, MissingFilesError | FileNotFoundError):
+    if isinstance(exc, CheckpointError) and exc.path is not None:
+        message = str(exc)
+    elif isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        # str() of an OSError quotes its file too ("[Errno 2] No such file or directory: '/x'")
+        message = f"{exc.filename}: {exc.strerror}"
+    else:
+        message = f"{model_ref}: {str(exc) or type(exc).__name__}"
+    if isinstance(exc, NotAModelFolderError):
+        kind = LoadErrorKind.NOT_A_MODEL
+    elif isinstance(exc, MissingFilesError | FileNotFoundError):
         kind = LoadErrorKind.MISSING_FILES
     elif isinstance(exc, UnsupportedCheckpointError):
         kind = LoadErrorKind.UNSUPPORTED_CHECKPOINT
@@ -357,9 +369,11 @@ class LocalEngine:
             job.outbox.put(LoadError(LoadErrorKind.CANCELLED, str(exc), job.model_ref))
             return
         except Exception as exc:  # MemoryError too: reported to the user, and the app keeps running
-            logger.warning("loading %s failed: %s", job.model_ref, exc, exc_info=True)
+            error = classify_load_error(exc, job.model_ref)
+            # One line on the terminal; the traceback goes to the log file only (engine.logging_setup).
+            logger.warning("could not load the model: %s", error, exc_info=True)
             _free_device_memory()  # a half-loaded model may hold most of the GPU
-            job.outbox.put(classify_load_error(exc, job.model_ref))
+            job.outbox.put(error)
             return
         self._model, self._generator, self._batch = model, generator, batch
         job.outbox.put(_Progress(1.0, "Ready"))

@@ -18,11 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -46,6 +45,7 @@ from gpt_oss_desktop.app.history.comparison_summary import (
     outcome_from_record,
     summarise,
 )
+from gpt_oss_desktop.app.history.export_dialog import ask_export_path
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from gpt_oss_desktop.engine.private_files import write_private_text
 from gpt_oss_desktop.engine.sampling import SamplingParams
@@ -100,6 +100,7 @@ class CompareView(QWidget):
         self._engine_busy = False
         self._model_loaded = backend.info is not None
         self.kernels: KernelPreparation | None = None  # set by the window: a first-run CPU kernel build to wait for
+        self.settings: QSettings | None = None  # set by the window: the export dialog remembers its folder there
         self.summary_result: ComparisonSummary | None = None
 
         heading = QLabel("<b>Compare efforts</b> — one prompt, answered at low, medium and high effort at once", self)
@@ -282,9 +283,16 @@ class CompareView(QWidget):
     def choose_export_file(self) -> None:
         if self.record is None:
             return
-        safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in self.record.title).strip() or "comparison"
-        path, _ = QFileDialog.getSaveFileName(self, "Export comparison", safe + ".md", "Markdown (*.md)")
-        if path:
+        path = ask_export_path(
+            self,
+            self.settings,
+            caption="Export comparison",
+            title=self.record.title,
+            suffix=".md",
+            name_filter="Markdown (*.md)",
+            fallback="comparison",
+        )
+        if path is not None:
             self.export_markdown(path)
 
     # -- running ------------------------------------------------------------------------------------------------

@@ -343,7 +343,7 @@ def claim(request: ActivationRequest, name: str | None = None, parent: QObject |
     except SingleInstanceError as exc:
         return _unguarded(name or "", parent, f"{exc}")
     if answered:
-        logger.info("gpt-oss desktop is already running; asked it to come to the front")
+        logger.debug("handed the request to the running instance at %s", name)  # the user is told by app.main
         return None
     instance = SingleInstance(name, parent)
     if answered is False:

@@ -43,6 +43,7 @@ from gpt_oss_desktop.app.compare.compare_view import CompareView
 from gpt_oss_desktop.app.downloads.model_library import ModelLibrary
 from gpt_oss_desktop.app.history import Chat, ChatStore, HistoryError, Message
 from gpt_oss_desktop.app.history.banner import HistoryBanner
+from gpt_oss_desktop.app.history.export_dialog import ask_export_path
 from gpt_oss_desktop.app.history.sidebar import HistorySidebar
 from gpt_oss_desktop.app.models.model_downloads import ModelDownloads
 from gpt_oss_desktop.app.settings import LAST_MODEL_KEY
@@ -150,6 +151,7 @@ class MainWindow(QMainWindow):
 
         self._build_status_bar()
         self.compare.kernels = kernels
+        self.compare.settings = settings
         if kernels is not None:
             kernel_preparation.attach(self.statusBar(), kernels)
         # Download wizard, model manager, installed-models menu (app/models/model_downloads.py)
@@ -158,7 +160,7 @@ class MainWindow(QMainWindow):
         for source in (self.empty, self.banner):
             source.demo_requested.connect(lambda: self.load_model(DEMO_MODEL))
             source.open_requested.connect(self.choose_model_folder)
-        self.empty.download_requested.connect(lambda: self.model_downloads.open_wizard())
+            source.download_requested.connect(lambda: self.model_downloads.open_wizard())
         self.composer.send_requested.connect(self.send_message)
         self.composer.stop_requested.connect(self.stop)
         self.compare.busy_changed.connect(self._set_busy)
@@ -491,13 +493,20 @@ class MainWindow(QMainWindow):
         if self.chat_id is None:
             return
         suffix, kind = (".md", "Markdown (*.md)") if fmt == "markdown" else (".json", "JSON (*.json)")
-        item = self.sidebar.item_for(self.chat_id) if self.sidebar is not None else None
-        title = item.text() if item is not None else "chat"
-        # A suggested file name only: keep it to characters every file system accepts.
-        safe = "".join(c if c.isalnum() or c in " -_" else "_" for c in title).strip() or "chat"
-        path, _ = QFileDialog.getSaveFileName(self, "Export chat", safe + suffix, kind)
-        if path:
+        path = ask_export_path(
+            self, self.settings, caption="Export chat", title=self._chat_title(), suffix=suffix, name_filter=kind
+        )
+        if path is not None:
             self.export_chat(path, fmt)
+
+    def _chat_title(self) -> str:
+        if self.store is None or self.chat_id is None:
+            return ""
+        try:
+            return self.store.get_chat(self.chat_id).title
+        except HistoryError as exc:  # the export then fails too, and says so; the name is only a suggestion
+            logger.warning("cannot read the chat's title: %s", exc)
+            return ""
 
     # -- generation ---------------------------------------------------------------------------------------------
 

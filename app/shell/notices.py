@@ -71,11 +71,12 @@ class ErrorBanner(QFrame):
     """A dismissable banner at the top of the window: what went wrong and what to do about it.
 
     Signals:
-        demo_requested(), open_requested(): the same offers as the empty state.
+        open_requested(), download_requested(), demo_requested(): the same offers as the empty state.
     """
 
     demo_requested = Signal()
     open_requested = Signal()
+    download_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -89,19 +90,23 @@ class ErrorBanner(QFrame):
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.advice = QLabel(self)
         self.advice.setWordWrap(True)
-        demo = QPushButton("Try the demo model", self)
-        demo.setAccessibleName("Load the demo model")
-        demo.clicked.connect(self.demo_requested)
-        folder = QPushButton("Open a model folder…", self)
-        folder.setAccessibleName("Open a model folder")
-        folder.clicked.connect(self.open_requested)
+        self.open_button = QPushButton("Open another folder…", self)
+        self.open_button.setAccessibleName("Open a model folder")
+        self.open_button.clicked.connect(self.open_requested)
+        self.download_button = QPushButton("Download a model…", self)
+        self.download_button.setAccessibleName("Download a model")
+        self.download_button.clicked.connect(self.download_requested)
+        self.demo_button = QPushButton("Try the demo", self)
+        self.demo_button.setAccessibleName("Load the demo model")
+        self.demo_button.clicked.connect(self.demo_requested)
         dismiss = QPushButton("Dismiss", self)
         dismiss.setAccessibleName("Dismiss error")
         dismiss.clicked.connect(self.hide)
         buttons = QHBoxLayout()
         buttons.addStretch(1)
-        buttons.addWidget(demo)
-        buttons.addWidget(folder)
+        buttons.addWidget(self.open_button)
+        buttons.addWidget(self.download_button)
+        buttons.addWidget(self.demo_button)
         buttons.addWidget(dismiss)
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)

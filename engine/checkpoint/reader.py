@@ -36,6 +36,7 @@ from gpt_oss_desktop.engine.errors import (
     ConfigError,
     InsufficientMemoryError,
     MissingFilesError,
+    NotAModelFolderError,
     UnsupportedCheckpointError,
 )
 from gpt_oss_desktop.engine.input_files import describe_os_error, is_present, read_json, stat_path
@@ -52,6 +53,8 @@ _SHARD_RE = re.compile(r"^model(--?)(\d{5})-of-(\d{5})\.safetensors$")
 MAX_INDEX_BYTES = 16 * 1024 * 1024
 MAX_INDEX_TENSORS = 4 * MAX_HEADER_ENTRIES
 MAX_DTYPES_BYTES = 16 * 1024 * 1024
+# Weights some other runtime saved (llama.cpp, PyTorch pickles, ONNX): named when a folder holds no safetensors.
+_FOREIGN_WEIGHT_SUFFIXES = frozenset({".gguf", ".bin", ".pt", ".pth", ".ckpt", ".onnx"})
 
 _EXPECTED_FILES = (
     "an OpenAI original/ folder (config.json, dtypes.json, model.safetensors or model--*-of-*.safetensors + "
@@ -316,6 +319,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
     """Load a gpt-oss checkpoint folder (original/, HF MXFP4, HF dense, or a Hub snapshot holding several).
 
     Raises:
+        NotAModelFolderError: the folder holds neither a config.json nor weights (the wrong folder).
         MissingFilesError: the folder, config.json, the weights or a shard is not there.
         UnsupportedCheckpointError: tensors in a dtype gpt-oss's layouts do not use (a quantized re-save).
         ConfigError: config.json is unreadable or not a gpt-oss config.
@@ -328,21 +332,50 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         # A file that vanished or turned unreadable between checks (e.g. a permission change mid-load).
         where = Path(exc.filename) if isinstance(exc.filename, str) else root
         if exc.errno == errno.ENOMEM:  # mapping the files ran out of address space or memory: nothing is damaged
-            raise InsufficientMemoryError(f"not enough memory to map the checkpoint in {root}", "cpu") from exc
+            # no path in the text: whoever reports it names the model once (app.backends.local_engine)
+            raise InsufficientMemoryError("not enough memory to map the checkpoint's files", "cpu") from exc
         error = MissingFilesError if isinstance(exc, FileNotFoundError) else CheckpointError
         raise error(describe_os_error(exc), where) from None
 
 
+def _foreign_weights(root: Path) -> list[str]:
+    """Weight files of other formats (GGUF, PyTorch pickles, ONNX) directly in ``root``, by name."""
+    try:
+        return sorted(p.name for p in root.iterdir() if p.suffix.lower() in _FOREIGN_WEIGHT_SUFFIXES and p.is_file())
+    except OSError:
+        return []  # the loader names an unreadable folder itself, where it trips on it
+
+
+def _not_a_model(root: Path, has_config: bool) -> CheckpointError:
+    """Why a folder without weights in any form is no checkpoint: the wrong folder, or one of another format."""
+    foreign = _foreign_weights(root)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        return UnsupportedCheckpointError(
+            f"holds weights in a format this app does not load ({shown}); it loads gpt-oss safetensors", root
+        )
+    why = f"its {CONFIG_NAME} is not a gpt-oss config, and it has" if has_config else f"it has no {CONFIG_NAME} and"
+    return NotAModelFolderError(f"{why} no weights (*.safetensors)", root)
+
+
 def _load(root: Path) -> LoadedCheckpoint:
     config_path = root / CONFIG_NAME
-    if not is_present(config_path):
-        raise MissingFilesError(
-            f"no {CONFIG_NAME}: this is not a gpt-oss checkpoint folder; expected {_EXPECTED_FILES}", root
-        )
-    raw = read_json(config_path, MAX_CONFIG_BYTES, error=ConfigError)
-    if not isinstance(raw, dict):
-        raise ConfigError("config.json must hold a JSON object", config_path)
-    config = ModelConfig.from_dict(raw, config_path)  # ConfigError for anything that is not gpt-oss
+    has_config = is_present(config_path)
+    has_weights = is_present(root / INDEX_NAME) or any(root.glob("*.safetensors"))
+    if not has_config and not has_weights:
+        raise _not_a_model(root, has_config=False)  # an empty folder, or one of documents: the wrong folder
+    if not has_config:  # weights without their config: an incomplete download
+        raise MissingFilesError(f"no {CONFIG_NAME}: expected {_EXPECTED_FILES}", root)
+    try:
+        raw = read_json(config_path, MAX_CONFIG_BYTES, error=ConfigError)
+        if not isinstance(raw, dict):
+            raise ConfigError("config.json must hold a JSON object", config_path)
+        config = ModelConfig.from_dict(raw, config_path)  # ConfigError for anything that is not gpt-oss
+    except ConfigError:
+        # A config.json of some other program with no weights beside it is no model, not a damaged one.
+        if not has_weights:
+            raise _not_a_model(root, has_config=True) from None
+        raise
     weights = _discover_weights(root)
     names = set(weights.by_name)
     layout = _detect_layout(raw, names, config_path)

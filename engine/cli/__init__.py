@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from gpt_oss_desktop.engine.cli.error_log import write_error_log
 from gpt_oss_desktop.engine.errors import EngineError
+from gpt_oss_desktop.engine.logging_setup import configure_terminal
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    root = logging.getLogger()
+    level = root.level
+    # One line per record on the terminal, WARNING and up unless -v; a traceback only in the error log below.
+    terminal = configure_terminal(args.verbose)
+    try:
+        return _run(args)
+    finally:  # main() is also called in-process (tests, tools): leave logging as it was
+        root.removeHandler(terminal)
+        root.setLevel(level)
+
+
+def _run(args: argparse.Namespace) -> int:
     module = importlib.import_module(COMMANDS[args.command])
     try:
         return int(module.run(args))

@@ -15,6 +15,7 @@ from gpt_oss_desktop.engine.errors import (
     ConfigError,
     EngineError,
     MissingFilesError,
+    NotAModelFolderError,
     UnsupportedCheckpointError,
     UnsupportedDeviceError,
 )
@@ -53,6 +54,34 @@ def test_foreign_dtypes_are_unsupported_checkpoint_errors(tmp_path: Path, build:
     error = _load_error(build(tmp_path))
     assert type(error) is UnsupportedCheckpointError, error
     assert error.tensor is not None  # names the tensor in the foreign dtype
+
+
+@pytest.mark.parametrize("build", broken.NOT_A_MODEL, ids=lambda b: b.__name__)
+def test_a_folder_without_config_or_weights_is_not_a_model_folder(tmp_path: Path, build: broken.Builder) -> None:
+    folder = build(tmp_path)
+    error = _load_error(folder)
+    assert type(error) is NotAModelFolderError, error
+    assert error.path == folder
+    assert str(error).startswith(f"{folder} is not a model folder: ")
+    assert "no weights" in str(error)
+
+
+def test_weights_of_another_runtime_are_unsupported_and_named(tmp_path: Path) -> None:
+    error = _load_error(broken.weights_of_another_runtime(tmp_path))
+    assert type(error) is UnsupportedCheckpointError, error
+    assert "gpt-oss-20b-Q4_K_M.gguf" in str(error)
+
+
+def test_a_gpt_oss_config_without_weights_is_still_missing_files_not_the_wrong_folder(tmp_path: Path) -> None:
+    # An interrupted download (the config came, the weights did not): "download again", not "open another folder".
+    error = _load_error(broken.config_without_weights(tmp_path))
+    assert type(error) is MissingFilesError, error
+
+
+@pytest.mark.parametrize("build", broken.ALL, ids=lambda b: b.__name__)
+def test_each_error_names_the_folder_once(tmp_path: Path, build: broken.Builder) -> None:
+    folder = build(tmp_path)
+    assert str(_load_error(folder)).count(str(folder)) == 1, str(_load_error(folder))
 
 
 def test_a_device_without_cuda_or_out_of_range_is_refused_before_reading(tmp_path: Path) -> None:

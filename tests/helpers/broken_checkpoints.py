@@ -112,6 +112,37 @@ def weights_in_a_foreign_quantization(tmp: Path) -> Path:
 
 
 Builder = Callable[[Path], Path]
+
+
+def empty_folder(tmp: Path) -> Path:
+    folder = tmp / "empty"
+    folder.mkdir()
+    return folder
+
+
+def folder_of_documents(tmp: Path) -> Path:
+    folder = tmp / "documents"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("a shopping list", encoding="utf-8")
+    (folder / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a photo")
+    (folder / "sub").mkdir()
+    return folder
+
+
+def config_of_another_program_without_weights(tmp: Path) -> Path:
+    folder = tmp / "project"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"theme": "dark", "tabSize": 4}', encoding="utf-8")
+    return folder
+
+
+def weights_of_another_runtime(tmp: Path) -> Path:
+    folder = tmp / "gguf"
+    folder.mkdir()
+    (folder / "gpt-oss-20b-Q4_K_M.gguf").write_bytes(b"GGUF\x03\x00\x00\x00")
+    return folder
+
+
 MISSING: tuple[Builder, ...] = (
     nothing_there,
     weights_without_config,
@@ -122,3 +153,8 @@ MISSING: tuple[Builder, ...] = (
 BAD_CONFIG: tuple[Builder, ...] = (config_that_is_not_json, config_of_another_model)
 DAMAGED: tuple[Builder, ...] = (truncated_weights, header_that_is_not_json, tensor_left_out)
 UNSUPPORTED: tuple[Builder, ...] = (weights_resaved_in_float8, weights_in_a_foreign_quantization)
+# Weights, but saved by another runtime (no tensor to name): also a form this app does not load.
+OTHER_FORMAT: tuple[Builder, ...] = (weights_of_another_runtime,)
+# Folders that hold no model at all: the wrong folder was chosen (not damage, not an interrupted download).
+NOT_A_MODEL: tuple[Builder, ...] = (empty_folder, folder_of_documents, config_of_another_program_without_weights)
+ALL: tuple[Builder, ...] = (*MISSING, *BAD_CONFIG, *DAMAGED, *UNSUPPORTED, *OTHER_FORMAT, *NOT_A_MODEL)
