@@ -181,7 +181,15 @@ def _paint_snippet(
     bold = QFont(font)
     bold.setBold(True)
     x = rect.left()
-    for text, matched in snippet_segments(snippet):
+    segments = snippet_segments(snippet)
+    if segments and not segments[0][1]:
+        # The store's snippet keeps some words before the match; a narrow sidebar would push the match past the
+        # edge, so the lead-in is cut from its left to a third of the line, and the match stays in view.
+        lead = QFontMetrics(font)
+        keep = rect.width() // 3
+        if lead.horizontalAdvance(segments[0][0]) > keep:
+            segments[0] = (lead.elidedText(segments[0][0].lstrip("…"), Qt.TextElideMode.ElideLeft, keep), False)
+    for text, matched in segments:
         run_font = bold if matched else font
         metrics = QFontMetrics(run_font)
         room = rect.right() - x
