@@ -54,13 +54,15 @@ class BackgroundSearch(QObject):
     # object: the outcome is list[SearchHit] | BaseException, and a Signal has one type per argument.
     _job_done = Signal(_Job, object)
 
-    def __init__(self, store: ChatStore, parent: QObject) -> None:
+    def __init__(self, store: ChatStore, parent: QObject, *, marks: tuple[str, str] = ("[", "]")) -> None:
+        """``marks``: what the hits' snippets wrap each matched word in (start, end)."""
         # A parent is required: the worker holds this object while it emits, and a parentless QObject whose last
         # reference went away on the worker thread would be destroyed there (see app/shell/garbage_collector.py).
         super().__init__(parent)
         self._worker = _Worker(
             store.open_searcher(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-search")
         )
+        self._marks = marks
         self._in_flight = 0
         self._job_done.connect(self._on_job_done, Qt.ConnectionType.QueuedConnection)
         # Connected to a plain function over the worker's state, not to a method: self is gone by then.
@@ -100,7 +102,8 @@ class BackgroundSearch(QObject):
             outcome = SearchCancelledError("search cancelled before it started", searcher.path)
         else:
             try:
-                outcome = searcher.search(job.query, cancelled=job.cancelled.is_set)
+                start, end = self._marks
+                outcome = searcher.search(job.query, start=start, end=end, cancelled=job.cancelled.is_set)
             except HistoryError as exc:
                 outcome = exc
             except Exception as exc:  # a bug: log it here with its traceback, and let the GUI say the search failed

@@ -130,7 +130,11 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class ChatSummary:
-    """What the sidebar needs: no messages, no instructions."""
+    """What the sidebar needs: no messages, no instructions.
+
+    ``updated_at`` is the chat's last activity: its creation or the last write to its messages. Renames, pins and
+    settings leave it alone, so that they never move a chat in the sidebar. ``pinned`` chats are listed first.
+    """
 
     id: int
     kind: ChatKind
@@ -139,6 +143,7 @@ class ChatSummary:
     updated_at: datetime
     model: str
     deleted_at: datetime | None
+    pinned: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +151,8 @@ class Chat:
     """A chat (or comparison) with its settings and all its messages, ordered by (position, column).
 
     ``meta`` holds kind-specific extras (e.g. a comparison's "include context" flag) without a schema change.
-    An id of 0 marks a chat that is not (yet) in a store, e.g. one parsed from a JSON export.
+    An id of 0 marks a chat that is not (yet) in a store, e.g. one parsed from a JSON export. ``updated_at`` and
+    ``pinned`` are as in ChatSummary; pinning is the store's (the sidebar's) state and is not exported.
     """
 
     id: int
@@ -161,6 +167,7 @@ class Chat:
     meta: JSONDict
     deleted_at: datetime | None
     messages: tuple[Message, ...] = field(default=())
+    pinned: bool = False
 
     @property
     def summary(self) -> ChatSummary:
@@ -172,6 +179,7 @@ class Chat:
             updated_at=self.updated_at,
             model=self.model,
             deleted_at=self.deleted_at,
+            pinned=self.pinned,
         )
 
     @property
@@ -196,6 +204,7 @@ class Chat:
             self,
             id=0,
             deleted_at=None,
+            pinned=False,
             messages=tuple(replace(m, id=0, chat_id=0) for m in self.messages),
         )
 

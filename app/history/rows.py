@@ -16,9 +16,9 @@ DECODE_ERRORS: Final = (ValueError, TypeError, OverflowError, KeyError, IndexErr
 
 CHAT_COLUMNS: Final = (
     "id, kind, title, created_at, updated_at, system_instructions, developer_instructions, model, "
-    "sampling_json, meta_json, deleted_at"
+    "sampling_json, meta_json, deleted_at, pinned"
 )
-SUMMARY_COLUMNS: Final = "id, kind, title, created_at, updated_at, model, deleted_at"
+SUMMARY_COLUMNS: Final = "id, kind, title, created_at, updated_at, model, deleted_at, pinned"
 MESSAGE_COLUMNS: Final = (
     'id, chat_id, position, "column", role, text, analysis, effort, stats_json, complete, created_at'
 )
@@ -49,9 +49,17 @@ def summary_from_row(row: sqlite3.Row) -> ChatSummary:
             updated_at=from_micros(row["updated_at"]),
             model=row["model"],
             deleted_at=None if row["deleted_at"] is None else from_micros(row["deleted_at"]),
+            pinned=decode_flag(row["pinned"]),
         )
     except DECODE_ERRORS as exc:
         raise damaged_row("chats", exc) from exc
+
+
+def decode_flag(value: object) -> bool:
+    # The column's CHECK keeps it 0 or 1; anything else came from a damaged page.
+    if value not in (0, 1):
+        raise ValueError(f"a flag must be 0 or 1, not {value!r}")
+    return bool(value)
 
 
 def message_from_row(row: sqlite3.Row) -> Message:

@@ -83,9 +83,23 @@ def _migrate_v2(conn: sqlite3.Connection) -> None:
     _run(conn, MIGRATION)
 
 
+# v3: pinned chats. ADD COLUMN with a constant default rewrites no rows, so an old file upgrades in place at once,
+# with every chat unpinned. The sidebar's order becomes pinned first, then last activity: the index follows it.
+_V3: Final = (
+    "ALTER TABLE chats ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0 CHECK (pinned IN (0, 1))",
+    "DROP INDEX IF EXISTS chats_recent",
+    "CREATE INDEX chats_recent ON chats (deleted_at, pinned DESC, updated_at DESC, id DESC)",
+)
+
+
+def _migrate_v3(conn: sqlite3.Connection) -> None:
+    _run(conn, _V3)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "chats and messages", _migrate_v1),
     Migration(2, "earlier versions of answers and questions", _migrate_v2),
+    Migration(3, "pinned chats", _migrate_v3),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 

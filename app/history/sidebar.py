@@ -1,4 +1,7 @@
-"""The history sidebar: saved chats (most recent first), live search, rename, and delete with undo.
+"""The history sidebar: saved chats grouped by date (pinned first), live search, rename, pin, and delete with undo.
+
+Chats are listed under Pinned, Today, Yesterday, Previous 7 days, then one header per month, by the local day of
+their last message (app/history/date_groups.py); rows are painted by app/history/sidebar_items.py.
 
 Search runs on a worker thread (app/history/background_search.py), 150 ms after the last keystroke, and each new
 query cancels the one before: a search never stalls the window, and an older result never replaces a newer one.
@@ -7,6 +10,7 @@ query cancels the one before: a search never stalls the window, and an older res
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta, tzinfo
 
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QKeySequence, QPainter, QPalette, QPixmap, QShortcut
@@ -20,17 +24,37 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QMenu,
     QPushButton,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from gpt_oss_desktop.app.history import ChatStore, HistoryError, SearchHit
+from gpt_oss_desktop.app.history import ChatStore, ChatSummary, HistoryError, SearchHit
 from gpt_oss_desktop.app.history.background_search import BackgroundSearch
+from gpt_oss_desktop.app.history.date_groups import activity_text, group_chats, next_midnight
+from gpt_oss_desktop.app.history.sidebar_items import (
+    CHAT_ID_ROLE,
+    HEADER_KIND,
+    KIND_ROLE,
+    MARK_END,
+    MARK_START,
+    PINNED_ROLE,
+    SNIPPET_ROLE,
+    SidebarDelegate,
+    chat_tooltip,
+)
 
 logger = logging.getLogger(__name__)
 
-_CHAT_ID_ROLE = Qt.ItemDataRole.UserRole
-KIND_ROLE = Qt.ItemDataRole.UserRole + 1  # "chat" or "comparison"
+__all__ = ["KIND_ROLE", "HistorySidebar", "comparison_icon"]
+
+EMPTY_TITLE = "No chats yet"
+EMPTY_TEXT = "Your chats will appear here. Load a model, then ask a question to start one."
+NO_MATCH_TEXT = "Try other words, or clear the search."
+# A long query is cut in the "No chats match" line: the sidebar is narrow.
+_QUERY_SHOWN_CHARS = 40
+# A row of the list: a group header's label, or a chat and its search snippet ("" when not searching).
+_Row = str | tuple[ChatSummary, str]
 # The undo offer goes away on its own: past this, a deleted chat stays deleted (and is purged on a later start).
 _UNDO_MS = 15_000
 # Typing pauses longer than this start a search; faster keystrokes only restart the wait.
@@ -38,7 +62,8 @@ SEARCH_DEBOUNCE_MS = 150
 
 
 class HistorySidebar(QWidget):
-    """Lists the chats in a ChatStore. Renames and deletes go straight to the store; the window hears about them.
+    """Lists the chats in a ChatStore under date headers. Renames, pins and deletes go straight to the store; the
+    window hears about renames and deletes.
 
     Signals:
         chat_selected(int): the user picked a chat (click or keyboard) — the window loads it.
@@ -56,9 +81,12 @@ class HistorySidebar(QWidget):
     error = Signal(str)
     search_finished = Signal(str)
 
-    def __init__(self, store: ChatStore, parent: QWidget | None = None) -> None:
+    def __init__(self, store: ChatStore, parent: QWidget | None = None, *, tz: tzinfo | None = None) -> None:
+        """``tz``: the time zone of the date groups; None is the system's (tests pass one)."""
         super().__init__(parent)
+        self.setObjectName("historySidebar")
         self.store = store
+        self._tz = tz
         self._current_id: int | None = None
         self._deleted_id: int | None = None
         # Set while the list is rebuilt or re-selected in code, so those changes are not taken as user actions.
@@ -79,6 +107,12 @@ class HistorySidebar(QWidget):
         self.list = QListWidget(self)
         self.list.setAccessibleName("Chats")
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # Long titles elide (the delegate asks for no width), so a horizontal scrollbar would only ever be noise.
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.list.setWordWrap(False)
+        self.list.setMouseTracking(True)  # hover highlight and tooltips
+        self.list.setItemDelegate(SidebarDelegate(self.list))
         # Renaming is explicit (F2 or the context menu): a double click should just open the chat.
         self.list.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -107,11 +141,46 @@ class HistorySidebar(QWidget):
         self._undo_timer.setInterval(_UNDO_MS)
         self._undo_timer.timeout.connect(self._forget_undo)
 
+        # No chats (a first start) or no hits: a short text in the list's place, not a blank box.
+        self.placeholder = QFrame(self)
+        self.placeholder.setObjectName("sidebarPlaceholder")
+        # Framed and filled like the list it stands in for, so the sidebar does not change shape when it shows.
+        self.placeholder.setFrameShape(self.list.frameShape())
+        self.placeholder.setFrameShadow(self.list.frameShadow())
+        self.placeholder.setBackgroundRole(QPalette.ColorRole.Base)
+        self.placeholder.setAutoFillBackground(True)
+        self.placeholder_title = QLabel(EMPTY_TITLE, self.placeholder)
+        self.placeholder_title.setObjectName("sidebarPlaceholderTitle")
+        self.placeholder_text = QLabel(EMPTY_TEXT, self.placeholder)
+        self.placeholder_text.setObjectName("sidebarPlaceholderText")
+        for label in (self.placeholder_title, self.placeholder_text):
+            label.setTextFormat(Qt.TextFormat.PlainText)  # a query is shown as typed, never as markup
+            label.setWordWrap(True)
+            label.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+        title_font = self.placeholder_title.font()
+        title_font.setBold(True)
+        self.placeholder_title.setFont(title_font)
+        self.placeholder_text.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        placeholder_layout = QVBoxLayout(self.placeholder)
+        placeholder_layout.setContentsMargins(12, 24, 12, 12)
+        placeholder_layout.setSpacing(6)
+        placeholder_layout.addWidget(self.placeholder_title)
+        placeholder_layout.addWidget(self.placeholder_text)
+        placeholder_layout.addStretch(1)
+        self._body = QStackedWidget(self)
+        self._body.addWidget(self.list)
+        self._body.addWidget(self.placeholder)
+
+        # The date groups change at local midnight (Today becomes Yesterday) even when nothing is saved.
+        self._midnight = QTimer(self)
+        self._midnight.setSingleShot(True)
+        self._midnight.timeout.connect(self._on_midnight)
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 0, 8)
         layout.setSpacing(6)
         layout.addWidget(self.search)
-        layout.addWidget(self.list, 1)
+        layout.addWidget(self._body, 1)
         layout.addWidget(self.undo_banner)
         self.setMinimumWidth(180)
         self.refresh()
@@ -119,15 +188,34 @@ class HistorySidebar(QWidget):
     # -- public API ---------------------------------------------------------------------------------------------
 
     def chat_ids(self) -> list[int]:
-        """The listed chats, top to bottom."""
-        return [self._item_id(self.list.item(row)) for row in range(self.list.count())]
+        """The listed chats, top to bottom (group headers left out)."""
+        return [self._item_id(item) for item in self._chat_items()]
 
     def item_for(self, chat_id: int) -> QListWidgetItem | None:
+        return next((item for item in self._chat_items() if self._item_id(item) == chat_id), None)
+
+    def headers(self) -> list[str]:
+        """The group headers shown, top to bottom."""
+        items = (self.list.item(row) for row in range(self.list.count()))
+        return [item.text() for item in items if item.data(KIND_ROLE) == HEADER_KIND]
+
+    def groups(self) -> list[tuple[str, list[int]]]:
+        """Each header with the chats under it, top to bottom (a search's flat list: one group named "")."""
+        out: list[tuple[str, list[int]]] = []
         for row in range(self.list.count()):
             item = self.list.item(row)
-            if self._item_id(item) == chat_id:
-                return item
-        return None
+            if item.data(KIND_ROLE) == HEADER_KIND:
+                out.append((item.text(), []))
+            else:
+                if not out:
+                    out.append(("", []))
+                out[-1][1].append(self._item_id(item))
+        return out
+
+    @property
+    def showing_placeholder(self) -> bool:
+        """The list is empty and a text says why (no chats yet, or no chat matches the search)."""
+        return self._body.currentWidget() is self.placeholder
 
     @property
     def searching(self) -> bool:
@@ -151,15 +239,27 @@ class HistorySidebar(QWidget):
             self._searcher.start(query)
             return
         self._searcher.cancel()
-        rows: list[tuple[int, str, str, str]] = []
+        chats: list[ChatSummary] = []
         try:
-            rows = [(chat.id, chat.title, "", chat.kind) for chat in self.store.list_chats()]
+            chats = self.store.list_chats()
         except HistoryError as exc:
             self._report("Could not read the chat history", exc)
+        now = self.store.now()
+        rows: list[_Row] = []
+        for group in group_chats(chats, now, self._tz):
+            rows.append(group.label)
+            rows.extend((chat, "") for chat in group.chats)
         self._fill(rows)
+        # +1 s: wake just after midnight, when the new day's labels hold.
+        wait = next_midnight(now, self._tz) + timedelta(seconds=1)
+        self._midnight.start(int(min(wait, timedelta(days=1)) / timedelta(milliseconds=1)))
+
+    def _on_midnight(self) -> None:
+        if not self.search.text().strip():
+            self.refresh()
 
     def _background_search(self, store: ChatStore) -> BackgroundSearch:
-        searcher = BackgroundSearch(store, self)
+        searcher = BackgroundSearch(store, self, marks=(MARK_START, MARK_END))
         searcher.finished.connect(self._on_hits)
         searcher.failed.connect(self._on_search_failed)
         return searcher
@@ -175,7 +275,7 @@ class HistorySidebar(QWidget):
         if query != self.search.text().strip() or not isinstance(hits, list):
             return
         found = [hit for hit in hits if isinstance(hit, SearchHit)]
-        self._fill([(hit.chat.id, hit.chat.title, hit.snippet, hit.chat.kind) for hit in found])
+        self._fill([(hit.chat, hit.snippet) for hit in found], query=query)
         self.search_finished.emit(query)
 
     def _on_search_failed(self, query: str, exc: object) -> None:
@@ -185,26 +285,55 @@ class HistorySidebar(QWidget):
             logger.warning("search failed: %s", exc)
             self.error.emit(f"Could not search the chat history: {exc}")
 
-    def _fill(self, rows: list[tuple[int, str, str, str]]) -> None:
+    def _fill(self, rows: list[_Row], *, query: str = "") -> None:
+        """Rows are group headers (a label) and chats (a summary and, for a search hit, its marked snippet)."""
         self._updating = True
+        now = self.store.now()
         try:
             self.list.clear()
-            for chat_id, title, snippet, kind in rows:
-                item = QListWidgetItem(title)
-                item.setData(_CHAT_ID_ROLE, chat_id)
-                item.setData(KIND_ROLE, kind)
-                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
-                # The snippet says why a chat matched; a tooltip keeps the row itself a plain, renameable title.
-                tooltip = snippet or title
-                if kind == "comparison":
-                    # Marked by an icon (three columns) rather than in the title, which stays plain for renaming.
-                    item.setIcon(self._comparison_icon())
-                    tooltip = f"Effort comparison · {tooltip}"
-                item.setToolTip(tooltip)
-                self.list.addItem(item)
+            for row in rows:
+                if isinstance(row, str):
+                    self.list.addItem(self._header_item(row))
+                else:
+                    self.list.addItem(self._chat_item(*row, now=now))
             self._select(self._current_id)
         finally:
             self._updating = False
+        if self.list.count():
+            self._body.setCurrentWidget(self.list)
+            return
+        if query:
+            shown = query if len(query) <= _QUERY_SHOWN_CHARS else query[: _QUERY_SHOWN_CHARS - 1] + "…"
+            self.placeholder_title.setText(f"No chats match \u201c{shown}\u201d")
+            self.placeholder_text.setText(NO_MATCH_TEXT)
+        else:
+            self.placeholder_title.setText(EMPTY_TITLE)
+            self.placeholder_text.setText(EMPTY_TEXT)
+        self._body.setCurrentWidget(self.placeholder)
+
+    @staticmethod
+    def _header_item(label: str) -> QListWidgetItem:
+        item = QListWidgetItem(label)
+        item.setData(KIND_ROLE, HEADER_KIND)
+        # Not selectable, not enabled: a click or the arrow keys never land on a header.
+        item.setFlags(Qt.ItemFlag.NoItemFlags)
+        return item
+
+    def _chat_item(self, chat: ChatSummary, snippet: str, *, now: datetime) -> QListWidgetItem:
+        item = QListWidgetItem(chat.title)
+        item.setData(CHAT_ID_ROLE, chat.id)
+        item.setData(KIND_ROLE, chat.kind)
+        item.setData(SNIPPET_ROLE, snippet)
+        item.setData(PINNED_ROLE, chat.pinned)
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
+        comparison = chat.kind == "comparison"
+        if comparison:
+            # Marked by an icon (three columns) rather than in the title, which stays plain for renaming.
+            item.setIcon(self._comparison_icon())
+        when = activity_text(chat.updated_at, now, self._tz)
+        # The full title (the row may be elided) and when it was last active: two chats of one title differ here.
+        item.setToolTip(chat_tooltip(chat.title, when, comparison=comparison, snippet=snippet))
+        return item
 
     def set_current(self, chat_id: int | None) -> None:
         """Highlight the chat shown in the window (None: a new, unsaved chat) without emitting chat_selected."""
@@ -235,6 +364,16 @@ class HistorySidebar(QWidget):
         finally:
             self.refresh()
         self.chat_renamed.emit(chat_id, title)
+        return True
+
+    def pin_chat(self, chat_id: int, pinned: bool) -> bool:
+        """Pin a chat to the top of the list, or unpin it. Returns whether the store took it."""
+        try:
+            self.store.pin_chat(chat_id, pinned)
+        except HistoryError as exc:
+            self._report("Could not pin the chat" if pinned else "Could not unpin the chat", exc)
+            return False
+        self.refresh()
         return True
 
     def delete_chat(self, chat_id: int) -> None:
@@ -272,7 +411,15 @@ class HistorySidebar(QWidget):
 
     @staticmethod
     def _item_id(item: QListWidgetItem) -> int:
-        return int(item.data(_CHAT_ID_ROLE))
+        return int(item.data(CHAT_ID_ROLE))
+
+    def _chat_items(self) -> list[QListWidgetItem]:
+        items = (self.list.item(row) for row in range(self.list.count()))
+        return [item for item in items if item.data(KIND_ROLE) != HEADER_KIND]
+
+    @staticmethod
+    def _is_chat(item: QListWidgetItem | None) -> bool:
+        return item is not None and item.data(KIND_ROLE) != HEADER_KIND
 
     def _select(self, chat_id: int | None) -> None:
         item = None if chat_id is None else self.item_for(chat_id)
@@ -289,11 +436,11 @@ class HistorySidebar(QWidget):
 
     def _delete_current(self) -> None:
         item = self.list.currentItem()
-        if item is not None:
+        if item is not None and self._is_chat(item):
             self.delete_chat(self._item_id(item))
 
     def _on_current_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
-        if self._updating or current is None:
+        if self._updating or current is None or not self._is_chat(current):
             return
         chat_id = self._item_id(current)
         if chat_id != self._current_id:
@@ -301,7 +448,7 @@ class HistorySidebar(QWidget):
             self.chat_selected.emit(chat_id)
 
     def _on_item_edited(self, item: QListWidgetItem) -> None:
-        if self._updating:
+        if self._updating or not self._is_chat(item):
             return
         # Deferred: refreshing the list from inside its own itemChanged would delete the item being edited.
         chat_id, title = self._item_id(item), item.text()
@@ -309,14 +456,25 @@ class HistorySidebar(QWidget):
 
     def _show_menu(self, pos: QPoint) -> None:
         item = self.list.itemAt(pos)
-        if item is None:
+        if item is None or not self._is_chat(item):
             return
         self.list.setCurrentItem(item)
+        self.chat_menu(item).exec(self.list.viewport().mapToGlobal(pos))
+
+    def chat_menu(self, item: QListWidgetItem) -> QMenu:
+        """The context menu of a chat's row: Rename, Pin or Unpin, Delete."""
         chat_id = self._item_id(item)
+        pinned = self._pinned(item)
         menu = QMenu(self)
         menu.addAction("Rename", self.start_rename)
+        menu.addAction("Unpin" if pinned else "Pin", lambda: self.pin_chat(chat_id, not pinned))
+        menu.addSeparator()
         menu.addAction("Delete", lambda: self.delete_chat(chat_id))
-        menu.exec(self.list.viewport().mapToGlobal(pos))
+        return menu
+
+    @staticmethod
+    def _pinned(item: QListWidgetItem) -> bool:
+        return bool(item.data(PINNED_ROLE))
 
     def _report(self, what: str, exc: HistoryError) -> None:
         logger.warning("%s: %s", what, exc)

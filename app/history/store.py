@@ -47,6 +47,7 @@ from .rows import (
     CHAT_COLUMNS,
     MESSAGE_COLUMNS,
     SUMMARY_COLUMNS,
+    decode_flag,
     json_dumps,
     json_loads,
     message_from_row,
@@ -301,6 +302,10 @@ class ChatStore:
     def _now(self) -> int:
         return to_micros(self._clock())
 
+    def now(self) -> datetime:
+        """The current time by the store's clock (injected in tests), which the sidebar's date groups go by."""
+        return self._clock()
+
     def close(self) -> None:
         """Close the database (idempotent). SQLite checkpoints the WAL into the main file on the last close."""
         with self._lock:
@@ -324,18 +329,19 @@ class ChatStore:
             raise ChatNotFoundError(f"no chat with id {chat_id}", self._path)
         return row
 
-    def _update_row(
-        self, conn: sqlite3.Connection, table: str, row_id: int, changes: Mapping[str, Any], chat_id: int
-    ) -> None:
-        """Set ``changes`` (column -> value) on one row of ``table`` and mark its chat active; nothing to set, no
-        write. Column names come from this class's own keyword arguments, never from a caller's data."""
+    @staticmethod
+    def _update_row(conn: sqlite3.Connection, table: str, row_id: int, changes: Mapping[str, Any]) -> bool:
+        """Set ``changes`` (column -> value) on one row of ``table``; nothing to set, no write. Returns whether it
+        wrote. Column names come from this class's own keyword arguments, never from a caller's data."""
         if not changes:
-            return
+            return False
         assignments = ", ".join(f'"{column}" = ?' for column in changes)
         conn.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", (*changes.values(), row_id))
-        self._touch(conn, chat_id)
+        return True
 
     def _touch(self, conn: sqlite3.Connection, chat_id: int) -> None:
+        """Mark a chat active now: only its messages' writes do, so only they move it up the sidebar (opening a
+        chat re-saves its instructions, and renaming it must not reorder the list either)."""
         conn.execute("UPDATE chats SET updated_at = ? WHERE id = ?", (self._now(), chat_id))
 
     def _insert_chat(
@@ -413,7 +419,8 @@ class ChatStore:
         sampling: Mapping[str, Any] | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> Chat:
-        """Change per-chat settings; arguments left as None keep their stored value."""
+        """Change per-chat settings; arguments left as None keep their stored value. Settings are not activity:
+        the chat keeps its place in the list."""
         changes = _given(
             system_instructions=system_instructions,
             developer_instructions=developer_instructions,
@@ -423,13 +430,21 @@ class ChatStore:
         )
         with self._write() as conn:
             self._require_chat(conn, chat_id)
-            self._update_row(conn, "chats", chat_id, changes, chat_id)
+            self._update_row(conn, "chats", chat_id, changes)
             return self._load_chat(conn, chat_id)
+
+    def pin_chat(self, chat_id: int, pinned: bool) -> ChatSummary:
+        """Pin a chat to the top of the list (or unpin it). Like a rename, this is not activity."""
+        with self._write() as conn:
+            self._require_chat(conn, chat_id)
+            conn.execute("UPDATE chats SET pinned = ? WHERE id = ?", (int(pinned), chat_id))
+            return summary_from_row(self._require_chat(conn, chat_id))
 
     def list_chats(
         self, *, kind: ChatKind | None = None, include_deleted: bool = False, limit: int | None = None
     ) -> list[ChatSummary]:
-        """Chats, most recently active first (ties broken by newest id), without soft-deleted ones by default."""
+        """Chats, pinned ones first, then most recently active first (ties broken by newest id), without
+        soft-deleted ones by default. Activity is a message written (see ChatSummary.updated_at)."""
         where: list[str] = []
         params: list[Any] = []
         if not include_deleted:
@@ -440,7 +455,7 @@ class ChatStore:
         sql = f"SELECT {SUMMARY_COLUMNS} FROM chats"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY updated_at DESC, id DESC"
+        sql += " ORDER BY pinned DESC, updated_at DESC, id DESC"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
@@ -465,6 +480,7 @@ class ChatStore:
             meta=json_loads(row["meta_json"]),
             deleted_at=None if row["deleted_at"] is None else from_micros(row["deleted_at"]),
             messages=tuple(message_from_row(m) for m in messages),
+            pinned=decode_flag(row["pinned"]),
         )
 
     def get_chat(self, chat_id: int) -> Chat:
@@ -606,7 +622,8 @@ class ChatStore:
                 if current.role != "assistant":
                     raise ValueError("only assistant messages carry a reasoning effort")
                 changes["effort"] = check_effort(effort)
-            self._update_row(conn, "messages", message_id, changes, current.chat_id)
+            if self._update_row(conn, "messages", message_id, changes):
+                self._touch(conn, current.chat_id)
             return self._load_message(conn, message_id)
 
     # --- versions -------------------------------------------------------------------------------------------------

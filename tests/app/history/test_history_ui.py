@@ -113,7 +113,7 @@ def test_history_survives_a_restart(run: Any, make_window: Any, db: Path, qtbot:
         second = make_window(backend, reopened)
         assert sidebar(second).chat_ids() == [chat_id]
         assert second.chat.messages() == []  # a restart opens on a new chat, the old one one click away
-        sidebar(second).list.setCurrentRow(0)  # as a click or arrow key would
+        sidebar(second).list.setCurrentItem(sidebar(second).item_for(chat_id))  # as a click or arrow key would
         assert second.chat_id == chat_id
         widgets = second.chat.messages()
         assert [type(w) for w in widgets] == [UserBubble, AssistantMessage]
@@ -155,7 +155,7 @@ def test_delete_and_undo(run: Any, make_window: Any, store: ChatStore) -> None:
     bar = sidebar(window)
     assert bar.chat_ids() == [chat_id, older.id]  # most recent first
     bar.list.setFocus()
-    bar.list.setCurrentRow(0)
+    bar.list.setCurrentItem(bar.item_for(chat_id))
     QTest.keyClick(bar.list, Qt.Key.Key_Delete)
     if bar.chat_ids() != [older.id]:
         bar.delete_chat(chat_id)  # offscreen platforms may not route the shortcut: same operation
@@ -258,3 +258,18 @@ def test_a_chat_with_a_ten_megabyte_answer_opens_without_freezing_the_window(
     assert message.answer_text == answer and message.answer.text() == answer  # Copy gives all of it
     assert message.reasoning.text() == reasoning and message.reasoning.hidden_chars > 0
     assert "reasoning is not shown here" in message.reasoning.body.toPlainText()
+
+
+def test_opening_and_renaming_a_chat_does_not_reorder(make_window: Any, store: ChatStore) -> None:
+    backend, _ = scripted_engine()
+    older = store.create_chat("Older")
+    store.add_message(older.id, "user", "hello")
+    newer = store.create_chat("Newer")
+    store.add_message(newer.id, "user", "hi")
+    window = make_window(backend, store)
+    bar = sidebar(window)
+    assert bar.chat_ids() == [newer.id, older.id]
+    bar.list.setCurrentItem(bar.item_for(older.id))  # opening re-saves the chat's instructions
+    assert window.chat_id == older.id
+    assert bar.rename_chat(older.id, "Older, renamed")
+    assert bar.chat_ids() == [newer.id, older.id]

@@ -13,6 +13,7 @@ from gpt_oss_desktop.app.history import (
     ChatStore,
     HistoryError,
     StoreClosedError,
+    schema,
 )
 
 from .conftest import FakeClock
@@ -135,7 +136,8 @@ def test_update_chat_settings(store: ChatStore) -> None:
     assert (updated.system_instructions, updated.developer_instructions) == ("sys", "")
     assert updated.sampling == {"temperature": 0.5}
     assert updated.model == "b"
-    assert updated.updated_at > chat.updated_at
+    # Settings are not activity: opening a chat re-saves its instructions, and must not move it up the list.
+    assert updated.updated_at == chat.updated_at
 
 
 def test_soft_delete_undo_and_purge(store: ChatStore, clock: FakeClock) -> None:
@@ -262,3 +264,52 @@ def test_closed_store_raises(db_path: Path) -> None:
     store.close()  # idempotent
     with pytest.raises(StoreClosedError):
         store.list_chats()
+
+
+def test_pinned_chats_come_first_and_persist(db_path: Path, clock: FakeClock) -> None:
+    with ChatStore(db_path, clock=clock) as store:
+        a = store.create_chat("a")
+        b = store.create_chat("b")
+        c = store.create_chat("c")
+        assert not store.get_chat(a.id).pinned
+        summary = store.pin_chat(a.id, True)
+        assert summary.pinned and summary.updated_at == a.updated_at  # pinning is not activity
+        assert [s.title for s in store.list_chats()] == ["a", "c", "b"]
+        store.add_message(b.id, "user", "newer activity")
+        assert [s.title for s in store.list_chats()] == ["a", "b", "c"]
+        with pytest.raises(ChatNotFoundError):
+            store.pin_chat(c.id + 99, True)
+    with ChatStore(db_path, clock=clock) as reopened:
+        assert [(s.title, s.pinned) for s in reopened.list_chats()] == [("a", True), ("b", False), ("c", False)]
+        assert reopened.get_chat(a.id).pinned
+        reopened.pin_chat(a.id, False)
+        assert [s.title for s in reopened.list_chats()] == ["b", "c", "a"]
+
+
+def test_a_version_1_file_upgrades_in_place_with_chats_unpinned(db_path: Path, clock: FakeClock) -> None:
+    # A history as version 1 of the app left it: its migration only, its rows written by plain SQL.
+    db_path.parent.mkdir(parents=True)
+    raw = sqlite3.connect(db_path)
+    schema.create_migrations_table(raw)
+    schema.MIGRATIONS[0].apply(raw)
+    raw.execute("INSERT INTO schema_migrations VALUES (1, 'chats and messages', 0)")
+    for chat_id, title, updated in ((1, "older", 10), (2, "newer", 20)):
+        raw.execute(
+            "INSERT INTO chats (id, title, created_at, updated_at) VALUES (?, ?, 0, ?)", (chat_id, title, updated)
+        )
+        raw.execute(
+            "INSERT INTO messages (chat_id, position, role, text, created_at) VALUES (?, 0, 'user', ?, 0)",
+            (chat_id, f"capybara {title}"),
+        )
+    raw.commit()
+    raw.close()
+    with ChatStore(db_path, clock=clock) as store:
+        chats = store.list_chats()
+        assert [(s.title, s.pinned) for s in chats] == [("newer", False), ("older", False)]
+        assert [m.text for m in store.get_chat(1).messages] == ["capybara older"]
+        assert [hit.chat.id for hit in store.search("capybara")] == [2, 1]
+        store.pin_chat(1, True)
+        assert [s.title for s in store.list_chats()] == ["older", "newer"]
+    check = sqlite3.connect(db_path)
+    assert check.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == schema.SCHEMA_VERSION == 3
+    check.close()
