@@ -40,6 +40,34 @@ def examples_for(*, toy: bool) -> tuple[str, ...]:
     return DEMO_EXAMPLES if toy else GENERAL_EXAMPLES
 
 
+class ExampleButton(QPushButton):
+    """An example prompt as a button. Button text does not wrap, so a prompt wider than the button is cut with "…"
+    (whole in the tooltip), on every resize: the button's own, as it may be resized while its intro is hidden."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.prompt = ""
+        # A long example must never widen the chat column: it elides instead.
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+
+    def set_prompt(self, text: str) -> None:
+        self.prompt = text
+        self.setAccessibleName(f"Ask: {text}")
+        self._fit()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        room = self.width() - _BUTTON_PADDING
+        metrics = self.fontMetrics()
+        fits = metrics.horizontalAdvance(self.prompt) <= room
+        shown = self.prompt if fits else metrics.elidedText(self.prompt, Qt.TextElideMode.ElideRight, max(room, 0))
+        self.setText(shown)
+        self.setToolTip("" if fits else self.prompt)
+
+
 class NewChatIntro(QWidget):
     """The top of an empty chat: a greeting, example prompts as buttons, and one line on effort.
 
@@ -62,7 +90,7 @@ class NewChatIntro(QWidget):
         self.hint.setWordWrap(True)
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        self.buttons: list[QPushButton] = []
+        self.buttons: list[ExampleButton] = []
         self._examples: tuple[str, ...] = ()
         self.effort = QLabel(EFFORT_LINE, content)
         self.effort.setWordWrap(True)
@@ -80,9 +108,7 @@ class NewChatIntro(QWidget):
         self._layout.addWidget(self.title)
         self._layout.addWidget(self.hint)
         for index in range(3):
-            button = QPushButton(content)
-            # A long example must never widen the chat column: it is cut with "…" instead (whole in its tooltip).
-            button.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+            button = ExampleButton(content)
             button.clicked.connect(lambda _=False, i=index: self.example_chosen.emit(self._examples[i]))
             self._layout.addWidget(button)
             self.buttons.append(button)
@@ -99,20 +125,7 @@ class NewChatIntro(QWidget):
         self.hint.setText(DEMO_HINT if toy else GENERAL_HINT)
         self._examples = examples_for(toy=toy)
         for button, text in zip(self.buttons, self._examples, strict=True):
-            button.setAccessibleName(f"Ask: {text}")
-        self._fit()
-
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        self._fit()
-
-    def _fit(self) -> None:
-        # Button text does not wrap: a prompt wider than its button is cut with "…" and whole in the tooltip.
-        for button, text in zip(self.buttons, self._examples, strict=True):
-            room = button.width() - _BUTTON_PADDING
-            shown = button.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, room) if room > 0 else text
-            button.setText(shown)
-            button.setToolTip(text if shown != text else "")
+            button.set_prompt(text)
 
 
 def _escape(text: str) -> str:

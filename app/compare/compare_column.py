@@ -23,9 +23,9 @@ from gpt_oss_desktop.engine.harmony import ReasoningEffort
 _NOT_YET = "–"
 # Shown in each column before anything is asked: what the effort does, so the empty columns teach something.
 IDLE_TEXT = {
-    ReasoningEffort.LOW: "Low effort thinks briefly: the quickest answer.",
-    ReasoningEffort.MEDIUM: "Medium effort reasons in a few steps: the usual balance.",
-    ReasoningEffort.HIGH: "High effort reasons step by step: slowest, most careful.",
+    ReasoningEffort.LOW: "Low effort: a short line of reasoning, the quickest answer.",
+    ReasoningEffort.MEDIUM: "Medium effort: a few steps of reasoning, the usual balance.",
+    ReasoningEffort.HIGH: "High effort: reasons step by step and checks; slowest, most careful.",
 }
 _FINISH_NOTES = {
     FinishReason.LENGTH: "Stopped at the token limit",

@@ -8,7 +8,7 @@ from typing import Any
 from gpt_oss_desktop.app.backends.chat_backend import DEMO_MODEL
 from gpt_oss_desktop.app.backends.scripted_model import harmony_reply
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage, UserBubble
-from gpt_oss_desktop.app.chat.new_chat_intro import DEMO_EXAMPLES, GENERAL_EXAMPLES
+from gpt_oss_desktop.app.chat.new_chat_intro import DEMO_EXAMPLES, GENERAL_EXAMPLES, NewChatIntro
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.events import Done
 from tests.app.conftest import load, next_emission, scripted_engine
@@ -36,6 +36,7 @@ def test_new_chat_shows_examples_for_the_demo_and_sends_the_one_clicked(run: Any
     assert "Demo model (toy)" in intro.title.text()
     assert "effort" in intro.effort.text().lower() and intro.effort.isVisible()
     qtbot.waitUntil(lambda: not clipped_labels(window.chat) and not clipped_buttons(window.chat))
+    assert [b.text() for b in intro.buttons] == list(DEMO_EXAMPLES)
 
     done: Done = run(next_emission(window.generation_finished, intro.buttons[0].click))
     assert done.final_tokens > 0
@@ -47,6 +48,22 @@ def test_new_chat_shows_examples_for_the_demo_and_sends_the_one_clicked(run: Any
 
     window.new_chat()
     qtbot.waitUntil(intro.isVisible)
+    # Back, and wide enough: each example shows whole (it was resized while hidden, and must not stay elided).
+    qtbot.waitUntil(lambda: [b.text() for b in intro.buttons] == list(DEMO_EXAMPLES))
+
+
+def test_an_example_too_long_for_its_button_elides_with_a_tooltip(qtbot: Any) -> None:
+    intro = NewChatIntro()
+    qtbot.addWidget(intro)
+    intro.set_model("Demo model (toy)", toy=True)
+    intro.resize(260, 400)
+    intro.show()
+    qtbot.waitUntil(lambda: intro.buttons[1].text().endswith("…"))
+    assert intro.buttons[1].toolTip() == DEMO_EXAMPLES[1] and intro.buttons[0].text() == DEMO_EXAMPLES[0]
+    assert not clipped_buttons(intro) and not clipped_labels(intro)
+    intro.resize(700, 400)
+    qtbot.waitUntil(lambda: [b.text() for b in intro.buttons] == list(DEMO_EXAMPLES))
+    assert intro.buttons[1].toolTip() == ""
 
 
 def test_a_real_model_gets_general_examples(run: Any, make_window: Any) -> None:
