@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gpt_oss_desktop.app.chat.new_chat_intro import NewChatIntro
 from gpt_oss_desktop.app.chat.reasoning_panel import ReasoningPanel
 from gpt_oss_desktop.app.chat.stats import AnswerStats, stats_line
 from gpt_oss_desktop.app.chat.text_views import AnswerView
@@ -225,7 +226,10 @@ class AssistantMessage(QFrame):
 
 
 class ChatView(QScrollArea):
-    """The chat column. Follows new text while scrolled to the bottom; stops once the user scrolls up."""
+    """The chat column. Follows new text while scrolled to the bottom; stops once the user scrolls up.
+
+    An empty chat shows :attr:`intro` (example prompts and a line on effort) until its first message.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -241,6 +245,8 @@ class ChatView(QScrollArea):
         self._layout = QVBoxLayout(self.column)
         self._layout.setContentsMargins(16, 16, 16, 16)
         self._layout.setSpacing(14)
+        self.intro = NewChatIntro(self.column)
+        self._layout.addWidget(self.intro)
         self._layout.addStretch(1)
         outer = QWidget()
         row = QHBoxLayout(outer)
@@ -274,15 +280,18 @@ class ChatView(QScrollArea):
         self._layout.removeWidget(widget)
         widget.hide()
         widget.deleteLater()
+        self.intro.setVisible(not self.messages())
 
     def clear(self) -> None:
         for widget in self.messages():
             self.remove(widget)
+        self.intro.show()
         self._sticky = True
 
     def messages(self) -> list[QWidget]:
+        """The messages on screen, oldest first (the intro is not one)."""
         items = (self._layout.itemAt(i) for i in range(self._layout.count()))
-        return [w for item in items if item is not None and (w := item.widget()) is not None]
+        return [w for item in items if item is not None and (w := item.widget()) is not None and w is not self.intro]
 
     def scroll_to_bottom(self) -> None:
         self._sticky = True
@@ -291,6 +300,7 @@ class ChatView(QScrollArea):
 
     def _insert(self, widget: QWidget) -> None:
         # Before the trailing stretch, which keeps a short chat at the top of the pane.
+        self.intro.hide()
         self._layout.insertWidget(self._layout.count() - 1, widget)
         self.scroll_to_bottom()
 

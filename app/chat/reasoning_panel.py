@@ -2,16 +2,70 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QPalette, QResizeEvent
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from gpt_oss_desktop.app.chat import stats
 from gpt_oss_desktop.app.chat.rendering import markdown_view
 from gpt_oss_desktop.app.chat.text_views import FitTextBrowser
 
+_SLACK = 4  # pixels; see ElidingToolButton.sizeHint
 # Long reasoning scrolls inside the panel instead of pushing the answer far down the chat.
 _MAX_BODY_HEIGHT = 280
+
+
+class ElidingToolButton(QToolButton):
+    """A tool button whose text is cut with "…" when it has less room than the text needs (the whole text is then
+    its tooltip), so a narrow column never shows a header cut mid-word ("Thought for 2.9 s · 12 to").
+
+    :meth:`text` and :meth:`setText` work with the whole text; Qt paints the shortened one.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+
+    def text(self) -> str:
+        return self._full
+
+    def setText(self, text: str) -> None:
+        self._full = text
+        self._elide()
+
+    def sizeHint(self) -> QSize:
+        # The size the whole text needs, so a layout with room gives all of it.
+        hint = super().sizeHint()
+        shown = super().text()
+        metrics = self.fontMetrics()
+        # A few pixels of slack: Qt measures the text for its own hint a pixel or two differently from
+        # horizontalAdvance(), and a hint one pixel short would elide the text it was meant to fit.
+        width = hint.width() - metrics.horizontalAdvance(shown) + metrics.horizontalAdvance(self._full) + _SLACK
+        return QSize(width, hint.height())
+
+    def minimumSizeHint(self) -> QSize:
+        # Room for the arrow and a few letters: below the full width the text elides instead of being clipped.
+        hint = super().sizeHint()
+        return QSize(min(hint.width(), self._chrome() + self.fontMetrics().horizontalAdvance("Thou…")), hint.height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _chrome(self) -> int:
+        """Width the button needs besides its text (arrow, spacing, padding)."""
+        return super().sizeHint().width() - self.fontMetrics().horizontalAdvance(super().text())
+
+    def _elide(self) -> None:
+        room = self.width() - self._chrome()
+        metrics = self.fontMetrics()
+        fits = metrics.horizontalAdvance(self._full) <= room
+        shown = self._full if fits else metrics.elidedText(self._full, Qt.TextElideMode.ElideRight, max(room, 0))
+        if shown != super().text():
+            super().setText(shown)
+            self.updateGeometry()
+        self.setToolTip(self._full if shown != self._full else "")
 
 
 class ReasoningPanel(QFrame):
@@ -39,7 +93,7 @@ class ReasoningPanel(QFrame):
         self._length = 0
         self._shown = 0
 
-        self.header = QToolButton(self)
+        self.header = ElidingToolButton(self)
         self.header.setCheckable(True)
         self.header.setChecked(True)
         self.header.setAutoRaise(True)
@@ -108,17 +162,26 @@ class ReasoningPanel(QFrame):
         self.deltas += 1
 
     def answer_started(self, seconds: float | None = None, tokens: int = 0) -> None:
-        """The answer began: the thinking time is known now (exact token counts come with :meth:`finish`)."""
+        """The answer began: the thinking time is known now (exact token counts come with :meth:`finish`).
+
+        If no reasoning arrived (a model may answer straight away, e.g. the demo on later turns of a chat), there
+        was no thinking to report: the panel hides rather than claim "Thought for 1.5 s · 0 tokens"."""
         self._live = False
+        if not self._length and not tokens:
+            self.hide()
+            return
         self.header.setText(stats.thinking_header(seconds, tokens, live=False))
         if not self._user_opened:
             self.set_expanded(False)
 
     def finish(self, seconds: float | None, tokens: int) -> None:
         self._live = False
+        self.show()
         self.header.setText(stats.thinking_header(seconds, tokens, live=False))
 
     def mark_not_sent(self) -> None:
+        """Say that this reasoning is left out of later prompts: only true of a chat's earlier turns, so only the
+        chat calls this (a comparison has no later prompt)."""
         self.not_sent.show()
 
     def set_expanded(self, expanded: bool) -> None:

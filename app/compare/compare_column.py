@@ -21,6 +21,12 @@ from gpt_oss_desktop.engine.events import FinishReason
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 
 _NOT_YET = "–"
+# Shown in each column before anything is asked: what the effort does, so the empty columns teach something.
+IDLE_TEXT = {
+    ReasoningEffort.LOW: "Low effort: a short line of reasoning, the quickest answer.",
+    ReasoningEffort.MEDIUM: "Medium effort: a few steps of reasoning, the usual balance.",
+    ReasoningEffort.HIGH: "High effort: reasons step by step and checks; slowest, most careful.",
+}
 _FINISH_NOTES = {
     FinishReason.LENGTH: "Stopped at the token limit",
     FinishReason.CANCELLED: "Stopped",
@@ -30,6 +36,8 @@ _FINISH_NOTES = {
 
 class CompareColumn(QFrame):
     """Streams one effort's answer. Numbers are estimates (one per streamed piece) until :meth:`finish`.
+
+    A column starts idle (it says what its effort does); :meth:`begin` readies it for an answer.
 
     Signals:
         continue_requested(): the user wants to carry on from this column as a normal chat.
@@ -48,7 +56,12 @@ class CompareColumn(QFrame):
         self.setAccessibleName(f"{effort.value.capitalize()} effort")
 
         self.title = QLabel(f"<b>{effort.value.capitalize()} effort</b>", self)
+        self.idle_note = QLabel(IDLE_TEXT[effort], self)
+        self.idle_note.setWordWrap(True)
+        self.idle_note.setAccessibleName("What this effort does")
+        self.idle_note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.reasoning = ReasoningPanel(self)
+        self.reasoning.hide()  # until begin(): nothing is thinking yet
         self.answer = AnswerView(self)
         self.answer.hide()
         self.note = QLabel(self)
@@ -58,6 +71,7 @@ class CompareColumn(QFrame):
         body = QWidget()
         body_layout = QVBoxLayout(body)
         body_layout.setContentsMargins(0, 0, 4, 0)
+        body_layout.addWidget(self.idle_note)
         body_layout.addWidget(self.reasoning)
         body_layout.addWidget(self.answer)
         body_layout.addWidget(self.note)
@@ -95,6 +109,17 @@ class CompareColumn(QFrame):
         layout.addWidget(self.body_scroll, 1)
         layout.addLayout(numbers)
         layout.addWidget(self.continue_button)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing asked yet (see :meth:`begin`)."""
+        return not self.idle_note.isHidden()
+
+    def begin(self) -> None:
+        """An answer is on its way (or a saved one is about to be drawn): the reasoning panel replaces the idle
+        note."""
+        self.idle_note.hide()
+        self.reasoning.show()
 
     def _value(self, name: str) -> QLabel:
         label = QLabel(_NOT_YET, self)

@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Final
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QPalette
+from PySide6.QtGui import QPalette, QResizeEvent
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -53,10 +55,18 @@ from gpt_oss_desktop.engine.sampling import SamplingParams
 logger = logging.getLogger(__name__)
 
 EFFORTS: Final = tuple(ReasoningEffort)  # column order: low, medium, high
+# Narrower than this, a column's answer and numbers get hard to read: below three of them the columns become tabs.
+MIN_COLUMN_WIDTH: Final = 260
+_COLUMN_SPACING: Final = 8
+_MARGIN: Final = 12  # around the whole view, so nothing touches the window's edge
+IDLE_SUMMARY: Final = "Ask once to see low, medium and high effort side by side, with what each one cost."
 
 
 class CompareView(QWidget):
     """The compare mode page of the main window.
+
+    The three columns stand side by side while each can be at least :data:`MIN_COLUMN_WIDTH` wide, and turn into
+    tabs (one effort at a time) when the view is narrower.
 
     Args:
         backend: where the batch runs.
@@ -137,8 +147,18 @@ class CompareView(QWidget):
         top.addWidget(self.prompt, 1)
         top.addLayout(side)
 
-        self._columns_row = QHBoxLayout()
-        self._columns_row.setSpacing(8)
+        # The columns live either in a row (wide) or in tabs (narrow); see _arrange().
+        self._row_page = QWidget(self)
+        self._columns_row = QHBoxLayout(self._row_page)
+        self._columns_row.setContentsMargins(0, 0, 0, 0)
+        self._columns_row.setSpacing(_COLUMN_SPACING)
+        self.tabs = QTabWidget(self)
+        self.tabs.setAccessibleName("Efforts")
+        self.tabs.setDocumentMode(True)
+        self._columns_stack = QStackedWidget(self)
+        self._columns_stack.addWidget(self._row_page)
+        self._columns_stack.addWidget(self.tabs)
+        self._tabbed = False
         self.columns: list[CompareColumn] = []
         # A reopened comparison that was asked with a chat's context says so; the context itself is in the tooltip.
         self.context_note = QLabel(self)
@@ -152,17 +172,23 @@ class CompareView(QWidget):
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 8)
+        layout.setContentsMargins(_MARGIN, _MARGIN, _MARGIN, _MARGIN)
         layout.setSpacing(8)
         layout.addWidget(heading)
         layout.addLayout(top)
         layout.addWidget(self.context_note)
-        layout.addLayout(self._columns_row, 1)
+        layout.addWidget(self._columns_stack, 1)
         layout.addWidget(self.summary)
-        self._new_columns()
+        self._new_columns(idle=True)
+        self.summary.setText(IDLE_SUMMARY)
         self._update_controls()
 
     # -- public API ---------------------------------------------------------------------------------------------
+
+    @property
+    def tabbed(self) -> bool:
+        """Whether the columns show as tabs (the view is too narrow for three readable columns)."""
+        return self._tabbed
 
     @property
     def running(self) -> bool:
@@ -199,7 +225,7 @@ class CompareView(QWidget):
         self.session = session
         self.summary_result = None
         self.context_note.hide()
-        self._new_columns()
+        self._new_columns(idle=False)
         self.summary.setText("Running low, medium and high effort as one batch…")
         return session.compare(CompareRequest(prompt, EFFORTS, self._sampling()))
 
@@ -218,7 +244,7 @@ class CompareView(QWidget):
         self.prompt.setPlainText(prompt_of(chat))
         self.include_context.setChecked(bool(chat.meta.get(INCLUDE_CONTEXT_KEY)))
         self._show_context(context_of(chat))
-        self._new_columns()
+        self._new_columns(idle=False)
         for column, message in zip(self.columns, answers, strict=False):
             if message.analysis:
                 column.append_reasoning(message.analysis)
@@ -229,7 +255,6 @@ class CompareView(QWidget):
             column.finish(
                 record, first_answer_seconds=first_answer, total_seconds=_number(message.stats.get("total_s"))
             )
-            column.reasoning.mark_not_sent()
             if not message.complete:
                 column.show_note("Interrupted: partial answer")
         self._show_summary(
@@ -255,8 +280,8 @@ class CompareView(QWidget):
             return
         self.context_note.hide()
         self.session, self.summary_result = None, None
-        self._new_columns()
-        self.summary.clear()
+        self._new_columns(idle=True)
+        self.summary.setText(IDLE_SUMMARY)
         self._update_controls()
 
     def column_thread(self, column: int) -> tuple[Message, ...]:
@@ -345,17 +370,54 @@ class CompareView(QWidget):
 
     # -- widgets ------------------------------------------------------------------------------------------------
 
-    def _new_columns(self) -> None:
+    def _new_columns(self, *, idle: bool) -> None:
+        """Fresh columns: ``idle`` ones (nothing asked) or ones ready for answers."""
+        current_tab = self.tabs.currentIndex()
+        self.tabs.clear()  # removes the pages without deleting them
         for column in self.columns:
             self._columns_row.removeWidget(column)
             column.hide()
             column.deleteLater()
         self.columns = []
         for index, effort in enumerate(EFFORTS):
-            column = CompareColumn(effort, self)
+            column = CompareColumn(effort, self._row_page)
             column.continue_requested.connect(lambda i=index: self._continue(i))
-            self._columns_row.addWidget(column, 1)
+            if not idle:
+                column.begin()
             self.columns.append(column)
+        self._arrange()
+        if current_tab >= 0:
+            self.tabs.setCurrentIndex(current_tab)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        tabbed = self._wants_tabs(event.size().width())
+        if tabbed != self._tabbed:
+            self._tabbed = tabbed
+            self._arrange()
+
+    @staticmethod
+    def _wants_tabs(width: int) -> bool:
+        room = width - 2 * _MARGIN - (len(EFFORTS) - 1) * _COLUMN_SPACING
+        return room < len(EFFORTS) * MIN_COLUMN_WIDTH
+
+    def _arrange(self) -> None:
+        """Put the columns in the row or in the tabs, whichever the width asks for (see resizeEvent)."""
+        if self._tabbed:
+            for column in self.columns:
+                if self.tabs.indexOf(column) < 0:
+                    self._columns_row.removeWidget(column)
+                    self.tabs.addTab(column, column.effort.value.capitalize())
+                column.title.hide()  # the tab says it
+            self._columns_stack.setCurrentWidget(self.tabs)
+        else:
+            self.tabs.clear()
+            for column in self.columns:
+                if self._columns_row.indexOf(column) < 0:
+                    self._columns_row.addWidget(column, 1)
+                column.title.show()
+                column.show()  # a page the tabs had hidden
+            self._columns_stack.setCurrentWidget(self._row_page)
 
     def _update_controls(self) -> None:
         running = self.running

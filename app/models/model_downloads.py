@@ -40,6 +40,7 @@ class ModelDownloads(QObject):
         library: the installed-models list; None opens the default one on first use.
         hub: Hub settings for the wizard (default: from the environment).
         wizard_options: extra keyword arguments for :class:`DownloadWizard` (tests inject probes and retries).
+        loaded_model: the name of the model loaded in the window now, if any (the manager names it).
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class ModelDownloads(QObject):
         *,
         hub: HubSettings | None = None,
         wizard_options: dict[str, Any] | None = None,
+        loaded_model: Callable[[], str | None] | None = None,
     ) -> None:
         super().__init__(window)
         self.window = window
@@ -57,6 +59,7 @@ class ModelDownloads(QObject):
         self._library = library
         self.hub = hub
         self.wizard_options = dict(wizard_options or {})
+        self.loaded_model = loaded_model
         self.wizard: DownloadWizard | None = None
         self.manager: ModelManager | None = None
         self.resume_prompt: QMessageBox | None = None
@@ -133,8 +136,9 @@ class ModelDownloads(QObject):
             QMessageBox.warning(self.window, "Manage models", "The list of installed models cannot be opened.")
             return None
         if self.manager is None:
-            self.manager = ModelManager(library, self.window)
+            self.manager = ModelManager(library, self.window, loaded_model=self.loaded_model)
             self.manager.load_requested.connect(self.load)
+            self.manager.download_requested.connect(lambda: self.open_wizard())
         if library.registry.load_warning:
             self.manager.status.setText(library.registry.load_warning)
         self.manager.show()

@@ -14,11 +14,12 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from PySide6.QtCore import QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
+    QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -42,6 +44,10 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 COLUMNS = ("Name", "Layout", "Size", "Verified", "Path")
 Confirm = Callable[[str, str], bool]
+EMPTY_TEXT = (
+    "<b>No models installed yet.</b><br>Download gpt-oss-20b (about 13 GB) to chat with a real model, or open a "
+    "folder that already holds a gpt-oss checkpoint."
+)
 
 
 def verified_text(model: InstalledModel) -> str:
@@ -57,19 +63,24 @@ class ModelManager(QDialog):
 
     Signals:
         load_requested(str): the user asked to load the model at this path.
+        download_requested(): the user asked to download a model (the download wizard).
 
     Args:
+        loaded_model: the name of the model loaded in the window now, if any (shown above the list: the built-in
+            demo is never in it).
         open_folder, confirm, choose_folder: injectable for tests (default: the desktop's file manager, a
             message box, a folder dialog).
     """
 
     load_requested = Signal(str)
+    download_requested = Signal()
 
     def __init__(
         self,
         library: ModelLibrary,
         parent: QWidget | None = None,
         *,
+        loaded_model: Callable[[], str | None] | None = None,
         open_folder: Callable[[Path], None] | None = None,
         confirm: Confirm | None = None,
         choose_folder: Callable[[], Path | None] | None = None,
@@ -78,6 +89,7 @@ class ModelManager(QDialog):
         self.setWindowTitle("Installed models")
         self.resize(860, 380)
         self.library = library
+        self.loaded_model = loaded_model or (lambda: None)
         self.runner = WorkerRunner(self, name="gpt-oss-models")
         self.open_folder = open_folder or _open_in_file_manager
         self.confirm: Confirm = confirm or self._ask
@@ -90,6 +102,35 @@ class ModelManager(QDialog):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        # What is loaded now: the demo is built in, so the list of installed models never shows it.
+        self.loaded_note = QLabel(self)
+        self.loaded_note.setWordWrap(True)
+        self.loaded_note.setAccessibleName("Loaded model")
+        self.loaded_note.hide()
+        # With nothing installed the table would be an empty grid: say what to do instead.
+        self.empty_text = QLabel(EMPTY_TEXT, self)
+        self.empty_text.setWordWrap(True)
+        self.empty_text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_text.setAccessibleName("No models installed")
+        self.empty_download_button = QPushButton("Download a model…", self)
+        self.empty_download_button.clicked.connect(self.download_requested)
+        self.empty_open_button = QPushButton("Open a model folder…", self)
+        self.empty_open_button.setToolTip("Add a folder that holds a gpt-oss checkpoint to this list")
+        self.empty_open_button.clicked.connect(self._import_clicked)
+        empty_buttons = QHBoxLayout()
+        empty_buttons.addStretch(1)
+        empty_buttons.addWidget(self.empty_download_button)
+        empty_buttons.addWidget(self.empty_open_button)
+        empty_buttons.addStretch(1)
+        self.empty_page = QWidget(self)
+        empty_layout = QVBoxLayout(self.empty_page)
+        empty_layout.addStretch(1)
+        empty_layout.addWidget(self.empty_text)
+        empty_layout.addLayout(empty_buttons)
+        empty_layout.addStretch(1)
+        self.pages = QStackedWidget(self)
+        self.pages.addWidget(self.table)
+        self.pages.addWidget(self.empty_page)
         self.load_button = QPushButton("Load", self)
         self.verify_button = QPushButton("Verify again", self)
         self.delete_button = QPushButton("Delete…", self)
@@ -101,16 +142,20 @@ class ModelManager(QDialog):
         self.status = QLabel(self)
         self.status.setWordWrap(True)
         self.status.setAccessibleName("Model manager status")
+        self.close_buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        self.close_buttons.rejected.connect(self.close)
         buttons = QHBoxLayout()
         for button in (self.load_button, self.verify_button, self.delete_button, self.open_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         buttons.addWidget(self.import_button)
         layout = QVBoxLayout(self)
-        layout.addWidget(self.table, 1)
+        layout.addWidget(self.loaded_note)
+        layout.addWidget(self.pages, 1)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addWidget(self.close_buttons)
         self._task: asyncio.Future[object] | None = None
         self._total = 0
         self._done = 0
@@ -150,7 +195,31 @@ class ModelManager(QDialog):
         if self.selected() is None and models:
             self.table.selectRow(0)
         self.table.resizeColumnsToContents()
+        self.pages.setCurrentWidget(self.table if models else self.empty_page)
+        # The empty page has its own two offers; buttons for a selected row mean nothing without rows.
+        for button in (self.load_button, self.verify_button, self.delete_button, self.open_button, self.import_button):
+            button.setVisible(bool(models))
         self._update_buttons()
+        self.show_loaded_model()
+
+    @property
+    def empty(self) -> bool:
+        """No installed model: the manager shows what to do instead of an empty table."""
+        return self.pages.currentWidget() is self.empty_page
+
+    def show_loaded_model(self) -> None:
+        """Name the model loaded in the window now (the demo is built in, never installed)."""
+        name = self.loaded_model()
+        if not name:
+            self.loaded_note.hide()
+            return
+        built_in = ": built into the app, nothing to install" if name.endswith("(toy)") else ""
+        self.loaded_note.setText(f"Loaded now: <b>{html.escape(name)}</b>{built_in}.")
+        self.loaded_note.show()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        self.show_loaded_model()  # a model may have loaded since the manager was last open
+        super().showEvent(event)
 
     def selected(self) -> InstalledModel | None:
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
@@ -165,6 +234,7 @@ class ModelManager(QDialog):
         for button in (self.load_button, self.verify_button, self.delete_button, self.open_button):
             button.setEnabled(has and idle)
         self.import_button.setEnabled(idle)
+        self.empty_open_button.setEnabled(idle)
 
     # -- actions ----------------------------------------------------------------------------------------------
 

@@ -155,13 +155,16 @@ class MainWindow(QMainWindow):
         if kernels is not None:
             kernel_preparation.attach(self.statusBar(), kernels)
         # Download wizard, model manager, installed-models menu (app/models/model_downloads.py)
-        self.model_downloads = ModelDownloads(self, self.load_model, models)
+        self.model_downloads = ModelDownloads(
+            self, self.load_model, models, loaded_model=lambda: self.backend.info.name if self.backend.info else None
+        )
         self._build_actions()
         for source in (self.empty, self.banner):
             source.demo_requested.connect(lambda: self.load_model(DEMO_MODEL))
             source.open_requested.connect(self.choose_model_folder)
             source.download_requested.connect(lambda: self.model_downloads.open_wizard())
         self.composer.send_requested.connect(self.send_message)
+        self.chat.intro.example_chosen.connect(self.send_message)
         self.composer.stop_requested.connect(self.stop)
         self.compare.busy_changed.connect(self._set_busy)
         self.compare.continue_requested.connect(self._continue_from_comparison)
@@ -378,6 +381,7 @@ class MainWindow(QMainWindow):
         """Leave the current chat for an empty, unsaved one. A running answer is stopped and saved into its own chat
         (marked stopped); the composer's draft stays with the chat it was written in."""
         self._leave_chat()
+        self._show_context(0)
         self._restore_draft(None)
 
     def _leave_chat(self) -> None:
@@ -388,6 +392,7 @@ class MainWindow(QMainWindow):
         else:
             self._drafts[self.chat_id] = draft
         self.session = self._new_session()
+        self._context_label.clear()  # the chat left behind filled it; the next one's is known after its next answer
         self.chat.clear()
         self.set_instructions("")
         if self.sidebar is not None:
@@ -650,6 +655,7 @@ class MainWindow(QMainWindow):
             else ""
         )
         self._device_label.setText(info.device)
+        self.chat.intro.set_model(info.name, toy=info.name.endswith("(toy)"))
         self._show_context(0)
         self.stack.setCurrentWidget(self.chat)
         self.composer.prompt.setFocus()

@@ -9,6 +9,7 @@ import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMenu
 
+from gpt_oss_desktop.app.backends.chat_backend import DEMO_MODEL
 from gpt_oss_desktop.app.downloads import HubCacheDestination, HubSettings, ModelDownload, ModelRegistry
 from gpt_oss_desktop.app.downloads.download_wizard import PAGE_DONE, PAGE_DOWNLOAD
 from gpt_oss_desktop.app.downloads.model_library import ModelLibrary
@@ -148,3 +149,15 @@ def test_manage_models_opens_the_manager_and_it_loads(
         assert await next_emission(window.model_loaded, manager.load_button.click) is not None
 
     run(body())
+
+
+def test_manager_of_a_window_with_the_demo_loaded_lists_it_and_offers_a_download(
+    run: Any, window_with_models: Callable[..., MainWindow], hub_settings: HubSettings
+) -> None:
+    window = window_with_models(hub_settings)
+    run(next_emission(window.model_loaded, lambda: window.load_model(DEMO_MODEL)))  # the double, named as the demo
+    window.model_downloads.manage_action.trigger()
+    manager = window.model_downloads.manager
+    assert manager is not None and manager.empty and "Demo model (toy)" in manager.loaded_note.text()
+    manager.empty_download_button.click()
+    assert window.model_downloads.wizard is not None and window.model_downloads.wizard.isVisible()

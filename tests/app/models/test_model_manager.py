@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtWidgets import QDialogButtonBox
 
 import gpt_oss_desktop.app.downloads.validate as validate_module
 import gpt_oss_desktop.app.models.model_manager as manager_module
@@ -22,7 +23,7 @@ from gpt_oss_desktop.app.downloads import (
 from gpt_oss_desktop.app.downloads.model_library import ModelLibrary
 from gpt_oss_desktop.app.models.model_manager import COLUMNS, ModelManager
 from gpt_oss_desktop.engine.paths import DATA_DIR_ENV
-from tests.app.conftest import next_emission
+from tests.app.conftest import next_emission, until
 from tests.helpers.hub_fixtures import FAST_RETRY, catalog_entry, write_test_checkpoint
 
 WEIGHTS = "original/model.safetensors"
@@ -206,3 +207,37 @@ def test_an_exception_escaping_a_step_is_still_shown_not_left_for_exit(
 
     run(shown(), timeout=10)
     assert "KeyError" in manager.status.text() and manager.import_button.isEnabled()
+
+
+# ------------------------------------------------------------------------------------------------- issue 17
+# With nothing installed the manager was an empty grid titled "Installed models": no text, no Close, no demo.
+def test_empty_manager_says_what_to_do_lists_the_loaded_demo_and_closes(
+    run: Any, make_manager: Callable[..., ModelManager], tmp_path: Path, model_registry: ModelRegistry
+) -> None:
+    good = write_test_checkpoint(tmp_path / "my-model" / "original")
+    manager = make_manager(loaded_model=lambda: "Demo model (toy)", choose_folder=lambda: tmp_path / "my-model")
+    assert manager.empty and manager.empty_page.isVisible() and not manager.table.isVisible()
+    assert "No models installed yet" in manager.empty_text.text()
+    assert manager.empty_download_button.isVisible() and manager.empty_open_button.isVisible()
+    assert not manager.load_button.isVisible()  # nothing to select: the row buttons are hidden
+    assert manager.loaded_note.isVisible()
+    assert "Demo model (toy)" in manager.loaded_note.text() and "built into the app" in manager.loaded_note.text()
+
+    run(next_emission(manager.download_requested, manager.empty_download_button.click))
+
+    async def import_by_click() -> None:
+        manager.empty_open_button.click()  # imports the chosen folder, which then is listed
+        await until(lambda: not manager.empty and not manager.runner.busy)
+
+    run(import_by_click())
+    assert good.exists() and row(manager)["Name"] == "my-model" and manager.load_button.isVisible()
+
+    close = manager.close_buttons.button(QDialogButtonBox.StandardButton.Close)
+    assert close is not None and close.isVisible()
+    close.click()
+    assert not manager.isVisible()
+
+
+def test_manager_without_a_loaded_model_names_none(make_manager: Callable[..., ModelManager]) -> None:
+    manager = make_manager()
+    assert manager.empty and not manager.loaded_note.isVisible()
