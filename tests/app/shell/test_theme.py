@@ -13,9 +13,11 @@ from PySide6.QtGui import QColor, QImage
 from PySide6.QtWidgets import QApplication, QToolButton
 
 from gpt_oss_desktop.app.chat.chat_view import ChatView
+from gpt_oss_desktop.app.chat.stats import AnswerStats
 from gpt_oss_desktop.app.settings import THEME_KEY
 from gpt_oss_desktop.app.shell import icons, theme
 from gpt_oss_desktop.app.shell.theme import DARK, LIGHT, Palette, ThemeMode
+from gpt_oss_desktop.engine.events import FinishReason
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from tests.app.conftest import scripted_engine
 
@@ -23,6 +25,7 @@ from tests.app.conftest import scripted_engine
 # (3:1 for the parts of controls and graphics needed to see them: the effort badge's outline, input borders, the
 # focus ring, icons). Disabled controls and decorative borders are exempt and not listed.
 TEXT = 4.5
+MONOKAI_BACKGROUND = "#272822"  # the dark code style's box (app/chat/rendering/markdown.py)
 NON_TEXT = 3.0
 
 
@@ -136,6 +139,8 @@ def test_view_theme_menu_switches_live_and_is_remembered(
     assert isinstance(app, QApplication)
     bubble = window.chat.add_user("hello")
     message = window.chat.add_assistant(ReasoningEffort.HIGH)
+    message.append_answer("```py\nx = 1\n```")
+    message.finish(AnswerStats(0, 3, None, None, 0.1, 30.0, FinishReason.STOP))
     assert window.theme.mode is ThemeMode.SYSTEM  # nothing saved yet
 
     window.theme.actions[ThemeMode.DARK].trigger()
@@ -147,9 +152,14 @@ def test_view_theme_menu_switches_live_and_is_remembered(
     assert _dominant(bubble.grab().toImage()) == DARK.bubble
     badge = message.badge.grab().toImage()
     assert DARK.outline in {badge.pixelColor(x, 0).name() for x in range(badge.width())}
+    # Code blocks follow: the answer (transparent on its card) re-renders them in the dark code style.
+    message.answer.flush()
+    assert MONOKAI_BACKGROUND in message.answer.toHtml().lower()
 
     window.theme.actions[ThemeMode.LIGHT].trigger()
     assert settings.value(THEME_KEY) == "light" and LIGHT.surface in app.styleSheet()
+    QApplication.processEvents()
+    assert MONOKAI_BACKGROUND not in message.answer.toHtml().lower()
 
     # The choice survives a restart: a new window over the same settings starts in the saved theme.
     settings.setValue(THEME_KEY, "dark")
