@@ -160,6 +160,9 @@ def palette_for(mode: ThemeMode, scheme: Qt.ColorScheme | None = None) -> Palett
         return DARK
     if scheme is None:
         scheme = QGuiApplication.styleHints().colorScheme()
+    if scheme == Qt.ColorScheme.Unknown:
+        # The platform does not say (older desktops, offscreen): its palette still tells a dark desktop apart.
+        return DARK if QGuiApplication.palette().color(QPalette.ColorRole.Window).lightness() < 128 else LIGHT
     return DARK if scheme == Qt.ColorScheme.Dark else LIGHT
 
 
@@ -226,7 +229,7 @@ QSplitter::handle {{ background: {p.window}; }}
 QSplitter::handle:horizontal {{ border-left: 1px solid {p.border}; }}
 
 QPushButton {{ background: {p.surface}; color: {p.text}; border: 1px solid {p.outline}; border-radius: {r.md}px;
-    padding: 5px {s.md}px; }}
+    padding: 5px {s.sm + 2}px; }}
 QPushButton:hover {{ background: {p.hover}; }}
 QPushButton:pressed {{ background: {p.border}; }}
 QPushButton:disabled {{ color: {p.text_disabled}; border-color: {p.border}; }}
@@ -305,12 +308,20 @@ class AppliedTheme:
     palette: Palette
 
 
-def apply_theme(mode: ThemeMode, app: QApplication | None = None) -> AppliedTheme:
-    """Give the whole application ``mode``'s look, live: the Fusion style (the one style that follows a palette
-    on every platform), the QPalette and the stylesheet. Widgets restyle themselves; nothing restarts."""
+# The theme applied last and the stylesheet it set (see current_theme).
+_last: list[tuple[AppliedTheme, str]] = []
+
+
+def apply_theme(app: QApplication | None, mode: ThemeMode | str) -> AppliedTheme:
+    """Give the whole application ``mode``'s look (a ThemeMode or its value: "system", "light", "dark"), live: the
+    Fusion style (the one style that follows a palette on every platform), the QPalette and the stylesheet.
+    Widgets restyle themselves; nothing restarts. The screenshot tool calls this too (app/shell/screenshot.py)."""
     app = app or _application()
+    mode = mode if isinstance(mode, ThemeMode) else ThemeMode.parse(mode)
     palette = palette_for(mode)
-    if app.style().name().lower() != "fusion":
+    # Only while no stylesheet is set: with one, app.style() is Qt's stylesheet proxy (its name() is empty), and
+    # replacing the style under it crashes Qt once widgets with their own stylesheets exist.
+    if not app.styleSheet() and app.style().name().lower() != "fusion":
         app.setStyle("Fusion")
     qpalette = build_qpalette(palette)
     if app.palette() != qpalette:
@@ -325,7 +336,20 @@ def apply_theme(mode: ThemeMode, app: QApplication | None = None) -> AppliedThem
         app.setStyleSheet(sheet)
     icons.refresh_action_icons(app)
     logger.debug("theme %s applied (%s palette)", mode.value, palette.name)
-    return AppliedTheme(mode, palette)
+    applied = AppliedTheme(mode, palette)
+    _last[:] = [(applied, sheet)]
+    return applied
+
+
+def current_theme(app: QApplication | None = None) -> AppliedTheme | None:
+    """The theme the application wears now, if :func:`apply_theme` gave it (None once something else replaced
+    its stylesheet or palette, e.g. the screenshot tool restoring the look it found)."""
+    app = app or _application()
+    if not _last or app.styleSheet() != _last[0][1]:
+        return None
+    applied = _last[0][0]
+    window = app.palette().color(QPalette.ColorRole.Window)
+    return applied if window == QColor(applied.palette.window) else None
 
 
 def _body_points(app: QApplication) -> float:

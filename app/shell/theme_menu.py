@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QMainWindow, QMenu, QToolButton, QWidget
 
 from gpt_oss_desktop.app.settings import THEME_KEY
 from gpt_oss_desktop.app.shell import icons
-from gpt_oss_desktop.app.shell.theme import AppliedTheme, ThemeMode, apply_theme
+from gpt_oss_desktop.app.shell.theme import ThemeMode, apply_theme, current_theme
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +51,15 @@ class ThemeMenu(QObject):
     def __init__(self, window: QMainWindow, settings: QSettings) -> None:
         super().__init__(window)
         self._settings = settings
-        self.mode = ThemeMode.parse(settings.value(THEME_KEY, ThemeMode.SYSTEM.value))
-        self.applied: AppliedTheme = apply_theme(self.mode)
+        saved = settings.value(THEME_KEY)
+        worn = current_theme()
+        if saved is None and worn is not None:
+            # Nothing chosen yet and the application already wears a theme (another window's, or the one the
+            # screenshot tool picked): keep it rather than flip the look.
+            self.mode, self.applied = worn.mode, worn
+        else:
+            self.mode = ThemeMode.parse(saved)
+            self.applied = apply_theme(None, self.mode)
 
         view = _find_menu(window, "&View") or window.menuBar().addMenu("&View")
         self.menu = QMenu("&Theme", view)
@@ -78,11 +85,11 @@ class ThemeMenu(QObject):
         self.mode = mode
         self._settings.setValue(THEME_KEY, mode.value)
         self.actions[mode].setChecked(True)
-        self.applied = apply_theme(mode)
+        self.applied = apply_theme(None, mode)
 
     def _on_scheme_changed(self, _scheme: Qt.ColorScheme) -> None:
         if self.mode is ThemeMode.SYSTEM:
-            self.applied = apply_theme(self.mode)
+            self.applied = apply_theme(None, self.mode)
 
 
 def attach(window: QMainWindow, settings: QSettings) -> ThemeMenu:

@@ -67,6 +67,10 @@ class MarkdownView(QTextBrowser):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.flush)
+        self._restyle_timer = QTimer(self)  # a palette change re-renders code blocks from the event loop
+        self._restyle_timer.setSingleShot(True)
+        self._restyle_timer.setInterval(0)
+        self._restyle_timer.timeout.connect(self._restyle_code)
         self._apply_style_sheet()
 
     # -- public API ---------------------------------------------------------------------------------------------
@@ -219,12 +223,15 @@ class MarkdownView(QTextBrowser):
         super().changeEvent(event)
         # A new palette, or a new application stylesheet (the app's light/dark theme switch sends this one).
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):
-            style = self._code_style()
-            if style != self._markdown.style:
-                # Code boxes carry their own colours; re-render them for the new light/dark palette.
-                self._shown_html = None
-                # This class's set_text, not an override's: AnswerView's skips a text equal to the one shown.
-                MarkdownView.set_text(self, self.text())
+            # Not here: Qt is re-polishing every widget, and replacing a document in the middle of that crashes it.
+            self._restyle_timer.start()
+
+    def _restyle_code(self) -> None:
+        if self._code_style() != self._markdown.style:
+            # Code boxes carry their own colours; re-render them for the new light/dark palette. This class's
+            # set_text, not an override's: AnswerView's skips a text equal to the one shown.
+            self._shown_html = None
+            MarkdownView.set_text(self, self.text())
 
 
 def _displayed_part(text: str) -> str:

@@ -4,7 +4,6 @@ and the bundled icons recoloured for the theme."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,32 +106,35 @@ def test_the_user_bubble_and_the_card_stand_apart_from_the_window() -> None:
 def light_again(qapp: QApplication) -> Iterator[None]:
     """Tests that switch the application's theme leave it light for the tests after them."""
     yield
-    theme.apply_theme(ThemeMode.LIGHT)
+    theme.apply_theme(None, ThemeMode.LIGHT)
 
 
 def test_stylesheet_follows_the_palette(light_again: None) -> None:
-    light = theme.apply_theme(ThemeMode.LIGHT)
+    light = theme.apply_theme(None, ThemeMode.LIGHT)
     app = QApplication.instance()
     assert isinstance(app, QApplication)
     light_sheet = app.styleSheet()
     assert light.palette is LIGHT and LIGHT.bubble in light_sheet and DARK.bubble not in light_sheet
     assert app.palette().color(app.palette().ColorRole.Window) == QColor(LIGHT.window)
-    theme.apply_theme(ThemeMode.DARK)
+    theme.apply_theme(None, ThemeMode.DARK)
     assert app.styleSheet() != light_sheet and DARK.bubble in app.styleSheet()
     assert app.palette().color(app.palette().ColorRole.Text) == QColor(DARK.text)
 
 
-def test_system_follows_the_desktop_scheme() -> None:
+def test_system_follows_the_desktop_scheme(light_again: None) -> None:
+    theme.apply_theme(None, "light")
     assert theme.palette_for(ThemeMode.SYSTEM, Qt.ColorScheme.Dark) is DARK
     assert theme.palette_for(ThemeMode.SYSTEM, Qt.ColorScheme.Light) is LIGHT
+    # A desktop that does not say: the platform palette's lightness decides (the test application's is light).
     assert theme.palette_for(ThemeMode.SYSTEM, Qt.ColorScheme.Unknown) is LIGHT
     assert theme.palette_for(ThemeMode.DARK, Qt.ColorScheme.Light) is DARK
     assert ThemeMode.parse("dark") is ThemeMode.DARK and ThemeMode.parse("sepia") is ThemeMode.SYSTEM
 
 
 def test_view_theme_menu_switches_live_and_is_remembered(
-    make_window: Any, settings: QSettings, tmp_path: Path, light_again: None
+    make_window: Any, settings: QSettings, qtbot: Any, light_again: None
 ) -> None:
+    theme.apply_theme(None, "light")
     backend, _ = scripted_engine()
     window = make_window(backend)
     app = QApplication.instance()
@@ -141,7 +143,7 @@ def test_view_theme_menu_switches_live_and_is_remembered(
     message = window.chat.add_assistant(ReasoningEffort.HIGH)
     message.append_answer("```py\nx = 1\n```")
     message.finish(AnswerStats(0, 3, None, None, 0.1, 30.0, FinishReason.STOP))
-    assert window.theme.mode is ThemeMode.SYSTEM  # nothing saved yet
+    assert window.theme.mode is ThemeMode.LIGHT  # nothing saved yet: it keeps the look the application wears
 
     window.theme.actions[ThemeMode.DARK].trigger()
     assert settings.value(THEME_KEY) == "dark" and window.theme.applied.palette is DARK
@@ -153,13 +155,11 @@ def test_view_theme_menu_switches_live_and_is_remembered(
     badge = message.badge.grab().toImage()
     assert DARK.outline in {badge.pixelColor(x, 0).name() for x in range(badge.width())}
     # Code blocks follow: the answer (transparent on its card) re-renders them in the dark code style.
-    message.answer.flush()
-    assert MONOKAI_BACKGROUND in message.answer.toHtml().lower()
+    qtbot.waitUntil(lambda: MONOKAI_BACKGROUND in message.answer.toHtml().lower(), timeout=5000)
 
     window.theme.actions[ThemeMode.LIGHT].trigger()
     assert settings.value(THEME_KEY) == "light" and LIGHT.surface in app.styleSheet()
-    QApplication.processEvents()
-    assert MONOKAI_BACKGROUND not in message.answer.toHtml().lower()
+    qtbot.waitUntil(lambda: MONOKAI_BACKGROUND not in message.answer.toHtml().lower(), timeout=5000)
 
     # The choice survives a restart: a new window over the same settings starts in the saved theme.
     settings.setValue(THEME_KEY, "dark")
@@ -200,7 +200,7 @@ def test_recoloured_files_feed_the_stylesheet(light_again: None) -> None:
     assert set(files) == set(icons.ICON_NAMES)
     assert DARK.text in files["copy"].read_text(encoding="utf-8")
     assert "currentColor" not in files["copy"].read_text(encoding="utf-8")
-    theme.apply_theme(ThemeMode.DARK)
+    theme.apply_theme(None, ThemeMode.DARK)
     view = ChatView()
     message = view.add_assistant(ReasoningEffort.LOW)
     message.show()
@@ -231,3 +231,17 @@ def _dominant(image: QImage) -> str:
             name = image.pixelColor(x, y).name()
             counts[name] = counts.get(name, 0) + 1
     return max(counts, key=lambda k: counts[k])
+
+
+def test_a_new_window_keeps_the_worn_theme_until_one_is_chosen(make_window: Any, light_again: None) -> None:
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    backend, _ = scripted_engine()
+    # As the screenshot tool does: the application is themed dark, then a window opens over fresh settings.
+    theme.apply_theme(app, "dark")
+    window = make_window(backend)
+    assert window.theme.mode is ThemeMode.DARK and DARK.surface in app.styleSheet()
+    # Once something else replaced the stylesheet, a new window applies its saved (here: no) choice: System.
+    app.setStyleSheet("")
+    again = make_window(backend)
+    assert again.theme.mode is ThemeMode.SYSTEM and theme.current_theme(app) is not None
