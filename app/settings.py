@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 ORGANIZATION: Final = "gpt-oss-desktop"
 APPLICATION: Final = "gpt-oss desktop"
 
+# "system" (follow the desktop), "light" or "dark": View > Theme (app/shell/theme_menu.py).
+THEME_KEY: Final = "view/theme"
 EFFORT_KEY: Final = "composer/effort"
 TEMPERATURE_KEY: Final = "sampling/temperature"
 TOP_P_KEY: Final = "sampling/top_p"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QPalette
+from PySide6.QtCore import QEvent, QRect, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QResizeEvent
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -29,18 +29,16 @@ _COLUMN_MAX_WIDTH = 860
 _RENDER_INTERVAL_MS = 50
 # Within this many pixels of the bottom the view counts as "at the bottom" and keeps following new text.
 _STICKY_PIXELS = 24
+# A user bubble is at most this share of the column wide, right-aligned, so the two sides read as a conversation.
+_BUBBLE_WIDTH_SHARE = 0.8
 # Under a saved answer that was cut off by a crash or a kill (its row is still marked incomplete).
 _INTERRUPTED = "interrupted · partial answer"
 
 
-def _muted(label: QLabel) -> QLabel:
-    label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-    return label
-
-
 class UserBubble(QFrame):
-    """A user's message: selectable text on a subtly shaded, rounded background, with an Edit button and, once it
-    was edited, its versions (‹ 1/2 ›).
+    """A user's message: selectable text in a tinted, rounded bubble on the right (the look is the theme's:
+    app/shell/theme.py styles ``role="user-bubble"``), with an Edit button and, once it was edited, its versions
+    (‹ 1/2 ›).
 
     Signals:
         edit_requested(): the user wants to edit this message (and branch the chat from it).
@@ -51,7 +49,7 @@ class UserBubble(QFrame):
     def __init__(self, text: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("userBubble")
-        self.setStyleSheet("#userBubble { background: palette(alternate-base); border-radius: 10px; }")
+        self.setProperty("role", "user-bubble")
         self.label = QLabel(text, self)
         self.label.setTextFormat(Qt.TextFormat.PlainText)
         self.label.setWordWrap(True)
@@ -61,6 +59,9 @@ class UserBubble(QFrame):
         self.label.setAccessibleName("Your message")
         self.edit_button = QToolButton(self)
         self.edit_button.setText("Edit")
+        self.edit_button.setProperty("iconName", "pencil")
+        self.edit_button.setProperty("role", "message-action")
+        self.edit_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.edit_button.setAutoRaise(True)
         self.edit_button.setAccessibleName("Edit this message")
         self.edit_button.setToolTip("Edit and send again: the chat goes on from here, and the old version stays")
@@ -71,14 +72,43 @@ class UserBubble(QFrame):
         row.addStretch(1)
         row.addWidget(self.versions)
         row.addWidget(self.edit_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 8, 12, 8)
-        layout.addWidget(self.label)
-        layout.addLayout(row)
+        self._box = QVBoxLayout(self)
+        self._box.setContentsMargins(14, 10, 14, 8)
+        self._box.setSpacing(2)
+        self._box.addWidget(self.label)
+        self._box.addLayout(row)
+        self._width: int | None = None  # the longest line (or the button row) plus margins, once measured
+
+    # Right-aligned in the column, the bubble is as wide as its longest line (up to its maximum width), and as tall
+    # as its content at that width: QLabel's own hint would wrap short messages into narrow, clipped columns.
+    # The layout asks often (each streamed answer re-lays the column out), so the measured width is kept.
+
+    def sizeHint(self) -> QSize:
+        width = min(self._natural_width(), self.maximumWidth())
+        return QSize(width, self.heightForWidth(width))
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, width: int) -> int:
+        return self._box.heightForWidth(min(width, self._natural_width()))
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self._width = None  # a new theme or font: measure again
+        super().changeEvent(event)
+
+    def _natural_width(self) -> int:
+        if self._width is None:
+            margins = self._box.contentsMargins()
+            lines = self.label.fontMetrics().boundingRect(QRect(0, 0, 1 << 20, 1 << 20), 0, self.label.text())
+            text = lines.width() + 2 + margins.left() + margins.right()
+            self._width = max(text, self._box.minimumSize().width())
+        return self._width
 
 
 class AssistantMessage(QFrame):
-    """One answer: effort badge, reasoning panel, streamed answer, stats line and actions.
+    """One answer, as a card: effort badge, reasoning panel, streamed answer, stats line and actions.
 
     Signals:
         regenerate_requested(object): a ReasoningEffort, or None for "the same effort again".
@@ -89,6 +119,7 @@ class AssistantMessage(QFrame):
 
     def __init__(self, effort: ReasoningEffort, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.setProperty("role", "assistant-card")
         self.effort = effort
         self._answer = ""
         self._answer_started = False
@@ -96,9 +127,7 @@ class AssistantMessage(QFrame):
         title = QLabel("<b>gpt-oss</b>", self)
         self.badge = QLabel(self)
         self.badge.setObjectName("effortBadge")
-        self.badge.setStyleSheet(
-            "#effortBadge { border: 1px solid palette(mid); border-radius: 8px; padding: 0px 6px; }"
-        )
+        self.badge.setProperty("role", "badge")  # outlined in both themes
         self.set_effort(effort)
         header = QHBoxLayout()
         header.setContentsMargins(0, 0, 0, 0)
@@ -108,17 +137,20 @@ class AssistantMessage(QFrame):
 
         self.reasoning = ReasoningPanel(self)
         self.answer = AnswerView(self)
-        self.stats = _muted(QLabel(self))
+        self.stats = QLabel(self)
+        self.stats.setProperty("role", "caption")  # small and muted (app/shell/theme.py)
         self.stats.setAccessibleName("Answer statistics")
         self.stats.setWordWrap(True)
         self.stats.hide()
         self.error = QLabel(self)
         self.error.setWordWrap(True)
         self.error.setAccessibleName("Error")
+        self.error.setProperty("role", "error")
         self.error.hide()
 
         self.regenerate_button = QToolButton(self)
         self.regenerate_button.setText("Regenerate")
+        self.regenerate_button.setProperty("iconName", "refresh-cw")
         self.regenerate_button.setAccessibleName("Regenerate answer")
         self.regenerate_button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
         self.regenerate_button.clicked.connect(lambda: self.regenerate_requested.emit(None))
@@ -131,11 +163,16 @@ class AssistantMessage(QFrame):
         self.regenerate_button.setMenu(menu)
         self.copy_button = QToolButton(self)
         self.copy_button.setText("Copy")
+        self.copy_button.setProperty("iconName", "copy")
         self.copy_button.setAccessibleName("Copy answer")
         self.copy_button.clicked.connect(self._copy)
+        for button in (self.regenerate_button, self.copy_button):
+            button.setProperty("role", "message-action")
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.versions = VersionSwitcher("answer", self)
         actions = QHBoxLayout()
         actions.setContentsMargins(0, 0, 0, 0)
+        actions.setSpacing(2)
         actions.addWidget(self.versions)
         actions.addWidget(self.regenerate_button)
         actions.addWidget(self.copy_button)
@@ -145,8 +182,8 @@ class AssistantMessage(QFrame):
         self.actions_row.hide()
 
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 4, 0, 4)
-        layout.setSpacing(4)
+        layout.setContentsMargins(16, 12, 16, 10)
+        layout.setSpacing(8)
         layout.addLayout(header)
         layout.addWidget(self.reasoning)
         layout.addWidget(self.answer)
@@ -268,7 +305,8 @@ class ChatView(QScrollArea):
 
     def add_user(self, text: str) -> UserBubble:
         bubble = UserBubble(text)
-        self._insert(bubble)
+        bubble.setMaximumWidth(self._bubble_width())
+        self._insert(bubble, Qt.AlignmentFlag.AlignRight)
         return bubble
 
     def add_assistant(self, effort: ReasoningEffort) -> AssistantMessage:
@@ -298,11 +336,23 @@ class ChatView(QScrollArea):
         bar = self.verticalScrollBar()
         bar.setValue(bar.maximum())
 
-    def _insert(self, widget: QWidget) -> None:
+    def _insert(self, widget: QWidget, alignment: Qt.AlignmentFlag | None = None) -> None:
         # Before the trailing stretch, which keeps a short chat at the top of the pane.
         self.intro.hide()
-        self._layout.insertWidget(self._layout.count() - 1, widget)
+        self._layout.insertWidget(self._layout.count() - 1, widget, 0, alignment or Qt.AlignmentFlag(0))
         self.scroll_to_bottom()
+
+    def _bubble_width(self) -> int:
+        margins = self._layout.contentsMargins()
+        column = min(self.viewport().width(), _COLUMN_MAX_WIDTH) - margins.left() - margins.right()
+        return max(120, int(column * _BUBBLE_WIDTH_SHARE))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        width = self._bubble_width()
+        for widget in self.messages():
+            if isinstance(widget, UserBubble):
+                widget.setMaximumWidth(width)
 
     def _on_scrolled(self, value: int) -> None:
         self._sticky = value >= self.verticalScrollBar().maximum() - _STICKY_PIXELS

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QPalette, QTextCursor
+from PySide6.QtCore import QEvent, QSettings, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QPalette, QShowEvent, QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
     QFrame,
@@ -106,6 +106,17 @@ class PromptEdit(QPlainTextEdit):
     def _update_placeholder(self) -> None:
         newline = "Enter" if self.ctrl_enter_sends else "Shift+Enter"
         self.setPlaceholderText(f"Message gpt-oss…  ({self.send_key_text()} to send, {newline} for a new line)")
+
+    # The stylesheet's padding (app/shell/theme.py) arrives when the box is polished, just before it is first shown,
+    # and changes with the theme or the font: fit the height again then.
+    def showEvent(self, event: QShowEvent) -> None:
+        self._fit_height()
+        super().showEvent(event)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.StyleChange, QEvent.Type.FontChange):
+            self._fit_height()
 
     def _fit_height(self, *_args: object) -> None:
         margins = self.contentsMargins()

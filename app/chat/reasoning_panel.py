@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QPalette, QResizeEvent
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from gpt_oss_desktop.app.chat import stats
@@ -82,6 +82,7 @@ class ReasoningPanel(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("reasoningPanel")
+        self.setProperty("role", "reasoning")  # a sunken panel inside the answer's card (app/shell/theme.py)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self._user_opened = False
         self._live = True
@@ -98,7 +99,7 @@ class ReasoningPanel(QFrame):
         self.header.setChecked(True)
         self.header.setAutoRaise(True)
         self.header.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.header.setArrowType(Qt.ArrowType.DownArrow)
+        self.header.setProperty("iconName", "chevron-down")  # the theme draws it; chevron-right when collapsed
         self.header.setText(stats.thinking_header(None, 0, live=True))
         self.header.setAccessibleName("Reasoning")
         self.header.setAccessibleDescription("Show or hide the model's reasoning")
@@ -106,7 +107,7 @@ class ReasoningPanel(QFrame):
 
         self.not_sent = QLabel("not sent to model", self)
         self.not_sent.setToolTip("Earlier reasoning stays on screen but is left out of later prompts (harmony rule).")
-        self.not_sent.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.not_sent.setProperty("role", "caption")  # small and muted (app/shell/theme.py)
         self.not_sent.hide()
 
         self.body = FitTextBrowser(self, max_height=_MAX_BODY_HEIGHT)
@@ -120,7 +121,7 @@ class ReasoningPanel(QFrame):
         top.addStretch(1)
         top.addWidget(self.not_sent)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 2, 6, 4)
+        layout.setContentsMargins(6, 4, 8, 6)
         layout.setSpacing(2)
         layout.addLayout(top)
         layout.addWidget(self.body)
@@ -196,6 +197,9 @@ class ReasoningPanel(QFrame):
 
     def _apply(self) -> None:
         expanded = self.header.isChecked()
-        self.header.setArrowType(Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow)
+        self.header.setProperty("iconName", "chevron-down" if expanded else "chevron-right")
+        # The stylesheet sets icons when it polishes a widget: polish again for the new property.
+        self.header.style().unpolish(self.header)
+        self.header.style().polish(self.header)
         self.body.setVisible(expanded)
         self.expanded_changed.emit(expanded)

@@ -47,6 +47,7 @@ from gpt_oss_desktop.app.history.export_dialog import ask_export_path
 from gpt_oss_desktop.app.history.sidebar import HistorySidebar
 from gpt_oss_desktop.app.models.model_downloads import ModelDownloads
 from gpt_oss_desktop.app.settings import LAST_MODEL_KEY
+from gpt_oss_desktop.app.shell import theme_menu
 from gpt_oss_desktop.app.shell.notices import EmptyState, ErrorBanner
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from gpt_oss_desktop.engine.private_files import write_private_text
@@ -159,6 +160,7 @@ class MainWindow(QMainWindow):
             self, self.load_model, models, loaded_model=lambda: self.backend.info.name if self.backend.info else None
         )
         self._build_actions()
+        self.theme = theme_menu.attach(self, settings)  # the saved theme, View > Theme, icons (app/shell/theme.py)
         for source in (self.empty, self.banner):
             source.demo_requested.connect(lambda: self.load_model(DEMO_MODEL))
             source.open_requested.connect(self.choose_model_folder)

@@ -6,7 +6,7 @@ import html as html_lib
 import logging
 import time
 
-from PySide6.QtCore import QEvent, QTimer, QUrl, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QFontDatabase, QGuiApplication, QPalette
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
@@ -67,6 +67,10 @@ class MarkdownView(QTextBrowser):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.flush)
+        self._restyle_timer = QTimer(self)  # a palette change re-renders code blocks from the event loop
+        self._restyle_timer.setSingleShot(True)
+        self._restyle_timer.setInterval(0)
+        self._restyle_timer.timeout.connect(self._restyle_code)
         self._apply_style_sheet()
 
     # -- public API ---------------------------------------------------------------------------------------------
@@ -187,7 +191,13 @@ class MarkdownView(QTextBrowser):
             self._timer.start(self.render_interval_ms())
 
     def _code_style(self) -> str:
-        base = self.palette().color(QPalette.ColorRole.Base)
+        palette = self.palette()
+        brush = palette.brush(QPalette.ColorRole.Base)
+        base = brush.color()
+        if brush.style() == Qt.BrushStyle.NoBrush or base.alpha() < 128:
+            # A transparent view (an answer drawn on its card: QSS "background: transparent" leaves no brush) has no
+            # background of its own to judge: light text means a dark theme.
+            return DARK_STYLE if palette.color(QPalette.ColorRole.Text).lightness() >= 128 else LIGHT_STYLE
         return DARK_STYLE if base.lightness() < 128 else LIGHT_STYLE
 
     def _apply_style_sheet(self) -> None:
@@ -211,12 +221,17 @@ class MarkdownView(QTextBrowser):
 
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)
-        if event.type() == QEvent.Type.PaletteChange:
-            style = self._code_style()
-            if style != self._markdown.style:
-                # Code boxes carry their own colours; re-render them for the new light/dark palette.
-                self._shown_html = None
-                self.set_text(self.text())
+        # A new palette, or a new application stylesheet (the app's light/dark theme switch sends this one).
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.StyleChange):
+            # Not here: Qt is re-polishing every widget, and replacing a document in the middle of that crashes it.
+            self._restyle_timer.start()
+
+    def _restyle_code(self) -> None:
+        if self._code_style() != self._markdown.style:
+            # Code boxes carry their own colours; re-render them for the new light/dark palette. This class's
+            # set_text, not an override's: AnswerView's skips a text equal to the one shown.
+            self._shown_html = None
+            MarkdownView.set_text(self, self.text())
 
 
 def _displayed_part(text: str) -> str:
