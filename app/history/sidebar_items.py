@@ -145,7 +145,11 @@ class SidebarDelegate(QStyledItemDelegate):
         group = (
             QPalette.ColorGroup.Active if opt.state & QStyle.StateFlag.State_Active else QPalette.ColorGroup.Inactive
         )
-        text_color = palette.color(group, QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text)
+        # The app's theme (one stylesheet) draws a selected row on a light tint with the normal text colour; without
+        # a stylesheet the style's own selection is the strong highlight colour, under HighlightedText.
+        themed = isinstance(app := QApplication.instance(), QApplication) and bool(app.styleSheet())
+        on_selection = QPalette.ColorRole.Text if themed else QPalette.ColorRole.HighlightedText
+        text_color = palette.color(group, on_selection if selected else QPalette.ColorRole.Text)
         metrics = QFontMetrics(opt.font)
         line = max(metrics.height(), _ICON)
         left = rect.left() + _PAD_X
