@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QStackedWidget,
     QTabWidget,
     QVBoxLayout,
@@ -152,6 +153,9 @@ class CompareView(QWidget):
         self._columns_row = QHBoxLayout(self._row_page)
         self._columns_row.setContentsMargins(0, 0, 0, 0)
         self._columns_row.setSpacing(_COLUMN_SPACING)
+        # A stacked widget is as wide as its widest page even while another shows: the row of three columns must not
+        # hold the window wider than 800 px when the columns are tabs (_arrange switches to tabs before it is cramped).
+        self._row_page.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.tabs = QTabWidget(self)
         self.tabs.setAccessibleName("Efforts")
         self.tabs.setDocumentMode(True)
