@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from .errors import CorruptDatabaseError
-from .models import ChatSummary, Message, check_effort, check_kind, check_role, from_micros
+from .models import Chat, ChatSummary, Message, check_effort, check_kind, check_role, from_micros
 
 # Row values that a damaged page can hand back and the decoders below refuse.
 DECODE_ERRORS: Final = (ValueError, TypeError, OverflowError, KeyError, IndexError)
@@ -79,3 +79,26 @@ def message_from_row(row: sqlite3.Row) -> Message:
         )
     except DECODE_ERRORS as exc:
         raise damaged_row("messages", exc) from exc
+
+
+def chat_from_row(row: sqlite3.Row, messages: list[Message]) -> Chat:
+    """A chat row (every column of ``CHAT_COLUMNS``) and its decoded messages; a damaged row is
+    CorruptDatabaseError, as for summaries and messages."""
+    try:
+        return Chat(
+            id=row["id"],
+            kind=check_kind(row["kind"]),
+            title=row["title"],
+            created_at=from_micros(row["created_at"]),
+            updated_at=from_micros(row["updated_at"]),
+            system_instructions=row["system_instructions"],
+            developer_instructions=row["developer_instructions"],
+            model=row["model"],
+            sampling=json_loads(row["sampling_json"]),
+            meta=json_loads(row["meta_json"]),
+            deleted_at=None if row["deleted_at"] is None else from_micros(row["deleted_at"]),
+            messages=tuple(messages),
+            pinned=decode_flag(row["pinned"]),
+        )
+    except DECODE_ERRORS as exc:
+        raise damaged_row("chats", exc) from exc

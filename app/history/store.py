@@ -39,7 +39,6 @@ from .models import (
     check_kind,
     check_role,
     clean_json_dict,
-    from_micros,
     to_micros,
     utc_now,
 )
@@ -47,9 +46,8 @@ from .rows import (
     CHAT_COLUMNS,
     MESSAGE_COLUMNS,
     SUMMARY_COLUMNS,
-    decode_flag,
+    chat_from_row,
     json_dumps,
-    json_loads,
     message_from_row,
     summary_from_row,
 )
@@ -467,21 +465,7 @@ class ChatStore:
         messages = conn.execute(
             f'SELECT {MESSAGE_COLUMNS} FROM messages WHERE chat_id = ? ORDER BY position, "column"', (chat_id,)
         ).fetchall()
-        return Chat(
-            id=row["id"],
-            kind=check_kind(row["kind"]),
-            title=row["title"],
-            created_at=from_micros(row["created_at"]),
-            updated_at=from_micros(row["updated_at"]),
-            system_instructions=row["system_instructions"],
-            developer_instructions=row["developer_instructions"],
-            model=row["model"],
-            sampling=json_loads(row["sampling_json"]),
-            meta=json_loads(row["meta_json"]),
-            deleted_at=None if row["deleted_at"] is None else from_micros(row["deleted_at"]),
-            messages=tuple(message_from_row(m) for m in messages),
-            pinned=decode_flag(row["pinned"]),
-        )
+        return chat_from_row(row, [message_from_row(m) for m in messages])
 
     def get_chat(self, chat_id: int) -> Chat:
         """A chat with all its messages (also a soft-deleted one, so an undo can show what comes back)."""
