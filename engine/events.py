@@ -105,4 +105,26 @@ class Done:
         return None
 
 
-Event = Delta | Done
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A complete function call the model made: a message with a recipient that closed (usually with ``<|call|>``).
+
+    Emitted by the stream parser when the call's message closes, after the :class:`Delta` s that streamed its
+    arguments, so a consumer that only wants whole calls reads this and skips those deltas.
+    ``recipient`` is the full harmony recipient (``functions.get_weather``); ``arguments`` is the raw text the model
+    wrote (JSON when ``content_type`` is ``<|constrain|>json``, but not validated here: a server passes it on as the
+    model wrote it).
+    """
+
+    recipient: str
+    arguments: str
+    channel: str = COMMENTARY
+    content_type: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The function's name without its namespace (``get_weather`` for ``functions.get_weather``)."""
+        return self.recipient.split(".", 1)[1] if "." in self.recipient else self.recipient
+
+
+Event = Delta | ToolCall | Done
