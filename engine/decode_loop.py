@@ -132,6 +132,8 @@ def decode_steps(
 
     try:
         while not cancelled():
+            # Cancelled sequences leave first, so that the admissions right after can take their slots.
+            yield from _end_cancel_requested(running)
             if admit is not None:
                 pending += admit()
             while pending and not cancelled():
@@ -149,10 +151,7 @@ def decode_steps(
                 yield seq, _take(seq, logits, cache)
             if cancelled():
                 break
-            for seq in running:
-                if seq.running and seq.cancel_requested:
-                    seq.finish_reason = FinishReason.CANCELLED
-                    yield seq, None
+            yield from _end_cancel_requested(running)  # (those cancelled during the prefills above)
             running = [seq for seq in running if seq.running]
             if not running:  # (pending is empty here: the prefill loop above drained it)
                 if admit is None:
@@ -175,6 +174,14 @@ def decode_steps(
         yield from end_running([*running, *pending], FinishReason.ERROR, exc)
         return
     yield from end_running([*running, *pending], FinishReason.CANCELLED, None)
+
+
+def _end_cancel_requested(sequences: Sequence[SequenceState]) -> Iterator[Step]:
+    """End every running sequence whose cancel was requested: one last step, token None, for each."""
+    for seq in sequences:
+        if seq.running and seq.cancel_requested:
+            seq.finish_reason = FinishReason.CANCELLED
+            yield seq, None
 
 
 def end_running(
