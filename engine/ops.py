@@ -61,8 +61,10 @@ DEPRECATED_BACKENDS = {"torch": "cpu"}
 # the BLAS path takes over, where decoding once amortises over enough rows.
 FUSED_MAX_TOKENS = 1024
 # The fused bf16 GEMV streams each weight row once per 2 tokens, so it only pays for decode-sized inputs: measured at
-# T=1..4 it beat F.linear (1.6-1.7x at T=1 on the 20b qkv/out shapes); prefill goes to F.linear's BLAS.
-BF16_FUSED_MAX_TOKENS = 4
+# T=1..4 it beat F.linear (1.6-1.7x at T=1 on the 20b qkv/out shapes); prefill goes to F.linear's BLAS. The limit is
+# the MoE's (a continuous batch decodes up to 8-16 sequences per step): the GEMV gives each row the result it gets
+# alone, F.linear does not, and a batched request must produce exactly the tokens it produces alone.
+BF16_FUSED_MAX_TOKENS = 16
 # Up to this many tokens the whole MoE MLP runs as one fused CPU call (decode and batched decode): it removes ~0.7 ms of
 # per-layer torch overhead at batch 1 on the 20b preset, and its per-token results do not depend on the batch.
 MOE_FUSED_MAX_TOKENS = 16
