@@ -391,3 +391,16 @@ def test_a_full_batch_decodes_every_row_as_it_would_alone(tiny: Model) -> None:
         for row, cache in enumerate(alone):
             assert torch.equal(logits[row], tiny.decode([alone_tokens[row]], cache, [0])[0]), f"row {row}"
         batch_tokens = alone_tokens = [int(t) for t in torch.argmax(logits, dim=-1)]
+
+
+def test_close_before_start_cancels_the_queue(tiny: Model) -> None:
+    batcher = ContinuousBatcher(tiny, max_context=CONTEXT)
+    seen: list[Event] = []
+    request = batcher.submit(random_ids(4, tiny.config.vocab_size), greedy(5), on_event=seen.append)
+    with pytest.raises(RuntimeError, match="on_event"):
+        request.events()
+    batcher.close()
+    assert len(seen) == 1 and seen[0] is request.done
+    assert isinstance(seen[0], Done) and seen[0].finish_reason is FinishReason.CANCELLED
+    with pytest.raises(GenerationError, match="closed"):
+        batcher.start()
