@@ -108,3 +108,11 @@ class LoadCancelled(EngineError):
 
 class GenerationError(EngineError):
     """A generation request that cannot be run (e.g. a prompt longer than the context)."""
+
+
+class QueueFullError(GenerationError):
+    """Every generation slot is busy and the waiting queue is full; ``retry_after`` estimates when to retry (s)."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
