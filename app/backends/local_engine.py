@@ -42,7 +42,7 @@ from gpt_oss_desktop.engine.errors import (
     UnsupportedCheckpointError,
     UnsupportedDeviceError,
 )
-from gpt_oss_desktop.engine.events import Delta, Done, FinishReason, LoadProgress
+from gpt_oss_desktop.engine.events import Delta, Done, FinishReason, LoadProgress, ToolCall
 from gpt_oss_desktop.engine.generator import Generator, ModelLike
 from gpt_oss_desktop.engine.server.config import ServerConfig
 from gpt_oss_desktop.engine.server.request_log import RequestListener
@@ -464,6 +464,8 @@ class LocalEngine:
         try:
             prompt = render_prompt(request.messages, effort=request.effort, instructions=request.instructions)
             for event in self._generator.stream(prompt, request.params, job.cancel):
+                if isinstance(event, ToolCall):
+                    continue  # the app does not run tools yet; the call's text came as Deltas, the message in Done
                 job.outbox.put(event)
                 sent_any = True
         except GenerationError as exc:
@@ -489,4 +491,6 @@ class LocalEngine:
             job.outbox.put(RequestError(str(exc)))
             return
         for event in events:
+            if isinstance(event[1], ToolCall):
+                continue  # as in _generate: the app does not run tools yet
             job.outbox.put(event)

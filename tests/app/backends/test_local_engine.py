@@ -14,7 +14,6 @@ import torch
 
 from gpt_oss_desktop.app.backends.chat_backend import ChatRequest, LoadError, LoadErrorKind, RequestError
 from gpt_oss_desktop.app.backends.local_engine import LocalEngine, classify_load_error
-from gpt_oss_desktop.app.backends.scripted_model import ScriptedModel, harmony_reply
 from gpt_oss_desktop.engine.errors import (
     CheckpointError,
     ConfigError,
@@ -25,6 +24,7 @@ from gpt_oss_desktop.engine.errors import (
 )
 from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
 from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort
+from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply
 from gpt_oss_desktop.engine.vocab import get_encoding
 
 
