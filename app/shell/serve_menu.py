@@ -61,7 +61,9 @@ class ServeControl(QObject):
         self._task: asyncio.Task[None] | None = None
         self.action = QAction("&Serve on localhost", window)
         self.action.setCheckable(True)
-        self.action.setToolTip("Let other programs on this computer use the loaded model through an OpenAI-compatible API")
+        self.action.setToolTip(
+            "Let other programs on this computer use the loaded model through an OpenAI-compatible API"
+        )
         self.action.toggled.connect(self._toggled)
         menu.addSeparator()
         menu.addAction(self.action)
