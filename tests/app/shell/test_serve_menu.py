@@ -40,7 +40,7 @@ def test_serving_the_loaded_model(run: Any, make_window: Any, settings: Any) -> 
         assert control.dock.isVisible()
         client = openai.OpenAI(base_url=url, api_key="none", max_retries=0, timeout=30)
         reply = await asyncio.to_thread(
-            client.chat.completions.create, model="demo", messages=[{"role": "user", "content": "2+3?"}]
+            client.chat.completions.create, model="scripted", messages=[{"role": "user", "content": "2+3?"}]
         )
         assert reply.choices[0].message.content == "5"
         assert (reply.choices[0].message.model_extra or {}).get("reasoning") == "Add them."
