@@ -12,8 +12,8 @@ out (naming the step it was in). It is how the frozen bundle is smoke-tested (pa
 A last step serves the loaded model on a free loopback port (Model ▸ Serve on localhost) and asks it one question
 over HTTP, so a bundle missing a piece of the web stack fails here rather than in a user's hands.
 
-Test hook: ``GPTOSS_SELF_TEST_FAIL=<step id>`` (``gui``, ``load``, ``generate``, ``parse``, ``history``, ``serve``) makes that
-step fail on purpose, so the failure path can be tested from outside the process.
+Test hook: ``GPTOSS_SELF_TEST_FAIL=<step id>`` (``gui``, ``load``, ``generate``, ``parse``, ``history``,
+``serve``) makes that step fail on purpose, so the failure path can be tested from outside the process.
 """
 
 from __future__ import annotations
@@ -245,7 +245,7 @@ async def _serve_once(backend: LocalEngine, workdir: Path) -> str:
         f"{url}/chat/completions", json.dumps(body).encode(), {"Content-Type": "application/json"}
     )
     try:
-        raw = await asyncio.to_thread(lambda: urllib.request.urlopen(request, timeout=120).read())  # noqa: S310
+        raw = await asyncio.to_thread(lambda: urllib.request.urlopen(request, timeout=120).read())
         reply = json.loads(raw)
         message = reply["choices"][0]["message"]
     except (OSError, ValueError, KeyError, IndexError) as exc:

@@ -83,6 +83,9 @@ def test_responses_round_trip_with_previous_response_id(start_server: StartServe
     assert call.name == "get_weather" and call.arguments == ARGUMENTS  # type: ignore[union-attr]
     result = {"type": "function_call_output", "call_id": call.call_id, "output": json.dumps({"temp_c": 3})}  # type: ignore[union-attr]
     second = client.responses.create(
-        model="demo", input=[result], previous_response_id=first.id, tools=[WEATHER_RESPONSES]  # type: ignore[list-item]
+        model="demo",
+        input=[result],
+        previous_response_id=first.id,
+        tools=[WEATHER_RESPONSES],  # type: ignore[list-item]
     )
     assert second.output_text == "It is 3 °C in Oslo."
