@@ -111,7 +111,12 @@ class GenerationError(EngineError):
 
 
 class QueueFullError(GenerationError):
-    """Every generation slot is busy and the waiting queue is full; ``retry_after`` estimates when to retry (s)."""
+    """A :class:`~engine.continuous_batcher.ContinuousBatcher` already has as many requests waiting as it accepts.
+
+    Attributes:
+        retry_after: seconds a client should wait before trying again (an estimate from recent step times; a server
+            answers 429 with it as ``Retry-After``).
+    """
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from gpt_oss_desktop.engine.decode_loop import SequenceState, Step, decode_steps, harmony_events
+from gpt_oss_desktop.engine.decode_loop import SequenceState, Step, decode_steps, harmony_events, validate_prompt
 from gpt_oss_desktop.engine.errors import GenerationError
 from gpt_oss_desktop.engine.events import Event, FinishReason
 from gpt_oss_desktop.engine.sampling import SamplingParams
@@ -200,19 +200,7 @@ class Generator:
         return logits
 
     def _validate(self, prompt_ids: Sequence[int]) -> list[int]:
-        prompt = [int(t) for t in prompt_ids]
-        if not prompt:
-            raise GenerationError("the prompt is empty")
-        vocab = self.model.config.vocab_size
-        bad = [t for t in prompt if not 0 <= t < vocab]
-        if bad:
-            raise GenerationError(f"token id(s) {bad[:5]} outside the vocabulary [0, {vocab})")
-        capacity = self._capacity()
-        if len(prompt) >= capacity:
-            raise GenerationError(
-                f"the prompt has {len(prompt)} tokens but the context holds {capacity}; shorten the conversation"
-            )
-        return prompt
+        return validate_prompt(prompt_ids, self.model.config.vocab_size, self._capacity())
 
     def _capacity(self) -> int:
         if self._cache is not None:
