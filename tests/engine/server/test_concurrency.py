@@ -97,7 +97,8 @@ def test_a_full_queue_is_429_with_retry_after(start_server: StartServer) -> None
     server = slow_server(start_server, max_concurrent=1, max_waiting=0)
     body = {"model": "demo", "messages": [{"role": "user", "content": "hi"}], "stream": True}
     with httpx.stream("POST", f"{server.base_url}/chat/completions", json=body, timeout=30) as running:
-        next(running.iter_lines())
+        lines = running.iter_lines()  # kept: dropping the iterator would close the stream
+        next(lines)
         busy = httpx.post(f"{server.base_url}/chat/completions", json={**body, "stream": False}, timeout=30)
         assert busy.status_code == 429
         assert int(busy.headers["retry-after"]) >= 1
