@@ -94,6 +94,16 @@ class ServeControl(QObject):
     def url(self) -> str | None:
         return self._backend.server_url if isinstance(self._backend, ServingBackend) else None
 
+    @property
+    def port(self) -> int:
+        """The saved port (``server/port``), or 8000 when none or an unusable one is saved."""
+        saved = self._settings.value(SERVER_PORT_KEY, DEFAULT_PORT)
+        try:
+            port = int(str(saved))
+        except ValueError:
+            return DEFAULT_PORT
+        return port if 0 <= port <= 65535 else DEFAULT_PORT
+
     def refresh(self, _info: ModelInfo | None = None) -> None:
         """Match the backend: the action is usable with a model loaded; checked while serving."""
         serving = self.url is not None
@@ -132,9 +142,8 @@ class ServeControl(QObject):
     async def _start(self) -> None:
         backend = self._backend
         assert isinstance(backend, ServingBackend)
-        port = int(self._settings.value(SERVER_PORT_KEY, DEFAULT_PORT) or DEFAULT_PORT)
         try:
-            url = await backend.start_server(ServerConfig(port=port), self._bridge.logged.emit)
+            url = await backend.start_server(ServerConfig(port=self.port), self._bridge.logged.emit)
         except RequestError as exc:
             self._window.statusBar().showMessage(f"Could not serve the model: {exc}", 10000)
             logger.warning("could not start the server: %s", exc)
