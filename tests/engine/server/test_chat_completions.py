@@ -136,3 +136,20 @@ def test_the_next_turn_reuses_the_cached_prefix(client: openai.OpenAI) -> None:
     second = client.chat.completions.create(model="demo", messages=turn, temperature=0)
     assert second.usage is not None and second.usage.prompt_tokens_details is not None
     assert (second.usage.prompt_tokens_details.cached_tokens or 0) > 0
+
+
+def test_a_malformed_harmony_header_is_salvaged_not_a_failed_turn(start_server: StartServer) -> None:
+    from gpt_oss_desktop.engine.scripted_model import ScriptedModel
+    from gpt_oss_desktop.engine.vocab import CHANNEL, END, MESSAGE, RETURN, START, get_encoding
+
+    enc = get_encoding()
+    # The role doubled in the second header ("assistantassistant"), which openai-harmony's strict parser rejects.
+    broken = [
+        CHANNEL, *enc.encode("analysis"), MESSAGE, *enc.encode("Add them."), END,
+        START, *enc.encode("assistantassistant"), CHANNEL, *enc.encode("final"), MESSAGE, *enc.encode("5"), RETURN,
+    ]  # fmt: skip
+    client = client_for(start_server(ScriptedModel([broken])))
+    reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "2+3?"}])
+    assert reply.choices[0].message.content == "5"
+    assert extra(reply.choices[0].message, "reasoning") == "Add them."
+    assert reply.choices[0].finish_reason == "stop"
