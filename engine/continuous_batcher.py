@@ -250,13 +250,15 @@ class ContinuousBatcher:
         ``on_event`` is called on the loop thread with every event (:class:`~engine.events.Delta` s and the like,
         then exactly one :class:`Done`); without it the events queue in the request (:meth:`BatchRequest.events`).
         Raises :class:`GenerationError` (before any work) for a request that cannot run or a closed batcher, and
-        :class:`QueueFullError` when ``max_waiting`` requests are already waiting.
+        :class:`QueueFullError` when every free slot is spoken for and ``max_waiting`` requests wait beyond them.
         """
         prompt = validate_prompt(prompt_ids, self.model.config.vocab_size, self.context_length)
         with self._cond:
             if self._closed:
                 raise GenerationError("the batcher is closed")
-            if len(self._waiting) >= self.max_waiting:
+            # Queued requests first fill the free slots (admitted at the next step); only beyond those do they wait.
+            free = self.max_batch - sum(owner is not None for owner in self._slots)
+            if len(self._waiting) >= self.max_waiting + free:
                 retry_after = self._retry_after()
                 raise QueueFullError(
                     f"{len(self._waiting)} requests are already waiting; retry in {retry_after:.1f} s", retry_after

@@ -22,14 +22,14 @@ from typing import Any
 import torch
 
 from gpt_oss_desktop.engine.errors import GenerationError
-from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
+from gpt_oss_desktop.engine.events import Delta, Done, Event, FinishReason
 from gpt_oss_desktop.engine.model_lock import model_lock
 from gpt_oss_desktop.engine.sampling import SamplingParams, make_generator, sample
 from gpt_oss_desktop.engine.stream_parser import HarmonyStreamParser
 
 logger = logging.getLogger(__name__)
 
-SlotEvent = tuple[int, Delta | Done]
+SlotEvent = tuple[int, Event]
 """``(cache slot of the sequence, event)``."""
 
 
@@ -222,7 +222,7 @@ def harmony_events(steps: Iterator[Step]) -> PyGenerator[SlotEvent, None, None]:
         if token is not None:
             delta = parser.feed(token)
             if delta is not None:
-                if seq.first_final_at is None and delta.is_final:
+                if seq.first_final_at is None and isinstance(delta, Delta) and delta.is_final:
                     seq.first_final_at = time.perf_counter()
                 yield seq.slot, delta
         if not seq.running:

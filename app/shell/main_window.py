@@ -47,7 +47,7 @@ from gpt_oss_desktop.app.history.export_dialog import ask_export_path
 from gpt_oss_desktop.app.history.sidebar import HistorySidebar
 from gpt_oss_desktop.app.models.model_downloads import ModelDownloads
 from gpt_oss_desktop.app.settings import LAST_MODEL_KEY
-from gpt_oss_desktop.app.shell import theme_menu
+from gpt_oss_desktop.app.shell import serve_menu, theme_menu
 from gpt_oss_desktop.app.shell.notices import EmptyState, ErrorBanner
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from gpt_oss_desktop.engine.private_files import write_private_text
@@ -641,6 +641,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, 3000)
 
     def _set_model(self, info: ModelInfo | None) -> None:
+        self.serving.refresh()
         self.composer.set_can_send(info is not None)
         self.compare.set_model_loaded(info is not None)
         if info is None:
@@ -745,6 +746,9 @@ class MainWindow(QMainWindow):
         open_folder.setShortcut(QKeySequence.StandardKey.Open)
         open_folder.triggered.connect(self.choose_model_folder)
         self.model_downloads.add_to_menu(model_menu)
+        # Model > Serve on localhost, its URL in the status bar and the request log (app/shell/serve_menu.py)
+        self.serving = serve_menu.attach(self, self.backend, self.settings, model_menu)
+        self.load_failed.connect(lambda _error: self.serving.refresh())
 
     # -- Qt overrides -------------------------------------------------------------------------------------------
 

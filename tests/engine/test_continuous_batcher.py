@@ -238,15 +238,16 @@ def test_next_turn_reuses_its_slots_cache(tiny: Model) -> None:
 
 def test_a_full_queue_is_refused_with_retry_after(tiny: Model) -> None:
     batcher = ContinuousBatcher(tiny, max_batch=1, max_waiting=2, max_context=CONTEXT)
-    prompts = [random_ids(4, tiny.config.vocab_size, seed=s) for s in range(3)]
-    queued = [batcher.submit(p, greedy(5)) for p in prompts[:2]]
-    assert batcher.waiting == 2
-    with pytest.raises(QueueFullError, match="2 requests are already waiting") as refused:
-        batcher.submit(prompts[2], greedy(5))
+    prompts = [random_ids(4, tiny.config.vocab_size, seed=s) for s in range(4)]
+    # The first takes the free slot at the next step; two more may wait beyond it; the fourth is refused.
+    queued = [batcher.submit(p, greedy(5)) for p in prompts[:3]]
+    assert batcher.waiting == 3
+    with pytest.raises(QueueFullError, match="3 requests are already waiting") as refused:
+        batcher.submit(prompts[3], greedy(5))
     assert refused.value.retry_after > 0
     batcher.start()
     assert all(finish(r)[1].finish_reason is FinishReason.LENGTH for r in queued)
-    assert finish(batcher.submit(prompts[2], greedy(5)))[1].completion_tokens == 5  # room again
+    assert finish(batcher.submit(prompts[3], greedy(5)))[1].completion_tokens == 5  # room again
     batcher.close()
 
 
