@@ -52,6 +52,12 @@ class LoadErrorKind(enum.StrEnum):
     UNSUPPORTED_DEVICE = "unsupported_device"
     UNEXPECTED = "unexpected"
     CANCELLED = "cancelled"
+    # a remote server (app/backends/remote_backend.py)
+    SERVER_UNREACHABLE = "server_unreachable"
+    API_KEY = "api_key"
+    UNKNOWN_MODEL = "unknown_model"
+    NOT_AN_API = "not_an_api"
+    TLS_FAILURE = "tls_failure"
 
 
 _ADVICE: dict[LoadErrorKind, str] = {
@@ -66,6 +72,12 @@ _ADVICE: dict[LoadErrorKind, str] = {
     LoadErrorKind.UNSUPPORTED_DEVICE: "Your GPU or driver is not supported. Update the driver, or run on the CPU.",
     LoadErrorKind.UNEXPECTED: "This looks like a bug. The log has details; please report it.",
     LoadErrorKind.CANCELLED: "Loading was cancelled. Choose a model to load when you are ready.",
+    LoadErrorKind.SERVER_UNREACHABLE: "Check that the server is running and that its URL is right; Model ▸ Connect "
+    "to a server… tests each step.",
+    LoadErrorKind.API_KEY: "Enter the API key again in Model ▸ Connect to a server….",
+    LoadErrorKind.UNKNOWN_MODEL: "Choose another model: Model ▸ Connect to a server… lists the ones the server has.",
+    LoadErrorKind.NOT_AN_API: "Check the server's URL: an OpenAI-compatible API usually ends in /v1.",
+    LoadErrorKind.TLS_FAILURE: "Check http:// versus https:// in the URL, and the server's certificate.",
 }
 
 
@@ -75,7 +87,7 @@ class LoadError(Exception):
     Attributes:
         kind: the category, which picks the advice.
         message: what went wrong, as shown to the user; it names the model's folder (or the file at fault) once.
-        model_ref: the model that was asked for (a folder or :data:`DEMO_MODEL`).
+        model_ref: the model that was asked for (a folder, :data:`DEMO_MODEL` or a saved server ``server:<name>``).
     """
 
     def __init__(self, kind: LoadErrorKind, message: str, model_ref: str) -> None:

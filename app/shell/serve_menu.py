@@ -108,6 +108,9 @@ class ServeControl(QObject):
         """Match the backend: the action is usable with a model loaded; checked while serving."""
         serving = self.url is not None
         can_serve = isinstance(self._backend, ServingBackend) and self._backend.info is not None
+        # A backend that switches between a local model and a remote server (app/backends/backend_switch.py) serves
+        # only the local one.
+        can_serve = can_serve and bool(getattr(self._backend, "can_serve", True))
         self.action.setEnabled(can_serve and (self._task is None or self._task.done()))
         self.action.blockSignals(True)
         self.action.setChecked(serving)
