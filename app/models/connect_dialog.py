@@ -46,6 +46,10 @@ ClientFactory = Callable[[RemoteConnection], RemoteClient]
 # A model id to list models with before one is chosen (GET /models names no model).
 _ANY_MODEL: Final = "-"
 
+_PRESET_URLS: Final = frozenset({"", *(kind.base_url for kind in PRESETS)})
+_PRESET_NAMES: Final = frozenset({"", *(kind.label for kind in PRESETS)})
+_PRESET_MODELS: Final = frozenset({"", *(kind.suggested_model for kind in PRESETS)})
+
 _KEY_SOURCES: Final = (
     (KeySource.KEYRING, "Remember in the system keyring"),
     (KeySource.ENV, "Read from an environment variable"),
@@ -150,7 +154,6 @@ class ConnectDialog(QDialog):
         layout.addWidget(self.status)
         layout.addWidget(self.buttons)
 
-        self._applied: Preset | None = None
         self.preset_box.currentIndexChanged.connect(lambda _i: self._apply_preset())
         self.key_source_box.currentIndexChanged.connect(lambda _i: self._update_key_fields())
         if editing is not None:
@@ -177,25 +180,21 @@ class ConnectDialog(QDialog):
     def _apply_preset(self) -> None:
         """A preset fills the URL, a name, where the key comes from and a suggested model (fields the user typed
         over keep what they typed)."""
-        kind, before = self.preset, self._applied
-        if not self.url_edit.text() or (before is not None and self.url_edit.text() == before.base_url):
+        kind = self.preset
+        # What a preset filled in (any preset's value) is replaced; what the user typed is kept.
+        if self.url_edit.text() in _PRESET_URLS:
             self.url_edit.setText(kind.base_url)
-        if not self.name_edit.text() or (before is not None and self.name_edit.text() == before.label):
+        if self.name_edit.text() in _PRESET_NAMES:
             self.name_edit.setText(kind.label if kind.id is not PresetId.CUSTOM else "")
-        if kind.suggested_model and (
-            not self.model_box.currentText()
-            or (before is not None and self.model_box.currentText() == before.suggested_model)
-        ):
+        if self.model_box.currentText() in _PRESET_MODELS:
             self.model_box.setEditText(kind.suggested_model)
         self.set_key_source(KeySource.KEYRING if kind.needs_key else KeySource.NONE)
         if kind.key_env_var and not self.env_edit.text():
             self.env_edit.setPlaceholderText(kind.key_env_var)
-        self._applied = kind
         self._update_key_fields()
 
     def _show(self, saved: SavedConnection) -> None:
         self.set_preset(saved.preset)
-        self._applied = self.preset
         self.name_edit.setText(saved.name)
         self.url_edit.setText(saved.base_url)
         self.model_box.setEditText(saved.model)
@@ -362,15 +361,15 @@ class ConnectDialog(QDialog):
             self.focus_key("Enter the API key (or choose where it comes from).")
             return None
         self.servers.save(saved, replacing=self._editing.name if self._editing is not None else None)
+        message = f"Saved {saved.name}."
         if typed and saved.key_source in (KeySource.KEYRING, KeySource.ASK):
             remembered = self.servers.keys.remember(saved.name, typed, saved.key_source)
             if saved.key_source is KeySource.KEYRING and not remembered:
-                self.show_status(self.servers.keys.unavailable_reason or "The key is kept for this run only.")
+                message += " " + (self.servers.keys.unavailable_reason or "The key is kept for this run only.")
         self.key_edit.clear()
         self._editing = saved
+        self.show_status(message)
         self.saved.emit(saved.name)
-        if not self.status.property("error"):
-            self.show_status(f"Saved {saved.name}.")
         return saved
 
     def save_and_connect(self) -> None:
