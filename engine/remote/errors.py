@@ -82,7 +82,9 @@ class ConnectionLost(RemoteError):
     def __init__(self, detail: str, partial_text: str = "", partial_reasoning: str = "") -> None:
         self.partial_text = partial_text
         self.partial_reasoning = partial_reasoning
-        super().__init__(f"{CONNECTION_LOST_PREFIX} mid-answer ({detail}); the partial answer is kept, retry to redo it")
+        super().__init__(
+            f"{CONNECTION_LOST_PREFIX} mid-answer ({detail}); the partial answer is kept, retry to redo it"
+        )
 
 
 class NotAnOpenAIApi(RemoteError):
