@@ -179,9 +179,13 @@ class RemoteBackend:
             if isinstance(exc, AuthRejected | UnknownRemoteModel) and self.on_problem is not None:
                 self.on_problem(name, exc)
             raise classify_remote_error(exc, model_ref) from exc
-        except BaseException:
+        except asyncio.CancelledError:
             await client.aclose()
             raise
+        except Exception as exc:  # a client bug must reach the user as a message, not a traceback
+            await client.aclose()
+            logger.warning("connecting to %s failed unexpectedly", name, exc_info=True)
+            raise classify_remote_error(exc, model_ref) from exc
         self._client, self._connection, self._name = client, connection, name
         self._info = ModelInfo(f"{connection.model} @ {name}", host, context)
         logger.info("connected to %s (%s)", name, host)
