@@ -318,12 +318,12 @@ class RemoteBackend:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + notice.delay_s
         total = self._connection.max_retries if self._connection is not None else notice.attempt
+        limited = notice.retry_after is not None or "rate" in notice.reason.lower()
+        what = "The server is rate-limiting requests" if limited else "The server did not answer"
         try:
             while (left := deadline - loop.time()) > 0:
                 if self.on_notice is not None:
-                    self.on_notice(
-                        f"{notice.reason}: retrying in {max(1, round(left))} s (retry {notice.attempt} of {total})…"
-                    )
+                    self.on_notice(f"{what}: retrying in {max(1, round(left))} s (retry {notice.attempt} of {total})…")
                 await asyncio.sleep(min(1.0, left))
         finally:
             if self.on_notice is not None:
