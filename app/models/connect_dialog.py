@@ -219,6 +219,8 @@ class ConnectDialog(QDialog):
     def focus_key(self, message: str) -> None:
         """Show ``message`` and put the cursor in the key field (the server rejected the key: re-enter it here)."""
         self.show_status(message, error=True)
+        if self.key_source in (KeySource.NONE, KeySource.ENV):
+            self.set_key_source(KeySource.KEYRING)  # the server wants a key: make room to type it
         self.key_edit.clear()
         self.key_edit.setFocus()
 

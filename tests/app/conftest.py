@@ -28,6 +28,7 @@ from tests.helpers.hub_fixtures import (  # noqa: F401 (fixtures of the download
     online,
     sharded_checkpoint_dir,
 )
+from tests.helpers.remote_fixtures import demo_model, provider, start_server  # noqa: F401 (remote-server fixtures)
 
 T = TypeVar("T")
 Run = Callable[[Coroutine[Any, Any, T]], T]

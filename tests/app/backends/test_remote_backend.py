@@ -10,7 +10,6 @@ import contextlib
 import http.server
 import socket
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ import keyring.backends.fail
 import pytest
 from PySide6.QtCore import QSettings
 
-from gpt_oss_desktop import engine
 from gpt_oss_desktop.app.backends.api_keys import KeySource, KeyStore
 from gpt_oss_desktop.app.backends.backend_switch import SwitchableBackend
 from gpt_oss_desktop.app.backends.chat_backend import ChatRequest, LoadError, LoadErrorKind, RequestError
@@ -40,29 +38,6 @@ from gpt_oss_desktop.engine.vocab import get_encoding
 from tests.app.conftest import load, next_emission, scripted_engine
 
 KEY = "sk-remote-test-9f8e7d6c5b4a"
-
-
-@pytest.fixture(scope="module")
-def demo_model(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(DATA_DIR_ENV, str(tmp_path_factory.mktemp("user-data")))
-        return engine.load_model("demo")
-
-
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Any]:
-    servers: list[RunningServer] = []
-
-    def start(model: Any, model_id: str = "demo", **options: Any) -> RunningServer:
-        options.setdefault("store_path", tmp_path / "responses.sqlite3")
-        server = RunningServer(model, ServerConfig(port=0, **options), model_id=model_id)
-        server.start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture

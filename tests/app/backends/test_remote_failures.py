@@ -4,7 +4,6 @@ reported for the UI to ask again. Against the provider test server (tests/helper
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -26,20 +25,6 @@ from gpt_oss_desktop.engine.sampling import SamplingParams
 from tests.helpers.provider_server import Fault, ProviderServer
 
 KEY = "sk-provider-test-5566"
-
-
-@pytest.fixture
-def provider() -> Iterator[Any]:
-    started: list[ProviderServer] = []
-
-    def start(flavor: str = "vllm", **options: Any) -> ProviderServer:
-        server = ProviderServer(flavor, **options).start()
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 @pytest.fixture
