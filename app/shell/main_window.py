@@ -49,6 +49,7 @@ from gpt_oss_desktop.app.models.model_downloads import ModelDownloads
 from gpt_oss_desktop.app.settings import LAST_MODEL_KEY
 from gpt_oss_desktop.app.shell import theme_menu
 from gpt_oss_desktop.app.shell.notices import EmptyState, ErrorBanner
+from gpt_oss_desktop.app.shell.status_bar import StatusBar
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from gpt_oss_desktop.engine.private_files import write_private_text
 
@@ -665,7 +666,8 @@ class MainWindow(QMainWindow):
     # -- status bar ---------------------------------------------------------------------------------------------
 
     def _build_status_bar(self) -> None:
-        bar = self.statusBar()
+        bar = StatusBar(self)  # its messages elide (app/shell/status_bar.py)
+        self.setStatusBar(bar)
         self._model_label = QLabel(self)
         self._model_label.setAccessibleName("Model")
         self._device_label = QLabel(self)

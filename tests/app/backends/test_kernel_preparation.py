@@ -140,6 +140,8 @@ def test_a_question_waits_for_the_build_and_the_wait_is_not_thinking_time(
         message = window._current
         assert message is not None
         await until(lambda: message.reasoning.header.text() == WAITING_TEXT)
+        # Waiting, the panel is its header only: no empty reasoning box under it.
+        assert message.reasoning.header.isVisible() and not message.reasoning.body.isVisible()
         # The request must not reach the engine while the build runs (a bounded wait for something that must not
         # happen).
         with pytest.raises(TimeoutError):
