@@ -117,7 +117,10 @@ class CompareView(QWidget):
         heading = QLabel("<b>Compare efforts</b> — one prompt, answered at low, medium and high effort at once", self)
         heading.setWordWrap(True)
         self.prompt = PromptEdit(self)
-        self.prompt.setPlaceholderText("Ask once, see low, medium and high effort side by side…  (Ctrl+Enter)")
+        # The keys follow the composer's send-key setting (set_ctrl_enter_sends): Enter by default.
+        self.prompt.set_placeholder_format(
+            "Ask once, see low, medium and high effort side by side…  ({send} to compare)"
+        )
         self.prompt.setAccessibleName("Comparison prompt")
         self.prompt.submitted.connect(self.start)
         self.include_context = QCheckBox("Include the current chat", self)
@@ -125,7 +128,6 @@ class CompareView(QWidget):
         self.include_context.setToolTip("Send the open chat's messages before the prompt, to all three efforts")
         self.run_button = QPushButton("Compare", self)
         self.run_button.setAccessibleName("Run the comparison")
-        self.run_button.setToolTip("Run all three efforts as one batch (Ctrl+Enter)")
         self.run_button.setDefault(True)
         self.run_button.clicked.connect(lambda: self.start())
         self.stop_button = QPushButton("Stop", self)
@@ -207,6 +209,11 @@ class CompareView(QWidget):
     def chat_id(self) -> int | None:
         """The comparison's id in the store, once it is saved."""
         return self.session.chat_id if self.session is not None else None
+
+    def set_ctrl_enter_sends(self, on: bool) -> None:
+        """The send-key setting (the composer's): Ctrl+Enter compares (on) or Enter does (off, the default)."""
+        self.prompt.set_ctrl_enter_sends(on)
+        self._update_controls()
 
     def set_model_loaded(self, loaded: bool) -> None:
         self._model_loaded = loaded
@@ -429,7 +436,9 @@ class CompareView(QWidget):
         self.stop_button.setVisible(running)
         self.run_button.setEnabled(self._model_loaded and not self._engine_busy)
         self.run_button.setToolTip(
-            "Run all three efforts as one batch (Ctrl+Enter)" if self._model_loaded else "Load a model first"
+            f"Run all three efforts as one batch ({self.prompt.send_key_text()})"
+            if self._model_loaded
+            else "Load a model first"
         )
         self.export_button.setEnabled(self.record is not None and not running)
         self.include_context.setEnabled(not running)

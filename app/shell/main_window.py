@@ -154,6 +154,9 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self.compare.kernels = kernels
         self.compare.settings = settings
+        # One send-key setting for both prompts (set in the composer's Sampling menu).
+        self.compare.set_ctrl_enter_sends(self.composer.prompt.ctrl_enter_sends)
+        self.composer.sampling.ctrl_enter_action.toggled.connect(self.compare.set_ctrl_enter_sends)
         if kernels is not None:
             kernel_preparation.attach(self.statusBar(), kernels)
         # Download wizard, model manager, installed-models menu (app/models/model_downloads.py)

@@ -105,3 +105,16 @@ def test_margins_and_no_clipped_text_at_800x600_and_wider(run: Any, make_window:
         qtbot.waitUntil(lambda: not clipped_labels(view) and not clipped_buttons(view))
         headers = [c.reasoning.header for c in view.columns if c.reasoning.isVisible()]
         assert headers and all(h.text().startswith("Thought for ") for h in headers)
+
+
+def test_the_prompt_names_the_send_key_of_the_setting(run: Any, make_window: Any, qtbot: Any) -> None:
+    window = compare_window(make_window, run)
+    view = window.compare
+    # The default: Enter compares, Shift+Enter adds a line (as in the chat's composer).
+    assert "(Enter to compare)" in view.prompt.placeholderText() and "Ctrl" not in view.prompt.placeholderText()
+    assert not view.prompt.ctrl_enter_sends and view.run_button.toolTip().endswith("(Enter)")
+    window.composer.sampling.ctrl_enter_action.trigger()  # the setting, in the composer's Sampling menu
+    assert view.prompt.ctrl_enter_sends and "(Ctrl+Enter to compare)" in view.prompt.placeholderText()
+    assert view.run_button.toolTip().endswith("(Ctrl+Enter)")
+    window.composer.sampling.ctrl_enter_action.trigger()
+    assert "(Enter to compare)" in view.prompt.placeholderText()
