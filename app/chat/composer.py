@@ -192,6 +192,7 @@ class Composer(QFrame):
         self.settings_button.setText("Sampling")
         self.settings_button.setAccessibleName("Sampling settings")
         self.settings_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.settings_button.setProperty("role", "control")  # outlined, its chevron given room (app/shell/theme.py)
         self.settings_button.setMenu(self.sampling)
 
         self.send_button = QPushButton("Send", self)

@@ -248,6 +248,14 @@ QToolButton[popupMode="2"] {{ padding-right: 20px; }}
 QToolButton::menu-button {{ border: none; width: 16px; }}
 QToolButton::menu-arrow, QToolButton::menu-indicator {{ image: url("{chevron}"); width: 12px; height: 12px; }}
 QToolButton::menu-indicator {{ subcontrol-origin: padding; subcontrol-position: center right; right: 4px; }}
+/* A compact control in the composer's bar (Sampling): outlined like the effort box beside it, its chevron the same
+   size as the box's and centred, with room between it, the text and the border. */
+QToolButton[role="control"] {{ background: {p.surface}; border: 1px solid {p.outline}; border-radius: {r.md}px;
+    padding: 3px {s.sm}px; padding-right: {s.sm + 12}px; }}
+QToolButton[role="control"]:hover {{ background: {p.hover}; }}
+QToolButton[role="control"]:focus {{ border-color: {p.accent}; }}
+QToolButton[role="control"]::menu-indicator {{ subcontrol-origin: padding; subcontrol-position: center right;
+    right: {s.sm}px; width: 12px; height: 12px; }}
 
 QLineEdit, QPlainTextEdit, QComboBox, QSpinBox, QDoubleSpinBox {{ background: {p.surface}; color: {p.text};
     border: 1px solid {p.outline}; border-radius: {r.md}px; selection-background-color: {p.accent};

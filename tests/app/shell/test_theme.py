@@ -245,3 +245,58 @@ def test_a_new_window_keeps_the_worn_theme_until_one_is_chosen(make_window: Any,
     app.setStyleSheet("")
     again = make_window(backend)
     assert again.theme.mode is ThemeMode.SYSTEM and theme.current_theme(app) is not None
+
+
+def _ink_runs(image: QImage, background: QColor, rows: range, columns: range) -> list[tuple[int, int]]:
+    """Runs of columns (first, last) holding a pixel far from ``background`` in ``rows``: the glyphs, icons and
+    chevrons drawn on it."""
+
+    def ink(x: int, y: int) -> bool:
+        c = image.pixelColor(x, y)
+        return (
+            abs(c.red() - background.red()) + abs(c.green() - background.green()) + abs(c.blue() - background.blue())
+            > 120
+        )
+
+    runs: list[tuple[int, int]] = []
+    for x in columns:
+        if any(ink(x, y) for y in rows):
+            if runs and runs[-1][1] == x - 1:
+                runs[-1] = (runs[-1][0], x)
+            else:
+                runs.append((x, x))
+    return runs
+
+
+@pytest.mark.parametrize("mode", [ThemeMode.LIGHT, ThemeMode.DARK])
+def test_the_sampling_button_gives_its_chevron_room(
+    qtbot: Any, settings: QSettings, mode: ThemeMode, light_again: None
+) -> None:
+    from gpt_oss_desktop.app.chat.composer import Composer
+
+    applied = theme.apply_theme(None, mode)
+    composer = Composer(settings)
+    qtbot.addWidget(composer)
+    composer.resize(600, 120)
+    composer.show()
+    button = composer.settings_button
+    qtbot.waitUntil(button.isVisible)
+    image = button.grab().toImage()
+    width, height = image.width(), image.height()
+    background = image.pixelColor(4, height // 2)  # inside the outline, left of the icon
+    assert background.name() == applied.palette.surface  # filled like the effort box beside it
+    runs = _ink_runs(image, background, range(3, height - 3), range(3, width - 3))
+    assert len(runs) >= 3, runs  # the letters (and the icon, in a window), the chevron
+    *_, text_end, chevron = runs
+    assert chevron[1] - chevron[0] + 1 >= 6, f"a chevron of {chevron} is too small to see"
+    # Apart from the text, but close enough to read as part of the control, as the effort box's arrow does.
+    assert 6 <= chevron[0] - text_end[1] - 1 <= 14, f"the chevron {chevron} and the text {text_end}"
+    assert width - 1 - chevron[1] >= 6, f"the chevron {chevron} is crammed into the corner of {width} px"
+    # Centred on the text's line, not riding high in the corner.
+    rows = [
+        y
+        for y in range(2, height - 2)
+        for x in range(chevron[0], chevron[1] + 1)
+        if _ink_runs(image, background, range(y, y + 1), range(x, x + 1))
+    ]
+    assert abs((min(rows) + max(rows)) / 2 - (height - 1) / 2) <= 2, (rows, height)
