@@ -13,6 +13,7 @@ from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
+    QHBoxLayout,
     QLabel,
     QMainWindow,
     QProgressBar,
@@ -35,7 +36,7 @@ from gpt_oss_desktop.app.chat.chat_session import (
     saved_effort,
     stored_turn,
 )
-from gpt_oss_desktop.app.chat.chat_view import AssistantMessage, ChatView, UserBubble
+from gpt_oss_desktop.app.chat.chat_view import READING_WIDTH, AssistantMessage, ChatView, UserBubble
 from gpt_oss_desktop.app.chat.composer import Composer, Draft
 from gpt_oss_desktop.app.chat.conversation import Conversation
 from gpt_oss_desktop.app.chat.instructions_dialog import ask_instructions
@@ -128,7 +129,15 @@ class MainWindow(QMainWindow):
         layout.setSpacing(6)
         layout.addWidget(self.banner)
         layout.addWidget(self.stack, 1)
-        layout.addWidget(self.composer)
+        # The composer keeps to the messages' reading width and centres under them in a wide window (the side
+        # stretches only get room past that width).
+        margins = self.composer.layout().contentsMargins()
+        self.composer.setMaximumWidth(READING_WIDTH + margins.left() + margins.right())
+        composer_row = QHBoxLayout()
+        composer_row.addStretch(1)
+        composer_row.addWidget(self.composer, 1000)
+        composer_row.addStretch(1)
+        layout.addLayout(composer_row)
         # Compare mode (app/compare/compare_view.py) replaces the chat pane and composer; the sidebar stays.
         self.compare = CompareView(backend, store=store, sampling=self.composer.sampling_params, parent=self)
         self.compare.conversation = lambda: self.conversation  # the chat on screen, offered as context
