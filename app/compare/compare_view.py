@@ -58,6 +58,8 @@ logger = logging.getLogger(__name__)
 EFFORTS: Final = tuple(ReasoningEffort)  # column order: low, medium, high
 # Narrower than this, a column's answer and numbers get hard to read: below three of them the columns become tabs.
 MIN_COLUMN_WIDTH: Final = 260
+# The widest the view's content gets (three columns of about 620 px); wider windows centre it.
+MAX_WIDTH: Final = 1920
 _COLUMN_SPACING: Final = 8
 _MARGIN: Final = 12  # around the whole view, so nothing touches the window's edge
 IDLE_SUMMARY: Final = "Ask once to see low, medium and high effort side by side, with what each one cost."
@@ -177,7 +179,16 @@ class CompareView(QWidget):
         self.summary.setAccessibleName("Comparison summary")
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        layout = QVBoxLayout(self)
+        # In a wide window the view keeps to MAX_WIDTH and centres: three columns of a readable width, not a prompt
+        # and buttons stretched across 2,000 px (the side stretches only get room past that width).
+        self.content = QWidget(self)
+        self.content.setMaximumWidth(MAX_WIDTH)
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addStretch(1)
+        outer.addWidget(self.content, 1000)
+        outer.addStretch(1)
+        layout = QVBoxLayout(self.content)
         layout.setContentsMargins(_MARGIN, _MARGIN, _MARGIN, _MARGIN)
         layout.setSpacing(8)
         layout.addWidget(heading)

@@ -9,7 +9,7 @@ from PySide6.QtCore import QPoint
 from PySide6.QtWidgets import QAbstractButton, QLabel, QWidget
 
 from gpt_oss_desktop.app.backends.scripted_model import harmony_reply
-from gpt_oss_desktop.app.compare.compare_view import MIN_COLUMN_WIDTH, CompareView
+from gpt_oss_desktop.app.compare.compare_view import MAX_WIDTH, MIN_COLUMN_WIDTH, CompareView
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from tests.app.conftest import load, next_emission, scripted_engine
 from tests.app.label_fit import clipped_buttons, clipped_labels
@@ -118,3 +118,16 @@ def test_the_prompt_names_the_send_key_of_the_setting(run: Any, make_window: Any
     assert view.run_button.toolTip().endswith("(Ctrl+Enter)")
     window.composer.sampling.ctrl_enter_action.trigger()
     assert "(Enter to compare)" in view.prompt.placeholderText()
+
+
+def test_a_wide_window_centres_the_view_at_its_widest(run: Any, make_window: Any, qtbot: Any) -> None:
+    window = compare_window(make_window, run)
+    view = window.compare
+    run_comparison(window, run)
+    window.resize(2560, 1440)
+    qtbot.waitUntil(lambda: window.width() == 2560 and view.content.width() == MAX_WIDTH)
+    assert view.width() > MAX_WIDTH + 100  # room to spare, shared by both sides
+    middle = view.mapTo(window, view.rect().center()).x()
+    qtbot.waitUntil(lambda: abs(view.content.mapTo(window, view.content.rect().center()).x() - middle) <= 2)
+    assert not view.tabbed and all(MIN_COLUMN_WIDTH <= c.width() <= MAX_WIDTH // 3 for c in view.columns)
+    assert view.prompt.width() < MAX_WIDTH and not clipped_labels(view) and not clipped_buttons(view)
