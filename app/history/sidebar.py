@@ -59,6 +59,8 @@ _QUERY_SHOWN_CHARS = 40
 _Row = str | tuple[ChatSummary, str]
 # The undo offer goes away on its own: past this, a deleted chat stays deleted (and is purged on a later start).
 _UNDO_MS = 15_000
+# The comparison icon is drawn for screens at these scales (100 %, 200 %, 300 %).
+_ICON_SCALES = (1, 2, 3)
 # Typing pauses longer than this start a search; faster keystrokes only restart the wait.
 SEARCH_DEBOUNCE_MS = 150
 
@@ -490,14 +492,22 @@ class HistorySidebar(QWidget):
 
 
 def comparison_icon(color: QColor, size: int = 16) -> QIcon:
-    """Three bars of rising height (low, medium, high effort side by side), drawn in the list's text colour."""
-    pixmap = QPixmap(size, size)
-    pixmap.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(pixmap)
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(color)
-    bar = size // 4
-    for index, height in enumerate((size * 2 // 5, size * 3 // 5, size - 2)):
-        painter.drawRect(1 + index * (bar + 1), size - 1 - height, bar, height)
-    painter.end()
-    return QIcon(pixmap)
+    """Three bars of rising height (low, medium, high effort side by side), drawn in the list's text colour.
+
+    Drawn at 1×, 2× and 3× the pixels (Qt picks the one for the screen's scale): one 16 px picture scaled up for a
+    200 % screen has soft, blurred edges.
+    """
+    icon = QIcon()
+    for scale in _ICON_SCALES:
+        pixmap = QPixmap(size * scale, size * scale)
+        pixmap.setDevicePixelRatio(scale)  # the painter below draws in logical pixels
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(color)
+        bar = size // 4
+        for index, height in enumerate((size * 2 // 5, size * 3 // 5, size - 2)):
+            painter.drawRect(1 + index * (bar + 1), size - 1 - height, bar, height)
+        painter.end()
+        icon.addPixmap(pixmap)
+    return icon

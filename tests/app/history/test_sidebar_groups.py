@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import QSize
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QMainWindow, QSplitter, QWidget
 
 from gpt_oss_desktop.app.history import ChatStore
-from gpt_oss_desktop.app.history.sidebar import EMPTY_TITLE, NO_MATCH_TEXT, HistorySidebar
+from gpt_oss_desktop.app.history.sidebar import EMPTY_TITLE, NO_MATCH_TEXT, HistorySidebar, comparison_icon
 from gpt_oss_desktop.app.history.sidebar_items import (
     MARK_END,
     MARK_START,
@@ -188,3 +190,12 @@ def test_snippet_segments() -> None:
     assert snippet_segments(marked) == [("…a ", False), ("cap", True), ("ybara ", False), ("swims", True)]
     assert snippet_html(f"<{MARK_START}x{MARK_END}>") == "&lt;<b>x</b>&gt;"
     assert snippet_segments("") == []
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0, 3.0])
+def test_the_comparison_icon_is_crisp_at_every_scale(qapp: Any, scale: float) -> None:
+    pixmap = comparison_icon(QColor("#202124")).pixmap(QSize(16, 16), scale)
+    assert (pixmap.width(), pixmap.devicePixelRatio()) == (round(16 * scale), scale)
+    image = pixmap.toImage()
+    alphas = {image.pixelColor(x, y).alpha() for x in range(image.width()) for y in range(image.height())}
+    assert alphas == {0, 255}  # every pixel fully in or out: no edge blurred by scaling a 1x picture up
