@@ -97,12 +97,12 @@ def test_new_chat_resets_the_context_counter(run: Any, make_window: Any) -> None
 
     async def body() -> Done:
         await load(window)
-        assert window._context_label.text() == "Context 0 / 4,096"
+        assert window.status.context_label.text() == "Context 0 / 4,096"
         done: Done = await next_emission(window.generation_finished, lambda: window.send_message("hello"))
         return done
 
     done = run(body())
     used = done.prompt_tokens + done.completion_tokens
-    assert window._context_label.text() == f"Context {used:,} / 4,096" and used > 0
+    assert window.status.context_label.text() == f"Context {used:,} / 4,096" and used > 0
     window.new_chat()
-    assert window._context_label.text() == "Context 0 / 4,096"
+    assert window.status.context_label.text() == "Context 0 / 4,096"

@@ -60,7 +60,7 @@ def test_send_streams_reasoning_then_answer_then_stats(run: Any, make_window: An
         assert f"{done.final_tokens} answer tokens" in line and "tok/s" in line
         assert message.badge.text() == "medium effort"
         assert not window.busy and window.composer.send_button.isVisible()
-        assert window._context_label.text().startswith("Context ")
+        assert window.status.context_label.text().startswith("Context ")
 
         # Second turn: the first turn's reasoning stays on screen, marked as not sent to the model.
         type_and_send(window, "And again?")

@@ -32,7 +32,7 @@ def test_a_long_message_elides_at_800_px_and_shows_whole_when_wide(run: Any, mak
     assert LONG.startswith(label.text()[:-1].rstrip())
     assert not clipped_labels(bar)
     # The permanent labels keep their room, to the right of the message.
-    model_label = window._model_label
+    model_label = window.status.model_label
     assert model_label.text() and model_label.x() >= label.x() + label.width()
 
     window.resize(2000, 800)
