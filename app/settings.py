@@ -31,6 +31,7 @@ LAST_MODEL_KEY: Final = "model/last"
 # True: Ctrl+Enter sends and Enter makes a new line (for long prompts); False, the default: Enter sends, as in
 # ChatGPT, LM Studio and Jan, and Shift+Enter makes a new line.
 CTRL_ENTER_SENDS_KEY: Final = "composer/ctrl_enter_sends"
+SERVER_PORT_KEY: Final = "server/port"  # Model > Serve on localhost listens here (default 8000)
 EXPORT_FOLDER_KEY: Final = "export/last_folder"  # where the last export went: the next export dialog opens there
 
 

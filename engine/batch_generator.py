@@ -6,8 +6,9 @@ sequence advances by one token per :meth:`engine.model.Model.decode` call, so th
 for all of them instead of once per sequence. Each sequence has its own sampler, harmony parser and stop rules and
 leaves the batch when it finishes; one cancel event stops them all.
 
-Events are ``(index, event)`` pairs: the index of the request in the batch, and a :class:`~engine.events.Delta`
-or the sequence's single :class:`~engine.events.Done`. Every index gets exactly one Done.
+Events are ``(index, event)`` pairs: the index of the request in the batch, and a :class:`~engine.events.Delta`,
+a :class:`~engine.events.ToolCall` or the sequence's single :class:`~engine.events.Done`. Every index gets exactly
+one Done.
 
 With greedy sampling a sequence produces exactly the tokens a single-sequence :class:`~engine.generator.Generator`
 run produces: decode computes every row of the batch as it would compute it alone (the CPU kernels round per token
@@ -79,9 +80,9 @@ class BatchGenerator:
     ) -> Iterator[BatchEvent]:
         """Generate one assistant completion per harmony prompt (each ending in ``<|start|>assistant``).
 
-        ``params[i]`` applies to ``prompts[i]``. Yields ``(i, Delta)`` as text arrives and exactly one ``(i, Done)``
-        per sequence, in the order the sequences finish. Raises :class:`GenerationError` (before any work) if the
-        batch cannot run.
+        ``params[i]`` applies to ``prompts[i]``. Yields ``(i, Delta)`` as text arrives, ``(i, ToolCall)`` when a call
+        closes, and exactly one ``(i, Done)`` per sequence, in the order the sequences finish. Raises
+        :class:`GenerationError` (before any work) if the batch cannot run.
         """
         checked = self._validate(prompts, params)
         return self._stream(checked, list(params), cancel)

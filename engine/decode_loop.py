@@ -1,9 +1,12 @@
 """The one generation loop: 1 to N sequences, each in its own KV-cache slot, one decode call per step.
 
 :class:`~engine.generator.Generator` runs it with one sequence (and prefix reuse in its prefill);
-:class:`~engine.batch_generator.BatchGenerator` with several. Both therefore share the per-sequence state
-(:class:`SequenceState`), the stop rule (:func:`stop_reason`), the cancel and error handling of :func:`decode_steps`
-and the :class:`~engine.events.Done` builder (:func:`build_done`).
+:class:`~engine.batch_generator.BatchGenerator` with a fixed batch of several;
+:class:`~engine.continuous_batcher.ContinuousBatcher` with a batch that sequences join (``admit``) and leave
+(``cancel_requested``) between steps. All three therefore share the per-sequence state (:class:`SequenceState`), the
+request checks (:func:`validate_prompt`), the stop rule (:func:`stop_reason`), the cancel and error handling of
+:func:`decode_steps`, the model lock around each forward call, and the :class:`~engine.events.Done` builder
+(:func:`build_done`).
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ from typing import Any
 
 import torch
 
-from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
+from gpt_oss_desktop.engine.errors import GenerationError
+from gpt_oss_desktop.engine.events import Delta, Done, Event, FinishReason
+from gpt_oss_desktop.engine.model_lock import model_lock
 from gpt_oss_desktop.engine.sampling import SamplingParams, make_generator, sample
 from gpt_oss_desktop.engine.stream_parser import HarmonyStreamParser
 
 logger = logging.getLogger(__name__)
 
-SlotEvent = tuple[int, Delta | Done]
+SlotEvent = tuple[int, Event]
 """``(cache slot of the sequence, event)``."""
 
 
@@ -48,6 +53,8 @@ class SequenceState:
     decoded: int = 0  # tokens produced by decode steps (all but the first)
     finish_reason: FinishReason | None = None  # None while running
     error: BaseException | None = None
+    # Set from any thread to end this sequence alone before the loop's next step (a continuous batch's cancel).
+    cancel_requested: bool = False
 
     @property
     def running(self) -> bool:
@@ -66,6 +73,22 @@ Prefill = Callable[[SequenceState], torch.Tensor]
 """Prefills a sequence's prompt into its slot and returns the last position's logits ``[V]``."""
 
 
+def validate_prompt(prompt_ids: Sequence[int], vocab_size: int, capacity: int) -> list[int]:
+    """The prompt as a list of ints, or :class:`GenerationError` if it cannot run: empty, ids outside the
+    vocabulary, or no room left in a context of ``capacity`` tokens for even one generated token."""
+    prompt = [int(t) for t in prompt_ids]
+    if not prompt:
+        raise GenerationError("the prompt is empty")
+    bad = [t for t in prompt if not 0 <= t < vocab_size]
+    if bad:
+        raise GenerationError(f"token id(s) {bad[:5]} outside the vocabulary [0, {vocab_size})")
+    if len(prompt) >= capacity:
+        raise GenerationError(
+            f"the prompt has {len(prompt)} tokens but the context holds {capacity}; shorten the conversation"
+        )
+    return prompt
+
+
 def stop_reason(seq: SequenceState, token: int, cache: Any) -> FinishReason | None:
     """Why ``seq`` ends after sampling ``token`` (a stop token, max_tokens, a full context), or None to go on."""
     if token in seq.params.stop_tokens:
@@ -75,35 +98,71 @@ def stop_reason(seq: SequenceState, token: int, cache: Any) -> FinishReason | No
     return None
 
 
+Admit = Callable[[], list[SequenceState]]
+"""Called by the loop before every step: sequences to join the batch now (each in a free slot of the cache), or []."""
+
+
 def decode_steps(
-    model: Any, cache: Any, sequences: list[SequenceState], prefill: Prefill, cancel: threading.Event | None
+    model: Any,
+    cache: Any,
+    sequences: list[SequenceState],
+    prefill: Prefill,
+    cancel: threading.Event | None,
+    admit: Admit | None = None,
 ) -> PyGenerator[Step, None, None]:
     """Prefill each sequence (streaming its first token at once), then advance every running one by one token per
     ``model.decode`` call until each has stopped; yields a :data:`Step` per sampled token.
 
+    With ``admit`` the batch is continuous: before every step the loop asks it for sequences to join, prefills them
+    and includes them in that step (the loop ends when nothing runs and nothing is admitted). A sequence whose
+    ``cancel_requested`` is set leaves before the next step with ``FinishReason.CANCELLED``, the others go on.
+
     A model exception is logged and ends every unfinished sequence with ``FinishReason.ERROR`` (never raised); a set
     ``cancel`` ends them with ``FinishReason.CANCELLED``. Either way each gets a last step with token None.
+
+    Each forward call holds the model's lock (engine/model_lock.py), so loops in other threads over the same model
+    interleave with this one call by call.
     """
+    lock = model_lock(model)
+    pending = list(sequences)  # admitted, not prefilled yet
+    running: list[SequenceState] = []
 
     def cancelled() -> bool:
         return cancel is not None and cancel.is_set()
 
     try:
-        for seq in sequences:
+        while not cancelled():
+            # Cancelled sequences leave first, so that the admissions right after can take their slots.
+            yield from _end_cancel_requested(running)
+            if admit is not None:
+                pending += admit()
+            while pending and not cancelled():
+                seq = pending.pop(0)
+                running.append(seq)
+                if seq.cancel_requested:  # cancelled before its prefill: it ends with no token
+                    seq.finish_reason = FinishReason.CANCELLED
+                    yield seq, None
+                    continue
+                seq.rng = make_generator(seq.params.seed, model.device)
+                prefill_started = time.perf_counter()
+                with lock, torch.inference_mode():
+                    logits = prefill(seq)
+                seq.prefill_seconds = time.perf_counter() - prefill_started
+                yield seq, _take(seq, logits, cache)
             if cancelled():
                 break
-            seq.rng = make_generator(seq.params.seed, model.device)
-            prefill_started = time.perf_counter()
-            with torch.inference_mode():
-                logits = prefill(seq)
-            seq.prefill_seconds = time.perf_counter() - prefill_started
-            yield seq, _take(seq, logits, cache)
-        while not cancelled():
-            active = [seq for seq in sequences if seq.running]
-            if not active:
-                return
+            yield from _end_cancel_requested(running)  # (those cancelled during the prefills above)
+            running = [seq for seq in running if seq.running]
+            if not running:  # (pending is empty here: the prefill loop above drained it)
+                if admit is None:
+                    return
+                pending += admit()
+                if not pending:
+                    return
+                continue
+            active = running
             step_started = time.perf_counter()
-            with torch.inference_mode():
+            with lock, torch.inference_mode():
                 # One decode call for every running sequence: [len(active), V] logits, row r for active[r].
                 logits = model.decode([seq.last_token for seq in active], cache, [seq.slot for seq in active])
             step_seconds = time.perf_counter() - step_started
@@ -112,9 +171,17 @@ def decode_steps(
                 yield seq, _take(seq, logits[row], cache)
     except Exception as exc:  # the model failed: every unfinished sequence reports it; the caller stays usable
         logger.exception("generation failed")
-        yield from end_running(sequences, FinishReason.ERROR, exc)
+        yield from end_running([*running, *pending], FinishReason.ERROR, exc)
         return
-    yield from end_running(sequences, FinishReason.CANCELLED, None)
+    yield from end_running([*running, *pending], FinishReason.CANCELLED, None)
+
+
+def _end_cancel_requested(sequences: Sequence[SequenceState]) -> Iterator[Step]:
+    """End every running sequence whose cancel was requested: one last step, token None, for each."""
+    for seq in sequences:
+        if seq.running and seq.cancel_requested:
+            seq.finish_reason = FinishReason.CANCELLED
+            yield seq, None
 
 
 def end_running(
@@ -155,7 +222,7 @@ def harmony_events(steps: Iterator[Step]) -> PyGenerator[SlotEvent, None, None]:
         if token is not None:
             delta = parser.feed(token)
             if delta is not None:
-                if seq.first_final_at is None and delta.is_final:
+                if seq.first_final_at is None and isinstance(delta, Delta) and delta.is_final:
                     seq.first_final_at = time.perf_counter()
                 yield seq.slot, delta
         if not seq.running:

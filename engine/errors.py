@@ -108,3 +108,16 @@ class LoadCancelled(EngineError):
 
 class GenerationError(EngineError):
     """A generation request that cannot be run (e.g. a prompt longer than the context)."""
+
+
+class QueueFullError(GenerationError):
+    """A :class:`~engine.continuous_batcher.ContinuousBatcher` already has as many requests waiting as it accepts.
+
+    Attributes:
+        retry_after: seconds a client should wait before trying again (an estimate from recent step times; a server
+            answers 429 with it as ``Retry-After``).
+    """
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

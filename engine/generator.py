@@ -2,9 +2,10 @@
 
 :class:`Generator` owns one cache slot across requests. A new prompt that starts with tokens already in the cache
 (the usual case in a chat: the history is re-rendered each turn) only prefills the differing tail. Each request
-either streams harmony :class:`~engine.events.Delta` s and one :class:`~engine.events.Done` (:meth:`Generator.stream`)
-or raw token ids (:meth:`Generator.generate_ids`). The token loop is :func:`engine.decode_loop.decode_steps`, the
-one :class:`~engine.batch_generator.BatchGenerator` runs too, here with a batch of one.
+either streams harmony events (:class:`~engine.events.Delta` s, a :class:`~engine.events.ToolCall` per call, then
+one :class:`~engine.events.Done`: :meth:`Generator.stream`) or raw token ids (:meth:`Generator.generate_ids`). The
+token loop is :func:`engine.decode_loop.decode_steps`, the one :class:`~engine.batch_generator.BatchGenerator` runs
+too, here with a batch of one.
 
 Error policy: a request that cannot run (empty prompt, prompt longer than the context, token ids outside the
 vocabulary) raises :class:`~engine.errors.GenerationError` before touching the model. An exception raised by the
@@ -24,9 +25,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from gpt_oss_desktop.engine.decode_loop import SequenceState, Step, decode_steps, harmony_events
+from gpt_oss_desktop.engine.decode_loop import SequenceState, Step, decode_steps, harmony_events, validate_prompt
 from gpt_oss_desktop.engine.errors import GenerationError
-from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
+from gpt_oss_desktop.engine.events import Event, FinishReason
 from gpt_oss_desktop.engine.sampling import SamplingParams
 from gpt_oss_desktop.engine.stream_parser import HarmonyStreamParser
 
@@ -102,10 +103,11 @@ class Generator:
 
     def stream(
         self, prompt_ids: Sequence[int], params: SamplingParams, cancel: threading.Event | None = None
-    ) -> Iterator[Delta | Done]:
+    ) -> Iterator[Event]:
         """Generate an assistant completion for a harmony prompt (ending in ``<|start|>assistant``).
 
-        Yields :class:`Delta` s as text arrives and then exactly one :class:`Done`. Raises
+        Yields :class:`Delta` s as text arrives, a :class:`ToolCall` when a call's message closes (after the Deltas
+        of its arguments), and then exactly one :class:`Done`. Raises
         :class:`GenerationError` (before any work) if the request cannot run.
         """
         prompt = self._validate(prompt_ids)
@@ -124,9 +126,7 @@ class Generator:
 
     # -- implementation ----------------------------------------------------------------------------------------
 
-    def _stream(
-        self, prompt: list[int], params: SamplingParams, cancel: threading.Event | None
-    ) -> Iterator[Delta | Done]:
+    def _stream(self, prompt: list[int], params: SamplingParams, cancel: threading.Event | None) -> Iterator[Event]:
         seq = SequenceState(_SLOT, prompt, params, time.perf_counter(), HarmonyStreamParser(self._encoding))
         # closing() so that a consumer abandoning this stream also ends the token loop (and frees the lock) at once.
         with contextlib.closing(harmony_events(self._steps(seq, cancel))) as events:
@@ -200,19 +200,7 @@ class Generator:
         return logits
 
     def _validate(self, prompt_ids: Sequence[int]) -> list[int]:
-        prompt = [int(t) for t in prompt_ids]
-        if not prompt:
-            raise GenerationError("the prompt is empty")
-        vocab = self.model.config.vocab_size
-        bad = [t for t in prompt if not 0 <= t < vocab]
-        if bad:
-            raise GenerationError(f"token id(s) {bad[:5]} outside the vocabulary [0, {vocab})")
-        capacity = self._capacity()
-        if len(prompt) >= capacity:
-            raise GenerationError(
-                f"the prompt has {len(prompt)} tokens but the context holds {capacity}; shorten the conversation"
-            )
-        return prompt
+        return validate_prompt(prompt_ids, self.model.config.vocab_size, self._capacity())
 
     def _capacity(self) -> int:
         if self._cache is not None:

@@ -60,9 +60,12 @@ DEPRECATED_BACKENDS = {"torch": "cpu"}
 # it still beats decode-to-bf16 + BLAS at 512-token prefill (5.2 s vs 12.8 s). Past this many tokens per expert
 # the BLAS path takes over, where decoding once amortises over enough rows.
 FUSED_MAX_TOKENS = 1024
-# The fused bf16 GEMV streams each weight row once per 2 tokens, so it only pays for decode-sized inputs: measured at
-# T=1..4 it beat F.linear (1.6-1.7x at T=1 on the 20b qkv/out shapes); prefill goes to F.linear's BLAS.
-BF16_FUSED_MAX_TOKENS = 4
+# The fused bf16 GEMV takes decode-sized inputs; prefill goes to F.linear's BLAS. At T=1..4 it beats F.linear (1.6-1.7x
+# at T=1 on the 20b qkv/out shapes). Up to 8 it is used even where BLAS is faster (T=8 on a 50k x 2880 slice: 46 vs
+# 28 ms, load ~4, Sapphire Rapids), because its result for a token does not depend on how many tokens share the call
+# and BLAS's does: with it, a request decoded in a batch of up to 8 (the local server's default, engine/server) gets
+# exactly the tokens it gets alone. tests/engine/server/test_concurrency.py fails at 8 streams with a limit of 4.
+BF16_FUSED_MAX_TOKENS = 8
 # Up to this many tokens the whole MoE MLP runs as one fused CPU call (decode and batched decode): it removes ~0.7 ms of
 # per-layer torch overhead at batch 1 on the 20b preset, and its per-token results do not depend on the batch.
 MOE_FUSED_MAX_TOKENS = 16

@@ -1,4 +1,5 @@
-"""Turn completion tokens into :class:`~engine.events.Delta` s, tolerating the malformed harmony the model emits.
+"""Turn completion tokens into :class:`~engine.events.Delta` s and :class:`~engine.events.ToolCall` s, tolerating the
+malformed harmony the model emits.
 
 Wraps ``openai_harmony.StreamableParser`` (docs/model.md#streaming-parser). The wrapped parser raises ``HarmonyError``
 on malformed output that real models produce (docs/model.md#pitfall-malformed-harmony): ``<|end|>`` followed by
@@ -20,7 +21,19 @@ class never raises from :meth:`feed` or :meth:`finish`. Its policy:
 - A header running past :data:`MAX_HEADER_TOKENS` tokens is text the model wrote without a header: it and what
   follows stream as text on :data:`~engine.events.NO_CHANNEL` (otherwise the user would see nothing at all).
 - Output ending inside a (short) header loses only that header (it has no text yet).
+- A header harmony accepts but reads wrongly, leaving a control token inside the recipient or channel
+  (``to=functions.f<|channel|>commentary``, or ``<|channel|>final <|constrain|>json`` read as a message *to*
+  ``<|constrain|>json``), is salvaged like a header harmony rejects.
 Each of these is reported in :attr:`malformed`; the stream keeps going.
+
+Tool calls: when a message with a recipient closes with a message stop token (``<|call|>``, or ``<|end|>``, or
+``<|return|>``), :meth:`HarmonyStreamParser.feed` returns a :class:`~engine.events.ToolCall` for that closing token
+(which adds no text), after the Deltas that streamed its arguments. That includes calls whose header was salvaged,
+so a broken ``<|constrain|>`` never loses a call whose recipient could be read. A call cut off by the end of output
+(max_tokens, a full context, a cancel) is *not* emitted, even if its arguments happen to be complete JSON: the
+model had not committed to it (it never wrote ``<|call|>``), so it is not runnable; it stays in :attr:`messages` and
+the stream's Done says why it ended. A header closed by a stop token before ``<|message|>`` has no arguments and is
+not a call either.
 
 Token accounting: every token is counted to the message it belongs to (its header, its content and the token
 closing it), and the message's category (reasoning / final / other, see :class:`~engine.events.Done`) is decided
@@ -35,9 +48,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from openai_harmony import HarmonyEncoding, HarmonyError, Message, Role, StreamableParser
+from openai_harmony import HarmonyEncoding, HarmonyError, Message, Role, StreamableParser, TextContent
 
-from gpt_oss_desktop.engine.events import ANALYSIS, COMMENTARY, FINAL, NO_CHANNEL, Delta
+from gpt_oss_desktop.engine.events import ANALYSIS, COMMENTARY, FINAL, NO_CHANNEL, Delta, ToolCall
 from gpt_oss_desktop.engine.vocab import (
     ASSISTANT_STOP_TOKENS,
     CHANNEL,
@@ -55,6 +68,8 @@ _CHANNEL_RE = re.compile(r"<\|channel\|>\s*([^\s<]+)")
 _RECIPIENT_RE = re.compile(r"\bto=([^\s<]+)")
 _CONSTRAIN_RE = re.compile(r"<\|constrain\|>\s*([^\s<]+)")
 _CHANNELS = frozenset({ANALYSIS, COMMENTARY, FINAL})
+# A control token's text (``<|constrain|>``, ``<|channel|>``) can never be part of a real recipient or channel name.
+_CONTROL_MARK = "<|"
 # Real headers are a few tokens (the longest, a tool call with a JSON constraint, ~15). A longer one means the model
 # is writing text without a header; past this many tokens it is streamed as text so the user sees something.
 MAX_HEADER_TOKENS = 48
@@ -152,8 +167,11 @@ class HarmonyStreamParser:
 
     # -- feeding ---------------------------------------------------------------------------------------------
 
-    def feed(self, token: int) -> Delta | None:
-        """Process one completion token; return the text it added, if any. Never raises for malformed output."""
+    def feed(self, token: int) -> Delta | ToolCall | None:
+        """Process one completion token; return the text it added, or the call it completed, if any.
+
+        Never raises for malformed output.
+        """
         self._ids.append(token)
         if self._stop_token is not None or self._finished:
             self._ignored_after_stop += 1
@@ -211,7 +229,7 @@ class HarmonyStreamParser:
         self._begin_header()
         return True
 
-    def _header(self, token: int) -> Delta | None:
+    def _header(self, token: int) -> Delta | ToolCall | None:
         self._header_tokens.append(token)
         try:
             self._parser.process(token)
@@ -226,19 +244,22 @@ class HarmonyStreamParser:
                 self._state = _State.EXPECT_START
             return None
         if token == MESSAGE:
-            if CHANNEL in self._header_tokens:
+            misread = self._misread_header()
+            if misread is not None:
+                self._salvage_header(misread)
+            elif CHANNEL in self._header_tokens:
                 self._enter_content()
             else:
                 self._channelless_header()
         elif token in MESSAGE_STOP_TOKENS:
             # The lenient parser closed a message that never reached <|message|>.
             self._note(f"message header ended by {self._text([token])} without <|message|>")
-            self._close_message(token)
+            return self._close_message(token)
         elif len(self._header_tokens) > MAX_HEADER_TOKENS:
             return self._header_as_text()
         return None
 
-    def _content(self, token: int) -> Delta | None:
+    def _content(self, token: int) -> Delta | ToolCall | None:
         try:
             self._parser.process(token)
         except HarmonyError as exc:  # not expected in content; drop this message's tail rather than raise
@@ -247,8 +268,7 @@ class HarmonyStreamParser:
             self._replace_parser(None)
             return None
         if token in MESSAGE_STOP_TOKENS:
-            self._close_message(token)
-            return None
+            return self._close_message(token)
         text = self._parser.last_content_delta
         if not text:
             return None  # e.g. waiting for the rest of a multi-byte character
@@ -268,7 +288,16 @@ class HarmonyStreamParser:
         self._channel = self._parser.current_channel
         self._recipient = self._parser.current_recipient
 
-    def _salvage_header(self, exc: HarmonyError) -> None:
+    def _misread_header(self) -> str | None:
+        """Why a header harmony accepted was read wrongly (a control token left in its recipient or channel), or
+        None. Seen from real models: ``to=functions.f<|channel|>commentary`` (the recipient swallows the channel)
+        and ``<|channel|>final <|constrain|>json`` (harmony takes the word after the channel for the recipient)."""
+        for what, value in (("recipient", self._parser.current_recipient), ("channel", self._parser.current_channel)):
+            if value is not None and _CONTROL_MARK in value:
+                return f"harmony read the {what} as {value!r}"
+        return None
+
+    def _salvage_header(self, exc: HarmonyError | str) -> None:
         header = self._text(self._header_tokens)
         channel = _CHANNEL_RE.search(header)
         recipient = _RECIPIENT_RE.search(header)
@@ -278,8 +307,10 @@ class HarmonyStreamParser:
             clean += f"<|channel|>{channel.group(1)}"
         if recipient:
             clean += f" to={recipient.group(1)}"
-        if constrain:
-            clean += f" <|constrain|>{constrain.group(1)}"
+            # Only after a recipient: without ``to=``, harmony reads the first word after the channel (this one)
+            # as the recipient. A content type matters only for a call's arguments anyway.
+            if constrain:
+                clean += f" <|constrain|>{constrain.group(1)}"
         clean += "<|message|>"
         self._replace_parser(Role.ASSISTANT)
         try:
@@ -339,8 +370,11 @@ class HarmonyStreamParser:
         joined = "".join(text)
         return Delta(channel=NO_CHANNEL, text=joined, recipient=None) if joined else None
 
-    def _close_message(self, token: int | None = None) -> None:
-        """Book the open message's tokens to the category of the message the wrapped parser just completed."""
+    def _close_message(self, token: int | None = None) -> ToolCall | None:
+        """Book the open message's tokens to the category of the message the wrapped parser just completed.
+
+        Returns the :class:`ToolCall` when ``token`` (a message stop token) closed a message with a recipient.
+        """
         new = self._collect()
         category = message_category(new[-1]) if new else "other"
         if category == "reasoning":
@@ -355,6 +389,9 @@ class HarmonyStreamParser:
         self._recipient = None
         if token in ASSISTANT_STOP_TOKENS:
             self._stop_token = token
+        if token is None or token not in MESSAGE_STOP_TOKENS or not new:
+            return None
+        return _tool_call(new[-1])
 
     def _collect(self) -> list[Message]:
         # Reading .messages re-parses JSON of all messages, so only do it when one may have completed.
@@ -382,3 +419,15 @@ class HarmonyStreamParser:
     def _note(self, finding: str) -> None:
         logger.debug("malformed harmony output: %s", finding)
         self._malformed.append(finding)
+
+
+def _tool_call(message: Message) -> ToolCall | None:
+    """The call ``message`` makes, if it has a recipient (the arguments are its text as written, JSON unchecked)."""
+    if message.recipient is None:
+        return None
+    return ToolCall(
+        recipient=message.recipient,
+        arguments="".join(c.text for c in message.content if isinstance(c, TextContent)),
+        channel=message.channel if message.channel is not None else NO_CHANNEL,
+        content_type=message.content_type,
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from gpt_oss_desktop.engine.events import Delta, Done, LoadProgress
 from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort
@@ -18,6 +18,8 @@ from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort
 # The model reference that selects the bundled demo model (re-exported: the app reads it from here).
 from gpt_oss_desktop.engine.model_ref import DEMO_MODEL as DEMO_MODEL
 from gpt_oss_desktop.engine.sampling import SamplingParams
+from gpt_oss_desktop.engine.server.config import ServerConfig
+from gpt_oss_desktop.engine.server.request_log import RequestListener
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,4 +137,25 @@ class ChatBackend(Protocol):
 
     def close(self) -> None:
         """Stop the backend for good (at app exit); safe to call twice."""
+        ...
+
+
+@runtime_checkable
+class ServingBackend(Protocol):
+    """A backend that can also serve its loaded model over the OpenAI-compatible API (Model ▸ Serve on localhost).
+
+    The server shares the loaded model (no second copy); requests from outside run beside the app's own chats.
+    """
+
+    @property
+    def server_url(self) -> str | None:
+        """``http://127.0.0.1:PORT/v1`` while serving, else None."""
+        ...
+
+    async def start_server(self, config: ServerConfig, on_request: RequestListener | None = None) -> str:
+        """Serve the loaded model; returns the base URL. Raises :class:`RequestError` (no model loaded, port taken)."""
+        ...
+
+    async def stop_server(self) -> None:
+        """Stop serving (idempotent); requests in flight end cancelled."""
         ...

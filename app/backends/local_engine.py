@@ -2,8 +2,10 @@
 model.
 
 All torch work (loading, prompt rendering, prefill, decode, freeing memory) happens on that thread, one job at a
-time, so the model and its KV cache are never shared: an effort comparison (one batch of several answers) never runs
-beside a chat answer. Jobs arrive through a thread-safe ``queue.Queue``; results go
+time: an effort comparison (one batch of several answers) never runs beside a chat answer. The one exception is
+Model ▸ Serve on localhost: the OpenAI-compatible server (engine/server) runs the same model object on its own
+batching thread, with its own KV cache; the engine's per-model lock (engine/model_lock.py) lets the two take turns
+call by call. Jobs arrive through a thread-safe ``queue.Queue``; results go
 back to the GUI's event loop through an ``asyncio.Queue`` fed with ``loop.call_soon_threadsafe``. The thread never
 touches a widget.
 """
@@ -18,7 +20,7 @@ import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from gpt_oss_desktop.app.backends.chat_backend import (
     DEMO_MODEL,
@@ -40,9 +42,14 @@ from gpt_oss_desktop.engine.errors import (
     UnsupportedCheckpointError,
     UnsupportedDeviceError,
 )
-from gpt_oss_desktop.engine.events import Delta, Done, FinishReason, LoadProgress
+from gpt_oss_desktop.engine.events import Delta, Done, FinishReason, LoadProgress, ToolCall
 from gpt_oss_desktop.engine.generator import Generator, ModelLike
+from gpt_oss_desktop.engine.server.config import ServerConfig
+from gpt_oss_desktop.engine.server.request_log import RequestListener
 from gpt_oss_desktop.engine.vocab import get_encoding
+
+if TYPE_CHECKING:
+    from gpt_oss_desktop.engine.server.runner import RunningServer
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +188,11 @@ def _display_name(model_ref: str) -> str:
     return "Demo model (toy)" if model_ref == DEMO_MODEL else Path(model_ref).expanduser().name or model_ref
 
 
+def served_model_id(display_name: str) -> str:
+    """The model id the local server answers to: ``demo`` for the toy, else the checkpoint folder's name."""
+    return DEMO_MODEL if display_name == _display_name(DEMO_MODEL) else display_name
+
+
 def _free_device_memory() -> None:
     # No gc.collect() here: on this thread it could destroy Qt objects (see app/shell/garbage_collector.py).
     # The model's tensors are freed by reference counting when the last reference goes; the GUI thread collects any
@@ -215,6 +227,10 @@ class LocalEngine:
         self._model: ModelLike | None = None
         self._generator: Generator | None = None
         self._batch: BatchGenerator | None = None
+        # The local server, when serving: started and stopped from the GUI loop (through a worker thread), stopped
+        # by the engine thread too when the model goes; the lock makes those exclusive.
+        self._server: RunningServer | None = None
+        self._server_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="gpt-oss-engine", daemon=True)
         self._thread.start()
 
@@ -225,6 +241,7 @@ class LocalEngine:
         return self._info
 
     async def load(self, model_ref: str, on_progress: LoadProgress | None = None) -> ModelInfo:
+        await self.stop_server()  # the server serves the model being replaced; clients get a clean end
         cancel = threading.Event()
         outbox = self._submit(lambda o: _LoadJob(model_ref, cancel, o))
         self._load_cancel = cancel
@@ -289,6 +306,53 @@ class LocalEngine:
             cancel.set()  # as in stream(): nobody listening, so stop generating
             if self._current_cancel is cancel:
                 self._current_cancel = None
+
+    # -- serving (ServingBackend) ----------------------------------------------------------------------------
+
+    @property
+    def server_url(self) -> str | None:
+        server = self._server
+        return None if server is None else server.base_url
+
+    async def start_server(self, config: ServerConfig, on_request: RequestListener | None = None) -> str:
+        from gpt_oss_desktop.engine.server.runner import RunningServer, ServerStartError  # deferred: the web stack
+
+        info, model = self._info, self._model
+        if info is None or model is None:
+            raise RequestError("load a model first: the server serves the model the app has loaded")
+        await self.stop_server()
+        server = RunningServer(
+            model,
+            config,
+            model_id=served_model_id(info.name),
+            aliases=(info.name,),
+            max_context=self._max_context,
+            encoding=get_encoding(),
+            on_request=on_request,
+        )
+        try:
+            await asyncio.to_thread(server.start)
+        except (ServerStartError, OSError) as exc:
+            await asyncio.to_thread(server.stop)
+            raise RequestError(f"could not start the server: {exc}") from exc
+        with self._server_lock:
+            self._server = server
+        logger.info("serving %s on %s", info.name, server.base_url)
+        return server.base_url
+
+    async def stop_server(self) -> None:
+        with self._server_lock:
+            server, self._server = self._server, None
+        if server is not None:
+            await asyncio.to_thread(server.stop)
+            logger.info("stopped serving")
+
+    def _stop_server_now(self) -> None:
+        """On the engine thread, before the model goes (unload, close)."""
+        with self._server_lock:
+            server, self._server = self._server, None
+        if server is not None:
+            server.stop()
 
     def cancel(self) -> None:
         if self._current_cancel is not None:
@@ -380,6 +444,7 @@ class LocalEngine:
         job.outbox.put(info)
 
     def _unload(self) -> None:
+        self._stop_server_now()
         if self._model is None:
             return
         self._generator = None
@@ -399,6 +464,8 @@ class LocalEngine:
         try:
             prompt = render_prompt(request.messages, effort=request.effort, instructions=request.instructions)
             for event in self._generator.stream(prompt, request.params, job.cancel):
+                if isinstance(event, ToolCall):
+                    continue  # the app does not run tools yet; the call's text came as Deltas, the message in Done
                 job.outbox.put(event)
                 sent_any = True
         except GenerationError as exc:
@@ -424,4 +491,6 @@ class LocalEngine:
             job.outbox.put(RequestError(str(exc)))
             return
         for event in events:
+            if isinstance(event[1], ToolCall):
+                continue  # as in _generate: the app does not run tools yet
             job.outbox.put(event)

@@ -44,7 +44,7 @@ from gpt_oss_desktop.app.history.export_dialog import ask_export_path
 from gpt_oss_desktop.app.history.sidebar import HistorySidebar
 from gpt_oss_desktop.app.models.model_downloads import ModelDownloads
 from gpt_oss_desktop.app.settings import LAST_MODEL_KEY
-from gpt_oss_desktop.app.shell import theme_menu, window_menus
+from gpt_oss_desktop.app.shell import serve_menu, theme_menu, window_menus
 from gpt_oss_desktop.app.shell.notices import EmptyState, ErrorBanner
 from gpt_oss_desktop.app.shell.status_bar import ModelStatus, StatusBar
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
@@ -647,6 +647,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text, 3000)
 
     def _set_model(self, info: ModelInfo | None) -> None:
+        self.serving.refresh()
         self.composer.set_can_send(info is not None)
         self.compare.set_model_loaded(info is not None)
         self.status.show_model(info)
@@ -682,6 +683,9 @@ class MainWindow(QMainWindow):
         self.export_json_action = actions.export_json
         self._update_export_actions()
         self.model_menu = window_menus.build_model_menu(self)
+        # Model > Serve on localhost, its URL in the status bar and the request log (app/shell/serve_menu.py)
+        self.serving = serve_menu.attach(self, self.backend, self.settings, self.model_menu)
+        self.load_failed.connect(lambda _error: self.serving.refresh())
 
     # -- Qt overrides -------------------------------------------------------------------------------------------
 

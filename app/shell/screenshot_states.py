@@ -28,7 +28,6 @@ from PySide6.QtWidgets import QWidget
 
 from gpt_oss_desktop.app.backends.kernel_preparation import KernelPreparation, KernelStatusIndicator
 from gpt_oss_desktop.app.backends.local_engine import LocalEngine
-from gpt_oss_desktop.app.backends.scripted_model import ScriptedModel, harmony_reply
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage
 from gpt_oss_desktop.app.chat.stats import AnswerStats
 from gpt_oss_desktop.app.downloads import HubSettings, MachineInfo, ModelRegistry
@@ -41,6 +40,7 @@ from gpt_oss_desktop.app.shell import screenshot_script as script
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.events import FinishReason
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
+from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply
 from gpt_oss_desktop.engine.vocab import get_encoding
 from gpt_oss_desktop.kernels.cpu_kernel_status import KernelState, KernelStatus
 

@@ -9,8 +9,11 @@ the demo model is materialised in the user data folder, as the app itself would.
 It prints one line per step and exits 0, or 1 naming the step that failed and why, or 2 when the time limit ran
 out (naming the step it was in). It is how the frozen bundle is smoke-tested (packaging/smoke.sh).
 
-Test hook: ``GPTOSS_SELF_TEST_FAIL=<step id>`` (``gui``, ``load``, ``generate``, ``parse``, ``history``) makes that
-step fail on purpose, so the failure path can be tested from outside the process.
+A last step serves the loaded model on a free loopback port (Model ▸ Serve on localhost) and asks it one question
+over HTTP, so a bundle missing a piece of the web stack fails here rather than in a user's hands.
+
+Test hook: ``GPTOSS_SELF_TEST_FAIL=<step id>`` (``gui``, ``load``, ``generate``, ``parse``, ``history``,
+``serve``) makes that step fail on purpose, so the failure path can be tested from outside the process.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import json
 import os
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +34,7 @@ from typing import IO, Any, Final
 
 from openai_harmony import Role
 
-from gpt_oss_desktop.app.backends.chat_backend import DEMO_MODEL, LoadError, ModelInfo
+from gpt_oss_desktop.app.backends.chat_backend import DEMO_MODEL, LoadError, ModelInfo, RequestError
 from gpt_oss_desktop.app.backends.local_engine import LocalEngine
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage
 from gpt_oss_desktop.app.history import ChatStore
@@ -37,6 +42,7 @@ from gpt_oss_desktop.app.settings import EFFORT_KEY, MAX_TOKENS_KEY, TEMPERATURE
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.events import FINAL, Done, FinishReason
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
+from gpt_oss_desktop.engine.server.config import ServerConfig
 from gpt_oss_desktop.engine.vocab import get_encoding
 
 FAIL_ENV: Final = "GPTOSS_SELF_TEST_FAIL"
@@ -55,6 +61,7 @@ class Step(enum.StrEnum):
     GENERATE = "generate"
     PARSE = "parse"
     HISTORY = "history"
+    SERVE = "serve"
 
     @property
     def label(self) -> str:
@@ -67,6 +74,7 @@ _TITLES: Final = {
     Step.GENERATE: "generate an answer",
     Step.PARSE: "parse the answer as harmony",
     Step.HISTORY: "save the chat to history",
+    Step.SERVE: "serve the model over HTTP",
 }
 
 
@@ -212,6 +220,9 @@ async def _run_steps(progress: _Progress, workdir: Path) -> None:
             if roles != ["user", "assistant"] or chat.messages[1].text.strip() != final_text.strip():
                 raise SelfTestFailure(f"the saved chat holds {roles} with answer {chat.messages[-1].text!r}")
             detail.append(f"{len(chat.messages)} messages in {store.path.name}")
+
+        with progress.step(Step.SERVE) as detail:
+            detail.append(await _serve_once(backend, workdir))
     finally:
         if window is not None:
             window.stop()
@@ -220,6 +231,30 @@ async def _run_steps(progress: _Progress, workdir: Path) -> None:
             backend.close()
         if store is not None:
             store.close()
+
+
+async def _serve_once(backend: LocalEngine, workdir: Path) -> str:
+    """Serve the loaded model on a free port, ask one question with the standard library's HTTP client, stop."""
+    config = ServerConfig(port=0, store_path=workdir / "responses.sqlite3")
+    try:
+        url = await backend.start_server(config)
+    except RequestError as exc:
+        raise SelfTestFailure(str(exc)) from exc
+    body = {"model": DEMO_MODEL, "messages": [{"role": "user", "content": PROMPT}], "temperature": 0}
+    request = urllib.request.Request(
+        f"{url}/chat/completions", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    try:
+        raw = await asyncio.to_thread(lambda: urllib.request.urlopen(request, timeout=120).read())
+        reply = json.loads(raw)
+        message = reply["choices"][0]["message"]
+    except (OSError, ValueError, KeyError, IndexError) as exc:
+        raise SelfTestFailure(f"the server did not answer: {exc}") from exc
+    finally:
+        await backend.stop_server()
+    if not message.get("content") or not message.get("reasoning"):
+        raise SelfTestFailure(f"the server's answer lacks content or reasoning: {message!r}")
+    return f"{url}: {reply['usage']['completion_tokens']} tokens, answer {message['content'].strip()!r}"
 
 
 def _cpu_kernel_used(window: MainWindow) -> bool:

@@ -1,8 +1,8 @@
 """The main window's menus: Chat (the conversation's commands) and Model (what to load, downloads). View (the theme)
 is app/shell/theme_menu.py's.
 
-Each menu is one function over the window's public methods, so a new entry is a line in its menu's function:
-:func:`build_model_menu` is where a command about the loaded model goes (e.g. serving it on localhost).
+Each menu is one function over the window's public methods, so a new entry is a line in its menu's function;
+:func:`build_model_menu` returns its menu, to which app/shell/serve_menu.py adds "Serve on localhost".
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "bench": "gpt_oss_desktop.engine.cli.bench",
     "bench-batch": "gpt_oss_desktop.engine.cli.bench_batch",
     "prepare-kernels": "gpt_oss_desktop.engine.cli.prepare_kernels",
+    "serve": "gpt_oss_desktop.engine.cli.serve",
 }
 
 

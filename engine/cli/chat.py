@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gpt_oss_desktop.engine.errors import EngineError, GenerationError, MissingFilesError
-from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
+from gpt_oss_desktop.engine.events import Delta, Done, Event, FinishReason, ToolCall
 from gpt_oss_desktop.engine.generator import Generator
 from gpt_oss_desktop.engine.harmony import ChatMessage, ChatSession, ReasoningEffort, from_harmony
 from gpt_oss_desktop.engine.sampling import DEFAULT_MAX_TOKENS, SamplingParams
@@ -175,7 +175,7 @@ def _answer(generator: Generator, prompt_ids: list[int], params: SamplingParams,
     becomes a clean cancel instead of an exception thrown into the middle of a model step.
     """
     cancel = threading.Event()
-    events: queue.Queue[Delta | Done | BaseException] = queue.Queue()
+    events: queue.Queue[Event | BaseException] = queue.Queue()
 
     def work() -> None:
         try:
@@ -203,6 +203,8 @@ def _answer(generator: Generator, prompt_ids: list[int], params: SamplingParams,
             if isinstance(event, Done):
                 printer.done(event)
                 return event
+            if isinstance(event, ToolCall):
+                continue  # its arguments were printed as they streamed, under "[tool call → recipient]"
             printer.delta(event)
         except KeyboardInterrupt:
             cancel.set()  # the worker stops at the next token and sends Done(cancelled)

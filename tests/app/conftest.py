@@ -13,11 +13,11 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from gpt_oss_desktop.app.backends.local_engine import LocalEngine
-from gpt_oss_desktop.app.backends.scripted_model import ScriptedModel
 from gpt_oss_desktop.app.history import ChatStore
 from gpt_oss_desktop.app.settings import make_settings
 from gpt_oss_desktop.app.shell.garbage_collector import GuiThreadGarbageCollector
 from gpt_oss_desktop.app.shell.main_window import MainWindow
+from gpt_oss_desktop.engine.scripted_model import ScriptedModel
 from tests.helpers.hub_fixtures import (  # noqa: F401 (fixtures of the download tests)
     checkpoint_dir,
     decoy_dir,

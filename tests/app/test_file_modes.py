@@ -15,12 +15,12 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from gpt_oss_desktop.app import main as app_main
-from gpt_oss_desktop.app.backends.scripted_model import harmony_reply
 from gpt_oss_desktop.app.desktop import crash
 from gpt_oss_desktop.app.history import ChatStore
 from gpt_oss_desktop.app.settings import APPLICATION, ORGANIZATION, TEMPERATURE_KEY, make_settings
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.paths import DATA_DIR_ENV
+from gpt_oss_desktop.engine.scripted_model import harmony_reply
 from tests.app.conftest import load, next_emission, scripted_engine
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="POSIX modes, XDG settings file")

@@ -13,7 +13,7 @@ import torch
 from openai_harmony import HarmonyEncoding
 
 from gpt_oss_desktop.engine.errors import GenerationError
-from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
+from gpt_oss_desktop.engine.events import Delta, Done, FinishReason, ToolCall
 from gpt_oss_desktop.engine.generator import Generator
 from gpt_oss_desktop.engine.sampling import SamplingParams
 from gpt_oss_desktop.engine.vocab import CALL, CHANNEL, CONSTRAIN, END, MESSAGE, RETURN, START, get_encoding
@@ -130,10 +130,10 @@ def reply(enc: HarmonyEncoding, thought: str = "Think.", answer: str = "Four.") 
     ]  # fmt: skip
 
 
-def collect(events: object) -> tuple[list[Delta], Done]:
+def collect(events: object) -> tuple[list[Delta | ToolCall], Done]:
     items = list(events)  # type: ignore[call-overload]
     assert isinstance(items[-1], Done)
-    assert all(isinstance(e, Delta) for e in items[:-1])
+    assert all(isinstance(e, (Delta, ToolCall)) for e in items[:-1])
     return items[:-1], items[-1]
 
 
@@ -167,7 +167,8 @@ def test_stream_reply_stops_on_return(enc: HarmonyEncoding) -> None:
 def test_tool_call_stops_on_call(enc: HarmonyEncoding) -> None:
     header = [CHANNEL, *words(enc, "commentary to=functions.get_weather "), CONSTRAIN, *words(enc, "json"), MESSAGE]
     script = [*header, *words(enc, '{"location":"SF"}'), CALL, *words(enc, "never")]
-    done = collect(Generator(FakeModel(script)).stream(PROMPT, GREEDY))[1]
+    events, done = collect(Generator(FakeModel(script)).stream(PROMPT, GREEDY))
+    assert events[-1] == ToolCall("functions.get_weather", '{"location":"SF"}', "commentary", "<|constrain|>json")
     assert done.finish_reason is FinishReason.STOP
     assert done.completion_ids[-1] == CALL
     assert done.tool_call is not None and done.tool_call.recipient == "functions.get_weather"

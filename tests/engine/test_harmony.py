@@ -282,3 +282,164 @@ def test_message_validation() -> None:
         ChatMessage(ChatRole.ASSISTANT, "x")
     with pytest.raises(ValueError, match="name"):
         ChatMessage(ChatRole.TOOL, "x")
+
+
+# -- a whole function-call loop, against openai_harmony's rendering ---------------------------------------------
+
+WEATHER_TOOLS = [FunctionTool("get_weather", "Gets the weather", WEATHER_SCHEMA)]
+
+
+def weather_developer() -> Message:
+    return Message.from_role_and_content(
+        Role.DEVELOPER,
+        DeveloperContent.new().with_function_tools(
+            [ToolDescription.new("get_weather", "Gets the weather", parameters=WEATHER_SCHEMA)]
+        ),
+    )
+
+
+def test_tool_loop_then_later_turn_matches_harmony_token_for_token(enc: HarmonyEncoding) -> None:
+    history = [
+        ChatMessage.user("Weather in SF?"),
+        ChatMessage.analysis("THINK-CALL"),
+        ChatMessage.tool_call("functions.get_weather", '{"location":"SF"}'),
+        ChatMessage.tool_result("functions.get_weather", '{"temp": 20}'),
+        ChatMessage.analysis("THINK-ANSWER"),
+        ChatMessage.final("20 degrees."),
+        ChatMessage.user("And tomorrow?"),
+    ]
+    ours = render_prompt(history, tools=WEATHER_TOOLS, current_date=DATE)
+    # Built by hand: the finished turn's reasoning is gone; its call and result (facts) stay.
+    by_hand = [
+        system(),
+        weather_developer(),
+        user("Weather in SF?"),
+        tool_call_msg('{"location":"SF"}'),
+        tool_result_msg('{"temp": 20}'),
+        asst("final", "20 degrees."),
+        user("And tomorrow?"),
+    ]
+    assert ours == expected(enc, by_hand)
+    text = enc.decode(ours)
+    assert "THINK-CALL" not in text and "THINK-ANSWER" not in text
+    assert "<|constrain|>json<|message|>" in text and '{"location":"SF"}<|call|>' in text
+    assert "<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>" in text
+    assert "namespace functions" in text
+    # Here harmony's own auto-drop agrees with ours.
+    full = [
+        system(),
+        weather_developer(),
+        user("Weather in SF?"),
+        asst("analysis", "THINK-CALL"),
+        tool_call_msg('{"location":"SF"}'),
+        tool_result_msg('{"temp": 20}'),
+        asst("analysis", "THINK-ANSWER"),
+        asst("final", "20 degrees."),
+        user("And tomorrow?"),
+    ]
+    assert harmony_default(enc, full) == ours
+
+
+def test_reasoning_is_kept_across_every_call_of_one_tool_loop(enc: HarmonyEncoding) -> None:
+    history = [
+        ChatMessage.user("Weather in SF and LA?"),
+        ChatMessage.analysis("THINK-1"),
+        ChatMessage.tool_call("functions.get_weather", '{"location":"SF"}'),
+        ChatMessage.tool_result("functions.get_weather", '{"temp": 20}'),
+        ChatMessage.analysis("THINK-2"),
+        ChatMessage.tool_call("functions.get_weather", '{"location":"LA"}'),
+        ChatMessage.tool_result("functions.get_weather", '{"temp": 25}'),
+    ]
+    ours = render_prompt(history, tools=WEATHER_TOOLS, current_date=DATE)
+    by_hand = [
+        system(),
+        weather_developer(),
+        user("Weather in SF and LA?"),
+        asst("analysis", "THINK-1"),
+        tool_call_msg('{"location":"SF"}'),
+        tool_result_msg('{"temp": 20}'),
+        asst("analysis", "THINK-2"),
+        tool_call_msg('{"location":"LA"}'),
+        tool_result_msg('{"temp": 25}'),
+    ]
+    assert ours == expected(enc, by_hand)
+    assert ours == harmony_default(enc, by_hand)  # nothing to drop inside the loop, for harmony either
+    assert ours[-2:] == [START, ASSISTANT]
+
+
+def test_a_new_turns_tool_loop_drops_the_last_turns_reasoning_where_harmony_keeps_it(enc: HarmonyEncoding) -> None:
+    history = [
+        ChatMessage.user("Weather in SF?"),
+        ChatMessage.analysis("OLD-THINK"),
+        ChatMessage.tool_call("functions.get_weather", '{"location":"SF"}'),
+        ChatMessage.tool_result("functions.get_weather", '{"temp": 20}'),
+        ChatMessage.analysis("OLD-ANSWER-THINK"),
+        ChatMessage.final("20 degrees."),
+        ChatMessage.user("And LA?"),
+        ChatMessage.analysis("NEW-THINK"),
+        ChatMessage.tool_call("functions.get_weather", '{"location":"LA"}'),
+        ChatMessage.tool_result("functions.get_weather", '{"temp": 25}'),
+    ]
+    ours = render_prompt(history, tools=WEATHER_TOOLS, current_date=DATE)
+    kept = [
+        system(),
+        weather_developer(),
+        user("Weather in SF?"),
+        tool_call_msg('{"location":"SF"}'),
+        tool_result_msg('{"temp": 20}'),
+        asst("final", "20 degrees."),
+        user("And LA?"),
+        asst("analysis", "NEW-THINK"),
+        tool_call_msg('{"location":"LA"}'),
+        tool_result_msg('{"temp": 25}'),
+    ]
+    assert ours == expected(enc, kept)
+    text = enc.decode(ours)
+    assert "NEW-THINK" in text
+    assert "OLD-THINK" not in text and "OLD-ANSWER-THINK" not in text
+    # openai_harmony drops nothing while a call is in progress, so the finished turn's reasoning comes back.
+    full = [*kept[:3], asst("analysis", "OLD-THINK"), *kept[3:5], asst("analysis", "OLD-ANSWER-THINK"), *kept[5:]]
+    lib = enc.decode(harmony_default(enc, full))
+    assert "OLD-THINK" in lib and "OLD-ANSWER-THINK" in lib
+
+
+def test_a_tool_loop_between_two_finals_is_pruned_where_harmony_keeps_its_reasoning(enc: HarmonyEncoding) -> None:
+    history = [
+        ChatMessage.user("Q1"),
+        ChatMessage.analysis("T1"),
+        ChatMessage.final("A1"),
+        ChatMessage.user("Weather in SF?"),
+        ChatMessage.analysis("LOOP-THINK"),
+        ChatMessage.tool_call("functions.get_weather", '{"location":"SF"}'),
+        ChatMessage.tool_result("functions.get_weather", '{"temp": 20}'),
+        ChatMessage.analysis("LOOP-ANSWER-THINK"),
+        ChatMessage.final("20 degrees."),
+        ChatMessage.user("Q3"),
+    ]
+    ours = render_prompt(history, tools=WEATHER_TOOLS, current_date=DATE)
+    kept = [
+        system(),
+        weather_developer(),
+        user("Q1"),
+        asst("final", "A1"),
+        user("Weather in SF?"),
+        tool_call_msg('{"location":"SF"}'),
+        tool_result_msg('{"temp": 20}'),
+        asst("final", "20 degrees."),
+        user("Q3"),
+    ]
+    assert ours == expected(enc, kept)
+    # openai_harmony's auto-drop only drops analysis before the first final: the loop between the two finals
+    # keeps its chain of thought there.
+    full = [
+        *kept[:3],
+        asst("analysis", "T1"),
+        *kept[3:5],
+        asst("analysis", "LOOP-THINK"),
+        *kept[5:7],
+        asst("analysis", "LOOP-ANSWER-THINK"),
+        *kept[7:],
+    ]
+    lib = enc.decode(harmony_default(enc, full))
+    assert "LOOP-THINK" in lib and "LOOP-ANSWER-THINK" in lib and "T1" not in lib
+    assert "LOOP-THINK" not in enc.decode(ours)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from openai_harmony import HarmonyEncoding, Message, Role
 
-from gpt_oss_desktop.engine.events import NO_CHANNEL, Delta
+from gpt_oss_desktop.engine.events import NO_CHANNEL, Delta, ToolCall
 from gpt_oss_desktop.engine.stream_parser import HarmonyStreamParser
 from gpt_oss_desktop.engine.vocab import CALL, CHANNEL, CONSTRAIN, END, MESSAGE, RETURN, START, get_encoding
 
@@ -24,11 +24,25 @@ def text(enc: HarmonyEncoding, s: str) -> list[int]:
     return enc.encode(s)
 
 
-def run(enc: HarmonyEncoding, tokens: list[int]) -> tuple[HarmonyStreamParser, list[Delta]]:
+def run_events(enc: HarmonyEncoding, tokens: list[int]) -> tuple[HarmonyStreamParser, list[Delta | ToolCall]]:
     parser = HarmonyStreamParser(enc)
-    deltas = [d for t in tokens if (d := parser.feed(t)) is not None]
+    events = [e for t in tokens if (e := parser.feed(t)) is not None]
     parser.finish()
-    return parser, deltas
+    return parser, events
+
+
+def run(enc: HarmonyEncoding, tokens: list[int]) -> tuple[HarmonyStreamParser, list[Delta]]:
+    parser, events = run_events(enc, tokens)
+    return parser, [e for e in events if isinstance(e, Delta)]
+
+
+def calls(events: list[Delta | ToolCall]) -> list[ToolCall]:
+    return [e for e in events if isinstance(e, ToolCall)]
+
+
+def special(enc: HarmonyEncoding, s: str) -> list[int]:
+    """Tokens of text written with harmony's special tokens inline (``<|channel|>`` ...)."""
+    return enc.encode(s, allowed_special="all")
 
 
 def joined(deltas: list[Delta], channel: str, recipient: str | None = None) -> str:
@@ -79,8 +93,12 @@ def test_tool_call_on_commentary(enc: HarmonyEncoding) -> None:
     header = [CHANNEL, *text(enc, "commentary to=functions.get_weather "), CONSTRAIN, *text(enc, "json"), MESSAGE]
     tokens = [CHANNEL, ANALYSIS, MESSAGE, *text(enc, "Need weather."), END, START, ASSISTANT, *header]
     tokens += [*text(enc, args), CALL]
-    parser, deltas = run(enc, tokens)
+    parser, events = run_events(enc, tokens)
+    deltas = [e for e in events if isinstance(e, Delta)]
     assert joined(deltas, "commentary", "functions.get_weather") == args
+    # The call comes once, last, after the Deltas of its arguments.
+    assert events[-1] == ToolCall("functions.get_weather", args, "commentary", "<|constrain|>json")
+    assert calls(events) == [events[-1]] and events[-1].name == "get_weather"
     assert all(d.is_tool_call for d in deltas if d.channel == "commentary")
     call = parser.messages[-1]
     assert call.recipient == "functions.get_weather"
@@ -98,7 +116,9 @@ def test_tool_call_on_commentary(enc: HarmonyEncoding) -> None:
 
 def test_tool_call_on_analysis_channel_is_routed_by_recipient(enc: HarmonyEncoding) -> None:
     tokens = [CHANNEL, *text(enc, "analysis to=browser.search"), MESSAGE, *text(enc, '{"q":"x"}'), CALL]
-    parser, deltas = run(enc, tokens)
+    parser, events = run_events(enc, tokens)
+    assert calls(events) == [ToolCall("browser.search", '{"q":"x"}', "analysis", None)]
+    deltas = [e for e in events if isinstance(e, Delta)]
     assert deltas and all(d.channel == "analysis" and d.recipient == "browser.search" for d in deltas)
     assert not any(d.is_reasoning for d in deltas)
     assert parser.counts.reasoning == 0
@@ -148,8 +168,10 @@ def test_salvaged_header_keeps_recipient(enc: HarmonyEncoding) -> None:
     tokens = [START, *text(enc, "assistantassistant to=functions.f"), CHANNEL, *text(enc, "commentary ")]
     tokens = tokens[1:]  # the prompt already holds <|start|>; the model repeats the role
     tokens += [CONSTRAIN, *text(enc, "json"), MESSAGE, *text(enc, "{}"), CALL]
-    parser, deltas = run(enc, tokens)
+    parser, events = run_events(enc, tokens)
+    deltas = [e for e in events if isinstance(e, Delta)]
     assert joined(deltas, "commentary", "functions.f") == "{}"
+    assert calls(events) == [ToolCall("functions.f", "{}", "commentary", "<|constrain|>json")]
     assert parser.messages[-1].recipient == "functions.f"
     assert parser.messages[-1].content_type == "<|constrain|>json"
 
@@ -270,3 +292,109 @@ def test_harmony_rendered_messages_are_not_marked(enc: HarmonyEncoding) -> None:
         parser, _ = run(enc, rendered[2:])  # the prompt already holds <|start|>assistant
         assert parser.malformed is None, message
         assert [(m.channel, m.recipient) for m in parser.messages] == [(message.channel, message.recipient)]
+
+
+# -- tool calls as typed events ---------------------------------------------------------------------------------
+
+ARGS = '{"location":"San Francisco"}'
+
+
+def test_harmony_rendered_call_order_is_a_call_and_not_marked(enc: HarmonyEncoding) -> None:
+    # openai_harmony renders history calls with the recipient before the channel; the model may write either order.
+    tokens = special(enc, f" to=functions.get_weather<|channel|>commentary <|constrain|>json<|message|>{ARGS}<|call|>")
+    parser, events = run_events(enc, tokens)
+    assert calls(events) == [ToolCall("functions.get_weather", ARGS, "commentary", "<|constrain|>json")]
+    assert parser.malformed is None
+    assert parser.counts.other == len(tokens)
+
+
+@pytest.mark.parametrize(
+    ("header", "channel", "finding"),
+    [
+        # harmony rejects these (openai/harmony#38, ggml-org/llama.cpp#27720): a broken <|constrain|>.
+        ("<|channel|>commentary to=functions.get_weather <|constrain|> json", "commentary", "unexpected tokens"),
+        ("<|channel|>commentary to=functions.get_weather <|constrain|>json <|constrain|>json", "commentary", "tokens"),
+        ("<|constrain|>json<|channel|>commentary to=functions.get_weather", "commentary", "unexpected tokens"),
+        ("<|channel|><|constrain|>json to=functions.get_weather", NO_CHANNEL, "no channel value"),
+        # harmony accepts this one but swallows the channel into the recipient.
+        ("<|channel|>commentary to=functions.get_weather<|channel|>commentary <|constrain|>json", "commentary", "read"),
+    ],
+)
+def test_salvaged_call_header_still_yields_a_tool_call(
+    enc: HarmonyEncoding, header: str, channel: str, finding: str
+) -> None:
+    tokens = special(enc, f"<|channel|>analysis<|message|>Need weather.<|end|><|start|>assistant{header}<|message|>")
+    tokens += [*text(enc, ARGS), CALL]
+    parser, events = run_events(enc, tokens)
+    assert calls(events) == [ToolCall("functions.get_weather", ARGS, channel, "<|constrain|>json")]
+    assert events[-1] == calls(events)[0]
+    deltas = [e for e in events if isinstance(e, Delta)]
+    assert joined(deltas, channel, "functions.get_weather") == ARGS
+    assert joined(deltas, "analysis") == "Need weather."
+    assert parser.malformed is not None and "malformed message header" in parser.malformed
+    assert finding in parser.malformed
+    assert parser.messages[-1].recipient == "functions.get_weather"
+    assert parser.stop_token == CALL
+    assert parser.counts.reasoning == len(special(enc, "<|channel|>analysis<|message|>Need weather.<|end|>"))
+    assert parser.counts.total == len(tokens)
+
+
+def test_constrained_final_answer_is_not_read_as_a_call_to_the_constraint(enc: HarmonyEncoding) -> None:
+    # harmony reads the word after the channel as a recipient, so this would be a "call" to "<|constrain|>json".
+    tokens = special(enc, '<|channel|>final <|constrain|>json<|message|>{"ok":true}<|return|>')
+    assert enc.parse_messages_from_completion_tokens(tokens, Role.ASSISTANT)[0].recipient == "<|constrain|>json"
+    parser, events = run_events(enc, tokens)
+    assert calls(events) == []
+    assert joined([e for e in events if isinstance(e, Delta)], "final") == '{"ok":true}'
+    assert [(m.channel, m.recipient) for m in parser.messages] == [("final", None)]
+    assert parser.counts.final == len(tokens)
+    assert parser.malformed is not None and "recipient" in parser.malformed
+
+
+def test_call_closed_by_end_is_emitted_at_end_and_the_turn_goes_on(enc: HarmonyEncoding) -> None:
+    tokens = special(enc, f"<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{ARGS}")
+    parser = HarmonyStreamParser(enc)
+    assert all(not isinstance(parser.feed(t), ToolCall) for t in tokens)
+    assert parser.feed(END) == ToolCall("functions.get_weather", ARGS, "commentary", "<|constrain|>json")
+    rest = special(enc, "<|start|>assistant<|channel|>final<|message|>Done.<|return|>")
+    events = [e for t in rest if (e := parser.feed(t)) is not None]
+    parser.finish()
+    assert calls(events) == []
+    assert joined([e for e in events if isinstance(e, Delta)], "final") == "Done."
+    assert parser.stop_token == RETURN
+
+
+def test_end_then_call_emits_the_call_once(enc: HarmonyEncoding) -> None:
+    tokens = special(enc, "<|channel|>commentary to=functions.f <|constrain|>json<|message|>{}<|end|><|call|>")
+    parser, events = run_events(enc, tokens)
+    assert calls(events) == [ToolCall("functions.f", "{}", "commentary", "<|constrain|>json")]
+    assert parser.stop_token == CALL
+    assert parser.counts.total == len(tokens)
+
+
+def test_call_cut_off_by_the_end_of_output_is_not_emitted(enc: HarmonyEncoding) -> None:
+    # Even complete JSON: the model never wrote <|call|>, so it had not committed to the call (max_tokens, cancel).
+    tokens = special(enc, f"<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{ARGS}")
+    parser, events = run_events(enc, tokens)
+    assert calls(events) == []
+    assert parser.messages[-1].recipient == "functions.get_weather"
+    assert parser.messages[-1].content[0].text == ARGS
+    assert parser.stop_token is None
+
+
+def test_header_closed_by_call_before_message_is_not_a_call(enc: HarmonyEncoding) -> None:
+    tokens = special(enc, "<|channel|>commentary to=functions.f<|call|>")
+    parser, events = run_events(enc, tokens)
+    assert calls(events) == []
+    assert parser.malformed is not None and "without <|message|>" in parser.malformed
+    assert parser.counts.total == len(tokens)
+
+
+def test_two_calls_in_one_output_each_emitted(enc: HarmonyEncoding) -> None:
+    tokens = special(
+        enc,
+        '<|channel|>commentary to=functions.a <|constrain|>json<|message|>{"x":1}<|end|>'
+        '<|start|>assistant<|channel|>commentary to=functions.b <|constrain|>json<|message|>{"y":2}<|call|>',
+    )
+    _, events = run_events(enc, tokens)
+    assert [(c.name, c.arguments) for c in calls(events)] == [("a", '{"x":1}'), ("b", '{"y":2}')]

@@ -22,11 +22,11 @@ from gpt_oss_desktop.app.backends.kernel_preparation import (
     KernelStatusIndicator,
 )
 from gpt_oss_desktop.app.backends.local_engine import LocalEngine
-from gpt_oss_desktop.app.backends.scripted_model import harmony_reply
 from gpt_oss_desktop.app.chat import chat_session as chat_session_module
 from gpt_oss_desktop.app.chat.stats import readable
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.events import Done
+from gpt_oss_desktop.engine.scripted_model import harmony_reply
 from gpt_oss_desktop.kernels.cpu_kernel_status import KernelState, KernelStatus
 from tests.app.conftest import next_emission, scripted_engine, until
 

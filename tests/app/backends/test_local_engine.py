@@ -14,7 +14,6 @@ import torch
 
 from gpt_oss_desktop.app.backends.chat_backend import ChatRequest, LoadError, LoadErrorKind, RequestError
 from gpt_oss_desktop.app.backends.local_engine import LocalEngine, classify_load_error
-from gpt_oss_desktop.app.backends.scripted_model import ScriptedModel, harmony_reply
 from gpt_oss_desktop.engine.errors import (
     CheckpointError,
     ConfigError,
@@ -25,6 +24,7 @@ from gpt_oss_desktop.engine.errors import (
 )
 from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
 from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort
+from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply, harmony_tool_call
 from gpt_oss_desktop.engine.vocab import get_encoding
 
 
@@ -115,6 +115,21 @@ def test_stream_parses_reasoning_and_answer_and_cancel_stops(run: Any) -> None:
         cancelled = run(cancel_after_three())
         assert cancelled.finish_reason is FinishReason.CANCELLED
         assert cancelled.completion_tokens < 20
+    finally:
+        engine.close()
+
+
+def test_a_tool_call_reaches_the_app_as_deltas_and_done_only(run: Any) -> None:
+    # The app runs no tools yet (a later issue): the engine's ToolCall event is not passed on, the call's text comes as
+    # tool-call Deltas and the call itself in Done, as before.
+    model = ScriptedModel([harmony_tool_call("Need weather.", "functions.get_weather", '{"city":"Bern"}')])
+    engine = LocalEngine(loader=lambda _ref, _progress: model, max_context=2048)
+    try:
+        run(engine.load("scripted"))
+        events, done = run(collect(engine, ChatRequest((ChatMessage.user("Weather?"),))))
+        assert all(isinstance(e, Delta) for e in events)
+        assert "".join(d.text for d in events if d.is_tool_call) == '{"city":"Bern"}'
+        assert done.tool_call is not None and done.tool_call.recipient == "functions.get_weather"
     finally:
         engine.close()
 

@@ -15,10 +15,10 @@ from PySide6.QtWidgets import QApplication
 
 from gpt_oss_desktop.app.backends.chat_backend import LoadError, LoadErrorKind
 from gpt_oss_desktop.app.backends.local_engine import LocalEngine
-from gpt_oss_desktop.app.backends.scripted_model import ScriptedModel, harmony_reply
 from gpt_oss_desktop.app.chat.chat_view import UserBubble
 from gpt_oss_desktop.app.chat.instructions_dialog import InstructionsDialog
 from gpt_oss_desktop.app.history import ChatStore
+from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply
 from gpt_oss_desktop.engine.vocab import get_encoding
 from tests.app.conftest import load, next_emission, scripted_engine, until
 

@@ -19,12 +19,12 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from gpt_oss_desktop.app.backends.local_engine import LocalEngine
-from gpt_oss_desktop.app.backends.scripted_model import ScriptedModel, harmony_reply
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage, UserBubble
 from gpt_oss_desktop.app.chat.stats import readable
 from gpt_oss_desktop.app.history import ChatStore
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
+from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply
 from gpt_oss_desktop.engine.vocab import get_encoding
 from tests.app.conftest import load, next_emission, scripted_engine, until
 

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from gpt_oss_desktop.app.backends.local_engine import LocalEngine
-from gpt_oss_desktop.app.backends.scripted_model import ScriptedModel, harmony_reply
 from gpt_oss_desktop.app.chat.chat_session import (
     ChatListener,
     ChatSession,
@@ -27,6 +26,7 @@ from gpt_oss_desktop.app.history import ChatStore, HistoryError, Message
 from gpt_oss_desktop.engine.events import Done, FinishReason
 from gpt_oss_desktop.engine.harmony import ReasoningEffort, render_prompt
 from gpt_oss_desktop.engine.sampling import SamplingParams
+from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply
 from gpt_oss_desktop.engine.vocab import get_encoding
 
 GREEDY = SamplingParams(temperature=0.0)  # the double's one-hot logits: the same tokens without sampling

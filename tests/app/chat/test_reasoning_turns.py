@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpt_oss_desktop.app.backends.scripted_model import harmony_reply
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage
 from gpt_oss_desktop.app.chat.stats import readable
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.events import Done
+from gpt_oss_desktop.engine.scripted_model import harmony_reply
 from gpt_oss_desktop.engine.vocab import CHANNEL, END, MESSAGE, RETURN, get_encoding
 from tests.app.conftest import load, next_emission, scripted_engine, until
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from PySide6.QtGui import QFont, QTextLayout, QTextOption
 
-from gpt_oss_desktop.app.backends.scripted_model import harmony_reply
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage
 from gpt_oss_desktop.app.chat.stats import AnswerStats, readable, stats_figures, stats_line
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.events import FinishReason
+from gpt_oss_desktop.engine.scripted_model import harmony_reply
 from tests.app.conftest import load, next_emission, scripted_engine
 
 STATS = AnswerStats(1843, 96, 0.21, 12.34, 3.5, 153.1, FinishReason.STOP)

@@ -8,9 +8,9 @@ from typing import Any
 from PySide6.QtCore import QPoint
 from PySide6.QtWidgets import QAbstractButton, QLabel, QWidget
 
-from gpt_oss_desktop.app.backends.scripted_model import harmony_reply
 from gpt_oss_desktop.app.compare.compare_view import MAX_WIDTH, MIN_COLUMN_WIDTH, CompareView
 from gpt_oss_desktop.app.shell.main_window import MainWindow
+from gpt_oss_desktop.engine.scripted_model import harmony_reply
 from tests.app.conftest import load, next_emission, scripted_engine
 from tests.app.label_fit import clipped_buttons, clipped_labels
 

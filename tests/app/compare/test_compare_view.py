@@ -14,7 +14,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
 from gpt_oss_desktop.app.backends.local_engine import LocalEngine
-from gpt_oss_desktop.app.backends.scripted_model import harmony_reply
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage, UserBubble
 from gpt_oss_desktop.app.compare.compare_view import CompareView
 from gpt_oss_desktop.app.history import ChatStore
@@ -22,6 +21,7 @@ from gpt_oss_desktop.app.history.sidebar import KIND_ROLE
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.events import Done, FinishReason
 from gpt_oss_desktop.engine.paths import DATA_DIR_ENV
+from gpt_oss_desktop.engine.scripted_model import harmony_reply
 from gpt_oss_desktop.engine.vocab import get_encoding
 from tests.app.conftest import load, next_emission, scripted_engine, until
 

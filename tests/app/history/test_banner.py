@@ -11,10 +11,10 @@ import pytest
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QDesktopServices
 
-from gpt_oss_desktop.app.backends.scripted_model import harmony_reply
 from gpt_oss_desktop.app.history import ChatStore, HistoryError
 from gpt_oss_desktop.app.main import open_history
 from gpt_oss_desktop.app.shell.main_window import MainWindow
+from gpt_oss_desktop.engine.scripted_model import harmony_reply
 from tests.app.conftest import load, next_emission, scripted_engine
 from tests.helpers.history_files import file_modes_enforced, write_crashed_history
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from PySide6.QtCore import QSettings
 
-from gpt_oss_desktop.app.backends.scripted_model import harmony_reply
 from gpt_oss_desktop.app.history import ChatStore, export_dialog
 from gpt_oss_desktop.app.history.export_dialog import export_folder
 from gpt_oss_desktop.app.settings import EXPORT_FOLDER_KEY
+from gpt_oss_desktop.engine.scripted_model import harmony_reply
 from tests.app.conftest import load, next_emission, scripted_engine
 
 

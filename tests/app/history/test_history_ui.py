@@ -11,12 +11,12 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
 
-from gpt_oss_desktop.app.backends.scripted_model import harmony_reply
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage, UserBubble
 from gpt_oss_desktop.app.chat.stats import readable
 from gpt_oss_desktop.app.history import REASONING_LABEL, ChatStore
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
+from gpt_oss_desktop.engine.scripted_model import harmony_reply
 from tests.app.conftest import load, next_emission, scripted_engine
 from tests.helpers.history_files import write_damaged_history
 from tests.helpers.stall_meter import StallMeter

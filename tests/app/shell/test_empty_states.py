@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from gpt_oss_desktop.app.backends.chat_backend import DEMO_MODEL
-from gpt_oss_desktop.app.backends.scripted_model import harmony_reply
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage, UserBubble
 from gpt_oss_desktop.app.chat.new_chat_intro import DEMO_EXAMPLES, GENERAL_EXAMPLES, NewChatIntro
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.events import Done
+from gpt_oss_desktop.engine.scripted_model import harmony_reply
 from tests.app.conftest import load, next_emission, scripted_engine
 from tests.app.label_fit import clipped_buttons, clipped_labels
 

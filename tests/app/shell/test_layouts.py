@@ -18,10 +18,10 @@ import pytest
 from PySide6.QtCore import QPoint
 from PySide6.QtWidgets import QApplication, QWidget
 
-from gpt_oss_desktop.app.backends.scripted_model import harmony_reply
 from gpt_oss_desktop.app.chat.chat_view import READING_WIDTH, AssistantMessage
 from gpt_oss_desktop.app.history import ChatStore
 from gpt_oss_desktop.app.shell.main_window import MainWindow
+from gpt_oss_desktop.engine.scripted_model import harmony_reply
 from tests.app.conftest import load, next_emission, scripted_engine
 from tests.app.label_fit import clipped_buttons, clipped_labels
 

@@ -10,12 +10,12 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtTest import QTest
 
 from gpt_oss_desktop.app.backends.chat_backend import LoadError, LoadErrorKind
-from gpt_oss_desktop.app.backends.scripted_model import harmony_reply
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage, UserBubble
 from gpt_oss_desktop.app.chat.stats import readable
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.events import Done, FinishReason
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
+from gpt_oss_desktop.engine.scripted_model import harmony_reply
 from gpt_oss_desktop.engine.vocab import get_encoding
 from tests.app.conftest import load, next_emission, scripted_engine, until
 

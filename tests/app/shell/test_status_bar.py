@@ -7,9 +7,9 @@ from typing import Any
 
 from PySide6.QtWidgets import QLabel
 
-from gpt_oss_desktop.app.backends.scripted_model import harmony_reply
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.app.shell.status_bar import StatusBar
+from gpt_oss_desktop.engine.scripted_model import harmony_reply
 from tests.app.conftest import load, scripted_engine
 from tests.app.label_fit import clipped_labels
 

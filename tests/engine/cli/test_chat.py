@@ -49,3 +49,19 @@ def test_one_shot_chat_exits_cleanly_twice() -> None:
         )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "terminate called" not in result.stderr
+
+
+def test_a_tool_call_prints_its_arguments_once_and_the_note() -> None:
+    from gpt_oss_desktop.engine.generator import Generator
+    from gpt_oss_desktop.engine.harmony import ChatMessage, render_prompt
+    from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_tool_call
+
+    model = ScriptedModel([harmony_tool_call("Need weather.", "functions.get_weather", '{"city":"Bern"}')])
+    out = io.StringIO()
+    prompt = render_prompt([ChatMessage.user("Weather?")], current_date=None)
+    done = chat._answer(Generator(model), prompt, SamplingParams(temperature=0), chat._Printer(out))
+    assert done.tool_call is not None
+    text = out.getvalue()
+    assert text.count('{"city":"Bern"}') == 1  # streamed once; the ToolCall event adds no second copy
+    assert '[tool call → functions.get_weather] {"city":"Bern"}' in text
+    assert "note: the model called functions.get_weather" in text

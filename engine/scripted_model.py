@@ -1,19 +1,25 @@
-"""A scripted stand-in model (a test double) for screenshots and GUI tests that need a fixed token stream.
+"""A scripted stand-in model: a TEST DOUBLE, never the feature, for screenshots and tests that need a fixed token
+stream (the GUI tests, and the HTTP server's function-call round trip until the demo model learns tools).
 
 It implements the part of :class:`engine.model.Model` that :class:`engine.generator.Generator` uses and "predicts"
 the next token of a fixed harmony script through one-hot logits, so everything downstream is the real pipeline:
 the generator's sampling and cancel checks, the harmony stream parser, the engine thread and the event queue.
+
+A script is a reply (:func:`harmony_reply`) or a tool call (:func:`harmony_tool_call`). Which script a request
+replays is the next one in turn, or, with ``choose``, picked from its prompt: :meth:`ScriptedModel.tool_loop` calls
+a tool first and answers once the prompt holds the tool's result (:func:`ends_with_tool_result`).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 import torch
+from openai_harmony import Message, Role
 
 from gpt_oss_desktop.engine.vocab import CHANNEL, END, MESSAGE, RETURN, START, get_encoding
 
@@ -28,6 +34,51 @@ def harmony_reply(thought: str, answer: str) -> list[int]:
         CHANNEL, *enc.encode("analysis"), MESSAGE, *enc.encode(thought), END,
         START, *enc.encode("assistant"), CHANNEL, *enc.encode("final"), MESSAGE, *enc.encode(answer), RETURN,
     ]  # fmt: skip
+
+
+def harmony_tool_call(
+    thought: str,
+    recipient: str,
+    arguments_json: str,
+    *,
+    channel: str = "commentary",
+    content_type: str | None = "<|constrain|>json",
+) -> list[int]:
+    """Completion tokens of a tool call: reasoning on ``analysis``, then the call, ending with ``<|call|>``.
+
+    ``<|channel|>analysis<|message|>{thought}<|end|><|start|>assistant to={recipient}<|channel|>commentary
+    <|constrain|>json<|message|>{arguments_json}<|call|>``, built by openai_harmony's own renderer, so the header
+    order (recipient before channel) is the one the next turn's prompt re-renders: the KV cache prefix then matches.
+    """
+    enc = get_encoding()
+    call = Message.from_role_and_content(Role.ASSISTANT, arguments_json).with_channel(channel).with_recipient(recipient)
+    if content_type is not None:
+        call = call.with_content_type(content_type)
+    analysis = Message.from_role_and_content(Role.ASSISTANT, thought).with_channel("analysis")
+    # [2:]: the prompt already ends with <|start|>assistant, which begins the first rendered message.
+    return [*enc.render(analysis)[2:], *enc.render(call)]
+
+
+def ends_with_tool_result(prompt: Sequence[int]) -> bool:
+    """Whether the last message before the prompt's closing ``<|start|>assistant`` was written by a tool
+    (``<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>…<|end|>``)."""
+    ids = list(prompt)
+    if len(ids) >= 2 and ids[-2] == START:
+        ids = ids[:-2]
+    starts = [i for i, token in enumerate(ids) if token == START]
+    if not starts:
+        return False
+    header: list[int] = []
+    for token in ids[starts[-1] + 1 :]:
+        if token in (CHANNEL, MESSAGE):
+            break
+        header.append(token)
+    author = get_encoding().decode(header).split(" ", 1)[0]
+    return author not in {"system", "developer", "user", "assistant", ""}
+
+
+ScriptChooser = Callable[[Sequence[int]], int]
+"""Picks the script (an index into ``scripts``) for a request from its whole prompt."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +111,14 @@ class _Cache:
 
 
 class ScriptedModel:
-    """Replays one script per request (cycling through ``scripts``), one token per decode step.
+    """Replays one script per request (cycling through ``scripts``, or as ``choose`` picks), one token per decode step.
 
     Each prefill starts the next script, so a batch of three (an effort comparison: low, medium, high in that order)
     replays the next three scripts, one per cache slot, and every decode call advances all its slots together.
 
     Args:
-        scripts: completion token lists, e.g. from :func:`harmony_reply`.
+        scripts: completion token lists, e.g. from :func:`harmony_reply` or :func:`harmony_tool_call`.
+        choose: if set, picks each request's script from its prompt instead of taking the next in turn.
         token_seconds: simulated compute per decode call (a sleep, which releases the GIL as real kernels do; one
             sleep per call whatever the batch size, as a batch shares the weight reads).
         hold_after: if set with ``release``, the decode of this step waits until ``release`` is set; used to
@@ -77,6 +129,7 @@ class ScriptedModel:
         self,
         scripts: Sequence[Sequence[int]],
         *,
+        choose: ScriptChooser | None = None,
         token_seconds: float = 0.0,
         hold_after: int | None = None,
         release: threading.Event | None = None,
@@ -84,6 +137,7 @@ class ScriptedModel:
         self.config = _Config()
         self.device = torch.device("cpu")
         self._scripts = [list(s) for s in scripts]
+        self._choose = choose
         self._token_seconds = token_seconds
         self._hold_after = hold_after
         self._release = release
@@ -93,6 +147,16 @@ class ScriptedModel:
         self.prompts: list[list[int]] = []  # every prefilled prompt (whole slot contents), in order
         self.decode_batches: list[int] = []  # slots per decode call, in order
 
+    @classmethod
+    def tool_loop(cls, call: Sequence[int], answer: Sequence[int], *, token_seconds: float = 0.0) -> ScriptedModel:
+        """A model that replays ``call`` (a :func:`harmony_tool_call`) until the prompt ends with a tool's result,
+        then ``answer`` (a :func:`harmony_reply`): call, result, final answer."""
+        return cls(
+            [call, answer],
+            choose=lambda prompt: 1 if ends_with_tool_result(prompt) else 0,
+            token_seconds=token_seconds,
+        )
+
     def new_cache(self, batch_size: int = 1, max_context: int | None = None) -> _Cache:
         return _Cache(batch_size, max_context or self.config.max_context_length)
 
@@ -101,7 +165,10 @@ class ScriptedModel:
         self.last_prompt = cache.tokens(slot)
         self.prompts.append(self.last_prompt)
         self._request += 1
-        cache.script[slot] = self._request % len(self._scripts)
+        if self._choose is not None:
+            cache.script[slot] = self._choose(self.last_prompt) % len(self._scripts)
+        else:
+            cache.script[slot] = self._request % len(self._scripts)
         cache.prompt_end[slot] = cache.length(slot)
         return self._logits(cache, slot)
 
