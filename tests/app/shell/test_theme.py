@@ -300,3 +300,37 @@ def test_the_sampling_button_gives_its_chevron_room(
         if _ink_runs(image, background, range(y, y + 1), range(x, x + 1))
     ]
     assert abs((min(rows) + max(rows)) / 2 - (height - 1) / 2) <= 2, (rows, height)
+
+
+@pytest.mark.parametrize("mode", [ThemeMode.LIGHT, ThemeMode.DARK])
+def test_check_boxes_and_radio_buttons_stand_out_in_both_themes(qtbot: Any, mode: ThemeMode, light_again: None) -> None:
+    from PySide6.QtWidgets import QCheckBox, QRadioButton, QStyle, QStyleOptionButton
+
+    palette = theme.apply_theme(None, mode).palette
+    for kind, element in (
+        (QCheckBox, QStyle.SubElement.SE_CheckBoxIndicator),
+        (QRadioButton, QStyle.SubElement.SE_RadioButtonIndicator),
+    ):
+        for checked in (False, True):
+            button = kind("An option")
+            button.setChecked(checked)
+            qtbot.addWidget(button)
+            button.show()
+            qtbot.waitUntil(button.isVisible)
+            option = QStyleOptionButton()
+            option.initFrom(button)
+            box = button.style().subElementRect(element, option, button)
+            image = button.grab().toImage()
+            colours = {
+                image.pixelColor(x, y).name()
+                for x in range(box.left(), box.right() + 1)
+                for y in range(box.top(), box.bottom() + 1)
+            }
+            # Its outline (unchecked) or its accent fill (checked) reaches 3:1 against the window, as WCAG asks of a
+            # control's boundary: Fusion's own outline all but disappeared on the dark window.
+            assert max(contrast(c, palette.window) for c in colours) >= 3.0, (kind.__name__, checked, colours)
+            if checked:
+                assert palette.accent in colours
+                if kind is QCheckBox:
+                    # The tick, in the on-accent colour (antialiased: the nearest pixel to it is enough).
+                    assert min(contrast(c, palette.on_accent) for c in colours) < 1.3, colours
