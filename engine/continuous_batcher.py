@@ -350,9 +350,15 @@ class ContinuousBatcher:
             request._end_unstarted(FinishReason.CANCELLED)
         admitted = []
         for request, slot in placed:
-            seq = SequenceState(
-                slot, request.prompt, request.params, request.submitted, HarmonyStreamParser(self._encoding)
-            )
+            try:
+                parser = HarmonyStreamParser(self._encoding)
+            except Exception as exc:  # (the harmony encoding failed to load) this request fails, its slot frees
+                logger.exception("request %d: no stream parser", request.id)
+                with self._cond:
+                    self._slots[slot] = None
+                request._end_unstarted(FinishReason.ERROR, exc)
+                continue
+            seq = SequenceState(slot, request.prompt, request.params, request.submitted, parser)
             request._attach(seq)
             admitted.append(seq)
             logger.debug("request %d joins the batch in slot %d", request.id, slot)

@@ -14,7 +14,7 @@ from typing import Any
 
 from gpt_oss_desktop.engine.cli.chat import load_for_cli
 from gpt_oss_desktop.engine.errors import EngineError
-from gpt_oss_desktop.engine.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
+from gpt_oss_desktop.engine.server.config import DEFAULT_CONTEXT, DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 
 API_KEY_ENV = "GPTOSS_SERVER_API_KEY"  # so the key need not appear in the process list
 
@@ -38,7 +38,12 @@ def add_parser(subparsers: Any) -> None:
         help="return reasoning only as 'reasoning', not mirrored as 'reasoning_content'",
     )
     p.add_argument("--store", type=Path, default=None, help="the Responses store (SQLite file; default: user data)")
-    p.add_argument("--context", type=int, default=None, help="context length per request (default: the model's)")
+    p.add_argument(
+        "--context",
+        type=int,
+        default=DEFAULT_CONTEXT,
+        help=f"tokens per request, prompt and answer (default: {DEFAULT_CONTEXT}; the KV cache grows for every slot)",
+    )
     p.add_argument("--dtype", choices=["bfloat16", "float32"], default=None, help="weight dtype (default: bfloat16)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 

@@ -8,6 +8,10 @@ from pathlib import Path
 DEFAULT_HOST = "127.0.0.1"  # loopback only unless the user asks for more
 DEFAULT_PORT = 8000
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # a long conversation is ~100 KB of JSON; 4 MiB leaves ample room
+# Tokens per request (prompt + answer). The KV cache's full-attention layers grow for every slot together, so the
+# model's own 131,072 at 8 slots could reach ~25 GB on gpt-oss-20b; 16k per request (the app's chat context) keeps
+# 8 slots near 3 GB. `serve --context` raises it.
+DEFAULT_CONTEXT = 16384
 
 
 @dataclass(frozen=True, slots=True)

@@ -376,3 +376,32 @@ def test_a_generator_and_a_batcher_share_one_model_from_two_threads(tiny: Model)
     assert served == expected_served
     assert shared.most_in_flight == 1, "two forward calls ran at once"
     assert model_lock(shared) is model_lock(shared) and model_lock(shared) is not model_lock(tiny)
+
+
+def test_a_full_batch_decodes_every_row_as_it_would_alone(tiny: Model) -> None:
+    # What makes batched greedy tokens equal lone ones, at the batcher's default 8 slots: every projection of a
+    # decode step (qkv, out, router, unembedding) and the MoE compute each row independently of the others.
+    prompts = [random_ids(3 + i, tiny.config.vocab_size, seed=50 + i) for i in range(8)]
+    batch = tiny.new_cache(8, CONTEXT)
+    alone = [tiny.new_cache(1, CONTEXT) for _ in prompts]
+    batch_tokens = [int(torch.argmax(tiny.prefill(p, batch, slot))) for slot, p in enumerate(prompts)]
+    alone_tokens = [int(torch.argmax(tiny.prefill(p, alone[i], 0))) for i, p in enumerate(prompts)]
+    assert batch_tokens == alone_tokens
+    for _ in range(3):
+        logits = tiny.decode(batch_tokens, batch, list(range(8)))  # [8, V]
+        for row, cache in enumerate(alone):
+            assert torch.equal(logits[row], tiny.decode([alone_tokens[row]], cache, [0])[0]), f"row {row}"
+        batch_tokens = alone_tokens = [int(t) for t in torch.argmax(logits, dim=-1)]
+
+
+def test_close_before_start_cancels_the_queue(tiny: Model) -> None:
+    batcher = ContinuousBatcher(tiny, max_context=CONTEXT)
+    seen: list[Event] = []
+    request = batcher.submit(random_ids(4, tiny.config.vocab_size), greedy(5), on_event=seen.append)
+    with pytest.raises(RuntimeError, match="on_event"):
+        request.events()
+    batcher.close()
+    assert len(seen) == 1 and seen[0] is request.done
+    assert isinstance(seen[0], Done) and seen[0].finish_reason is FinishReason.CANCELLED
+    with pytest.raises(GenerationError, match="closed"):
+        batcher.start()
