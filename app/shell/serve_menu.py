@@ -41,7 +41,8 @@ def format_record(record: RequestRecord, when: float | None = None) -> str:
 class _RecordBridge(QObject):
     """Carries records from the server's thread to the GUI thread (a queued signal)."""
 
-    logged = Signal(object)  # object: a RequestRecord (a frozen dataclass; a Signal has one type per argument)
+    # object: a RequestRecord (a frozen dataclass, which a Signal cannot declare as its type)
+    logged = Signal(object)
 
 
 class ServeControl(QObject):
