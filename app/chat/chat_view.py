@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from PySide6.QtCore import QEvent, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QResizeEvent
 from PySide6.QtWidgets import (
@@ -23,8 +25,11 @@ from gpt_oss_desktop.app.chat.text_views import AnswerView
 from gpt_oss_desktop.app.chat.version_switcher import VersionSwitcher
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 
-# Long lines are hard to read; the chat column stops growing here and centres in wide windows.
-_COLUMN_MAX_WIDTH = 860
+# Long lines are hard to read; the chat column stops growing here and centres in wide windows. READING_WIDTH is
+# the widest a message card gets; the window keeps the composer to it too, so the two line up (as in ChatGPT).
+READING_WIDTH: Final = 828
+_COLUMN_MARGIN = 16
+_COLUMN_MAX_WIDTH = READING_WIDTH + 2 * _COLUMN_MARGIN
 # Answer text is re-rendered at most this often while streaming, so the per-token cost stays flat.
 _RENDER_INTERVAL_MS = 50
 # Within this many pixels of the bottom the view counts as "at the bottom" and keeps following new text.
@@ -280,7 +285,7 @@ class ChatView(QScrollArea):
         self.column.setMaximumWidth(_COLUMN_MAX_WIDTH)
         self.column.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self._layout = QVBoxLayout(self.column)
-        self._layout.setContentsMargins(16, 16, 16, 16)
+        self._layout.setContentsMargins(_COLUMN_MARGIN, _COLUMN_MARGIN, _COLUMN_MARGIN, _COLUMN_MARGIN)
         self._layout.setSpacing(14)
         self.intro = NewChatIntro(self.column)
         self._layout.addWidget(self.intro)

@@ -65,6 +65,8 @@ class PromptEdit(QPlainTextEdit):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.escape_cancels = False
         self.ctrl_enter_sends = False
+        # The placeholder names the keys of the current send-key setting: {send} and {newline} are filled in.
+        self.placeholder_format = "Message gpt-oss…  ({send} to send, {newline} for a new line)"
         self._update_placeholder()
         # Wrapped lines count too: the document's layout reports its size in lines (QPlainTextDocumentLayout).
         self.document().documentLayout().documentSizeChanged.connect(self._fit_height)
@@ -72,6 +74,11 @@ class PromptEdit(QPlainTextEdit):
 
     def set_ctrl_enter_sends(self, on: bool) -> None:
         self.ctrl_enter_sends = on
+        self._update_placeholder()
+
+    def set_placeholder_format(self, text: str) -> None:
+        """The placeholder, with ``{send}`` and ``{newline}`` standing for the keys that send and add a line."""
+        self.placeholder_format = text
         self._update_placeholder()
 
     def send_key_text(self) -> str:
@@ -105,7 +112,7 @@ class PromptEdit(QPlainTextEdit):
 
     def _update_placeholder(self) -> None:
         newline = "Enter" if self.ctrl_enter_sends else "Shift+Enter"
-        self.setPlaceholderText(f"Message gpt-oss…  ({self.send_key_text()} to send, {newline} for a new line)")
+        self.setPlaceholderText(self.placeholder_format.format(send=self.send_key_text(), newline=newline))
 
     # The stylesheet's padding (app/shell/theme.py) arrives when the box is polished, just before it is first shown,
     # and changes with the theme or the font: fit the height again then.
@@ -185,6 +192,7 @@ class Composer(QFrame):
         self.settings_button.setText("Sampling")
         self.settings_button.setAccessibleName("Sampling settings")
         self.settings_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.settings_button.setProperty("role", "control")  # outlined, its chevron given room (app/shell/theme.py)
         self.settings_button.setMenu(self.sampling)
 
         self.send_button = QPushButton("Send", self)

@@ -114,6 +114,7 @@ class ReasoningPanel(QFrame):
         self.body.setAccessibleName("Reasoning text")
         # Reasoning is secondary to the answer: a muted colour from the palette marks it.
         self.body.setStyleSheet("QTextBrowser { background: transparent; color: palette(placeholder-text); }")
+        self.body.hide()  # until reasoning arrives (see _show_body)
 
         top = QHBoxLayout()
         top.setContentsMargins(0, 0, 0, 0)
@@ -149,8 +150,11 @@ class ReasoningPanel(QFrame):
             self._tool_label = tool
             if tool is not None:
                 text = f"\n[tool call → {tool}] {text}"
+        first = not self._length
         self._parts.append(text)
         self._length += len(text)
+        if first and text:
+            self._show_body()  # held back while empty: shown now if the panel is open
         room = markdown_view.DISPLAY_LIMIT_CHARS - self._shown
         if room > 0:
             shown = text[:room]
@@ -201,5 +205,10 @@ class ReasoningPanel(QFrame):
         # The stylesheet sets icons when it polishes a widget: polish again for the new property.
         self.header.style().unpolish(self.header)
         self.header.style().polish(self.header)
-        self.body.setVisible(expanded)
+        self._show_body()
         self.expanded_changed.emit(expanded)
+
+    def _show_body(self) -> None:
+        # An open panel with nothing in it yet (the question waits for the CPU kernels, or for the first reasoning
+        # token) is just its header: an empty box says nothing.
+        self.body.setVisible(self.header.isChecked() and self._length > 0)

@@ -122,8 +122,26 @@ _FINISH_NOTES = {
 }
 
 
-def stats_line(stats: AnswerStats) -> str:
-    """One line under an answer, e.g. '312 reasoning · 96 answer tokens · first token 0.21 s · …'."""
+# Wrapping the stats line may break between figures, never inside one ("153.1 tok/" + "s" on the next line): the
+# spaces inside a figure are no-break spaces, a word joiner on each side of "/" forbids a break there, and the
+# separator stays at the end of the figure before it rather than starting a line.
+_NO_BREAK_SPACE = "\u00a0"
+_WORD_JOINER = "\u2060"
+_SEPARATOR = f"{_NO_BREAK_SPACE}· "
+
+
+def kept_together(figure: str) -> str:
+    """``figure`` (e.g. "153.1 tok/s") with every break opportunity inside it removed."""
+    return figure.replace(" ", _NO_BREAK_SPACE).replace("/", f"{_WORD_JOINER}/{_WORD_JOINER}")
+
+
+def readable(text: str) -> str:
+    """Text made with :func:`kept_together` back to plain spaces and slashes (to read or search it)."""
+    return text.replace(_WORD_JOINER, "").replace(_NO_BREAK_SPACE, " ")
+
+
+def stats_figures(stats: AnswerStats) -> list[str]:
+    """The figures under an answer, e.g. ['312 reasoning', '96 answer tokens', 'first token 0.21 s', …]."""
     parts = [f"{count(stats.reasoning_tokens)} reasoning", f"{count(stats.answer_tokens)} answer tokens"]
     if stats.time_to_first_token is not None:
         parts.append(f"first token {seconds(stats.time_to_first_token)}")
@@ -136,7 +154,13 @@ def stats_line(stats: AnswerStats) -> str:
     note = _FINISH_NOTES[stats.finish_reason]
     if note:
         parts.append(note)
-    return " · ".join(parts)
+    return parts
+
+
+def stats_line(stats: AnswerStats) -> str:
+    """One line under an answer, e.g. '312 reasoning · 96 answer tokens · first token 0.21 s · …', which wraps
+    only between figures (:func:`kept_together`; :func:`readable` gives it back with plain spaces)."""
+    return _SEPARATOR.join(kept_together(part) for part in stats_figures(stats))
 
 
 def memory(num_bytes: int) -> str:

@@ -58,6 +58,8 @@ logger = logging.getLogger(__name__)
 EFFORTS: Final = tuple(ReasoningEffort)  # column order: low, medium, high
 # Narrower than this, a column's answer and numbers get hard to read: below three of them the columns become tabs.
 MIN_COLUMN_WIDTH: Final = 260
+# The widest the view's content gets (three columns of about 620 px); wider windows centre it.
+MAX_WIDTH: Final = 1920
 _COLUMN_SPACING: Final = 8
 _MARGIN: Final = 12  # around the whole view, so nothing touches the window's edge
 IDLE_SUMMARY: Final = "Ask once to see low, medium and high effort side by side, with what each one cost."
@@ -117,7 +119,10 @@ class CompareView(QWidget):
         heading = QLabel("<b>Compare efforts</b> — one prompt, answered at low, medium and high effort at once", self)
         heading.setWordWrap(True)
         self.prompt = PromptEdit(self)
-        self.prompt.setPlaceholderText("Ask once, see low, medium and high effort side by side…  (Ctrl+Enter)")
+        # The keys follow the composer's send-key setting (set_ctrl_enter_sends): Enter by default.
+        self.prompt.set_placeholder_format(
+            "Ask once, see low, medium and high effort side by side…  ({send} to compare)"
+        )
         self.prompt.setAccessibleName("Comparison prompt")
         self.prompt.submitted.connect(self.start)
         self.include_context = QCheckBox("Include the current chat", self)
@@ -125,7 +130,6 @@ class CompareView(QWidget):
         self.include_context.setToolTip("Send the open chat's messages before the prompt, to all three efforts")
         self.run_button = QPushButton("Compare", self)
         self.run_button.setAccessibleName("Run the comparison")
-        self.run_button.setToolTip("Run all three efforts as one batch (Ctrl+Enter)")
         self.run_button.setDefault(True)
         self.run_button.clicked.connect(lambda: self.start())
         self.stop_button = QPushButton("Stop", self)
@@ -175,7 +179,16 @@ class CompareView(QWidget):
         self.summary.setAccessibleName("Comparison summary")
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        layout = QVBoxLayout(self)
+        # In a wide window the view keeps to MAX_WIDTH and centres: three columns of a readable width, not a prompt
+        # and buttons stretched across 2,000 px (the side stretches only get room past that width).
+        self.content = QWidget(self)
+        self.content.setMaximumWidth(MAX_WIDTH)
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addStretch(1)
+        outer.addWidget(self.content, 1000)
+        outer.addStretch(1)
+        layout = QVBoxLayout(self.content)
         layout.setContentsMargins(_MARGIN, _MARGIN, _MARGIN, _MARGIN)
         layout.setSpacing(8)
         layout.addWidget(heading)
@@ -207,6 +220,11 @@ class CompareView(QWidget):
     def chat_id(self) -> int | None:
         """The comparison's id in the store, once it is saved."""
         return self.session.chat_id if self.session is not None else None
+
+    def set_ctrl_enter_sends(self, on: bool) -> None:
+        """The send-key setting (the composer's): Ctrl+Enter compares (on) or Enter does (off, the default)."""
+        self.prompt.set_ctrl_enter_sends(on)
+        self._update_controls()
 
     def set_model_loaded(self, loaded: bool) -> None:
         self._model_loaded = loaded
@@ -429,7 +447,9 @@ class CompareView(QWidget):
         self.stop_button.setVisible(running)
         self.run_button.setEnabled(self._model_loaded and not self._engine_busy)
         self.run_button.setToolTip(
-            "Run all three efforts as one batch (Ctrl+Enter)" if self._model_loaded else "Load a model first"
+            f"Run all three efforts as one batch ({self.prompt.send_key_text()})"
+            if self._model_loaded
+            else "Load a model first"
         )
         self.export_button.setEnabled(self.record is not None and not running)
         self.include_context.setEnabled(not running)

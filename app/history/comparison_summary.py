@@ -1,5 +1,8 @@
 """What an effort comparison's summary row says: do the answers agree, and what did high effort cost over low.
 
+Agreement is about substance, not wording: "4" and "The answer is 4." agree, as do "No." and "**No**, 91 = 7 × 13".
+Each answer is reduced to a key (:func:`answer_key`) and answers with equal keys agree.
+
 Pure functions (no Qt, no torch), shared by the compare view and the Markdown export.
 """
 
@@ -9,11 +12,19 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 # Markup and punctuation that change how an answer looks, not what it says.
 _MARKUP = re.compile(r"[*_`~#>]+")
 _EDGE_PUNCTUATION = " \t\n.,;:!?\"'()[]{}"
+# A number as answers write it: "4", "-3", "0.05", "1,000" (commas only as thousands separators), a Unicode minus.
+# Not part of a word or a longer number ("x2", "v1.5", the "-02" of "2026-02-30").
+_NUMBER = re.compile(r"(?<![\w.,\-])[-\u2212]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])")
+# Markdown strong emphasis, where a model puts the answer it settles on ("The ball costs **$0.05**").
+_STRONG = re.compile(r"\*\*(.+?)\*\*|__(.+?)__", re.DOTALL)
+# A yes/no answer's verdict: its first word.
+_VERDICT = re.compile(r"(yes|no)\b")
 
 
 def normalise_answer(text: str) -> str:
@@ -22,6 +33,50 @@ def normalise_answer(text: str) -> str:
     folded = unicodedata.normalize("NFKC", text).casefold()
     plain = _MARKUP.sub("", folded)
     return " ".join(plain.split()).strip(_EDGE_PUNCTUATION)
+
+
+def _number(text: str) -> Decimal | None:
+    try:
+        return Decimal(text.replace(",", "").replace("\u2212", "-"))
+    except InvalidOperation:  # pragma: no cover - the pattern only matches valid decimals
+        return None
+
+
+def _numbers(text: str) -> list[Decimal]:
+    return [n for n in (_number(m.group()) for m in _NUMBER.finditer(text)) if n is not None]
+
+
+def final_number(text: str) -> Decimal | None:
+    """The number an answer settles on, if it is clear which: the first number in bold (models bold their final
+    answer), else the only number it contains (written once or repeated). None when there are several different
+    numbers and none is bold, or none at all."""
+    nfkc = unicodedata.normalize("NFKC", text)
+    for match in _STRONG.finditer(nfkc):
+        if numbers := _numbers(match.group(1) or match.group(2) or ""):
+            return numbers[0]
+    distinct = set(_numbers(nfkc))  # Decimal: 4, 4.0 and 4.00 are one number
+    return distinct.pop() if len(distinct) == 1 else None
+
+
+def answer_key(text: str) -> tuple[str, object] | None:
+    """What two answers must share to agree, in order of precedence:
+
+    - a yes/no answer's verdict ("No.", "**No**: 91 = 7 × 13" and "no, it is not prime" all give ``("verdict",
+      "no")``);
+    - else the number it settles on (:func:`final_number`: "4", "The answer is 4." and "**4.0**" agree);
+    - else its normalised text (:func:`normalise_answer`).
+
+    None for an empty answer, which agrees with nothing.
+    """
+    plain = normalise_answer(text)
+    if not plain:
+        return None
+    if verdict := _VERDICT.match(plain):
+        return ("verdict", verdict.group(1))
+    number = final_number(text)
+    if number is not None:
+        return ("number", number)
+    return ("text", plain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +91,7 @@ class ColumnOutcome:
 
 @dataclass(frozen=True, slots=True)
 class ComparisonSummary:
-    """``groups``: efforts whose normalised answers are equal, in column order (one group = all agree).
+    """``groups``: efforts whose answers agree (equal :func:`answer_key`), in column order (one group = all agree).
     ``token_ratio``/``time_ratio``: last column (high) over first (low); None when not measurable."""
 
     groups: tuple[tuple[str, ...], ...]
@@ -77,17 +132,18 @@ class ComparisonSummary:
 
 
 def summarise(outcomes: Sequence[ColumnOutcome]) -> ComparisonSummary:
-    """Group equal answers (normalised; an empty answer equals nothing) and compare the last column with the first."""
+    """Group agreeing answers (:func:`answer_key`; an empty answer agrees with nothing) and compare the last column
+    with the first."""
     if not outcomes:
         raise ValueError("a comparison summary needs at least one column")
     groups: list[list[str]] = []
-    keys: list[str] = []
+    keys: list[tuple[str, object] | None] = []
     for outcome in outcomes:
-        key = normalise_answer(outcome.answer)
-        if key and key in keys:
+        key = answer_key(outcome.answer)
+        if key is not None and key in keys:
             groups[keys.index(key)].append(outcome.effort)
         else:
-            keys.append(key if key else f"\0{len(keys)}")  # never equal to another answer
+            keys.append(key)  # None never matches: `key is not None` above
             groups.append([outcome.effort])
     first, last = outcomes[0], outcomes[-1]
     token_ratio = last.tokens / first.tokens if first.tokens > 0 and len(outcomes) > 1 else None

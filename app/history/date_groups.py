@@ -88,6 +88,15 @@ def group_chats(chats: Sequence[ChatSummary], now: datetime, tz: tzinfo | None =
     return [ChatGroup(label, tuple(members)) for label, members in labels.items()]
 
 
+def group_in_list_order(chats: Sequence[ChatSummary], now: datetime, tz: tzinfo | None = None) -> list[ChatGroup]:
+    """The groups of :func:`group_chats` in the chat list's order (Pinned, Today, Yesterday, …, newest month first),
+    each keeping the order ``chats`` came in: search hits, best match first, under the headers of the normal list.
+    """
+    by_label = {group.label: group for group in group_chats(chats, now, tz)}
+    listed = sorted(chats, key=lambda chat: (not chat.pinned, -chat.updated_at.timestamp()))
+    return [by_label[group.label] for group in group_chats(listed, now, tz)]
+
+
 def activity_text(moment: datetime, now: datetime, tz: tzinfo | None = None) -> str:
     """When a chat was last active, for its tooltip: "Today at 14:05", "Yesterday at 09:30", "Tue 1 Dec at 10:00"
     within a week, else "14 Nov 2025 at 10:00" (24-hour clock, local time)."""

@@ -3,6 +3,8 @@
 Chats are listed under Pinned, Today, Yesterday, Previous 7 days, then one header per month, by the local day of
 their last message (app/history/date_groups.py); rows are painted by app/history/sidebar_items.py.
 
+Search hits are listed under the same headers, best match first within each, with the matching snippet.
+
 Search runs on a worker thread (app/history/background_search.py), 150 ms after the last keystroke, and each new
 query cancels the one before: a search never stalls the window, and an older result never replaces a newer one.
 """
@@ -31,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from gpt_oss_desktop.app.history import ChatStore, ChatSummary, HistoryError, SearchHit
 from gpt_oss_desktop.app.history.background_search import BackgroundSearch
-from gpt_oss_desktop.app.history.date_groups import activity_text, group_chats, next_midnight
+from gpt_oss_desktop.app.history.date_groups import activity_text, group_chats, group_in_list_order, next_midnight
 from gpt_oss_desktop.app.history.sidebar_items import (
     CHAT_ID_ROLE,
     HEADER_KIND,
@@ -57,6 +59,8 @@ _QUERY_SHOWN_CHARS = 40
 _Row = str | tuple[ChatSummary, str]
 # The undo offer goes away on its own: past this, a deleted chat stays deleted (and is purged on a later start).
 _UNDO_MS = 15_000
+# The comparison icon is drawn for screens at these scales (100 %, 200 %, 300 %).
+_ICON_SCALES = (1, 2, 3)
 # Typing pauses longer than this start a search; faster keystrokes only restart the wait.
 SEARCH_DEBOUNCE_MS = 150
 
@@ -200,7 +204,7 @@ class HistorySidebar(QWidget):
         return [item.text() for item in items if item.data(KIND_ROLE) == HEADER_KIND]
 
     def groups(self) -> list[tuple[str, list[int]]]:
-        """Each header with the chats under it, top to bottom (a search's flat list: one group named "")."""
+        """Each header with the chats under it, top to bottom (a search's hits too)."""
         out: list[tuple[str, list[int]]] = []
         for row in range(self.list.count()):
             item = self.list.item(row)
@@ -275,7 +279,13 @@ class HistorySidebar(QWidget):
         if query != self.search.text().strip() or not isinstance(hits, list):
             return
         found = [hit for hit in hits if isinstance(hit, SearchHit)]
-        self._fill([(hit.chat, hit.snippet) for hit in found], query=query)
+        # Under the normal list's date headers, best match first within each, each with its marked snippet.
+        snippets = {hit.chat.id: hit.snippet for hit in found}
+        rows: list[_Row] = []
+        for group in group_in_list_order([hit.chat for hit in found], self.store.now(), self._tz):
+            rows.append(group.label)
+            rows.extend((chat, snippets[chat.id]) for chat in group.chats)
+        self._fill(rows, query=query)
         self.search_finished.emit(query)
 
     def _on_search_failed(self, query: str, exc: object) -> None:
@@ -482,14 +492,22 @@ class HistorySidebar(QWidget):
 
 
 def comparison_icon(color: QColor, size: int = 16) -> QIcon:
-    """Three bars of rising height (low, medium, high effort side by side), drawn in the list's text colour."""
-    pixmap = QPixmap(size, size)
-    pixmap.fill(Qt.GlobalColor.transparent)
-    painter = QPainter(pixmap)
-    painter.setPen(Qt.PenStyle.NoPen)
-    painter.setBrush(color)
-    bar = size // 4
-    for index, height in enumerate((size * 2 // 5, size * 3 // 5, size - 2)):
-        painter.drawRect(1 + index * (bar + 1), size - 1 - height, bar, height)
-    painter.end()
-    return QIcon(pixmap)
+    """Three bars of rising height (low, medium, high effort side by side), drawn in the list's text colour.
+
+    Drawn at 1×, 2× and 3× the pixels (Qt picks the one for the screen's scale): one 16 px picture scaled up for a
+    200 % screen has soft, blurred edges.
+    """
+    icon = QIcon()
+    for scale in _ICON_SCALES:
+        pixmap = QPixmap(size * scale, size * scale)
+        pixmap.setDevicePixelRatio(scale)  # the painter below draws in logical pixels
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(color)
+        bar = size // 4
+        for index, height in enumerate((size * 2 // 5, size * 3 // 5, size - 2)):
+            painter.drawRect(1 + index * (bar + 1), size - 1 - height, bar, height)
+        painter.end()
+        icon.addPixmap(pixmap)
+    return icon

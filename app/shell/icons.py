@@ -111,6 +111,25 @@ def write_recoloured(colour: str, tag: str) -> dict[str, Path]:
     return {name: folder / f"{name}.svg" for name in ICON_NAMES}
 
 
+# The tick of a checked box, drawn here (not one of the bundled icons): a 16-unit square, a stroke from the left
+# middle down to the lower third and up to the top right, in currentColor like the bundled icons.
+_CHECK_MARK_SVG: Final = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16" viewBox="0 0 16 16" fill="none" '
+    'stroke="currentColor" stroke-width="2.2" stroke-linecap="round" stroke-linejoin="round">'
+    '<polyline points="3.5,8.5 6.5,11.5 12.5,4.5"/></svg>'
+)
+
+
+def write_check_mark(colour: str, tag: str) -> Path:
+    """The checked box's tick in ``colour``, as a file the stylesheet can name (beside :func:`write_recoloured`'s)."""
+    folder = _root() / f"check-{tag}-{QColor(colour).name()[1:]}"
+    path = folder / "check-mark.svg"
+    if not path.exists():
+        folder.mkdir(exist_ok=True)
+        path.write_text(recolour(_CHECK_MARK_SVG, colour), encoding="utf-8")
+    return path
+
+
 def set_icon(target: QObject, name: str) -> None:
     """Give an action its icon ``name`` now and after every theme change (:func:`refresh_action_icons`)."""
     target.setProperty(ICON_PROPERTY, name)

@@ -8,15 +8,12 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-import psutil
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QFileDialog,
-    QLabel,
+    QHBoxLayout,
     QMainWindow,
-    QProgressBar,
-    QPushButton,
     QSplitter,
     QStackedWidget,
     QVBoxLayout,
@@ -35,7 +32,7 @@ from gpt_oss_desktop.app.chat.chat_session import (
     saved_effort,
     stored_turn,
 )
-from gpt_oss_desktop.app.chat.chat_view import AssistantMessage, ChatView, UserBubble
+from gpt_oss_desktop.app.chat.chat_view import READING_WIDTH, AssistantMessage, ChatView, UserBubble
 from gpt_oss_desktop.app.chat.composer import Composer, Draft
 from gpt_oss_desktop.app.chat.conversation import Conversation
 from gpt_oss_desktop.app.chat.instructions_dialog import ask_instructions
@@ -47,14 +44,14 @@ from gpt_oss_desktop.app.history.export_dialog import ask_export_path
 from gpt_oss_desktop.app.history.sidebar import HistorySidebar
 from gpt_oss_desktop.app.models.model_downloads import ModelDownloads
 from gpt_oss_desktop.app.settings import LAST_MODEL_KEY
-from gpt_oss_desktop.app.shell import serve_menu, theme_menu
+from gpt_oss_desktop.app.shell import serve_menu, theme_menu, window_menus
 from gpt_oss_desktop.app.shell.notices import EmptyState, ErrorBanner
+from gpt_oss_desktop.app.shell.status_bar import ModelStatus, StatusBar
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from gpt_oss_desktop.engine.private_files import write_private_text
 
 logger = logging.getLogger(__name__)
 
-_MEMORY_REFRESH_MS = 2000
 # How long closing the window waits for a running answer to stop and be saved.
 _CLOSE_GRACE_MS = 3000
 
@@ -110,7 +107,6 @@ class MainWindow(QMainWindow):
         # What the composer held in each chat the user left (None: the unsaved new chat), given back on return.
         self._drafts: dict[int | None, Draft] = {}
         self._closing = False
-        self._process = psutil.Process()
         self.setWindowTitle("gpt-oss desktop")
         self.resize(1000, 760)
 
@@ -127,7 +123,17 @@ class MainWindow(QMainWindow):
         layout.setSpacing(6)
         layout.addWidget(self.banner)
         layout.addWidget(self.stack, 1)
-        layout.addWidget(self.composer)
+        # The composer keeps to the messages' reading width and centres under them in a wide window (the side
+        # stretches only get room past that width).
+        composer_layout = self.composer.layout()
+        assert composer_layout is not None  # the composer lays itself out in its constructor
+        margins = composer_layout.contentsMargins()
+        self.composer.setMaximumWidth(READING_WIDTH + margins.left() + margins.right())
+        composer_row = QHBoxLayout()
+        composer_row.addStretch(1)
+        composer_row.addWidget(self.composer, 1000)
+        composer_row.addStretch(1)
+        layout.addLayout(composer_row)
         # Compare mode (app/compare/compare_view.py) replaces the chat pane and composer; the sidebar stays.
         self.compare = CompareView(backend, store=store, sampling=self.composer.sampling_params, parent=self)
         self.compare.conversation = lambda: self.conversation  # the chat on screen, offered as context
@@ -150,9 +156,14 @@ class MainWindow(QMainWindow):
         if store is not None:
             self.attach_store(store)
 
-        self._build_status_bar()
+        bar = StatusBar(self)  # its messages elide (app/shell/status_bar.py)
+        self.setStatusBar(bar)
+        self.status = ModelStatus(bar, self.cancel_load)  # model, device, memory, context; a load's progress
         self.compare.kernels = kernels
         self.compare.settings = settings
+        # One send-key setting for both prompts (set in the composer's Sampling menu).
+        self.compare.set_ctrl_enter_sends(self.composer.prompt.ctrl_enter_sends)
+        self.composer.sampling.ctrl_enter_action.toggled.connect(self.compare.set_ctrl_enter_sends)
         if kernels is not None:
             kernel_preparation.attach(self.statusBar(), kernels)
         # Download wizard, model manager, installed-models menu (app/models/model_downloads.py)
@@ -173,9 +184,6 @@ class MainWindow(QMainWindow):
         self.compare.saved.connect(self._on_comparison_saved)
         self.compare.status.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.busy_changed.connect(self.compare.set_engine_busy)
-        self._memory_timer = QTimer(self)
-        self._memory_timer.timeout.connect(self._update_memory)
-        self._memory_timer.start(_MEMORY_REFRESH_MS)
         self._set_model(backend.info)
         self.composer.prompt.setFocus()
         QTimer.singleShot(0, self.model_downloads.offer_resume)  # a download the last session left unfinished
@@ -394,7 +402,7 @@ class MainWindow(QMainWindow):
         else:
             self._drafts[self.chat_id] = draft
         self.session = self._new_session()
-        self._context_label.clear()  # the chat left behind filled it; the next one's is known after its next answer
+        self.status.clear_context()  # the chat left behind filled it; the next one's is known after its next answer
         self.chat.clear()
         self.set_instructions("")
         if self.sidebar is not None:
@@ -611,8 +619,7 @@ class MainWindow(QMainWindow):
     async def _load(self, model_ref: str) -> None:
         self.banner.hide()
         self._set_model(None)
-        self._progress.show()
-        self._cancel_load_button.show()
+        self.status.set_loading(True)
         self.stop_action.setEnabled(True)  # Esc cancels the load
         self.empty.set_loading("Loading…")
         try:
@@ -630,13 +637,12 @@ class MainWindow(QMainWindow):
             self.model_loaded.emit(info)
         finally:
             self._load_task = None
-            self._progress.hide()
-            self._cancel_load_button.hide()
+            self.status.set_loading(False)
             self.stop_action.setEnabled(self.busy)
             self.empty.set_loading(None)
 
     def _on_load_progress(self, fraction: float, text: str) -> None:
-        self._progress.setValue(round(fraction * 100))
+        self.status.set_progress(fraction)
         self.empty.set_loading(text)
         self.statusBar().showMessage(text, 3000)
 
@@ -644,20 +650,11 @@ class MainWindow(QMainWindow):
         self.serving.refresh()
         self.composer.set_can_send(info is not None)
         self.compare.set_model_loaded(info is not None)
+        self.status.show_model(info)
         if info is None:
-            self._model_label.setText("No model")
-            self._device_label.setText("")
-            self._context_label.setText("")
             if not self.conversation.turns:
                 self.stack.setCurrentWidget(self.empty)
             return
-        self._model_label.setText(info.name)
-        self._model_label.setToolTip(
-            "A toy model trained on synthetic arithmetic-style questions: its answers are usually wrong."
-            if info.name.endswith("(toy)")
-            else ""
-        )
-        self._device_label.setText(info.device)
         self.chat.intro.set_model(info.name, toy=info.name.endswith("(toy)"))
         self._show_context(0)
         self.stack.setCurrentWidget(self.chat)
@@ -665,89 +662,29 @@ class MainWindow(QMainWindow):
 
     # -- status bar ---------------------------------------------------------------------------------------------
 
-    def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self._model_label = QLabel(self)
-        self._model_label.setAccessibleName("Model")
-        self._device_label = QLabel(self)
-        self._device_label.setAccessibleName("Device")
-        self._memory_label = QLabel(self)
-        self._memory_label.setAccessibleName("Memory used")
-        self._context_label = QLabel(self)
-        self._context_label.setAccessibleName("Context used")
-        self._progress = QProgressBar(self)
-        self._progress.setAccessibleName("Model loading progress")
-        self._progress.setMaximumWidth(160)
-        self._progress.hide()
-        self._cancel_load_button = QPushButton("Cancel", self)
-        self._cancel_load_button.setAccessibleName("Cancel loading the model")
-        self._cancel_load_button.setToolTip("Stop loading the model (Esc)")
-        self._cancel_load_button.clicked.connect(self.cancel_load)
-        self._cancel_load_button.hide()
-        for label in (self._model_label, self._device_label, self._memory_label, self._context_label):
-            label.setContentsMargins(6, 0, 6, 0)
-        for widget in (
-            self._progress,
-            self._cancel_load_button,
-            self._model_label,
-            self._device_label,
-            self._memory_label,
-            self._context_label,
-        ):
-            bar.addPermanentWidget(widget)
-        self._update_memory()
-
-    def _update_memory(self) -> None:
-        self._memory_label.setText(f"Memory {stats.memory(self._process.memory_info().rss)}")
-
     def _show_context(self, used: int) -> None:
         info = self.backend.info
         if info is not None:
-            self._context_label.setText(stats.context_usage(used, info.context_length))
+            self.status.show_context(used, info.context_length)
 
     # -- actions ------------------------------------------------------------------------------------------------
 
     def _build_actions(self) -> None:
-        menu = self.menuBar().addMenu("&Chat")
-
-        def action(text: str, shortcuts: list[QKeySequence], slot: object) -> QAction:
-            act = QAction(text, self)
-            act.setShortcuts(shortcuts)
-            act.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-            act.triggered.connect(slot)
-            menu.addAction(act)
-            self.addAction(act)
-            return act
-
-        self.new_chat_action = action("&New chat", [QKeySequence(QKeySequence.StandardKey.New)], self.new_chat)
-        self.send_action = action(
-            "&Send", [QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")], self.composer.submit
-        )
-        self.stop_action = action("S&top", [QKeySequence(Qt.Key.Key_Escape)], self.stop)
-        self.stop_action.setEnabled(False)
-        self.regenerate_action = action("&Regenerate", [QKeySequence("Ctrl+R")], lambda: self.regenerate())
-        self.edit_last_action = action("&Edit last message", [QKeySequence("Ctrl+E")], self.edit_last_message)
-        self.instructions_action = action("Chat &instructions…", [QKeySequence("Ctrl+I")], self.edit_instructions)
-        menu.addSeparator()
-        for level in ReasoningEffort:
-            action(f"Regenerate at {level.value} effort", [], lambda _=False, e=level: self.regenerate(e))
-        menu.addSeparator()
-        self.compare_action = action("&Compare efforts", [QKeySequence("Ctrl+Shift+E")], self.set_compare_mode)
-        self.compare_action.setCheckable(True)
-        self.compare_action.setToolTip("One prompt, answered at low, medium and high effort side by side")
-        menu.addSeparator()
-        self.export_markdown_action = action("Export to &Markdown…", [], lambda: self.choose_export_file("markdown"))
-        self.export_json_action = action("Export to &JSON…", [], lambda: self.choose_export_file("json"))
+        """The Chat and Model menus (app/shell/window_menus.py); View comes with the theme."""
+        actions = window_menus.build_chat_menu(self)
+        self.new_chat_action = actions.new_chat
+        self.send_action = actions.send
+        self.stop_action = actions.stop
+        self.regenerate_action = actions.regenerate
+        self.edit_last_action = actions.edit_last
+        self.instructions_action = actions.instructions
+        self.compare_action = actions.compare
+        self.export_markdown_action = actions.export_markdown
+        self.export_json_action = actions.export_json
         self._update_export_actions()
-        model_menu = self.menuBar().addMenu("&Model")
-        load_demo = model_menu.addAction("Load the &demo model")
-        load_demo.triggered.connect(lambda: self.load_model(DEMO_MODEL))
-        open_folder = model_menu.addAction("&Open a model folder…")
-        open_folder.setShortcut(QKeySequence.StandardKey.Open)
-        open_folder.triggered.connect(self.choose_model_folder)
-        self.model_downloads.add_to_menu(model_menu)
+        self.model_menu = window_menus.build_model_menu(self)
         # Model > Serve on localhost, its URL in the status bar and the request log (app/shell/serve_menu.py)
-        self.serving = serve_menu.attach(self, self.backend, self.settings, model_menu)
+        self.serving = serve_menu.attach(self, self.backend, self.settings, self.model_menu)
         self.load_failed.connect(lambda _error: self.serving.refresh())
 
     # -- Qt overrides -------------------------------------------------------------------------------------------
@@ -773,7 +710,7 @@ class MainWindow(QMainWindow):
         self._closing = True
         self.model_downloads.shutdown()
         self.stop()
-        self._memory_timer.stop()
+        self.status.stop()
         super().closeEvent(event)
 
 

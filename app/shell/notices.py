@@ -7,6 +7,9 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLay
 
 from gpt_oss_desktop.app.backends.chat_backend import LoadError
 
+# The first-start block's widest: a comfortable line length for its paragraph.
+_BLOCK_WIDTH = 560
+
 
 class EmptyState(QWidget):
     """Shown while no model is loaded: offers the demo model or a checkpoint folder.
@@ -50,14 +53,24 @@ class EmptyState(QWidget):
         buttons.addStretch(1)
         self.status = QLabel(self)
         self.status.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        # The block keeps a readable width and sits in the middle of the pane at any window size (the pane itself
+        # spans the window: capping the pane instead left the block at its left side).
+        self.block = QWidget(self)
+        self.block.setMaximumWidth(_BLOCK_WIDTH)
+        block = QVBoxLayout(self.block)
+        block.setContentsMargins(0, 0, 0, 0)
+        block.addWidget(title, 0, Qt.AlignmentFlag.AlignHCenter)
+        block.addWidget(text)
+        block.addLayout(buttons)
+        block.addWidget(self.status)
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(self.block, 100)  # it takes the room up to its maximum width, the stretches share the rest
+        row.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addStretch(1)
-        layout.addWidget(title, 0, Qt.AlignmentFlag.AlignHCenter)
-        layout.addWidget(text)
-        layout.addLayout(buttons)
-        layout.addWidget(self.status)
+        layout.addLayout(row)
         layout.addStretch(2)
-        self.setMaximumWidth(560)
 
     def set_loading(self, text: str | None) -> None:
         """While a model loads the buttons are disabled and ``text`` says what is happening."""

@@ -212,7 +212,12 @@ async def capture_gallery(
                 logger.error("%s", exc)
                 failures.append(f"{state.name} ({theme}): {exc}")
     wall = round(time.perf_counter() - started, 1)
-    write_index(folder, chosen, shots, failures, wall)
+    # Pictures an earlier run left in the folder (other sizes, another scale) stay listed beside this run's.
+    listed = merge_shots(earlier_shots(folder), shots)
+    listed_states = [
+        state for state in STATES.values() if state in chosen or any(s.state == state.name for s in listed)
+    ]
+    write_index(folder, listed_states, listed, failures, wall)
     logger.info("gallery: %d pictures in %s in %.1f s", len(shots), folder, wall)
     if failures:
         raise ScreenshotError("; ".join(failures))
@@ -364,6 +369,35 @@ def _draw_dialog(picture: QPixmap, dialog: QWidget, window: QSize) -> None:
 # -- index --------------------------------------------------------------------------------------------------------
 
 
+def earlier_shots(folder: Path) -> list[Shot]:
+    """The pictures ``folder``'s index lists whose files are still there, of states that still exist."""
+    try:
+        entries = json.loads((folder / "index.json").read_text(encoding="utf-8"))["shots"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []  # no index yet, or not one this tool wrote: nothing to keep
+    shots = []
+    for entry in entries if isinstance(entries, list) else []:
+        try:
+            shot = Shot(**entry)
+        except TypeError:
+            continue
+        if shot.state in STATES and (folder / shot.file).is_file():
+            shots.append(shot)
+    return shots
+
+
+def merge_shots(earlier: Sequence[Shot], new: Sequence[Shot]) -> list[Shot]:
+    """``earlier`` with each picture ``new`` re-rendered replaced in place, then the rest of ``new``."""
+    fresh = {shot.file: shot for shot in new}
+    kept = [fresh.pop(shot.file, shot) for shot in earlier]
+    return kept + [shot for shot in new if shot.file in fresh]
+
+
+def shot_label(shot: Shot) -> str:
+    scale = f" at {shot.scale:g}× scale ({round(shot.width * shot.scale)}×{round(shot.height * shot.scale)} px)"
+    return f"{shot.state}, {shot.theme}, {shot.width}×{shot.height}{scale if shot.scale != 1 else ''}"
+
+
 def write_index(
     folder: Path, states: Sequence[State], shots: Sequence[Shot], failures: Sequence[str], wall: float
 ) -> None:
@@ -371,14 +405,16 @@ def write_index(
     lines = [
         "# Screenshot gallery",
         "",
-        f"Rendered by `gpt-oss-desktop --screenshot-gallery` in {wall:.0f} s: {len(shots)} pictures. "
-        "The answers come from a scripted stand-in model; the history is a throwaway sample.",
+        f"Rendered by `gpt-oss-desktop --screenshot-gallery`: {len(shots)} pictures (the last run took {wall:.0f} s). "
+        "The answers come from a scripted stand-in model; the history is a throwaway sample. Sizes are the window's "
+        "in logical pixels; a picture at 2× scale (`--scale 2`, as on a 200 % display) has twice as many pixels "
+        "each way.",
         "",
     ]
     for state in states:
         lines += [f"## {state.name}", "", state.summary, ""]
         for shot in (s for s in shots if s.state == state.name):
-            label = f"{shot.state}, {shot.theme}, {shot.width}×{shot.height}"
+            label = shot_label(shot)
             lines += [f"{label}{' — ' + shot.problem if shot.problem else ''}", "", f"![{label}]({shot.file})", ""]
     if failures:
         lines += ["## Failed", "", *(f"- {failure}" for failure in failures), ""]

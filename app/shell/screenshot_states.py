@@ -325,9 +325,10 @@ async def _sidebar_search(stage: Stage) -> None:
         lambda: script.SEARCH_QUERY in found and not sidebar.searching and sidebar.list.count() > 0,
         f"the sidebar lists the chats matching {script.SEARCH_QUERY!r}",
     )
-    # Then open the first match with a click, to read it.
-    first = sidebar.list.item(0)
+    # Then open the first match with a click, to read it (the list's first row is its date header).
     chat_id = sidebar.chat_ids()[0]
+    first = sidebar.item_for(chat_id)
+    assert first is not None
     QTest.mouseClick(
         sidebar.list.viewport(), Qt.MouseButton.LeftButton, pos=sidebar.list.visualItemRect(first).center()
     )

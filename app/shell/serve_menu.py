@@ -41,6 +41,7 @@ def format_record(record: RequestRecord, when: float | None = None) -> str:
 class _RecordBridge(QObject):
     """Carries records from the server's thread to the GUI thread (a queued signal)."""
 
+    # object: a RequestRecord (a frozen dataclass, which a Signal cannot declare as its type)
     logged = Signal(object)
 
 

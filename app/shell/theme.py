@@ -201,14 +201,20 @@ def build_qpalette(p: Palette) -> QPalette:
 
 
 def build_stylesheet(
-    p: Palette, icon_files: dict[str, Path], on_accent_files: dict[str, Path], body_pt: float = 10.0
+    p: Palette,
+    icon_files: dict[str, Path],
+    on_accent_files: dict[str, Path],
+    body_pt: float = 10.0,
+    check_mark: Path | None = None,
 ) -> str:
     """The application's stylesheet for ``p``. ``icon_files``: each icon name's SVG in ``p.text`` (and
     ``on_accent_files`` in ``p.on_accent``, for the accent-filled Send button), from :func:`icons.write_recoloured`:
     a button with an ``iconName`` property gets that icon. ``body_pt``: the body font's size, which captions and
-    headings scale from."""
+    headings scale from. ``check_mark``: the tick of a checked box, in ``p.on_accent`` (:func:`icons.write_check_mark`;
+    None: a checked box is only filled)."""
     s, r = SPACING, RADII
     chevron = icon_files["chevron-down"].as_posix()  # the arrow of combo boxes and menu buttons
+    tick = f' image: url("{check_mark.as_posix()}");' if check_mark is not None else ""
     caption, title, display = (TYPE.points(body_pt, k) for k in (TYPE.caption, TYPE.title, TYPE.display))
     rules = f"""
 QMainWindow, QDialog {{ background: {p.window}; }}
@@ -248,6 +254,26 @@ QToolButton[popupMode="2"] {{ padding-right: 20px; }}
 QToolButton::menu-button {{ border: none; width: 16px; }}
 QToolButton::menu-arrow, QToolButton::menu-indicator {{ image: url("{chevron}"); width: 12px; height: 12px; }}
 QToolButton::menu-indicator {{ subcontrol-origin: padding; subcontrol-position: center right; right: 4px; }}
+/* A compact control in the composer's bar (Sampling): outlined like the effort box beside it, its chevron the same
+   size as the box's and centred, with room between it, the text and the border. */
+QToolButton[role="control"] {{ background: {p.surface}; border: 1px solid {p.outline}; border-radius: {r.md}px;
+    padding: 3px {s.sm}px; padding-right: {s.sm + 12}px; }}
+QToolButton[role="control"]:hover {{ background: {p.hover}; }}
+QToolButton[role="control"]:focus {{ border-color: {p.accent}; }}
+QToolButton[role="control"]::menu-indicator {{ subcontrol-origin: padding; subcontrol-position: center right;
+    right: {s.sm}px; width: 12px; height: 12px; }}
+
+/* Check boxes and radio buttons drawn from the palette: Fusion outlines them in a darker shade of the window colour,
+   which all but disappears on a dark window. A checked radio button is an accent ring, a checked box an accent
+   square with its tick. */
+QCheckBox::indicator, QRadioButton::indicator {{ width: 14px; height: 14px; border: 1px solid {p.outline};
+    background: {p.surface}; }}
+QCheckBox::indicator {{ border-radius: 3px; }}
+QRadioButton::indicator {{ border-radius: 8px; }}
+QCheckBox::indicator:hover, QRadioButton::indicator:hover {{ border-color: {p.accent}; }}
+QCheckBox::indicator:checked {{ background: {p.accent}; border-color: {p.accent};{tick} }}
+QRadioButton::indicator:checked {{ border: 5px solid {p.accent}; width: 6px; height: 6px; }}
+QCheckBox::indicator:disabled, QRadioButton::indicator:disabled {{ border-color: {p.border}; background: {p.sunken}; }}
 
 QLineEdit, QPlainTextEdit, QComboBox, QSpinBox, QDoubleSpinBox {{ background: {p.surface}; color: {p.text};
     border: 1px solid {p.outline}; border-radius: {r.md}px; selection-background-color: {p.accent};
@@ -331,6 +357,7 @@ def apply_theme(app: QApplication | None, mode: ThemeMode | str) -> AppliedTheme
         icons.write_recoloured(palette.text, palette.name),
         icons.write_recoloured(palette.on_accent, f"{palette.name}-on-accent"),
         _body_points(app),
+        icons.write_check_mark(palette.on_accent, palette.name),
     )
     if app.styleSheet() != sheet:  # re-polishing every widget is not free: skip it when nothing changed
         app.setStyleSheet(sheet)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -74,13 +75,20 @@ def run(args: argparse.Namespace) -> int:
     if config.host not in ("127.0.0.1", "localhost", "::1"):
         sys.stderr.write(f"warning: listening on {config.host}: other machines can reach this server\n")
     sys.stdout.flush()
+    # SIGTERM (a service manager, `kill`) stops as cleanly as Ctrl-C: requests in flight end, the store closes.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         server.wait()
     except KeyboardInterrupt:
         sys.stdout.write("stopping\n")
     finally:
+        signal.signal(signal.SIGTERM, previous)
         server.stop()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def served_name(folder: Path) -> str:

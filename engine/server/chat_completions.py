@@ -9,7 +9,6 @@ decode speed, which OpenAI's shape has no field for.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +18,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from gpt_oss_desktop.engine.events import Done, ToolCall
-from gpt_oss_desktop.engine.harmony import render_prompt
 from gpt_oss_desktop.engine.server import sse
 from gpt_oss_desktop.engine.server.answer_assembler import AnswerAssembler, Piece, PieceKind, Usage
 from gpt_oss_desktop.engine.server.chat_request import ChatRequest, read_chat_request
@@ -33,27 +31,13 @@ async def chat_completions(request: Request) -> Response:
     state: ServerState = request.app.state.server
     chat = read_chat_request(await read_json(request, state.config.max_body_bytes))
     state.check_model(chat.model)
-    engine = state.engine
-    prompt = render_prompt(
-        chat.messages,
-        effort=chat.settings.effort,
-        instructions=chat.instructions,
-        tools=chat.tools or None,
-        encoding=engine.encoding,
+    running = state.engine.start_conversation(
+        chat.messages, chat.settings, instructions=chat.instructions, tools=chat.tools, param="messages"
     )
-    room = engine.check_prompt(prompt, "messages")
-    running = engine.start(prompt, chat.settings.sampling_params(room))
     reply = _Reply(state, chat)
     if chat.stream:
         return StreamingResponse(_stream(reply, running, request), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
-    watcher = asyncio.create_task(running.cancel_on_disconnect(request.receive))
-    try:
-        async for event in running.events():
-            reply.assembler.feed(event)
-            if reply.assembler.stopped_by_sequence:
-                break
-    finally:
-        watcher.cancel()
+    await running.feed_all(request.receive, reply.assembler, lambda _pieces: None)
     if reply.assembler.failed is not None:
         raise server_error(f"Generation failed: {reply.assembler.failed}")
     record_usage(request, reply.usage)

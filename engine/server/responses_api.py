@@ -19,7 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from gpt_oss_desktop.engine.harmony import FunctionTool, render_prompt
+from gpt_oss_desktop.engine.harmony import FunctionTool
 from gpt_oss_desktop.engine.server import sse
 from gpt_oss_desktop.engine.server.answer_assembler import AnswerAssembler, Usage
 from gpt_oss_desktop.engine.server.errors import APIError, invalid_param, server_error
@@ -74,28 +74,13 @@ async def create_response(request: Request) -> Response:
     instructions = with_instruction(
         "\n\n".join(p for p in (ask.instructions, *conversation.instructions) if p) or None, ask.tool_instruction
     )
-    engine = state.engine
-    prompt = render_prompt(
-        conversation.messages,
-        effort=ask.settings.effort,
-        instructions=instructions,
-        tools=ask.tools or None,
-        encoding=engine.encoding,
+    running = state.engine.start_conversation(
+        conversation.messages, ask.settings, instructions=instructions, tools=ask.tools, param="input"
     )
-    room = engine.check_prompt(prompt, "input")
-    running = engine.start(prompt, ask.settings.sampling_params(room))
     run = _ResponseRun(state, ask)
     if ask.stream:
         return StreamingResponse(_stream(run, running, request), media_type=sse.MEDIA_TYPE, headers=sse.HEADERS)
-    watcher = asyncio.create_task(running.cancel_on_disconnect(request.receive))
-    try:
-        async for event in running.events():
-            for piece in run.assembler.feed(event):
-                run.output.add(piece)
-            if run.assembler.stopped_by_sequence:
-                break
-    finally:
-        watcher.cancel()
+    await running.feed_all(request.receive, run.assembler, lambda pieces: [run.output.add(p) for p in pieces])
     run.output.close()
     if run.assembler.failed is not None:
         raise server_error(f"Generation failed: {run.assembler.failed}")

@@ -19,10 +19,15 @@ from starlette.types import Message
 
 from gpt_oss_desktop.engine.errors import GenerationError, QueueFullError
 from gpt_oss_desktop.engine.events import Done, Event
+from gpt_oss_desktop.engine.harmony import ChatMessage, FunctionTool, render_prompt
 from gpt_oss_desktop.engine.sampling import SamplingParams
+from gpt_oss_desktop.engine.server.answer_assembler import AnswerAssembler, Piece
 from gpt_oss_desktop.engine.server.errors import APIError, context_exceeded, too_many_requests
+from gpt_oss_desktop.engine.server.generation_settings import GenerationSettings
 
 logger = logging.getLogger(__name__)
+
+PiecesListener = Callable[[list[Piece]], object]
 
 
 class RequestHandle(Protocol):
@@ -61,6 +66,23 @@ class ServingEngine:
         if room < 1:
             raise context_exceeded(len(prompt), self.context_length, param)
         return room
+
+    def start_conversation(
+        self,
+        messages: Sequence[ChatMessage],
+        settings: GenerationSettings,
+        *,
+        instructions: str | None,
+        tools: Sequence[FunctionTool],
+        param: str,
+    ) -> RunningRequest:
+        """Render a conversation as the harmony prompt, check it fits (``param`` names the request field in the 400)
+        and submit it with the request's settings."""
+        prompt = render_prompt(
+            messages, effort=settings.effort, instructions=instructions, tools=tools or None, encoding=self.encoding
+        )
+        room = self.check_prompt(prompt, param)
+        return self.start(prompt, settings.sampling_params(room))
 
     def start(self, prompt: Sequence[int], params: SamplingParams) -> RunningRequest:
         """Submit a request (on the event loop's thread). Raises a 429 when the queue is full, a 400 when the engine
@@ -102,6 +124,20 @@ class RunningRequest:
                     return
         finally:
             self.cancel()
+
+    async def feed_all(
+        self, receive: Callable[[], Awaitable[Message]], assembler: AnswerAssembler, on_pieces: PiecesListener
+    ) -> None:
+        """For a reply sent whole: feed every event to ``assembler`` (its pieces to ``on_pieces``) until Done or a
+        stop sequence, cancelling the request if the client goes away meanwhile."""
+        watcher = asyncio.create_task(self.cancel_on_disconnect(receive))
+        try:
+            async for event in self.events():
+                on_pieces(assembler.feed(event))
+                if assembler.stopped_by_sequence:
+                    break
+        finally:
+            watcher.cancel()
 
     async def cancel_on_disconnect(self, receive: Callable[[], Awaitable[Message]]) -> None:
         """Wait for the client to go away (the body is already read), then cancel. Run as a task beside a

@@ -23,6 +23,7 @@ from gpt_oss_desktop.app.backends.kernel_preparation import (
 )
 from gpt_oss_desktop.app.backends.local_engine import LocalEngine
 from gpt_oss_desktop.app.chat import chat_session as chat_session_module
+from gpt_oss_desktop.app.chat.stats import readable
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.events import Done
 from gpt_oss_desktop.engine.scripted_model import harmony_reply
@@ -139,6 +140,8 @@ def test_a_question_waits_for_the_build_and_the_wait_is_not_thinking_time(
         message = window._current
         assert message is not None
         await until(lambda: message.reasoning.header.text() == WAITING_TEXT)
+        # Waiting, the panel is its header only: no empty reasoning box under it.
+        assert message.reasoning.header.isVisible() and not message.reasoning.body.isVisible()
         # The request must not reach the engine while the build runs (a bounded wait for something that must not
         # happen).
         with pytest.raises(TimeoutError):
@@ -151,7 +154,7 @@ def test_a_question_waits_for_the_build_and_the_wait_is_not_thinking_time(
         assert match is not None, header  # seconds, not "1 min 40 s"
         assert float(match.group(1)) < BUILD_SECONDS
         assert done.time_to_first_token is not None and done.time_to_first_token < BUILD_SECONDS
-        assert "first token" in message.stats.text() and " min " not in message.stats.text()
+        assert "first token" in readable(message.stats.text()) and " min " not in readable(message.stats.text())
 
     run(body(), timeout=60)
 

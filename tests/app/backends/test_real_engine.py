@@ -13,6 +13,7 @@ import pytest
 from gpt_oss_desktop.app.backends.chat_backend import LoadError, LoadErrorKind
 from gpt_oss_desktop.app.backends.local_engine import LocalEngine
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage
+from gpt_oss_desktop.app.chat.stats import readable
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.events import Done, FinishReason
 from tests.app.conftest import next_emission
@@ -63,12 +64,12 @@ def test_real_engine_send_to_stats_without_stalling(run: Any, make_window: Any, 
     assert done.finish_reason in (FinishReason.STOP, FinishReason.LENGTH)
     assert 1 <= done.completion_tokens <= MAX_TOKENS
     message = next(w for w in window.chat.messages() if isinstance(w, AssistantMessage))
-    assert message.stats.isVisible() and "answer tokens" in message.stats.text()
-    assert window._model_label.text() == (window.backend.info.name if window.backend.info else "")
+    assert message.stats.isVisible() and "answer tokens" in readable(message.stats.text())
+    assert window.status.model_label.text() == (window.backend.info.name if window.backend.info else "")
     if model_ref == "demo":  # the toy must be labelled as one wherever its name shows
-        assert window._model_label.text() == "Demo model (toy)"
-        assert "toy" in window._model_label.toolTip()
-    assert window._context_label.text() == f"Context {done.prompt_tokens + done.completion_tokens} / 1,024"
+        assert window.status.model_label.text() == "Demo model (toy)"
+        assert "toy" in window.status.model_label.toolTip()
+    assert window.status.context_label.text() == f"Context {done.prompt_tokens + done.completion_tokens} / 1,024"
     worst = meter.longest
     print(f"\nevent loop: {meter.ticks} ticks during generation, worst gap {worst * 1000:.1f} ms")
     assert meter.ticks > 0 and worst < STALL_LIMIT_S, f"the event loop stalled for {worst * 1000:.0f} ms"

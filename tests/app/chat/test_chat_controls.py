@@ -102,14 +102,14 @@ def test_a_model_load_can_be_cancelled_and_the_app_stays_usable(run: Any, make_w
 
     async def body() -> None:
         window.load_model("big")
-        await until(lambda: window._progress.isVisible() and window._progress.value() > 5)
-        assert window._cancel_load_button.isVisible() and window.stop_action.isEnabled()
+        await until(lambda: window.status.progress.isVisible() and window.status.progress.value() > 5)
+        assert window.status.cancel_button.isVisible() and window.stop_action.isEnabled()
         error: LoadError = await next_emission(
-            window.load_failed, lambda: QTest.mouseClick(window._cancel_load_button, Qt.MouseButton.LeftButton)
+            window.load_failed, lambda: QTest.mouseClick(window.status.cancel_button, Qt.MouseButton.LeftButton)
         )
         assert error.kind is LoadErrorKind.CANCELLED
         assert backend.info is None and not window.banner.isVisible()
-        assert not window._progress.isVisible() and not window._cancel_load_button.isVisible()
+        assert not window.status.progress.isVisible() and not window.status.cancel_button.isVisible()
         assert "cancelled" in window.statusBar().currentMessage()
         await load(window)  # still usable
         await next_emission(window.generation_finished, lambda: window.send_message("hi"))

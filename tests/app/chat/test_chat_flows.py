@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication
 
 from gpt_oss_desktop.app.backends.local_engine import LocalEngine
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage, UserBubble
+from gpt_oss_desktop.app.chat.stats import readable
 from gpt_oss_desktop.app.history import ChatStore
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
@@ -203,7 +204,7 @@ def check_stopped_answer_on_return(window: MainWindow, store: ChatStore, chat_id
     assert bubbles(window) == ["write a lot"]
     (shown,) = answers(window)
     assert shown.answer_text == record.text and shown.reasoning.text() == SLOW_THOUGHT
-    assert "stopped" in shown.stats.text()
+    assert "stopped" in readable(shown.stats.text())
     assert not shown.actions_row.isHidden() and not shown.regenerate_button.isHidden()
 
 
@@ -274,9 +275,9 @@ def test_returning_before_the_stopped_answer_ended_shows_it_once_it_ends(
         # What had arrived is saved at once, marked incomplete: coming back shows it.
         assert window.open_chat(streaming)
         (partial,) = answers(window)
-        assert partial.answer_text.startswith("word") and "interrupted" in partial.stats.text()
+        assert partial.answer_text.startswith("word") and "interrupted" in readable(partial.stats.text())
         release.set()
-        await until(lambda: "stopped" in answers(window)[0].stats.text())
+        await until(lambda: "stopped" in readable(answers(window)[0].stats.text()))
         (final,) = answers(window)
         assert final.reasoning.text() == SLOW_THOUGHT and not final.regenerate_button.isHidden()
         record = store.get_chat(streaming).messages[-1]
@@ -297,7 +298,7 @@ def test_an_answer_cut_off_by_a_crash_reopens_marked_interrupted(run: Any, make_
     assert window.open_chat(chat.id)
     (shown,) = answers(window)
     assert (shown.answer_text, shown.reasoning.text(), shown.effort) == ("Once upon", "A dragon.", ReasoningEffort.HIGH)
-    assert "interrupted" in shown.stats.text() and not shown.regenerate_button.isHidden()
+    assert "interrupted" in readable(shown.stats.text()) and not shown.regenerate_button.isHidden()
 
 
 def test_closing_waits_for_an_answer_stopped_by_a_switch(

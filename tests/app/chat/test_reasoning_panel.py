@@ -32,6 +32,29 @@ def test_header_elides_with_a_tooltip_when_narrow_and_shows_all_when_wide(qtbot:
     assert header.toolTip() == "" and not clipped_buttons(panel)
 
 
+def test_an_open_panel_shows_no_empty_body_until_reasoning_arrives(qtbot: Any) -> None:
+    panel = ReasoningPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    assert panel.expanded and panel.header.isVisible()
+    assert not panel.body.isVisible()  # open, but nothing to show yet: only the header
+    panel.append("")
+    assert not panel.body.isVisible()
+    panel.append("First thought.")
+    qtbot.waitUntil(panel.body.isVisible)
+    panel.set_expanded(False)
+    assert not panel.body.isVisible()
+    panel.set_expanded(True)
+    assert panel.body.isVisible()
+
+    closed = ReasoningPanel()  # closed by the user before any reasoning came: it stays closed
+    qtbot.addWidget(closed)
+    closed.show()
+    closed.header.click()
+    closed.append("A thought.")
+    assert not closed.expanded and not closed.body.isVisible()
+
+
 def test_no_reasoning_means_no_thinking_header(qtbot: Any) -> None:
     panel = ReasoningPanel()
     qtbot.addWidget(panel)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage
+from gpt_oss_desktop.app.chat.stats import readable
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.events import Done
 from gpt_oss_desktop.engine.scripted_model import harmony_reply
@@ -48,7 +49,7 @@ def test_turn_two_counts_its_reasoning_apart_from_its_answer(run: Any, make_wind
     message = answers(window)[1]
     assert message.reasoning.isVisible() and message.reasoning.text() == SECOND_THOUGHT
     assert message.reasoning.header.text().endswith(f"· {second.reasoning_tokens} tokens")
-    assert f"{second.reasoning_tokens} reasoning" in message.stats.text()
+    assert f"{second.reasoning_tokens} reasoning" in readable(message.stats.text())
     assert first.reasoning_tokens > 0 and answers(window)[0].reasoning.not_sent.isVisible()
 
 
@@ -71,4 +72,4 @@ def test_a_turn_answered_without_reasoning_shows_no_thinking_header(run: Any, ma
     done = run(body())
     assert done.reasoning_tokens == 0 and done.final_tokens > 0
     message = answers(window)[1]
-    assert not message.reasoning.isVisible() and "0 reasoning" in message.stats.text()
+    assert not message.reasoning.isVisible() and "0 reasoning" in readable(message.stats.text())

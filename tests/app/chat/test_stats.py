@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from gpt_oss_desktop.app.chat.conversation import Conversation
-from gpt_oss_desktop.app.chat.stats import AnswerStats, count, seconds, stats_line, thinking_header
+from gpt_oss_desktop.app.chat.stats import (
+    AnswerStats,
+    count,
+    kept_together,
+    readable,
+    seconds,
+    stats_figures,
+    stats_line,
+    thinking_header,
+)
 from gpt_oss_desktop.engine.events import ANALYSIS, Done, FinishReason
 from gpt_oss_desktop.engine.harmony import ChatRole, ReasoningEffort
 
@@ -30,7 +39,7 @@ def test_stats_from_done_splits_thinking_and_answer() -> None:
     )
     stats = AnswerStats.from_done(done, total_seconds=3.0, thinking_seconds=1.0)
     assert (stats.thinking_seconds, stats.answer_seconds, stats.tokens_per_second) == (1.0, 2.0, 25.0)
-    line = stats_line(stats)
+    line = readable(stats_line(stats))
     assert "30 reasoning" in line and "20 answer tokens" in line and "first token 0.20 s" in line
     assert "25.0 tok/s" in line
 
@@ -40,6 +49,25 @@ def test_cancelled_while_thinking_counts_all_time_as_thinking() -> None:
     stats = AnswerStats.from_done(done, total_seconds=2.0, thinking_seconds=None)
     assert stats.thinking_seconds == 2.0 and stats.answer_seconds is None
     assert stats_line(stats).endswith("stopped")
+
+
+def test_stats_line_breaks_only_between_figures() -> None:
+    stats = AnswerStats(61, 80, 0.0, 0.44, 0.49, 153.1, FinishReason.LENGTH)
+    figures = stats_figures(stats)
+    assert figures == [
+        "61 reasoning",
+        "80 answer tokens",
+        "first token 0.00 s",
+        "thinking 0.44 s",
+        "answer 0.49 s",
+        "153.1 tok/s",
+        "stopped at the token limit",
+    ]
+    line = stats_line(stats)
+    assert readable(line) == " · ".join(figures)
+    # The only ordinary spaces left are the ones after each separator: the line's only break opportunities.
+    assert line.count(" ") == len(figures) - 1 and "/" in line
+    assert readable(kept_together("153.1 tok/s")) == "153.1 tok/s" and " " not in kept_together("153.1 tok/s")
 
 
 def test_request_keeps_earlier_reasoning_for_the_renderer_to_prune() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from PySide6.QtCore import QPoint
 from PySide6.QtWidgets import QAbstractButton, QLabel, QWidget
 
-from gpt_oss_desktop.app.compare.compare_view import MIN_COLUMN_WIDTH, CompareView
+from gpt_oss_desktop.app.compare.compare_view import MAX_WIDTH, MIN_COLUMN_WIDTH, CompareView
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.scripted_model import harmony_reply
 from tests.app.conftest import load, next_emission, scripted_engine
@@ -105,3 +105,29 @@ def test_margins_and_no_clipped_text_at_800x600_and_wider(run: Any, make_window:
         qtbot.waitUntil(lambda: not clipped_labels(view) and not clipped_buttons(view))
         headers = [c.reasoning.header for c in view.columns if c.reasoning.isVisible()]
         assert headers and all(h.text().startswith("Thought for ") for h in headers)
+
+
+def test_the_prompt_names_the_send_key_of_the_setting(run: Any, make_window: Any, qtbot: Any) -> None:
+    window = compare_window(make_window, run)
+    view = window.compare
+    # The default: Enter compares, Shift+Enter adds a line (as in the chat's composer).
+    assert "(Enter to compare)" in view.prompt.placeholderText() and "Ctrl" not in view.prompt.placeholderText()
+    assert not view.prompt.ctrl_enter_sends and view.run_button.toolTip().endswith("(Enter)")
+    window.composer.sampling.ctrl_enter_action.trigger()  # the setting, in the composer's Sampling menu
+    assert view.prompt.ctrl_enter_sends and "(Ctrl+Enter to compare)" in view.prompt.placeholderText()
+    assert view.run_button.toolTip().endswith("(Ctrl+Enter)")
+    window.composer.sampling.ctrl_enter_action.trigger()
+    assert "(Enter to compare)" in view.prompt.placeholderText()
+
+
+def test_a_wide_window_centres_the_view_at_its_widest(run: Any, make_window: Any, qtbot: Any) -> None:
+    window = compare_window(make_window, run)
+    view = window.compare
+    run_comparison(window, run)
+    window.resize(2560, 1440)
+    qtbot.waitUntil(lambda: window.width() == 2560 and view.content.width() == MAX_WIDTH)
+    assert view.width() > MAX_WIDTH + 100  # room to spare, shared by both sides
+    middle = view.mapTo(window, view.rect().center()).x()
+    qtbot.waitUntil(lambda: abs(view.content.mapTo(window, view.content.rect().center()).x() - middle) <= 2)
+    assert not view.tabbed and all(MIN_COLUMN_WIDTH <= c.width() <= MAX_WIDTH // 3 for c in view.columns)
+    assert view.prompt.width() < MAX_WIDTH and not clipped_labels(view) and not clipped_buttons(view)

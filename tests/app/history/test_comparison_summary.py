@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
 from gpt_oss_desktop.app.history.comparison_summary import (
     ColumnOutcome,
+    answer_key,
+    final_number,
     normalise_answer,
     outcome_from_record,
     summarise,
@@ -63,3 +67,42 @@ def test_outcome_from_saved_stats() -> None:
     old = {"reasoning_tokens": 30, "final_tokens": 5, "thinking_s": 1.5, "answer_s": 0.5, "tok_s": True}
     assert outcome_from_record("low", "y", old) == ColumnOutcome("low", "y", 35, 2.0)
     assert outcome_from_record("low", "y", {"total_s": "soon"}) == ColumnOutcome("low", "y", 0, None)
+
+
+def test_answers_that_agree_in_substance_agree() -> None:
+    # The same number, worded differently: the case that read "All answers differ".
+    assert summarise(outcomes("4", "The answer is 4.", "**4**")).agreement_text() == "All answers agree"
+    assert summarise(outcomes("4", "It is 4.0", "Four")).groups == (("low", "medium"), ("high",))
+    # The bold number is the one the answer settles on, whatever else it mentions.
+    summary = summarise(
+        outcomes(
+            "The ball costs **$0.10**.",
+            "The ball costs **$0.05** (the bat $1.05): together $1.10.",
+            "The ball costs **$0.05** and the bat $1.05. The tempting answer, $0.10, fails the check.",
+        )
+    )
+    assert summary.agreement_text() == "low differs; medium and high agree"
+    # A yes/no verdict, whatever follows it.
+    summary = summarise(outcomes("No.", "**No**: 91 = 7 × 13.", "no, it is not prime"))
+    assert summary.agree
+
+
+def test_answers_that_differ_in_substance_still_differ() -> None:
+    assert summarise(outcomes("4", "The answer is 5.", "5")).groups == (("low",), ("medium", "high"))
+    assert summarise(outcomes("Yes", "No", "Yes.")).agreement_text() == "low and high agree; medium differs"
+    # Several different numbers and none in bold: no number to go by, so the text decides.
+    summary = summarise(outcomes("91 is 7 x 13", "13 x 7 is 91", "91 is 7 x 13."))
+    assert summary.groups == (("low", "high"), ("medium",))
+    assert summarise(outcomes("x = 3", "x = -3", "x = −3")).groups == (("low",), ("medium", "high"))
+
+
+def test_final_number_and_answer_key() -> None:
+    assert final_number("The answer is 4.") == Decimal(4)
+    assert final_number("1,000 or 1,000.0, the same") == Decimal(1000)
+    assert final_number("Between 3 and 4") is None
+    assert final_number("**Roughly 2.5** (not 3)") == Decimal("2.5")
+    assert final_number("On 2026-02-30 at v1.5") == Decimal(2026)  # not "-02" or "1.5" (parts of other tokens)
+    assert final_number("no digits") is None
+    assert answer_key("") is None and answer_key("...") is None
+    assert answer_key("Nope") == ("text", "nope") and answer_key("None of them") == ("text", "none of them")
+    assert answer_key("YES!") == ("verdict", "yes")

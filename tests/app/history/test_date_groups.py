@@ -14,6 +14,7 @@ from gpt_oss_desktop.app.history.date_groups import (
     activity_text,
     date_label,
     group_chats,
+    group_in_list_order,
     next_midnight,
 )
 
@@ -106,3 +107,23 @@ def test_activity_text() -> None:
 def test_next_midnight() -> None:
     assert next_midnight(local(2026, 12, 5, 23, 59, 59), ZONE) == timedelta(seconds=1)
     assert next_midnight(local(2026, 12, 5, 0, 0, 0), ZONE) == timedelta(days=1)
+
+
+def test_search_hits_keep_their_rank_under_the_lists_headers() -> None:
+    now = local(2026, 12, 9, 12, 0)
+    # Best match first: an old chat, then today's, then a pinned one, then yesterday's, then another from today.
+    hits = [
+        summary(7, local(2026, 10, 1)),
+        summary(3, local(2026, 12, 9, 7)),
+        summary(1, local(2026, 11, 2), pinned=True),
+        summary(4, local(2026, 12, 8, 23)),
+        summary(2, local(2026, 12, 9, 8)),
+    ]
+    groups = group_in_list_order(hits, now, ZONE)
+    assert [(g.label, [c.id for c in g.chats]) for g in groups] == [
+        (PINNED, [1]),
+        (TODAY, [3, 2]),  # in rank order, not by time (2 is the newer)
+        (YESTERDAY, [4]),
+        ("October 2026", [7]),
+    ]
+    assert group_in_list_order([], now, ZONE) == []

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtTest import QTest
 
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage, UserBubble
+from gpt_oss_desktop.app.chat.stats import readable
 from gpt_oss_desktop.app.history import REASONING_LABEL, ChatStore
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
@@ -122,7 +123,7 @@ def test_history_survives_a_restart(run: Any, make_window: Any, db: Path, qtbot:
         assert message.answer.text() == ANSWER and message.reasoning.text() == THOUGHT
         # Prior reasoning: shown, but marked as never re-sent (widgets added to a shown layout appear a tick later).
         qtbot.waitUntil(lambda: message.reasoning.not_sent.isVisible(), timeout=2000)
-        assert "answer tokens" in message.stats.text()
+        assert "answer tokens" in readable(message.stats.text())
         assert second.conversation.turns[0].answer == ANSWER
 
         # The reopened chat continues, and the new turn lands in the same saved chat.

@@ -9,11 +9,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import QSize
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QMainWindow, QSplitter, QWidget
 
 from gpt_oss_desktop.app.history import ChatStore
-from gpt_oss_desktop.app.history.sidebar import EMPTY_TITLE, NO_MATCH_TEXT, HistorySidebar
-from gpt_oss_desktop.app.history.sidebar_items import MARK_END, MARK_START, snippet_html, snippet_segments
+from gpt_oss_desktop.app.history.sidebar import EMPTY_TITLE, NO_MATCH_TEXT, HistorySidebar, comparison_icon
+from gpt_oss_desktop.app.history.sidebar_items import (
+    MARK_END,
+    MARK_START,
+    SNIPPET_ROLE,
+    snippet_html,
+    snippet_segments,
+)
 
 from .conftest import FakeClock
 
@@ -115,7 +123,7 @@ def test_search_highlights_the_snippet_and_says_when_nothing_matches(qtbot: Any,
     bar.search_finished.connect(found.append)
     bar.search.setText("capybara")
     qtbot.waitUntil(lambda: found == ["capybara"], timeout=20_000)
-    assert bar.chat_ids() == [chat.id] and bar.headers() == []
+    assert bar.chat_ids() == [chat.id] and bar.headers() == ["Today"]
     tip = bar.item_for(chat.id).toolTip()
     assert "&lt;b&gt;<b>capybara</b>s&lt;/b&gt; &amp; their" in tip  # escaped text, our own bold
     save(window, "sidebar-search")
@@ -127,6 +135,43 @@ def test_search_highlights_the_snippet_and_says_when_nothing_matches(qtbot: Any,
     save(window, "sidebar-no-match")
     bar.search.clear()
     assert bar.chat_ids() != [] and not bar.showing_placeholder
+
+
+def test_search_hits_are_grouped_by_date_with_their_snippets(qtbot: Any, store: ChatStore, clock: FakeClock) -> None:
+    old = store.create_chat("Old notes")
+    store.add_message(old.id, "user", "Where do capybaras live?")
+    clock.advance(timedelta(days=40))
+    pinned = store.create_chat("Capybara facts")
+    store.pin_chat(pinned.id, True)
+    clock.advance(timedelta(days=4))
+    yesterday = store.create_chat("Rodents")
+    store.add_message(yesterday.id, "user", "Is a capybara a rodent?")
+    store.create_chat("Bread")  # no match
+    clock.advance(timedelta(days=1))
+    today = store.create_chat("Zoo trip")
+    store.add_message(today.id, "user", "The capybara enclosure opens at ten.")
+    window, bar = make_bar(qtbot, store)
+    found: list[str] = []
+    bar.search_finished.connect(found.append)
+    bar.search.setText("capybara")
+    qtbot.waitUntil(lambda: found == ["capybara"], timeout=20_000)
+    assert bar.groups() == [
+        ("Pinned", [pinned.id]),
+        ("Today", [today.id]),
+        ("Yesterday", [yesterday.id]),
+        ("August 2025", [old.id]),
+    ]
+    for chat_id in (today.id, yesterday.id, old.id):  # each keeps its highlighted snippet
+        snippet = bar.item_for(chat_id).data(SNIPPET_ROLE)
+        assert f"{MARK_START}capybara" in snippet.lower() or f"{MARK_START}Capybara" in snippet, snippet
+        assert "<b>" in bar.item_for(chat_id).toolTip().lower()
+    # The headers cannot be chosen; the arrow keys and clicks land on chats only.
+    assert all(
+        not bar.list.item(row).flags() for row in range(bar.list.count()) if bar.list.item(row).text() in bar.headers()
+    )
+    save(window, "sidebar-search-groups")
+    bar.search.clear()
+    assert "Previous 7 days" not in bar.headers() and len(bar.chat_ids()) == 5
 
 
 def test_first_start_shows_an_empty_state(qtbot: Any, store: ChatStore) -> None:
@@ -145,3 +190,12 @@ def test_snippet_segments() -> None:
     assert snippet_segments(marked) == [("…a ", False), ("cap", True), ("ybara ", False), ("swims", True)]
     assert snippet_html(f"<{MARK_START}x{MARK_END}>") == "&lt;<b>x</b>&gt;"
     assert snippet_segments("") == []
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0, 3.0])
+def test_the_comparison_icon_is_crisp_at_every_scale(qapp: Any, scale: float) -> None:
+    pixmap = comparison_icon(QColor("#202124")).pixmap(QSize(16, 16), scale)
+    assert (pixmap.width(), pixmap.devicePixelRatio()) == (round(16 * scale), scale)
+    image = pixmap.toImage()
+    alphas = {image.pixelColor(x, y).alpha() for x in range(image.width()) for y in range(image.height())}
+    assert alphas == {0, 255}  # every pixel fully in or out: no edge blurred by scaling a 1x picture up

@@ -24,6 +24,22 @@ def test_first_start_keeps_its_three_offers(make_window: Any) -> None:
     assert not window.chat.intro.isVisible()
 
 
+def test_first_start_block_is_centred_and_unclipped(make_window: Any, qtbot: Any) -> None:
+    backend, _ = scripted_engine(harmony_reply("t", "a"))
+    window: MainWindow = make_window(backend)
+    block = window.empty.block
+    for size in ((800, 600), (1280, 800), (2560, 1440)):
+        window.resize(*size)
+        qtbot.waitUntil(lambda: window.width() == size[0] and block.isVisible())  # noqa: B023 (waited on at once)
+        pane = window.stack
+        pane_centre = pane.mapTo(window, pane.rect().center()).x()
+        qtbot.waitUntil(
+            lambda: abs(block.mapTo(window, block.rect().center()).x() - pane_centre) <= 2  # noqa: B023
+        )
+        assert block.width() <= 560 and block.width() >= min(560, pane.width() - 40)
+        assert not clipped_labels(window.empty) and not clipped_buttons(window.empty)
+
+
 def test_new_chat_shows_examples_for_the_demo_and_sends_the_one_clicked(run: Any, make_window: Any, qtbot: Any) -> None:
     backend, _ = scripted_engine(harmony_reply("27 + 58 = 85.", "85."), harmony_reply("t", "a"))
     window: MainWindow = make_window(backend)
@@ -81,12 +97,12 @@ def test_new_chat_resets_the_context_counter(run: Any, make_window: Any) -> None
 
     async def body() -> Done:
         await load(window)
-        assert window._context_label.text() == "Context 0 / 4,096"
+        assert window.status.context_label.text() == "Context 0 / 4,096"
         done: Done = await next_emission(window.generation_finished, lambda: window.send_message("hello"))
         return done
 
     done = run(body())
     used = done.prompt_tokens + done.completion_tokens
-    assert window._context_label.text() == f"Context {used:,} / 4,096" and used > 0
+    assert window.status.context_label.text() == f"Context {used:,} / 4,096" and used > 0
     window.new_chat()
-    assert window._context_label.text() == "Context 0 / 4,096"
+    assert window.status.context_label.text() == "Context 0 / 4,096"

@@ -11,6 +11,7 @@ from PySide6.QtTest import QTest
 
 from gpt_oss_desktop.app.backends.chat_backend import LoadError, LoadErrorKind
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage, UserBubble
+from gpt_oss_desktop.app.chat.stats import readable
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.events import Done, FinishReason
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
@@ -54,11 +55,12 @@ def test_send_streams_reasoning_then_answer_then_stats(run: Any, make_window: An
         header = message.reasoning.header.text()
         assert header.startswith("Thought for ") and header.endswith(f"· {done.reasoning_tokens} tokens")
         assert message.stats.isVisible()
-        assert f"{done.reasoning_tokens} reasoning" in message.stats.text()
-        assert f"{done.final_tokens} answer tokens" in message.stats.text() and "tok/s" in message.stats.text()
+        line = readable(message.stats.text())
+        assert f"{done.reasoning_tokens} reasoning" in line
+        assert f"{done.final_tokens} answer tokens" in line and "tok/s" in line
         assert message.badge.text() == "medium effort"
         assert not window.busy and window.composer.send_button.isVisible()
-        assert window._context_label.text().startswith("Context ")
+        assert window.status.context_label.text().startswith("Context ")
 
         # Second turn: the first turn's reasoning stays on screen, marked as not sent to the model.
         type_and_send(window, "And again?")
@@ -108,7 +110,7 @@ def test_stop_cancels_within_one_token_and_returns_to_idle(run: Any, make_window
         assert done.completion_tokens <= produced_at_stop + 2
         assert not window.busy
         assert window.composer.send_button.isVisible() and not window.composer.stop_button.isVisible()
-        assert "stopped" in message.stats.text()
+        assert "stopped" in readable(message.stats.text())
         assert window.stop_action.shortcut().toString() == "Esc"
 
     run(body())

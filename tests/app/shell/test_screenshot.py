@@ -147,3 +147,25 @@ def test_the_command_line_takes_states_themes_and_sizes(tmp_path: Path) -> None:
     ):
         with pytest.raises(SystemExit):
             parse_args(wrong)
+
+
+def test_the_index_keeps_pictures_of_earlier_runs(tmp_path: Path) -> None:
+    from gpt_oss_desktop.app.shell.screenshot import Shot, earlier_shots, merge_shots, write_index
+
+    first = Shot("first-start", "light", 2560, 1440, 1.0, "first-start-light-2560x1440.png", 1.0)
+    scaled = Shot("compare-done", "dark", 1280, 800, 2.0, "compare-done-dark-1280x800@2x.png", 2.0)
+    gone = Shot("first-start", "dark", 800, 600, 1.0, "first-start-dark-800x600.png", 1.0)
+    for shot in (first, scaled):
+        (tmp_path / shot.file).write_bytes(b"png")
+    states = [STATES["first-start"], STATES["compare-done"]]
+    write_index(tmp_path, states, [first, scaled, gone], [], 3.0)
+    assert earlier_shots(tmp_path) == [first, scaled]  # the picture whose file went is dropped
+    again = Shot("first-start", "light", 2560, 1440, 1.0, first.file, 9.0)
+    other = Shot("first-start", "light", 800, 600, 1.0, "first-start-light-800x600.png", 9.0)
+    assert merge_shots(earlier_shots(tmp_path), [again, other]) == [again, scaled, other]
+    write_index(tmp_path, states, merge_shots(earlier_shots(tmp_path), [again, other]), [], 4.0)
+    readme = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert "compare-done, dark, 1280×800 at 2× scale (2560×1600 px)" in readme
+    assert "](first-start-light-2560x1440.png)" in readme and "3 pictures" in readme
+    (tmp_path / "index.json").write_text("not json", encoding="utf-8")
+    assert earlier_shots(tmp_path) == []

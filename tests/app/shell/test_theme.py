@@ -245,3 +245,92 @@ def test_a_new_window_keeps_the_worn_theme_until_one_is_chosen(make_window: Any,
     app.setStyleSheet("")
     again = make_window(backend)
     assert again.theme.mode is ThemeMode.SYSTEM and theme.current_theme(app) is not None
+
+
+def _ink_runs(image: QImage, background: QColor, rows: range, columns: range) -> list[tuple[int, int]]:
+    """Runs of columns (first, last) holding a pixel far from ``background`` in ``rows``: the glyphs, icons and
+    chevrons drawn on it."""
+
+    def ink(x: int, y: int) -> bool:
+        c = image.pixelColor(x, y)
+        return (
+            abs(c.red() - background.red()) + abs(c.green() - background.green()) + abs(c.blue() - background.blue())
+            > 120
+        )
+
+    runs: list[tuple[int, int]] = []
+    for x in columns:
+        if any(ink(x, y) for y in rows):
+            if runs and runs[-1][1] == x - 1:
+                runs[-1] = (runs[-1][0], x)
+            else:
+                runs.append((x, x))
+    return runs
+
+
+@pytest.mark.parametrize("mode", [ThemeMode.LIGHT, ThemeMode.DARK])
+def test_the_sampling_button_gives_its_chevron_room(
+    qtbot: Any, settings: QSettings, mode: ThemeMode, light_again: None
+) -> None:
+    from gpt_oss_desktop.app.chat.composer import Composer
+
+    applied = theme.apply_theme(None, mode)
+    composer = Composer(settings)
+    qtbot.addWidget(composer)
+    composer.resize(600, 120)
+    composer.show()
+    button = composer.settings_button
+    qtbot.waitUntil(button.isVisible)
+    image = button.grab().toImage()
+    width, height = image.width(), image.height()
+    background = image.pixelColor(4, height // 2)  # inside the outline, left of the icon
+    assert background.name() == applied.palette.surface  # filled like the effort box beside it
+    runs = _ink_runs(image, background, range(3, height - 3), range(3, width - 3))
+    assert len(runs) >= 3, runs  # the letters (and the icon, in a window), the chevron
+    *_, text_end, chevron = runs
+    assert chevron[1] - chevron[0] + 1 >= 6, f"a chevron of {chevron} is too small to see"
+    # Apart from the text, but close enough to read as part of the control, as the effort box's arrow does.
+    assert 6 <= chevron[0] - text_end[1] - 1 <= 14, f"the chevron {chevron} and the text {text_end}"
+    assert width - 1 - chevron[1] >= 6, f"the chevron {chevron} is crammed into the corner of {width} px"
+    # Centred on the text's line, not riding high in the corner.
+    rows = [
+        y
+        for y in range(2, height - 2)
+        for x in range(chevron[0], chevron[1] + 1)
+        if _ink_runs(image, background, range(y, y + 1), range(x, x + 1))
+    ]
+    assert abs((min(rows) + max(rows)) / 2 - (height - 1) / 2) <= 2, (rows, height)
+
+
+@pytest.mark.parametrize("mode", [ThemeMode.LIGHT, ThemeMode.DARK])
+def test_check_boxes_and_radio_buttons_stand_out_in_both_themes(qtbot: Any, mode: ThemeMode, light_again: None) -> None:
+    from PySide6.QtWidgets import QCheckBox, QRadioButton, QStyle, QStyleOptionButton
+
+    palette = theme.apply_theme(None, mode).palette
+    for kind, element in (
+        (QCheckBox, QStyle.SubElement.SE_CheckBoxIndicator),
+        (QRadioButton, QStyle.SubElement.SE_RadioButtonIndicator),
+    ):
+        for checked in (False, True):
+            button = kind("An option")
+            button.setChecked(checked)
+            qtbot.addWidget(button)
+            button.show()
+            qtbot.waitUntil(button.isVisible)
+            option = QStyleOptionButton()
+            option.initFrom(button)
+            box = button.style().subElementRect(element, option, button)
+            image = button.grab().toImage()
+            colours = {
+                image.pixelColor(x, y).name()
+                for x in range(box.left(), box.right() + 1)
+                for y in range(box.top(), box.bottom() + 1)
+            }
+            # Its outline (unchecked) or its accent fill (checked) reaches 3:1 against the window, as WCAG asks of a
+            # control's boundary: Fusion's own outline all but disappeared on the dark window.
+            assert max(contrast(c, palette.window) for c in colours) >= 3.0, (kind.__name__, checked, colours)
+            if checked:
+                assert palette.accent in colours
+                if kind is QCheckBox:
+                    # The tick, in the on-accent colour (antialiased: the nearest pixel to it is enough).
+                    assert min(contrast(c, palette.on_accent) for c in colours) < 1.3, colours

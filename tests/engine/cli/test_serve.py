@@ -25,7 +25,8 @@ def start(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def test_serve_answers_then_stops_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_serve_answers_then_stops_on_ctrl_c_or_sigterm(tmp_path: Path, stop_signal: signal.Signals) -> None:
     process = start(tmp_path, "--port", "0", "--api-key", "k")
     try:
         assert process.stdout is not None
@@ -37,8 +38,9 @@ def test_serve_answers_then_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert httpx.post(f"{url}/chat/completions", json=body, timeout=60).status_code == 401
         reply = httpx.post(f"{url}/chat/completions", json=body, headers={"Authorization": "Bearer k"}, timeout=60)
         assert reply.status_code == 200 and reply.json()["usage"]["completion_tokens"] == 8
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop_signal)
         assert process.wait(timeout=30) == 0
+        assert process.stdout.read().strip() == "stopping"
     finally:
         if process.poll() is None:
             process.kill()

@@ -1,0 +1,92 @@
+"""The main window's menus: Chat (the conversation's commands) and Model (what to load, downloads). View (the theme)
+is app/shell/theme_menu.py's.
+
+Each menu is one function over the window's public methods, so a new entry is a line in its menu's function;
+:func:`build_model_menu` returns its menu, to which app/shell/serve_menu.py adds "Serve on localhost".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenu
+
+from gpt_oss_desktop.app.backends.chat_backend import DEMO_MODEL
+from gpt_oss_desktop.engine.harmony import ReasoningEffort
+
+if TYPE_CHECKING:  # the window imports this module to build its menus
+    from gpt_oss_desktop.app.shell.main_window import MainWindow
+
+
+@dataclass(frozen=True)
+class ChatActions:
+    """The Chat menu's actions the window enables, checks or relabels as its state changes."""
+
+    new_chat: QAction
+    send: QAction
+    stop: QAction
+    regenerate: QAction
+    edit_last: QAction
+    instructions: QAction
+    compare: QAction
+    export_markdown: QAction
+    export_json: QAction
+
+
+def add_action(
+    window: MainWindow,
+    menu: QMenu,
+    text: str,
+    slot: Callable[..., object],
+    shortcuts: tuple[QKeySequence, ...] = (),
+) -> QAction:
+    """An entry of ``menu`` whose shortcuts work anywhere in the window (not only while the menu is open)."""
+    action = QAction(text, window)
+    action.setShortcuts(list(shortcuts))
+    action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+    action.triggered.connect(slot)
+    menu.addAction(action)
+    window.addAction(action)
+    return action
+
+
+def build_chat_menu(window: MainWindow) -> ChatActions:
+    """Chat: new chat, send, stop, regenerate (at each effort), edit, instructions, compare, export."""
+    menu = window.menuBar().addMenu("&Chat")
+    new_chat = add_action(window, menu, "&New chat", window.new_chat, (QKeySequence(QKeySequence.StandardKey.New),))
+    send = add_action(
+        window, menu, "&Send", window.composer.submit, (QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter"))
+    )
+    stop = add_action(window, menu, "S&top", window.stop, (QKeySequence(Qt.Key.Key_Escape),))
+    stop.setEnabled(False)
+    regenerate = add_action(window, menu, "&Regenerate", lambda: window.regenerate(), (QKeySequence("Ctrl+R"),))
+    edit_last = add_action(window, menu, "&Edit last message", window.edit_last_message, (QKeySequence("Ctrl+E"),))
+    instructions = add_action(window, menu, "Chat &instructions…", window.edit_instructions, (QKeySequence("Ctrl+I"),))
+    menu.addSeparator()
+    for level in ReasoningEffort:
+        add_action(window, menu, f"Regenerate at {level.value} effort", lambda _=False, e=level: window.regenerate(e))
+    menu.addSeparator()
+    compare = add_action(window, menu, "&Compare efforts", window.set_compare_mode, (QKeySequence("Ctrl+Shift+E"),))
+    compare.setCheckable(True)
+    compare.setToolTip("One prompt, answered at low, medium and high effort side by side")
+    menu.addSeparator()
+    export_markdown = add_action(window, menu, "Export to &Markdown…", lambda: window.choose_export_file("markdown"))
+    export_json = add_action(window, menu, "Export to &JSON…", lambda: window.choose_export_file("json"))
+    return ChatActions(new_chat, send, stop, regenerate, edit_last, instructions, compare, export_markdown, export_json)
+
+
+def build_model_menu(window: MainWindow) -> QMenu:
+    """Model: the demo, a model folder, then downloads and installed models (app/models/model_downloads.py).
+    Returned for entries added later."""
+    menu = window.menuBar().addMenu("&Model")
+    load_demo = menu.addAction("Load the &demo model")
+    load_demo.triggered.connect(lambda: window.load_model(DEMO_MODEL))
+    open_folder = menu.addAction("&Open a model folder…")
+    open_folder.setShortcut(QKeySequence.StandardKey.Open)
+    open_folder.triggered.connect(window.choose_model_folder)
+    window.model_downloads.add_to_menu(menu)
+    return menu
