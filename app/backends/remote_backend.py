@@ -168,7 +168,10 @@ class RemoteBackend:
         self._connection = connection  # the retry countdown reads its max_retries
         client = self._client_factory(connection, self._retrying)
         try:
-            models = await client.list_models()
+            try:
+                models = await client.list_models()
+            finally:
+                self._stop_countdown()
             if connection.model not in models:
                 raise UnknownRemoteModel(connection.model, models)
             if on_progress is not None:
@@ -289,7 +292,10 @@ class RemoteBackend:
 
         events = open_stream()
         try:
-            first = await anext(events)
+            try:
+                first = await anext(events)
+            finally:
+                self._stop_countdown()
         except RemoteError as exc:
             await _aclose(events)
             if isinstance(exc, AuthRejected | UnknownRemoteModel) and self.on_problem is not None and self._name:
@@ -307,6 +313,14 @@ class RemoteBackend:
                     return
         finally:
             await _aclose(events)
+
+    def _stop_countdown(self) -> None:
+        """The retry went out and was answered: the countdown is over."""
+        countdown, self._countdown = self._countdown, None
+        if countdown is not None and not countdown.done():
+            countdown.cancel()
+            if self.on_notice is not None:
+                self.on_notice("")
 
     def _retrying(self, notice: RetryNotice) -> None:
         """The client will try again after ``notice.delay_s``: count the wait down in :attr:`on_notice`."""

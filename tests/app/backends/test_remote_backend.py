@@ -17,6 +17,7 @@ from typing import Any
 import keyring.backends.fail
 import pytest
 from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QLabel
 
 from gpt_oss_desktop.app.backends.api_keys import KeySource, KeyStore
 from gpt_oss_desktop.app.backends.backend_switch import SwitchableBackend
@@ -86,8 +87,9 @@ def test_connect_and_chat_in_the_window(
         info = await load(window, ref)
         assert info.name == "demo @ mine" and info.device == f"127.0.0.1:{server.port}"
         assert info.context_length > 0
-        assert window._model_label.text() == "demo @ mine"  # the status bar names the model and the server
-        assert window._device_label.text() == f"127.0.0.1:{server.port}"
+        # The status bar names the model and the server.
+        shown = {label.accessibleName(): label.text() for label in window.statusBar().findChildren(QLabel)}
+        assert shown["Model"] == "demo @ mine" and shown["Device"] == f"127.0.0.1:{server.port}"
         window.composer.sampling.max_tokens.setValue(48)
         return await next_emission(window.generation_finished, lambda: window.send_message("What is 2+3?"), 60)
 
