@@ -257,11 +257,15 @@ def _say(stream: TextIO | None, text: str) -> None:
 
 
 def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, instance: SingleInstance) -> int:
+    from gpt_oss_desktop.app.backends.backend_switch import SwitchableBackend
     from gpt_oss_desktop.app.backends.kernel_preparation import KernelPreparation
     from gpt_oss_desktop.app.backends.local_engine import LocalEngine
+    from gpt_oss_desktop.app.backends.remote_backend import RemoteBackend
     from gpt_oss_desktop.app.desktop.single_instance import ActivationRequest, bring_to_front
     from gpt_oss_desktop.app.history import ChatStore
+    from gpt_oss_desktop.app.models import server_connections
     from gpt_oss_desktop.app.models.model_downloads import open_default_library
+    from gpt_oss_desktop.app.models.saved_servers import SavedServers
     from gpt_oss_desktop.app.settings import LAST_MODEL_KEY, make_settings
     from gpt_oss_desktop.app.shell.main_window import MainWindow
     from gpt_oss_desktop.engine.paths import user_data_dir
@@ -269,12 +273,15 @@ def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, ins
     settings = make_settings(args.settings)
     history_path = user_data_dir() / HISTORY_FILE_NAME
     opened = open_history(history_path)
-    backend = LocalEngine()
+    # One backend for the window: the local engine, or a server from Model ▸ Connect to a server… (app/models)
+    servers = SavedServers(settings)
+    backend = SwitchableBackend(LocalEngine(), RemoteBackend(servers.resolve))
     kernels = (
         KernelPreparation()
     )  # the CPU kernels' first-run build, in the background (app/backends/kernel_preparation.py)
     store = opened if isinstance(opened, ChatStore) else None
     window = MainWindow(backend, settings, store=store, models=open_default_library(), kernels=kernels)
+    connections = server_connections.attach(window, window.model_menu, backend, servers, load=window.load_model)
     if not isinstance(opened, ChatStore):
         window.history_banner.show_unavailable(history_path, opened)  # the file is kept; the banner says why
     window.show()
@@ -285,12 +292,12 @@ def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, ins
     def on_activation(request: ActivationRequest) -> None:
         bring_to_front(window)
         if request.model:
-            window.load_model(request.model)
+            connections.load_ref(request.model)
 
     instance.activation_requested.connect(on_activation)
     model_ref = args.model or settings.value(LAST_MODEL_KEY)
     if model_ref:
-        loop.call_soon(window.load_model, str(model_ref))
+        loop.call_soon(connections.load_ref, str(model_ref))  # a saved server may ask for its key first
     try:
         with loop:
             loop.run_forever()  # returns when the last window closes and Qt quits

@@ -8,7 +8,9 @@ the fixes a user can make in place when a server refuses (re-enter a rejected ke
     servers = SavedServers(settings)
     backend = SwitchableBackend(LocalEngine(), RemoteBackend(servers.resolve))
     window = MainWindow(backend, settings, ...)
-    server_connections.attach(window, model_menu, backend, servers, load=window.load_model)
+    server_connections.attach(window, window.model_menu, backend, servers, load=window.load_model)
+
+app/main.py does this.
 """
 
 from __future__ import annotations
@@ -32,7 +34,12 @@ from PySide6.QtWidgets import (
 
 from gpt_oss_desktop.app.backends.api_keys import KeySource
 from gpt_oss_desktop.app.backends.backend_switch import SwitchableBackend
-from gpt_oss_desktop.app.backends.saved_connection import SavedConnection, server_ref
+from gpt_oss_desktop.app.backends.saved_connection import (
+    SavedConnection,
+    connection_name,
+    is_server_ref,
+    server_ref,
+)
 from gpt_oss_desktop.app.models.connect_dialog import ClientFactory, ConnectDialog
 from gpt_oss_desktop.app.models.saved_servers import SavedServers
 from gpt_oss_desktop.engine.remote.errors import AuthRejected, RemoteError, UnknownRemoteModel
@@ -159,6 +166,14 @@ class ServerConnections(QObject):
             self.ask_key(saved, f"Enter the API key for {saved.name} ({saved.base_url}).")
             return
         self.load(server_ref(name))
+
+    def load_ref(self, model_ref: str) -> None:
+        """Load any model reference as the window would, asking first for a saved server's key when it is not known
+        (the last model at startup may be a server whose key is asked once per run)."""
+        if is_server_ref(model_ref):
+            self.connect_to(connection_name(model_ref))
+        else:
+            self.load(model_ref)
 
     def ask_key(self, saved: SavedConnection, message: str) -> KeyPrompt:
         """Ask for ``saved``'s key (non-blocking), remember it as the connection says, then connect."""
