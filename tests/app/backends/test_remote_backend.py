@@ -237,6 +237,25 @@ def test_a_web_page_instead_of_an_api(run: Any, servers: SavedServers) -> None:
     assert "OpenAI-compatible" in str(not_api)
 
 
+def test_https_to_a_plain_http_server_is_a_tls_failure(run: Any, servers: SavedServers) -> None:
+    remote = RemoteBackend(no_retries(servers))
+    plain = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Html)
+    threading.Thread(target=plain.serve_forever, daemon=True).start()
+    ref = save(servers, f"https://127.0.0.1:{plain.server_address[1]}/v1", "tls")
+
+    async def body() -> LoadError:
+        with pytest.raises(LoadError) as failed:
+            await remote.load(ref)
+        return failed.value
+
+    try:
+        error = run(body(), timeout=30)
+    finally:
+        plain.shutdown()
+    assert error.kind is LoadErrorKind.TLS_FAILURE, error
+    assert "https" in error.advice
+
+
 def test_a_request_without_a_connection_is_a_request_error(run: Any, servers: SavedServers) -> None:
     remote = RemoteBackend(servers.resolve)
 

@@ -194,3 +194,30 @@ def test_the_key_never_reaches_data_settings_logs_or_exports(
     assert leaks == []
     assert KEY not in caplog.text
     assert servers.keys.key_for("secured", KeySource.KEYRING) == KEY  # it is in the keyring, and only there
+
+
+def test_compare_view_sends_three_concurrent_requests(
+    run: Any, make_window: Any, servers: SavedServers, provider: Any
+) -> None:
+    server = provider(
+        faults=[Fault("slow", delay_s=0.05)] * 3
+    )  # slow enough that sequential requests could not overlap
+    servers.save(SavedConnection("box", PresetId.VLLM, server.base_url, server.state.model))
+    window = remote_window(make_window, servers)
+
+    async def body() -> None:
+        await load(window, server_ref("box"))
+        window.set_compare_mode(True)
+        task = window.compare.start("17*23?")
+        assert task is not None
+        await task
+
+    run(body(), timeout=60)
+    bodies = server.state.bodies
+    assert sorted(body["reasoning_effort"] for body in bodies) == ["high", "low", "medium"]
+    arrivals = sorted(server.state.arrivals)
+    assert arrivals[-1] - arrivals[0] < 0.5  # all three went out at once, not one after another
+    columns = [window.compare.column_thread(i)[-1] for i in range(3)]
+    assert all(message.text == "The answer is 391." for message in columns)
+    # The provider's reasoning follows the effort it read: each column got its own.
+    assert len(columns[0].analysis) < len(columns[1].analysis) < len(columns[2].analysis)
