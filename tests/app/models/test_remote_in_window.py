@@ -199,9 +199,7 @@ def test_the_key_never_reaches_data_settings_logs_or_exports(
 def test_compare_view_sends_three_concurrent_requests(
     run: Any, make_window: Any, servers: SavedServers, provider: Any
 ) -> None:
-    server = provider(
-        faults=[Fault("slow", delay_s=0.05)] * 3
-    )  # slow enough that sequential requests could not overlap
+    server = provider(faults=[Fault("slow", delay_s=0.1)] * 3)  # every answer takes 0.8 s or more
     servers.save(SavedConnection("box", PresetId.VLLM, server.base_url, server.state.model))
     window = remote_window(make_window, servers)
 
