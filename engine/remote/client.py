@@ -142,8 +142,15 @@ class RemoteClient:
         """The model ids ``GET /models`` lists. Raises the typed errors of :mod:`engine.remote.errors`."""
 
         async def call() -> list[str]:
-            page = await self._openai.models.list(extra_headers=self._headers)
-            return [model.id for model in page.data]
+            raw = await self._openai.models.with_raw_response.list(extra_headers=self._headers)
+            if "json" not in raw.headers.get("content-type", ""):
+                what = "an HTML page" if "html" in raw.headers.get("content-type", "") else "a body that is not JSON"
+                raise NotAnOpenAIApi(self.connection.base_url, what)
+            try:
+                page = raw.parse()
+                return [model.id for model in page.data]
+            except (AttributeError, TypeError, KeyError, ValueError):  # JSON, but not a model list
+                raise NotAnOpenAIApi(self.connection.base_url, "JSON that is not a model list") from None
 
         return await self._retrying(call)
 
