@@ -238,10 +238,14 @@ class RemoteClient:
                     return
                 except (openai.OpenAIError, ValueError) as exc:
                     failure = classify(exc, self.connection, 1)
-                    if not yielded and not isinstance(exc, openai.APIConnectionError):
+                    dropped = isinstance(exc, openai.APIConnectionError)
+                    if not yielded and not dropped:
                         raise failure.error from None  # e.g. an error event or non-JSON data before any text
                     for delta in answer.finish(time.monotonic()):
                         yield delta
+                    if not dropped:  # the server itself ended the answer with an error: keep what arrived
+                        yield answer.done(FinishReason.ERROR, error=str(failure.error))
+                        return
                     lost = ConnectionLost(
                         _drop_detail(exc, self.connection.api_key), answer.partial_text, answer.partial_reasoning
                     )

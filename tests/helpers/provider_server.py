@@ -89,7 +89,7 @@ class Fault:
 
     kind: ``status`` (HTTP ``status`` with an OpenAI-shaped error body, and ``retry_after`` as ``Retry-After`` if
     set), ``html`` (a 200 web page), ``cut`` (the stream closes after ``after_chunks`` chunks, mid-body), ``slow``
-    (``delay_s`` before every chunk), ``error_event`` (an error object as the first SSE event).
+    (``delay_s`` before every chunk), ``error_event`` (an error object instead of chunk ``after_chunks``).
     """
 
     kind: str
@@ -261,13 +261,13 @@ class ProviderApp:
         if flavor in REPORTS_REASONING_TOKENS:
             usage["completion_tokens_details"] = {"reasoning_tokens": count_tokens(reasoning_text) + bonus}
 
-        if fault is not None and fault.kind == "error_event":
-            yield _sse({"error": {"message": fault.message, "type": "server_error"}})
-            return
         yield _sse(chunk({"role": "assistant", "content": ""}))
         for sent, delta in enumerate(deltas):
             if fault is not None and fault.kind == "slow":
                 await asyncio.sleep(fault.delay_s)
+            if fault is not None and fault.kind == "error_event" and sent >= fault.after_chunks:
+                yield _sse({"error": {"message": fault.message, "type": "server_error"}})
+                return
             if fault is not None and fault.kind == "cut" and sent >= fault.after_chunks:
                 raise ConnectionAbortedError("injected cut")  # uvicorn drops the connection mid-body
             if await request.is_disconnected():

@@ -129,28 +129,29 @@ def test_slow_chunks_are_timed_on_the_client(provider: StartProvider) -> None:
     done = run_answer(connect(server)).done
     thoughts = len(reasoning_pieces("medium"))
     assert done.time_to_first_token is not None and done.time_to_first_final_token is not None
-    assert 0.05 <= done.time_to_first_token < 0.05 * 3
+    assert 0.05 <= done.time_to_first_token < 5  # (no tight upper bound: the machine may be busy)
     assert done.time_to_first_final_token >= 0.05 * (thoughts + 1)
     assert done.decode_tokens_per_s < 1 / 0.05 * 2  # chunk pace, not network speed
 
 
 def test_cancel_mid_answer_ends_cancelled_and_closes_the_request(provider: StartProvider) -> None:
-    server = provider(Flavor.VLLM, faults=[Fault("slow", delay_s=0.2)])
+    server = provider(Flavor.VLLM, faults=[Fault("slow", delay_s=1.0)])
 
     async def run() -> Answer:
         cancel = asyncio.Event()
         client = RemoteClient(connect(server))
         deltas: list[Delta] = []
-        started = time.monotonic()
+        cancelled_at = 0.0
         try:
             async for event in client.stream(
                 QUESTION, effort=ReasoningEffort.MEDIUM, instructions=None, params=SamplingParams(), cancel=cancel
             ):
                 if isinstance(event, Done):
-                    assert time.monotonic() - started < 0.2 * 3
+                    assert time.monotonic() - cancelled_at < 0.5  # not after the server's next chunk (1 s)
                     return Answer(deltas, event)
                 deltas.append(event)
-                cancel.set()  # stop after the first piece, while the server is silent for 0.2 s
+                cancel.set()  # stop after the first piece, while the server is silent for a second
+                cancelled_at = time.monotonic()
         finally:
             await client.aclose()
         raise AssertionError("no Done")
@@ -200,6 +201,19 @@ def test_an_error_event_before_any_text_raises(provider: StartProvider) -> None:
     server = provider(Flavor.OPENROUTER, faults=[Fault("error_event", message="upstream provider failed")])
     with pytest.raises(RemoteError, match="upstream provider failed"):
         run_answer(connect(server))
+
+
+def test_an_error_event_mid_answer_ends_with_an_error_done_that_keeps_the_partial_answer(
+    provider: StartProvider,
+) -> None:
+    server = provider(Flavor.OPENROUTER, faults=[Fault("error_event", after_chunks=2, message="provider overloaded")])
+    got = run_answer(connect(server))
+    assert got.done.finish_reason is FinishReason.ERROR and not is_connection_lost(got.done)
+    assert got.done.error == "the server reported an error: provider overloaded"
+    assert got.reasoning == "".join(reasoning_pieces("medium")[:2])
+    server.state.faults.append(Fault("error_event", after_chunks=2, message="provider overloaded"))
+    again = run_answer(connect(server), raise_on_drop=True)  # only a drop raises; the server's own error is a Done
+    assert again.done.error == got.done.error
 
 
 def test_nothing_listening_is_server_unavailable_after_the_retries() -> None:
