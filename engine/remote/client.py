@@ -266,7 +266,9 @@ class RemoteClient:
         finish = answer.finish_reason_enum()
         if finish is None:
             # The body ended cleanly but without a finish_reason: the server stopped mid-answer.
-            lost = ConnectionLost("the stream ended without a finish reason", answer.partial_text)
+            lost = ConnectionLost(
+                "the stream ended without a finish reason", answer.partial_text, answer.partial_reasoning
+            )
             if raise_on_drop:
                 raise lost
             yield answer.done(FinishReason.ERROR, error=str(lost))

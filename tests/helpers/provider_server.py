@@ -87,9 +87,13 @@ HTML_PAGE = "<!DOCTYPE html>\n<html><head><title>Welcome</title></head><body><h1
 class Fault:
     """What the next chat request gets instead of a normal answer.
 
-    kind: ``status`` (HTTP ``status`` with an OpenAI-shaped error body, and ``retry_after`` as ``Retry-After`` if
-    set), ``html`` (a 200 web page), ``cut`` (the stream closes after ``after_chunks`` chunks, mid-body), ``slow``
-    (``delay_s`` before every chunk), ``error_event`` (an error object instead of chunk ``after_chunks``).
+    kind:
+    - ``status``: HTTP ``status`` with an OpenAI-shaped error body (and ``retry_after`` as ``Retry-After`` if set);
+    - ``html``: a 200 web page;
+    - ``cut``: the stream closes after ``after_chunks`` chunks, mid-body (the client sees an incomplete body);
+    - ``end``: the body ends cleanly there, without a finish reason or ``[DONE]``;
+    - ``slow``: ``delay_s`` before every chunk;
+    - ``error_event``: an error object instead of chunk ``after_chunks``.
     """
 
     kind: str
@@ -268,6 +272,8 @@ class ProviderApp:
             if fault is not None and fault.kind == "error_event" and sent >= fault.after_chunks:
                 yield _sse({"error": {"message": fault.message, "type": "server_error"}})
                 return
+            if fault is not None and fault.kind == "end" and sent >= fault.after_chunks:
+                return  # a clean end of the body, without a finish reason or [DONE]
             if fault is not None and fault.kind == "cut" and sent >= fault.after_chunks:
                 raise ConnectionAbortedError("injected cut")  # uvicorn drops the connection mid-body
             if await request.is_disconnected():

@@ -124,6 +124,15 @@ def test_a_cut_can_raise_connection_lost_instead(provider: StartProvider) -> Non
     assert caught.value.partial_reasoning == "".join(reasoning_pieces("medium"))
 
 
+def test_a_body_that_ends_without_a_finish_reason_is_a_lost_connection(provider: StartProvider) -> None:
+    server = provider(Flavor.VLLM, faults=[Fault("end", after_chunks=2), Fault("end", after_chunks=2)])
+    done = run_answer(connect(server)).done
+    assert is_connection_lost(done) and "without a finish reason" in (done.error or "")
+    with pytest.raises(ConnectionLost) as caught:
+        run_answer(connect(server), raise_on_drop=True)
+    assert caught.value.partial_reasoning == "".join(reasoning_pieces("medium")[:2])
+
+
 def test_slow_chunks_are_timed_on_the_client(provider: StartProvider) -> None:
     server = provider(Flavor.NOVITA, faults=[Fault("slow", delay_s=0.05)])
     done = run_answer(connect(server)).done
