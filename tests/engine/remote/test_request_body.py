@@ -31,7 +31,7 @@ def test_two_calls_in_one_turn_get_ids_and_each_result_answers_its_own_call() ->
 def test_a_preamble_and_the_answer_are_the_assistants_content() -> None:
     history = [
         ChatMessage.user("Hi"),
-        ChatMessage(role=ChatMessage.final("x").role, text="Let me see. ", channel="commentary"),
+        ChatMessage(ChatRole.ASSISTANT, "Let me see. ", channel="commentary"),
         ChatMessage.final("Hello!"),
     ]
     assert openai_messages(history, None, send_reasoning_back=True)[1] == {
