@@ -86,10 +86,16 @@ class Done:
     completion_ids: tuple[int, ...] = ()
     messages: tuple[Message, ...] = field(default=())
     malformed: str | None = None  # what was wrong with the model's harmony output, if anything
+    # True when some token counts were counted on this machine (o200k) instead of reported by the server that
+    # generated the answer (a remote server without usage, or without reasoning_tokens): they may be a little off.
+    counts_estimated: bool = False
 
     @property
     def completion_tokens(self) -> int:
-        return len(self.completion_ids)
+        # A remote answer has no token ids, only counts (the server's usage, or estimates).
+        if self.completion_ids:
+            return len(self.completion_ids)
+        return self.reasoning_tokens + self.final_tokens + self.other_tokens
 
     @property
     def tool_call(self) -> Message | None:

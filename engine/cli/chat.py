@@ -1,5 +1,8 @@
 """``python -m gpt_oss_desktop.engine chat --model DIR ["prompt"]``: chat with a model in the terminal.
 
+``chat --server URL --api-model NAME`` chats the same way with a model on an OpenAI-compatible server
+(engine/cli/remote_chat.py).
+
 With a prompt: one answer, then exit. Without: an interactive multi-turn chat (history kept, earlier reasoning
 pruned, the KV cache reused across turns). Reasoning streams dimmed when stdout is a terminal, then the answer,
 then a stats line. Ctrl-C during an answer cancels it; Ctrl-C or Ctrl-D at the prompt exits.
@@ -14,6 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
+from gpt_oss_desktop.engine.cli import remote_chat
 from gpt_oss_desktop.engine.errors import EngineError, GenerationError, MissingFilesError
 from gpt_oss_desktop.engine.events import Delta, Done, Event, FinishReason, ToolCall
 from gpt_oss_desktop.engine.generator import Generator
@@ -31,7 +35,10 @@ def add_parser(subparsers: Any) -> None:
         description="Chat with a gpt-oss model. Without a prompt, runs an interactive multi-turn chat.",
     )
     p.add_argument("prompt", nargs="?", default=None, help="one message to answer (omit for an interactive chat)")
-    p.add_argument("--model", required=True, help="checkpoint folder, or demo (the built-in toy model)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--model", help="checkpoint folder, or demo (the built-in toy model)")
+    where.add_argument("--server", metavar="URL", help="an OpenAI-compatible server (http://host:8000/v1) instead")
+    remote_chat.add_arguments(p)
     p.add_argument("--effort", choices=[e.value for e in ReasoningEffort], default="medium", help="reasoning effort")
     p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default: 1.0)")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1.0 = off)")
@@ -163,7 +170,8 @@ def _stats_line(done: Done, color: bool) -> str:
     line = (
         f"[{done.prompt_tokens} prompt ({done.reused_prompt_tokens} cached), {done.reasoning_tokens} reasoning, "
         f"{done.final_tokens} answer, {done.other_tokens} other tokens | TTFT {ttft} | "
-        f"{done.decode_tokens_per_s:.1f} tok/s | {done.finish_reason.value}]"
+        f"{done.decode_tokens_per_s:.1f} tok/s | {done.finish_reason.value}"
+        f"{' | counts estimated' if done.counts_estimated else ''}]"
     )
     return f"{_DIM}{line}{_RESET}" if color else line
 
@@ -212,6 +220,8 @@ def _answer(generator: Generator, prompt_ids: list[int], params: SamplingParams,
 
 def run(args: argparse.Namespace) -> int:
     params = sampling_from_args(args)
+    if getattr(args, "server", None) is not None:  # callers that build the Namespace themselves may leave it out
+        return remote_chat.run(args, params, _Printer(sys.stdout))
     if args.context is not None and args.context < 2:
         raise EngineError(f"--context must be at least 2 tokens, got {args.context}")
     model = load_for_cli(args.model, args.dtype, args.device)

@@ -1,0 +1,129 @@
+"""The Chat Completions request for one answer: the conversation in OpenAI's message shape, the sampling
+parameters, and the effort in the form the provider wants.
+
+Earlier reasoning: :func:`engine.harmony.prune_reasoning` decides what survives (only the current turn's chain of
+thought, i.e. inside a tool-call loop); it goes back on the assistant message it preceded, in the field the server
+itself streams (``reasoning`` or ``reasoning_content``), and only when the connection allows it (Groq answers 400
+to reasoning in the input).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from gpt_oss_desktop.engine.events import FINAL
+from gpt_oss_desktop.engine.harmony import ChatMessage, ChatRole, ReasoningEffort, prune_reasoning
+from gpt_oss_desktop.engine.remote.connection import ReasoningStyle, RemoteConnection
+
+if TYPE_CHECKING:
+    from gpt_oss_desktop.engine.sampling import SamplingParams
+
+DEFAULT_REASONING_FIELD = "reasoning"  # what vLLM (since the rename), OpenRouter, Ollama, Groq and ours accept
+
+
+def function_name(recipient: str) -> str:
+    """``get_weather`` for ``functions.get_weather`` (OpenAI's tool calls name the function alone)."""
+    return recipient.removeprefix("functions.")
+
+
+def openai_messages(
+    messages: Sequence[ChatMessage],
+    instructions: str | None,
+    *,
+    send_reasoning_back: bool,
+    reasoning_field: str = DEFAULT_REASONING_FIELD,
+) -> list[dict[str, Any]]:
+    """The conversation as Chat Completions messages.
+
+    Consecutive assistant messages of one turn (reasoning, a preamble, tool calls) become one assistant message;
+    tool calls get ids (``call_0``, ...) and each tool result answers the oldest unanswered call to its function.
+    ``instructions`` go first as a system message (gpt-oss servers render it as the developer message).
+    """
+    out: list[dict[str, Any]] = []
+    if instructions:
+        out.append({"role": "system", "content": instructions})
+    pending: dict[str, Any] | None = None
+    unanswered: list[tuple[str, str]] = []  # (call id, function name), oldest first
+    calls = 0
+
+    def flush() -> None:
+        nonlocal pending
+        if pending is not None and (pending.get("content") or pending.get("tool_calls")):
+            pending.setdefault("content", None if pending.get("tool_calls") else "")
+            out.append(pending)
+        pending = None
+
+    for message in prune_reasoning(messages):
+        if message.role is ChatRole.USER:
+            flush()
+            out.append({"role": "user", "content": message.text})
+        elif message.role is ChatRole.TOOL:
+            flush()
+            name = function_name(message.name or "")
+            match = next((i for i, (_, n) in enumerate(unanswered) if n == name), 0 if unanswered else None)
+            call_id = unanswered.pop(match)[0] if match is not None else f"call_{calls}"
+            out.append({"role": "tool", "tool_call_id": call_id, "content": message.text})
+        else:
+            if pending is None:
+                pending = {"role": "assistant"}
+            if message.is_prunable_reasoning:
+                # prune_reasoning kept it, so it is this turn's (a tool-call loop): harmony wants it back
+                if send_reasoning_back:
+                    pending[reasoning_field] = pending.get(reasoning_field, "") + message.text
+            elif message.recipient is not None:
+                call_id = f"call_{calls}"
+                calls += 1
+                name = function_name(message.recipient)
+                unanswered.append((call_id, name))
+                pending.setdefault("tool_calls", []).append(
+                    {"id": call_id, "type": "function", "function": {"name": name, "arguments": message.text}}
+                )
+            else:
+                pending["content"] = (pending.get("content") or "") + message.text
+                if message.channel == FINAL:
+                    flush()
+    flush()
+    return out
+
+
+def chat_request(
+    connection: RemoteConnection,
+    messages: Sequence[ChatMessage],
+    *,
+    effort: ReasoningEffort,
+    instructions: str | None,
+    params: SamplingParams,
+    reasoning_field: str = DEFAULT_REASONING_FIELD,
+) -> dict[str, Any]:
+    """Keyword arguments for ``AsyncOpenAI.chat.completions.create`` (streaming, usage asked for).
+
+    Fields the SDK does not declare (``reasoning``, ``top_k``) go in ``extra_body``, which the SDK merges into the
+    JSON body as they are.
+    """
+    body: dict[str, Any] = {
+        "model": connection.model,
+        "messages": openai_messages(
+            messages,
+            instructions,
+            send_reasoning_back=connection.send_reasoning_back,
+            reasoning_field=reasoning_field,
+        ),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": params.max_tokens,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+    }
+    if params.seed is not None:
+        body["seed"] = params.seed
+    extra: dict[str, Any] = {}
+    if params.top_k:
+        extra["top_k"] = params.top_k  # vLLM, SGLang, llama.cpp and Ollama read it; others ignore it
+    if connection.reasoning_style is ReasoningStyle.REASONING_OBJECT:
+        extra["reasoning"] = {"effort": effort.value}
+    else:
+        body["reasoning_effort"] = effort.value
+    if extra:
+        body["extra_body"] = extra
+    return body
