@@ -220,7 +220,7 @@ def _answer(generator: Generator, prompt_ids: list[int], params: SamplingParams,
 
 def run(args: argparse.Namespace) -> int:
     params = sampling_from_args(args)
-    if args.server is not None:
+    if getattr(args, "server", None) is not None:  # callers that build the Namespace themselves may leave it out
         return remote_chat.run(args, params, _Printer(sys.stdout))
     if args.context is not None and args.context < 2:
         raise EngineError(f"--context must be at least 2 tokens, got {args.context}")

@@ -24,6 +24,7 @@ from openai_harmony import HarmonyEncoding, Message, Role, TextContent
 from gpt_oss_desktop.engine.events import ANALYSIS, COMMENTARY, FINAL, Delta, Done, FinishReason
 from gpt_oss_desktop.engine.harmony import JSON_CONTENT_TYPE
 from gpt_oss_desktop.engine.remote.harmony_content import HarmonyContentSplitter, looks_like_harmony
+from gpt_oss_desktop.engine.stream_parser import message_category
 
 REASONING_FIELDS = ("reasoning", "reasoning_content")
 RAW_HARMONY = "content (raw harmony)"
@@ -95,8 +96,17 @@ class AnswerBuilder:
             return self._split_text(FINAL)
         return "".join(self._final) + self._content_head
 
+    def _split_other(self) -> list[str]:
+        """Texts of split messages that are neither reasoning nor answer (commentary, tool calls, no channel)."""
+        return [
+            "".join(c.text for c in m.content if isinstance(c, TextContent))
+            for m in self._split_messages()
+            if message_category(m) == "other"
+        ]
+
     def _split_text(self, channel: str) -> str:
-        messages = [m for m in self._split_messages() if m.channel == channel]
+        category = "reasoning" if channel == ANALYSIS else "final"
+        messages = [m for m in self._split_messages() if message_category(m) == category]
         return "".join(c.text for m in messages for c in m.content if isinstance(c, TextContent))
 
     @property
@@ -203,10 +213,13 @@ class AnswerBuilder:
         return tuple(out)
 
     def done(self, finish_reason: FinishReason, *, error: str | None = None) -> Done:
-        split = self._splitter.counts if self._splitter is not None else None
-        local_reasoning = self._count("".join(self._reasoning)) + (split.reasoning if split else 0)
-        local_final = self._count("".join(self._final)) + (split.final if split else 0)
-        local_other = sum(self._count(a) for _, a in self._calls.values()) + (split.other if split else 0)
+        # Counted from whole texts: raw harmony was tokenised chunk by chunk to stream it, which splits words the
+        # server's tokeniser kept whole, so those counts run high.
+        local_reasoning = self._count("".join(self._reasoning) + self._split_text(ANALYSIS))
+        local_final = self._count("".join(self._final) + self._split_text(FINAL))
+        local_other = sum(self._count(a) for _, a in self._calls.values()) + sum(
+            self._count(text) for text in self._split_other()
+        )
         usage = self._usage
         if usage is not None and usage.completion is not None:
             completion = usage.completion

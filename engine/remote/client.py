@@ -142,8 +142,15 @@ class RemoteClient:
         """The model ids ``GET /models`` lists. Raises the typed errors of :mod:`engine.remote.errors`."""
 
         async def call() -> list[str]:
-            page = await self._openai.models.list(extra_headers=self._headers)
-            return [model.id for model in page.data]
+            raw = await self._openai.models.with_raw_response.list(extra_headers=self._headers)
+            if "json" not in raw.headers.get("content-type", ""):
+                what = "an HTML page" if "html" in raw.headers.get("content-type", "") else "a body that is not JSON"
+                raise NotAnOpenAIApi(self.connection.base_url, what)
+            try:
+                page = raw.parse()
+                return [model.id for model in page.data]
+            except (AttributeError, TypeError, KeyError, ValueError):  # JSON, but not a model list
+                raise NotAnOpenAIApi(self.connection.base_url, "JSON that is not a model list") from None
 
         return await self._retrying(call)
 
@@ -231,10 +238,14 @@ class RemoteClient:
                     return
                 except (openai.OpenAIError, ValueError) as exc:
                     failure = classify(exc, self.connection, 1)
-                    if not yielded and not isinstance(exc, openai.APIConnectionError):
+                    dropped = isinstance(exc, openai.APIConnectionError)
+                    if not yielded and not dropped:
                         raise failure.error from None  # e.g. an error event or non-JSON data before any text
                     for delta in answer.finish(time.monotonic()):
                         yield delta
+                    if not dropped:  # the server itself ended the answer with an error: keep what arrived
+                        yield answer.done(FinishReason.ERROR, error=str(failure.error))
+                        return
                     lost = ConnectionLost(
                         _drop_detail(exc, self.connection.api_key), answer.partial_text, answer.partial_reasoning
                     )
@@ -255,7 +266,9 @@ class RemoteClient:
         finish = answer.finish_reason_enum()
         if finish is None:
             # The body ended cleanly but without a finish_reason: the server stopped mid-answer.
-            lost = ConnectionLost("the stream ended without a finish reason", answer.partial_text)
+            lost = ConnectionLost(
+                "the stream ended without a finish reason", answer.partial_text, answer.partial_reasoning
+            )
             if raise_on_drop:
                 raise lost
             yield answer.done(FinishReason.ERROR, error=str(lost))

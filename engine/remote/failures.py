@@ -151,6 +151,8 @@ def classify(exc: BaseException, connection: RemoteConnection, attempt: int) -> 
         return _classify_status(exc, connection, attempt)
     if isinstance(exc, openai.APIResponseValidationError | json.JSONDecodeError | UnicodeDecodeError):
         return Failure(NotAnOpenAIApi(url, "a body that is not the JSON an OpenAI API sends"), None)
+    if isinstance(exc, openai.APIError):  # an error object in the event stream
+        return Failure(RemoteError(f"the server reported an error: {one_line(exc.message, key)}"), None)
     return Failure(RemoteError(f"unexpected answer from {url}: {one_line(str(exc), key)}"), None)
 
 

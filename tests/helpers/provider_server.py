@@ -21,8 +21,8 @@ Flavours (:class:`Flavor`), as their docs show a streamed gpt-oss answer:
   ``reasoning_format: none``, older SGLang).
 
 The "model" answers every question the same way, with reasoning whose length follows the effort it read (so a test
-can see whether the effort arrived where the provider looks for it): :data:`REASONING_WORDS` words, one word per chunk
-(one "token" each in the usage it reports), then :data:`ANSWER`.
+can see whether the effort arrived where the provider looks for it): :data:`REASONING_WORDS` words, one word per chunk,
+then :data:`ANSWER`. The usage it reports counts the text's o200k tokens, as a real gpt-oss server would.
 
 Faults (:class:`Fault`) are consumed one per chat request, in order: an HTTP status (with ``Retry-After``), an HTML
 page, a stream cut after N chunks (the connection closes without the end of the body), slow chunks, or an error event
@@ -48,6 +48,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from gpt_oss_desktop.engine.vocab import get_encoding
 
 
 class Flavor(enum.StrEnum):
@@ -85,9 +87,13 @@ HTML_PAGE = "<!DOCTYPE html>\n<html><head><title>Welcome</title></head><body><h1
 class Fault:
     """What the next chat request gets instead of a normal answer.
 
-    kind: ``status`` (HTTP ``status`` with an OpenAI-shaped error body, and ``retry_after`` as ``Retry-After`` if
-    set), ``html`` (a 200 web page), ``cut`` (the stream closes after ``after_chunks`` chunks, mid-body), ``slow``
-    (``delay_s`` before every chunk), ``error_event`` (an error object as the first SSE event).
+    kind:
+    - ``status``: HTTP ``status`` with an OpenAI-shaped error body (and ``retry_after`` as ``Retry-After`` if set);
+    - ``html``: a 200 web page;
+    - ``cut``: the stream closes after ``after_chunks`` chunks, mid-body (the client sees an incomplete body);
+    - ``end``: the body ends cleanly there, without a finish reason or ``[DONE]``;
+    - ``slow``: ``delay_s`` before every chunk;
+    - ``error_event``: an error object instead of chunk ``after_chunks``.
     """
 
     kind: str
@@ -104,6 +110,8 @@ class ProviderState:
     model: str
     api_key: str | None = None
     html_everywhere: bool = False
+    # added to the reported completion (and reasoning) tokens, so a test can tell the server's counts from the client's
+    completion_bonus: int = 0
     faults: list[Fault] = field(default_factory=list)
     bodies: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
@@ -122,6 +130,11 @@ def effort_of(flavor: Flavor, body: dict[str, Any]) -> str:
 
 def reasoning_pieces(effort: str) -> list[str]:
     return [f"step{i} " for i in range(REASONING_WORDS[effort])]
+
+
+def count_tokens(text: str) -> int:
+    """o200k tokens of ``text`` (harmony's special tokens count as one each)."""
+    return len(get_encoding().encode(text, allowed_special="all"))
 
 
 def _error(status: int, message: str, kind: str, code: str | None = None, **headers: str) -> JSONResponse:
@@ -193,7 +206,16 @@ class ProviderApp:
                             f"[('messages.{i}' : property '{name}' is unsupported)]",
                             "invalid_request_error",
                         )
-        return StreamingResponse(self._events(body, fault, request), media_type="text/event-stream")
+        return StreamingResponse(self._watched(body, fault, request), media_type="text/event-stream")
+
+    async def _watched(self, body: dict[str, Any], fault: Fault | None, request: Request) -> AsyncIterator[bytes]:
+        # Starlette cancels the body's iterator when the client goes away: that is how a disconnect shows here.
+        try:
+            async for data in self._events(body, fault, request):
+                yield data
+        except (asyncio.CancelledError, GeneratorExit):
+            self.state.disconnected.set()
+            raise
 
     async def _events(self, body: dict[str, Any], fault: Fault | None, request: Request) -> AsyncIterator[bytes]:
         flavor = self.state.flavor
@@ -230,23 +252,28 @@ class ProviderApp:
         finish = "stop"
         if len(deltas) > max_tokens:
             deltas, finish = deltas[:max_tokens], "length"
-        n_reasoning = len(thoughts) if field_name is not None else 0
-        completion = len(deltas)
+        reasoning_text = "".join(d.get(field_name, "") for d in deltas) if field_name is not None else ""
+        bonus = self.state.completion_bonus
+        content_text = "".join(d.get("content", "") for d in deltas)
+        completion = count_tokens(reasoning_text) + count_tokens(content_text)
+        completion += bonus
         usage: dict[str, Any] = {
             "prompt_tokens": PROMPT_TOKENS,
             "completion_tokens": completion,
             "total_tokens": PROMPT_TOKENS + completion,
         }
         if flavor in REPORTS_REASONING_TOKENS:
-            usage["completion_tokens_details"] = {"reasoning_tokens": min(n_reasoning, completion)}
+            usage["completion_tokens_details"] = {"reasoning_tokens": count_tokens(reasoning_text) + bonus}
 
-        if fault is not None and fault.kind == "error_event":
-            yield _sse({"error": {"message": fault.message, "type": "server_error"}})
-            return
         yield _sse(chunk({"role": "assistant", "content": ""}))
         for sent, delta in enumerate(deltas):
             if fault is not None and fault.kind == "slow":
                 await asyncio.sleep(fault.delay_s)
+            if fault is not None and fault.kind == "error_event" and sent >= fault.after_chunks:
+                yield _sse({"error": {"message": fault.message, "type": "server_error"}})
+                return
+            if fault is not None and fault.kind == "end" and sent >= fault.after_chunks:
+                return  # a clean end of the body, without a finish reason or [DONE]
             if fault is not None and fault.kind == "cut" and sent >= fault.after_chunks:
                 raise ConnectionAbortedError("injected cut")  # uvicorn drops the connection mid-body
             if await request.is_disconnected():
