@@ -230,10 +230,7 @@ def test_a_web_page_instead_of_an_api(run: Any, servers: SavedServers) -> None:
         not_api = run(body(), timeout=30)
     finally:
         html.shutdown()
-    # Never a traceback: at worst an unexpected-error message; the engine's client should say "not an API".
-    assert not_api.kind in (LoadErrorKind.NOT_AN_API, LoadErrorKind.UNEXPECTED)
-    if not_api.kind is LoadErrorKind.UNEXPECTED:
-        pytest.xfail("engine.remote list_models lets the SDK's AttributeError through on an HTML page (remote-engine)")
+    assert not_api.kind is LoadErrorKind.NOT_AN_API
     assert "OpenAI-compatible" in str(not_api)
 
 
