@@ -63,7 +63,7 @@ class ConnectDialog(QDialog):
 
     Signals:
         connect_requested(str): the saved connection's name, after Connect (it was saved first).
-        saved(str): a connection was saved under this name.
+        saved(str): a connection was saved under this name, or forgotten.
 
     Attributes (tests await them): ``refresh_task`` and ``test_task``, the running Refresh and Test connection.
     """
@@ -143,6 +143,10 @@ class ConnectDialog(QDialog):
         self.save_button = self.buttons.addButton("Save", QDialogButtonBox.ButtonRole.ApplyRole)
         self.connect_button = self.buttons.addButton("Connect", QDialogButtonBox.ButtonRole.AcceptRole)
         self.buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        self.forget_button = self.buttons.addButton("Forget", QDialogButtonBox.ButtonRole.DestructiveRole)
+        self.forget_button.setToolTip("Delete this saved connection and its stored key")
+        self.forget_button.setVisible(editing is not None)
+        self.forget_button.clicked.connect(self.forget)
         self.save_button.clicked.connect(self.save)
         self.connect_button.clicked.connect(self.save_and_connect)
         self.buttons.rejected.connect(self.reject)
@@ -370,9 +374,21 @@ class ConnectDialog(QDialog):
                 message += " " + (self.servers.keys.unavailable_reason or "The key is kept for this run only.")
         self.key_edit.clear()
         self._editing = saved
+        self.forget_button.show()
         self.show_status(message)
         self.saved.emit(saved.name)
         return saved
+
+    def forget(self) -> None:
+        """Delete the connection being edited, and its key from the keyring."""
+        if self._editing is None:
+            return
+        name = self._editing.name
+        self.servers.delete(name)
+        self._editing = None
+        self.forget_button.hide()
+        self.show_status(f"Forgot {name} and its key.")
+        self.saved.emit(name)  # the menu of saved servers is rebuilt
 
     def save_and_connect(self) -> None:
         saved = self.save()

@@ -110,3 +110,17 @@ def test_saved_servers_appear_under_model(qtbot: Any, servers: SavedServers) -> 
         assert servers.resolve("hosted").api_key == KEY
     finally:
         backend.close()
+
+
+def test_forget_deletes_the_connection_and_its_key(qtbot: Any, servers: SavedServers) -> None:
+    servers.save(SavedConnection("hosted", PresetId.GROQ, "https://api.groq.com/openai/v1", "m", KeySource.KEYRING))
+    servers.keys.remember("hosted", KEY, KeySource.KEYRING)
+    dialog = ConnectDialog(servers, editing=servers.get("hosted"))
+    qtbot.addWidget(dialog)
+    assert dialog.url_edit.text() == "https://api.groq.com/openai/v1" and dialog.model_box.currentText() == "m"
+    assert dialog.key_edit.text() == ""  # the stored key is never shown
+    assert not dialog.forget_button.isHidden()
+    with qtbot.waitSignal(dialog.saved):
+        dialog.forget_button.click()
+    assert servers.get("hosted") is None
+    assert servers.keys.key_for("hosted", KeySource.KEYRING) is None
