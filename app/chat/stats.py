@@ -20,6 +20,9 @@ class AnswerStats:
     answer_seconds: float | None
     tokens_per_second: float
     finish_reason: FinishReason
+    # The server reported no reasoning tokens, so the counts were made with the o200k tokenizer on this side
+    # (engine/remote); the line says so rather than pass an estimate off as the server's count.
+    counts_estimated: bool = False
 
     @classmethod
     def from_done(cls, done: Done, *, total_seconds: float, thinking_seconds: float | None) -> AnswerStats:
@@ -48,6 +51,7 @@ class AnswerStats:
             answer_seconds=answer,
             tokens_per_second=rate,
             finish_reason=done.finish_reason,
+            counts_estimated=done.counts_estimated,
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -60,6 +64,7 @@ class AnswerStats:
             "answer_s": self.answer_seconds,
             "tok_s": self.tokens_per_second,
             "finish_reason": self.finish_reason.value,
+            **({"counts_estimated": True} if self.counts_estimated else {}),
         }
 
     @classmethod
@@ -83,6 +88,7 @@ class AnswerStats:
             answer_seconds=number("answer_s"),
             tokens_per_second=number("tok_s") or 0.0,
             finish_reason=finish,
+            counts_estimated=record.get("counts_estimated") is True,
         )
 
 
@@ -142,7 +148,10 @@ def readable(text: str) -> str:
 
 def stats_figures(stats: AnswerStats) -> list[str]:
     """The figures under an answer, e.g. ['312 reasoning', '96 answer tokens', 'first token 0.21 s', …]."""
-    parts = [f"{count(stats.reasoning_tokens)} reasoning", f"{count(stats.answer_tokens)} answer tokens"]
+    about = "≈ " if stats.counts_estimated else ""
+    parts = [f"{about}{count(stats.reasoning_tokens)} reasoning", f"{about}{count(stats.answer_tokens)} answer tokens"]
+    if stats.counts_estimated:
+        parts.append("counts estimated")
     if stats.time_to_first_token is not None:
         parts.append(f"first token {seconds(stats.time_to_first_token)}")
     if stats.thinking_seconds is not None:

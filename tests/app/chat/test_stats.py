@@ -78,3 +78,15 @@ def test_request_keeps_earlier_reasoning_for_the_renderer_to_prune() -> None:
     messages = conversation.request_messages()
     assert [m.role for m in messages] == [ChatRole.USER, ChatRole.ASSISTANT, ChatRole.ASSISTANT, ChatRole.USER]
     assert messages[1].channel == ANALYSIS
+
+
+def test_estimated_counts_say_so_and_survive_a_save() -> None:
+    done = Done(FinishReason.STOP, reasoning_tokens=12, final_tokens=4, counts_estimated=True, time_to_first_token=0.1)
+    stats = AnswerStats.from_done(done, total_seconds=1.0, thinking_seconds=0.5)
+    figures = [readable(f) for f in stats_figures(stats)]
+    assert figures[:3] == ["≈ 12 reasoning", "≈ 4 answer tokens", "counts estimated"]
+    assert AnswerStats.from_record(stats.to_record()) == stats
+    exact = AnswerStats.from_done(
+        Done(FinishReason.STOP, reasoning_tokens=12), total_seconds=1.0, thinking_seconds=None
+    )
+    assert "counts estimated" not in stats_line(exact) and "counts_estimated" not in exact.to_record()
