@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
@@ -38,6 +38,8 @@ from gpt_oss_desktop.engine.remote.client import RemoteClient
 from gpt_oss_desktop.engine.remote.connection import RemoteConnection
 from gpt_oss_desktop.engine.remote.errors import AuthRejected, RemoteError
 from gpt_oss_desktop.engine.remote.report import CheckStatus, ConnectionReport
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -294,11 +296,7 @@ class ConnectDialog(QDialog):
         self.refresh_button.setEnabled(False)
         self.show_status("Asking the server for its models…")
         try:
-            client = self._client_factory(self._remote(_ANY_MODEL))
-            try:
-                models = await client.list_models()
-            finally:
-                await client.aclose()
+            models = await self._ask(self._remote(_ANY_MODEL), lambda client: client.list_models())
         except (RemoteError, MissingKey, ValueError) as exc:
             self._failed(exc)
             return
@@ -317,17 +315,21 @@ class ConnectDialog(QDialog):
         self.checks.clear()
         self.show_status("Testing…")
         try:
-            client = self._client_factory(self._remote())
-            try:
-                report = await client.check()
-            finally:
-                await client.aclose()
+            report = await self._ask(self._remote(), lambda client: client.check())
         except (RemoteError, MissingKey, ValueError) as exc:
             self._failed(exc)
             return
         finally:
             self.test_button.setEnabled(True)
         self.show_report(report)
+
+    async def _ask(self, remote: RemoteConnection, question: Callable[[RemoteClient], Awaitable[T]]) -> T:
+        """One question to the server through a client made for it (and closed after)."""
+        client = self._client_factory(remote)
+        try:
+            return await question(client)
+        finally:
+            await client.aclose()
 
     def show_report(self, report: ConnectionReport) -> None:
         self.checks.clear()

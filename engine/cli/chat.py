@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gpt_oss_desktop.engine.cli import remote_chat
+from gpt_oss_desktop.engine.cli.conversation_loop import converse
 from gpt_oss_desktop.engine.errors import EngineError, GenerationError, MissingFilesError
-from gpt_oss_desktop.engine.events import Delta, Done, Event, FinishReason, ToolCall
+from gpt_oss_desktop.engine.events import Delta, Done, Event, ToolCall
 from gpt_oss_desktop.engine.generator import Generator
-from gpt_oss_desktop.engine.harmony import ChatMessage, ChatSession, ReasoningEffort, from_harmony
+from gpt_oss_desktop.engine.harmony import ChatSession, ReasoningEffort
 from gpt_oss_desktop.engine.sampling import DEFAULT_MAX_TOKENS, SamplingParams
 
 _DIM = "\x1b[2m"
@@ -229,26 +230,10 @@ def run(args: argparse.Namespace) -> int:
     session = ChatSession(effort=ReasoningEffort(args.effort), instructions=args.instructions)
     printer = _Printer(sys.stdout)
 
-    if args.prompt is not None:
-        done = _answer(generator, session.with_messages(ChatMessage.user(args.prompt)).prompt(), params, printer)
-        return 1 if done.finish_reason is FinishReason.ERROR else 0
-
-    sys.stdout.write("Interactive chat. Empty line or Ctrl-D to quit; Ctrl-C stops an answer.\n")
-    while True:
-        try:
-            text = input("> ")
-        except (EOFError, KeyboardInterrupt):
-            sys.stdout.write("\n")
-            return 0
-        if not text.strip():
-            return 0
-        turn = session.with_messages(ChatMessage.user(text))
-        try:
-            done = _answer(generator, turn.prompt(), params, printer)
-        except GenerationError as exc:
-            # e.g. a message longer than the context: this message is dropped, the chat so far is kept.
-            sys.stderr.write(f"error: {exc}\nThat message was not sent; the chat goes on without it.\n")
-            continue
-        # Keep what the model said (even a cut-off answer) so the next turn has the context; render_prompt prunes
-        # this turn's reasoning once the user speaks again.
-        session = turn.with_messages(*from_harmony(done.messages))
+    return converse(
+        session,
+        args.prompt,
+        lambda turn: _answer(generator, turn.prompt(), params, printer),
+        GenerationError,  # e.g. a message longer than the context
+        "Interactive chat.",
+    )

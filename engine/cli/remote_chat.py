@@ -17,9 +17,10 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from gpt_oss_desktop.engine.cli.conversation_loop import converse
 from gpt_oss_desktop.engine.errors import EngineError
-from gpt_oss_desktop.engine.events import Done, FinishReason
-from gpt_oss_desktop.engine.harmony import ChatMessage, ChatSession, ReasoningEffort, from_harmony
+from gpt_oss_desktop.engine.events import Done
+from gpt_oss_desktop.engine.harmony import ChatSession, ReasoningEffort
 from gpt_oss_desktop.engine.remote.connection import ReasoningStyle, RemoteConnection
 from gpt_oss_desktop.engine.remote.errors import RemoteError
 from gpt_oss_desktop.engine.sampling import SamplingParams
@@ -112,28 +113,13 @@ def run(args: argparse.Namespace, params: SamplingParams, printer: object) -> in
             return loop.run_until_complete(_answer(client, turn, params, printer, cancel))
 
     try:
-        if args.prompt is not None:
-            done = answer(session.with_messages(ChatMessage.user(args.prompt)))
-            return 1 if done.finish_reason is FinishReason.ERROR else 0
-        sys.stdout.write(
-            f"Interactive chat with {connection.model} at {connection.base_url}. "
-            "Empty line or Ctrl-D to quit; Ctrl-C stops an answer.\n"
+        return converse(
+            session,
+            args.prompt,
+            answer,
+            RemoteError,
+            f"Interactive chat with {connection.model} at {connection.base_url}.",
         )
-        while True:
-            try:
-                text = input("> ")
-            except (EOFError, KeyboardInterrupt):
-                sys.stdout.write("\n")
-                return 0
-            if not text.strip():
-                return 0
-            turn = session.with_messages(ChatMessage.user(text))
-            try:
-                done = answer(turn)
-            except RemoteError as exc:
-                sys.stderr.write(f"error: {exc}\nThat message was not answered; the chat goes on without it.\n")
-                continue
-            session = turn.with_messages(*from_harmony(done.messages))
     finally:
         loop.run_until_complete(client.aclose())
         loop.close()
