@@ -158,11 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     attach_app_log(args.verbose)
     # From here uncaught errors get a log file under the data folder (and a dialog, except in the self-test).
     reporter = crash.install(show_dialogs=not args.self_test)
+    from gpt_oss_desktop.app.shell.async_generators import close_dropped_generators_on
     from gpt_oss_desktop.app.shell.garbage_collector import GuiThreadGarbageCollector
 
     GuiThreadGarbageCollector(app)  # owned by the app: Python cycles are collected on this thread only
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    close_dropped_generators_on(loop)  # qasync installs no async-generator hooks (app/shell/async_generators.py)
     reporter.watch_loop(loop)
     if args.self_test:
         from gpt_oss_desktop.app.shell import self_test

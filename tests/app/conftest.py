@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ from PySide6.QtWidgets import QApplication
 from gpt_oss_desktop.app.backends.local_engine import LocalEngine
 from gpt_oss_desktop.app.history import ChatStore
 from gpt_oss_desktop.app.settings import make_settings
+from gpt_oss_desktop.app.shell.async_generators import close_dropped_generators_on
 from gpt_oss_desktop.app.shell.garbage_collector import GuiThreadGarbageCollector
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.scripted_model import ScriptedModel
@@ -50,7 +52,10 @@ def loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
     docs/setup-notes.md, it breaks later nested Qt waits)."""
     event_loop = qasync.QEventLoop(qapp)
     asyncio.set_event_loop(event_loop)
+    hooks = sys.get_asyncgen_hooks()
+    close_dropped_generators_on(event_loop)  # as app/main.py does
     yield event_loop
+    sys.set_asyncgen_hooks(*hooks)
     pending = [t for t in asyncio.all_tasks(event_loop) if not t.done()]
     for task in pending:
         task.cancel()
