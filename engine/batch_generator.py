@@ -31,7 +31,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gpt_oss_desktop.engine.decode_loop import SequenceState, SlotEvent, Step, decode_steps, end_running, harmony_events
+from gpt_oss_desktop.engine.decode_loop import (
+    SequenceState,
+    SlotEvent,
+    Step,
+    decode_steps,
+    end_running,
+    harmony_events,
+    validate_prompt,
+)
 from gpt_oss_desktop.engine.errors import GenerationError
 from gpt_oss_desktop.engine.events import FinishReason
 from gpt_oss_desktop.engine.generator import ModelLike
@@ -96,20 +104,7 @@ class BatchGenerator:
             raise GenerationError(f"{len(params)} sampling settings for {len(prompts)} prompts")
         vocab = self.model.config.vocab_size
         capacity = self.context_length
-        checked = []
-        for index, prompt_ids in enumerate(prompts):
-            prompt = [int(t) for t in prompt_ids]
-            if not prompt:
-                raise GenerationError(f"prompt {index} is empty")
-            bad = [t for t in prompt if not 0 <= t < vocab]
-            if bad:
-                raise GenerationError(f"prompt {index}: token id(s) {bad[:5]} outside the vocabulary [0, {vocab})")
-            if len(prompt) >= capacity:
-                raise GenerationError(
-                    f"prompt {index} has {len(prompt)} tokens but the context holds {capacity}; "
-                    "shorten the conversation"
-                )
-            checked.append(prompt)
+        checked = [validate_prompt(ids, vocab, capacity, f"prompt {i}") for i, ids in enumerate(prompts)]
         return checked
 
     def _stream(

@@ -73,18 +73,21 @@ Prefill = Callable[[SequenceState], torch.Tensor]
 """Prefills a sequence's prompt into its slot and returns the last position's logits ``[V]``."""
 
 
-def validate_prompt(prompt_ids: Sequence[int], vocab_size: int, capacity: int) -> list[int]:
+def validate_prompt(prompt_ids: Sequence[int], vocab_size: int, capacity: int, label: str | None = None) -> list[int]:
     """The prompt as a list of ints, or :class:`GenerationError` if it cannot run: empty, ids outside the
-    vocabulary, or no room left in a context of ``capacity`` tokens for even one generated token."""
+    vocabulary, or no room left in a context of ``capacity`` tokens for even one generated token. ``label`` names
+    the prompt in the message when there are several ("prompt 2")."""
+    name = label or "the prompt"
     prompt = [int(t) for t in prompt_ids]
     if not prompt:
-        raise GenerationError("the prompt is empty")
+        raise GenerationError(f"{name} is empty")
     bad = [t for t in prompt if not 0 <= t < vocab_size]
     if bad:
-        raise GenerationError(f"token id(s) {bad[:5]} outside the vocabulary [0, {vocab_size})")
+        where = f"{label}: " if label else ""
+        raise GenerationError(f"{where}token id(s) {bad[:5]} outside the vocabulary [0, {vocab_size})")
     if len(prompt) >= capacity:
         raise GenerationError(
-            f"the prompt has {len(prompt)} tokens but the context holds {capacity}; shorten the conversation"
+            f"{name} has {len(prompt)} tokens but the context holds {capacity}; shorten the conversation"
         )
     return prompt
 

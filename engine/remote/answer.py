@@ -147,11 +147,7 @@ class AnswerBuilder:
                         out.append(Delta(COMMENTARY, arguments, recipient=f"functions.{entry[0]}"))
             if choice.finish_reason:
                 self.finish_reason = choice.finish_reason
-        if out:
-            self._first_text = self._first_text if self._first_text is not None else now
-            self._last_text = now
-            if self._first_final is None and any(d.is_final for d in out):
-                self._first_final = now
+        self._stamp(out, now)
         return out
 
     def _content(self, text: str) -> list[Delta]:
@@ -182,12 +178,17 @@ class AnswerBuilder:
             self._final.append(self._content_head)
             out = [Delta(FINAL, self._content_head)]
             self._content_head = ""
-        if out:
-            self._first_text = self._first_text if self._first_text is not None else now
-            self._last_text = now
-            if self._first_final is None and any(d.is_final for d in out):
-                self._first_final = now
+        self._stamp(out, now)
         return out
+
+    def _stamp(self, out: list[Delta], now: float) -> None:
+        """Note when text (and answer text) first and last arrived, for the client-side timings."""
+        if not out:
+            return
+        self._first_text = self._first_text if self._first_text is not None else now
+        self._last_text = now
+        if self._first_final is None and any(d.is_final for d in out):
+            self._first_final = now
 
     # -- the result ------------------------------------------------------------------------------------------
 
