@@ -157,6 +157,8 @@ class ServeControl(QObject):
             self.refresh()
         if url:
             self.dock.show()
+            # A few lines of log, not half the window: the chat stays the main thing on screen.
+            self._window.resizeDocks([self.dock], [140], Qt.Orientation.Vertical)
             self._window.statusBar().showMessage(f"Serving the model at {url}", 5000)
         self.serving_changed.emit(url)
 
