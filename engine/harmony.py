@@ -29,6 +29,7 @@ from openai_harmony import (
     SystemContent,
     TextContent,
     ToolDescription,
+    ToolNamespaceConfig,
 )
 from openai_harmony import ReasoningEffort as HarmonyReasoningEffort
 
@@ -39,6 +40,18 @@ DEFAULT_KNOWLEDGE_CUTOFF: Final = "2024-06"
 # Default for ``current_date``: render today's date. Pass None to leave the date line out.
 TODAY: Final = "today"
 JSON_CONTENT_TYPE: Final = "<|constrain|>json"
+# The built-in python tool's recipient, and the content type the model writes its code with.
+PYTHON_TOOL: Final = "python"
+PYTHON_CONTENT_TYPE: Final = "code"
+# How the python tool is described to the model in the system message. Ours runs each call in a fresh process
+# (stateless, as OpenAI's reference tool describes itself), so harmony's stock text ("a stateful Jupyter notebook",
+# "/mnt/data") would promise the model things it does not get.
+PYTHON_TOOL_DESCRIPTION: Final = (
+    "Use this tool to run Python code while you reason, for arithmetic and other exact work. The code is not shown "
+    "to the user. Each message you send to python runs as a new, stateless Python 3 program: nothing is kept "
+    "between calls, so define everything you use and print() the values you need. What the program prints to "
+    "stdout and stderr comes back to you. It has no internet access and a time limit of a few seconds."
+)
 
 
 class ReasoningEffort(enum.StrEnum):
@@ -79,7 +92,8 @@ class ChatMessage:
     assistant: ``text`` on ``channel`` (analysis = reasoning, final = answer, commentary = preamble); a tool call
                has ``recipient`` (``functions.get_weather``), usually ``content_type`` ``<|constrain|>json``, and the
                JSON arguments as ``text``.
-    tool:      ``name`` (``functions.get_weather``) and the tool's output as ``text``.
+    tool:      ``name`` (``functions.get_weather``) and the tool's output as ``text``, on the ``channel`` of the call
+               it answers (commentary when None: function calls; python is called on analysis).
     """
 
     role: ChatRole
@@ -114,8 +128,9 @@ class ChatMessage:
         return cls(ChatRole.ASSISTANT, arguments, channel=channel, recipient=recipient, content_type=content_type)
 
     @classmethod
-    def tool_result(cls, name: str, output: str) -> ChatMessage:
-        return cls(ChatRole.TOOL, output, name=name)
+    def tool_result(cls, name: str, output: str, *, channel: str | None = None) -> ChatMessage:
+        """A tool's output for the model; ``channel`` is the call's (harmony answers on the channel it was asked on)."""
+        return cls(ChatRole.TOOL, output, channel=channel, name=name)
 
     @property
     def is_prunable_reasoning(self) -> bool:
@@ -150,7 +165,7 @@ def from_harmony(messages: Iterable[Message]) -> list[ChatMessage]:
         elif role is Role.USER:
             out.append(ChatMessage.user(text))
         elif role is Role.TOOL:
-            out.append(ChatMessage.tool_result(message.author.name or "tool", text))
+            out.append(ChatMessage.tool_result(message.author.name or "tool", text, channel=message.channel))
         # system/developer messages are rebuilt by render_prompt from its arguments
     return out
 
@@ -175,7 +190,7 @@ def _to_harmony_message(message: ChatMessage) -> Message:
         return (
             Message.from_author_and_content(Author.new(Role.TOOL, message.name), message.text)
             .with_recipient("assistant")
-            .with_channel(COMMENTARY)
+            .with_channel(message.channel or COMMENTARY)
         )
     out = Message.from_role_and_content(Role.ASSISTANT, message.text)
     if message.channel is not None:
@@ -195,6 +210,7 @@ def build_conversation(
     knowledge_cutoff: str = DEFAULT_KNOWLEDGE_CUTOFF,
     current_date: str | None = TODAY,
     tools: Sequence[FunctionTool] | None = None,
+    python_tool: bool = False,
 ) -> Conversation:
     """The harmony ``Conversation`` :func:`render_prompt` renders (system, developer, pruned history)."""
     system = SystemContent.new().with_reasoning_effort(effort.to_harmony()).with_knowledge_cutoff(knowledge_cutoff)
@@ -202,6 +218,9 @@ def build_conversation(
         current_date = datetime.date.today().isoformat()
     if current_date is not None:
         system = system.with_conversation_start_date(current_date)
+    if python_tool:
+        # Built-in tools live in the system message (harmony), developer functions in the developer message.
+        system = system.with_tools(ToolNamespaceConfig(name=PYTHON_TOOL, description=PYTHON_TOOL_DESCRIPTION, tools=[]))
     harmony_messages = [Message.from_role_and_content(Role.SYSTEM, system)]
     if instructions or tools:
         developer = DeveloperContent.new()
@@ -227,12 +246,14 @@ def render_prompt(
     knowledge_cutoff: str = DEFAULT_KNOWLEDGE_CUTOFF,
     current_date: str | None = TODAY,
     tools: Sequence[FunctionTool] | None = None,
+    python_tool: bool = False,
     encoding: HarmonyEncoding | None = None,
 ) -> list[int]:
     """Prompt tokens for the assistant's next message, ending with ``<|start|>assistant``.
 
     History is stored with ``<|end|>`` (``<|call|>`` for tool calls), never ``<|return|>``; earlier turns' reasoning
-    is pruned (see :func:`prune_reasoning`). ``instructions`` and ``tools`` go in a developer message.
+    is pruned (see :func:`prune_reasoning`). ``instructions`` and ``tools`` go in a developer message;
+    ``python_tool`` offers the built-in python tool (:data:`PYTHON_TOOL_DESCRIPTION`) in the system message.
     ``current_date`` is ``"YYYY-MM-DD"``, :data:`TODAY` (default) or None for no date line.
     """
     conversation = build_conversation(
@@ -242,6 +263,7 @@ def render_prompt(
         knowledge_cutoff=knowledge_cutoff,
         current_date=current_date,
         tools=tools,
+        python_tool=python_tool,
     )
     enc = encoding if encoding is not None else get_encoding()
     # Our pruning already did the right thing; harmony's own rule would drop a different set

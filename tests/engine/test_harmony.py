@@ -443,3 +443,41 @@ def test_a_tool_loop_between_two_finals_is_pruned_where_harmony_keeps_its_reason
     lib = enc.decode(harmony_default(enc, full))
     assert "LOOP-THINK" in lib and "LOOP-ANSWER-THINK" in lib and "T1" not in lib
     assert "LOOP-THINK" not in enc.decode(ours)
+
+
+def test_python_tool_is_offered_in_the_system_message_as_openai_harmony_renders_it() -> None:
+    from openai_harmony import Author, Conversation, Message, Role, SystemContent, ToolNamespaceConfig
+
+    from gpt_oss_desktop.engine.harmony import PYTHON_TOOL_DESCRIPTION, ChatMessage, render_prompt
+    from gpt_oss_desktop.engine.vocab import get_encoding
+
+    messages = [
+        ChatMessage.user("What is 17 * 23?"),
+        ChatMessage.tool_call("python", "print(17 * 23)", channel="analysis", content_type="code"),
+        ChatMessage.tool_result("python", "391\n", channel="analysis"),
+    ]
+    ours = render_prompt(messages, python_tool=True, current_date=None)
+    system = (
+        SystemContent.new()
+        .with_reasoning_effort(ReasoningEffort.MEDIUM.to_harmony())
+        .with_knowledge_cutoff("2024-06")
+        .with_tools(ToolNamespaceConfig(name="python", description=PYTHON_TOOL_DESCRIPTION, tools=[]))
+    )
+    theirs = Conversation.from_messages(
+        [
+            Message.from_role_and_content(Role.SYSTEM, system),
+            Message.from_role_and_content(Role.USER, "What is 17 * 23?"),
+            Message.from_role_and_content(Role.ASSISTANT, "print(17 * 23)")
+            .with_channel("analysis")
+            .with_recipient("python")
+            .with_content_type("code"),
+            Message.from_author_and_content(Author.new(Role.TOOL, "python"), "391\n")
+            .with_recipient("assistant")
+            .with_channel("analysis"),
+        ]
+    )
+    encoding = get_encoding()
+    assert ours == list(encoding.render_conversation_for_completion(theirs, Role.ASSISTANT))
+    text = encoding.decode(ours)
+    assert "## python" in text and "stateless" in text
+    assert "<|start|>python to=assistant<|channel|>analysis<|message|>391\n<|end|>" in text
