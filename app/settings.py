@@ -33,6 +33,8 @@ LAST_MODEL_KEY: Final = "model/last"
 CTRL_ENTER_SENDS_KEY: Final = "composer/ctrl_enter_sends"
 SERVER_PORT_KEY: Final = "server/port"  # Model > Serve on localhost listens here (default 8000)
 EXPORT_FOLDER_KEY: Final = "export/last_folder"  # where the last export went: the next export dialog opens there
+# The tools the app's chats offer the model, their policies and the MCP servers: one JSON value (app/tools).
+TOOLS_KEY: Final = "tools/config"
 
 
 def make_settings(ini_path: str | None = None) -> QSettings:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from gpt_oss_desktop.engine.events import Delta, Done, LoadProgress
-from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort
+from gpt_oss_desktop.engine.harmony import ChatMessage, FunctionTool, ReasoningEffort
 
 # The model reference that selects the bundled demo model (re-exported: the app reads it from here).
 from gpt_oss_desktop.engine.model_ref import DEMO_MODEL as DEMO_MODEL
@@ -33,12 +33,15 @@ class ModelInfo:
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    """One answer to generate: the whole visible conversation, rendered by the backend each turn."""
+    """One answer to generate: the whole visible conversation, rendered by the backend each turn, and the tools
+    offered to the model (``tools`` in the developer message, the built-in ``python_tool`` in the system message)."""
 
     messages: tuple[ChatMessage, ...]
     effort: ReasoningEffort = ReasoningEffort.MEDIUM
     params: SamplingParams = field(default_factory=SamplingParams)
     instructions: str | None = None
+    tools: tuple[FunctionTool, ...] = ()
+    python_tool: bool = False
 
 
 class LoadErrorKind(enum.StrEnum):

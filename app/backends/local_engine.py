@@ -193,6 +193,19 @@ def served_model_id(display_name: str) -> str:
     return DEMO_MODEL if display_name == _display_name(DEMO_MODEL) else display_name
 
 
+def _prompt(request: ChatRequest) -> list[int]:
+    """The request's prompt tokens, with the tools it offers."""
+    from gpt_oss_desktop.engine.harmony import render_prompt
+
+    return render_prompt(
+        request.messages,
+        effort=request.effort,
+        instructions=request.instructions,
+        tools=request.tools or None,
+        python_tool=request.python_tool,
+    )
+
+
 def _free_device_memory() -> None:
     # No gc.collect() here: on this thread it could destroy Qt objects (see app/shell/garbage_collector.py).
     # The model's tensors are freed by reference counting when the last reference goes; the GUI thread collects any
@@ -454,18 +467,16 @@ class LocalEngine:
         logger.info("model unloaded")
 
     def _generate(self, job: _GenerateJob) -> None:
-        from gpt_oss_desktop.engine.harmony import render_prompt
-
         if self._generator is None:
             job.outbox.put(RequestError("no model is loaded"))
             return
         request = job.request
         sent_any = False
         try:
-            prompt = render_prompt(request.messages, effort=request.effort, instructions=request.instructions)
+            prompt = _prompt(request)
             for event in self._generator.stream(prompt, request.params, job.cancel):
                 if isinstance(event, ToolCall):
-                    continue  # the app does not run tools yet; the call's text came as Deltas, the message in Done
+                    continue  # the call's text came as Deltas and its message comes in Done, where the app reads it
                 job.outbox.put(event)
                 sent_any = True
         except GenerationError as exc:
@@ -476,21 +487,16 @@ class LocalEngine:
                 job.outbox.put(RequestError(str(exc)))
 
     def _compare(self, job: _CompareJob) -> None:
-        from gpt_oss_desktop.engine.harmony import render_prompt
-
         if self._batch is None:
             job.outbox.put(RequestError("no model is loaded"))
             return
         try:
-            prompts = [
-                render_prompt(request.messages, effort=request.effort, instructions=request.instructions)
-                for request in job.requests
-            ]
+            prompts = [_prompt(request) for request in job.requests]
             events = self._batch.stream(prompts, [request.params for request in job.requests], job.cancel)
         except GenerationError as exc:  # raised before any work: no event was sent yet
             job.outbox.put(RequestError(str(exc)))
             return
         for event in events:
             if isinstance(event[1], ToolCall):
-                continue  # as in _generate: the app does not run tools yet
+                continue  # as in _generate
             job.outbox.put(event)

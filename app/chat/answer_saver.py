@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from gpt_oss_desktop.app.chat.tool_calls import ToolCallRecord
 from gpt_oss_desktop.app.history import ChatStore, Message
 
 # Progress saves are throttled to one per interval: a commit costs an fsync, and losing a couple of seconds of a
@@ -53,6 +54,8 @@ class AnswerSaver:
         self._clock = clock
         self._reasoning: list[str] = []
         self._answer: list[str] = []
+        # The answer's tool calls (the chat session fills this list as its loop runs; saved with each write).
+        self.tool_calls: list[ToolCallRecord] = []
         self._message_id: int | None = None
         self._dirty = False
         self._last_save = clock()
@@ -105,6 +108,8 @@ class AnswerSaver:
 
     def _write(self, *, complete: bool, stats: Mapping[str, Any] | None) -> Message:
         assert self.store is not None and self.chat_id is not None
+        # Only an answer that called tools says so (calls are never taken back within one answer).
+        calls = {"tool_calls": [call.to_record() for call in self.tool_calls]} if self.tool_calls else {}
         if self._message_id is None:
             message = self.store.add_message(
                 self.chat_id,
@@ -115,11 +120,17 @@ class AnswerSaver:
                 stats=stats,
                 complete=complete,
                 position=self.position,
+                **calls,
             )
             self._message_id = message.id
         else:
             message = self.store.update_message(
-                self._message_id, text=self.answer, analysis=self.reasoning, stats=stats, complete=complete
+                self._message_id,
+                text=self.answer,
+                analysis=self.reasoning,
+                stats=stats,
+                complete=complete,
+                **calls,
             )
         self._dirty = False
         self._last_save = self._clock()

@@ -9,6 +9,10 @@ draw. Every backend (local engine, remote, a server) is driven through here, so 
 - the stream is sorted into reasoning, tool-call and answer text; the answer's clock starts after ``wait_ready``
   (a first-run kernel build is neither thinking time nor time to the first token);
 - turn ``i`` is stored as its question at position ``2i`` and its answer at ``2i + 1`` (:func:`stored_turn`);
+- a chat answer runs the model's tool calls (:meth:`ChatSession._answer_rounds`): each call is approved by its
+  tool's policy (the listener asks the user for "ask"), run, and its result sent back with the turn's reasoning so
+  far; the model then goes on, up to a cap of calls per answer. Stop cancels a running tool. Errors, refusals and
+  timeouts are results the model reads, never the end of the answer;
 - an answer is saved every few seconds while it streams (:class:`~gpt_oss_desktop.app.chat.answer_saver.AnswerSaver`),
   then in full with its statistics, marked stopped or failed by its finish reason; a failed write is reported to
   the listener and the chat goes on unsaved (losing history must not stop it).
@@ -29,11 +33,21 @@ from gpt_oss_desktop.app.chat import comparison_record
 from gpt_oss_desktop.app.chat.answer_saver import AnswerSaver
 from gpt_oss_desktop.app.chat.conversation import Conversation, Turn
 from gpt_oss_desktop.app.chat.stats import AnswerStats
+from gpt_oss_desktop.app.chat.tool_access import ToolAccess
+from gpt_oss_desktop.app.chat.tool_calls import (
+    MAX_TOOL_CALLS,
+    Approval,
+    CallState,
+    ToolCallRecord,
+    merge_rounds,
+)
 from gpt_oss_desktop.app.history import Chat, ChatNotFoundError, ChatStore, HistoryError, Message, title_from_prompt
 from gpt_oss_desktop.app.history.versions import Versions
-from gpt_oss_desktop.engine.events import Delta, Done
+from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from gpt_oss_desktop.engine.sampling import SamplingParams
+from gpt_oss_desktop.engine.tools.base import ToolOutcome, ToolPolicy, ToolStatus
+from gpt_oss_desktop.engine.tools.toolbox import Toolbox
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +106,7 @@ def saved_effort(record: Message) -> ReasoningEffort:
 
 def _take_answer(turn: Turn, record: Message) -> Turn:
     turn.reasoning, turn.answer, turn.effort = record.analysis, record.text, saved_effort(record)
+    turn.tool_calls = [ToolCallRecord.from_record(call) for call in getattr(record, "tool_calls", ())]
     return turn
 
 
@@ -107,6 +122,8 @@ class LiveAnswer:
         self.total_seconds: float | None = None
         self.done: Done | None = None
         self.stats: AnswerStats | None = None
+        self.tool_calls: list[ToolCallRecord] = []  # a chat answer's: the same list as its turn's
+        self.runs_tools = False  # a chat answer runs its tool loop; a comparison's answers do not
 
     @property
     def reasoning(self) -> str:
@@ -130,7 +147,15 @@ class ChatListener:
 
     def reasoning_added(self, answer: LiveAnswer, text: str) -> None: ...
 
-    def tool_call_added(self, answer: LiveAnswer, text: str, recipient: str) -> None: ...
+    def tool_call_added(self, answer: LiveAnswer, text: str, recipient: str) -> None:
+        """Text of a tool call the model is writing (in a chat, where calls are run, it is not reasoning)."""
+
+    def tool_call_updated(self, answer: LiveAnswer, call: ToolCallRecord) -> None:
+        """A call was made, is waiting for approval, runs, or ended (``call.state``, then ``call.status``)."""
+
+    async def approve_tool_call(self, answer: LiveAnswer, call: ToolCallRecord) -> Approval:
+        """Ask the user whether ``call`` may run (its tool's policy is "ask"). Without anyone to ask: no."""
+        return Approval.DENY
 
     def answer_added(self, answer: LiveAnswer, text: str) -> None:
         """New answer text; ``answer.first_answer_seconds`` is set from the first one on."""
@@ -163,6 +188,8 @@ class ChatSession:
         store: the history (None: nothing is kept).
         listener: told what happens (a do-nothing listener if None).
         wait_ready: awaited before each answer's clock starts.
+        tools: the tools a chat answer may call, and their policies (None: no tools are offered; a call the model
+            makes anyway is answered "no tools are available").
     """
 
     def __init__(
@@ -172,6 +199,7 @@ class ChatSession:
         store: ChatStore | None = None,
         listener: ChatListener | None = None,
         wait_ready: WaitReady | None = None,
+        tools: ToolAccess | None = None,
     ) -> None:
         self.backend = backend
         self.store = store
@@ -186,6 +214,9 @@ class ChatSession:
         self._streaming = False  # this session's backend stream has delivered its first event
         self._answers: tuple[LiveAnswer, ...] = ()
         self._detached = False
+        self.tools = tools
+        self._tool_task: asyncio.Task[None] | None = None
+        self._tools_stopped = False  # Stop (or a detach) came: no further tool call or round
 
     # -- state ----------------------------------------------------------------------------------------------------
 
@@ -278,6 +309,7 @@ class ChatSession:
         self._new_version(stored_turn(len(self.conversation.turns) - 1).answer)
         turn.reasoning = turn.answer = ""
         turn.effort = None
+        turn.tool_calls = []
         return self._start_answer(effort, sampling)
 
     def versions(self) -> dict[int, Versions]:
@@ -313,6 +345,7 @@ class ChatSession:
             # began is remembered (never one that could reach another session's stream later).
             self._stop_requested = not self._streaming
             self.backend.cancel()
+            self._stop_tools()
 
     def detach(self) -> asyncio.Task[None] | None:
         """The view leaves this session while it answers: stop the answer and write what has arrived now (kept even
@@ -322,6 +355,7 @@ class ChatSession:
             return None
         self._detached = True
         self.backend.cancel()
+        self._stop_tools()
         for answer in self._answers:
             self._save_progress(answer.saver, force=True)
         return self._task
@@ -332,19 +366,125 @@ class ChatSession:
         request = self.build_request(effort, sampling)
         position = stored_turn(len(self.conversation.turns) - 1).answer
         answer = LiveAnswer(0, effort, AnswerSaver(self.store, self.chat_id, position, effort.value))
+        answer.tool_calls = answer.saver.tool_calls = turn.tool_calls
+        answer.runs_tools = True
         self._answers = (answer,)
+        self._tools_stopped = False
         self.listener.answer_started(answer)
         self._task = asyncio.ensure_future(
-            self._run(self._single(request), (answer,), lambda ended: self._finish_turn(turn, ended))
+            self._run(self._answer_rounds(request, answer), (answer,), lambda ended: self._finish_turn(turn, ended))
         )
         self.listener.busy_changed(True)
         return self._task
 
-    async def _single(self, request: ChatRequest) -> AsyncGenerator[tuple[int, Delta | Done], None]:
-        """A chat answer's stream, as answer 0 of a batch of one."""
-        async with contextlib.aclosing(self.backend.stream(request)) as events:
-            async for event in events:
-                yield 0, event
+    async def _answer_rounds(
+        self, request: ChatRequest, answer: LiveAnswer
+    ) -> AsyncGenerator[tuple[int, Delta | Done], None]:
+        """A chat answer's stream, as answer 0 of a batch of one, with its tool loop.
+
+        Each round streams the model until it stops; a round that stops on a tool call (``<|call|>``) gets the call
+        approved and run, and the next round is asked with the call and its result appended (the turn's reasoning
+        is kept until the final answer). The rounds' Dones become one (:func:`merge_rounds`), yielded last.
+        """
+        toolbox = self.tools.toolbox() if self.tools is not None else None
+        max_calls = self.tools.max_calls if self.tools is not None else MAX_TOOL_CALLS
+        if toolbox:
+            request = replace(request, tools=toolbox.function_specs, python_tool=toolbox.python_tool)
+        rounds: list[Done] = []
+        stopped = False
+        while not (rounds and self._tools_stopped):
+            done: Done | None = None
+            messages = request.messages + tuple(m for call in answer.tool_calls for m in call.messages())
+            async with contextlib.aclosing(self.backend.stream(replace(request, messages=messages))) as events:
+                async for event in events:
+                    if isinstance(event, Done):
+                        done = event
+                    else:
+                        yield 0, event
+            if done is None:  # every backend ends a stream with a Done; nothing to add to if one did not
+                return
+            rounds.append(done)
+            call = ToolCallRecord.from_done(done)
+            if call is None or self._tools_stopped:
+                break
+            answer.tool_calls.append(call)
+            if len(answer.tool_calls) > max_calls + 1:
+                # It was told the limit was reached and called again: it will not stop by itself.
+                call.finish(ToolOutcome(ToolStatus.DENIED, "Error: tool call limit reached."), "limit")
+                self.listener.tool_call_updated(answer, call)
+                rounds[-1] = replace(done, error=f"Stopped after {max_calls} tool calls (the limit for one answer).")
+                break
+            self._tool_task = asyncio.ensure_future(self._call_tool(toolbox, call, answer, max_calls))
+            try:
+                await self._tool_task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # this answer's own task is being cancelled, not just the tool
+                call.finish(ToolOutcome(ToolStatus.CANCELLED, "The user stopped this call."), call.approval)
+                self.listener.tool_call_updated(answer, call)
+                stopped = True
+                break
+            finally:
+                self._tool_task = None
+            self._save_progress(answer.saver, force=True)
+        merged = merge_rounds(rounds)
+        if stopped or (self._tools_stopped and merged.finish_reason is FinishReason.STOP and answer.tool_calls):
+            merged = replace(merged, finish_reason=FinishReason.CANCELLED)
+        yield 0, merged
+
+    async def _call_tool(
+        self, toolbox: Toolbox | None, call: ToolCallRecord, answer: LiveAnswer, max_calls: int
+    ) -> None:
+        """Approve and run one call; its outcome (a refusal included) is written into ``call``."""
+
+        def end(outcome: ToolOutcome, approval: str = "") -> None:
+            call.finish(outcome, approval)
+            self.listener.tool_call_updated(answer, call)
+
+        if len(answer.tool_calls) > max_calls:
+            end(
+                ToolOutcome(
+                    ToolStatus.DENIED,
+                    f"Error: the limit of {max_calls} tool calls for one answer is reached. "
+                    "Answer now with what you have.",
+                ),
+                "limit",
+            )
+            return
+        tool = toolbox.find(call.recipient) if toolbox else None
+        if tool is None:
+            if toolbox:
+                end(toolbox.unknown(call.recipient))
+            else:
+                end(ToolOutcome(ToolStatus.UNKNOWN_TOOL, "Error: no tools are available here. Answer without them."))
+            return
+        assert toolbox is not None and self.tools is not None  # a tool was found, so there is a toolbox
+        policy = self.tools.policy(tool.recipient)
+        approval = "always"
+        if policy is ToolPolicy.NEVER:
+            end(ToolOutcome(ToolStatus.DENIED, "Error: the user does not allow this tool. Answer without it."), "never")
+            return
+        if policy is ToolPolicy.ASK:
+            call.state = CallState.WAITING
+            self.listener.tool_call_updated(answer, call)
+            decision = await self.listener.approve_tool_call(answer, call)
+            if decision is Approval.DENY:
+                end(ToolOutcome(ToolStatus.DENIED, "Error: the user declined this call. Answer without it."), "denied")
+                return
+            if decision is Approval.ALWAYS:
+                self.tools.remember(tool.recipient, ToolPolicy.ALWAYS)
+            approval = "asked"
+        call.approval = approval
+        call.state = CallState.RUNNING
+        self.listener.tool_call_updated(answer, call)
+        end(await toolbox.run(tool.recipient, call.arguments), approval)
+
+    def _stop_tools(self) -> None:
+        """No further tool call or round; a call waiting for approval or running is cancelled."""
+        self._tools_stopped = True
+        if self._tool_task is not None:
+            self._tool_task.cancel()
 
     def _finish_turn(self, turn: Turn, answer: LiveAnswer) -> None:
         assert answer.stats is not None
@@ -444,8 +584,10 @@ class ChatSession:
         self.listener.run_finished(answers)
 
     def _add(self, answer: LiveAnswer, event: Delta, started: float) -> None:
-        if event.recipient is not None:  # a tool call, whatever its channel; kept with the reasoning
-            answer.saver.add_reasoning(event.text)
+        if event.recipient is not None:  # a tool call, whatever its channel
+            if not answer.runs_tools:  # a comparison runs no tools: the call's text is kept as reasoning
+                answer.saver.add_reasoning(event.text)
+            # A chat runs its calls: each is kept as a call record (its card), not as reasoning.
             self.listener.tool_call_added(answer, event.text, event.recipient)
         elif event.is_reasoning:
             answer.saver.add_reasoning(event.text)
@@ -464,6 +606,12 @@ class ChatSession:
         answer.stats = AnswerStats.from_done(
             done, total_seconds=answer.total_seconds, thinking_seconds=answer.first_answer_seconds
         )
+        if answer.tool_calls:
+            answer.stats = replace(
+                answer.stats,
+                tool_calls=len(answer.tool_calls),
+                tool_seconds=sum(call.seconds for call in answer.tool_calls),
+            )
 
     def _end(self, task: asyncio.Task[None] | None) -> None:
         if self._task is task:

@@ -22,6 +22,8 @@ from gpt_oss_desktop.app.chat.new_chat_intro import NewChatIntro
 from gpt_oss_desktop.app.chat.reasoning_panel import ReasoningPanel
 from gpt_oss_desktop.app.chat.stats import AnswerStats, stats_line
 from gpt_oss_desktop.app.chat.text_views import AnswerView
+from gpt_oss_desktop.app.chat.tool_call_card import ToolCallCard
+from gpt_oss_desktop.app.chat.tool_calls import ToolCallRecord
 from gpt_oss_desktop.app.chat.version_switcher import VersionSwitcher
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 
@@ -141,6 +143,10 @@ class AssistantMessage(QFrame):
         header.addStretch(1)
 
         self.reasoning = ReasoningPanel(self)
+        self.tool_cards: list[ToolCallCard] = []
+        self._tool_box = QVBoxLayout()  # the tool calls, in order, between the reasoning and the answer
+        self._tool_box.setContentsMargins(0, 0, 0, 0)
+        self._tool_box.setSpacing(6)
         self.answer = AnswerView(self)
         self.stats = QLabel(self)
         self.stats.setProperty("role", "caption")  # small and muted (app/shell/theme.py)
@@ -191,6 +197,7 @@ class AssistantMessage(QFrame):
         layout.setSpacing(8)
         layout.addLayout(header)
         layout.addWidget(self.reasoning)
+        layout.addLayout(self._tool_box)
         layout.addWidget(self.answer)
         layout.addWidget(self.error)
         layout.addWidget(self.stats)
@@ -206,6 +213,30 @@ class AssistantMessage(QFrame):
 
     def append_reasoning(self, text: str, tool: str | None = None) -> None:
         self.reasoning.append(text, tool)
+
+    def append_tool_call_text(self, recipient: str, text: str) -> ToolCallCard:
+        """More of a call the model is writing: into the last card while it is still being written, else a new one."""
+        card = self.tool_cards[-1] if self.tool_cards and self.tool_cards[-1].call is None else None
+        if card is None:
+            card = self._add_card(recipient)
+        card.append_arguments(text)
+        return card
+
+    def show_tool_call(self, call: ToolCallRecord) -> ToolCallCard:
+        """The card of ``call`` (the one its text was written into, or a new one), drawn as the call is now."""
+        card = next((c for c in self.tool_cards if c.call is call), None)
+        if card is None:
+            card = self.tool_cards[-1] if self.tool_cards and self.tool_cards[-1].call is None else None
+        if card is None:
+            card = self._add_card(call.recipient)
+        card.show_call(call)
+        return card
+
+    def _add_card(self, recipient: str) -> ToolCallCard:
+        card = ToolCallCard(recipient, self)
+        self._tool_box.addWidget(card)
+        self.tool_cards.append(card)
+        return card
 
     def append_answer(self, text: str, thinking_seconds: float | None = None) -> None:
         if not self._answer_started:

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from gpt_oss_desktop.app.chat.tool_calls import ToolCallRecord
 from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort
 
 
 @dataclass(slots=True)
 class Turn:
-    """A user message and the answer to it (empty until one finishes)."""
+    """A user message and the answer to it (empty until one finishes), with the tool calls made while answering
+    (filled round by round while the answer's tool loop runs)."""
 
     user: str
     reasoning: str = ""
     answer: str = ""
     effort: ReasoningEffort | None = None
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
 
     @property
     def answered(self) -> bool:
@@ -41,10 +44,14 @@ class Conversation:
         return self.turns[-1] if self.turns else None
 
     def request_messages(self) -> tuple[ChatMessage, ...]:
-        """History for answering the last turn (whose own answer, if any, is left out: it is being replaced)."""
+        """History for answering the last turn (whose own answer, if any, is left out: it is being replaced; its tool
+        calls so far are the loop in progress, and stay). Each turn's calls and results come before its answer; the
+        renderer drops finished turns' reasoning, the round reasoning of the calls included."""
         out: list[ChatMessage] = []
         for index, turn in enumerate(self.turns):
             out.append(ChatMessage.user(turn.user))
+            for call in turn.tool_calls:
+                out.extend(call.messages())
             if index == len(self.turns) - 1:
                 break
             if turn.reasoning:

@@ -23,6 +23,9 @@ class AnswerStats:
     # The server reported no reasoning tokens, so the counts were made with the o200k tokenizer on this side
     # (engine/remote); the line says so rather than pass an estimate off as the server's count.
     counts_estimated: bool = False
+    # Tool calls made while answering (a chat's tool loop) and the time they ran: neither thinking nor decoding.
+    tool_calls: int = 0
+    tool_seconds: float = 0.0
 
     @classmethod
     def from_done(cls, done: Done, *, total_seconds: float, thinking_seconds: float | None) -> AnswerStats:
@@ -65,6 +68,7 @@ class AnswerStats:
             "tok_s": self.tokens_per_second,
             "finish_reason": self.finish_reason.value,
             **({"counts_estimated": True} if self.counts_estimated else {}),
+            **({"tool_calls": self.tool_calls, "tool_s": self.tool_seconds} if self.tool_calls else {}),
         }
 
     @classmethod
@@ -89,6 +93,8 @@ class AnswerStats:
             tokens_per_second=number("tok_s") or 0.0,
             finish_reason=finish,
             counts_estimated=record.get("counts_estimated") is True,
+            tool_calls=int(number("tool_calls") or 0),
+            tool_seconds=number("tool_s") or 0.0,
         )
 
 
@@ -160,6 +166,8 @@ def stats_figures(stats: AnswerStats) -> list[str]:
         parts.append(f"answer {seconds(stats.answer_seconds)}")
     if stats.tokens_per_second > 0:
         parts.append(f"{stats.tokens_per_second:.1f} tok/s")
+    if stats.tool_calls:
+        parts.append(f"{plural(stats.tool_calls, 'tool call')} {seconds(stats.tool_seconds)}")
     note = _FINISH_NOTES[stats.finish_reason]
     if note:
         parts.append(note)

@@ -4,6 +4,7 @@ backend on the qasync loop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Literal
@@ -36,6 +37,8 @@ from gpt_oss_desktop.app.chat.chat_view import READING_WIDTH, AssistantMessage, 
 from gpt_oss_desktop.app.chat.composer import Composer, Draft
 from gpt_oss_desktop.app.chat.conversation import Conversation
 from gpt_oss_desktop.app.chat.instructions_dialog import ask_instructions
+from gpt_oss_desktop.app.chat.tool_access import ToolAccess
+from gpt_oss_desktop.app.chat.tool_calls import Approval, ToolCallRecord
 from gpt_oss_desktop.app.compare.compare_view import CompareView
 from gpt_oss_desktop.app.downloads.model_library import ModelLibrary
 from gpt_oss_desktop.app.history import Chat, ChatStore, HistoryError, Message
@@ -47,6 +50,7 @@ from gpt_oss_desktop.app.settings import LAST_MODEL_KEY
 from gpt_oss_desktop.app.shell import serve_menu, theme_menu, window_menus
 from gpt_oss_desktop.app.shell.notices import EmptyState, ErrorBanner
 from gpt_oss_desktop.app.shell.status_bar import ModelStatus, StatusBar
+from gpt_oss_desktop.app.tools.app_tools import AppTools
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from gpt_oss_desktop.engine.private_files import write_private_text
 
@@ -89,11 +93,14 @@ class MainWindow(QMainWindow):
         store: ChatStore | None = None,
         models: ModelLibrary | None = None,
         kernels: KernelPreparation | None = None,
+        tools: AppTools | None = None,
     ) -> None:
         super().__init__(parent)
         self.backend = backend
         self.settings = settings
         self.store = store
+        # The tools the chats offer the model (app/tools); None offers none (tests, --self-test).
+        self.tools = tools
         self._kernels = (
             kernels  # the CPU kernels' first-run build, started by the app (app/backends/kernel_preparation.py)
         )
@@ -526,7 +533,13 @@ class MainWindow(QMainWindow):
     # -- generation ---------------------------------------------------------------------------------------------
 
     def _new_session(self) -> ChatSession:
-        session = ChatSession(self.backend, store=self.store, wait_ready=self._wait_for_kernels)
+        tools = self.tools
+        access = (
+            ToolAccess(toolbox=tools.toolbox, policy=tools.policy, remember=tools.remember)
+            if tools is not None
+            else None
+        )
+        session = ChatSession(self.backend, store=self.store, wait_ready=self._wait_for_kernels, tools=access)
         session.listener = _SessionView(self, session)
         return session
 
@@ -588,6 +601,8 @@ class MainWindow(QMainWindow):
         message = self._add_answer_widget(saved_effort(record))
         if record.analysis:
             message.append_reasoning(record.analysis)
+        for call in getattr(record, "tool_calls", ()):
+            message.show_tool_call(ToolCallRecord.from_record(call))
         if record.text:
             message.append_answer(record.text)
         message.finish(stats.AnswerStats.from_record(record.stats), interrupted=not record.complete)
@@ -744,7 +759,28 @@ class _SessionView(ChatListener):
 
     def tool_call_added(self, answer: LiveAnswer, text: str, recipient: str) -> None:
         if self.shown and self.message is not None:
-            self.message.append_reasoning(text, recipient)
+            self.message.append_tool_call_text(recipient, text)
+
+    def tool_call_updated(self, answer: LiveAnswer, call: ToolCallRecord) -> None:
+        if self.shown and self.message is not None:
+            self.message.show_tool_call(call)
+
+    async def approve_tool_call(self, answer: LiveAnswer, call: ToolCallRecord) -> Approval:
+        if not self.shown or self.message is None:
+            return Approval.DENY  # nobody to ask (the window left this chat, which stops its answer anyway)
+        card = self.message.show_tool_call(call)
+        decision: asyncio.Future[Approval] = asyncio.get_running_loop().create_future()
+
+        def decided(choice: object) -> None:
+            if not decision.done() and isinstance(choice, Approval):
+                decision.set_result(choice)
+
+        card.decided.connect(decided)
+        try:
+            return await decision
+        finally:
+            with contextlib.suppress(RuntimeError):  # the card may be gone (the chat was cleared meanwhile)
+                card.decided.disconnect(decided)
 
     def answer_added(self, answer: LiveAnswer, text: str) -> None:
         if self.shown and self.message is not None:

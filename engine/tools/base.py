@@ -28,6 +28,14 @@ class ToolStatus(enum.StrEnum):
     UNAVAILABLE = "unavailable"  # the tool's server died or is not running
 
 
+class ToolPolicy(enum.StrEnum):
+    """Whether a call to a tool runs without asking the user (per tool; the app's settings hold them)."""
+
+    ASK = "ask"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
 @dataclass(frozen=True, slots=True)
 class ToolOutcome:
     """The result of one call.

@@ -1,0 +1,311 @@
+"""A chat answer's tool loop without any GUI: the real engine thread over the ScriptedModel test double, a real
+toolbox (the built-in functions and small tools written here), approval by policy, Stop, the call cap."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gpt_oss_desktop.app.backends.local_engine import LocalEngine
+from gpt_oss_desktop.app.chat.chat_session import ChatListener, ChatSession, LiveAnswer, SendRequest
+from gpt_oss_desktop.app.chat.tool_access import ToolAccess
+from gpt_oss_desktop.app.chat.tool_calls import Approval, CallState, ToolCallRecord
+from gpt_oss_desktop.app.history import ChatStore
+from gpt_oss_desktop.engine.events import FinishReason
+from gpt_oss_desktop.engine.harmony import FunctionTool, render_prompt
+from gpt_oss_desktop.engine.sampling import SamplingParams
+from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply, harmony_tool_call
+from gpt_oss_desktop.engine.tools.base import ToolOutcome, ToolPolicy, ToolStatus
+from gpt_oss_desktop.engine.tools.builtin_functions import BUILTIN_FUNCTIONS
+from gpt_oss_desktop.engine.tools.toolbox import Toolbox
+from gpt_oss_desktop.engine.vocab import get_encoding
+
+GREEDY = SamplingParams(temperature=0.0)
+CONVERT_CALL = harmony_tool_call(
+    "Convert with the tool.", "functions.convert_units", '{"value": 5, "from_unit": "km", "to_unit": "mi"}'
+)
+ANSWER = harmony_reply("The tool said 3.106856.", "5 km is 3.106856 mi.")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def gui_thread_gc() -> None:
+    """Nothing here is Qt (replaces tests/app/conftest.py's fixture of that name)."""
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ChatStore]:
+    with ChatStore(tmp_path / "history.sqlite3") as opened:
+        yield opened
+
+
+class Approver(ChatListener):
+    """Answers every approval with ``decision`` (after ``delay`` seconds) and records the calls' states."""
+
+    def __init__(self, decision: Approval = Approval.ONCE, delay: float = 0.0) -> None:
+        self.decision = decision
+        self.delay = delay
+        self.asked: list[str] = []
+        self.states: list[tuple[str, str]] = []
+        self.finished: list[LiveAnswer] = []
+
+    def tool_call_updated(self, answer: LiveAnswer, call: ToolCallRecord) -> None:
+        self.states.append((call.name, call.state.value if call.status is None else call.status.value))
+
+    async def approve_tool_call(self, answer: LiveAnswer, call: ToolCallRecord) -> Approval:
+        self.asked.append(call.arguments)
+        await asyncio.sleep(self.delay)
+        return self.decision
+
+    def answer_finished(self, answer: LiveAnswer) -> None:
+        self.finished.append(answer)
+
+
+class Policies:
+    def __init__(self, **policies: ToolPolicy) -> None:
+        self.policies = dict(policies)
+
+    def policy(self, recipient: str) -> ToolPolicy:
+        return self.policies.get(recipient.removeprefix("functions."), ToolPolicy.ASK)
+
+    def remember(self, recipient: str, policy: ToolPolicy) -> None:
+        self.policies[recipient.removeprefix("functions.")] = policy
+
+
+class SlowTool:
+    """A tool that runs until cancelled, and says whether it was."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+        self.cancelled = False
+
+    @property
+    def recipient(self) -> str:
+        return "functions.slow"
+
+    @property
+    def spec(self) -> FunctionTool:
+        return FunctionTool("slow", "Takes forever.", {"type": "object", "properties": {}})
+
+    async def run(self, arguments: str) -> ToolOutcome:
+        self.started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        return ToolOutcome(ToolStatus.OK, "done")
+
+
+def session_for(
+    model: ScriptedModel,
+    tools: list[object],
+    policies: Policies,
+    listener: ChatListener,
+    store: ChatStore | None = None,
+) -> tuple[LocalEngine, ChatSession]:
+    backend = LocalEngine(loader=lambda _ref, _progress: model, max_context=4096)
+    toolbox = Toolbox(tools)  # type: ignore[arg-type]
+    access = ToolAccess(toolbox=lambda: toolbox, policy=policies.policy, remember=policies.remember)
+    return backend, ChatSession(backend, store=store, listener=listener, tools=access)
+
+
+def run(backend: LocalEngine, body: object) -> None:
+    async def main() -> None:
+        await backend.load("scripted")
+        await body()  # type: ignore[operator]
+
+    try:
+        asyncio.run(asyncio.wait_for(main(), 30.0))
+    finally:
+        backend.close()
+
+
+def prompt_text(model: ScriptedModel, index: int) -> str:
+    return get_encoding().decode(model.prompts[index])
+
+
+def test_a_call_is_run_and_the_answer_uses_its_result_with_the_reasoning_kept(store: ChatStore) -> None:
+    model = ScriptedModel.tool_loop(CONVERT_CALL, ANSWER)
+    listener = Approver()
+    backend, session = session_for(
+        model, list(BUILTIN_FUNCTIONS), Policies(convert_units=ToolPolicy.ALWAYS), listener, store
+    )
+
+    async def body() -> None:
+        task = session.send(SendRequest("How many miles is 5 km?", sampling=GREEDY))
+        assert task is not None
+        await task
+
+    run(backend, body)
+    assert listener.asked == []  # "always": no question
+    assert listener.states == [("convert_units", "running"), ("convert_units", "ok")]
+    answer = listener.finished[0]
+    assert answer.answer == "5 km is 3.106856 mi." and answer.done is not None
+    assert answer.done.finish_reason is FinishReason.STOP
+    # the second round's prompt: the functions offered, the round's reasoning, the call, the real result
+    second = prompt_text(model, 1)
+    assert "namespace functions" in second and "type convert_units" in second
+    assert "<|channel|>analysis<|message|>Convert with the tool.<|end|>" in second
+    assert (
+        '<|start|>functions.convert_units to=assistant<|channel|>commentary<|message|>{"value": 3.106856, "unit": "mi"}<|end|>'
+        in second
+    )
+    call = session.conversation.turns[0].tool_calls[0]
+    assert call.status is ToolStatus.OK and call.approval == "always"
+    assert answer.stats is not None and answer.stats.tool_calls == 1
+    # counts add up over both rounds: the call's tokens are "other", both rounds' reasoning is reasoning
+    assert answer.done.completion_tokens == len(CONVERT_CALL) + len(ANSWER)
+    # the next turn's prompt keeps the call and its result but drops the finished turn's reasoning
+    session.conversation.add_user("And 10 km?")
+    following = get_encoding().decode(render_prompt(session.conversation.request_messages(), current_date=None))
+    assert "Convert with the tool." not in following and "The tool said" not in following
+    assert "to=functions.convert_units" in following and '{"value": 3.106856, "unit": "mi"}' in following
+
+
+def test_ask_policy_asks_and_a_refusal_goes_back_to_the_model() -> None:
+    model = ScriptedModel.tool_loop(CONVERT_CALL, ANSWER)
+    listener = Approver(Approval.DENY)
+    backend, session = session_for(model, list(BUILTIN_FUNCTIONS), Policies(), listener)
+
+    async def body() -> None:
+        task = session.send(SendRequest("5 km in miles?", sampling=GREEDY))
+        assert task is not None
+        await task
+
+    run(backend, body)
+    assert listener.asked == ['{"value": 5, "from_unit": "km", "to_unit": "mi"}']
+    assert listener.states == [("convert_units", "waiting"), ("convert_units", "denied")]
+    assert "the user declined this call" in prompt_text(model, 1)
+
+
+def test_always_allow_is_remembered_for_the_next_call() -> None:
+    model = ScriptedModel.tool_loop(CONVERT_CALL, ANSWER)
+    listener = Approver(Approval.ALWAYS)
+    policies = Policies()
+    backend, session = session_for(model, list(BUILTIN_FUNCTIONS), policies, listener)
+
+    async def body() -> None:
+        for question in ("5 km in miles?", "and again?"):
+            task = session.send(SendRequest(question, sampling=GREEDY))
+            assert task is not None
+            await task
+
+    run(backend, body)
+    assert len(listener.asked) == 1 and policies.policies["convert_units"] is ToolPolicy.ALWAYS
+
+
+def test_never_policy_refuses_without_asking() -> None:
+    model = ScriptedModel.tool_loop(CONVERT_CALL, ANSWER)
+    listener = Approver()
+    backend, session = session_for(model, list(BUILTIN_FUNCTIONS), Policies(convert_units=ToolPolicy.NEVER), listener)
+
+    async def body() -> None:
+        task = session.send(SendRequest("5 km in miles?", sampling=GREEDY))
+        assert task is not None
+        await task
+
+    run(backend, body)
+    assert listener.asked == [] and listener.states == [("convert_units", "denied")]
+    assert "does not allow this tool" in prompt_text(model, 1)
+
+
+@pytest.mark.parametrize(
+    ("recipient", "arguments", "expected"),
+    [
+        ("functions.no_such_tool", "{}", "there is no tool named 'functions.no_such_tool'"),
+        ("functions.convert_units", '{"value": 5, "from_unit": "km"', "not valid JSON"),
+        ("functions.convert_units", '{"value": 5, "from_unit": "k\\"m", "to_unit": "mi"}', "unknown unit 'k\"m'"),
+    ],
+)
+def test_unknown_tools_and_bad_arguments_are_results_for_the_model(
+    recipient: str, arguments: str, expected: str
+) -> None:
+    model = ScriptedModel.tool_loop(harmony_tool_call("Try it.", recipient, arguments), ANSWER)
+    listener = Approver()
+    backend, session = session_for(model, list(BUILTIN_FUNCTIONS), Policies(convert_units=ToolPolicy.ALWAYS), listener)
+
+    async def body() -> None:
+        task = session.send(SendRequest("convert", sampling=GREEDY))
+        assert task is not None
+        await task
+
+    run(backend, body)
+    assert expected in prompt_text(model, 1)
+    assert listener.finished[0].answer == "5 km is 3.106856 mi."  # the answer went on
+
+
+def test_a_model_that_keeps_calling_is_stopped_at_the_cap() -> None:
+    model = ScriptedModel([CONVERT_CALL])  # calls on every round
+    listener = Approver()
+    backend, session = session_for(model, list(BUILTIN_FUNCTIONS), Policies(convert_units=ToolPolicy.ALWAYS), listener)
+    session.tools = ToolAccess(session.tools.toolbox, session.tools.policy, session.tools.remember, max_calls=3)  # type: ignore[union-attr]
+
+    async def body() -> None:
+        task = session.send(SendRequest("loop", sampling=GREEDY))
+        assert task is not None
+        await task
+
+    run(backend, body)
+    statuses = [status for _name, status in listener.states if status not in ("running",)]
+    assert statuses == ["ok", "ok", "ok", "denied", "denied"]
+    assert "limit of 3 tool calls" in prompt_text(model, 4)
+    done = listener.finished[0].done
+    assert done is not None and done.error is not None and "Stopped after 3 tool calls" in done.error
+
+
+@pytest.mark.parametrize("while_", ["running", "waiting"])
+def test_stop_cancels_a_running_or_waiting_tool(while_: str) -> None:
+    slow = SlowTool()
+    model = ScriptedModel.tool_loop(harmony_tool_call("Wait for it.", "functions.slow", "{}"), ANSWER)
+    listener = Approver(delay=60.0)
+    policy = ToolPolicy.ALWAYS if while_ == "running" else ToolPolicy.ASK
+    backend, session = session_for(model, [slow], Policies(slow=policy), listener)
+
+    async def body() -> None:
+        task = session.send(SendRequest("slow", sampling=GREEDY))
+        assert task is not None
+        if while_ == "running":
+            await asyncio.wait_for(slow.started.wait(), 10)
+        else:
+            while not listener.asked:
+                await asyncio.sleep(0.01)
+        session.stop()
+        await task
+
+    run(backend, body)
+    assert slow.cancelled is (while_ == "running")
+    assert listener.states[-1] == ("slow", "cancelled")
+    done = listener.finished[0].done
+    assert done is not None and done.finish_reason is FinishReason.CANCELLED
+    assert len(model.prompts) == 1  # no round after the stop
+
+
+def test_without_tools_a_call_is_answered_no_tools_and_the_answer_goes_on() -> None:
+    model = ScriptedModel.tool_loop(CONVERT_CALL, ANSWER)
+    backend = LocalEngine(loader=lambda _ref, _progress: model, max_context=4096)
+    listener = Approver()
+    session = ChatSession(backend, listener=listener)
+
+    async def body() -> None:
+        task = session.send(SendRequest("5 km in miles?", sampling=GREEDY))
+        assert task is not None
+        await task
+
+    run(backend, body)
+    assert "no tools are available" in prompt_text(model, 1)
+    assert "namespace functions" not in prompt_text(model, 0)
+    assert listener.finished[0].answer == "5 km is 3.106856 mi."
+
+
+def test_a_call_record_round_trips_through_its_json() -> None:
+    call = ToolCallRecord("python", "print('`\\n')", channel="analysis", content_type="code", reasoning="r")
+    call.finish(ToolOutcome(ToolStatus.OK, "x\n", seconds=0.25), "asked")
+    back = ToolCallRecord.from_record(json.loads(json.dumps(call.to_record())))
+    assert back == call
+    assert [m.role.value for m in back.messages()] == ["assistant", "assistant", "tool"]
+    assert ToolCallRecord.from_record({"status": "weird", "seconds": "x"}).status is ToolStatus.ERROR
+    assert CallState.DONE is back.state
