@@ -269,7 +269,10 @@ def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, ins
     from gpt_oss_desktop.app.models.model_downloads import open_default_library
     from gpt_oss_desktop.app.models.saved_servers import SavedServers
     from gpt_oss_desktop.app.settings import LAST_MODEL_KEY, make_settings
+    from gpt_oss_desktop.app.shell import tools_menu
     from gpt_oss_desktop.app.shell.main_window import MainWindow
+    from gpt_oss_desktop.app.shell.tools_menu import open_app_tools
+    from gpt_oss_desktop.app.tools.mcp_servers import McpServers
     from gpt_oss_desktop.engine.paths import user_data_dir
 
     settings = make_settings(args.settings)
@@ -282,7 +285,11 @@ def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, ins
         KernelPreparation()
     )  # the CPU kernels' first-run build, in the background (app/backends/kernel_preparation.py)
     store = opened if isinstance(opened, ChatStore) else None
-    window = MainWindow(backend, settings, store=store, models=open_default_library(), kernels=kernels)
+    # The tools the chats offer the model, MCP servers included (app/tools, Tools menu)
+    mcp_servers = McpServers()
+    tools = open_app_tools(settings, mcp_servers)
+    window = MainWindow(backend, settings, store=store, models=open_default_library(), kernels=kernels, tools=tools)
+    tools_control = tools_menu.attach(window, tools, mcp_servers)
     connections = server_connections.attach(window, window.model_menu, backend, servers, load=window.load_model)
     if not isinstance(opened, ChatStore):
         window.history_banner.show_unavailable(history_path, opened)  # the file is kept; the banner says why
@@ -290,6 +297,7 @@ def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, ins
     if instance.problem:  # a squatted or hung single-instance socket: this window runs on its own; say why
         window.statusBar().showMessage(instance.problem)
     kernels.start()
+    loop.call_soon(tools_control.start_servers)
 
     def on_activation(request: ActivationRequest) -> None:
         bring_to_front(window)
@@ -305,6 +313,7 @@ def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, ins
             loop.run_forever()  # returns when the last window closes and Qt quits
     finally:
         backend.close()
+        mcp_servers.close()
         if window.store is not None:  # the one opened here, or a new one started from the banner
             window.store.close()
     return 0

@@ -1,0 +1,213 @@
+"""Tools ▸ Tool settings…: which tools the model may call in your chats, whether each asks first, the python
+tool's sandbox in plain words, and the MCP servers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gpt_oss_desktop.app.tools.app_tools import AppTools
+from gpt_oss_desktop.app.tools.mcp_server_dialog import McpServerDialog
+from gpt_oss_desktop.app.tools.mcp_servers import McpServers, read_configs
+from gpt_oss_desktop.app.tools.tool_settings import ToolSettings
+from gpt_oss_desktop.engine.harmony import PYTHON_TOOL
+from gpt_oss_desktop.engine.tools.base import ToolPolicy
+from gpt_oss_desktop.engine.tools.builtin_functions import BUILTIN_FUNCTIONS
+from gpt_oss_desktop.engine.tools.mcp_config import McpServerConfig
+from gpt_oss_desktop.engine.tools.python_sandbox import SandboxKind, sandbox_info
+
+POLICY_LABELS: Final = {ToolPolicy.ASK: "Ask first", ToolPolicy.ALWAYS: "Always run", ToolPolicy.NEVER: "Never run"}
+_INTRO: Final = (
+    "Tools the model may call in your chats. “Ask first” shows each call and waits for you; the local server "
+    "never runs tools (its clients run their own)."
+)
+
+
+def _caption(text: str, parent: QWidget) -> QLabel:
+    label = QLabel(text, parent)
+    label.setProperty("role", "caption")
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    return label
+
+
+class ToolsDialog(QDialog):
+    """Edits a copy of the tool settings; :attr:`result_settings` holds them once accepted."""
+
+    def __init__(self, tools: AppTools, servers: McpServers | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Tool settings")
+        self.setMinimumWidth(560)
+        self.result_settings: ToolSettings = tools.settings
+        self._settings = tools.settings
+        self._tools = tools
+        self._servers = servers
+        self.policy_boxes: dict[str, QComboBox] = {}
+        self.enabled_boxes: dict[str, QCheckBox] = {}
+
+        body = QWidget(self)
+        column = QVBoxLayout(body)
+        column.addWidget(_caption(_INTRO, body))
+        column.addWidget(self._python_group(body))
+        column.addWidget(self._functions_group(body))
+        self.mcp_group = QGroupBox("MCP servers", body)
+        self._mcp_layout = QVBoxLayout(self.mcp_group)
+        column.addWidget(self.mcp_group)
+        column.addStretch(1)
+        self._fill_mcp()
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(body)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.accepted.connect(self._accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(scroll)
+        layout.addWidget(buttons)
+        self.resize(620, 640)
+
+    # -- sections ---------------------------------------------------------------------------------------------
+
+    def _python_group(self, parent: QWidget) -> QGroupBox:
+        group = QGroupBox("Python", parent)
+        grid = QGridLayout(group)
+        self._tool_row(grid, 0, PYTHON_TOOL, "Let the model run Python code (for exact arithmetic and data work)")
+        info = sandbox_info()
+        self.sandbox_summary = _caption(info.summary, group)
+        self.sandbox_summary.setAccessibleName("Python sandbox")
+        if info.kind is SandboxKind.FALLBACK:
+            self.sandbox_summary.setProperty("role", "error")  # the weaker fallback: the user should know
+        grid.addWidget(self.sandbox_summary, 1, 0, 1, 2)
+        if self._tools.python_tool is None:
+            self.enabled_boxes[PYTHON_TOOL].setEnabled(False)
+            grid.addWidget(_caption("The python tool is not available in this build.", group), 2, 0, 1, 2)
+        return group
+
+    def _functions_group(self, parent: QWidget) -> QGroupBox:
+        group = QGroupBox("Built-in functions", parent)
+        grid = QGridLayout(group)
+        for row, tool in enumerate(BUILTIN_FUNCTIONS):
+            self._tool_row(grid, row, tool.recipient, f"{tool.function.name}: {tool.function.description}")
+        return group
+
+    def _fill_mcp(self) -> None:
+        while (item := self._mcp_layout.takeAt(0)) is not None:
+            if (widget := item.widget()) is not None:
+                widget.deleteLater()
+        configs, problems = read_configs(self._settings.mcp_servers)
+        if not configs:
+            self._mcp_layout.addWidget(
+                _caption("No MCP servers yet. Add one to offer its tools to the model.", self.mcp_group)
+            )
+        for problem in problems:
+            label = _caption(problem, self.mcp_group)
+            label.setProperty("role", "error")
+            self._mcp_layout.addWidget(label)
+        for config in configs:
+            self._mcp_layout.addWidget(self._server_row(config))
+        add = QPushButton("Add server…", self.mcp_group)
+        add.clicked.connect(lambda: self._edit_server(None))
+        row = QHBoxLayout()
+        row.addStretch(1)
+        row.addWidget(add)
+        holder = QWidget(self.mcp_group)
+        holder.setLayout(row)
+        self._mcp_layout.addWidget(holder)
+
+    def _server_row(self, config: McpServerConfig) -> QWidget:
+        box = QWidget(self.mcp_group)
+        grid = QGridLayout(box)
+        grid.setContentsMargins(0, 0, 0, 0)
+        enabled = QCheckBox(config.name, box)
+        enabled.setChecked(config.enabled)
+        enabled.setAccessibleName(f"Start MCP server {config.name}")
+        enabled.toggled.connect(lambda on, c=config: self._replace_server(c, _with_enabled(c, on)))
+        edit = QPushButton("Edit…", box)
+        edit.clicked.connect(lambda _=False, c=config: self._edit_server(c))
+        remove = QPushButton("Remove", box)
+        remove.clicked.connect(lambda _=False, c=config: self._replace_server(c, None))
+        grid.addWidget(enabled, 0, 0)
+        grid.addWidget(edit, 0, 1)
+        grid.addWidget(remove, 0, 2)
+        where = " ".join(config.command) if config.transport == "stdio" else config.url
+        grid.addWidget(_caption(f"{where} · {self._server_state(config)}", box), 1, 0, 1, 3)
+        tools = [tool for tool in self._tools.available() if getattr(tool, "server", None) == config.name]
+        tool_grid = QGridLayout()
+        tool_grid.setContentsMargins(24, 0, 0, 0)
+        for row, tool in enumerate(tools):
+            spec = tool.spec
+            described = f"{spec.name}: {spec.description}" if spec is not None and spec.description else tool.recipient
+            self._tool_row(tool_grid, row, tool.recipient, described)
+        grid.addLayout(tool_grid, 2, 0, 1, 3)
+        return box
+
+    def _server_state(self, config: McpServerConfig) -> str:
+        if not config.enabled:
+            return "off"
+        status = self._servers.status(config.name) if self._servers is not None else None
+        if status is None:
+            return "starts when you press OK"
+        if status.running:
+            return f"running · {len(status.tools)} tool{'' if len(status.tools) == 1 else 's'}"
+        return f"{status.state.value}{': ' + status.message if status.message else ''}"
+
+    def _tool_row(self, grid: QGridLayout, row: int, recipient: str, text: str) -> None:
+        enabled = QCheckBox(text, grid.parentWidget())
+        enabled.setChecked(self._settings.enabled(recipient))
+        enabled.toggled.connect(lambda on: self._update(lambda s: s.with_enabled(recipient, on)))
+        policy = QComboBox(grid.parentWidget())
+        for value, label in POLICY_LABELS.items():
+            policy.addItem(label, value)
+        policy.setCurrentIndex(list(POLICY_LABELS).index(self._settings.policy(recipient)))
+        policy.setAccessibleName(f"When the model calls {recipient}")
+        policy.currentIndexChanged.connect(
+            lambda index: self._update(lambda s: s.with_policy(recipient, list(POLICY_LABELS)[index]))
+        )
+        self.enabled_boxes[recipient] = enabled
+        self.policy_boxes[recipient] = policy
+        grid.addWidget(enabled, row, 0)
+        grid.addWidget(policy, row, 1, Qt.AlignmentFlag.AlignTop)
+        grid.setColumnStretch(0, 1)
+
+    # -- changes ----------------------------------------------------------------------------------------------
+
+    def _update(self, change: Callable[[ToolSettings], ToolSettings]) -> None:
+        self._settings = change(self._settings)
+
+    def _edit_server(self, config: McpServerConfig | None) -> None:
+        dialog = McpServerDialog(self, config)
+        if dialog.exec() != QDialog.DialogCode.Accepted or dialog.config is None:
+            return
+        self._replace_server(config, dialog.config)
+
+    def _replace_server(self, old: McpServerConfig | None, new: McpServerConfig | None) -> None:
+        servers = [dict(entry) for entry in self._settings.mcp_servers if old is None or entry.get("name") != old.name]
+        if new is not None:
+            servers = [entry for entry in servers if entry.get("name") != new.name]
+            servers.append(new.to_dict())
+        self._update(lambda s: ToolSettings(s.python_enabled, s.disabled, s.policies, tuple(servers)))
+        self._fill_mcp()
+
+    def _accept(self) -> None:
+        self.result_settings = self._settings
+        self.accept()
+
+
+def _with_enabled(config: McpServerConfig, enabled: bool) -> McpServerConfig:
+    return McpServerConfig.from_dict({**config.to_dict(), "enabled": enabled})
