@@ -257,3 +257,12 @@ def test_damaged_calls_in_an_archived_version_are_a_corrupt_database_error(store
     raw.close()
     with pytest.raises(CorruptDatabaseError, match="damaged row in messages"):
         store.version_messages(chat_id, 1, 0)
+
+
+def test_search_finds_answers_by_text_not_by_their_tool_results(db_path: Path, clock: FakeClock, use_fts: bool) -> None:
+    # The index is the answer and its reasoning, as before v4: arguments and results are not searched (yet).
+    with ChatStore(db_path, clock=clock, use_fts=use_fts) as store:
+        chat_id, answer_id = answer_with_calls(store)
+        store.update_message(answer_id, text="the product is capybara", tool_calls=[PYTHON_CALL | {"output": "wombat"}])
+        assert [hit.chat.id for hit in store.search("capybara")] == [chat_id]
+        assert store.search("wombat") == []
