@@ -23,7 +23,7 @@ from .models import (
     Message,
     Role,
     SearchHit,
-    ToolCallRecord,
+    StoredToolCall,
 )
 from .schema import SCHEMA_VERSION
 from .searcher import HistorySearcher
@@ -53,7 +53,7 @@ __all__ = [
     "SearchCancelledError",
     "SearchHit",
     "StoreClosedError",
-    "ToolCallRecord",
+    "StoredToolCall",
     "chat_from_json",
     "chat_to_json",
     "chat_to_markdown",

@@ -81,7 +81,7 @@ def _clean(value: Any, what: str) -> Any:
     raise TypeError(f"{what}: {type(value).__name__} is not JSON-serialisable")
 
 
-class ToolCallRecord(TypedDict, total=False):
+class StoredToolCall(TypedDict, total=False):
     """The keys the app writes for one tool call of an answer (Message.tool_calls); open JSON like the stats, so
     only ``recipient`` is required and unknown keys are kept."""
 
@@ -145,7 +145,7 @@ class Message:
 
     For assistant messages ``text`` is the final answer and ``analysis`` the reasoning. ``complete`` is False while an
     answer streams (or when the app died mid-answer): what was produced so far is kept. ``tool_calls`` are the calls
-    an assistant made while writing this answer, in call order (see ToolCallRecord); other messages have none.
+    an assistant made while writing this answer, in call order (see StoredToolCall); other messages have none.
     """
 
     id: int

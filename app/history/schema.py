@@ -97,7 +97,7 @@ def _migrate_v3(conn: sqlite3.Connection) -> None:
 
 
 # v4: the tool calls an answer made while it was written, as a JSON list of call objects in call order (see
-# models.ToolCallRecord). As in v3 the constant default rewrites no rows: every existing message has no calls. The
+# models.StoredToolCall). As in v3 the constant default rewrites no rows: every existing message has no calls. The
 # search index is left as it is (answer and reasoning): tool arguments and results are not searched. Indexing them
 # would need a new index shape, not just a column: an external-content index reads its columns by name from a table
 # or view, and its 'rebuild' fails ("SQL logic error", SQLite 3.40) on a view that unpacks the calls with json_each.

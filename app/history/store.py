@@ -570,7 +570,7 @@ class ChatStore:
         For a streaming answer, add it with ``complete=False`` when generation starts, save progress with
         update_message(..., complete=False) every few seconds, and finish with complete=True and the stats.
         ``tool_calls`` (assistant messages only) are the calls made so far, in call order: a list of JSON objects,
-        each with a string "recipient" (see models.ToolCallRecord); other keys are kept as given.
+        each with a string "recipient" (see models.StoredToolCall); other keys are kept as given.
         """
         with self._write() as conn:
             self._require_chat(conn, chat_id)
