@@ -23,6 +23,7 @@ from .models import (
     Message,
     Role,
     SearchHit,
+    StoredToolCall,
 )
 from .schema import SCHEMA_VERSION
 from .searcher import HistorySearcher
@@ -52,6 +53,7 @@ __all__ = [
     "SearchCancelledError",
     "SearchHit",
     "StoreClosedError",
+    "StoredToolCall",
     "chat_from_json",
     "chat_to_json",
     "chat_to_markdown",

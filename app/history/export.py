@@ -18,7 +18,9 @@ from .models import (
     check_kind,
     check_role,
     clean_json_dict,
+    clean_tool_calls,
 )
+from .tool_call_export import tool_call_blocks
 
 JSON_FORMAT: Final = "gpt-oss-desktop/chat"
 JSON_FORMAT_VERSION: Final = 1
@@ -36,7 +38,9 @@ def chat_to_json(chat: Chat) -> str:
     """A self-describing JSON document of the chat.
 
     Database ids and deletion state are left out on purpose: they mean nothing in another store, and leaving them
-    out makes export → import → export reproduce the same text.
+    out makes export → import → export reproduce the same text. An answer that called tools has ``tool_calls``
+    (the list of call objects, in call order); messages without calls leave the key out, so their export reads as
+    before tool calls existed.
     """
     document = {
         "format": JSON_FORMAT,
@@ -50,23 +54,39 @@ def chat_to_json(chat: Chat) -> str:
         "developer_instructions": chat.developer_instructions,
         "sampling": chat.sampling,
         "meta": chat.meta,
-        "messages": [
-            {
-                "position": m.position,
-                "column": m.column,
-                "role": m.role,
-                "text": m.text,
-                "analysis": m.analysis,
-                "effort": m.effort,
-                "stats": m.stats,
-                "complete": m.complete,
-                "created_at": _iso(m.created_at),
-            }
-            for m in chat.messages
-        ],
+        "messages": [_message_to_json(m) for m in chat.messages],
     }
     # allow_nan=False: NaN/Infinity are not JSON, and other tools reading the export would reject the file.
     return json.dumps(document, ensure_ascii=False, indent=2, allow_nan=False) + "\n"
+
+
+def _message_to_json(message: Message) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "position": message.position,
+        "column": message.column,
+        "role": message.role,
+        "text": message.text,
+        "analysis": message.analysis,
+    }
+    if message.tool_calls:
+        document["tool_calls"] = list(message.tool_calls)
+    return document | {
+        "effort": message.effort,
+        "stats": message.stats,
+        "complete": message.complete,
+        "created_at": _iso(message.created_at),
+    }
+
+
+def _tool_calls(raw: Mapping[str, Any], role: str, where: str) -> tuple[dict[str, Any], ...]:
+    # Optional: exports written before tool calls existed have no such key.
+    value = raw.get("tool_calls", [])
+    if not isinstance(value, list):
+        raise ImportFormatError(f"{where}: field 'tool_calls' has the wrong type ({type(value).__name__})")
+    calls = clean_tool_calls(value, f"{where}: tool_calls")
+    if calls and role != "assistant":
+        raise ImportFormatError(f"{where}: only assistant messages carry tool calls")
+    return calls
 
 
 def _field(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -111,19 +131,21 @@ def chat_from_json(text: str) -> Chat:
             effort = raw.get("effort")
             if effort is not None and not isinstance(effort, str):
                 raise ImportFormatError(f"{where}: field 'effort' has the wrong type")
+            role = check_role(_field(raw, "role", str, where))
             messages.append(
                 Message(
                     id=0,
                     chat_id=0,
                     position=_field(raw, "position", int, where),
                     column=_field(raw, "column", int, where),
-                    role=check_role(_field(raw, "role", str, where)),
+                    role=role,
                     text=_field(raw, "text", str, where),
                     analysis=_field(raw, "analysis", str, where),
                     effort=check_effort(effort),
                     stats=clean_json_dict(_field(raw, "stats", dict, where), "stats"),
                     complete=_field(raw, "complete", bool, where),
                     created_at=_time(raw, "created_at", where),
+                    tool_calls=_tool_calls(raw, role, where),
                 )
             )
         chat = Chat(
@@ -197,6 +219,8 @@ def _assistant_block(message: Message, heading: str) -> list[str]:
     lines = [f"{heading}{_effort_badge(message)}", ""]
     if message.analysis.strip():
         lines += _details(message.analysis)
+    # The calls came before the answer that used their results.
+    lines += tool_call_blocks(message.tool_calls, message.analysis)
     if message.text.strip():
         lines += [message.text.rstrip(), ""]
     if not message.complete:

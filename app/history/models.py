@@ -2,13 +2,13 @@
 
 Rows are frozen dataclasses so that a value the GUI holds cannot drift from what is on disk without going through
 the store. Timestamps are timezone-aware UTC datetimes; JSON-ish fields (sampling settings, stats, meta) are plain
-dicts of JSON values.
+dicts of JSON values, and an answer's tool calls a tuple of them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, TypedDict, cast
@@ -81,6 +81,38 @@ def _clean(value: Any, what: str) -> Any:
     raise TypeError(f"{what}: {type(value).__name__} is not JSON-serialisable")
 
 
+class StoredToolCall(TypedDict, total=False):
+    """The keys the app writes for one tool call of an answer (Message.tool_calls); open JSON like the stats, so
+    only ``recipient`` is required and unknown keys are kept."""
+
+    recipient: str  # "python" or "functions.NAME"
+    arguments: str  # the raw text the model wrote
+    channel: str  # "analysis" or "commentary"
+    content_type: str | None
+    reasoning: str  # the analysis written before this call, in the same round
+    status: str  # ok, error, timeout, cancelled, denied, unknown_tool, bad_arguments, unavailable
+    output: str  # what went back to the model
+    seconds: float
+    approval: str  # asked, always, denied, never
+
+
+def clean_tool_calls(value: Sequence[Mapping[str, Any]] | None, what: str = "tool_calls") -> tuple[JSONDict, ...]:
+    """A JSON-safe copy of an answer's tool calls, in call order: a list of objects, each with a string
+    ``recipient``. TypeError or ValueError names what is wrong."""
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"{what} must be a list of objects, not {type(value).__name__}")
+    calls = []
+    for index, call in enumerate(value):
+        if not isinstance(call, Mapping):
+            raise TypeError(f"{what}[{index}] must be an object, not {type(call).__name__}")
+        if not isinstance(call.get("recipient"), str):
+            raise ValueError(f"{what}[{index}] needs a string 'recipient'")
+        calls.append(clean_json_dict(call, f"{what}[{index}]"))
+    return tuple(calls)
+
+
 def check_role(role: str) -> Role:
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, not {role!r}")
@@ -112,7 +144,8 @@ class Message:
     position in columns 0, 1, 2 (low, medium, high).
 
     For assistant messages ``text`` is the final answer and ``analysis`` the reasoning. ``complete`` is False while an
-    answer streams (or when the app died mid-answer): what was produced so far is kept.
+    answer streams (or when the app died mid-answer): what was produced so far is kept. ``tool_calls`` are the calls
+    an assistant made while writing this answer, in call order (see StoredToolCall); other messages have none.
     """
 
     id: int
@@ -126,6 +159,7 @@ class Message:
     stats: JSONDict
     complete: bool
     created_at: datetime
+    tool_calls: tuple[JSONDict, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,11 +5,21 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from .errors import CorruptDatabaseError
-from .models import Chat, ChatSummary, Message, check_effort, check_kind, check_role, from_micros
+from .models import (
+    Chat,
+    ChatSummary,
+    JSONDict,
+    Message,
+    check_effort,
+    check_kind,
+    check_role,
+    clean_tool_calls,
+    from_micros,
+)
 
 # Row values that a damaged page can hand back and the decoders below refuse.
 DECODE_ERRORS: Final = (ValueError, TypeError, OverflowError, KeyError, IndexError)
@@ -20,7 +30,7 @@ CHAT_COLUMNS: Final = (
 )
 SUMMARY_COLUMNS: Final = "id, kind, title, created_at, updated_at, model, deleted_at, pinned"
 MESSAGE_COLUMNS: Final = (
-    'id, chat_id, position, "column", role, text, analysis, effort, stats_json, complete, created_at'
+    'id, chat_id, position, "column", role, text, analysis, effort, stats_json, complete, created_at, tool_calls_json'
 )
 
 
@@ -32,6 +42,21 @@ def json_loads(text: str) -> dict[str, Any]:
 def json_dumps(value: Mapping[str, Any]) -> str:
     # sort_keys: identical settings serialise identically, so diffs of the file and exports stay stable.
     return json.dumps(value, ensure_ascii=False, allow_nan=False, sort_keys=True)
+
+
+def tool_calls_loads(text: str) -> tuple[JSONDict, ...]:
+    """The stored tool calls of a message. Unlike the stats (where a stray value reads as no stats), anything but a
+    list of call objects raises ValueError: the calls are part of the conversation, so a damaged value is reported,
+    not silently read as "no calls"."""
+    value = json.loads(text)
+    if not isinstance(value, list):
+        raise ValueError(f"tool calls must be a JSON list, not {type(value).__name__}")
+    return clean_tool_calls(value)
+
+
+def tool_calls_dumps(calls: Sequence[Mapping[str, Any]]) -> str:
+    # A list keeps the call order; sort_keys inside each call as for the other JSON columns.
+    return json.dumps(list(calls), ensure_ascii=False, allow_nan=False, sort_keys=True)
 
 
 def damaged_row(table: str, exc: Exception) -> CorruptDatabaseError:
@@ -76,6 +101,7 @@ def message_from_row(row: sqlite3.Row) -> Message:
             stats=json_loads(row["stats_json"]),
             complete=bool(row["complete"]),
             created_at=from_micros(row["created_at"]),
+            tool_calls=tool_calls_loads(row["tool_calls_json"]),
         )
     except DECODE_ERRORS as exc:
         raise damaged_row("messages", exc) from exc

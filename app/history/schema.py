@@ -96,10 +96,25 @@ def _migrate_v3(conn: sqlite3.Connection) -> None:
     _run(conn, _V3)
 
 
+# v4: the tool calls an answer made while it was written, as a JSON list of call objects in call order (see
+# models.StoredToolCall). As in v3 the constant default rewrites no rows: every existing message has no calls. The
+# search index is left as it is (answer and reasoning): tool arguments and results are not searched. Indexing them
+# would need a new index shape, not just a column: an external-content index reads its columns by name from a table
+# or view, and its 'rebuild' fails ("SQL logic error", SQLite 3.40) on a view that unpacks the calls with json_each.
+_V4: Final = (
+    "ALTER TABLE messages ADD COLUMN tool_calls_json TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(tool_calls_json))",
+)
+
+
+def _migrate_v4(conn: sqlite3.Connection) -> None:
+    _run(conn, _V4)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "chats and messages", _migrate_v1),
     Migration(2, "earlier versions of answers and questions", _migrate_v2),
     Migration(3, "pinned chats", _migrate_v3),
+    Migration(4, "tool calls of answers", _migrate_v4),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 

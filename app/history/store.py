@@ -39,6 +39,7 @@ from .models import (
     check_kind,
     check_role,
     clean_json_dict,
+    clean_tool_calls,
     to_micros,
     utc_now,
 )
@@ -50,6 +51,7 @@ from .rows import (
     json_dumps,
     message_from_row,
     summary_from_row,
+    tool_calls_dumps,
 )
 from .search import contains_all, query_terms
 from .searcher import BUSY_TIMEOUT_S, HistorySearcher, end_read_quietly, find_hits, never, translated_errors
@@ -509,11 +511,15 @@ class ChatStore:
         position: int | None,
         column: int,
         created_at: int | None = None,
+        tool_calls: Sequence[Mapping[str, Any]] | None = None,
     ) -> int:
         checked_role = check_role(role)
         checked_effort = check_effort(effort)
         if checked_effort is not None and checked_role != "assistant":
             raise ValueError("only assistant messages carry a reasoning effort")
+        calls = clean_tool_calls(tool_calls)
+        if calls and checked_role != "assistant":
+            raise ValueError("only assistant messages carry tool calls")
         if column < 0 or (position is not None and position < 0):
             raise ValueError("position and column must not be negative")
         if position is None:
@@ -521,7 +527,7 @@ class ChatStore:
             position = int(row.fetchone()[0])
         cursor = conn.execute(
             'INSERT INTO messages (chat_id, position, "column", role, text, analysis, effort, stats_json, complete, '
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created_at, tool_calls_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 chat_id,
                 position,
@@ -533,6 +539,7 @@ class ChatStore:
                 json_dumps(clean_json_dict(stats, "stats")),
                 int(complete),
                 self._now() if created_at is None else created_at,
+                tool_calls_dumps(calls),
             ),
         )
         assert cursor.lastrowid is not None
@@ -556,11 +563,14 @@ class ChatStore:
         complete: bool = True,
         position: int | None = None,
         column: int = 0,
+        tool_calls: Sequence[Mapping[str, Any]] | None = None,
     ) -> Message:
         """Append a message (``position`` None = after the last one) and mark the chat as recently active.
 
         For a streaming answer, add it with ``complete=False`` when generation starts, save progress with
         update_message(..., complete=False) every few seconds, and finish with complete=True and the stats.
+        ``tool_calls`` (assistant messages only) are the calls made so far, in call order: a list of JSON objects,
+        each with a string "recipient" (see models.StoredToolCall); other keys are kept as given.
         """
         with self._write() as conn:
             self._require_chat(conn, chat_id)
@@ -575,6 +585,7 @@ class ChatStore:
                 complete=complete,
                 position=position,
                 column=column,
+                tool_calls=tool_calls,
             )
             self._touch(conn, chat_id)
             return self._load_message(conn, message_id)
@@ -588,20 +599,26 @@ class ChatStore:
         effort: str | None = None,
         stats: Mapping[str, Any] | None = None,
         complete: bool | None = None,
+        tool_calls: Sequence[Mapping[str, Any]] | None = None,
     ) -> Message:
         """Replace fields of a message; None keeps the stored value.
 
         Used both for the final save of a streamed answer and for partial saves while it streams: each call is
         one transaction, so after a crash the message holds the last saved prefix with complete=False.
+        ``tool_calls`` replaces the whole list (as in add_message), so pass every call of the answer so far.
         """
+        calls = None if tool_calls is None else clean_tool_calls(tool_calls)
         changes = _given(
             text=text,
             analysis=analysis,
             stats_json=None if stats is None else json_dumps(clean_json_dict(stats, "stats")),
             complete=None if complete is None else int(complete),
+            tool_calls_json=None if calls is None else tool_calls_dumps(calls),
         )
         with self._write() as conn:
             current = self._load_message(conn, message_id)
+            if calls and current.role != "assistant":
+                raise ValueError("only assistant messages carry tool calls")
             if effort is not None:
                 if current.role != "assistant":
                     raise ValueError("only assistant messages carry a reasoning effort")
@@ -728,7 +745,8 @@ class ChatStore:
     def _copy_message(
         self, conn: sqlite3.Connection, chat_id: int, message: Message, position: int, column: int = 0
     ) -> None:
-        """Write a copy of ``message`` (its text, reasoning, stats and time) into ``chat_id`` at ``position``."""
+        """Write a copy of ``message`` (its text, reasoning, tool calls, stats and time) into ``chat_id`` at
+        ``position``."""
         self._insert_message(
             conn,
             chat_id,
@@ -741,6 +759,7 @@ class ChatStore:
             position=position,
             column=column,
             created_at=to_micros(message.created_at),
+            tool_calls=message.tool_calls,
         )
 
     def continue_from_column(self, chat_id: int, column: int, *, title: str | None = None) -> Chat:

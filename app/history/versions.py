@@ -37,7 +37,20 @@ MIGRATION: Final = (
 )
 
 # The fields a message keeps while archived (its id is not kept: it gets a new one when it comes back).
-_ARCHIVED_FIELDS: Final = ("position", "column", "role", "text", "analysis", "effort", "stats_json", "complete")
+_ARCHIVED_FIELDS: Final = (
+    "position",
+    "column",
+    "role",
+    "text",
+    "analysis",
+    "effort",
+    "stats_json",
+    "complete",
+    "tool_calls_json",
+)
+# Fields that branches archived by an older version of the app lack, with the value they had there: before schema
+# v4 no message had tool calls.
+_ARCHIVED_DEFAULTS: Final[dict[str, Any]] = {"tool_calls_json": "[]"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,14 +168,21 @@ def _insert_branch(
     return cursor.lastrowid
 
 
+def _unarchived(message: dict[str, Any]) -> dict[str, Any]:
+    """An archived message with the fields older archives lack filled in."""
+    return _ARCHIVED_DEFAULTS | message
+
+
 def _insert_message(conn: sqlite3.Connection, chat_id: int, message: dict[str, Any]) -> None:
+    message = _unarchived(message)
+    columns = ", ".join(f'"{field}"' for field in _ARCHIVED_FIELDS)
+    marks = ", ".join("?" for _ in _ARCHIVED_FIELDS)
     conn.execute(
-        'INSERT INTO messages (chat_id, position, "column", role, text, analysis, effort, stats_json, complete, '
-        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO messages (chat_id, {columns}, created_at) VALUES (?, {marks}, ?)",
         (chat_id, *(message[field] for field in _ARCHIVED_FIELDS), message["created_at"]),
     )
 
 
 def _message(chat_id: int, archived: dict[str, Any]) -> Message:
-    row = {"id": 0, "chat_id": chat_id, **archived}
+    row = {"id": 0, "chat_id": chat_id, **_unarchived(archived)}
     return message_from_row(row)  # type: ignore[arg-type]
