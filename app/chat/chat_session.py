@@ -106,7 +106,7 @@ def saved_effort(record: Message) -> ReasoningEffort:
 
 def _take_answer(turn: Turn, record: Message) -> Turn:
     turn.reasoning, turn.answer, turn.effort = record.analysis, record.text, saved_effort(record)
-    turn.tool_calls = [ToolCallRecord.from_record(call) for call in getattr(record, "tool_calls", ())]
+    turn.tool_calls = [ToolCallRecord.from_record(call) for call in record.tool_calls]
     return turn
 
 

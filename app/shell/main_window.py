@@ -601,7 +601,7 @@ class MainWindow(QMainWindow):
         message = self._add_answer_widget(saved_effort(record))
         if record.analysis:
             message.append_reasoning(record.analysis)
-        for call in getattr(record, "tool_calls", ()):
+        for call in record.tool_calls:
             message.show_tool_call(ToolCallRecord.from_record(call))
         if record.text:
             message.append_answer(record.text)

@@ -11,6 +11,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 
 from gpt_oss_desktop.app.backends.local_engine import LocalEngine
+from gpt_oss_desktop.app.chat.chat_view import AssistantMessage
 from gpt_oss_desktop.app.chat.tool_call_card import ToolCallCard
 from gpt_oss_desktop.app.chat.tool_calls import CallState
 from gpt_oss_desktop.app.history import ChatStore
@@ -43,7 +44,9 @@ def tools(policy: ToolPolicy | None = None) -> tuple[AppTools, list[ToolSettings
 
 
 def cards(window: Any) -> list[ToolCallCard]:
-    return window.findChildren(ToolCallCard)
+    """The cards of the answers in the chat on screen (not those of a chat just left, deleted later)."""
+    answers = [message for message in window.chat.messages() if isinstance(message, AssistantMessage)]
+    return [card for answer in answers for card in answer.tool_cards]
 
 
 def test_asks_before_running_then_the_answer_uses_the_result(
@@ -86,7 +89,7 @@ def test_asks_before_running_then_the_answer_uses_the_result(
 
         # reopened from the history, the call is shown again, done, with its result
         window.new_chat()
-        window.open_chat(chat_id)
+        assert window.open_chat(chat_id)
         reopened = cards(window)
         assert len(reopened) == 1 and reopened[0].call is not None
         assert reopened[0].call.status is ToolStatus.OK and "3.106856" in reopened[0].result.toPlainText()

@@ -151,8 +151,8 @@ def test_a_call_is_run_and_the_answer_uses_its_result_with_the_reasoning_kept(st
     assert "namespace functions" in second and "type convert_units" in second
     assert "<|channel|>analysis<|message|>Convert with the tool.<|end|>" in second
     assert (
-        '<|start|>functions.convert_units to=assistant<|channel|>commentary<|message|>{"value": 3.106856, "unit": "mi"}<|end|>'
-        in second
+        "<|start|>functions.convert_units to=assistant<|channel|>commentary"
+        '<|message|>{"value": 3.106856, "unit": "mi"}<|end|>' in second
     )
     call = session.conversation.turns[0].tool_calls[0]
     assert call.status is ToolStatus.OK and call.approval == "always"
