@@ -146,6 +146,15 @@ def make_guard(writable: Sequence[str], hidden: Sequence[str], readable: Sequenc
     return guard
 
 
+def _print_traceback(exc: BaseException) -> None:
+    """The traceback as the program would show it alone: this module's frames (the exec here, the guard's refusal)
+    are left out, so it starts and ends at the program's own lines."""
+    summary = traceback.extract_tb(exc.__traceback__)
+    summary = traceback.StackSummary.from_list([f for f in summary if f.filename != __file__])
+    lines = ["Traceback (most recent call last):\n", *summary.format()] if summary else []
+    sys.stderr.write("".join(lines + traceback.format_exception_only(type(exc), exc)))
+
+
 def _run_program(path: Path) -> int:
     source = path.read_bytes()
     main_globals: dict[str, Any] = {"__name__": "__main__", "__file__": str(path), "__builtins__": __builtins__}
@@ -159,8 +168,7 @@ def _run_program(path: Path) -> int:
         print(exc.code, file=sys.stderr)
         return 1
     except BaseException as exc:
-        # Drop this module's frame so the traceback starts at the program's own line.
-        traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next if exc.__traceback__ else None)
+        _print_traceback(exc)
         return EXIT_MEMORY if isinstance(exc, MemoryError) else 1
     return 0
 
