@@ -143,10 +143,10 @@ class SandboxRun:
 def _kill_group(process: asyncio.subprocess.Process) -> None:
     """SIGKILL the program's whole process group (it leads a new session). Under bubblewrap, killing bwrap tears
     down the pid namespace too: --die-with-parent kills its init, and the kernel then kills everything inside."""
+    # Not process.kill(): Popen.send_signal polls first and may reap the child under asyncio's child watcher, which
+    # then reports a made-up exit status. The leader of a session cannot leave its group, so killpg reaches it.
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        process.kill()
 
 
 def _truncation_note(limit: int) -> str:
@@ -180,27 +180,43 @@ class PythonSandbox:
         try:
             (work_dir / PROGRAM_NAME).write_text(code, encoding="utf-8")
             launch = self._launch(work_dir)
-            process = await asyncio.create_subprocess_exec(
-                *launch.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                env=launch.env if launch.env is not None else {},
-                cwd=launch.cwd,
-                start_new_session=True,  # its own process group, which _kill_group kills whole
+            # Our own pipe rather than asyncio's PIPE: asyncio's wait() also waits for the pipe's end, which a paused
+            # reader (past the output cap) or a process that escaped the group would hold back forever.
+            read_fd, write_fd = os.pipe()
+            try:
+                process = await asyncio.create_subprocess_exec(
+                    *launch.argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=write_fd,
+                    stderr=write_fd,  # one stream, interleaved as written
+                    env=launch.env if launch.env is not None else {},
+                    cwd=launch.cwd,
+                    start_new_session=True,  # its own process group, which _kill_group kills whole
+                )
+            except BaseException:
+                os.close(read_fd)
+                raise
+            finally:
+                os.close(write_fd)
+            output = asyncio.StreamReader(limit=2 * _READ_CHUNK)
+            pipe = open(read_fd, "rb", buffering=0)  # noqa: SIM115 - the transport owns it and closes it
+            transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(output), pipe
             )
             try:
-                return await self._collect(process, started)
+                return await self._collect(process, output, started)
             finally:
                 # Whatever happened (cancelled included), nothing the program started outlives the call.
+                transport.close()
                 _kill_group(process)
                 with contextlib.suppress(ProcessLookupError):
                     await asyncio.shield(process.wait())
         finally:
             shutil.rmtree(work_dir, ignore_errors=True)
 
-    async def _collect(self, process: asyncio.subprocess.Process, started: float) -> SandboxRun:
-        assert process.stdout is not None
+    async def _collect(
+        self, process: asyncio.subprocess.Process, output_stream: asyncio.StreamReader, started: float
+    ) -> SandboxRun:
         limit = self.limits.output_bytes
         chunks: list[bytes] = []
         size = 0
@@ -208,8 +224,7 @@ class PythonSandbox:
 
         async def read_all() -> None:
             nonlocal size, truncated
-            assert process.stdout is not None
-            while chunk := await process.stdout.read(_READ_CHUNK):
+            while chunk := await output_stream.read(_READ_CHUNK):
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > limit:

@@ -165,7 +165,7 @@ def _run_program(path: Path) -> int:
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or 0
-        print(exc.code, file=sys.stderr)
+        sys.stderr.write(f"{exc.code}\n")  # sys.exit("message"): Python prints it and exits with 1
         return 1
     except BaseException as exc:
         _print_traceback(exc)
@@ -200,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.get("guard"):
             sys.addaudithook(make_guard(settings["writable"], settings["hidden"], settings["readable"]))
     except (KeyError, IndexError, ValueError, TypeError, OSError, SandboxSetupError) as exc:
-        print(f"python tool: the sandbox could not be set up ({exc!r})", file=sys.stderr)
+        sys.stderr.write(f"python tool: the sandbox could not be set up ({exc!r})\n")
         return EXIT_SETUP
     status = _run_program(program)
     return status or _flush()

@@ -135,11 +135,17 @@ class Launch:
     cwd: str
 
 
+def fallback_drops_root() -> bool:
+    """Whether the fallback runs root's programs as nobody: only when nobody can read the interpreter (root's own
+    /root cannot be entered). Root is exempt from RLIMIT_NPROC, so without the drop the fallback has no fork cap."""
+    return _is_root() and all(_world_traversable(root) for root in interpreter_roots())
+
+
 def fallback_launch(work_dir: Path, limits: SandboxLimits, *, home: Path) -> Launch:
     """The program run directly, with rlimits, a new user+network namespace when the kernel allows it, root dropped
     to nobody when the interpreter is readable by nobody, and the audit guard (sandbox_child.make_guard)."""
     readable = interpreter_roots()
-    drop = _is_root() and all(_world_traversable(root) for root in readable)
+    drop = fallback_drops_root()
     if drop:
         os.chown(work_dir, *NOBODY)
     uid = NOBODY[0] if drop else os.getuid()
@@ -184,7 +190,6 @@ def bwrap_arguments(work_dir: Path, limits: SandboxLimits, *, tmp_size: bool) ->
         # the host's user namespace and let the bootstrap drop to nobody (the two capabilities it needs for that).
         args += ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-        os.chown(work_dir, *NOBODY)
     else:
         args += ["--unshare-all"]  # user, ipc, pid, net, uts, cgroup
     for folder in ("/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin"):
@@ -214,12 +219,14 @@ def bwrap_arguments(work_dir: Path, limits: SandboxLimits, *, tmp_size: bool) ->
 
 
 def bwrap_launch(bwrap: str, work_dir: Path, limits: SandboxLimits, *, tmp_size: bool) -> Launch:
+    if _is_root():
+        os.chown(work_dir, *NOBODY)  # the program runs as nobody (bwrap_arguments)
     settings = {
         "drop_to": list(NOBODY) if _is_root() else None,
         "isolate": False,  # bubblewrap made the namespaces
-        # In its own user namespace (or as nobody) the count starts near zero: 2 for bubblewrap's init and the
-        # bootstrap itself.
-        "rlimits": _rlimits(limits, 2 + (_processes_of(NOBODY[0]) if _is_root() else 0)),
+        # In its own user namespace the count is this sandbox's alone: bubblewrap's init, then the bootstrap (which
+        # is one of max_processes). Root's program runs as nobody in the host's: count nobody's other processes.
+        "rlimits": _rlimits(limits, _processes_of(NOBODY[0]) if _is_root() else 1),
         "guard": False,
     }
     inside = sandbox_work_dir(interpreter_roots())
