@@ -191,9 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if settings.get("drop_to") is not None:
             uid, gid = settings["drop_to"]
             _drop_privileges(uid, gid)
-        if settings.get("isolate"):
-            _try_isolate()
-        _set_limits(settings.get("rlimits", {}))
+        rlimits = dict(settings.get("rlimits", {}))
+        if settings.get("isolate") and not _try_isolate() and "NPROC" in rlimits:
+            rlimits["NPROC"] += settings.get("nproc_without_userns", 0)
+        _set_limits(rlimits)
         sys.dont_write_bytecode = True
         # stdout and stderr share one pipe: line buffering keeps a traceback after the lines printed before it.
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from gpt_oss_desktop.engine.tools import sandbox_child
 from gpt_oss_desktop.engine.tools.sandbox_child import FROZEN_FLAG, SETTINGS_ENV
 
 MIB: Final = 1024 * 1024
@@ -33,7 +34,10 @@ _ETC_FILES: Final = (
     "ca-certificates",
     "alternatives",
 )
-_CHILD_MODULE: Final = "gpt_oss_desktop.engine.tools.sandbox_child"
+# The bootstrap runs as a script, not with -m: it is stdlib-only, so this works however the package was put on
+# sys.path (an editable install's finder, a wheel, a zipped tree's neighbour), and bubblewrap binds this one file
+# rather than the package's folder.
+CHILD_SCRIPT: Final = os.path.realpath(sandbox_child.__file__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +66,13 @@ class SandboxLimits:
 def child_command(program: str) -> list[str]:
     """The interpreter command that runs the bootstrap on ``program`` (a path as the child sees it).
 
-    ``-I`` isolates it from the user's environment variables, user site-packages and the current folder; in the
-    frozen app ``sys.executable`` is the app itself, which dispatches :data:`FROZEN_FLAG` to the bootstrap.
+    ``-I`` isolates it from the user's environment variables, user site-packages and the script's folder; ``-B``
+    writes no .pyc. In the frozen app ``sys.executable`` is the app itself, which dispatches :data:`FROZEN_FLAG` to
+    the bootstrap.
     """
     if getattr(sys, "frozen", False):
         return [sys.executable, FROZEN_FLAG, program]
-    return [sys.executable, "-I", "-B", "-m", _CHILD_MODULE, program]
+    return [sys.executable, "-I", "-B", CHILD_SCRIPT, program]
 
 
 def _is_root() -> bool:
@@ -97,13 +102,11 @@ def _rlimits(limits: SandboxLimits, extra_processes: int) -> dict[str, int]:
 
 
 def interpreter_roots() -> list[str]:
-    """Folders the interpreter needs to read: its prefixes, its library folders, and this package (an editable
-    install maps the package to a source checkout outside the prefix). Resolved, deduplicated, outermost first."""
+    """Folders the interpreter needs to read: its prefixes and library folders (a venv's prefix holds its
+    site-packages; its base prefix, the standard library). Resolved, deduplicated, outermost first."""
     candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
     candidates += [sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")]
     candidates.append(getattr(sys, "_MEIPASS", sys.prefix))
-    # engine/tools/ -> engine/: the package folder that ``-m gpt_oss_desktop.engine.tools.sandbox_child`` imports.
-    candidates.append(str(Path(__file__).resolve().parents[1]))
     roots: list[str] = []
     for candidate in sorted({os.path.realpath(c) for c in candidates if c}, key=len):
         if Path(candidate).exists() and not any(candidate.startswith(r.rstrip("/") + "/") for r in roots):
@@ -152,8 +155,10 @@ def fallback_launch(work_dir: Path, limits: SandboxLimits, *, home: Path) -> Lau
     settings = {
         "drop_to": list(NOBODY) if drop else None,
         "isolate": True,
-        # Without a user namespace RLIMIT_NPROC counts every process of the uid: leave room for those running now.
-        "rlimits": _rlimits(limits, _processes_of(uid)),
+        # In a new user namespace (if the bootstrap gets one) RLIMIT_NPROC counts only the program's processes;
+        # without one it counts every process of the uid, so the bootstrap adds room for those running now.
+        "rlimits": _rlimits(limits, 0),
+        "nproc_without_userns": _processes_of(uid),
         "guard": True,
         "writable": [os.path.realpath(work_dir), "/dev/null"],
         "hidden": [os.path.realpath(home)],
@@ -175,9 +180,13 @@ def _world_traversable(path: str) -> bool:
     return True
 
 
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
 def sandbox_work_dir(roots: Sequence[str]) -> str:
     """The work dir's path inside bubblewrap: it must not hide a folder bound for the interpreter."""
-    return next(d for d in SANDBOX_WORK_DIRS if not any(r == d or r.startswith(d + "/") for r in roots))
+    return next(d for d in SANDBOX_WORK_DIRS if not any(_within(r, d) for r in [*roots, CHILD_SCRIPT]))
 
 
 def bwrap_arguments(work_dir: Path, limits: SandboxLimits, *, tmp_size: bool) -> list[str]:
@@ -201,9 +210,15 @@ def bwrap_arguments(work_dir: Path, limits: SandboxLimits, *, tmp_size: bool) ->
     for name in _ETC_FILES:
         if Path("/etc", name).exists():
             args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    # /tmp before the binds: an interpreter or bootstrap that lives under the host's /tmp stays visible.
+    if tmp_size:
+        args += ["--size", str(limits.tmp_bytes)]
+    args += ["--tmpfs", "/tmp"]
     made: set[str] = set()
-    for root in roots:
-        if any(root == f or root.startswith(f + "/") for f in ("/usr", "/lib", "/lib64", "/bin")):
+    binds = roots if any(_within(CHILD_SCRIPT, root) for root in roots) else [*roots, CHILD_SCRIPT]
+    for root in binds:
+        if any(_within(root, system) for system in ("/usr", "/lib", "/lib64", "/bin")):
             continue
         # bubblewrap makes missing parents mode 0700 (unreadable once root drops to nobody); --dir makes them 0755.
         for parent in reversed(Path(root).parents[:-1]):
@@ -211,10 +226,7 @@ def bwrap_arguments(work_dir: Path, limits: SandboxLimits, *, tmp_size: bool) ->
                 made.add(str(parent))
                 args += ["--dir", str(parent)]
         args += ["--ro-bind", root, root]
-    args += ["--proc", "/proc", "--dev", "/dev"]
-    if tmp_size:
-        args += ["--size", str(limits.tmp_bytes)]
-    args += ["--tmpfs", "/tmp", "--bind", str(work_dir), inside, "--chdir", inside]
+    args += ["--bind", str(work_dir), inside, "--chdir", inside]
     return args
 
 

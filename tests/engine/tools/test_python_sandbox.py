@@ -274,8 +274,9 @@ def test_the_frozen_app_starts_the_child_through_itself(monkeypatch: pytest.Monk
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     assert sandbox_command.child_command("/sandbox/main.py") == [sys.executable, FROZEN_FLAG, "/sandbox/main.py"]
     monkeypatch.setattr(sys, "frozen", False)
-    module = "gpt_oss_desktop.engine.tools.sandbox_child"
-    assert sandbox_command.child_command("/x.py")[1:] == ["-I", "-B", "-m", module, "/x.py"]
+    script = sandbox_command.CHILD_SCRIPT
+    assert sandbox_command.child_command("/x.py")[1:] == ["-I", "-B", script, "/x.py"]
+    assert script.endswith("sandbox_child.py") and Path(script).is_file()
 
 
 def test_the_fallback_says_what_it_does_not_protect() -> None:
