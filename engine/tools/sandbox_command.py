@@ -106,7 +106,9 @@ def interpreter_roots() -> list[str]:
     site-packages; its base prefix, the standard library). Resolved, deduplicated, outermost first."""
     candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
     candidates += [sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")]
-    candidates.append(getattr(sys, "_MEIPASS", sys.prefix))
+    if getattr(sys, "frozen", False):
+        # The PyInstaller bundle: its _internal/ folder (_MEIPASS) and the app executable next to it.
+        candidates += [getattr(sys, "_MEIPASS", sys.prefix), os.path.dirname(sys.executable)]
     roots: list[str] = []
     for candidate in sorted({os.path.realpath(c) for c in candidates if c}, key=len):
         if Path(candidate).exists() and not any(candidate.startswith(r.rstrip("/") + "/") for r in roots):
@@ -125,6 +127,11 @@ def _environment(work_dir: str, settings: Mapping[str, object]) -> dict[str, str
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONIOENCODING": "utf-8",
         "MPLBACKEND": "Agg",
+        # Threads count against RLIMIT_NPROC (and each BLAS thread reserves address space against RLIMIT_AS): a
+        # BLAS that starts one thread per core would fail on a big machine. The tool's programs are small.
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
         SETTINGS_ENV: json.dumps(settings),
     }
 

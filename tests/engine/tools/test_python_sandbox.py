@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 import sys
 import time
 import uuid
@@ -283,3 +284,20 @@ def test_the_fallback_says_what_it_does_not_protect() -> None:
     assert "sudo apt install bubblewrap" in FALLBACK_SUMMARY and "dnf" in FALLBACK_SUMMARY
     assert "pacman" in FALLBACK_SUMMARY and "could still read or change your files" in FALLBACK_SUMMARY
     assert PythonSandbox(LIMITS, force_fallback=True).info.summary == FALLBACK_SUMMARY
+
+
+def test_the_app_entry_point_dispatches_the_child_flag_before_qt(tmp_path: Path) -> None:
+    # What the frozen app does with FROZEN_FLAG, through the source entry point: the bootstrap runs the program, and
+    # neither Qt nor the app's argument parser is involved.
+    program = tmp_path / "main.py"
+    program.write_text("import sys\nprint(6 * 7, 'PySide6' in sys.modules)\n")
+    env = {"PATH": os.environ.get("PATH", ""), "GPTOSS_SANDBOX_CHILD": '{"rlimits": {}}'}
+    done = subprocess.run(
+        [sys.executable, "-m", "gpt_oss_desktop.app", FROZEN_FLAG, str(program)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (0, "42 False\n"), done.stderr
