@@ -36,6 +36,7 @@ from gpt_oss_desktop.engine.tools.sandbox_command import (
     SandboxLimits,
     bwrap_launch,
     fallback_launch,
+    find_marked_processes,
     probe_arguments,
 )
 
@@ -149,6 +150,13 @@ def _kill_group(process: asyncio.subprocess.Process) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
+def _kill_marked(marker: str) -> None:
+    """SIGKILL the fallback's processes that left its process group (os.setsid); bubblewrap needs none of this."""
+    for pid in find_marked_processes(marker):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _truncation_note(limit: int) -> str:
     size = f"{limit // 1024} KiB" if limit >= 1024 else f"{limit} bytes"
     return f"\n[output truncated at {size}]"
@@ -209,6 +217,7 @@ class PythonSandbox:
                 # Whatever happened (cancelled included), nothing the program started outlives the call.
                 transport.close()
                 _kill_group(process)
+                _kill_marked(launch.marker)
                 with contextlib.suppress(ProcessLookupError):
                     await asyncio.shield(process.wait())
         finally:

@@ -7,7 +7,9 @@ readable list (:func:`bwrap_arguments`), and so tests can check it without start
 from __future__ import annotations
 
 import json
+import math
 import os
+import secrets
 import sys
 import sysconfig
 from collections.abc import Mapping, Sequence
@@ -98,6 +100,9 @@ def _rlimits(limits: SandboxLimits, extra_processes: int) -> dict[str, int]:
         "FSIZE": limits.max_file_bytes,
         "NOFILE": limits.max_open_files,
         "CORE": 0,
+        # CPU seconds per process: a process that escapes the kill (the fallback has no pid namespace) and spins
+        # is stopped by the kernel soon after the time limit.
+        "CPU": math.ceil(limits.timeout_s) + 1,
     }
 
 
@@ -138,11 +143,28 @@ def _environment(work_dir: str, settings: Mapping[str, object]) -> dict[str, str
 
 @dataclass(frozen=True, slots=True)
 class Launch:
-    """How to start one program: the argv, its environment (None: bubblewrap sets it), and its working folder."""
+    """How to start one program: the argv, its environment (None: bubblewrap sets it), its working folder, and
+    for the fallback a token in its environment that finds its processes afterwards (see find_marked_processes)."""
 
     argv: list[str]
     env: dict[str, str] | None
     cwd: str
+    marker: str = ""
+
+
+def find_marked_processes(marker: str) -> list[int]:
+    """The processes whose initial environment holds ``marker``: the fallback's program and every process it forked,
+    even one that left its process group (forks keep the environment block; the guard refuses exec)."""
+    needle = marker.encode()
+    found = []
+    for entry in Path("/proc").iterdir() if marker and Path("/proc").is_dir() else ():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def fallback_drops_root() -> bool:
@@ -170,9 +192,11 @@ def fallback_launch(work_dir: Path, limits: SandboxLimits, *, home: Path) -> Lau
         "writable": [os.path.realpath(work_dir), "/dev/null"],
         "hidden": [os.path.realpath(home)],
         "readable": readable,
+        "marker": secrets.token_hex(16),
     }
     program = str(work_dir / PROGRAM_NAME)
-    return Launch(child_command(program), _environment(str(work_dir), settings), str(work_dir))
+    env = _environment(str(work_dir), settings)
+    return Launch(child_command(program), env, str(work_dir), marker=str(settings["marker"]))
 
 
 def _world_traversable(path: str) -> bool:

@@ -301,3 +301,11 @@ def test_the_app_entry_point_dispatches_the_child_flag_before_qt(tmp_path: Path)
         check=False,
     )
     assert (done.returncode, done.stdout) == (0, "42 False\n"), done.stderr
+
+
+def test_a_process_that_leaves_the_session_dies_with_the_program(sandbox: PythonSandbox, no_leftovers: None) -> None:
+    # setsid() takes the child out of the process group that the kill reaches: bubblewrap's pid namespace still
+    # ends it, and the fallback finds it by the marker in its environment.
+    code = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(30)\n    os._exit(0)\nprint('left')\n"
+    result = run(sandbox, code)
+    assert result.output == "left\n" and result.exit_code == 0
