@@ -250,11 +250,10 @@ def test_cancelling_kills_the_program_and_deletes_its_folder(
     assert not Path(folders[0]).exists()
 
 
-def test_it_runs_on_a_qasync_loop(sandbox: PythonSandbox) -> None:
+def test_it_runs_on_a_qasync_loop(sandbox: PythonSandbox, qapp: object) -> None:
+    # The app's loop: qasync over the QApplication (pytest-qt's, shared by the session), in the Qt thread.
     qasync = pytest.importorskip("qasync")
-    qt_core = pytest.importorskip("PySide6.QtCore")
-    app = qt_core.QCoreApplication.instance() or qt_core.QCoreApplication([])
-    loop = qasync.QEventLoop(app)
+    loop = qasync.QEventLoop(qapp)
     try:
         result = loop.run_until_complete(sandbox.run("print('on qasync')"))
     finally:
