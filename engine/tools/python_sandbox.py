@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -150,11 +151,25 @@ def _kill_group(process: asyncio.subprocess.Process) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def _kill_marked(marker: str) -> None:
-    """SIGKILL the fallback's processes that left its process group (os.setsid); bubblewrap needs none of this."""
+def _kill_all(process: asyncio.subprocess.Process, marker: str) -> None:
+    """Kill the program's process group, then (fallback) its processes that left the group (os.setsid): found by
+    the marker in their environment. Under bubblewrap the pid namespace takes care of those."""
+    _kill_group(process)
     for pid in find_marked_processes(marker):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+
+
+def _remove_tree(folder: Path) -> None:
+    """Delete the work dir even where the program took its own permissions away (chmod 000 on a subfolder)."""
+
+    def unlock_and_retry(function: Callable[[str], object], path: str, _exc: object) -> None:
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(path), 0o700)
+            os.chmod(path, 0o700)
+            function(path)
+
+    shutil.rmtree(folder, onerror=unlock_and_retry)
 
 
 def _truncation_note(limit: int) -> str:
@@ -212,19 +227,18 @@ class PythonSandbox:
                 lambda: asyncio.StreamReaderProtocol(output), pipe
             )
             try:
-                return await self._collect(process, output, started)
+                return await self._collect(process, output, launch.marker, started)
             finally:
                 # Whatever happened (cancelled included), nothing the program started outlives the call.
                 transport.close()
-                _kill_group(process)
-                _kill_marked(launch.marker)
+                _kill_all(process, launch.marker)
                 with contextlib.suppress(ProcessLookupError):
                     await asyncio.shield(process.wait())
         finally:
-            shutil.rmtree(work_dir, ignore_errors=True)
+            _remove_tree(work_dir)
 
     async def _collect(
-        self, process: asyncio.subprocess.Process, output_stream: asyncio.StreamReader, started: float
+        self, process: asyncio.subprocess.Process, output_stream: asyncio.StreamReader, marker: str, started: float
     ) -> SandboxRun:
         limit = self.limits.output_bytes
         chunks: list[bytes] = []
@@ -251,7 +265,7 @@ class PythonSandbox:
                 timed_out = True
             elif waiter in done and reader not in done:
                 # The program exited: kill what it left behind (they hold the pipe open), then read what is left.
-                _kill_group(process)
+                _kill_all(process, marker)
                 await asyncio.wait({reader}, timeout=_DRAIN_TIMEOUT_S)
             elif reader in done and not truncated:
                 # End of output: the program is exiting; give it the rest of its time to do so.
@@ -260,7 +274,7 @@ class PythonSandbox:
         finally:
             for task in (reader, waiter):
                 task.cancel()
-            _kill_group(process)
+            _kill_all(process, marker)
             await asyncio.gather(reader, waiter, return_exceptions=True)
         killed = timed_out or truncated
         returncode = process.returncode

@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -308,3 +309,13 @@ def test_a_process_that_leaves_the_session_dies_with_the_program(sandbox: Python
     code = "import os, time\nif os.fork() == 0:\n    os.setsid()\n    time.sleep(30)\n    os._exit(0)\nprint('left')\n"
     result = run(sandbox, code)
     assert result.output == "left\n" and result.exit_code == 0
+
+
+def test_its_folder_is_deleted_even_when_it_locks_it(
+    sandbox: PythonSandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    code = "import os\nos.makedirs('locked/inner')\nopen('locked/inner/f', 'w').write('x')\nos.chmod('locked', 0)\n"
+    result = run(sandbox, code)
+    assert result.exit_code == 0, result.output
+    assert list(tmp_path.iterdir()) == []
