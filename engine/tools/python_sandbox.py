@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -162,14 +161,16 @@ def _kill_all(process: asyncio.subprocess.Process, marker: str) -> None:
 
 def _remove_tree(folder: Path) -> None:
     """Delete the work dir even where the program took its own permissions away (chmod 000 on a subfolder)."""
-
-    def unlock_and_retry(function: Callable[[str], object], path: str, _exc: object) -> None:
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(path), 0o700)
-            os.chmod(path, 0o700)
-            function(path)
-
-    shutil.rmtree(folder, onerror=unlock_and_retry)
+    try:
+        shutil.rmtree(folder)
+    except OSError:
+        # Top-down: each folder is opened up before os.walk lists it.
+        os.chmod(folder, 0o700)
+        for parent, subfolders, _ in os.walk(folder):
+            for name in subfolders:
+                with contextlib.suppress(OSError):
+                    os.chmod(os.path.join(parent, name), 0o700, follow_symlinks=False)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _truncation_note(limit: int) -> str:
