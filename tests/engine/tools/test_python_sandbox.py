@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from gpt_oss_desktop.engine.tools import sandbox_command
+from gpt_oss_desktop.engine.tools import sandbox_child, sandbox_command
 from gpt_oss_desktop.engine.tools.python_sandbox import (
     FALLBACK_SUMMARY,
     PythonSandbox,
@@ -319,3 +319,40 @@ def test_its_folder_is_deleted_even_when_it_locks_it(
     result = run(sandbox, code)
     assert result.exit_code == 0, result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_or_broken_bubblewrap_means_the_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpt_oss_desktop.engine.tools import python_sandbox
+
+    try:
+        python_sandbox.sandbox_info.cache_clear()
+        monkeypatch.setattr(python_sandbox.shutil, "which", lambda name: None)
+        assert sandbox_info().kind is SandboxKind.FALLBACK and sandbox_info().summary == FALLBACK_SUMMARY
+        python_sandbox.sandbox_info.cache_clear()
+        monkeypatch.setattr(python_sandbox.shutil, "which", lambda name: "/bin/false")  # installed, but fails
+        assert sandbox_info().kind is SandboxKind.FALLBACK
+    finally:
+        python_sandbox.sandbox_info.cache_clear()
+
+
+def test_the_fallback_guard_refuses_what_it_says(tmp_path: Path) -> None:
+    # The hook itself, called directly (installing it would bind this test process for good).
+    work, home = tmp_path / "work", tmp_path / "home"
+    guard = sandbox_child.make_guard([str(work)], [str(home)], [str(home / "python")])
+    guard("open", (str(work / "out.txt"), "w", os.O_WRONLY | os.O_CREAT))
+    guard("open", ("/usr/lib/os-release", "r", os.O_RDONLY))
+    guard("open", (str(home / "python" / "lib" / "os.py"), "r", os.O_RDONLY))  # the interpreter under home
+    refused = [
+        ("open", ("/tmp/elsewhere.txt", "w", os.O_WRONLY | os.O_CREAT)),
+        ("open", (str(work / ".." / "escape.txt"), "a", os.O_WRONLY | os.O_APPEND)),
+        ("open", (str(home / ".ssh" / "id_ed25519"), "r", os.O_RDONLY)),
+        ("os.listdir", (str(home),)),
+        ("os.rename", (str(work / "a"), "/tmp/a")),
+        ("os.remove", ("/tmp/some-file",)),
+        ("socket.connect", (None, ("127.0.0.1", 80))),
+        ("subprocess.Popen", ("cat", ["cat"], None, None)),
+        ("ctypes.dlopen", ("libc.so.6",)),
+    ]
+    for event, args in refused:
+        with pytest.raises(PermissionError, match="not allowed in the python tool"):
+            guard(event, args)
