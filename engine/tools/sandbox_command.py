@@ -247,7 +247,9 @@ def bwrap_arguments(work_dir: Path, limits: SandboxLimits, *, tmp_size: bool) ->
         args += ["--size", str(limits.tmp_bytes)]
     args += ["--tmpfs", "/tmp"]
     made: set[str] = set()
-    binds = roots if any(_within(CHILD_SCRIPT, root) for root in roots) else [*roots, CHILD_SCRIPT]
+    # The bootstrap's file, unless the interpreter's folders hold it; the frozen app runs it from its own archive.
+    frozen = getattr(sys, "frozen", False)
+    binds = roots if frozen or any(_within(CHILD_SCRIPT, root) for root in roots) else [*roots, CHILD_SCRIPT]
     for root in binds:
         if any(_within(root, system) for system in ("/usr", "/lib", "/lib64", "/bin")):
             continue

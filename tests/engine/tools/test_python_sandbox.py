@@ -356,3 +356,16 @@ def test_the_fallback_guard_refuses_what_it_says(tmp_path: Path) -> None:
     for event, args in refused:
         with pytest.raises(PermissionError, match="not allowed in the python tool"):
             guard(event, args)
+
+
+def test_the_frozen_app_binds_its_own_folder_and_no_bootstrap_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "gpt-oss-desktop"
+    (bundle / "_internal").mkdir(parents=True)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "_MEIPASS", str(bundle / "_internal"), raising=False)
+    monkeypatch.setattr(sys, "executable", str(bundle / "gpt-oss-desktop"))
+    args = sandbox_command.bwrap_arguments(tmp_path / "work", LIMITS, tmp_size=False)
+    bound = {args[i + 1] for i, arg in enumerate(args) if arg == "--ro-bind"}
+    assert str(bundle) in bound and sandbox_command.CHILD_SCRIPT not in bound
