@@ -150,7 +150,9 @@ def _print_traceback(exc: BaseException) -> None:
     """The traceback as the program would show it alone: this module's frames (the exec here, the guard's refusal)
     are left out, so it starts and ends at the program's own lines."""
     summary = traceback.extract_tb(exc.__traceback__)
-    summary = traceback.StackSummary.from_list([f for f in summary if f.filename != __file__])
+    # The code's own file name, not __file__: in the frozen app they differ (an archive path vs the .pyc's).
+    own = _print_traceback.__code__.co_filename
+    summary = traceback.StackSummary.from_list([f for f in summary if f.filename != own])
     lines = ["Traceback (most recent call last):\n", *summary.format()] if summary else []
     sys.stderr.write("".join(lines + traceback.format_exception_only(type(exc), exc)))
 
