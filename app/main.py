@@ -114,6 +114,11 @@ def _sizes(text: str) -> list[tuple[int, int]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    flags = list(sys.argv[1:] if argv is None else argv)
+    if flags[:1] == ["--python-sandbox-child"]:  # the python tool's sandboxed child in the frozen app: before any Qt
+        from gpt_oss_desktop.engine.tools.sandbox_child import main as sandbox_child
+
+        return sandbox_child(flags[1:])
     args = parse_args(argv)
     screenshots = args.screenshot is not None or args.screenshot_gallery is not None
     if screenshots and args.scale:
