@@ -111,6 +111,8 @@ class _Connection:
     stderr: IO[str] | None = None
     stopping: bool = False
     transport_ended: bool = False
+    # http: the last error status the server answered ("HTTP 401 Unauthorized"); the SDK's error does not carry it.
+    http_error: str = ""
 
     def stderr_tail(self) -> str:
         """The last non-empty line the server wrote to stderr (its own words on why it stopped), or ''."""
@@ -161,6 +163,8 @@ def _describe_failure(server: _Server, exc: BaseException) -> str:
         return f"command not found: {command}"
     if isinstance(exc, PermissionError) and server.config.transport == "stdio":
         return f"cannot run {command}: permission denied"
+    if server.config.transport == "http" and server.conn.http_error:
+        return f"{server.conn.http_error} from {server.config.url} (check the URL and the headers)"
     if isinstance(exc, _TransportEnded | MCPError | anyio.EndOfStream | anyio.BrokenResourceError):
         if server.config.transport == "stdio":
             said = server.conn.stderr_tail()
@@ -220,10 +224,17 @@ async def _watched(
 
 
 @contextlib.asynccontextmanager
-async def _http_transport(config: McpServerConfig) -> AsyncIterator[Any]:
-    """Streamable HTTP through an httpx client of our own: the SDK's default one cannot carry the headers."""
+async def _http_transport(config: McpServerConfig, conn: _Connection) -> AsyncIterator[Any]:
+    """Streamable HTTP through an httpx client of our own: the SDK's default one cannot carry the headers, and a
+    response hook keeps the status of a refusal for the message."""
+
+    async def note_error(response: httpx2.Response) -> None:
+        if response.status_code >= 400:
+            conn.http_error = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+
+    hooks = {"response": [note_error]}
     async with (
-        httpx2.AsyncClient(headers=dict(config.headers), timeout=_HTTP_TIMEOUT) as http,
+        httpx2.AsyncClient(headers=dict(config.headers), timeout=_HTTP_TIMEOUT, event_hooks=hooks) as http,
         streamable_http_client(config.url, http_client=http) as streams,
     ):
         yield streams
@@ -387,7 +398,7 @@ class McpHost:
             program, *args = config.command
             params = StdioServerParameters(command=program, args=args, env=dict(config.env))
             return stdio_client(params, errlog=conn.stderr)
-        return _http_transport(config)
+        return _http_transport(config, conn)
 
     async def _runner(self, server: _Server, conn: _Connection, ready: asyncio.Future[None]) -> None:
         """Holds one connection open from the handshake to the stop (or the server's end)."""

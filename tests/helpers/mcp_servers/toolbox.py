@@ -1,9 +1,10 @@
-"""A small MCP server for the tests, over stdio (the default) or streamable HTTP (``--http PORT``).
+"""A small MCP server for the tests, over stdio (the default) or streamable HTTP (``--http``).
 
 Its tools cover what the client must handle: text that needs escaping (``echo``), a name with a dash and a dot
 (``weird-name.v2``), a tool that raises (``fail``: the SDK answers ``isError``), an image result, one that hangs
-(``sleep``), and one that kills the server in the middle of its call (``die``). ``--crash`` writes a line to stderr
-and exits 1 before answering anything, like a server missing its configuration.
+(``sleep``), one that freezes the whole server (``freeze``), and one that kills the server in the middle of its call
+(``die``). ``--crash`` writes a line to stderr and exits 1 before answering anything, like a server missing its
+configuration; ``--silent`` starts and never answers.
 
 Run as a script (``python toolbox.py``): it imports nothing from the tests, so the child starts on its own.
 """
@@ -13,8 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
+import socket
 import sys
+from typing import Any
 
+import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ImageContent
@@ -65,9 +70,36 @@ def die() -> str:
     os._exit(3)
 
 
+@server.tool(description="Freeze the whole server (SIGSTOP): it answers nothing, ever.")
+def freeze() -> str:
+    os.kill(os.getpid(), signal.SIGSTOP)
+    return "thawed"
+
+
+def serve_http(key: str) -> None:
+    """Streamable HTTP on a free loopback port, which it prints first on stdout; with ``key``, every request without
+    the header ``X-Toolbox-Key: <key>`` is answered 401 (like a server behind a token)."""
+    app = server.streamable_http_app()
+
+    async def guarded(scope: Any, receive: Any, send: Any) -> None:
+        if key and scope["type"] == "http" and dict(scope["headers"]).get(b"x-toolbox-key") != key.encode():
+            await send({"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"missing or wrong X-Toolbox-Key"})
+            return
+        await app(scope, receive, send)
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    print(sock.getsockname()[1], flush=True)
+    config = uvicorn.Config(guarded, log_level="warning", lifespan="on")
+    # The app's lifespan runs the SDK's session manager; the guard passes lifespan events through.
+    uvicorn.Server(config).run(sockets=[sock])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--http", type=int, default=0, help="serve streamable HTTP on 127.0.0.1:PORT")
+    parser.add_argument("--http", action="store_true", help="serve streamable HTTP on a free port (printed)")
+    parser.add_argument("--key", default="", help="with --http: the X-Toolbox-Key every request must carry")
     parser.add_argument("--crash", action="store_true", help="exit 1 at once, with a line on stderr")
     parser.add_argument("--silent", action="store_true", help="start but never answer (a hung server)")
     args = parser.parse_args()
@@ -78,7 +110,7 @@ def main() -> None:
         sys.stdin.read()  # holds stdin open and says nothing until the client closes it
         return
     if args.http:
-        server.run("streamable-http", host="127.0.0.1", port=args.http)
+        serve_http(args.key)
     else:
         server.run()
 
