@@ -20,7 +20,6 @@ DEFAULT_CALL_TIMEOUT_S: Final = 60.0
 DEFAULT_START_TIMEOUT_S: Final = 20.0
 
 
-
 class McpConfigError(ValueError):
     """A server's settings are not usable; the message says which server, which field, and what to write."""
 
@@ -77,8 +76,8 @@ class McpServerConfig:
             raise McpConfigError(
                 f"MCP server {self.name!r}: transport must be 'stdio' or 'http', not {self.transport!r}"
             )
-        command = self.command
-        if isinstance(command, str) or not all(isinstance(part, str) for part in command):
+        command: object = self.command  # settings JSON may hold anything here
+        if not isinstance(command, tuple | list) or not all(isinstance(part, str) for part in command):
             raise McpConfigError(_command_error(self.name))
         object.__setattr__(self, "command", tuple(command))
         object.__setattr__(self, "env", _string_map(self.env, "env", self.name))

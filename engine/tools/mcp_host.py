@@ -521,7 +521,7 @@ class McpHost:
             logger.info("MCP server %r: restarting after: %s", server.config.name, server.message)
             await self._abandon(conn)
             await self._connect(server)
-            if server.state is not McpServerState.RUNNING:
+            if not server.status().running:  # (through status(): mypy would keep the narrowing from above)
                 return self._unavailable(server, started, f"it could not be restarted: {server.message}")
             return None
 

@@ -90,6 +90,7 @@ def serve_http(key: str) -> None:
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    sock.listen(64)  # listening before the port is printed: a client that connects at once waits, is not refused
     print(sock.getsockname()[1], flush=True)
     config = uvicorn.Config(guarded, log_level="warning", lifespan="on")
     # The app's lifespan runs the SDK's session manager; the guard passes lifespan events through.
