@@ -129,3 +129,38 @@ class McpServerConfig:
             if text_field in fields and not isinstance(fields[text_field], str):
                 raise McpConfigError(f"MCP server {name!r}: {text_field} must be text")
         return cls(command=tuple(command), **cast(dict[str, Any], fields))
+
+
+def configs_from_mcp_json(data: object) -> list[McpServerConfig]:
+    """The servers of an ``mcp.json`` as Claude Desktop, LM Studio and Cursor write it, so a user can paste theirs:
+    ``{"mcpServers": {"<name>": {"command": "npx", "args": [...], "env": {...}}}}`` for stdio, or ``{"url": ...,
+    "headers": {...}}`` for streamable HTTP (``"disabled": true`` is kept as not enabled)."""
+    if not isinstance(data, Mapping) or not isinstance(data.get("mcpServers"), Mapping):
+        raise McpConfigError('an mcp.json must be a JSON object with "mcpServers": {"<name>": {...}}')
+    configs: list[McpServerConfig] = []
+    for name, entry in data["mcpServers"].items():
+        if not isinstance(entry, Mapping):
+            raise McpConfigError(f"MCP server {name!r}: its entry must be a JSON object")
+        kind = entry.get("type", "http" if "url" in entry else "stdio")
+        if kind == "sse":
+            raise McpConfigError(f"MCP server {name!r}: the old SSE transport is not supported; use streamable HTTP")
+        enabled = not entry.get("disabled", False)
+        if kind in ("http", "streamable-http", "streamableHttp"):
+            configs.append(
+                McpServerConfig.from_dict(
+                    {"name": name, "transport": "http", "url": entry.get("url", ""),
+                     "headers": entry.get("headers", {}), "enabled": enabled}
+                )
+            )  # fmt: skip
+            continue
+        if kind != "stdio":
+            raise McpConfigError(f"MCP server {name!r}: unknown type {kind!r} (stdio or http)")
+        program, args = entry.get("command", ""), entry.get("args", [])
+        if not isinstance(program, str) or not isinstance(args, list):
+            raise McpConfigError(f'MCP server {name!r}: "command" must be text and "args" a list')
+        configs.append(
+            McpServerConfig.from_dict(
+                {"name": name, "command": [program, *args], "env": entry.get("env", {}), "enabled": enabled}
+            )
+        )
+    return configs

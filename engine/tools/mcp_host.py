@@ -330,6 +330,12 @@ class McpHost:
 
         return remove
 
+    async def aclose(self) -> None:
+        """:meth:`close` for a caller on an event loop: the servers stop without blocking that loop."""
+        if not self._closed:
+            await self._submit(self._stop_all())
+        self.close()  # nothing left to stop: only the thread to end
+
     def close(self) -> None:
         """Stop every server and end the thread; safe to call twice. Blocks up to a few seconds per dying server."""
         if threading.current_thread() is self._thread:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from gpt_oss_desktop.engine.tools.mcp_config import McpConfigError, McpServerConfig
+from gpt_oss_desktop.engine.tools.mcp_config import McpConfigError, McpServerConfig, configs_from_mcp_json
 
 
 def test_a_stdio_config_round_trips_through_json() -> None:
@@ -60,3 +60,39 @@ def test_the_config_is_frozen_and_does_not_share_the_callers_dict() -> None:
 def test_bad_settings_raise_a_message_that_names_the_server_and_the_fix(data: Any, message: str) -> None:
     with pytest.raises(McpConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         McpServerConfig.from_dict(data)
+
+
+def test_an_mcp_json_from_another_app_becomes_configs() -> None:
+    pasted = {
+        "mcpServers": {
+            "files": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/home/me"]},
+            "search": {"url": "https://mcp.example.com/mcp", "headers": {"Authorization": "Bearer k"}},
+            "old": {"command": "uvx", "args": ["weather"], "env": {"UNITS": "metric"}, "disabled": True},
+        }
+    }
+    files, search, old = configs_from_mcp_json(pasted)
+    assert (files.name, files.transport, files.command) == (
+        "files",
+        "stdio",
+        ("npx", "-y", "@modelcontextprotocol/server-filesystem", "/home/me"),
+    )
+    assert (search.transport, search.url, dict(search.headers)) == (
+        "http",
+        "https://mcp.example.com/mcp",
+        {"Authorization": "Bearer k"},
+    )
+    assert dict(old.env) == {"UNITS": "metric"} and not old.enabled and files.enabled
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"servers": {}}, "mcpServers"),
+        ({"mcpServers": {"s": {"type": "sse", "url": "http://h/sse"}}}, "SSE transport is not supported"),
+        ({"mcpServers": {"s": {"command": "x", "args": "y"}}}, '"args" a list'),
+        ({"mcpServers": {"s": {}}}, "the command is empty"),
+    ],
+)
+def test_a_bad_mcp_json_says_what_is_wrong(data: Any, message: str) -> None:
+    with pytest.raises(McpConfigError, match=message):
+        configs_from_mcp_json(data)

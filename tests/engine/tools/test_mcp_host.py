@@ -323,3 +323,42 @@ def test_an_http_server_that_refuses_says_how(
     assert wrong_path.state is McpServerState.FAILED and "HTTP 40" in wrong_path.message
     closed = run(host.start(McpServerConfig(name="closed", transport="http", url="http://127.0.0.1:9/mcp")))
     assert closed.state is McpServerState.FAILED and closed.message.startswith("cannot reach http://127.0.0.1:9/mcp")
+
+
+def test_the_host_serves_a_qasync_loop_and_notifies_on_the_gui_thread(qapp: Any) -> None:
+    """The app's loop: qasync over Qt. Calls, cancellation and notices work there as on plain asyncio."""
+    import qasync  # the engine never imports Qt; only this test drives the host from the app's kind of loop
+
+    loop = qasync.QEventLoop(qapp)
+    asyncio.set_event_loop(loop)
+    host = McpHost()
+    try:
+
+        async def scenario() -> list[tuple[McpServerStatus, bool]]:
+            seen: list[tuple[McpServerStatus, bool]] = []
+            host.add_listener(
+                lambda status: seen.append((status, threading.current_thread() is threading.main_thread()))
+            )
+            assert (await host.start(stdio("qt"))).running
+            echo = await tool(host, "functions.qt__echo").run('{"text": "on qasync"}')
+            assert (echo.status, echo.output) == (ToolStatus.OK, "on qasync")
+            slow = asyncio.ensure_future(tool(host, "functions.qt__sleep").run('{"seconds": 30}'))
+            await asyncio.sleep(0.2)
+            slow.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await slow
+            await host.aclose()
+            await asyncio.sleep(0.05)
+            return seen
+
+        seen = loop.run_until_complete(asyncio.wait_for(scenario(), 30))
+    finally:
+        host.close()
+        asyncio.set_event_loop(None)
+        loop.close()
+    assert [status.state for status, _ in seen] == [
+        McpServerState.STARTING,
+        McpServerState.RUNNING,
+        McpServerState.STOPPED,
+    ]
+    assert all(on_gui_thread for _, on_gui_thread in seen)
