@@ -259,9 +259,15 @@ class McpHost:
     # ------------------------------------------------------------------ public API (any thread or loop)
 
     async def start(self, config: McpServerConfig) -> McpServerStatus:
-        """Connect to the server (stopping the one of that name first), initialize, and list its tools."""
+        """Connect to the server (stopping the one of that name first), initialize, and list its tools.
+
+        A config that is not enabled is not started: the answer is ``STOPPED`` (and a running one of that name is
+        stopped)."""
         if self._closed:
             return McpServerStatus(config.name, McpServerState.FAILED, "the MCP host is closed")
+        if not config.enabled:
+            await self.stop(config.name)
+            return McpServerStatus(config.name, McpServerState.STOPPED, "disabled in the settings")
         return await self._submit(self._start(config, restarts_left=1))
 
     async def stop(self, name: str) -> None:
@@ -284,7 +290,8 @@ class McpHost:
 
     def all_tools(self) -> list[McpTool]:
         """The tools of every running server, to offer the model (named as :meth:`resolve` finds them)."""
-        return [tool for tool in self._named_tools() if self._servers[tool.server].state is McpServerState.RUNNING]
+        running = {name for name, server in list(self._servers.items()) if server.state is McpServerState.RUNNING}
+        return [tool for tool in self._named_tools() if tool.server in running]
 
     def tools(self, name: str) -> list[McpTool]:
         """The tools of one running server (named as in :meth:`all_tools`, so they stay unique beside the others)."""
@@ -452,6 +459,8 @@ class McpHost:
         conn = server.conn = _Connection()
         self._set_state(server, McpServerState.STARTING)
         ready: asyncio.Future[None] = self._loop.create_future()
+        # Read even when nobody awaits it any more (a start that timed out), so asyncio logs no "never retrieved".
+        ready.add_done_callback(lambda future: future.cancelled() or future.exception())
         conn.runner = self._loop.create_task(self._runner(server, conn, ready), name=f"mcp:{server.config.name}")
         try:
             await asyncio.wait_for(asyncio.shield(ready), timeout=server.config.start_timeout_s)

@@ -265,6 +265,8 @@ def test_stop_forgets_the_server_and_its_tools(new_host: Callable[[], McpHost]) 
     assert run(host.start(stdio("brief"))).running
     run(host.stop("brief"))
     assert host.status("brief") is None and host.all_tools() == []
+    disabled = run(host.start(stdio("brief", enabled=False)))
+    assert (disabled.state, disabled.message) == (McpServerState.STOPPED, "disabled in the settings")
     assert run(host.call("brief", "echo", {"text": "x"})).status is ToolStatus.UNAVAILABLE
 
 
@@ -284,6 +286,8 @@ def http_toolbox() -> Iterator[tuple[str, subprocess.Popen[str]]]:
     finally:
         server.kill()
         server.wait()
+        if server.stdout is not None:
+            server.stdout.close()
 
 
 def test_an_http_server_works_beside_a_stdio_one_with_unique_names(
