@@ -1,0 +1,1 @@
+"""MCP servers the MCP tests run, written with the official SDK's server API (``mcp.server.mcpserver``)."""
