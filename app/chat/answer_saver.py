@@ -109,7 +109,7 @@ class AnswerSaver:
     def _write(self, *, complete: bool, stats: Mapping[str, Any] | None) -> Message:
         assert self.store is not None and self.chat_id is not None
         # Only an answer that called tools says so (calls are never taken back within one answer).
-        calls = {"tool_calls": [call.to_record() for call in self.tool_calls]} if self.tool_calls else {}
+        calls = [call.to_record() for call in self.tool_calls] if self.tool_calls else None
         if self._message_id is None:
             message = self.store.add_message(
                 self.chat_id,
@@ -120,7 +120,7 @@ class AnswerSaver:
                 stats=stats,
                 complete=complete,
                 position=self.position,
-                **calls,
+                tool_calls=calls,
             )
             self._message_id = message.id
         else:
@@ -130,7 +130,7 @@ class AnswerSaver:
                 analysis=self.reasoning,
                 stats=stats,
                 complete=complete,
-                **calls,
+                tool_calls=calls,
             )
         self._dirty = False
         self._last_save = self._clock()

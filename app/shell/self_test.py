@@ -10,10 +10,11 @@ It prints one line per step and exits 0, or 1 naming the step that failed and wh
 out (naming the step it was in). It is how the frozen bundle is smoke-tested (packaging/smoke.sh).
 
 A last step serves the loaded model on a free loopback port (Model ▸ Serve on localhost) and asks it one question
-over HTTP, so a bundle missing a piece of the web stack fails here rather than in a user's hands.
+over HTTP, so a bundle missing a piece of the web stack fails here rather than in a user's hands; the step before
+it runs one program through the sandboxed python tool (in the bundle, the app re-entered as the sandbox's child).
 
 Test hook: ``GPTOSS_SELF_TEST_FAIL=<step id>`` (``gui``, ``load``, ``generate``, ``parse``, ``history``,
-``serve``) makes that step fail on purpose, so the failure path can be tested from outside the process.
+``python``, ``serve``) makes that step fail on purpose, so the failure path can be tested from outside the process.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class Step(enum.StrEnum):
     GENERATE = "generate"
     PARSE = "parse"
     HISTORY = "history"
+    PYTHON = "python"
     SERVE = "serve"
 
     @property
@@ -74,6 +76,7 @@ _TITLES: Final = {
     Step.GENERATE: "generate an answer",
     Step.PARSE: "parse the answer as harmony",
     Step.HISTORY: "save the chat to history",
+    Step.PYTHON: "run the python tool in its sandbox",
     Step.SERVE: "serve the model over HTTP",
 }
 
@@ -221,6 +224,9 @@ async def _run_steps(progress: _Progress, workdir: Path) -> None:
                 raise SelfTestFailure(f"the saved chat holds {roles} with answer {chat.messages[-1].text!r}")
             detail.append(f"{len(chat.messages)} messages in {store.path.name}")
 
+        with progress.step(Step.PYTHON) as detail:
+            detail.append(await _python_once())
+
         with progress.step(Step.SERVE) as detail:
             detail.append(await _serve_once(backend, workdir))
     finally:
@@ -231,6 +237,19 @@ async def _run_steps(progress: _Progress, workdir: Path) -> None:
             backend.close()
         if store is not None:
             store.close()
+
+
+async def _python_once() -> str:
+    """One program through the python tool: in the bundle this is the frozen app re-entered as the sandbox's child
+    (``--python-sandbox-child``), so a packaging mistake there fails here rather than in a user's chat."""
+    from gpt_oss_desktop.engine.tools.base import ToolStatus
+    from gpt_oss_desktop.engine.tools.python_sandbox import PythonSandbox, sandbox_info
+    from gpt_oss_desktop.engine.tools.python_tool import PythonTool
+
+    outcome = await PythonTool(PythonSandbox()).run("print(6 * 7)")
+    if outcome.status is not ToolStatus.OK or outcome.output.strip() != "42":
+        raise SelfTestFailure(f"the python tool answered {outcome.status.value}: {outcome.output[-300:]!r}")
+    return f"6 * 7 = 42 under {sandbox_info().kind.value} in {outcome.seconds:.2f} s"
 
 
 async def _serve_once(backend: LocalEngine, workdir: Path) -> str:

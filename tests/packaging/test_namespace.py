@@ -46,7 +46,9 @@ def test_the_wheel_installs_exactly_one_top_level_name(wheel: Path) -> None:
     assert f"{NAMESPACE}/resources/demo/manifest.json" in names
     # The runtime only: materialising the demo ships, training it and the benchmarks (tools/) do not.
     assert f"{NAMESPACE}/engine/demo/materialize.py" in names
-    assert not [n for n in names if "/tools/" in n or n.startswith("tools/") or "/bench/" in n]
+    # (engine/tools/ and app/tools/ are the tools the model calls, and do ship)
+    assert not [n for n in names if n.startswith(("tools/", f"{NAMESPACE}/tools/")) or "/bench/" in n]
+    assert f"{NAMESPACE}/engine/tools/python_sandbox.py" in names
 
 
 def test_the_wheel_ships_the_cpu_kernels_sources(wheel: Path) -> None:

@@ -16,6 +16,7 @@ STEP_LINES = (
     "self-test: generate an answer: ok",
     "self-test: parse the answer as harmony: ok",
     "self-test: save the chat to history: ok",
+    "self-test: run the python tool in its sandbox: ok",
     "self-test: serve the model over HTTP: ok",
 )
 
