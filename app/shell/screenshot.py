@@ -246,7 +246,7 @@ async def _render(
         started = time.perf_counter()
         stage = Stage(state.name, Path(scratch), settings_path=settings_path, deadline=deadline)
         try:
-            window = stage.open_window(first_run_kernels=state.first_run_kernels)
+            window = stage.open_window(first_run_kernels=state.first_run_kernels, tools=state.tools)
             window.resize(*sizes[0])
             window.show()
             await state.reach(stage)

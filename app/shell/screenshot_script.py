@@ -17,6 +17,14 @@ class Reply:
 
 
 @dataclass(frozen=True)
+class PythonCall:
+    """A scripted call of the python tool: the reasoning before it, and the program."""
+
+    thought: str
+    code: str
+
+
+@dataclass(frozen=True)
 class EarlierChat:
     """A chat of the sample history, last active ``age`` before the screenshot was taken."""
 
@@ -174,4 +182,15 @@ EARLIER_CHATS = (
         ),
         timedelta(days=70),
     ),
+)
+
+
+POWER_QUESTION = "What is 2 to the power of 64, exactly?"
+POWER_CALL = PythonCall(
+    thought="The user wants 2**64 exactly. That is a 20-digit number; I should compute it rather than recall it.",
+    code="print(2 ** 64)",
+)
+POWER = Reply(
+    thought="Python printed 18446744073709551616.",
+    answer="2⁶⁴ = **18,446,744,073,709,551,616**.",
 )

@@ -38,9 +38,13 @@ from gpt_oss_desktop.app.history.models import utc_now
 from gpt_oss_desktop.app.settings import TEMPERATURE_KEY, make_settings
 from gpt_oss_desktop.app.shell import screenshot_script as script
 from gpt_oss_desktop.app.shell.main_window import MainWindow
-from gpt_oss_desktop.engine.events import FinishReason
-from gpt_oss_desktop.engine.harmony import ReasoningEffort
-from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply
+from gpt_oss_desktop.app.tools.app_tools import AppTools
+from gpt_oss_desktop.app.tools.tool_settings import ToolSettings
+from gpt_oss_desktop.engine.events import ANALYSIS, FinishReason
+from gpt_oss_desktop.engine.harmony import PYTHON_CONTENT_TYPE, PYTHON_TOOL, ReasoningEffort
+from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply, harmony_tool_call
+from gpt_oss_desktop.engine.tools.python_sandbox import PythonSandbox
+from gpt_oss_desktop.engine.tools.python_tool import PythonTool
 from gpt_oss_desktop.engine.vocab import get_encoding
 from gpt_oss_desktop.kernels.cpu_kernel_status import KernelState, KernelStatus
 
@@ -140,10 +144,15 @@ class Stage:
             raise RuntimeError("no scripted model set before the load")
         return self.model
 
-    def open_window(self, *, first_run_kernels: bool = False) -> MainWindow:
+    def open_window(self, *, first_run_kernels: bool = False, tools: bool = False) -> MainWindow:
         if first_run_kernels:
             self.kernels = KernelPreparation(self.held_build)
-        window = MainWindow(self.backend, self.settings, store=self.store, models=self.library, kernels=self.kernels)
+        app_tools = None
+        if tools:  # the defaults, kept out of the user's settings (nothing is saved)
+            app_tools = AppTools(ToolSettings(), save=lambda _settings: None, python_tool=PythonTool(PythonSandbox()))
+        window = MainWindow(
+            self.backend, self.settings, store=self.store, models=self.library, kernels=self.kernels, tools=app_tools
+        )
         downloads = window.model_downloads
         # The wizard never goes online here (it only shows its first page) and judges the sample machine.
         downloads.hub = replace(HubSettings.from_environment(), offline=True)
@@ -203,10 +212,19 @@ class Stage:
         if self.win.sidebar is not None:
             self.win.sidebar.refresh()
 
-    async def load(self, replies: Sequence[script.Reply], **model_options: Any) -> None:
-        """Load the scripted model, replaying ``replies`` one per request, in order."""
+    async def load(
+        self, replies: Sequence[script.Reply], *, python_call: script.PythonCall | None = None, **model_options: Any
+    ) -> None:
+        """Load the scripted model, replaying ``replies`` one per request, in order; with ``python_call``, that call
+        first and ``replies[0]`` once the prompt holds its result."""
         scripts = [harmony_reply(r.thought, r.answer) for r in replies]
-        self.model = ScriptedModel(scripts, token_seconds=_TOKEN_SECONDS, **model_options)
+        if python_call is not None:
+            call = harmony_tool_call(
+                python_call.thought, PYTHON_TOOL, python_call.code, channel=ANALYSIS, content_type=PYTHON_CONTENT_TYPE
+            )
+            self.model = ScriptedModel.tool_loop(call, scripts[0], token_seconds=_TOKEN_SECONDS)
+        else:
+            self.model = ScriptedModel(scripts, token_seconds=_TOKEN_SECONDS, **model_options)
         await self.finished(self.win.load_model(MODEL_NAME), "the scripted model loaded")
         if self.backend.info is None:
             raise ScreenshotError(f"state {self.state!r}: the scripted model did not load (see the log)")
@@ -269,6 +287,19 @@ class State:
     summary: str
     reach: Callable[[Stage], Awaitable[None]]
     first_run_kernels: bool = False
+    tools: bool = False  # the window offers the app's tools (python in its sandbox, the built-in functions)
+
+
+async def _tool_call_approval(stage: Stage) -> None:
+    stage.seed_history()
+    await stage.load([script.POWER], python_call=script.POWER_CALL)
+    stage.send(script.POWER_QUESTION, ReasoningEffort.MEDIUM)
+
+    def waiting_for_approval() -> bool:
+        answer = stage.last_answer()
+        return answer is not None and bool(answer.tool_cards) and answer.tool_cards[0].approval_row.isVisible()
+
+    await stage.wait(waiting_for_approval, "the python call's card asks to run it")
 
 
 async def _first_start(stage: Stage) -> None:
@@ -429,6 +460,12 @@ STATES: Final = {
         State("model-manager", "The model manager (nothing installed yet), with the model loaded.", _model_manager),
         State(
             "answer-streaming", "An answer streaming: the reasoning done, the answer half written.", _answer_streaming
+        ),
+        State(
+            "tool-call-approval",
+            "The model asks to run a line of Python; the card waits for Run, Always run or Don't run.",
+            _tool_call_approval,
+            tools=True,
         ),
         State(
             "first-run-kernels",
