@@ -61,6 +61,7 @@ class ToolCallCard(QFrame):
         decided(object): the user's :class:`~app.chat.tool_calls.Approval` (Run, Always run, Don't run).
     """
 
+    # object: an Approval (a StrEnum, which a Signal cannot declare as its type)
     decided = Signal(object)
 
     def __init__(self, recipient: str, parent: QWidget | None = None) -> None:
