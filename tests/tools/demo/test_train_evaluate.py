@@ -47,18 +47,23 @@ def test_evaluation_reports_every_family_and_effort(
     trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = materialize_demo(tmp_path / "data", source=trained)
-    assert evaluate.main(["--model", str(root), "--per-family", "1", "--max-tokens", "4", "--batch-size", "5"]) == 0
+    argv = ["--model", str(root), "--per-family", "1", "--tool-per-family", "1", "--max-tokens", "4"]
+    assert evaluate.main([*argv, "--batch-size", "5"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["path"] == "batched" and report["generations"] == 12  # 4 families x 3 efforts
     assert set(report["accuracy"]) == set(FAMILIES)
     assert 0.0 <= report["well_formed"] <= 1.0
+    tools = report["tools"]
+    assert tools["episodes"] == 18  # (3 tool groups + arithmetic, counting, comparing) x 3 efforts
+    assert set(tools["accuracy"]) == {"python", "convert_units", "current_time", "arithmetic", "count", "compare"}
+    assert tools["arithmetic_python_off"] == report["accuracy"]["arithmetic"]
 
 
 def test_batched_and_sequential_evaluation_agree(trained: Path, tmp_path: Path) -> None:
     # Both paths run the engine's one generation loop; greedy, they must produce the same completions.
     root = str(materialize_demo(tmp_path / "data", source=trained))
     options = {"dtype": "bfloat16", "max_tokens": 6, "batch_size": 4}
-    batched = evaluate.evaluate(root, 1, sequential=False, **options)  # type: ignore[arg-type]
-    sequential = evaluate.evaluate(root, 1, sequential=True, **options)  # type: ignore[arg-type]
-    for key in ("well_formed", "mean_analysis_tokens", "accuracy_by_effort"):
+    batched = evaluate.evaluate(root, 1, sequential=False, tool_per_family=1, **options)  # type: ignore[arg-type]
+    sequential = evaluate.evaluate(root, 1, sequential=True, tool_per_family=1, **options)  # type: ignore[arg-type]
+    for key in ("well_formed", "mean_analysis_tokens", "accuracy_by_effort", "tools"):
         assert batched[key] == sequential[key]
