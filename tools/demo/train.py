@@ -20,6 +20,7 @@ Deterministic for a given seed, thread count (``--threads``, default 2) and mach
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -40,8 +41,13 @@ from gpt_oss_desktop.engine.checkpoint.presets import REAL_VOCAB
 from gpt_oss_desktop.engine.config import ModelConfig
 from gpt_oss_desktop.engine.demo.materialize import MANIFEST_NAME
 from gpt_oss_desktop.engine.model import Model
+from gpt_oss_desktop.engine.ops import CPU_OPS, Ops
 from gpt_oss_desktop.engine.vocab import get_encoding
+from gpt_oss_desktop.kernels.moe import moe_ref
 from gpt_oss_desktop.kernels.mxfp4 import dequantize_mxfp4
+from gpt_oss_desktop.kernels.rmsnorm import add_rmsnorm_ref, rmsnorm_ref
+from gpt_oss_desktop.kernels.rope import rope_ref
+from gpt_oss_desktop.kernels.router import router_ref
 from tools.demo.data import Example
 from tools.demo.mix import training_examples
 
@@ -52,7 +58,8 @@ FORMAT_VERSION: Final = 1
 WEIGHTS_NAME: Final = "demo.safetensors"
 TOY_LABEL: Final = (
     "toy demo model: a tiny gpt-oss-architecture model trained on synthetic arithmetic-style tasks (arithmetic, "
-    "letter counting, number comparison, unit conversion); not a real assistant"
+    "letter counting, number comparison, unit conversion) and on calling tools (python for arithmetic, "
+    "convert_units, get_current_time); not a real assistant"
 )
 
 # 4 layers (sliding, full, sliding, full), hidden 128, 8 experts top-2. The 32-token window is shorter than every
@@ -70,6 +77,19 @@ DEMO_CONFIG: Final = ModelConfig(
     sliding_window=32,
 )
 _EXPERT_SUFFIXES: Final = (".mlp.mlp1_weight", ".mlp.mlp2_weight")
+# Training runs the model on the torch reference ops: the fused C++ CPU kernels (RMSNorm, RoPE, ...) have no
+# autograd, so through them only the unembedding would get a gradient and every layer would stay at its random
+# initialisation (tests/tools/demo checks that every parameter gets a gradient).
+TRAIN_OPS: Final[Ops] = dataclasses.replace(
+    CPU_OPS,
+    name="train",
+    rmsnorm=rmsnorm_ref,
+    add_rmsnorm=add_rmsnorm_ref,
+    rope=rope_ref,
+    router=router_ref,
+    moe=moe_ref,
+    linear=F.linear,
+)
 
 
 def extra_token_ids() -> set[int]:
@@ -100,6 +120,13 @@ def init_params(config: ModelConfig, generator: torch.Generator) -> dict[str, to
             t = torch.randn(spec.shape, generator=generator) * 0.02
         params[name] = t.requires_grad_()
     return params
+
+
+def training_model(config: ModelConfig, tensors: dict[str, torch.Tensor]) -> Model:
+    """The engine's model over ``tensors`` (it wraps the leaves, no copies), differentiable (:data:`TRAIN_OPS`)."""
+    model = Model(config, tensors, torch.device("cpu"), torch.float32)
+    model.ops = TRAIN_OPS
+    return model
 
 
 def fake_mxfp4(w: torch.Tensor) -> torch.Tensor:
@@ -210,7 +237,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             for name in tensors:
                 if name.endswith(_EXPERT_SUFFIXES):
                     tensors[name] = fake_mxfp4(params[name])
-        model = Model(config, tensors, torch.device("cpu"), torch.float32)  # cheap: wraps the leaves, no copies
+        model = training_model(config, tensors)
         ids, targets = make_batch(next(stream), to_sub, other, rng, args.noise_share)
         hidden = model.forward_hidden(ids)  # [B, T, H]
         # Logits only where there is a target (the completions; prompts and tool results are most of the tokens).

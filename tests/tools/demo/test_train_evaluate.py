@@ -34,6 +34,16 @@ def trained(tmp_path: Path, torch_settings_restored: None) -> Path:
     return out
 
 
+def test_every_parameter_is_trained() -> None:
+    # The engine's fused CPU kernels have no autograd; training must reach every layer, not just the unembedding.
+    config = train.DEMO_CONFIG.replace(vocab_size=300)
+    params = train.init_params(config, torch.Generator().manual_seed(0))
+    model = train.training_model(config, dict(params))
+    hidden = model.forward_hidden(torch.randint(0, 300, (2, 40)))
+    torch.nn.functional.linear(hidden, model.unembedding).logsumexp(-1).mean().backward()
+    assert [n for n, p in params.items() if p.grad is None or not p.grad.abs().sum() > 0] == []
+
+
 def test_training_writes_weights_the_engine_materialises_and_loads(trained: Path, tmp_path: Path) -> None:
     manifest = load_manifest(trained)
     assert manifest["weights_file"] == train.WEIGHTS_NAME and manifest["training"]["steps"] == 2
