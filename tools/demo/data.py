@@ -270,12 +270,31 @@ def completion_tokens(analysis: str, final: str, encoding: HarmonyEncoding | Non
     return list(first[2:]) + list(second[:-1]) + [RETURN]
 
 
+def final_tokens(final: str, encoding: HarmonyEncoding | None = None) -> list[int]:
+    """A completion that is only the answer: ``<|channel|>final<|message|>…<|return|>``."""
+    enc = encoding if encoding is not None else get_encoding()
+    rendered = enc.render(Message.from_role_and_content(Role.ASSISTANT, final).with_channel("final"))
+    return [*rendered[2:-1], RETURN]  # drop <|start|>assistant and <|end|>, as in completion_tokens
+
+
 @dataclass(frozen=True, slots=True)
 class Example:
-    """One tokenised training conversation; the loss covers ``ids[prompt_len:]``."""
+    """One tokenised training conversation; the loss covers the tokens ``ids[start:end]`` of each span.
+
+    A plain problem has one span (the completion after the prompt). A tool problem has two: the completion up to
+    and including ``<|call|>``, and the completion after the tool's result to ``<|return|>``; the tool's message in
+    between is input, not target. One sequence holds both targets because the second target's prompt (prompt, call,
+    result) starts with the first target's prompt and completion, token for token (checked when rendering), so under
+    causal attention the shared sequence trains exactly what the two separate examples would.
+    """
 
     ids: list[int]
-    prompt_len: int
+    spans: tuple[tuple[int, int], ...]
+
+    @property
+    def prompt_len(self) -> int:
+        """Length of the first prompt (everything before the first target token)."""
+        return self.spans[0][0]
 
 
 def render_example(
@@ -286,7 +305,8 @@ def render_example(
 ) -> Example:
     enc = encoding if encoding is not None else get_encoding()
     prompt = render_prompt([ChatMessage.user(problem.question)], effort=effort, current_date=current_date, encoding=enc)
-    return Example(prompt + completion_tokens(problem.analysis[effort], problem.final, enc), len(prompt))
+    ids = prompt + completion_tokens(problem.analysis[effort], problem.final, enc)
+    return Example(ids, ((len(prompt), len(ids)),))
 
 
 def training_examples(count: int, seed: int, encoding: HarmonyEncoding | None = None) -> list[Example]:

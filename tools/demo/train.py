@@ -20,6 +20,7 @@ Deterministic for a given seed, thread count (``--threads``, default 2) and mach
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -40,9 +41,15 @@ from gpt_oss_desktop.engine.checkpoint.presets import REAL_VOCAB
 from gpt_oss_desktop.engine.config import ModelConfig
 from gpt_oss_desktop.engine.demo.materialize import MANIFEST_NAME
 from gpt_oss_desktop.engine.model import Model
+from gpt_oss_desktop.engine.ops import CPU_OPS, Ops
 from gpt_oss_desktop.engine.vocab import get_encoding
+from gpt_oss_desktop.kernels.moe import moe_ref
 from gpt_oss_desktop.kernels.mxfp4 import dequantize_mxfp4
-from tools.demo.data import Example, training_examples
+from gpt_oss_desktop.kernels.rmsnorm import add_rmsnorm_ref, rmsnorm_ref
+from gpt_oss_desktop.kernels.rope import rope_ref
+from gpt_oss_desktop.kernels.router import router_ref
+from tools.demo.data import Example
+from tools.demo.mix import training_examples
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +58,8 @@ FORMAT_VERSION: Final = 1
 WEIGHTS_NAME: Final = "demo.safetensors"
 TOY_LABEL: Final = (
     "toy demo model: a tiny gpt-oss-architecture model trained on synthetic arithmetic-style tasks (arithmetic, "
-    "letter counting, number comparison, unit conversion); not a real assistant"
+    "letter counting, number comparison, unit conversion) and on calling tools (python for arithmetic, "
+    "convert_units, get_current_time); not a real assistant"
 )
 
 # 4 layers (sliding, full, sliding, full), hidden 128, 8 experts top-2. The 32-token window is shorter than every
@@ -69,6 +77,19 @@ DEMO_CONFIG: Final = ModelConfig(
     sliding_window=32,
 )
 _EXPERT_SUFFIXES: Final = (".mlp.mlp1_weight", ".mlp.mlp2_weight")
+# Training runs the model on the torch reference ops: the fused C++ CPU kernels (RMSNorm, RoPE, ...) have no
+# autograd, so through them only the unembedding would get a gradient and every layer would stay at its random
+# initialisation (tests/tools/demo checks that every parameter gets a gradient).
+TRAIN_OPS: Final[Ops] = dataclasses.replace(
+    CPU_OPS,
+    name="train",
+    rmsnorm=rmsnorm_ref,
+    add_rmsnorm=add_rmsnorm_ref,
+    rope=rope_ref,
+    router=router_ref,
+    moe=moe_ref,
+    linear=F.linear,
+)
 
 
 def extra_token_ids() -> set[int]:
@@ -101,6 +122,13 @@ def init_params(config: ModelConfig, generator: torch.Generator) -> dict[str, to
     return params
 
 
+def training_model(config: ModelConfig, tensors: dict[str, torch.Tensor]) -> Model:
+    """The engine's model over ``tensors`` (it wraps the leaves, no copies), differentiable (:data:`TRAIN_OPS`)."""
+    model = Model(config, tensors, torch.device("cpu"), torch.float32)
+    model.ops = TRAIN_OPS
+    return model
+
+
 def fake_mxfp4(w: torch.Tensor) -> torch.Tensor:
     """``w`` rounded to MXFP4 in the forward pass, identity in the backward pass (straight-through)."""
     rounded = dequantize_mxfp4(*quantize_mxfp4(w.detach()), torch.float32)
@@ -124,33 +152,35 @@ def batches(examples: list[Example], batch_size: int, rng: random.Random) -> Ite
 def make_batch(
     batch: list[Example], to_sub: torch.Tensor, other: int, rng: random.Random, noise_share: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sub-vocabulary ids ``[B, T]`` and loss targets ``[B, T]`` (-100 = no loss: prompt and padding).
+    """Sub-vocabulary ids ``[B, T]`` and loss targets ``[B, T]`` (-100 = no loss: prompts, tool results, padding).
 
     With probability ``noise_share`` a sequence gets one or two "other" tokens at the start of the user's text
-    (its prompt shifts right; targets shift with it), so the model learns to read past unknown input tokens.
+    (everything after shifts right; the loss spans shift with it), so the model learns to read past unknown input
+    tokens.
     """
     rows: list[list[int]] = []
-    prompt_lens: list[int] = []
+    row_spans: list[tuple[tuple[int, int], ...]] = []
     for ex in batch:
         ids = ex.ids
-        prompt_len = ex.prompt_len
+        spans = ex.spans
         if rng.random() < noise_share:
-            # the prompt's last <|message|> opens the user's text
-            cut = [i for i, t in enumerate(ids[:prompt_len]) if t == 200008][-1] + 1
+            # the first prompt's last <|message|> opens the user's text
+            cut = [i for i, t in enumerate(ids[: ex.prompt_len]) if t == 200008][-1] + 1
             extra = rng.randint(1, 2)
             ids = ids[:cut] + [-1] * extra + ids[cut:]
-            prompt_len += extra
+            spans = tuple((start + extra, end + extra) for start, end in spans)
         rows.append(ids)
-        prompt_lens.append(prompt_len)
+        row_spans.append(spans)
     length = max(len(r) for r in rows)
     full = torch.full((len(rows), length), -1, dtype=torch.long)
     for i, r in enumerate(rows):
         full[i, : len(r)] = torch.tensor(r)
     sub = torch.where(full >= 0, to_sub[full.clamp(min=0)], torch.full_like(full, other))  # -1 -> other
     targets = torch.full_like(sub, -100)
-    for i, (r, p) in enumerate(zip(rows, prompt_lens, strict=True)):
-        # position t predicts token t+1; the loss covers the completion tokens r[p:]
-        targets[i, p - 1 : len(r) - 1] = sub[i, p : len(r)]
+    for i, spans in enumerate(row_spans):
+        for start, end in spans:
+            # position t predicts token t+1; the loss covers the target tokens [start, end)
+            targets[i, start - 1 : end - 1] = sub[i, start:end]
     return sub, targets
 
 
@@ -178,6 +208,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     config = DEMO_CONFIG.replace(vocab_size=len(used_ids) + 1)
     params = init_params(config, torch.Generator().manual_seed(args.seed))
+    if args.tied_init:
+        # The unembedding starts as a copy of the embedding (they stay separate parameters): a head that moves a
+        # token's embedding to a later position then already predicts that token, which is how the model copies
+        # numbers from the question into a call and from a tool's result into the answer.
+        with torch.no_grad():
+            params["unembedding.weight"].copy_(params["embedding.weight"])
     decay = [p for n, p in params.items() if p.dim() >= 2]
     no_decay = [p for n, p in params.items() if p.dim() < 2]
     optimizer = torch.optim.AdamW(
@@ -201,11 +237,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             for name in tensors:
                 if name.endswith(_EXPERT_SUFFIXES):
                     tensors[name] = fake_mxfp4(params[name])
-        model = Model(config, tensors, torch.device("cpu"), torch.float32)  # cheap: wraps the leaves, no copies
+        model = training_model(config, tensors)
         ids, targets = make_batch(next(stream), to_sub, other, rng, args.noise_share)
         hidden = model.forward_hidden(ids)  # [B, T, H]
-        logits = F.linear(hidden, model.unembedding) + offset  # [B, T, U+1]
-        loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        # Logits only where there is a target (the completions; prompts and tool results are most of the tokens).
+        scored = targets != -100  # [B, T]
+        logits = F.linear(hidden[scored], model.unembedding) + offset  # [N, U+1]
+        loss = F.cross_entropy(logits, targets[scored])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)
@@ -223,6 +261,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "batch_size": args.batch_size,
         "lr": args.lr,
         "qat_steps": args.steps - qat_from,
+        "tied_init": args.tied_init,
         "threads": args.threads,
         "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
         "data_seconds": round(data_seconds, 1),
@@ -274,6 +313,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--qat-share", type=float, default=0.2, help="last share of steps trained through MXFP4")
     p.add_argument("--noise-share", type=float, default=0.1, help="share of prompts with unknown tokens")
+    p.add_argument(
+        "--tied-init",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="start the unembedding as the embedding",
+    )
     p.add_argument("--threads", type=int, default=2, help="torch threads (results depend on it)")
     return p.parse_args(argv)
 

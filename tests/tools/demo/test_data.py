@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from gpt_oss_desktop.engine.vocab import RETURN
-from tools.demo.data import completion_tokens, held_out_problems, is_held_out, training_examples
+import json
+
+from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort
+from gpt_oss_desktop.engine.vocab import CALL, RETURN, get_encoding
+from tools.demo.data import completion_tokens, held_out_problems, is_held_out
+from tools.demo.mix import training_examples
+from tools.demo.tool_data import APP_DEFAULT, held_out_tool_problems, render_tool_example, tool_prompt
 
 
 def test_data_split_and_rendering() -> None:
@@ -13,3 +18,32 @@ def test_data_split_and_rendering() -> None:
     assert all(ex.ids[ex.prompt_len - 2 :][:2] == [200006, 173781] for ex in examples)  # ends <|start|>assistant
     tail = completion_tokens("a", "b")
     assert tail[:3] == [200005, 35644, 200008] and tail[-1] == RETURN  # <|channel|>analysis<|message|> ... <|return|>
+
+
+def test_a_tool_example_trains_the_call_and_the_answer_but_not_the_result() -> None:
+    enc = get_encoding()
+    problem = held_out_tool_problems("python", 1)[0]
+    example = render_tool_example(problem, APP_DEFAULT, ReasoningEffort.MEDIUM, "2026-01-15")
+    (start1, end1), (start2, end2) = example.spans
+    first = tool_prompt([ChatMessage.user(problem.question)], APP_DEFAULT, ReasoningEffort.MEDIUM, "2026-01-15")
+    assert example.ids[:start1] == first
+    call = enc.decode(example.ids[start1:end1])
+    assert example.ids[end1 - 1] == CALL
+    assert call.endswith(
+        f"<|start|>assistant to=python<|channel|>analysis code<|message|>{problem.call.arguments}<|call|>"
+    )
+    result = enc.decode(example.ids[end1:start2])  # input only: the tool's message
+    header = "<|start|>python to=assistant<|channel|>analysis<|message|>"
+    assert result == f"{header}{problem.training_result}<|end|><|start|>assistant"
+    assert example.ids[end2 - 1] == RETURN and end2 == len(example.ids)
+
+
+def test_function_problems_carry_real_results() -> None:
+    convert = held_out_tool_problems("convert_units", 3)
+    for problem in convert:
+        arguments = json.loads(problem.call.arguments)
+        assert set(arguments) == {"value", "from_unit", "to_unit"}
+        assert json.loads(problem.training_result)["unit"] == arguments["to_unit"]
+    time = held_out_tool_problems("current_time", 3)
+    assert all(problem.answer(problem.training_result) is not None for problem in time)
+    assert len({p.key for p in time}) == 3 and all(is_held_out(p.key) for p in time)

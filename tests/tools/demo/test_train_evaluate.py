@@ -34,6 +34,16 @@ def trained(tmp_path: Path, torch_settings_restored: None) -> Path:
     return out
 
 
+def test_every_parameter_is_trained() -> None:
+    # The engine's fused CPU kernels have no autograd; training must reach every layer, not just the unembedding.
+    config = train.DEMO_CONFIG.replace(vocab_size=300)
+    params = train.init_params(config, torch.Generator().manual_seed(0))
+    model = train.training_model(config, dict(params))
+    hidden = model.forward_hidden(torch.randint(0, 300, (2, 40)))
+    torch.nn.functional.linear(hidden, model.unembedding).logsumexp(-1).mean().backward()
+    assert [n for n, p in params.items() if p.grad is None or not p.grad.abs().sum() > 0] == []
+
+
 def test_training_writes_weights_the_engine_materialises_and_loads(trained: Path, tmp_path: Path) -> None:
     manifest = load_manifest(trained)
     assert manifest["weights_file"] == train.WEIGHTS_NAME and manifest["training"]["steps"] == 2
@@ -47,18 +57,23 @@ def test_evaluation_reports_every_family_and_effort(
     trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root = materialize_demo(tmp_path / "data", source=trained)
-    assert evaluate.main(["--model", str(root), "--per-family", "1", "--max-tokens", "4", "--batch-size", "5"]) == 0
+    argv = ["--model", str(root), "--per-family", "1", "--tool-per-family", "1", "--max-tokens", "4"]
+    assert evaluate.main([*argv, "--batch-size", "5"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["path"] == "batched" and report["generations"] == 12  # 4 families x 3 efforts
     assert set(report["accuracy"]) == set(FAMILIES)
     assert 0.0 <= report["well_formed"] <= 1.0
+    tools = report["tools"]
+    assert tools["episodes"] == 18  # (3 tool groups + arithmetic, counting, comparing) x 3 efforts
+    assert set(tools["accuracy"]) == {"python", "convert_units", "current_time", "arithmetic", "count", "compare"}
+    assert tools["arithmetic_python_off"] == report["accuracy"]["arithmetic"]
 
 
 def test_batched_and_sequential_evaluation_agree(trained: Path, tmp_path: Path) -> None:
     # Both paths run the engine's one generation loop; greedy, they must produce the same completions.
     root = str(materialize_demo(tmp_path / "data", source=trained))
     options = {"dtype": "bfloat16", "max_tokens": 6, "batch_size": 4}
-    batched = evaluate.evaluate(root, 1, sequential=False, **options)  # type: ignore[arg-type]
-    sequential = evaluate.evaluate(root, 1, sequential=True, **options)  # type: ignore[arg-type]
-    for key in ("well_formed", "mean_analysis_tokens", "accuracy_by_effort"):
+    batched = evaluate.evaluate(root, 1, sequential=False, tool_per_family=1, **options)  # type: ignore[arg-type]
+    sequential = evaluate.evaluate(root, 1, sequential=True, tool_per_family=1, **options)  # type: ignore[arg-type]
+    for key in ("well_formed", "mean_analysis_tokens", "accuracy_by_effort", "tools"):
         assert batched[key] == sequential[key]
