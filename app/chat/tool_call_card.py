@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolBut
 
 from gpt_oss_desktop.app.chat import stats
 from gpt_oss_desktop.app.chat.text_views import FitTextBrowser
-from gpt_oss_desktop.app.chat.tool_calls import Approval, CallState, ToolCallRecord
+from gpt_oss_desktop.app.chat.tool_calls import Approval, CallState, ToolCallRecord, tool_name
 from gpt_oss_desktop.engine.tools.base import ToolStatus
 
 # Arguments and results scroll inside the card past these heights, so a long program or a long output does not
@@ -166,7 +166,7 @@ class ToolCallCard(QFrame):
     # -- private ----------------------------------------------------------------------------------------------
 
     def _set_title(self, recipient: str) -> None:
-        name = recipient.strip().removeprefix("functions.")
+        name = tool_name(recipient)
         self.title.setText(f"Tool call · {name}")
         self.setAccessibleName(f"Tool call: {name}")
 

@@ -18,6 +18,7 @@ from openai_harmony import Message, TextContent
 from gpt_oss_desktop.engine.events import ANALYSIS, COMMENTARY, Done, FinishReason
 from gpt_oss_desktop.engine.harmony import PYTHON_TOOL, ChatMessage
 from gpt_oss_desktop.engine.tools.base import ToolOutcome, ToolStatus
+from gpt_oss_desktop.engine.tools.builtin_functions import FUNCTIONS_NAMESPACE
 
 # A model that keeps calling tools (a loop it cannot leave) is stopped: after this many calls in one answer the next
 # call is answered with "limit reached" instead of run, and the one after that ends the answer.
@@ -41,6 +42,11 @@ class CallState(enum.StrEnum):
     WAITING = "waiting"  # for the user's approval
     RUNNING = "running"
     DONE = "done"  # see ``status``
+
+
+def tool_name(recipient: str) -> str:
+    """What the user calls a tool: ``python``, ``get_current_time``, an MCP tool's name (no ``functions.``)."""
+    return recipient.strip().removeprefix(FUNCTIONS_NAMESPACE)
 
 
 def _text(message: Message) -> str:
@@ -76,7 +82,7 @@ class ToolCallRecord:
     @property
     def name(self) -> str:
         """What the card calls the tool: ``python``, ``get_current_time``, an MCP tool's name."""
-        return self.recipient.strip().removeprefix("functions.")
+        return tool_name(self.recipient)
 
     @classmethod
     def from_done(cls, done: Done) -> ToolCallRecord | None:

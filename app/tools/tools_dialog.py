@@ -4,6 +4,7 @@ tool's sandbox in plain words, and the MCP servers."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Final
 
 from PySide6.QtCore import Qt
@@ -73,6 +74,7 @@ class ToolsDialog(QDialog):
         self._fill_mcp()
         scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the rows wrap instead
         scroll.setWidget(body)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.accepted.connect(self._accept)
@@ -87,23 +89,23 @@ class ToolsDialog(QDialog):
     def _python_group(self, parent: QWidget) -> QGroupBox:
         group = QGroupBox("Python", parent)
         grid = QGridLayout(group)
-        self._tool_row(grid, 0, PYTHON_TOOL, "Let the model run Python code (for exact arithmetic and data work)")
+        self._tool_row(grid, 0, PYTHON_TOOL, "python", "Let the model run Python code, for exact arithmetic and data.")
         info = sandbox_info()
         self.sandbox_summary = _caption(info.summary, group)
         self.sandbox_summary.setAccessibleName("Python sandbox")
         if info.kind is SandboxKind.FALLBACK:
             self.sandbox_summary.setProperty("role", "error")  # the weaker fallback: the user should know
-        grid.addWidget(self.sandbox_summary, 1, 0, 1, 2)
+        grid.addWidget(self.sandbox_summary, 2, 0, 1, 2)
         if self._tools.python_tool is None:
             self.enabled_boxes[PYTHON_TOOL].setEnabled(False)
-            grid.addWidget(_caption("The python tool is not available in this build.", group), 2, 0, 1, 2)
+            grid.addWidget(_caption("The python tool is not available in this build.", group), 3, 0, 1, 2)
         return group
 
     def _functions_group(self, parent: QWidget) -> QGroupBox:
         group = QGroupBox("Built-in functions", parent)
         grid = QGridLayout(group)
         for row, tool in enumerate(BUILTIN_FUNCTIONS):
-            self._tool_row(grid, row, tool.recipient, f"{tool.function.name}: {tool.function.description}")
+            self._tool_row(grid, 2 * row, tool.recipient, tool.function.name, tool.function.description)
         return group
 
     def _fill_mcp(self) -> None:
@@ -134,6 +136,7 @@ class ToolsDialog(QDialog):
         box = QWidget(self.mcp_group)
         grid = QGridLayout(box)
         grid.setContentsMargins(0, 0, 0, 0)
+        grid.setColumnStretch(1, 1)
         enabled = QCheckBox(config.name, box)
         enabled.setChecked(config.enabled)
         enabled.setAccessibleName(f"Start MCP server {config.name}")
@@ -143,18 +146,17 @@ class ToolsDialog(QDialog):
         remove = QPushButton("Remove", box)
         remove.clicked.connect(lambda _=False, c=config: self._replace_server(c, None))
         grid.addWidget(enabled, 0, 0)
-        grid.addWidget(edit, 0, 1)
-        grid.addWidget(remove, 0, 2)
+        grid.addWidget(edit, 0, 2)
+        grid.addWidget(remove, 0, 3)
         where = " ".join(config.command) if config.transport == "stdio" else config.url
-        grid.addWidget(_caption(f"{where} · {self._server_state(config)}", box), 1, 0, 1, 3)
+        grid.addWidget(_caption(f"{where} · {self._server_state(config)}", box), 1, 0, 1, 4)
         tools = [tool for tool in self._tools.available() if getattr(tool, "server", None) == config.name]
         tool_grid = QGridLayout()
         tool_grid.setContentsMargins(24, 0, 0, 0)
         for row, tool in enumerate(tools):
-            spec = tool.spec
-            described = f"{spec.name}: {spec.description}" if spec is not None and spec.description else tool.recipient
-            self._tool_row(tool_grid, row, tool.recipient, described)
-        grid.addLayout(tool_grid, 2, 0, 1, 3)
+            description = tool.spec.description if tool.spec is not None else ""
+            self._tool_row(tool_grid, 2 * row, tool.recipient, tool.recipient.removeprefix("functions."), description)
+        grid.addLayout(tool_grid, 2, 0, 1, 4)
         return box
 
     def _server_state(self, config: McpServerConfig) -> str:
@@ -167,8 +169,10 @@ class ToolsDialog(QDialog):
             return f"running · {len(status.tools)} tool{'' if len(status.tools) == 1 else 's'}"
         return f"{status.state.value}{': ' + status.message if status.message else ''}"
 
-    def _tool_row(self, grid: QGridLayout, row: int, recipient: str, text: str) -> None:
-        enabled = QCheckBox(text, grid.parentWidget())
+    def _tool_row(self, grid: QGridLayout, row: int, recipient: str, name: str, description: str) -> None:
+        """Rows ``row`` and ``row + 1``: the switch and the policy, then the description (wrapped, so a long one
+        never widens the dialog)."""
+        enabled = QCheckBox(name, grid.parentWidget())
         enabled.setChecked(self._settings.enabled(recipient))
         enabled.toggled.connect(lambda on: self._update(lambda s: s.with_enabled(recipient, on)))
         policy = QComboBox(grid.parentWidget())
@@ -183,6 +187,8 @@ class ToolsDialog(QDialog):
         self.policy_boxes[recipient] = policy
         grid.addWidget(enabled, row, 0)
         grid.addWidget(policy, row, 1, Qt.AlignmentFlag.AlignTop)
+        if description:
+            grid.addWidget(_caption(description, grid.parentWidget()), row + 1, 0, 1, 2)
         grid.setColumnStretch(0, 1)
 
     # -- changes ----------------------------------------------------------------------------------------------
@@ -201,7 +207,7 @@ class ToolsDialog(QDialog):
         if new is not None:
             servers = [entry for entry in servers if entry.get("name") != new.name]
             servers.append(new.to_dict())
-        self._update(lambda s: ToolSettings(s.python_enabled, s.disabled, s.policies, tuple(servers)))
+        self._update(lambda s: replace(s, mcp_servers=tuple(servers)))
         self._fill_mcp()
 
     def _accept(self) -> None:

@@ -9,7 +9,10 @@ the whole request here: vllm-project/vllm#51977).
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Final
+
+from gpt_oss_desktop.engine.tools.base import ToolOutcome, ToolStatus
 
 _FENCE: Final = "```"
 
@@ -51,3 +54,8 @@ def parse_arguments(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadArguments(f"the arguments must be a JSON object, not {type(value).__name__}")
     return value
+
+
+def bad_arguments_outcome(error: BadArguments, started: float) -> ToolOutcome:
+    """The result a function tool gives for arguments it cannot read (``started``: its ``perf_counter`` start)."""
+    return ToolOutcome(ToolStatus.BAD_ARGUMENTS, f"Error: {error}", seconds=time.perf_counter() - started)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from gpt_oss_desktop.engine.harmony import FunctionTool
-from gpt_oss_desktop.engine.tools.arguments import BadArguments, parse_arguments
+from gpt_oss_desktop.engine.tools.arguments import BadArguments, bad_arguments_outcome, parse_arguments
 from gpt_oss_desktop.engine.tools.base import ToolOutcome, ToolStatus
 
 FUNCTIONS_NAMESPACE: Final = "functions."
@@ -161,7 +161,7 @@ class BuiltinFunction:
         try:
             result = self.call(parse_arguments(arguments))
         except BadArguments as exc:
-            return ToolOutcome(ToolStatus.BAD_ARGUMENTS, f"Error: {exc}", seconds=time.perf_counter() - started)
+            return bad_arguments_outcome(exc, started)
         await asyncio.sleep(0)  # a cancellation point, like every other tool
         return ToolOutcome(ToolStatus.OK, json.dumps(result), seconds=time.perf_counter() - started)
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from gpt_oss_desktop.engine.harmony import FunctionTool
-from gpt_oss_desktop.engine.tools.arguments import BadArguments, parse_arguments
-from gpt_oss_desktop.engine.tools.base import ToolOutcome, ToolStatus
+from gpt_oss_desktop.engine.tools.arguments import BadArguments, bad_arguments_outcome, parse_arguments
+from gpt_oss_desktop.engine.tools.base import ToolOutcome
 
 FUNCTIONS_NAMESPACE: Final = "functions."
 # OpenAI's limit on function names; the model has seen nothing longer.
@@ -96,7 +96,7 @@ class McpTool:
         try:
             parsed = parse_arguments(arguments)
         except BadArguments as exc:
-            return ToolOutcome(ToolStatus.BAD_ARGUMENTS, f"Error: {exc}", seconds=time.perf_counter() - started)
+            return bad_arguments_outcome(exc, started)
         return await self.caller.call(self.server, self.tool, parsed)
 
 
