@@ -40,7 +40,7 @@ _INTRO: Final = (
 )
 
 
-def _caption(text: str, parent: QWidget) -> QLabel:
+def _caption(text: str, parent: QWidget | None) -> QLabel:
     label = QLabel(text, parent)
     label.setProperty("role", "caption")
     label.setWordWrap(True)
