@@ -2,10 +2,11 @@
 
 Two backends share one model definition, each op typed by its Protocol in ``kernels.op_signatures``:
 - ``cpu``: the torch references in ``kernels/``, with the fused C++ kernels (``kernels/cpu/``, wrapped by
-  ``kernels.cpu_mxfp4`` and ``kernels.cpu_elementwise``) swapped in where they take the inputs: MXFP4 expert
-  projections, the whole MoE MLP and the attention of decode-sized batches, RMSNorm and RoPE, and a bf16 GEMV for
-  decode's dense projections (qkv/out, router, unembedding). Without the fused kernels (switched off, or not built
-  here) every op is its torch reference.
+  ``kernels.cpu_mxfp4`` and ``kernels.cpu_elementwise``) swapped in where they take the inputs: the whole MoE MLP
+  of MXFP4 experts (row-exact GEMVs for decode-sized batches, a blocked GEMM for prefill), the attention of decode,
+  RMSNorm and RoPE, and a bf16 GEMV for decode's dense projections (qkv/out, router, unembedding); prefill's dense
+  projections go to BLAS, in fp32 where the CPU has no bf16 dot products. Without the fused kernels (switched off, or
+  not built here) every op is its torch reference.
 - ``triton``: the Triton kernels beside each reference (the GPU path; with ``TRITON_INTERPRET=1`` they also run on
   the CPU, which is how the tests check them).
 
@@ -17,6 +18,7 @@ kernel off (to measure what they buy); ``GPTOSS_CPU_ISA`` picks their instructio
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ from gpt_oss_desktop.kernels import rmsnorm as rmsnorm_kernels
 from gpt_oss_desktop.kernels import rope as rope_kernels
 from gpt_oss_desktop.kernels import router as router_kernels
 from gpt_oss_desktop.kernels.attention import attention_decode_ref, attention_ref
-from gpt_oss_desktop.kernels.moe import ExpertWeights, Mxfp4Experts, expert_linear_ref, moe_ref
+from gpt_oss_desktop.kernels.moe import ExpertWeights, Mxfp4Experts, moe_ref
 from gpt_oss_desktop.kernels.op_signatures import (
     AddRmsNorm,
     Attention,
@@ -56,10 +58,6 @@ CPU_FUSED_ENV = cpu_build.FUSED_ENV
 BACKENDS = ("cpu", "triton")
 # Old backend names still accepted (with a logged deprecation warning), and what they are called now.
 DEPRECATED_BACKENDS = {"torch": "cpu"}
-# Per expert, the fused CPU kernel re-decodes the packed weights once per 4 tokens; measured on the `mini` preset
-# it still beats decode-to-bf16 + BLAS at 512-token prefill (5.2 s vs 12.8 s). Past this many tokens per expert
-# the BLAS path takes over, where decoding once amortises over enough rows.
-FUSED_MAX_TOKENS = 1024
 # The fused bf16 GEMV takes decode-sized inputs; prefill goes to F.linear's BLAS. At T=1..4 it beats F.linear (1.6-1.7x
 # at T=1 on the 20b qkv/out shapes). Up to 8 it is used even where BLAS is faster (T=8 on a 50k x 2880 slice: 46 vs
 # 28 ms, load ~4, Sapphire Rapids), because its result for a token does not depend on how many tokens share the call
@@ -69,6 +67,10 @@ BF16_FUSED_MAX_TOKENS = 8
 # Up to this many tokens the whole MoE MLP runs as one fused CPU call (decode and batched decode): it removes ~0.7 ms of
 # per-layer torch overhead at batch 1 on the 20b preset, and its per-token results do not depend on the batch.
 MOE_FUSED_MAX_TOKENS = 16
+# Past that, the MoE MLP runs as the fused prefill call (a blocked GEMM that decodes each expert weight block once per
+# call, kernels/cpu/moe_gemm.h), this many tokens at a time: its fp32 intermediates are ~50 KB per token at 20b widths
+# (top-4), so a chunk holds ~100 MB whatever the prompt length.
+MOE_PREFILL_CHUNK_TOKENS = 2048
 
 
 @dataclass(frozen=True)
@@ -91,18 +93,6 @@ def cpu_fused_enabled() -> bool:
     """Whether the fused CPU kernels are wanted (``GPTOSS_CPU_FUSED``, read at every call) and usable (prepared on
     first call, see kernels/cpu_build.py)."""
     return not cpu_build.switched_off() and cpu_mxfp4.available()
-
-
-def cpu_expert_linear(x: torch.Tensor, experts: ExpertWeights, index: int, bias: torch.Tensor) -> torch.Tensor:
-    """One expert's projection on the CPU: fused MXFP4 kernel when usable, else decode + BLAS."""
-    if (
-        isinstance(experts, Mxfp4Experts)
-        and x.device.type == "cpu"
-        and x.shape[0] <= FUSED_MAX_TOKENS
-        and cpu_fused_enabled()
-    ):
-        return cpu_mxfp4.mxfp4_linear(x, experts.blocks[index], experts.scales[index], bias)
-    return expert_linear_ref(x, experts, index, bias)
 
 
 def _fused_gemv_fits(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -146,10 +136,32 @@ def cpu_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Ten
     return rope_ref(x, cos, sin)
 
 
+# CPU flags (as /proc/cpuinfo spells them) with which torch's bf16 matmul runs bf16 dot-product instructions. Without
+# them oneDNN emulates bf16 and F.linear in bf16 is ~7x slower than in fp32 (AMD EPYC Zen 3, AVX2, 2 threads, a
+# 512 x 2880 by 2880 x 5120 product: 2.9 s vs 0.41 s), so prefill's dense projections widen to fp32 there.
+NATIVE_BF16_MATMUL_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+@functools.cache
+def _bf16_matmul_is_native() -> bool:
+    return bool(NATIVE_BF16_MATMUL_FLAGS & cpu_build.cpu_flags())
+
+
+def _blas_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear`` for prefill-sized CPU inputs, in fp32 where the CPU has no bf16 dot products (the widened
+    copies are rounded back once: the same products and fp32 sums as a native bf16 matmul, in BLAS's order)."""
+    if x.dtype == torch.bfloat16 and weight.dtype == torch.bfloat16 and not _bf16_matmul_is_native():
+        wide_bias = None if bias is None else bias.float()
+        return F.linear(x.float(), weight.float(), wide_bias).to(x.dtype)
+    return F.linear(x, weight, bias)
+
+
 def cpu_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear`` with the fused bf16 GEMV for decode-sized CPU inputs (same dtypes in and out as ``F.linear``)."""
     if _fused_gemv_fits(x, weight) and (bias is None or bias.dtype == torch.bfloat16):
         return cpu_mxfp4.bf16_linear(x, weight, bias)
+    if x.device.type == "cpu":
+        return _blas_linear(x, weight, bias)
     return F.linear(x, weight, bias)
 
 
@@ -158,6 +170,8 @@ def cpu_unembed(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     widening copy of a [T, 201088] tensor), else ``F.linear`` in the model dtype, widened."""
     if _fused_gemv_fits(x, weight):
         return cpu_mxfp4.bf16_linear(x, weight, fp32_out=True)
+    if x.device.type == "cpu":
+        return _blas_linear(x, weight).float()
     return F.linear(x, weight).float()
 
 
@@ -207,26 +221,33 @@ def cpu_moe(
     swiglu_limit: float,
     swiglu_alpha: float,
 ) -> torch.Tensor:
-    """``moe_ref`` on the CPU: one fused call for decode-sized MXFP4 batches, else per-expert fused projections."""
+    """``moe_ref`` on the CPU: for MXFP4 experts one fused call, the row-exact decode kernel for decode-sized batches
+    and the blocked-GEMM prefill kernel for longer ones (in chunks); otherwise the reference with fused projections."""
     if (
         isinstance(mlp1, Mxfp4Experts)
         and isinstance(mlp2, Mxfp4Experts)
         and x.device.type == "cpu"
         and x.dim() == 2
-        and x.shape[0] <= MOE_FUSED_MAX_TOKENS
         and cpu_fused_enabled()
     ):
-        return cpu_mxfp4.moe_mxfp4(
-            x,
-            routing_weights,
-            expert_indices,
-            (mlp1.blocks, mlp1.scales),
-            mlp1_bias,
-            (mlp2.blocks, mlp2.scales),
-            mlp2_bias,
-            swiglu_limit,
-            swiglu_alpha,
-        )
+        prefill = x.shape[0] > MOE_FUSED_MAX_TOKENS
+        chunk = MOE_PREFILL_CHUNK_TOKENS if prefill else max(1, x.shape[0])
+        parts = [
+            cpu_mxfp4.moe_mxfp4(
+                x[start : start + chunk],
+                routing_weights[start : start + chunk],
+                expert_indices[start : start + chunk],
+                (mlp1.blocks, mlp1.scales),
+                mlp1_bias,
+                (mlp2.blocks, mlp2.scales),
+                mlp2_bias,
+                swiglu_limit,
+                swiglu_alpha,
+                prefill=prefill,
+            )
+            for start in range(0, max(1, x.shape[0]), chunk)
+        ]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
     return moe_ref(
         x,
         routing_weights,
@@ -237,7 +258,6 @@ def cpu_moe(
         mlp2_bias,
         swiglu_limit,
         swiglu_alpha,
-        expert_linear=cpu_expert_linear,
     )
 
 

@@ -194,11 +194,14 @@ def moe_mxfp4(
     mlp2_bias: torch.Tensor,
     swiglu_limit: float,
     swiglu_alpha: float,
+    prefill: bool = False,
 ) -> torch.Tensor:
-    """The whole MoE MLP of ``kernels.moe.moe_ref`` in one call, for decode-sized ``T`` (MXFP4 experts only).
+    """The whole MoE MLP of ``kernels.moe.moe_ref`` in one call (MXFP4 experts only).
 
-    Each token's result is independent of the other tokens in the batch (bit for bit), so batched decode of several
-    sequences gives exactly what decoding each alone gives.
+    Decode (``prefill=False``): each token's result is independent of the other tokens in the batch (bit for bit),
+    so batched decode of several sequences gives exactly what decoding each alone gives. Prefill (``prefill=True``):
+    the projections run as a blocked GEMM that decodes each weight block once per call (kernels/cpu/moe_gemm.h),
+    much faster for many tokens per expert, with sums in another order (compared with the torch reference, like BLAS).
 
     Args:
         x: ``[T, H]`` bf16 or fp32 normed activations.
@@ -230,7 +233,8 @@ def moe_mxfp4(
         return (bias if bias.dtype in (torch.float32, torch.bfloat16) else bias.float()).contiguous()
 
     op = _op()
-    out: torch.Tensor = op.moe(
+    run = op.moe_prefill if prefill else op.moe
+    out: torch.Tensor = run(
         x.contiguous(),
         expert_indices.to(torch.int64).contiguous(),
         routing_weights.float().contiguous(),

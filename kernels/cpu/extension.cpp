@@ -37,4 +37,4 @@ GPTOSS_LIBRARY(m) { m.def("isa() -> str", &GPTOSS_OP_NAMESPACE::isa); }
 #include "attention.cpp"    // attention_decode
 #include "elementwise.cpp"  // rmsnorm, rope
 #include "gemv.cpp"         // linear (MXFP4), bf16_linear
-#include "moe.cpp"          // moe
+#include "moe.cpp"          // moe, moe_prefill
