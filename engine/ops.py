@@ -3,10 +3,10 @@
 Two backends share one model definition, each op typed by its Protocol in ``kernels.op_signatures``:
 - ``cpu``: the torch references in ``kernels/``, with the fused C++ kernels (``kernels/cpu/``, wrapped by
   ``kernels.cpu_mxfp4`` and ``kernels.cpu_elementwise``) swapped in where they take the inputs: the whole MoE MLP
-  of MXFP4 experts (row-exact GEMVs for decode-sized batches, a blocked GEMM for prefill), the attention of decode,
-  RMSNorm and RoPE, and a bf16 GEMV for decode's dense projections (qkv/out, router, unembedding); prefill's dense
-  projections go to BLAS, in fp32 where the CPU has no bf16 dot products. Without the fused kernels (switched off, or
-  not built here) every op is its torch reference.
+  of MXFP4 experts (row-exact GEMVs for decode-sized batches, a blocked GEMM for prefill), attention (decode from
+  the cache store, prefill flash-style), RMSNorm and RoPE, and a bf16 GEMV for decode's dense projections
+  (qkv/out, router, unembedding); prefill's dense projections go to BLAS, in fp32 where the CPU has no bf16 dot
+  products. Without the fused kernels (switched off, or not built here) every op is its torch reference.
 - ``triton``: the Triton kernels beside each reference (the GPU path; with ``TRITON_INTERPRET=1`` they also run on
   the CPU, which is how the tests check them).
 
@@ -185,6 +185,29 @@ def linear_unembed(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return F.linear(x, weight).float()
 
 
+def cpu_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    sinks: torch.Tensor,
+    q_pos: torch.Tensor,
+    k_pos: torch.Tensor,
+    window: int,
+    sm_scale: float,
+) -> torch.Tensor:
+    """``attention_ref`` on the CPU (prefill): one flash-style fused call, no [T, S] score matrix."""
+    if (
+        q.device.type == "cpu"
+        and q.dtype in (torch.float32, torch.bfloat16)
+        and k.dtype == q.dtype
+        and v.dtype == q.dtype
+        and q.shape[-1] % 8 == 0
+        and cpu_fused_enabled()
+    ):
+        return cpu_mxfp4.attention_prefill(q, k, v, sinks, q_pos, k_pos, window, sm_scale)
+    return attention_ref(q, k, v, sinks, q_pos, k_pos, window, sm_scale)
+
+
 def cpu_attention_decode(
     q: torch.Tensor,
     k_store: torch.Tensor,
@@ -266,7 +289,7 @@ CPU_OPS = Ops(
     rmsnorm=cpu_rmsnorm,
     add_rmsnorm=cpu_add_rmsnorm,
     rope=cpu_rope,
-    attention=attention_ref,
+    attention=cpu_attention,
     attention_decode=cpu_attention_decode,
     router=cpu_router,
     moe=cpu_moe,

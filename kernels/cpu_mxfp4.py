@@ -37,7 +37,7 @@ from gpt_oss_desktop.kernels import cpu_build
 from gpt_oss_desktop.kernels.mxfp4 import MXFP4_BLOCK
 
 if TYPE_CHECKING:
-    from gpt_oss_desktop.kernels.op_signatures import AttentionDecode
+    from gpt_oss_desktop.kernels.op_signatures import Attention, AttentionDecode
 
 __all__ = [
     "attention_decode",
@@ -250,6 +250,40 @@ def moe_mxfp4(
     return out
 
 
+def attention_prefill(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    sinks: torch.Tensor,
+    q_pos: torch.Tensor,
+    k_pos: torch.Tensor,
+    window: int,
+    sm_scale: float,
+) -> torch.Tensor:
+    """:func:`kernels.attention.attention_ref` (same arguments and result) as one flash-style CPU call
+    (kernels/cpu/attention_prefill.cpp): fp32 scores and softmax, never materialising the [T, S] score matrix, and
+    only the key blocks a query tile can see when ``k_pos`` ascends. Agrees with the reference to fp32 rounding.
+
+    Raises:
+        ValueError: tensors on another device.
+        RuntimeError: bad shapes or dtypes (``head_dim`` must be a multiple of 8), or the extension is unavailable.
+    """
+    if any(t.device.type != "cpu" for t in (q, k, v, sinks, q_pos, k_pos)):
+        raise ValueError("attention_prefill needs every tensor on the CPU")
+    op = _op()
+    out: torch.Tensor = op.attention_prefill(
+        q.contiguous(),
+        k.contiguous(),
+        v.contiguous(),
+        sinks.float().contiguous(),
+        q_pos.to(torch.int64).contiguous(),
+        k_pos.to(torch.int64).contiguous(),
+        int(window),
+        float(sm_scale),
+    )
+    return out
+
+
 def attention_decode(
     q: torch.Tensor,
     k_store: torch.Tensor,
@@ -287,5 +321,6 @@ def attention_decode(
     return out
 
 
-if TYPE_CHECKING:  # attention_decode_ref's signature (kernels.op_signatures), checked by mypy
+if TYPE_CHECKING:  # the references' signatures (kernels.op_signatures), checked by mypy
     _ATTENTION_DECODE_SIGNATURE: AttentionDecode = attention_decode
+    _ATTENTION_SIGNATURE: Attention = attention_prefill

@@ -35,6 +35,7 @@ std::string isa() {
 GPTOSS_LIBRARY(m) { m.def("isa() -> str", &GPTOSS_OP_NAMESPACE::isa); }
 
 #include "attention.cpp"    // attention_decode
+#include "attention_prefill.cpp"  // attention_prefill
 #include "elementwise.cpp"  // rmsnorm, rope
 #include "gemv.cpp"         // linear (MXFP4), bf16_linear
 #include "moe.cpp"          // moe, moe_prefill

@@ -1,11 +1,11 @@
-// The whole MoE MLP of CPU decode in one call (Python wrapper: kernels/cpu_mxfp4.py, moe_mxfp4).
+// The whole MoE MLP of CPU decode and prefill in one call (Python wrapper: kernels/cpu_mxfp4.py, moe_mxfp4).
 //
 // One call does what moe_ref does: route pairs (token, slot) to experts, mlp1, SwiGLU, mlp2 and the routing-weighted
-// sum. Two ops share it: `moe` (decode) runs each projection as fused GEMVs whose per-token sums do not depend on the
-// batch; `moe_prefill` runs them as a blocked GEMM (moe_gemm.h) that decodes each weight block once per call. Per layer that is two parallel regions instead of 2 x k kernel calls
-// plus ~20 small torch ops (measured ~0.7 ms of overhead per layer on the 20b preset at batch 1). Intermediates are
-// rounded to x's dtype at the same points as the torch reference (after each projection and each SwiGLU op), and every
-// token's sums use kRowExact tiles, so a token's output does not depend on the rest of the batch.
+// sum. Per layer that is two parallel regions instead of 2 x k kernel calls plus ~20 small torch ops (measured ~0.7 ms
+// of overhead per layer on the 20b preset at batch 1). Two ops share it: `moe` (decode) runs each projection as
+// fused GEMVs with kRowExact tiles, so a token's output does not depend on the rest of the batch; `moe_prefill` runs
+// them as a blocked GEMM (moe_gemm.h) that decodes each weight block once per call. Both round intermediates to x's
+// dtype at the same points as the torch reference (after each projection and each SwiGLU op).
 #include "moe_gemm.h"
 #include "mxfp4_rows.h"
 
