@@ -18,6 +18,7 @@ from gpt_oss_desktop.app.backends.remote_backend import RemoteBackend
 from gpt_oss_desktop.app.backends.remote_presets import PresetId
 from gpt_oss_desktop.app.backends.saved_connection import SavedConnection, server_ref
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage
+from gpt_oss_desktop.app.chat.stats import readable
 from gpt_oss_desktop.app.history import ChatStore
 from gpt_oss_desktop.app.main import attach_app_log
 from gpt_oss_desktop.app.models import server_connections
@@ -98,6 +99,16 @@ def test_dialog_reports_a_wrong_url_and_a_rejected_key_in_place(
     assert dialog.model_box.findText(server.state.model) >= 0
 
 
+def assert_connection_lost(message: Any) -> None:
+    """The answer says what happened (the error under it, "connection lost" in its stats line, not "failed") and
+    offers Retry."""
+    assert isinstance(message, AssistantMessage)
+    assert not message.error.isHidden() and "connection lost" in message.error.text()
+    line = readable(message.stats.text())
+    assert "connection lost" in line and "failed" not in line
+    assert message.regenerate_button.isVisible() and message.regenerate_button.text() == "Retry"
+
+
 def test_a_dropped_connection_keeps_the_partial_answer_with_retry(
     run: Any, make_window: Any, servers: SavedServers, provider: Any, data_dir: Path
 ) -> None:
@@ -110,16 +121,25 @@ def test_a_dropped_connection_keeps_the_partial_answer_with_retry(
             await load(window, server_ref("flaky"))
             done = await next_emission(window.generation_finished, lambda: window.send_message("17*23?"))
             assert done.finish_reason is FinishReason.ERROR and done.error.startswith("connection lost")
-            message = window._last_assistant()
-            assert isinstance(message, AssistantMessage)
-            assert not message.error.isHidden() and "connection lost" in message.error.text()
-            assert message.regenerate_button.isVisible()  # Retry
-            saved = store.get_chat(window.chat_id).thread()[-1]
+            assert_connection_lost(window._last_assistant())
+            chat_id = window.chat_id
+            saved = store.get_chat(chat_id).thread()[-1]
             assert saved.role == "assistant" and (saved.analysis or saved.text)  # what arrived is kept
             assert saved.stats["finish_reason"] == FinishReason.ERROR.value
-            retried = await next_emission(window.generation_finished, lambda: message.regenerate_button.click())
+            assert saved.stats["error"] == done.error
+            # Reopened from the history (another chat in between), it still says so, with Retry.
+            window.new_chat()
+            assert window.open_chat(chat_id)
+            reopened = window._last_assistant()
+            assert reopened is not None
+            await until(reopened.regenerate_button.isVisible)  # new widgets show on the next loop turn
+            assert_connection_lost(reopened)
+            assert reopened.answer_text == saved.text
+            retried = await next_emission(window.generation_finished, lambda: reopened.regenerate_button.click())
             assert retried.finish_reason is FinishReason.STOP
             assert window.conversation.last.answer == "The answer is 391."
+            answer = store.get_chat(chat_id).thread()[-1]
+            assert answer.text == "The answer is 391." and "error" not in answer.stats
 
         run(body(), timeout=60)
 
