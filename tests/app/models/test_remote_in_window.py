@@ -10,51 +10,23 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QMenu
 
-from gpt_oss_desktop.app.backends.api_keys import KeySource, KeyStore
-from gpt_oss_desktop.app.backends.backend_switch import SwitchableBackend
-from gpt_oss_desktop.app.backends.remote_backend import RemoteBackend
+from gpt_oss_desktop.app.backends.api_keys import KeySource
 from gpt_oss_desktop.app.backends.remote_presets import PresetId
 from gpt_oss_desktop.app.backends.saved_connection import SavedConnection, server_ref
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage
 from gpt_oss_desktop.app.chat.stats import readable
 from gpt_oss_desktop.app.history import ChatStore
 from gpt_oss_desktop.app.main import attach_app_log
-from gpt_oss_desktop.app.models import server_connections
 from gpt_oss_desktop.app.models.connect_dialog import ConnectDialog
 from gpt_oss_desktop.app.models.saved_servers import SavedServers
 from gpt_oss_desktop.engine.events import FinishReason
-from gpt_oss_desktop.engine.paths import DATA_DIR_ENV
 from gpt_oss_desktop.engine.remote.report import STEPS, CheckStatus
-from tests.app.backends.test_api_keys import file_keyring
-from tests.app.conftest import load, next_emission, scripted_engine, until
+from tests.app.conftest import load, next_emission, until
+from tests.app.models.conftest import remote_window
 from tests.helpers.provider_server import Fault
 
 KEY = "sk-window-test-a1b2c3d4e5f6"
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "data"
-    monkeypatch.setenv(DATA_DIR_ENV, str(folder))
-    return folder
-
-
-@pytest.fixture
-def servers(settings: QSettings, tmp_path: Path) -> SavedServers:
-    keyring_folder = tmp_path / "keyring"  # outside the data folder, as the OS keyring is
-    keyring_folder.mkdir()
-    return SavedServers(settings, KeyStore(file_keyring(keyring_folder)))
-
-
-def remote_window(make_window: Any, servers: SavedServers, store: ChatStore | None = None) -> Any:
-    local, _ = scripted_engine([1])
-    backend = SwitchableBackend(local, RemoteBackend(servers.resolve))
-    window = make_window(backend, store=store)
-    menu = QMenu("Model", window)
-    window.connections = server_connections.attach(window, menu, backend, servers, load=window.load_model)
-    return window
 
 
 def test_dialog_refresh_and_test_connection_against_the_app_server(
