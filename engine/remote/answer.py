@@ -14,6 +14,7 @@ first answer text, and the rate of the tokens after the first.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ from gpt_oss_desktop.engine.harmony import PYTHON_TOOL
 from gpt_oss_desktop.engine.remote.harmony_content import HarmonyContentSplitter, looks_like_harmony
 from gpt_oss_desktop.engine.remote.tool_wire import call_message, streamed_recipient
 from gpt_oss_desktop.engine.stream_parser import message_category
+
+logger = logging.getLogger(__name__)
 
 REASONING_FIELDS = ("reasoning", "reasoning_content")
 RAW_HARMONY = "content (raw harmony)"
@@ -155,7 +158,7 @@ class AnswerBuilder:
                     entry[0] += call.function.name or ""
                     arguments = call.function.arguments or ""
                     entry[1] += arguments
-                    if arguments:
+                    if arguments and call.index == next(iter(self._calls)):
                         recipient = streamed_recipient(entry[0], python=self._python_alias)
                         channel = ANALYSIS if recipient == PYTHON_TOOL else COMMENTARY
                         out.append(Delta(channel, arguments, recipient=recipient))
@@ -218,7 +221,12 @@ class AnswerBuilder:
         final = "".join(self._final)
         if final:
             out.append(Message.from_role_and_content(Role.ASSISTANT, final).with_channel(FINAL))
-        out.extend(call_message(name, arguments, python=self._python_alias) for name, arguments in self._calls.values())
+        # One call per round, as harmony makes them (gpt-oss stops at <|call|>; the request asks for no parallel
+        # calls): a server that sends more anyway has its first one run, and the model may call the others again.
+        for name, arguments in list(self._calls.values())[:1]:
+            out.append(call_message(name, arguments, python=self._python_alias))
+        if len(self._calls) > 1:
+            logger.info("the server sent %d tool calls in one answer; only the first is run", len(self._calls))
         return tuple(out)
 
     def done(self, finish_reason: FinishReason, *, error: str | None = None) -> Done:

@@ -95,12 +95,13 @@ def chat_request(
 ) -> dict[str, Any]:
     """Keyword arguments for ``AsyncOpenAI.chat.completions.create`` (streaming, usage asked for).
 
-    ``tools``: the function tools to offer (the python tool among them already, see
-    :func:`~engine.remote.tool_wire.offered_functions`); none sends no ``tools`` field at all, so a server without
-    tool support answers as before. ``tool_choice`` is left to its default ("auto" with tools).
+        ``tools``: the function tools to offer (the python tool among them already, see
+        :func:`~engine.remote.tool_wire.offered_functions`); none sends no ``tools`` field at all, so a server without
+        tool support answers as before. ``tool_choice`` is left to its default ("auto" with tools); parallel calls are
+    turned off.
 
-    Fields the SDK does not declare (``reasoning``, ``top_k``) go in ``extra_body``, which the SDK merges into the
-    JSON body as they are.
+        Fields the SDK does not declare (``reasoning``, ``top_k``) go in ``extra_body``, which the SDK merges into the
+        JSON body as they are.
     """
     body: dict[str, Any] = {
         "model": connection.model,
@@ -118,6 +119,7 @@ def chat_request(
     }
     if tools:
         body["tools"] = openai_tools(tools)
+        body["parallel_tool_calls"] = False  # the tool loop runs one call per round, as gpt-oss makes them
     if params.seed is not None:
         body["seed"] = params.seed
     extra: dict[str, Any] = {}

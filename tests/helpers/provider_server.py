@@ -125,6 +125,7 @@ class ProviderState:
     completion_bonus: int = 0
     faults: list[Fault] = field(default_factory=list)
     tool_call: tuple[str, str] | None = None  # (function name, JSON arguments) the model calls when offered
+    parallel_calls: int = 1  # how many copies of that call one answer makes (indices 0, 1, ...), as OpenAI may
     reject_tools: bool = False
     bodies: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
@@ -269,7 +270,8 @@ class ProviderApp:
                 deltas.extend({"content": piece} for piece in answer)
         finish = "stop" if call is None else "tool_calls"
         if call is not None:
-            deltas.extend(_call_deltas(*call))
+            for index in range(self.state.parallel_calls):
+                deltas.extend(_call_deltas(*call, index=index))
         if len(deltas) > max_tokens:
             deltas, finish = deltas[:max_tokens], "length"
         reasoning_text = "".join(d.get(field_name, "") for d in deltas) if field_name is not None else ""
@@ -335,13 +337,13 @@ def _answer_to(body: dict[str, Any]) -> list[str]:
     return [word + " " for word in words[:-1]] + words[-1:]  # a word per chunk, as ANSWER is cut
 
 
-def _call_deltas(name: str, arguments: str) -> list[dict[str, Any]]:
+def _call_deltas(name: str, arguments: str, *, index: int = 0) -> list[dict[str, Any]]:
     """A call as OpenAI streams it: the id, type and name with empty arguments, then the arguments in pieces."""
-    first = {"index": 0, "id": "call_test0", "type": "function", "function": {"name": name, "arguments": ""}}
+    head = {"index": index, "id": f"call_test{index}", "type": "function", "function": {"name": name, "arguments": ""}}
     pieces = [arguments[i : i + ARGUMENT_PIECE_CHARS] for i in range(0, len(arguments), ARGUMENT_PIECE_CHARS)]
     return [
-        {"tool_calls": [first]},
-        *({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]} for piece in pieces),
+        {"tool_calls": [head]},
+        *({"tool_calls": [{"index": index, "function": {"arguments": piece}}]} for piece in pieces),
     ]
 
 

@@ -68,6 +68,15 @@ def test_a_call_streamed_in_pieces_arrives_whole_as_the_local_engines_call(provi
     assert done.other_tokens > 0  # the call's tokens count as neither reasoning nor answer
 
 
+def test_one_call_per_round_even_when_a_server_sends_two(provider: StartProvider) -> None:
+    server = provider(Flavor.VLLM, tool_call=("convert_units", CONVERT), parallel_calls=2)
+    got = ask(server, tools=FUNCTIONS)
+    assert server.state.bodies[-1]["parallel_tool_calls"] is False  # asked for one at a time
+    calls = [m for m in got.done.messages if m.recipient is not None]
+    assert len(calls) == 1 and calls[0].content[0].text == CONVERT  # type: ignore[union-attr]  # the first runs
+    assert "".join(d.text for d in got.deltas if d.recipient is not None) == CONVERT  # one card's worth of text
+
+
 def test_python_is_a_function_taking_code_and_comes_back_as_the_builtin_tools_call(provider: StartProvider) -> None:
     code = "import math\nprint(math.factorial(5))\n"
     server = provider(Flavor.VLLM, tool_call=("python", json.dumps({"code": code})))
