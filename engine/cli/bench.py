@@ -25,6 +25,14 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument(
+        "--decode-context",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="TOKENS",
+        help="also time decode after caches of these lengths (random keys/values, no prefill), e.g. 8192 32768",
+    )
+    parser.add_argument(
         "--peer",
         choices=("transformers",),
         action="append",
@@ -82,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
     if args.model is None:
         raise EngineError("--model is required (unless --kernels is given)")
     model_path = resolve_model_path(args.model)  # a folder, or "demo"
-    if args.prompt_tokens <= 0 or args.decode_tokens <= 0:
-        raise EngineError("--prompt-tokens and --decode-tokens must be positive")
+    if args.prompt_tokens <= 0 or args.decode_tokens <= 0 or any(c <= 0 for c in args.decode_context):
+        raise EngineError("--prompt-tokens, --decode-tokens and --decode-context must be positive")
     load_checkpoint(model_path)  # fail fast, with a typed error, on a bad folder
     result: dict[str, Any] = engine_bench.run_engine_bench(
         model_path,
@@ -91,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         decode_tokens=args.decode_tokens,
         dtype=getattr(torch, args.dtype),
         threads=args.threads,
+        contexts=args.decode_context,
     )
     if args.peer:
         peers = [_run_peer(name, args, model_path) for name in args.peer]

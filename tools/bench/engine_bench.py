@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from gpt_oss_desktop.engine.loader import load_model
+from gpt_oss_desktop.engine.model import Model
 from tools.bench.measure import (
     cpu_kernel_report,
     current_rss_bytes,
@@ -29,8 +31,10 @@ def run_engine_bench(
     decode_tokens: int = 32,
     dtype: torch.dtype = torch.bfloat16,
     threads: int | None = None,
+    contexts: Sequence[int] = (),
 ) -> dict[str, Any]:
-    """Measure the engine; every number comes from this run."""
+    """Measure the engine; every number comes from this run. ``contexts``: also time decode after caches of these
+    lengths (see :func:`decode_at_context`)."""
     if threads is not None:
         torch.set_num_threads(threads)
     rss_before = current_rss_bytes()
@@ -61,5 +65,38 @@ def run_engine_bench(
         step_times=step_times,
     )
     report["weights_bytes"] = model.nbytes
+    if contexts:
+        del cache
+        gc.collect()
+        report["decode_at_context"] = [
+            decode_at_context(model, context, decode_tokens, report["decode_steady_tok_s"]) for context in contexts
+        ]
     report.update(cpu_kernel_report())
     return report
+
+
+def decode_at_context(model: Model, context: int, decode_tokens: int, short_tok_s: float) -> dict[str, Any]:
+    """Batch-1 decode speed after ``context`` cached tokens.
+
+    The cache is filled with random keys and values instead of a prefill (a 32k-token prefill takes many minutes on
+    a small CPU): decode reads every cached key of the full-attention layers and the newest ``sliding_window`` of the
+    sliding ones whatever they hold, so its speed does not depend on the values, only on the length.
+    """
+    cache = model.new_cache(1, context + decode_tokens + 1)
+    cache.reserve(0, context)
+    generator = torch.Generator().manual_seed(context)
+    shape = (context, model.config.num_key_value_heads, model.config.head_dim)
+    for layer in range(model.config.num_hidden_layers):
+        keys = torch.randn(shape, generator=generator).to(model.dtype)
+        values = torch.randn(shape, generator=generator).to(model.dtype)
+        cache.write(layer, 0, 0, keys, values)
+    cache.commit(0, random_prompt(context, model.config.vocab_size, seed=context))
+    step_times = timed_greedy_decode(1, decode_tokens, lambda token: model.decode([token], cache, [0])[0])
+    steady = step_times[1:] or step_times
+    tok_s = len(steady) / sum(steady)
+    return {
+        "context_tokens": context,
+        "decode_steady_tok_s": round(tok_s, 3),
+        "vs_short_prompt": round(tok_s / short_tok_s, 3),
+        "kv_cache_bytes": cache.nbytes,
+    }
