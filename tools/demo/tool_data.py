@@ -114,6 +114,8 @@ EXTRA_FUNCTIONS: Final = (
         "type": "object", "properties": {"text": {"type": "string"}, "target": {"type": "string"}},
         "required": ["text", "target"]}),
 )  # fmt: skip
+# Operand length (digits) of the wide python problems (tools.demo.mix's copy mix).
+WIDE_DIGITS: Final = 5
 # Share of training settings with python on / each built-in function on / unrelated functions added.
 PYTHON_SHARE: Final = 0.75
 BUILTIN_SHARE: Final = 0.75
@@ -207,10 +209,22 @@ def run_builtin(name: str, arguments: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- families
-def _python(rng: random.Random, *, small: bool = False) -> ToolProblem:
-    """Arithmetic through python: large numbers (the old family's small ones when ``small``)."""
+def _wide_operand(rng: random.Random, low: int = 1) -> int:
+    """A number of 1 to :data:`WIDE_DIGITS` digits, each length equally likely (so every o200k digit-run split of
+    a result, 1 to 3 digits per token and up to 4 tokens, is common)."""
+    digits = rng.randint(1, WIDE_DIGITS)
+    return rng.randint(max(low, 10 ** (digits - 1)), 10**digits - 1)
+
+
+def _python(rng: random.Random, *, small: bool = False, wide: bool = False) -> ToolProblem:
+    """Arithmetic through python: large numbers (the old family's small ones when ``small``; operands of 1 to
+    :data:`WIDE_DIGITS` digits when ``wide``, whose results the model cannot guess and must copy)."""
     op = rng.choice("+-*")
-    if small:  # the ranges of tools.demo.data's arithmetic family, so its held-out problems can be asked here
+    if wide:
+        a, b = _wide_operand(rng, 2), _wide_operand(rng, 2)
+        if op == "-" and b > a:
+            a, b = b, a
+    elif small:  # the ranges of tools.demo.data's arithmetic family, so its held-out problems can be asked here
         if op == "+":
             a, b = rng.randint(2, 99), rng.randint(2, 99)
         elif op == "-":
@@ -349,10 +363,13 @@ _MAKERS: Final[dict[str, Callable[[random.Random], ToolProblem]]] = {
 }
 
 
-def sample_tool_problem(rng: random.Random, family: str, *, held_out: bool, small: bool = False) -> ToolProblem:
-    """A random problem of ``family`` from the training or the held-out part (``small``: small python arithmetic)."""
+def sample_tool_problem(
+    rng: random.Random, family: str, *, held_out: bool, small: bool = False, wide: bool = False
+) -> ToolProblem:
+    """A random problem of ``family`` from the training or the held-out part (``small``: small python arithmetic;
+    ``wide``: python arithmetic on operands of any length up to :data:`WIDE_DIGITS` digits)."""
     while True:
-        problem = _python(rng, small=True) if small else _MAKERS[family](rng)
+        problem = _python(rng, small=small, wide=wide) if small or wide else _MAKERS[family](rng)
         if is_held_out(problem.key) == held_out:
             return problem
 

@@ -14,7 +14,13 @@ user's text, so the shared embedding row is trained too: that is what an out-of-
 Experts are trained dense and exported as MXFP4; the last ``--qat-share`` of the steps trains through the MXFP4
 rounding (straight-through), so the exported experts are the ones the loss saw.
 
-Deterministic for a given seed, thread count (``--threads``, default 2) and machine.
+Fine-tune. ``--init DIR`` starts from shipped compact weights instead of a random initialisation (their
+sub-vocabulary, grown by any token the new data uses, which starts as the shared row); the shipped model is the
+base run (``--mix base``) followed by the copy fine-tune (``--init … --mix copy``, tools.demo.mix.COPY_MIX).
+``--digit-weight`` weighs target tokens that hold a digit (the numbers the model must copy) more in the loss.
+
+Deterministic for a given seed, thread count (``--threads``, default 2), machine and, with ``--init``, start
+weights.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from typing import Any, Final
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from gpt_oss_desktop.engine.checkpoint import canonical_specs, quantize_mxfp4
 from gpt_oss_desktop.engine.checkpoint.presets import REAL_VOCAB
@@ -49,7 +55,7 @@ from gpt_oss_desktop.kernels.rmsnorm import add_rmsnorm_ref, rmsnorm_ref
 from gpt_oss_desktop.kernels.rope import rope_ref
 from gpt_oss_desktop.kernels.router import router_ref
 from tools.demo.data import Example
-from tools.demo.mix import training_examples
+from tools.demo.mix import MIXES, training_examples
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +108,45 @@ def extra_token_ids() -> set[int]:
         ids = enc.encode(text, allowed_special=set())
         if len(ids) == 1:
             out.add(ids[0])
+    return out
+
+
+def load_init(source: Path) -> tuple[dict[str, torch.Tensor], list[int], dict[str, Any]]:
+    """fp32 tensors under canonical names (experts dequantised, ``*.rows`` as ``*.weight``), the used token ids and
+    the manifest of the compact weights in ``source`` (what :func:`export` wrote)."""
+    manifest = json.loads((source / MANIFEST_NAME).read_text(encoding="utf-8"))
+    compact = load_file(str(source / manifest["weights_file"]))
+    tensors: dict[str, torch.Tensor] = {}
+    for name, value in compact.items():
+        if name.endswith(".scales"):
+            continue
+        if name.endswith(".blocks"):
+            base = name.removesuffix(".blocks")
+            tensors[base] = dequantize_mxfp4(value, compact[base + ".scales"], torch.float32)
+        else:
+            tensors[name.replace(".rows", ".weight")] = value.to(torch.float32)
+    return tensors, list(manifest["used_token_ids"]), manifest
+
+
+def start_params(init: dict[str, torch.Tensor], init_ids: list[int], used_ids: list[int]) -> dict[str, torch.Tensor]:
+    """Leaves (requires_grad) from ``init`` over the sub-vocabulary ``used_ids`` (a superset of ``init_ids``):
+    a token new to it starts as the shared row, which is what the init model read and wrote for it."""
+    where = {t: i for i, t in enumerate(init_ids)}
+    rows = torch.tensor([where.get(t, len(init_ids)) for t in used_ids] + [len(init_ids)])  # [U + 1] -> init row
+    params: dict[str, torch.Tensor] = {}
+    for name, value in init.items():
+        t = value[rows] if name in ("embedding.weight", "unembedding.weight") else value
+        params[name] = t.clone().requires_grad_()
+    return params
+
+
+def digit_weights(used_ids: list[int], weight: float) -> torch.Tensor:
+    """Loss weight per sub-vocabulary id ``[U + 1]``: ``weight`` for a token holding a digit, 1 otherwise."""
+    enc = get_encoding()
+    out = torch.ones(len(used_ids) + 1)
+    for j, token in enumerate(used_ids):
+        if any(c.isdigit() for c in enc.decode([token]) if c.isascii()):
+            out[j] = weight
     return out
 
 
@@ -193,10 +238,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
     enc = get_encoding()
 
-    examples = training_examples(args.steps * args.batch_size, args.seed, enc)
+    examples = training_examples(args.steps * args.batch_size, args.seed, enc, MIXES[args.mix])
     used: set[int] = extra_token_ids()
     for ex in examples:
         used.update(ex.ids)
+    init: dict[str, torch.Tensor] | None = None
+    init_manifest: dict[str, Any] | None = None
+    if args.init is not None:
+        init, init_ids, init_manifest = load_init(args.init)
+        used.update(init_ids)
     used_ids = sorted(used)
     other = len(used_ids)  # index of the shared row
     to_sub = torch.full((REAL_VOCAB,), other, dtype=torch.long)
@@ -207,8 +257,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     logger.info("%d examples, %d used token ids (%.1f s)", len(examples), len(used_ids), data_seconds)
 
     config = DEMO_CONFIG.replace(vocab_size=len(used_ids) + 1)
-    params = init_params(config, torch.Generator().manual_seed(args.seed))
-    if args.tied_init:
+    if init is not None:
+        params = start_params(init, init_ids, used_ids)
+    else:
+        params = init_params(config, torch.Generator().manual_seed(args.seed))
+    if args.tied_init and init is None:
         # The unembedding starts as a copy of the embedding (they stay separate parameters): a head that moves a
         # token's embedding to a later position then already predicts that token, which is how the model copies
         # numbers from the question into a call and from a tool's result into the answer.
@@ -226,6 +279,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     stream = batches(examples, args.batch_size, rng)
     offset = torch.zeros(len(used_ids) + 1)
     offset[other] = other_offset
+    token_weight = digit_weights(used_ids, args.digit_weight) if args.digit_weight != 1.0 else None
     losses: list[float] = []
     for step in range(args.steps):
         lr = args.lr * min(1.0, (step + 1) / warmup)
@@ -243,31 +297,46 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         # Logits only where there is a target (the completions; prompts and tool results are most of the tokens).
         scored = targets != -100  # [B, T]
         logits = F.linear(hidden[scored], model.unembedding) + offset  # [N, U+1]
-        loss = F.cross_entropy(logits, targets[scored])
+        wanted = targets[scored]  # [N]
+        if token_weight is None:
+            loss = F.cross_entropy(logits, wanted)
+        else:
+            weights = token_weight[wanted]  # [N]
+            loss = (F.cross_entropy(logits, wanted, reduction="none") * weights).sum() / weights.sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(params.values()), 1.0)
         optimizer.step()
         losses.append(float(loss.detach()))
+        if args.save_every and (step + 1) % args.save_every == 0 and step + 1 < args.steps:
+            # an intermediate copy to evaluate while training goes on (same format as the final one)
+            partial = {"steps_done": step + 1, "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4)}
+            detached = {n: p.detach() for n, p in params.items()}
+            export(Path(args.out) / f"step-{step + 1}", detached, used_ids, args.seed, partial)
         if step % 50 == 0 or step == args.steps - 1:
             logger.info(
                 "step %d/%d loss %.4f lr %.2e (%.0f s)", step, args.steps, losses[-1], lr, time.perf_counter() - started
             )
 
     train_seconds = time.perf_counter() - started
-    stats = {
+    stats: dict[str, Any] = {
         "examples": len(examples),
         "steps": args.steps,
         "batch_size": args.batch_size,
         "lr": args.lr,
         "qat_steps": args.steps - qat_from,
-        "tied_init": args.tied_init,
+        "tied_init": args.tied_init and init is None,
+        "mix": args.mix,
+        "digit_weight": args.digit_weight,
         "threads": args.threads,
         "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
         "data_seconds": round(data_seconds, 1),
         "train_seconds": round(train_seconds, 1),
         "torch": torch.__version__,
     }
+    if init_manifest is not None:
+        # what the fine-tune started from: the base run's version and its own training record
+        stats["init"] = {"version": init_manifest["version"], "training": init_manifest["training"]}
     export(Path(args.out), {n: p.detach() for n, p in params.items()}, used_ids, args.seed, stats)
     return stats
 
@@ -320,6 +389,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="start the unembedding as the embedding",
     )
     p.add_argument("--threads", type=int, default=2, help="torch threads (results depend on it)")
+    p.add_argument("--init", type=Path, default=None, help="fine-tune from the compact weights in this folder")
+    p.add_argument("--mix", choices=tuple(MIXES), default="base", help="training mixture (tools.demo.mix)")
+    p.add_argument("--save-every", type=int, default=0, help="also export every N steps into OUT/step-N")
+    p.add_argument("--digit-weight", type=float, default=1.0, help="loss weight of target tokens with a digit")
     return p.parse_args(argv)
 
 

@@ -1,6 +1,6 @@
 """The whole tool loop offline, as a newcomer sees it: the shipped demo model in the window (offscreen) asks to run
 a one-line Python program, the card waits for approval, the program runs in the real sandbox, and the model answers
-(with what it printed: not yet reliable for the toy, an expected failure)."""
+(with what it printed: reliable for small numbers; for a product of several tokens an expected failure)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ def answers(window: Any) -> list[AssistantMessage]:
     return [message for message in window.chat.messages() if isinstance(message, AssistantMessage)]
 
 
-def ask_and_run(make_window: Any, run: Any, qtbot: Any, settings: QSettings) -> tuple[ToolCallCard, str]:
+def ask_and_run(
+    make_window: Any, run: Any, qtbot: Any, settings: QSettings, question: str = "What is 347 * 29?"
+) -> tuple[ToolCallCard, str]:
     """Ask the demo an arithmetic question with the app's default tools, press Run on its card; the card and the
     answer's text."""
     settings.setValue(TEMPERATURE_KEY, 0.0)  # greedy: the same tokens every run
@@ -37,7 +39,7 @@ def ask_and_run(make_window: Any, run: Any, qtbot: Any, settings: QSettings) -> 
 
     async def body() -> ToolCallCard:
         finished = asyncio.ensure_future(
-            next_emission(window.generation_finished, lambda: window.send_message("What is 347 * 29?"), timeout=120)
+            next_emission(window.generation_finished, lambda: window.send_message(question), timeout=120)
         )
         await until(lambda: bool(answers(window)) and bool(answers(window)[-1].tool_cards), timeout=60)
         card = answers(window)[-1].tool_cards[0]
@@ -61,12 +63,20 @@ def test_the_demo_model_calls_python_and_the_card_asks_then_runs_it(
     assert card.status.text().startswith("done") and answer  # and the model went on to an answer
 
 
+def test_the_demo_models_answer_uses_what_python_printed(
+    make_window: Any, run: Any, qtbot: Any, settings: QSettings
+) -> None:
+    card, answer = ask_and_run(make_window, run, qtbot, settings, "What is 17 + 25?")
+    assert card.call is not None and card.call.output == "42\n"  # the sandbox ran the model's program
+    assert answer == "17 + 25 = 42."  # and the answer copies the printed value
+
+
 @pytest.mark.xfail(
-    reason="the demo model does not yet copy a multi-digit tool result into its answer reliably "
-    "(tools.demo.evaluate: arithmetic with python 56.7 %); it wrote 10770 for a printed 10757",
+    reason="the demo model does not yet copy a result of several tokens reliably (large-number arithmetic with "
+    "python 7.3 %, README: Demo model quality); it answered '257 × 29 = 10050.' after python printed 10063",
     strict=True,
 )
-def test_the_demo_models_answer_uses_what_python_printed(
+def test_the_demo_models_answer_uses_what_python_printed_for_a_large_product(
     make_window: Any, run: Any, qtbot: Any, settings: QSettings
 ) -> None:
     card, answer = ask_and_run(make_window, run, qtbot, settings)

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import random
 
 from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort
 from gpt_oss_desktop.engine.vocab import CALL, RETURN, get_encoding
-from tools.demo.data import completion_tokens, held_out_problems, is_held_out
-from tools.demo.mix import training_examples
-from tools.demo.tool_data import APP_DEFAULT, held_out_tool_problems, render_tool_example, tool_prompt
+from tools.demo.data import Example, completion_tokens, held_out_problems, is_held_out
+from tools.demo.mix import BASE_MIX, COPY_MIX, training_examples
+from tools.demo.tool_data import (
+    APP_DEFAULT,
+    WIDE_DIGITS,
+    held_out_tool_problems,
+    render_tool_example,
+    sample_tool_problem,
+    tool_prompt,
+)
 
 
 def test_data_split_and_rendering() -> None:
@@ -47,3 +55,29 @@ def test_function_problems_carry_real_results() -> None:
     time = held_out_tool_problems("current_time", 3)
     assert all(problem.answer(problem.training_result) is not None for problem in time)
     assert len({p.key for p in time}) == 3 and all(is_held_out(p.key) for p in time)
+
+
+def test_wide_python_problems_span_every_length_and_stay_out_of_the_held_out_split() -> None:
+    rng = random.Random(0)
+    problems = [sample_tool_problem(rng, "python", held_out=False, wide=True) for _ in range(300)]
+    assert not any(is_held_out(p.key) for p in problems)
+    lengths = set()
+    for problem in problems:
+        code = problem.call.arguments  # print(A op B)
+        a, op, b = code.removeprefix("print(").removesuffix(")").split(" ")
+        lengths |= {len(a), len(b)}
+        expected = {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b)}[op]
+        assert problem.training_result == f"{expected}\n" and expected >= 0
+        answer = problem.answer(problem.training_result)
+        assert answer is not None and answer.final.endswith(f" = {expected}.")
+    assert lengths == set(range(1, WIDE_DIGITS + 1))
+
+
+def test_the_copy_mix_holds_more_tool_examples_and_leaves_the_base_mix_unchanged() -> None:
+    def tool_share(examples: list[Example]) -> float:  # a tool example has two loss spans (the call, the answer)
+        return sum(len(ex.spans) == 2 for ex in examples) / len(examples)
+
+    base = training_examples(40, seed=3)
+    assert [ex.ids for ex in base] == [ex.ids for ex in training_examples(40, seed=3, mix=BASE_MIX)]
+    assert tool_share(base) == 11 / 20
+    assert tool_share(training_examples(40, seed=3, mix=COPY_MIX)) == 14 / 20

@@ -22,6 +22,7 @@ from gpt_oss_desktop.engine.model import Model
 from gpt_oss_desktop.engine.paths import DATA_DIR_ENV
 from gpt_oss_desktop.engine.sampling import SamplingParams
 from gpt_oss_desktop.engine.tools.builtin_functions import CONVERT_UNITS
+from tools.demo.data import held_out_problems
 from tools.demo.evaluate_tools import call_is_well_formed, run_function, run_python_subprocess
 from tools.demo.tool_data import APP_DEFAULT, held_out_tool_problems, tool_prompt
 
@@ -41,10 +42,9 @@ def _generate(model: Model, messages: list[ChatMessage], effort: ReasoningEffort
     return done
 
 
-def _python_round_trip(model: Model) -> tuple[str, str, str]:
-    """A held-out arithmetic question through the loop: (the program's output, the expected answer, the final)."""
-    problem = held_out_tool_problems("python", 1)[0]  # never seen in training, in any wording
-    history = [ChatMessage.user(problem.question)]
+def _python_round_trip(model: Model, question: str) -> tuple[str, str]:
+    """``question`` through the loop at low effort, its call checked and run: (the program's output, the final)."""
+    history = [ChatMessage.user(question)]
     first = _generate(model, history, ReasoningEffort.LOW)
     call = first.tool_call
     assert call is not None and call.recipient == PYTHON_TOOL
@@ -52,26 +52,39 @@ def _python_round_trip(model: Model) -> tuple[str, str, str]:
     assert call_is_well_formed(call, APP_DEFAULT)
     messages = from_harmony(first.messages)
     output = run_python_subprocess(messages[-1].text)  # really runs the model's program
-    assert output == problem.training_result  # the program computes the question's value
     history += [*messages, ChatMessage.tool_result(PYTHON_TOOL, output, channel=call.channel)]
     second = _generate(model, history, ReasoningEffort.LOW)
     assert second.tool_call is None
     final = [m for m in from_harmony(second.messages) if m.channel == FINAL]
     assert final
-    expected = problem.answer(output)
-    assert expected is not None
-    return output, expected.final, final[-1].text
+    return output, final[-1].text
 
 
 def test_held_out_arithmetic_is_computed_with_python(model: Model) -> None:
-    _, expected, final = _python_round_trip(model)
-    assert final.startswith(expected.split(" = ")[0] + " = ")  # answers the question asked, in the trained form
+    problem = held_out_tool_problems("python", 1)[0]  # never seen in training, in any wording
+    output, final = _python_round_trip(model, problem.question)
+    assert output == problem.training_result  # the program computes the question's value
+    expected = problem.answer(output)
+    assert expected is not None
+    assert final.startswith(expected.final.split(" = ")[0] + " = ")  # answers the question asked, in the trained form
 
 
-@pytest.mark.xfail(reason="the toy copies multi-token results unreliably (issue 20 point 5: arithmetic < 90 %)")
-def test_held_out_arithmetic_answer_uses_the_printed_value(model: Model) -> None:
-    output, expected, final = _python_round_trip(model)
-    assert output.strip() in final and final == expected
+def test_held_out_small_arithmetic_answers_copy_what_python_printed(model: Model) -> None:
+    # The arithmetic family's held-out questions (tools.demo.evaluate's "arithmetic with python on"): the answer
+    # must be the question's terms and the printed value, copied from the tool's message.
+    right = 0
+    for problem in held_out_problems("arithmetic", 5):
+        output, final = _python_round_trip(model, problem.question)
+        right += final == problem.final and output.strip() in final
+    assert right >= 4
+
+
+@pytest.mark.xfail(reason="the toy copies results of several tokens unreliably (issue 20 point 5: large numbers 7.3 %)")
+def test_held_out_large_arithmetic_answer_uses_the_printed_value(model: Model) -> None:
+    problem = held_out_tool_problems("python", 1)[0]
+    output, final = _python_round_trip(model, problem.question)
+    expected = problem.answer(output)
+    assert expected is not None and output.strip() in final and final == expected.final
 
 
 def test_conversion_calls_convert_units_with_json(model: Model) -> None:

@@ -12,6 +12,7 @@ import torch
 
 from gpt_oss_desktop.engine.demo.materialize import load_manifest, materialize_demo
 from gpt_oss_desktop.engine.loader import load_model
+from gpt_oss_desktop.engine.vocab import get_encoding
 from tools.demo import evaluate, train
 from tools.demo.data import FAMILIES
 
@@ -51,6 +52,43 @@ def test_training_writes_weights_the_engine_materialises_and_loads(trained: Path
     model = load_model(root, device="cpu")
     assert model.config.vocab_size == train.DEMO_CONFIG.vocab_size
     assert model.config.num_hidden_layers == train.DEMO_CONFIG.num_hidden_layers
+
+
+def test_a_fine_tune_starts_from_trained_weights(trained: Path, tmp_path: Path) -> None:
+    base = load_manifest(trained)
+    out = tmp_path / "tuned"
+    argv = ["--init", str(trained), "--mix", "copy", "--digit-weight", "3", "--out", str(out)]
+    stats = train.train(train.parse_args([*argv, "--steps", "1", "--batch-size", "2", "--threads", "1"]))
+    assert stats["init"]["version"] == base["version"] and stats["mix"] == "copy"
+    tuned = load_manifest(out)
+    assert set(base["used_token_ids"]) <= set(tuned["used_token_ids"])
+    assert tuned["version"] != base["version"]  # other weights, so the materialised copy gets a new folder
+    start, _, _ = train.load_init(trained)
+    after, _, _ = train.load_init(out)
+    # one step moved the weights from where the base run left them, not from a fresh initialisation
+    qkv = "block.0.attn.qkv.weight"
+    assert not torch.equal(start[qkv], after[qkv])
+    assert (start[qkv] - after[qkv]).abs().max() < 0.01  # Adam moves each weight by about lr (3e-3) at most
+    model = load_model(materialize_demo(tmp_path / "data", source=out), device="cpu")
+    assert model.config.num_hidden_layers == train.DEMO_CONFIG.num_hidden_layers
+
+
+def test_a_token_new_to_the_fine_tune_starts_as_the_shared_row() -> None:
+    init = {
+        "embedding.weight": torch.tensor([[1.0], [2.0], [9.0]]),  # ids 10, 20, then the shared row
+        "unembedding.weight": torch.tensor([[3.0], [4.0], [8.0]]),
+        "norm.scale": torch.tensor([5.0]),
+    }
+    params = train.start_params(init, [10, 20], [10, 15, 20])
+    assert params["embedding.weight"].flatten().tolist() == [1.0, 9.0, 2.0, 9.0]
+    assert params["unembedding.weight"].flatten().tolist() == [3.0, 8.0, 4.0, 8.0]
+    assert params["norm.scale"].requires_grad and params["norm.scale"].tolist() == [5.0]
+
+
+def test_digit_tokens_weigh_more() -> None:
+    enc = get_encoding()
+    ids = [enc.encode(t, allowed_special=set())[0] for t in ("123", " apple", "7")]
+    assert train.digit_weights(ids, 3.0).tolist() == [3.0, 1.0, 3.0, 1.0]  # the shared row last
 
 
 def test_evaluation_reports_every_family_and_effort(
