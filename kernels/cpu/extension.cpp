@@ -37,4 +37,5 @@ GPTOSS_LIBRARY(m) { m.def("isa() -> str", &GPTOSS_OP_NAMESPACE::isa); }
 #include "attention.cpp"    // attention_decode
 #include "elementwise.cpp"  // rmsnorm, rope
 #include "gemv.cpp"         // linear (MXFP4), bf16_linear
+#include "gemv_q8.cpp"      // q8_linear (the opt-in 8-bit weights)
 #include "moe.cpp"          // moe

@@ -18,6 +18,7 @@ from tools.bench.measure import (
     timed,
     timed_greedy_decode,
 )
+from tools.bench.q8_drift import drift_report
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +30,19 @@ def run_engine_bench(
     decode_tokens: int = 32,
     dtype: torch.dtype = torch.bfloat16,
     threads: int | None = None,
+    weights: str = "bf16",
+    drift_tokens: int = 0,
 ) -> dict[str, Any]:
-    """Measure the engine; every number comes from this run."""
+    """Measure the engine; every number comes from this run. ``weights``: the load mode (engine.weights_mode).
+
+    With ``drift_tokens`` and q8 weights, the bf16 model is loaded afterwards (the speed and RSS figures are taken
+    by then) and ``drift`` compares the two over a 32-token prompt and that many greedy tokens
+    (tools/bench/q8_drift.py).
+    """
     if threads is not None:
         torch.set_num_threads(threads)
     rss_before = current_rss_bytes()
-    model, load_s = timed(lambda: load_model(model_path, dtype=dtype))
+    model, load_s = timed(lambda: load_model(model_path, dtype=dtype, weights=weights))
     rss_after_load = current_rss_bytes()
     prompt = random_prompt(prompt_tokens, model.config.vocab_size)
     capacity = prompt_tokens + decode_tokens + 1
@@ -60,6 +68,13 @@ def run_engine_bench(
         prefill_s=prefill_s,
         step_times=step_times,
     )
+    report["weights"] = weights
     report["weights_bytes"] = model.nbytes
     report.update(cpu_kernel_report())
+    if drift_tokens > 0 and weights != "bf16":
+        del cache, logits
+        reference = load_model(model_path, dtype=dtype)
+        report["drift"] = drift_report(
+            reference, model, random_prompt(32, model.config.vocab_size, seed=1), drift_tokens
+        )
     return report
