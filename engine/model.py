@@ -22,10 +22,11 @@ from gpt_oss_desktop.engine.errors import UnsupportedCheckpointError
 from gpt_oss_desktop.engine.events import LoadProgress
 from gpt_oss_desktop.engine.kv_cache import KVCache
 from gpt_oss_desktop.engine.memory import release_file_pages
-from gpt_oss_desktop.engine.ops import Ops, select_ops
+from gpt_oss_desktop.engine.ops import Ops, cpu_fused_enabled, select_ops
 from gpt_oss_desktop.engine.weights_mode import DEFAULT_WEIGHTS, WeightsMode
+from gpt_oss_desktop.kernels import cpu_q8
 from gpt_oss_desktop.kernels.moe import DenseExperts, ExpertWeights, Mxfp4Experts
-from gpt_oss_desktop.kernels.q8 import Q8_BLOCK, Q8Weight, quantize_q8
+from gpt_oss_desktop.kernels.q8 import Q8_BLOCK, Q8Weight, quantize_q8, quantize_rows_ref
 from gpt_oss_desktop.kernels.rope import rope_cos_sin, yarn_inv_freq
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,8 @@ class Model:
                     f"8-bit weights need rows of a multiple of {Q8_BLOCK} values, this one has {source.shape[-1]}",
                     tensor=name,
                 )
-            q = quantize_q8(source, done_rows=_release_rows)
+            rows = cpu_q8.quantize_rows if source.device.type == "cpu" and cpu_fused_enabled() else quantize_rows_ref
+            q = quantize_q8(source, done_rows=_release_rows, quantize_rows=rows)
             return Q8Weight(values=q.values.to(device), scales=q.scales.to(device))
 
         def experts(prefix: str) -> ExpertWeights:

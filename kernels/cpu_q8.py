@@ -11,9 +11,22 @@ from __future__ import annotations
 import torch
 
 from gpt_oss_desktop.kernels import cpu_build
-from gpt_oss_desktop.kernels.q8 import Q8Weight
+from gpt_oss_desktop.kernels.q8 import Q8Weight, quantize_rows_ref
 
-__all__ = ["q8_linear"]
+__all__ = ["q8_linear", "quantize_rows"]
+
+
+def quantize_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`kernels.q8.quantize_rows_ref` (the same bits) in one parallel C++ pass over ``rows [R, K]`` (bf16 or
+    fp32 on CPU; other dtypes, or a non-contiguous view, take the torch reference).
+
+    Raises:
+        RuntimeError: the CPU kernels are not available (check ``cpu_build.available()`` first).
+    """
+    if rows.device.type != "cpu" or rows.dtype not in (torch.float32, torch.bfloat16) or not rows.is_contiguous():
+        return quantize_rows_ref(rows)
+    values, scales = cpu_build.ops().q8_quantize(rows)
+    return values, scales
 
 
 def q8_linear(

@@ -20,7 +20,20 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Q8_BLOCK", "Q8Weight", "dequantize_q8", "q8_linear_blocked", "q8_linear_ref", "quantize_q8"]
+__all__ = [
+    "Q8_BLOCK",
+    "Q8Weight",
+    "RowQuantizer",
+    "dequantize_q8",
+    "q8_linear_blocked",
+    "q8_linear_ref",
+    "quantize_q8",
+    "quantize_rows_ref",
+]
+
+# rows [R, K] -> (values int8 [R, K], scales fp32 [R, K/32]): the torch reference below, or the fused C++ pass
+# (kernels.cpu_q8.quantize_rows) that gives the same bits.
+RowQuantizer = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 Q8_BLOCK = 32
 # fp32 bytes of the rows quantised per step: bounds the transient copies while the unembedding (201,088 rows) is
@@ -63,11 +76,28 @@ class Q8Weight:
         return self.values.nbytes + self.scales.nbytes
 
 
-def quantize_q8(weight: torch.Tensor, done_rows: Callable[[torch.Tensor], None] | None = None) -> Q8Weight:
+def quantize_rows_ref(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Q8_0 rounding of ``rows [R, K]``: per 32 values ``scale = absmax / 127`` (fp32) and ``round(w / scale)``
+    to nearest, ties to even, clamped to +-127; an all-zero block keeps scale 0 and values 0."""
+    r, k = rows.shape
+    grouped = rows.float().reshape(r, k // Q8_BLOCK, Q8_BLOCK)  # [R, K] -> [R, G, 32]
+    scale = grouped.abs().amax(dim=-1) / 127.0  # [R, G]
+    divisor = torch.where(scale > 0, scale, torch.ones_like(scale)).unsqueeze(-1)  # 1, not 0: no 0/0
+    # |w| / (absmax / 127) <= 127 up to one rounding of the division: the clamp keeps int8 from wrapping.
+    values = torch.round(grouped / divisor).clamp_(-127, 127).reshape(r, k).to(torch.int8)
+    return values, scale
+
+
+def quantize_q8(
+    weight: torch.Tensor,
+    done_rows: Callable[[torch.Tensor], None] | None = None,
+    quantize_rows: RowQuantizer = quantize_rows_ref,
+) -> Q8Weight:
     """``weight [N, K]`` (any float dtype, K a multiple of 32) as a :class:`Q8Weight` on the same device.
 
     ``done_rows(rows)`` is called with each block of rows of ``weight`` (a view) once it is converted and never read
     again: the loader drops their checkpoint pages from memory there, so the peak stays at one block above the result.
+    ``quantize_rows`` converts one block (the loader passes the fused C++ pass where it is built).
 
     Raises:
         ValueError: not a 2-D float tensor, or K is not a multiple of 32.
@@ -82,15 +112,7 @@ def quantize_q8(weight: torch.Tensor, done_rows: Callable[[torch.Tensor], None] 
     step = max(1, _QUANTIZE_CHUNK_BYTES // (4 * k))
     for r0 in range(0, n, step):
         source = weight[r0 : r0 + step]
-        rows = source.float().reshape(-1, k // Q8_BLOCK, Q8_BLOCK)  # [R, K] -> [R, G, 32]
-        scale = rows.abs().amax(dim=-1) / 127.0  # [R, G]
-        # An all-zero block keeps scale 0 and values 0 (dividing by 1 instead avoids 0/0).
-        divisor = torch.where(scale > 0, scale, torch.ones_like(scale)).unsqueeze(-1)
-        # |w| / (absmax / 127) <= 127 up to one rounding of the division: the clamp keeps int8 from wrapping.
-        q = torch.round(rows / divisor).clamp_(-127, 127)
-        values[r0 : r0 + step] = q.reshape(-1, k).to(torch.int8)
-        scales[r0 : r0 + step] = scale
-        del rows, q, divisor, scale
+        values[r0 : r0 + step], scales[r0 : r0 + step] = quantize_rows(source)
         if done_rows is not None:
             done_rows(source)
     return Q8Weight(values=values, scales=scales)

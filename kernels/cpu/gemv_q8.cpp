@@ -187,10 +187,59 @@ at::Tensor q8_linear(const at::Tensor& x, const at::Tensor& values, const at::Te
   return out;
 }
 
+// ---- load-time quantisation ----
+// One pass over a weight's rows: per group of 32, scale = absmax / 127 and value = round-half-even(w / scale) clamped
+// to +-127, exactly kernels/q8.py's torch reference (the same IEEE division and rounding, so the same bits at every
+// level), which makes a dozen passes over fp32 temporaries and whose many small parallel ops crawl when other work
+// takes the cores. An all-zero group keeps scale 0 and values 0.
+template <typename T>
+void q8_quantize_rows(const T* w, int64_t R, int64_t K, int8_t* values, float* scales) {
+  const int64_t G = K / kQ8Group;
+  at::parallel_for(0, R, 16, [&](int64_t r0, int64_t r1) {
+    float buf[kQ8Group];
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t g = 0; g < G; ++g) {
+        const T* src = w + r * K + g * kQ8Group;
+        float amax = 0.0f;
+        for (int j = 0; j < kQ8Group; ++j) {
+          buf[j] = static_cast<float>(src[j]);
+          amax = std::max(amax, std::fabs(buf[j]));
+        }
+        const float scale = amax / 127.0f;
+        const float divisor = scale > 0.0f ? scale : 1.0f;
+        int8_t* dst = values + r * K + g * kQ8Group;
+        for (int j = 0; j < kQ8Group; ++j) {
+          dst[j] = static_cast<int8_t>(std::clamp(std::nearbyint(buf[j] / divisor), -127.0f, 127.0f));
+        }
+        scales[r * G + g] = scale;
+      }
+    }
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor> q8_quantize(const at::Tensor& weight) {
+  TORCH_CHECK(weight.device().is_cpu() && weight.dim() == 2 && weight.is_contiguous(),
+              "weight must be a contiguous CPU [N, K] tensor");
+  TORCH_CHECK(weight.scalar_type() == at::kFloat || weight.scalar_type() == at::kBFloat16,
+              "weight must be float32 or bfloat16");
+  const int64_t R = weight.size(0);
+  const int64_t K = weight.size(1);
+  TORCH_CHECK(K % kQ8Group == 0, "K must be a multiple of 32, got ", K);
+  at::Tensor values = at::empty({R, K}, weight.options().dtype(at::kChar));
+  at::Tensor scales = at::empty({R, K / kQ8Group}, weight.options().dtype(at::kFloat));
+  if (weight.scalar_type() == at::kFloat) {
+    q8_quantize_rows(weight.data_ptr<float>(), R, K, values.data_ptr<int8_t>(), scales.data_ptr<float>());
+  } else {
+    q8_quantize_rows(weight.data_ptr<c10::BFloat16>(), R, K, values.data_ptr<int8_t>(), scales.data_ptr<float>());
+  }
+  return {values, scales};
+}
+
 }  // namespace
 }  // namespace GPTOSS_OP_NAMESPACE
 
 GPTOSS_LIBRARY_FRAGMENT(m) {
+  m.def("q8_quantize(Tensor weight) -> (Tensor, Tensor)", &GPTOSS_OP_NAMESPACE::q8_quantize);
   m.def("q8_linear(Tensor x, Tensor values, Tensor scales, Tensor? bias, bool fp32_out=False) -> Tensor",
         &GPTOSS_OP_NAMESPACE::q8_linear);
 }

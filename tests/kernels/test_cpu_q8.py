@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from gpt_oss_desktop.kernels import cpu_build, cpu_q8
-from gpt_oss_desktop.kernels.q8 import Q8Weight, q8_linear_ref, quantize_q8
+from gpt_oss_desktop.kernels.q8 import Q8Weight, q8_linear_ref, quantize_q8, quantize_rows_ref
 
 # Every test runs once per instruction-set level this CPU has (tests/kernels/conftest.py).
 pytestmark = pytest.mark.usefixtures("cpu_isa")
@@ -110,3 +110,19 @@ def test_the_op_itself_refuses_what_would_read_out_of_bounds() -> None:
         op(torch.zeros(1, 64), weight.values, weight.scales[:, :1].contiguous(), None, False)
     with pytest.raises(RuntimeError, match="multiple of 32"):
         op(torch.zeros(1, 48), torch.zeros(4, 48, dtype=torch.int8), torch.zeros(4, 1), None, False)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_fused_quantisation_gives_the_reference_bits(dtype: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(11)
+    rows = (torch.randn(300, 160, generator=gen) * torch.logspace(-6, 2, 160)).to(dtype)
+    rows[0, :32] = 0  # an all-zero block
+    rows[1, :32] = torch.arange(32) - 16.0  # w / scale lands on halves: ties go to even
+    rows[2, 32:64] = -rows[2, 32:64].abs()  # the largest magnitude negative
+    values, scales = cpu_q8.quantize_rows(rows)
+    ref_values, ref_scales = quantize_rows_ref(rows)
+    assert values.dtype == torch.int8 and scales.dtype == torch.float32
+    assert torch.equal(values, ref_values) and torch.equal(scales, ref_scales)
+    # Through quantize_q8's blocks too, and the reference is what a strided view falls back to.
+    assert torch.equal(quantize_q8(rows, quantize_rows=cpu_q8.quantize_rows).values, ref_values)
+    assert torch.equal(cpu_q8.quantize_rows(rows[:, :64])[0], ref_values[:, :64])
