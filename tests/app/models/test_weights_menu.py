@@ -66,3 +66,17 @@ def test_the_loaded_model_shows_its_weights_and_a_change_waits_for_the_next_load
         assert info.weights == "bf16" and device.text() == "CPU" and device.toolTip() == ""
 
     run(body(), timeout=120)
+
+
+def test_the_window_backend_passes_the_mode_to_its_local_engine(make_window: Any) -> None:
+    from gpt_oss_desktop.app.backends.backend_switch import SwitchableBackend
+    from gpt_oss_desktop.app.backends.remote_backend import RemoteBackend
+
+    local = LocalEngine()
+    backend = SwitchableBackend(local, RemoteBackend(lambda _name: None))  # no saved servers: never resolved here
+    window = make_window(backend)
+    window.weights_setting.action.setChecked(True)
+    assert backend.weights_mode == "q8" and local.weights_mode == "q8"
+    window.weights_setting.action.setChecked(False)
+    assert local.weights_mode == "bf16"
+    local.close()
