@@ -78,6 +78,13 @@ def _private_file_mapping(start: int, end: int, maps: str) -> bool:
     return False
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, looked up once (``find_library`` runs ``ldconfig``: too slow for every block of a tensor)."""
+    name = ctypes.util.find_library("c")
+    return None if name is None else ctypes.CDLL(name, use_errno=True)
+
+
 def release_file_pages(address: int, nbytes: int) -> int:
     """Drop the whole pages of ``[address, address + nbytes)`` from this process's resident memory when that range is
     part of a private, unwritten file mapping (a checkpoint tensor, engine.checkpoint.safetensors_io); returns the
@@ -102,7 +109,9 @@ def release_file_pages(address: int, nbytes: int) -> int:
     hi = end // page * page
     if hi <= lo:
         return 0
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc = _libc()
+    if libc is None:
+        return 0
     if libc.madvise(ctypes.c_void_p(lo), ctypes.c_size_t(hi - lo), _MADV_DONTNEED) != 0:
         logger.debug("madvise(MADV_DONTNEED) failed: errno %d", ctypes.get_errno())
         return 0
