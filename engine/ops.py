@@ -2,11 +2,13 @@
 
 Two backends share one model definition, each op typed by its Protocol in ``kernels.op_signatures``:
 - ``cpu``: the torch references in ``kernels/``, with the fused C++ kernels (``kernels/cpu/``, wrapped by
-  ``kernels.cpu_mxfp4`` and ``kernels.cpu_elementwise``) swapped in where they take the inputs: MXFP4 expert
-  projections, the whole MoE MLP and the attention of decode-sized batches, RMSNorm and RoPE, and a bf16 GEMV for
-  decode's dense projections (qkv/out, router, unembedding), or the 8-bit GEMV (``kernels.cpu_q8``) where the model
-  was loaded with ``--weights q8`` (qkv/out and unembedding weights are then ``kernels.q8.Q8Weight``). Without the
-  fused kernels (switched off, or not built here) every op is its torch reference.
+  ``kernels.cpu_mxfp4`` and ``kernels.cpu_elementwise``) swapped in where they take the inputs: the whole MoE MLP
+  of MXFP4 experts (row-exact GEMVs for decode-sized batches, a blocked GEMM for prefill), attention (decode from
+  the cache store, prefill flash-style), RMSNorm and RoPE, and a bf16 GEMV for decode's dense projections
+  (qkv/out, router, unembedding), or the 8-bit GEMV (``kernels.cpu_q8``) where the model was loaded with
+  ``--weights q8`` (qkv/out and unembedding weights are then ``kernels.q8.Q8Weight``); prefill's dense projections
+  go to BLAS, in fp32 where the CPU has no bf16 dot products. Without the fused kernels (switched off, or not built
+  here) every op is its torch reference.
 - ``triton``: the Triton kernels beside each reference (the GPU path; with ``TRITON_INTERPRET=1`` they also run on
   the CPU, which is how the tests check them).
 
@@ -18,6 +20,7 @@ kernel off (to measure what they buy); ``GPTOSS_CPU_ISA`` picks their instructio
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import dataclass
@@ -34,7 +37,7 @@ from gpt_oss_desktop.kernels import rmsnorm as rmsnorm_kernels
 from gpt_oss_desktop.kernels import rope as rope_kernels
 from gpt_oss_desktop.kernels import router as router_kernels
 from gpt_oss_desktop.kernels.attention import attention_decode_ref, attention_ref
-from gpt_oss_desktop.kernels.moe import ExpertWeights, Mxfp4Experts, expert_linear_ref, moe_ref
+from gpt_oss_desktop.kernels.moe import ExpertWeights, Mxfp4Experts, moe_ref
 from gpt_oss_desktop.kernels.op_signatures import (
     AddRmsNorm,
     Attention,
@@ -58,10 +61,6 @@ CPU_FUSED_ENV = cpu_build.FUSED_ENV
 BACKENDS = ("cpu", "triton")
 # Old backend names still accepted (with a logged deprecation warning), and what they are called now.
 DEPRECATED_BACKENDS = {"torch": "cpu"}
-# Per expert, the fused CPU kernel re-decodes the packed weights once per 4 tokens; measured on the `mini` preset
-# it still beats decode-to-bf16 + BLAS at 512-token prefill (5.2 s vs 12.8 s). Past this many tokens per expert
-# the BLAS path takes over, where decoding once amortises over enough rows.
-FUSED_MAX_TOKENS = 1024
 # The fused bf16 GEMV takes decode-sized inputs; prefill goes to F.linear's BLAS. At T=1..4 it beats F.linear (1.6-1.7x
 # at T=1 on the 20b qkv/out shapes). Up to 8 it is used even where BLAS is faster (T=8 on a 50k x 2880 slice: 46 vs
 # 28 ms, load ~4, Sapphire Rapids), because its result for a token does not depend on how many tokens share the call
@@ -71,6 +70,10 @@ BF16_FUSED_MAX_TOKENS = 8
 # Up to this many tokens the whole MoE MLP runs as one fused CPU call (decode and batched decode): it removes ~0.7 ms of
 # per-layer torch overhead at batch 1 on the 20b preset, and its per-token results do not depend on the batch.
 MOE_FUSED_MAX_TOKENS = 16
+# Past that, the MoE MLP runs as the fused prefill call (a blocked GEMM that decodes each expert weight block once per
+# call, kernels/cpu/moe_gemm.h), this many tokens at a time: its fp32 intermediates are ~50 KB per token at 20b widths
+# (top-4), so a chunk holds ~100 MB whatever the prompt length.
+MOE_PREFILL_CHUNK_TOKENS = 2048
 
 
 @dataclass(frozen=True)
@@ -93,18 +96,6 @@ def cpu_fused_enabled() -> bool:
     """Whether the fused CPU kernels are wanted (``GPTOSS_CPU_FUSED``, read at every call) and usable (prepared on
     first call, see kernels/cpu_build.py)."""
     return not cpu_build.switched_off() and cpu_mxfp4.available()
-
-
-def cpu_expert_linear(x: torch.Tensor, experts: ExpertWeights, index: int, bias: torch.Tensor) -> torch.Tensor:
-    """One expert's projection on the CPU: fused MXFP4 kernel when usable, else decode + BLAS."""
-    if (
-        isinstance(experts, Mxfp4Experts)
-        and x.device.type == "cpu"
-        and x.shape[0] <= FUSED_MAX_TOKENS
-        and cpu_fused_enabled()
-    ):
-        return cpu_mxfp4.mxfp4_linear(x, experts.blocks[index], experts.scales[index], bias)
-    return expert_linear_ref(x, experts, index, bias)
 
 
 def _fused_gemv_fits(x: torch.Tensor, weight: torch.Tensor) -> bool:
@@ -148,6 +139,26 @@ def cpu_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Ten
     return rope_ref(x, cos, sin)
 
 
+# CPU flags (as /proc/cpuinfo spells them) with which torch's bf16 matmul runs bf16 dot-product instructions. Without
+# them oneDNN emulates bf16 and F.linear in bf16 is ~7x slower than in fp32 (AMD EPYC Zen 3, AVX2, 2 threads, a
+# 512 x 2880 by 2880 x 5120 product: 2.9 s vs 0.41 s), so prefill's dense projections widen to fp32 there.
+NATIVE_BF16_MATMUL_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+@functools.cache
+def _bf16_matmul_is_native() -> bool:
+    return bool(NATIVE_BF16_MATMUL_FLAGS & cpu_build.cpu_flags())
+
+
+def _blas_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear`` for prefill-sized CPU inputs, in fp32 where the CPU has no bf16 dot products (the widened
+    copies are rounded back once: the same products and fp32 sums as a native bf16 matmul, in BLAS's order)."""
+    if x.dtype == torch.bfloat16 and weight.dtype == torch.bfloat16 and not _bf16_matmul_is_native():
+        wide_bias = None if bias is None else bias.float()
+        return F.linear(x.float(), weight.float(), wide_bias).to(x.dtype)
+    return F.linear(x, weight, bias)
+
+
 def cpu_q8_linear(
     x: torch.Tensor, weight: Q8Weight, bias: torch.Tensor | None = None, *, fp32_out: bool = False
 ) -> torch.Tensor:
@@ -162,7 +173,9 @@ def cpu_q8_linear(
         and cpu_fused_enabled()
     ):
         return cpu_q8.q8_linear(x, weight, bias, fp32_out=fp32_out)
-    return q8_linear_blocked(x, weight, bias, fp32_out=fp32_out)
+    # Prefill: blocks of rows dequantised in the dtype BLAS multiplies fastest here (fp32 without bf16 dot products).
+    compute = x.dtype if _bf16_matmul_is_native() else torch.float32
+    return q8_linear_blocked(x, weight, bias, fp32_out=fp32_out, compute_dtype=compute)
 
 
 def cpu_linear(x: torch.Tensor, weight: torch.Tensor | Q8Weight, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -172,6 +185,8 @@ def cpu_linear(x: torch.Tensor, weight: torch.Tensor | Q8Weight, bias: torch.Ten
         return cpu_q8_linear(x, weight, bias)
     if _fused_gemv_fits(x, weight) and (bias is None or bias.dtype == torch.bfloat16):
         return cpu_mxfp4.bf16_linear(x, weight, bias)
+    if x.device.type == "cpu":
+        return _blas_linear(x, weight, bias)
     return F.linear(x, weight, bias)
 
 
@@ -182,6 +197,8 @@ def cpu_unembed(x: torch.Tensor, weight: torch.Tensor | Q8Weight) -> torch.Tenso
         return cpu_q8_linear(x, weight, fp32_out=True)
     if _fused_gemv_fits(x, weight):
         return cpu_mxfp4.bf16_linear(x, weight, fp32_out=True)
+    if x.device.type == "cpu":
+        return _blas_linear(x, weight).float()
     return F.linear(x, weight).float()
 
 
@@ -205,6 +222,29 @@ def linear_unembed(x: torch.Tensor, weight: torch.Tensor | Q8Weight) -> torch.Te
     if isinstance(weight, Q8Weight):
         return q8_linear_blocked(x, weight, fp32_out=True)
     return F.linear(x, weight).float()
+
+
+def cpu_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    sinks: torch.Tensor,
+    q_pos: torch.Tensor,
+    k_pos: torch.Tensor,
+    window: int,
+    sm_scale: float,
+) -> torch.Tensor:
+    """``attention_ref`` on the CPU (prefill): one flash-style fused call, no [T, S] score matrix."""
+    if (
+        q.device.type == "cpu"
+        and q.dtype in (torch.float32, torch.bfloat16)
+        and k.dtype == q.dtype
+        and v.dtype == q.dtype
+        and q.shape[-1] % 8 == 0
+        and cpu_fused_enabled()
+    ):
+        return cpu_mxfp4.attention_prefill(q, k, v, sinks, q_pos, k_pos, window, sm_scale)
+    return attention_ref(q, k, v, sinks, q_pos, k_pos, window, sm_scale)
 
 
 def cpu_attention_decode(
@@ -243,26 +283,33 @@ def cpu_moe(
     swiglu_limit: float,
     swiglu_alpha: float,
 ) -> torch.Tensor:
-    """``moe_ref`` on the CPU: one fused call for decode-sized MXFP4 batches, else per-expert fused projections."""
+    """``moe_ref`` on the CPU: for MXFP4 experts one fused call, the row-exact decode kernel for decode-sized batches
+    and the blocked-GEMM prefill kernel for longer ones (in chunks); otherwise the reference with fused projections."""
     if (
         isinstance(mlp1, Mxfp4Experts)
         and isinstance(mlp2, Mxfp4Experts)
         and x.device.type == "cpu"
         and x.dim() == 2
-        and x.shape[0] <= MOE_FUSED_MAX_TOKENS
         and cpu_fused_enabled()
     ):
-        return cpu_mxfp4.moe_mxfp4(
-            x,
-            routing_weights,
-            expert_indices,
-            (mlp1.blocks, mlp1.scales),
-            mlp1_bias,
-            (mlp2.blocks, mlp2.scales),
-            mlp2_bias,
-            swiglu_limit,
-            swiglu_alpha,
-        )
+        prefill = x.shape[0] > MOE_FUSED_MAX_TOKENS
+        chunk = MOE_PREFILL_CHUNK_TOKENS if prefill else max(1, x.shape[0])
+        parts = [
+            cpu_mxfp4.moe_mxfp4(
+                x[start : start + chunk],
+                routing_weights[start : start + chunk],
+                expert_indices[start : start + chunk],
+                (mlp1.blocks, mlp1.scales),
+                mlp1_bias,
+                (mlp2.blocks, mlp2.scales),
+                mlp2_bias,
+                swiglu_limit,
+                swiglu_alpha,
+                prefill=prefill,
+            )
+            for start in range(0, max(1, x.shape[0]), chunk)
+        ]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
     return moe_ref(
         x,
         routing_weights,
@@ -273,7 +320,6 @@ def cpu_moe(
         mlp2_bias,
         swiglu_limit,
         swiglu_alpha,
-        expert_linear=cpu_expert_linear,
     )
 
 
@@ -282,7 +328,7 @@ CPU_OPS = Ops(
     rmsnorm=cpu_rmsnorm,
     add_rmsnorm=cpu_add_rmsnorm,
     rope=cpu_rope,
-    attention=attention_ref,
+    attention=cpu_attention,
     attention_decode=cpu_attention_decode,
     router=cpu_router,
     moe=cpu_moe,

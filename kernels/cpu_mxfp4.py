@@ -37,7 +37,7 @@ from gpt_oss_desktop.kernels import cpu_build
 from gpt_oss_desktop.kernels.mxfp4 import MXFP4_BLOCK
 
 if TYPE_CHECKING:
-    from gpt_oss_desktop.kernels.op_signatures import AttentionDecode
+    from gpt_oss_desktop.kernels.op_signatures import Attention, AttentionDecode
 
 __all__ = [
     "attention_decode",
@@ -194,11 +194,14 @@ def moe_mxfp4(
     mlp2_bias: torch.Tensor,
     swiglu_limit: float,
     swiglu_alpha: float,
+    prefill: bool = False,
 ) -> torch.Tensor:
-    """The whole MoE MLP of ``kernels.moe.moe_ref`` in one call, for decode-sized ``T`` (MXFP4 experts only).
+    """The whole MoE MLP of ``kernels.moe.moe_ref`` in one call (MXFP4 experts only).
 
-    Each token's result is independent of the other tokens in the batch (bit for bit), so batched decode of several
-    sequences gives exactly what decoding each alone gives.
+    Decode (``prefill=False``): each token's result is independent of the other tokens in the batch (bit for bit),
+    so batched decode of several sequences gives exactly what decoding each alone gives. Prefill (``prefill=True``):
+    the projections run as a blocked GEMM that decodes each weight block once per call (kernels/cpu/moe_gemm.h),
+    much faster for many tokens per expert, with sums in another order (compared with the torch reference, like BLAS).
 
     Args:
         x: ``[T, H]`` bf16 or fp32 normed activations.
@@ -230,7 +233,8 @@ def moe_mxfp4(
         return (bias if bias.dtype in (torch.float32, torch.bfloat16) else bias.float()).contiguous()
 
     op = _op()
-    out: torch.Tensor = op.moe(
+    run = op.moe_prefill if prefill else op.moe
+    out: torch.Tensor = run(
         x.contiguous(),
         expert_indices.to(torch.int64).contiguous(),
         routing_weights.float().contiguous(),
@@ -242,6 +246,40 @@ def moe_mxfp4(
         as_bias(mlp2_bias),
         float(swiglu_limit),
         float(swiglu_alpha),
+    )
+    return out
+
+
+def attention_prefill(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    sinks: torch.Tensor,
+    q_pos: torch.Tensor,
+    k_pos: torch.Tensor,
+    window: int,
+    sm_scale: float,
+) -> torch.Tensor:
+    """:func:`kernels.attention.attention_ref` (same arguments and result) as one flash-style CPU call
+    (kernels/cpu/attention_prefill.cpp): fp32 scores and softmax, never materialising the [T, S] score matrix, and
+    only the key blocks a query tile can see when ``k_pos`` ascends. Agrees with the reference to fp32 rounding.
+
+    Raises:
+        ValueError: tensors on another device.
+        RuntimeError: bad shapes or dtypes (``head_dim`` must be a multiple of 8), or the extension is unavailable.
+    """
+    if any(t.device.type != "cpu" for t in (q, k, v, sinks, q_pos, k_pos)):
+        raise ValueError("attention_prefill needs every tensor on the CPU")
+    op = _op()
+    out: torch.Tensor = op.attention_prefill(
+        q.contiguous(),
+        k.contiguous(),
+        v.contiguous(),
+        sinks.float().contiguous(),
+        q_pos.to(torch.int64).contiguous(),
+        k_pos.to(torch.int64).contiguous(),
+        int(window),
+        float(sm_scale),
     )
     return out
 
@@ -283,5 +321,6 @@ def attention_decode(
     return out
 
 
-if TYPE_CHECKING:  # attention_decode_ref's signature (kernels.op_signatures), checked by mypy
+if TYPE_CHECKING:  # the references' signatures (kernels.op_signatures), checked by mypy
     _ATTENTION_DECODE_SIGNATURE: AttentionDecode = attention_decode
+    _ATTENTION_SIGNATURE: Attention = attention_prefill

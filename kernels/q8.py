@@ -135,18 +135,26 @@ def q8_linear_ref(
 
 
 def q8_linear_blocked(
-    x: torch.Tensor, weight: Q8Weight, bias: torch.Tensor | None = None, *, fp32_out: bool = False
+    x: torch.Tensor,
+    weight: Q8Weight,
+    bias: torch.Tensor | None = None,
+    *,
+    fp32_out: bool = False,
+    compute_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """``x [T, K] @ W.T + bias`` for prefill-sized ``T``: each block of rows is dequantised to x's dtype once and
-    multiplied by BLAS against every token, so no full-size dequantised copy exists at any time.
+    """``x [T, K] @ W.T + bias`` for prefill-sized ``T``: each block of rows is dequantised once and multiplied by
+    BLAS against every token, so no full-size dequantised copy exists at any time.
 
-    bf16 x: the dequantised weights are rounded to bf16 (one more rounding than the decode kernel, which keeps them
-    fp32); the result is in x's dtype, or fp32 with ``fp32_out``.
+    The product runs in ``compute_dtype`` (default x's dtype; the CPU backend passes fp32 where the CPU has no bf16
+    dot products, engine.ops). In bf16 the dequantised weights are rounded to bf16, one more rounding than the decode
+    kernel, which keeps them fp32. The result is in x's dtype, or fp32 with ``fp32_out``.
     """
     n = weight.shape[0]
+    compute = compute_dtype or x.dtype
+    xc = x.to(compute)
     out = torch.empty((x.shape[0], n), dtype=torch.float32 if fp32_out else x.dtype, device=x.device)
     for r0 in range(0, n, _PREFILL_ROWS):
         part = Q8Weight(weight.values[r0 : r0 + _PREFILL_ROWS], weight.scales[r0 : r0 + _PREFILL_ROWS])
-        b = None if bias is None else bias[r0 : r0 + _PREFILL_ROWS].to(x.dtype)
-        out[:, r0 : r0 + _PREFILL_ROWS] = F.linear(x, dequantize_q8(part, x.dtype), b)  # [T, rows]
+        b = None if bias is None else bias[r0 : r0 + _PREFILL_ROWS].to(compute)
+        out[:, r0 : r0 + _PREFILL_ROWS] = F.linear(xc, dequantize_q8(part, compute), b)  # [T, rows]
     return out

@@ -4,7 +4,9 @@ engine's Qt-free :class:`~engine.remote.client.RemoteClient`.
 "Loading" a remote model is connecting: the saved connection named by the reference ``server:<name>`` is resolved
 (its key included), the server is asked for its models, and the model must be among them. Answers stream as the
 same Delta/Done events the local engine yields, so the chat, the comparison, the history and the statistics need no
-special case. A comparison runs its efforts as concurrent requests.
+special case. A comparison runs its efforts as concurrent requests. A chat's tools (``ChatRequest.tools`` and the
+python tool) go to the server as OpenAI function tools and its calls come back as the local engine's, so the chat's
+tool loop runs unchanged; a server that refuses tools is asked without them after that error (Retry).
 
 The client retries a 429 after its ``Retry-After`` and 5xx answers and timeouts after a growing wait (before an
 answer's first event only); each wait is counted down second by second through :attr:`RemoteBackend.on_notice`
@@ -32,6 +34,7 @@ from gpt_oss_desktop.engine.remote.errors import (
     NotAnOpenAIApi,
     RemoteError,
     TLSFailure,
+    ToolsRejected,
     UnknownRemoteModel,
 )
 
@@ -129,6 +132,9 @@ class RemoteBackend:
         self._cancels: set[asyncio.Event] = set()
         self._load_task: asyncio.Task[ModelInfo] | None = None
         self._load_cancelled = False
+        # The connected server refused the tools once (ToolsRejected): later answers are asked without them, until
+        # the next connect (the server may have been restarted with tool support by then).
+        self._tools_refused = False
         self.on_notice: Notice | None = None
         self.on_problem: ProblemListener | None = None
 
@@ -190,6 +196,7 @@ class RemoteBackend:
             logger.warning("connecting to %s failed unexpectedly", name, exc_info=True)
             raise classify_remote_error(exc, model_ref) from exc
         self._client, self._connection, self._name = client, connection, name
+        self._tools_refused = False
         self._info = ModelInfo(f"{connection.model} @ {name}", host, context)
         logger.info("connected to %s (%s)", name, host)
         return self._info
@@ -281,6 +288,9 @@ class RemoteBackend:
         """One answer: retried (visibly) while it has not started, then its events as they come."""
         client = self._require_client()
 
+        # A server that refused tools on this connection is asked without them from then on (Retry after the error).
+        offer_tools = not self._tools_refused
+
         def open_stream() -> AsyncIterator[Delta | Done]:
             return client.stream(
                 request.messages,
@@ -288,6 +298,8 @@ class RemoteBackend:
                 instructions=request.instructions,
                 params=request.params,
                 cancel=cancel,
+                tools=request.tools if offer_tools else (),
+                python_tool=request.python_tool and offer_tools,
             )
 
         events = open_stream()
@@ -300,6 +312,9 @@ class RemoteBackend:
             await _aclose(events)
             if isinstance(exc, AuthRejected | UnknownRemoteModel) and self.on_problem is not None and self._name:
                 self.on_problem(self._name, exc)
+            if isinstance(exc, ToolsRejected):
+                self._tools_refused = True
+                logger.info("%s refused tools; answering without them until it is connected again", self._name)
             raise RequestError(str(exc)) from exc
         except StopAsyncIteration:
             raise RequestError("the server ended the answer before it began") from None

@@ -274,6 +274,9 @@ class AssistantMessage(QFrame):
             self.reasoning.hide()
         self.error.setText(f"⚠ {message}")
         self.error.show()
+        # The answer failed (a dropped connection, a refused request): Regenerate is how it is retried.
+        self.regenerate_button.setText("Retry")
+        self.regenerate_button.setAccessibleName("Retry answer")
         self.actions_row.show()
 
     # -- state --------------------------------------------------------------------------------------------------

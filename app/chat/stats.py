@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpt_oss_desktop.engine.events import Done, FinishReason
+from gpt_oss_desktop.engine.remote.errors import CONNECTION_LOST_PREFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,14 @@ class AnswerStats:
     # Tool calls made while answering (a chat's tool loop) and the time they ran: neither thinking nor decoding.
     tool_calls: int = 0
     tool_seconds: float = 0.0
+    # What ended the answer early, as the chat showed it under the answer ("connection lost mid-answer (…)", a tool
+    # limit reached); kept so a reopened chat shows it again (it is one line, never a key: engine/remote/errors.py).
+    error: str | None = None
+
+    @property
+    def connection_lost(self) -> bool:
+        """The server's connection dropped mid-answer: the answer is partial and Retry redoes it."""
+        return self.finish_reason is FinishReason.ERROR and (self.error or "").startswith(CONNECTION_LOST_PREFIX)
 
     @classmethod
     def from_done(cls, done: Done, *, total_seconds: float, thinking_seconds: float | None) -> AnswerStats:
@@ -55,6 +64,7 @@ class AnswerStats:
             tokens_per_second=rate,
             finish_reason=done.finish_reason,
             counts_estimated=done.counts_estimated,
+            error=done.error or None,
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -69,6 +79,7 @@ class AnswerStats:
             "finish_reason": self.finish_reason.value,
             **({"counts_estimated": True} if self.counts_estimated else {}),
             **({"tool_calls": self.tool_calls, "tool_s": self.tool_seconds} if self.tool_calls else {}),
+            **({"error": self.error} if self.error else {}),
         }
 
     @classmethod
@@ -95,6 +106,7 @@ class AnswerStats:
             counts_estimated=record.get("counts_estimated") is True,
             tool_calls=int(number("tool_calls") or 0),
             tool_seconds=number("tool_s") or 0.0,
+            error=error if isinstance(error := record.get("error"), str) and error else None,
         )
 
 
@@ -168,7 +180,7 @@ def stats_figures(stats: AnswerStats) -> list[str]:
         parts.append(f"{stats.tokens_per_second:.1f} tok/s")
     if stats.tool_calls:
         parts.append(f"{plural(stats.tool_calls, 'tool call')} {seconds(stats.tool_seconds)}")
-    note = _FINISH_NOTES[stats.finish_reason]
+    note = "connection lost" if stats.connection_lost else _FINISH_NOTES[stats.finish_reason]
     if note:
         parts.append(note)
     return parts

@@ -35,6 +35,7 @@ class AnswerStats(TypedDict, total=False):
     answer_s: float
     tok_s: float
     finish_reason: str
+    error: str  # what ended the answer early, as shown under it ("connection lost mid-answer (…)"); absent if nothing
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

@@ -58,6 +58,13 @@ _KEY_SOURCES: Final = (
     (KeySource.ASK, "Ask once each time the app starts"),
     (KeySource.NONE, "No key (a local server)"),
 )
+# What the API key field says when it is empty: why it cannot be typed in, for the sources that read no typed key.
+_KEY_PLACEHOLDERS: Final = {
+    KeySource.KEYRING: "",
+    KeySource.ASK: "",
+    KeySource.ENV: "not used: the key is read from the variable below",
+    KeySource.NONE: "not used: this server needs no key",
+}
 
 
 class ConnectDialog(QDialog):
@@ -209,9 +216,15 @@ class ConnectDialog(QDialog):
         self._update_key_fields()
 
     def _update_key_fields(self) -> None:
+        """Only the field the chosen source reads can be typed in; the other is greyed out, empty of a key, and
+        says why (a key typed there would be neither used nor saved)."""
         source = self.key_source
-        self.key_edit.setEnabled(source in (KeySource.KEYRING, KeySource.ASK))
+        typed_key = source in (KeySource.KEYRING, KeySource.ASK)
+        self.key_edit.setEnabled(typed_key)
         self.env_edit.setEnabled(source is KeySource.ENV)
+        if not typed_key:
+            self.key_edit.clear()
+        self.key_edit.setPlaceholderText(_KEY_PLACEHOLDERS[source])
         note = ""
         if source is KeySource.KEYRING and not self.servers.keys.available:
             note = self.servers.keys.unavailable_reason or ""
@@ -257,7 +270,8 @@ class ConnectDialog(QDialog):
             base_url=self.url_edit.text().strip(),
             model=model,
             key_source=self.key_source,
-            env_var=self.env_edit.text().strip(),
+            # The variable's name is kept only where the key comes from it (the field is disabled otherwise).
+            env_var=self.env_edit.text().strip() if self.key_source is KeySource.ENV else "",
         )
 
     def _key(self) -> str | None:

@@ -606,7 +606,10 @@ class MainWindow(QMainWindow):
             message.show_tool_call(ToolCallRecord.from_record(call))
         if record.text:
             message.append_answer(record.text)
-        message.finish(stats.AnswerStats.from_record(record.stats), interrupted=not record.complete)
+        saved = stats.AnswerStats.from_record(record.stats)
+        message.finish(saved, interrupted=not record.complete)
+        if saved.error and record.complete:
+            message.show_error(saved.error)  # as the live chat showed it ("connection lost …", with Retry)
         message.reasoning.mark_not_sent()
         message.set_actions_enabled(False)
         return message

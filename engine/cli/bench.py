@@ -34,6 +34,14 @@ def add_parser(subparsers: Any) -> None:
         "the bf16 run)",
     )
     parser.add_argument(
+        "--decode-context",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="TOKENS",
+        help="also time decode after caches of these lengths (random keys/values, no prefill), e.g. 8192 32768",
+    )
+    parser.add_argument(
         "--peer",
         choices=("transformers",),
         action="append",
@@ -116,8 +124,10 @@ def run(args: argparse.Namespace) -> int:
     if args.model is None:
         raise EngineError("--model is required (unless --kernels is given)")
     model_path = resolve_model_path(args.model)  # a folder, or "demo"
-    if args.prompt_tokens <= 0 or args.decode_tokens <= 0 or args.greedy_tokens < 0:
-        raise EngineError("--prompt-tokens and --decode-tokens must be positive, --greedy-tokens not negative")
+    if args.prompt_tokens <= 0 or args.decode_tokens <= 0 or any(c <= 0 for c in args.decode_context):
+        raise EngineError("--prompt-tokens, --decode-tokens and --decode-context must be positive")
+    if args.greedy_tokens < 0:
+        raise EngineError("--greedy-tokens must not be negative")
     load_checkpoint(model_path)  # fail fast, with a typed error, on a bad folder
     result: dict[str, Any] = engine_bench.run_engine_bench(
         model_path,
@@ -125,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         decode_tokens=args.decode_tokens,
         dtype=getattr(torch, args.dtype),
         threads=args.threads,
+        contexts=args.decode_context,
         weights=args.weights,
         drift_tokens=args.greedy_tokens,
     )

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         RemoteError,
         ServerUnavailable,
         TLSFailure,
+        ToolsRejected,
         UnknownRemoteModel,
         is_connection_lost,
     )
@@ -39,6 +40,7 @@ _WHERE = {
     "RemoteError": "errors",
     "ServerUnavailable": "errors",
     "TLSFailure": "errors",
+    "ToolsRejected": "errors",
     "UnknownRemoteModel": "errors",
     "is_connection_lost": "errors",
     "CheckStatus": "report",
@@ -61,6 +63,7 @@ __all__ = [
     "RetryNotice",
     "ServerUnavailable",
     "TLSFailure",
+    "ToolsRejected",
     "UnknownRemoteModel",
     "is_connection_lost",
 ]

@@ -14,6 +14,7 @@ first answer text, and the rate of the tokens after the first.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,9 +23,12 @@ from openai.types.chat import ChatCompletionChunk
 from openai_harmony import HarmonyEncoding, Message, Role, TextContent
 
 from gpt_oss_desktop.engine.events import ANALYSIS, COMMENTARY, FINAL, Delta, Done, FinishReason
-from gpt_oss_desktop.engine.harmony import JSON_CONTENT_TYPE
+from gpt_oss_desktop.engine.harmony import PYTHON_TOOL
 from gpt_oss_desktop.engine.remote.harmony_content import HarmonyContentSplitter, looks_like_harmony
+from gpt_oss_desktop.engine.remote.tool_wire import call_message, streamed_recipient
 from gpt_oss_desktop.engine.stream_parser import message_category
+
+logger = logging.getLogger(__name__)
 
 REASONING_FIELDS = ("reasoning", "reasoning_content")
 RAW_HARMONY = "content (raw harmony)"
@@ -67,8 +71,18 @@ def usage_from(raw: Mapping[str, Any]) -> Usage:
 class AnswerBuilder:
     """Feed every chunk with :meth:`chunk`; then :meth:`finish` and :meth:`done`."""
 
-    def __init__(self, encoding: HarmonyEncoding, started: float, estimate_prompt: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        encoding: HarmonyEncoding,
+        started: float,
+        estimate_prompt: Callable[[], int],
+        *,
+        python_alias: bool = False,
+    ) -> None:
+        """``python_alias``: the python tool was offered as a function named ``python`` (engine/remote/tool_wire.py),
+        so a call to it is the built-in tool's call."""
         self._enc = encoding
+        self._python_alias = python_alias
         self._started = started
         self._estimate_prompt = estimate_prompt
         self._reasoning: list[str] = []
@@ -138,13 +152,16 @@ class AnswerBuilder:
             if delta.content:
                 out.extend(self._content(delta.content))
             for call in delta.tool_calls or ():
+                # OpenAI streams a call as its id and name, then its arguments in pieces, under one index.
                 entry = self._calls.setdefault(call.index, ["", ""])
                 if call.function is not None:
                     entry[0] += call.function.name or ""
                     arguments = call.function.arguments or ""
                     entry[1] += arguments
-                    if arguments:
-                        out.append(Delta(COMMENTARY, arguments, recipient=f"functions.{entry[0]}"))
+                    if arguments and call.index == next(iter(self._calls)):
+                        recipient = streamed_recipient(entry[0], python=self._python_alias)
+                        channel = ANALYSIS if recipient == PYTHON_TOOL else COMMENTARY
+                        out.append(Delta(channel, arguments, recipient=recipient))
             if choice.finish_reason:
                 self.finish_reason = choice.finish_reason
         self._stamp(out, now)
@@ -204,13 +221,12 @@ class AnswerBuilder:
         final = "".join(self._final)
         if final:
             out.append(Message.from_role_and_content(Role.ASSISTANT, final).with_channel(FINAL))
-        for name, arguments in self._calls.values():
-            out.append(
-                Message.from_role_and_content(Role.ASSISTANT, arguments)
-                .with_channel(COMMENTARY)
-                .with_recipient(f"functions.{name}")
-                .with_content_type(JSON_CONTENT_TYPE)
-            )
+        # One call per round, as harmony makes them (gpt-oss stops at <|call|>; the request asks for no parallel
+        # calls): a server that sends more anyway has its first one run, and the model may call the others again.
+        for name, arguments in list(self._calls.values())[:1]:
+            out.append(call_message(name, arguments, python=self._python_alias))
+        if len(self._calls) > 1:
+            logger.info("the server sent %d tool calls in one answer; only the first is run", len(self._calls))
         return tuple(out)
 
     def done(self, finish_reason: FinishReason, *, error: str | None = None) -> Done:

@@ -29,7 +29,7 @@ from openai.types.chat import ChatCompletionChunk
 from openai_harmony import HarmonyEncoding
 
 from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
-from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort, render_prompt
+from gpt_oss_desktop.engine.harmony import ChatMessage, FunctionTool, ReasoningEffort, render_prompt
 from gpt_oss_desktop.engine.remote import report
 from gpt_oss_desktop.engine.remote.answer import REASONING_FIELDS, AnswerBuilder
 from gpt_oss_desktop.engine.remote.connection import RemoteConnection
@@ -38,12 +38,15 @@ from gpt_oss_desktop.engine.remote.errors import (
     ConnectionLost,
     NotAnOpenAIApi,
     RemoteError,
+    ToolsRejected,
     UnknownRemoteModel,
     redact,
+    tools_refused,
 )
 from gpt_oss_desktop.engine.remote.failures import classify, one_line
 from gpt_oss_desktop.engine.remote.report import CheckStatus, CheckStep, ConnectionReport
 from gpt_oss_desktop.engine.remote.request_body import DEFAULT_REASONING_FIELD, chat_request
+from gpt_oss_desktop.engine.remote.tool_wire import offered_functions, python_alias
 from gpt_oss_desktop.engine.vocab import get_encoding
 
 if TYPE_CHECKING:
@@ -190,18 +193,36 @@ class RemoteClient:
         params: SamplingParams,
         cancel: asyncio.Event | None = None,
         raise_on_drop: bool = False,
+        tools: Sequence[FunctionTool] = (),
+        python_tool: bool = False,
     ) -> AsyncIterator[Delta | Done]:
         """Deltas (``analysis`` reasoning, ``final`` answer) then exactly one Done, as the local engine yields them.
 
+        ``tools`` and ``python_tool`` are offered as OpenAI function tools (python as a function ``python`` taking
+        ``{"code": ...}``: :mod:`engine.remote.tool_wire`). A call the model makes streams as Deltas with its
+        recipient, and the Done ends with the call's harmony message (``functions.NAME``, or ``python`` with the
+        code), exactly as the local engine's Done does, so the app's tool loop reads it the same way.
+
         Raises the typed errors of :mod:`engine.remote.errors` before the first event (see the module docstring for
-        a drop mid-answer). Setting ``cancel`` stops the answer: the request is closed (the server sees the
-        disconnect) and the stream ends with ``Done(CANCELLED)`` carrying what arrived.
+        a drop mid-answer; :class:`~engine.remote.errors.ToolsRejected` when the server refuses the tools). Setting
+        ``cancel`` stops the answer: the request is closed (the server sees the disconnect) and the stream ends with
+        ``Done(CANCELLED)`` carrying what arrived.
         """
         started = time.monotonic()
+        functions = offered_functions(tools, python_tool)
         answer = AnswerBuilder(
             self.encoding,
             started,
-            lambda: len(render_prompt(messages, effort=effort, instructions=instructions, encoding=self.encoding)),
+            lambda: len(
+                render_prompt(
+                    messages,
+                    effort=effort,
+                    instructions=instructions,
+                    tools=functions or None,  # python too: the server renders it as a function
+                    encoding=self.encoding,
+                )
+            ),
+            python_alias=python_alias(tools, python_tool),
         )
         if cancel is not None and cancel.is_set():
             yield answer.done(FinishReason.CANCELLED)
@@ -213,6 +234,7 @@ class RemoteClient:
             instructions=instructions,
             params=params,
             reasoning_field=self._reasoning_field,
+            tools=functions,
         )
         try:
             chunks = await self._retrying(lambda: self._open(body), cancel)
@@ -276,7 +298,11 @@ class RemoteClient:
         yield answer.done(finish)
 
     def _explain_refusal(self, error: RemoteError, body: dict[str, Any]) -> RemoteError:
-        """A 400 that names reasoning, after earlier reasoning was sent: say which setting avoids it (Groq)."""
+        """A 400 that names reasoning, after earlier reasoning was sent: say which setting avoids it (Groq). A 4xx
+        that names tools or functions, after tools were sent: the server does not take them (vLLM started without
+        ``--enable-auto-tool-choice``, an Ollama model without tool support, llama.cpp without ``--jinja``)."""
+        if body.get("tools") and tools_refused(error):
+            return ToolsRejected(str(error), status=error.status)
         sent_reasoning = any(name in message for message in body.get("messages", ()) for name in REASONING_FIELDS)
         if error.status == 400 and sent_reasoning and "reason" in str(error).lower():
             return RemoteError(

@@ -106,6 +106,29 @@ class TLSFailure(RemoteError):
         )
 
 
+class ToolsRejected(RemoteError):
+    """The server refused a request because of the tools it offered (it has no tool support, or it is not turned
+    on): the same question can be asked without them."""
+
+    def __init__(self, detail: str, *, status: int | None = None) -> None:
+        super().__init__(
+            f"this server does not accept tools ({detail}); Retry answers without tools on this connection "
+            "(reconnect once the server takes tools, e.g. vLLM with --enable-auto-tool-choice "
+            "--tool-call-parser openai)",
+            status=status,
+        )
+
+
+def tools_refused(error: RemoteError) -> bool:
+    """Whether a refusal (a 4xx other than a key or rate problem) names tools or functions: the servers that cannot
+    take tools say so in the message ("auto" tool choice requires --enable-auto-tool-choice, does not support
+    tools, tools param requires --jinja)."""
+    if error.status is None or not 400 <= error.status < 500 or error.status in (401, 403, 404, 429):
+        return False
+    text = str(error).lower()
+    return "tool" in text or "function" in text
+
+
 def is_connection_lost(done: Done) -> bool:
     """Whether a stream's Done reports a connection that dropped mid-answer (the partial answer is in the Deltas
     before it and in ``done.messages``)."""

@@ -13,18 +13,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from gpt_oss_desktop.engine.events import FINAL
-from gpt_oss_desktop.engine.harmony import ChatMessage, ChatRole, ReasoningEffort, prune_reasoning
+from gpt_oss_desktop.engine.harmony import ChatMessage, ChatRole, FunctionTool, ReasoningEffort, prune_reasoning
 from gpt_oss_desktop.engine.remote.connection import ReasoningStyle, RemoteConnection
+from gpt_oss_desktop.engine.remote.tool_wire import function_name, openai_tools, wire_call
 
 if TYPE_CHECKING:
     from gpt_oss_desktop.engine.sampling import SamplingParams
 
 DEFAULT_REASONING_FIELD = "reasoning"  # what vLLM (since the rename), OpenRouter, Ollama, Groq and ours accept
-
-
-def function_name(recipient: str) -> str:
-    """``get_weather`` for ``functions.get_weather`` (OpenAI's tool calls name the function alone)."""
-    return recipient.removeprefix("functions.")
 
 
 def openai_messages(
@@ -74,10 +70,10 @@ def openai_messages(
             elif message.recipient is not None:
                 call_id = f"call_{calls}"
                 calls += 1
-                name = function_name(message.recipient)
+                name, arguments = wire_call(message.recipient, message.text)
                 unanswered.append((call_id, name))
                 pending.setdefault("tool_calls", []).append(
-                    {"id": call_id, "type": "function", "function": {"name": name, "arguments": message.text}}
+                    {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
                 )
             else:
                 pending["content"] = (pending.get("content") or "") + message.text
@@ -95,11 +91,17 @@ def chat_request(
     instructions: str | None,
     params: SamplingParams,
     reasoning_field: str = DEFAULT_REASONING_FIELD,
+    tools: Sequence[FunctionTool] = (),
 ) -> dict[str, Any]:
     """Keyword arguments for ``AsyncOpenAI.chat.completions.create`` (streaming, usage asked for).
 
-    Fields the SDK does not declare (``reasoning``, ``top_k``) go in ``extra_body``, which the SDK merges into the
-    JSON body as they are.
+        ``tools``: the function tools to offer (the python tool among them already, see
+        :func:`~engine.remote.tool_wire.offered_functions`); none sends no ``tools`` field at all, so a server without
+        tool support answers as before. ``tool_choice`` is left to its default ("auto" with tools); parallel calls are
+    turned off.
+
+        Fields the SDK does not declare (``reasoning``, ``top_k``) go in ``extra_body``, which the SDK merges into the
+        JSON body as they are.
     """
     body: dict[str, Any] = {
         "model": connection.model,
@@ -115,6 +117,9 @@ def chat_request(
         "temperature": params.temperature,
         "top_p": params.top_p,
     }
+    if tools:
+        body["tools"] = openai_tools(tools)
+        body["parallel_tool_calls"] = False  # the tool loop runs one call per round, as gpt-oss makes them
     if params.seed is not None:
         body["seed"] = params.seed
     extra: dict[str, Any] = {}

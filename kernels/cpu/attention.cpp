@@ -5,6 +5,7 @@
 // (sequence, KV head): each K/V row is read once and serves the G query heads that share it. Scores and softmax are in
 // fp32, the sink joins the denominator only; each sequence's result is independent of the batch.
 #include "common.h"
+#include "vec8.h"
 
 namespace GPTOSS_OP_NAMESPACE {
 namespace {
@@ -130,31 +131,6 @@ bool attention_item_avx512(const T* q, const T* kp, const T* vp, const float* si
 }
 
 #elif defined(__AVX2__) && defined(__FMA__)
-// exp(x) as in the AVX-512 exp_ps (same range reduction and polynomial), with 2^n built from its exponent bits:
-// two factors 2^(n/2) and 2^(n - n/2) so that n down to -150 (x >= -104, where exp rounds to 0 in fp32) needs no
-// subnormal scale. NaN stays NaN.
-inline __m256 exp_ps(__m256 x) {
-  x = _mm256_max_ps(_mm256_set1_ps(-104.0f), x);  // max returns its second operand when that is NaN
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);  // x - n ln2, ln2 split in two for exactness
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i ni = _mm256_cvtps_epi32(n);  // integral already; NaN lanes give INT_MIN, harmless next to NaN p
-  const __m256i n1 = _mm256_srai_epi32(ni, 1);
-  const __m256i n2 = _mm256_sub_epi32(ni, n1);
-  const __m256i bias = _mm256_set1_epi32(127);
-  const __m256 f1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
-  const __m256 f2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
-  return _mm256_mul_ps(_mm256_mul_ps(p, f1), f2);
-}
-
 inline __m256 load8_f32(const float* p) { return _mm256_loadu_ps(p); }
 inline __m256 load8_f32(const c10::BFloat16* p) {
   const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
@@ -266,12 +242,12 @@ bool attention_item_avx2(const T* q, const T* kp, const T* vp, const float* sink
     const __m256 mv = _mm256_set1_ps(mx);
     __m256 sum = _mm256_setzero_ps();
     for (int64_t j = 0; j < stride_n; j += 8) {
-      __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(sg + j), mv));
+      __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(sg + j), mv));
       if (j + 8 > n) e = _mm256_and_ps(e, tail);
       _mm256_storeu_ps(sg + j, e);
       sum = _mm256_add_ps(sum, e);
     }
-    denom[g] = hsum256(sum) + _mm256_cvtss_f32(exp_ps(_mm256_set1_ps(sinks[g] - mx)));
+    denom[g] = hsum8(sum) + _mm256_cvtss_f32(exp8(_mm256_set1_ps(sinks[g] - mx)));
   }
   // P.V: 16 output dims of up to 4 heads per pass.
   for (int64_t c0 = 0; c0 < C; c0 += 2) {

@@ -80,13 +80,6 @@ inline void reduce_lanes(const __m512* v, float* res) {
   _mm512_store_ps(lanes, r);
   for (int t = 0; t < TT; ++t) res[t] = lanes[4 * t];
 }
-#elif defined(__AVX2__) && defined(__FMA__)
-inline float hsum256(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 #endif
 
 template <typename T>

@@ -138,7 +138,7 @@ inline void bf16_row_dot(const uint16_t* w, int64_t K, const float* xp, int64_t 
       }
     }
   }
-  for (int t = 0; t < TT; ++t) res[t] = hsum256(_mm256_add_ps(acc_lo[t], acc_hi[t]));
+  for (int t = 0; t < TT; ++t) res[t] = hsum8(_mm256_add_ps(acc_lo[t], acc_hi[t]));
   bf16_tail<TT>(w, 32 * G, K, xp, xstride, res);
 }
 

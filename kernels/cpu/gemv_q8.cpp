@@ -10,7 +10,7 @@
 //
 // Each (row, token) sum has its own accumulators that take the groups in the same order for every tile size, so a
 // token's result does not depend on how many tokens share the call (batched decode = lone decode, bit for bit).
-#include "common.h"
+#include "vec8.h"  // hsum8 (and common.h)
 
 namespace GPTOSS_OP_NAMESPACE {
 namespace {
@@ -89,7 +89,7 @@ inline void q8_row_dot(const int8_t* q, const float* d, int64_t G, const float* 
       for (int i = 0; i < 4; ++i) acc[t][i & 1] = _mm256_fmadd_ps(w[i], _mm256_loadu_ps(xg + 8 * i), acc[t][i & 1]);
     }
   }
-  for (int t = 0; t < TT; ++t) res[t] = hsum256(_mm256_add_ps(acc[t][0], acc[t][1]));
+  for (int t = 0; t < TT; ++t) res[t] = hsum8(_mm256_add_ps(acc[t][0], acc[t][1]));
 }
 
 #else

@@ -1,10 +1,12 @@
-// The whole MoE MLP of CPU decode in one call (Python wrapper: kernels/cpu_mxfp4.py, moe_mxfp4).
+// The whole MoE MLP of CPU decode and prefill in one call (Python wrapper: kernels/cpu_mxfp4.py, moe_mxfp4).
 //
-// One call does what moe_ref does with one fused GEMV per projection: route pairs (token, slot) to experts, mlp1,
-// SwiGLU, mlp2 and the routing-weighted sum. Per layer that is two parallel regions instead of 2 x k kernel calls
-// plus ~20 small torch ops (measured ~0.7 ms of overhead per layer on the 20b preset at batch 1). Intermediates are
-// rounded to x's dtype at the same points as the torch reference (after each projection and each SwiGLU op), and every
-// token's sums use kRowExact tiles, so a token's output does not depend on the rest of the batch.
+// One call does what moe_ref does: route pairs (token, slot) to experts, mlp1, SwiGLU, mlp2 and the routing-weighted
+// sum. Per layer that is two parallel regions instead of 2 x k kernel calls plus ~20 small torch ops (measured ~0.7 ms
+// of overhead per layer on the 20b preset at batch 1). Two ops share it: `moe` (decode) runs each projection as
+// fused GEMVs with kRowExact tiles, so a token's output does not depend on the rest of the batch; `moe_prefill` runs
+// them as a blocked GEMM (moe_gemm.h) that decodes each weight block once per call. Both round intermediates to x's
+// dtype at the same points as the torch reference (after each projection and each SwiGLU op).
+#include "moe_gemm.h"
 #include "mxfp4_rows.h"
 
 namespace GPTOSS_OP_NAMESPACE {
@@ -86,6 +88,46 @@ void expert_projection(const ExpertRuns& runs, const uint8_t* blocks, const uint
   });
 }
 
+// expert_projection's result through the blocked GEMM (moe_gemm.h); x: [P][K] (mxfp4_layout).
+void expert_projection_gemm(const ExpertRuns& runs, const uint8_t* blocks, const uint8_t* scales, const BiasView& bias,
+                            int64_t N, int64_t G, const float* x, bool bf16, float* out) {
+  const int64_t K = G * 32;
+  const float* stab = scale_table();
+  TORCH_CHECK(N % kGemmRows == 0, "expert outputs (", N, ") must fill whole panels of ", kGemmRows);
+  const int64_t panels = N / kGemmRows;
+  const int64_t items = static_cast<int64_t>(runs.expert.size()) * panels;
+  int64_t most_rows = 0;
+  for (size_t u = 0; u < runs.expert.size(); ++u) most_rows = std::max(most_rows, runs.start[u + 1] - runs.start[u]);
+  std::atomic<int64_t> next{0};
+  const int64_t workers = std::min<int64_t>(at::get_num_threads(), items);
+  at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
+    std::vector<float> panel(static_cast<size_t>(kGemmDepth * kGemmRows));
+    std::vector<float> acc(static_cast<size_t>(most_rows * kGemmRows));  // [tokens of the expert][kGemmRows]
+    for (int64_t item = next.fetch_add(1, std::memory_order_relaxed); item < items;
+         item = next.fetch_add(1, std::memory_order_relaxed)) {
+      const size_t u = static_cast<size_t>(item / panels);
+      const int64_t e = runs.expert[u];
+      const int64_t n0 = (item % panels) * kGemmRows;
+      const int64_t r0 = runs.start[u];
+      const int64_t tokens = runs.start[u + 1] - r0;
+      const uint8_t* blk = blocks + e * N * G * 16;
+      const uint8_t* sc = scales + e * N * G;
+      for (int64_t k0 = 0; k0 < K; k0 += kGemmDepth) {
+        const int64_t kc = std::min(kGemmDepth, K - k0);
+        pack_panel(blk, sc, G, n0, k0 / 32, kc / 32, stab, panel.data());
+        panel_times_tokens(panel.data(), kc, x + r0 * K + k0, K, tokens, acc.data(), k0 == 0);
+      }
+      for (int64_t t = 0; t < tokens; ++t) {
+        for (int r = 0; r < kGemmRows; ++r) {
+          const int64_t bi = e * N + n0 + r;
+          const float b = bias.f32 ? bias.f32[bi] : (bias.bf16 ? static_cast<float>(bias.bf16[bi]) : 0.0f);
+          out[(r0 + t) * N + n0 + r] = round_to(acc[t * kGemmRows + r] + b, bf16);
+        }
+      }
+    }
+  });
+}
+
 // gpt-oss SwiGLU of one row h [2I] (even = gate, odd = linear) into a [I], rounding after each op like the torch
 // reference does on bf16 tensors.
 void swiglu_row(const float* h, int64_t I, float limit, float alpha, bool bf16, float* a) {
@@ -98,10 +140,10 @@ void swiglu_row(const float* h, int64_t I, float limit, float alpha, bool bf16, 
   }
 }
 
-at::Tensor moe_mxfp4(const at::Tensor& x, const at::Tensor& indices, const at::Tensor& weights,
-                     const at::Tensor& blocks1, const at::Tensor& scales1, const at::Tensor& bias1,
-                     const at::Tensor& blocks2, const at::Tensor& scales2, const at::Tensor& bias2, double limit,
-                     double alpha) {
+// gemm: the projections as moe_gemm.h's blocked GEMM (prefill), else as row-exact fused GEMVs (decode).
+at::Tensor moe_run(const at::Tensor& x, const at::Tensor& indices, const at::Tensor& weights, const at::Tensor& blocks1,
+                   const at::Tensor& scales1, const at::Tensor& bias1, const at::Tensor& blocks2,
+                   const at::Tensor& scales2, const at::Tensor& bias2, double limit, double alpha, bool gemm) {
   TORCH_CHECK(x.device().is_cpu() && x.dim() == 2 && x.is_contiguous(), "x must be a contiguous CPU [T, H] tensor");
   TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16, "x must be float32 or bfloat16");
   TORCH_CHECK(indices.scalar_type() == at::kLong && indices.dim() == 2 && indices.is_contiguous(),
@@ -141,17 +183,27 @@ at::Tensor moe_mxfp4(const at::Tensor& x, const at::Tensor& indices, const at::T
   const int64_t P = T * k;
   const ExpertRuns runs = sort_by_expert(indices.data_ptr<int64_t>(), P, E);
 
-  // mlp1 input: each sorted row is its token's activations, in row_dot's layout (mxfp4_layout).
+  const auto project = [&](const uint8_t* blocks, const uint8_t* scales, const BiasView& bias, int64_t N, int64_t G,
+                           const float* in, float* result) {
+    if (gemm) {
+      expert_projection_gemm(runs, blocks, scales, bias, N, G, in, bf16, result);
+    } else {
+      expert_projection(runs, blocks, scales, bias, N, G, in, bf16, result);
+    }
+  };
+  // mlp1 input: each sorted row is its token's activations, in the level's layout (mxfp4_layout), which both
+  // row_dot and the GEMM's packed panels follow.
   const std::vector<float> xt = mxfp4_activations(x, T, H);
   std::vector<float> x1(static_cast<size_t>(P * H));
-  for (int64_t r = 0; r < P; ++r) {
-    std::memcpy(x1.data() + r * H, xt.data() + (runs.pair_of[r] / k) * H, sizeof(float) * H);
-  }
+  at::parallel_for(0, P, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      std::memcpy(x1.data() + r * H, xt.data() + (runs.pair_of[r] / k) * H, sizeof(float) * H);
+    }
+  });
   std::vector<float> h(static_cast<size_t>(P * N1));
-  expert_projection(runs, blocks1.data_ptr<uint8_t>(), scales1.data_ptr<uint8_t>(), b1, N1, G1, x1.data(), bf16,
-                    h.data());
+  project(blocks1.data_ptr<uint8_t>(), scales1.data_ptr<uint8_t>(), b1, N1, G1, x1.data(), h.data());
 
-  // SwiGLU per sorted row, then into row_dot's layout for mlp2.
+  // SwiGLU per sorted row, then into the layout for mlp2.
   std::vector<float> x2(static_cast<size_t>(P * I));
   at::parallel_for(0, P, 1, [&](int64_t r0, int64_t r1) {
     std::vector<float> a(static_cast<size_t>(I));
@@ -161,25 +213,40 @@ at::Tensor moe_mxfp4(const at::Tensor& x, const at::Tensor& indices, const at::T
     }
   });
   std::vector<float> y(static_cast<size_t>(P * H));
-  expert_projection(runs, blocks2.data_ptr<uint8_t>(), scales2.data_ptr<uint8_t>(), b2, H, G2, x2.data(), bf16,
-                    y.data());
+  project(blocks2.data_ptr<uint8_t>(), scales2.data_ptr<uint8_t>(), b2, H, G2, x2.data(), y.data());
 
   // Routing-weighted sum over each token's k experts, in fp32 and in routing order, rounded once.
   const float* w = weights.data_ptr<float>();
   float* out_f = bf16 ? nullptr : out.data_ptr<float>();
   c10::BFloat16* out_bf = bf16 ? out.data_ptr<c10::BFloat16>() : nullptr;
-  for (int64_t t = 0; t < T; ++t) {
-    for (int64_t n = 0; n < H; ++n) {
-      float acc = 0.0f;
-      for (int64_t j = 0; j < k; ++j) acc += y[runs.row_of[t * k + j] * H + n] * w[t * k + j];
-      if (bf16) {
-        out_bf[t * H + n] = c10::BFloat16(acc);
-      } else {
-        out_f[t * H + n] = acc;
+  at::parallel_for(0, T, 16, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      for (int64_t n = 0; n < H; ++n) {
+        float acc = 0.0f;
+        for (int64_t j = 0; j < k; ++j) acc += y[runs.row_of[t * k + j] * H + n] * w[t * k + j];
+        if (bf16) {
+          out_bf[t * H + n] = c10::BFloat16(acc);
+        } else {
+          out_f[t * H + n] = acc;
+        }
       }
     }
-  }
+  });
   return out;
+}
+
+at::Tensor moe_mxfp4(const at::Tensor& x, const at::Tensor& indices, const at::Tensor& weights,
+                     const at::Tensor& blocks1, const at::Tensor& scales1, const at::Tensor& bias1,
+                     const at::Tensor& blocks2, const at::Tensor& scales2, const at::Tensor& bias2, double limit,
+                     double alpha) {
+  return moe_run(x, indices, weights, blocks1, scales1, bias1, blocks2, scales2, bias2, limit, alpha, false);
+}
+
+at::Tensor moe_mxfp4_prefill(const at::Tensor& x, const at::Tensor& indices, const at::Tensor& weights,
+                             const at::Tensor& blocks1, const at::Tensor& scales1, const at::Tensor& bias1,
+                             const at::Tensor& blocks2, const at::Tensor& scales2, const at::Tensor& bias2,
+                             double limit, double alpha) {
+  return moe_run(x, indices, weights, blocks1, scales1, bias1, blocks2, scales2, bias2, limit, alpha, true);
 }
 
 }  // namespace
@@ -189,4 +256,7 @@ GPTOSS_LIBRARY_FRAGMENT(m) {
   m.def("moe(Tensor x, Tensor indices, Tensor weights, Tensor blocks1, Tensor scales1, Tensor bias1, Tensor blocks2, "
         "Tensor scales2, Tensor bias2, float limit, float alpha) -> Tensor",
         &GPTOSS_OP_NAMESPACE::moe_mxfp4);
+  m.def("moe_prefill(Tensor x, Tensor indices, Tensor weights, Tensor blocks1, Tensor scales1, Tensor bias1, "
+        "Tensor blocks2, Tensor scales2, Tensor bias2, float limit, float alpha) -> Tensor",
+        &GPTOSS_OP_NAMESPACE::moe_mxfp4_prefill);
 }

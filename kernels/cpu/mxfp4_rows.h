@@ -8,6 +8,7 @@
 #pragma once
 
 #include "common.h"
+#include "vec8.h"
 
 namespace GPTOSS_OP_NAMESPACE {
 
@@ -221,7 +222,7 @@ inline void row_dot(const uint8_t* blk, const uint8_t* sc, int64_t G, const floa
     const __m256 s0 = _mm256_set1_ps(stab[sc[g]]);
     for (int t = 0; t < TT; ++t) acc0[t] = _mm256_fmadd_ps(group_dot(w, xp + t * xstride + 32 * g), s0, acc0[t]);
   }
-  for (int t = 0; t < TT; ++t) res[t] = hsum256(_mm256_add_ps(acc0[t], acc1[t]));
+  for (int t = 0; t < TT; ++t) res[t] = hsum8(_mm256_add_ps(acc0[t], acc1[t]));
 }
 
 #else

@@ -24,6 +24,13 @@ The "model" answers every question the same way, with reasoning whose length fol
 can see whether the effort arrived where the provider looks for it): :data:`REASONING_WORDS` words, one word per chunk,
 then :data:`ANSWER`. The usage it reports counts the text's o200k tokens, as a real gpt-oss server would.
 
+Tools: with ``tool_call=(name, arguments)`` the model calls function ``name`` whenever the request offers it and the
+conversation does not end with a tool's result, streaming the call as OpenAI does (its id and name first, then the
+JSON arguments in pieces of a few characters, ``finish_reason: "tool_calls"``); once the last message is a tool's
+result it answers :data:`TOOL_ANSWER` with that result in it (without ``tool_call`` it always answers
+:data:`ANSWER`). ``reject_tools`` answers every request that has
+``tools`` with vLLM's 400 for a server started without tool support.
+
 Faults (:class:`Fault`) are consumed one per chat request, in order: an HTTP status (with ``Retry-After``), an HTML
 page, a stream cut after N chunks (the connection closes without the end of the body), slow chunks, or an error event
 in the stream. ``html_everywhere`` makes every path answer a web page (a URL that is not an API); ``api_key`` makes
@@ -80,6 +87,10 @@ DEFAULT_MODEL: dict[Flavor, str] = {Flavor.OLLAMA: "gpt-oss:20b", Flavor.OPENROU
 REASONING_WORDS = {"low": 3, "medium": 8, "high": 20}
 ANSWER = ["The ", "answer ", "is ", "391."]
 PROMPT_TOKENS = 42
+TOOL_ANSWER = "The tool said {result}."
+ARGUMENT_PIECE_CHARS = 5  # how finely a call's arguments are split across chunks
+# vLLM's answer to a request with tools when it was started without --enable-auto-tool-choice.
+TOOLS_REFUSED = '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser to be set'
 HTML_PAGE = "<!DOCTYPE html>\n<html><head><title>Welcome</title></head><body><h1>It works!</h1></body></html>\n"
 
 
@@ -113,6 +124,9 @@ class ProviderState:
     # added to the reported completion (and reasoning) tokens, so a test can tell the server's counts from the client's
     completion_bonus: int = 0
     faults: list[Fault] = field(default_factory=list)
+    tool_call: tuple[str, str] | None = None  # (function name, JSON arguments) the model calls when offered
+    parallel_calls: int = 1  # how many copies of that call one answer makes (indices 0, 1, ...), as OpenAI may
+    reject_tools: bool = False
     bodies: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
     arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each chat request
@@ -196,6 +210,8 @@ class ProviderApp:
             return _error(
                 404, f"The model `{body.get('model')}` does not exist.", "invalid_request_error", "model_not_found"
             )
+        if state.reject_tools and body.get("tools"):
+            return _error(400, TOOLS_REFUSED, "BadRequestError")
         if state.flavor is Flavor.GROQ:
             for i, message in enumerate(body.get("messages", [])):
                 for name in ("reasoning", "reasoning_content"):
@@ -236,10 +252,12 @@ class ProviderApp:
 
         deltas: list[dict[str, Any]] = []  # one per "token"
         field_name = REASONING_FIELD[flavor]
+        call = self._call_to_make(body)
+        answer = _answer_to(body) if self.state.tool_call is not None else ANSWER
         if field_name is None:  # raw harmony in content, cut into pieces that split the special tokens
             text = (
                 "<|channel|>analysis<|message|>" + "".join(thoughts) + "<|end|><|start|>assistant<|channel|>final"
-                "<|message|>" + "".join(ANSWER)
+                "<|message|>" + "".join(answer)
             )
             deltas = [{"content": text[i : i + 7]} for i in range(0, len(text), 7)]
         else:
@@ -248,14 +266,19 @@ class ProviderApp:
                 if flavor is Flavor.OPENROUTER:
                     delta["reasoning_details"] = [{"type": "reasoning.text", "text": piece, "format": "unknown"}]
                 deltas.append(delta)
-            deltas.extend({"content": piece} for piece in ANSWER)
-        finish = "stop"
+            if call is None:
+                deltas.extend({"content": piece} for piece in answer)
+        finish = "stop" if call is None else "tool_calls"
+        if call is not None:
+            for index in range(self.state.parallel_calls):
+                deltas.extend(_call_deltas(*call, index=index))
         if len(deltas) > max_tokens:
             deltas, finish = deltas[:max_tokens], "length"
         reasoning_text = "".join(d.get(field_name, "") for d in deltas) if field_name is not None else ""
         bonus = self.state.completion_bonus
         content_text = "".join(d.get("content", "") for d in deltas)
-        completion = count_tokens(reasoning_text) + count_tokens(content_text)
+        call_text = "".join(c["function"].get("arguments", "") for d in deltas for c in d.get("tool_calls", ()))
+        completion = count_tokens(reasoning_text) + count_tokens(content_text) + count_tokens(call_text)
         completion += bonus
         usage: dict[str, Any] = {
             "prompt_tokens": PROMPT_TOKENS,
@@ -293,6 +316,35 @@ class ProviderApp:
             if (body.get("stream_options") or {}).get("include_usage"):
                 yield _sse({**base, "choices": [], "usage": usage})
         yield b"data: [DONE]\n\n"
+
+    def _call_to_make(self, body: dict[str, Any]) -> tuple[str, str] | None:
+        """The call this answer makes: the configured one, when the request offers it and no result came back yet."""
+        if self.state.tool_call is None:
+            return None
+        offered = {tool.get("function", {}).get("name") for tool in body.get("tools") or ()}
+        messages = body.get("messages") or [{}]
+        if self.state.tool_call[0] not in offered or messages[-1].get("role") == "tool":
+            return None
+        return self.state.tool_call
+
+
+def _answer_to(body: dict[str, Any]) -> list[str]:
+    """The answer's pieces: :data:`ANSWER`, or :data:`TOOL_ANSWER` after a tool's result."""
+    last = (body.get("messages") or [{}])[-1]
+    if last.get("role") != "tool":
+        return ANSWER
+    words = TOOL_ANSWER.format(result=last.get("content", "")).split(" ")
+    return [word + " " for word in words[:-1]] + words[-1:]  # a word per chunk, as ANSWER is cut
+
+
+def _call_deltas(name: str, arguments: str, *, index: int = 0) -> list[dict[str, Any]]:
+    """A call as OpenAI streams it: the id, type and name with empty arguments, then the arguments in pieces."""
+    head = {"index": index, "id": f"call_test{index}", "type": "function", "function": {"name": name, "arguments": ""}}
+    pieces = [arguments[i : i + ARGUMENT_PIECE_CHARS] for i in range(0, len(arguments), ARGUMENT_PIECE_CHARS)]
+    return [
+        {"tool_calls": [head]},
+        *({"tool_calls": [{"index": index, "function": {"arguments": piece}}]} for piece in pieces),
+    ]
 
 
 class ProviderServer:

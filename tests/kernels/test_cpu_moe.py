@@ -1,4 +1,5 @@
-"""The fused CPU MoE (kernels.cpu_mxfp4.moe_mxfp4) against the torch reference moe_ref, and its batch independence."""
+"""The fused CPU MoE (kernels.cpu_mxfp4.moe_mxfp4), decode and prefill, against the torch reference moe_ref, and the
+decode kernel's batch independence."""
 
 from __future__ import annotations
 
@@ -30,17 +31,31 @@ def _case(t: int, dtype: torch.dtype, seed: int, e: int = 8, h: int = 128, i: in
     return x, torch.softmax(top, dim=-1), indices, mlp1, bias1, mlp2, bias2
 
 
-def _fused(x, weights, indices, mlp1, bias1, mlp2, bias2) -> torch.Tensor:  # type: ignore[no-untyped-def]
+def _fused(x, weights, indices, mlp1, bias1, mlp2, bias2, prefill=False) -> torch.Tensor:  # type: ignore[no-untyped-def]
     return cpu_mxfp4.moe_mxfp4(
-        x, weights, indices, (mlp1.blocks, mlp1.scales), bias1, (mlp2.blocks, mlp2.scales), bias2, LIMIT, ALPHA
+        x,
+        weights,
+        indices,
+        (mlp1.blocks, mlp1.scales),
+        bias1,
+        (mlp2.blocks, mlp2.scales),
+        bias2,
+        LIMIT,
+        ALPHA,
+        prefill=prefill,
     )
 
 
+# Decode sizes through the row-exact GEMVs; prefill sizes through the blocked GEMM, with token counts per expert that
+# leave every remainder of its 6-token micro-tiles and, at h=320 (10 groups), a depth block shorter than the others.
+CASES = [(1, False, 128), (3, False, 128), (7, False, 128), (7, True, 128), (40, True, 128), (97, True, 320)]
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("t", [1, 3, 7])
-def test_matches_reference(dtype: torch.dtype, t: int) -> None:
-    case = _case(t, dtype, seed=t)
-    out = _fused(*case)
+@pytest.mark.parametrize(("t", "prefill", "h"), CASES)
+def test_matches_reference(dtype: torch.dtype, t: int, prefill: bool, h: int) -> None:
+    case = _case(t, dtype, seed=t, h=h)
+    out = _fused(*case, prefill=prefill)
     ref = moe_ref(*case, LIMIT, ALPHA)
     assert out.dtype == dtype and out.shape == ref.shape
     if dtype == torch.float32:
@@ -62,10 +77,14 @@ def test_each_token_is_independent_of_the_batch(dtype: torch.dtype) -> None:
         assert torch.equal(alone[0], batched[row]), row
 
 
-def test_odd_group_count_and_empty_batch() -> None:
-    x, weights, indices, *rest = _case(2, torch.bfloat16, seed=5, h=96, i=160)  # 3 and 5 groups of 32
-    torch.testing.assert_close(_fused(x, weights, indices, *rest), moe_ref(x, weights, indices, *rest, LIMIT, ALPHA))
-    assert _fused(x[:0], weights[:0], indices[:0], *rest).shape == (0, 96)
+@pytest.mark.parametrize("prefill", [False, True])
+def test_odd_group_count_and_empty_batch(prefill: bool) -> None:
+    # 3 and 5 groups of 32.
+    x, weights, indices, *rest = _case(2, torch.bfloat16, seed=5, h=96, i=160)
+    torch.testing.assert_close(
+        _fused(x, weights, indices, *rest, prefill=prefill), moe_ref(x, weights, indices, *rest, LIMIT, ALPHA)
+    )
+    assert _fused(x[:0], weights[:0], indices[:0], *rest, prefill=prefill).shape == (0, 96)
 
 
 def test_rejects_bad_inputs() -> None:

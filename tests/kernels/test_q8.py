@@ -84,3 +84,6 @@ def test_the_prefill_path_matches_the_reference(dtype: torch.dtype) -> None:
         # bf16: the dequantised weights and the products are rounded to bf16 once more than in the reference.
         tol = 1e-5 if dtype == torch.float32 else 2e-2
         assert ((out.float() - ref).abs().max() / ref.abs().max()).item() < tol
+    # Computed in fp32 (as on CPUs without bf16 dot products): only the result's own rounding is left.
+    wide = q8_linear_blocked(x, q, bias, fp32_out=True, compute_dtype=torch.float32)
+    assert ((wide - ref).abs().max() / ref.abs().max()).item() < 1e-5

@@ -90,3 +90,24 @@ def test_estimated_counts_say_so_and_survive_a_save() -> None:
         Done(FinishReason.STOP, reasoning_tokens=12), total_seconds=1.0, thinking_seconds=None
     )
     assert "counts estimated" not in stats_line(exact) and "counts_estimated" not in exact.to_record()
+
+
+def test_a_lost_connection_is_kept_and_named_apart_from_other_failures() -> None:
+    lost = Done(
+        FinishReason.ERROR, reasoning_tokens=5, error="connection lost mid-answer (reset); the partial answer is kept"
+    )
+    stats = AnswerStats.from_done(lost, total_seconds=1.0, thinking_seconds=None)
+    assert stats.connection_lost and stats_figures(stats)[-1] == "connection lost"
+    record = stats.to_record()
+    assert record["error"] == lost.error and AnswerStats.from_record(record) == stats  # the reopened chat says so
+    other = AnswerStats.from_done(
+        Done(FinishReason.ERROR, error="the model raised"), total_seconds=1.0, thinking_seconds=None
+    )
+    assert not other.connection_lost and stats_figures(other)[-1] == "failed"
+    # A row saved before errors were kept (no "error" key) still opens, as a plain failure.
+    old = AnswerStats.from_record({"finish_reason": "error", "reasoning_tokens": 5})
+    assert old.error is None and stats_figures(old)[-1] == "failed"
+    assert (
+        "error"
+        not in AnswerStats.from_done(Done(FinishReason.STOP), total_seconds=1.0, thinking_seconds=None).to_record()
+    )

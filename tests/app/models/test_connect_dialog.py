@@ -124,3 +124,35 @@ def test_forget_deletes_the_connection_and_its_key(qtbot: Any, servers: SavedSer
         dialog.forget_button.click()
     assert servers.get("hosted") is None
     assert servers.keys.key_for("hosted", KeySource.KEYRING) is None
+
+
+def test_only_the_field_the_key_source_reads_can_be_typed_in(qtbot: Any, servers: SavedServers) -> None:
+    dialog = ConnectDialog(servers)
+    qtbot.addWidget(dialog)
+    dialog.set_preset(PresetId.OPENROUTER)
+    dialog.key_edit.setText(KEY)
+    dialog.env_edit.setText("OPENROUTER_API_KEY")
+    assert dialog.key_edit.isEnabled() and not dialog.env_edit.isEnabled()
+
+    dialog.set_key_source(KeySource.NONE)
+    # "No key": neither field can be typed in, and the key typed before is gone rather than kept out of sight.
+    assert not dialog.key_edit.isEnabled() and not dialog.env_edit.isEnabled()
+    assert dialog.key_edit.text() == "" and "needs no key" in dialog.key_edit.placeholderText()
+    assert dialog.connection().env_var == ""  # nor is the variable's name saved with a keyless connection
+
+    dialog.set_key_source(KeySource.ENV)
+    assert dialog.env_edit.isEnabled() and not dialog.key_edit.isEnabled()
+    assert "variable" in dialog.key_edit.placeholderText()
+    assert dialog.connection().env_var == "OPENROUTER_API_KEY"
+
+    dialog.set_key_source(KeySource.ASK)
+    assert dialog.key_edit.isEnabled() and not dialog.env_edit.isEnabled() and dialog.key_edit.placeholderText() == ""
+
+    dialog.set_key_source(KeySource.NONE)
+    saved = dialog.save()
+    assert saved is not None and saved.key_source is KeySource.NONE
+    assert servers.resolve(saved.name).api_key is None
+    # Edited later, the saved keyless connection opens with the key field off.
+    editing = ConnectDialog(servers, editing=saved)
+    qtbot.addWidget(editing)
+    assert editing.key_source is KeySource.NONE and not editing.key_edit.isEnabled()

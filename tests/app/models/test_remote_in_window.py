@@ -10,50 +10,23 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QMenu
 
-from gpt_oss_desktop.app.backends.api_keys import KeySource, KeyStore
-from gpt_oss_desktop.app.backends.backend_switch import SwitchableBackend
-from gpt_oss_desktop.app.backends.remote_backend import RemoteBackend
+from gpt_oss_desktop.app.backends.api_keys import KeySource
 from gpt_oss_desktop.app.backends.remote_presets import PresetId
 from gpt_oss_desktop.app.backends.saved_connection import SavedConnection, server_ref
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage
+from gpt_oss_desktop.app.chat.stats import readable
 from gpt_oss_desktop.app.history import ChatStore
 from gpt_oss_desktop.app.main import attach_app_log
-from gpt_oss_desktop.app.models import server_connections
 from gpt_oss_desktop.app.models.connect_dialog import ConnectDialog
 from gpt_oss_desktop.app.models.saved_servers import SavedServers
 from gpt_oss_desktop.engine.events import FinishReason
-from gpt_oss_desktop.engine.paths import DATA_DIR_ENV
 from gpt_oss_desktop.engine.remote.report import STEPS, CheckStatus
-from tests.app.backends.test_api_keys import file_keyring
-from tests.app.conftest import load, next_emission, scripted_engine, until
+from tests.app.conftest import load, next_emission, until
+from tests.app.models.conftest import remote_window
 from tests.helpers.provider_server import Fault
 
 KEY = "sk-window-test-a1b2c3d4e5f6"
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "data"
-    monkeypatch.setenv(DATA_DIR_ENV, str(folder))
-    return folder
-
-
-@pytest.fixture
-def servers(settings: QSettings, tmp_path: Path) -> SavedServers:
-    keyring_folder = tmp_path / "keyring"  # outside the data folder, as the OS keyring is
-    keyring_folder.mkdir()
-    return SavedServers(settings, KeyStore(file_keyring(keyring_folder)))
-
-
-def remote_window(make_window: Any, servers: SavedServers, store: ChatStore | None = None) -> Any:
-    local, _ = scripted_engine([1])
-    backend = SwitchableBackend(local, RemoteBackend(servers.resolve))
-    window = make_window(backend, store=store)
-    menu = QMenu("Model", window)
-    window.connections = server_connections.attach(window, menu, backend, servers, load=window.load_model)
-    return window
 
 
 def test_dialog_refresh_and_test_connection_against_the_app_server(
@@ -98,6 +71,16 @@ def test_dialog_reports_a_wrong_url_and_a_rejected_key_in_place(
     assert dialog.model_box.findText(server.state.model) >= 0
 
 
+def assert_connection_lost(message: Any) -> None:
+    """The answer says what happened (the error under it, "connection lost" in its stats line, not "failed") and
+    offers Retry."""
+    assert isinstance(message, AssistantMessage)
+    assert not message.error.isHidden() and "connection lost" in message.error.text()
+    line = readable(message.stats.text())
+    assert "connection lost" in line and "failed" not in line
+    assert message.regenerate_button.isVisible() and message.regenerate_button.text() == "Retry"
+
+
 def test_a_dropped_connection_keeps_the_partial_answer_with_retry(
     run: Any, make_window: Any, servers: SavedServers, provider: Any, data_dir: Path
 ) -> None:
@@ -110,16 +93,25 @@ def test_a_dropped_connection_keeps_the_partial_answer_with_retry(
             await load(window, server_ref("flaky"))
             done = await next_emission(window.generation_finished, lambda: window.send_message("17*23?"))
             assert done.finish_reason is FinishReason.ERROR and done.error.startswith("connection lost")
-            message = window._last_assistant()
-            assert isinstance(message, AssistantMessage)
-            assert not message.error.isHidden() and "connection lost" in message.error.text()
-            assert message.regenerate_button.isVisible()  # Retry
-            saved = store.get_chat(window.chat_id).thread()[-1]
+            assert_connection_lost(window._last_assistant())
+            chat_id = window.chat_id
+            saved = store.get_chat(chat_id).thread()[-1]
             assert saved.role == "assistant" and (saved.analysis or saved.text)  # what arrived is kept
             assert saved.stats["finish_reason"] == FinishReason.ERROR.value
-            retried = await next_emission(window.generation_finished, lambda: message.regenerate_button.click())
+            assert saved.stats["error"] == done.error
+            # Reopened from the history (another chat in between), it still says so, with Retry.
+            window.new_chat()
+            assert window.open_chat(chat_id)
+            reopened = window._last_assistant()
+            assert reopened is not None
+            await until(reopened.regenerate_button.isVisible)  # new widgets show on the next loop turn
+            assert_connection_lost(reopened)
+            assert reopened.answer_text == saved.text
+            retried = await next_emission(window.generation_finished, lambda: reopened.regenerate_button.click())
             assert retried.finish_reason is FinishReason.STOP
             assert window.conversation.last.answer == "The answer is 391."
+            answer = store.get_chat(chat_id).thread()[-1]
+            assert answer.text == "The answer is 391." and "error" not in answer.stats
 
         run(body(), timeout=60)
 

@@ -84,3 +84,33 @@ def test_bench_batch_with_q8_weights_keeps_batched_tokens_identical(capsys: pyte
     assert main([*argv, "--weights", "q8"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["weights"] == "q8" and report["identical_tokens"] is True
+
+
+def test_bench_times_decode_after_long_caches(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["make-test-model", str(tmp_path / "tiny"), "--preset", "tiny"]) == 0
+    capsys.readouterr()
+    argv = ["bench", "--model", str(tmp_path / "tiny"), "--prompt-tokens", "8", "--decode-tokens", "3"]
+    assert main([*argv, "--decode-context", "40", "300"]) == 0
+    rows = json.loads(capsys.readouterr().out)["decode_at_context"]
+    assert [row["context_tokens"] for row in rows] == [40, 300]
+    assert all(row["decode_steady_tok_s"] > 0 and row["vs_short_prompt"] > 0 for row in rows)
+    assert rows[1]["kv_cache_bytes"] > rows[0]["kv_cache_bytes"]
+    assert main([*argv, "--decode-context", "0"]) == 2
+
+
+def test_decode_at_context_decodes_after_that_many_cached_tokens(tmp_path: Path) -> None:
+    from gpt_oss_desktop.engine.loader import load_model
+    from tools.bench.engine_bench import decode_at_context
+
+    assert main(["make-test-model", str(tmp_path / "tiny"), "--preset", "tiny"]) == 0
+    model = load_model(tmp_path / "tiny")
+    lengths: list[int] = []
+    decode = model.decode
+
+    def recording_decode(token_ids: list[int], cache: object, slots: list[int]) -> object:
+        lengths.append(cache.length(0))  # type: ignore[attr-defined]
+        return decode(token_ids, cache, slots)  # type: ignore[arg-type]
+
+    model.decode = recording_decode  # type: ignore[method-assign]
+    row = decode_at_context(model, 70, 4, short_tok_s=1.0)
+    assert lengths == [70, 71, 72, 73] and row["context_tokens"] == 70
