@@ -11,7 +11,8 @@ What it does (every step is cached under --cache-dir, so only the first run is s
 2. Makes the checkpoint (``gpt-oss-desktop-engine make-test-model --layout hf --preset P``) unless --model is given,
    and converts it with llama.cpp's convert_hf_to_gguf.py: experts stay MXFP4, other matrices bf16 (as ggml-org's
    official gpt-oss GGUFs); tokenizer files come from the bundled o200k vocabulary. --q8 adds a Q8_0 conversion
-   (non-expert matrices q8_0, experts still MXFP4), benchmarked as a third side.
+   (non-expert matrices q8_0, experts still MXFP4), benchmarked as a third side, and the engine with ``--weights q8``
+   (the same matrices 8-bit, kernels/q8.py) as a fourth; ``ratios`` then also has ``engine-q8/llama.cpp-q8_0``.
 3. Alternates rounds: engine, llama.cpp[, llama.cpp q8_0], engine, ... each in its own process with --threads
    threads. Prefill is a --prompt-tokens prompt from an empty cache (llama-bench pp512); decode is --decode-tokens
    steps after that prompt (llama-bench tg32 at depth 512; the engine's steady-state steps after its prefill).
@@ -54,6 +55,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 logger = logging.getLogger("bench_llama_cpp_peer")
 
 ENGINE = "engine"
+ENGINE_Q8 = "engine-q8"  # the engine with --weights q8, the match for llama.cpp's Q8_0 side
 LLAMA = "llama.cpp"
 LLAMA_Q8 = "llama.cpp-q8_0"
 # CPU flags worth naming next to the numbers (the ones either engine's kernels select on).
@@ -76,13 +78,17 @@ def ensure_checkpoint(preset: str, cache: Path, seed: int) -> Path:
     return out
 
 
-def engine_round(model: Path, *, threads: int, prompt_tokens: int, decode_tokens: int, isa: str) -> dict[str, Any]:
-    """One run of the engine's own benchmark (tools/bench/engine_bench.py) in a child process."""
+def engine_round(
+    model: Path, *, threads: int, prompt_tokens: int, decode_tokens: int, isa: str, weights: str = "bf16"
+) -> dict[str, Any]:
+    """One run of the engine's own benchmark (tools/bench/engine_bench.py) in a child process, with the given
+    ``--weights`` load mode (no drift run: speed and memory only)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     if isa != "native":
         env["GPTOSS_CPU_ISA"] = isa
     command = [sys.executable, "-m", "gpt_oss_desktop.engine", "bench", "--model", str(model), "--threads",
-               str(threads), "--prompt-tokens", str(prompt_tokens), "--decode-tokens", str(decode_tokens)]  # fmt: skip
+               str(threads), "--prompt-tokens", str(prompt_tokens), "--decode-tokens", str(decode_tokens),
+               "--weights", weights, "--greedy-tokens", "0"]  # fmt: skip
     load_before = load_average()
     done = run_measured(command, env=env, cwd=REPO_ROOT)
     if done.returncode != 0:
@@ -148,7 +154,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="native",
         help="llama.cpp build level; other than native it also forces the engine's kernels (GPTOSS_CPU_ISA)",
     )
-    parser.add_argument("--q8", action="store_true", help="also benchmark a Q8_0 GGUF (non-expert matrices q8_0)")
+    parser.add_argument(
+        "--q8",
+        action="store_true",
+        help="also benchmark a Q8_0 GGUF (non-expert matrices q8_0) against the engine with --weights q8",
+    )
     parser.add_argument("--llama-bench-args", default="", help='extra llama-bench options, e.g. "--repack 0"')
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--llama-cpp-python-version", default=DEFAULT_VERSION)
@@ -169,8 +179,10 @@ def main(argv: list[str] | None = None) -> int:
     build = build_llama_cpp(cache, version=args.llama_cpp_python_version, isa=args.isa, jobs=args.jobs)
     model = args.model.expanduser() if args.model else ensure_checkpoint(args.preset, cache, args.seed)
     ggufs = {LLAMA: "bf16"}
+    engines = {ENGINE: "bf16"}
     if args.q8:
         ggufs[LLAMA_Q8] = "q8_0"
+        engines[ENGINE_Q8] = "q8"
     gguf_paths = {
         side: convert_to_gguf(
             model, converter=build.converter, cache=cache, vocab_path=bundled_vocab_path(), outtype=outtype,
@@ -180,15 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
 
     report: dict[str, Any] = {"machine": machine_report()}
-    sides = [ENGINE, *gguf_paths]
+    sides = [*engines, *gguf_paths]
     rounds: list[dict[str, Any]] = []  # the per-round numbers, in run order
     results: list[tuple[str, dict[str, Any]]] = []  # everything each round reported
     for index, side in interleave(sides, args.rounds):
         logger.info("round %d: %s", index + 1, side)
-        if side == ENGINE:
+        if side in engines:
             result = engine_round(
                 model, threads=args.threads, prompt_tokens=args.prompt_tokens, decode_tokens=args.decode_tokens,
-                isa=args.isa,
+                isa=args.isa, weights=engines[side],
             )  # fmt: skip
         else:
             result = run_llama_round(
@@ -211,12 +223,14 @@ def main(argv: list[str] | None = None) -> int:
         "isa": args.isa,
         "llama_bench_args": args.llama_bench_args,
     }
-    report[ENGINE] = {
-        "cpu_isa": first[ENGINE]["cpu_isa"],
-        "cpu_kernels": results[-len(sides)][1]["cpu_kernels"],  # the last round's (the first may have compiled)
-        "threads": first[ENGINE]["threads"],
-        **summaries[ENGINE],
-    }
+    for side, weights in engines.items():
+        report[side] = {
+            "weights": weights,
+            "cpu_isa": first[side]["cpu_isa"],
+            "cpu_kernels": next(r for s, r in reversed(results) if s == side)["cpu_kernels"],  # the last round's
+            "threads": first[side]["threads"],
+            **summaries[side],
+        }
     for side, path in gguf_paths.items():
         report[side] = {
             "gguf": str(path),
@@ -237,10 +251,9 @@ def main(argv: list[str] | None = None) -> int:
             "build_s": build.build_s,
             **summaries[side],
         }
-    report["ratios"] = {f"{ENGINE}/{side}": ratios(summaries[ENGINE], summaries[side]) for side in gguf_paths}
-    report["ratios_best_round"] = {
-        f"{ENGINE}/{side}": ratios(summaries[ENGINE], summaries[side], best=True) for side in gguf_paths
-    }
+    pairs = [(ENGINE, side) for side in gguf_paths] + ([(ENGINE_Q8, LLAMA_Q8)] if args.q8 else [])
+    report["ratios"] = {f"{a}/{b}": ratios(summaries[a], summaries[b]) for a, b in pairs}
+    report["ratios_best_round"] = {f"{a}/{b}": ratios(summaries[a], summaries[b], best=True) for a, b in pairs}
     report["rounds"] = rounds
     sys.stdout.write(json.dumps(report, indent=1) + "\n")
     return 0

@@ -10,11 +10,14 @@ if TYPE_CHECKING:
 __all__ = ["load_model"]
 
 
-def load_model(path: Any, device: Any = None, dtype: Any = None, on_progress: Any = None) -> Model:
+def load_model(
+    path: Any, device: Any = None, dtype: Any = None, on_progress: Any = None, weights: str = "bf16"
+) -> Model:
     """Load a gpt-oss checkpoint folder (any supported layout), or ``"demo"`` (the built-in toy model).
 
-    See :func:`engine.loader.load_model` (``on_progress`` reports progress and can cancel the load).
+    See :func:`engine.loader.load_model` (``on_progress`` reports progress and can cancel the load; ``weights="q8"``
+    quantises the attention and unembedding weights to 8 bits).
     """
     from gpt_oss_desktop.engine.loader import load_model as _load_model
 
-    return _load_model(path, device=device, dtype=dtype, on_progress=on_progress)
+    return _load_model(path, device=device, dtype=dtype, on_progress=on_progress, weights=weights)

@@ -6,8 +6,10 @@ import ctypes
 import ctypes.util
 import functools
 import logging
+import mmap
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
@@ -59,3 +61,58 @@ def limit_heap_fragmentation() -> bool:
         return False
     logger.debug("malloc policy %s applied: %s", HEAP_POLICY, ok)
     return ok
+
+
+_MADV_DONTNEED = 4  # <sys/mman.h>, the same on every Linux architecture
+
+
+def _private_file_mapping(start: int, end: int, maps: str) -> bool:
+    """Whether ``[start, end)`` lies inside one private file mapping listed in ``maps`` (/proc/self/maps text)."""
+    for line in maps.splitlines():
+        fields = line.split(maxsplit=5)
+        if len(fields) < 6 or not fields[5].startswith("/"):
+            continue  # anonymous memory, the heap, the stack, [vdso]...
+        lo, hi = (int(part, 16) for part in fields[0].split("-"))
+        if lo <= start and end <= hi:
+            return fields[1].endswith("p") and fields[4] != "0"
+    return False
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    """The C library, looked up once (``find_library`` runs ``ldconfig``: too slow for every block of a tensor)."""
+    name = ctypes.util.find_library("c")
+    return None if name is None else ctypes.CDLL(name, use_errno=True)
+
+
+def release_file_pages(address: int, nbytes: int) -> int:
+    """Drop the whole pages of ``[address, address + nbytes)`` from this process's resident memory when that range is
+    part of a private, unwritten file mapping (a checkpoint tensor, engine.checkpoint.safetensors_io); returns the
+    bytes released (0 anywhere else, and off Linux).
+
+    Why: a weight converted at load time (the ``--weights q8`` mode) was read once, so its pages of the checkpoint
+    file count in the process's RSS for as long as the file stays mapped, which the experts keep it. ``MADV_DONTNEED``
+    unmaps them from this process (they stay in the page cache); touching them again reads the file's bytes back, so
+    nothing is lost. Never used on anonymous memory, where the same advice would zero the pages.
+    """
+    if not sys.platform.startswith("linux") or nbytes <= 0:
+        return 0
+    end = address + nbytes
+    try:
+        maps = Path("/proc/self/maps").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return 0
+    if not _private_file_mapping(address, end, maps):
+        return 0
+    page = mmap.PAGESIZE
+    lo = -(-address // page) * page  # only pages the range covers whole: a neighbour may share the edge pages
+    hi = end // page * page
+    if hi <= lo:
+        return 0
+    libc = _libc()
+    if libc is None:
+        return 0
+    if libc.madvise(ctypes.c_void_p(lo), ctypes.c_size_t(hi - lo), _MADV_DONTNEED) != 0:
+        logger.debug("madvise(MADV_DONTNEED) failed: errno %d", ctypes.get_errno())
+        return 0
+    return hi - lo

@@ -18,10 +18,15 @@ import torch
 
 from gpt_oss_desktop.engine.config import ModelConfig
 from gpt_oss_desktop.engine.cuda_graph import decode_with_graph, graphs_requested
+from gpt_oss_desktop.engine.errors import UnsupportedCheckpointError
 from gpt_oss_desktop.engine.events import LoadProgress
 from gpt_oss_desktop.engine.kv_cache import KVCache
-from gpt_oss_desktop.engine.ops import Ops, select_ops
+from gpt_oss_desktop.engine.memory import release_file_pages
+from gpt_oss_desktop.engine.ops import Ops, cpu_fused_enabled, select_ops
+from gpt_oss_desktop.engine.weights_mode import DEFAULT_WEIGHTS, WeightsMode
+from gpt_oss_desktop.kernels import cpu_q8
 from gpt_oss_desktop.kernels.moe import DenseExperts, ExpertWeights, Mxfp4Experts
+from gpt_oss_desktop.kernels.q8 import Q8_BLOCK, Q8Weight, quantize_q8, quantize_rows_ref
 from gpt_oss_desktop.kernels.rope import rope_cos_sin, yarn_inv_freq
 
 logger = logging.getLogger(__name__)
@@ -30,10 +35,10 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class AttentionWeights:
     norm: torch.Tensor  # [H] fp32
-    qkv_weight: torch.Tensor  # [q + 2kv, H]
+    qkv_weight: torch.Tensor | Q8Weight  # [q + 2kv, H]; 8-bit in the q8 load mode
     qkv_bias: torch.Tensor  # [q + 2kv]
     sinks: torch.Tensor  # [Hq] fp32
-    out_weight: torch.Tensor  # [H, q]
+    out_weight: torch.Tensor | Q8Weight  # [H, q]; 8-bit in the q8 load mode
     out_bias: torch.Tensor  # [H]
 
 
@@ -67,12 +72,15 @@ class Model:
         device: torch.device,
         dtype: torch.dtype,
         on_progress: LoadProgress | None = None,
+        weights: WeightsMode = DEFAULT_WEIGHTS,
     ) -> None:
         """``on_progress(fraction, text)`` is called after each block; an exception it raises (e.g.
-        :class:`engine.errors.LoadCancelled`) aborts the construction, which is how a load is cancelled."""
+        :class:`engine.errors.LoadCancelled`) aborts the construction, which is how a load is cancelled.
+        ``weights="q8"`` quantises the attention qkv/out weights and the unembedding to 8 bits (engine.weights_mode)."""
         self.config = config
         self.device = device
         self.dtype = dtype
+        self.weights: WeightsMode = weights
         self.ops: Ops = select_ops(device)
         # Batch-1 decode by CUDA-graph replay (engine/cuda_graph.py): GPTOSS_CUDA_GRAPH, default on for CUDA only.
         # Turned off for good by the first capture that fails (the model then decodes eagerly).
@@ -83,6 +91,21 @@ class Model:
 
         def fp32(name: str) -> torch.Tensor:
             return _to(tensors[name], device, torch.float32)
+
+        def projection(name: str) -> torch.Tensor | Q8Weight:
+            if weights == "bf16":
+                return dense(name)
+            # Quantised where the checkpoint tensor is (mapped from the file on CPU), then moved: no full-size copy in
+            # the model dtype is made. Its file pages, read once here, are then dropped from this process's RSS.
+            source = tensors[name]
+            if source.shape[-1] % Q8_BLOCK:
+                raise UnsupportedCheckpointError(
+                    f"8-bit weights need rows of a multiple of {Q8_BLOCK} values, this one has {source.shape[-1]}",
+                    tensor=name,
+                )
+            rows = cpu_q8.quantize_rows if source.device.type == "cpu" and cpu_fused_enabled() else quantize_rows_ref
+            q = quantize_q8(source, done_rows=_release_rows, quantize_rows=rows)
+            return Q8Weight(values=q.values.to(device), scales=q.scales.to(device))
 
         def experts(prefix: str) -> ExpertWeights:
             if f"{prefix}.blocks" in tensors:
@@ -108,10 +131,10 @@ class Model:
                 BlockWeights(
                     attn=AttentionWeights(
                         norm=fp32(f"{p}.attn.norm.scale"),
-                        qkv_weight=dense(f"{p}.attn.qkv.weight"),
+                        qkv_weight=projection(f"{p}.attn.qkv.weight"),
                         qkv_bias=dense(f"{p}.attn.qkv.bias"),
                         sinks=fp32(f"{p}.attn.sinks"),
-                        out_weight=dense(f"{p}.attn.out.weight"),
+                        out_weight=projection(f"{p}.attn.out.weight"),
                         out_bias=dense(f"{p}.attn.out.bias"),
                     ),
                     mlp=MoEWeights(
@@ -127,7 +150,7 @@ class Model:
             )
             report(n + 1)
         self.norm = fp32("norm.scale")
-        self.unembedding = dense("unembedding.weight")  # [V, H]
+        self.unembedding = projection("unembedding.weight")  # [V, H]
         report(layers + 2)
 
         concentration, low, high = config.yarn_parameters()
@@ -359,6 +382,13 @@ class Model:
 
     def _unembed(self, normed: torch.Tensor) -> torch.Tensor:
         return self.ops.unembed(normed, self.unembedding)  # [T, H] -> fp32 [T, V]
+
+
+def _release_rows(rows: torch.Tensor) -> None:
+    """Drop converted rows of a checkpoint tensor from the RSS (engine.memory.release_file_pages; a no-op unless they
+    are mapped from the file)."""
+    if rows.is_contiguous():
+        release_file_pages(rows.data_ptr(), rows.nbytes)
 
 
 def _to(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:

@@ -5,8 +5,10 @@ Two backends share one model definition, each op typed by its Protocol in ``kern
   ``kernels.cpu_mxfp4`` and ``kernels.cpu_elementwise``) swapped in where they take the inputs: the whole MoE MLP
   of MXFP4 experts (row-exact GEMVs for decode-sized batches, a blocked GEMM for prefill), attention (decode from
   the cache store, prefill flash-style), RMSNorm and RoPE, and a bf16 GEMV for decode's dense projections
-  (qkv/out, router, unembedding); prefill's dense projections go to BLAS, in fp32 where the CPU has no bf16 dot
-  products. Without the fused kernels (switched off, or not built here) every op is its torch reference.
+  (qkv/out, router, unembedding), or the 8-bit GEMV (``kernels.cpu_q8``) where the model was loaded with
+  ``--weights q8`` (qkv/out and unembedding weights are then ``kernels.q8.Q8Weight``); prefill's dense projections
+  go to BLAS, in fp32 where the CPU has no bf16 dot products. Without the fused kernels (switched off, or not built
+  here) every op is its torch reference.
 - ``triton``: the Triton kernels beside each reference (the GPU path; with ``TRITON_INTERPRET=1`` they also run on
   the CPU, which is how the tests check them).
 
@@ -29,7 +31,7 @@ import torch.nn.functional as F
 from gpt_oss_desktop.engine.errors import EngineError
 from gpt_oss_desktop.kernels import _triton as _triton_loader
 from gpt_oss_desktop.kernels import attention as attention_kernels
-from gpt_oss_desktop.kernels import cpu_build, cpu_elementwise, cpu_mxfp4
+from gpt_oss_desktop.kernels import cpu_build, cpu_elementwise, cpu_mxfp4, cpu_q8
 from gpt_oss_desktop.kernels import moe as moe_kernels
 from gpt_oss_desktop.kernels import rmsnorm as rmsnorm_kernels
 from gpt_oss_desktop.kernels import rope as rope_kernels
@@ -40,13 +42,14 @@ from gpt_oss_desktop.kernels.op_signatures import (
     AddRmsNorm,
     Attention,
     AttentionDecode,
-    Linear,
     Moe,
+    Projection,
     RmsNorm,
     Rope,
     Router,
     Unembed,
 )
+from gpt_oss_desktop.kernels.q8 import Q8Weight, q8_linear_blocked
 from gpt_oss_desktop.kernels.rmsnorm import add_rmsnorm_ref, rmsnorm_ref
 from gpt_oss_desktop.kernels.rope import rope_ref
 from gpt_oss_desktop.kernels.router import router_ref
@@ -85,8 +88,8 @@ class Ops:
     attention_decode: AttentionDecode
     router: Router
     moe: Moe
-    linear: Linear  # (x [T, K], weight [N, K], bias [N] | None) -> [T, N], like F.linear
-    unembed: Unembed  # (x [T, H], weight [V, H]) -> fp32 logits [T, V]
+    linear: Projection  # (x [T, K], weight [N, K] dense or 8-bit, bias [N] | None) -> [T, N], like F.linear
+    unembed: Unembed  # (x [T, H], weight [V, H] dense or 8-bit) -> fp32 logits [T, V]
 
 
 def cpu_fused_enabled() -> bool:
@@ -156,8 +159,30 @@ def _blas_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
     return F.linear(x, weight, bias)
 
 
-def cpu_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``F.linear`` with the fused bf16 GEMV for decode-sized CPU inputs (same dtypes in and out as ``F.linear``)."""
+def cpu_q8_linear(
+    x: torch.Tensor, weight: Q8Weight, bias: torch.Tensor | None = None, *, fp32_out: bool = False
+) -> torch.Tensor:
+    """``x @ W.T + bias`` for an 8-bit weight on the CPU: the fused 8-bit GEMV for decode sizes (the same token limit
+    as the bf16 GEMV, for the same reason: a token's result must not depend on the batch), else blocks of rows
+    dequantised once per call and multiplied by BLAS (``q8_linear_blocked``)."""
+    if (
+        x.device.type == "cpu"
+        and x.dim() == 2
+        and x.shape[0] <= BF16_FUSED_MAX_TOKENS
+        and x.dtype in (torch.float32, torch.bfloat16)
+        and cpu_fused_enabled()
+    ):
+        return cpu_q8.q8_linear(x, weight, bias, fp32_out=fp32_out)
+    # Prefill: blocks of rows dequantised in the dtype BLAS multiplies fastest here (fp32 without bf16 dot products).
+    compute = x.dtype if _bf16_matmul_is_native() else torch.float32
+    return q8_linear_blocked(x, weight, bias, fp32_out=fp32_out, compute_dtype=compute)
+
+
+def cpu_linear(x: torch.Tensor, weight: torch.Tensor | Q8Weight, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear`` with the fused bf16 GEMV for decode-sized CPU inputs (same dtypes in and out as ``F.linear``);
+    an 8-bit weight goes to :func:`cpu_q8_linear`."""
+    if isinstance(weight, Q8Weight):
+        return cpu_q8_linear(x, weight, bias)
     if _fused_gemv_fits(x, weight) and (bias is None or bias.dtype == torch.bfloat16):
         return cpu_mxfp4.bf16_linear(x, weight, bias)
     if x.device.type == "cpu":
@@ -165,9 +190,11 @@ def cpu_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     return F.linear(x, weight, bias)
 
 
-def cpu_unembed(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def cpu_unembed(x: torch.Tensor, weight: torch.Tensor | Q8Weight) -> torch.Tensor:
     """fp32 logits ``[T, V]``: straight from the fused GEMV's fp32 sums for decode sizes (no bf16 rounding and no
     widening copy of a [T, 201088] tensor), else ``F.linear`` in the model dtype, widened."""
+    if isinstance(weight, Q8Weight):
+        return cpu_q8_linear(x, weight, fp32_out=True)
     if _fused_gemv_fits(x, weight):
         return cpu_mxfp4.bf16_linear(x, weight, fp32_out=True)
     if x.device.type == "cpu":
@@ -180,8 +207,20 @@ def cpu_router(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int
     return router_ref(x, weight, bias, k, linear=cpu_linear)
 
 
-def linear_unembed(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+def dense_or_q8_linear(
+    x: torch.Tensor, weight: torch.Tensor | Q8Weight, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``F.linear``, or for an 8-bit weight its blocks of rows dequantised and multiplied (the Triton backend's
+    projections: no 8-bit GPU kernel exists yet, so ``--weights q8`` there saves memory but not time)."""
+    if isinstance(weight, Q8Weight):
+        return q8_linear_blocked(x, weight, bias)
+    return F.linear(x, weight, bias)
+
+
+def linear_unembed(x: torch.Tensor, weight: torch.Tensor | Q8Weight) -> torch.Tensor:
     """fp32 logits ``[T, V]`` from ``F.linear`` in the model dtype, widened (the Triton backend's unembedding)."""
+    if isinstance(weight, Q8Weight):
+        return q8_linear_blocked(x, weight, fp32_out=True)
     return F.linear(x, weight).float()
 
 
@@ -309,7 +348,7 @@ def triton_ops() -> Ops:
         attention_decode=attention_kernels.attention_decode,
         router=router_kernels.router,
         moe=moe_kernels.moe,
-        linear=F.linear,
+        linear=dense_or_q8_linear,
         unembed=linear_unembed,
     )
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import torch
 
     from gpt_oss_desktop.kernels.moe import ExpertWeights
+    from gpt_oss_desktop.kernels.q8 import Q8Weight
 
 __all__ = [
     "AddRmsNorm",
@@ -25,6 +26,7 @@ __all__ = [
     "AttentionDecode",
     "Linear",
     "Moe",
+    "Projection",
     "RmsNorm",
     "Rope",
     "Router",
@@ -119,7 +121,16 @@ class Linear(Protocol):
     def __call__(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, /) -> torch.Tensor: ...
 
 
-class Unembed(Protocol):
-    """The unembedding: fp32 logits ``[T, V]`` of x ``[T, H]`` against ``weight [V, H]``."""
+class Projection(Protocol):
+    """:class:`Linear` over the model's dense projections (attention qkv and out), whose weight is bf16/fp32 or, in
+    the ``--weights q8`` load mode, 8-bit (``kernels.q8.Q8Weight``)."""
 
-    def __call__(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor: ...
+    def __call__(
+        self, x: torch.Tensor, weight: torch.Tensor | Q8Weight, bias: torch.Tensor | None = None, /
+    ) -> torch.Tensor: ...
+
+
+class Unembed(Protocol):
+    """The unembedding: fp32 logits ``[T, V]`` of x ``[T, H]`` against ``weight [V, H]`` (dense or 8-bit)."""
+
+    def __call__(self, x: torch.Tensor, weight: torch.Tensor | Q8Weight) -> torch.Tensor: ...

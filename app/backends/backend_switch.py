@@ -18,6 +18,7 @@ from gpt_oss_desktop.app.backends.chat_backend import (
     ModelInfo,
     RequestError,
     ServingBackend,
+    WeightsBackend,
 )
 from gpt_oss_desktop.app.backends.remote_backend import RemoteBackend
 from gpt_oss_desktop.app.backends.saved_connection import is_server_ref
@@ -77,6 +78,16 @@ class SwitchableBackend:
 
     async def unload(self) -> None:
         await self._current.unload()
+
+    # -- WeightsBackend: the local engine's load mode (a remote server's weights are its own) ------------------------
+
+    @property
+    def weights_mode(self) -> str:
+        return self.local.weights_mode if isinstance(self.local, WeightsBackend) else "bf16"
+
+    def set_weights_mode(self, mode: str) -> None:
+        if isinstance(self.local, WeightsBackend):
+            self.local.set_weights_mode(mode)
 
     def close(self) -> None:
         self.remote.close()

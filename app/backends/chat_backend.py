@@ -29,6 +29,7 @@ class ModelInfo:
     name: str
     device: str  # a GPU's marketing name, or "CPU"
     context_length: int
+    weights: str = "bf16"  # the local engine's load mode (engine.weights_mode): "q8" = 8-bit attention weights
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +153,21 @@ class ChatBackend(Protocol):
 
     def close(self) -> None:
         """Stop the backend for good (at app exit); safe to call twice."""
+        ...
+
+
+@runtime_checkable
+class WeightsBackend(Protocol):
+    """A backend whose next local load can quantise the attention weights to 8 bits (Model ▸ 8-bit attention
+    weights; engine.weights_mode)."""
+
+    @property
+    def weights_mode(self) -> str:
+        """The mode the next load uses: ``"bf16"`` or ``"q8"``."""
+        ...
+
+    def set_weights_mode(self, mode: str) -> None:
+        """Use ``mode`` from the next load on (the loaded model is kept as it is)."""
         ...
 
 

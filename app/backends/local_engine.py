@@ -47,6 +47,7 @@ from gpt_oss_desktop.engine.generator import Generator, ModelLike
 from gpt_oss_desktop.engine.server.config import ServerConfig
 from gpt_oss_desktop.engine.server.request_log import RequestListener
 from gpt_oss_desktop.engine.vocab import get_encoding
+from gpt_oss_desktop.engine.weights_mode import DEFAULT_WEIGHTS, WeightsMode, parse_weights_mode
 
 if TYPE_CHECKING:
     from gpt_oss_desktop.engine.server.runner import RunningServer
@@ -91,6 +92,7 @@ class _LoadJob:
     model_ref: str
     cancel: threading.Event
     outbox: _Outbox
+    weights: WeightsMode = DEFAULT_WEIGHTS
 
 
 @dataclass(slots=True)
@@ -125,7 +127,12 @@ _UNLOADED: Final = "unloaded"
 
 
 def load_local_model(
-    model_ref: str, on_progress: LoadProgress | None = None, *, device: str | None = None, dtype: Any = None
+    model_ref: str,
+    on_progress: LoadProgress | None = None,
+    *,
+    device: str | None = None,
+    dtype: Any = None,
+    weights: str = DEFAULT_WEIGHTS,
 ) -> ModelLike:
     """The default loader: a checkpoint folder, or the demo model, through :func:`engine.load_model`."""
     from gpt_oss_desktop.engine import (
@@ -133,7 +140,7 @@ def load_local_model(
     )
 
     ref = model_ref if model_ref == DEMO_MODEL else str(Path(model_ref).expanduser())
-    return load_model(ref, device=device, dtype=dtype, on_progress=on_progress)
+    return load_model(ref, device=device, dtype=dtype, on_progress=on_progress, weights=weights)
 
 
 def classify_load_error(exc: BaseException, model_ref: str) -> LoadError:
@@ -229,7 +236,9 @@ class LocalEngine:
     """
 
     def __init__(self, *, loader: Loader | None = None, max_context: int = DEFAULT_CONTEXT) -> None:
-        self._loader: Loader = loader or load_local_model
+        self._loader: Loader = loader or self._load_default
+        self._weights: WeightsMode = DEFAULT_WEIGHTS  # for the next load (GUI thread)
+        self._job_weights: WeightsMode = DEFAULT_WEIGHTS  # of the load running (engine thread)
         self._max_context = max_context
         self._jobs: queue.Queue[_Job] = queue.Queue()
         self._info: ModelInfo | None = None
@@ -256,7 +265,7 @@ class LocalEngine:
     async def load(self, model_ref: str, on_progress: LoadProgress | None = None) -> ModelInfo:
         await self.stop_server()  # the server serves the model being replaced; clients get a clean end
         cancel = threading.Event()
-        outbox = self._submit(lambda o: _LoadJob(model_ref, cancel, o))
+        outbox = self._submit(lambda o: _LoadJob(model_ref, cancel, o, self._weights))
         self._load_cancel = cancel
         self._info = None  # the old model is unloaded first, whatever happens to the new one
         try:
@@ -274,6 +283,18 @@ class LocalEngine:
         finally:
             if self._load_cancel is cancel:
                 self._load_cancel = None
+
+    @property
+    def weights_mode(self) -> str:
+        return self._weights
+
+    def set_weights_mode(self, mode: str) -> None:
+        """``"bf16"`` or ``"q8"`` for the next load (WeightsBackend); an unknown mode raises EngineError."""
+        self._weights = parse_weights_mode(mode)
+
+    def _load_default(self, model_ref: str, on_progress: LoadProgress) -> ModelLike:
+        """:func:`load_local_model` with the running load's weights mode (engine thread)."""
+        return load_local_model(model_ref, on_progress, weights=self._job_weights)
 
     def cancel_load(self) -> None:
         """Stop the running load at its next progress step; ``load`` then raises a CANCELLED LoadError."""
@@ -433,13 +454,19 @@ class LocalEngine:
         try:
             if job.cancel.is_set():
                 raise LoadCancelled(f"loading {name} was cancelled")
+            self._job_weights = job.weights
             model = self._loader(job.model_ref, progress)
             # Loading the harmony vocabulary holds the GIL for ~0.2 s; do it now rather than inside the first
             # answer, where it would freeze the window mid-stream.
             encoding = get_encoding()
             generator = Generator(model, max_context=self._max_context, encoding=encoding)
             batch = BatchGenerator(model, max_context=self._max_context, encoding=encoding)
-            info = ModelInfo(_display_name(job.model_ref), _device_name(model), generator.context_length)
+            info = ModelInfo(
+                _display_name(job.model_ref),
+                _device_name(model),
+                generator.context_length,
+                weights=str(getattr(model, "weights", DEFAULT_WEIGHTS)),  # a scripted model has none
+            )
         except LoadCancelled as exc:
             logger.info("%s", exc)
             _free_device_memory()

@@ -45,6 +45,7 @@ from gpt_oss_desktop.app.history import Chat, ChatStore, HistoryError, Message
 from gpt_oss_desktop.app.history.banner import HistoryBanner
 from gpt_oss_desktop.app.history.export_dialog import ask_export_path
 from gpt_oss_desktop.app.history.sidebar import HistorySidebar
+from gpt_oss_desktop.app.models import weights_menu
 from gpt_oss_desktop.app.models.model_downloads import ModelDownloads
 from gpt_oss_desktop.app.settings import LAST_MODEL_KEY
 from gpt_oss_desktop.app.shell import serve_menu, theme_menu, window_menus
@@ -701,6 +702,8 @@ class MainWindow(QMainWindow):
         self.export_json_action = actions.export_json
         self._update_export_actions()
         self.model_menu = window_menus.build_model_menu(self)
+        # Model > 8-bit attention weights, saved, for the next load (app/models/weights_menu.py)
+        self.weights_setting = weights_menu.attach(self, self.backend, self.settings, self.model_menu)
         # Model > Serve on localhost, its URL in the status bar and the request log (app/shell/serve_menu.py)
         self.serving = serve_menu.attach(self, self.backend, self.settings, self.model_menu)
         self.load_failed.connect(lambda _error: self.serving.refresh())

@@ -27,6 +27,10 @@ from gpt_oss_desktop.app.chat import stats
 
 _MEMORY_REFRESH_MS: Final = 2000
 _TOY_TOOLTIP: Final = "A toy model trained on synthetic arithmetic-style questions: its answers are usually wrong."
+_Q8_TOOLTIP: Final = (
+    "Attention and unembedding weights quantised to 8 bits at load time (Model ▸ 8-bit attention weights): "
+    "smaller and faster, slightly less exact"
+)
 
 
 class _MessageLabel(QLabel):
@@ -148,11 +152,14 @@ class ModelStatus(QObject):
             self.model_label.setText("No model")
             self.model_label.setToolTip("")
             self.device_label.setText("")
+            self.device_label.setToolTip("")
             self.context_label.setText("")
             return
         self.model_label.setText(info.name)
         self.model_label.setToolTip(_TOY_TOOLTIP if info.name.endswith("(toy)") else "")
-        self.device_label.setText(info.device)
+        q8 = info.weights == "q8"
+        self.device_label.setText(f"{info.device} · 8-bit weights" if q8 else info.device)
+        self.device_label.setToolTip(_Q8_TOOLTIP if q8 else "")
 
     def show_context(self, used: int, total: int) -> None:
         self.context_label.setText(stats.context_usage(used, total))

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from gpt_oss_desktop.engine.cli.chat import add_weights_argument
 from gpt_oss_desktop.engine.cli.source_tools import SOURCE_ROOT, import_tool
 from gpt_oss_desktop.engine.errors import EngineError
 from gpt_oss_desktop.engine.model_ref import resolve_model_path
@@ -24,6 +25,14 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--decode-tokens", type=int, default=32)
     parser.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    add_weights_argument(parser)
+    parser.add_argument(
+        "--greedy-tokens",
+        type=int,
+        default=200,
+        help="with --weights q8: greedy tokens of the drift comparison against bf16 (default 200; 0 skips it and "
+        "the bf16 run)",
+    )
     parser.add_argument(
         "--decode-context",
         type=int,
@@ -81,6 +90,31 @@ def _run_peer(name: str, args: argparse.Namespace, model_path: Path) -> dict[str
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def _bf16_comparison(args: argparse.Namespace, model_path: Path, result: dict[str, Any]) -> dict[str, Any]:
+    """The same benchmark with bf16 weights, in a child process of its own (its peak RSS is its own), against
+    ``result``; the drift figures were measured in this process (``result["drift"]``)."""
+    run_measured = import_tool("bench.child_process", "bench").run_measured
+    command = [sys.executable, "-m", "gpt_oss_desktop.engine", "bench", "--model", str(model_path.resolve())]
+    command += ["--prompt-tokens", str(args.prompt_tokens), "--decode-tokens", str(args.decode_tokens)]
+    command += ["--dtype", args.dtype, "--weights", "bf16"]
+    if args.threads is not None:
+        command += ["--threads", str(args.threads)]
+    done = run_measured(command, cwd=SOURCE_ROOT)
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["(no output)"]
+        return {"error": tail[0]}
+    bf16 = json.loads(done.stdout)
+    keys = ["decode_steady_tok_s", "decode_best_step_tok_s", "prefill_tok_s", "peak_rss_bytes", "rss_after_load_bytes"]
+    keys.append("weights_bytes")
+    return {
+        "bf16": {key: bf16[key] for key in keys},
+        "decode_speedup": round(result["decode_steady_tok_s"] / bf16["decode_steady_tok_s"], 3),
+        "decode_best_step_speedup": round(result["decode_best_step_tok_s"] / bf16["decode_best_step_tok_s"], 3),
+        "peak_rss_ratio": round(result["peak_rss_bytes"] / bf16["peak_rss_bytes"], 3),
+        "weights_bytes_ratio": round(result["weights_bytes"] / bf16["weights_bytes"], 3),
+    }
+
+
 def run(args: argparse.Namespace) -> int:
     from gpt_oss_desktop.engine.checkpoint import load_checkpoint
 
@@ -92,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
     model_path = resolve_model_path(args.model)  # a folder, or "demo"
     if args.prompt_tokens <= 0 or args.decode_tokens <= 0 or any(c <= 0 for c in args.decode_context):
         raise EngineError("--prompt-tokens, --decode-tokens and --decode-context must be positive")
+    if args.greedy_tokens < 0:
+        raise EngineError("--greedy-tokens must not be negative")
     load_checkpoint(model_path)  # fail fast, with a typed error, on a bad folder
     result: dict[str, Any] = engine_bench.run_engine_bench(
         model_path,
@@ -100,7 +136,11 @@ def run(args: argparse.Namespace) -> int:
         dtype=getattr(torch, args.dtype),
         threads=args.threads,
         contexts=args.decode_context,
+        weights=args.weights,
+        drift_tokens=args.greedy_tokens,
     )
+    if args.weights != "bf16" and args.greedy_tokens > 0:
+        result["vs_bf16"] = _bf16_comparison(args, model_path, result)
     if args.peer:
         peers = [_run_peer(name, args, model_path) for name in args.peer]
         report: dict[str, Any] = {"engine": result, "peers": peers, "vs": {}}

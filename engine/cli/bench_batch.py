@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from gpt_oss_desktop.engine.checkpoint import PRESETS, RandomWeights, get_preset, write_checkpoint
+from gpt_oss_desktop.engine.cli.chat import add_weights_argument
 from gpt_oss_desktop.engine.cli.source_tools import import_tool
 from gpt_oss_desktop.engine.errors import EngineError
 from gpt_oss_desktop.engine.model_ref import resolve_model_path
@@ -37,6 +38,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="sequential/batched measurement rounds (default 3)")
     parser.add_argument("--dtype", choices=("bfloat16", "float32"), default="bfloat16")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    add_weights_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         "rounds": args.rounds,
         "dtype": getattr(torch, args.dtype),
         "threads": args.threads,
+        "weights": args.weights,
     }
     if args.model is not None:
         report = run_batch_bench(resolve_model_path(args.model), **options)

@@ -24,6 +24,7 @@ from gpt_oss_desktop.engine.events import Delta, Done, Event, ToolCall
 from gpt_oss_desktop.engine.generator import Generator
 from gpt_oss_desktop.engine.harmony import ChatSession, ReasoningEffort
 from gpt_oss_desktop.engine.sampling import DEFAULT_MAX_TOKENS, SamplingParams
+from gpt_oss_desktop.engine.weights_mode import DEFAULT_WEIGHTS, WEIGHTS_MODES
 
 _DIM = "\x1b[2m"
 _RESET = "\x1b[0m"
@@ -51,7 +52,20 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--system", "--instructions", dest="instructions", default=None, help="developer instructions")
     p.add_argument("--context", type=int, default=None, help="context length to allocate (default: the model's)")
     p.add_argument("--dtype", choices=["bfloat16", "float32"], default=None, help="weight dtype (default: bfloat16)")
+    add_weights_argument(p)
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+
+
+def add_weights_argument(parser: argparse.ArgumentParser) -> None:
+    """``--weights bf16|q8``, shared by every command that loads a model (argparse refuses other values, naming
+    the choices)."""
+    parser.add_argument(
+        "--weights",
+        choices=WEIGHTS_MODES,
+        default=DEFAULT_WEIGHTS,
+        help="bf16: the checkpoint's weights, exact (default); q8: attention and unembedding weights quantised to "
+        "8 bits at load time (smaller and faster on the CPU, slightly less exact)",
+    )
 
 
 def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
@@ -99,7 +113,7 @@ def check_device(device: str | None) -> None:
         raise EngineError(f"--device {device}: there are only {count} CUDA device(s) (cuda:0 to cuda:{count - 1})")
 
 
-def load_for_cli(path: Path | str, dtype: str | None, device: str | None) -> Any:
+def load_for_cli(path: Path | str, dtype: str | None, device: str | None, weights: str = DEFAULT_WEIGHTS) -> Any:
     """Load a model (a folder, or ``demo``), turning a missing folder or an unusable ``--device`` into a one-line
     error before the loader runs.
 
@@ -119,7 +133,7 @@ def load_for_cli(path: Path | str, dtype: str | None, device: str | None) -> Any
     if label is not None:
         sys.stderr.write(f"note: {label}\n")
 
-    return load_model(folder, device=device, dtype=dtype)
+    return load_model(folder, device=device, dtype=dtype, weights=weights)
 
 
 class _Printer:
@@ -225,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
         return remote_chat.run(args, params, _Printer(sys.stdout))
     if args.context is not None and args.context < 2:
         raise EngineError(f"--context must be at least 2 tokens, got {args.context}")
-    model = load_for_cli(args.model, args.dtype, args.device)
+    model = load_for_cli(args.model, args.dtype, args.device, args.weights)
     generator = Generator(model, max_context=args.context)
     session = ChatSession(effort=ReasoningEffort(args.effort), instructions=args.instructions)
     printer = _Printer(sys.stdout)

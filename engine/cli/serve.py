@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gpt_oss_desktop.engine.cli.chat import load_for_cli
+from gpt_oss_desktop.engine.cli.chat import add_weights_argument, load_for_cli
 from gpt_oss_desktop.engine.errors import EngineError
 from gpt_oss_desktop.engine.server.config import DEFAULT_CONTEXT, DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 
@@ -46,6 +46,7 @@ def add_parser(subparsers: Any) -> None:
         help=f"tokens per request, prompt and answer (default: {DEFAULT_CONTEXT}; the KV cache grows for every slot)",
     )
     p.add_argument("--dtype", choices=["bfloat16", "float32"], default=None, help="weight dtype (default: bfloat16)")
+    add_weights_argument(p)
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
 
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise EngineError(f"invalid server option: {exc}") from exc
-    model = load_for_cli(args.model, args.dtype, args.device)
+    model = load_for_cli(args.model, args.dtype, args.device, args.weights)
     model_id = args.model_name or (
         DEMO_MODEL if is_builtin(args.model) else served_name(resolve_model_path(args.model))
     )

@@ -12,7 +12,7 @@ import re
 import sys
 from typing import Any
 
-from gpt_oss_desktop.engine.cli.chat import load_for_cli, sampling_from_args
+from gpt_oss_desktop.engine.cli.chat import add_weights_argument, load_for_cli, sampling_from_args
 from gpt_oss_desktop.engine.errors import EngineError
 from gpt_oss_desktop.engine.generator import Generator
 
@@ -33,6 +33,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (default: 0 = off)")
     p.add_argument("--seed", type=int, default=None, help="sampling seed")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default=None, help="weight dtype (default: bfloat16)")
+    add_weights_argument(p)
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
 
 
@@ -46,7 +47,7 @@ def parse_prompt_ids(text: str) -> list[int]:
 def run(args: argparse.Namespace) -> int:
     prompt = parse_prompt_ids(args.prompt_ids)
     params = sampling_from_args(args)
-    model = load_for_cli(args.model, args.dtype, args.device)
+    model = load_for_cli(args.model, args.dtype, args.device, args.weights)
     # Room for the prompt and every requested token, so the run stops only at max_tokens or a stop token.
     generator = Generator(model, max_context=len(prompt) + params.max_tokens)
     ids = list(generator.generate_ids(prompt, params))

@@ -38,4 +38,5 @@ GPTOSS_LIBRARY(m) { m.def("isa() -> str", &GPTOSS_OP_NAMESPACE::isa); }
 #include "attention_prefill.cpp"  // attention_prefill
 #include "elementwise.cpp"  // rmsnorm, rope
 #include "gemv.cpp"         // linear (MXFP4), bf16_linear
+#include "gemv_q8.cpp"      // q8_linear, q8_quantize (the opt-in 8-bit weights)
 #include "moe.cpp"          // moe, moe_prefill

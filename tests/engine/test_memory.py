@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +78,39 @@ def test_large_buffers_are_still_returned_to_the_system() -> None:
     )
     done = subprocess.run([sys.executable, "-P", "-c", probe], capture_output=True, text=True, timeout=120, check=True)
     assert int(done.stdout.strip()) < 100  # at most the policy's trim threshold + top pad (80 MB) stays behind
+
+
+def test_release_file_pages_drops_mapped_pages_and_keeps_their_bytes(tmp_path: Path) -> None:
+    import mmap
+
+    import torch
+
+    from gpt_oss_desktop.engine.memory import release_file_pages
+
+    path = tmp_path / "weights.bin"
+    data = torch.arange(4 << 20, dtype=torch.int32)  # 16 MiB
+    path.write_bytes(data.numpy().tobytes())
+    with path.open("rb") as fh:
+        mapping = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)  # as engine.checkpoint.safetensors_io maps
+    mapped = torch.frombuffer(mapping, dtype=torch.int32)
+    assert int(mapped.sum()) == int(data.sum())  # every page touched
+
+    address = mapped.data_ptr()
+
+    def resident_kib() -> int:  # Rss of the mapping that holds the tensor
+        lines = Path("/proc/self/smaps").read_text().splitlines()
+        for i, line in enumerate(lines):
+            lo, _, hi = line.partition(" ")[0].partition("-")
+            if hi and all(c in "0123456789abcdef" for c in lo + hi) and int(lo, 16) <= address < int(hi, 16):
+                return next(int(x.split()[1]) for x in lines[i + 1 :] if x.startswith("Rss:"))
+        raise AssertionError("mapping not found")
+
+    assert resident_kib() == mapped.nbytes // 1024
+    released = release_file_pages(mapped.data_ptr() + 100, mapped.nbytes - 100)  # the first page is partly outside
+    assert released == mapped.nbytes - mmap.PAGESIZE
+    assert resident_kib() <= mmap.PAGESIZE // 1024  # at most the page the range did not cover whole
+    assert torch.equal(mapped, data)  # read back from the file
+    # Anonymous memory is never advised (MADV_DONTNEED would zero it).
+    anonymous = torch.arange(1 << 20, dtype=torch.int32)
+    assert release_file_pages(anonymous.data_ptr(), anonymous.nbytes) == 0
+    assert int(anonymous[-1]) == (1 << 20) - 1

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
+from gpt_oss_desktop.engine.checkpoint import RandomWeights, write_checkpoint
 from gpt_oss_desktop.engine.checkpoint.presets import PRESETS
 from gpt_oss_desktop.engine.checkpoint.synthetic import random_weights
 from gpt_oss_desktop.engine.config import ModelConfig
@@ -22,3 +25,10 @@ def random_model(config: ModelConfig = ORACLE_CONFIG, seed: int = 0, dtype: torc
 def random_ids(count: int, vocab_size: int, seed: int = 0) -> list[int]:
     generator = torch.Generator().manual_seed(seed)
     return [int(t) for t in torch.randint(0, vocab_size, (count,), generator=generator).tolist()]
+
+
+def tiny_checkpoint(folder: Path) -> Path:
+    """A random-weight ``tiny`` checkpoint (original layout, seed 0) written to ``folder``, for tests that load one."""
+    config = PRESETS["tiny"]
+    write_checkpoint(folder, config, RandomWeights(config, 0), "original", 1)
+    return folder

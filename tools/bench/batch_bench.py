@@ -91,15 +91,17 @@ def run_batch_bench(
     rounds: int = 3,
     dtype: torch.dtype = torch.bfloat16,
     threads: int | None = None,
+    weights: str = "bf16",
 ) -> dict[str, Any]:
     """Measure batched versus sequential decode on one checkpoint; every number comes from this run.
+    ``weights``: the load mode (engine.weights_mode).
 
     Each of ``rounds`` rounds measures sequential then batched, so a slow spell of a shared machine hits both modes
     rather than one; the report gives the totals over all rounds and the median of the per-round ratios.
     """
     if threads is not None:
         torch.set_num_threads(threads)
-    model = load_model(model_path, dtype=dtype)
+    model = load_model(model_path, dtype=dtype, weights=weights)
     lengths = prompt_lengths(prompt_tokens, sequences)
     prompts = [random_prompt(n, model.config.vocab_size, seed=i) for i, n in enumerate(lengths)]
     max_context = max(lengths) + new_tokens + 1
@@ -137,6 +139,7 @@ def run_batch_bench(
         "engine": "gpt-oss-desktop",
         "model": str(model_path),
         "dtype": str(dtype).removeprefix("torch."),
+        "weights": weights,
         "threads": torch.get_num_threads(),
         **cpu_kernel_report(),
         "sequences": sequences,

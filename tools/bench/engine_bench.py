@@ -20,6 +20,7 @@ from tools.bench.measure import (
     timed,
     timed_greedy_decode,
 )
+from tools.bench.q8_drift import drift_report
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +33,20 @@ def run_engine_bench(
     dtype: torch.dtype = torch.bfloat16,
     threads: int | None = None,
     contexts: Sequence[int] = (),
+    weights: str = "bf16",
+    drift_tokens: int = 0,
 ) -> dict[str, Any]:
     """Measure the engine; every number comes from this run. ``contexts``: also time decode after caches of these
-    lengths (see :func:`decode_at_context`)."""
+    lengths (see :func:`decode_at_context`). ``weights``: the load mode (engine.weights_mode).
+
+    With ``drift_tokens`` and q8 weights, the bf16 model is loaded afterwards (the speed and RSS figures are taken
+    by then) and ``drift`` compares the two over a 32-token prompt and that many greedy tokens
+    (tools/bench/q8_drift.py).
+    """
     if threads is not None:
         torch.set_num_threads(threads)
     rss_before = current_rss_bytes()
-    model, load_s = timed(lambda: load_model(model_path, dtype=dtype))
+    model, load_s = timed(lambda: load_model(model_path, dtype=dtype, weights=weights))
     rss_after_load = current_rss_bytes()
     prompt = random_prompt(prompt_tokens, model.config.vocab_size)
     capacity = prompt_tokens + decode_tokens + 1
@@ -64,6 +72,7 @@ def run_engine_bench(
         prefill_s=prefill_s,
         step_times=step_times,
     )
+    report["weights"] = weights
     report["weights_bytes"] = model.nbytes
     if contexts:
         del cache
@@ -72,6 +81,11 @@ def run_engine_bench(
             decode_at_context(model, context, decode_tokens, report["decode_steady_tok_s"]) for context in contexts
         ]
     report.update(cpu_kernel_report())
+    if drift_tokens > 0 and weights != "bf16":
+        reference = load_model(model_path, dtype=dtype)
+        report["drift"] = drift_report(
+            reference, model, random_prompt(32, model.config.vocab_size, seed=1), drift_tokens
+        )
     return report
 
 

@@ -47,7 +47,7 @@ from gpt_oss_desktop.engine.checkpoint.presets import REAL_VOCAB
 from gpt_oss_desktop.engine.config import ModelConfig
 from gpt_oss_desktop.engine.demo.materialize import MANIFEST_NAME
 from gpt_oss_desktop.engine.model import Model
-from gpt_oss_desktop.engine.ops import CPU_OPS, Ops
+from gpt_oss_desktop.engine.ops import CPU_OPS, Ops, dense_or_q8_linear
 from gpt_oss_desktop.engine.vocab import get_encoding
 from gpt_oss_desktop.kernels.moe import moe_ref
 from gpt_oss_desktop.kernels.mxfp4 import dequantize_mxfp4
@@ -94,7 +94,7 @@ TRAIN_OPS: Final[Ops] = dataclasses.replace(
     rope=rope_ref,
     router=router_ref,
     moe=moe_ref,
-    linear=F.linear,
+    linear=dense_or_q8_linear,  # F.linear for the dense weights training uses
 )
 
 
@@ -296,6 +296,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         hidden = model.forward_hidden(ids)  # [B, T, H]
         # Logits only where there is a target (the completions; prompts and tool results are most of the tokens).
         scored = targets != -100  # [B, T]
+        assert isinstance(model.unembedding, torch.Tensor)  # trained in bf16/fp32, never 8-bit
         logits = F.linear(hidden[scored], model.unembedding) + offset  # [N, U+1]
         wanted = targets[scored]  # [N]
         if token_weight is None:

@@ -55,6 +55,37 @@ def test_an_installed_copy_without_tools_says_so_in_one_line(
     assert err.count("\n") == 1 and "runs from a source checkout only" in err and f"`{argv[0]}" in err
 
 
+def test_bench_with_q8_weights_reports_drift_and_the_bf16_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["make-test-model", str(tmp_path / "tiny"), "--preset", "tiny"]) == 0
+    capsys.readouterr()
+    argv = ["bench", "--model", str(tmp_path / "tiny"), "--prompt-tokens", "8", "--decode-tokens", "3"]
+    assert main([*argv, "--weights", "q8", "--greedy-tokens", "20"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["weights"] == "q8"
+    drift = report["drift"]
+    assert drift["greedy_tokens"] == 20 and drift["prompt_tokens"] == 32
+    assert 0 < drift["relative_logit_error"] < 0.1  # random weights: changed, but not by much
+    assert 0 <= drift["teacher_forced_agreement"] <= 1 and 0 <= drift["free_running_prefix"] <= 20
+    versus = report["vs_bf16"]
+    assert versus["bf16"]["weights_bytes"] > report["weights_bytes"]  # measured in its own process
+    assert versus["weights_bytes_ratio"] == round(report["weights_bytes"] / versus["bf16"]["weights_bytes"], 3)
+    assert versus["decode_speedup"] > 0 and versus["peak_rss_ratio"] > 0 and versus["decode_best_step_speedup"] > 0
+    assert report["decode_best_step_tok_s"] >= report["decode_steady_tok_s"]  # the fastest step against the mean
+    # --greedy-tokens 0: no drift and no bf16 run.
+    assert main([*argv, "--weights", "q8", "--greedy-tokens", "0"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "drift" not in report and "vs_bf16" not in report
+
+
+def test_bench_batch_with_q8_weights_keeps_batched_tokens_identical(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["bench-batch", "--preset", "tiny", "--prompt-tokens", "8", "--new-tokens", "6", "--rounds", "1"]
+    assert main([*argv, "--weights", "q8"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["weights"] == "q8" and report["identical_tokens"] is True
+
+
 def test_bench_times_decode_after_long_caches(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["make-test-model", str(tmp_path / "tiny"), "--preset", "tiny"]) == 0
     capsys.readouterr()

@@ -1,0 +1,128 @@
+"""The fused CPU 8-bit GEMV (kernels.cpu_q8.q8_linear) against the torch reference (kernels.q8.q8_linear_ref), at
+every instruction-set level this CPU has."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gpt_oss_desktop.kernels import cpu_build, cpu_q8
+from gpt_oss_desktop.kernels.q8 import Q8Weight, q8_linear_ref, quantize_q8, quantize_rows_ref
+
+# Every test runs once per instruction-set level this CPU has (tests/kernels/conftest.py).
+pytestmark = pytest.mark.usefixtures("cpu_isa")
+
+
+def _case(n: int, k: int, t: int, dtype: torch.dtype, seed: int) -> tuple[torch.Tensor, Q8Weight, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    weight = quantize_q8(torch.randn(n, k, generator=gen).to(torch.bfloat16))
+    x = torch.randn(t, k, generator=gen).to(dtype)
+    bias = torch.randn(n, generator=gen).to(dtype)
+    return x, weight, bias
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("t", [1, 2, 3, 4, 5, 8])
+@pytest.mark.parametrize(("n", "k"), [(1, 32), (7, 96), (33, 64), (129, 608), (301, 2880), (64, 4096)])
+def test_matches_the_reference(dtype: torch.dtype, t: int, n: int, k: int) -> None:
+    x, weight, bias = _case(n, k, t, dtype, seed=n * 1000 + k + t)
+    for b in (bias, None):
+        out = cpu_q8.q8_linear(x, weight, b)
+        ref = q8_linear_ref(x, weight, b, fp32_out=True)
+        assert out.shape == (t, n) and out.dtype == dtype
+        scale = ref.abs().max().clamp_min(1.0)
+        if dtype == torch.float32:  # the same products summed in another order
+            assert ((out - ref).abs().max() / scale).item() < 1e-5
+        else:  # summed in fp32 and rounded once: within one bf16 rounding of the exact result
+            ulp = torch.finfo(torch.bfloat16).eps * ref.abs()
+            assert ((out.float() - ref).abs() <= ulp + 1e-5 * scale).all()
+
+
+@pytest.mark.parametrize("k", [64, 96, 2880])
+def test_fp32_out_gives_the_sums_unrounded(k: int) -> None:
+    x, weight, _ = _case(50, k, 3, torch.bfloat16, seed=k)
+    out = cpu_q8.q8_linear(x, weight, fp32_out=True)
+    ref = q8_linear_ref(x, weight, fp32_out=True)
+    assert out.dtype == torch.float32
+    assert ((out - ref).abs().max() / ref.abs().max()).item() < 1e-5
+    # Not merely bf16 values widened: the fp32 sums keep bits a bf16 result has dropped.
+    assert not torch.equal(out, out.to(torch.bfloat16).float())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("k", [32, 96, 2880])
+def test_each_token_gets_the_same_bits_alone_or_in_a_batch(dtype: torch.dtype, k: int) -> None:
+    # Batched greedy decode = lone decode (engine/server serves up to 8 streams in one batch).
+    x, weight, bias = _case(70, k, 8, dtype, seed=5 + k)
+    batched = cpu_q8.q8_linear(x, weight, bias)
+    for t in range(8):
+        assert torch.equal(batched[t], cpu_q8.q8_linear(x[t : t + 1], weight, bias)[0])
+    for size in (2, 3, 5):
+        assert torch.equal(batched[:size], cpu_q8.q8_linear(x[:size], weight, bias))
+
+
+def test_bias_dtypes_and_non_contiguous_x() -> None:
+    x, weight, bias = _case(40, 96, 2, torch.bfloat16, seed=9)
+    ref = q8_linear_ref(x, weight, bias.float(), fp32_out=True)
+    for b in (bias, bias.float(), bias.double()):
+        assert torch.allclose(cpu_q8.q8_linear(x, weight, b, fp32_out=True), ref, rtol=1e-2, atol=1e-2)
+    strided = torch.randn(96, 2).to(torch.bfloat16).T  # a non-contiguous view is copied (it is small)
+    assert torch.equal(cpu_q8.q8_linear(strided, weight), cpu_q8.q8_linear(strided.contiguous(), weight))
+
+
+def test_a_zero_block_and_extreme_values() -> None:
+    weight = torch.randn(8, 64).to(torch.bfloat16)
+    weight[0, :32] = 0  # scale 0: the block contributes nothing, no NaN
+    weight[1, 5] = 3e4  # one large value: its block's other values round to 0, it stays exact
+    q = quantize_q8(weight)
+    x = torch.ones(1, 64)
+    out = cpu_q8.q8_linear(x, q, fp32_out=True)
+    assert torch.isfinite(out).all()
+    assert torch.allclose(out, q8_linear_ref(x, q, fp32_out=True), rtol=1e-5, atol=1e-3)
+
+
+def test_empty() -> None:
+    weight = quantize_q8(torch.zeros(5, 32))
+    assert cpu_q8.q8_linear(torch.zeros(0, 32), weight).shape == (0, 5)
+    empty_rows = Q8Weight(weight.values[:0], weight.scales[:0])
+    assert cpu_q8.q8_linear(torch.zeros(2, 32), empty_rows).shape == (2, 0)
+
+
+@pytest.mark.parametrize(
+    ("x", "bias", "match"),
+    [
+        (torch.zeros(1, 64, dtype=torch.float16), None, "x must be"),
+        (torch.zeros(64), None, r"\[T, K=64\]"),
+        (torch.zeros(1, 32), None, r"\[T, K=64\]"),
+        (torch.zeros(1, 64), torch.zeros(5), "bias"),
+    ],
+)
+def test_bad_inputs_raise_value_errors(x: torch.Tensor, bias: torch.Tensor | None, match: str) -> None:
+    weight = quantize_q8(torch.zeros(4, 64))
+    with pytest.raises(ValueError, match=match):
+        cpu_q8.q8_linear(x, weight, bias)
+
+
+def test_the_op_itself_refuses_what_would_read_out_of_bounds() -> None:
+    weight = quantize_q8(torch.zeros(4, 64))
+    op = cpu_build.ops().q8_linear
+    with pytest.raises(RuntimeError, match="scales"):
+        op(torch.zeros(1, 64), weight.values, weight.scales[:, :1].contiguous(), None, False)
+    with pytest.raises(RuntimeError, match="multiple of 32"):
+        op(torch.zeros(1, 48), torch.zeros(4, 48, dtype=torch.int8), torch.zeros(4, 1), None, False)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_fused_quantisation_gives_the_reference_bits(dtype: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(11)
+    rows = (torch.randn(300, 160, generator=gen) * torch.logspace(-6, 2, 160)).to(dtype)
+    rows[0, :32] = 0  # an all-zero block
+    rows[1, :32] = torch.arange(32) - 16.0  # w / scale lands on halves: ties go to even
+    rows[2, 32:64] = -rows[2, 32:64].abs()  # the largest magnitude negative
+    values, scales = cpu_q8.quantize_rows(rows)
+    ref_values, ref_scales = quantize_rows_ref(rows)
+    assert values.dtype == torch.int8 and scales.dtype == torch.float32
+    assert torch.equal(values, ref_values) and torch.equal(scales, ref_scales)
+    # Through quantize_q8's blocks too, and the reference is what a strided view falls back to.
+    assert torch.equal(quantize_q8(rows, quantize_rows=cpu_q8.quantize_rows).values, ref_values)
+    assert torch.equal(cpu_q8.quantize_rows(rows[:, :64])[0], ref_values[:, :64])
