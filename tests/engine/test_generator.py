@@ -510,6 +510,7 @@ def _chat_args(prompt: str | None) -> argparse.Namespace:
         context=None,
         dtype=None,
         device=None,
+        weights="bf16",
     )
 
 

@@ -49,6 +49,7 @@ from gpt_oss_desktop.engine.demo.materialize import MANIFEST_NAME
 from gpt_oss_desktop.engine.model import Model
 from gpt_oss_desktop.engine.ops import CPU_OPS, Ops, dense_or_q8_linear
 from gpt_oss_desktop.engine.vocab import get_encoding
+from gpt_oss_desktop.kernels.attention import attention_ref
 from gpt_oss_desktop.kernels.moe import moe_ref
 from gpt_oss_desktop.kernels.mxfp4 import dequantize_mxfp4
 from gpt_oss_desktop.kernels.rmsnorm import add_rmsnorm_ref, rmsnorm_ref
@@ -83,7 +84,7 @@ DEMO_CONFIG: Final = ModelConfig(
     sliding_window=32,
 )
 _EXPERT_SUFFIXES: Final = (".mlp.mlp1_weight", ".mlp.mlp2_weight")
-# Training runs the model on the torch reference ops: the fused C++ CPU kernels (RMSNorm, RoPE, ...) have no
+# Training runs the model on the torch reference ops: the fused C++ CPU kernels (RMSNorm, RoPE, attention, ...) have no
 # autograd, so through them only the unembedding would get a gradient and every layer would stay at its random
 # initialisation (tests/tools/demo checks that every parameter gets a gradient).
 TRAIN_OPS: Final[Ops] = dataclasses.replace(
@@ -92,6 +93,7 @@ TRAIN_OPS: Final[Ops] = dataclasses.replace(
     rmsnorm=rmsnorm_ref,
     add_rmsnorm=add_rmsnorm_ref,
     rope=rope_ref,
+    attention=attention_ref,
     router=router_ref,
     moe=moe_ref,
     linear=dense_or_q8_linear,  # F.linear for the dense weights training uses
