@@ -224,6 +224,17 @@ def linear_unembed(x: torch.Tensor, weight: torch.Tensor | Q8Weight) -> torch.Te
     return F.linear(x, weight).float()
 
 
+def _fused_attention_fits(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
+    """Whether the C++ attention kernels take these: CPU fp32/bf16 queries, keys and values of one dtype."""
+    return (
+        q.device.type == "cpu"
+        and q.dtype in (torch.float32, torch.bfloat16)
+        and k.dtype == q.dtype
+        and v.dtype == q.dtype
+        and cpu_fused_enabled()
+    )
+
+
 def cpu_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -235,14 +246,7 @@ def cpu_attention(
     sm_scale: float,
 ) -> torch.Tensor:
     """``attention_ref`` on the CPU (prefill): one flash-style fused call, no [T, S] score matrix."""
-    if (
-        q.device.type == "cpu"
-        and q.dtype in (torch.float32, torch.bfloat16)
-        and k.dtype == q.dtype
-        and v.dtype == q.dtype
-        and q.shape[-1] % 8 == 0
-        and cpu_fused_enabled()
-    ):
+    if _fused_attention_fits(q, k, v) and q.shape[-1] % 8 == 0:
         return cpu_mxfp4.attention_prefill(q, k, v, sinks, q_pos, k_pos, window, sm_scale)
     return attention_ref(q, k, v, sinks, q_pos, k_pos, window, sm_scale)
 
@@ -259,15 +263,7 @@ def cpu_attention_decode(
     sm_scale: float,
 ) -> torch.Tensor:
     """``attention_decode_ref`` on the CPU: one fused call (no per-sequence gathers or fp32 copies of the cache)."""
-    if (
-        q.device.type == "cpu"
-        and q.dtype in (torch.float32, torch.bfloat16)
-        and k_store.dtype == q.dtype
-        and v_store.dtype == q.dtype
-        and k_store.is_contiguous()
-        and v_store.is_contiguous()
-        and cpu_fused_enabled()
-    ):
+    if _fused_attention_fits(q, k_store, v_store) and k_store.is_contiguous() and v_store.is_contiguous():
         return cpu_mxfp4.attention_decode(q, k_store, v_store, sinks, slots, lengths, window, ring, sm_scale)
     return attention_decode_ref(q, k_store, v_store, sinks, slots, lengths, window, ring, sm_scale)
 

@@ -104,6 +104,12 @@ inline void deinterleave(const T* x, int64_t rows, int64_t K, float* out) {
   }
 }
 
+// Token tile of a streaming GEMV: as many tokens (2 to max_tile) as keep their fp32 activations of K columns within
+// budget_bytes of L1, so each weight row is loaded once per tile while the tile's activations stay cached.
+inline int token_tile(int64_t K, int64_t budget_bytes, int max_tile) {
+  return static_cast<int>(std::clamp<int64_t>(budget_bytes / (4 * std::max<int64_t>(1, K)), 2, max_tile));
+}
+
 // The optional bias of either op, read in place (fp32 or bf16); null pointers when there is none.
 struct BiasView {
   const float* f32 = nullptr;

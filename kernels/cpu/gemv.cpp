@@ -23,9 +23,7 @@ constexpr int64_t kBf16TileBytes = 24 << 10;
 // where the CPU has it (bf16_row_dot_dp). See both kernels for the measurements behind the split.
 constexpr int64_t kBf16FmaMaxK = 1024;
 
-int bf16_tile(int64_t K) {
-  return static_cast<int>(std::clamp<int64_t>(kBf16TileBytes / (4 * std::max<int64_t>(1, K)), 2, kBf16MaxTile));
-}
+int bf16_tile(int64_t K) { return token_tile(K, kBf16TileBytes, kBf16MaxTile); }
 
 inline float bf16_bits_to_float(uint16_t b) {
   const uint32_t u = static_cast<uint32_t>(b) << 16;

@@ -25,9 +25,7 @@ constexpr int64_t kQ8TileBytes = 48 << 10;
 // Prefetch distance along a row; rows are streamed, so this runs ahead of the hardware prefetcher's ramp-up.
 constexpr int64_t kQ8PrefetchBytes = 2048;
 
-int q8_tile(int64_t K) {
-  return static_cast<int>(std::clamp<int64_t>(kQ8TileBytes / (4 * std::max<int64_t>(1, K)), 2, kQ8MaxTile));
-}
+int q8_tile(int64_t K) { return token_tile(K, kQ8TileBytes, kQ8MaxTile); }
 
 #if defined(__AVX512F__)
 // One row against TT tokens. q: K int8; d: K/32 scales; xp: [TT][K] fp32, rows xstride apart. A group of 32 is one
