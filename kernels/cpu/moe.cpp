@@ -88,9 +88,12 @@ void expert_projection(const ExpertRuns& runs, const uint8_t* blocks, const uint
   });
 }
 
-// expert_projection's result through the blocked GEMM (moe_gemm.h); x: [P][K] (mxfp4_layout).
+// expert_projection's result through the blocked GEMM (moe_gemm.h); x: [P][K] in the GemmKernel<Act>'s order
+// (fp32: mxfp4_layout; bf16: natural).
+template <typename Act>
 void expert_projection_gemm(const ExpertRuns& runs, const uint8_t* blocks, const uint8_t* scales, const BiasView& bias,
-                            int64_t N, int64_t G, const float* x, bool bf16, float* out) {
+                            int64_t N, int64_t G, const Act* x, bool bf16, float* out) {
+  using Gemm = GemmKernel<Act>;
   const int64_t K = G * 32;
   const float* stab = scale_table();
   TORCH_CHECK(N % kGemmRows == 0, "expert outputs (", N, ") must fill whole panels of ", kGemmRows);
@@ -101,7 +104,7 @@ void expert_projection_gemm(const ExpertRuns& runs, const uint8_t* blocks, const
   std::atomic<int64_t> next{0};
   const int64_t workers = std::min<int64_t>(at::get_num_threads(), items);
   at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
-    std::vector<float> panel(static_cast<size_t>(kGemmDepth * kGemmRows));
+    std::vector<typename Gemm::Panel> panel(static_cast<size_t>(Gemm::kDepth * kGemmRows));
     std::vector<float> acc(static_cast<size_t>(most_rows * kGemmRows));  // [tokens of the expert][kGemmRows]
     for (int64_t item = next.fetch_add(1, std::memory_order_relaxed); item < items;
          item = next.fetch_add(1, std::memory_order_relaxed)) {
@@ -112,10 +115,10 @@ void expert_projection_gemm(const ExpertRuns& runs, const uint8_t* blocks, const
       const int64_t tokens = runs.start[u + 1] - r0;
       const uint8_t* blk = blocks + e * N * G * 16;
       const uint8_t* sc = scales + e * N * G;
-      for (int64_t k0 = 0; k0 < K; k0 += kGemmDepth) {
-        const int64_t kc = std::min(kGemmDepth, K - k0);
-        pack_panel(blk, sc, G, n0, k0 / 32, kc / 32, stab, panel.data());
-        panel_times_tokens(panel.data(), kc, x + r0 * K + k0, K, tokens, acc.data(), k0 == 0);
+      for (int64_t k0 = 0; k0 < K; k0 += Gemm::kDepth) {
+        const int64_t kc = std::min(Gemm::kDepth, K - k0);
+        Gemm::pack(blk, sc, G, n0, k0 / 32, kc / 32, stab, panel.data());
+        panel_times_tokens<Act>(panel.data(), kc, x + r0 * K + k0, K, tokens, acc.data(), k0 == 0);
       }
       for (int64_t t = 0; t < tokens; ++t) {
         for (int r = 0; r < kGemmRows; ++r) {
@@ -183,37 +186,65 @@ at::Tensor moe_run(const at::Tensor& x, const at::Tensor& indices, const at::Ten
   const int64_t P = T * k;
   const ExpertRuns runs = sort_by_expert(indices.data_ptr<int64_t>(), P, E);
 
-  const auto project = [&](const uint8_t* blocks, const uint8_t* scales, const BiasView& bias, int64_t N, int64_t G,
-                           const float* in, float* result) {
-    if (gemm) {
-      expert_projection_gemm(runs, blocks, scales, bias, N, G, in, bf16, result);
-    } else {
-      expert_projection(runs, blocks, scales, bias, N, G, in, bf16, result);
-    }
-  };
-  // mlp1 input: each sorted row is its token's activations, in the level's layout (mxfp4_layout), which both
-  // row_dot and the GEMM's packed panels follow.
-  const std::vector<float> xt = mxfp4_activations(x, T, H);
-  std::vector<float> x1(static_cast<size_t>(P * H));
-  at::parallel_for(0, P, 16, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      std::memcpy(x1.data() + r * H, xt.data() + (runs.pair_of[r] / k) * H, sizeof(float) * H);
-    }
-  });
-  std::vector<float> h(static_cast<size_t>(P * N1));
-  project(blocks1.data_ptr<uint8_t>(), scales1.data_ptr<uint8_t>(), b1, N1, G1, x1.data(), h.data());
-
-  // SwiGLU per sorted row, then into the layout for mlp2.
-  std::vector<float> x2(static_cast<size_t>(P * I));
-  at::parallel_for(0, P, 1, [&](int64_t r0, int64_t r1) {
+  std::vector<float> h(static_cast<size_t>(P * N1));  // mlp1 outputs of the sorted rows
+  std::vector<float> y(static_cast<size_t>(P * H));   // mlp2 outputs
+  // SwiGLU of sorted rows r0 .. r1 - 1 of h, each handed to emit(row, a) as a [I] fp32 row.
+  const auto swiglu_rows = [&](int64_t r0, int64_t r1, const auto& emit) {
     std::vector<float> a(static_cast<size_t>(I));
     for (int64_t r = r0; r < r1; ++r) {
       swiglu_row(h.data() + r * N1, I, static_cast<float>(limit), static_cast<float>(alpha), bf16, a.data());
-      mxfp4_layout(a.data(), 1, I, x2.data() + r * I);
+      emit(r, a.data());
     }
-  });
-  std::vector<float> y(static_cast<size_t>(P * H));
-  project(blocks2.data_ptr<uint8_t>(), scales2.data_ptr<uint8_t>(), b2, H, G2, x2.data(), y.data());
+  };
+#if defined(GPTOSS_BF16_DOT)
+  if (gemm && bf16) {
+    // bf16 activations in natural order for the bf16-pair panels: each sorted row is its token's row of x, and
+    // SwiGLU's outputs are bf16 values already (swiglu_row rounds), so nothing is rounded that was not before.
+    const c10::BFloat16* xb = x.data_ptr<c10::BFloat16>();
+    std::vector<c10::BFloat16> x1(static_cast<size_t>(P * H));
+    at::parallel_for(0, P, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        std::memcpy(x1.data() + r * H, xb + (runs.pair_of[r] / k) * H, sizeof(c10::BFloat16) * H);
+      }
+    });
+    expert_projection_gemm(runs, blocks1.data_ptr<uint8_t>(), scales1.data_ptr<uint8_t>(), b1, N1, G1, x1.data(),
+                           bf16, h.data());
+    std::vector<c10::BFloat16> x2(static_cast<size_t>(P * I));
+    at::parallel_for(0, P, 1, [&](int64_t r0, int64_t r1) {
+      swiglu_rows(r0, r1, [&](int64_t r, const float* a) {
+        for (int64_t i = 0; i < I; ++i) x2[r * I + i] = c10::BFloat16(a[i]);
+      });
+    });
+    expert_projection_gemm(runs, blocks2.data_ptr<uint8_t>(), scales2.data_ptr<uint8_t>(), b2, H, G2, x2.data(), bf16,
+                           y.data());
+  } else  // NOLINT(readability/braces): the fp32-activation path below serves both
+#endif
+  {
+    const auto project = [&](const uint8_t* blocks, const uint8_t* scales, const BiasView& bias, int64_t N,
+                             int64_t G, const float* in, float* result) {
+      if (gemm) {
+        expert_projection_gemm(runs, blocks, scales, bias, N, G, in, bf16, result);
+      } else {
+        expert_projection(runs, blocks, scales, bias, N, G, in, bf16, result);
+      }
+    };
+    // mlp1 input: each sorted row is its token's activations, in the level's layout (mxfp4_layout), which both
+    // row_dot and the GEMM's fp32 panels follow.
+    const std::vector<float> xt = mxfp4_activations(x, T, H);
+    std::vector<float> x1(static_cast<size_t>(P * H));
+    at::parallel_for(0, P, 16, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        std::memcpy(x1.data() + r * H, xt.data() + (runs.pair_of[r] / k) * H, sizeof(float) * H);
+      }
+    });
+    project(blocks1.data_ptr<uint8_t>(), scales1.data_ptr<uint8_t>(), b1, N1, G1, x1.data(), h.data());
+    // SwiGLU per sorted row, then into the layout for mlp2.
+    std::vector<float> x2(static_cast<size_t>(P * I));
+    at::parallel_for(0, P, 1, [&](int64_t r0, int64_t r1) {
+      swiglu_rows(r0, r1, [&](int64_t r, const float* a) { mxfp4_layout(a, 1, I, x2.data() + r * I); });
+    });
+    project(blocks2.data_ptr<uint8_t>(), scales2.data_ptr<uint8_t>(), b2, H, G2, x2.data(), y.data());
+  }
 
   // Routing-weighted sum over each token's k experts, in fp32 and in routing order, rounded once.
   const float* w = weights.data_ptr<float>();

@@ -12,10 +12,12 @@
 // result here is not bit-equal to its decode result; it is compared with the torch reference, like BLAS prefill.
 #pragma once
 
+#include "moe_gemm_avx512.h"
 #include "mxfp4_rows.h"
 
 namespace GPTOSS_OP_NAMESPACE {
 
+#if !defined(__AVX512F__)  // AVX-512: moe_gemm_avx512.h
 // NR: outputs per packed panel, two 8-lane vectors.
 constexpr int kGemmRows = 16;
 // MR: tokens per micro-tile. 6 tokens x 2 vectors = 12 accumulators, plus the panel's 2 vectors and 1 broadcast:
@@ -29,7 +31,7 @@ constexpr int64_t kGemmDepth = 256;
 // the positions k in the level's activation layout (mxfp4_layout), so that the micro-kernel meets each weight with
 // its activation by index. blk: [N, G, 16] bytes, sc: [N, G]. Scaling by a power of two is exact, as in the torch
 // reference's decode. N is a multiple of 32 (2I or H, both whole groups), so a panel is always full.
-#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+#if defined(__AVX2__) && defined(__FMA__)
 // Rows of 8 vectors in, columns out: v[c][r] = v[r][c].
 inline void transpose8(__m256 v[8]) {
   const __m256 t0 = _mm256_unpacklo_ps(v[0], v[1]);  // r0[0] r1[0] r0[1] r1[1] | r0[4] r1[4] r0[5] r1[5]
@@ -90,7 +92,7 @@ inline void pack_panel(const uint8_t* blk, const uint8_t* sc, int64_t G, int64_t
   }
 }
 #else
-// AVX-512 and scalar: the layout is [16 even, 16 odd] per group (deinterleave), so byte j's low nibble (element 2j)
+// Portable: the layout is [16 even, 16 odd] per group (deinterleave), so byte j's low nibble (element 2j)
 // goes to position j and its high nibble (element 2j + 1) to position 16 + j.
 inline void pack_panel(const uint8_t* blk, const uint8_t* sc, int64_t G, int64_t n0, int64_t g0, int64_t ng,
                        const float* stab, float* panel) {
@@ -113,8 +115,6 @@ inline void pack_panel(const uint8_t* blk, const uint8_t* sc, int64_t G, int64_t
 template <int MR>
 inline void micro_tile(const float* panel, int64_t kc, const float* x, int64_t xstride, float* c, bool first) {
 #if defined(__AVX2__) && defined(__FMA__)
-  // AVX-512 builds take this AVX2 kernel too: every AVX-512 CPU runs it, and its 16-output panel is what the
-  // packing writes. (A 512-bit variant has not been measured: no AVX-512 machine was at hand when it was written.)
   __m256 acc[MR][2];
   for (int i = 0; i < MR; ++i) {
     acc[i][0] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + i * kGemmRows);
@@ -149,22 +149,74 @@ inline void micro_tile(const float* panel, int64_t kc, const float* x, int64_t x
 #endif
 }
 
-// c [tokens][kGemmRows] (+)= x [tokens][K] (layout order, rows K apart) . panel block, any token count.
-inline void panel_times_tokens(const float* panel, int64_t kc, const float* x, int64_t K, int64_t tokens, float* c,
-                               bool first) {
-  int64_t t = 0;
-  for (; t + kGemmTokens <= tokens; t += kGemmTokens) {
-    micro_tile<kGemmTokens>(panel, kc, x + t * K, K, c + t * kGemmRows, first);
+#endif  // __AVX512F__
+
+// One level's GEMM for activations of type Act: Panel, the packed panel's element; kDepth, k per packed block;
+// pack(blk, sc, G, n0, g0, ng, stab, panel) and tile<MR>(panel, kc, x, xstride, c, first) as above.
+template <typename Act>
+struct GemmKernel;
+
+#if defined(__AVX512F__)
+template <>
+struct GemmKernel<float> {
+  using Panel = float;
+  static constexpr int64_t kDepth = kGemmDepthF32;
+  static void pack(const uint8_t* blk, const uint8_t* sc, int64_t G, int64_t n0, int64_t g0, int64_t ng,
+                   const float* stab, Panel* panel) {
+    pack_panel_f32(blk, sc, G, n0, g0, ng, stab, panel);
   }
-  const float* xr = x + t * K;
-  float* cr = c + t * kGemmRows;
-  switch (tokens - t) {
-    case 5: micro_tile<5>(panel, kc, xr, K, cr, first); break;
-    case 4: micro_tile<4>(panel, kc, xr, K, cr, first); break;
-    case 3: micro_tile<3>(panel, kc, xr, K, cr, first); break;
-    case 2: micro_tile<2>(panel, kc, xr, K, cr, first); break;
-    case 1: micro_tile<1>(panel, kc, xr, K, cr, first); break;
-    default: break;
+  template <int MR>
+  static void tile(const Panel* panel, int64_t kc, const float* x, int64_t xstride, float* c, bool first) {
+    micro_tile_f32<MR>(panel, kc, x, xstride, c, first);
+  }
+};
+#if defined(GPTOSS_BF16_DOT)
+template <>
+struct GemmKernel<c10::BFloat16> {
+  using Panel = uint32_t;
+  static constexpr int64_t kDepth = kGemmDepthBf16;
+  static void pack(const uint8_t* blk, const uint8_t* sc, int64_t G, int64_t n0, int64_t g0, int64_t ng,
+                   const float* stab, Panel* panel) {
+    pack_panel_bf16(blk, sc, G, n0, g0, ng, stab, panel);
+  }
+  template <int MR>
+  static void tile(const Panel* panel, int64_t kc, const c10::BFloat16* x, int64_t xstride, float* c, bool first) {
+    micro_tile_bf16<MR>(panel, kc, x, xstride, c, first);
+  }
+};
+#endif
+#else
+template <>
+struct GemmKernel<float> {
+  using Panel = float;
+  static constexpr int64_t kDepth = kGemmDepth;
+  static void pack(const uint8_t* blk, const uint8_t* sc, int64_t G, int64_t n0, int64_t g0, int64_t ng,
+                   const float* stab, Panel* panel) {
+    pack_panel(blk, sc, G, n0, g0, ng, stab, panel);
+  }
+  template <int MR>
+  static void tile(const Panel* panel, int64_t kc, const float* x, int64_t xstride, float* c, bool first) {
+    micro_tile<MR>(panel, kc, x, xstride, c, first);
+  }
+};
+#endif
+
+// c [tokens][kGemmRows] (+)= x [tokens][K] (rows K apart, in the kernel's order) . panel block, any token count:
+// full tiles of kGemmTokens, then one tile of the rest.
+template <typename Act, int MR = kGemmTokens>
+inline void panel_times_tokens(const typename GemmKernel<Act>::Panel* panel, int64_t kc, const Act* x, int64_t K,
+                               int64_t tokens, float* c, bool first) {
+  if constexpr (MR == kGemmTokens) {
+    for (; tokens >= kGemmTokens; tokens -= kGemmTokens, x += kGemmTokens * K, c += kGemmTokens * kGemmRows) {
+      GemmKernel<Act>::template tile<kGemmTokens>(panel, kc, x, K, c, first);
+    }
+  }
+  if constexpr (MR > 1) {
+    if (tokens == MR - 1) {
+      GemmKernel<Act>::template tile<MR - 1>(panel, kc, x, K, c, first);
+    } else {
+      panel_times_tokens<Act, MR - 1>(panel, kc, x, K, tokens, c, first);
+    }
   }
 }
 
