@@ -156,20 +156,21 @@ inline void micro_tile(const float* panel, int64_t kc, const float* x, int64_t x
 template <typename Act>
 struct GemmKernel;
 
-#if defined(__AVX512F__)
+// fp32 activations in the level's layout (mxfp4_layout), every level: its pack_panel, micro_tile and kGemmDepth.
 template <>
 struct GemmKernel<float> {
   using Panel = float;
-  static constexpr int64_t kDepth = kGemmDepthF32;
+  static constexpr int64_t kDepth = kGemmDepth;
   static void pack(const uint8_t* blk, const uint8_t* sc, int64_t G, int64_t n0, int64_t g0, int64_t ng,
                    const float* stab, Panel* panel) {
-    pack_panel_f32(blk, sc, G, n0, g0, ng, stab, panel);
+    pack_panel(blk, sc, G, n0, g0, ng, stab, panel);
   }
   template <int MR>
   static void tile(const Panel* panel, int64_t kc, const float* x, int64_t xstride, float* c, bool first) {
-    micro_tile_f32<MR>(panel, kc, x, xstride, c, first);
+    micro_tile<MR>(panel, kc, x, xstride, c, first);
   }
 };
+
 #if defined(GPTOSS_BF16_DOT)
 template <>
 struct GemmKernel<c10::BFloat16> {
@@ -182,21 +183,6 @@ struct GemmKernel<c10::BFloat16> {
   template <int MR>
   static void tile(const Panel* panel, int64_t kc, const c10::BFloat16* x, int64_t xstride, float* c, bool first) {
     micro_tile_bf16<MR>(panel, kc, x, xstride, c, first);
-  }
-};
-#endif
-#else
-template <>
-struct GemmKernel<float> {
-  using Panel = float;
-  static constexpr int64_t kDepth = kGemmDepth;
-  static void pack(const uint8_t* blk, const uint8_t* sc, int64_t G, int64_t n0, int64_t g0, int64_t ng,
-                   const float* stab, Panel* panel) {
-    pack_panel(blk, sc, G, n0, g0, ng, stab, panel);
-  }
-  template <int MR>
-  static void tile(const Panel* panel, int64_t kc, const float* x, int64_t xstride, float* c, bool first) {
-    micro_tile<MR>(panel, kc, x, xstride, c, first);
   }
 };
 #endif

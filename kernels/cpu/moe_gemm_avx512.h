@@ -65,9 +65,9 @@ inline void decode_group_rows(const uint8_t* blk, const uint8_t* sc, int64_t G, 
 
 // fp32 panel[k][kGemmRows], k in the deinterleaved layout (mxfp4_layout): position j of a group is element 2j, 16 + j
 // is element 2j + 1.
-constexpr int64_t kGemmDepthF32 = 128;  // 128 x 32 x 4 B = 16 KB
+constexpr int64_t kGemmDepth = 128;  // 128 x 32 x 4 B = 16 KB
 
-inline void pack_panel_f32(const uint8_t* blk, const uint8_t* sc, int64_t G, int64_t n0, int64_t g0, int64_t ng,
+inline void pack_panel(const uint8_t* blk, const uint8_t* sc, int64_t G, int64_t n0, int64_t g0, int64_t ng,
                            const float* stab, float* panel) {
   for (int half = 0; half < kGemmRows / 16; ++half) {
     for (int64_t g = 0; g < ng; ++g) {
@@ -86,7 +86,7 @@ inline void pack_panel_f32(const uint8_t* blk, const uint8_t* sc, int64_t G, int
 }
 
 template <int MR>
-inline void micro_tile_f32(const float* panel, int64_t kc, const float* x, int64_t xstride, float* c, bool first) {
+inline void micro_tile(const float* panel, int64_t kc, const float* x, int64_t xstride, float* c, bool first) {
   __m512 acc[MR][2];
   for (int i = 0; i < MR; ++i) {
     acc[i][0] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(c + i * kGemmRows);
