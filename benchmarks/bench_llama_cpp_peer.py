@@ -20,9 +20,10 @@ What it does (every step is cached under --cache-dir, so only the first run is s
 The JSON has per-side median and min-max, engine/llama.cpp ratios of the medians (above 1: the engine is faster, or
 uses more memory for peak RSS) and of each side's best round (minimum-of-N time), peak RSS of each child process
 (wait4's ru_maxrss for both sides), the kernels' ISA level and the CPU's flags, the CPU model and the load average
-around every round. Not run in CI: it compiles llama.cpp. On a shared machine, read the load averages before the
-ratios: llama.cpp's threads spin while they wait for each other, so it loses more than the engine when other work
-takes its cores.
+around every round, and ``roofline``: decode against the memory-bandwidth limit (the median of read-rate probes run
+before every round, over the bytes one decode step of each side reads; tools/bench/decode_roofline.py). Not
+run in CI: it compiles llama.cpp. On a shared machine, read the load averages before the ratios: llama.cpp's threads
+spin while they wait for each other, so it loses more than the engine when other work takes its cores.
 
 Where ggml's extra CPU buffer types crash (its AMX matmul segfaults on Q8_0 models on this project's AMX machine), a
 test is rerun once with ``--repack 0`` and the JSON lists the crash under ``crashes_before_repack_off``.
@@ -43,9 +44,11 @@ from typing import Any
 # Runnable as a plain script from anywhere: the repository root holds the ``tools`` package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from gpt_oss_desktop.engine.checkpoint import load_checkpoint
 from gpt_oss_desktop.engine.vocab import bundled_vocab_path
 from gpt_oss_desktop.kernels import cpu_build
 from tools.bench.child_process import load_average, run_measured
+from tools.bench.decode_roofline import gguf_decode_bytes, gguf_tensors, read_bandwidth_gbs, roofline
 from tools.bench.gguf_convert import convert_to_gguf
 from tools.bench.llama_bench_peer import run_llama_round
 from tools.bench.llama_cpp_build import DEFAULT_CACHE, DEFAULT_VERSION, ISA_FLAGS, LlamaCppBuild, build_llama_cpp
@@ -63,7 +66,8 @@ _REPORTED_FLAGS = ("avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512v
                    "avx512_fp16", "avx512vbmi", "amx_tile", "amx_int8", "amx_bf16")  # fmt: skip
 # What each round keeps in the JSON's "rounds" list (identification fields go in the sides' sections once).
 _ROUND_FIELDS = ("prefill_tok_s", "decode_tok_s", "decode_all_steps_tok_s", "peak_rss_bytes",
-                 "self_reported_peak_rss_bytes", "load_s", "load_average_before", "load_average_after")  # fmt: skip
+                 "self_reported_peak_rss_bytes", "load_s", "load_average_before", "load_average_after",
+                 "read_gbs_before")  # fmt: skip
 
 
 def ensure_checkpoint(preset: str, cache: Path, seed: int) -> Path:
@@ -105,6 +109,7 @@ def engine_round(
         "peak_rss_bytes": done.peak_rss_bytes,
         "self_reported_peak_rss_bytes": report["peak_rss_bytes"],
         "load_s": report["load_s"],
+        "decode_bytes_per_token": report["decode_bytes_per_token"],
         "threads": report["threads"],
         "cpu_isa": report.get("cpu_isa"),
         "cpu_kernels": report.get("cpu_kernels"),
@@ -197,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[tuple[str, dict[str, Any]]] = []  # everything each round reported
     for index, side in interleave(sides, args.rounds):
         logger.info("round %d: %s", index + 1, side)
+        read_gbs = read_bandwidth_gbs(args.threads)  # this round's roofline denominator
         if side in engines:
             result = engine_round(
                 model, threads=args.threads, prompt_tokens=args.prompt_tokens, decode_tokens=args.decode_tokens,
@@ -207,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                 build.llama_bench, gguf_paths[side], threads=args.threads, prompt_tokens=args.prompt_tokens,
                 decode_tokens=args.decode_tokens, extra=shlex.split(args.llama_bench_args),
             )  # fmt: skip
+        result["read_gbs_before"] = round(read_gbs, 2)
         results.append((side, result))
         rounds.append({"round": index + 1, "side": side, **{k: result[k] for k in _ROUND_FIELDS if k in result}})
     report["machine"]["load_average_end"] = load_average()
@@ -254,6 +261,15 @@ def main(argv: list[str] | None = None) -> int:
     pairs = [(ENGINE, side) for side in gguf_paths] + ([(ENGINE_Q8, LLAMA_Q8)] if args.q8 else [])
     report["ratios"] = {f"{a}/{b}": ratios(summaries[a], summaries[b]) for a, b in pairs}
     report["ratios_best_round"] = {f"{a}/{b}": ratios(summaries[a], summaries[b], best=True) for a, b in pairs}
+    # Decode against the machine's read rate (the median of the probes run before the rounds).
+    cfg = load_checkpoint(model).config
+    step_bytes = {side: first[side]["decode_bytes_per_token"] for side in engines}
+    for side, path in gguf_paths.items():
+        step_bytes[side] = gguf_decode_bytes(gguf_tensors(path, build.converter, args.python), cfg, args.prompt_tokens)
+    report["roofline"] = {
+        **roofline(step_bytes, rounds),
+        "read_probe": "best of 5 torch.amax over 1 GiB of fp32, --threads threads, before each round; median used",
+    }
     report["rounds"] = rounds
     sys.stdout.write(json.dumps(report, indent=1) + "\n")
     return 0

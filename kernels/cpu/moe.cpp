@@ -48,11 +48,12 @@ ExpertRuns sort_by_expert(const int64_t* idx, int64_t pairs, int64_t num_experts
   return runs;
 }
 
-// out[r, n] = round(x[r] . W_e[n] + bias_e[n]) for the sorted rows of every used expert. x: [P][K] (mxfp4_layout).
+// out[r, n] = round(x[r] . W_e[n] + bias_e[n]) for the sorted rows of every used expert, as row-exact fused GEMVs.
+// x: [P] rows xstride elements apart, in the layout `dot` reads; dot(tt, blk_row, sc_row, x_rows, res) sums one
+// weight row against tt (1, 2 or 4) consecutive rows of x.
+template <typename Act, typename RowDot>
 void expert_projection(const ExpertRuns& runs, const uint8_t* blocks, const uint8_t* scales, const BiasView& bias,
-                       int64_t N, int64_t G, const float* x, bool bf16, float* out) {
-  const int64_t K = G * 32;
-  const float* stab = scale_table();
+                       int64_t N, int64_t G, const Act* x, int64_t xstride, bool bf16, float* out, const RowDot& dot) {
   constexpr int64_t chunk = 64;
   const int64_t chunks_per_expert = (N + chunk - 1) / chunk;
   const int64_t items = static_cast<int64_t>(runs.expert.size()) * chunks_per_expert;
@@ -72,12 +73,7 @@ void expert_projection(const ExpertRuns& runs, const uint8_t* blocks, const uint
         const int64_t left = runs.start[u + 1] - r0;
         const int tt = left >= 4 ? 4 : left >= 2 ? 2 : 1;
         for (int64_t n = n0; n < n1; ++n) {
-          const float* xr = x + r0 * K;
-          switch (tt) {
-            case 4: row_dot<4, true>(blk + n * G * 16, sc + n * G, G, xr, K, stab, res); break;
-            case 2: row_dot<2, true>(blk + n * G * 16, sc + n * G, G, xr, K, stab, res); break;
-            default: row_dot<1, true>(blk + n * G * 16, sc + n * G, G, xr, K, stab, res); break;
-          }
+          dot(tt, blk + n * G * 16, sc + n * G, x + r0 * xstride, res);
           const int64_t bi = e * N + n;
           const float b = bias.f32 ? bias.f32[bi] : (bias.bf16 ? static_cast<float>(bias.bf16[bi]) : 0.0f);
           for (int i = 0; i < tt; ++i) out[(r0 + i) * N + n] = round_to(res[i] + b, bf16);
@@ -87,6 +83,38 @@ void expert_projection(const ExpertRuns& runs, const uint8_t* blocks, const uint
     }
   });
 }
+
+// expert_projection with fp32 activations in mxfp4_layout (row_dot).
+void expert_projection_fp32(const ExpertRuns& runs, const uint8_t* blocks, const uint8_t* scales,
+                            const BiasView& bias, int64_t N, int64_t G, const float* x, bool bf16, float* out) {
+  const int64_t K = G * 32;
+  const float* stab = scale_table();
+  expert_projection(runs, blocks, scales, bias, N, G, x, K, bf16, out,
+                    [&](int tt, const uint8_t* blk, const uint8_t* sc, const float* xr, float* res) {
+                      switch (tt) {
+                        case 4: row_dot<4, true>(blk, sc, G, xr, K, stab, res); break;
+                        case 2: row_dot<2, true>(blk, sc, G, xr, K, stab, res); break;
+                        default: row_dot<1, true>(blk, sc, G, xr, K, stab, res); break;
+                      }
+                    });
+}
+
+#if defined(GPTOSS_BF16_DOT)
+// expert_projection with bf16 activations in pair_layout, rows pair_padded(G * 32) apart (row_dot_dp).
+void expert_projection_dp(const ExpertRuns& runs, const uint8_t* blocks, const uint8_t* scales, const BiasView& bias,
+                          int64_t N, int64_t G, const uint16_t* x, bool bf16, float* out) {
+  const int64_t Kp = pair_padded(G * 32);
+  const float* stab = scale_table();
+  expert_projection(runs, blocks, scales, bias, N, G, x, Kp, bf16, out,
+                    [&](int tt, const uint8_t* blk, const uint8_t* sc, const uint16_t* xr, float* res) {
+                      switch (tt) {
+                        case 4: row_dot_dp<4>(blk, sc, G, xr, Kp, stab, res); break;
+                        case 2: row_dot_dp<2>(blk, sc, G, xr, Kp, stab, res); break;
+                        default: row_dot_dp<1>(blk, sc, G, xr, Kp, stab, res); break;
+                      }
+                    });
+}
+#endif
 
 // expert_projection's result through the blocked GEMM (moe_gemm.h); x: [P][K] in the GemmKernel<Act>'s order
 // (fp32: mxfp4_layout; bf16: natural).
@@ -197,9 +225,9 @@ at::Tensor moe_run(const at::Tensor& x, const at::Tensor& indices, const at::Ten
     }
   };
 #if defined(GPTOSS_BF16_DOT)
-  if (gemm && bf16) {
-    // bf16 activations in natural order for the bf16-pair panels: each sorted row is its token's row of x, and
-    // SwiGLU's outputs are bf16 values already (swiglu_row rounds), so nothing is rounded that was not before.
+  if (bf16 && gemm) {
+    // bf16 activations in natural order for the GEMM's bf16-pair panels: each sorted row is its token's row of x,
+    // and SwiGLU's outputs are bf16 values already (swiglu_row rounds), so nothing is rounded that was not before.
     const c10::BFloat16* xb = x.data_ptr<c10::BFloat16>();
     std::vector<c10::BFloat16> x1(static_cast<size_t>(P * H));
     at::parallel_for(0, P, 16, [&](int64_t r0, int64_t r1) {
@@ -217,6 +245,19 @@ at::Tensor moe_run(const at::Tensor& x, const at::Tensor& indices, const at::Ten
     });
     expert_projection_gemm(runs, blocks2.data_ptr<uint8_t>(), scales2.data_ptr<uint8_t>(), b2, H, G2, x2.data(), bf16,
                            y.data());
+  } else if (bf16) {
+    // Decode with bf16 activations: row_dot_dp over pair_layout rows (a few tokens; each copy is ~6 KB).
+    const int64_t Hp = pair_padded(H);
+    const int64_t Ip = pair_padded(I);
+    const c10::BFloat16* xb = x.data_ptr<c10::BFloat16>();
+    std::vector<uint16_t> x1(static_cast<size_t>(P * Hp));
+    for (int64_t r = 0; r < P; ++r) pair_layout(xb + (runs.pair_of[r] / k) * H, H, x1.data() + r * Hp);
+    expert_projection_dp(runs, blocks1.data_ptr<uint8_t>(), scales1.data_ptr<uint8_t>(), b1, N1, G1, x1.data(), bf16,
+                         h.data());
+    std::vector<uint16_t> x2(static_cast<size_t>(P * Ip));
+    swiglu_rows(0, P, [&](int64_t r, const float* a) { pair_layout(a, I, x2.data() + r * Ip); });
+    expert_projection_dp(runs, blocks2.data_ptr<uint8_t>(), scales2.data_ptr<uint8_t>(), b2, H, G2, x2.data(), bf16,
+                         y.data());
   } else  // NOLINT(readability/braces): the fp32-activation path below serves both
 #endif
   {
@@ -225,7 +266,7 @@ at::Tensor moe_run(const at::Tensor& x, const at::Tensor& indices, const at::Ten
       if (gemm) {
         expert_projection_gemm(runs, blocks, scales, bias, N, G, in, bf16, result);
       } else {
-        expert_projection(runs, blocks, scales, bias, N, G, in, bf16, result);
+        expert_projection_fp32(runs, blocks, scales, bias, N, G, in, bf16, result);
       }
     };
     // mlp1 input: each sorted row is its token's activations, in the level's layout (mxfp4_layout), which both

@@ -21,6 +21,7 @@ from tools.bench.measure import (
     timed_greedy_decode,
 )
 from tools.bench.q8_drift import drift_report
+from tools.bench.traffic import model_bytes_per_token
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,9 @@ def run_engine_bench(
     )
     report["weights"] = weights
     report["weights_bytes"] = model.nbytes
+    # What one of those decode steps must read (weights it touches, KV at the prompt's length): the numerator of
+    # decode's memory-bandwidth roofline (benchmarks/bench_llama_cpp_peer.py divides the machine's read rate by it).
+    report["decode_bytes_per_token"] = model_bytes_per_token(model, prompt_tokens)
     if contexts:
         del cache
         gc.collect()

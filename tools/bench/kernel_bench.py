@@ -44,9 +44,9 @@ from tools.bench.traffic import (
     Traffic,
     attention_decode_traffic,
     attention_prefill_traffic,
-    kv_read_bytes,
     linear_traffic,
     make_traffic,
+    model_bytes_per_token,
     moe_traffic,
     rmsnorm_traffic,
     roofline_bytes_per_token,
@@ -318,21 +318,6 @@ def _decode_step(
         "achieved_gbs": round(roofline["total"] / step_s / 1e9, 1),
         "fraction_of_roofline": round(roofline_s / step_s, 4),
     }
-
-
-def model_bytes_per_token(model: Any, context: int) -> int:
-    """Bytes a batch-1 decode step of a loaded :class:`engine.model.Model` reads: every attention, norm and router
-    tensor, k experts' share of each expert tensor, the unembedding, one embedding row and the KV at ``context``."""
-    cfg: ModelConfig = model.config
-    k = cfg.experts_per_token
-    total = model.unembedding.nbytes + model.norm.nbytes + model.embedding[0].nbytes
-    for block in model.blocks:
-        a, m = block.attn, block.mlp
-        total += sum(t.nbytes for t in (a.norm, a.qkv_weight, a.qkv_bias, a.sinks, a.out_weight, a.out_bias))
-        total += sum(t.nbytes for t in (m.norm, m.gate_weight, m.gate_bias))
-        total += k * (m.mlp1.nbytes + m.mlp2.nbytes) // m.mlp1.num_experts
-        total += k * (m.mlp1_bias[0].nbytes + m.mlp2_bias[0].nbytes)
-    return int(total + kv_read_bytes(cfg, context, torch.empty((), dtype=model.dtype).element_size()))
 
 
 def bench_model_decode(model_path: Path, *, context: int, iters: int, peak_gbs: float) -> dict[str, Any]:

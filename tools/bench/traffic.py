@@ -9,6 +9,9 @@ for attention only the visible KV positions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import torch
 
 from gpt_oss_desktop.engine.config import ModelConfig
 from gpt_oss_desktop.kernels.attention import decode_split_size
@@ -186,3 +189,18 @@ def roofline_bytes_per_token(
     }
     parts["total"] = sum(parts.values())
     return parts
+
+
+def model_bytes_per_token(model: Any, context: int) -> int:
+    """Bytes a batch-1 decode step of a loaded :class:`engine.model.Model` reads: every attention, norm and router
+    tensor, k experts' share of each expert tensor, the unembedding, one embedding row and the KV at ``context``."""
+    cfg: ModelConfig = model.config
+    k = cfg.experts_per_token
+    total = model.unembedding.nbytes + model.norm.nbytes + model.embedding[0].nbytes
+    for block in model.blocks:
+        a, m = block.attn, block.mlp
+        total += sum(t.nbytes for t in (a.norm, a.qkv_weight, a.qkv_bias, a.sinks, a.out_weight, a.out_bias))
+        total += sum(t.nbytes for t in (m.norm, m.gate_weight, m.gate_bias))
+        total += k * (m.mlp1.nbytes + m.mlp2.nbytes) // m.mlp1.num_experts
+        total += k * (m.mlp1_bias[0].nbytes + m.mlp2_bias[0].nbytes)
+    return int(total + kv_read_bytes(cfg, context, torch.empty((), dtype=model.dtype).element_size()))
