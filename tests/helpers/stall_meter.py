@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from PySide6.QtCore import QTimer
 
@@ -30,3 +31,17 @@ class StallMeter:
 
     def stop(self) -> None:
         self._timer.stop()
+
+
+def stall_measured_twice_if_over(measure: Callable[[], float], limit_s: float) -> float:
+    """The longest stall of ``measure()`` (one run of a scenario under a :class:`StallMeter`), run a second time only
+    when the first is over ``limit_s``; returns the last run's stall.
+
+    Why a second run: the machines that run these tests share two cores with other jobs, and one preemption of the
+    GUI thread at the wrong moment reads as a stall (a 64 ms one failed a CI run once). A stall the code under test
+    causes, by blocking the GUI thread or holding the GIL, happens in every run, so the second run still fails.
+    """
+    first = measure()
+    if first < limit_s:
+        return first
+    return measure()
