@@ -54,7 +54,9 @@ ExpertRuns sort_by_expert(const int64_t* idx, int64_t pairs, int64_t num_experts
 template <typename Act, typename RowDot>
 void expert_projection(const ExpertRuns& runs, const uint8_t* blocks, const uint8_t* scales, const BiasView& bias,
                        int64_t N, int64_t G, const Act* x, int64_t xstride, bool bf16, float* out, const RowDot& dot) {
-  constexpr int64_t chunk = 64;
+  // 192 rows (~290 KB of an expert's weights at K = 2880): a chunk restarts the thread's stream, and 64-row chunks
+  // cost ~1 ms of a ~9.5 ms MoE decode step (mini, AMD EPYC Zen 4, 2 threads, alternating runs).
+  constexpr int64_t chunk = 192;
   const int64_t chunks_per_expert = (N + chunk - 1) / chunk;
   const int64_t items = static_cast<int64_t>(runs.expert.size()) * chunks_per_expert;
   std::atomic<int64_t> next{0};
