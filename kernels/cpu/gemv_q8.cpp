@@ -7,17 +7,20 @@
 // weights) left the kernel bound by those conversions below the memory's rate, so the products are integer ones:
 // each token's activations are rounded once per call to int16 with one fp32 scale per group of 32 (x ~ xq * xs,
 // scale = absmax / 32767), and a group's 32 products int8 x int16 are summed exactly in int32 (`vpmaddwd`: two
-// products per lane) before one conversion and one FMA with the group's two scales. llama.cpp rounds the activations
-// to int8; int16 keeps their error at most absmax / 65534 per value, ~256x below the weights' own rounding
-// (absmax / 254), so the weights' rounding stays the error that matters.
+// products per lane) before one conversion and one FMA with the product of the two scales. llama.cpp rounds the
+// activations to int8; int16 keeps their error at most absmax / 65534 per value, ~256x below the weights' own
+// rounding (absmax / 254), so the weights' rounding stays the error that matters.
 //
-// AVX-512 takes two groups per 64-byte block and keeps each group's sums in 8 of the 16 lanes (the first group in
-// lanes 0-7), so one conversion and one FMA serve both; the activations are stored in the order its two sign-extending
-// loads produce: [g0[0:16], g1[0:16], g0[16:32], g1[16:32]] per block. AVX2 takes one group at a time, in order.
+// The vector code is 256 bits wide at every level that has AVX2, AVX-512 included: a 512-bit version (two groups per
+// 64-byte block, each group's sums in 8 of the 16 lanes) ran 13-30 % slower on AMD Zen 4, whose 512-bit units are
+// two 256-bit halves, at 1, 2 and 4 tokens (L2-resident rows, one core). Cores with full-width 512-bit units were
+// not measured.
 //
 // Each (row, token) sum has its own accumulators that take the groups in the same order for every tile size, and a
 // token's int16 rounding depends on that token alone, so a token's result does not depend on how many tokens share
 // the call (batched decode = lone decode, bit for bit).
+#include <type_traits>
+
 #include "vec8.h"  // hsum8 (and common.h)
 
 namespace GPTOSS_OP_NAMESPACE {
@@ -33,142 +36,51 @@ constexpr int64_t kQ8PrefetchBytes = 2048;
 // The largest int16 an activation is rounded to: the group's absmax maps to it.
 constexpr float kQ8ActMax = 32767.0f;
 
-#if defined(__AVX512F__)
-constexpr int64_t kQ8Block = 64;  // values per block of the activation layout: two groups
-#else
-constexpr int64_t kQ8Block = 32;
-#endif
-// fp32 activation scales stored per block: AVX-512 keeps each group's scale repeated over the 8 lanes its sums occupy
-// (a tail group: 8 lanes, then 8 zeros), so a block's scales are one load.
-#if defined(__AVX512F__)
-constexpr int64_t kQ8ScalesPerBlock = 16;
-#else
-constexpr int64_t kQ8ScalesPerBlock = 1;
-#endif
-
 int q8_tile(int64_t K) { return token_tile(K, kQ8TileBytes, kQ8MaxTile); }
 
-// One call's activations rounded to int16 (x ~ values * scale per group of 32) in the row kernel's layout (above):
-// values [T][K], scales [T][blocks * kQ8ScalesPerBlock].
+// One call's activations rounded to int16, x ~ values * scale per group of 32: values [T][K] (in order), scales
+// [T][K/32].
 struct Q8Activations {
   std::vector<int16_t> values;
   std::vector<float> scales;
-  int64_t scale_stride = 0;
 };
 
 template <typename T>
 Q8Activations round_activations(const T* x, int64_t T_, int64_t K) {
-  const int64_t blocks = (K + kQ8Block - 1) / kQ8Block;
+  const int64_t G = K / kQ8Group;
   Q8Activations a;
   a.values.resize(static_cast<size_t>(T_ * K));
-  a.scale_stride = blocks * kQ8ScalesPerBlock;
-  a.scales.assign(static_cast<size_t>(T_ * a.scale_stride), 0.0f);
+  a.scales.resize(static_cast<size_t>(T_ * G));
   for (int64_t t = 0; t < T_; ++t) {
-    const T* src = x + t * K;
-    int16_t* dst = a.values.data() + t * K;
-    float* sc = a.scales.data() + t * a.scale_stride;
-    for (int64_t b0 = 0; b0 < K; b0 += kQ8Block) {
-      const int64_t n = std::min(kQ8Block, K - b0);  // 64, or a tail group of 32 (AVX-512)
-      int16_t q[kQ8Block];
-      for (int64_t g0 = 0; g0 < n; g0 += kQ8Group) {
-        float amax = 0.0f;
-        for (int64_t j = 0; j < kQ8Group; ++j) amax = std::max(amax, std::fabs(to_float(src[b0 + g0 + j])));
-        const float inv = amax > 0.0f ? kQ8ActMax / amax : 0.0f;  // an all-zero group: scale 0, values 0
-        for (int64_t j = 0; j < kQ8Group; ++j) {
-          const float r = std::nearbyint(to_float(src[b0 + g0 + j]) * inv);
-          q[g0 + j] = static_cast<int16_t>(std::clamp(r, -kQ8ActMax, kQ8ActMax));
-        }
-        const float scale = amax / kQ8ActMax;
-#if defined(__AVX512F__)
-        for (int l = 0; l < 8; ++l) sc[(b0 / kQ8Block) * 16 + (g0 / kQ8Group) * 8 + l] = scale;
-#else
-        sc[b0 / kQ8Block] = scale;
-#endif
+    for (int64_t g = 0; g < G; ++g) {
+      const T* src = x + t * K + g * kQ8Group;
+      int16_t* dst = a.values.data() + t * K + g * kQ8Group;
+      float amax = 0.0f;
+      for (int64_t j = 0; j < kQ8Group; ++j) amax = std::max(amax, std::fabs(to_float(src[j])));
+      const float inv = amax > 0.0f ? kQ8ActMax / amax : 0.0f;  // an all-zero group: scale 0, values 0
+      for (int64_t j = 0; j < kQ8Group; ++j) {
+        dst[j] = static_cast<int16_t>(std::clamp(std::nearbyint(to_float(src[j]) * inv), -kQ8ActMax, kQ8ActMax));
       }
-#if defined(__AVX512F__)
-      if (n == kQ8Block) {  // [g0[0:16], g1[0:16], g0[16:32], g1[16:32]], the words of the row kernel's two loads
-        for (int64_t j = 0; j < 16; ++j) {
-          dst[b0 + j] = q[j];
-          dst[b0 + 16 + j] = q[32 + j];
-          dst[b0 + 32 + j] = q[16 + j];
-          dst[b0 + 48 + j] = q[48 + j];
-        }
-        continue;
-      }
-#endif
-      std::copy(q, q + n, dst + b0);  // AVX2, portable, and an AVX-512 tail group: in order
+      a.scales[static_cast<size_t>(t * G + g)] = amax / kQ8ActMax;
     }
   }
   return a;
 }
 
-#if defined(__AVX512F__)
-// One row against TT tokens. q: K int8; d: K/32 scales; xq/xs: the tile's first token's activations (layout above),
-// rows xstride and sstride apart. Per block of 64 weights: two 16-byte pieces of each group sign-extended to words
-// (`vpmovsxbw`), and per token two `vpmaddwd` + one add (16 exact int32 sums, 8 per group), one conversion and one
-// FMA with [d_g0 * xs_g0 x 8, d_g1 * xs_g1 x 8]. Blocks alternate between two accumulators per token so the FMA
-// chains overlap (unrolled by hand: an accumulator picked by a run-time index would live on the stack).
-template <int TT>
-inline void q8_row_dot(const int8_t* q, const float* d, int64_t K, const int16_t* xq, int64_t xstride,
-                       const float* xs, int64_t sstride, float* res) {
-  __m512 acc[TT][2];
-  for (int t = 0; t < TT; ++t) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
-  // Adds block b's int32 sums of token t, times dw and the token's activation scales, to accumulator a.
-  auto accumulate = [&](int t, int64_t b, int a, __m512i sums, __m512 dw) {
-    const __m512 scale = _mm512_mul_ps(dw, _mm512_loadu_ps(xs + t * sstride + 16 * b));
-    acc[t][a] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), scale, acc[t][a]);
-  };
-  auto block = [&](int64_t b, int a) {
-    const int8_t* p = q + kQ8Block * b;
-    _mm_prefetch(reinterpret_cast<const char*>(p) + kQ8PrefetchBytes, _MM_HINT_T0);
-    const auto piece = [p](int offset) { return reinterpret_cast<const __m128i*>(p + offset); };
-    const __m512i lo = _mm512_cvtepi8_epi16(_mm256_loadu2_m128i(piece(32), piece(0)));   // g0[0:16], g1[0:16]
-    const __m512i hi = _mm512_cvtepi8_epi16(_mm256_loadu2_m128i(piece(48), piece(16)));  // g0[16:32], g1[16:32]
-    const __m512 dw = _mm512_insertf32x8(_mm512_set1_ps(d[2 * b]), _mm256_set1_ps(d[2 * b + 1]), 1);
-    for (int t = 0; t < TT; ++t) {
-      const int16_t* xb = xq + t * xstride + kQ8Block * b;
-      accumulate(t, b, a, _mm512_add_epi32(_mm512_madd_epi16(lo, _mm512_loadu_si512(xb)),
-                                           _mm512_madd_epi16(hi, _mm512_loadu_si512(xb + 32))), dw);
-    }
-  };
-  const int64_t full = K / kQ8Block;
-  int64_t b = 0;
-  for (; b + 2 <= full; b += 2) {
-    block(b, 0);
-    block(b + 1, 1);
-  }
-  if (b < full) block(b++, 0);
-  if (K % kQ8Block) {
-    // A tail group in 256 bits (its activations in natural order): 8 sums in lanes 0-7; lanes 8-15 hold zero sums and
-    // zero activation scales.
-    const int8_t* p = q + kQ8Block * b;
-    const __m256i lo = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    const __m256i hi = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
-    const __m512 dw = _mm512_set1_ps(d[2 * b]);
-    for (int t = 0; t < TT; ++t) {
-      const int16_t* xb = xq + t * xstride + kQ8Block * b;
-      const __m256i sums =
-          _mm256_add_epi32(_mm256_madd_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb))),
-                           _mm256_madd_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + 16))));
-      accumulate(t, b, 1, _mm512_zextsi256_si512(sums), dw);
-    }
-  }
-  __m512 sums[TT];
-  for (int t = 0; t < TT; ++t) sums[t] = _mm512_add_ps(acc[t][0], acc[t][1]);
-  reduce_lanes<TT>(sums, res);  // a fixed lane pairing per vector (common.h): the same bits alone or in a tile
-}
-
-#elif defined(__AVX2__) && defined(__FMA__)
-// Written for 16 registers of 8 lanes. Per group of 32 weights: two 16-byte halves sign-extended to words
-// (`vpmovsxbw`), and per token two `vpmaddwd` + one add (8 exact int32 sums), one conversion, the scale d_g * xs_g and
-// one FMA. Groups alternate between a token's two accumulators (unrolled by hand), which leaves 8 accumulators, the
-// two weight vectors and the row scale in registers at TT = 4.
+#if defined(__AVX2__) && defined(__FMA__)
+// One row against TT tokens. q: K int8; d: K/32 scales; xq/xs: the tile's first token's activations, rows xstride and
+// sstride apart. Per group of 32 weights: two 16-byte halves sign-extended to words (`vpmovsxbw`), and per token two
+// `vpmaddwd` + one add (8 exact int32 sums), one conversion, the scale d_g * xs_g and one FMA. Groups alternate between
+// a token's two accumulators so the FMA chains overlap; the slot is a compile-time constant (an accumulator picked by
+// a run-time index, b & 1, lived on the stack and cost ~15 %). At TT = 4: 8 accumulators, the two weight vectors and
+// the row scale in registers.
 template <int TT>
 inline void q8_row_dot(const int8_t* q, const float* d, int64_t K, const int16_t* xq, int64_t xstride,
                        const float* xs, int64_t sstride, float* res) {
   __m256 acc[TT][2];
   for (int t = 0; t < TT; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-  auto group = [&](int64_t g, int a) {
+  auto group = [&](int64_t g, auto slot) {
+    constexpr int a = decltype(slot)::value;
     const int8_t* p = q + kQ8Group * g;
     _mm_prefetch(reinterpret_cast<const char*>(p) + kQ8PrefetchBytes, _MM_HINT_T0);
     const __m256i lo = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -186,10 +98,10 @@ inline void q8_row_dot(const int8_t* q, const float* d, int64_t K, const int16_t
   const int64_t G = K / kQ8Group;
   int64_t g = 0;
   for (; g + 2 <= G; g += 2) {
-    group(g, 0);
-    group(g + 1, 1);
+    group(g, std::integral_constant<int, 0>{});
+    group(g + 1, std::integral_constant<int, 1>{});
   }
-  if (g < G) group(g, 0);
+  if (g < G) group(g, std::integral_constant<int, 0>{});
   for (int t = 0; t < TT; ++t) res[t] = hsum8(_mm256_add_ps(acc[t][0], acc[t][1]));
 }
 
@@ -259,7 +171,7 @@ at::Tensor q8_linear(const at::Tensor& x, const at::Tensor& values, const at::Te
   at::Tensor out = at::empty({T, N}, fp32_out ? x.options().dtype(at::kFloat) : x.options());
   if (T == 0 || N == 0) return out;
 
-  // The activations rounded to int16 in the row kernel's layout (a [T, K] copy: small next to the weights).
+  // The activations rounded to int16 (a [T, K] copy: small next to the weights).
   const Q8Activations act = x.scalar_type() == at::kFloat ? round_activations(x.data_ptr<float>(), T, K)
                                                           : round_activations(x.data_ptr<c10::BFloat16>(), T, K);
   const int8_t* qv = values.data_ptr<int8_t>();
@@ -286,8 +198,8 @@ at::Tensor q8_linear(const at::Tensor& x, const at::Tensor& values, const at::Te
     for (int64_t t0 = 0; t0 < T; t0 += tile) {
       const int tt = static_cast<int>(std::min<int64_t>(T - t0, tile));
       for (int64_t n = n0; n < n1; ++n) {
-        q8_dispatch_row(tt, qv + n * K, sc + n * G, K, act.values.data() + t0 * K, K,
-                        act.scales.data() + t0 * act.scale_stride, act.scale_stride, res);
+        q8_dispatch_row(tt, qv + n * K, sc + n * G, K, act.values.data() + t0 * K, K, act.scales.data() + t0 * G, G,
+                        res);
         for (int i = 0; i < tt; ++i) store(t0 + i, n, res[i]);
       }
     }
