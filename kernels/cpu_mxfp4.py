@@ -46,9 +46,15 @@ __all__ = [
     "build_error",
     "extension_ops",
     "isa",
+    "moe_decode_rounds_activations",
     "moe_mxfp4",
     "mxfp4_linear",
 ]
+
+# Levels whose MoE decode rounds each projection's bf16 activations to int16 per group of 32 (x ~ q * absmax / 32767)
+# and sums the products in integers (kernels/cpu/mxfp4_rows.h, row_dot_i16); the others, and fp32 activations
+# everywhere, multiply the activations as they are (fp32 FMAs, or vdpbf16ps for bf16).
+INT16_MOE_DECODE_LEVELS = frozenset({"avx2"})
 
 
 def available() -> bool:
@@ -69,6 +75,12 @@ def isa() -> str | None:
     """The instruction-set level that runs (``"avx512bf16"``, ``"avx512"``, ``"avx2"``, ``"scalar"``); None if
     unavailable."""
     return cpu_build.active_level()
+
+
+def moe_decode_rounds_activations(dtype: torch.dtype) -> bool:
+    """Whether the active level's MoE decode (``moe_mxfp4(..., prefill=False)``) of ``dtype`` activations rounds them
+    to int16 per group of 32 (each off by at most the group's absmax / 65534) before multiplying."""
+    return dtype == torch.bfloat16 and isa() in INT16_MOE_DECODE_LEVELS
 
 
 def _op() -> Any:
@@ -199,9 +211,11 @@ def moe_mxfp4(
     """The whole MoE MLP of ``kernels.moe.moe_ref`` in one call (MXFP4 experts only).
 
     Decode (``prefill=False``): each token's result is independent of the other tokens in the batch (bit for bit),
-    so batched decode of several sequences gives exactly what decoding each alone gives. Prefill (``prefill=True``):
-    the projections run as a blocked GEMM that decodes each weight block once per call (kernels/cpu/moe_gemm.h),
-    much faster for many tokens per expert, with sums in another order (compared with the torch reference, like BLAS).
+    so batched decode of several sequences gives exactly what decoding each alone gives. At the levels of
+    ``moe_decode_rounds_activations`` it rounds each projection's bf16 activations to int16 per group of 32 first.
+    Prefill (``prefill=True``): the projections run as a blocked GEMM that decodes each weight block once per call
+    (kernels/cpu/moe_gemm.h), much faster for many tokens per expert, with sums in another order (compared with the
+    torch reference, like BLAS).
 
     Args:
         x: ``[T, H]`` bf16 or fp32 normed activations.

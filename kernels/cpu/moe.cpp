@@ -118,6 +118,26 @@ void expert_projection_dp(const ExpertRuns& runs, const uint8_t* blocks, const u
 }
 #endif
 
+#if defined(GPTOSS_I16_MOE)
+// expert_projection with int16 activations in i16_layout (row_dot_i16): xq rows of i16_pairs(K) * 64 values, xs rows
+// of i16_pairs(K) * 8 scales.
+void expert_projection_i16(const ExpertRuns& runs, const uint8_t* blocks, const uint8_t* scales, const BiasView& bias,
+                           int64_t N, int64_t G, const int16_t* xq, const float* xs, bool bf16, float* out) {
+  const int64_t xstride = i16_pairs(G * 32) * 64;
+  const int64_t sstride = i16_pairs(G * 32) * 8;
+  const float* stab = scale_table();
+  expert_projection(runs, blocks, scales, bias, N, G, xq, xstride, bf16, out,
+                    [&](int tt, const uint8_t* blk, const uint8_t* sc, const int16_t* xr, float* res) {
+                      const float* sr = xs + (xr - xq) / xstride * sstride;  // the same sorted row's scales
+                      switch (tt) {
+                        case 4: row_dot_i16<4>(blk, sc, G, xr, xstride, sr, sstride, stab, res); break;
+                        case 2: row_dot_i16<2>(blk, sc, G, xr, xstride, sr, sstride, stab, res); break;
+                        default: row_dot_i16<1>(blk, sc, G, xr, xstride, sr, sstride, stab, res); break;
+                      }
+                    });
+}
+#endif
+
 // expert_projection's result through the blocked GEMM (moe_gemm.h); x: [P][K] in the GemmKernel<Act>'s order
 // (fp32: mxfp4_layout; bf16: natural).
 template <typename Act>
@@ -261,6 +281,40 @@ at::Tensor moe_run(const at::Tensor& x, const at::Tensor& indices, const at::Ten
     expert_projection_dp(runs, blocks2.data_ptr<uint8_t>(), scales2.data_ptr<uint8_t>(), b2, H, G2, x2.data(), bf16,
                          y.data());
   } else  // NOLINT(readability/braces): the fp32-activation path below serves both
+#endif
+#if defined(GPTOSS_I16_MOE)
+      if (bf16 && !gemm) {
+    // Decode on AVX2 with bf16 activations: int16 in i16_layout, each sorted row its token's (a few tokens; ~6 KB a
+    // row). fp32 activations (an fp32 model) keep the fp32 path below: int16 is far finer than bf16's 8 bits, not
+    // than fp32's 24.
+    const int64_t Hq = i16_pairs(H) * 64;
+    const int64_t Iq = i16_pairs(I) * 64;
+    std::vector<int16_t> xt(static_cast<size_t>(T * Hq));
+    std::vector<float> st(static_cast<size_t>(T * i16_pairs(H) * 8));
+    for (int64_t t = 0; t < T; ++t) {
+      if (bf16) {
+        i16_layout(x.data_ptr<c10::BFloat16>() + t * H, H, xt.data() + t * Hq, st.data() + t * i16_pairs(H) * 8);
+      } else {
+        i16_layout(x.data_ptr<float>() + t * H, H, xt.data() + t * Hq, st.data() + t * i16_pairs(H) * 8);
+      }
+    }
+    std::vector<int16_t> x1(static_cast<size_t>(P * Hq));
+    std::vector<float> s1(static_cast<size_t>(P * i16_pairs(H) * 8));
+    for (int64_t r = 0; r < P; ++r) {
+      const int64_t t = runs.pair_of[r] / k;
+      std::copy_n(xt.data() + t * Hq, Hq, x1.data() + r * Hq);
+      std::copy_n(st.data() + t * i16_pairs(H) * 8, i16_pairs(H) * 8, s1.data() + r * i16_pairs(H) * 8);
+    }
+    expert_projection_i16(runs, blocks1.data_ptr<uint8_t>(), scales1.data_ptr<uint8_t>(), b1, N1, G1, x1.data(),
+                          s1.data(), bf16, h.data());
+    std::vector<int16_t> x2(static_cast<size_t>(P * Iq));
+    std::vector<float> s2(static_cast<size_t>(P * i16_pairs(I) * 8));
+    swiglu_rows(0, P, [&](int64_t r, const float* a) {
+      i16_layout(a, I, x2.data() + r * Iq, s2.data() + r * i16_pairs(I) * 8);
+    });
+    expert_projection_i16(runs, blocks2.data_ptr<uint8_t>(), scales2.data_ptr<uint8_t>(), b2, H, G2, x2.data(),
+                          s2.data(), bf16, y.data());
+  } else  // NOLINT(readability/braces): the fp32-activation path below serves the GEMM
 #endif
   {
     const auto project = [&](const uint8_t* blocks, const uint8_t* scales, const BiasView& bias, int64_t N,

@@ -25,7 +25,8 @@ constexpr int kGemmTokens = 8;
 // 16 x 16 transpose of 32-bit lanes: r[i] lane j -> r[j] lane i. Four rounds of 16 shuffles.
 inline void transpose16x16(__m512i r[16]) {
   __m512i t[16];
-  for (int i = 0; i < 8; ++i) {  // per 128-bit lane L: rows 2i, 2i + 1 interleaved, elements 4L, 4L + 1 | 4L + 2, 4L + 3
+  // Per 128-bit lane L: rows 2i, 2i + 1 interleaved, elements 4L, 4L + 1 | 4L + 2, 4L + 3.
+  for (int i = 0; i < 8; ++i) {
     t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
     t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
   }

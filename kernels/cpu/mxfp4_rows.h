@@ -7,6 +7,9 @@
 // 16 bytes meet the even elements and the high nibbles the odd ones; four runs of 8 on AVX2 (kLayoutResidue).
 #pragma once
 
+#include <algorithm>
+#include <type_traits>
+
 #include "common.h"
 #include "vec8.h"
 
@@ -248,6 +251,98 @@ inline void row_dot(const uint8_t* blk, const uint8_t* sc, int64_t G, const floa
     }
   }
   for (int t = 0; t < TT; ++t) res[t] = acc[t];
+}
+#endif
+
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+#define GPTOSS_I16_MOE 1
+// The AVX2 MoE decode of bf16 activations in integers (row_dot_i16). With fp32 activations the AVX2 row spends ~20
+// integer ops, nine of them shuffles, decoding 64 weights, plus 8 FMAs per token. Here a nibble becomes its E2M1
+// value times 2, an integer in [-12, 12], by one vpshufb; each token's activations are rounded once per call to int16
+// with one fp32 scale per group of 32 (absmax / 32767: off by at most absmax / 65534, ~250x finer than bf16's own
+// rounding of them); and `vpmaddwd` sums the products exactly in int32 before one conversion and one FMA per pair of
+// groups and token. fp32 activations keep row_dot. Measured on AMD Zen 4 at the avx2 level: see kernels/README.md.
+//
+// E2M1 code -> 2 x value (bit 3 the sign) as int8, stored twice for vpshufb's two 128-bit lanes.
+alignas(32) constexpr int8_t kFp4Twice[32] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12,
+                                              0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+constexpr float kActI16Max = 32767.0f;
+
+// Per pair of groups (g, g + 1): 64 int16 activations and 8 fp32 scales. Words are ordered as row_dot_i16's four
+// word vectors come out of a 32-byte weight load: vector v (0..3) holds residue kLayoutResidue[v] of each run of 4,
+// word k of it element 4 (k % 8) + kLayoutResidue[v] of group g + k / 8; the scales are [xs_g x 4, xs_g+1 x 4]. An odd
+// last group leaves the other half zero, values and scales.
+inline int64_t i16_pairs(int64_t K) { return (K / 32 + 1) / 2; }
+
+template <typename T>
+inline void i16_layout(const T* x, int64_t K, int16_t* xq, float* xs) {
+  const int64_t G = K / 32;
+  std::fill(xq, xq + i16_pairs(K) * 64, int16_t{0});
+  std::fill(xs, xs + i16_pairs(K) * 8, 0.0f);
+  constexpr int kVectorOfResidue[4] = {0, 2, 1, 3};  // the inverse of kLayoutResidue (which is its own inverse)
+  for (int64_t g = 0; g < G; ++g) {
+    const T* src = x + 32 * g;
+    float amax = 0.0f;
+    for (int e = 0; e < 32; ++e) amax = std::max(amax, std::fabs(to_float(src[e])));
+    const float inv = amax > 0.0f ? kActI16Max / amax : 0.0f;  // an all-zero group: scale 0, values 0
+    const int64_t p = g / 2;
+    const int half = static_cast<int>(g % 2);
+    for (int e = 0; e < 32; ++e) {
+      const float r = std::clamp(std::nearbyint(to_float(src[e]) * inv), -kActI16Max, kActI16Max);
+      xq[64 * p + 16 * kVectorOfResidue[e % 4] + 8 * half + e / 4] = static_cast<int16_t>(r);
+    }
+    for (int l = 0; l < 4; ++l) xs[8 * p + 4 * half + l] = amax / kActI16Max;
+  }
+}
+
+// One output row for TT tokens: xq/xs the first token's i16_layout rows, xstride / sstride apart. A pair of groups is
+// one 32-byte load; the low and high nibbles index kFp4Twice (two vpshufb), and each 16-bit word's low byte (shifted
+// up and back) and high byte (shifted down) give the four word vectors, so no unpacking shuffles. Per token: four
+// `vpmaddwd` into 8 int32 lanes (lanes 0-3 group g, 4-7 group g + 1), one conversion and one FMA with
+// [s_g/2 * xs_g x 4, s_g+1/2 * xs_g+1 x 4]. Pairs alternate between two accumulators per token (a compile-time slot);
+// each token's order is the same for any TT.
+template <int TT>
+inline void row_dot_i16(const uint8_t* blk, const uint8_t* sc, int64_t G, const int16_t* xq, int64_t xstride,
+                        const float* xs, int64_t sstride, const float* stab, float* res) {
+  const __m256i nib = _mm256_set1_epi8(0x0F);
+  const __m256i table = _mm256_load_si256(reinterpret_cast<const __m256i*>(kFp4Twice));
+  __m256 acc[TT][2];
+  for (int t = 0; t < TT; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
+  const auto pair = [&](int64_t p, __m256i raw, float s0, float s1, auto slot) {
+    constexpr int a = decltype(slot)::value;
+    const __m256i lo = _mm256_shuffle_epi8(table, _mm256_and_si256(raw, nib));
+    const __m256i hi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(raw, 4), nib));
+    const __m256i w0 = _mm256_srai_epi16(_mm256_slli_epi16(lo, 8), 8);  // residue 0: even bytes' low nibbles
+    const __m256i w1 = _mm256_srai_epi16(lo, 8);                         // residue 2: odd bytes' low nibbles
+    const __m256i w2 = _mm256_srai_epi16(_mm256_slli_epi16(hi, 8), 8);  // residue 1
+    const __m256i w3 = _mm256_srai_epi16(hi, 8);                         // residue 3
+    // The table holds 2 x value: halving the scale is exact (a power of two).
+    const __m256 dw = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_set1_ps(0.5f * s0)), _mm_set1_ps(0.5f * s1), 1);
+    for (int t = 0; t < TT; ++t) {
+      const int16_t* xb = xq + t * xstride + 64 * p;
+      const auto x = [xb](int v) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + 16 * v)); };
+      const __m256i sums = _mm256_add_epi32(_mm256_add_epi32(_mm256_madd_epi16(w0, x(0)), _mm256_madd_epi16(w1, x(1))),
+                                            _mm256_add_epi32(_mm256_madd_epi16(w2, x(2)), _mm256_madd_epi16(w3, x(3))));
+      const __m256 scale = _mm256_mul_ps(dw, _mm256_loadu_ps(xs + t * sstride + 8 * p));
+      acc[t][a] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc[t][a]);
+    }
+  };
+  const auto load = [blk](int64_t g) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 * g)); };
+  int64_t g = 0;
+  for (; g + 4 <= G; g += 4) {
+    _mm_prefetch(reinterpret_cast<const char*>(blk + 16 * g + kAvx2PrefetchBytes), _MM_HINT_T0);
+    pair(g / 2, load(g), stab[sc[g]], stab[sc[g + 1]], std::integral_constant<int, 0>{});
+    pair(g / 2 + 1, load(g + 2), stab[sc[g + 2]], stab[sc[g + 3]], std::integral_constant<int, 1>{});
+  }
+  if (g + 2 <= G) {
+    pair(g / 2, load(g), stab[sc[g]], stab[sc[g + 1]], std::integral_constant<int, 0>{});
+    g += 2;
+  }
+  if (g < G) {  // an odd group count: the last group in both lanes; the second half's activations and scales are 0
+    const __m256i raw = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * g)));
+    pair(g / 2, raw, stab[sc[g]], 0.0f, std::integral_constant<int, 1>{});
+  }
+  for (int t = 0; t < TT; ++t) res[t] = hsum8(_mm256_add_ps(acc[t][0], acc[t][1]));
 }
 #endif
 
