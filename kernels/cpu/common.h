@@ -104,6 +104,22 @@ inline void deinterleave(const T* x, int64_t rows, int64_t K, float* out) {
   }
 }
 
+// One group of 32 activations rounded to int16 for the integer dot products (the 8-bit GEMV, the AVX2 MoE decode):
+// q[j] = round-half-even(src[j] * 32767 / absmax), clamped; returns the group's scale absmax / 32767, so src ~ q *
+// scale with an error of at most absmax / 65534. An all-zero group gives scale 0 and values 0.
+constexpr float kInt16ActMax = 32767.0f;
+
+template <typename T>
+inline float round_group_to_int16(const T* src, int16_t* q) {
+  float amax = 0.0f;
+  for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(to_float(src[j])));
+  const float inv = amax > 0.0f ? kInt16ActMax / amax : 0.0f;
+  for (int j = 0; j < 32; ++j) {
+    q[j] = static_cast<int16_t>(std::clamp(std::nearbyint(to_float(src[j]) * inv), -kInt16ActMax, kInt16ActMax));
+  }
+  return amax / kInt16ActMax;
+}
+
 // Token tile of a streaming GEMV: as many tokens (2 to max_tile) as keep their fp32 activations of K columns within
 // budget_bytes of L1, so each weight row is loaded once per tile while the tile's activations stay cached.
 inline int token_tile(int64_t K, int64_t budget_bytes, int max_tile) {

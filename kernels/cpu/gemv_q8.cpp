@@ -33,8 +33,6 @@ constexpr int kQ8MaxTile = 4;
 constexpr int64_t kQ8TileBytes = 48 << 10;
 // Prefetch distance along a row; rows are streamed, so this runs ahead of the hardware prefetcher's ramp-up.
 constexpr int64_t kQ8PrefetchBytes = 2048;
-// The largest int16 an activation is rounded to: the group's absmax maps to it.
-constexpr float kQ8ActMax = 32767.0f;
 
 int q8_tile(int64_t K) { return token_tile(K, kQ8TileBytes, kQ8MaxTile); }
 
@@ -53,15 +51,8 @@ Q8Activations round_activations(const T* x, int64_t T_, int64_t K) {
   a.scales.resize(static_cast<size_t>(T_ * G));
   for (int64_t t = 0; t < T_; ++t) {
     for (int64_t g = 0; g < G; ++g) {
-      const T* src = x + t * K + g * kQ8Group;
-      int16_t* dst = a.values.data() + t * K + g * kQ8Group;
-      float amax = 0.0f;
-      for (int64_t j = 0; j < kQ8Group; ++j) amax = std::max(amax, std::fabs(to_float(src[j])));
-      const float inv = amax > 0.0f ? kQ8ActMax / amax : 0.0f;  // an all-zero group: scale 0, values 0
-      for (int64_t j = 0; j < kQ8Group; ++j) {
-        dst[j] = static_cast<int16_t>(std::clamp(std::nearbyint(to_float(src[j]) * inv), -kQ8ActMax, kQ8ActMax));
-      }
-      a.scales[static_cast<size_t>(t * G + g)] = amax / kQ8ActMax;
+      a.scales[static_cast<size_t>(t * G + g)] =
+          round_group_to_int16(x + t * K + g * kQ8Group, a.values.data() + t * K + g * kQ8Group);
     }
   }
   return a;

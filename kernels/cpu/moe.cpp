@@ -289,21 +289,11 @@ at::Tensor moe_run(const at::Tensor& x, const at::Tensor& indices, const at::Ten
     // than fp32's 24.
     const int64_t Hq = i16_pairs(H) * 64;
     const int64_t Iq = i16_pairs(I) * 64;
-    std::vector<int16_t> xt(static_cast<size_t>(T * Hq));
-    std::vector<float> st(static_cast<size_t>(T * i16_pairs(H) * 8));
-    for (int64_t t = 0; t < T; ++t) {
-      if (bf16) {
-        i16_layout(x.data_ptr<c10::BFloat16>() + t * H, H, xt.data() + t * Hq, st.data() + t * i16_pairs(H) * 8);
-      } else {
-        i16_layout(x.data_ptr<float>() + t * H, H, xt.data() + t * Hq, st.data() + t * i16_pairs(H) * 8);
-      }
-    }
+    const c10::BFloat16* xb = x.data_ptr<c10::BFloat16>();
     std::vector<int16_t> x1(static_cast<size_t>(P * Hq));
     std::vector<float> s1(static_cast<size_t>(P * i16_pairs(H) * 8));
     for (int64_t r = 0; r < P; ++r) {
-      const int64_t t = runs.pair_of[r] / k;
-      std::copy_n(xt.data() + t * Hq, Hq, x1.data() + r * Hq);
-      std::copy_n(st.data() + t * i16_pairs(H) * 8, i16_pairs(H) * 8, s1.data() + r * i16_pairs(H) * 8);
+      i16_layout(xb + (runs.pair_of[r] / k) * H, H, x1.data() + r * Hq, s1.data() + r * i16_pairs(H) * 8);
     }
     expert_projection_i16(runs, blocks1.data_ptr<uint8_t>(), scales1.data_ptr<uint8_t>(), b1, N1, G1, x1.data(),
                           s1.data(), bf16, h.data());

@@ -266,7 +266,6 @@ inline void row_dot(const uint8_t* blk, const uint8_t* sc, int64_t G, const floa
 // E2M1 code -> 2 x value (bit 3 the sign) as int8, stored twice for vpshufb's two 128-bit lanes.
 alignas(32) constexpr int8_t kFp4Twice[32] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12,
                                               0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
-constexpr float kActI16Max = 32767.0f;
 
 // Per pair of groups (g, g + 1): 64 int16 activations and 8 fp32 scales. Words are ordered as row_dot_i16's four
 // word vectors come out of a 32-byte weight load: vector v (0..3) holds residue kLayoutResidue[v] of each run of 4,
@@ -281,17 +280,12 @@ inline void i16_layout(const T* x, int64_t K, int16_t* xq, float* xs) {
   std::fill(xs, xs + i16_pairs(K) * 8, 0.0f);
   constexpr int kVectorOfResidue[4] = {0, 2, 1, 3};  // the inverse of kLayoutResidue (which is its own inverse)
   for (int64_t g = 0; g < G; ++g) {
-    const T* src = x + 32 * g;
-    float amax = 0.0f;
-    for (int e = 0; e < 32; ++e) amax = std::max(amax, std::fabs(to_float(src[e])));
-    const float inv = amax > 0.0f ? kActI16Max / amax : 0.0f;  // an all-zero group: scale 0, values 0
+    int16_t q[32];
+    const float scale = round_group_to_int16(x + 32 * g, q);
     const int64_t p = g / 2;
     const int half = static_cast<int>(g % 2);
-    for (int e = 0; e < 32; ++e) {
-      const float r = std::clamp(std::nearbyint(to_float(src[e]) * inv), -kActI16Max, kActI16Max);
-      xq[64 * p + 16 * kVectorOfResidue[e % 4] + 8 * half + e / 4] = static_cast<int16_t>(r);
-    }
-    for (int l = 0; l < 4; ++l) xs[8 * p + 4 * half + l] = amax / kActI16Max;
+    for (int e = 0; e < 32; ++e) xq[64 * p + 16 * kVectorOfResidue[e % 4] + 8 * half + e / 4] = q[e];
+    for (int l = 0; l < 4; ++l) xs[8 * p + 4 * half + l] = scale;
   }
 }
 
