@@ -67,6 +67,12 @@ DEPRECATED_BACKENDS = {"torch": "cpu"}
 # and BLAS's does: with it, a request decoded in a batch of up to 8 (the local server's default, engine/server) gets
 # exactly the tokens it gets alone. tests/engine/server/test_concurrency.py fails at 8 streams with a limit of 4.
 BF16_FUSED_MAX_TOKENS = 8
+# Up to this many tokens an 8-bit projection runs as the fused 8-bit GEMV, past it as dequantised blocks and bf16 BLAS
+# (5120 x 2880, AMD EPYC Zen 4, 2 threads: 3.2 vs 4.1 ms at 16 tokens, 5.2 vs 4.6 ms at 24). Where the CPU has no bf16
+# dot products BLAS would multiply in fp32, and the GEMV's integer products were faster at every size up to 128
+# tokens and even at 512 (with MKL and oneDNN held to AVX2 on that CPU: 30.0 vs 52.1 ms at 128, 138.5 vs 135.3 at
+# 512), so there the GEMV takes every size. The limit covers BF16_FUSED_MAX_TOKENS: decode batches stay row-exact.
+Q8_FUSED_MAX_TOKENS = 16
 # Up to this many tokens the whole MoE MLP runs as one fused CPU call (decode and batched decode): it removes ~0.7 ms of
 # per-layer torch overhead at batch 1 on the 20b preset, and its per-token results do not depend on the batch.
 MOE_FUSED_MAX_TOKENS = 16
@@ -162,19 +168,17 @@ def _blas_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | Non
 def cpu_q8_linear(
     x: torch.Tensor, weight: Q8Weight, bias: torch.Tensor | None = None, *, fp32_out: bool = False
 ) -> torch.Tensor:
-    """``x @ W.T + bias`` for an 8-bit weight on the CPU: the fused 8-bit GEMV for decode sizes (the same token limit
-    as the bf16 GEMV, for the same reason: a token's result must not depend on the batch), else blocks of rows
-    dequantised once per call and multiplied by BLAS (``q8_linear_blocked``)."""
-    if (
-        x.device.type == "cpu"
-        and x.dim() == 2
-        and x.shape[0] <= BF16_FUSED_MAX_TOKENS
-        and x.dtype in (torch.float32, torch.bfloat16)
-        and cpu_fused_enabled()
-    ):
+    """``x @ W.T + bias`` for an 8-bit weight on the CPU: the fused 8-bit GEMV up to ``Q8_FUSED_MAX_TOKENS`` tokens
+    (any count where the CPU has no bf16 dot products), else blocks of rows dequantised once per call and multiplied
+    by bf16 BLAS (``cpu_q8.linear_prefill``). The GEMV covers every decode batch (``BF16_FUSED_MAX_TOKENS``), so a
+    token's decode result does not depend on the batch."""
+    fused = x.device.type == "cpu" and x.dim() == 2 and x.dtype in (torch.float32, torch.bfloat16)
+    fused = fused and cpu_fused_enabled()
+    if fused and (x.shape[0] <= Q8_FUSED_MAX_TOKENS or not _bf16_matmul_is_native()):
         return cpu_q8.q8_linear(x, weight, bias, fp32_out=fp32_out)
-    # Prefill: blocks of rows dequantised in the dtype BLAS multiplies fastest here (fp32 without bf16 dot products).
     compute = x.dtype if _bf16_matmul_is_native() else torch.float32
+    if fused:
+        return cpu_q8.linear_prefill(x, weight, bias, fp32_out=fp32_out, compute_dtype=compute)
     return q8_linear_blocked(x, weight, bias, fp32_out=fp32_out, compute_dtype=compute)
 
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "Q8_BLOCK",
+    "Dequantizer",
     "Q8Weight",
     "RowQuantizer",
     "dequantize_q8",
@@ -34,13 +35,17 @@ __all__ = [
 # rows [R, K] -> (values int8 [R, K], scales fp32 [R, K/32]): the torch reference below, or the fused C++ pass
 # (kernels.cpu_q8.quantize_rows) that gives the same bits.
 RowQuantizer = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+# (weight, dtype) -> the weight's values * scales as [N, K] in dtype: dequantize_q8 below, or the C++ pass
+# (kernels.cpu_q8.dequantize) that gives the same bits.
+Dequantizer = Callable[["Q8Weight", torch.dtype], torch.Tensor]
 
 Q8_BLOCK = 32
 # fp32 bytes of the rows quantised per step: bounds the transient copies while the unembedding (201,088 rows) is
 # converted, and stays above glibc's mmap threshold (engine.memory.HEAP_POLICY, 4 MB) so they go back to the OS.
 _QUANTIZE_CHUNK_BYTES = 8 << 20
-# Rows dequantised per step on the prefill path: 4096 x 2880 bf16 = 24 MB, reused by every token of the batch.
-_PREFILL_ROWS = 4096
+# Rows dequantised per step on the prefill path by default: 4096 x 2880 bf16 = 24 MB, reused by every token of the
+# batch (the CPU path picks smaller blocks, kernels.cpu_q8.linear_prefill).
+PREFILL_ROWS = 4096
 
 
 @dataclass(frozen=True)
@@ -141,9 +146,11 @@ def q8_linear_blocked(
     *,
     fp32_out: bool = False,
     compute_dtype: torch.dtype | None = None,
+    dequantize: Dequantizer = dequantize_q8,
+    block_rows: int = PREFILL_ROWS,
 ) -> torch.Tensor:
-    """``x [T, K] @ W.T + bias`` for prefill-sized ``T``: each block of rows is dequantised once and multiplied by
-    BLAS against every token, so no full-size dequantised copy exists at any time.
+    """``x [T, K] @ W.T + bias`` for prefill-sized ``T``: each block of ``block_rows`` rows is dequantised once (by
+    ``dequantize``) and multiplied by BLAS against every token, so no full-size dequantised copy exists at any time.
 
     The product runs in ``compute_dtype`` (default x's dtype; the CPU backend passes fp32 where the CPU has no bf16
     dot products, engine.ops). In bf16 the dequantised weights are rounded to bf16, one more rounding than the decode
@@ -153,8 +160,8 @@ def q8_linear_blocked(
     compute = compute_dtype or x.dtype
     xc = x.to(compute)
     out = torch.empty((x.shape[0], n), dtype=torch.float32 if fp32_out else x.dtype, device=x.device)
-    for r0 in range(0, n, _PREFILL_ROWS):
-        part = Q8Weight(weight.values[r0 : r0 + _PREFILL_ROWS], weight.scales[r0 : r0 + _PREFILL_ROWS])
-        b = None if bias is None else bias[r0 : r0 + _PREFILL_ROWS].to(compute)
-        out[:, r0 : r0 + _PREFILL_ROWS] = F.linear(xc, dequantize_q8(part, compute), b)  # [T, rows]
+    for r0 in range(0, n, block_rows):
+        part = Q8Weight(weight.values[r0 : r0 + block_rows], weight.scales[r0 : r0 + block_rows])
+        b = None if bias is None else bias[r0 : r0 + block_rows].to(compute)
+        out[:, r0 : r0 + block_rows] = F.linear(xc, dequantize(part, compute), b)  # [T, rows]
     return out

@@ -246,11 +246,51 @@ std::tuple<at::Tensor, at::Tensor> q8_quantize(const at::Tensor& weight) {
   return {values, scales};
 }
 
+
+// ---- dequantisation for prefill ----
+// values * scale per group of 32, each product formed in fp32 and rounded once to bf16 (round-to-nearest-even) or kept
+// fp32: the bits of kernels/q8.py's dequantize_q8, in one parallel pass instead of its three full-size torch passes
+// (~40 ms for a 5120 x 2880 weight on 2 threads, which every prefill projection paid before BLAS multiplied).
+template <typename Out>
+void q8_dequantize_rows(const int8_t* values, const float* scales, int64_t R, int64_t K, Out* out) {
+  const int64_t G = K / kQ8Group;
+  at::parallel_for(0, R, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      for (int64_t g = 0; g < G; ++g) {
+        const int8_t* src = values + r * K + g * kQ8Group;
+        const float scale = scales[r * G + g];
+        Out* dst = out + r * K + g * kQ8Group;
+        for (int j = 0; j < kQ8Group; ++j) dst[j] = Out(static_cast<float>(src[j]) * scale);
+      }
+    }
+  });
+}
+
+at::Tensor q8_dequantize(const at::Tensor& values, const at::Tensor& scales, bool bf16_out) {
+  TORCH_CHECK(values.device().is_cpu() && scales.device().is_cpu(), "CPU tensors expected");
+  TORCH_CHECK(values.scalar_type() == at::kChar && values.dim() == 2 && values.is_contiguous(),
+              "values must be a contiguous int8 [N, K] tensor");
+  const int64_t R = values.size(0);
+  const int64_t K = values.size(1);
+  TORCH_CHECK(K % kQ8Group == 0, "K must be a multiple of 32, got ", K);
+  TORCH_CHECK(scales.scalar_type() == at::kFloat && scales.dim() == 2 && scales.size(0) == R &&
+                  scales.size(1) == K / kQ8Group && scales.is_contiguous(),
+              "scales must be a contiguous float32 [N, K/32] tensor");
+  at::Tensor out = at::empty({R, K}, values.options().dtype(bf16_out ? at::kBFloat16 : at::kFloat));
+  if (bf16_out) {
+    q8_dequantize_rows(values.data_ptr<int8_t>(), scales.data_ptr<float>(), R, K, out.data_ptr<c10::BFloat16>());
+  } else {
+    q8_dequantize_rows(values.data_ptr<int8_t>(), scales.data_ptr<float>(), R, K, out.data_ptr<float>());
+  }
+  return out;
+}
+
 }  // namespace
 }  // namespace GPTOSS_OP_NAMESPACE
 
 GPTOSS_LIBRARY_FRAGMENT(m) {
   m.def("q8_quantize(Tensor weight) -> (Tensor, Tensor)", &GPTOSS_OP_NAMESPACE::q8_quantize);
+  m.def("q8_dequantize(Tensor values, Tensor scales, bool bf16_out) -> Tensor", &GPTOSS_OP_NAMESPACE::q8_dequantize);
   m.def("q8_linear(Tensor x, Tensor values, Tensor scales, Tensor? bias, bool fp32_out=False) -> Tensor",
         &GPTOSS_OP_NAMESPACE::q8_linear);
 }

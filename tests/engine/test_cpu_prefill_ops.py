@@ -1,5 +1,6 @@
-"""engine.ops on prefill-sized CPU inputs: the MoE MLP through the fused GEMM kernel in chunks, and the dense
-projections widened to fp32 for BLAS where the CPU has no bf16 dot products."""
+"""engine.ops on prefill-sized CPU inputs: the MoE MLP through the fused GEMM kernel in chunks, the dense
+projections widened to fp32 for BLAS where the CPU has no bf16 dot products, and the 8-bit projections' choice
+between the GEMV and dequantised blocks."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from gpt_oss_desktop.engine import ops
-from gpt_oss_desktop.kernels import cpu_mxfp4
+from gpt_oss_desktop.kernels import cpu_mxfp4, cpu_q8
 from gpt_oss_desktop.kernels.moe import Mxfp4Experts, moe_ref
+from gpt_oss_desktop.kernels.q8 import dequantize_q8, q8_linear_ref, quantize_q8
 
 LIMIT, ALPHA = 7.0, 1.702
 
@@ -81,3 +83,31 @@ def test_prefill_projections_match_the_fp32_product(monkeypatch: pytest.MonkeyPa
     logits = ops.cpu_unembed(x, weight)
     assert logits.dtype == torch.float32
     torch.testing.assert_close(logits, F.linear(x.float(), weight.float()), atol=0.0, rtol=2**-7)
+
+
+@pytest.mark.usefixtures("fused_kernels")
+@pytest.mark.parametrize("native", [False, True])
+def test_8_bit_projections_take_the_gemv_or_the_dequantised_blocks(
+    monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    # Up to Q8_FUSED_MAX_TOKENS, and at every size where BLAS would multiply in fp32, the 8-bit GEMV (its int16
+    # activations make its bits differ from any BLAS product); past it with bf16 dot products, C++-dequantised blocks
+    # of rows and bf16 BLAS.
+    monkeypatch.setattr(ops, "_bf16_matmul_is_native", lambda: native)
+    gen = torch.Generator().manual_seed(3)
+    weight = quantize_q8(torch.randn(80, 96, generator=gen).bfloat16())
+    bias = torch.randn(80, generator=gen).bfloat16()
+    for tokens in (1, ops.Q8_FUSED_MAX_TOKENS, ops.Q8_FUSED_MAX_TOKENS + 1, 70):
+        x = torch.randn(tokens, 96, generator=gen).bfloat16()
+        out = ops.cpu_q8_linear(x, weight, bias)
+        gemv = cpu_q8.q8_linear(x, weight, bias)
+        if tokens <= ops.Q8_FUSED_MAX_TOKENS or not native:
+            assert torch.equal(out, gemv)
+        else:
+            assert torch.equal(out, cpu_q8.linear_prefill(x, weight, bias))
+            assert not torch.equal(out, gemv)
+        # Within what the weights' bf16 rounding (prefill blocks) or the activations' int16 rounding (GEMV) moves a
+        # sum, plus the result's own rounding to bf16.
+        exact = q8_linear_ref(x, weight, bias, fp32_out=True)
+        bound = x.float().abs() @ dequantize_q8(weight).abs().T * 2**-9 + exact.abs() * 2**-8 + 1e-4
+        assert ((out.float() - exact).abs() <= bound).all()

@@ -1,5 +1,5 @@
-"""The fused CPU 8-bit GEMV (kernels.cpu_q8.q8_linear) against the torch reference (kernels.q8.q8_linear_ref), at
-every instruction-set level this CPU has.
+"""The fused CPU 8-bit GEMV (kernels.cpu_q8.q8_linear) against the torch reference (kernels.q8.q8_linear_ref), and the
+C++ dequantisation of the prefill path, at every instruction-set level this CPU has.
 
 The kernel rounds the activations to int16 per group of 32 (scale = absmax / 32767) and sums each group's products
 exactly in int32, so it may differ from the reference by what that rounding can move a result, bounded below from
@@ -11,7 +11,14 @@ import pytest
 import torch
 
 from gpt_oss_desktop.kernels import cpu_build, cpu_q8
-from gpt_oss_desktop.kernels.q8 import Q8Weight, dequantize_q8, q8_linear_ref, quantize_q8, quantize_rows_ref
+from gpt_oss_desktop.kernels.q8 import (
+    Q8Weight,
+    dequantize_q8,
+    q8_linear_blocked,
+    q8_linear_ref,
+    quantize_q8,
+    quantize_rows_ref,
+)
 
 # Every test runs once per instruction-set level this CPU has (tests/kernels/conftest.py).
 pytestmark = pytest.mark.usefixtures("cpu_isa")
@@ -159,3 +166,34 @@ def test_the_fused_quantisation_gives_the_reference_bits(dtype: torch.dtype) -> 
     # Through quantize_q8's blocks too, and the reference is what a strided view falls back to.
     assert torch.equal(quantize_q8(rows, quantize_rows=cpu_q8.quantize_rows).values, ref_values)
     assert torch.equal(cpu_q8.quantize_rows(rows[:, :64])[0], ref_values[:, :64])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_fused_dequantisation_gives_the_reference_bits(dtype: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(12)
+    rows = torch.randn(130, 96, generator=gen) * torch.logspace(-30, 30, 96)  # scales from tiny to huge
+    rows[0, :32] = 0  # an all-zero block: scale 0
+    weight = quantize_q8(rows)
+    out = cpu_q8.dequantize(weight, dtype)
+    assert out.dtype == dtype
+    assert torch.equal(out, dequantize_q8(weight, dtype))
+    # A dtype the C++ pass does not write takes the torch reference.
+    assert torch.equal(cpu_q8.dequantize(weight, torch.float16), dequantize_q8(weight, torch.float16))
+
+
+@pytest.mark.parametrize("compute", [torch.float32, torch.bfloat16])
+def test_the_prefill_path_is_the_blocked_reference_with_the_fused_dequantisation(compute: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(13)
+    weight = quantize_q8(torch.randn(800, 2880, generator=gen).to(torch.bfloat16))
+    x = torch.randn(20, 2880, generator=gen).to(torch.bfloat16)
+    bias = torch.randn(800, generator=gen).to(torch.bfloat16)
+    out = cpu_q8.linear_prefill(x, weight, bias, compute_dtype=compute)
+    rows = cpu_q8.PREFILL_BLOCK_BYTES // (2880 * compute.itemsize)
+    assert rows < 800  # several blocks, the last one partial
+    ref = q8_linear_blocked(x, weight, bias, compute_dtype=compute, block_rows=rows)
+    assert torch.equal(out, ref)
+    logits = cpu_q8.linear_prefill(x, weight, fp32_out=True, compute_dtype=compute)
+    assert logits.dtype == torch.float32
+    # bf16 compute rounds each dequantised weight once more (by at most 2^-9 of it), fp32 compute not at all.
+    bound = x.float().abs() @ dequantize_q8(weight).abs().T * (2**-9 if compute == torch.bfloat16 else 2**-20) + 1e-4
+    assert ((logits - q8_linear_ref(x, weight, fp32_out=True)).abs() <= bound).all()
