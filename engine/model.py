@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from gpt_oss_desktop.engine.config import ModelConfig
+from gpt_oss_desktop.engine.cpu_decode import CpuDecodeBlocks
 from gpt_oss_desktop.engine.cuda_graph import decode_with_graph, graphs_requested
 from gpt_oss_desktop.engine.errors import UnsupportedCheckpointError
 from gpt_oss_desktop.engine.events import LoadProgress
@@ -160,6 +161,7 @@ class Model:
         self._concentration = concentration
         self._rope_cache: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._sm_scale = config.head_dim**-0.5
+        self._cpu_decode: CpuDecodeBlocks | None = None  # packed on the first CPU decode step
 
     # --------------------------------------------------------------------------------------------- public API
     def new_cache(self, batch_size: int = 1, max_context: int | None = None) -> KVCache:
@@ -253,7 +255,10 @@ class Model:
         def attend(layer: int, attn: AttentionWeights, t: torch.Tensor) -> torch.Tensor:
             return self._attention_decode(layer, attn, t, positions, cache, slot_index)
 
-        normed = self._run_blocks(self.embedding[ids], attend)
+        x = self.embedding[ids]
+        normed = self._decode_blocks_in_one_call(x, positions, slot_index, cache)
+        if normed is None:
+            normed = self._run_blocks(x, attend)
         return self._unembed(normed)
 
     def reset_rope_cache(self) -> None:
@@ -379,6 +384,19 @@ class Model:
         return self.ops.moe(
             t, weights, indices, mlp.mlp1, mlp.mlp1_bias, mlp.mlp2, mlp.mlp2_bias, cfg.swiglu_limit, cfg.swiglu_alpha
         )
+
+    def _decode_blocks_in_one_call(
+        self, x: torch.Tensor, positions: torch.Tensor, slot_index: torch.Tensor, cache: KVCache
+    ) -> torch.Tensor | None:
+        """What ``_run_blocks`` gives for a decode batch, from one C++ call on the CPU backend
+        (engine/cpu_decode.py: the same kernels in the same order, so the same bits); None where that call does not
+        take this step."""
+        if self.ops.name != "cpu":
+            return None
+        if self._cpu_decode is None:
+            self._cpu_decode = CpuDecodeBlocks.pack(self.blocks, self.norm, self.config)
+        cos, sin = self._rope_tables(positions)
+        return self._cpu_decode.run(x, cos, sin, slot_index, positions, cache)
 
     def _unembed(self, normed: torch.Tensor) -> torch.Tensor:
         return self.ops.unembed(normed, self.unembedding)  # [T, H] -> fp32 [T, V]

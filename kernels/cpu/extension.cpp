@@ -40,3 +40,4 @@ GPTOSS_LIBRARY(m) { m.def("isa() -> str", &GPTOSS_OP_NAMESPACE::isa); }
 #include "gemv.cpp"         // linear (MXFP4), bf16_linear
 #include "gemv_q8.cpp"      // q8_linear, q8_quantize (the opt-in 8-bit weights)
 #include "moe.cpp"          // moe, moe_prefill
+#include "decode_layers.cpp"  // decode_layers: every block of a decode step, from the kernels above
