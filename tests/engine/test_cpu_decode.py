@@ -14,7 +14,7 @@ from gpt_oss_desktop.engine.checkpoint.synthetic import random_weights
 from gpt_oss_desktop.engine.cpu_decode import CpuDecodeBlocks
 from gpt_oss_desktop.engine.model import Model
 from gpt_oss_desktop.engine.weights_mode import WeightsMode
-from gpt_oss_desktop.kernels import cpu_mxfp4
+from gpt_oss_desktop.kernels import cpu_build, cpu_mxfp4
 from gpt_oss_desktop.kernels.q8 import Q8Weight
 from tests.helpers.models import ORACLE_CONFIG, random_ids
 
@@ -104,3 +104,33 @@ def test_steps_it_does_not_take_run_block_by_block(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv(ops.CPU_FUSED_ENV, "0")  # the fused kernels switched off
     assert torch.isfinite(bf16.decode([3], cache, [0])).all()
     assert one_call_runs == [False, False]
+
+
+def test_a_malformed_call_is_refused_with_a_reason() -> None:
+    model = _model("bf16")
+    packed = CpuDecodeBlocks.pack(model.blocks, model.norm, model.config)
+    assert packed.tensors is not None
+    cache = model.new_cache(1, 16)
+    cache.reserve(0, 1)
+    x = model.embedding[torch.tensor([3])]
+    cos, sin = model._rope_tables(torch.tensor([0]))
+    cfg = model.config
+    scalars = (
+        cfg.rms_norm_eps,
+        cfg.num_attention_heads,
+        cfg.num_key_value_heads,
+        cfg.experts_per_token,
+        cfg.swiglu_limit,
+        cfg.swiglu_alpha,
+        cfg.head_dim**-0.5,
+    )
+
+    def call(slots: list[int], tensors: list[torch.Tensor]) -> None:
+        stores = (cache.keys, cache.values, cache.windows)
+        cpu_build.ops().decode_layers(x, cos, sin, torch.tensor(slots), torch.tensor([0]), tensors, *stores, model.norm,
+                                      *scalars)  # fmt: skip
+
+    with pytest.raises(RuntimeError, match="tensors, a K and a V store"):
+        call([0], list(packed.tensors)[:-1])
+    with pytest.raises(RuntimeError, match="outside the cache"):
+        call([1], list(packed.tensors))  # the cache has one slot
