@@ -41,7 +41,7 @@ def _projection(weight: torch.Tensor | Q8Weight) -> tuple[torch.Tensor, torch.Te
     """(weight or int8 values, scales or an empty tensor) as the C++ call takes a projection, or None if it cannot."""
     if isinstance(weight, Q8Weight):
         return weight.values, weight.scales
-    if weight.dtype == torch.bfloat16 and weight.is_contiguous():
+    if weight.dtype == torch.bfloat16:
         return weight, _NO_SCALES
     return None
 
@@ -53,10 +53,7 @@ def _block_tensors(block: BlockWeights) -> list[torch.Tensor] | None:
     qkv, out = _projection(attn.qkv_weight), _projection(attn.out_weight)
     if qkv is None or out is None or not isinstance(mlp.mlp1, Mxfp4Experts) or not isinstance(mlp.mlp2, Mxfp4Experts):
         return None
-    if mlp.gate_weight.dtype != torch.bfloat16 or not mlp.gate_weight.is_contiguous():
-        return None
-    biases = (attn.qkv_bias, attn.out_bias, mlp.gate_bias)
-    if any(b.dtype != torch.bfloat16 for b in biases) or not all(b.is_contiguous() for b in biases):
+    if any(t.dtype != torch.bfloat16 for t in (mlp.gate_weight, attn.qkv_bias, attn.out_bias, mlp.gate_bias)):
         return None
     tensors = [
         attn.norm,
@@ -123,7 +120,6 @@ class CpuDecodeBlocks:
             or x.dim() != 2
             or x.shape[0] > BF16_FUSED_MAX_TOKENS
             or cache.dtype != torch.bfloat16
-            or not all(store.is_contiguous() for store in (*cache.keys, *cache.values))
             or not cpu_fused_enabled()
         ):
             return None

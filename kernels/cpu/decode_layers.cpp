@@ -95,9 +95,9 @@ at::Tensor decode_layers(const at::Tensor& x_in, const at::Tensor& cos, const at
     const at::Tensor q = rope_op(qkv.narrow(1, 0, heads * D).reshape({B, heads, D}).contiguous(), cos, sin);
     const at::Tensor k =
         rope_op(qkv.narrow(1, heads * D, kv_heads * D).reshape({B, kv_heads, D}).contiguous(), cos, sin);
-    const at::Tensor v = qkv.narrow(1, (heads + kv_heads) * D, kv_heads * D).contiguous();  // [B, Hkv * D]
-    // KVCache.write_decode: each sequence's new row.
+    // KVCache.write_decode: each sequence's new row; v straight from its place in qkv's row.
     const int64_t row_bytes = kv_heads * D * static_cast<int64_t>(x.element_size());
+    const char* v = static_cast<const char*>(qkv.data_ptr()) + (heads + kv_heads) * D * qkv.element_size();
     for (int64_t b = 0; b < B; ++b) {
       const int64_t row = window > 0 ? pos[b] % window : pos[b];
       TORCH_CHECK(slot[b] >= 0 && slot[b] < k_store.size(0) && row >= 0 && row < rows, "block ", layer,
@@ -105,7 +105,7 @@ at::Tensor decode_layers(const at::Tensor& x_in, const at::Tensor& cos, const at
       const int64_t offset = (slot[b] * rows + row) * row_bytes;
       std::memcpy(static_cast<char*>(k_store.data_ptr()) + offset, static_cast<const char*>(k.data_ptr()) + b * row_bytes,
                   row_bytes);
-      std::memcpy(static_cast<char*>(v_store.data_ptr()) + offset, static_cast<const char*>(v.data_ptr()) + b * row_bytes,
+      std::memcpy(static_cast<char*>(v_store.data_ptr()) + offset, v + b * qkv.size(1) * qkv.element_size(),
                   row_bytes);
     }
     const at::Tensor o = attention_decode(q, k_store, v_store, w(kSinks), slots, lengths, window, window > 0, sm_scale);
