@@ -7,7 +7,7 @@ At the gpt-oss-20b shapes of the matrices the load mode converts (qkv 5120x2880,
 201088x2880), the two kernels' calls are interleaved in one process (so both see the same machine load) and the
 minimum over ``--iters`` calls is kept. The qkv and out matrices are cycled through a pool of 24 (one per 20b layer,
 larger than the last-level cache) so each call streams its weights from memory, as a decode step does. GB/s counts
-the weight bytes read per call (int8 values + fp32 scales for q8).
+the weight bytes read per call (int8 values + bf16 scales for q8).
 """
 
 from __future__ import annotations

@@ -1,10 +1,16 @@
 """8-bit weights with one scale per 32 values (llama.cpp's Q8_0 shape): the opt-in ``--weights q8`` load mode.
 
-A bf16 weight ``W [N, K]`` becomes ``values`` int8 ``[N, K]`` and ``scales`` fp32 ``[N, K/32]``: for each run of 32
-consecutive values of a row, ``scale = absmax / 127`` and ``value = round(w / scale)`` (to nearest, ties to even),
-so ``W ~ values * scale`` with an error of at most ``scale / 2`` per weight. 32 weights take 32 + 4 bytes instead of
-64 (0.5625x bf16). Scales stay fp32 (llama.cpp stores fp16): a block whose absmax is below ~7.8e-3 would get a
-subnormal fp16 scale with only a few significant bits, and the two extra bytes per block cost ~6 % of the traffic.
+A bf16 weight ``W [N, K]`` becomes ``values`` int8 ``[N, K]`` and ``scales`` bf16 ``[N, K/32]``: for each run of 32
+consecutive values of a row, ``scale`` is ``absmax / 127`` rounded to the nearest bf16 and ``value = round(w / scale)``
+(to nearest, ties to even), so ``W ~ values * scale`` with an error of at most ``scale / 2`` per weight. 32 weights
+take 32 + 2 bytes instead of 64 (0.53x bf16), the bytes of llama.cpp's Q8_0.
+
+Why bf16 scales: decode reads every weight once per token and is bound by memory, and fp32 scales made the weights
+6 % bigger (36 bytes per 32). llama.cpp stores fp16, whose 5-bit exponent turns the scale of a block with absmax below
+~7.8e-3 subnormal, with only a few significant bits; bf16 has fp32's exponent range. Its 8-bit significand puts the
+scale within 2^-8 of ``absmax / 127``, so the block's largest weight lands within 127.5 steps and is never clipped.
+Only where bf16 itself is subnormal (absmax below ~1.5e-36) could the nearest scale be too small (or 0); there the
+scale goes one bf16 step up, so no block is lost.
 
 This module is the torch side: :class:`Q8Weight`, :func:`quantize_q8`, :func:`dequantize_q8`, the exact reference
 :func:`q8_linear_ref` (the tests' oracle) and :func:`q8_linear_blocked`, the path for prefill-sized batches (one block
@@ -30,9 +36,10 @@ __all__ = [
     "q8_linear_ref",
     "quantize_q8",
     "quantize_rows_ref",
+    "scale_for",
 ]
 
-# rows [R, K] -> (values int8 [R, K], scales fp32 [R, K/32]): the torch reference below, or the fused C++ pass
+# rows [R, K] -> (values int8 [R, K], scales bf16 [R, K/32]): the torch reference below, or the fused C++ pass
 # (kernels.cpu_q8.quantize_rows) that gives the same bits.
 RowQuantizer = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 # (weight, dtype) -> the weight's values * scales as [N, K] in dtype: dequantize_q8 below, or the C++ pass
@@ -50,7 +57,7 @@ PREFILL_ROWS = 4096
 
 @dataclass(frozen=True)
 class Q8Weight:
-    """An ``[N, K]`` weight as int8 ``values [N, K]`` and fp32 ``scales [N, K/32]`` (both contiguous)."""
+    """An ``[N, K]`` weight as int8 ``values [N, K]`` and bf16 ``scales [N, K/32]`` (both contiguous)."""
 
     values: torch.Tensor
     scales: torch.Tensor
@@ -59,9 +66,9 @@ class Q8Weight:
         v, s = self.values, self.scales
         if v.dtype != torch.int8 or v.dim() != 2 or v.shape[1] % Q8_BLOCK:
             raise ValueError(f"values must be int8 [N, K] with K a multiple of 32, got {v.dtype} {tuple(v.shape)}")
-        if s.dtype != torch.float32 or tuple(s.shape) != (v.shape[0], v.shape[1] // Q8_BLOCK):
+        if s.dtype != torch.bfloat16 or tuple(s.shape) != (v.shape[0], v.shape[1] // Q8_BLOCK):
             raise ValueError(
-                f"scales must be float32 [N, K/32] = {(v.shape[0], v.shape[1] // Q8_BLOCK)}, got "
+                f"scales must be bfloat16 [N, K/32] = {(v.shape[0], v.shape[1] // Q8_BLOCK)}, got "
                 f"{s.dtype} {tuple(s.shape)}"
             )
         if not (v.is_contiguous() and s.is_contiguous()):
@@ -81,14 +88,23 @@ class Q8Weight:
         return self.values.nbytes + self.scales.nbytes
 
 
+def scale_for(absmax: torch.Tensor) -> torch.Tensor:
+    """fp32 block maxima ``absmax [...]`` -> bf16 scales: ``absmax / 127`` to the nearest bf16, or one bf16 step up
+    where the largest weight would then be 127.5 steps or more (only where bf16 is subnormal). 0 stays 0."""
+    nearest = (absmax / 127.0).to(torch.bfloat16)
+    clips = absmax / nearest.float() >= 127.5  # fp32 division, as the C++ pass does; NaN (0 / 0) compares false
+    return torch.where(clips, (nearest.view(torch.int16) + 1).view(torch.bfloat16), nearest)
+
+
 def quantize_rows_ref(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The Q8_0 rounding of ``rows [R, K]``: per 32 values ``scale = absmax / 127`` (fp32) and ``round(w / scale)``
-    to nearest, ties to even, clamped to +-127; an all-zero block keeps scale 0 and values 0."""
+    """The 8-bit rounding of ``rows [R, K]``: per 32 values a bf16 ``scale`` (:func:`scale_for`) and ``round(w /
+    scale)`` to nearest, ties to even, clamped to +-127; an all-zero block keeps scale 0 and values 0."""
     r, k = rows.shape
     grouped = rows.float().reshape(r, k // Q8_BLOCK, Q8_BLOCK)  # [R, K] -> [R, G, 32]
-    scale = grouped.abs().amax(dim=-1) / 127.0  # [R, G]
-    divisor = torch.where(scale > 0, scale, torch.ones_like(scale)).unsqueeze(-1)  # 1, not 0: no 0/0
-    # |w| / (absmax / 127) <= 127 up to one rounding of the division: the clamp keeps int8 from wrapping.
+    scale = scale_for(grouped.abs().amax(dim=-1))  # [R, G] bf16
+    exact = scale.float()
+    divisor = torch.where(exact > 0, exact, torch.ones_like(exact)).unsqueeze(-1)  # 1, not 0: no 0/0
+    # |w| / scale <= 127 up to one rounding of the division: the clamp keeps int8 from wrapping.
     values = torch.round(grouped / divisor).clamp_(-127, 127).reshape(r, k).to(torch.int8)
     return values, scale
 
@@ -113,7 +129,7 @@ def quantize_q8(
     if k % Q8_BLOCK:
         raise ValueError(f"8-bit weights need K to be a multiple of {Q8_BLOCK}, got K={k}")
     values = torch.empty((n, k), dtype=torch.int8, device=weight.device)
-    scales = torch.empty((n, k // Q8_BLOCK), dtype=torch.float32, device=weight.device)
+    scales = torch.empty((n, k // Q8_BLOCK), dtype=torch.bfloat16, device=weight.device)
     step = max(1, _QUANTIZE_CHUNK_BYTES // (4 * k))
     for r0 in range(0, n, step):
         source = weight[r0 : r0 + step]
@@ -126,7 +142,8 @@ def quantize_q8(
 def dequantize_q8(weight: Q8Weight, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """``values * scale`` as ``[N, K]`` in ``dtype`` (computed in fp32, rounded once)."""
     n, k = weight.shape
-    grouped = weight.values.reshape(n, k // Q8_BLOCK, Q8_BLOCK).float() * weight.scales.unsqueeze(-1)  # [N, G, 32]
+    scales = weight.scales.float().unsqueeze(-1)  # [N, G, 1]
+    grouped = weight.values.reshape(n, k // Q8_BLOCK, Q8_BLOCK).float() * scales  # [N, G, 32]
     return grouped.reshape(n, k).to(dtype)
 
 

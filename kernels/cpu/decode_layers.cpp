@@ -25,7 +25,7 @@ namespace GPTOSS_OP_NAMESPACE {
 namespace {
 
 // Tensors per block in decode_layers' `blocks` list, in this order. A bf16 projection's scales slot holds an empty
-// tensor; an 8-bit one's weight slot holds its int8 values and the scales slot its fp32 scales (kernels/q8.py).
+// tensor; an 8-bit one's weight slot holds its int8 values and the scales slot its bf16 scales (kernels/q8.py).
 enum BlockTensor : int64_t {
   kAttnNorm,
   kQkvWeight,

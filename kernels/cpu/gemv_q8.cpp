@@ -1,5 +1,6 @@
 // The GEMV of the opt-in 8-bit weights (`--weights q8`): x @ W.T + bias with W = values * scales, where values is
-// int8 [N, K] and scales fp32 [N, K/32] (one scale per 32 consecutive weights of a row, the Q8_0 shape of llama.cpp).
+// int8 [N, K] and scales bf16 [N, K/32] (one scale per 32 consecutive weights of a row, the Q8_0 shape of llama.cpp;
+// kernels/q8.py says why bf16).
 // Python wrapper and torch reference: kernels/cpu_q8.py, kernels/q8.py.
 //
 // Decode is memory-bound: a row is read once per tile of tokens, and an int8 weight is half the bytes of a bf16 one,
@@ -34,6 +35,22 @@ constexpr int64_t kQ8TileBytes = 48 << 10;
 // Prefetch distance along a row; rows are streamed, so this runs ahead of the hardware prefetcher's ramp-up.
 constexpr int64_t kQ8PrefetchBytes = 2048;
 
+// A weight scale's bf16 bits as fp32 (exact: bf16 is fp32's upper half).
+inline float scale_to_float(uint16_t bits) {
+  const uint32_t u = static_cast<uint32_t>(bits) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+// A block's bf16 scale bits from its fp32 absmax (kernels/q8.py's scale_for): absmax / 127 to the nearest bf16
+// (c10::BFloat16 rounds to nearest even, as Tensor.to does), one step up where the largest weight would be 127.5
+// steps or more, which happens only where bf16 is subnormal. 0 stays 0 (0 / 0 is NaN, which compares false).
+inline uint16_t scale_for(float amax) {
+  const uint16_t nearest = c10::BFloat16(amax / 127.0f).x;
+  return amax / scale_to_float(nearest) >= 127.5f ? static_cast<uint16_t>(nearest + 1) : nearest;
+}
+
 int q8_tile(int64_t K) { return token_tile(K, kQ8TileBytes, kQ8MaxTile); }
 
 // One call's activations rounded to int16, x ~ values * scale per group of 32: values [T][K] (in order), scales
@@ -59,14 +76,14 @@ Q8Activations round_activations(const T* x, int64_t T_, int64_t K) {
 }
 
 #if defined(__AVX2__) && defined(__FMA__)
-// One row against TT tokens. q: K int8; d: K/32 scales; xq/xs: the tile's first token's activations, rows xstride and
-// sstride apart. Per group of 32 weights: two 16-byte halves sign-extended to words (`vpmovsxbw`), and per token two
-// `vpmaddwd` + one add (8 exact int32 sums), one conversion, the scale d_g * xs_g and one FMA. Groups alternate between
-// a token's two accumulators so the FMA chains overlap; the slot is a compile-time constant (an accumulator picked by
-// a run-time index, b & 1, lived on the stack and cost ~15 %). At TT = 4: 8 accumulators, the two weight vectors and
-// the row scale in registers.
+// One row against TT tokens. q: K int8; d: K/32 scales (bf16 bits); xq/xs: the tile's first token's activations,
+// rows xstride and sstride apart. Per group of 32 weights: two 16-byte halves sign-extended to words (`vpmovsxbw`),
+// and per token two `vpmaddwd` + one add (8 exact int32 sums), one conversion, the scale d_g * xs_g and one FMA.
+// Groups alternate between a token's two accumulators so the FMA chains overlap; the slot is a compile-time constant
+// (an accumulator picked by a run-time index, b & 1, lived on the stack and cost ~15 %). At TT = 4: 8 accumulators,
+// the two weight vectors and the row scale in registers.
 template <int TT>
-inline void q8_row_dot(const int8_t* q, const float* d, int64_t K, const int16_t* xq, int64_t xstride,
+inline void q8_row_dot(const int8_t* q, const uint16_t* d, int64_t K, const int16_t* xq, int64_t xstride,
                        const float* xs, int64_t sstride, float* res) {
   __m256 acc[TT][2];
   for (int t = 0; t < TT; ++t) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
@@ -76,7 +93,7 @@ inline void q8_row_dot(const int8_t* q, const float* d, int64_t K, const int16_t
     _mm_prefetch(reinterpret_cast<const char*>(p) + kQ8PrefetchBytes, _MM_HINT_T0);
     const __m256i lo = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     const __m256i hi = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
-    const __m256 dw = _mm256_broadcast_ss(d + g);
+    const __m256 dw = _mm256_set1_ps(scale_to_float(d[g]));
     for (int t = 0; t < TT; ++t) {
       const int16_t* xg = xq + t * xstride + kQ8Group * g;
       const __m256i sums =
@@ -99,7 +116,7 @@ inline void q8_row_dot(const int8_t* q, const float* d, int64_t K, const int16_t
 #else
 // Portable: each group's 32 products summed exactly in int32, then scaled and added to the token's sum.
 template <int TT>
-inline void q8_row_dot(const int8_t* q, const float* d, int64_t K, const int16_t* xq, int64_t xstride,
+inline void q8_row_dot(const int8_t* q, const uint16_t* d, int64_t K, const int16_t* xq, int64_t xstride,
                        const float* xs, int64_t sstride, float* res) {
   float acc[TT] = {};
   const int64_t G = K / kQ8Group;
@@ -109,7 +126,7 @@ inline void q8_row_dot(const int8_t* q, const float* d, int64_t K, const int16_t
       const int16_t* xg = xq + t * xstride + kQ8Group * g;
       int32_t sum = 0;
       for (int j = 0; j < kQ8Group; ++j) sum += static_cast<int32_t>(p[j]) * xg[j];
-      acc[t] += static_cast<float>(sum) * (d[g] * xs[t * sstride + g]);
+      acc[t] += static_cast<float>(sum) * (scale_to_float(d[g]) * xs[t * sstride + g]);
     }
   }
   for (int t = 0; t < TT; ++t) res[t] = acc[t];
@@ -130,7 +147,7 @@ void for_row_chunks(int64_t N, int64_t chunk, const Body& body) {
   });
 }
 
-void q8_dispatch_row(int tt, const int8_t* q, const float* d, int64_t K, const int16_t* xq, int64_t xstride,
+void q8_dispatch_row(int tt, const int8_t* q, const uint16_t* d, int64_t K, const int16_t* xq, int64_t xstride,
                      const float* xs, int64_t sstride, float* res) {
   switch (tt) {
     case 4: q8_row_dot<4>(q, d, K, xq, xstride, xs, sstride, res); break;
@@ -153,9 +170,9 @@ at::Tensor q8_linear(const at::Tensor& x, const at::Tensor& values, const at::Te
   const int64_t T = x.size(0);
   TORCH_CHECK(K % kQ8Group == 0, "K must be a multiple of 32, got ", K);
   const int64_t G = K / kQ8Group;
-  TORCH_CHECK(scales.scalar_type() == at::kFloat && scales.dim() == 2 && scales.size(0) == N && scales.size(1) == G &&
-                  scales.is_contiguous(),
-              "scales must be a contiguous float32 [N, K/32] tensor");
+  TORCH_CHECK(scales.scalar_type() == at::kBFloat16 && scales.dim() == 2 && scales.size(0) == N &&
+                  scales.size(1) == G && scales.is_contiguous(),
+              "scales must be a contiguous bfloat16 [N, K/32] tensor");
   TORCH_CHECK(x.size(1) == K, "x has ", x.size(1), " columns, the weight has ", K);
   const BiasView bias_view = view_bias(bias, N);
 
@@ -166,7 +183,7 @@ at::Tensor q8_linear(const at::Tensor& x, const at::Tensor& values, const at::Te
   const Q8Activations act = x.scalar_type() == at::kFloat ? round_activations(x.data_ptr<float>(), T, K)
                                                           : round_activations(x.data_ptr<c10::BFloat16>(), T, K);
   const int8_t* qv = values.data_ptr<int8_t>();
-  const float* sc = scales.data_ptr<float>();
+  const uint16_t* sc = reinterpret_cast<const uint16_t*>(scales.data_ptr<c10::BFloat16>());
   const bool out_f32 = out.scalar_type() == at::kFloat;
   float* out_f = out_f32 ? out.data_ptr<float>() : nullptr;
   c10::BFloat16* out_bf = out_f32 ? nullptr : out.data_ptr<c10::BFloat16>();
@@ -199,12 +216,12 @@ at::Tensor q8_linear(const at::Tensor& x, const at::Tensor& values, const at::Te
 }
 
 // ---- load-time quantisation ----
-// One pass over a weight's rows: per group of 32, scale = absmax / 127 and value = round-half-even(w / scale) clamped
-// to +-127, exactly kernels/q8.py's torch reference (the same IEEE division and rounding, so the same bits at every
-// level), which makes a dozen passes over fp32 temporaries and whose many small parallel ops crawl when other work
-// takes the cores. An all-zero group keeps scale 0 and values 0.
+// One pass over a weight's rows: per group of 32, scale = scale_for(absmax) and value = round-half-even(w / scale)
+// clamped to +-127, exactly kernels/q8.py's torch reference (the same IEEE division and rounding, so the same bits at
+// every level), which makes a dozen passes over fp32 temporaries and whose many small parallel ops crawl when other
+// work takes the cores. An all-zero group keeps scale 0 and values 0.
 template <typename T>
-void q8_quantize_rows(const T* w, int64_t R, int64_t K, int8_t* values, float* scales) {
+void q8_quantize_rows(const T* w, int64_t R, int64_t K, int8_t* values, uint16_t* scales) {
   const int64_t G = K / kQ8Group;
   at::parallel_for(0, R, 16, [&](int64_t r0, int64_t r1) {
     float buf[kQ8Group];
@@ -216,8 +233,9 @@ void q8_quantize_rows(const T* w, int64_t R, int64_t K, int8_t* values, float* s
           buf[j] = static_cast<float>(src[j]);
           amax = std::max(amax, std::fabs(buf[j]));
         }
-        const float scale = amax / 127.0f;
-        const float divisor = scale > 0.0f ? scale : 1.0f;
+        const uint16_t scale = scale_for(amax);
+        const float exact = scale_to_float(scale);
+        const float divisor = exact > 0.0f ? exact : 1.0f;
         int8_t* dst = values + r * K + g * kQ8Group;
         for (int j = 0; j < kQ8Group; ++j) {
           dst[j] = static_cast<int8_t>(std::clamp(std::nearbyint(buf[j] / divisor), -127.0f, 127.0f));
@@ -237,11 +255,12 @@ std::tuple<at::Tensor, at::Tensor> q8_quantize(const at::Tensor& weight) {
   const int64_t K = weight.size(1);
   TORCH_CHECK(K % kQ8Group == 0, "K must be a multiple of 32, got ", K);
   at::Tensor values = at::empty({R, K}, weight.options().dtype(at::kChar));
-  at::Tensor scales = at::empty({R, K / kQ8Group}, weight.options().dtype(at::kFloat));
+  at::Tensor scales = at::empty({R, K / kQ8Group}, weight.options().dtype(at::kBFloat16));
+  uint16_t* sc = reinterpret_cast<uint16_t*>(scales.data_ptr<c10::BFloat16>());
   if (weight.scalar_type() == at::kFloat) {
-    q8_quantize_rows(weight.data_ptr<float>(), R, K, values.data_ptr<int8_t>(), scales.data_ptr<float>());
+    q8_quantize_rows(weight.data_ptr<float>(), R, K, values.data_ptr<int8_t>(), sc);
   } else {
-    q8_quantize_rows(weight.data_ptr<c10::BFloat16>(), R, K, values.data_ptr<int8_t>(), scales.data_ptr<float>());
+    q8_quantize_rows(weight.data_ptr<c10::BFloat16>(), R, K, values.data_ptr<int8_t>(), sc);
   }
   return {values, scales};
 }
@@ -252,13 +271,13 @@ std::tuple<at::Tensor, at::Tensor> q8_quantize(const at::Tensor& weight) {
 // fp32: the bits of kernels/q8.py's dequantize_q8, in one parallel pass instead of its three full-size torch passes
 // (~40 ms for a 5120 x 2880 weight on 2 threads, which every prefill projection paid before BLAS multiplied).
 template <typename Out>
-void q8_dequantize_rows(const int8_t* values, const float* scales, int64_t R, int64_t K, Out* out) {
+void q8_dequantize_rows(const int8_t* values, const uint16_t* scales, int64_t R, int64_t K, Out* out) {
   const int64_t G = K / kQ8Group;
   at::parallel_for(0, R, 64, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       for (int64_t g = 0; g < G; ++g) {
         const int8_t* src = values + r * K + g * kQ8Group;
-        const float scale = scales[r * G + g];
+        const float scale = scale_to_float(scales[r * G + g]);
         Out* dst = out + r * K + g * kQ8Group;
         for (int j = 0; j < kQ8Group; ++j) dst[j] = Out(static_cast<float>(src[j]) * scale);
       }
@@ -273,14 +292,15 @@ at::Tensor q8_dequantize(const at::Tensor& values, const at::Tensor& scales, boo
   const int64_t R = values.size(0);
   const int64_t K = values.size(1);
   TORCH_CHECK(K % kQ8Group == 0, "K must be a multiple of 32, got ", K);
-  TORCH_CHECK(scales.scalar_type() == at::kFloat && scales.dim() == 2 && scales.size(0) == R &&
+  TORCH_CHECK(scales.scalar_type() == at::kBFloat16 && scales.dim() == 2 && scales.size(0) == R &&
                   scales.size(1) == K / kQ8Group && scales.is_contiguous(),
-              "scales must be a contiguous float32 [N, K/32] tensor");
+              "scales must be a contiguous bfloat16 [N, K/32] tensor");
+  const uint16_t* sc = reinterpret_cast<const uint16_t*>(scales.data_ptr<c10::BFloat16>());
   at::Tensor out = at::empty({R, K}, values.options().dtype(bf16_out ? at::kBFloat16 : at::kFloat));
   if (bf16_out) {
-    q8_dequantize_rows(values.data_ptr<int8_t>(), scales.data_ptr<float>(), R, K, out.data_ptr<c10::BFloat16>());
+    q8_dequantize_rows(values.data_ptr<int8_t>(), sc, R, K, out.data_ptr<c10::BFloat16>());
   } else {
-    q8_dequantize_rows(values.data_ptr<int8_t>(), scales.data_ptr<float>(), R, K, out.data_ptr<float>());
+    q8_dequantize_rows(values.data_ptr<int8_t>(), sc, R, K, out.data_ptr<float>());
   }
   return out;
 }

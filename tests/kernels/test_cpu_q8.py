@@ -159,9 +159,10 @@ def test_the_fused_quantisation_gives_the_reference_bits(dtype: torch.dtype) -> 
     rows[0, :32] = 0  # an all-zero block
     rows[1, :32] = torch.arange(32) - 16.0  # w / scale lands on halves: ties go to even
     rows[2, 32:64] = -rows[2, 32:64].abs()  # the largest magnitude negative
+    rows[3, :32] = torch.linspace(-1, 1.4, 32) * 127 * 2**-133  # a subnormal scale: the nearest one would clip
     values, scales = cpu_q8.quantize_rows(rows)
     ref_values, ref_scales = quantize_rows_ref(rows)
-    assert values.dtype == torch.int8 and scales.dtype == torch.float32
+    assert values.dtype == torch.int8 and scales.dtype == torch.bfloat16
     assert torch.equal(values, ref_values) and torch.equal(scales, ref_scales)
     # Through quantize_q8's blocks too, and the reference is what a strided view falls back to.
     assert torch.equal(quantize_q8(rows, quantize_rows=cpu_q8.quantize_rows).values, ref_values)

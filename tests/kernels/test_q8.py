@@ -12,6 +12,7 @@ from gpt_oss_desktop.kernels.q8 import (
     q8_linear_blocked,
     q8_linear_ref,
     quantize_q8,
+    scale_for,
 )
 
 
@@ -19,23 +20,54 @@ def test_each_value_is_within_half_a_step_of_its_weight() -> None:
     weight = (torch.randn(300, 96) * torch.logspace(-4, 1, 96)).to(torch.bfloat16)  # blocks of very different scales
     q = quantize_q8(weight)
     assert q.values.dtype == torch.int8 and q.scales.shape == (300, 96 // Q8_BLOCK)
-    step = q.scales.repeat_interleave(Q8_BLOCK, dim=1)  # [N, K]
+    assert q.scales.dtype == torch.bfloat16
+    step = q.scales.float().repeat_interleave(Q8_BLOCK, dim=1)  # [N, K]
     error = (dequantize_q8(q) - weight.float()).abs()
     assert (error <= step / 2 + 1e-6 * weight.float().abs()).all()  # + the fp32 roundings of w / step and q * step
-    # The block's largest magnitude is exactly +-127 steps: the whole int8 range is used.
-    assert (q.values.abs().reshape(300, -1, Q8_BLOCK).amax(-1) == 127).all()
+    # The scale is absmax / 127 to the nearest bf16: within 2^-8 of it, either way.
+    exact = weight.float().abs().reshape(300, -1, Q8_BLOCK).amax(-1) / 127  # [N, G]
+    assert ((q.scales.float() - exact).abs() <= exact * 2**-8).all()
+    assert (q.scales.float() > exact).any() and (q.scales.float() < exact).any()  # both ways: rounding is exercised
+    # The block's largest magnitude is 126.5-127.5 steps, so 127 (or 126 on a tie): the int8 range is used, and
+    # nothing is clipped.
+    largest = q.values.abs().reshape(300, -1, Q8_BLOCK).amax(-1)
+    assert ((largest == 126) | (largest == 127)).all() and (largest == 127).float().mean() > 0.9
 
 
-def test_llama_cpp_q8_0_rounding_on_a_known_block() -> None:
+def test_scales_at_the_edges() -> None:
+    edges = [0.0, 127.0, 127.0 * (1 + 2**-20), 127.0 * (1 + 2**-8 + 2**-12), 4e40, 127 * 1.4 * 2**-133, 1e-39]
+    absmax = torch.tensor([*edges, float("nan")])
+    scale = scale_for(absmax)
+    assert scale.dtype == torch.bfloat16
+    assert scale[:2].tolist() == [0.0, 1.0]  # 0 stays 0 (an all-zero block); exact values stay
+    assert scale[2].item() == 1.0  # to nearest, so down here
+    assert scale[3].item() == 1.0 + 2**-7  # and up here
+    assert scale[4].item() == float("inf")  # past the largest finite bf16
+    # Where bf16 is subnormal (steps of 2^-133) the nearest scale would put the largest weight past 127.5 steps, or
+    # be 0 and lose the block: it goes one step up instead.
+    assert scale[5].item() == 2 * 2**-133  # nearest: 2^-133, which puts the largest weight at 178 steps
+    assert scale[6].item() == 2**-133  # nearest: 0
+    assert torch.isnan(scale[7])
+    tiny = quantize_q8(torch.tensor([[1e-39] + [0.0] * 31]))
+    assert tiny.values[0, 0].item() > 0 and dequantize_q8(tiny)[0, 0].item() > 0  # the block is not lost
+
+
+def test_the_rounding_on_known_blocks() -> None:
+    # 1 / 127 = 2^-7 * 1.00787...: bf16 keeps 7 fraction bits, so the scale is 2^-7 * (1 + 1/128), just below.
     block = torch.tensor([1.0, -0.5, 0.25, 0.0] + [0.0] * 28).reshape(1, 32)
     q = quantize_q8(block)
-    assert q.scales.item() == pytest.approx(1.0 / 127)
-    assert q.values[0, :4].tolist() == [127, -64, 32, 0]  # -63.5 and 31.75 round to nearest
+    assert q.scales.item() == 2**-7 * (1 + 1 / 128)
+    assert q.values[0, :4].tolist() == [127, -64, 32, 0]  # 127.01, -63.50 and 31.75 to nearest
+    # absmax / 127 a bf16 value: the scale is exact, the largest weight is 127 steps, and halves go to even.
+    block = torch.tensor([127.0, 2.5, -3.5, 0.5] + [0.0] * 28).reshape(1, 32) * 2**-6
+    q = quantize_q8(block)
+    assert q.scales.item() == 2**-6
+    assert q.values[0, :4].tolist() == [127, 2, -4, 0]
 
 
 def test_zero_blocks_stay_zero_and_the_result_is_finite() -> None:
     weight = torch.zeros(3, 64)
-    weight[1, 40] = 2.0
+    weight[1, 40] = 127 * 2**-6  # a scale bf16 holds exactly, so the dequantised block is exact too
     q = quantize_q8(weight)
     assert q.scales[0].tolist() == [0.0, 0.0] and q.values[0].eq(0).all()
     assert torch.equal(dequantize_q8(q), weight)
@@ -64,11 +96,13 @@ def test_bad_weights_raise(weight: torch.Tensor, match: str) -> None:
 
 def test_a_weight_object_checks_its_parts() -> None:
     with pytest.raises(ValueError, match="scales"):
-        Q8Weight(torch.zeros(4, 64, dtype=torch.int8), torch.zeros(4, 3))
+        Q8Weight(torch.zeros(4, 64, dtype=torch.int8), torch.zeros(4, 3, dtype=torch.bfloat16))
+    with pytest.raises(ValueError, match="scales must be bfloat16"):
+        Q8Weight(torch.zeros(4, 64, dtype=torch.int8), torch.zeros(4, 2))  # fp32 scales: the old layout
     with pytest.raises(ValueError, match="values"):
-        Q8Weight(torch.zeros(4, 64), torch.zeros(4, 2))
-    q = Q8Weight(torch.zeros(4, 64, dtype=torch.int8), torch.zeros(4, 2))
-    assert q.shape == (4, 64) and q.nbytes == 4 * 64 + 4 * 2 * 4
+        Q8Weight(torch.zeros(4, 64), torch.zeros(4, 2, dtype=torch.bfloat16))
+    q = Q8Weight(torch.zeros(4, 64, dtype=torch.int8), torch.zeros(4, 2, dtype=torch.bfloat16))
+    assert q.shape == (4, 64) and q.nbytes == 4 * 64 + 4 * 2 * 2  # 34 bytes per 32 weights
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
