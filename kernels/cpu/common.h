@@ -56,6 +56,15 @@
 
 namespace GPTOSS_OP_NAMESPACE {
 
+// bf16 bits as fp32 (exact: bf16 is fp32's upper half). For bf16 weights (gemv.cpp) and the 8-bit weights' scales
+// (gemv_q8.cpp).
+inline float bf16_bits_to_float(uint16_t b) {
+  const uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
 #if defined(__AVX512F__)
 // The 16-lane sums of up to 4 vectors at once, each with _mm512_reduce_add_ps's pairing (lane i with i+8, then i+4,
 // i+2, i+1), so a token's sum is the same bits whether it is reduced alone or with others; sharing the shuffles

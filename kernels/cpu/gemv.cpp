@@ -29,13 +29,6 @@ constexpr int64_t kBf16FmaMaxK = 1024;
 
 int bf16_tile(int64_t K) { return token_tile(K, kBf16TileBytes, kBf16MaxTile); }
 
-inline float bf16_bits_to_float(uint16_t b) {
-  const uint32_t u = static_cast<uint32_t>(b) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-
 template <int TT>
 inline void bf16_tail(const uint16_t* w, int64_t k0, int64_t K, const float* xp, int64_t xstride, float* res) {
   for (int64_t k = k0; k < K; ++k) {

@@ -35,20 +35,12 @@ constexpr int64_t kQ8TileBytes = 48 << 10;
 // Prefetch distance along a row; rows are streamed, so this runs ahead of the hardware prefetcher's ramp-up.
 constexpr int64_t kQ8PrefetchBytes = 2048;
 
-// A weight scale's bf16 bits as fp32 (exact: bf16 is fp32's upper half).
-inline float scale_to_float(uint16_t bits) {
-  const uint32_t u = static_cast<uint32_t>(bits) << 16;
-  float f;
-  std::memcpy(&f, &u, sizeof f);
-  return f;
-}
-
 // A block's bf16 scale bits from its fp32 absmax (kernels/q8.py's scale_for): absmax / 127 to the nearest bf16
 // (c10::BFloat16 rounds to nearest even, as Tensor.to does), one step up where the largest weight would be 127.5
 // steps or more, which happens only where bf16 is subnormal. 0 stays 0 (0 / 0 is NaN, which compares false).
 inline uint16_t scale_for(float amax) {
   const uint16_t nearest = c10::BFloat16(amax / 127.0f).x;
-  return amax / scale_to_float(nearest) >= 127.5f ? static_cast<uint16_t>(nearest + 1) : nearest;
+  return amax / bf16_bits_to_float(nearest) >= 127.5f ? static_cast<uint16_t>(nearest + 1) : nearest;
 }
 
 int q8_tile(int64_t K) { return token_tile(K, kQ8TileBytes, kQ8MaxTile); }
@@ -93,7 +85,7 @@ inline void q8_row_dot(const int8_t* q, const uint16_t* d, int64_t K, const int1
     _mm_prefetch(reinterpret_cast<const char*>(p) + kQ8PrefetchBytes, _MM_HINT_T0);
     const __m256i lo = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     const __m256i hi = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
-    const __m256 dw = _mm256_set1_ps(scale_to_float(d[g]));
+    const __m256 dw = _mm256_set1_ps(bf16_bits_to_float(d[g]));
     for (int t = 0; t < TT; ++t) {
       const int16_t* xg = xq + t * xstride + kQ8Group * g;
       const __m256i sums =
@@ -126,7 +118,7 @@ inline void q8_row_dot(const int8_t* q, const uint16_t* d, int64_t K, const int1
       const int16_t* xg = xq + t * xstride + kQ8Group * g;
       int32_t sum = 0;
       for (int j = 0; j < kQ8Group; ++j) sum += static_cast<int32_t>(p[j]) * xg[j];
-      acc[t] += static_cast<float>(sum) * (scale_to_float(d[g]) * xs[t * sstride + g]);
+      acc[t] += static_cast<float>(sum) * (bf16_bits_to_float(d[g]) * xs[t * sstride + g]);
     }
   }
   for (int t = 0; t < TT; ++t) res[t] = acc[t];
@@ -234,7 +226,7 @@ void q8_quantize_rows(const T* w, int64_t R, int64_t K, int8_t* values, uint16_t
           amax = std::max(amax, std::fabs(buf[j]));
         }
         const uint16_t scale = scale_for(amax);
-        const float exact = scale_to_float(scale);
+        const float exact = bf16_bits_to_float(scale);
         const float divisor = exact > 0.0f ? exact : 1.0f;
         int8_t* dst = values + r * K + g * kQ8Group;
         for (int j = 0; j < kQ8Group; ++j) {
@@ -277,7 +269,7 @@ void q8_dequantize_rows(const int8_t* values, const uint16_t* scales, int64_t R,
     for (int64_t r = r0; r < r1; ++r) {
       for (int64_t g = 0; g < G; ++g) {
         const int8_t* src = values + r * K + g * kQ8Group;
-        const float scale = scale_to_float(scales[r * G + g]);
+        const float scale = bf16_bits_to_float(scales[r * G + g]);
         Out* dst = out + r * K + g * kQ8Group;
         for (int j = 0; j < kQ8Group; ++j) dst[j] = Out(static_cast<float>(src[j]) * scale);
       }
