@@ -24,6 +24,7 @@ from gpt_oss_desktop.engine.config import ModelConfig
 from gpt_oss_desktop.engine.kv_cache import KVCache
 from gpt_oss_desktop.engine.ops import BF16_FUSED_MAX_TOKENS, cpu_fused_enabled
 from gpt_oss_desktop.kernels import cpu_build
+from gpt_oss_desktop.kernels.bf16_packed import PackedBf16Weight
 from gpt_oss_desktop.kernels.moe import Mxfp4Experts
 from gpt_oss_desktop.kernels.q8 import Q8Weight
 
@@ -37,10 +38,13 @@ __all__ = ["CpuDecodeBlocks"]
 _NO_SCALES = torch.empty(0)  # a bf16 projection's scales slot (decode_layers.cpp's BlockTensor order)
 
 
-def _projection(weight: torch.Tensor | Q8Weight) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(weight or int8 values, scales or an empty tensor) as the C++ call takes a projection, or None if it cannot."""
+def _projection(weight: torch.Tensor | Q8Weight | PackedBf16Weight) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(weight, int8 values or packed data; an empty tensor, scales or packed meta) as the C++ call takes a
+    projection, or None if it cannot."""
     if isinstance(weight, Q8Weight):
         return weight.values, weight.scales
+    if isinstance(weight, PackedBf16Weight):
+        return weight.data, weight.meta
     if weight.dtype == torch.bfloat16:
         return weight, _NO_SCALES
     return None

@@ -25,7 +25,8 @@ from gpt_oss_desktop.engine.kv_cache import KVCache
 from gpt_oss_desktop.engine.memory import release_file_pages
 from gpt_oss_desktop.engine.ops import Ops, cpu_fused_enabled, select_ops
 from gpt_oss_desktop.engine.weights_mode import DEFAULT_WEIGHTS, WeightsMode
-from gpt_oss_desktop.kernels import cpu_q8
+from gpt_oss_desktop.kernels import bf16_packed, cpu_q8
+from gpt_oss_desktop.kernels.bf16_packed import PackedBf16Weight
 from gpt_oss_desktop.kernels.moe import DenseExperts, ExpertWeights, Mxfp4Experts
 from gpt_oss_desktop.kernels.q8 import Q8_BLOCK, Q8Weight, quantize_q8, quantize_rows_ref
 from gpt_oss_desktop.kernels.rope import rope_cos_sin, yarn_inv_freq
@@ -36,10 +37,10 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class AttentionWeights:
     norm: torch.Tensor  # [H] fp32
-    qkv_weight: torch.Tensor | Q8Weight  # [q + 2kv, H]; 8-bit in the q8 load mode
+    qkv_weight: torch.Tensor | Q8Weight | PackedBf16Weight  # [q + 2kv, H]; 12-bit on CPU, 8-bit in the q8 mode
     qkv_bias: torch.Tensor  # [q + 2kv]
     sinks: torch.Tensor  # [Hq] fp32
-    out_weight: torch.Tensor | Q8Weight  # [H, q]; 8-bit in the q8 load mode
+    out_weight: torch.Tensor | Q8Weight | PackedBf16Weight  # [H, q]; 12-bit on CPU, 8-bit in the q8 mode
     out_bias: torch.Tensor  # [H]
 
 
@@ -93,9 +94,9 @@ class Model:
         def fp32(name: str) -> torch.Tensor:
             return _to(tensors[name], device, torch.float32)
 
-        def projection(name: str) -> torch.Tensor | Q8Weight:
+        def projection(name: str) -> torch.Tensor | Q8Weight | PackedBf16Weight:
             if weights == "bf16":
-                return dense(name)
+                return packed_or_dense(name)
             # Quantised where the checkpoint tensor is (mapped from the file on CPU), then moved: no full-size copy in
             # the model dtype is made. Its file pages, read once here, are then dropped from this process's RSS.
             source = tensors[name]
@@ -107,6 +108,21 @@ class Model:
             rows = cpu_q8.quantize_rows if source.device.type == "cpu" and cpu_fused_enabled() else quantize_rows_ref
             q = quantize_q8(source, done_rows=_release_rows, quantize_rows=rows)
             return Q8Weight(values=q.values.to(device), scales=q.scales.to(device))
+
+        # The CPU backend's bf16 projections are held in 12 bits (kernels.bf16_packed, lossless: the GEMV gives the
+        # same bits), which decode streams 25% faster; the checkpoint's pages, read once here, are then released.
+        pack_bf16 = self.ops.name == "cpu" and device.type == "cpu" and dtype == torch.bfloat16
+        pack_bf16 = pack_bf16 and cpu_fused_enabled() and bf16_packed.packing_wanted()
+
+        def packed_or_dense(name: str) -> torch.Tensor | PackedBf16Weight:
+            weight = dense(name)
+            if not pack_bf16 or weight.dim() != 2:
+                return weight
+            packed = bf16_packed.pack(weight)
+            if packed is None:
+                return weight
+            _release_rows(weight)
+            return packed
 
         def experts(prefix: str) -> ExpertWeights:
             if f"{prefix}.blocks" in tensors:

@@ -6,8 +6,10 @@ Two backends share one model definition, each op typed by its Protocol in ``kern
   of MXFP4 experts (row-exact GEMVs for decode-sized batches, a blocked GEMM for prefill), attention (decode from
   the cache store, prefill flash-style), RMSNorm and RoPE, and a bf16 GEMV for decode's dense projections
   (qkv/out, router, unembedding), or the 8-bit GEMV (``kernels.cpu_q8``) where the model was loaded with
-  ``--weights q8`` (qkv/out and unembedding weights are then ``kernels.q8.Q8Weight``); prefill's dense projections
-  go to BLAS, in fp32 where the CPU has no bf16 dot products. Without the fused kernels (switched off, or not built
+  ``--weights q8`` (qkv/out and unembedding weights are then ``kernels.q8.Q8Weight``); in the default bf16 mode the
+  qkv/out and unembedding weights are held losslessly in 12 bits (``kernels.bf16_packed.PackedBf16Weight``) and the
+  same GEMV runs over them, bit for bit. Prefill's dense projections go to BLAS, in fp32 where the CPU has no bf16
+  dot products. Without the fused kernels (switched off, or not built
   here) every op is its torch reference.
 - ``triton``: the Triton kernels beside each reference (the GPU path; with ``TRITON_INTERPRET=1`` they also run on
   the CPU, which is how the tests check them).
@@ -31,12 +33,13 @@ import torch.nn.functional as F
 from gpt_oss_desktop.engine.errors import EngineError
 from gpt_oss_desktop.kernels import _triton as _triton_loader
 from gpt_oss_desktop.kernels import attention as attention_kernels
-from gpt_oss_desktop.kernels import cpu_build, cpu_elementwise, cpu_mxfp4, cpu_q8
+from gpt_oss_desktop.kernels import bf16_packed, cpu_build, cpu_elementwise, cpu_mxfp4, cpu_q8
 from gpt_oss_desktop.kernels import moe as moe_kernels
 from gpt_oss_desktop.kernels import rmsnorm as rmsnorm_kernels
 from gpt_oss_desktop.kernels import rope as rope_kernels
 from gpt_oss_desktop.kernels import router as router_kernels
 from gpt_oss_desktop.kernels.attention import attention_decode_ref, attention_ref
+from gpt_oss_desktop.kernels.bf16_packed import PackedBf16Weight
 from gpt_oss_desktop.kernels.moe import ExpertWeights, Mxfp4Experts, moe_ref
 from gpt_oss_desktop.kernels.op_signatures import (
     AddRmsNorm,
@@ -182,11 +185,33 @@ def cpu_q8_linear(
     return q8_linear_blocked(x, weight, bias, fp32_out=fp32_out, compute_dtype=compute)
 
 
-def cpu_linear(x: torch.Tensor, weight: torch.Tensor | Q8Weight, bias: torch.Tensor | None = None) -> torch.Tensor:
+def cpu_packed_linear(
+    x: torch.Tensor, weight: PackedBf16Weight, bias: torch.Tensor | None = None, *, fp32_out: bool = False
+) -> torch.Tensor:
+    """``x @ W.T + bias`` for a packed bf16 weight on the CPU: the bf16 GEMV over the packed rows for decode-sized
+    bf16 ``x`` (what :func:`cpu_linear` gives the unpacked weight, bit for bit), else blocks of rows unpacked and
+    multiplied by BLAS as ``_blas_linear`` multiplies a bf16 weight (rounded to x's dtype, then widened for
+    ``fp32_out``). With the fused kernels switched off, the torch reference decoder unpacks the whole weight."""
+    fused = cpu_fused_enabled() and x.device.type == "cpu" and x.dim() == 2
+    if fused and x.dtype == torch.bfloat16 and x.shape[0] <= BF16_FUSED_MAX_TOKENS:
+        return bf16_packed.packed_linear(x, weight, bias, fp32_out=fp32_out)
+    if not fused:
+        dense = bf16_packed.unpack_ref(weight).to(x.device)
+        out = _blas_linear(x, dense, bias) if x.device.type == "cpu" else F.linear(x, dense, bias)
+        return out.float() if fp32_out else out
+    compute = x.dtype if x.dtype != torch.bfloat16 or _bf16_matmul_is_native() else torch.float32
+    return bf16_packed.linear_prefill(x, weight, bias, fp32_out=fp32_out, compute_dtype=compute)
+
+
+def cpu_linear(
+    x: torch.Tensor, weight: torch.Tensor | Q8Weight | PackedBf16Weight, bias: torch.Tensor | None = None
+) -> torch.Tensor:
     """``F.linear`` with the fused bf16 GEMV for decode-sized CPU inputs (same dtypes in and out as ``F.linear``);
-    an 8-bit weight goes to :func:`cpu_q8_linear`."""
+    an 8-bit weight goes to :func:`cpu_q8_linear`, a packed one to :func:`cpu_packed_linear`."""
     if isinstance(weight, Q8Weight):
         return cpu_q8_linear(x, weight, bias)
+    if isinstance(weight, PackedBf16Weight):
+        return cpu_packed_linear(x, weight, bias)
     if _fused_gemv_fits(x, weight) and (bias is None or bias.dtype == torch.bfloat16):
         return cpu_mxfp4.bf16_linear(x, weight, bias)
     if x.device.type == "cpu":
@@ -194,11 +219,13 @@ def cpu_linear(x: torch.Tensor, weight: torch.Tensor | Q8Weight, bias: torch.Ten
     return F.linear(x, weight, bias)
 
 
-def cpu_unembed(x: torch.Tensor, weight: torch.Tensor | Q8Weight) -> torch.Tensor:
+def cpu_unembed(x: torch.Tensor, weight: torch.Tensor | Q8Weight | PackedBf16Weight) -> torch.Tensor:
     """fp32 logits ``[T, V]``: straight from the fused GEMV's fp32 sums for decode sizes (no bf16 rounding and no
     widening copy of a [T, 201088] tensor), else ``F.linear`` in the model dtype, widened."""
     if isinstance(weight, Q8Weight):
         return cpu_q8_linear(x, weight, fp32_out=True)
+    if isinstance(weight, PackedBf16Weight):
+        return cpu_packed_linear(x, weight, fp32_out=True)
     if _fused_gemv_fits(x, weight):
         return cpu_mxfp4.bf16_linear(x, weight, fp32_out=True)
     if x.device.type == "cpu":
@@ -212,20 +239,23 @@ def cpu_router(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, k: int
 
 
 def dense_or_q8_linear(
-    x: torch.Tensor, weight: torch.Tensor | Q8Weight, bias: torch.Tensor | None = None
+    x: torch.Tensor, weight: torch.Tensor | Q8Weight | PackedBf16Weight, bias: torch.Tensor | None = None
 ) -> torch.Tensor:
     """``F.linear``, or for an 8-bit weight its blocks of rows dequantised and multiplied (the Triton backend's
-    projections: no 8-bit GPU kernel exists yet, so ``--weights q8`` there saves memory but not time)."""
+    projections: no 8-bit GPU kernel exists yet, so ``--weights q8`` there saves memory but not time). Packed bf16
+    weights exist only in CPU-backend models; one reaching here is unpacked by the reference decoder."""
     if isinstance(weight, Q8Weight):
         return q8_linear_blocked(x, weight, bias)
+    if isinstance(weight, PackedBf16Weight):
+        return F.linear(x, bf16_packed.unpack_ref(weight).to(x.device), bias)
     return F.linear(x, weight, bias)
 
 
-def linear_unembed(x: torch.Tensor, weight: torch.Tensor | Q8Weight) -> torch.Tensor:
+def linear_unembed(x: torch.Tensor, weight: torch.Tensor | Q8Weight | PackedBf16Weight) -> torch.Tensor:
     """fp32 logits ``[T, V]`` from ``F.linear`` in the model dtype, widened (the Triton backend's unembedding)."""
     if isinstance(weight, Q8Weight):
         return q8_linear_blocked(x, weight, fp32_out=True)
-    return F.linear(x, weight).float()
+    return dense_or_q8_linear(x, weight).float()
 
 
 def _fused_attention_fits(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:

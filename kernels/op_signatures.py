@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     import torch
 
+    from gpt_oss_desktop.kernels.bf16_packed import PackedBf16Weight
     from gpt_oss_desktop.kernels.moe import ExpertWeights
     from gpt_oss_desktop.kernels.q8 import Q8Weight
 
@@ -122,15 +123,16 @@ class Linear(Protocol):
 
 
 class Projection(Protocol):
-    """:class:`Linear` over the model's dense projections (attention qkv and out), whose weight is bf16/fp32 or, in
-    the ``--weights q8`` load mode, 8-bit (``kernels.q8.Q8Weight``)."""
+    """:class:`Linear` over the model's dense projections (attention qkv and out), whose weight is bf16/fp32, bf16 held
+    in 12 bits on the CPU (``kernels.bf16_packed.PackedBf16Weight``) or, in the ``--weights q8`` load mode, 8-bit
+    (``kernels.q8.Q8Weight``)."""
 
     def __call__(
-        self, x: torch.Tensor, weight: torch.Tensor | Q8Weight, bias: torch.Tensor | None = None, /
+        self, x: torch.Tensor, weight: torch.Tensor | Q8Weight | PackedBf16Weight, bias: torch.Tensor | None = None, /
     ) -> torch.Tensor: ...
 
 
 class Unembed(Protocol):
-    """The unembedding: fp32 logits ``[T, V]`` of x ``[T, H]`` against ``weight [V, H]`` (dense or 8-bit)."""
+    """The unembedding: fp32 logits ``[T, V]`` of x ``[T, H]`` against ``weight [V, H]`` (dense, packed or 8-bit)."""
 
-    def __call__(self, x: torch.Tensor, weight: torch.Tensor | Q8Weight) -> torch.Tensor: ...
+    def __call__(self, x: torch.Tensor, weight: torch.Tensor | Q8Weight | PackedBf16Weight) -> torch.Tensor: ...

@@ -25,7 +25,8 @@ namespace GPTOSS_OP_NAMESPACE {
 namespace {
 
 // Tensors per block in decode_layers' `blocks` list, in this order. A bf16 projection's scales slot holds an empty
-// tensor; an 8-bit one's weight slot holds its int8 values and the scales slot its bf16 scales (kernels/q8.py).
+// tensor; an 8-bit one's weight slot holds its int8 values and the scales slot its bf16 scales (kernels/q8.py); a
+// packed bf16 one's weight slot holds its uint8 data and the scales slot its int64 meta (kernels/bf16_packed.py).
 enum BlockTensor : int64_t {
   kAttnNorm,
   kQkvWeight,
@@ -47,8 +48,10 @@ enum BlockTensor : int64_t {
   kTensorsPerBlock,
 };
 
-// engine.ops.cpu_linear for decode sizes: the bf16 GEMV, or the 8-bit one when the weight comes with scales.
+// engine.ops.cpu_linear for decode sizes: the bf16 GEMV over the checkpoint's rows or over packed ones, or the 8-bit
+// GEMV.
 at::Tensor project(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& scales, const at::Tensor& bias) {
+  if (weight.scalar_type() == at::kByte) return bf16_packed_linear(x, weight, scales, bias, false);
   if (scales.numel() > 0) return q8_linear(x, weight, scales, bias, false);
   return bf16_linear(x, weight, bias, false);
 }

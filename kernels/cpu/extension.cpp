@@ -38,6 +38,7 @@ GPTOSS_LIBRARY(m) { m.def("isa() -> str", &GPTOSS_OP_NAMESPACE::isa); }
 #include "attention_prefill.cpp"  // attention_prefill
 #include "elementwise.cpp"  // rmsnorm, rope
 #include "gemv.cpp"         // linear (MXFP4), bf16_linear
+#include "gemv_bf16_packed.cpp"  // bf16_pack, bf16_unpack, bf16_packed_linear (bf16 weights in 12 bits)
 #include "gemv_q8.cpp"      // q8_linear, q8_quantize (the opt-in 8-bit weights)
 #include "moe.cpp"          // moe, moe_prefill
 #include "decode_layers.cpp"  // decode_layers: every block of a decode step, from the kernels above
