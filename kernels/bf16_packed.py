@@ -208,7 +208,7 @@ def linear_prefill(
 ) -> torch.Tensor:
     """``x [T, K] @ W.T + bias`` for prefill-sized ``T``: blocks of ~:data:`PREFILL_BLOCK_BYTES` of rows unpacked
     once each and multiplied by BLAS in ``compute_dtype`` (default x's dtype), so no full bf16 copy exists at any time.
-    The result is in x's dtype, or fp32 with ``fp32_out``."""
+    The result is in x's dtype, or that widened to fp32 with ``fp32_out``."""
     n, k = weight.shape
     compute = compute_dtype or x.dtype
     block_rows = max(1, PREFILL_BLOCK_BYTES // (k * compute.itemsize))
@@ -217,5 +217,7 @@ def linear_prefill(
     for r0 in range(0, n, block_rows):
         r1 = min(n, r0 + block_rows)
         b = None if bias is None else bias[r0:r1].to(compute)
-        out[:, r0:r1] = F.linear(xc, unpack(weight, r0, r1).to(compute), b)  # [T, rows]
+        # Rounded to x's dtype before any widening, as a bf16 matmul's result is: fp32_out widens that, and
+        # never keeps bits a plain bf16 weight's product would not have.
+        out[:, r0:r1] = F.linear(xc, unpack(weight, r0, r1).to(compute), b).to(x.dtype)  # [T, rows]
     return out

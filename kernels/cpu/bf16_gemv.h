@@ -9,7 +9,8 @@
 //   void group_words(int64_t g, uint16_t* out)         the 32 words (portable C++)
 //   uint16_t word(int64_t k)                           one word (a row's tail past the last full group)
 // Each kernel asks for the groups of a row in increasing order, once each, so a source may keep a cursor.
-// A rows source (Rows) has N, K and `Row row(int64_t n) const`.
+// A rows source (Rows) has N, K and `Row row(int64_t n) const`; one that decodes (kDecodes = true) also has
+// `void unpack(int64_t n0, int64_t n1, uint16_t* out) const`, rows n0..n1 as bf16 bits (see bf16_gemv).
 #pragma once
 
 #include "common.h"
@@ -34,10 +35,12 @@ struct PlainBf16Row {
 };
 
 struct PlainBf16Rows {
-  const uint16_t* w;
+  static constexpr bool kDecodes = false;
+  const uint16_t* w;  // row `first`
   int64_t N;
   int64_t K;
-  PlainBf16Row row(int64_t n) const { return PlainBf16Row{w + n * K}; }
+  int64_t first = 0;  // the number of the row at w (a chunk's rows decoded into a scratch, see bf16_gemv)
+  PlainBf16Row row(int64_t n) const { return PlainBf16Row{w + (n - first) * K}; }
 };
 
 // Token tile of the bf16 GEMV: as many tokens (up to 4) as keep their fp32 activations within ~24 KB of L1, and
@@ -132,30 +135,37 @@ inline void bf16_row_dot(Row& row, int64_t K, const float* xp, int64_t xstride, 
 }
 
 #elif defined(__AVX2__) && defined(__FMA__)
+// Four accumulators per token (even / odd elements of each half of a group), each taking the groups in order: with
+// two, the two halves' FMAs formed a chain of two 4-cycle latencies per group, which bounded a fast-memory stream
+// (the 5120 x 2880 qkv of 20b read at 45 GB/s on Zen 4) and any slower-to-decode row source more so. The halves are
+// written out, not looped over: indexed by a loop variable, GCC kept the accumulators and the weights on the stack,
+// and the packed rows' GEMV spent most of its time storing and reloading them.
 template <int TT, class Row>
 inline void bf16_row_dot(Row& row, int64_t K, const float* xp, int64_t xstride, float* res) {
   const int64_t G = K / 32;
   const __m256i hi_mask = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
-  __m256 acc_lo[TT];
-  __m256 acc_hi[TT];
-  for (int t = 0; t < TT; ++t) {
-    acc_lo[t] = _mm256_setzero_ps();
-    acc_hi[t] = _mm256_setzero_ps();
-  }
+  __m256 even0[TT], odd0[TT], even1[TT], odd1[TT];  // [half][token]: elements 0-15 and 16-31 of each group
+  for (int t = 0; t < TT; ++t) even0[t] = odd0[t] = even1[t] = odd1[t] = _mm256_setzero_ps();
   for (int64_t g = 0; g < G; ++g) {
-    __m256i halves[2];
-    row.group256(g, halves[0], halves[1]);
-    for (int h = 0; h < 2; ++h) {  // elements 16h..16h+15: their evens/odds are lanes 8h..8h+7 of each half of x
-      const __m256 w_lo = _mm256_castsi256_ps(_mm256_slli_epi32(halves[h], 16));
-      const __m256 w_hi = _mm256_castsi256_ps(_mm256_and_si256(halves[h], hi_mask));
-      for (int t = 0; t < TT; ++t) {
-        const float* xg = xp + t * xstride + 32 * g + 8 * h;
-        acc_lo[t] = _mm256_fmadd_ps(w_lo, _mm256_loadu_ps(xg), acc_lo[t]);
-        acc_hi[t] = _mm256_fmadd_ps(w_hi, _mm256_loadu_ps(xg + 16), acc_hi[t]);
-      }
+    __m256i v0, v1;
+    row.group256(g, v0, v1);
+    const __m256 w0_even = _mm256_castsi256_ps(_mm256_slli_epi32(v0, 16));
+    const __m256 w0_odd = _mm256_castsi256_ps(_mm256_and_si256(v0, hi_mask));
+    const __m256 w1_even = _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16));
+    const __m256 w1_odd = _mm256_castsi256_ps(_mm256_and_si256(v1, hi_mask));
+#pragma GCC unroll 4
+    for (int t = 0; t < TT; ++t) {
+      // x's group: [16 even, 16 odd]; half h's evens/odds are lanes 8h..8h+7 of each.
+      const float* xg = xp + t * xstride + 32 * g;
+      even0[t] = _mm256_fmadd_ps(w0_even, _mm256_loadu_ps(xg), even0[t]);
+      odd0[t] = _mm256_fmadd_ps(w0_odd, _mm256_loadu_ps(xg + 16), odd0[t]);
+      even1[t] = _mm256_fmadd_ps(w1_even, _mm256_loadu_ps(xg + 8), even1[t]);
+      odd1[t] = _mm256_fmadd_ps(w1_odd, _mm256_loadu_ps(xg + 24), odd1[t]);
     }
   }
-  for (int t = 0; t < TT; ++t) res[t] = hsum8(_mm256_add_ps(acc_lo[t], acc_hi[t]));
+  for (int t = 0; t < TT; ++t) {
+    res[t] = hsum8(_mm256_add_ps(_mm256_add_ps(even0[t], odd0[t]), _mm256_add_ps(even1[t], odd1[t])));
+  }
   bf16_tail<TT>(row, 32 * G, K, xp, xstride, res);
 }
 
@@ -305,23 +315,42 @@ at::Tensor bf16_gemv(const at::Tensor& x, const Rows& rows, const std::optional<
   const int64_t n_chunks = (N + chunk - 1) / chunk;
   std::atomic<int64_t> next{0};
   const int64_t workers = std::min<int64_t>(at::get_num_threads(), n_chunks);
+  // A decoding row source at 3 or more tokens: each chunk is decoded once into bf16 rows (~256 KB, L2) that every
+  // token tile then reads, instead of decoding it again per tile and beside the tile's FMAs, which made the packed
+  // rows' GEMV slower than the plain one at 4 tokens (Zen 4, 2 threads). Fewer tokens decode on the fly.
+  const bool scratch = Rows::kDecodes && T >= 3;
   at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
     std::vector<float> res_store(static_cast<size_t>(chunk * kBf16MaxTile));
     auto* res_rows = reinterpret_cast<float (*)[kBf16MaxTile]>(res_store.data());
+    std::vector<uint16_t> decoded(scratch ? static_cast<size_t>(chunk * K) : 0);
     for (int64_t c = next.fetch_add(1, std::memory_order_relaxed); c < n_chunks;
          c = next.fetch_add(1, std::memory_order_relaxed)) {
       const int64_t n0 = c * chunk;
       const int64_t n1 = std::min(N, n0 + chunk);
+      if constexpr (Rows::kDecodes) {
+        if (scratch) rows.unpack(n0, n1, decoded.data());
+      }
+      const PlainBf16Rows plain{decoded.data(), N, K, n0};
       for (int64_t t0 = 0; t0 < T;) {
         const int64_t left = T - t0;
         const int tt = static_cast<int>(std::min<int64_t>(left, tile));
 #ifdef GPTOSS_BF16_DOT
         if (dp) {
-          for (int64_t n = n0; n < n1; ++n) bf16_dispatch_row_dp(tt, rows, n, xb + t0 * K, res_rows[n - n0]);
+          for (int64_t n = n0; n < n1; ++n) {
+            if (scratch) {
+              bf16_dispatch_row_dp(tt, plain, n, xb + t0 * K, res_rows[n - n0]);
+            } else {
+              bf16_dispatch_row_dp(tt, rows, n, xb + t0 * K, res_rows[n - n0]);
+            }
+          }
         } else
 #endif
         {
-          bf16_dispatch_rows(tt, rows, n0, n1, xpp + t0 * K, res_rows);
+          if (scratch) {
+            bf16_dispatch_rows(tt, plain, n0, n1, xpp + t0 * K, res_rows);
+          } else {
+            bf16_dispatch_rows(tt, rows, n0, n1, xpp + t0 * K, res_rows);
+          }
         }
         for (int64_t n = n0; n < n1; ++n) {
           const float b = bias_f ? bias_f[n] : (bias_bf ? static_cast<float>(bias_bf[n]) : 0.0f);

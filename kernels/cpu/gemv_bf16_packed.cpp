@@ -140,6 +140,7 @@ struct PackedBf16Row {
 };
 
 struct PackedBf16Rows {
+  static constexpr bool kDecodes = true;
   const uint8_t* data;
   const int64_t* starts;
   const int32_t* cols;
@@ -149,6 +150,24 @@ struct PackedBf16Rows {
   int64_t row_bytes;
   PackedBf16Row row(int64_t n) const {
     return PackedBf16Row(data + n * row_bytes, cols, words, starts[n], starts[n + 1]);
+  }
+  // Rows n0..n1 as bf16 bits, K apart, into out.
+  void unpack(int64_t n0, int64_t n1, uint16_t* out) const {
+    const int64_t G = K / 32;
+    for (int64_t n = n0; n < n1; ++n) {
+      PackedBf16Row r = row(n);
+      uint16_t* d = out + (n - n0) * K;
+      for (int64_t g = 0; g < G; ++g) {
+#if defined(__AVX2__)
+        __m256i a, b;
+        r.group256(g, a, b);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + 32 * g), a);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + 32 * g + 16), b);
+#else
+        r.group_words(g, d + 32 * g);
+#endif
+      }
+    }
   }
 };
 
@@ -275,23 +294,7 @@ at::Tensor bf16_unpack(const at::Tensor& data, const at::Tensor& meta, int64_t r
   TORCH_CHECK(0 <= r0 && r0 <= r1 && r1 <= rows.N, "rows ", r0, "..", r1, " outside 0..", rows.N);
   at::Tensor out = at::empty({r1 - r0, rows.K}, data.options().dtype(at::kBFloat16));
   auto* dst = reinterpret_cast<uint16_t*>(out.data_ptr<c10::BFloat16>());
-  const int64_t G = rows.K / 32;
-  at::parallel_for(r0, r1, 16, [&](int64_t n0, int64_t n1) {
-    for (int64_t n = n0; n < n1; ++n) {
-      PackedBf16Row row = rows.row(n);
-      uint16_t* d = dst + (n - r0) * rows.K;
-      for (int64_t g = 0; g < G; ++g) {
-#if defined(__AVX2__)
-        __m256i a, b;
-        row.group256(g, a, b);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + 32 * g), a);
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + 32 * g + 16), b);
-#else
-        row.group_words(g, d + 32 * g);
-#endif
-      }
-    }
-  });
+  at::parallel_for(r0, r1, 16, [&](int64_t n0, int64_t n1) { rows.unpack(n0, n1, dst + (n0 - r0) * rows.K); });
   return out;
 }
 

@@ -152,3 +152,5 @@ def test_prefill_blocks_match_blas_on_the_bf16_weight(compute: torch.dtype) -> N
     assert torch.allclose(out.float(), ref.float(), rtol=1e-2, atol=1e-2)
     logits = bf16_packed.linear_prefill(x, packed, fp32_out=True, compute_dtype=compute)
     assert logits.dtype == torch.float32
+    # fp32 logits are the bf16 result widened, as a plain bf16 weight's BLAS product would give them.
+    assert torch.equal(logits, bf16_packed.linear_prefill(x, packed, compute_dtype=compute).float())
