@@ -1,6 +1,7 @@
-"""How a model's dense projection weights are held after loading: ``bf16`` (as in the checkpoint, the default) or
-``q8`` (attention qkv/out and the unembedding quantised to 8 bits at load time, ``kernels.q8``; smaller and a
-little less exact). The CLI's ``--weights`` and the app's model setting both name these."""
+"""How a model's dense projection weights are held after loading: ``bf16`` (the checkpoint's exact values, the
+default; on the CPU held losslessly in 12 bits each, ``kernels.bf16_packed``) or ``q8`` (attention qkv/out and the
+unembedding quantised to 8 bits at load time, ``kernels.q8``; smaller and a little less exact). The CLI's
+``--weights`` and the app's model setting both name these."""
 
 from __future__ import annotations
 

@@ -66,11 +66,22 @@ def add_parser(subparsers: Any) -> None:
     kernels.add_argument("--aot-kernels", nargs="+", help="compile only these Triton kernels for the report")
 
 
+# The peer's child process: safe-path mode (-P), so neither the working directory nor the script's folder joins
+# sys.path, and the tools package loaded from its folder as in this process. With `python -m tools.…` from the
+# checkout's root, the root was on sys.path and its `kernels/` folder shadowed Hugging Face's `kernels` package,
+# which transformers imports when it is installed (it failed with "cannot import name 'CUDAProperties'").
+_PEER_BOOTSTRAP = (
+    "import sys; from gpt_oss_desktop.engine.cli.source_tools import import_tool; "
+    "sys.exit(import_tool('bench.transformers_peer', 'bench --peer').main(sys.argv[1:]))"
+)
+
+
 def _run_peer(name: str, args: argparse.Namespace, model_path: Path) -> dict[str, Any]:
     command = [
         sys.executable,
-        "-m",
-        "tools.bench.transformers_peer",
+        "-P",
+        "-c",
+        _PEER_BOOTSTRAP,
         "--model",
         str(model_path.resolve()),
         "--prompt-tokens",
@@ -82,7 +93,6 @@ def _run_peer(name: str, args: argparse.Namespace, model_path: Path) -> dict[str
     ]
     if args.threads is not None:
         command += ["--threads", str(args.threads)]
-    # From the checkout's root, where `python -m tools.…` finds the tools package.
     done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=SOURCE_ROOT)
     if done.returncode != 0:
         tail = done.stderr.strip().splitlines()[-1:] or ["(no output)"]
@@ -94,7 +104,7 @@ def _bf16_comparison(args: argparse.Namespace, model_path: Path, result: dict[st
     """The same benchmark with bf16 weights, in a child process of its own (its peak RSS is its own), against
     ``result``; the drift figures were measured in this process (``result["drift"]``)."""
     run_measured = import_tool("bench.child_process", "bench").run_measured
-    command = [sys.executable, "-m", "gpt_oss_desktop.engine", "bench", "--model", str(model_path.resolve())]
+    command = [sys.executable, "-P", "-m", "gpt_oss_desktop.engine", "bench", "--model", str(model_path.resolve())]
     command += ["--prompt-tokens", str(args.prompt_tokens), "--decode-tokens", str(args.decode_tokens)]
     command += ["--dtype", args.dtype, "--weights", "bf16"]
     if args.threads is not None:

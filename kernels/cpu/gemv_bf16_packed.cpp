@@ -94,10 +94,12 @@ struct PackedBf16Row {
   // high bytes interleave into words.
   void group256(int64_t g, __m256i& a, __m256i& b) {
     const uint8_t* rec = groups + kPackedGroupBytes * g;
-    const __m128i nibbles = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + 32));
-    // [16 low nibbles | 16 high nibbles] as 32 byte indices, in lane order.
-    const __m256i index =
-        _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(nibbles, 4), nibbles), _mm256_set1_epi8(0x0F));
+    // [16 low nibbles | 16 high nibbles] as 32 byte indices, in lane order: the 16 index bytes in both lanes (a
+    // broadcast load, no shuffle), the upper lane's dwords shifted right by 4 (a byte's high nibble drops to its low
+    // half; what comes in from the next byte is masked off).
+    const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rec + 32)));
+    const __m256i index = _mm256_and_si256(_mm256_srlv_epi32(both, _mm256_set_epi32(4, 4, 4, 4, 0, 0, 0, 0)),
+                                           _mm256_set1_epi8(0x0F));
     const __m256i high = _mm256_shuffle_epi8(table2, index);
     const __m256i low = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec));
     a = _mm256_unpacklo_epi8(low, high);

@@ -114,3 +114,17 @@ def test_decode_at_context_decodes_after_that_many_cached_tokens(tmp_path: Path)
     model.decode = recording_decode  # type: ignore[method-assign]
     row = decode_at_context(model, 70, 4, short_tok_s=1.0)
     assert lengths == [70, 71, 72, 73] and row["context_tokens"] == 70
+
+
+def test_the_transformers_peer_runs_beside_the_engine(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The peer's child process must see site-packages' `kernels` (Hugging Face's, which transformers imports when
+    # installed), not the checkout's kernels/ folder.
+    assert main(["make-test-model", str(tmp_path / "tiny"), "--preset", "tiny", "--layout", "hf"]) == 0
+    capsys.readouterr()
+    argv = ["bench", "--model", str(tmp_path / "tiny"), "--prompt-tokens", "8", "--decode-tokens", "3"]
+    assert main([*argv, "--peer", "transformers"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    (peer,) = report["peers"]
+    assert "error" not in peer, peer
+    assert peer["engine"] == "transformers" and peer["decode_tok_s"] > 0 and peer["prefill_tok_s"] > 0
+    assert set(report["vs"]) == {"transformers"}
