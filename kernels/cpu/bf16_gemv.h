@@ -337,30 +337,25 @@ at::Tensor bf16_gemv(const at::Tensor& x, const Rows& rows, const std::optional<
          c = next.fetch_add(1, std::memory_order_relaxed)) {
       const int64_t n0 = c * chunk;
       const int64_t n1 = std::min(N, n0 + chunk);
+      // Sums of rows n0..n1 for tokens t0..t0+tt from the row source `src` into res_rows.
+      auto sum_tile = [&](const auto& src, int tt, int64_t t0) {
+#ifdef GPTOSS_BF16_DOT
+        if (dp) {
+          for (int64_t n = n0; n < n1; ++n) bf16_dispatch_row_dp(tt, src, n, xb + t0 * K, res_rows[n - n0]);
+          return;
+        }
+#endif
+        bf16_dispatch_rows(tt, src, n0, n1, xpp + t0 * K, res_rows);
+      };
       if constexpr (Rows::kDecodes) {
         if (scratch) rows.unpack(n0, n1, decoded.data());
       }
-      const PlainBf16Rows plain{decoded.data(), N, K, n0};
       for (int64_t t0 = 0; t0 < T;) {
-        const int64_t left = T - t0;
-        const int tt = static_cast<int>(std::min<int64_t>(left, tile));
-#ifdef GPTOSS_BF16_DOT
-        if (dp) {
-          for (int64_t n = n0; n < n1; ++n) {
-            if (scratch) {
-              bf16_dispatch_row_dp(tt, plain, n, xb + t0 * K, res_rows[n - n0]);
-            } else {
-              bf16_dispatch_row_dp(tt, rows, n, xb + t0 * K, res_rows[n - n0]);
-            }
-          }
-        } else
-#endif
-        {
-          if (scratch) {
-            bf16_dispatch_rows(tt, plain, n0, n1, xpp + t0 * K, res_rows);
-          } else {
-            bf16_dispatch_rows(tt, rows, n0, n1, xpp + t0 * K, res_rows);
-          }
+        const int tt = static_cast<int>(std::min<int64_t>(T - t0, tile));
+        if (scratch) {
+          sum_tile(PlainBf16Rows{decoded.data(), N, K, n0}, tt, t0);
+        } else {
+          sum_tile(rows, tt, t0);
         }
         for (int64_t n = n0; n < n1; ++n) {
           const float b = bias_f ? bias_f[n] : (bias_bf ? static_cast<float>(bias_bf[n]) : 0.0f);
