@@ -22,15 +22,22 @@ namespace {
 struct PlainBf16Row {
   const uint16_t* w;
 #if defined(__AVX512F__)
-  __m512i group512(int64_t g) const { return _mm512_loadu_si512(w + 32 * g); }
+  __m512i group512(int64_t g) const {
+    prefetch_ahead(w + 32 * g, g_bf16_prefetch_bytes);
+    return _mm512_loadu_si512(w + 32 * g);
+  }
 #endif
 #if defined(__AVX2__)
   void group256(int64_t g, __m256i& a, __m256i& b) const {
+    prefetch_ahead(w + 32 * g, g_bf16_prefetch_bytes);
     a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32 * g));
     b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 32 * g + 16));
   }
 #endif
-  void group_words(int64_t g, uint16_t* out) const { std::memcpy(out, w + 32 * g, 32 * sizeof(uint16_t)); }
+  void group_words(int64_t g, uint16_t* out) const {
+    prefetch_ahead(w + 32 * g, g_bf16_prefetch_bytes);
+    std::memcpy(out, w + 32 * g, 32 * sizeof(uint16_t));
+  }
   uint16_t word(int64_t k) const { return w[k]; }
 };
 
@@ -325,10 +332,13 @@ at::Tensor bf16_gemv(const at::Tensor& x, const Rows& rows, const std::optional<
   const int64_t n_chunks = (N + chunk - 1) / chunk;
   std::atomic<int64_t> next{0};
   const int64_t workers = std::min<int64_t>(at::get_num_threads(), n_chunks);
-  // A decoding row source at 3 or more tokens: each chunk is decoded once into bf16 rows (~256 KB, L2) that every
-  // token tile then reads, instead of decoding it again per tile and beside the tile's FMAs, which made the packed
-  // rows' GEMV slower than the plain one at 4 tokens (Zen 4, 2 threads). Fewer tokens decode on the fly.
-  const bool scratch = Rows::kDecodes && T >= 3;
+  // A decoding row source with more tokens than one tile takes: each chunk is decoded once into bf16 rows (~256 KB,
+  // L2) that every token tile then reads, instead of decoding it again per tile and beside the tile's FMAs, which made
+  // the packed rows' GEMV slower than the plain one at 4 tokens (Zen 4, 2 threads; tiles of 2 fp32 tokens). Where one
+  // tile takes every token (up to 4 bf16 tokens with vdpbf16ps) the rows decode on the fly, each group once anyway:
+  // 4 tokens through `mini`'s unembedding took 34 ms so against 59 ms through the scratch (Xeon, Emerald Rapids
+  // class, 2 threads).
+  const bool scratch = Rows::kDecodes && T > tile;
   at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
     std::vector<float> res_store(static_cast<size_t>(chunk * kBf16MaxTile));
     auto* res_rows = reinterpret_cast<float (*)[kBf16MaxTile]>(res_store.data());

@@ -28,11 +28,22 @@ std::string isa() {
 #endif
 }
 
+// The bf16 GEMVs' prefetch distance (common.h), which kernels/cpu_build.py sets right after loading a variant.
+void set_bf16_prefetch(int64_t bytes) {
+  TORCH_CHECK(bytes >= 0 && bytes <= (int64_t{1} << 20), "the prefetch distance must be 0 to 1 MiB, got ", bytes);
+  g_bf16_prefetch_bytes = bytes;
+}
+int64_t bf16_prefetch() { return g_bf16_prefetch_bytes; }
+
 }  // namespace
 }  // namespace GPTOSS_OP_NAMESPACE
 
-// torch.ops.gptoss_cpu_<level>[_<tag>]: isa() here, the kernels' ops from their files below.
-GPTOSS_LIBRARY(m) { m.def("isa() -> str", &GPTOSS_OP_NAMESPACE::isa); }
+// torch.ops.gptoss_cpu_<level>[_<tag>]: isa() and the prefetch setting here, the kernels' ops from their files below.
+GPTOSS_LIBRARY(m) {
+  m.def("isa() -> str", &GPTOSS_OP_NAMESPACE::isa);
+  m.def("set_bf16_prefetch(int bytes) -> ()", &GPTOSS_OP_NAMESPACE::set_bf16_prefetch);
+  m.def("bf16_prefetch() -> int", &GPTOSS_OP_NAMESPACE::bf16_prefetch);
+}
 
 #include "attention.cpp"    // attention_decode
 #include "attention_prefill.cpp"  // attention_prefill

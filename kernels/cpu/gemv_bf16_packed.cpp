@@ -94,6 +94,7 @@ struct PackedBf16Row {
   // high bytes interleave into words.
   void group256(int64_t g, __m256i& a, __m256i& b) {
     const uint8_t* rec = groups + kPackedGroupBytes * g;
+    prefetch_ahead(rec, g_bf16_prefetch_bytes);
     // [16 low nibbles | 16 high nibbles] as 32 byte indices, in lane order: the 16 index bytes in both lanes (a
     // broadcast load, no shuffle), the upper lane's dwords shifted right by 4 (a byte's high nibble drops to its low
     // half; what comes in from the next byte is masked off).
@@ -123,6 +124,7 @@ struct PackedBf16Row {
 #endif
   void group_words(int64_t g, uint16_t* out) {
     const uint8_t* rec = groups + kPackedGroupBytes * g;
+    prefetch_ahead(rec, g_bf16_prefetch_bytes);
     for (int j = 0; j < 32; ++j) {
       const int p = lane_position(j);
       const int index = p < 16 ? rec[32 + p] & 0x0F : rec[32 + p - 16] >> 4;

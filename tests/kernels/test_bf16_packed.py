@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gpt_oss_desktop.kernels import bf16_packed, cpu_mxfp4
+from gpt_oss_desktop.kernels import bf16_packed, cpu_build, cpu_mxfp4
 from gpt_oss_desktop.kernels.bf16_packed import LANE_POSITION, PackedBf16Weight
 
 # Every test runs once per instruction-set level this CPU has (tests/kernels/conftest.py).
@@ -137,6 +137,36 @@ def test_a_token_gets_the_same_bits_in_any_batch() -> None:
     for i in range(6):
         alone = bf16_packed.packed_linear(x[i : i + 1], packed, fp32_out=True)
         assert torch.equal(_bits(alone[0]), _bits(batched[i]))
+
+
+def test_the_prefetch_distance_changes_no_result() -> None:
+    """How far ahead the bf16 GEMVs prefetch (by CPU vendor, kernels.cpu_build.bf16_prefetch_bytes) is speed only, and
+    a distance past the end of the weight is harmless (a prefetch never faults)."""
+    ops = cpu_build.ops()
+    assert ops.bf16_prefetch() == cpu_build.bf16_prefetch_bytes()  # set when the variant was loaded
+    weight = torch.nan_to_num(_with_specials(_weight(301, 2880, seed=5)), nan=1.0, posinf=2.0, neginf=-2.0)
+    packed = _packed(weight)
+    x = torch.randn(3, 2880, generator=torch.Generator().manual_seed(6)).to(torch.bfloat16)
+    before = ops.bf16_prefetch()
+    results = []
+    try:
+        for distance in (0, 64, 4096, 1 << 20):
+            ops.set_bf16_prefetch(distance)
+            for t in (1, 3):
+                results.append(
+                    (
+                        _bits(bf16_packed.packed_linear(x[:t], packed, fp32_out=True)),
+                        _bits(cpu_mxfp4.bf16_linear(x[:t], weight, fp32_out=True)),
+                    )
+                )
+    finally:
+        ops.set_bf16_prefetch(before)
+    first = results[:2]
+    for i, (packed_bits, plain_bits) in enumerate(results):
+        assert torch.equal(packed_bits, plain_bits)
+        assert torch.equal(packed_bits, first[i % 2][0])
+    with pytest.raises(RuntimeError, match="0 to 1 MiB"):
+        ops.set_bf16_prefetch(-1)
 
 
 @pytest.mark.parametrize("compute", [torch.float32, torch.bfloat16])

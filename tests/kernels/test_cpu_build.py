@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -34,6 +35,39 @@ def test_levels_follow_the_cpu_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cpu_build.supported_levels() == ("avx512bf16", "avx512", "avx2", "scalar")
     _cpu_with(monkeypatch, frozenset({"avx2"}))  # AVX2 without FMA (some VIA/Zhaoxin parts): only the scalar build
     assert cpu_build.supported_levels() == ("scalar",)
+
+
+def test_the_bf16_prefetch_distance_follows_the_vendor_and_the_switch(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv(cpu_build.BF16_PREFETCH_ENV, raising=False)
+    monkeypatch.setattr(cpu_build, "cpu_vendor", lambda: "AuthenticAMD")
+    assert cpu_build.bf16_prefetch_bytes() == 0
+    monkeypatch.setattr(cpu_build, "cpu_vendor", lambda: "GenuineIntel")
+    assert cpu_build.bf16_prefetch_bytes() == cpu_build.DEFAULT_BF16_PREFETCH_BYTES == 4096
+    monkeypatch.setattr(cpu_build, "cpu_vendor", lambda: "")
+    assert cpu_build.bf16_prefetch_bytes() == 4096
+    monkeypatch.setenv(cpu_build.BF16_PREFETCH_ENV, " 8192 ")
+    assert cpu_build.bf16_prefetch_bytes() == 8192
+    monkeypatch.setenv(cpu_build.BF16_PREFETCH_ENV, "0")
+    assert cpu_build.bf16_prefetch_bytes() == 0
+    for bad in ("4k", "-1", str(2 << 20)):
+        monkeypatch.setenv(cpu_build.BF16_PREFETCH_ENV, bad)
+        with caplog.at_level(logging.WARNING, logger=cpu_build.__name__):
+            assert cpu_build.bf16_prefetch_bytes() == 4096
+        assert f"{cpu_build.BF16_PREFETCH_ENV}={bad!r}" in caplog.text
+        caplog.clear()
+
+
+def test_cpuinfo_gives_flags_model_and_vendor() -> None:
+    info = cpu_build._read_cpuinfo()
+    if info is None:
+        pytest.skip("no /proc/cpuinfo here")
+    assert info.flags == cpu_build.cpu_flags() and info.vendor == cpu_build.cpu_vendor()
+    if info.model:
+        assert cpu_build.cpu_model_name() == info.model
+    if "avx2" in info.flags:  # an x86-64 CPU names its vendor ("GenuineIntel", "AuthenticAMD", ...)
+        assert info.vendor
 
 
 def test_without_proc_cpuinfo_the_flags_come_from_torch(monkeypatch: pytest.MonkeyPatch) -> None:
