@@ -23,6 +23,27 @@ inline float dot_f32(const float* q, const T* k, int64_t D) {
   return sum;
 }
 
+// Rows of one KV head are Hkv * D elements apart (1 KiB on the 20b): prefetched this many positions ahead, since the
+// hardware prefetcher does not keep enough of those strided lines in flight.
+#ifdef GPTOSS_KV_ROWS_AHEAD
+constexpr int64_t kRowsAhead = GPTOSS_KV_ROWS_AHEAD;
+#else
+constexpr int64_t kRowsAhead = 8;
+#endif
+
+// How many positions the pre-pass over a thread's KV heads prefetches (attention_decode, below).
+#ifdef GPTOSS_KV_PREPASS
+constexpr int64_t kPrepassRows = GPTOSS_KV_PREPASS;
+#else
+constexpr int64_t kPrepassRows = 1024;
+#endif
+
+// Prefetches the `bytes` of one cached row (a K or V row of one KV head).
+inline void prefetch_kv_row(const void* row, int64_t bytes) {
+  const char* p = static_cast<const char*>(row);
+  for (int64_t b0 = 0; b0 < bytes; b0 += 64) __builtin_prefetch(p + b0, 0, 3);
+}
+
 #if defined(__AVX512F__)
 // exp(x) for softmax arguments (x <= 0 after the max is subtracted; larger x also works up to ~88): Cephes' expf
 // polynomial on the range-reduced argument, scaled by 2^n with vscalefps. Within ~2 ulp of std::exp; arguments below
@@ -67,8 +88,10 @@ bool attention_item_avx512(const T* q, const T* kp, const T* vp, const float* si
     const int64_t pos = first + j;
     return base + ((slot * S + (ring ? pos % S : pos)) * Hkv + kvh) * D;
   };
+  const int64_t row_bytes = D * static_cast<int64_t>(sizeof(T));
   // Scores: one K row against the G query heads, lane sums reduced four heads at a time.
   for (int64_t j = 0; j < n; ++j) {
+    if (j + kRowsAhead < n) prefetch_kv_row(row(kp, j + kRowsAhead), row_bytes);
     const T* krow = row(kp, j);
     __m512 kv[16];
     for (int64_t c = 0; c < C; ++c) kv[c] = load16_f32(krow + 16 * c);
@@ -110,6 +133,7 @@ bool attention_item_avx512(const T* q, const T* kp, const T* vp, const float* si
     __m512 acc[16][2];
     for (int64_t g = 0; g < G; ++g) acc[g][0] = acc[g][1] = _mm512_setzero_ps();
     for (int64_t j = 0; j < n; ++j) {
+      if (j + kRowsAhead < n) prefetch_kv_row(row(vp, j + kRowsAhead), row_bytes);
       const T* vrow = row(vp, j);
       const __m512 v0 = load16_f32(vrow + 16 * c0);
       const __m512 v1 = two ? load16_f32(vrow + 16 * c0 + 16) : _mm512_setzero_ps();
@@ -186,10 +210,6 @@ inline void head_dots(const float* qf, const T* krow, int64_t G, int64_t C, floa
   }
 }
 
-// Rows of one KV head are Hkv * D elements apart (1 KiB on the 20b): prefetched this many positions ahead, since the
-// hardware prefetcher does not keep enough of those strided lines in flight.
-constexpr int64_t kRowsAhead = 8;
-
 template <typename T>
 bool attention_item_avx2(const T* q, const T* kp, const T* vp, const float* sinks, int64_t slot, int64_t first,
                          int64_t n, int64_t S, int64_t Hkv, int64_t kvh, int64_t G, int64_t D, bool ring,
@@ -206,10 +226,7 @@ bool attention_item_avx2(const T* q, const T* kp, const T* vp, const float* sink
     return base + ((slot * S + (ring ? pos % S : pos)) * Hkv + kvh) * D;
   };
   const int64_t row_bytes = D * static_cast<int64_t>(sizeof(T));
-  auto prefetch_row = [&](const T* base, int64_t j) {
-    const char* p = reinterpret_cast<const char*>(row(base, j));
-    for (int64_t b0 = 0; b0 < row_bytes; b0 += 64) _mm_prefetch(p + b0, _MM_HINT_T0);
-  };
+  auto prefetch_row = [&](const T* base, int64_t j) { prefetch_kv_row(row(base, j), row_bytes); };
   for (int64_t j = 0; j < n; ++j) {
     if (j + kRowsAhead < n) prefetch_row(kp, j + kRowsAhead);
     const T* krow = row(kp, j);
@@ -313,9 +330,11 @@ void attention_decode_impl(const at::Tensor& q, const at::Tensor& k_store, const
         // [.., pos, kvh, D]), prefetched before the per-head loops below read it head by head, 1 KB-strided. Right
         // after a layer's weight streams the cache rows are cold; on the 20b at 512 positions a full layer's call took
         // ~290 us cold against ~105 us warm, and ~160 us with this pass (T0 beat T1/T2 hints: ~160 vs ~210 us).
+        // Only the first kPrepassRows positions: the per-head loops prefetch kRowsAhead rows ahead, and a long
+        // context's whole cache (32 MB for 4 heads at 32k) would only push itself out of the caches again.
         const int64_t heads = std::min(Hkv - kvh, i1 - item);
         const int64_t block = heads * D * static_cast<int64_t>(sizeof(T));
-        for (int64_t j = 0; j < n; ++j) {
+        for (int64_t j = 0; j < std::min(n, kPrepassRows); ++j) {
           const int64_t pos = first + j;
           const int64_t offset = ((slot * S + (ring ? pos % S : pos)) * Hkv + kvh) * D;
           const char* krow = reinterpret_cast<const char*>(kp + offset);
