@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 from typing import Any
 
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QGuiApplication, QPalette
 from pytestqt.qtbot import QtBot
 
-from gpt_oss_desktop.app.chat.rendering import markdown_view, render_markdown
+from gpt_oss_desktop.app.chat.rendering import background, markdown_view, render_markdown
+from gpt_oss_desktop.app.chat.rendering.incremental import IncrementalMarkdown
 from gpt_oss_desktop.app.chat.rendering.markdown_view import MarkdownView
 from tests.app.chat.rendering.corpus import FIXED, tokenize
 
@@ -130,6 +133,26 @@ def test_a_long_text_renders_off_the_gui_thread_to_the_same_document(qtbot: QtBo
     assert not reference.pending
     assert view.toHtml() == reference.toHtml()
     assert view.hidden_chars == 0 and view.text() == text
+
+
+def test_the_worker_hands_the_gil_over_often_while_it_parses(qtbot: QtBot, monkeypatch: Any) -> None:
+    # The GUI thread needs the GIL for every Qt event that reaches a PySide widget: at Python's 5 ms switch interval a
+    # 512 KB parse on the worker stalled the event loop for ~1 s (tests/app/history/test_history_ui.py measures that).
+    seen: list[tuple[str, float]] = []
+    original = IncrementalMarkdown.render
+
+    def render(self: IncrementalMarkdown) -> Any:
+        seen.append((threading.current_thread().name, sys.getswitchinterval()))
+        return original(self)
+
+    monkeypatch.setattr(IncrementalMarkdown, "render", render)
+    before = sys.getswitchinterval()
+    view = _view(qtbot)
+    view.set_text(_long_markdown(markdown_view.BACKGROUND_RENDER_CHARS * 2))
+    qtbot.waitUntil(lambda: not view.pending, timeout=10_000)
+    on_worker = [interval for name, interval in seen if name == "markdown-render"]
+    assert on_worker and max(on_worker) <= background.WORKER_SWITCH_INTERVAL_S < before
+    assert sys.getswitchinterval() == before  # restored once the parse is done
 
 
 def test_a_newer_text_wins_over_a_long_one_still_rendering(qtbot: QtBot) -> None:
