@@ -336,7 +336,7 @@ at::Tensor bf16_gemv(const at::Tensor& x, const Rows& rows, const std::optional<
   // L2) that every token tile then reads, instead of decoding it again per tile and beside the tile's FMAs, which made
   // the packed rows' GEMV slower than the plain one at 4 tokens (Zen 4, 2 threads; tiles of 2 fp32 tokens). Where one
   // tile takes every token (up to 4 bf16 tokens with vdpbf16ps) the rows decode on the fly, each group once anyway:
-  // 4 tokens through `mini`'s unembedding took 34 ms so against 59 ms through the scratch (Xeon, Emerald Rapids
+  // 4 tokens through `mini`'s unembedding took 34 ms against 59 ms through the scratch (Xeon, Emerald Rapids
   // class, 2 threads).
   const bool scratch = Rows::kDecodes && T > tile;
   at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
