@@ -40,7 +40,7 @@ constexpr int64_t kPrepassRows = GPTOSS_KV_PREPASS;
 constexpr int64_t kPrepassRows = 1024;
 #endif
 
-// Prefetches the `bytes` of one cached row (a K or V row of one KV head).
+// Prefetches `bytes` of the cache from `row` on (one KV head's row, or a position's block of heads).
 inline void prefetch_kv_row(const void* row, int64_t bytes) {
   const char* p = static_cast<const char*>(row);
   for (int64_t b0 = 0; b0 < bytes; b0 += 64) __builtin_prefetch(p + b0, 0, 3);
@@ -339,12 +339,8 @@ void attention_decode_impl(const at::Tensor& q, const at::Tensor& k_store, const
         for (int64_t j = 0; j < std::min(n, kPrepassRows); ++j) {
           const int64_t pos = first + j;
           const int64_t offset = ((slot * S + (ring ? pos % S : pos)) * Hkv + kvh) * D;
-          const char* krow = reinterpret_cast<const char*>(kp + offset);
-          const char* vrow = reinterpret_cast<const char*>(vp + offset);
-          for (int64_t b0 = 0; b0 < block; b0 += 64) {
-            _mm_prefetch(krow + b0, _MM_HINT_T0);
-            _mm_prefetch(vrow + b0, _MM_HINT_T0);
-          }
+          prefetch_kv_row(kp + offset, block);
+          prefetch_kv_row(vp + offset, block);
         }
       }
 #if defined(__AVX512F__)

@@ -32,10 +32,6 @@ constexpr int kQ8MaxTile = 4;
 // Token tile: as many tokens (2 to 4) as keep their activations within ~48 KB (token_tile counts 4 bytes a value; the
 // int16 values take half that). At 2-4 tokens a tile shares each row's load and unpacking.
 constexpr int64_t kQ8TileBytes = 48 << 10;
-// Prefetch distance along a row (common.h); rows are streamed, so this runs ahead of the hardware prefetcher's
-// ramp-up. `mini`'s 8-bit unembedding (615 MB): 21.7 ms with 2 KiB, 20.1 with 4 KiB (Xeon, Emerald Rapids class, 2
-// threads).
-constexpr int64_t kQ8PrefetchBytes = kStreamPrefetchBytes;
 
 // A block's bf16 scale bits from its fp32 absmax (kernels/q8.py's scale_for): absmax / 127 to the nearest bf16
 // (c10::BFloat16 rounds to nearest even, as Tensor.to does), one step up where the largest weight would be 127.5
@@ -84,7 +80,7 @@ inline void q8_row_dot(const int8_t* q, const uint16_t* d, int64_t K, const int1
   auto group = [&](int64_t g, auto slot) {
     constexpr int a = decltype(slot)::value;
     const int8_t* p = q + kQ8Group * g;
-    _mm_prefetch(reinterpret_cast<const char*>(p) + kQ8PrefetchBytes, _MM_HINT_T0);
+    prefetch_ahead(p, kStreamPrefetchBytes);  // rows are streamed: run ahead of the hardware prefetcher
     const __m256i lo = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     const __m256i hi = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)));
     const __m256 dw = _mm256_set1_ps(bf16_bits_to_float(d[g]));

@@ -24,10 +24,8 @@ alignas(64) constexpr float kFp4[16] = {+0.0f, +0.5f, +1.0f, +1.5f, +2.0f, +3.0f
 // at K=2880) must stay in L1 while a row chunk streams past; 8 tokens measured slower per token than 4.
 constexpr int kMaxTile = 4;
 
-// Software prefetch distance along a thread's weight stream (common.h): the hardware prefetcher alone left the kernel
-// at ~60% of the DRAM read bandwidth (AMD Zen 4). 2 KiB ahead had been enough there; on a Xeon (Emerald Rapids class)
-// 4 KiB made one 20b-shape MoE call 6% faster at one token and 9% at four (2 threads), 8 KiB the same as 4.
-constexpr int64_t kPrefetchBytes = kStreamPrefetchBytes;
+// Every row kernel below prefetches kStreamPrefetchBytes ahead along a thread's weight stream (common.h, with the
+// measurements): the hardware prefetcher alone left the kernel at ~60% of the DRAM read bandwidth (AMD Zen 4).
 
 // 2^(s - 127) for every scale byte. std::ldexp is exact: s = 0 gives the subnormal 2^-127 and s = 255 gives +inf,
 // which is what the fp32 torch reference (torch.pow(2., s - 127)) produces too.
@@ -63,7 +61,7 @@ inline void row_dot(const uint8_t* blk, const uint8_t* sc, int64_t G, const floa
     }
     int64_t g = 0;
     for (; g + 2 <= G; g += 2) {
-      _mm_prefetch(reinterpret_cast<const char*>(blk + 16 * g + kPrefetchBytes), _MM_HINT_T0);
+      prefetch_ahead(blk + 16 * g, kStreamPrefetchBytes);
       const __m512i v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * g)));
       const __m512i v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * g + 16)));
       // vpermps only reads index bits 0..3, so the low nibble needs no mask.
@@ -106,7 +104,7 @@ inline void row_dot(const uint8_t* blk, const uint8_t* sc, int64_t G, const floa
       acc_hi[t] = _mm512_setzero_ps();
     }
     for (int64_t g = 0; g < G; ++g) {
-      if ((g & 1) == 0) _mm_prefetch(reinterpret_cast<const char*>(blk + 16 * g + kPrefetchBytes), _MM_HINT_T0);
+      if ((g & 1) == 0) prefetch_ahead(blk + 16 * g, kStreamPrefetchBytes);
       const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * g)));
       const __m512 s = _mm512_set1_ps(stab[sc[g]]);
       const __m512 w_lo = _mm512_mul_ps(_mm512_permutexvar_ps(v, lut), s);
@@ -133,11 +131,9 @@ alignas(32) constexpr uint8_t kFp4Byte2[32] = {
     0x00, 0x00, 0x80, 0xC0, 0x00, 0x40, 0x80, 0xC0, 0x00, 0x00, 0x80, 0xC0, 0x00, 0x40, 0x80, 0xC0,
     0x00, 0x00, 0x80, 0xC0, 0x00, 0x40, 0x80, 0xC0, 0x00, 0x00, 0x80, 0xC0, 0x00, 0x40, 0x80, 0xC0};
 
-// Software prefetch distance of the AVX2 kernel (bytes ahead in a thread's weight stream). On AMD Zen 3 1, 2 and
-// 4 KiB measured the same within noise (512 B ~10% slower at T = 1 on 2 threads); on a Xeon (Emerald Rapids class)
-// at the avx2 level one 20b-shape MoE call took 2.91 ms with the hardware prefetcher alone, 2.42 at 2 KiB, 2.27 at
-// 4 KiB and 2.25 at 8 KiB (2 threads, one token).
-constexpr int64_t kAvx2PrefetchBytes = kStreamPrefetchBytes;
+// The AVX2 kernel's prefetch distance is kStreamPrefetchBytes too: on AMD Zen 3 1, 2 and 4 KiB measured the same within
+// noise (512 B ~10% slower at T = 1 on 2 threads); on a Xeon (Emerald Rapids class) at the avx2 level one 20b-shape
+// MoE call took 2.91 ms with the hardware prefetcher alone, 2.42 at 2 KiB, 2.27 at 4 KiB and 2.25 at 8 KiB.
 
 // The AVX2 activation layout of a group of 32 elements e: four runs of 8, e = 4i, 4i + 2, 4i + 1, 4i + 3 (i = 0..7),
 // the order in which decode_pair's vectors come out, so the activations need no shuffling in the inner loop.
@@ -209,7 +205,7 @@ inline void row_dot(const uint8_t* blk, const uint8_t* sc, int64_t G, const floa
   }
   int64_t g = 0;
   for (; g + 2 <= G; g += 2) {
-    if ((g & 3) == 0) _mm_prefetch(reinterpret_cast<const char*>(blk + 16 * g + kAvx2PrefetchBytes), _MM_HINT_T0);
+    if ((g & 3) == 0) prefetch_ahead(blk + 16 * g, kStreamPrefetchBytes);
     __m256 w[8];
     decode_pair(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 * g)), w);
     const __m256 s0 = _mm256_set1_ps(stab[sc[g]]);
@@ -326,7 +322,7 @@ inline void row_dot_i16(const uint8_t* blk, const uint8_t* sc, int64_t G, const 
   const auto load = [blk](int64_t g) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 16 * g)); };
   int64_t g = 0;
   for (; g + 4 <= G; g += 4) {
-    _mm_prefetch(reinterpret_cast<const char*>(blk + 16 * g + kAvx2PrefetchBytes), _MM_HINT_T0);
+    prefetch_ahead(blk + 16 * g, kStreamPrefetchBytes);
     pair(g / 2, load(g), stab[sc[g]], stab[sc[g + 1]], std::integral_constant<int, 0>{});
     pair(g / 2 + 1, load(g + 2), stab[sc[g + 2]], stab[sc[g + 3]], std::integral_constant<int, 1>{});
   }
@@ -405,7 +401,7 @@ inline void row_dot_dp(const uint8_t* blk, const uint8_t* sc, int64_t G, const u
   for (int64_t g = 0; g < G; g += 2) {
     const bool both = g + 1 < G;
     const uint8_t* p = blk + 16 * g;
-    _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchBytes, _MM_HINT_T0);
+    prefetch_ahead(p, kStreamPrefetchBytes);
     // A lone last group: its partner's bytes read as zeros (code 0 is +0.0) and get its scale.
     const __m256i raw =
         both ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)) : _mm256_maskz_loadu_epi8(0xFFFF, p);
