@@ -1,11 +1,18 @@
 // Decode attention straight from the KV cache store (Python wrapper: kernels/cpu_mxfp4.py, attention_decode).
 //
 // One query per sequence against its cached keys, like attention_decode_ref, without the reference's per-sequence
-// gathers and fp32 copies of the whole visible cache (~15 torch ops per layer and sequence). One work item is one
-// (sequence, KV head): each K/V row is read once and serves the G query heads that share it. Scores and softmax are in
-// fp32, the sink joins the denominator only; each sequence's result is independent of the batch.
+// gathers and fp32 copies of the whole visible cache (~15 torch ops per layer and sequence). A work item is one
+// sequence and a run of its KV heads (a thread's consecutive heads, up to kMaxRunHeads): each K/V row is read once and
+// serves the G query heads that share it, and the run's rows of one position lie side by side in the store
+// ([.., pos, kvh, D]), so the run streams them as one contiguous block per position rather than one 1 KB-strided row
+// per head and pass. The vectorised paths walk the positions in blocks of kKvBlock with an online softmax (running max
+// and denominator per query head, fp32; the sink joins the denominator): K and V are read once, in one pass, and no
+// score buffer the size of the context is written and read back. Each head's arithmetic depends on its own rows and
+// the block boundaries only, so each sequence's result is independent of the batch and the thread count.
 #include "common.h"
 #include "vec8.h"
+
+#include <type_traits>
 
 namespace GPTOSS_OP_NAMESPACE {
 namespace {
@@ -23,27 +30,183 @@ inline float dot_f32(const float* q, const T* k, int64_t D) {
   return sum;
 }
 
-// Rows of one KV head are Hkv * D elements apart (1 KiB on the 20b): prefetched this many positions ahead, since the
-// hardware prefetcher does not keep enough of those strided lines in flight. 16 rather than 8: 20b decode at 8,192
-// cached tokens 7.12 -> 7.39 tok/s at avx512bf16 (32: 7.34; Xeon, Emerald Rapids class); the same within noise at
-// avx2.
+// Positions per block of the online softmax: a run's block of K and V rows (16 KB at 4 heads of D = 64 in bf16) stays
+// in L1 while each head scores it and adds it up, and the per-block work (running max, rescaling, the accumulators'
+// loads and stores) is spread over 16 positions.
+#ifdef GPTOSS_KV_BLOCK
+constexpr int64_t kKvBlock = GPTOSS_KV_BLOCK;
+#else
+constexpr int64_t kKvBlock = 16;
+#endif
+static_assert(kKvBlock % 16 == 0, "whole 16-lane vectors of scores");
+
+// How many positions ahead the run's K and V rows are prefetched, spread over the block's heads.
 #ifdef GPTOSS_KV_ROWS_AHEAD
 constexpr int64_t kRowsAhead = GPTOSS_KV_ROWS_AHEAD;
 #else
 constexpr int64_t kRowsAhead = 16;
 #endif
 
-// How many positions the pre-pass over a thread's KV heads prefetches (attention_decode, below).
+// How many positions the pre-pass over a run prefetches (attention_decode_impl, below).
 #ifdef GPTOSS_KV_PREPASS
 constexpr int64_t kPrepassRows = GPTOSS_KV_PREPASS;
 #else
 constexpr int64_t kPrepassRows = 1024;
 #endif
 
-// Prefetches `bytes` of the cache from `row` on (one KV head's row, or a position's block of heads).
+// The most KV heads one run takes: bounds the run's fp32 state (queries and accumulators, 2 x 16 KB per head at the
+// widest head group) while covering a thread's share of gpt-oss's 8 KV heads.
+constexpr int64_t kMaxRunHeads = 8;
+
+// Prefetches `bytes` of the cache from `row` on (a run's rows of one position). An asm statement rather than
+// __builtin_prefetch: GCC counts the builtin as free of side effects, and since C++ loops must make progress
+// (-ffinite-loops at -O2) it deletes a loop that does nothing else, as these loops do; every prefetch of this file was
+// gone from the -O3 build.
 inline void prefetch_kv_row(const void* row, int64_t bytes) {
   const char* p = static_cast<const char*>(row);
-  for (int64_t b0 = 0; b0 < bytes; b0 += 64) __builtin_prefetch(p + b0, 0, 3);
+  for (int64_t b0 = 0; b0 < bytes; b0 += 64) {
+#if defined(__x86_64__) || defined(__i386__)
+    asm volatile("prefetcht0 %0" : : "m"(p[b0]));
+#else
+    __builtin_prefetch(p + b0, 0, 3);
+#endif
+  }
+}
+
+// Where one sequence's cached rows are: the stores are [R, S, Hkv, D]; position `first + j` of the sequence in `slot`
+// (modulo S in a ring), KV head kvh.
+template <typename T>
+struct KvRows {
+  const T* k;
+  const T* v;
+  int64_t slot, first, S, Hkv, D;
+  bool ring;
+  int64_t offset(int64_t j, int64_t kvh) const {
+    const int64_t pos = first + j;
+    return ((slot * S + (ring ? pos % S : pos)) * Hkv + kvh) * D;
+  }
+  // Prefetches the K and V rows of `heads` heads from kvh0 on at position j (contiguous in the store).
+  void prefetch(int64_t j, int64_t kvh0, int64_t heads) const {
+    const int64_t o = offset(j, kvh0);
+    const int64_t bytes = heads * D * static_cast<int64_t>(sizeof(T));
+    prefetch_kv_row(k + o, bytes);
+    prefetch_kv_row(v + o, bytes);
+  }
+};
+
+// One thread's fp32 work buffers, 64-byte aligned for the vector loads and stores; kept across the thread's runs.
+class Scratch {
+ public:
+  float* get(int which, int64_t count) {
+    std::vector<float>& b = bufs_[which];
+    if (b.size() < static_cast<size_t>(count + 16)) b.resize(static_cast<size_t>(count + 16));
+    const auto address = reinterpret_cast<uintptr_t>(b.data());
+    return reinterpret_cast<float*>((address + 63) & ~static_cast<uintptr_t>(63));
+  }
+
+ private:
+  std::vector<float> bufs_[4];
+};
+
+// The running state of a run's online softmax, per query head hg = h * G + g: the largest score so far (the sink
+// counts as one, so it starts there) and the denominator relative to it (the sink's exp(sink - max) = 1).
+struct RunningSoftmax {
+  float max[kMaxRunHeads * 16];
+  float denom[kMaxRunHeads * 16];
+  void start(const float* sinks, int64_t count) {
+    for (int64_t i = 0; i < count; ++i) {
+      max[i] = sinks[i];
+      denom[i] = 1.0f;  // a -inf sink also works: the first block's rescaling by exp(-inf) = 0 removes it
+    }
+  }
+  // A new block whose largest score is block_max: returns the factor the accumulators are rescaled by (1 when the max
+  // stands) and rescales the denominator; the block's exp(s - max) are then added to denom by the caller.
+  float update(int64_t hg, float block_max) {
+    if (!(block_max > max[hg])) return 1.0f;
+    const float alpha = std::exp(max[hg] - block_max);
+    max[hg] = block_max;
+    denom[hg] *= alpha;
+    return alpha;
+  }
+};
+
+// A block's K and V rows of the run's first head (the ring may wrap inside a block; head h's row is D elements on).
+// Rows past the last position point at zeros (kZeroRows, long enough for every head of a run), so that whole vectors
+// of positions can be scored.
+template <typename T>
+alignas(64) inline const T kZeroRows[kMaxRunHeads * 256] = {};
+
+template <typename T>
+struct BlockRows {
+  const T* k[kKvBlock];
+  const T* v[kKvBlock];
+  void fill(const KvRows<T>& kv, int64_t j0, int64_t rows, int64_t kvh0) {
+    for (int64_t r = 0; r < kKvBlock; ++r) {
+      if (r < rows) {
+        const int64_t o = kv.offset(j0 + r, kvh0);
+        k[r] = kv.k + o;
+        v[r] = kv.v + o;
+      } else {
+        k[r] = v[r] = kZeroRows<T>;
+      }
+    }
+  }
+};
+
+// Vector work reads rows in "split order": each chunk of 2L elements (L lanes) as two L-lane vectors, for bf16 the
+// even and the odd elements (a shift and a mask widen them, half the work of widening in order), for fp32 the two
+// halves. Queries are split the same way for the dot products, and the P.V accumulators are un-split on the way out.
+#if defined(__AVX512F__)
+inline void split32(const float* p, __m512& lo, __m512& hi) {
+  lo = _mm512_loadu_ps(p);
+  hi = _mm512_loadu_ps(p + 16);
+}
+inline void split32(const c10::BFloat16* p, __m512& even, __m512& odd) {
+  const __m512i x = _mm512_loadu_si512(p);
+  even = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
+  odd = _mm512_castsi512_ps(_mm512_and_si512(x, _mm512_set1_epi32(static_cast<int>(0xFFFF0000u))));
+}
+#else
+inline void split16(const float* p, __m256& lo, __m256& hi) {
+  lo = _mm256_loadu_ps(p);
+  hi = _mm256_loadu_ps(p + 8);
+}
+inline void split16(const c10::BFloat16* p, __m256& even, __m256& odd) {
+  const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  even = _mm256_castsi256_ps(_mm256_slli_epi32(x, 16));
+  odd = _mm256_castsi256_ps(_mm256_and_si256(x, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
+}
+#endif
+
+// Writes one chunk of 2L fp32 values given in split order (lo = even or first half, hi = odd or second half) to dst in
+// element order, scaled by inv.
+template <int L>
+inline void unsplit(const float* lo, const float* hi, float inv, float* dst) {
+  for (int i = 0; i < L; ++i) {
+    dst[2 * i] = lo[i] * inv;
+    dst[2 * i + 1] = hi[i] * inv;
+  }
+}
+template <int L, typename T>
+inline void write_chunk(const float* split, float inv, T* dst) {
+  if constexpr (std::is_same_v<T, float>) {
+    for (int i = 0; i < 2 * L; ++i) dst[i] = split[i] * inv;
+  } else {
+    float tmp[2 * L];
+    unsplit<L>(split, split + L, inv, tmp);
+    for (int i = 0; i < 2 * L; ++i) dst[i] = T(tmp[i]);
+  }
+}
+template <int L, typename T>
+inline void read_chunk(const T* src, float* split) {
+  if constexpr (std::is_same_v<T, float>) {
+    for (int i = 0; i < 2 * L; ++i) split[i] = src[i];
+  } else {
+    for (int i = 0; i < L; ++i) {
+      split[i] = static_cast<float>(src[2 * i]);
+      split[L + i] = static_cast<float>(src[2 * i + 1]);
+    }
+  }
 }
 
 #if defined(__AVX512F__)
@@ -66,105 +229,154 @@ inline __m512 exp_ps(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-inline __m512 load16_f32(const float* p) { return _mm512_loadu_ps(p); }
-inline __m512 load16_f32(const c10::BFloat16* p) {
-  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+// The 16 lane sums of v[0..15] as one vector (lane i = sum of v[i]): halves, then quarters, then lanes 2 and 1 apart
+// added, each vector's lanes paired the same way wherever it sits.
+inline __m512 reduce16(const __m512* v) {
+  __m512 w[8], x[4];
+  for (int i = 0; i < 8; ++i) {  // quarters [a0 + a2, a1 + a3, b0 + b2, b1 + b3] of a = v[2i], b = v[2i + 1]
+    w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
+                         _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+  }
+  for (int i = 0; i < 4; ++i) {  // quarter t: vector 4i + t's four partial lanes
+    x[i] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0xDD));
+  }
+  // Within each quarter: lanes 2 apart, then 1 apart; quarter t, lane k ends up holding vector t + 4k.
+  const __m512 y0 = _mm512_add_ps(_mm512_shuffle_ps(x[0], x[1], 0x44), _mm512_shuffle_ps(x[0], x[1], 0xEE));
+  const __m512 y1 = _mm512_add_ps(_mm512_shuffle_ps(x[2], x[3], 0x44), _mm512_shuffle_ps(x[2], x[3], 0xEE));
+  const __m512 z = _mm512_add_ps(_mm512_shuffle_ps(y0, y1, 0x88), _mm512_shuffle_ps(y0, y1, 0xDD));
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  return _mm512_permutexvar_ps(order, z);
 }
 
-// One (sequence, KV head) of decode attention, vectorised: the G query heads' scores against each visible key (K row
-// widened once, shared by the G heads), a vectorised softmax with the sink in the denominator, and P.V with the G x 32
-// accumulators in registers. Returns false for head shapes it does not take (D not a multiple of 16, D > 256 or
-// G > 16); the caller then runs the scalar loop. scores: scratch, resized here.
-template <typename T>
-bool attention_item_avx512(const T* q, const T* kp, const T* vp, const float* sinks, int64_t slot, int64_t first,
-                           int64_t n, int64_t S, int64_t Hkv, int64_t kvh, int64_t G, int64_t D, bool ring,
-                           float sm_scale, std::vector<float>& scores, T* out) {
-  if (D % 16 != 0 || D > 256 || G > 16 || n < 1) return false;
+// Scores of one head's block: p[g][r] = sm_scale * q_g . k_r for the kKvBlock positions, 16 at a time (16 row
+// accumulators reduced together), each row widened once into kf, in split order like qf. (vdpbf16ps straight on the
+// bf16 rows was slower: 79 against 66 cycles per position and KV head on an Emerald Rapids Xeon, one port for it
+// against two for FMAs.)
+template <int kG, int kD, typename T>
+inline void block_scores_avx512(const float* qf, const BlockRows<T>& rows, int64_t h, int64_t G,
+                                int64_t D, float sm_scale, float* kf, float* p) {
+  const __m512 scale = _mm512_set1_ps(sm_scale);
   const int64_t C = D / 16;
-  alignas(64) float qf[16 * 256];
-  for (int64_t i = 0; i < G * D; ++i) qf[i] = static_cast<float>(q[i]);
-  const int64_t stride_n = ((n + 15) / 16) * 16;  // each head's scores padded to whole vectors
-  scores.assign(static_cast<size_t>(G * stride_n), 0.0f);
-  auto row = [&](const T* base, int64_t j) {
-    const int64_t pos = first + j;
-    return base + ((slot * S + (ring ? pos % S : pos)) * Hkv + kvh) * D;
-  };
-  const int64_t row_bytes = D * static_cast<int64_t>(sizeof(T));
-  // Scores: one K row against the G query heads, lane sums reduced four heads at a time.
-  for (int64_t j = 0; j < n; ++j) {
-    if (j + kRowsAhead < n) prefetch_kv_row(row(kp, j + kRowsAhead), row_bytes);
-    const T* krow = row(kp, j);
-    __m512 kv[16];
-    for (int64_t c = 0; c < C; ++c) kv[c] = load16_f32(krow + 16 * c);
-    __m512 dots[16];
-    for (int64_t g = 0; g < G; ++g) {
-      __m512 acc = _mm512_mul_ps(_mm512_load_ps(qf + g * D), kv[0]);
-      for (int64_t c = 1; c < C; ++c) acc = _mm512_fmadd_ps(_mm512_load_ps(qf + g * D + 16 * c), kv[c], acc);
-      dots[g] = acc;
+  for (int64_t r = 0; r < kKvBlock; ++r) {
+    for (int64_t c = 0; c < C; c += 2) {
+      __m512 lo, hi;
+      split32(rows.k[r] + h * D + 16 * c, lo, hi);
+      _mm512_store_ps(kf + r * D + 16 * c, lo);
+      _mm512_store_ps(kf + r * D + 16 * c + 16, hi);
     }
-    for (int64_t g = G; g < ((G + 3) / 4) * 4; ++g) dots[g] = _mm512_setzero_ps();
-    float dot[16];
-    for (int64_t g0 = 0; g0 < G; g0 += 4) reduce_lanes<4>(dots + g0, dot + g0);
-    for (int64_t g = 0; g < G; ++g) scores[g * stride_n + j] = dot[g] * sm_scale;
   }
-  // Softmax per head; padding lanes are masked out of the max and the sum and end up 0.
-  float denom[16];
-  const __mmask16 tail = static_cast<__mmask16>((n % 16) ? ((1u << (n % 16)) - 1u) : 0xFFFFu);
   for (int64_t g = 0; g < G; ++g) {
-    float* sg = scores.data() + g * stride_n;
-    __m512 m = _mm512_set1_ps(sinks[g]);
-    for (int64_t j = 0; j < stride_n; j += 16) {
-      const __mmask16 k = j + 16 <= n ? 0xFFFF : tail;
-      m = _mm512_mask_max_ps(m, k, m, _mm512_loadu_ps(sg + j));
+    const float* qg = qf + (h * G + g) * D;
+    for (int64_t r0 = 0; r0 < kKvBlock; r0 += 16) {
+      const float* kb = kf + r0 * D;
+      __m512 dots[16];
+      __m512 qv = _mm512_load_ps(qg);
+#pragma GCC unroll 16
+      for (int r = 0; r < 16; ++r) dots[r] = _mm512_mul_ps(qv, _mm512_load_ps(kb + r * D));
+      for (int64_t c = 1; c < C; ++c) {
+        qv = _mm512_load_ps(qg + 16 * c);
+#pragma GCC unroll 16
+        for (int r = 0; r < 16; ++r) dots[r] = _mm512_fmadd_ps(qv, _mm512_load_ps(kb + r * D + 16 * c), dots[r]);
+      }
+      _mm512_store_ps(p + g * kKvBlock + r0, _mm512_mul_ps(reduce16(dots), scale));
     }
-    const __m512 mv = _mm512_set1_ps(_mm512_reduce_max_ps(m));
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t j = 0; j < stride_n; j += 16) {
-      const __mmask16 k = j + 16 <= n ? 0xFFFF : tail;
-      const __m512 e = _mm512_maskz_mov_ps(k, exp_ps(_mm512_sub_ps(_mm512_loadu_ps(sg + j), mv)));
-      _mm512_storeu_ps(sg + j, e);
-      sum = _mm512_add_ps(sum, e);
-    }
-    const float sink_e = _mm512_cvtss_f32(exp_ps(_mm512_set1_ps(sinks[g] - _mm512_cvtss_f32(mv))));
-    denom[g] = _mm512_reduce_add_ps(sum) + sink_e;
   }
-  // P.V, 32 output dims at a time so the G x 2 accumulators stay in registers.
-  for (int64_t c0 = 0; c0 < C; c0 += 2) {
-    const bool two = c0 + 1 < C;
-    __m512 acc[16][2];
-    for (int64_t g = 0; g < G; ++g) acc[g][0] = acc[g][1] = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n; ++j) {
-      if (j + kRowsAhead < n) prefetch_kv_row(row(vp, j + kRowsAhead), row_bytes);
-      const T* vrow = row(vp, j);
-      const __m512 v0 = load16_f32(vrow + 16 * c0);
-      const __m512 v1 = two ? load16_f32(vrow + 16 * c0 + 16) : _mm512_setzero_ps();
+}
+
+// One sequence's decode attention for `heads` KV heads from kvh0 on (q, sinks and out start at the run's first query
+// head), vectorised: per block of kKvBlock positions and per head, the G query heads' scores, the online softmax,
+// and P.V with G x 32 accumulators in registers per pass (kG and kD fixed at compile time for gpt-oss's shape keep
+// them there). Returns false for head shapes it does not take (D not a multiple of 32, D > 256 or G > 16); the
+// caller then runs the scalar loop.
+template <int kG, int kD, typename T>
+bool attention_run_avx512(const T* q, const KvRows<T>& kv, const float* sinks, int64_t n, int64_t kvh0, int64_t heads,
+                          int64_t G_any, float sm_scale, Scratch& scratch, T* out) {
+  const int64_t G = kG > 0 ? kG : G_any;
+  const int64_t D = kD > 0 ? kD : kv.D;
+  if (D % 32 != 0 || D > 256 || G > 16 || n < 1) return false;
+  const int64_t C2 = D / 32;  // chunks of 32 elements, each two 16-lane vectors in split order
+  const int64_t HG = heads * G;
+  float* qf = scratch.get(0, HG * D);        // queries in split order, [heads, G, D]
+  float* acc = scratch.get(1, HG * D);       // running P.V in split order, [heads, G, D]
+  float* kf = scratch.get(2, kKvBlock * D);  // one head's block of K rows in split order, [kKvBlock, D]
+  float* p = scratch.get(3, G * kKvBlock);   // one head's block of scores, then weights, [G, kKvBlock]
+  for (int64_t i = 0; i < HG * D; i += 32) read_chunk<16>(q + i, qf + i);
+  std::fill(acc, acc + HG * D, 0.0f);
+  BlockRows<T> rows;
+  RunningSoftmax soft;
+  soft.start(sinks, HG);
+  for (int64_t j0 = 0; j0 < n; j0 += kKvBlock) {
+    const int64_t live_rows = std::min(kKvBlock, n - j0);
+    rows.fill(kv, j0, live_rows, kvh0);
+    for (int64_t h = 0; h < heads; ++h) {
+      // This head's share of the positions kRowsAhead on: the block's prefetches spread over its heads.
+      const int64_t ahead = j0 + kRowsAhead;
+      for (int64_t j = ahead + h * kKvBlock / heads; j < std::min(n, ahead + (h + 1) * kKvBlock / heads); ++j)
+        kv.prefetch(j, kvh0, heads);
+      block_scores_avx512<kG, kD, T>(qf, rows, h, G, D, sm_scale, kf, p);
+      // Online softmax: each query head's block max, the rescaling of its running state, the weights exp(s - max).
+      const __mmask16 tail = static_cast<__mmask16>(live_rows % 16 ? (1u << (live_rows % 16)) - 1u : 0xFFFFu);
       for (int64_t g = 0; g < G; ++g) {
-        const __m512 pv = _mm512_set1_ps(scores[g * stride_n + j]);
-        acc[g][0] = _mm512_fmadd_ps(pv, v0, acc[g][0]);
-        acc[g][1] = _mm512_fmadd_ps(pv, v1, acc[g][1]);
+        float* pg = p + g * kKvBlock;
+        const int64_t hg = h * G + g;
+        __m512 m = _mm512_set1_ps(-INFINITY);
+        for (int64_t r0 = 0; r0 < live_rows; r0 += 16) {
+          const __mmask16 live = r0 + 16 <= live_rows ? 0xFFFF : tail;
+          m = _mm512_mask_max_ps(m, live, m, _mm512_load_ps(pg + r0));
+        }
+        const float alpha = soft.update(hg, _mm512_reduce_max_ps(m));
+        if (alpha != 1.0f) {
+          float* a = acc + hg * D;
+          for (int64_t c = 0; c < 2 * C2; ++c)
+            _mm512_store_ps(a + 16 * c, _mm512_mul_ps(_mm512_load_ps(a + 16 * c), _mm512_set1_ps(alpha)));
+        }
+        const __m512 mv = _mm512_set1_ps(soft.max[hg]);
+        __m512 sum = _mm512_setzero_ps();
+        for (int64_t r0 = 0; r0 < kKvBlock; r0 += 16) {
+          const __mmask16 live = r0 + 16 <= live_rows ? 0xFFFF : r0 < live_rows ? tail : 0;
+          const __m512 e = _mm512_maskz_mov_ps(live, exp_ps(_mm512_sub_ps(_mm512_load_ps(pg + r0), mv)));
+          _mm512_store_ps(pg + r0, e);
+          sum = _mm512_add_ps(sum, e);
+        }
+        soft.denom[hg] += _mm512_reduce_add_ps(sum);
+      }
+      // P.V: one chunk of 32 output dims (its two split-order vectors) of the G query heads per pass.
+      float* acc_h = acc + h * G * D;
+      for (int64_t c = 0; c < C2; ++c) {
+        __m512 a[16][2];
+#pragma GCC unroll 16
+        for (int64_t g = 0; g < G; ++g) {
+          a[g][0] = _mm512_load_ps(acc_h + g * D + 32 * c);
+          a[g][1] = _mm512_load_ps(acc_h + g * D + 32 * c + 16);
+        }
+        for (int64_t r = 0; r < live_rows; ++r) {
+          __m512 lo, hi;
+          split32(rows.v[r] + h * D + 32 * c, lo, hi);
+#pragma GCC unroll 16
+          for (int64_t g = 0; g < G; ++g) {
+            const __m512 pv = _mm512_set1_ps(p[g * kKvBlock + r]);
+            a[g][0] = _mm512_fmadd_ps(pv, lo, a[g][0]);
+            a[g][1] = _mm512_fmadd_ps(pv, hi, a[g][1]);
+          }
+        }
+#pragma GCC unroll 16
+        for (int64_t g = 0; g < G; ++g) {
+          _mm512_store_ps(acc_h + g * D + 32 * c, a[g][0]);
+          _mm512_store_ps(acc_h + g * D + 32 * c + 16, a[g][1]);
+        }
       }
     }
-    for (int64_t g = 0; g < G; ++g) {
-      const __m512 inv = _mm512_set1_ps(1.0f / denom[g]);
-      alignas(64) float o[32];
-      _mm512_store_ps(o, _mm512_mul_ps(acc[g][0], inv));
-      _mm512_store_ps(o + 16, _mm512_mul_ps(acc[g][1], inv));
-      for (int i = 0; i < (two ? 32 : 16); ++i) out[g * D + 16 * c0 + i] = T(o[i]);
-    }
+  }
+  for (int64_t hg = 0; hg < HG; ++hg) {
+    const float inv = 1.0f / soft.denom[hg];
+    for (int64_t i = 0; i < D; i += 32) write_chunk<16>(acc + hg * D + i, inv, out + hg * D + i);
   }
   return true;
 }
 
 #elif defined(__AVX2__) && defined(__FMA__)
-inline __m256 load8_f32(const float* p) { return _mm256_loadu_ps(p); }
-inline __m256 load8_f32(const c10::BFloat16* p) {
-  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-}
-
-// The 8 lane sums of v[0..7] as one vector (lane i = sum of v[i]), each with the same pairing whatever the other
-// vectors hold, so a head's score does not depend on how many heads share the reduction.
+// The 8 lane sums of v[0..7] as one vector (lane i = sum of v[i]), each with the same pairing wherever it sits.
 inline __m256 reduce8(const __m256* v) {
   const __m256 t0 = _mm256_hadd_ps(v[0], v[1]);
   const __m256 t1 = _mm256_hadd_ps(v[2], v[3]);
@@ -182,122 +394,126 @@ inline float hmax256(__m256 v) {
   return _mm_cvtss_f32(m);
 }
 
-// The AVX-512 item's algorithm on 8 lanes: a K row widened once into kf and shared by the G heads (8 heads' lane
-// sums reduced together), a vectorised softmax, and P.V for 16 output dims of up to 4 heads per pass over the V rows
-// (8 accumulators: with 16 registers, all G x 32 of the AVX-512 pass would not fit). Returns false for head shapes it
-// does not take (D not a multiple of 8, D > 256 or G > 16); the caller then runs the scalar loop.
-// dots[g] = the 8 lane products of query head g (qf, [G][8 C]) with one K row, each sum in the same order: kC is C
-// at compile time (the row's vectors stay in registers), 0 for any C (the row is widened once into kf).
-template <int kC, typename T>
-inline void head_dots(const float* qf, const T* krow, int64_t G, int64_t C, float* kf, __m256* dots) {
-  if constexpr (kC > 0) {
-    __m256 kv[kC];
-    for (int c = 0; c < kC; ++c) kv[c] = load8_f32(krow + 8 * c);
-    for (int64_t g = 0; g < G; ++g) {
-      const float* qg = qf + g * 8 * kC;
-      __m256 acc = _mm256_mul_ps(_mm256_load_ps(qg), kv[0]);
-      for (int c = 1; c < kC; ++c) acc = _mm256_fmadd_ps(_mm256_load_ps(qg + 8 * c), kv[c], acc);
-      dots[g] = acc;
-    }
-  } else {
-    for (int64_t c = 0; c < C; ++c) _mm256_store_ps(kf + 8 * c, load8_f32(krow + 8 * c));
-    for (int64_t g = 0; g < G; ++g) {
-      const float* qg = qf + g * 8 * C;
-      __m256 acc = _mm256_mul_ps(_mm256_load_ps(qg), _mm256_load_ps(kf));
-      for (int64_t c = 1; c < C; ++c) {
-        acc = _mm256_fmadd_ps(_mm256_load_ps(qg + 8 * c), _mm256_load_ps(kf + 8 * c), acc);
-      }
-      dots[g] = acc;
-    }
-  }
-}
-
-template <typename T>
-bool attention_item_avx2(const T* q, const T* kp, const T* vp, const float* sinks, int64_t slot, int64_t first,
-                         int64_t n, int64_t S, int64_t Hkv, int64_t kvh, int64_t G, int64_t D, bool ring,
-                         float sm_scale, std::vector<float>& scores, T* out) {
-  if (D % 8 != 0 || D > 256 || G > 16 || n < 1) return false;
-  const int64_t C = D / 8;
-  alignas(32) float qf[16 * 256];
-  alignas(32) float kf[256];
-  for (int64_t i = 0; i < G * D; ++i) qf[i] = static_cast<float>(q[i]);
-  const int64_t stride_n = ((n + 7) / 8) * 8;  // each head's scores padded to whole vectors
-  scores.assign(static_cast<size_t>(G * stride_n), 0.0f);
-  auto row = [&](const T* base, int64_t j) {
-    const int64_t pos = first + j;
-    return base + ((slot * S + (ring ? pos % S : pos)) * Hkv + kvh) * D;
-  };
-  const int64_t row_bytes = D * static_cast<int64_t>(sizeof(T));
-  auto prefetch_row = [&](const T* base, int64_t j) { prefetch_kv_row(row(base, j), row_bytes); };
-  for (int64_t j = 0; j < n; ++j) {
-    if (j + kRowsAhead < n) prefetch_row(kp, j + kRowsAhead);
-    const T* krow = row(kp, j);
-    __m256 dots[16];
-    switch (C) {  // the usual head sizes (64, gpt-oss; 32) keep the K row in registers
-      case 8: head_dots<8>(qf, krow, G, C, kf, dots); break;
-      case 4: head_dots<4>(qf, krow, G, C, kf, dots); break;
-      default: head_dots<0>(qf, krow, G, C, kf, dots); break;
-    }
-    for (int64_t g = G; g < ((G + 7) / 8) * 8; ++g) dots[g] = _mm256_setzero_ps();
-    alignas(32) float dot[16];
-    for (int64_t g0 = 0; g0 < G; g0 += 8) _mm256_store_ps(dot + g0, reduce8(dots + g0));
-    for (int64_t g = 0; g < G; ++g) scores[g * stride_n + j] = dot[g] * sm_scale;
-  }
-  // Softmax per head; padding lanes are left out of the max and the sum and end up 0.
-  alignas(32) int32_t lane_index[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+// The AVX-512 run's algorithm on 8 lanes: K rows widened into kf in split order, scores 8 positions at a time (8 row
+// accumulators reduced together), and P.V for one chunk of 16 output dims of up to 4 query heads per pass over the
+// block's V rows (8 accumulators: with 16 registers, all G x 32 of the AVX-512 pass would not fit). Returns false for
+// head shapes it does not take (D not a multiple of 16, D > 256 or G > 16); the caller then runs the scalar loop.
+template <int kG, int kD, typename T>
+bool attention_run_avx2(const T* q, const KvRows<T>& kv, const float* sinks, int64_t n, int64_t kvh0, int64_t heads,
+                        int64_t G_any, float sm_scale, Scratch& scratch, T* out) {
+  const int64_t G = kG > 0 ? kG : G_any;
+  const int64_t D = kD > 0 ? kD : kv.D;
+  if (D % 16 != 0 || D > 256 || G > 16 || n < 1) return false;
+  const int64_t C = D / 8;    // 8-lane vectors per row
+  const int64_t C2 = D / 16;  // chunks of 16 elements, each two vectors in split order
+  const int64_t HG = heads * G;
+  float* qf = scratch.get(0, HG * D);        // queries in split order, [heads, G, D]
+  float* acc = scratch.get(1, HG * D);       // running P.V in split order, [heads, G, D]
+  float* kf = scratch.get(2, kKvBlock * D);  // one head's block of K rows in split order, [kKvBlock, D]
+  float* p = scratch.get(3, G * kKvBlock);   // one head's block of scores, then weights, [G, kKvBlock]
+  for (int64_t i = 0; i < HG * D; i += 16) read_chunk<8>(q + i, qf + i);
+  std::fill(acc, acc + HG * D, 0.0f);
+  const __m256 scale = _mm256_set1_ps(sm_scale);
+  alignas(32) static const int32_t lane_index[8] = {0, 1, 2, 3, 4, 5, 6, 7};
   const __m256i lanes = _mm256_load_si256(reinterpret_cast<const __m256i*>(lane_index));
-  const __m256 tail = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n % 8)), lanes));
   const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
-  float denom[16];
-  for (int64_t g = 0; g < G; ++g) {
-    float* sg = scores.data() + g * stride_n;
-    __m256 m = _mm256_set1_ps(sinks[g]);
-    for (int64_t j = 0; j < stride_n; j += 8) {
-      __m256 v = _mm256_loadu_ps(sg + j);
-      if (j + 8 > n) v = _mm256_blendv_ps(neg_inf, v, tail);
-      m = _mm256_max_ps(m, v);
-    }
-    const float mx = hmax256(m);
-    const __m256 mv = _mm256_set1_ps(mx);
-    __m256 sum = _mm256_setzero_ps();
-    for (int64_t j = 0; j < stride_n; j += 8) {
-      __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(sg + j), mv));
-      if (j + 8 > n) e = _mm256_and_ps(e, tail);
-      _mm256_storeu_ps(sg + j, e);
-      sum = _mm256_add_ps(sum, e);
-    }
-    denom[g] = hsum8(sum) + _mm256_cvtss_f32(exp8(_mm256_set1_ps(sinks[g] - mx)));
-  }
-  // P.V: 16 output dims of up to 4 heads per pass.
-  for (int64_t c0 = 0; c0 < C; c0 += 2) {
-    const bool two = c0 + 1 < C;
-    for (int64_t g0 = 0; g0 < G; g0 += 4) {
-      const int64_t gn = std::min<int64_t>(4, G - g0);
-      __m256 acc[4][2];
-      for (int g = 0; g < 4; ++g) acc[g][0] = acc[g][1] = _mm256_setzero_ps();
-      const float* sg = scores.data() + g0 * stride_n;
-      for (int64_t j = 0; j < n; ++j) {
-        if (j + kRowsAhead < n) prefetch_row(vp, j + kRowsAhead);
-        const T* vrow = row(vp, j);
-        const __m256 v0 = load8_f32(vrow + 8 * c0);
-        const __m256 v1 = two ? load8_f32(vrow + 8 * c0 + 8) : _mm256_setzero_ps();
+  BlockRows<T> rows;
+  RunningSoftmax soft;
+  soft.start(sinks, HG);
+  for (int64_t j0 = 0; j0 < n; j0 += kKvBlock) {
+    const int64_t live_rows = std::min(kKvBlock, n - j0);
+    rows.fill(kv, j0, live_rows, kvh0);
+    for (int64_t h = 0; h < heads; ++h) {
+      const int64_t ahead = j0 + kRowsAhead;
+      for (int64_t j = ahead + h * kKvBlock / heads; j < std::min(n, ahead + (h + 1) * kKvBlock / heads); ++j)
+        kv.prefetch(j, kvh0, heads);
+      for (int64_t r = 0; r < live_rows; ++r) {
+        for (int64_t c = 0; c < C2; ++c) {
+          __m256 lo, hi;
+          split16(rows.k[r] + h * D + 16 * c, lo, hi);
+          _mm256_store_ps(kf + r * D + 16 * c, lo);
+          _mm256_store_ps(kf + r * D + 16 * c + 8, hi);
+        }
+      }
+      const int64_t padded = (live_rows + 7) / 8 * 8;
+      std::fill(kf + live_rows * D, kf + padded * D, 0.0f);
+      for (int64_t g = 0; g < G; ++g) {
+        const float* qg = qf + (h * G + g) * D;
+        for (int64_t r0 = 0; r0 < padded; r0 += 8) {
+          const float* kb = kf + r0 * D;
+          __m256 dots[8];
+          __m256 qv = _mm256_load_ps(qg);
+#pragma GCC unroll 8
+          for (int r = 0; r < 8; ++r) dots[r] = _mm256_mul_ps(qv, _mm256_load_ps(kb + r * D));
+          for (int64_t c = 1; c < C; ++c) {
+            qv = _mm256_load_ps(qg + 8 * c);
+#pragma GCC unroll 8
+            for (int r = 0; r < 8; ++r) dots[r] = _mm256_fmadd_ps(qv, _mm256_load_ps(kb + r * D + 8 * c), dots[r]);
+          }
+          _mm256_store_ps(p + g * kKvBlock + r0, _mm256_mul_ps(reduce8(dots), scale));
+        }
+      }
+      for (int64_t g = 0; g < G; ++g) {
+        float* pg = p + g * kKvBlock;
+        const int64_t hg = h * G + g;
+        __m256 m = neg_inf;
+        for (int64_t r0 = 0; r0 < padded; r0 += 8) {
+          const __m256 live =
+              _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(live_rows - r0)), lanes));
+          m = _mm256_max_ps(m, _mm256_blendv_ps(neg_inf, _mm256_load_ps(pg + r0), live));
+        }
+        const float alpha = soft.update(hg, hmax256(m));
+        if (alpha != 1.0f) {
+          float* a = acc + hg * D;
+          for (int64_t c = 0; c < C; ++c)
+            _mm256_store_ps(a + 8 * c, _mm256_mul_ps(_mm256_load_ps(a + 8 * c), _mm256_set1_ps(alpha)));
+        }
+        const __m256 mv = _mm256_set1_ps(soft.max[hg]);
+        __m256 sum = _mm256_setzero_ps();
+        for (int64_t r0 = 0; r0 < padded; r0 += 8) {
+          const __m256 live =
+              _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(live_rows - r0)), lanes));
+          const __m256 e = _mm256_and_ps(live, exp8(_mm256_sub_ps(_mm256_load_ps(pg + r0), mv)));
+          _mm256_store_ps(pg + r0, e);
+          sum = _mm256_add_ps(sum, e);
+        }
+        soft.denom[hg] += hsum8(sum);
+      }
+      // P.V: one chunk of 16 output dims (its two split-order vectors) of up to 4 query heads per pass.
+      for (int64_t c = 0; c < C2; ++c) {
+        for (int64_t g0 = 0; g0 < G; g0 += 4) {
+          const int64_t gn = std::min<int64_t>(4, G - g0);
+          float* acc_g = acc + (h * G + g0) * D + 16 * c;
+          __m256 a[4][2];
+          for (int g = 0; g < 4; ++g) {
+            const float* ag = acc_g + std::min<int64_t>(g, gn - 1) * D;
+            a[g][0] = _mm256_load_ps(ag);
+            a[g][1] = _mm256_load_ps(ag + 8);
+          }
+          const float* pg = p + g0 * kKvBlock;
+          for (int64_t r = 0; r < live_rows; ++r) {
+            __m256 lo, hi;
+            split16(rows.v[r] + h * D + 16 * c, lo, hi);
 #pragma GCC unroll 4
-        for (int g = 0; g < 4; ++g) {
-          if (g < gn) {
-            const __m256 pv = _mm256_set1_ps(sg[g * stride_n + j]);
-            acc[g][0] = _mm256_fmadd_ps(pv, v0, acc[g][0]);
-            acc[g][1] = _mm256_fmadd_ps(pv, v1, acc[g][1]);
+            for (int g = 0; g < 4; ++g) {
+              if (g < gn) {
+                const __m256 pv = _mm256_set1_ps(pg[g * kKvBlock + r]);
+                a[g][0] = _mm256_fmadd_ps(pv, lo, a[g][0]);
+                a[g][1] = _mm256_fmadd_ps(pv, hi, a[g][1]);
+              }
+            }
+          }
+          for (int64_t g = 0; g < gn; ++g) {
+            _mm256_store_ps(acc_g + g * D, a[g][0]);
+            _mm256_store_ps(acc_g + g * D + 8, a[g][1]);
           }
         }
       }
-      for (int64_t g = 0; g < gn; ++g) {
-        const __m256 inv = _mm256_set1_ps(1.0f / denom[g0 + g]);
-        alignas(32) float o[16];
-        _mm256_store_ps(o, _mm256_mul_ps(acc[g][0], inv));
-        _mm256_store_ps(o + 8, _mm256_mul_ps(acc[g][1], inv));
-        for (int i = 0; i < (two ? 16 : 8); ++i) out[(g0 + g) * D + 8 * c0 + i] = T(o[i]);
-      }
     }
+  }
+  for (int64_t hg = 0; hg < HG; ++hg) {
+    const float inv = 1.0f / soft.denom[hg];
+    for (int64_t i = 0; i < D; i += 16) write_chunk<8>(acc + hg * D + i, inv, out + hg * D + i);
   }
   return true;
 }
@@ -315,50 +531,44 @@ void attention_decode_impl(const at::Tensor& q, const at::Tensor& k_store, const
   const T* vp = v_store.data_ptr<T>();
   T* op = out.data_ptr<T>();
   at::parallel_for(0, B * Hkv, 1, [&](int64_t i0, int64_t i1) {
+    Scratch scratch;
     std::vector<float> qf(static_cast<size_t>(G * D));
     std::vector<float> acc(static_cast<size_t>(G * D));
     std::vector<float> scores;
-    for (int64_t item = i0; item < i1; ++item) {
+    for (int64_t item = i0; item < i1;) {
       const int64_t b = item / Hkv, kvh = item % Hkv;
       const int64_t length = lengths[b];
       const int64_t held = ring ? std::min(length, S) : length;
       int64_t first = length - held;  // oldest held position
       if (window > 0) first = std::max(first, length - window);  // q at length-1 sees (q - window, q]
       const int64_t n = length - first;
-      const int64_t slot = slots[b];
+      const KvRows<T> kv{kp, vp, slots[b], first, S, Hkv, D, ring};
+      const int64_t head0 = b * Hq + kvh * G;  // the run's first query head
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
-      if (item == i0 || kvh == 0) {
-        // This thread's KV heads of sequence b, position by position: a contiguous block per position (the store is
-        // [.., pos, kvh, D]), prefetched before the per-head loops below read it head by head, 1 KB-strided. Right
-        // after a layer's weight streams the cache rows are cold; on the 20b at 512 positions a full layer's call took
-        // ~290 us cold against ~105 us warm, and ~160 us with this pass (T0 beat T1/T2 hints: ~160 vs ~210 us).
-        // Only the first kPrepassRows positions: the per-head loops prefetch kRowsAhead rows ahead, and a long
-        // context's whole cache (32 MB for 4 heads at 32k) would only push itself out of the caches again.
-        const int64_t heads = std::min(Hkv - kvh, i1 - item);
-        const int64_t block = heads * D * static_cast<int64_t>(sizeof(T));
-        for (int64_t j = 0; j < std::min(n, kPrepassRows); ++j) {
-          const int64_t pos = first + j;
-          const int64_t offset = ((slot * S + (ring ? pos % S : pos)) * Hkv + kvh) * D;
-          prefetch_kv_row(kp + offset, block);
-          prefetch_kv_row(vp + offset, block);
-        }
-      }
+      const int64_t heads = std::min({Hkv - kvh, i1 - item, kMaxRunHeads});
+      // Right after a layer's weight streams the cache rows are cold, and the loop below prefetches only kRowsAhead
+      // positions ahead: the first positions' rows are asked for at once. On the 20b at 512 positions a full layer's
+      // call took ~290 us cold against ~105 us warm, and ~160 us with this pass (T0 beat T1/T2 hints). Only the first
+      // kPrepassRows positions: a long context's whole cache would only push itself out of the caches again.
+      for (int64_t j = 0; j < std::min(n, kPrepassRows); ++j) kv.prefetch(j, kvh, heads);
 #if defined(__AVX512F__)
-      if (attention_item_avx512<T>(qp + (b * Hq + kvh * G) * D, kp, vp, sinks + kvh * G, slot, first, n, S, Hkv, kvh,
-                                   G, D, ring, sm_scale, scores, op + (b * Hq + kvh * G) * D))
-        continue;
+      // gpt-oss's shape (G = 8, D = 64) compiled as constants; any other through the same code with runtime sizes.
+      const bool gpt_oss = G == 8 && D == 64;
+      const auto run = gpt_oss ? attention_run_avx512<8, 64, T> : attention_run_avx512<0, 0, T>;
 #else
-      if (attention_item_avx2<T>(qp + (b * Hq + kvh * G) * D, kp, vp, sinks + kvh * G, slot, first, n, S, Hkv, kvh,
-                                 G, D, ring, sm_scale, scores, op + (b * Hq + kvh * G) * D))
-        continue;
+      const bool gpt_oss = G == 8 && D == 64;
+      const auto run = gpt_oss ? attention_run_avx2<8, 64, T> : attention_run_avx2<0, 0, T>;
 #endif
+      if (run(qp + head0 * D, kv, sinks + kvh * G, n, kvh, heads, G, sm_scale, scratch, op + head0 * D)) {
+        item += heads;
+        continue;
+      }
 #endif
       for (int64_t g = 0; g < G; ++g)
-        for (int64_t d = 0; d < D; ++d) qf[g * D + d] = static_cast<float>(qp[(b * Hq + kvh * G + g) * D + d]);
+        for (int64_t d = 0; d < D; ++d) qf[g * D + d] = static_cast<float>(qp[(head0 + g) * D + d]);
       scores.assign(static_cast<size_t>(G * std::max<int64_t>(n, 1)), 0.0f);
-      auto row_of = [&](int64_t pos) { return ring ? pos % S : pos; };
       for (int64_t j = 0; j < n; ++j) {
-        const T* krow = kp + ((slot * S + row_of(first + j)) * Hkv + kvh) * D;
+        const T* krow = kp + kv.offset(j, kvh);
         for (int64_t g = 0; g < G; ++g) scores[g * n + j] = dot_f32(qf.data() + g * D, krow, D) * sm_scale;
       }
       std::fill(acc.begin(), acc.end(), 0.0f);
@@ -376,15 +586,16 @@ void attention_decode_impl(const at::Tensor& q, const at::Tensor& k_store, const
         denom[g] = sum;
       }
       for (int64_t j = 0; j < n; ++j) {
-        const T* vrow = vp + ((slot * S + row_of(first + j)) * Hkv + kvh) * D;
+        const T* vrow = vp + kv.offset(j, kvh);
         for (int64_t g = 0; g < G; ++g) {
-          const float p = scores[g * n + j];
+          const float pj = scores[g * n + j];
           float* a = acc.data() + g * D;
-          for (int64_t d = 0; d < D; ++d) a[d] += p * static_cast<float>(vrow[d]);
+          for (int64_t d = 0; d < D; ++d) a[d] += pj * static_cast<float>(vrow[d]);
         }
       }
       for (int64_t g = 0; g < G; ++g)
-        for (int64_t d = 0; d < D; ++d) op[(b * Hq + kvh * G + g) * D + d] = T(acc[g * D + d] / denom[g]);
+        for (int64_t d = 0; d < D; ++d) op[(head0 + g) * D + d] = T(acc[g * D + d] / denom[g]);
+      ++item;
     }
   });
 }

@@ -55,11 +55,11 @@ def test_matches_reference(dtype: torch.dtype, rows: int, lengths: list[int], wi
 @pytest.mark.parametrize(
     "heads",
     [
-        (8, 2, 48),  # vectorised path, an odd number of 16-wide column blocks
-        (12, 2, 40),  # AVX2 path: an odd number of 8-wide column blocks, heads in passes of 4 + 2; AVX-512: scalar
-        (32, 2, 32),  # vectorised path at its widest head group (16 query heads per KV head)
+        (8, 2, 48),  # AVX2: an odd number of 16-wide chunks; AVX-512 (chunks of 32): the scalar loop
+        (12, 2, 96),  # AVX-512: an odd number of 32-wide chunks; AVX2: query heads in passes of 4 + 2
+        (32, 2, 32),  # vectorised paths at their widest head group (16 query heads per KV head)
         (34, 2, 16),  # 17 heads per KV head: the scalar loop
-        (6, 3, 20),  # head_dim not a multiple of 16: the scalar loop
+        (6, 3, 40),  # head_dim not a multiple of 16: the scalar loop
     ],
 )
 def test_matches_reference_for_other_head_shapes(dtype: torch.dtype, heads: tuple[int, int, int]) -> None:
@@ -69,6 +69,39 @@ def test_matches_reference_for_other_head_shapes(dtype: torch.dtype, heads: tupl
     ref = attention_decode_ref(*args, 0, False, scale)
     tol = 1e-5 if dtype == torch.float32 else 8e-3
     torch.testing.assert_close(out.float(), ref.float(), atol=tol, rtol=tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(
+    ("rows", "lengths", "window", "ring"),
+    [
+        (100, [1, 15, 16, 17, 100], 0, False),  # full layer: ends inside, at and just past a block of positions
+        (32, [40, 77], 32, True),  # sliding ring wrapping inside a block
+    ],
+)
+def test_gpt_oss_head_shape_matches_reference(
+    dtype: torch.dtype, rows: int, lengths: list[int], window: int, ring: bool
+) -> None:
+    # 64 query heads on 8 KV heads of 64 dims: the vectorised paths' compiled-in shape, with runs of several KV heads.
+    args = _case(dtype, rows, lengths, seed=len(lengths), heads=(64, 8, 64))
+    out = cpu_mxfp4.attention_decode(*args, window, ring, 0.125)
+    ref = attention_decode_ref(*args, window, ring, 0.125)
+    tol = 1e-5 if dtype == torch.float32 else 8e-3
+    torch.testing.assert_close(out.float(), ref.float(), atol=tol, rtol=tol)
+
+
+def test_result_does_not_depend_on_the_thread_count() -> None:
+    # Threads split the (sequence, KV head) items into runs of different lengths; each head's sums must not change.
+    args = _case(torch.bfloat16, 300, [300, 129, 7], seed=11, heads=(64, 8, 64))
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for threads in (1, 2, 5):  # runs of 8 heads; of 8, 4 and 4; of 5, 3 and 2
+            torch.set_num_threads(threads)
+            outs.append(cpu_mxfp4.attention_decode(*args, 0, False, 0.125))
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
 
 
 def test_peaked_and_flat_softmax_match_reference() -> None:
