@@ -53,6 +53,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--calls", type=int, default=12)
     args = parser.parse_args()
+    if min(args.contexts) < 1 or args.threads < 1 or args.calls < 1:
+        parser.error("--contexts, --threads and --calls take positive whole numbers")
     torch.set_num_threads(args.threads)
     flush = torch.ones(FLUSH_FLOATS)
     results: dict[str, object] = {}
