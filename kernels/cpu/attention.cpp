@@ -89,6 +89,12 @@ struct KvRows {
     prefetch_kv_row(k + o, bytes);
     prefetch_kv_row(v + o, bytes);
   }
+  // Head h's share of the positions kRowsAhead on from block j0 (of n): the block's prefetches spread over its heads.
+  void prefetch_share(int64_t j0, int64_t h, int64_t kvh0, int64_t heads, int64_t n) const {
+    const int64_t ahead = j0 + kRowsAhead;
+    for (int64_t j = ahead + h * kKvBlock / heads; j < std::min(n, ahead + (h + 1) * kKvBlock / heads); ++j)
+      prefetch(j, kvh0, heads);
+  }
 };
 
 // One thread's fp32 work buffers, 64-byte aligned for the vector loads and stores; kept across the thread's runs.
@@ -175,23 +181,25 @@ inline void split16(const c10::BFloat16* p, __m256& even, __m256& odd) {
 }
 #endif
 
-// Writes one chunk of 2L fp32 values given in split order (lo = even or first half, hi = odd or second half) to dst in
-// element order, scaled by inv.
-template <int L>
-inline void unsplit(const float* lo, const float* hi, float inv, float* dst) {
-  for (int i = 0; i < L; ++i) {
-    dst[2 * i] = lo[i] * inv;
-    dst[2 * i + 1] = hi[i] * inv;
-  }
-}
+// Writes the run's outputs: each query head's accumulators (split order, chunks of 2L) divided by its denominator, in
+// element order.
 template <int L, typename T>
-inline void write_chunk(const float* split, float inv, T* dst) {
-  if constexpr (std::is_same_v<T, float>) {
-    for (int i = 0; i < 2 * L; ++i) dst[i] = split[i] * inv;
-  } else {
-    float tmp[2 * L];
-    unsplit<L>(split, split + L, inv, tmp);
-    for (int i = 0; i < 2 * L; ++i) dst[i] = T(tmp[i]);
+inline void write_outputs(const float* acc, const float* denom, int64_t HG, int64_t D, T* out) {
+  for (int64_t hg = 0; hg < HG; ++hg) {
+    const float inv = 1.0f / denom[hg];
+    for (int64_t i = 0; i < D; i += 2 * L) {
+      const float* lo = acc + hg * D + i;
+      T* dst = out + hg * D + i;
+      for (int j = 0; j < L; ++j) {
+        if constexpr (std::is_same_v<T, float>) {  // fp32 rows are split into halves
+          dst[j] = lo[j] * inv;
+          dst[L + j] = lo[L + j] * inv;
+        } else {  // bf16 rows into even and odd elements
+          dst[2 * j] = T(lo[j] * inv);
+          dst[2 * j + 1] = T(lo[L + j] * inv);
+        }
+      }
+    }
   }
 }
 template <int L, typename T>
@@ -307,10 +315,7 @@ bool attention_run_avx512(const T* q, const KvRows<T>& kv, const float* sinks, i
     const int64_t live_rows = std::min(kKvBlock, n - j0);
     rows.fill(kv, j0, live_rows, kvh0);
     for (int64_t h = 0; h < heads; ++h) {
-      // This head's share of the positions kRowsAhead on: the block's prefetches spread over its heads.
-      const int64_t ahead = j0 + kRowsAhead;
-      for (int64_t j = ahead + h * kKvBlock / heads; j < std::min(n, ahead + (h + 1) * kKvBlock / heads); ++j)
-        kv.prefetch(j, kvh0, heads);
+      kv.prefetch_share(j0, h, kvh0, heads, n);
       block_scores_avx512<kG, kD, T>(qf, rows, h, G, D, sm_scale, kf, p);
       // Online softmax: each query head's block max, the rescaling of its running state, the weights exp(s - max).
       const __mmask16 tail = static_cast<__mmask16>(live_rows % 16 ? (1u << (live_rows % 16)) - 1u : 0xFFFFu);
@@ -365,10 +370,7 @@ bool attention_run_avx512(const T* q, const KvRows<T>& kv, const float* sinks, i
       }
     }
   }
-  for (int64_t hg = 0; hg < HG; ++hg) {
-    const float inv = 1.0f / soft.denom[hg];
-    for (int64_t i = 0; i < D; i += 32) write_chunk<16>(acc + hg * D + i, inv, out + hg * D + i);
-  }
+  write_outputs<16, T>(acc, soft.denom, HG, D, out);
   return true;
 }
 
@@ -421,9 +423,7 @@ bool attention_run_avx2(const T* q, const KvRows<T>& kv, const float* sinks, int
     const int64_t live_rows = std::min(kKvBlock, n - j0);
     rows.fill(kv, j0, live_rows, kvh0);
     for (int64_t h = 0; h < heads; ++h) {
-      const int64_t ahead = j0 + kRowsAhead;
-      for (int64_t j = ahead + h * kKvBlock / heads; j < std::min(n, ahead + (h + 1) * kKvBlock / heads); ++j)
-        kv.prefetch(j, kvh0, heads);
+      kv.prefetch_share(j0, h, kvh0, heads, n);
       for (int64_t r = 0; r < live_rows; ++r) {
         for (int64_t c = 0; c < C2; ++c) {
           __m256 lo, hi;
@@ -508,10 +508,7 @@ bool attention_run_avx2(const T* q, const KvRows<T>& kv, const float* sinks, int
       }
     }
   }
-  for (int64_t hg = 0; hg < HG; ++hg) {
-    const float inv = 1.0f / soft.denom[hg];
-    for (int64_t i = 0; i < D; i += 16) write_chunk<8>(acc + hg * D + i, inv, out + hg * D + i);
-  }
+  write_outputs<8, T>(acc, soft.denom, HG, D, out);
   return true;
 }
 #endif
@@ -543,12 +540,11 @@ void attention_decode_impl(const at::Tensor& q, const at::Tensor& k_store, const
       const int64_t head0 = b * Hq + kvh * G;  // the run's first query head
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
       const int64_t heads = std::min({Hkv - kvh, i1 - item, kMaxRunHeads});
-#if defined(__AVX512F__)
       // gpt-oss's shape (G = 8, D = 64) compiled as constants; any other through the same code with runtime sizes.
       const bool gpt_oss = G == 8 && D == 64;
+#if defined(__AVX512F__)
       const auto run = gpt_oss ? attention_run_avx512<8, 64, T> : attention_run_avx512<0, 0, T>;
 #else
-      const bool gpt_oss = G == 8 && D == 64;
       const auto run = gpt_oss ? attention_run_avx2<8, 64, T> : attention_run_avx2<0, 0, T>;
 #endif
       if (run(qp + head0 * D, kv, sinks + kvh * G, n, kvh, heads, G, sm_scale, scratch, op + head0 * D)) {
