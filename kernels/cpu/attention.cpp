@@ -7,11 +7,13 @@
 // ([.., pos, kvh, D]), so the run streams them as one contiguous block per position rather than one 1 KB-strided row
 // per head and pass. The vectorised paths walk the positions in blocks of kKvBlock with an online softmax (running max
 // and denominator per query head, fp32; the sink joins the denominator): K and V are read once, in one pass, and no
-// score buffer the size of the context is written and read back. Each head's arithmetic depends on its own rows and
-// the block boundaries only, so each sequence's result is independent of the batch and the thread count.
+// score buffer the size of the context is written and read back. They hold query heads in vector lanes (kGroup), so
+// neither the scores nor the softmax sum across lanes. Each head's arithmetic depends on its own rows and the block
+// boundaries only, so each sequence's result is independent of the batch and the thread count.
 #include "common.h"
 #include "vec8.h"
 
+#include <cstring>
 #include <type_traits>
 
 namespace GPTOSS_OP_NAMESPACE {
@@ -33,7 +35,8 @@ inline float dot_f32(const float* q, const T* k, int64_t D) {
 // Positions per block of the online softmax: a run's block of K and V rows (16 KB at 4 heads of D = 64 in bf16), and
 // the next one being prefetched, stay within a 32 KB L1 (Zen 2/3) while each head scores the block and adds it up;
 // the per-block work (running max, rescaling, the accumulators' loads and stores) is spread over 16 positions. Blocks
-// of 32 positions prefetched 32 ahead were 1-6 % faster on a 48 KB-L1 Xeon (Emerald Rapids class).
+// of 32 were no faster even with a 48 KB L1 (one layer's call at 8,192 and 32,768 positions, cold, 2 threads, Xeon of
+// the Emerald Rapids class: the same at avx512bf16, 10-15 % slower at avx2).
 #ifdef GPTOSS_KV_BLOCK
 constexpr int64_t kKvBlock = GPTOSS_KV_BLOCK;
 #else
@@ -41,22 +44,22 @@ constexpr int64_t kKvBlock = 16;
 #endif
 static_assert(kKvBlock % 16 == 0, "whole 16-lane vectors of scores");
 
-// How many positions ahead the run's K and V rows are prefetched, spread over the block's heads. With these
-// prefetches a pre-pass over the first positions (which the per-head loops of the former two-pass kernel needed after
-// a layer's weight streams left the cache cold) no longer changed a call's time: 126 against 127 us at 512 positions
-// and 1.04 ms at 8,192, cold (Xeon, Emerald Rapids class, 2 threads).
-#ifdef GPTOSS_KV_ROWS_AHEAD
-constexpr int64_t kRowsAhead = GPTOSS_KV_ROWS_AHEAD;
+// How many blocks ahead the rows are prefetched: 2 and 3 measured the same as 1 (one layer's call, cold, as above).
+#ifdef GPTOSS_KV_BLOCKS_AHEAD
+constexpr int64_t kBlocksAhead = GPTOSS_KV_BLOCKS_AHEAD;
 #else
-constexpr int64_t kRowsAhead = 16;
+constexpr int64_t kBlocksAhead = 1;
 #endif
 
-// The most KV heads one run takes: bounds the run's fp32 state (queries and accumulators, 2 x 16 KB per head at the
-// widest head group) while covering a thread's share of gpt-oss's 8 KV heads.
+// The most KV heads one run takes: bounds the run's fp32 state (queries and accumulators, 2 x G x D floats per head)
+// while covering a thread's share of gpt-oss's 8 KV heads.
 constexpr int64_t kMaxRunHeads = 8;
 
-// Prefetches `bytes` of the cache from `row` on (a run's rows of one position). An asm statement rather than
-// __builtin_prefetch: GCC counts the builtin as free of side effects, and since C++ loops must make progress
+// Prefetches `bytes` of the cache from `row` on (one head's K or V row). The vector paths prefetch the next block's
+// rows of the head they work on one row per iteration of their score and P.V loops, rather than all of a block's rows
+// at once: a burst of tens of prefetches waits for the core's few line-fill buffers, and the loop waits with it (one
+// layer's call at 32,768 positions, cold, 2 threads: 5.0 -> 3.6 ms at avx512bf16, 6.7 -> 5.5 ms at avx2, with the
+// lanes below; Xeon, Emerald Rapids class). An asm statement rather than __builtin_prefetch: GCC counts the builtin as free of side effects, and since C++ loops must make progress
 // (-ffinite-loops at -O2) it deletes a loop that does nothing else, as these loops do; every prefetch of this file was
 // gone from the -O3 build.
 inline void prefetch_kv_row(const void* row, int64_t bytes) {
@@ -82,19 +85,6 @@ struct KvRows {
     const int64_t pos = first + j;
     return ((slot * S + (ring ? pos % S : pos)) * Hkv + kvh) * D;
   }
-  // Prefetches the K and V rows of `heads` heads from kvh0 on at position j (contiguous in the store).
-  void prefetch(int64_t j, int64_t kvh0, int64_t heads) const {
-    const int64_t o = offset(j, kvh0);
-    const int64_t bytes = heads * D * static_cast<int64_t>(sizeof(T));
-    prefetch_kv_row(k + o, bytes);
-    prefetch_kv_row(v + o, bytes);
-  }
-  // Head h's share of the positions kRowsAhead on from block j0 (of n): the block's prefetches spread over its heads.
-  void prefetch_share(int64_t j0, int64_t h, int64_t kvh0, int64_t heads, int64_t n) const {
-    const int64_t ahead = j0 + kRowsAhead;
-    for (int64_t j = ahead + h * kKvBlock / heads; j < std::min(n, ahead + (h + 1) * kKvBlock / heads); ++j)
-      prefetch(j, kvh0, heads);
-  }
 };
 
 // One thread's fp32 work buffers, 64-byte aligned for the vector loads and stores; kept across the thread's runs.
@@ -108,29 +98,7 @@ class Scratch {
   }
 
  private:
-  std::vector<float> bufs_[4];
-};
-
-// The running state of a run's online softmax, per query head hg = h * G + g: the largest score so far (the sink
-// counts as one, so it starts there) and the denominator relative to it (the sink's exp(sink - max) = 1).
-struct RunningSoftmax {
-  float max[kMaxRunHeads * 16];
-  float denom[kMaxRunHeads * 16];
-  void start(const float* sinks, int64_t count) {
-    for (int64_t i = 0; i < count; ++i) {
-      max[i] = sinks[i];
-      denom[i] = 1.0f;  // a -inf sink also works: the first block's rescaling by exp(-inf) = 0 removes it
-    }
-  }
-  // A new block whose largest score is block_max: returns the factor the accumulators are rescaled by (1 when the max
-  // stands) and rescales the denominator; the block's exp(s - max) are then added to denom by the caller.
-  float update(int64_t hg, float block_max) {
-    if (!(block_max > max[hg])) return 1.0f;
-    const float alpha = std::exp(max[hg] - block_max);
-    max[hg] = block_max;
-    denom[hg] *= alpha;
-    return alpha;
-  }
+  std::vector<float> bufs_[6];
 };
 
 // A block's K and V rows of the run's first head (the ring may wrap inside a block; head h's row is D elements on).
@@ -143,9 +111,10 @@ template <typename T>
 struct BlockRows {
   const T* k[kKvBlock];
   const T* v[kKvBlock];
-  void fill(const KvRows<T>& kv, int64_t j0, int64_t rows, int64_t kvh0) {
+  // The block of positions j0 on (of n; none past n).
+  void fill(const KvRows<T>& kv, int64_t j0, int64_t n, int64_t kvh0) {
     for (int64_t r = 0; r < kKvBlock; ++r) {
-      if (r < rows) {
+      if (j0 + r < n) {
         const int64_t o = kv.offset(j0 + r, kvh0);
         k[r] = kv.k + o;
         v[r] = kv.v + o;
@@ -154,11 +123,66 @@ struct BlockRows {
       }
     }
   }
+  // Head h's rows of the block (D elements on per head from the run's first head's).
+  void head_rows(int64_t h, int64_t D, const T** k_out, const T** v_out) const {
+    for (int64_t r = 0; r < kKvBlock; ++r) {
+      k_out[r] = k[r] + h * D;
+      v_out[r] = v[r] + h * D;
+    }
+  }
 };
 
-// Vector work reads rows in "split order": each chunk of 2L elements (L lanes) as two L-lane vectors, for bf16 the
-// even and the odd elements (a shift and a mask widen them, half the work of widening in order), for fp32 the two
-// halves. Queries are split the same way for the dot products, and the P.V accumulators are un-split on the way out.
+// The vector paths put query heads in vector lanes: a KV head's G query heads in lane groups of kGroup (AVX2: lane g;
+// AVX-512: lanes 2g and 2g + 1, one per element of a pair). Scoring is then one FMA per widened K element (AVX2) or
+// element pair (AVX-512) with the element broadcast, with no horizontal sums, and the online softmax runs on whole
+// vectors of query heads: the running max, the rescaling factor and the denominator of the group at once.
+constexpr int64_t kGroup = 8;
+static_assert(kKvBlock >= kGroup, "a block's K buffer holds a group's query rows while they are interleaved");
+
+// Interleaves a lane group's query rows for the score loop: rows holds the group's kGroup query rows ([kGroup, D],
+// scaled, widened in the order of the K rows, zero past the group's last head); qg gets vector i = the rows' elements
+// i * P .. i * P + P - 1, head g's in lanes P * g on ([D / P, kGroup * P]; P elements share a vector: 2 on AVX-512, 1
+// on AVX2).
+template <int P>
+inline void interleave_group_queries(const float* rows, int64_t D, float* qg) {
+  for (int64_t i = 0; i < D / P; ++i)
+    for (int64_t g = 0; g < kGroup; ++g)
+      std::memcpy(qg + (i * kGroup + g) * P, rows + g * D + i * P, P * sizeof(float));
+}
+
+// One lane group's queries for the score loop ([D / P, kGroup * P]): its gn query rows widened by widen_row (the K rows'
+// widening, so both share one element order) and scaled, through `rows` ([kGroup, D]).
+template <int P, typename T, typename WidenRow>
+inline void group_queries(const T* q, int64_t gn, int64_t D, float sm_scale, WidenRow widen_row, float* rows,
+                          float* qg) {
+  std::fill(rows, rows + kGroup * D, 0.0f);
+  for (int64_t g = 0; g < gn; ++g) widen_row(q + g * D, rows + g * D, D);
+  for (int64_t i = 0; i < gn * D; ++i) rows[i] *= sm_scale;
+  interleave_group_queries<P>(rows, D, qg);
+}
+
+// A run's work buffers in the thread's Scratch, for both vector paths (L lanes per vector).
+struct RunBuffers {
+  float* qg;     // queries per (head, lane group), [D / P, kGroup * P] each (group_queries)
+  float* acc;    // running P.V in split order, [heads, G, D], zeroed
+  float* kf;     // one head's block of K rows, widened, [kKvBlock, D]
+  float* p;      // one group's block of scores, then weights, in score lanes
+  float* state;  // per (head, group): the running max, then the denominator, L floats each
+  float* denom;  // per query head, from the state at the end
+  RunBuffers(Scratch& scratch, int64_t heads, int64_t groups, int64_t G, int64_t D, int64_t L)
+      : qg(scratch.get(0, heads * groups * kGroup * D)),
+        acc(scratch.get(1, heads * G * D)),
+        kf(scratch.get(2, kKvBlock * D)),
+        p(scratch.get(3, kKvBlock * kGroup)),
+        state(scratch.get(4, heads * groups * 2 * L)),
+        denom(scratch.get(5, heads * G)) {
+    std::fill(acc, acc + heads * G * D, 0.0f);
+  }
+};
+
+// V rows are read in "split order": each chunk of 2L elements (L lanes) as two L-lane vectors, for bf16 the even and
+// the odd elements (a shift and a mask widen them, half the work of widening in order), for fp32 the two halves. The
+// P.V accumulators are un-split on the way out; AVX2 widens its K rows the same way.
 #if defined(__AVX512F__)
 inline void split32(const float* p, __m512& lo, __m512& hi) {
   lo = _mm512_loadu_ps(p);
@@ -202,16 +226,11 @@ inline void write_outputs(const float* acc, const float* denom, int64_t HG, int6
     }
   }
 }
-template <int L, typename T>
-inline void read_chunk(const T* src, float* split) {
-  if constexpr (std::is_same_v<T, float>) {
-    for (int i = 0; i < 2 * L; ++i) split[i] = src[i];
-  } else {
-    for (int i = 0; i < L; ++i) {
-      split[i] = static_cast<float>(src[2 * i]);
-      split[L + i] = static_cast<float>(src[2 * i + 1]);
-    }
-  }
+
+// Multiplies query head hg's accumulators by alpha (its running max moved by log(1 / alpha)).
+inline void rescale_row(float* acc, int64_t hg, int64_t D, float alpha) {
+  float* a = acc + hg * D;
+  for (int64_t d = 0; d < D; ++d) a[d] *= alpha;
 }
 
 #if defined(__AVX512F__)
@@ -234,281 +253,327 @@ inline __m512 exp_ps(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-// The 16 lane sums of v[0..15] as one vector (lane i = sum of v[i]): halves, then quarters, then lanes 2 and 1 apart
-// added, each vector's lanes paired the same way wherever it sits.
-inline __m512 reduce16(const __m512* v) {
-  __m512 w[8], x[4];
-  for (int i = 0; i < 8; ++i) {  // quarters [a0 + a2, a1 + a3, b0 + b2, b1 + b3] of a = v[2i], b = v[2i + 1]
-    w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44),
-                         _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+// 32 elements of a K row widened to fp32 with neighbouring elements side by side, so that one 64-bit broadcast
+// carries a pair: bf16 by unpacking with zeros (each 128-bit lane's elements 0-3, then its elements 4-7), fp32 as is.
+template <typename T>
+inline void widen_pairs32(const T* src, float* dst) {
+  if constexpr (std::is_same_v<T, float>) {
+    _mm512_store_ps(dst, _mm512_loadu_ps(src));
+    _mm512_store_ps(dst + 16, _mm512_loadu_ps(src + 16));
+  } else {
+    const __m512i x = _mm512_loadu_si512(src);
+    _mm512_store_si512(dst, _mm512_unpacklo_epi16(_mm512_setzero_si512(), x));
+    _mm512_store_si512(dst + 16, _mm512_unpackhi_epi16(_mm512_setzero_si512(), x));
   }
-  for (int i = 0; i < 4; ++i) {  // quarter t: vector 4i + t's four partial lanes
-    x[i] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0x88),
-                         _mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0xDD));
-  }
-  // Within each quarter: lanes 2 apart, then 1 apart; quarter t, lane k ends up holding vector t + 4k.
-  const __m512 y0 = _mm512_add_ps(_mm512_shuffle_ps(x[0], x[1], 0x44), _mm512_shuffle_ps(x[0], x[1], 0xEE));
-  const __m512 y1 = _mm512_add_ps(_mm512_shuffle_ps(x[2], x[3], 0x44), _mm512_shuffle_ps(x[2], x[3], 0xEE));
-  const __m512 z = _mm512_add_ps(_mm512_shuffle_ps(y0, y1, 0x88), _mm512_shuffle_ps(y0, y1, 0xDD));
-  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-  return _mm512_permutexvar_ps(order, z);
 }
 
-// Scores of one head's block: p[g][r] = sm_scale * q_g . k_r for the kKvBlock positions, 16 at a time (16 row
-// accumulators reduced together), each row widened once into kf, in split order like qf. (vdpbf16ps straight on the
-// bf16 rows was slower: 79 against 66 cycles per position and KV head on an Emerald Rapids Xeon, one port for it
-// against two for FMAs.)
-template <int kG, int kD, typename T>
-inline void block_scores_avx512(const float* qf, const BlockRows<T>& rows, int64_t h, int64_t G,
-                                int64_t D, float sm_scale, float* kf, float* p) {
-  const __m512 scale = _mm512_set1_ps(sm_scale);
-  const int64_t C = D / 16;
-  for (int64_t r = 0; r < kKvBlock; ++r) {
-    for (int64_t c = 0; c < C; c += 2) {
-      __m512 lo, hi;
-      split32(rows.k[r] + h * D + 16 * c, lo, hi);
-      _mm512_store_ps(kf + r * D + 16 * c, lo);
-      _mm512_store_ps(kf + r * D + 16 * c + 16, hi);
+// A K (or query) row of D elements widened by widen_pairs32.
+template <typename T>
+inline void widen_row_avx512(const T* src, float* dst, int64_t D) {
+  for (int64_t c = 0; c < D; c += 32) widen_pairs32(src + c, dst + c);
+}
+
+// Both floats at p in every 64-bit lane pair of a vector.
+inline __m512 broadcast_pair(const float* p) {
+  double pair;
+  std::memcpy(&pair, p, sizeof pair);
+  return _mm512_castpd_ps(_mm512_set1_pd(pair));
+}
+
+// One lane group's scores of a block, from its queries qg ([D / 2, 16]) and the block's widened K rows kf: position
+// r's vector sums lane 2g + t over the pairs' elements t, and each two positions' vectors are added pairwise into one,
+// so scores[16 m + 4 (g / 2) + 2 (r % 2) + g % 2] is query head g's score at r = 2m + r % 2 ([kKvBlock / 2, 16]).
+// With next_k, it also prefetches those K rows (one per iteration of its first 16).
+template <int kD, typename T>
+inline void block_scores_avx512(const float* qg, const float* kf, int64_t D_any, const T* const* next_k, float* scores) {
+  const int64_t D = kD > 0 ? kD : D_any;
+  for (int64_t r0 = 0; r0 < kKvBlock; r0 += 16) {
+    __m512 s[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; ++r) s[r] = _mm512_setzero_ps();
+    const float* kb = kf + r0 * D;
+    for (int64_t i = 0; i < D / 2; ++i) {
+      if (next_k != nullptr && i < 16) prefetch_kv_row(next_k[r0 + i], D * static_cast<int64_t>(sizeof(T)));
+      const __m512 qv = _mm512_load_ps(qg + 16 * i);
+#pragma GCC unroll 16
+      for (int r = 0; r < 16; ++r) s[r] = _mm512_fmadd_ps(qv, broadcast_pair(kb + r * D + 2 * i), s[r]);
     }
-  }
-  for (int64_t g = 0; g < G; ++g) {
-    const float* qg = qf + (h * G + g) * D;
-    for (int64_t r0 = 0; r0 < kKvBlock; r0 += 16) {
-      const float* kb = kf + r0 * D;
-      __m512 dots[16];
-      __m512 qv = _mm512_load_ps(qg);
-#pragma GCC unroll 16
-      for (int r = 0; r < 16; ++r) dots[r] = _mm512_mul_ps(qv, _mm512_load_ps(kb + r * D));
-      for (int64_t c = 1; c < C; ++c) {
-        qv = _mm512_load_ps(qg + 16 * c);
-#pragma GCC unroll 16
-        for (int r = 0; r < 16; ++r) dots[r] = _mm512_fmadd_ps(qv, _mm512_load_ps(kb + r * D + 16 * c), dots[r]);
-      }
-      _mm512_store_ps(p + g * kKvBlock + r0, _mm512_mul_ps(reduce16(dots), scale));
+#pragma GCC unroll 8
+    for (int m = 0; m < 8; ++m) {
+      const __m512 a = s[2 * m], b = s[2 * m + 1];
+      _mm512_store_ps(scores + 8 * r0 + 16 * m,
+                      _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x88), _mm512_shuffle_ps(a, b, 0xDD)));
     }
   }
 }
 
 // One sequence's decode attention for `heads` KV heads from kvh0 on (q, sinks and out start at the run's first query
-// head), vectorised: per block of kKvBlock positions and per head, the G query heads' scores, the online softmax,
-// and P.V with G x 32 accumulators in registers per pass (kG and kD fixed at compile time for gpt-oss's shape keep
-// them there). Returns false for head shapes it does not take (D not a multiple of 32, D > 256 or G > 16); the
-// caller then runs the scalar loop.
+// head), vectorised: per block of kKvBlock positions and per head, the block's K rows widened once, then per lane
+// group of query heads the scores, the online softmax on vectors of heads and P.V with the group's 8 x 32
+// accumulators in registers per pass (kG and kD fixed at compile time for gpt-oss's shape). Returns false for head
+// shapes it does not take (D not a multiple of 32 or D > 256); the caller then runs the scalar loop.
 template <int kG, int kD, typename T>
 bool attention_run_avx512(const T* q, const KvRows<T>& kv, const float* sinks, int64_t n, int64_t kvh0, int64_t heads,
                           int64_t G_any, float sm_scale, Scratch& scratch, T* out) {
   const int64_t G = kG > 0 ? kG : G_any;
   const int64_t D = kD > 0 ? kD : kv.D;
-  if (D % 32 != 0 || D > 256 || G > 16 || n < 1) return false;
-  const int64_t C2 = D / 32;  // chunks of 32 elements, each two 16-lane vectors in split order
+  if (D % 32 != 0 || D > 256 || n < 1) return false;
+  const int64_t C2 = D / 32;                      // chunks of 32 elements
+  const int64_t NG = (G + kGroup - 1) / kGroup;  // lane groups per KV head
   const int64_t HG = heads * G;
-  float* qf = scratch.get(0, HG * D);        // queries in split order, [heads, G, D]
-  float* acc = scratch.get(1, HG * D);       // running P.V in split order, [heads, G, D]
-  float* kf = scratch.get(2, kKvBlock * D);  // one head's block of K rows in split order, [kKvBlock, D]
-  float* p = scratch.get(3, G * kKvBlock);   // one head's block of scores, then weights, [G, kKvBlock]
-  for (int64_t i = 0; i < HG * D; i += 32) read_chunk<16>(q + i, qf + i);
-  std::fill(acc, acc + HG * D, 0.0f);
-  BlockRows<T> rows;
-  RunningSoftmax soft;
-  soft.start(sinks, HG);
+  const RunBuffers buf(scratch, heads, NG, G, D, 16);
+  float *qg = buf.qg, *acc = buf.acc, *kf = buf.kf, *p = buf.p, *state = buf.state, *denom = buf.denom;
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t gr = 0; gr < NG; ++gr) {
+      const int64_t g0 = h * G + gr * kGroup, gn = std::min(kGroup, G - gr * kGroup);
+      group_queries<2>(q + g0 * D, gn, D, sm_scale, widen_row_avx512<T>, kf,  // kf: free until the blocks
+                       qg + (h * NG + gr) * kGroup * D);
+      // Score lanes 4 (g / 2) + 2 t + g % 2: the running max is the sink (both t), the denominator the sink's
+      // exp(sink - max) = 1 (t = 0 only; the two halves are added at the end).
+      float* st = state + (h * NG + gr) * 32;
+      for (int lane = 0; lane < 16; ++lane) {
+        const int64_t g = 2 * (lane / 4) + lane % 2;
+        st[lane] = g < gn ? sinks[g0 + g] : 0.0f;  // a -inf sink also works: exp(-inf) = 0 rescales it away
+        st[16 + lane] = (lane / 2) % 2 == 0 ? 1.0f : 0.0f;
+      }
+    }
+  }
+  const __m512 one = _mm512_set1_ps(1.0f);
+  BlockRows<T> rows, next;
   for (int64_t j0 = 0; j0 < n; j0 += kKvBlock) {
     const int64_t live_rows = std::min(kKvBlock, n - j0);
-    rows.fill(kv, j0, live_rows, kvh0);
+    rows.fill(kv, j0, n, kvh0);
+    next.fill(kv, j0 + kBlocksAhead * kKvBlock, n, kvh0);
     for (int64_t h = 0; h < heads; ++h) {
-      kv.prefetch_share(j0, h, kvh0, heads, n);
-      block_scores_avx512<kG, kD, T>(qf, rows, h, G, D, sm_scale, kf, p);
-      // Online softmax: each query head's block max, the rescaling of its running state, the weights exp(s - max).
-      const __mmask16 tail = static_cast<__mmask16>(live_rows % 16 ? (1u << (live_rows % 16)) - 1u : 0xFFFFu);
-      for (int64_t g = 0; g < G; ++g) {
-        float* pg = p + g * kKvBlock;
-        const int64_t hg = h * G + g;
-        __m512 m = _mm512_set1_ps(-INFINITY);
-        for (int64_t r0 = 0; r0 < live_rows; r0 += 16) {
-          const __mmask16 live = r0 + 16 <= live_rows ? 0xFFFF : tail;
-          m = _mm512_mask_max_ps(m, live, m, _mm512_load_ps(pg + r0));
-        }
-        const float alpha = soft.update(hg, _mm512_reduce_max_ps(m));
-        if (alpha != 1.0f) {
-          float* a = acc + hg * D;
-          for (int64_t c = 0; c < 2 * C2; ++c)
-            _mm512_store_ps(a + 16 * c, _mm512_mul_ps(_mm512_load_ps(a + 16 * c), _mm512_set1_ps(alpha)));
-        }
-        const __m512 mv = _mm512_set1_ps(soft.max[hg]);
-        __m512 sum = _mm512_setzero_ps();
-        for (int64_t r0 = 0; r0 < kKvBlock; r0 += 16) {
-          const __mmask16 live = r0 + 16 <= live_rows ? 0xFFFF : r0 < live_rows ? tail : 0;
-          const __m512 e = _mm512_maskz_mov_ps(live, exp_ps(_mm512_sub_ps(_mm512_load_ps(pg + r0), mv)));
-          _mm512_store_ps(pg + r0, e);
-          sum = _mm512_add_ps(sum, e);
-        }
-        soft.denom[hg] += _mm512_reduce_add_ps(sum);
-      }
-      // P.V: one chunk of 32 output dims (its two split-order vectors) of the G query heads per pass.
-      float* acc_h = acc + h * G * D;
-      for (int64_t c = 0; c < C2; ++c) {
-        __m512 a[16][2];
-#pragma GCC unroll 16
-        for (int64_t g = 0; g < G; ++g) {
-          a[g][0] = _mm512_load_ps(acc_h + g * D + 32 * c);
-          a[g][1] = _mm512_load_ps(acc_h + g * D + 32 * c + 16);
-        }
-        for (int64_t r = 0; r < live_rows; ++r) {
-          __m512 lo, hi;
-          split32(rows.v[r] + h * D + 32 * c, lo, hi);
-#pragma GCC unroll 16
-          for (int64_t g = 0; g < G; ++g) {
-            const __m512 pv = _mm512_set1_ps(p[g * kKvBlock + r]);
-            a[g][0] = _mm512_fmadd_ps(pv, lo, a[g][0]);
-            a[g][1] = _mm512_fmadd_ps(pv, hi, a[g][1]);
+      const T* next_k[kKvBlock];  // head h's rows of the next block: prefetched one per score and P.V iteration
+      const T* next_v[kKvBlock];
+      next.head_rows(h, D, next_k, next_v);
+      for (int64_t r = 0; r < kKvBlock; ++r) widen_row_avx512(rows.k[r] + h * D, kf + r * D, D);
+      for (int64_t gr = 0; gr < NG; ++gr) {
+        const int64_t g0 = h * G + gr * kGroup, gn = std::min(kGroup, G - gr * kGroup);
+        float* st = state + (h * NG + gr) * 32;
+        block_scores_avx512<kD, T>(qg + (h * NG + gr) * kGroup * D, kf, D, gr == 0 ? next_k : nullptr, p);
+        // Online softmax on the group's lanes: positions 2m (lanes with t = 0, mask 0x3333) and 2m + 1 (0xCCCC).
+        const int64_t live_pairs = (live_rows + 1) / 2;
+        const auto live = [&](int64_t m) -> __mmask16 {
+          return static_cast<__mmask16>(2 * m + 1 < live_rows ? 0xFFFF : 0x3333);
+        };
+        __m512 block_max = _mm512_set1_ps(-INFINITY);
+        for (int64_t m = 0; m < live_pairs; ++m)
+          block_max = _mm512_mask_max_ps(block_max, live(m), block_max, _mm512_load_ps(p + 16 * m));
+        block_max = _mm512_max_ps(block_max, _mm512_permute_ps(block_max, 0x4E));  // both positions of a pair
+        const __m512 old_max = _mm512_load_ps(st);
+        const __m512 new_max = _mm512_max_ps(old_max, block_max);
+        __m512 den = _mm512_load_ps(st + 16);
+        const __mmask16 moved = _mm512_cmp_ps_mask(new_max, old_max, _CMP_GT_OQ);
+        if (moved) {
+          const __m512 alpha = _mm512_mask_mov_ps(one, moved, exp_ps(_mm512_sub_ps(old_max, new_max)));
+          alignas(64) float alphas[16];
+          _mm512_store_ps(alphas, alpha);
+          for (int64_t g = 0; g < gn; ++g) {
+            const float a = alphas[4 * (g / 2) + g % 2];
+            if (a != 1.0f) rescale_row(acc, g0 + g, D, a);
           }
+          den = _mm512_mul_ps(den, alpha);
         }
-#pragma GCC unroll 16
-        for (int64_t g = 0; g < G; ++g) {
-          _mm512_store_ps(acc_h + g * D + 32 * c, a[g][0]);
-          _mm512_store_ps(acc_h + g * D + 32 * c + 16, a[g][1]);
+        _mm512_store_ps(st, new_max);
+        for (int64_t m = 0; m < live_pairs; ++m) {
+          const __m512 e = _mm512_maskz_mov_ps(live(m), exp_ps(_mm512_sub_ps(_mm512_load_ps(p + 16 * m), new_max)));
+          _mm512_store_ps(p + 16 * m, e);
+          den = _mm512_add_ps(den, e);
+        }
+        _mm512_store_ps(st + 16, den);
+        // P.V: one chunk of 32 output dims (its two split-order vectors) of the group's query heads per pass.
+        float* acc_g = acc + g0 * D;
+        for (int64_t c = 0; c < C2; ++c) {
+          __m512 a[kGroup][2];
+#pragma GCC unroll 8
+          for (int64_t g = 0; g < kGroup; ++g) {
+            if (g < gn) {
+              a[g][0] = _mm512_load_ps(acc_g + g * D + 32 * c);
+              a[g][1] = _mm512_load_ps(acc_g + g * D + 32 * c + 16);
+            }
+          }
+          for (int64_t r = 0; r < live_rows; ++r) {
+            if (gr == 0 && c == 0) prefetch_kv_row(next_v[r], D * static_cast<int64_t>(sizeof(T)));
+            __m512 lo, hi;
+            split32(rows.v[r] + h * D + 32 * c, lo, hi);
+            const float* pr = p + 16 * (r / 2) + 2 * (r % 2);
+#pragma GCC unroll 8
+            for (int64_t g = 0; g < kGroup; ++g) {
+              if (g < gn) {
+                const __m512 pv = _mm512_set1_ps(pr[4 * (g / 2) + g % 2]);
+                a[g][0] = _mm512_fmadd_ps(pv, lo, a[g][0]);
+                a[g][1] = _mm512_fmadd_ps(pv, hi, a[g][1]);
+              }
+            }
+          }
+#pragma GCC unroll 8
+          for (int64_t g = 0; g < kGroup; ++g) {
+            if (g < gn) {
+              _mm512_store_ps(acc_g + g * D + 32 * c, a[g][0]);
+              _mm512_store_ps(acc_g + g * D + 32 * c + 16, a[g][1]);
+            }
+          }
         }
       }
     }
   }
-  write_outputs<16, T>(acc, soft.denom, HG, D, out);
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t gr = 0; gr < NG; ++gr) {
+      const float* st_den = state + (h * NG + gr) * 32 + 16;
+      const int64_t g0 = h * G + gr * kGroup, gn = std::min(kGroup, G - gr * kGroup);
+      for (int64_t g = 0; g < gn; ++g) denom[g0 + g] = st_den[4 * (g / 2) + g % 2] + st_den[4 * (g / 2) + 2 + g % 2];
+    }
+  }
+  write_outputs<16, T>(acc, denom, HG, D, out);
   return true;
 }
 
 #elif defined(__AVX2__) && defined(__FMA__)
-// The 8 lane sums of v[0..7] as one vector (lane i = sum of v[i]), each with the same pairing wherever it sits.
-inline __m256 reduce8(const __m256* v) {
-  const __m256 t0 = _mm256_hadd_ps(v[0], v[1]);
-  const __m256 t1 = _mm256_hadd_ps(v[2], v[3]);
-  const __m256 t2 = _mm256_hadd_ps(v[4], v[5]);
-  const __m256 t3 = _mm256_hadd_ps(v[6], v[7]);
-  const __m256 u0 = _mm256_hadd_ps(t0, t1);  // lane i (i < 4): v[i]'s lanes 0-3; lane 4 + i: its lanes 4-7
-  const __m256 u1 = _mm256_hadd_ps(t2, t3);
-  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+// A K (or query) row of D elements widened in split order.
+template <typename T>
+inline void widen_row_avx2(const T* src, float* dst, int64_t D) {
+  for (int64_t c = 0; c < D; c += 16) {
+    __m256 lo, hi;
+    split16(src + c, lo, hi);
+    _mm256_store_ps(dst + c, lo);
+    _mm256_store_ps(dst + c + 8, hi);
+  }
 }
 
-inline float hmax256(__m256 v) {
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ss(m, _mm_movehdup_ps(m));
-  return _mm_cvtss_f32(m);
+// One lane group's scores of a block, from its queries qg ([D, 8]) and the block's widened K rows kf, 8 positions at a
+// time (8 accumulators, with the query vector and the broadcasts within AVX2's 16 registers): scores[8 r + g] is
+// query head g's score at position r ([kKvBlock, 8]); blocks past the live rows are skipped.
+// With next_k, it also prefetches those K rows (one per iteration of each 8 positions' first 8).
+template <int kD, typename T>
+inline void block_scores_avx2(const float* qg, const float* kf, int64_t D_any, int64_t live_rows,
+                              const T* const* next_k, float* scores) {
+  const int64_t D = kD > 0 ? kD : D_any;
+  for (int64_t r0 = 0; r0 < live_rows; r0 += 8) {
+    __m256 s[8];
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; ++r) s[r] = _mm256_setzero_ps();
+    const float* kb = kf + r0 * D;
+    for (int64_t f = 0; f < D; ++f) {
+      if (next_k != nullptr && f < 8) prefetch_kv_row(next_k[r0 + f], D * static_cast<int64_t>(sizeof(T)));
+      const __m256 qv = _mm256_load_ps(qg + 8 * f);
+#pragma GCC unroll 8
+      for (int r = 0; r < 8; ++r) s[r] = _mm256_fmadd_ps(qv, _mm256_broadcast_ss(kb + r * D + f), s[r]);
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; ++r) _mm256_store_ps(scores + 8 * (r0 + r), s[r]);
+  }
 }
 
-// The AVX-512 run's algorithm on 8 lanes: K rows widened into kf in split order, scores 8 positions at a time (8 row
-// accumulators reduced together), and P.V for one chunk of 16 output dims of up to 4 query heads per pass over the
-// block's V rows (8 accumulators: with 16 registers, all G x 32 of the AVX-512 pass would not fit). Returns false for
-// head shapes it does not take (D not a multiple of 16, D > 256 or G > 16); the caller then runs the scalar loop.
+// The AVX-512 run's algorithm on 8 lanes: a lane group is 8 query heads in the lanes of one vector per position, the
+// K rows are widened in split order (each element broadcast on its own, so any order serves), and P.V takes one chunk
+// of 16 output dims of up to 4 query heads per pass over the block's V rows (8 accumulators: with 16 registers, all 8
+// x 32 of the AVX-512 pass would not fit). Returns false for head shapes it does not take (D not a multiple of 16 or
+// D > 256); the caller then runs the scalar loop.
 template <int kG, int kD, typename T>
 bool attention_run_avx2(const T* q, const KvRows<T>& kv, const float* sinks, int64_t n, int64_t kvh0, int64_t heads,
                         int64_t G_any, float sm_scale, Scratch& scratch, T* out) {
   const int64_t G = kG > 0 ? kG : G_any;
   const int64_t D = kD > 0 ? kD : kv.D;
-  if (D % 16 != 0 || D > 256 || G > 16 || n < 1) return false;
-  const int64_t C = D / 8;    // 8-lane vectors per row
-  const int64_t C2 = D / 16;  // chunks of 16 elements, each two vectors in split order
+  if (D % 16 != 0 || D > 256 || n < 1) return false;
+  const int64_t C2 = D / 16;                      // chunks of 16 elements, each two vectors in split order
+  const int64_t NG = (G + kGroup - 1) / kGroup;  // lane groups per KV head
   const int64_t HG = heads * G;
-  float* qf = scratch.get(0, HG * D);        // queries in split order, [heads, G, D]
-  float* acc = scratch.get(1, HG * D);       // running P.V in split order, [heads, G, D]
-  float* kf = scratch.get(2, kKvBlock * D);  // one head's block of K rows in split order, [kKvBlock, D]
-  float* p = scratch.get(3, G * kKvBlock);   // one head's block of scores, then weights, [G, kKvBlock]
-  for (int64_t i = 0; i < HG * D; i += 16) read_chunk<8>(q + i, qf + i);
-  std::fill(acc, acc + HG * D, 0.0f);
-  const __m256 scale = _mm256_set1_ps(sm_scale);
-  alignas(32) static const int32_t lane_index[8] = {0, 1, 2, 3, 4, 5, 6, 7};
-  const __m256i lanes = _mm256_load_si256(reinterpret_cast<const __m256i*>(lane_index));
-  const __m256 neg_inf = _mm256_set1_ps(-INFINITY);
-  BlockRows<T> rows;
-  RunningSoftmax soft;
-  soft.start(sinks, HG);
+  const RunBuffers buf(scratch, heads, NG, G, D, 8);
+  float *qg = buf.qg, *acc = buf.acc, *kf = buf.kf, *p = buf.p, *state = buf.state, *denom = buf.denom;
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t gr = 0; gr < NG; ++gr) {
+      const int64_t g0 = h * G + gr * kGroup, gn = std::min(kGroup, G - gr * kGroup);
+      group_queries<1>(q + g0 * D, gn, D, sm_scale, widen_row_avx2<T>, kf,  // kf: free until the blocks
+                       qg + (h * NG + gr) * kGroup * D);
+      float* st = state + (h * NG + gr) * 16;
+      for (int64_t g = 0; g < kGroup; ++g) {
+        st[g] = g < gn ? sinks[g0 + g] : 0.0f;  // the sink starts the max; a -inf sink also works
+        st[8 + g] = 1.0f;                       // the sink's exp(sink - max)
+      }
+    }
+  }
+  const __m256 one = _mm256_set1_ps(1.0f);
+  BlockRows<T> rows, next;
   for (int64_t j0 = 0; j0 < n; j0 += kKvBlock) {
     const int64_t live_rows = std::min(kKvBlock, n - j0);
-    rows.fill(kv, j0, live_rows, kvh0);
+    rows.fill(kv, j0, n, kvh0);
+    next.fill(kv, j0 + kBlocksAhead * kKvBlock, n, kvh0);
     for (int64_t h = 0; h < heads; ++h) {
-      kv.prefetch_share(j0, h, kvh0, heads, n);
-      for (int64_t r = 0; r < live_rows; ++r) {
+      const T* next_k[kKvBlock];  // head h's rows of the next block: prefetched one per score and P.V iteration
+      const T* next_v[kKvBlock];
+      next.head_rows(h, D, next_k, next_v);
+      for (int64_t r = 0; r < kKvBlock; ++r) widen_row_avx2(rows.k[r] + h * D, kf + r * D, D);
+      for (int64_t gr = 0; gr < NG; ++gr) {
+        const int64_t g0 = h * G + gr * kGroup, gn = std::min(kGroup, G - gr * kGroup);
+        float* st = state + (h * NG + gr) * 16;
+        block_scores_avx2<kD, T>(qg + (h * NG + gr) * kGroup * D, kf, D, live_rows, gr == 0 ? next_k : nullptr, p);
+        // Online softmax on the group's vector of query heads.
+        __m256 block_max = _mm256_set1_ps(-INFINITY);
+        for (int64_t r = 0; r < live_rows; ++r) block_max = _mm256_max_ps(block_max, _mm256_load_ps(p + 8 * r));
+        const __m256 old_max = _mm256_load_ps(st);
+        const __m256 new_max = _mm256_max_ps(old_max, block_max);
+        __m256 den = _mm256_load_ps(st + 8);
+        const __m256 moved = _mm256_cmp_ps(new_max, old_max, _CMP_GT_OQ);
+        if (_mm256_movemask_ps(moved)) {
+          const __m256 alpha = _mm256_blendv_ps(one, exp8(_mm256_sub_ps(old_max, new_max)), moved);
+          alignas(32) float alphas[8];
+          _mm256_store_ps(alphas, alpha);
+          for (int64_t g = 0; g < gn; ++g)
+            if (alphas[g] != 1.0f) rescale_row(acc, g0 + g, D, alphas[g]);
+          den = _mm256_mul_ps(den, alpha);
+        }
+        _mm256_store_ps(st, new_max);
+        for (int64_t r = 0; r < live_rows; ++r) {
+          const __m256 e = exp8(_mm256_sub_ps(_mm256_load_ps(p + 8 * r), new_max));
+          _mm256_store_ps(p + 8 * r, e);
+          den = _mm256_add_ps(den, e);
+        }
+        _mm256_store_ps(st + 8, den);
+        // P.V: one chunk of 16 output dims (its two split-order vectors) of up to 4 query heads per pass.
         for (int64_t c = 0; c < C2; ++c) {
-          __m256 lo, hi;
-          split16(rows.k[r] + h * D + 16 * c, lo, hi);
-          _mm256_store_ps(kf + r * D + 16 * c, lo);
-          _mm256_store_ps(kf + r * D + 16 * c + 8, hi);
-        }
-      }
-      const int64_t padded = (live_rows + 7) / 8 * 8;
-      std::fill(kf + live_rows * D, kf + padded * D, 0.0f);
-      for (int64_t g = 0; g < G; ++g) {
-        const float* qg = qf + (h * G + g) * D;
-        for (int64_t r0 = 0; r0 < padded; r0 += 8) {
-          const float* kb = kf + r0 * D;
-          __m256 dots[8];
-          __m256 qv = _mm256_load_ps(qg);
-#pragma GCC unroll 8
-          for (int r = 0; r < 8; ++r) dots[r] = _mm256_mul_ps(qv, _mm256_load_ps(kb + r * D));
-          for (int64_t c = 1; c < C; ++c) {
-            qv = _mm256_load_ps(qg + 8 * c);
-#pragma GCC unroll 8
-            for (int r = 0; r < 8; ++r) dots[r] = _mm256_fmadd_ps(qv, _mm256_load_ps(kb + r * D + 8 * c), dots[r]);
-          }
-          _mm256_store_ps(p + g * kKvBlock + r0, _mm256_mul_ps(reduce8(dots), scale));
-        }
-      }
-      for (int64_t g = 0; g < G; ++g) {
-        float* pg = p + g * kKvBlock;
-        const int64_t hg = h * G + g;
-        __m256 m = neg_inf;
-        for (int64_t r0 = 0; r0 < padded; r0 += 8) {
-          const __m256 live =
-              _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(live_rows - r0)), lanes));
-          m = _mm256_max_ps(m, _mm256_blendv_ps(neg_inf, _mm256_load_ps(pg + r0), live));
-        }
-        const float alpha = soft.update(hg, hmax256(m));
-        if (alpha != 1.0f) {
-          float* a = acc + hg * D;
-          for (int64_t c = 0; c < C; ++c)
-            _mm256_store_ps(a + 8 * c, _mm256_mul_ps(_mm256_load_ps(a + 8 * c), _mm256_set1_ps(alpha)));
-        }
-        const __m256 mv = _mm256_set1_ps(soft.max[hg]);
-        __m256 sum = _mm256_setzero_ps();
-        for (int64_t r0 = 0; r0 < padded; r0 += 8) {
-          const __m256 live =
-              _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(live_rows - r0)), lanes));
-          const __m256 e = _mm256_and_ps(live, exp8(_mm256_sub_ps(_mm256_load_ps(pg + r0), mv)));
-          _mm256_store_ps(pg + r0, e);
-          sum = _mm256_add_ps(sum, e);
-        }
-        soft.denom[hg] += hsum8(sum);
-      }
-      // P.V: one chunk of 16 output dims (its two split-order vectors) of up to 4 query heads per pass.
-      for (int64_t c = 0; c < C2; ++c) {
-        for (int64_t g0 = 0; g0 < G; g0 += 4) {
-          const int64_t gn = std::min<int64_t>(4, G - g0);
-          float* acc_g = acc + (h * G + g0) * D + 16 * c;
-          __m256 a[4][2];
-          for (int g = 0; g < 4; ++g) {
-            const float* ag = acc_g + std::min<int64_t>(g, gn - 1) * D;
-            a[g][0] = _mm256_load_ps(ag);
-            a[g][1] = _mm256_load_ps(ag + 8);
-          }
-          const float* pg = p + g0 * kKvBlock;
-          for (int64_t r = 0; r < live_rows; ++r) {
-            __m256 lo, hi;
-            split16(rows.v[r] + h * D + 16 * c, lo, hi);
-#pragma GCC unroll 4
+          for (int64_t q0 = 0; q0 < gn; q0 += 4) {
+            const int64_t qn = std::min<int64_t>(4, gn - q0);
+            float* acc_q = acc + (g0 + q0) * D + 16 * c;
+            __m256 a[4][2];
             for (int g = 0; g < 4; ++g) {
-              if (g < gn) {
-                const __m256 pv = _mm256_set1_ps(pg[g * kKvBlock + r]);
-                a[g][0] = _mm256_fmadd_ps(pv, lo, a[g][0]);
-                a[g][1] = _mm256_fmadd_ps(pv, hi, a[g][1]);
+              const float* ag = acc_q + std::min<int64_t>(g, qn - 1) * D;
+              a[g][0] = _mm256_load_ps(ag);
+              a[g][1] = _mm256_load_ps(ag + 8);
+            }
+            for (int64_t r = 0; r < live_rows; ++r) {
+              if (gr == 0 && c == 0 && q0 == 0) prefetch_kv_row(next_v[r], D * static_cast<int64_t>(sizeof(T)));
+              __m256 lo, hi;
+              split16(rows.v[r] + h * D + 16 * c, lo, hi);
+#pragma GCC unroll 4
+              for (int g = 0; g < 4; ++g) {
+                if (g < qn) {
+                  const __m256 pv = _mm256_broadcast_ss(p + 8 * r + q0 + g);
+                  a[g][0] = _mm256_fmadd_ps(pv, lo, a[g][0]);
+                  a[g][1] = _mm256_fmadd_ps(pv, hi, a[g][1]);
+                }
               }
             }
-          }
-          for (int64_t g = 0; g < gn; ++g) {
-            _mm256_store_ps(acc_g + g * D, a[g][0]);
-            _mm256_store_ps(acc_g + g * D + 8, a[g][1]);
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; ++g) {  // a fixed count: a loop to qn kept the accumulators in memory
+              if (g < qn) {
+                _mm256_store_ps(acc_q + g * D, a[g][0]);
+                _mm256_store_ps(acc_q + g * D + 8, a[g][1]);
+              }
+            }
           }
         }
       }
     }
   }
-  write_outputs<8, T>(acc, soft.denom, HG, D, out);
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t gr = 0; gr < NG; ++gr) {
+      const float* st_den = state + (h * NG + gr) * 16 + 8;
+      const int64_t g0 = h * G + gr * kGroup, gn = std::min(kGroup, G - gr * kGroup);
+      for (int64_t g = 0; g < gn; ++g) denom[g0 + g] = st_den[g];
+    }
+  write_outputs<8, T>(acc, denom, HG, D, out);
   return true;
 }
 #endif

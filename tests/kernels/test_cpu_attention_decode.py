@@ -56,9 +56,9 @@ def test_matches_reference(dtype: torch.dtype, rows: int, lengths: list[int], wi
     "heads",
     [
         (8, 2, 48),  # AVX2: an odd number of 16-wide chunks; AVX-512 (chunks of 32): the scalar loop
-        (12, 2, 96),  # AVX-512: an odd number of 32-wide chunks; AVX2: query heads in passes of 4 + 2
-        (32, 2, 32),  # vectorised paths at their widest head group (16 query heads per KV head)
-        (34, 2, 16),  # 17 heads per KV head: the scalar loop
+        (12, 2, 96),  # 6 of a lane group's 8 heads; AVX-512: an odd number of 32-wide chunks; AVX2: P.V passes of 4 + 2
+        (32, 2, 32),  # two full lane groups of query heads per KV head
+        (34, 2, 32),  # 17 query heads per KV head: lane groups of 8, 8 and 1
         (6, 3, 40),  # head_dim not a multiple of 16: the scalar loop
     ],
 )
@@ -112,6 +112,18 @@ def test_peaked_and_flat_softmax_match_reference() -> None:
         out = cpu_mxfp4.attention_decode(*args, 0, False, 0.125)
         ref = attention_decode_ref(*args, 0, False, 0.125)
         torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_minus_infinity_sinks_leave_a_plain_softmax() -> None:
+    # A sink of -inf adds nothing to the denominator: the running max starts at -inf and the first block replaces it.
+    for dtype in (torch.float32, torch.bfloat16):
+        q, k, v, sinks, slots, lengths = _case(dtype, 40, [1, 17, 40], seed=5, heads=(64, 8, 64))
+        sinks[::3] = float("-inf")
+        out = cpu_mxfp4.attention_decode(q, k, v, sinks, slots, lengths, 0, False, 0.125)
+        ref = attention_decode_ref(q, k, v, sinks, slots, lengths, 0, False, 0.125)
+        assert torch.isfinite(out.float()).all()
+        tol = 1e-5 if dtype == torch.float32 else 8e-3
+        torch.testing.assert_close(out.float(), ref.float(), atol=tol, rtol=tol)
 
 
 def test_each_sequence_is_independent_of_the_batch() -> None:
