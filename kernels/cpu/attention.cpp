@@ -283,7 +283,7 @@ inline __m512 broadcast_pair(const float* p) {
 // One lane group's scores of a block, from its queries qg ([D / 2, 16]) and the block's widened K rows kf: position
 // r's vector sums lane 2g + t over the pairs' elements t, and each two positions' vectors are added pairwise into one,
 // so scores[16 m + 4 (g / 2) + 2 (r % 2) + g % 2] is query head g's score at r = 2m + r % 2 ([kKvBlock / 2, 16]).
-// With next_k, it also prefetches those K rows (one per iteration of its first 16).
+// Given next_k (this head's K rows of the next block), it prefetches them, one row per iteration of its first 16.
 template <int kD, typename T>
 inline void block_scores_avx512(const float* qg, const float* kf, int64_t D_any, const T* const* next_k, float* scores) {
   const int64_t D = kD > 0 ? kD : D_any;
@@ -445,7 +445,8 @@ inline void widen_row_avx2(const T* src, float* dst, int64_t D) {
 // One lane group's scores of a block, from its queries qg ([D, 8]) and the block's widened K rows kf, 8 positions at a
 // time (8 accumulators, with the query vector and the broadcasts within AVX2's 16 registers): scores[8 r + g] is
 // query head g's score at position r ([kKvBlock, 8]); blocks past the live rows are skipped.
-// With next_k, it also prefetches those K rows (one per iteration of each 8 positions' first 8).
+// Given next_k (this head's K rows of the next block), it prefetches them, one row per iteration of the first 8 for
+// each 8 positions.
 template <int kD, typename T>
 inline void block_scores_avx2(const float* qg, const float* kf, int64_t D_any, int64_t live_rows,
                               const T* const* next_k, float* scores) {
