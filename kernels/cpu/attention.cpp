@@ -227,6 +227,33 @@ inline void write_outputs(const float* acc, const float* denom, int64_t HG, int6
   }
 }
 
+// A chunk's state for merge_chunks: per query head, its accumulators (split order), then its running max (written by
+// the caller) and its denominator. [HG, D + 2].
+inline void write_partial(const float* acc, const float* denom, int64_t HG, int64_t D, float* partial) {
+  for (int64_t hg = 0; hg < HG; ++hg) {
+    std::copy(acc + hg * D, acc + (hg + 1) * D, partial + hg * (D + 2));
+    partial[hg * (D + 2) + D + 1] = denom[hg];
+  }
+}
+
+// One query head's output from its chunks' states (each [D + 2], `stride` floats apart, in position order): each
+// chunk's accumulators and denominator rescaled to the largest running max and added up, in chunk order. acc: D
+// floats of work space.
+template <int L, typename T>
+inline void merge_chunks(const float* parts, int64_t chunks, int64_t stride, int64_t D, float* acc, T* out) {
+  float top = -INFINITY;
+  for (int64_t c = 0; c < chunks; ++c) top = std::max(top, parts[c * stride + D]);
+  float denom = 0.0f;
+  std::fill(acc, acc + D, 0.0f);
+  for (int64_t c = 0; c < chunks; ++c) {
+    const float* part = parts + c * stride;
+    const float w = std::exp(part[D] - top);
+    denom += part[D + 1] * w;
+    for (int64_t d = 0; d < D; ++d) acc[d] += part[d] * w;
+  }
+  write_outputs<L, T>(acc, &denom, 1, D, out);
+}
+
 // Multiplies query head hg's accumulators by alpha (its running max moved by log(1 / alpha)).
 inline void rescale_row(float* acc, int64_t hg, int64_t D, float alpha) {
   float* a = acc + hg * D;
@@ -314,7 +341,7 @@ inline void block_scores_avx512(const float* qg, const float* kf, int64_t D_any,
 // shapes it does not take (D not a multiple of 32 or D > 256); the caller then runs the scalar loop.
 template <int kG, int kD, typename T>
 bool attention_run_avx512(const T* q, const KvRows<T>& kv, const float* sinks, int64_t n, int64_t kvh0, int64_t heads,
-                          int64_t G_any, float sm_scale, Scratch& scratch, T* out) {
+                          int64_t G_any, float sm_scale, Scratch& scratch, T* out, float* partial) {
   const int64_t G = kG > 0 ? kG : G_any;
   const int64_t D = kD > 0 ? kD : kv.D;
   if (D % 32 != 0 || D > 256 || n < 1) return false;
@@ -333,8 +360,13 @@ bool attention_run_avx512(const T* q, const KvRows<T>& kv, const float* sinks, i
       float* st = state + (h * NG + gr) * 32;
       for (int lane = 0; lane < 16; ++lane) {
         const int64_t g = 2 * (lane / 4) + lane % 2;
-        st[lane] = g < gn ? sinks[g0 + g] : 0.0f;  // a -inf sink also works: exp(-inf) = 0 rescales it away
-        st[16 + lane] = (lane / 2) % 2 == 0 ? 1.0f : 0.0f;
+        if (sinks == nullptr) {  // a later chunk of a long sequence: no sink, nothing seen yet
+          st[lane] = -INFINITY;
+          st[16 + lane] = 0.0f;
+        } else {
+          st[lane] = g < gn ? sinks[g0 + g] : 0.0f;  // a -inf sink also works: exp(-inf) = 0 rescales it away
+          st[16 + lane] = (lane / 2) % 2 == 0 ? 1.0f : 0.0f;
+        }
       }
     }
   }
@@ -421,10 +453,18 @@ bool attention_run_avx512(const T* q, const KvRows<T>& kv, const float* sinks, i
   }
   for (int64_t h = 0; h < heads; ++h) {
     for (int64_t gr = 0; gr < NG; ++gr) {
-      const float* st_den = state + (h * NG + gr) * 32 + 16;
+      const float* st = state + (h * NG + gr) * 32;
       const int64_t g0 = h * G + gr * kGroup, gn = std::min(kGroup, G - gr * kGroup);
-      for (int64_t g = 0; g < gn; ++g) denom[g0 + g] = st_den[4 * (g / 2) + g % 2] + st_den[4 * (g / 2) + 2 + g % 2];
+      for (int64_t g = 0; g < gn; ++g) {
+        const int64_t lane = 4 * (g / 2) + g % 2;
+        denom[g0 + g] = st[16 + lane] + st[16 + lane + 2];
+        if (partial != nullptr) partial[(g0 + g) * (D + 2) + D] = st[lane];  // the running max
+      }
     }
+  }
+  if (partial != nullptr) {
+    write_partial(acc, denom, HG, D, partial);
+    return true;
   }
   write_outputs<16, T>(acc, denom, HG, D, out);
   return true;
@@ -474,7 +514,7 @@ inline void block_scores_avx2(const float* qg, const float* kf, int64_t D_any, i
 // D > 256); the caller then runs the scalar loop.
 template <int kG, int kD, typename T>
 bool attention_run_avx2(const T* q, const KvRows<T>& kv, const float* sinks, int64_t n, int64_t kvh0, int64_t heads,
-                        int64_t G_any, float sm_scale, Scratch& scratch, T* out) {
+                        int64_t G_any, float sm_scale, Scratch& scratch, T* out, float* partial) {
   const int64_t G = kG > 0 ? kG : G_any;
   const int64_t D = kD > 0 ? kD : kv.D;
   if (D % 16 != 0 || D > 256 || n < 1) return false;
@@ -490,8 +530,13 @@ bool attention_run_avx2(const T* q, const KvRows<T>& kv, const float* sinks, int
                        qg + (h * NG + gr) * kGroup * D);
       float* st = state + (h * NG + gr) * 16;
       for (int64_t g = 0; g < kGroup; ++g) {
-        st[g] = g < gn ? sinks[g0 + g] : 0.0f;  // the sink starts the max; a -inf sink also works
-        st[8 + g] = 1.0f;                       // the sink's exp(sink - max)
+        if (sinks == nullptr) {  // a later chunk of a long sequence: no sink, nothing seen yet
+          st[g] = -INFINITY;
+          st[8 + g] = 0.0f;
+        } else {
+          st[g] = g < gn ? sinks[g0 + g] : 0.0f;  // the sink starts the max; a -inf sink also works
+          st[8 + g] = 1.0f;                       // the sink's exp(sink - max)
+        }
       }
     }
   }
@@ -570,14 +615,43 @@ bool attention_run_avx2(const T* q, const KvRows<T>& kv, const float* sinks, int
   }
   for (int64_t h = 0; h < heads; ++h)
     for (int64_t gr = 0; gr < NG; ++gr) {
-      const float* st_den = state + (h * NG + gr) * 16 + 8;
+      const float* st = state + (h * NG + gr) * 16;
       const int64_t g0 = h * G + gr * kGroup, gn = std::min(kGroup, G - gr * kGroup);
-      for (int64_t g = 0; g < gn; ++g) denom[g0 + g] = st_den[g];
+      for (int64_t g = 0; g < gn; ++g) {
+        denom[g0 + g] = st[8 + g];
+        if (partial != nullptr) partial[(g0 + g) * (D + 2) + D] = st[g];  // the running max
+      }
     }
+  if (partial != nullptr) {
+    write_partial(acc, denom, HG, D, partial);
+    return true;
+  }
   write_outputs<8, T>(acc, denom, HG, D, out);
   return true;
 }
 #endif
+
+// Positions per chunk of a long sequence on the vector paths. A sequence longer than this is cut into chunks at fixed
+// positions, and each (chunk, KV head) is a work item of its own; merge_chunks then adds up the chunks' states in
+// chunk order. So threads beyond the KV heads' count get work, each thread streams whole positions (all heads' rows
+// of a chunk) rather than a share of each, and the result still depends on the length only, not on the thread count.
+#ifdef GPTOSS_KV_CHUNK
+constexpr int64_t kChunk = GPTOSS_KV_CHUNK;
+#else
+constexpr int64_t kChunk = 2048;
+#endif
+static_assert(kChunk % kKvBlock == 0, "chunks of whole blocks");
+
+// Whether this build's vector path takes head_dim D (the run functions' own test).
+constexpr bool vector_path_takes(int64_t D) {
+#if defined(__AVX512F__)
+  return D % 32 == 0 && D <= 256;
+#elif defined(__AVX2__) && defined(__FMA__)
+  return D % 16 == 0 && D <= 256;
+#else
+  return D < 0;  // the scalar build has none
+#endif
+}
 
 template <typename T>
 void attention_decode_impl(const at::Tensor& q, const at::Tensor& k_store, const at::Tensor& v_store,
@@ -590,19 +664,36 @@ void attention_decode_impl(const at::Tensor& q, const at::Tensor& k_store, const
   const T* kp = k_store.data_ptr<T>();
   const T* vp = v_store.data_ptr<T>();
   T* op = out.data_ptr<T>();
-  at::parallel_for(0, B * Hkv, 1, [&](int64_t i0, int64_t i1) {
+  // Per sequence: its oldest visible position, how many it sees, its chunks, its first work item and (when chunked)
+  // where its chunks' states start in `partials` ([chunks, Hq, D + 2]).
+  std::vector<int64_t> first(B), count(B), chunks(B), item0(B + 1, 0), part0(B, 0);
+  int64_t part_floats = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t length = lengths[b];
+    const int64_t held = ring ? std::min(length, S) : length;
+    first[b] = length - held;
+    if (window > 0) first[b] = std::max(first[b], length - window);  // q at length-1 sees (q - window, q]
+    count[b] = length - first[b];
+    chunks[b] = vector_path_takes(D) && count[b] > kChunk ? (count[b] + kChunk - 1) / kChunk : 1;
+    item0[b + 1] = item0[b] + chunks[b] * Hkv;
+    if (chunks[b] > 1) {
+      part0[b] = part_floats;
+      part_floats += chunks[b] * Hq * (D + 2);
+    }
+  }
+  std::vector<float> partials(static_cast<size_t>(part_floats));
+  at::parallel_for(0, item0[B], 1, [&](int64_t i0, int64_t i1) {
     Scratch scratch;
     std::vector<float> qf(static_cast<size_t>(G * D));
     std::vector<float> acc(static_cast<size_t>(G * D));
     std::vector<float> scores;
     for (int64_t item = i0; item < i1;) {
-      const int64_t b = item / Hkv, kvh = item % Hkv;
-      const int64_t length = lengths[b];
-      const int64_t held = ring ? std::min(length, S) : length;
-      int64_t first = length - held;  // oldest held position
-      if (window > 0) first = std::max(first, length - window);  // q at length-1 sees (q - window, q]
-      const int64_t n = length - first;
-      const KvRows<T> kv{kp, vp, slots[b], first, S, Hkv, D, ring};
+      const int64_t b = std::upper_bound(item0.begin(), item0.end(), item) - item0.begin() - 1;
+      const int64_t c = (item - item0[b]) / Hkv, kvh = (item - item0[b]) % Hkv;
+      const bool chunked = chunks[b] > 1;
+      const int64_t start = c * kChunk;  // this item's positions: chunk c, or the whole sequence (c = 0)
+      const int64_t n = chunked ? std::min(kChunk, count[b] - start) : count[b];
+      const KvRows<T> kv{kp, vp, slots[b], first[b] + start, S, Hkv, D, ring};
       const int64_t head0 = b * Hq + kvh * G;  // the run's first query head
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
       const int64_t heads = std::min({Hkv - kvh, i1 - item, kMaxRunHeads});
@@ -613,7 +704,10 @@ void attention_decode_impl(const at::Tensor& q, const at::Tensor& k_store, const
 #else
       const auto run = gpt_oss ? attention_run_avx2<8, 64, T> : attention_run_avx2<0, 0, T>;
 #endif
-      if (run(qp + head0 * D, kv, sinks + kvh * G, n, kvh, heads, G, sm_scale, scratch, op + head0 * D)) {
+      // A chunk's state goes to `partials`; only the first chunk counts the sinks.
+      float* partial = chunked ? partials.data() + part0[b] + (c * Hq + kvh * G) * (D + 2) : nullptr;
+      const float* run_sinks = c == 0 ? sinks + kvh * G : nullptr;
+      if (run(qp + head0 * D, kv, run_sinks, n, kvh, heads, G, sm_scale, scratch, op + head0 * D, partial)) {
         item += heads;
         continue;
       }
@@ -652,6 +746,20 @@ void attention_decode_impl(const at::Tensor& q, const at::Tensor& k_store, const
       ++item;
     }
   });
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#if defined(__AVX512F__)
+  constexpr int kLanes = 16;  // the split order's vector width (write_outputs)
+#else
+  constexpr int kLanes = 8;
+#endif
+  std::vector<float> merged(static_cast<size_t>(D));
+  for (int64_t b = 0; b < B; ++b) {
+    if (chunks[b] == 1) continue;
+    for (int64_t h = 0; h < Hq; ++h)
+      merge_chunks<kLanes, T>(partials.data() + part0[b] + h * (D + 2), chunks[b], Hq * (D + 2), D, merged.data(),
+                              op + (b * Hq + h) * D);
+  }
+#endif
 }
 
 at::Tensor attention_decode(const at::Tensor& q, const at::Tensor& k_store, const at::Tensor& v_store,

@@ -90,18 +90,40 @@ def test_gpt_oss_head_shape_matches_reference(
     torch.testing.assert_close(out.float(), ref.float(), atol=tol, rtol=tol)
 
 
+# The vector paths cut a sequence longer than 2,048 visible positions into chunks of 2,048 (kChunk in attention.cpp),
+# each chunk's KV heads work items of their own, and merge the chunks' states afterwards.
+CHUNKED = 4500  # chunks of 2,048, 2,048 and 404
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(
+    ("lengths", "window"),
+    [
+        ([CHUNKED, 2049, 2048, 37], 0),  # three chunks; two, the second of one position; one whole chunk; short
+        ([CHUNKED, 3000], 2500),  # banded: the chunks start at the window's first position
+    ],
+)
+def test_long_sequences_in_chunks_match_reference(dtype: torch.dtype, lengths: list[int], window: int) -> None:
+    args = _case(dtype, CHUNKED, lengths, seed=len(lengths) + window, heads=(64, 8, 64))
+    out = cpu_mxfp4.attention_decode(*args, window, False, 0.125)
+    ref = attention_decode_ref(*args, window, False, 0.125)
+    tol = 1e-5 if dtype == torch.float32 else 8e-3
+    torch.testing.assert_close(out.float(), ref.float(), atol=tol, rtol=tol)
+
+
 def test_result_does_not_depend_on_the_thread_count() -> None:
-    # Threads split the (sequence, KV head) items into runs of different lengths; each head's sums must not change.
-    args = _case(torch.bfloat16, 300, [300, 129, 7], seed=11, heads=(64, 8, 64))
+    # Threads split the (sequence, chunk, KV head) items into runs of different lengths; each head's sums must not
+    # change.
+    args = _case(torch.bfloat16, CHUNKED, [CHUNKED, 300, 129, 7], seed=11, heads=(64, 8, 64))
     before = torch.get_num_threads()
     try:
         outs = []
-        for threads in (1, 2, 5):  # runs of 8 heads; of 8, 4 and 4; of 5, 3 and 2
+        for threads in (1, 2, 3, 5):  # runs of 8 heads; of 8, 4 and 4; ...; of 5, 3 and 2
             torch.set_num_threads(threads)
             outs.append(cpu_mxfp4.attention_decode(*args, 0, False, 0.125))
     finally:
         torch.set_num_threads(before)
-    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
+    assert all(torch.equal(outs[0], other) for other in outs[1:])
 
 
 def test_peaked_and_flat_softmax_match_reference() -> None:
@@ -132,6 +154,16 @@ def test_each_sequence_is_independent_of_the_batch() -> None:
     for b in range(3):
         alone = cpu_mxfp4.attention_decode(
             q[b : b + 1], k, v, sinks, slots[b : b + 1], lengths[b : b + 1], 16, True, 0.125
+        )
+        assert torch.equal(alone[0], together[b])
+
+
+def test_a_chunked_sequence_is_independent_of_the_batch() -> None:
+    q, k, v, sinks, slots, lengths = _case(torch.bfloat16, CHUNKED, [300, CHUNKED], seed=8, heads=(64, 8, 64))
+    together = cpu_mxfp4.attention_decode(q, k, v, sinks, slots, lengths, 0, False, 0.125)
+    for b in range(2):
+        alone = cpu_mxfp4.attention_decode(
+            q[b : b + 1], k, v, sinks, slots[b : b + 1], lengths[b : b + 1], 0, False, 0.125
         )
         assert torch.equal(alone[0], together[b])
 
