@@ -2,14 +2,15 @@
 //
 // One query per sequence against its cached keys, like attention_decode_ref, without the reference's per-sequence
 // gathers and fp32 copies of the whole visible cache (~15 torch ops per layer and sequence). A work item is one
-// sequence and a run of its KV heads (a thread's consecutive heads, up to kMaxRunHeads): each K/V row is read once and
-// serves the G query heads that share it, and the run's rows of one position lie side by side in the store
-// ([.., pos, kvh, D]), so the run streams them as one contiguous block per position rather than one 1 KB-strided row
-// per head and pass. The vectorised paths walk the positions in blocks of kKvBlock with an online softmax (running max
-// and denominator per query head, fp32; the sink joins the denominator): K and V are read once, in one pass, and no
-// score buffer the size of the context is written and read back. They hold query heads in vector lanes (kGroup), so
-// neither the scores nor the softmax sum across lanes. Each head's arithmetic depends on its own rows and the block
-// boundaries only, so each sequence's result is independent of the batch and the thread count.
+// sequence (or, past kChunk positions on the vector paths, one chunk of it) and a run of its KV heads (a thread's
+// consecutive heads, up to kMaxRunHeads): each K/V row is read once and serves the G query heads that share it, and the
+// run's rows of one position lie side by side in the store ([.., pos, kvh, D]), so the run streams them as one
+// contiguous block per position rather than one 1 KB-strided row per head and pass. The vectorised paths walk the
+// positions in blocks of kKvBlock with an online softmax (running max and denominator per query head, fp32; the sink
+// joins the denominator): K and V are read once, in one pass, and no score buffer the size of the context is written
+// and read back. They hold query heads in vector lanes (kGroup), so neither the scores nor the softmax sum across
+// lanes. Each head's arithmetic depends on its own rows and the block and chunk boundaries only (chunks merge in
+// order), so each sequence's result is independent of the batch and the thread count.
 #include "common.h"
 #include "vec8.h"
 
@@ -59,9 +60,9 @@ constexpr int64_t kMaxRunHeads = 8;
 // rows of the head they work on one row per iteration of their score and P.V loops, rather than all of a block's rows
 // at once: a burst of tens of prefetches waits for the core's few line-fill buffers, and the loop waits with it (one
 // layer's call at 32,768 positions, cold, 2 threads: 5.0 -> 3.6 ms at avx512bf16, 6.7 -> 5.5 ms at avx2, with the
-// lanes below; Xeon, Emerald Rapids class). An asm statement rather than __builtin_prefetch: GCC counts the builtin as free of side effects, and since C++ loops must make progress
-// (-ffinite-loops at -O2) it deletes a loop that does nothing else, as these loops do; every prefetch of this file was
-// gone from the -O3 build.
+// lanes below; Xeon, Emerald Rapids class). An asm statement rather than __builtin_prefetch: GCC counts the builtin as
+// free of side effects, and since C++ loops must make progress (-ffinite-loops at -O2) it deletes a loop that does
+// nothing else, as these loops do; every prefetch of this file was gone from the -O3 build.
 inline void prefetch_kv_row(const void* row, int64_t bytes) {
   const char* p = static_cast<const char*>(row);
   for (int64_t b0 = 0; b0 < bytes; b0 += 64) {
@@ -150,8 +151,8 @@ inline void interleave_group_queries(const float* rows, int64_t D, float* qg) {
       std::memcpy(qg + (i * kGroup + g) * P, rows + g * D + i * P, P * sizeof(float));
 }
 
-// One lane group's queries for the score loop ([D / P, kGroup * P]): its gn query rows widened by widen_row (the K rows'
-// widening, so both share one element order) and scaled, through `rows` ([kGroup, D]).
+// One lane group's queries for the score loop ([D / P, kGroup * P]): its gn query rows widened by widen_row (the K
+// rows' widening, so both share one element order) and scaled, through `rows` ([kGroup, D]).
 template <int P, typename T, typename WidenRow>
 inline void group_queries(const T* q, int64_t gn, int64_t D, float sm_scale, WidenRow widen_row, float* rows,
                           float* qg) {
@@ -312,7 +313,8 @@ inline __m512 broadcast_pair(const float* p) {
 // so scores[16 m + 4 (g / 2) + 2 (r % 2) + g % 2] is query head g's score at r = 2m + r % 2 ([kKvBlock / 2, 16]).
 // Given next_k (this head's K rows of the next block), it prefetches them, one row per iteration of its first 16.
 template <int kD, typename T>
-inline void block_scores_avx512(const float* qg, const float* kf, int64_t D_any, const T* const* next_k, float* scores) {
+inline void block_scores_avx512(const float* qg, const float* kf, int64_t D_any, const T* const* next_k,
+                                float* scores) {
   const int64_t D = kD > 0 ? kD : D_any;
   for (int64_t r0 = 0; r0 < kKvBlock; r0 += 16) {
     __m512 s[16];
