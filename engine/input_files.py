@@ -143,13 +143,14 @@ def _outline(raw: bytes) -> bytes:
     return bytes(out)
 
 
-def json_shape(raw: bytes) -> tuple[int, int]:
+def json_shape(raw: bytes) -> tuple[int | None, int]:
     """(nesting depth up to ``MAX_JSON_DEPTH + 1``, number of ``,`` and ``:`` separators) of JSON text, in linear
-    time and without recursion. Brackets inside strings do not count.
+    time and without recursion. Brackets inside strings do not count. The depth is None when the brackets do not
+    pair up (text cut short, typically), which no JSON document does.
 
     The depth is found by peeling: each pass removes every innermost (empty) pair of brackets, so a document of
-    depth d is empty after d passes. Unbalanced brackets never empty out and read as "too deep"; such text is not
-    JSON.
+    depth d is empty after d passes. Unbalanced brackets stop emptying: a pass that removes nothing while brackets
+    remain means they can never pair up.
     """
     outline = _outline(raw)
     separators = outline.count(b",") + outline.count(b":")
@@ -158,7 +159,10 @@ def json_shape(raw: bytes) -> tuple[int, int]:
     for depth in range(MAX_JSON_DEPTH + 1):
         if not brackets:
             return depth, separators
-        brackets = brackets.replace(b"[]", b"")
+        peeled = brackets.replace(b"[]", b"")
+        if len(peeled) == len(brackets):
+            return None, separators
+        brackets = peeled
     return MAX_JSON_DEPTH + 1, separators
 
 
@@ -173,8 +177,10 @@ def parse_json(
     if max_items is not None and raw.count(b'"') > 2 * max_items + 2:
         raise error(too_many, path)
     depth, separators = json_shape(raw)
+    if depth is None:
+        raise error("corrupt JSON: its brackets do not pair up (the file may be cut short)", path)
     if depth > MAX_JSON_DEPTH:
-        raise error(f"corrupt JSON: nested more than {MAX_JSON_DEPTH} levels deep (or unbalanced brackets)", path)
+        raise error(f"corrupt JSON: nested more than {MAX_JSON_DEPTH} levels deep", path)
     if max_items is not None and separators > max_items:
         raise error(too_many, path)
     try:

@@ -32,12 +32,31 @@ def _copy(src: Path, dst: Path) -> Path:
     return dst
 
 
-def test_deeply_nested_header_is_a_checkpoint_error(tmp_path: Path) -> None:
-    # RecursionError before: json.loads recursed once per "["
-    path = _write_raw(tmp_path / "model.safetensors", b"[" * 100_000)
-    with pytest.raises(CheckpointError, match="nested") as info:
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        # RecursionError before: json.loads recursed once per "["
+        (b"[" * 100_000, "brackets do not pair up"),
+        (b"[" * 17 + b"]" * 17, "nested more than 16 levels deep"),
+        (b'{"a": [1, {"b": 2}', "brackets do not pair up"),  # cut short
+        (b"]" * 5 + b"[" * 5, "brackets do not pair up"),  # as many of each, in the wrong order
+    ],
+)
+def test_deep_or_unbalanced_header_is_a_checkpoint_error(tmp_path: Path, header: bytes, message: str) -> None:
+    path = _write_raw(tmp_path / "model.safetensors", header)
+    with pytest.raises(CheckpointError, match=message) as info:
         SafetensorsFile(path)
     assert info.value.path == path
+
+
+def test_a_config_cut_short_says_so(tmp_path: Path, written: dict[str, Path]) -> None:
+    ck = _copy(written["hf-sharded"], tmp_path / "ck")
+    config = ck / "config.json"
+    text = config.read_text()
+    config.write_text(text[: text.index(",") + 1])  # cut after its first key, as an interrupted write leaves it
+    with pytest.raises(CheckpointError, match="cut short") as info:
+        load_checkpoint(ck)
+    assert info.value.path == config
 
 
 @pytest.mark.parametrize(("count", "message"), [(65_537, "65,537 tensors"), (100_000, "values")])
