@@ -26,6 +26,7 @@ from gpt_oss_desktop.engine.events import Delta, Done, Event, FinishReason
 from gpt_oss_desktop.engine.model_lock import model_lock
 from gpt_oss_desktop.engine.sampling import SamplingParams, make_generator, sample
 from gpt_oss_desktop.engine.stream_parser import HarmonyStreamParser
+from gpt_oss_desktop.engine.tool_call_constraint import ToolCallConstraint
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class SequenceState:
     started: float
     parser: HarmonyStreamParser | None = None  # None: raw token ids, no harmony events
     rng: torch.Generator | None = None
+    must_call: ToolCallConstraint | None = None  # from params.must_call, set at prefill
     produced: int = 0
     last_token: int = -1
     reused_prompt_tokens: int = 0
@@ -147,6 +149,8 @@ def decode_steps(
                     yield seq, None
                     continue
                 seq.rng = make_generator(seq.params.seed, model.device)
+                rule = seq.params.must_call
+                seq.must_call = None if rule is None else ToolCallConstraint(rule)
                 prefill_started = time.perf_counter()
                 with lock, torch.inference_mode():
                     logits = prefill(seq)
@@ -201,7 +205,11 @@ def _take(seq: SequenceState, logits: torch.Tensor, cache: Any) -> int:
     """Sample ``seq``'s next token from its ``logits`` ``[V]``, count it, and apply the stop rule."""
     sample_started = time.perf_counter()
     with torch.inference_mode():
+        if seq.must_call is not None:
+            logits = seq.must_call.mask(logits)
         token = int(sample(logits, seq.params, seq.rng))
+    if seq.must_call is not None:
+        seq.must_call.advance(token)
     now = time.perf_counter()
     if seq.first_token_at is None:
         seq.first_token_at = now

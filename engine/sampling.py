@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from gpt_oss_desktop.engine.tool_call_constraint import ToolCallRule
 from gpt_oss_desktop.engine.vocab import ASSISTANT_STOP_TOKENS
 
 # Reasoning at high effort often runs to several thousand tokens before the answer starts; 4096 cut answers off
@@ -27,6 +28,8 @@ class SamplingParams:
     max_tokens: most tokens to generate, the stop token included.
     stop_tokens: generation ends after sampling one of these (default ``<|return|>``, ``<|call|>``;
         docs/model.md#stop-tokens).
+    must_call: holds the model's message headers to thinking or calling one of its functions
+        (``tool_choice`` "required" or a named function; engine/tool_call_constraint.py); None leaves them free.
     """
 
     temperature: float = 1.0
@@ -35,6 +38,7 @@ class SamplingParams:
     seed: int | None = None
     max_tokens: int = DEFAULT_MAX_TOKENS
     stop_tokens: frozenset[int] = field(default=ASSISTANT_STOP_TOKENS)
+    must_call: ToolCallRule | None = None
 
     def __post_init__(self) -> None:
         # bool is an int subclass; True as a count or seed is always a mistake.
@@ -58,6 +62,8 @@ class SamplingParams:
         if any(isinstance(t, bool) or not isinstance(t, int) or t < 0 for t in stops):
             raise ValueError(f"stop_tokens must be non-negative token ids, got {sorted(stops)!r}")
         object.__setattr__(self, "stop_tokens", stops)  # accept any iterable, store a hashable set
+        if self.must_call is not None and not isinstance(self.must_call, ToolCallRule):
+            raise ValueError(f"must_call must be a ToolCallRule or None, got {type(self.must_call).__name__}")
 
     @property
     def greedy(self) -> bool:

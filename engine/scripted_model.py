@@ -8,6 +8,8 @@ the generator's sampling and cancel checks, the harmony stream parser, the engin
 A script is a reply (:func:`harmony_reply`) or a tool call (:func:`harmony_tool_call`). Which script a request
 replays is the next one in turn, or, with ``choose``, picked from its prompt: :meth:`ScriptedModel.tool_loop` calls
 a tool first and answers once the prompt holds the tool's result (:func:`ends_with_tool_result`).
+:meth:`ScriptedModel.preferring` follows whichever of its scripts the tokens written so far still match, the first
+most strongly: a model that would rather answer but can be held to a call (engine/tool_call_constraint.py).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Final
 import torch
 from openai_harmony import Message, Role
 
-from gpt_oss_desktop.engine.vocab import CHANNEL, END, MESSAGE, RETURN, START, get_encoding
+from gpt_oss_desktop.engine.vocab import CALL, CHANNEL, END, MESSAGE, RETURN, START, get_encoding
 
 _VOCAB: Final = 201088
 _FILLER: Final = 13  # a plain-text token emitted once a script runs out (the generator then stops on max_tokens)
@@ -57,6 +59,18 @@ def harmony_tool_call(
     analysis = Message.from_role_and_content(Role.ASSISTANT, thought).with_channel("analysis")
     # [2:]: the prompt already ends with <|start|>assistant, which begins the first rendered message.
     return [*enc.render(analysis)[2:], *enc.render(call)]
+
+
+def model_written_tool_call(thought: str, function: str, arguments_json: str) -> list[int]:
+    """Completion tokens of a call as gpt-oss itself writes one: the recipient after the channel,
+    ``<|channel|>analysis<|message|>{thought}<|end|><|start|>assistant<|channel|>commentary to=functions.{function}
+    <|constrain|>json<|message|>{arguments_json}<|call|>`` (harmony reads both orders as the same call)."""
+    enc = get_encoding()
+    header = enc.encode(f"commentary to=functions.{function} <|constrain|>json", allowed_special="all")
+    return [
+        CHANNEL, *enc.encode("analysis"), MESSAGE, *enc.encode(thought), END,
+        START, *enc.encode("assistant"), CHANNEL, *header, MESSAGE, *enc.encode(arguments_json), CALL,
+    ]  # fmt: skip
 
 
 def ends_with_tool_result(prompt: Sequence[int]) -> bool:
@@ -146,6 +160,7 @@ class ScriptedModel:
         self.last_prompt: list[int] = []
         self.prompts: list[list[int]] = []  # every prefilled prompt (whole slot contents), in order
         self.decode_batches: list[int] = []  # slots per decode call, in order
+        self._ranked = False  # see preferring()
 
     @classmethod
     def tool_loop(cls, call: Sequence[int], answer: Sequence[int], *, token_seconds: float = 0.0) -> ScriptedModel:
@@ -156,6 +171,14 @@ class ScriptedModel:
             choose=lambda prompt: 1 if ends_with_tool_result(prompt) else 0,
             token_seconds=token_seconds,
         )
+
+    @classmethod
+    def preferring(cls, *scripts: Sequence[int]) -> ScriptedModel:
+        """A model whose every prediction is the next token of each script the completion so far still follows,
+        earlier scripts with higher logits (30, 20, 10, ...); once none matches, the filler token."""
+        model = cls(scripts)
+        model._ranked = True
+        return model
 
     def new_cache(self, batch_size: int = 1, max_context: int | None = None) -> _Cache:
         return _Cache(batch_size, max_context or self.config.max_context_length)
@@ -185,9 +208,17 @@ class ScriptedModel:
 
     def _logits(self, cache: _Cache, slot: int) -> torch.Tensor:
         self.steps += 1
-        script = self._scripts[cache.script[slot]]
         step = cache.length(slot) - cache.prompt_end[slot]
-        token = script[step] if step < len(script) else _FILLER
         logits = torch.full((self.config.vocab_size,), -30.0)
+        if self._ranked:
+            written = cache.tokens(slot)[cache.prompt_end[slot] :]
+            votes = [s[step] for s in self._scripts if len(s) > step and s[:step] == written]
+            for rank, token in reversed(list(enumerate(votes))):  # the first script's vote is written last, so wins
+                logits[token] = 30.0 - 10.0 * rank
+            if not votes:
+                logits[_FILLER] = 30.0
+            return logits
+        script = self._scripts[cache.script[slot]]
+        token = script[step] if step < len(script) else _FILLER
         logits[token] = 30.0
         return logits

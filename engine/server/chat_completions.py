@@ -32,7 +32,12 @@ async def chat_completions(request: Request) -> Response:
     chat = read_chat_request(await read_json(request, state.config.max_body_bytes))
     state.check_model(chat.model)
     running = state.engine.start_conversation(
-        chat.messages, chat.settings, instructions=chat.instructions, tools=chat.tools, param="messages"
+        chat.messages,
+        chat.settings,
+        instructions=chat.instructions,
+        tools=chat.tools,
+        must_call=chat.must_call,
+        param="messages",
     )
     reply = _Reply(state, chat)
     if chat.stream:

@@ -26,6 +26,7 @@ class ChatRequest:
     instructions: str | None
     tools: tuple[FunctionTool, ...]
     settings: GenerationSettings
+    must_call: tuple[str, ...] = ()  # tool_choice "required" or a named function: the answer calls one of these
     stream: bool = False
     include_usage: bool = False
 
@@ -50,6 +51,7 @@ def read_chat_request(body: Any) -> ChatRequest:
         messages=conversation.messages,
         instructions=with_instruction(conversation.instructions, setup.instruction),
         tools=setup.tools,
+        must_call=setup.must_call,
         settings=read_settings(body, max_tokens_keys=("max_tokens", "max_completion_tokens")),
         stream=stream,
         include_usage=include_usage,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Protocol
@@ -24,6 +25,7 @@ from gpt_oss_desktop.engine.sampling import SamplingParams
 from gpt_oss_desktop.engine.server.answer_assembler import AnswerAssembler, Piece
 from gpt_oss_desktop.engine.server.errors import APIError, context_exceeded, too_many_requests
 from gpt_oss_desktop.engine.server.generation_settings import GenerationSettings
+from gpt_oss_desktop.engine.tool_call_constraint import ToolCallRule
 
 logger = logging.getLogger(__name__)
 
@@ -75,14 +77,19 @@ class ServingEngine:
         instructions: str | None,
         tools: Sequence[FunctionTool],
         param: str,
+        must_call: Sequence[str] = (),
     ) -> RunningRequest:
         """Render a conversation as the harmony prompt, check it fits (``param`` names the request field in the 400)
-        and submit it with the request's settings."""
+        and submit it with the request's settings; with ``must_call``, the answer is a call to one of those
+        functions (engine/tool_call_constraint.py)."""
         prompt = render_prompt(
             messages, effort=settings.effort, instructions=instructions, tools=tools or None, encoding=self.encoding
         )
         room = self.check_prompt(prompt, param)
-        return self.start(prompt, settings.sampling_params(room))
+        params = settings.sampling_params(room)
+        if must_call:
+            params = dataclasses.replace(params, must_call=ToolCallRule.for_functions(self.encoding, must_call))
+        return self.start(prompt, params)
 
     def start(self, prompt: Sequence[int], params: SamplingParams) -> RunningRequest:
         """Submit a request (on the event loop's thread). Raises a 429 when the queue is full, a 400 when the engine

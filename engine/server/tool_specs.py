@@ -5,8 +5,9 @@ flattens it to ``{"type": "function", "name": ...}``. Only function tools exist 
 browser/python tools are the app's, in a later issue), so any other type is a clear 400.
 
 ``tool_choice``: ``"auto"`` (default) renders every tool; ``"none"`` renders none, so the model cannot call one;
-``"required"`` and a named function are asked for in the developer instructions. They are not enforced by
-constrained decoding: the model is told, as the reference implementation tells it, and may still answer directly.
+``"required"`` and a named function are asked for in the developer instructions, as the reference implementation
+asks, and enforced: :attr:`ToolSetup.must_call` names the functions the model's headers are held to
+(engine/tool_call_constraint.py), so the answer is a call whatever the model would have preferred.
 """
 
 from __future__ import annotations
@@ -26,10 +27,13 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 @dataclass(frozen=True, slots=True)
 class ToolSetup:
-    """What to render: the tools the model sees and any extra instruction ``tool_choice`` asks for."""
+    """What to render: the tools the model sees, any extra instruction ``tool_choice`` asks for, and the functions
+    one of which the answer must call (empty: a call is the model's choice)."""
 
     tools: tuple[FunctionTool, ...] = ()
     instruction: str | None = None
+    must_call: tuple[str, ...] = ()
+    choice: Any = "auto"  # the request's tool_choice as given, echoed in a Responses object
 
 
 def read_tools(body: JSONObject, *, nested: bool) -> ToolSetup:
@@ -48,15 +52,17 @@ def read_tools(body: JSONObject, *, nested: bool) -> ToolSetup:
     if choice is None or choice == "auto":
         return ToolSetup(tuple(tools))
     if choice == "none":
-        return ToolSetup()
+        return ToolSetup(choice=choice)
     if not tools:
         raise invalid_param("tool_choice", "'tool_choice' is set but the request has no tools.")
     if choice == "required":
-        return ToolSetup(tuple(tools), "You must call one of the functions before you answer.")
+        instruction = "You must call one of the functions before you answer."
+        return ToolSetup(tuple(tools), instruction, tuple(names), choice)
     name = _named_choice(choice, nested)
     if name not in names:
         raise invalid_param("tool_choice", f"'tool_choice' names '{name}', which is not among the request's tools.")
-    return ToolSetup(tuple(t for t in tools if t.name == name), f"You must call the function '{name}'.")
+    named = tuple(t for t in tools if t.name == name)
+    return ToolSetup(named, f"You must call the function '{name}'.", (name,), choice)
 
 
 def _read_tool(item: Any, param: str, nested: bool) -> FunctionTool:

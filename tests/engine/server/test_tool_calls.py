@@ -7,7 +7,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply, harmony_tool_call
+import pytest
+
+from gpt_oss_desktop.engine.scripted_model import (
+    ScriptedModel,
+    harmony_reply,
+    harmony_tool_call,
+    model_written_tool_call,
+)
 from gpt_oss_desktop.engine.vocab import get_encoding
 from tests.engine.server.conftest import StartServer, client_for
 
@@ -89,3 +96,63 @@ def test_responses_round_trip_with_previous_response_id(start_server: StartServe
         tools=[WEATHER_RESPONSES],  # type: ignore[list-item]
     )
     assert second.output_text == "It is 3 °C in Oslo."
+
+
+TIME_CHAT = {
+    "type": "function",
+    "function": {"name": "get_time", "description": "Local time in a city", "parameters": {"type": "object"}},
+}
+
+
+def answering_model() -> ScriptedModel:
+    """A model that would rather answer, then call get_weather, then get_time (engine/scripted_model.py)."""
+    thought = "I could answer this myself."
+    return ScriptedModel.preferring(
+        harmony_reply(thought, "It is probably cold."),
+        model_written_tool_call(thought, "get_weather", ARGUMENTS),
+        model_written_tool_call(thought, "get_time", ARGUMENTS),
+    )
+
+
+@pytest.mark.parametrize(
+    ("tool_choice", "called"),
+    [
+        ("auto", None),
+        ("required", "get_weather"),
+        ({"type": "function", "function": {"name": "get_time"}}, "get_time"),
+    ],
+)
+def test_tool_choice_required_or_named_is_enforced_in_chat_completions(
+    start_server: StartServer, tool_choice: Any, called: str | None
+) -> None:
+    client = client_for(start_server(answering_model()))
+    reply = client.chat.completions.create(
+        model="demo",
+        messages=[{"role": "user", "content": "Weather in Oslo?"}],
+        tools=[WEATHER_CHAT, TIME_CHAT],  # type: ignore[list-item]
+        tool_choice=tool_choice,
+    )
+    choice = reply.choices[0]
+    if called is None:  # left to itself, this model answers
+        assert choice.finish_reason == "stop" and choice.message.content == "It is probably cold."
+        return
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    (call,) = choice.message.tool_calls or []
+    assert call.function.name == called and call.function.arguments == ARGUMENTS  # type: ignore[union-attr]
+
+
+def test_tool_choice_required_is_enforced_in_a_streamed_response(start_server: StartServer) -> None:
+    client = client_for(start_server(answering_model()))
+    events = list(
+        client.responses.create(
+            model="demo",
+            input="Weather in Oslo?",
+            tools=[WEATHER_RESPONSES],  # type: ignore[list-item]
+            tool_choice="required",
+            stream=True,
+        )
+    )
+    final = events[-1].response  # type: ignore[union-attr]
+    assert events[-1].type == "response.completed" and final.tool_choice == "required"
+    assert [item.type for item in final.output] == ["reasoning", "function_call"]
+    assert final.output[1].name == "get_weather" and final.output[1].arguments == ARGUMENTS  # type: ignore[union-attr]
