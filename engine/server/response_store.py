@@ -33,7 +33,8 @@ from gpt_oss_desktop.engine.private_files import create_private_file, make_priva
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
+# 1: the first; 2: each response's status and its other top-level fields (so GET returns what the POST did).
+SCHEMA_VERSION: Final = 2
 # "gRsp": marks the file as this store's (PRAGMA application_id), so another program's database is never altered.
 APPLICATION_ID: Final = 0x67527370
 BUSY_TIMEOUT_S: Final = 5.0
@@ -50,10 +51,16 @@ CREATE TABLE IF NOT EXISTS responses (
     instructions TEXT,
     input_items TEXT NOT NULL,  -- JSON array of objects
     output_items TEXT NOT NULL,  -- JSON array of objects
-    usage TEXT  -- JSON object or NULL
+    usage TEXT,  -- JSON object or NULL
+    status TEXT,  -- "completed" / "incomplete" / ...; NULL in rows a schema-1 file kept
+    fields TEXT  -- JSON object: the response's other top-level fields (tools, incomplete_details, ...), or NULL
 )
 """
-_COLUMNS: Final = "id, previous_response_id, created_at, model, instructions, input_items, output_items, usage"
+# Schema 1 -> 2: the two columns a schema-1 table lacks (its rows keep NULL there: their status was not recorded).
+_ADDED_IN_2: Final = ("status TEXT", "fields TEXT")
+_COLUMNS: Final = (
+    "id, previous_response_id, created_at, model, instructions, input_items, output_items, usage, status, fields"
+)
 # Values a damaged page can hand back that the row decoder refuses.
 _DECODE_ERRORS: Final = (ValueError, TypeError, KeyError, IndexError, OverflowError)
 
@@ -93,6 +100,8 @@ class StoredResponse:
     input_items: tuple[dict[str, Any], ...]  # Responses-API input items as JSON objects, in order
     output_items: tuple[dict[str, Any], ...]  # output items (reasoning, message, function_call) as JSON objects
     usage: dict[str, Any] | None
+    status: str | None = None  # None: stored by a version that did not record it
+    fields: dict[str, Any] | None = None  # the response object's other top-level fields, as returned
 
 
 def new_response_id() -> str:
@@ -149,13 +158,16 @@ class ResponseStore:
             _dumps(list(response.input_items), response.id, "input_items"),
             _dumps(list(response.output_items), response.id, "output_items"),
             None if response.usage is None else _dumps(response.usage, response.id, "usage"),
+            response.status,
+            None if response.fields is None else _dumps(response.fields, response.id, "fields"),
         )
         with self._transaction("BEGIN IMMEDIATE") as conn:
             conn.execute(
-                f"INSERT INTO responses ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                f"INSERT INTO responses ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET previous_response_id = excluded.previous_response_id, "
                 "created_at = excluded.created_at, model = excluded.model, instructions = excluded.instructions, "
-                "input_items = excluded.input_items, output_items = excluded.output_items, usage = excluded.usage",
+                "input_items = excluded.input_items, output_items = excluded.output_items, usage = excluded.usage, "
+                "status = excluded.status, fields = excluded.fields",
                 row,
             )
 
@@ -258,7 +270,12 @@ class ResponseStore:
         with self._translated():
             conn.execute("BEGIN IMMEDIATE")
             try:
+                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
                 conn.execute(_SCHEMA)
+                if version == 1:
+                    for column in _ADDED_IN_2:
+                        conn.execute(f"ALTER TABLE responses ADD COLUMN {column}")
+                    logger.info("response store %s: schema 1 -> %d", self._path, SCHEMA_VERSION)
                 # PRAGMA values cannot be bound parameters; both are our own integer constants.
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -310,13 +327,15 @@ class ResponseStore:
 
 def _from_row(row: Sequence[Any]) -> StoredResponse:
     try:
-        rid, previous, created_at, model, instructions, input_items, output_items, usage = row
+        rid, previous, created_at, model, instructions, input_items, output_items, usage, status, fields = row
         if not isinstance(rid, str) or not isinstance(model, str):
             raise TypeError("id and model must be text")
         if previous is not None and not isinstance(previous, str):
             raise TypeError("previous_response_id must be text")
         if instructions is not None and not isinstance(instructions, str):
             raise TypeError("instructions must be text")
+        if status is not None and not isinstance(status, str):
+            raise TypeError("status must be text")
         return StoredResponse(
             id=rid,
             previous_response_id=previous,
@@ -326,6 +345,8 @@ def _from_row(row: Sequence[Any]) -> StoredResponse:
             input_items=_items(input_items),
             output_items=_items(output_items),
             usage=None if usage is None else _object(json.loads(usage)),
+            status=status,
+            fields=None if fields is None else _object(json.loads(fields)),
         )
     except _DECODE_ERRORS as exc:  # json.JSONDecodeError is a ValueError
         name = row[0] if row and isinstance(row[0], str) else "?"

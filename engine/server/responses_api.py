@@ -42,6 +42,8 @@ class ResponsesRequest:
     previous_response_id: str | None
     tools: tuple[FunctionTool, ...]
     tool_instruction: str | None
+    must_call: tuple[str, ...]  # tool_choice "required" or a named function: the answer calls one of these
+    tool_choice: Any  # as the request gave it, echoed in the response object
     raw_tools: tuple[Any, ...]
     settings: GenerationSettings
     stream: bool
@@ -58,6 +60,8 @@ def read_responses_request(body: Any) -> ResponsesRequest:
         previous_response_id=optional_string(body, "previous_response_id"),
         tools=setup.tools,
         tool_instruction=setup.instruction,
+        must_call=setup.must_call,
+        tool_choice=setup.choice,
         raw_tools=tuple(body.get("tools") or ()),
         settings=read_settings(body, max_tokens_keys=("max_output_tokens",)),
         stream=optional_bool(body, "stream", False),
@@ -75,7 +79,12 @@ async def create_response(request: Request) -> Response:
         "\n\n".join(p for p in (ask.instructions, *conversation.instructions) if p) or None, ask.tool_instruction
     )
     running = state.engine.start_conversation(
-        conversation.messages, ask.settings, instructions=instructions, tools=ask.tools, param="input"
+        conversation.messages,
+        ask.settings,
+        instructions=instructions,
+        tools=ask.tools,
+        must_call=ask.must_call,
+        param="input",
     )
     run = _ResponseRun(state, ask)
     if ask.stream:
@@ -126,7 +135,7 @@ async def _stream(run: _ResponseRun, running: RunningRequest, request: Request) 
     for payload in output.close():
         yield sse.typed_event(payload)
     status = run.status()
-    if status == "completed":
+    if status in ("completed", "incomplete"):  # as a reply sent whole is (a failed one is never stored)
         await run.save()
     kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(status, "response.failed")
     record_usage(request, run.usage)
@@ -168,7 +177,7 @@ class _ResponseRun:
             "previous_response_id": ask.previous_response_id,
             "reasoning": {"effort": ask.settings.effort.value, "summary": None},
             "tools": list(ask.raw_tools),
-            "tool_choice": "auto",
+            "tool_choice": ask.tool_choice,
             "parallel_tool_calls": False,
             "temperature": ask.settings.temperature,
             "top_p": ask.settings.top_p,
@@ -185,6 +194,7 @@ class _ResponseRun:
         if not self.ask.store:
             return
         usage = self.usage
+        returned = self.response()
         stored = StoredResponse(
             id=self.id,
             previous_response_id=self.ask.previous_response_id,
@@ -194,6 +204,8 @@ class _ResponseRun:
             input_items=self.ask.input_items,
             output_items=tuple(dict(item) for item in self.output.items),
             usage=None if usage is None else usage_object(usage),
+            status=returned["status"],
+            fields={k: v for k, v in returned.items() if k not in _STORED_APART},
         )
         await asyncio.to_thread(self.state.store.save, stored)
 
@@ -210,12 +222,21 @@ def usage_object(usage: Usage | None) -> dict[str, Any] | None:
     }
 
 
+# Response fields with a column of their own in the store; the rest are kept together (StoredResponse.fields).
+_STORED_APART = frozenset(
+    {"id", "object", "created_at", "status", "model", "output", "instructions", "previous_response_id", "usage"}
+)
+
+
 def _stored_response(stored: StoredResponse) -> dict[str, Any]:
+    """The response object as its POST returned it. A response stored before statuses were recorded (schema 1)
+    reads as completed and without the other fields: they were not kept."""
     return {
+        **(stored.fields or {}),
         "id": stored.id,
         "object": "response",
         "created_at": int(stored.created_at),
-        "status": "completed",
+        "status": stored.status or "completed",
         "model": stored.model,
         "output": list(stored.output_items),
         "instructions": stored.instructions,

@@ -3,6 +3,7 @@ file modes, and saves from many threads."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import stat
@@ -60,6 +61,41 @@ def test_round_trip(path: Path) -> None:
         assert store.get("resp_b") == bare
         assert store.get("resp_b") is not None and store.get("resp_b").usage is None  # type: ignore[union-attr]
         assert store.get("resp_missing") is None
+
+
+def test_status_and_fields_round_trip(path: Path) -> None:
+    cut = dataclasses.replace(
+        response("resp_cut"),
+        status="incomplete",
+        fields={"incomplete_details": {"reason": "max_output_tokens"}, "tool_choice": "required"},
+    )
+    with ResponseStore(path) as store:
+        store.save(cut)
+    with ResponseStore(path) as store:
+        assert store.get("resp_cut") == cut
+
+
+def test_a_schema_1_file_is_upgraded_and_keeps_its_rows(path: Path) -> None:
+    # A file as the first schema wrote it: no status or fields columns, user_version 1.
+    path.parent.mkdir(parents=True)
+    raw = sqlite3.connect(path)
+    raw.executescript(
+        "CREATE TABLE responses (id TEXT PRIMARY KEY NOT NULL, previous_response_id TEXT, created_at REAL NOT NULL,"
+        " model TEXT NOT NULL, instructions TEXT, input_items TEXT NOT NULL, output_items TEXT NOT NULL, usage TEXT);"
+        "INSERT INTO responses VALUES ('resp_old', NULL, 5.0, 'm', NULL, '[]', '[{\"type\": \"message\"}]', NULL);"
+        f"PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = 1;"
+    )
+    raw.close()
+    with ResponseStore(path) as store:
+        old = store.get("resp_old")
+        assert old is not None and old.output_items == ({"type": "message"},)
+        assert old.status is None and old.fields is None  # not recorded then, and not made up now
+        new = dataclasses.replace(response("resp_new", "resp_old"), status="completed", fields={"top_p": 1.0})
+        store.save(new)
+        assert [r.id for r in store.chain("resp_new")] == ["resp_old", "resp_new"]
+    raw = sqlite3.connect(path)
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    raw.close()
 
 
 def test_save_replaces_a_response_with_the_same_id(path: Path) -> None:

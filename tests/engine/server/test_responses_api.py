@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import openai
+import pytest
 
 from gpt_oss_desktop.engine.server.runner import RunningServer
 from tests.engine.server.conftest import StartServer, client_for
@@ -85,3 +86,18 @@ def test_store_false_keeps_nothing(client: openai.OpenAI) -> None:
     except openai.NotFoundError:
         return
     raise AssertionError("a response created with store=false was stored")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_stored_response_reads_back_as_it_was_returned(client: openai.OpenAI, stream: bool) -> None:
+    # Cut short by max_output_tokens: GET must say incomplete and why, not "completed".
+    created = client.responses.create(
+        model="demo", input="What is 12 times 4?", max_output_tokens=5, temperature=0, stream=stream
+    )
+    returned = list(created)[-1].response if stream else created  # type: ignore[union-attr, arg-type]
+    assert returned.status == "incomplete"
+    again = client.responses.retrieve(returned.id)
+    assert again.status == "incomplete"
+    assert again.incomplete_details is not None and again.incomplete_details.reason == "max_output_tokens"
+    assert again.model_dump(exclude={"output"}) == returned.model_dump(exclude={"output"})
+    assert [item.type for item in again.output] == [item.type for item in returned.output]
