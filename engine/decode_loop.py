@@ -48,6 +48,7 @@ class SequenceState:
     produced: int = 0
     last_token: int = -1
     reused_prompt_tokens: int = 0
+    prefill_calls: int = 0  # prefill calls made for it so far (more than one: its prompt went in chunks)
     prefill_seconds: float = 0.0
     first_token_at: float | None = None
     first_final_at: float | None = None
@@ -63,6 +64,11 @@ class SequenceState:
         return self.finish_reason is None
 
     @property
+    def prefilled(self) -> bool:
+        """Its whole prompt is in the cache and its first token sampled: it takes part in decode steps."""
+        return self.first_token_at is not None
+
+    @property
     def decode_tokens_per_s(self) -> float:
         return self.decoded / self.decode_seconds if self.decoded and self.decode_seconds > 0 else 0.0
 
@@ -71,8 +77,10 @@ Step = tuple[SequenceState, int | None]
 """A sequence and the token it just sampled, or None when it ended without one (cancelled, or the model failed).
 After the last step of a sequence, ``finish_reason`` is set."""
 
-Prefill = Callable[[SequenceState], torch.Tensor]
-"""Prefills a sequence's prompt into its slot and returns the last position's logits ``[V]``."""
+Prefill = Callable[[SequenceState], torch.Tensor | None]
+"""Prefills a sequence's prompt into its slot and returns the last position's logits ``[V]``; or prefills only the
+next chunk of it and returns None, to be called again after the next decode step (``seq.prefill_calls`` counts the
+calls, this one included)."""
 
 
 def validate_prompt(prompt_ids: Sequence[int], vocab_size: int, capacity: int, label: str | None = None) -> list[int]:
@@ -116,7 +124,9 @@ def decode_steps(
     admit: Admit | None = None,
 ) -> PyGenerator[Step, None, None]:
     """Prefill each sequence (streaming its first token at once), then advance every running one by one token per
-    ``model.decode`` call until each has stopped; yields a :data:`Step` per sampled token.
+    ``model.decode`` call until each has stopped; yields a :data:`Step` per sampled token. A prefill that takes the
+    prompt in chunks (returning None) gets one call per loop iteration, so the others' decode steps go on between
+    its chunks.
 
     With ``admit`` the batch is continuous: before every step the loop asks it for sequences to join, prefills them
     and includes them in that step (the loop ends when nothing runs and nothing is admitted). A sequence whose
@@ -129,8 +139,8 @@ def decode_steps(
     interleave with this one call by call.
     """
     lock = model_lock(model)
-    pending = list(sequences)  # admitted, not prefilled yet
-    running: list[SequenceState] = []
+    pending = list(sequences)  # admitted, not (wholly) prefilled yet
+    running: list[SequenceState] = []  # every admitted sequence that has not ended, prefilled or still in chunks
 
     def cancelled() -> bool:
         return cancel is not None and cancel.is_set()
@@ -141,33 +151,44 @@ def decode_steps(
             yield from _end_cancel_requested(running)
             if admit is not None:
                 pending += admit()
+            unfinished: list[SequenceState] = []  # prefilled a chunk this iteration, more to come
             while pending and not cancelled():
                 seq = pending.pop(0)
-                running.append(seq)
-                if seq.cancel_requested:  # cancelled before its prefill: it ends with no token
-                    seq.finish_reason = FinishReason.CANCELLED
-                    yield seq, None
+                if not seq.running:  # cancelled between two of its chunks (ended above)
                     continue
-                seq.rng = make_generator(seq.params.seed, model.device)
-                rule = seq.params.must_call
-                seq.must_call = None if rule is None else ToolCallConstraint(rule)
+                if seq.prefill_calls == 0:
+                    running.append(seq)
+                    if seq.cancel_requested:  # cancelled before its prefill: it ends with no token
+                        seq.finish_reason = FinishReason.CANCELLED
+                        yield seq, None
+                        continue
+                    seq.rng = make_generator(seq.params.seed, model.device)
+                    rule = seq.params.must_call
+                    seq.must_call = None if rule is None else ToolCallConstraint(rule)
+                seq.prefill_calls += 1
                 prefill_started = time.perf_counter()
                 with lock, torch.inference_mode():
                     logits = prefill(seq)
-                seq.prefill_seconds = time.perf_counter() - prefill_started
+                seq.prefill_seconds += time.perf_counter() - prefill_started
+                if logits is None:
+                    unfinished.append(seq)
+                    continue
                 yield seq, _take(seq, logits, cache)
+            pending = unfinished + pending  # (pending is non-empty only when cancelled)
             if cancelled():
                 break
             yield from _end_cancel_requested(running)  # (those cancelled during the prefills above)
             running = [seq for seq in running if seq.running]
-            if not running:  # (pending is empty here: the prefill loop above drained it)
+            active = [seq for seq in running if seq.prefilled]
+            if not active:
+                if pending:  # only chunked prefills to go on with
+                    continue
                 if admit is None:
                     return
                 pending += admit()
                 if not pending:
                     return
                 continue
-            active = running
             step_started = time.perf_counter()
             with lock, torch.inference_mode():
                 # One decode call for every running sequence: [len(active), V] logits, row r for active[r].

@@ -405,3 +405,73 @@ def test_close_before_start_cancels_the_queue(tiny: Model) -> None:
     assert isinstance(seen[0], Done) and seen[0].finish_reason is FinishReason.CANCELLED
     with pytest.raises(GenerationError, match="closed"):
         batcher.start()
+
+
+def test_a_long_prompt_arriving_mid_stream_is_prefilled_in_chunks_between_decode_steps(tiny: Model) -> None:
+    vocab = tiny.config.vocab_size
+    recorder = RecordingModel(tiny)
+    batcher = ContinuousBatcher(recorder, max_context=CONTEXT, prefill_chunk=8)
+    batcher.start()
+    first = batcher.submit(random_ids(5, vocab, seed=31), greedy(60))
+    reached, resume = recorder.pause_at(3)
+    assert reached.wait(WAIT)
+    late_prompt = random_ids(30, vocab, seed=32)
+    late = batcher.submit(late_prompt, greedy(10))
+    resume.set()
+    _, late_done = finish(late)
+    _, first_done = finish(first)
+    batcher.close()
+    late_slot = recorder.prefills[1][0]
+    chunks = [(size, steps) for slot, size, steps in recorder.prefills[1:] if slot == late_slot]
+    assert [size for size, _ in chunks] == [8, 8, 8, 6]
+    # One decode step of the first request between two chunks: its stream went on while the prompt went in.
+    steps = [steps for _, steps in chunks]
+    assert steps == list(range(steps[0], steps[0] + 4))
+    assert all(recorder.decode_slots[s] == [recorder.prefills[0][0]] for s in steps[:-1])
+    assert late_done.finish_reason is FinishReason.LENGTH and late_done.completion_tokens == 10
+    assert late_done.reused_prompt_tokens == 0 and late_done.prompt_tokens == 30
+    assert first_done.completion_ids == lone_run(tiny, random_ids(5, vocab, seed=31), greedy(60)).completion_ids
+
+
+def test_a_long_prompt_alone_is_prefilled_whole(tiny: Model) -> None:
+    recorder = RecordingModel(tiny)
+    batcher = ContinuousBatcher(recorder, max_context=CONTEXT, prefill_chunk=8)
+    batcher.start()
+    prompt = random_ids(30, tiny.config.vocab_size, seed=33)
+    _, done = finish(batcher.submit(prompt, greedy(5)))
+    batcher.close()
+    assert [size for _, size, _ in recorder.prefills] == [30]
+    assert done.completion_ids == lone_run(tiny, prompt, greedy(5)).completion_ids
+
+
+def test_a_request_cancelled_between_its_chunks_ends_and_frees_its_slot(tiny: Model) -> None:
+    vocab = tiny.config.vocab_size
+    recorder = RecordingModel(tiny)
+    batcher = ContinuousBatcher(recorder, max_batch=2, max_context=CONTEXT, prefill_chunk=8)
+    batcher.start()
+    first = batcher.submit(random_ids(5, vocab, seed=34), greedy(80))
+    reached, resume = recorder.pause_at(2)
+    assert reached.wait(WAIT)
+    late = batcher.submit(random_ids(40, vocab, seed=35), greedy(10))
+    chunk_reached, chunk_resume = recorder.pause_at(4)  # the late prompt's first chunks go in around steps 2-4
+    resume.set()
+    assert chunk_reached.wait(WAIT)
+    late.cancel()
+    chunk_resume.set()
+    _, late_done = finish(late)
+    assert late_done.finish_reason is FinishReason.CANCELLED and late_done.completion_tokens == 0
+    late_slot = recorder.prefills[1][0]
+    assert 1 <= sum(slot == late_slot for slot, _, _ in recorder.prefills) < 5  # not every chunk of 40 went in
+    # Its slot is free again: a third request gets it while the first still runs.
+    third_prompt = random_ids(4, vocab, seed=36)
+    _, third_done = finish(batcher.submit(third_prompt, greedy(6)))
+    assert first.done is None
+    assert third_done.completion_ids == lone_run(tiny, third_prompt, greedy(6)).completion_ids
+    first.cancel()
+    finish(first)
+    batcher.close()
+
+
+def test_prefill_chunk_must_be_positive(tiny: Model) -> None:
+    with pytest.raises(ValueError, match="prefill_chunk"):
+        ContinuousBatcher(tiny, prefill_chunk=0)
