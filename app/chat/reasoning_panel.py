@@ -69,7 +69,8 @@ class ElidingToolButton(QToolButton):
 
 
 class ReasoningPanel(QFrame):
-    """Header button ("Thinking…", then "Thought for 12.3 s · 1,843 tokens") over selectable reasoning text.
+    """Header button ("Thinking…", then "Thought for 12.3 s · 1,843 tokens", or just "Reasoning" for a saved answer
+    whose time and count were not recorded) over selectable reasoning text.
 
     Expanded while the model thinks; :meth:`answer_started` collapses it unless the user opened it themselves.
 
@@ -166,8 +167,9 @@ class ReasoningPanel(QFrame):
                 )
         self.deltas += 1
 
-    def answer_started(self, seconds: float | None = None, tokens: int = 0) -> None:
-        """The answer began: the thinking time is known now (exact token counts come with :meth:`finish`).
+    def answer_started(self, seconds: float | None = None, tokens: int | None = 0) -> None:
+        """The answer began: the thinking time is known now (exact token counts come with :meth:`finish`; None is
+        a count that was not recorded, see :func:`stats.thinking_header`).
 
         If no reasoning arrived (a model may answer straight away, e.g. the demo on later turns of a chat), there
         was no thinking to report: the panel hides rather than claim "Thought for 1.5 s · 0 tokens"."""
@@ -179,7 +181,7 @@ class ReasoningPanel(QFrame):
         if not self._user_opened:
             self.set_expanded(False)
 
-    def finish(self, seconds: float | None, tokens: int) -> None:
+    def finish(self, seconds: float | None, tokens: int | None) -> None:
         self._live = False
         self.show()
         self.header.setText(stats.thinking_header(seconds, tokens, live=False))

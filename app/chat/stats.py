@@ -12,10 +12,15 @@ from gpt_oss_desktop.engine.remote.errors import CONNECTION_LOST_PREFIX
 
 @dataclass(frozen=True, slots=True)
 class AnswerStats:
-    """What the stats line under an answer shows. Times in seconds; None where it did not happen."""
+    """What the stats line under an answer shows. Times in seconds; None where it did not happen.
 
-    reasoning_tokens: int
-    answer_tokens: int
+    A token count is None where it was not recorded: a saved answer without it (written by an older version,
+    imported, or cut off before its end). The line and the reasoning panel say so; they never show it as 0, which
+    stays a real count (an answer that did not reason).
+    """
+
+    reasoning_tokens: int | None
+    answer_tokens: int | None
     time_to_first_token: float | None
     thinking_seconds: float | None
     answer_seconds: float | None
@@ -69,9 +74,10 @@ class AnswerStats:
 
     def to_record(self) -> dict[str, Any]:
         """The JSON kept with a saved answer (the key names of app.history.AnswerStats)."""
+        # A count that was not recorded stays absent: written as 0 it would read back as a real count.
+        counts = {"reasoning_tokens": self.reasoning_tokens, "final_tokens": self.answer_tokens}
         return {
-            "reasoning_tokens": self.reasoning_tokens,
-            "final_tokens": self.answer_tokens,
+            **{key: value for key, value in counts.items() if value is not None},
             "ttft": self.time_to_first_token,
             "thinking_s": self.thinking_seconds,
             "answer_s": self.answer_seconds,
@@ -91,13 +97,18 @@ class AnswerStats:
             value = record.get(key)
             return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
+        def tokens(key: str) -> int | None:
+            # Absent (or odd) is "not recorded", not 0: see the class docstring.
+            value = number(key)
+            return None if value is None else int(value)
+
         try:
             finish = FinishReason(record.get("finish_reason", FinishReason.STOP))
         except ValueError:
             finish = FinishReason.STOP
         return cls(
-            reasoning_tokens=int(number("reasoning_tokens") or 0),
-            answer_tokens=int(number("final_tokens") or 0),
+            reasoning_tokens=tokens("reasoning_tokens"),
+            answer_tokens=tokens("final_tokens"),
             time_to_first_token=number("ttft"),
             thinking_seconds=number("thinking_s"),
             answer_seconds=number("answer_s"),
@@ -110,9 +121,13 @@ class AnswerStats:
         )
 
 
-def count(n: int) -> str:
-    """1843 -> '1,843'."""
-    return f"{n:,}"
+# How a value that is not known reads where a figure would stand (as the compare view's empty cells do).
+_UNKNOWN = "–"
+
+
+def count(n: int | None) -> str:
+    """1843 -> '1,843'; None (a count that was not recorded) -> '–', the mark of an unknown value, never '0'."""
+    return _UNKNOWN if n is None else f"{n:,}"
 
 
 def seconds(value: float) -> str:
@@ -129,13 +144,16 @@ def plural(n: int, word: str) -> str:
     return f"{count(n)} {word}{'' if n == 1 else 's'}"
 
 
-def thinking_header(seconds_: float | None, tokens: int, *, live: bool) -> str:
-    """The reasoning panel's header: 'Thinking…' while live, then 'Thought for 12.3 s · 1,843 tokens'."""
+def thinking_header(seconds_: float | None, tokens: int | None, *, live: bool) -> str:
+    """The reasoning panel's header: 'Thinking…' while live, then 'Thought for 12.3 s · 1,843 tokens'.
+
+    What is not known is left out: 'Reasoning · 1,843 tokens' without the time, 'Thought for 12.3 s' without the
+    count, and just 'Reasoning' without either (the stats line under the answer says the counts were not recorded).
+    """
     if live:
         return "Thinking…"
-    if seconds_ is None:
-        return f"Reasoning · {plural(tokens, 'token')}"
-    return f"Thought for {seconds(seconds_)} · {plural(tokens, 'token')}"
+    head = "Reasoning" if seconds_ is None else f"Thought for {seconds(seconds_)}"
+    return head if tokens is None else f"{head} · {plural(tokens, 'token')}"
 
 
 _FINISH_NOTES = {
@@ -166,8 +184,7 @@ def readable(text: str) -> str:
 
 def stats_figures(stats: AnswerStats) -> list[str]:
     """The figures under an answer, e.g. ['312 reasoning', '96 answer tokens', 'first token 0.21 s', …]."""
-    about = "≈ " if stats.counts_estimated else ""
-    parts = [f"{about}{count(stats.reasoning_tokens)} reasoning", f"{about}{count(stats.answer_tokens)} answer tokens"]
+    parts = _count_figures(stats)
     if stats.counts_estimated:
         parts.append("counts estimated")
     if stats.time_to_first_token is not None:
@@ -184,6 +201,20 @@ def stats_figures(stats: AnswerStats) -> list[str]:
     if note:
         parts.append(note)
     return parts
+
+
+def _count_figures(stats: AnswerStats) -> list[str]:
+    """The token counts of the line: ['312 reasoning', '96 answer tokens'], or what is known of them and that the
+    rest was not recorded ('tokens not recorded' when neither was)."""
+    about = "≈ " if stats.counts_estimated else ""
+    reasoning, answer = stats.reasoning_tokens, stats.answer_tokens
+    if reasoning is not None and answer is not None:
+        return [f"{about}{count(reasoning)} reasoning", f"{about}{count(answer)} answer tokens"]
+    if reasoning is None and answer is None:
+        return ["tokens not recorded"]
+    if reasoning is None:
+        return [f"{about}{count(answer)} answer tokens", "reasoning tokens not recorded"]
+    return [f"{about}{count(reasoning)} reasoning tokens", "answer tokens not recorded"]
 
 
 def stats_line(stats: AnswerStats) -> str:

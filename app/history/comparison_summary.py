@@ -85,7 +85,7 @@ class ColumnOutcome:
 
     effort: str
     answer: str
-    tokens: int  # completion tokens: reasoning + answer (+ any other)
+    tokens: int | None  # completion tokens: reasoning + answer (+ any other); None where they were not recorded
     seconds: float | None  # from the start of the comparison to this column's end
 
 
@@ -146,7 +146,11 @@ def summarise(outcomes: Sequence[ColumnOutcome]) -> ComparisonSummary:
             keys.append(key)  # None never matches: `key is not None` above
             groups.append([outcome.effort])
     first, last = outcomes[0], outcomes[-1]
-    token_ratio = last.tokens / first.tokens if first.tokens > 0 and len(outcomes) > 1 else None
+    token_ratio = (
+        last.tokens / first.tokens
+        if first.tokens is not None and last.tokens is not None and first.tokens > 0 and len(outcomes) > 1
+        else None
+    )
     time_ratio = (
         last.seconds / first.seconds
         if first.seconds is not None and last.seconds is not None and first.seconds > 0 and len(outcomes) > 1
@@ -164,9 +168,11 @@ def outcome_from_record(effort: str, answer: str, stats: Mapping[str, Any]) -> C
 
     tokens = number("completion_tokens")
     if tokens is None:
-        tokens = (number("reasoning_tokens") or 0.0) + (number("final_tokens") or 0.0)
+        # Both parts or no total: a missing count is unknown, and a sum without it would pass for the total.
+        reasoning, final = number("reasoning_tokens"), number("final_tokens")
+        tokens = None if reasoning is None or final is None else reasoning + final
     seconds = number("total_s")
     if seconds is None:
         thinking, answering = number("thinking_s"), number("answer_s")
         seconds = None if thinking is None and answering is None else (thinking or 0.0) + (answering or 0.0)
-    return ColumnOutcome(effort=effort, answer=answer, tokens=int(tokens), seconds=seconds)
+    return ColumnOutcome(effort=effort, answer=answer, tokens=None if tokens is None else int(tokens), seconds=seconds)

@@ -26,7 +26,11 @@ JSONDict = dict[str, Any]
 
 
 class AnswerStats(TypedDict, total=False):
-    """The keys the app writes into Message.stats today; the column is open JSON, so more may appear."""
+    """The keys the app writes into Message.stats today; the column is open JSON, so more may appear.
+
+    Any key may be absent: an answer saved while it streamed, cut off, imported, or written by an older version
+    has fewer (or none). An absent token count is unknown, not zero; readers must not show it as 0.
+    """
 
     reasoning_tokens: int
     final_tokens: int
@@ -249,7 +253,8 @@ class SearchHit:
     """One chat matching a search.
 
     ``snippet`` is a short excerpt around the match with the matched words wrapped in the caller's markers (the
-    message text when a message matched, else the title). ``message_id`` is the best-matching message, if any.
+    message's answer, reasoning or tool calls when a message matched, else the title). ``message_id`` is the
+    best-matching message, if any (for a match in a tool call's arguments or result, the answer that made the call).
     """
 
     chat: ChatSummary

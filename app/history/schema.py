@@ -4,8 +4,9 @@ Each migration runs in its own transaction together with the row that records it
 crash mid-migration leaves the file at the previous version, and the next start simply retries.
 
 The FTS5 index is derived data, not part of the versioned schema: it is created (and rebuilt from the tables) when
-the running SQLite has FTS5, and its triggers are dropped when it has not, so that a file moved between machines
-stays writable either way.
+the running SQLite has FTS5, rebuilt in the shape this version defines when a file holds another (an older
+version's), and its triggers are dropped when SQLite has no FTS5, so that a file moved between machines stays
+writable either way.
 """
 
 from __future__ import annotations
@@ -98,9 +99,8 @@ def _migrate_v3(conn: sqlite3.Connection) -> None:
 
 # v4: the tool calls an answer made while it was written, as a JSON list of call objects in call order (see
 # models.StoredToolCall). As in v3 the constant default rewrites no rows: every existing message has no calls. The
-# search index is left as it is (answer and reasoning): tool arguments and results are not searched. Indexing them
-# would need a new index shape, not just a column: an external-content index reads its columns by name from a table
-# or view, and its 'rebuild' fails ("SQL logic error", SQLite 3.40) on a view that unpacks the calls with json_each.
+# search index is not part of this migration: it is derived data outside the versioned schema, and it covers the
+# calls' names, arguments and results since its own shape changed (see the full-text index below).
 _V4: Final = (
     "ALTER TABLE messages ADD COLUMN tool_calls_json TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(tool_calls_json))",
 )
@@ -147,15 +147,67 @@ def user_tables(conn: sqlite3.Connection) -> list[str]:
 # unicode61 folds case for all of Unicode and remove_diacritics 2 lets "cafe" find "café".
 _TOKENIZE: Final = "tokenize = 'unicode61 remove_diacritics 2'"
 
-FTS_TABLES: Final = (
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS chats_fts USING fts5("
+# The namespace of every function tool's name ("functions.get_weather"): left out of the indexed name, or the word
+# "functions" would find every chat that called one.
+_FUNCTIONS_PREFIX: Final = "functions."
+
+
+def tool_calls_text_sql(calls: str) -> str:
+    """SQL for the searchable text of a ``tool_calls_json`` value (``calls``: a column or other expression): each
+    call's tool name, arguments and result, a line each, in call order; '' for a message without calls.
+
+    Scalar JSON functions and a counting CTE only, no json_each: FTS5 reads its content with virtual tables (which
+    json_each is) forbidden, and its 'rebuild' of a view that calls json_each fails ("SQL logic error", SQLite
+    3.40). The index's content view, its triggers and the scanning search all use this one expression, so they agree
+    to the character on what a message's calls say: a trigger's 'delete' must hand FTS5 exactly the indexed text.
+    A value that is not JSON (a damaged row) reads as no calls rather than failing every write and search near it.
+    """
+
+    def field(key: str) -> str:
+        return f"coalesce(json_extract(calls, '$[' || i || '].{key}'), '')"
+
+    skip = len(_FUNCTIONS_PREFIX)
+    name = f"CASE WHEN substr(name, 1, {skip}) = '{_FUNCTIONS_PREFIX}' THEN substr(name, {skip + 1}) ELSE name END"
+    return (
+        f"(SELECT coalesce(group_concat({name} || char(10) || arguments || char(10) || output, char(10)), '') "
+        f"FROM (WITH RECURSIVE source (calls) AS (SELECT CASE WHEN json_valid({calls}) THEN {calls} ELSE '[]' END), "
+        "nth (i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM nth, source WHERE i + 1 < json_array_length(calls)) "
+        f"SELECT {field('recipient')} AS name, {field('arguments')} AS arguments, {field('output')} AS output "
+        "FROM nth, source WHERE i < json_array_length(calls)))"
+    )
+
+
+# What the message index reads (on a rebuild): the answer, the reasoning and the text of the tool calls, which no
+# column holds as text.
+MESSAGES_FTS_CONTENT: Final = "messages_fts_content"
+_CONTENT_VIEW: Final = (
+    f"CREATE VIEW {MESSAGES_FTS_CONTENT} AS SELECT id, text, analysis, "
+    f"{tool_calls_text_sql('messages.tool_calls_json')} AS tool_calls FROM messages"
+)
+
+# Each statement as sqlite_master keeps it, so that ensure_fts can tell an index of another shape from this one.
+FTS_TABLES: Final[dict[str, str]] = {
+    "chats_fts": "CREATE VIRTUAL TABLE chats_fts USING fts5("
     f"title, content = 'chats', content_rowid = 'id', {_TOKENIZE})",
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5("
-    f"text, analysis, content = 'messages', content_rowid = 'id', {_TOKENIZE})",
+    "messages_fts": "CREATE VIRTUAL TABLE messages_fts USING fts5(text, analysis, tool_calls, "
+    f"content = '{MESSAGES_FTS_CONTENT}', content_rowid = 'id', {_TOKENIZE})",
+}
+
+_NEW_CALLS: Final = tool_calls_text_sql("new.tool_calls_json")
+_OLD_CALLS: Final = tool_calls_text_sql("old.tool_calls_json")
+_INDEX_NEW: Final = (
+    "INSERT INTO messages_fts (rowid, text, analysis, tool_calls) "
+    f"VALUES (new.id, new.text, new.analysis, {_NEW_CALLS});"
+)
+_UNINDEX_OLD: Final = (
+    "INSERT INTO messages_fts (messages_fts, rowid, text, analysis, tool_calls) "
+    f"VALUES ('delete', old.id, old.text, old.analysis, {_OLD_CALLS});"
 )
 
 # External-content FTS tables: the triggers keep the index in step with every write, including the cascaded
-# message deletes of a purge (SQLite fires triggers for foreign-key actions).
+# message deletes of a purge (SQLite fires triggers for foreign-key actions). The message triggers keep the names
+# they had before the index covered tool calls, so that a version of the app without that, run where SQLite lacks
+# FTS5, still finds and drops them all (drop_fts_triggers).
 FTS_TRIGGERS: Final[dict[str, str]] = {
     "chats_fts_ai": "AFTER INSERT ON chats BEGIN INSERT INTO chats_fts (rowid, title) VALUES (new.id, new.title); END",
     "chats_fts_ad": "AFTER DELETE ON chats BEGIN "
@@ -163,15 +215,18 @@ FTS_TRIGGERS: Final[dict[str, str]] = {
     "chats_fts_au": "AFTER UPDATE OF title ON chats BEGIN "
     "INSERT INTO chats_fts (chats_fts, rowid, title) VALUES ('delete', old.id, old.title); "
     "INSERT INTO chats_fts (rowid, title) VALUES (new.id, new.title); END",
-    "messages_fts_ai": "AFTER INSERT ON messages BEGIN "
-    "INSERT INTO messages_fts (rowid, text, analysis) VALUES (new.id, new.text, new.analysis); END",
-    "messages_fts_ad": "AFTER DELETE ON messages BEGIN "
-    "INSERT INTO messages_fts (messages_fts, rowid, text, analysis) "
-    "VALUES ('delete', old.id, old.text, old.analysis); END",
-    "messages_fts_au": "AFTER UPDATE OF text, analysis ON messages BEGIN "
-    "INSERT INTO messages_fts (messages_fts, rowid, text, analysis) "
-    "VALUES ('delete', old.id, old.text, old.analysis); "
-    "INSERT INTO messages_fts (rowid, text, analysis) VALUES (new.id, new.text, new.analysis); END",
+    "messages_fts_ai": f"AFTER INSERT ON messages BEGIN {_INDEX_NEW} END",
+    "messages_fts_ad": f"AFTER DELETE ON messages BEGIN {_UNINDEX_OLD} END",
+    "messages_fts_au": "AFTER UPDATE OF text, analysis, tool_calls_json ON messages BEGIN "
+    f"{_UNINDEX_OLD} {_INDEX_NEW} END",
+}
+
+# Every piece of the index in the order of creation (the table reads the view, the triggers write the tables):
+# name -> (sqlite_master type, CREATE statement).
+_FTS_OBJECTS: Final[dict[str, tuple[str, str]]] = {
+    MESSAGES_FTS_CONTENT: ("view", _CONTENT_VIEW),
+    **{name: ("table", sql) for name, sql in FTS_TABLES.items()},
+    **{name: ("trigger", f"CREATE TRIGGER {name} {body}") for name, body in FTS_TRIGGERS.items()},
 }
 
 
@@ -194,19 +249,28 @@ def _existing(conn: sqlite3.Connection, kind: str, names: Sequence[str]) -> set[
 
 
 def ensure_fts(conn: sqlite3.Connection) -> None:
-    """Create the index and its triggers if any piece is missing, then rebuild it from the tables.
+    """Create each piece of the index (its tables, the view it reads, its triggers) that is missing or differs from
+    this version's, then rebuild the index from the tables.
 
     A missing trigger means writes happened without the index (a fresh file, or one last written by a SQLite
-    without FTS5), so the whole index is rebuilt rather than trusted. Call inside a transaction.
+    without FTS5); a piece that differs means an index of another shape (an older version's, without the tool
+    calls). Either way the whole index is rebuilt rather than trusted. Call inside a transaction.
     """
-    triggers = _existing(conn, "trigger", list(FTS_TRIGGERS))
-    tables = _existing(conn, "table", ["chats_fts", "messages_fts"])
-    if len(triggers) == len(FTS_TRIGGERS) and len(tables) == 2:
+    names = list(_FTS_OBJECTS)
+    marks = ", ".join("?" for _ in names)
+    stored = {
+        str(name): (str(kind), sql)
+        for kind, name, sql in conn.execute(f"SELECT type, name, sql FROM sqlite_master WHERE name IN ({marks})", names)
+    }
+    stale = [name for name, wanted in _FTS_OBJECTS.items() if stored.get(name) != wanted]
+    if not stale:
         return
     logger.info("building the chat history search index")
-    _run(conn, FTS_TABLES)
-    for name, body in FTS_TRIGGERS.items():
-        conn.execute(f"CREATE TRIGGER IF NOT EXISTS {name} {body}")
+    for name in reversed(stale):  # triggers before the tables they write, tables before the view they read
+        if name in stored:
+            conn.execute(f"DROP {stored[name][0].upper()} {name}")
+    for name in stale:
+        conn.execute(_FTS_OBJECTS[name][1])
     conn.execute("INSERT INTO chats_fts (chats_fts) VALUES ('rebuild')")
     conn.execute("INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')")
 

@@ -13,6 +13,7 @@ from typing import Final
 from .errors import CorruptDatabaseError, HistoryError, SearchCancelledError
 from .models import SearchHit
 from .rows import SUMMARY_COLUMNS, summary_from_row
+from .schema import tool_calls_text_sql
 from .search import SNIPPET_SCAN_CHARS, contains_all, fts_query, make_snippet, query_terms, shorten
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,10 @@ _PROGRESS_STEPS: Final = 1000
 _SNIPPET_FETCH_CHARS: Final = SNIPPET_SCAN_CHARS + 200
 # Characters of context fetched before a match found past the first SNIPPET_SCAN_CHARS (and thrice that in all).
 _SNIPPET_CONTEXT_CHARS: Final = 60
+# What search looks at in a message, as SQL over its row, in the order a snippet prefers them: the answer, the
+# reasoning, then the text of its tool calls (names, arguments, results; the index holds the same three).
+_MESSAGE_PARTS: Final = ("text", "analysis", tool_calls_text_sql("messages.tool_calls_json"))
+_SCANNED_TEXT: Final = " || char(10) || ".join(("m.text", "m.analysis", tool_calls_text_sql("m.tool_calls_json")))
 
 
 class HistorySearcher:
@@ -206,7 +211,7 @@ def _match_scan(conn: sqlite3.Connection, terms: list[str]) -> tuple[set[int], d
     # As a BLOB the text reaches Python as bytes, which contains_all decodes a chunk at a time (see search.py).
     rows = conn.execute(
         "SELECT m.chat_id, m.id FROM messages m JOIN chats c ON c.id = m.chat_id WHERE c.deleted_at IS NULL "
-        f"AND history_contains(CAST(m.text || char(10) || m.analysis AS BLOB), {marks}) "
+        f"AND history_contains(CAST({_SCANNED_TEXT} AS BLOB), {marks}) "
         'ORDER BY m.chat_id, m.position, m."column" LIMIT ?',
         (*terms, _SEARCH_ROW_CAP),
     )
@@ -218,28 +223,28 @@ def _match_scan(conn: sqlite3.Connection, terms: list[str]) -> tuple[set[int], d
 def _message_snippet(
     conn: sqlite3.Connection, message_id: int, terms: list[str], start: str, end: str, *, word_start: bool
 ) -> str | None:
-    """A snippet from the start of a message's answer, else of its reasoning; only that start is read by Python.
+    """A snippet from the start of a message's answer, else of its reasoning, else of its tool calls; only those
+    starts are read by Python.
 
     A match further in is located by SQLite's instr() over the ASCII-lowercased text, a linear scan in C that
     releases the GIL, and the snippet is cut around it.
     """
+    starts = ", ".join(f"substr({part}, 1, ?)" for part in _MESSAGE_PARTS)
     row = conn.execute(
-        "SELECT substr(text, 1, ?), substr(analysis, 1, ?) FROM messages WHERE id = ?",
-        (_SNIPPET_FETCH_CHARS, _SNIPPET_FETCH_CHARS, message_id),
+        f"SELECT {starts} FROM messages WHERE id = ?", (*[_SNIPPET_FETCH_CHARS] * len(_MESSAGE_PARTS), message_id)
     ).fetchone()
     if row is None:
         return None
-    text, analysis = str(row[0]), str(row[1])
-    snippet = make_snippet(text, terms, start, end, word_start=word_start) or make_snippet(
-        analysis, terms, start, end, word_start=word_start
-    )
-    if snippet is not None:
-        return snippet
-    for column in ("text", "analysis"):
+    beginnings = [str(value) for value in row]
+    for beginning in beginnings:
+        snippet = make_snippet(beginning, terms, start, end, word_start=word_start)
+        if snippet is not None:
+            return snippet
+    for part in _MESSAGE_PARTS:
         found = [
             int(
                 conn.execute(
-                    f"SELECT instr(lower({column}), lower(?)) FROM messages WHERE id = ?", (term, message_id)
+                    f"SELECT instr(lower({part}), lower(?)) FROM messages WHERE id = ?", (term, message_id)
                 ).fetchone()[0]
             )
             for term in terms
@@ -248,10 +253,10 @@ def _message_snippet(
         if first:
             lo = max(1, first - _SNIPPET_CONTEXT_CHARS)
             (excerpt,) = conn.execute(
-                f"SELECT substr({column}, ?, ?) FROM messages WHERE id = ?",
+                f"SELECT substr({part}, ?, ?) FROM messages WHERE id = ?",
                 (lo, 4 * _SNIPPET_CONTEXT_CHARS, message_id),
             ).fetchone()
             around = make_snippet(str(excerpt), terms, start, end, word_start=word_start)
             if around is not None:
                 return "…" + around.removeprefix("…")
-    return shorten(text or analysis)
+    return shorten(next((beginning for beginning in beginnings if beginning), ""))

@@ -119,10 +119,10 @@ class ChatStore:
             self._fts = schema.fts5_available() if use_fts is None else (use_fts and schema.fts5_available())
             if not self._fts:
                 logger.warning("chat history: full-text search is off; search scans the messages instead")
-            with self.transaction():
-                if self._fts:
-                    schema.ensure_fts(conn)
-                else:
+            if self._fts:
+                self._fts = self._ensure_index(conn)
+            else:
+                with self.transaction():
                     schema.drop_fts_triggers(conn)
         except BaseException:
             self._conn = None
@@ -174,6 +174,23 @@ class ChatStore:
                 f"a SQLite database of another program (tables: {', '.join(sorted(tables)[:5])}); not touched",
                 self._path,
             )
+
+    def _ensure_index(self, conn: sqlite3.Connection) -> bool:
+        """Bring the search index up to date (schema.ensure_fts); whether search can use it.
+
+        A rebuild reads every message, so one damaged page makes it fail (say, on the first start of a version whose
+        index has another shape): the file still opens, with the index left as it was and search scanning instead,
+        rather than the whole history lost to that one page.
+        """
+        try:
+            # A transaction of its own, not a savepoint in a larger one: after SQLite has met a damaged page, the
+            # transaction can only be rolled back (its COMMIT fails as "malformed", even with nothing written).
+            with self.transaction():
+                schema.ensure_fts(conn)
+        except HistoryError as exc:
+            logger.warning("chat history: cannot build the search index (%s); search scans the messages instead", exc)
+            return False
+        return True
 
     def _configure(self, conn: sqlite3.Connection) -> None:
         try:
@@ -787,7 +804,8 @@ class ChatStore:
     # --- search ---------------------------------------------------------------------------------------------------
 
     def search(self, query: str, *, limit: int = 50, start: str = "[", end: str = "]") -> list[SearchHit]:
-        """Chats whose title or messages (answer or reasoning) contain every word of ``query``.
+        """Chats whose title or messages (answer, reasoning, or the names, arguments and results of the tool calls
+        made while answering) contain every word of ``query``.
 
         Case-insensitive; with FTS5 each word also matches as a prefix ("pyth" finds "Python"), without it as a
         substring. One hit per chat, most recently active first; deleted chats are left out. Matched words in

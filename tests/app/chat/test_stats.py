@@ -21,10 +21,15 @@ def test_thinking_header() -> None:
     assert thinking_header(None, 0, live=True) == "Thinking…"
     assert thinking_header(12.34, 1843, live=False) == "Thought for 12.3 s · 1,843 tokens"
     assert thinking_header(0.5, 1, live=False) == "Thought for 0.50 s · 1 token"
+    # A saved answer: what was not recorded is left out, never shown as 0; a recorded 0 is a count like any other.
+    assert thinking_header(None, 0, live=False) == "Reasoning · 0 tokens"
+    assert thinking_header(None, None, live=False) == "Reasoning"
+    assert thinking_header(12.34, None, live=False) == "Thought for 12.3 s"
 
 
 def test_durations_and_counts() -> None:
     assert count(1843) == "1,843"
+    assert count(0) == "0" and count(None) == "–"  # not recorded: the mark of an unknown value, not a zero
     assert seconds(125) == "2 min 05 s"
 
 
@@ -111,3 +116,36 @@ def test_a_lost_connection_is_kept_and_named_apart_from_other_failures() -> None
         "error"
         not in AnswerStats.from_done(Done(FinishReason.STOP), total_seconds=1.0, thinking_seconds=None).to_record()
     )
+
+
+def test_counts_that_were_not_recorded_are_unknown_not_zero() -> None:
+    # A saved answer without counts (an older version's, an import, one cut off): neither figure reads as 0.
+    unknown = AnswerStats.from_record({"ttft": 0.21, "finish_reason": "stop"})
+    assert (unknown.reasoning_tokens, unknown.answer_tokens) == (None, None)
+    assert [readable(f) for f in stats_figures(unknown)] == ["tokens not recorded", "first token 0.21 s"]
+    assert AnswerStats.from_record({}).reasoning_tokens is None
+    assert AnswerStats.from_record({"reasoning_tokens": "many", "final_tokens": None}).answer_tokens is None
+    # One of the two recorded: that one is shown, the other named as not recorded.
+    assert stats_figures(AnswerStats.from_record({"final_tokens": 96}))[:2] == [
+        "96 answer tokens",
+        "reasoning tokens not recorded",
+    ]
+    assert stats_figures(AnswerStats.from_record({"reasoning_tokens": 312}))[:2] == [
+        "312 reasoning tokens",
+        "answer tokens not recorded",
+    ]
+    # Saved again, an unknown count stays absent rather than becoming a 0 that would read back as a real count.
+    record = unknown.to_record()
+    assert "reasoning_tokens" not in record and "final_tokens" not in record
+    assert AnswerStats.from_record(record) == unknown
+
+
+def test_recorded_zero_counts_still_read_as_zero() -> None:
+    zero = AnswerStats.from_record({"reasoning_tokens": 0, "final_tokens": 0, "finish_reason": "stop"})
+    assert (zero.reasoning_tokens, zero.answer_tokens) == (0, 0)
+    assert stats_figures(zero) == ["0 reasoning", "0 answer tokens"]
+    assert zero.to_record()["reasoning_tokens"] == 0 and AnswerStats.from_record(zero.to_record()) == zero
+    straight = AnswerStats.from_done(
+        Done(FinishReason.STOP, final_tokens=7, time_to_first_token=0.1), total_seconds=1.0, thinking_seconds=0.1
+    )
+    assert stats_figures(straight)[:2] == ["0 reasoning", "7 answer tokens"]

@@ -19,7 +19,7 @@ Seconds = tuple[float | None, ...]
 
 
 def outcomes(
-    *answers: str, tokens: tuple[int, ...] = (10, 40, 90), seconds: Seconds = (1.0, 2.0, 4.5)
+    *answers: str, tokens: tuple[int | None, ...] = (10, 40, 90), seconds: Seconds = (1.0, 2.0, 4.5)
 ) -> list[ColumnOutcome]:
     efforts = ("low", "medium", "high")
     return [ColumnOutcome(e, a, t, s) for e, a, t, s in zip(efforts, answers, tokens, seconds, strict=True)]
@@ -66,7 +66,16 @@ def test_outcome_from_saved_stats() -> None:
     # Older records (no totals) fall back to the parts; odd values are ignored rather than raising.
     old = {"reasoning_tokens": 30, "final_tokens": 5, "thinking_s": 1.5, "answer_s": 0.5, "tok_s": True}
     assert outcome_from_record("low", "y", old) == ColumnOutcome("low", "y", 35, 2.0)
-    assert outcome_from_record("low", "y", {"total_s": "soon"}) == ColumnOutcome("low", "y", 0, None)
+    # Counts that were not recorded are unknown: not 0, and not a part passed off as the total.
+    assert outcome_from_record("low", "y", {"total_s": "soon"}) == ColumnOutcome("low", "y", None, None)
+    assert outcome_from_record("low", "y", {"reasoning_tokens": 30}) == ColumnOutcome("low", "y", None, None)
+
+
+def test_unknown_token_counts_leave_the_token_ratio_out() -> None:
+    for tokens in ((10, 40, None), (None, 40, 90)):
+        summary = summarise(outcomes("a", "a", "a", tokens=tokens))
+        assert summary.token_ratio is None
+        assert summary.text() == "All answers agree · high took 4.5× the time of low"
 
 
 def test_answers_that_agree_in_substance_agree() -> None:

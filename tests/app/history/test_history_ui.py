@@ -191,6 +191,21 @@ def test_search_finds_chats_by_content(run: Any, make_window: Any, store: ChatSt
     assert set(bar.chat_ids()) == {window.chat_id, other.id}
 
 
+def test_search_finds_chats_by_their_tool_results(make_window: Any, store: ChatStore, qtbot: Any) -> None:
+    other = store.create_chat("Unrelated")
+    store.add_message(other.id, "assistant", "Rain, then snow.", effort="low")
+    chat = store.create_chat("Packing")
+    store.add_message(chat.id, "user", "What should I pack for Oslo?")
+    weather = {"recipient": "functions.get_weather", "arguments": '{"city": "Oslo"}', "output": "Sleet, 1 °C"}
+    store.add_message(chat.id, "assistant", "A warm coat.", effort="low", tool_calls=[weather])
+    window = make_window(scripted_engine()[0], store)
+    bar = sidebar(window)
+    with qtbot.waitSignal(bar.search_finished, timeout=10_000):
+        QTest.keyClicks(bar.search, "sleet")  # only in the weather tool's result
+    assert bar.chat_ids() == [chat.id]
+    assert "<b>Sleet</b>, 1 °C" in bar.item_for(chat.id).toolTip()  # the snippet shows the result that matched
+
+
 def test_exported_files_parse(run: Any, make_window: Any, store: ChatStore, tmp_path: Path) -> None:
     backend, _ = scripted_engine(harmony_reply(THOUGHT, ANSWER))
     window = make_window(backend, store)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gpt_oss_desktop.app.history import ChatStore, SearchCancelledError, SearchHit
+from gpt_oss_desktop.app.history import ChatStore, SearchCancelledError, SearchHit, schema
 from gpt_oss_desktop.app.history.search import MAX_MARKS
 
 from .conftest import FakeClock
@@ -251,3 +254,216 @@ def test_a_scan_stops_inside_a_huge_message_when_cancelled(db_path: Path, clock:
     finally:
         searcher.close()
         store.close()
+
+
+# --- tool calls ---------------------------------------------------------------------------------------------------
+
+WEATHER_CALL: dict[str, Any] = {
+    "recipient": "functions.get_weather",
+    "arguments": '{"city": "Reykjavík"}',
+    "channel": "commentary",
+    "status": "ok",
+    "output": "Sleet, 2 °C, wind from the northwest at 14 m/s",
+}
+PYTHON_CALL: dict[str, Any] = {
+    "recipient": "python",
+    "arguments": "print(sum(range(10)), 'quokka')",
+    "channel": "analysis",
+    "status": "ok",
+    "output": "45 quokka\n",
+}
+
+
+def chat_with_tool_calls(store: ChatStore, title: str = "Trip planning") -> tuple[int, int]:
+    """A chat whose answer called the weather tool and python; its id and the answer's."""
+    chat = store.create_chat(title)
+    store.add_message(chat.id, "user", "What should I pack?")
+    answer = store.add_message(
+        chat.id,
+        "assistant",
+        "Pack a warm coat.",
+        analysis="Look up the forecast first.",
+        effort="low",
+        tool_calls=[WEATHER_CALL, PYTHON_CALL],
+    )
+    return chat.id, answer.id
+
+
+def indexed(path: Path, query: str) -> int:
+    """Messages the index itself (not the search, which leaves out rows that are gone) holds for ``query``."""
+    raw = sqlite3.connect(path)
+    try:
+        return int(raw.execute("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?", (query,)).fetchone()[0])
+    finally:
+        raw.close()
+
+
+def assert_index_matches_tables(path: Path) -> None:
+    """The message index holds exactly what a rebuild from the tables gives: every term at every position of every
+    message and column. A trigger that indexed (or took out) other text than the index reads on a rebuild would
+    leave a difference, and FTS5's own integrity-check does not compare with the content here (SQLite 3.40)."""
+    raw = sqlite3.connect(path, isolation_level=None)
+    try:
+        raw.execute("CREATE VIRTUAL TABLE temp.message_terms USING fts5vocab(main, messages_fts, instance)")
+        listing = "SELECT term, doc, col, offset FROM temp.message_terms ORDER BY term, doc, col, offset"
+        kept = raw.execute(listing).fetchall()
+        raw.execute("BEGIN")
+        raw.execute("INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')")
+        rebuilt = raw.execute(listing).fetchall()
+        raw.execute("ROLLBACK")  # the file stays as the store left it
+    finally:
+        raw.close()
+    assert kept == rebuilt
+    assert any(column == "tool_calls" for _, _, column, _ in kept)  # a comparison of something, not of nothing
+
+
+def test_tool_call_names_arguments_and_results_are_found(db_path: Path, clock: FakeClock, use_fts: bool) -> None:
+    store = ChatStore(db_path, clock=clock, use_fts=use_fts)
+    try:
+        other = store.create_chat("Other")
+        store.add_message(other.id, "assistant", "No tools were called here.")
+        chat_id, answer_id = chat_with_tool_calls(store)
+        # A result (function and python), an argument, a tool's name: each found, pointing at the answer.
+        for query in ("sleet", "northwest", "quokka", "Reykjavík", "get_weather", "weather"):
+            hits = search_or_fail(store, query)
+            assert [(hit.chat.id, hit.message_id, hit.title_match) for hit in hits] == [(chat_id, answer_id, False)]
+        assert "[Sleet], 2 °C" in search_or_fail(store, "sleet")[0].snippet
+        assert "[quokka]" in search_or_fail(store, "quokka")[0].snippet
+        # All words in one message: the answer's text and its tool result together, as one message's words.
+        assert titles(store, "coat sleet") == ["Trip planning"]
+        # The namespace every function tool shares is not a word of the call: it would find every such chat.
+        assert store.search("functions") == []
+    finally:
+        store.close()
+
+
+def test_tool_calls_leave_the_index_with_their_edit_or_their_chat(
+    db_path: Path, clock: FakeClock, use_fts: bool
+) -> None:
+    with ChatStore(db_path, clock=clock, use_fts=use_fts) as store:
+        kept_id, kept_answer = chat_with_tool_calls(store, "Kept")
+        gone_id, gone_answer = chat_with_tool_calls(store, "Gone")
+        store.update_message(gone_answer, tool_calls=[{"recipient": "python", "arguments": "1", "output": "wombat"}])
+        store.update_message(kept_answer, tool_calls=[WEATHER_CALL])  # the python call taken out
+        assert titles(store, "wombat") == ["Gone"]
+        assert titles(store, "sleet") == ["Kept"]
+        assert store.search("quokka") == []
+        store.delete_chat(gone_id)
+        assert store.search("wombat") == []
+        store.undo_delete(gone_id)
+        assert titles(store, "wombat") == ["Gone"]
+        store.delete_chat(gone_id)
+        store.purge()
+        assert store.search("wombat") == []
+        assert [hit.chat.id for hit in store.search("sleet")] == [kept_id]
+    if use_fts:
+        assert (indexed(db_path, "wombat"), indexed(db_path, "quokka"), indexed(db_path, "sleet")) == (0, 0, 1)
+        assert_index_matches_tables(db_path)
+
+
+def test_snippet_of_a_match_deep_in_a_tool_result(db_path: Path, clock: FakeClock, use_fts: bool) -> None:
+    with ChatStore(db_path, clock=clock, use_fts=use_fts) as store:
+        chat = store.create_chat("Logs")
+        log = {"recipient": "python", "arguments": "run()", "output": "padding " * 20_000 + "kangaroo jumps"}
+        answer = store.add_message(chat.id, "assistant", "Done.", tool_calls=[log])
+        (hit,) = search_or_fail(store, "kangaroo")
+        assert hit.message_id == answer.id
+        assert hit.snippet.startswith("…padding padding") and hit.snippet.endswith("[kangaroo] jumps")
+
+
+# The index as the versions before tool calls were searched built it (answer and reasoning only), statement by
+# statement as they created it.
+_OLD_INDEX = (
+    "CREATE VIRTUAL TABLE chats_fts USING fts5("
+    "title, content = 'chats', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2')",
+    "CREATE VIRTUAL TABLE messages_fts USING fts5("
+    "text, analysis, content = 'messages', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER chats_fts_ai AFTER INSERT ON chats BEGIN "
+    "INSERT INTO chats_fts (rowid, title) VALUES (new.id, new.title); END",
+    "CREATE TRIGGER chats_fts_ad AFTER DELETE ON chats BEGIN "
+    "INSERT INTO chats_fts (chats_fts, rowid, title) VALUES ('delete', old.id, old.title); END",
+    "CREATE TRIGGER chats_fts_au AFTER UPDATE OF title ON chats BEGIN "
+    "INSERT INTO chats_fts (chats_fts, rowid, title) VALUES ('delete', old.id, old.title); "
+    "INSERT INTO chats_fts (rowid, title) VALUES (new.id, new.title); END",
+    "CREATE TRIGGER messages_fts_ai AFTER INSERT ON messages BEGIN "
+    "INSERT INTO messages_fts (rowid, text, analysis) VALUES (new.id, new.text, new.analysis); END",
+    "CREATE TRIGGER messages_fts_ad AFTER DELETE ON messages BEGIN "
+    "INSERT INTO messages_fts (messages_fts, rowid, text, analysis) "
+    "VALUES ('delete', old.id, old.text, old.analysis); END",
+    "CREATE TRIGGER messages_fts_au AFTER UPDATE OF text, analysis ON messages BEGIN "
+    "INSERT INTO messages_fts (messages_fts, rowid, text, analysis) "
+    "VALUES ('delete', old.id, old.text, old.analysis); "
+    "INSERT INTO messages_fts (rowid, text, analysis) VALUES (new.id, new.text, new.analysis); END",
+)
+
+
+def write_history_with_the_old_index(path: Path) -> None:
+    """A v4 history as the version before tool-call search left it: its migrations, its index (kept by its own
+    triggers), and an answer with tool calls, all written by plain SQL."""
+    path.parent.mkdir(parents=True)
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute("BEGIN")
+    schema.create_migrations_table(raw)
+    for migration in schema.MIGRATIONS[:4]:
+        migration.apply(raw)
+        raw.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (migration.version, migration.description))
+    for statement in _OLD_INDEX:
+        raw.execute(statement)
+    raw.execute("INSERT INTO chats (id, title, created_at, updated_at) VALUES (1, 'Trip planning', 0, 10)")
+    raw.execute(
+        "INSERT INTO messages (chat_id, position, role, text, created_at) VALUES (1, 0, 'user', 'What to pack?', 1)"
+    )
+    raw.execute(
+        "INSERT INTO messages (chat_id, position, role, text, effort, created_at, tool_calls_json) "
+        "VALUES (1, 1, 'assistant', 'Pack a warm coat.', 'low', 2, ?)",
+        (json.dumps([WEATHER_CALL]),),
+    )
+    raw.execute("COMMIT")
+    raw.close()
+
+
+def builds(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(record.getMessage() == "building the chat history search index" for record in caplog.records)
+
+
+def test_an_index_without_tool_calls_gets_them_on_open(
+    db_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_history_with_the_old_index(db_path)
+    caplog.set_level(logging.INFO, logger=schema.__name__)
+    with ChatStore(db_path, clock=clock) as store:
+        assert store.fts_enabled
+        assert [(hit.chat.id, hit.message_id) for hit in store.search("sleet")] == [(1, 2)]
+        assert titles(store, "coat") == ["Trip planning"]  # what the old index held is found as before
+    assert builds(caplog) == 1
+    assert_index_matches_tables(db_path)
+    with ChatStore(db_path, clock=clock) as again:  # rebuilt once: the next start trusts the index
+        assert titles(again, "sleet") == ["Trip planning"]
+    assert builds(caplog) == 1
+    # A run without FTS5 scans the calls too, and what it writes is indexed when FTS5 is back.
+    with ChatStore(db_path, clock=clock, use_fts=False) as scanning:
+        assert titles(scanning, "sleet") == ["Trip planning"]
+        chat_id, _ = chat_with_tool_calls(scanning, "Written while scanning")
+    with ChatStore(db_path, clock=clock) as indexing:
+        assert [hit.chat.id for hit in indexing.search("quokka")] == [chat_id]
+    assert builds(caplog) == 2
+    assert_index_matches_tables(db_path)
+
+
+def test_a_file_whose_index_cannot_be_rebuilt_opens_and_scans(
+    db_path: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An old index to rebuild, and the messages' only page damaged (as a failing disk would): the rebuild, which
+    # reads every message, fails, and the rest of the history must still open.
+    write_history_with_the_old_index(db_path)
+    raw = sqlite3.connect(db_path)
+    (root,) = raw.execute("SELECT rootpage FROM sqlite_master WHERE name = 'messages'").fetchone()
+    (page_size,) = raw.execute("PRAGMA page_size").fetchone()
+    raw.close()
+    data = bytearray(db_path.read_bytes())
+    data[(root - 1) * page_size] = 0xFF  # not a b-tree page type
+    db_path.write_bytes(bytes(data))
+    with ChatStore(db_path, clock=clock) as store:
+        assert not store.fts_enabled
+        assert [chat.title for chat in store.list_chats()] == ["Trip planning"]
+    assert "cannot build the search index" in caplog.text

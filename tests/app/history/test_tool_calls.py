@@ -243,6 +243,9 @@ def test_damaged_calls_are_a_corrupt_database_error(db_path: Path, clock: FakeCl
         with pytest.raises(CorruptDatabaseError, match="damaged row in messages"):
             store.get_chat(chat_id)
         assert [s.id for s in store.list_chats()] == [chat_id]  # the rest of the history still reads
+        assert [hit.chat.id for hit in store.search("17")] == [chat_id]  # and searched: the calls read as none
+    with ChatStore(db_path, clock=clock, use_fts=False) as scanning:
+        assert [hit.chat.id for hit in scanning.search("17")] == [chat_id]
 
 
 def test_damaged_calls_in_an_archived_version_are_a_corrupt_database_error(store: ChatStore, db_path: Path) -> None:
@@ -259,10 +262,15 @@ def test_damaged_calls_in_an_archived_version_are_a_corrupt_database_error(store
         store.version_messages(chat_id, 1, 0)
 
 
-def test_search_finds_answers_by_text_not_by_their_tool_results(db_path: Path, clock: FakeClock, use_fts: bool) -> None:
-    # The index is the answer and its reasoning, as before v4: arguments and results are not searched (yet).
+def test_search_finds_answers_by_their_text_and_by_their_tool_calls(
+    db_path: Path, clock: FakeClock, use_fts: bool
+) -> None:
+    # The calls are searched with the answer (test_search.py has the index's own tests): text, result and name.
     with ChatStore(db_path, clock=clock, use_fts=use_fts) as store:
         chat_id, answer_id = answer_with_calls(store)
         store.update_message(answer_id, text="the product is capybara", tool_calls=[PYTHON_CALL | {"output": "wombat"}])
         assert [hit.chat.id for hit in store.search("capybara")] == [chat_id]
+        assert [(hit.chat.id, hit.message_id) for hit in store.search("wombat")] == [(chat_id, answer_id)]
+        store.update_message(answer_id, tool_calls=[FUNCTION_CALL])
         assert store.search("wombat") == []
+        assert [hit.chat.id for hit in store.search("convert_units")] == [chat_id]
