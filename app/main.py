@@ -277,6 +277,7 @@ def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, ins
     from gpt_oss_desktop.app.shell import tools_menu
     from gpt_oss_desktop.app.shell.main_window import MainWindow
     from gpt_oss_desktop.app.shell.tools_menu import open_app_tools
+    from gpt_oss_desktop.app.tools.mcp_secrets import McpSecrets
     from gpt_oss_desktop.app.tools.mcp_servers import McpServers
     from gpt_oss_desktop.engine.paths import user_data_dir
 
@@ -294,7 +295,8 @@ def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, ins
     mcp_servers = McpServers()
     tools = open_app_tools(settings, mcp_servers)
     window = MainWindow(backend, settings, store=store, models=open_default_library(), kernels=kernels, tools=tools)
-    tools_control = tools_menu.attach(window, tools, mcp_servers)
+    # MCP servers' header and environment values share the saved connections' keyring (app/tools/mcp_secrets.py)
+    tools_control = tools_menu.attach(window, tools, mcp_servers, McpSecrets(servers.keys))
     connections = server_connections.attach(window, window.model_menu, backend, servers, load=window.load_model)
     if not isinstance(opened, ChatStore):
         window.history_banner.show_unavailable(history_path, opened)  # the file is kept; the banner says why

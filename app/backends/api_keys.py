@@ -1,4 +1,5 @@
-"""API keys of saved server connections: in the OS keyring, an environment variable, or asked once per run.
+"""API keys of saved server connections (and the header and environment values of MCP servers, under names of their
+own: :func:`mcp_key_name`): in the OS keyring, an environment variable, or asked once per run.
 
 Keys never go to SQLite, the settings file, logs, crash reports or exports: this module is the only place that holds
 them, and it never logs one. The ``keyring`` library picks the OS store (Secret Service, macOS Keychain, Windows
@@ -26,6 +27,9 @@ from keyring.errors import KeyringError, PasswordDeleteError
 logger = logging.getLogger(__name__)
 
 SERVICE: Final = "gpt-oss-desktop"  # the keyring's service name; the user name is the connection's name
+# An MCP server's secrets are kept under "mcp/<server name>": a connection's name never holds "/", so the two never
+# meet, whatever the user names them.
+MCP_PREFIX: Final = "mcp/"
 
 
 class KeySource(enum.StrEnum):
@@ -35,6 +39,11 @@ class KeySource(enum.StrEnum):
     KEYRING = "keyring"  # the OS keyring (asked once, then remembered)
     ENV = "env"  # an environment variable the connection names
     ASK = "ask"  # asked once per run, kept in memory only
+
+
+def mcp_key_name(server: str) -> str:
+    """The :class:`KeyStore` name of MCP server ``server``'s secrets (app/tools/mcp_secrets.py)."""
+    return f"{MCP_PREFIX}{server}"
 
 
 class MissingKey(Exception):
@@ -92,6 +101,12 @@ class KeyStore:
         if self._reason is None:
             return None
         return f"The key is kept in memory until you quit: {self._reason}."
+
+    @property
+    def keyring_problem(self) -> str | None:
+        """What is wrong with the keyring, as the end of a sentence ("no system keyring … is available on this
+        computer"), for a UI that words the rest itself; None when nothing is."""
+        return self._reason
 
     def key_for(self, name: str, source: KeySource, env_var: str = "") -> str | None:
         """The key of connection ``name``, or None when the user must be asked for it (then :meth:`remember`).

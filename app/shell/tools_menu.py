@@ -2,13 +2,16 @@
 tools themselves, built from the settings at startup: :func:`open_app_tools` then :func:`attach`.
 
 MCP servers start in the background once the window's loop runs, and again after the settings change; a server
-that fails (now or later) is named in the status bar, and its tools answer the model with what went wrong.
+that fails (now or later) is named in the status bar, and its tools answer the model with what went wrong. Their
+header and environment values live in the keyring (app/tools/mcp_secrets.py): :func:`attach` first moves any that an
+older settings file holds in plain text.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from typing import Final
 
 from PySide6.QtCore import QObject, QSettings, Signal
@@ -17,6 +20,7 @@ from PySide6.QtWidgets import QDialog, QMainWindow
 
 from gpt_oss_desktop.app.settings import TOOLS_KEY
 from gpt_oss_desktop.app.tools.app_tools import AppTools
+from gpt_oss_desktop.app.tools.mcp_secrets import McpSecrets
 from gpt_oss_desktop.app.tools.mcp_servers import McpServers, read_configs
 from gpt_oss_desktop.app.tools.tool_settings import ToolSettings
 from gpt_oss_desktop.app.tools.tools_dialog import ToolsDialog
@@ -33,6 +37,7 @@ def open_app_tools(settings: QSettings, servers: McpServers | None = None) -> Ap
 
     def save(changed: ToolSettings) -> None:
         settings.setValue(TOOLS_KEY, changed.to_json())
+        settings.sync()  # at once: a value moved to the keyring must not wait in the file for Qt's next write
 
     stored = settings.value(TOOLS_KEY)
     return AppTools(
@@ -52,11 +57,12 @@ class ToolsControl(QObject):
 
     notice = Signal(str)
 
-    def __init__(self, window: QMainWindow, tools: AppTools, servers: McpServers) -> None:
+    def __init__(self, window: QMainWindow, tools: AppTools, servers: McpServers, secrets: McpSecrets) -> None:
         super().__init__(window)
         self._window = window
         self.tools = tools
         self.servers = servers
+        self.secrets = secrets
         self._tasks: set[asyncio.Task[object]] = set()
         self.menu = window.menuBar().addMenu("&Tools")
         self.python_action = QAction("Let the model run &Python", window)
@@ -72,7 +78,7 @@ class ToolsControl(QObject):
 
     def start_servers(self) -> None:
         """(Re)start the MCP servers the settings enable, in the background (on the running loop)."""
-        configs, problems = read_configs(self.tools.settings.mcp_servers)
+        configs, problems = read_configs(self.tools.settings.mcp_servers, self.secrets)
         for problem in problems:
             self.notice.emit(problem)
         task: asyncio.Task[object] = asyncio.ensure_future(self.servers.apply(configs))
@@ -80,21 +86,34 @@ class ToolsControl(QObject):
         task.add_done_callback(self._tasks.discard)
 
     def open_settings(self) -> None:
-        dialog = ToolsDialog(self.tools, self.servers, self._window)
+        dialog = ToolsDialog(self.tools, self.servers, self._window, secrets=self.secrets)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
         self.tools.update(dialog.result_settings)
         self.python_action.setChecked(dialog.result_settings.python_enabled)
+        if dialog.notice is not None:
+            self.notice.emit(dialog.notice)
         self.start_servers()
+
+    def move_secrets_to_keyring(self) -> None:
+        """Take the header and environment values an older settings file holds in plain text out of it, into the
+        keyring (or this run's memory, said in a notice, when there is no keyring)."""
+        migration = self.secrets.migrate(self.tools.settings.mcp_servers)
+        if migration.changed:
+            self.tools.update(replace(self.tools.settings, mcp_servers=migration.entries))
+        if migration.notice is not None:
+            self.notice.emit(migration.notice)
 
     def _set_python(self, enabled: bool) -> None:
         if enabled != self.tools.settings.python_enabled:
             self.tools.update(self.tools.settings.with_enabled("python", enabled))
 
 
-def attach(window: QMainWindow, tools: AppTools, servers: McpServers) -> ToolsControl:
-    """Add the Tools menu to ``window`` and route MCP failures to its status bar; the caller starts the servers
-    (:meth:`ToolsControl.start_servers`) once its loop runs."""
-    control = ToolsControl(window, tools, servers)
+def attach(window: QMainWindow, tools: AppTools, servers: McpServers, secrets: McpSecrets) -> ToolsControl:
+    """Add the Tools menu to ``window``, route MCP failures to its status bar and move MCP values an older settings
+    file holds to the keyring; the caller starts the servers (:meth:`ToolsControl.start_servers`) once its loop
+    runs."""
+    control = ToolsControl(window, tools, servers, secrets)
     servers.set_notice(control.notice.emit)
+    control.move_secrets_to_keyring()
     return control

@@ -1,4 +1,8 @@
-"""Add or edit one MCP server: a command to run (stdio) or a URL (streamable HTTP), extra environment or headers."""
+"""Add or edit one MCP server: a command to run (stdio) or a URL (streamable HTTP), extra environment or headers.
+
+The environment's and headers' values are secrets (tokens): the form hands them to the Tools dialog, which puts them
+in the keyring on OK (app/tools/mcp_secrets.py); when they can only be kept for this run, the form says why.
+"""
 
 from __future__ import annotations
 
@@ -22,24 +26,32 @@ from PySide6.QtWidgets import (
 from gpt_oss_desktop.engine.tools.mcp_config import McpConfigError, McpServerConfig
 
 
-def _pairs(text: str, separator: str) -> dict[str, str]:
+def _pairs(text: str, separator: str, what: str) -> dict[str, str]:
     """``KEY=value`` (or ``Name: value``) lines to a dict; blank lines are skipped."""
     out: dict[str, str] = {}
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         key, found, value = line.partition(separator)
         if not found:
-            raise McpConfigError(f"write each line as NAME{separator}value: {line.strip()!r}")
+            # The line number, never the line: a mistyped line is likely a token.
+            raise McpConfigError(f"{what}, line {number}: write each line as NAME{separator}value")
         out[key.strip()] = value.strip()
     return out
 
 
 class McpServerDialog(QDialog):
     """The form; :attr:`config` holds the server once accepted. A config the engine rejects keeps the dialog open
-    with the reason under the form."""
+    with the reason under the form.
 
-    def __init__(self, parent: QWidget | None = None, config: McpServerConfig | None = None) -> None:
+    Args:
+        note: why the values will be kept for this run only (:meth:`~app.tools.mcp_secrets.McpSecrets.note`), shown
+            under the form; None when they go to the keyring.
+    """
+
+    def __init__(
+        self, parent: QWidget | None = None, config: McpServerConfig | None = None, *, note: str | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Edit MCP server" if config else "Add MCP server")
         self.config: McpServerConfig | None = None
@@ -64,6 +76,10 @@ class McpServerDialog(QDialog):
         )
         self.headers.setPlaceholderText("Name: value, one per line (e.g. Authorization: Bearer …)")
         self.headers.setFixedHeight(64)
+        self.secrets_note = QLabel(note or "", self)
+        self.secrets_note.setProperty("role", "caption")
+        self.secrets_note.setWordWrap(True)
+        self.secrets_note.setVisible(bool(note))
         self.enabled = QCheckBox("Start this server", self)
         self.enabled.setChecked(config.enabled if config else True)
         self.error = QLabel(self)
@@ -87,6 +103,7 @@ class McpServerDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.secrets_note)
         layout.addWidget(self.enabled)
         layout.addWidget(self.error)
         layout.addWidget(buttons)
@@ -119,9 +136,9 @@ class McpServerDialog(QDialog):
             name=self.name.text().strip(),
             transport="stdio" if stdio else "http",
             command=tuple(shlex.split(self.command.text())) if stdio else (),
-            env=_pairs(self.env.toPlainText(), "=") if stdio else {},
+            env=_pairs(self.env.toPlainText(), "=", "Environment") if stdio else {},
             url="" if stdio else self.url.text().strip(),
-            headers={} if stdio else _pairs(self.headers.toPlainText(), ":"),
+            headers={} if stdio else _pairs(self.headers.toPlainText(), ":", "Headers"),
             enabled=self.enabled.isChecked(),
             **(
                 {"call_timeout_s": original.call_timeout_s, "start_timeout_s": original.start_timeout_s}

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from gpt_oss_desktop.app.tools.mcp_secrets import McpSecrets
 from gpt_oss_desktop.engine.tools.base import Tool
 from gpt_oss_desktop.engine.tools.mcp_config import McpConfigError, McpServerConfig
 from gpt_oss_desktop.engine.tools.mcp_host import McpHost, McpServerState, McpServerStatus
@@ -21,16 +22,22 @@ logger = logging.getLogger(__name__)
 Notice = Callable[[str], None]
 
 
-def read_configs(raw: Sequence[Mapping[str, Any]]) -> tuple[list[McpServerConfig], list[str]]:
-    """The servers the settings hold, and a sentence for each one that cannot be read (it is skipped, not lost:
-    the settings keep it as written)."""
+def read_configs(raw: Sequence[Mapping[str, Any]], secrets: McpSecrets) -> tuple[list[McpServerConfig], list[str]]:
+    """The servers the settings hold, their header and environment values from ``secrets``, and a sentence for each
+    one that cannot start: unreadable, or a value not known this run. It is skipped, not lost: the settings keep it
+    as written."""
     configs: list[McpServerConfig] = []
     problems: list[str] = []
     for entry in raw:
         try:
-            configs.append(McpServerConfig.from_dict(entry))
+            resolved = secrets.resolve(entry)
         except McpConfigError as exc:
             problems.append(str(exc))
+            continue
+        if resolved.missing:  # without its token a server fails later, in words that do not say why
+            problems.append(secrets.missing_sentence(resolved.config.name, resolved.missing))
+        else:
+            configs.append(resolved.config)
     return configs, problems
 
 

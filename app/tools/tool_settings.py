@@ -34,13 +34,15 @@ class ToolSettings:
     python_enabled: offer the sandboxed python tool.
     disabled: recipients of function tools the user switched off (built-in or MCP).
     policies: each tool's policy by recipient where it differs from :func:`default_policy`.
-    mcp_servers: the MCP servers, each as its config's dict (engine/tools/mcp_config.py).
+    mcp_servers: the MCP servers, each as its config's dict (engine/tools/mcp_config.py) with the header and
+        environment values left out (app/tools/mcp_secrets.py keeps those in the keyring).
     """
 
     python_enabled: bool = True
     disabled: frozenset[str] = frozenset()
     policies: Mapping[str, ToolPolicy] = field(default_factory=dict)
-    mcp_servers: tuple[Mapping[str, Any], ...] = ()
+    # Not in the repr: a settings file from an older version holds the values in plain text until they are moved.
+    mcp_servers: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
 
     def policy(self, recipient: str) -> ToolPolicy:
         return self.policies.get(recipient, default_policy(recipient))

@@ -1,5 +1,6 @@
 """Tools ▸ Tool settings…: which tools the model may call in your chats, whether each asks first, the python
-tool's sandbox in plain words, and the MCP servers."""
+tool's sandbox in plain words, and the MCP servers (their header and environment values go to the keyring on OK,
+app/tools/mcp_secrets.py)."""
 
 from __future__ import annotations
 
@@ -24,13 +25,14 @@ from PySide6.QtWidgets import (
 )
 
 from gpt_oss_desktop.app.tools.app_tools import AppTools
+from gpt_oss_desktop.app.tools.mcp_secrets import McpSecrets, ResolvedServer
 from gpt_oss_desktop.app.tools.mcp_server_dialog import McpServerDialog
-from gpt_oss_desktop.app.tools.mcp_servers import McpServers, read_configs
+from gpt_oss_desktop.app.tools.mcp_servers import McpServers
 from gpt_oss_desktop.app.tools.tool_settings import ToolSettings
 from gpt_oss_desktop.engine.harmony import PYTHON_TOOL
 from gpt_oss_desktop.engine.tools.base import ToolPolicy
 from gpt_oss_desktop.engine.tools.builtin_functions import BUILTIN_FUNCTIONS
-from gpt_oss_desktop.engine.tools.mcp_config import McpServerConfig
+from gpt_oss_desktop.engine.tools.mcp_config import McpConfigError, McpServerConfig
 from gpt_oss_desktop.engine.tools.python_sandbox import SandboxKind, sandbox_info
 
 POLICY_LABELS: Final = {ToolPolicy.ASK: "Ask first", ToolPolicy.ALWAYS: "Always run", ToolPolicy.NEVER: "Never run"}
@@ -49,16 +51,34 @@ def _caption(text: str, parent: QWidget | None) -> QLabel:
 
 
 class ToolsDialog(QDialog):
-    """Edits a copy of the tool settings; :attr:`result_settings` holds them once accepted."""
+    """Edits a copy of the tool settings; :attr:`result_settings` holds them once accepted, and :attr:`notice` what
+    the window should say then (values the keyring did not take).
 
-    def __init__(self, tools: AppTools, servers: McpServers | None = None, parent: QWidget | None = None) -> None:
+    Args:
+        secrets: where the MCP servers' header and environment values are read from, and go on OK.
+    """
+
+    def __init__(
+        self,
+        tools: AppTools,
+        servers: McpServers | None = None,
+        parent: QWidget | None = None,
+        *,
+        secrets: McpSecrets,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Tool settings")
         self.setMinimumWidth(560)
         self.result_settings: ToolSettings = tools.settings
+        self.notice: str | None = None
         self._settings = tools.settings
         self._tools = tools
         self._servers = servers
+        self._secrets = secrets
+        # Servers added or edited here, values included, by name: the settings copy holds them names-only, and their
+        # values reach the keyring on OK only, so Cancel leaves the keyring as it was.
+        self._pending: dict[str, McpServerConfig] = {}
+        self._removed: set[str] = set()  # removed or renamed away here: their keyring entries go on OK
         self.policy_boxes: dict[str, QComboBox] = {}
         self.enabled_boxes: dict[str, QCheckBox] = {}
 
@@ -112,8 +132,8 @@ class ToolsDialog(QDialog):
         while (item := self._mcp_layout.takeAt(0)) is not None:
             if (widget := item.widget()) is not None:
                 widget.deleteLater()
-        configs, problems = read_configs(self._settings.mcp_servers)
-        if not configs:
+        servers, problems = self._read_servers()
+        if not servers:
             self._mcp_layout.addWidget(
                 _caption("No MCP servers yet. Add one to offer its tools to the model.", self.mcp_group)
             )
@@ -121,8 +141,11 @@ class ToolsDialog(QDialog):
             label = _caption(problem, self.mcp_group)
             label.setProperty("role", "error")
             self._mcp_layout.addWidget(label)
-        for config in configs:
-            self._mcp_layout.addWidget(self._server_row(config))
+        note = self._secrets.note()
+        if note is not None and any(server.config.env or server.config.headers for server in servers):
+            self._mcp_layout.addWidget(_caption(note, self.mcp_group))  # as the Connect dialog says it of a key
+        for server in servers:
+            self._mcp_layout.addWidget(self._server_row(server))
         add = QPushButton("Add server…", self.mcp_group)
         add.clicked.connect(lambda: self._edit_server(None))
         row = QHBoxLayout()
@@ -132,7 +155,24 @@ class ToolsDialog(QDialog):
         holder.setLayout(row)
         self._mcp_layout.addWidget(holder)
 
-    def _server_row(self, config: McpServerConfig) -> QWidget:
+    def _read_servers(self) -> tuple[list[ResolvedServer], list[str]]:
+        """The servers of the settings copy, values filled in (from this dialog's edits, else the keyring), and a
+        sentence for each entry that cannot be read."""
+        servers: list[ResolvedServer] = []
+        problems: list[str] = []
+        for entry in self._settings.mcp_servers:
+            name = entry.get("name")
+            if isinstance(name, str) and name in self._pending:
+                servers.append(ResolvedServer(self._pending[name]))
+                continue
+            try:
+                servers.append(self._secrets.resolve(entry))
+            except McpConfigError as exc:
+                problems.append(str(exc))
+        return servers, problems
+
+    def _server_row(self, server: ResolvedServer) -> QWidget:
+        config = server.config
         box = QWidget(self.mcp_group)
         grid = QGridLayout(box)
         grid.setContentsMargins(0, 0, 0, 0)
@@ -140,7 +180,7 @@ class ToolsDialog(QDialog):
         enabled = QCheckBox(config.name, box)
         enabled.setChecked(config.enabled)
         enabled.setAccessibleName(f"Start MCP server {config.name}")
-        enabled.toggled.connect(lambda on, c=config: self._replace_server(c, _with_enabled(c, on)))
+        enabled.toggled.connect(lambda on, name=config.name: self._set_enabled(name, on))
         edit = QPushButton("Edit…", box)
         edit.clicked.connect(lambda _=False, c=config: self._edit_server(c))
         remove = QPushButton("Remove", box)
@@ -149,14 +189,19 @@ class ToolsDialog(QDialog):
         grid.addWidget(edit, 0, 2)
         grid.addWidget(remove, 0, 3)
         where = " ".join(config.command) if config.transport == "stdio" else config.url
-        grid.addWidget(_caption(f"{where} · {self._server_state(config)}", box), 1, 0, 1, 4)
+        state = "not started" if server.missing else self._server_state(config)
+        grid.addWidget(_caption(f"{where} · {state}", box), 1, 0, 1, 4)
+        if server.missing:  # kept for one run only, or gone from the keyring: Edit… takes them again
+            missing = _caption(self._secrets.missing_sentence(config.name, server.missing), box)
+            missing.setProperty("role", "error")
+            grid.addWidget(missing, 2, 0, 1, 4)
         tools = [tool for tool in self._tools.available() if getattr(tool, "server", None) == config.name]
         tool_grid = QGridLayout()
         tool_grid.setContentsMargins(24, 0, 0, 0)
         for row, tool in enumerate(tools):
             description = tool.spec.description if tool.spec is not None else ""
             self._tool_row(tool_grid, 2 * row, tool.recipient, tool.recipient.removeprefix("functions."), description)
-        grid.addLayout(tool_grid, 2, 0, 1, 4)
+        grid.addLayout(tool_grid, 3, 0, 1, 4)
         return box
 
     def _server_state(self, config: McpServerConfig) -> str:
@@ -197,23 +242,40 @@ class ToolsDialog(QDialog):
         self._settings = change(self._settings)
 
     def _edit_server(self, config: McpServerConfig | None) -> None:
-        dialog = McpServerDialog(self, config)
+        dialog = McpServerDialog(self, config, note=self._secrets.note())
         if dialog.exec() != QDialog.DialogCode.Accepted or dialog.config is None:
             return
         self._replace_server(config, dialog.config)
 
     def _replace_server(self, old: McpServerConfig | None, new: McpServerConfig | None) -> None:
+        """Remove ``old`` (None: nothing), add ``new`` (None: nothing) at the end; a rename is both."""
         servers = [dict(entry) for entry in self._settings.mcp_servers if old is None or entry.get("name") != old.name]
+        if old is not None:
+            self._pending.pop(old.name, None)
+            self._removed.add(old.name)
         if new is not None:
             servers = [entry for entry in servers if entry.get("name") != new.name]
-            servers.append(new.to_dict())
+            servers.append(self._secrets.settings_entry(new))
+            self._pending[new.name] = new
         self._update(lambda s: replace(s, mcp_servers=tuple(servers)))
         self._fill_mcp()
 
+    def _set_enabled(self, name: str, enabled: bool) -> None:
+        # Only the switch changes: the values stay where they are (a server whose values are missing stays so).
+        if name in self._pending:
+            self._pending[name] = replace(self._pending[name], enabled=enabled)
+        servers = tuple(
+            {**entry, "enabled": enabled} if entry.get("name") == name else entry
+            for entry in self._settings.mcp_servers
+        )
+        self._update(lambda s: replace(s, mcp_servers=servers))
+        self._fill_mcp()
+
     def _accept(self) -> None:
+        # Forgotten first: a server removed and then added again under its name keeps the new values.
+        for name in sorted(self._removed - self._pending.keys()):
+            self._secrets.forget(name)
+        kept = [config.name for config in self._pending.values() if not self._secrets.store(config)]
+        self.notice = self._secrets.memory_notice(kept) if kept else None
         self.result_settings = self._settings
         self.accept()
-
-
-def _with_enabled(config: McpServerConfig, enabled: bool) -> McpServerConfig:
-    return McpServerConfig.from_dict({**config.to_dict(), "enabled": enabled})

@@ -49,6 +49,10 @@ class McpServerConfig:
         env: stdio: variables added to the small safe environment the SDK passes on (PATH, HOME, ...).
         url: http: the endpoint, e.g. ``http://127.0.0.1:8000/mcp``.
         headers: http: sent with every request (e.g. ``Authorization``).
+
+    The values of ``env`` and ``headers`` are secrets (``GITHUB_TOKEN=…``, ``Authorization: Bearer …``): they are
+    left out of the repr, and :meth:`to_dict` is the engine's whole config, values included, so the app keeps them
+    in the keyring rather than the settings file (app/tools/mcp_secrets.py).
         enabled: off: kept in the settings but never started.
         call_timeout_s: a call that has not answered by then ends as a timeout.
         start_timeout_s: a server that has not answered the handshake and the tool list by then has failed to start.
@@ -57,9 +61,9 @@ class McpServerConfig:
     name: str
     transport: Transport = "stdio"
     command: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
     url: str = ""
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     enabled: bool = True
     call_timeout_s: float = DEFAULT_CALL_TIMEOUT_S
     start_timeout_s: float = DEFAULT_START_TIMEOUT_S

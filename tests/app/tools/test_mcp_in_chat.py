@@ -9,11 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import keyring.backends.fail
 from PySide6.QtWidgets import QDialog
 
+from gpt_oss_desktop.app.backends.api_keys import KeyStore
 from gpt_oss_desktop.app.backends.local_engine import LocalEngine
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage
 from gpt_oss_desktop.app.tools.app_tools import AppTools
+from gpt_oss_desktop.app.tools.mcp_secrets import McpSecrets
 from gpt_oss_desktop.app.tools.mcp_server_dialog import McpServerDialog
 from gpt_oss_desktop.app.tools.mcp_servers import McpServers, read_configs
 from gpt_oss_desktop.app.tools.tool_settings import ToolSettings
@@ -32,6 +35,11 @@ def toolbox_server(name: str = "toolbox", *args: str) -> dict[str, Any]:
     return McpServerConfig(name=name, command=(sys.executable, TOOLBOX, *args)).to_dict()
 
 
+def memory_secrets() -> McpSecrets:
+    """Values in memory only (these servers have none; the keyring tests are in test_mcp_secrets*.py)."""
+    return McpSecrets(KeyStore(keyring.backends.fail.Keyring()))
+
+
 def test_an_mcp_tool_is_offered_called_and_its_result_answered(make_window: Any, run: Any) -> None:
     call = harmony_tool_call("Add with the server.", "functions.toolbox__add", '{"a": 19, "b": 23}')
     model = ScriptedModel.tool_loop(call, harmony_reply("It said 42.", "19 + 23 = 42."), token_seconds=0.001)
@@ -40,7 +48,7 @@ def test_an_mcp_tool_is_offered_called_and_its_result_answered(make_window: Any,
     settings = ToolSettings(mcp_servers=(toolbox_server(),)).with_policy("functions.toolbox__add", ToolPolicy.ALWAYS)
     tools = AppTools(settings, save=lambda _s: None, extra_tools=servers.tools)
     try:
-        configs, problems = read_configs(settings.mcp_servers)
+        configs, problems = read_configs(settings.mcp_servers, memory_secrets())
         assert problems == []
         started = run(servers.apply(configs))
         assert [status.running for status in started] == [True]
@@ -68,7 +76,8 @@ def test_a_server_that_cannot_start_is_named_in_a_notice(run: Any) -> None:
     notices: list[str] = []
     servers = McpServers(notice=notices.append)
     try:
-        configs, _ = read_configs([McpServerConfig(name="ghost", command=("no-such-mcp-server-xyz",)).to_dict()])
+        ghost = McpServerConfig(name="ghost", command=("no-such-mcp-server-xyz",)).to_dict()
+        configs, _ = read_configs([ghost], memory_secrets())
         started = run(servers.apply(configs))
         assert not started[0].running
 
@@ -84,7 +93,7 @@ def test_a_server_that_cannot_start_is_named_in_a_notice(run: Any) -> None:
 
 
 def test_settings_with_a_broken_server_entry_keep_it_and_say_why() -> None:
-    configs, problems = read_configs([{"name": "x", "command": "not a list"}, toolbox_server("ok")])
+    configs, problems = read_configs([{"name": "x", "command": "not a list"}, toolbox_server("ok")], memory_secrets())
     assert [config.name for config in configs] == ["ok"]
     assert problems == ["MCP server 'x': the command must be a list: the program, then its arguments"]
 
@@ -92,7 +101,8 @@ def test_settings_with_a_broken_server_entry_keep_it_and_say_why() -> None:
 def test_the_settings_dialog_edits_a_copy_until_ok(qtbot: Any, monkeypatch: Any) -> None:
     saved: list[ToolSettings] = []
     tools = AppTools(ToolSettings(), save=saved.append)
-    dialog = ToolsDialog(tools)
+    secrets = memory_secrets()
+    dialog = ToolsDialog(tools, secrets=secrets)
     qtbot.addWidget(dialog)
     assert dialog.sandbox_summary.text()  # the sandbox in plain words (bubblewrap or the fallback)
     assert not dialog.enabled_boxes[PYTHON_TOOL].isEnabled()  # no python tool was given to this AppTools
@@ -113,7 +123,7 @@ def test_the_settings_dialog_edits_a_copy_until_ok(qtbot: Any, monkeypatch: Any)
     result = dialog.result_settings
     assert not result.enabled("functions.get_current_time")
     assert result.policy("functions.convert_units") is ToolPolicy.NEVER
-    (server,) = read_configs(result.mcp_servers)[0]
+    (server,) = read_configs(result.mcp_servers, secrets)[0]
     assert server.command == (sys.executable, TOOLBOX, "--flag") and dict(server.env) == {"TOOLBOX_KEY": "abc"}
 
 

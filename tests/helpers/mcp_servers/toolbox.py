@@ -4,7 +4,8 @@ Its tools cover what the client must handle: text that needs escaping (``echo``)
 (``weird-name.v2``), a tool that raises (``fail``: the SDK answers ``isError``), an image result, one that hangs
 (``sleep``), one that freezes the whole server (``freeze``), and one that kills the server in the middle of its call
 (``die``). ``--crash`` writes a line to stderr and exits 1 before answering anything, like a server missing its
-configuration; ``--silent`` starts and never answers.
+configuration; ``--silent`` starts and never answers. ``--key`` asks for a token: over HTTP in a header, over stdio
+in the environment (``TOOLBOX_KEY``), as real servers do.
 
 Run as a script (``python toolbox.py``): it imports nothing from the tests, so the child starts on its own.
 """
@@ -100,7 +101,9 @@ def serve_http(key: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--http", action="store_true", help="serve streamable HTTP on a free port (printed)")
-    parser.add_argument("--key", default="", help="with --http: the X-Toolbox-Key every request must carry")
+    parser.add_argument(
+        "--key", default="", help="the X-Toolbox-Key every request must carry (--http), or the TOOLBOX_KEY to be given"
+    )
     parser.add_argument("--crash", action="store_true", help="exit 1 at once, with a line on stderr")
     parser.add_argument("--silent", action="store_true", help="start but never answer (a hung server)")
     args = parser.parse_args()
@@ -112,8 +115,11 @@ def main() -> None:
         return
     if args.http:
         serve_http(args.key)
-    else:
-        server.run()
+        return
+    if args.key and os.environ.get("TOOLBOX_KEY") != args.key:
+        sys.stderr.write("toolbox: missing or wrong TOOLBOX_KEY\n")  # the value itself is never echoed
+        sys.exit(1)
+    server.run()
 
 
 if __name__ == "__main__":
