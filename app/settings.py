@@ -27,6 +27,7 @@ EFFORT_KEY: Final = "composer/effort"
 TEMPERATURE_KEY: Final = "sampling/temperature"
 TOP_P_KEY: Final = "sampling/top_p"
 MAX_TOKENS_KEY: Final = "sampling/max_tokens"
+THINKING_BUDGET_KEY: Final = "sampling/thinking_budget"  # 0: no limit
 LAST_MODEL_KEY: Final = "model/last"
 # True: Ctrl+Enter sends and Enter makes a new line (for long prompts); False, the default: Enter sends, as in
 # ChatGPT, LM Studio and Jan, and Shift+Enter makes a new line.

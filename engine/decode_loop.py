@@ -21,12 +21,12 @@ from typing import Any
 
 import torch
 
+from gpt_oss_desktop.engine.channel_guard import ChannelGuard
 from gpt_oss_desktop.engine.errors import GenerationError
 from gpt_oss_desktop.engine.events import Delta, Done, Event, FinishReason
 from gpt_oss_desktop.engine.model_lock import model_lock
 from gpt_oss_desktop.engine.sampling import SamplingParams, make_generator, sample
 from gpt_oss_desktop.engine.stream_parser import HarmonyStreamParser
-from gpt_oss_desktop.engine.tool_call_constraint import ToolCallConstraint
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class SequenceState:
     started: float
     parser: HarmonyStreamParser | None = None  # None: raw token ids, no harmony events
     rng: torch.Generator | None = None
-    must_call: ToolCallConstraint | None = None  # from params.must_call, set at prefill
+    guard: ChannelGuard | None = None  # params.must_call / reasoning_budget at work; set at prefill
     produced: int = 0
     last_token: int = -1
     reused_prompt_tokens: int = 0
@@ -163,8 +163,7 @@ def decode_steps(
                         yield seq, None
                         continue
                     seq.rng = make_generator(seq.params.seed, model.device)
-                    rule = seq.params.must_call
-                    seq.must_call = None if rule is None else ToolCallConstraint(rule)
+                    seq.guard = guard_for(seq.params)
                 seq.prefill_calls += 1
                 prefill_started = time.perf_counter()
                 with lock, torch.inference_mode():
@@ -222,15 +221,22 @@ def end_running(
             yield seq, None
 
 
+def guard_for(params: SamplingParams) -> ChannelGuard | None:
+    """The channel guard ``params`` asks for, or None when they leave the channels free."""
+    if params.must_call is None and params.reasoning_budget is None:
+        return None
+    return ChannelGuard(must_call=params.must_call, reasoning_budget=params.reasoning_budget)
+
+
 def _take(seq: SequenceState, logits: torch.Tensor, cache: Any) -> int:
     """Sample ``seq``'s next token from its ``logits`` ``[V]``, count it, and apply the stop rule."""
     sample_started = time.perf_counter()
     with torch.inference_mode():
-        if seq.must_call is not None:
-            logits = seq.must_call.mask(logits)
+        if seq.guard is not None:
+            logits = seq.guard.mask(logits)
         token = int(sample(logits, seq.params, seq.rng))
-    if seq.must_call is not None:
-        seq.must_call.advance(token)
+    if seq.guard is not None:
+        seq.guard.advance(token)
     now = time.perf_counter()
     if seq.first_token_at is None:
         seq.first_token_at = now
@@ -280,4 +286,5 @@ def build_done(seq: SequenceState, parser: HarmonyStreamParser) -> Done:
         completion_ids=parser.completion_ids,
         messages=parser.messages,
         malformed=parser.malformed,
+        reasoning_cut=seq.guard is not None and seq.guard.reasoning_cut,
     )

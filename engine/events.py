@@ -89,6 +89,8 @@ class Done:
     # True when some token counts were counted on this machine (o200k) instead of reported by the server that
     # generated the answer (a remote server without usage, or without reasoning_tokens): they may be a little off.
     counts_estimated: bool = False
+    # True when a reasoning budget (SamplingParams.reasoning_budget) ended the thinking, or kept it from starting.
+    reasoning_cut: bool = False
 
     @property
     def completion_tokens(self) -> int:

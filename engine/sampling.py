@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from gpt_oss_desktop.engine.tool_call_constraint import ToolCallRule
+from gpt_oss_desktop.engine.channel_guard import ToolCallRule
 from gpt_oss_desktop.engine.vocab import ASSISTANT_STOP_TOKENS
 
 # Reasoning at high effort often runs to several thousand tokens before the answer starts; 4096 cut answers off
@@ -29,7 +29,9 @@ class SamplingParams:
     stop_tokens: generation ends after sampling one of these (default ``<|return|>``, ``<|call|>``;
         docs/model.md#stop-tokens).
     must_call: holds the model's message headers to thinking or calling one of its functions
-        (``tool_choice`` "required" or a named function; engine/tool_call_constraint.py); None leaves them free.
+        (``tool_choice`` "required" or a named function; engine/channel_guard.py); None leaves them free.
+    reasoning_budget: the most tokens the answer may think (analysis) before it must answer; 0 skips thinking,
+        None sets no limit (engine/channel_guard.py).
     """
 
     temperature: float = 1.0
@@ -39,6 +41,7 @@ class SamplingParams:
     max_tokens: int = DEFAULT_MAX_TOKENS
     stop_tokens: frozenset[int] = field(default=ASSISTANT_STOP_TOKENS)
     must_call: ToolCallRule | None = None
+    reasoning_budget: int | None = None
 
     def __post_init__(self) -> None:
         # bool is an int subclass; True as a count or seed is always a mistake.
@@ -64,6 +67,9 @@ class SamplingParams:
         object.__setattr__(self, "stop_tokens", stops)  # accept any iterable, store a hashable set
         if self.must_call is not None and not isinstance(self.must_call, ToolCallRule):
             raise ValueError(f"must_call must be a ToolCallRule or None, got {type(self.must_call).__name__}")
+        budget = self.reasoning_budget
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 0):
+            raise ValueError(f"reasoning_budget must be an integer >= 0 or None, got {budget!r}")
 
     @property
     def greedy(self) -> bool:

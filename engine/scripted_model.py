@@ -9,7 +9,7 @@ A script is a reply (:func:`harmony_reply`) or a tool call (:func:`harmony_tool_
 replays is the next one in turn, or, with ``choose``, picked from its prompt: :meth:`ScriptedModel.tool_loop` calls
 a tool first and answers once the prompt holds the tool's result (:func:`ends_with_tool_result`).
 :meth:`ScriptedModel.preferring` follows whichever of its scripts the tokens written so far still match, the first
-most strongly: a model that would rather answer but can be held to a call (engine/tool_call_constraint.py).
+most strongly: a model that would rather answer but can be held to a call (engine/channel_guard.py).
 """
 
 from __future__ import annotations

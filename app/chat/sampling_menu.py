@@ -1,4 +1,5 @@
-"""A small popup with the sampling settings (temperature, top-p, max tokens), remembered in QSettings."""
+"""A small popup with the sampling settings (temperature, top-p, max tokens, thinking budget), remembered in
+QSettings."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidgetAction,
 )
 
-from gpt_oss_desktop.app.settings import MAX_TOKENS_KEY, TEMPERATURE_KEY, TOP_P_KEY
+from gpt_oss_desktop.app.settings import MAX_TOKENS_KEY, TEMPERATURE_KEY, THINKING_BUDGET_KEY, TOP_P_KEY
 from gpt_oss_desktop.engine.sampling import DEFAULT_MAX_TOKENS, SamplingParams
 
 # Defaults come from SamplingParams itself (docs/model.md#sampling-defaults: temperature 1.0, top_p 1.0), not
@@ -47,6 +48,19 @@ class SamplingMenu(QMenu):
         self.max_tokens.setSingleStep(256)
         self.max_tokens.setGroupSeparatorShown(True)
         self.max_tokens.setAccessibleName("Maximum tokens per answer")
+        # 0 shows as "No limit" here; the engine reads a budget of 0 as "do not think", which this menu does not
+        # offer (low effort is the way to think little).
+        self.thinking_budget = QSpinBox(form_widget)
+        self.thinking_budget.setRange(0, 131072)
+        self.thinking_budget.setSingleStep(256)
+        self.thinking_budget.setGroupSeparatorShown(True)
+        self.thinking_budget.setSpecialValueText("No limit")
+        self.thinking_budget.setSuffix(" tokens")
+        self.thinking_budget.setAccessibleName("Thinking budget")
+        self.thinking_budget.setToolTip(
+            "The most tokens the model may think before it must answer. Applies to models running in this app; "
+            "a connected server is asked without it."
+        )
         reset = QPushButton("Reset to defaults", form_widget)
         reset.setAccessibleName("Reset sampling settings to defaults")
         reset.clicked.connect(self.reset)
@@ -54,6 +68,7 @@ class SamplingMenu(QMenu):
         form.addRow("&Temperature", self.temperature)
         form.addRow("Top &p", self.top_p)
         form.addRow("&Max tokens", self.max_tokens)
+        form.addRow("Thinking &budget", self.thinking_budget)
         form.addRow(reset)
         # The form's size is fixed to what its labels and boxes need, so the menu never cuts a label short.
         form.setSizeConstraint(QLayout.SizeConstraint.SetFixedSize)
@@ -68,16 +83,22 @@ class SamplingMenu(QMenu):
         self.temperature.setValue(float(settings.value(TEMPERATURE_KEY, _DEFAULTS.temperature)))  # type: ignore[arg-type]
         self.top_p.setValue(float(settings.value(TOP_P_KEY, _DEFAULTS.top_p)))  # type: ignore[arg-type]
         self.max_tokens.setValue(int(settings.value(MAX_TOKENS_KEY, DEFAULT_MAX_TOKENS)))  # type: ignore[call-overload]
+        self.thinking_budget.setValue(int(settings.value(THINKING_BUDGET_KEY, 0)))  # type: ignore[call-overload]
         self.temperature.valueChanged.connect(lambda v: settings.setValue(TEMPERATURE_KEY, v))
         self.top_p.valueChanged.connect(lambda v: settings.setValue(TOP_P_KEY, v))
         self.max_tokens.valueChanged.connect(lambda v: settings.setValue(MAX_TOKENS_KEY, v))
+        self.thinking_budget.valueChanged.connect(lambda v: settings.setValue(THINKING_BUDGET_KEY, v))
 
     def params(self) -> SamplingParams:
         return SamplingParams(
-            temperature=self.temperature.value(), top_p=self.top_p.value(), max_tokens=self.max_tokens.value()
+            temperature=self.temperature.value(),
+            top_p=self.top_p.value(),
+            max_tokens=self.max_tokens.value(),
+            reasoning_budget=self.thinking_budget.value() or None,
         )
 
     def reset(self) -> None:
         self.temperature.setValue(_DEFAULTS.temperature)
         self.top_p.setValue(_DEFAULTS.top_p)
         self.max_tokens.setValue(DEFAULT_MAX_TOKENS)
+        self.thinking_budget.setValue(0)

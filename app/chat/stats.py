@@ -35,6 +35,9 @@ class AnswerStats:
     # What ended the answer early, as the chat showed it under the answer ("connection lost mid-answer (…)", a tool
     # limit reached); kept so a reopened chat shows it again (it is one line, never a key: engine/remote/errors.py).
     error: str | None = None
+    # The thinking budget (the sampling menu's) ended the reasoning, or kept it from starting: the answer came
+    # after less thought than the model would have given it.
+    reasoning_cut: bool = False
 
     @property
     def connection_lost(self) -> bool:
@@ -70,6 +73,7 @@ class AnswerStats:
             finish_reason=done.finish_reason,
             counts_estimated=done.counts_estimated,
             error=done.error or None,
+            reasoning_cut=done.reasoning_cut,
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -86,6 +90,7 @@ class AnswerStats:
             **({"counts_estimated": True} if self.counts_estimated else {}),
             **({"tool_calls": self.tool_calls, "tool_s": self.tool_seconds} if self.tool_calls else {}),
             **({"error": self.error} if self.error else {}),
+            **({"reasoning_cut": True} if self.reasoning_cut else {}),
         }
 
     @classmethod
@@ -118,6 +123,7 @@ class AnswerStats:
             tool_calls=int(number("tool_calls") or 0),
             tool_seconds=number("tool_s") or 0.0,
             error=error if isinstance(error := record.get("error"), str) and error else None,
+            reasoning_cut=record.get("reasoning_cut") is True,
         )
 
 
@@ -191,6 +197,8 @@ def stats_figures(stats: AnswerStats) -> list[str]:
         parts.append(f"first token {seconds(stats.time_to_first_token)}")
     if stats.thinking_seconds is not None:
         parts.append(f"thinking {seconds(stats.thinking_seconds)}")
+    if stats.reasoning_cut:
+        parts.append("thinking cut at the budget")
     if stats.answer_seconds is not None:
         parts.append(f"answer {seconds(stats.answer_seconds)}")
     if stats.tokens_per_second > 0:

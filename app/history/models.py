@@ -40,6 +40,7 @@ class AnswerStats(TypedDict, total=False):
     tok_s: float
     finish_reason: str
     error: str  # what ended the answer early, as shown under it ("connection lost mid-answer (…)"); absent if nothing
+    reasoning_cut: bool  # the thinking budget ended the reasoning; absent if it did not
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Literal
@@ -143,7 +144,13 @@ class MainWindow(QMainWindow):
         composer_row.addStretch(1)
         layout.addLayout(composer_row)
         # Compare mode (app/compare/compare_view.py) replaces the chat pane and composer; the sidebar stays.
-        self.compare = CompareView(backend, store=store, sampling=self.composer.sampling_params, parent=self)
+        # Without the thinking budget: the comparison shows what each effort's thinking buys, cut by nothing.
+        self.compare = CompareView(
+            backend,
+            store=store,
+            sampling=lambda: dataclasses.replace(self.composer.sampling_params(), reasoning_budget=None),
+            parent=self,
+        )
         self.compare.conversation = lambda: self.conversation  # the chat on screen, offered as context
         self._chat_page = central
         self.modes = QStackedWidget(self)

@@ -49,6 +49,13 @@ def add_parser(subparsers: Any) -> None:
         "--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, help=f"per answer (default: {DEFAULT_MAX_TOKENS})"
     )
     p.add_argument("--seed", type=int, default=None, help="sampling seed for reproducible answers")
+    p.add_argument(
+        "--thinking-budget",
+        type=int,
+        default=None,
+        metavar="N",
+        help="think at most N tokens, then answer (0 = answer without thinking; default: no limit; local models)",
+    )
     p.add_argument("--system", "--instructions", dest="instructions", default=None, help="developer instructions")
     p.add_argument("--context", type=int, default=None, help="context length to allocate (default: the model's)")
     p.add_argument("--dtype", choices=["bfloat16", "float32"], default=None, help="weight dtype (default: bfloat16)")
@@ -77,6 +84,7 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
             top_k=args.top_k,
             seed=args.seed,
             max_tokens=args.max_tokens,
+            reasoning_budget=getattr(args, "thinking_budget", None),
         )
     except ValueError as exc:
         raise EngineError(f"invalid sampling option: {exc}") from exc
@@ -186,7 +194,8 @@ def _stats_line(done: Done, color: bool) -> str:
         f"[{done.prompt_tokens} prompt ({done.reused_prompt_tokens} cached), {done.reasoning_tokens} reasoning, "
         f"{done.final_tokens} answer, {done.other_tokens} other tokens | TTFT {ttft} | "
         f"{done.decode_tokens_per_s:.1f} tok/s | {done.finish_reason.value}"
-        f"{' | counts estimated' if done.counts_estimated else ''}]"
+        f"{' | counts estimated' if done.counts_estimated else ''}"
+        f"{' | thinking cut at the budget' if done.reasoning_cut else ''}]"
     )
     return f"{_DIM}{line}{_RESET}" if color else line
 
@@ -236,6 +245,9 @@ def _answer(generator: Generator, prompt_ids: list[int], params: SamplingParams,
 def run(args: argparse.Namespace) -> int:
     params = sampling_from_args(args)
     if getattr(args, "server", None) is not None:  # callers that build the Namespace themselves may leave it out
+        if params.reasoning_budget is not None:
+            # Enforcing it takes the logits, which only a model in this process offers (engine/channel_guard.py).
+            raise EngineError("--thinking-budget applies to a local model (--model), not to --server")
         return remote_chat.run(args, params, _Printer(sys.stdout))
     if args.context is not None and args.context < 2:
         raise EngineError(f"--context must be at least 2 tokens, got {args.context}")

@@ -101,7 +101,8 @@ def chat_request(
     turned off.
 
         Fields the SDK does not declare (``reasoning``, ``top_k``) go in ``extra_body``, which the SDK merges into the
-        JSON body as they are.
+        JSON body as they are. ``params.reasoning_budget`` is not sent: this app enforces it on the logits
+        (engine/channel_guard.py), and a server that does not know a budget field may refuse the request for it.
     """
     body: dict[str, Any] = {
         "model": connection.model,

@@ -1,7 +1,8 @@
 """Sampling and effort fields shared by Chat Completions and Responses, read and checked once.
 
 Defaults follow OpenAI's advice for gpt-oss (temperature 1, top_p 1) and medium effort; ``max_tokens`` defaults to
-what is left of the context after the prompt.
+what is left of the context after the prompt. ``thinking_token_budget`` (vLLM's name; not an OpenAI field) caps the
+tokens of reasoning, after which the model must answer (engine/channel_guard.py).
 """
 
 from __future__ import annotations
@@ -25,11 +26,18 @@ class GenerationSettings:
     max_tokens: int | None = None  # None: the rest of the context
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    reasoning_budget: int | None = None  # thinking_token_budget
 
     def sampling_params(self, room: int) -> SamplingParams:
         """The engine's parameters for a prompt that leaves ``room`` tokens of context."""
         limit = room if self.max_tokens is None else min(self.max_tokens, room)
-        return SamplingParams(temperature=self.temperature, top_p=self.top_p, seed=self.seed, max_tokens=max(1, limit))
+        return SamplingParams(
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
+            max_tokens=max(1, limit),
+            reasoning_budget=self.reasoning_budget,
+        )
 
 
 def read_effort(body: JSONObject) -> ReasoningEffort:
@@ -70,6 +78,7 @@ def read_settings(body: JSONObject, *, max_tokens_keys: tuple[str, ...]) -> Gene
         max_tokens=max_tokens,
         seed=seed,
         stop=_read_stop(body),
+        reasoning_budget=optional_int(body, "thinking_token_budget", low=0),
     )
 
 

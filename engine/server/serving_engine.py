@@ -18,6 +18,7 @@ from typing import Protocol
 from openai_harmony import HarmonyEncoding
 from starlette.types import Message
 
+from gpt_oss_desktop.engine.channel_guard import ToolCallRule
 from gpt_oss_desktop.engine.errors import GenerationError, QueueFullError
 from gpt_oss_desktop.engine.events import Done, Event
 from gpt_oss_desktop.engine.harmony import ChatMessage, FunctionTool, render_prompt
@@ -25,7 +26,6 @@ from gpt_oss_desktop.engine.sampling import SamplingParams
 from gpt_oss_desktop.engine.server.answer_assembler import AnswerAssembler, Piece
 from gpt_oss_desktop.engine.server.errors import APIError, context_exceeded, too_many_requests
 from gpt_oss_desktop.engine.server.generation_settings import GenerationSettings
-from gpt_oss_desktop.engine.tool_call_constraint import ToolCallRule
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class ServingEngine:
     ) -> RunningRequest:
         """Render a conversation as the harmony prompt, check it fits (``param`` names the request field in the 400)
         and submit it with the request's settings; with ``must_call``, the answer is a call to one of those
-        functions (engine/tool_call_constraint.py)."""
+        functions (engine/channel_guard.py)."""
         prompt = render_prompt(
             messages, effort=settings.effort, instructions=instructions, tools=tools or None, encoding=self.encoding
         )

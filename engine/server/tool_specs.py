@@ -7,7 +7,7 @@ browser/python tools are the app's, in a later issue), so any other type is a cl
 ``tool_choice``: ``"auto"`` (default) renders every tool; ``"none"`` renders none, so the model cannot call one;
 ``"required"`` and a named function are asked for in the developer instructions, as the reference implementation
 asks, and enforced: :attr:`ToolSetup.must_call` names the functions the model's headers are held to
-(engine/tool_call_constraint.py), so the answer is a call whatever the model would have preferred.
+(engine/channel_guard.py), so the answer is a call whatever the model would have preferred.
 """
 
 from __future__ import annotations

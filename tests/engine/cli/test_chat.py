@@ -11,9 +11,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+
+import gpt_oss_desktop.engine.cli as cli
 from gpt_oss_desktop.engine.cli import chat
 from gpt_oss_desktop.engine.events import Done, FinishReason
+from gpt_oss_desktop.engine.paths import DATA_DIR_ENV
 from gpt_oss_desktop.engine.sampling import SamplingParams
 
 
@@ -65,3 +70,23 @@ def test_a_tool_call_prints_its_arguments_once_and_the_note() -> None:
     assert text.count('{"city":"Bern"}') == 1  # streamed once; the ToolCall event adds no second copy
     assert '[tool call → functions.get_weather] {"city":"Bern"}' in text
     assert "note: the model called functions.get_weather" in text
+
+
+def test_a_thinking_budget_cuts_the_demos_reasoning(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    question = ("chat", "--model", "demo", "--effort", "high", "--temperature", "0", "What is 12 times 4?")
+    assert cli.main([*question]) == 0
+    free = capsys.readouterr().out
+    assert cli.main([*question, "--thinking-budget", "3"]) == 0
+    cut = capsys.readouterr().out
+    assert len(cut) < len(free) and "thinking cut at the budget" in cut and "thinking cut" not in free
+    assert cli.main([*question, "--thinking-budget", "-1"]) == 2
+    assert "reasoning_budget" in capsys.readouterr().err
+
+
+def test_a_thinking_budget_is_refused_for_a_server(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["chat", "--server", "http://127.0.0.1:9/v1", "--thinking-budget", "5", "hi"]) == 2
+    err = capsys.readouterr().err
+    assert "--thinking-budget applies to a local model" in err and err.count("\n") == 1

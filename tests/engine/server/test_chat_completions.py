@@ -153,3 +153,30 @@ def test_a_malformed_harmony_header_is_salvaged_not_a_failed_turn(start_server: 
     assert reply.choices[0].message.content == "5"
     assert extra(reply.choices[0].message, "reasoning") == "Add them."
     assert reply.choices[0].finish_reason == "stop"
+
+
+def test_a_thinking_token_budget_cuts_the_reasoning_and_the_answer_still_comes(client: openai.OpenAI) -> None:
+    def reply(**budget: Any) -> Any:
+        return client.chat.completions.create(
+            model="demo", messages=QUESTION, temperature=0, reasoning_effort="high", extra_body=budget
+        )
+
+    def reasoning_tokens(answer: Any) -> int:
+        return answer.usage.completion_tokens_details.reasoning_tokens or 0
+
+    free = reply()
+    cut = reply(thinking_token_budget=6)
+    assert reasoning_tokens(free) > 20
+    # Six tokens of thinking, plus its header and closing (<|channel|>analysis<|message|> ... <|end|>).
+    assert reasoning_tokens(cut) == 6 + 4
+    assert cut.choices[0].finish_reason == "stop" and cut.choices[0].message.content
+    thought = extra(cut.choices[0].message, "reasoning")
+    assert thought and extra(free.choices[0].message, "reasoning").startswith(thought)
+    skipped = reply(thinking_token_budget=0)
+    assert reasoning_tokens(skipped) == 0 and skipped.choices[0].message.content
+
+
+def test_a_negative_thinking_token_budget_is_a_clear_400(demo_server: RunningServer) -> None:
+    body = {"model": "demo", "messages": QUESTION, "thinking_token_budget": -5}
+    response = httpx.post(demo_server.base_url + "/chat/completions", json=body, timeout=30)
+    assert response.status_code == 400 and response.json()["error"]["param"] == "thinking_token_budget"

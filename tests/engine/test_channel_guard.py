@@ -1,32 +1,34 @@
-"""The must-call constraint (engine/tool_call_constraint.py): which tokens it allows where, checked against
-openai_harmony's own parser, and its effect on generation with a model that would rather answer."""
+"""The channel guard (engine/channel_guard.py): which tokens a must-call request and a reasoning budget allow
+where, checked against openai_harmony's own parser, and their effect on generation with scripted models that would
+rather answer, or think longer."""
 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
 from openai_harmony import Role
 
+from gpt_oss_desktop.engine.channel_guard import ChannelGuard, ToolCallRule
 from gpt_oss_desktop.engine.events import Done, FinishReason, ToolCall
 from gpt_oss_desktop.engine.generator import Generator
 from gpt_oss_desktop.engine.harmony import ChatMessage, ChatRole, FunctionTool, render_prompt
 from gpt_oss_desktop.engine.sampling import SamplingParams
 from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply, model_written_tool_call
-from gpt_oss_desktop.engine.tool_call_constraint import ToolCallConstraint, ToolCallRule
 from gpt_oss_desktop.engine.vocab import CALL, CHANNEL, END, MESSAGE, RETURN, START, get_encoding
 
 VOCAB = 201088
 TOOLS = (FunctionTool("get_weather", "Weather in a city"), FunctionTool("get_time", "Time in a city"))
 
 
-def _allowed(constraint: ToolCallConstraint) -> set[int]:
+def _allowed(constraint: ChannelGuard) -> set[int]:
     masked = constraint.mask(torch.zeros(VOCAB))
     return set(torch.nonzero(masked > float("-inf")).flatten().tolist())
 
 
-def _walk(constraint: ToolCallConstraint, tokens: list[int]) -> None:
+def _walk(constraint: ChannelGuard, tokens: list[int]) -> None:
     """Write ``tokens`` through the constraint, checking each one was allowed."""
     for i, token in enumerate(tokens):
         assert token in _allowed(constraint), f"token {i} ({get_encoding().decode([token])!r}) was masked"
@@ -37,7 +39,7 @@ def test_thinking_then_a_call_passes_and_harmony_reads_the_call() -> None:
     enc = get_encoding()
     rule = ToolCallRule.for_functions(enc, ["get_weather", "get_time"])
     completion = model_written_tool_call("Look it up.", "get_time", '{"city": "Oslo"}')
-    _walk(ToolCallConstraint(rule), completion)
+    _walk(ChannelGuard(must_call=rule), completion)
     # An independent reading of what the constraint let through: harmony's parser sees one analysis message and
     # one call to functions.get_time.
     messages = enc.parse_messages_from_completion_tokens(completion, Role.ASSISTANT)
@@ -46,7 +48,7 @@ def test_thinking_then_a_call_passes_and_harmony_reads_the_call() -> None:
 
 def test_a_final_answer_is_masked_at_its_channel() -> None:
     enc = get_encoding()
-    constraint = ToolCallConstraint(ToolCallRule.for_functions(enc, ["get_weather"]))
+    constraint = ChannelGuard(must_call=ToolCallRule.for_functions(enc, ["get_weather"]))
     reply = harmony_reply("Easy.", "It is sunny.")
     final_at = len(reply) - reply[::-1].index(CHANNEL)  # the token after the last <|channel|>: "final"
     _walk(constraint, reply[:final_at])
@@ -57,14 +59,14 @@ def test_a_final_answer_is_masked_at_its_channel() -> None:
 
 def test_the_first_header_may_think_or_call() -> None:
     enc = get_encoding()
-    constraint = ToolCallConstraint(ToolCallRule.for_functions(enc, ["get_weather"]))
+    constraint = ChannelGuard(must_call=ToolCallRule.for_functions(enc, ["get_weather"]))
     _walk(constraint, [CHANNEL])
     assert _allowed(constraint) == {enc.encode("analysis")[0], enc.encode("commentary")[0]}
 
 
 def test_a_named_function_is_the_only_call_allowed() -> None:
     enc = get_encoding()
-    constraint = ToolCallConstraint(ToolCallRule.for_functions(enc, ["get_time"]))
+    constraint = ChannelGuard(must_call=ToolCallRule.for_functions(enc, ["get_time"]))
     weather = model_written_tool_call("x", "get_weather", "{}")
     header_end = len(weather) - 1 - weather[::-1].index(MESSAGE)
     with pytest.raises(AssertionError, match="was masked"):
@@ -80,7 +82,7 @@ def test_a_named_function_is_the_only_call_allowed() -> None:
 )
 def test_each_kind_of_message_closes_only_its_own_way(prefix_text: str, banned: set[int], free: set[int]) -> None:
     enc = get_encoding()
-    constraint = ToolCallConstraint(ToolCallRule.for_functions(enc, ["get_time"]))
+    constraint = ChannelGuard(must_call=ToolCallRule.for_functions(enc, ["get_time"]))
     _walk(constraint, [CHANNEL, *enc.encode(prefix_text, allowed_special="all"), MESSAGE, *enc.encode("text")])
     allowed = _allowed(constraint)
     assert not banned & allowed and free <= allowed and len(allowed) == VOCAB - len(banned)
@@ -88,7 +90,7 @@ def test_each_kind_of_message_closes_only_its_own_way(prefix_text: str, banned: 
 
 def test_after_an_analysis_message_the_next_header_is_held_too() -> None:
     enc = get_encoding()
-    constraint = ToolCallConstraint(ToolCallRule.for_functions(enc, ["get_time"]))
+    constraint = ChannelGuard(must_call=ToolCallRule.for_functions(enc, ["get_time"]))
     _walk(constraint, [CHANNEL, *enc.encode("analysis"), MESSAGE, *enc.encode("hm"), END])
     assert _allowed(constraint) == {START}
     constraint.advance(START)
@@ -102,7 +104,7 @@ def test_after_an_analysis_message_the_next_header_is_held_too() -> None:
 def test_mask_leaves_the_callers_logits_alone() -> None:
     logits = torch.arange(VOCAB, dtype=torch.float32)
     before = logits.clone()
-    constraint = ToolCallConstraint(ToolCallRule.for_functions(get_encoding(), ["get_time"]))
+    constraint = ChannelGuard(must_call=ToolCallRule.for_functions(get_encoding(), ["get_time"]))
     masked = constraint.mask(logits)
     assert torch.equal(logits, before) and masked[CHANNEL] == CHANNEL and int(torch.argmax(masked)) == CHANNEL
 
@@ -111,7 +113,9 @@ def test_a_rule_without_a_call_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one function"):
         ToolCallRule.for_functions(get_encoding(), [])
     with pytest.raises(ValueError, match="must allow at least one call"):
-        ToolCallRule((1,), ((MESSAGE,),), (False,))
+        ToolCallRule(())
+    with pytest.raises(ValueError, match=re.escape("end with <|message|>")):
+        ToolCallRule(((1, 2),))
     with pytest.raises(ValueError, match="ToolCallRule"):
         SamplingParams(must_call="get_time")  # type: ignore[arg-type]
 
@@ -158,4 +162,94 @@ def test_sampling_with_temperature_stays_inside_the_rule() -> None:
     completion = list(done.completion_ids)
     assert RETURN not in completion and enc.encode("final")[0] not in completion
     first_header = completion[: completion.index(MESSAGE) + 1]
-    assert first_header in [[CHANNEL, *tail] for tail in rule.channels]
+    analysis = [CHANNEL, *enc.encode("analysis"), MESSAGE]
+    assert first_header in [analysis, *([CHANNEL, *call] for call in rule.calls)]
+
+
+# -- the reasoning budget ---------------------------------------------------------------------------------------
+
+
+def _reply_tokens(thought: list[int], answer: str) -> list[int]:
+    """A reply as token ids, from the thought's own tokens (so a shorter thought is an exact prefix of a longer)."""
+    enc = get_encoding()
+    return [
+        CHANNEL, *enc.encode("analysis"), MESSAGE, *thought, END,
+        START, *enc.encode("assistant"), CHANNEL, *enc.encode("final"), MESSAGE, *enc.encode(answer), RETURN,
+    ]  # fmt: skip
+
+
+LONG_THOUGHT = get_encoding().encode(" ".join(["Let me consider this carefully once more."] * 6))
+
+
+def _thinker() -> ScriptedModel:
+    """Would think LONG_THOUGHT through, and answers after any prefix of it if it must."""
+    scripts = [_reply_tokens(LONG_THOUGHT, "Forty-two.")]
+    scripts += [_reply_tokens(LONG_THOUGHT[:n], "Forty-two.") for n in range(len(LONG_THOUGHT))]
+    return ScriptedModel.preferring(*scripts)
+
+
+def _done(model: ScriptedModel, **params: object) -> Done:
+    done = _events(model, SamplingParams(temperature=0, max_tokens=300, **params))[-1]  # type: ignore[arg-type]
+    assert isinstance(done, Done)
+    return done
+
+
+def test_a_budget_cuts_the_thinking_and_the_model_answers() -> None:
+    enc = get_encoding()
+    free = _done(_thinker())
+    assert free.reasoning_tokens > len(LONG_THOUGHT) > 20 and not free.reasoning_cut
+    cut = _done(_thinker(), reasoning_budget=20)
+    completion = list(cut.completion_ids)
+    messages = enc.parse_messages_from_completion_tokens(completion, Role.ASSISTANT)
+    assert [m.channel for m in messages] == ["analysis", "final"]
+    assert enc.encode(messages[0].content[0].text) == LONG_THOUGHT[:20]  # type: ignore[union-attr]
+    assert messages[1].content[0].text == "Forty-two."  # type: ignore[union-attr]
+    assert cut.reasoning_cut and cut.finish_reason is FinishReason.STOP and cut.final_tokens > 0
+
+
+def test_a_budget_the_model_stays_under_changes_nothing() -> None:
+    free = _done(_thinker())
+    roomy = _done(_thinker(), reasoning_budget=len(LONG_THOUGHT) + 1)
+    assert roomy.completion_ids == free.completion_ids and not roomy.reasoning_cut
+    guard = ChannelGuard(reasoning_budget=1000)
+    logits = torch.zeros(VOCAB)
+    assert guard.mask(logits) is logits  # nothing to hold: the logits pass through untouched, not copied
+
+
+def test_a_budget_of_zero_skips_thinking() -> None:
+    enc = get_encoding()
+    answer_now = [CHANNEL, *enc.encode("final"), MESSAGE, *enc.encode("Forty-two."), RETURN]
+    model = ScriptedModel.preferring(_reply_tokens(LONG_THOUGHT, "Forty-two."), answer_now)
+    done = _done(model, reasoning_budget=0)
+    assert list(done.completion_ids) == answer_now
+    assert done.reasoning_tokens == 0 and done.reasoning_cut
+
+
+def test_after_the_budget_a_header_may_answer_or_comment_but_not_think() -> None:
+    enc = get_encoding()
+    guard = ChannelGuard(reasoning_budget=2)
+    _walk(guard, [CHANNEL, *enc.encode("analysis"), MESSAGE, *enc.encode("ab cd")[:2]])
+    assert _allowed(guard) == {END}
+    _walk(guard, [END, START, *enc.encode("assistant"), CHANNEL])
+    assert _allowed(guard) == {enc.encode("final")[0], enc.encode("commentary")[0]}
+    # "commentary" written, the model finishes the header itself (a preamble or a call of its choosing).
+    _walk(guard, [*enc.encode("commentary"), *enc.encode(" to=functions.get_time")])
+    assert len(_allowed(guard)) == VOCAB
+
+
+def test_a_budget_and_a_must_call_together_end_in_a_call() -> None:
+    enc = get_encoding()
+    rule = ToolCallRule.for_functions(enc, ["get_time"])
+    call = model_written_tool_call("x", "get_time", "{}")
+    call_header_at = call.index(END) + 1  # <|start|>assistant<|channel|>commentary to=functions.get_time ...
+    scripts = [_reply_tokens(LONG_THOUGHT, "Noon.")]
+    scripts += [[*_reply_tokens(LONG_THOUGHT[:n], "")[: n + 4], *call[call_header_at:]] for n in range(30)]
+    done = _done(ScriptedModel.preferring(*scripts), reasoning_budget=10, must_call=rule)
+    messages = enc.parse_messages_from_completion_tokens(list(done.completion_ids), Role.ASSISTANT)
+    assert [(m.channel, m.recipient) for m in messages] == [("analysis", None), ("commentary", "functions.get_time")]
+    assert done.reasoning_cut and done.completion_ids[-1] == CALL
+
+
+def test_a_negative_budget_is_refused() -> None:
+    with pytest.raises(ValueError, match="reasoning_budget"):
+        SamplingParams(reasoning_budget=-1)
