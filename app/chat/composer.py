@@ -3,6 +3,7 @@ taking back the last message."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from PySide6.QtCore import QEvent, QSettings, Qt, Signal
@@ -20,7 +21,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gpt_oss_desktop.app.chat.effort_hint import BASE_TOOLTIP, cost_hint, costs_tooltip
 from gpt_oss_desktop.app.chat.sampling_menu import SamplingMenu
+from gpt_oss_desktop.app.history.effort_costs import EffortCost
 from gpt_oss_desktop.app.settings import CTRL_ENTER_SENDS_KEY, EFFORT_KEY
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from gpt_oss_desktop.engine.sampling import SamplingParams
@@ -183,9 +186,15 @@ class Composer(QFrame):
         for level in ReasoningEffort:
             self.effort.addItem(f"{level.value.capitalize()} effort", level)
         self.effort.setAccessibleName("Reasoning effort")
-        self.effort.setToolTip("How long the model reasons before answering")
+        self.effort.setToolTip(BASE_TOOLTIP)
         self.set_effort(_stored_effort(settings))
         self.effort.currentIndexChanged.connect(self._on_effort_changed)
+        # What the chosen effort has cost on this computer (app/chat/effort_hint.py); hidden until known.
+        self.effort_cost = QLabel(self)
+        self.effort_cost.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.effort_cost.setAccessibleName("Thinking time of this effort here")
+        self.effort_cost.hide()
+        self._effort_costs: Mapping[str, EffortCost] = {}
 
         self.sampling = SamplingMenu(settings, self)
         self.settings_button = QToolButton(self)
@@ -211,6 +220,7 @@ class Composer(QFrame):
         bar.setSpacing(6)
         bar.addWidget(self.effort)
         bar.addWidget(self.settings_button)
+        bar.addWidget(self.effort_cost)
         bar.addStretch(1)
         bar.addWidget(self.send_button)
         bar.addWidget(self.stop_button)
@@ -240,6 +250,17 @@ class Composer(QFrame):
 
     def sampling_params(self) -> SamplingParams:
         return self.sampling.params()
+
+    def show_effort_costs(self, model: str, costs: Mapping[str, EffortCost]) -> None:
+        """What each effort has cost ``model`` here: the chosen one's beside the selector, all in its tooltip."""
+        self._effort_costs = costs
+        self.effort.setToolTip(costs_tooltip(model, costs))
+        self._show_effort_cost()
+
+    def _show_effort_cost(self) -> None:
+        hint = cost_hint(self._effort_costs.get(self.current_effort().value))
+        self.effort_cost.setText(hint)
+        self.effort_cost.setVisible(bool(hint))
 
     def set_busy(self, busy: bool) -> None:
         """While an answer streams, Send turns into Stop."""
@@ -312,6 +333,7 @@ class Composer(QFrame):
 
     def _on_effort_changed(self, _index: int) -> None:
         self._settings.setValue(EFFORT_KEY, self.current_effort().value)
+        self._show_effort_cost()
 
 
 def _stored_effort(settings: QSettings) -> ReasoningEffort:

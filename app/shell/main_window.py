@@ -37,6 +37,7 @@ from gpt_oss_desktop.app.chat.chat_session import (
 from gpt_oss_desktop.app.chat.chat_view import READING_WIDTH, AssistantMessage, ChatView, UserBubble
 from gpt_oss_desktop.app.chat.composer import Composer, Draft
 from gpt_oss_desktop.app.chat.conversation import Conversation
+from gpt_oss_desktop.app.chat.effort_hint import EffortCostsRefresher
 from gpt_oss_desktop.app.chat.instructions_dialog import ask_instructions
 from gpt_oss_desktop.app.chat.tool_access import ToolAccess
 from gpt_oss_desktop.app.chat.tool_calls import Approval, ToolCallRecord
@@ -192,6 +193,11 @@ class MainWindow(QMainWindow):
             source.open_requested.connect(self.choose_model_folder)
             source.download_requested.connect(lambda: self.model_downloads.open_wizard())
         self.composer.send_requested.connect(self.send_message)
+        # What each effort has cost here, beside the selector: read again on every load and every finished answer.
+        self.effort_costs = EffortCostsRefresher(
+            lambda: self.store.path if self.store is not None else None, self.composer.show_effort_costs, self
+        )
+        self.generation_finished.connect(lambda _done: self.effort_costs.refresh())
         self.chat.intro.example_chosen.connect(self.send_message)
         self.composer.stop_requested.connect(self.stop)
         self.compare.busy_changed.connect(self._set_busy)
@@ -677,6 +683,7 @@ class MainWindow(QMainWindow):
         self.composer.set_can_send(info is not None)
         self.compare.set_model_loaded(info is not None)
         self.status.show_model(info)
+        self.effort_costs.model_changed(None if info is None else info.name)
         if info is None:
             if not self.conversation.turns:
                 self.stack.setCurrentWidget(self.empty)

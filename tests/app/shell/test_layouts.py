@@ -22,7 +22,7 @@ from gpt_oss_desktop.app.chat.chat_view import READING_WIDTH, AssistantMessage
 from gpt_oss_desktop.app.history import ChatStore
 from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.engine.scripted_model import harmony_reply
-from tests.app.conftest import load, next_emission, scripted_engine
+from tests.app.conftest import load, next_emission, scripted_engine, until
 from tests.app.label_fit import clipped_buttons, clipped_labels
 
 SIZES = ((800, 600), (1280, 800), (2560, 1440))
@@ -52,6 +52,8 @@ def chat_window(make_window: Any, run: Any, tmp_path: Path) -> MainWindow:
     window.composer.sampling.temperature.setValue(0.0)
     run(load(window))
     run(next_emission(window.generation_finished, lambda: window.send_message("Why is the sky blue?")))
+    # And the effort's cost beside the selector, read from the history after the answer: on screen, laid out.
+    run(until(lambda: window.composer.effort_cost.isVisible()))
     return window
 
 
