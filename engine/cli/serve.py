@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gpt_oss_desktop.engine.cli.chat import add_weights_argument, load_for_cli
+from gpt_oss_desktop.engine.continuous_batcher import DEFAULT_PREFILL_CHUNK
 from gpt_oss_desktop.engine.errors import EngineError
 from gpt_oss_desktop.engine.server.config import DEFAULT_CONTEXT, DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 
@@ -32,6 +33,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--api-key", default=None, help=f"require 'Authorization: Bearer KEY' (or set ${API_KEY_ENV})")
     p.add_argument("--max-concurrent", type=int, default=8, help="requests decoded together (default: 8)")
     p.add_argument("--max-waiting", type=int, default=32, help="requests queued before answering 429 (default: 32)")
+    p.add_argument(
+        "--prefill-chunk",
+        type=int,
+        default=DEFAULT_PREFILL_CHUNK,
+        help="prompt tokens prefilled between two decode steps while other requests stream; smaller keeps their "
+        f"tokens coming, larger prefills faster (default: {DEFAULT_PREFILL_CHUNK}; 0 = whole prompts)",
+    )
     p.add_argument("--model-name", default=None, help="the model id clients send (default: the folder's name)")
     p.add_argument(
         "--no-reasoning-content",
@@ -63,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
             max_waiting=args.max_waiting,
             mirror_reasoning_content=not args.no_reasoning_content,
             store_path=args.store,
+            prefill_chunk=args.prefill_chunk,
         )
     except ValueError as exc:
         raise EngineError(f"invalid server option: {exc}") from exc

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gpt_oss_desktop.engine.continuous_batcher import DEFAULT_PREFILL_CHUNK
+
 DEFAULT_HOST = "127.0.0.1"  # loopback only unless the user asks for more
 DEFAULT_PORT = 8000
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024  # a long conversation is ~100 KB of JSON; 4 MiB leaves ample room
@@ -18,7 +20,8 @@ DEFAULT_CONTEXT = 16384
 class ServerConfig:
     """``max_concurrent``: requests decoded together (batch slots); ``max_waiting``: requests queued beyond them
     before the server answers 429. ``mirror_reasoning_content``: also return reasoning as ``reasoning_content``
-    (llama.cpp / SGLang clients read that name) beside ``reasoning`` (vLLM, OpenRouter, Ollama)."""
+    (llama.cpp / SGLang clients read that name) beside ``reasoning`` (vLLM, OpenRouter, Ollama). ``prefill_chunk``:
+    prompt tokens prefilled between two decode steps while other requests stream (0: whole prompts)."""
 
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
@@ -28,12 +31,15 @@ class ServerConfig:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     mirror_reasoning_content: bool = True
     store_path: Path | None = None  # the Responses store (SQLite); None = the default under the user data folder
+    prefill_chunk: int = DEFAULT_PREFILL_CHUNK
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in [0, 65535], got {self.port}")
-        if self.max_concurrent < 1 or self.max_waiting < 0 or self.max_body_bytes < 1024:
-            raise ValueError("max_concurrent >= 1, max_waiting >= 0 and max_body_bytes >= 1024 are required")
+        if self.max_concurrent < 1 or self.max_waiting < 0 or self.max_body_bytes < 1024 or self.prefill_chunk < 0:
+            raise ValueError(
+                "max_concurrent >= 1, max_waiting >= 0, max_body_bytes >= 1024 and prefill_chunk >= 0 are required"
+            )
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("the API key must not be empty")
 

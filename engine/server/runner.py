@@ -56,6 +56,7 @@ class RunningServer:
             max_waiting=config.max_waiting,
             max_context=max_context,
             encoding=encoding,
+            prefill_chunk=config.prefill_chunk or None,
         )
         store_path: Path = config.store_path or default_response_store_path()
         self.store = ResponseStore(store_path)

@@ -59,7 +59,7 @@ def test_a_taken_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("bad", [["--port", "70000"], ["--max-concurrent", "0"]])
+@pytest.mark.parametrize("bad", [["--port", "70000"], ["--max-concurrent", "0"], ["--prefill-chunk", "-1"]])
 def test_bad_options_are_one_line(tmp_path: Path, bad: list[str]) -> None:
     process = start(tmp_path, *bad)
     _, err = process.communicate(timeout=120)

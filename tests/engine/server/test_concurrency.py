@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import pytest
 import torch
 
 from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply
@@ -104,3 +105,11 @@ def test_a_full_queue_is_429_with_retry_after(start_server: StartServer) -> None
         assert int(busy.headers["retry-after"]) >= 1
         error = busy.json()["error"]
         assert error["type"] == "rate_limit_error" and error["code"] == "queue_full"
+
+
+@pytest.mark.parametrize(("chunk", "expected"), [(None, 256), (64, 64), (0, None)])
+def test_the_prefill_chunk_reaches_the_batcher(
+    demo_model: Any, start_server: StartServer, chunk: int | None, expected: int | None
+) -> None:
+    options = {} if chunk is None else {"prefill_chunk": chunk}
+    assert start_server(demo_model, **options).batcher.prefill_chunk == expected
