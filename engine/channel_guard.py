@@ -4,17 +4,18 @@ Two requests a model may ignore when only asked in words are enforced here, on t
 else (the message bodies stay the model's own):
 
 - **Must call** (``tool_choice`` "required" or a named function): every message header is held to
-  ``<|start|>assistant<|channel|>analysis<|message|>`` (thinking, once) or
-  ``<|start|>assistant<|channel|>commentary to=functions.NAME <|constrain|>json<|message|>`` for an allowed name,
-  the form the model itself writes a call in. An analysis message must close with ``<|end|>`` and a call with
-  ``<|call|>``, which ends the request as any call does. The final channel is unreachable.
+  ``<|start|>assistant<|channel|>analysis<|message|>`` (thinking, once) or a call of an allowed name,
+  ``<|start|>assistant<|channel|>commentary to=functions.NAME <|constrain|>json<|message|>`` (the form gpt-oss
+  writes) or ``<|start|>assistant to=functions.NAME<|channel|>commentary <|constrain|>json<|message|>`` (the form
+  harmony renders, which models trained on rendered chats write). An analysis message must close with ``<|end|>``
+  and a call with ``<|call|>``, which ends the request as any call does. The final channel is unreachable.
 - **Reasoning budget** (the most analysis tokens one request may write): once the analysis bodies have that many
-  tokens, the open analysis message is closed (``<|end|>``) and every later header is held to ``final`` or
-  ``commentary`` (or, with must call, to a call): no more thinking. A budget of 0 skips thinking altogether.
+  tokens, the open analysis message is closed (``<|end|>``) and every later header is held to ``final``,
+  ``commentary`` or a recipient (or, with must call, to a call): no more thinking. A budget of 0 skips thinking.
 
 Outside those rules the model is free: a request with a budget that it never reaches samples exactly as without one.
 The header tokens are the harmony encoding's own encoding of that text, so the model is held to the tokens it writes
-unconstrained. The prompt ends with ``<|start|>assistant``, so the completion starts inside a header's role part.
+unconstrained. The prompt ends with ``<|start|>assistant``, so the completion starts inside a header, after the role.
 
 :class:`ToolCallRule` is a request's (immutable, part of its :class:`~engine.sampling.SamplingParams`);
 :class:`ChannelGuard` is one sequence's position in the rules.
@@ -44,13 +45,14 @@ class HeaderWords:
     analysis: tuple[int, ...]
     final: tuple[int, ...]
     commentary: tuple[int, ...]
+    recipient: tuple[int, ...]  # " to", which opens a recipient (" to=functions.get_weather")
 
     @classmethod
     def of(cls, encoding: HarmonyEncoding) -> HeaderWords:
         def tokens(text: str) -> tuple[int, ...]:
             return tuple(encoding.encode(text, allowed_special="all"))
 
-        return cls(tokens("assistant"), tokens("analysis"), tokens("final"), tokens("commentary"))
+        return cls(tokens("assistant"), tokens("analysis"), tokens("final"), tokens("commentary"), tokens(" to"))
 
 
 @functools.cache
@@ -61,24 +63,35 @@ def default_header_words() -> HeaderWords:
 
 @dataclass(frozen=True, slots=True)
 class ToolCallRule:
-    """The calls a must-call request may make: for each allowed function, the header tail after ``<|channel|>``
-    up to and including ``<|message|>``."""
+    """The calls a must-call request may make: each allowed call's header after the role's name, up to and
+    including ``<|message|>``, in both places harmony lets the recipient stand (after the channel, as gpt-oss writes
+    it, or before it, as harmony renders a call in a prompt and models trained on rendered chats write it)."""
 
-    calls: tuple[tuple[int, ...], ...]
+    headers: tuple[tuple[int, ...], ...]
 
     def __post_init__(self) -> None:
-        if not self.calls:
+        if not self.headers:
             raise ValueError("a tool-call rule must allow at least one call")
-        if any(not tail or tail[-1] != MESSAGE or MESSAGE in tail[:-1] for tail in self.calls):
-            raise ValueError("each call's header tail must end with <|message|> and hold it only there")
+        for header in self.headers:
+            if not header or header[-1] != MESSAGE or MESSAGE in header[:-1] or CHANNEL not in header:
+                raise ValueError("each call's header must hold <|channel|> and end with <|message|> (only there)")
 
     @classmethod
     def for_functions(cls, encoding: HarmonyEncoding, names: Sequence[str]) -> ToolCallRule:
         """The rule that lets the model call one of ``names`` (the request's function names)."""
         if not names:
             raise ValueError("a tool-call rule needs at least one function name")
-        calls = [f"commentary to=functions.{name} <|constrain|>json" for name in names]
-        return cls(tuple((*encoding.encode(text, allowed_special="all"), MESSAGE) for text in calls))
+
+        def tokens(text: str) -> tuple[int, ...]:
+            return tuple(encoding.encode(text, allowed_special="all"))
+
+        headers = []
+        for name in names:
+            headers.append((CHANNEL, *tokens(f"commentary to=functions.{name} <|constrain|>json"), MESSAGE))
+            headers.append(
+                (*tokens(f" to=functions.{name}"), CHANNEL, *tokens("commentary <|constrain|>json"), MESSAGE)
+            )
+        return cls(tuple(headers))
 
 
 class _Kind(enum.Enum):
@@ -89,13 +102,12 @@ class _Kind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class _Tail:
-    tokens: tuple[int, ...]  # after <|channel|>; ends with <|message|>, or the model finishes the header freely
+    tokens: tuple[int, ...]  # after <|start|>; ends with <|message|>, or the model finishes the header freely
     kind: _Kind
 
 
 class _Place(enum.Enum):
-    ROLE = enum.auto()  # after <|start|>: the role, then (held) straight to <|channel|>
-    HEADER = enum.auto()  # after <|channel|>, until <|message|>
+    HEADER = enum.auto()  # after <|start|>, until <|message|>: the role, maybe a recipient, the channel
     BODY = enum.auto()  # a message's text, until it closes
     AFTER_END = enum.auto()  # a message closed with <|end|>; the next one starts with <|start|>
 
@@ -106,6 +118,9 @@ _BANS: dict[_Kind, tuple[int, ...]] = {_Kind.ANALYSIS: (RETURN, CALL), _Kind.CAL
 
 class ChannelGuard:
     """One sequence's place in its request's rules: which tokens it may write next, advanced token by token.
+
+    A held header (must call, or thinking over) is walked as a set of allowed token sequences from the role's name
+    to ``<|message|>``; a sequence that ends without it (``commentary``, a recipient) leaves the rest to the model.
 
     Args:
         must_call: the calls the answer must be one of, or None.
@@ -126,11 +141,14 @@ class ChannelGuard:
         self.analysis_tokens = 0  # written in analysis bodies so far
         self.reasoning_cut = False  # the budget closed an analysis message or kept one from opening
         self._thought = False  # an analysis message was opened (must call allows one)
-        # The prompt ends with <|start|>assistant: the completion starts after the role's name.
-        self._place = _Place.ROLE
-        self._written: list[int] = list(self.words.assistant)  # of the role or the header, in the current place
-        self._candidates: list[_Tail] = []  # held header: the tails still matching what was written
         self._kind = _Kind.OTHER  # of the open message
+        self._place = _Place.HEADER
+        self._written: list[int] = []  # of the header, since <|start|>
+        self._candidates: list[_Tail] = []  # held header: the sequences still matching what was written
+        # The prompt ends with <|start|>assistant: the completion starts after the role's name.
+        self._start_header()
+        for token in self.words.assistant:
+            self._header_token(token)
 
     # -- the two calls the decode loop makes -----------------------------------------------------------------
 
@@ -150,35 +168,20 @@ class ChannelGuard:
 
     def advance(self, token: int) -> None:
         """Record the token the sequence wrote (one :meth:`mask` allowed)."""
-        place = self._place
-        if place is _Place.BODY:
+        if self._place is _Place.BODY:
             if token == END:
                 if self._kind is _Kind.ANALYSIS and self._budget_spent():
                     self.reasoning_cut = True
                 self._place = _Place.AFTER_END
             elif self._kind is _Kind.ANALYSIS:
                 self.analysis_tokens += 1
-        elif place is _Place.AFTER_END:
+        elif self._place is _Place.AFTER_END:
             if token == START:
-                self._enter(_Place.ROLE)
-        elif place is _Place.ROLE:
-            if token == CHANNEL:
-                held = self._held()
-                self._enter(_Place.HEADER)
-                self._candidates = self._tails() if held else []
-                if held and self._budget_spent() and not (self.must_call is not None and self._thought):
-                    self.reasoning_cut = True  # thinking was still allowed but for the budget
-            elif token == MESSAGE:  # a header without a channel (free mode): not analysis
-                self._written = []
-                self._open_body()
-            else:
-                self._written.append(token)
+                self._start_header()
         elif token == MESSAGE:
             self._open_body()
         else:
-            at = len(self._written)
-            self._written.append(token)
-            self._candidates = [t for t in self._candidates if len(t.tokens) > at and t.tokens[at] == token]
+            self._header_token(token)
 
     # -- the rules -------------------------------------------------------------------------------------------
 
@@ -190,13 +193,20 @@ class ChannelGuard:
         return self.must_call is not None or self._budget_spent()
 
     def _tails(self) -> list[_Tail]:
+        """The headers allowed now, each from after <|start|>."""
         words = self.words
+        role = words.assistant
         may_think = not self._budget_spent() and not (self.must_call is not None and self._thought)
-        tails = [_Tail((*words.analysis, MESSAGE), _Kind.ANALYSIS)] if may_think else []
+        tails = [_Tail((*role, CHANNEL, *words.analysis, MESSAGE), _Kind.ANALYSIS)] if may_think else []
         if self.must_call is not None:
-            return tails + [_Tail(call, _Kind.CALL) for call in self.must_call.calls]
+            return tails + [_Tail((*role, *header), _Kind.CALL) for header in self.must_call.headers]
         # Thinking is over: an answer, or a commentary message (a preamble or a call) the model finishes itself.
-        return [*tails, _Tail((*words.final, MESSAGE), _Kind.OTHER), _Tail(words.commentary, _Kind.OTHER)]
+        return [
+            *tails,
+            _Tail((*role, CHANNEL, *words.final, MESSAGE), _Kind.OTHER),
+            _Tail((*role, CHANNEL, *words.commentary), _Kind.OTHER),
+            _Tail((*role, *words.recipient), _Kind.OTHER),
+        ]
 
     def _allowed(self) -> set[int] | None:
         """The only tokens allowed next, or None where any may come (bans aside)."""
@@ -209,27 +219,34 @@ class ChannelGuard:
             return None
         if place is _Place.AFTER_END:
             return {START}
-        if place is _Place.ROLE:
-            role, at = self.words.assistant, len(self._written)
-            return {role[at]} if at < len(role) else {CHANNEL}  # no recipient before the channel
         at = len(self._written)
         if not self._candidates or any(len(t.tokens) == at for t in self._candidates):
-            return None  # a tail the model finishes itself (commentary) is written: the header is its own
+            return None  # a header the model finishes itself (commentary, a recipient): the rest is its own
         return {t.tokens[at] for t in self._candidates}
 
-    def _enter(self, place: _Place) -> None:
-        self._place = place
+    def _start_header(self) -> None:
+        self._place = _Place.HEADER
         self._written = []
+        held = self._held()
+        self._candidates = self._tails() if held else []
+        if held and self._budget_spent() and not (self.must_call is not None and self._thought):
+            self.reasoning_cut = True  # thinking would still be allowed but for the budget
+
+    def _header_token(self, token: int) -> None:
+        at = len(self._written)
+        self._written.append(token)
+        self._candidates = [t for t in self._candidates if len(t.tokens) > at and t.tokens[at] == token]
 
     def _open_body(self) -> None:
         header = tuple(self._written)
-        ended = [t for t in self._candidates if t.tokens in ((*header, MESSAGE), header)]
+        ended = [t for t in self._candidates if t.tokens == (*header, MESSAGE)]
         if ended:
             self._kind = ended[0].kind
-        else:  # a free header: only whether it opens analysis matters (for the budget)
+        else:  # a header the model wrote (or finished) itself: only whether it opens analysis matters (the budget)
             analysis = self.words.analysis
-            self._kind = _Kind.ANALYSIS if header[: len(analysis)] == analysis else _Kind.OTHER
+            at = header.index(CHANNEL) + 1 if CHANNEL in header else len(header)
+            self._kind = _Kind.ANALYSIS if header[at : at + len(analysis)] == analysis else _Kind.OTHER
         if self._kind is _Kind.ANALYSIS:
             self._thought = True
-        self._enter(_Place.BODY)
+        self._place = _Place.BODY
         self._candidates = []

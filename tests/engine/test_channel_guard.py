@@ -6,17 +6,26 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from openai_harmony import Role
 
+from gpt_oss_desktop import engine
 from gpt_oss_desktop.engine.channel_guard import ChannelGuard, ToolCallRule
 from gpt_oss_desktop.engine.events import Done, FinishReason, ToolCall
 from gpt_oss_desktop.engine.generator import Generator
 from gpt_oss_desktop.engine.harmony import ChatMessage, ChatRole, FunctionTool, render_prompt
+from gpt_oss_desktop.engine.paths import DATA_DIR_ENV
 from gpt_oss_desktop.engine.sampling import SamplingParams
-from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply, model_written_tool_call
+from gpt_oss_desktop.engine.scripted_model import (
+    ScriptedModel,
+    harmony_reply,
+    harmony_tool_call,
+    model_written_tool_call,
+)
 from gpt_oss_desktop.engine.vocab import CALL, CHANNEL, END, MESSAGE, RETURN, START, get_encoding
 
 VOCAB = 201088
@@ -96,9 +105,19 @@ def test_after_an_analysis_message_the_next_header_is_held_too() -> None:
     constraint.advance(START)
     assert _allowed(constraint) == set(enc.encode("assistant"))
     constraint.advance(enc.encode("assistant")[0])
-    assert _allowed(constraint) == {CHANNEL}  # no recipient before the channel: the call's form is the model's own
+    # The channel (then the recipient, as gpt-oss writes a call) or the recipient first (as harmony renders one).
+    assert _allowed(constraint) == {CHANNEL, enc.encode(" to")[0]}
     constraint.advance(CHANNEL)
     assert _allowed(constraint) == {enc.encode("commentary")[0]}  # it has thought once: now it calls
+
+
+def test_a_call_with_its_recipient_before_the_channel_passes_too() -> None:
+    # The form harmony renders a call in (harmony_tool_call), which models trained on rendered chats write.
+    enc = get_encoding()
+    completion = harmony_tool_call("Look it up.", "functions.get_time", '{"city": "Oslo"}')
+    _walk(ChannelGuard(must_call=ToolCallRule.for_functions(enc, ["get_weather", "get_time"])), completion)
+    with pytest.raises(AssertionError, match="was masked"):
+        _walk(ChannelGuard(must_call=ToolCallRule.for_functions(enc, ["get_weather"])), completion)
 
 
 def test_mask_leaves_the_callers_logits_alone() -> None:
@@ -115,7 +134,7 @@ def test_a_rule_without_a_call_is_refused() -> None:
     with pytest.raises(ValueError, match="must allow at least one call"):
         ToolCallRule(())
     with pytest.raises(ValueError, match=re.escape("end with <|message|>")):
-        ToolCallRule(((1, 2),))
+        ToolCallRule(((CHANNEL, 2),))
     with pytest.raises(ValueError, match="ToolCallRule"):
         SamplingParams(must_call="get_time")  # type: ignore[arg-type]
 
@@ -163,7 +182,7 @@ def test_sampling_with_temperature_stays_inside_the_rule() -> None:
     assert RETURN not in completion and enc.encode("final")[0] not in completion
     first_header = completion[: completion.index(MESSAGE) + 1]
     analysis = [CHANNEL, *enc.encode("analysis"), MESSAGE]
-    assert first_header in [analysis, *([CHANNEL, *call] for call in rule.calls)]
+    assert first_header in [analysis, *(list(header) for header in rule.headers)]
 
 
 # -- the reasoning budget ---------------------------------------------------------------------------------------
@@ -230,11 +249,19 @@ def test_after_the_budget_a_header_may_answer_or_comment_but_not_think() -> None
     guard = ChannelGuard(reasoning_budget=2)
     _walk(guard, [CHANNEL, *enc.encode("analysis"), MESSAGE, *enc.encode("ab cd")[:2]])
     assert _allowed(guard) == {END}
-    _walk(guard, [END, START, *enc.encode("assistant"), CHANNEL])
+    _walk(guard, [END, START, *enc.encode("assistant")])
+    assert _allowed(guard) == {CHANNEL, enc.encode(" to")[0]}  # a channel, or a recipient first
+    _walk(guard, [CHANNEL])
     assert _allowed(guard) == {enc.encode("final")[0], enc.encode("commentary")[0]}
     # "commentary" written, the model finishes the header itself (a preamble or a call of its choosing).
     _walk(guard, [*enc.encode("commentary"), *enc.encode(" to=functions.get_time")])
     assert len(_allowed(guard)) == VOCAB
+    # A call it chose after thinking was cut, recipient first, is its own too; its body is not analysis.
+    cut = ChannelGuard(reasoning_budget=0)
+    json_type = enc.encode("commentary <|constrain|>json", allowed_special="all")
+    header = [*enc.encode(" to=functions.get_time"), CHANNEL, *json_type, MESSAGE]
+    _walk(cut, [*header, *enc.encode('{"city": "Oslo"}')])
+    assert len(_allowed(cut)) == VOCAB and cut.analysis_tokens == 0 and cut.reasoning_cut
 
 
 def test_a_budget_and_a_must_call_together_end_in_a_call() -> None:
@@ -253,3 +280,28 @@ def test_a_budget_and_a_must_call_together_end_in_a_call() -> None:
 def test_a_negative_budget_is_refused() -> None:
     with pytest.raises(ValueError, match="reasoning_budget"):
         SamplingParams(reasoning_budget=-1)
+
+
+def test_the_demo_model_answers_a_sum_itself_but_calls_the_clock_when_it_must(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real demo model (trained on harmony, tool calls included), not a scripted one: asked a sum with a clock
+    # tool at hand it answers itself; held to a call, its next message after thinking is a whole call, JSON and all.
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    enc = get_encoding()
+    clock = FunctionTool("get_current_time", "Current time in a timezone", {"type": "object"})
+    prompt = render_prompt([ChatMessage(ChatRole.USER, "What is 17 + 25?")], tools=(clock,), current_date=None)
+    generator = Generator(engine.load_model("demo"))
+
+    def answer(**rule: Any) -> Done:
+        done = list(generator.stream(prompt, SamplingParams(temperature=0, max_tokens=200, **rule)))[-1]
+        assert isinstance(done, Done)
+        return done
+
+    free = answer()
+    assert [m.channel for m in free.messages] == ["analysis", "final"]
+    held = answer(must_call=ToolCallRule.for_functions(enc, ["get_current_time"]))
+    assert held.finish_reason is FinishReason.STOP and held.completion_ids[-1] == CALL
+    call = held.messages[-1]
+    assert call.recipient == "functions.get_current_time" and held.final_tokens == 0
+    assert isinstance(json.loads(call.content[0].text), dict)  # type: ignore[union-attr]
