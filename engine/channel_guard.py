@@ -13,6 +13,10 @@ else (the message bodies stay the model's own):
   tokens, the open analysis message is closed (``<|end|>``) and every later header is held to ``final``,
   ``commentary`` or a recipient (or, with must call, to a call): no more thinking. A budget of 0 skips thinking.
 
+- **JSON arguments** (``json_calls``, and every must-call call): a call whose header says ``<|constrain|>json`` gets
+  only tokens that keep its text a prefix of a JSON object (engine/json_prefix.py), then only ``<|call|>`` (or
+  whitespace) once the object closes: the call completes, and its arguments parse.
+
 Outside those rules the model is free: a request with a budget that it never reaches samples exactly as without one.
 The header tokens are the harmony encoding's own encoding of that text, so the model is held to the tokens it writes
 unconstrained. The prompt ends with ``<|start|>assistant``, so the completion starts inside a header, after the role.
@@ -31,7 +35,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gpt_oss_desktop.engine.vocab import CALL, CHANNEL, END, MESSAGE, RETURN, START, get_encoding
+from gpt_oss_desktop.engine.json_prefix import JsonState, TokenTable, default_token_table, feed
+from gpt_oss_desktop.engine.vocab import CALL, CHANNEL, CONSTRAIN, END, MESSAGE, RETURN, START, get_encoding
 
 if TYPE_CHECKING:
     from openai_harmony import HarmonyEncoding
@@ -46,13 +51,15 @@ class HeaderWords:
     final: tuple[int, ...]
     commentary: tuple[int, ...]
     recipient: tuple[int, ...]  # " to", which opens a recipient (" to=functions.get_weather")
+    json: tuple[int, ...]  # after <|constrain|>: the arguments are JSON
 
     @classmethod
     def of(cls, encoding: HarmonyEncoding) -> HeaderWords:
         def tokens(text: str) -> tuple[int, ...]:
             return tuple(encoding.encode(text, allowed_special="all"))
 
-        return cls(tokens("assistant"), tokens("analysis"), tokens("final"), tokens("commentary"), tokens(" to"))
+        words = ("assistant", "analysis", "final", "commentary", " to", "json")
+        return cls(*(tokens(word) for word in words))
 
 
 @functools.cache
@@ -125,7 +132,9 @@ class ChannelGuard:
     Args:
         must_call: the calls the answer must be one of, or None.
         reasoning_budget: the most analysis tokens, or None for no limit.
+        json_calls: hold every call marked ``<|constrain|>json`` to a JSON object (must-call calls always are).
         words: the encoding's header words (default: the bundled encoding's).
+        tokens: every token's bytes and the JSON masks (default: the bundled vocabulary's, read on first use).
     """
 
     def __init__(
@@ -133,9 +142,14 @@ class ChannelGuard:
         *,
         must_call: ToolCallRule | None = None,
         reasoning_budget: int | None = None,
+        json_calls: bool = False,
         words: HeaderWords | None = None,
+        tokens: TokenTable | None = None,
     ) -> None:
         self.words = words if words is not None else default_header_words()
+        self.json_calls = json_calls
+        self._tokens = tokens
+        self._json: JsonState | None = None  # the open message is JSON arguments, this far
         self.must_call = must_call
         self.reasoning_budget = reasoning_budget
         self.analysis_tokens = 0  # written in analysis bodies so far
@@ -155,6 +169,13 @@ class ChannelGuard:
     def mask(self, logits: torch.Tensor) -> torch.Tensor:
         """``logits`` ``[V]`` with every token this sequence may not write next at -inf: a new tensor (callers may
         keep theirs, e.g. a prefill's logits reused by a regeneration), or ``logits`` itself where all are allowed."""
+        if self._json is not None:
+            table = self._table(logits.shape[-1])
+            allowed_json = table.mask(self._json)
+            if self._json.done:
+                allowed_json = allowed_json.clone()
+                allowed_json[CALL] = True
+            return logits.masked_fill(~allowed_json.to(logits.device), float("-inf"))
         allowed = self._allowed()
         if allowed is not None:
             index = torch.tensor(sorted(allowed), dtype=torch.long, device=logits.device)
@@ -169,6 +190,11 @@ class ChannelGuard:
     def advance(self, token: int) -> None:
         """Record the token the sequence wrote (one :meth:`mask` allowed)."""
         if self._place is _Place.BODY:
+            if self._json is not None:
+                table = self._tokens
+                data = table.token_bytes[token] if table is not None and token < len(table.token_bytes) else b""
+                # (A token the mask let through always continues the JSON; None only ends it at <|call|>.)
+                self._json = feed(self._json, data) if data else None
             if token == END:
                 if self._kind is _Kind.ANALYSIS and self._budget_spent():
                     self.reasoning_cut = True
@@ -250,3 +276,11 @@ class ChannelGuard:
             self._thought = True
         self._place = _Place.BODY
         self._candidates = []
+        json_type = (CONSTRAIN, *self.words.json)
+        says_json = any(header[i : i + len(json_type)] == json_type for i in range(len(header)))
+        self._json = JsonState() if says_json and (self.json_calls or self._kind is _Kind.CALL) else None
+
+    def _table(self, vocab_size: int) -> TokenTable:
+        if self._tokens is None:
+            self._tokens = default_token_table(vocab_size)
+        return self._tokens

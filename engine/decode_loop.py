@@ -223,9 +223,11 @@ def end_running(
 
 def guard_for(params: SamplingParams) -> ChannelGuard | None:
     """The channel guard ``params`` asks for, or None when they leave the channels free."""
-    if params.must_call is None and params.reasoning_budget is None:
+    if params.must_call is None and params.reasoning_budget is None and not params.json_calls:
         return None
-    return ChannelGuard(must_call=params.must_call, reasoning_budget=params.reasoning_budget)
+    return ChannelGuard(
+        must_call=params.must_call, reasoning_budget=params.reasoning_budget, json_calls=params.json_calls
+    )
 
 
 def _take(seq: SequenceState, logits: torch.Tensor, cache: Any) -> int:

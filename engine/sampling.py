@@ -32,6 +32,8 @@ class SamplingParams:
         (``tool_choice`` "required" or a named function; engine/channel_guard.py); None leaves them free.
     reasoning_budget: the most tokens the answer may think (analysis) before it must answer; 0 skips thinking,
         None sets no limit (engine/channel_guard.py).
+    json_calls: hold a function call's arguments to a JSON object when its header says ``<|constrain|>json``
+        (engine/channel_guard.py, engine/json_prefix.py); set where tools are offered.
     """
 
     temperature: float = 1.0
@@ -42,6 +44,7 @@ class SamplingParams:
     stop_tokens: frozenset[int] = field(default=ASSISTANT_STOP_TOKENS)
     must_call: ToolCallRule | None = None
     reasoning_budget: int | None = None
+    json_calls: bool = False
 
     def __post_init__(self) -> None:
         # bool is an int subclass; True as a count or seed is always a mistake.

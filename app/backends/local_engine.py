@@ -13,6 +13,7 @@ touches a widget.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import queue
 import sys
@@ -44,6 +45,7 @@ from gpt_oss_desktop.engine.errors import (
 )
 from gpt_oss_desktop.engine.events import Delta, Done, FinishReason, LoadProgress, ToolCall
 from gpt_oss_desktop.engine.generator import Generator, ModelLike
+from gpt_oss_desktop.engine.sampling import SamplingParams
 from gpt_oss_desktop.engine.server.config import ServerConfig
 from gpt_oss_desktop.engine.server.request_log import RequestListener
 from gpt_oss_desktop.engine.vocab import get_encoding
@@ -211,6 +213,14 @@ def _prompt(request: ChatRequest) -> list[int]:
         tools=request.tools or None,
         python_tool=request.python_tool,
     )
+
+
+def _params(request: ChatRequest) -> SamplingParams:
+    """The request's sampling, with a function call's arguments held to JSON when it offers functions (a call the
+    model makes then completes and parses; engine/channel_guard.py)."""
+    if request.tools and not request.params.json_calls:
+        return dataclasses.replace(request.params, json_calls=True)
+    return request.params
 
 
 def _free_device_memory() -> None:
@@ -501,7 +511,7 @@ class LocalEngine:
         sent_any = False
         try:
             prompt = _prompt(request)
-            for event in self._generator.stream(prompt, request.params, job.cancel):
+            for event in self._generator.stream(prompt, _params(request), job.cancel):
                 if isinstance(event, ToolCall):
                     continue  # the call's text came as Deltas and its message comes in Done, where the app reads it
                 job.outbox.put(event)

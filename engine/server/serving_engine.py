@@ -86,7 +86,8 @@ class ServingEngine:
             messages, effort=settings.effort, instructions=instructions, tools=tools or None, encoding=self.encoding
         )
         room = self.check_prompt(prompt, param)
-        params = settings.sampling_params(room)
+        # With functions offered, a call's arguments are held to JSON, so a call the model makes parses.
+        params = dataclasses.replace(settings.sampling_params(room), json_calls=bool(tools))
         if must_call:
             params = dataclasses.replace(params, must_call=ToolCallRule.for_functions(self.encoding, must_call))
         return self.start(prompt, params)

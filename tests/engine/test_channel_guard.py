@@ -82,19 +82,28 @@ def test_a_named_function_is_the_only_call_allowed() -> None:
         _walk(constraint, weather[:header_end])
 
 
-@pytest.mark.parametrize(
-    ("prefix_text", "banned", "free"),
-    [
-        ("analysis", {RETURN, CALL}, {END}),
-        ("commentary to=functions.get_time <|constrain|>json", {RETURN, END}, {CALL}),
-    ],
-)
-def test_each_kind_of_message_closes_only_its_own_way(prefix_text: str, banned: set[int], free: set[int]) -> None:
+def test_an_analysis_message_under_must_call_closes_only_with_end() -> None:
     enc = get_encoding()
     constraint = ChannelGuard(must_call=ToolCallRule.for_functions(enc, ["get_time"]))
-    _walk(constraint, [CHANNEL, *enc.encode(prefix_text, allowed_special="all"), MESSAGE, *enc.encode("text")])
+    _walk(constraint, [CHANNEL, *enc.encode("analysis"), MESSAGE, *enc.encode("text")])
     allowed = _allowed(constraint)
-    assert not banned & allowed and free <= allowed and len(allowed) == VOCAB - len(banned)
+    assert RETURN not in allowed and CALL not in allowed and END in allowed and len(allowed) == VOCAB - 2
+
+
+def test_a_calls_arguments_are_held_to_a_json_object_then_the_call_ends() -> None:
+    enc = get_encoding()
+    constraint = ChannelGuard(must_call=ToolCallRule.for_functions(enc, ["get_time"]))
+    header = enc.encode("commentary to=functions.get_time <|constrain|>json", allowed_special="all")
+    _walk(constraint, [CHANNEL, *header, MESSAGE])
+    start = _allowed(constraint)
+    assert enc.encode("{")[0] in start and not {END, RETURN, CALL, *enc.encode("text")} & start
+    _walk(constraint, enc.encode('{"city": "Oslo'))
+    inside = _allowed(constraint)
+    assert enc.encode(" and more")[0] in inside and CALL not in inside and END not in inside
+    _walk(constraint, enc.encode('"}'))
+    done = _allowed(constraint)
+    assert CALL in done and not {END, RETURN} & done and enc.encode("{")[0] not in done
+    assert all(get_encoding().decode([t]).isspace() for t in done - {CALL})  # whitespace at most, then the end
 
 
 def test_after_an_analysis_message_the_next_header_is_held_too() -> None:
@@ -305,3 +314,30 @@ def test_the_demo_model_answers_a_sum_itself_but_calls_the_clock_when_it_must(
     call = held.messages[-1]
     assert call.recipient == "functions.get_current_time" and held.final_tokens == 0
     assert isinstance(json.loads(call.content[0].text), dict)  # type: ignore[union-attr]
+
+
+# -- JSON arguments -----------------------------------------------------------------------------------------------
+
+
+def test_json_calls_hold_a_calls_arguments_to_json_the_model_would_have_broken() -> None:
+    sloppy = model_written_tool_call("Look it up.", "get_time", '{"city": Oslo}')  # what it would write
+    careful = model_written_tool_call("Look it up.", "get_time", '{"city": "Oslo"}')  # its second choice
+    free = _events(ScriptedModel.preferring(sloppy, careful), SamplingParams(temperature=0, max_tokens=200))
+    held = _events(
+        ScriptedModel.preferring(sloppy, careful), SamplingParams(temperature=0, max_tokens=200, json_calls=True)
+    )
+    assert [(c.name, c.arguments) for c in free if isinstance(c, ToolCall)] == [("get_time", '{"city": Oslo}')]
+    assert [(c.name, json.loads(c.arguments)) for c in held if isinstance(c, ToolCall)] == [
+        ("get_time", {"city": "Oslo"})
+    ]
+
+
+def test_json_calls_leave_everything_but_json_arguments_alone() -> None:
+    enc = get_encoding()
+    guard = ChannelGuard(json_calls=True)
+    logits = torch.zeros(VOCAB)
+    _walk(guard, [CHANNEL, *enc.encode("analysis"), MESSAGE, *enc.encode("Some thought {not json")])
+    assert guard.mask(logits) is logits  # reasoning is free text
+    # A call whose header says code, not JSON (the python tool's): free too.
+    _walk(guard, [END, START, *enc.encode("assistant to=python"), CHANNEL, *enc.encode("commentary code"), MESSAGE])
+    assert guard.mask(logits) is logits

@@ -23,8 +23,14 @@ from gpt_oss_desktop.engine.errors import (
     UnsupportedDeviceError,
 )
 from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
-from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort
-from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply, harmony_tool_call
+from gpt_oss_desktop.engine.harmony import ChatMessage, FunctionTool, ReasoningEffort
+from gpt_oss_desktop.engine.sampling import SamplingParams
+from gpt_oss_desktop.engine.scripted_model import (
+    ScriptedModel,
+    harmony_reply,
+    harmony_tool_call,
+    model_written_tool_call,
+)
 from gpt_oss_desktop.engine.vocab import get_encoding
 
 
@@ -130,6 +136,24 @@ def test_a_tool_call_reaches_the_app_as_deltas_and_done_only(run: Any) -> None:
         assert all(isinstance(e, Delta) for e in events)
         assert "".join(d.text for d in events if d.is_tool_call) == '{"city":"Bern"}'
         assert done.tool_call is not None and done.tool_call.recipient == "functions.get_weather"
+    finally:
+        engine.close()
+
+
+@pytest.mark.parametrize("offered", [True, False])
+def test_with_functions_offered_a_calls_arguments_are_held_to_json(run: Any, offered: bool) -> None:
+    sloppy = model_written_tool_call("Look it up.", "get_weather", '{"city": Bern}')  # what the model would write
+    careful = model_written_tool_call("Look it up.", "get_weather", '{"city": "Bern"}')
+    model = ScriptedModel.preferring(sloppy, careful)
+    engine = LocalEngine(loader=lambda _ref, _progress: model, max_context=2048)
+    tools = (FunctionTool("get_weather", "Weather in a city"),) if offered else ()
+    try:
+        run(engine.load("scripted"))
+        request = ChatRequest((ChatMessage.user("Weather?"),), params=SamplingParams(temperature=0), tools=tools)
+        _, done = run(collect(engine, request))
+        assert done.tool_call is not None
+        arguments = done.tool_call.content[0].text  # type: ignore[union-attr]
+        assert arguments == ('{"city": "Bern"}' if offered else '{"city": Bern}')
     finally:
         engine.close()
 

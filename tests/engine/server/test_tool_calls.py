@@ -156,3 +156,16 @@ def test_tool_choice_required_is_enforced_in_a_streamed_response(start_server: S
     assert events[-1].type == "response.completed" and final.tool_choice == "required"
     assert [item.type for item in final.output] == ["reasoning", "function_call"]
     assert final.output[1].name == "get_weather" and final.output[1].arguments == ARGUMENTS  # type: ignore[union-attr]
+
+
+def test_with_tools_a_calls_arguments_come_back_as_json_the_model_would_have_broken(start_server: StartServer) -> None:
+    sloppy = model_written_tool_call("Look it up.", "get_weather", '{"city": Oslo}')  # what the model would write
+    careful = model_written_tool_call("Look it up.", "get_weather", ARGUMENTS)
+    client = client_for(start_server(ScriptedModel.preferring(sloppy, careful)))
+    reply = client.chat.completions.create(
+        model="demo",
+        messages=[{"role": "user", "content": "Weather in Oslo?"}],
+        tools=[WEATHER_CHAT],  # type: ignore[list-item]
+    )
+    (call,) = reply.choices[0].message.tool_calls or []
+    assert json.loads(call.function.arguments) == {"city": "Oslo"}  # type: ignore[union-attr]
