@@ -245,7 +245,12 @@ class LocalEngine:
         max_context: tokens of KV cache to allocate per chat.
     """
 
-    def __init__(self, *, loader: Loader | None = None, max_context: int = DEFAULT_CONTEXT) -> None:
+    def __init__(
+        self, *, loader: Loader | None = None, max_context: int = DEFAULT_CONTEXT, json_arguments: bool = True
+    ) -> None:
+        # json_arguments: hold a function call's arguments to JSON where functions are offered (see _params). Tests
+        # of what the app does with malformed arguments (which a server may still send) turn it off.
+        self._json_arguments = json_arguments
         self._loader: Loader = loader or self._load_default
         self._weights: WeightsMode = DEFAULT_WEIGHTS  # for the next load (GUI thread)
         self._job_weights: WeightsMode = DEFAULT_WEIGHTS  # of the load running (engine thread)
@@ -511,7 +516,8 @@ class LocalEngine:
         sent_any = False
         try:
             prompt = _prompt(request)
-            for event in self._generator.stream(prompt, _params(request), job.cancel):
+            params = _params(request) if self._json_arguments else request.params
+            for event in self._generator.stream(prompt, params, job.cancel):
                 if isinstance(event, ToolCall):
                     continue  # the call's text came as Deltas and its message comes in Done, where the app reads it
                 job.outbox.put(event)
