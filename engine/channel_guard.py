@@ -276,11 +276,18 @@ class ChannelGuard:
             self._thought = True
         self._place = _Place.BODY
         self._candidates = []
+        # Held to JSON: a call (it names a recipient, and ends with <|call|>, the one end allowed after the object)
+        # whose header says <|constrain|>json. Any other message is left as it is.
         json_type = (CONSTRAIN, *self.words.json)
-        says_json = any(header[i : i + len(json_type)] == json_type for i in range(len(header)))
+        says_json = _holds(header, json_type) and _holds(header, self.words.recipient)
         self._json = JsonState() if says_json and (self.json_calls or self._kind is _Kind.CALL) else None
 
     def _table(self, vocab_size: int) -> TokenTable:
         if self._tokens is None:
             self._tokens = default_token_table(vocab_size)
         return self._tokens
+
+
+def _holds(tokens: tuple[int, ...], part: tuple[int, ...]) -> bool:
+    """Whether ``part`` occurs in ``tokens`` as a run."""
+    return any(tokens[i : i + len(part)] == part for i in range(len(tokens) - len(part) + 1))

@@ -338,6 +338,11 @@ def test_json_calls_leave_everything_but_json_arguments_alone() -> None:
     logits = torch.zeros(VOCAB)
     _walk(guard, [CHANNEL, *enc.encode("analysis"), MESSAGE, *enc.encode("Some thought {not json")])
     assert guard.mask(logits) is logits  # reasoning is free text
-    # A call whose header says code, not JSON (the python tool's): free too.
-    _walk(guard, [END, START, *enc.encode("assistant to=python"), CHANNEL, *enc.encode("commentary code"), MESSAGE])
+    # A final answer marked JSON (structured output) is no call: free, and it may end as answers do.
+    _walk(guard, [END, START, *enc.encode("assistant"), CHANNEL])
+    _walk(guard, [*enc.encode("final <|constrain|>json", allowed_special="all"), MESSAGE, *enc.encode("{")])
     assert guard.mask(logits) is logits
+    # A call whose header says code, not JSON (the python tool's): free too.
+    python = ChannelGuard(json_calls=True)
+    _walk(python, [*enc.encode(" to=python"), CHANNEL, *enc.encode("commentary code"), MESSAGE, *enc.encode("x=1")])
+    assert python.mask(logits) is logits
