@@ -101,3 +101,13 @@ def test_a_stored_response_reads_back_as_it_was_returned(client: openai.OpenAI, 
     assert again.incomplete_details is not None and again.incomplete_details.reason == "max_output_tokens"
     assert again.model_dump(exclude={"output"}) == returned.model_dump(exclude={"output"})
     assert [item.type for item in again.output] == [item.type for item in returned.output]
+
+
+def test_a_thinking_token_budget_applies_to_responses_too(client: openai.OpenAI) -> None:
+    ask: dict[str, Any] = {"model": "demo", "input": "What is 12 times 4?", "temperature": 0}
+    free = client.responses.create(**ask, reasoning={"effort": "high"})
+    cut = client.responses.create(**ask, reasoning={"effort": "high"}, extra_body={"thinking_token_budget": 4})
+    assert free.usage is not None and cut.usage is not None
+    assert cut.usage.output_tokens_details.reasoning_tokens == 4 + 4  # its header and <|end|> besides
+    assert free.usage.output_tokens_details.reasoning_tokens > 20
+    assert cut.status == "completed" and cut.output_text
