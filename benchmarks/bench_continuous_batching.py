@@ -27,7 +27,6 @@ import logging
 import math
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ import torch
 # Runnable as a plain script from anywhere: the repository root holds the ``tools`` package.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gpt_oss_desktop.engine.checkpoint import PRESETS, RandomWeights, get_preset, write_checkpoint
+from gpt_oss_desktop.engine.checkpoint import PRESETS
 from gpt_oss_desktop.engine.continuous_batcher import ContinuousBatcher
 from gpt_oss_desktop.engine.events import Done
 from gpt_oss_desktop.engine.generator import Generator
@@ -46,7 +45,7 @@ from gpt_oss_desktop.engine.loader import load_model
 from gpt_oss_desktop.engine.model import Model
 from gpt_oss_desktop.engine.sampling import SamplingParams
 from tools.bench.child_process import load_average
-from tools.bench.measure import cpu_kernel_report, random_prompt
+from tools.bench.measure import cpu_kernel_report, random_prompt, report_on_checkpoint
 
 logger = logging.getLogger("bench_continuous_batching")
 
@@ -225,15 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         "max_batch": args.max_batch,
         "dtype": getattr(torch, args.dtype),
     }
-    if args.model is not None:
-        report = run_bench(args.model, **options)
-    else:
-        preset = args.preset or "small"
-        config = get_preset(preset)
-        with tempfile.TemporaryDirectory(prefix=f"bench-cb-{preset}-") as folder:
-            write_checkpoint(Path(folder), config, RandomWeights(config, 0), "original", 1)
-            report = run_bench(Path(folder), **options)
-        report["model"] = f"preset {preset} (random weights, seed 0)"
+    report = report_on_checkpoint(args.model, args.preset, lambda folder: run_bench(folder, **options), name="bench-cb")
     sys.stdout.write(json.dumps(report, indent=2) + "\n")
     return 0
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from gpt_oss_desktop.engine.checkpoint import PRESETS, RandomWeights, get_preset, write_checkpoint
+from gpt_oss_desktop.engine.checkpoint import PRESETS
 from gpt_oss_desktop.engine.cli.chat import add_weights_argument
 from gpt_oss_desktop.engine.cli.source_tools import import_tool
 from gpt_oss_desktop.engine.errors import EngineError
@@ -43,6 +41,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     run_batch_bench = import_tool("bench.batch_bench", "bench-batch").run_batch_bench
+    report_on_checkpoint = import_tool("bench.measure", "bench-batch").report_on_checkpoint
     if min(args.sequences, args.prompt_tokens, args.new_tokens, args.rounds) < 1:
         raise EngineError("--sequences, --prompt-tokens, --new-tokens and --rounds must be positive")
     options: dict[str, Any] = {
@@ -54,14 +53,9 @@ def run(args: argparse.Namespace) -> int:
         "threads": args.threads,
         "weights": args.weights,
     }
-    if args.model is not None:
-        report = run_batch_bench(resolve_model_path(args.model), **options)
-    else:
-        preset = args.preset or "small"
-        config = get_preset(preset)
-        with tempfile.TemporaryDirectory(prefix=f"bench-batch-{preset}-") as folder:
-            write_checkpoint(Path(folder), config, RandomWeights(config, 0), "original", 1)
-            report = run_batch_bench(Path(folder), **options)
-        report["model"] = f"preset {preset} (random weights, seed 0)"
+    model = None if args.model is None else resolve_model_path(args.model)
+    report = report_on_checkpoint(
+        model, args.preset, lambda folder: run_batch_bench(folder, **options), name="bench-batch"
+    )
     sys.stdout.write(json.dumps(report, indent=2) + "\n")
     return 0

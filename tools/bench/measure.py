@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
@@ -102,3 +103,22 @@ def speed_report(
         "decode_best_step_tok_s": round(1.0 / min(steady), 3),
         "decode_first_step_s": round(step_times[0], 4),
     }
+
+
+def report_on_checkpoint(
+    model: Path | None, preset: str | None, run: Callable[[Path], dict[str, Any]], *, name: str
+) -> dict[str, Any]:
+    """``run(folder)``'s report for the checkpoint folder ``model``, or, without one, for a random-weight checkpoint of
+    ``preset`` (default ``small``, seed 0) written to a temporary folder for the run; the report then names the
+    preset instead of that folder. ``name`` prefixes the temporary folder."""
+    if model is not None:
+        return run(model)
+    from gpt_oss_desktop.engine.checkpoint import RandomWeights, get_preset, write_checkpoint
+
+    chosen = preset or "small"
+    config = get_preset(chosen)
+    with tempfile.TemporaryDirectory(prefix=f"{name}-{chosen}-") as folder:
+        write_checkpoint(Path(folder), config, RandomWeights(config, 0), "original", 1)
+        report = run(Path(folder))
+    report["model"] = f"preset {chosen} (random weights, seed 0)"
+    return report
