@@ -9,7 +9,9 @@ A script is a reply (:func:`harmony_reply`) or a tool call (:func:`harmony_tool_
 replays is the next one in turn, or, with ``choose``, picked from its prompt: :meth:`ScriptedModel.tool_loop` calls
 a tool first and answers once the prompt holds the tool's result (:func:`ends_with_tool_result`).
 :meth:`ScriptedModel.preferring` follows whichever of its scripts the tokens written so far still match, the first
-most strongly: a model that would rather answer but can be held to a call (engine/channel_guard.py).
+most strongly: a model that would rather answer but can be held to a call (engine/channel_guard.py);
+:meth:`ScriptedModel.preferring_by_prompt` does that within a group of scripts picked from each request's prompt
+(a model that thinks before each round of a tool loop, and can be held to a thinking budget in every round).
 """
 
 from __future__ import annotations
@@ -161,6 +163,7 @@ class ScriptedModel:
         self.prompts: list[list[int]] = []  # every prefilled prompt (whole slot contents), in order
         self.decode_batches: list[int] = []  # slots per decode call, in order
         self._ranked = False  # see preferring()
+        self._groups: list[range] = []  # see preferring_by_prompt(): indexes into _scripts, one range per group
 
     @classmethod
     def tool_loop(cls, call: Sequence[int], answer: Sequence[int], *, token_seconds: float = 0.0) -> ScriptedModel:
@@ -180,6 +183,20 @@ class ScriptedModel:
         model._ranked = True
         return model
 
+    @classmethod
+    def preferring_by_prompt(cls, groups: Sequence[Sequence[Sequence[int]]], choose: ScriptChooser) -> ScriptedModel:
+        """A model that predicts as :meth:`preferring` does, among the scripts of one of ``groups``: the one
+        ``choose`` picks for each request from its prompt (its index, taken modulo the number of groups)."""
+        if not groups or not all(groups):
+            raise ValueError("every group needs at least one script")
+        model = cls([script for group in groups for script in group], choose=choose)
+        model._ranked = True
+        start = 0
+        for group in groups:
+            model._groups.append(range(start, start + len(group)))
+            start += len(group)
+        return model
+
     def new_cache(self, batch_size: int = 1, max_context: int | None = None) -> _Cache:
         return _Cache(batch_size, max_context or self.config.max_context_length)
 
@@ -189,7 +206,7 @@ class ScriptedModel:
         self.prompts.append(self.last_prompt)
         self._request += 1
         if self._choose is not None:
-            cache.script[slot] = self._choose(self.last_prompt) % len(self._scripts)
+            cache.script[slot] = self._choose(self.last_prompt) % len(self._groups or self._scripts)
         else:
             cache.script[slot] = self._request % len(self._scripts)
         cache.prompt_end[slot] = cache.length(slot)
@@ -212,7 +229,8 @@ class ScriptedModel:
         logits = torch.full((self.config.vocab_size,), -30.0)
         if self._ranked:
             written = cache.tokens(slot)[cache.prompt_end[slot] :]
-            votes = [s[step] for s in self._scripts if len(s) > step and s[:step] == written]
+            scripts = [self._scripts[i] for i in self._groups[cache.script[slot]]] if self._groups else self._scripts
+            votes = [s[step] for s in scripts if len(s) > step and s[:step] == written]
             for rank, token in reversed(list(enumerate(votes))):  # the first script's vote is written last, so wins
                 logits[token] = 30.0 - 10.0 * rank
             if not votes:

@@ -12,7 +12,8 @@ draw. Every backend (local engine, remote, a server) is driven through here, so 
 - a chat answer runs the model's tool calls (:meth:`ChatSession._answer_rounds`): each call is approved by its
   tool's policy (the listener asks the user for "ask"), run, and its result sent back with the turn's reasoning so
   far; the model then goes on, up to a cap of calls per answer. Stop cancels a running tool. Errors, refusals and
-  timeouts are results the model reads, never the end of the answer;
+  timeouts are results the model reads, never the end of the answer. The thinking budget is the answer's: each
+  round after a call may think only what the earlier rounds left of it;
 - an answer is saved every few seconds while it streams (:class:`~gpt_oss_desktop.app.chat.answer_saver.AnswerSaver`),
   then in full with its statistics, marked stopped or failed by its finish reason; a failed write is reported to
   the listener and the chat goes on unsaved (losing history must not stop it).
@@ -40,6 +41,7 @@ from gpt_oss_desktop.app.chat.tool_calls import (
     CallState,
     ToolCallRecord,
     merge_rounds,
+    thinking_left,
 )
 from gpt_oss_desktop.app.history import Chat, ChatNotFoundError, ChatStore, HistoryError, Message, title_from_prompt
 from gpt_oss_desktop.app.history.versions import Versions
@@ -384,18 +386,22 @@ class ChatSession:
 
         Each round streams the model until it stops; a round that stops on a tool call (``<|call|>``) gets the call
         approved and run, and the next round is asked with the call and its result appended (the turn's reasoning
-        is kept until the final answer). The rounds' Dones become one (:func:`merge_rounds`), yielded last.
+        is kept until the final answer), with what is left of the thinking budget (:func:`thinking_left`). The
+        rounds' Dones become one (:func:`merge_rounds`), yielded last.
         """
         toolbox = self.tools.toolbox() if self.tools is not None else None
         max_calls = self.tools.max_calls if self.tools is not None else MAX_TOOL_CALLS
         if toolbox:
             request = replace(request, tools=toolbox.function_specs, python_tool=toolbox.python_tool)
+        budget = request.params.reasoning_budget
         rounds: list[Done] = []
         stopped = False
         while not (rounds and self._tools_stopped):
             done: Done | None = None
             messages = request.messages + tuple(m for call in answer.tool_calls for m in call.messages())
-            async with contextlib.aclosing(self.backend.stream(replace(request, messages=messages))) as events:
+            params = replace(request.params, reasoning_budget=thinking_left(budget, rounds))
+            round_request = replace(request, messages=messages, params=params)
+            async with contextlib.aclosing(self.backend.stream(round_request)) as events:
                 async for event in events:
                     if isinstance(event, Done):
                         done = event

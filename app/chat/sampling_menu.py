@@ -58,8 +58,8 @@ class SamplingMenu(QMenu):
         self.thinking_budget.setSuffix(" tokens")
         self.thinking_budget.setAccessibleName("Thinking budget")
         self.thinking_budget.setToolTip(
-            "The most tokens the model may think before it must answer. Applies to models running in this app; "
-            "a connected server is asked without it."
+            "The most tokens the model may think before it must answer, counted over the whole answer (its tool "
+            "calls included). Applies to models running in this app; a connected server is asked without it."
         )
         reset = QPushButton("Reset to defaults", form_widget)
         reset.setAccessibleName("Reset sampling settings to defaults")

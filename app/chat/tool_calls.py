@@ -164,10 +164,25 @@ class ToolCallRecord:
         )
 
 
+def thinking_left(budget: int | None, rounds: Sequence[Done]) -> int | None:
+    """The thinking budget (``SamplingParams.reasoning_budget``) left for an answer's next round: ``budget`` less the
+    reasoning its earlier ``rounds`` wrote, never below 0 (the engine then answers without thinking); None (no
+    limit) stays None.
+
+    The budget is the answer's, not each request's: without this, every round after a tool call would think the
+    whole budget again. The rounds' counts are their reasoning tokens as the stats show them, which include each
+    analysis message's few header tokens that the engine's count leaves out: a continuation may get a few tokens
+    less than an exact count would leave it, never more.
+    """
+    if budget is None:
+        return None
+    return max(0, budget - sum(r.reasoning_tokens for r in rounds))
+
+
 def merge_rounds(rounds: Sequence[Done]) -> Done:
     """One answer's :class:`Done` from the rounds of its tool loop: token counts add up, the prompt is the last
-    round's (what the context holds now), the first token is the first round's, and the decode rate covers every
-    round's decoding (tool time is not decode time)."""
+    round's (what the context holds now), the first token is the first round's, the decode rate covers every
+    round's decoding (tool time is not decode time), and the thinking was cut if any round's was."""
     if len(rounds) == 1:
         return rounds[0]
     last = rounds[-1]
@@ -193,4 +208,5 @@ def merge_rounds(rounds: Sequence[Done]) -> Done:
         messages=tuple(message for r in rounds for message in r.messages),
         malformed=next((r.malformed for r in reversed(rounds) if r.malformed), None),
         counts_estimated=any(r.counts_estimated for r in rounds),
+        reasoning_cut=any(r.reasoning_cut for r in rounds),
     )

@@ -11,9 +11,11 @@ then a stats line. Ctrl-C during an answer cancels it; Ctrl-C or Ctrl-D at the p
 from __future__ import annotations
 
 import argparse
+import math
 import queue
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -42,16 +44,19 @@ def add_parser(subparsers: Any) -> None:
     where.add_argument("--server", metavar="URL", help="an OpenAI-compatible server (http://host:8000/v1) instead")
     remote_chat.add_arguments(p)
     p.add_argument("--effort", choices=[e.value for e in ReasoningEffort], default="medium", help="reasoning effort")
-    p.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default: 1.0)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1.0 = off)")
-    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (default: 0 = off)")
+    p.add_argument("--temperature", type=temperature_value, default=1.0, help="0 = greedy (default: 1.0)")
+    p.add_argument("--top-p", type=top_p_value, default=1.0, help="nucleus sampling mass (default: 1.0 = off)")
+    p.add_argument("--top-k", type=top_k_value, default=0, help="keep the k most likely tokens (default: 0 = off)")
     p.add_argument(
-        "--max-tokens", type=int, default=DEFAULT_MAX_TOKENS, help=f"per answer (default: {DEFAULT_MAX_TOKENS})"
+        "--max-tokens",
+        type=max_tokens_value,
+        default=DEFAULT_MAX_TOKENS,
+        help=f"per answer (default: {DEFAULT_MAX_TOKENS})",
     )
-    p.add_argument("--seed", type=int, default=None, help="sampling seed for reproducible answers")
+    p.add_argument("--seed", type=seed_value, default=None, help="sampling seed for reproducible answers")
     p.add_argument(
         "--thinking-budget",
-        type=int,
+        type=thinking_budget_value,
         default=None,
         metavar="N",
         help="think at most N tokens, then answer (0 = answer without thinking; default: no limit; local models)",
@@ -75,8 +80,73 @@ def add_weights_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# Argument types of the sampling flags (chat, tokens). SamplingParams checks the same rules, but its message names
+# its own field (reasoning_budget, top_p); checked while parsing, a bad value is argparse's one-line error naming
+# the flag the user typed ("argument --thinking-budget: must be ..."), exit status 2, like a value that is no number.
+
+
+def _refuse(text: str, rule: str) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(f"must be {rule}, got {text!r}")
+
+
+def _integer_at_least(minimum: int, rule: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise _refuse(text, rule) from None
+        if value < minimum:
+            raise _refuse(text, rule)
+        return value
+
+    return parse
+
+
+def _finite_number(text: str, rule: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _refuse(text, rule) from None
+    if not math.isfinite(value):
+        raise _refuse(text, rule)
+    return value
+
+
+def temperature_value(text: str) -> float:
+    """``--temperature``: a finite number >= 0."""
+    rule = "a number >= 0 (0 = greedy)"
+    value = _finite_number(text, rule)
+    if value < 0:
+        raise _refuse(text, rule)
+    return value
+
+
+def top_p_value(text: str) -> float:
+    """``--top-p``: a number in (0, 1]."""
+    rule = "a number in (0, 1] (1 = off)"
+    value = _finite_number(text, rule)
+    if not 0 < value <= 1:
+        raise _refuse(text, rule)
+    return value
+
+
+def seed_value(text: str) -> int:
+    """``--seed``: what torch.Generator.manual_seed accepts."""
+    rule = "an integer in [0, 2**64)"
+    value = _integer_at_least(0, rule)(text)
+    if value >= 2**64:
+        raise _refuse(text, rule)
+    return value
+
+
+top_k_value = _integer_at_least(0, "an integer >= 0 (0 = off)")
+max_tokens_value = _integer_at_least(1, "an integer >= 1")
+thinking_budget_value = _integer_at_least(0, "an integer >= 0 (0 = answer without thinking)")
+
+
 def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
-    """SamplingParams from CLI flags; invalid values become a one-line EngineError."""
+    """SamplingParams from CLI flags. The parser has checked them (the argument types above); a Namespace built in
+    code may not have been, so invalid values still become a one-line EngineError."""
     try:
         return SamplingParams(
             temperature=args.temperature,

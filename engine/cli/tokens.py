@@ -12,7 +12,16 @@ import re
 import sys
 from typing import Any
 
-from gpt_oss_desktop.engine.cli.chat import add_weights_argument, load_for_cli, sampling_from_args
+from gpt_oss_desktop.engine.cli.chat import (
+    add_weights_argument,
+    load_for_cli,
+    max_tokens_value,
+    sampling_from_args,
+    seed_value,
+    temperature_value,
+    top_k_value,
+    top_p_value,
+)
 from gpt_oss_desktop.engine.errors import EngineError
 from gpt_oss_desktop.engine.generator import Generator
 
@@ -27,11 +36,11 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--model", required=True, help="checkpoint folder, or demo (the built-in toy model)")
     p.add_argument("--prompt-ids", required=True, help="comma-separated token ids, e.g. 200006,1428,200008")
-    p.add_argument("--max-tokens", type=int, default=16, help="tokens to generate (default: 16)")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default: 0)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default: 1.0 = off)")
-    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (default: 0 = off)")
-    p.add_argument("--seed", type=int, default=None, help="sampling seed")
+    p.add_argument("--max-tokens", type=max_tokens_value, default=16, help="tokens to generate (default: 16)")
+    p.add_argument("--temperature", type=temperature_value, default=0.0, help="0 = greedy (default: 0)")
+    p.add_argument("--top-p", type=top_p_value, default=1.0, help="nucleus sampling mass (default: 1.0 = off)")
+    p.add_argument("--top-k", type=top_k_value, default=0, help="keep the k most likely tokens (default: 0 = off)")
+    p.add_argument("--seed", type=seed_value, default=None, help="sampling seed")
     p.add_argument("--dtype", choices=["float32", "bfloat16"], default=None, help="weight dtype (default: bfloat16)")
     add_weights_argument(p)
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")

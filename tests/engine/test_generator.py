@@ -435,7 +435,6 @@ def test_tokens_cli_prints_json_ids(tiny_dir: Path, capsys: pytest.CaptureFixtur
     [
         (["--prompt-ids", "1,,x"], "--prompt-ids"),
         (["--prompt-ids", ""], "--prompt-ids"),
-        (["--prompt-ids", "1,2", "--top-p", "0"], "top_p"),
         (["--prompt-ids", "1,99999"], "vocabulary"),
     ],
 )

@@ -3,6 +3,7 @@ call -> tool result -> final answer."""
 
 from __future__ import annotations
 
+import pytest
 from openai_harmony import HarmonyEncoding, Message, Role
 
 from gpt_oss_desktop.engine.events import Delta, Done, FinishReason, ToolCall
@@ -114,3 +115,24 @@ def test_tool_call_script_on_the_analysis_channel_without_constraint() -> None:
     assert tool_calls == [ToolCall("browser.search", '{"query":"x"}', "analysis", None)]
     assert done.tool_call is not None
     assert isinstance(done.messages[-1], Message)
+
+
+def test_preferring_by_prompt_prefers_within_the_group_its_prompt_picks() -> None:
+    # Group 0 before a tool result, group 1 after one; inside each, the first script that still matches wins.
+    before = [harmony_reply("a", "first choice"), harmony_reply("a", "second choice")]
+    after = [harmony_reply("b", "after the tool"), harmony_reply("c", "never")]
+    model = ScriptedModel.preferring_by_prompt([before, after], lambda prompt: int(ends_with_tool_result(prompt)))
+    generator = Generator(model, max_context=4096)
+    asked = [ChatMessage.user("Weather?")]
+    answered = [
+        *asked,
+        ChatMessage.tool_call("functions.get_weather", ARGS),
+        ChatMessage.tool_result("functions.get_weather", '{"temp": 21}'),
+    ]
+    finals = []
+    for messages in (asked, answered):
+        deltas, _, _ = split(list(generator.stream(prompt_for(messages), GREEDY)))
+        finals.append("".join(d.text for d in deltas if d.is_final))
+    assert finals == ["first choice", "after the tool"]
+    with pytest.raises(ValueError, match="at least one script"):
+        ScriptedModel.preferring_by_prompt([before, []], lambda prompt: 0)

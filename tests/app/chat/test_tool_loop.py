@@ -1,28 +1,31 @@
 """A chat answer's tool loop without any GUI: the real engine thread over the ScriptedModel test double, a real
-toolbox (the built-in functions and small tools written here), approval by policy, Stop, the call cap."""
+toolbox (the built-in functions and small tools written here), approval by policy, Stop, the call cap, the thinking
+budget counted over the whole answer."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from gpt_oss_desktop.app.backends.chat_backend import ChatRequest
 from gpt_oss_desktop.app.backends.local_engine import LocalEngine
 from gpt_oss_desktop.app.chat.chat_session import ChatListener, ChatSession, LiveAnswer, SendRequest
 from gpt_oss_desktop.app.chat.tool_access import ToolAccess
-from gpt_oss_desktop.app.chat.tool_calls import Approval, CallState, ToolCallRecord
+from gpt_oss_desktop.app.chat.tool_calls import Approval, CallState, ToolCallRecord, merge_rounds, thinking_left
 from gpt_oss_desktop.app.history import ChatStore
-from gpt_oss_desktop.engine.events import FinishReason
+from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
 from gpt_oss_desktop.engine.harmony import FunctionTool, render_prompt
 from gpt_oss_desktop.engine.sampling import SamplingParams
 from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply, harmony_tool_call
 from gpt_oss_desktop.engine.tools.base import ToolOutcome, ToolPolicy, ToolStatus
 from gpt_oss_desktop.engine.tools.builtin_functions import BUILTIN_FUNCTIONS
 from gpt_oss_desktop.engine.tools.toolbox import Toolbox
-from gpt_oss_desktop.engine.vocab import get_encoding
+from gpt_oss_desktop.engine.vocab import CALL, CHANNEL, END, MESSAGE, RETURN, START, get_encoding
 
 GREEDY = SamplingParams(temperature=0.0)
 CONVERT_CALL = harmony_tool_call(
@@ -314,3 +317,131 @@ def test_a_call_record_round_trips_through_its_json() -> None:
     assert [m.role.value for m in back.messages()] == ["assistant", "assistant", "tool"]
     assert ToolCallRecord.from_record({"status": "weird", "seconds": "x"}).status is ToolStatus.ERROR
     assert CallState.DONE is back.state
+
+
+# -- the thinking budget over the rounds of one answer ---------------------------------------------------------------
+
+LONG_THOUGHT = get_encoding().encode(" ".join(["Let me check the units once more."] * 6))
+FINAL_TEXT = "5 km is 3.106856 mi."
+
+
+def _after_thinking(thought: Sequence[int], rest: Sequence[int]) -> list[int]:
+    enc = get_encoding()
+    return [CHANNEL, *enc.encode("analysis"), MESSAGE, *thought, END, START, *enc.encode("assistant"), *rest]
+
+
+def _round(thought: Sequence[int], rest: Sequence[int]) -> list[list[int]]:
+    """A round that would think ``thought`` through, then write ``rest``; held to a budget, it writes ``rest`` after
+    any part of the thought, or without thinking. (Second: the preference falls 10 per script that still matches,
+    and thinking not at all must outrank the tokens nobody votes for.)"""
+    return [
+        _after_thinking(thought, rest),
+        list(rest),
+        *(_after_thinking(thought[:n], rest) for n in range(len(thought))),
+    ]
+
+
+def _thinker(first_thought: Sequence[int]) -> ScriptedModel:
+    """A model that calls convert_units twice and then answers, thinking ``first_thought`` before the first call and
+    LONG_THOUGHT before the second call and before the answer."""
+    enc = get_encoding()
+    header = enc.encode("commentary to=functions.convert_units <|constrain|>json", allowed_special="all")
+    call = [CHANNEL, *header, MESSAGE, *enc.encode('{"value": 5, "from_unit": "km", "to_unit": "mi"}'), CALL]
+    answer = [CHANNEL, *enc.encode("final"), MESSAGE, *enc.encode(FINAL_TEXT), RETURN]
+
+    def results_so_far(prompt: Sequence[int]) -> int:  # the round: how many tool results its prompt holds
+        return min(2, enc.decode(list(prompt)).count(" to=assistant<|channel|>"))
+
+    groups = [_round(first_thought, call), _round(LONG_THOUGHT, call), _round(LONG_THOUGHT, answer)]
+    return ScriptedModel.preferring_by_prompt(groups, results_so_far)
+
+
+def _analysis_tokens(thought: Sequence[int]) -> int:
+    """An analysis message's reasoning tokens as Done counts them: its header and <|end|> as well as the thought."""
+    return len(_after_thinking(thought, [])) - 1 - len(get_encoding().encode("assistant"))  # less <|start|>assistant
+
+
+class BudgetsSent(LocalEngine):
+    """The local engine, noting the thinking budget each request (each round of the tool loop) was sent with."""
+
+    def __init__(self, model: ScriptedModel) -> None:
+        super().__init__(loader=lambda _ref, _progress: model, max_context=4096)
+        self.budgets: list[int | None] = []
+
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[Delta | Done, None]:
+        self.budgets.append(request.params.reasoning_budget)
+        async with contextlib.aclosing(super().stream(request)) as events:
+            async for event in events:
+                yield event
+
+
+def _answer_with_budget(
+    model: ScriptedModel, budget: int | None, store: ChatStore | None = None
+) -> tuple[LiveAnswer, list[int | None], ChatSession]:
+    backend = BudgetsSent(model)
+    listener = Approver()
+    toolbox = Toolbox(BUILTIN_FUNCTIONS)
+    policies = Policies(convert_units=ToolPolicy.ALWAYS)
+    access = ToolAccess(toolbox=lambda: toolbox, policy=policies.policy, remember=policies.remember)
+    session = ChatSession(backend, store=store, listener=listener, tools=access)
+    sampling = SamplingParams(temperature=0.0, reasoning_budget=budget)
+
+    async def body() -> None:
+        task = session.send(SendRequest("How many miles is 5 km? Check twice.", sampling=sampling))
+        assert task is not None
+        await task
+
+    run(backend, body)
+    assert [status for _name, status in listener.states] == ["running", "ok", "running", "ok"]
+    (answer,) = listener.finished
+    assert answer.answer == FINAL_TEXT and answer.done is not None
+    assert answer.done.finish_reason is FinishReason.STOP
+    return answer, backend.budgets, session
+
+
+def test_the_thinking_budget_counts_for_the_whole_answer_not_each_round(store: ChatStore) -> None:
+    text = get_encoding().decode
+    # Unlimited, the model thinks LONG_THOUGHT in each of the three rounds.
+    free, budgets, _ = _answer_with_budget(_thinker(LONG_THOUGHT), None)
+    assert budgets == [None, None, None]
+    assert free.reasoning == text(LONG_THOUGHT) * 3
+    assert free.done is not None and free.done.reasoning_tokens == 3 * _analysis_tokens(LONG_THOUGHT)
+    assert free.stats is not None and not free.stats.reasoning_cut
+
+    budget = 12
+    cut, budgets, session = _answer_with_budget(_thinker(LONG_THOUGHT), budget, store)
+    # The first round spent the budget: the rounds after each call were sent none of it and did not think.
+    assert budgets == [budget, 0, 0]
+    assert cut.reasoning == text(LONG_THOUGHT[:budget])  # not budget tokens per round
+    assert cut.done is not None and cut.done.reasoning_tokens == _analysis_tokens(LONG_THOUGHT[:budget])
+    assert cut.done.reasoning_cut and cut.stats is not None and cut.stats.reasoning_cut
+    assert session.chat_id is not None
+    saved = store.get_chat(session.chat_id).thread()[-1]
+    assert saved.stats["reasoning_cut"] is True and saved.stats["reasoning_tokens"] == cut.done.reasoning_tokens
+
+
+def test_a_round_after_a_call_thinks_what_the_earlier_rounds_left() -> None:
+    text = get_encoding().decode
+    short = get_encoding().encode("Convert it with the tool.")
+    budget = 30
+    answer, budgets, _ = _answer_with_budget(_thinker(short), budget)
+    # The first round thought less than the budget; the second got the rest, and the third nothing.
+    left = budget - _analysis_tokens(short)
+    assert 0 < left < len(LONG_THOUGHT)
+    assert budgets == [budget, left, 0]
+    assert answer.reasoning == text(short) + text(LONG_THOUGHT[:left])
+    # Counted as the stats line counts them (each analysis message's header too), the answer's reasoning is the
+    # budget and the header of the message the budget cut.
+    assert answer.done is not None and answer.done.reasoning_tokens == budget + _analysis_tokens([])
+    assert answer.done.reasoning_cut
+
+
+def test_thinking_left_and_a_cut_in_any_round() -> None:
+    thought = Done(FinishReason.STOP, reasoning_tokens=7)
+    assert thinking_left(None, [thought]) is None
+    assert thinking_left(10, []) == 10
+    assert thinking_left(10, [thought]) == 3
+    assert thinking_left(10, [thought, thought]) == 0  # never below 0
+    cut_first = merge_rounds([Done(FinishReason.STOP, reasoning_tokens=5, reasoning_cut=True), thought])
+    assert cut_first.reasoning_cut and cut_first.reasoning_tokens == 12
+    assert not merge_rounds([thought, thought]).reasoning_cut
