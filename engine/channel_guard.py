@@ -14,8 +14,13 @@ else (the message bodies stay the model's own):
   ``commentary`` or a recipient (or, with must call, to a call): no more thinking. A budget of 0 skips thinking.
 
 - **JSON arguments** (``json_calls``, and every must-call call): a call whose header says ``<|constrain|>json`` gets
-  only tokens that keep its text a prefix of a JSON object (engine/json_prefix.py), then only ``<|call|>`` (or
-  whitespace) once the object closes: the call completes, and its arguments parse.
+  only tokens that keep its text a prefix of a JSON object (engine/json_prefix.py), then only ``<|call|>`` once the
+  object closes: the call completes, and its arguments parse. With ``call_schemas`` a call to
+  an offered function is held to its parameters schema too (engine/json_schema.py): its keys, types, enums and
+  required keys.
+- **Answer format** (``answer_schema``, a request's ``response_format``): the message on the ``final`` channel gets
+  only tokens that keep it a prefix of a JSON object held to that schema, then only ``<|return|>``.
+  Thinking, preambles and calls are left as they are.
 
 Outside those rules the model is free: a request with a budget that it never reaches samples exactly as without one.
 The header tokens are the harmony encoding's own encoding of that text, so the model is held to the tokens it writes
@@ -29,6 +34,8 @@ from __future__ import annotations
 
 import enum
 import functools
+import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -36,10 +43,15 @@ from typing import TYPE_CHECKING
 import torch
 
 from gpt_oss_desktop.engine.json_prefix import JsonState, TokenTable, default_token_table, feed
+from gpt_oss_desktop.engine.json_schema import ANY, CallSchemas, SchemaNode
 from gpt_oss_desktop.engine.vocab import CALL, CHANNEL, CONSTRAIN, END, MESSAGE, RETURN, START, get_encoding
 
 if TYPE_CHECKING:
     from openai_harmony import HarmonyEncoding
+
+logger = logging.getLogger(__name__)
+
+_RECIPIENT = re.compile(r"to=([^\s<]+)")  # in a header's text: " to=functions.get_weather"
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +145,8 @@ class ChannelGuard:
         must_call: the calls the answer must be one of, or None.
         reasoning_budget: the most analysis tokens, or None for no limit.
         json_calls: hold every call marked ``<|constrain|>json`` to a JSON object (must-call calls always are).
+        call_schemas: the offered functions' parameters schemas, which such a call to one of them is held to.
+        answer_schema: the JSON schema the final answer is held to (structured output), or None.
         words: the encoding's header words (default: the bundled encoding's).
         tokens: every token's bytes and the JSON masks (default: the bundled vocabulary's, read on first use).
     """
@@ -143,11 +157,16 @@ class ChannelGuard:
         must_call: ToolCallRule | None = None,
         reasoning_budget: int | None = None,
         json_calls: bool = False,
+        call_schemas: CallSchemas | None = None,
+        answer_schema: SchemaNode | None = None,
         words: HeaderWords | None = None,
         tokens: TokenTable | None = None,
     ) -> None:
         self.words = words if words is not None else default_header_words()
         self.json_calls = json_calls
+        self.call_schemas = call_schemas
+        self.answer_schema = answer_schema
+        self._json_end = CALL  # the token that ends the held JSON message: <|call|>, or <|return|> for an answer
         self._tokens = tokens
         self._json: JsonState | None = None  # the open message is JSON arguments, this far
         self.must_call = must_call
@@ -172,9 +191,15 @@ class ChannelGuard:
         if self._json is not None:
             table = self._table(logits.shape[-1])
             allowed_json = table.mask(self._json)
+            if not self._json.done and not allowed_json.any():
+                # (A schema no text can satisfy here. Compiled schemas avoid this; should one not, the call is
+                # left to the model rather than given no token at all.)
+                logger.warning("no token continues the call's arguments under its schema; the rest is left free")
+                self._json = None
+                return logits
             if self._json.done:
                 allowed_json = allowed_json.clone()
-                allowed_json[CALL] = True
+                allowed_json[self._json_end] = True
             return logits.masked_fill(~allowed_json.to(logits.device), float("-inf"))
         allowed = self._allowed()
         if allowed is not None:
@@ -226,11 +251,13 @@ class ChannelGuard:
         tails = [_Tail((*role, CHANNEL, *words.analysis, MESSAGE), _Kind.ANALYSIS)] if may_think else []
         if self.must_call is not None:
             return tails + [_Tail((*role, *header), _Kind.CALL) for header in self.must_call.headers]
-        # Thinking is over: an answer, or a commentary message (a preamble or a call) the model finishes itself.
+        # Thinking is over: an answer, a preamble, or a call whose recipient and rest the model writes itself (a
+        # commentary header that goes on otherwise, e.g. straight to <|constrain|>, names no recipient: malformed).
         return [
             *tails,
             _Tail((*role, CHANNEL, *words.final, MESSAGE), _Kind.OTHER),
-            _Tail((*role, CHANNEL, *words.commentary), _Kind.OTHER),
+            _Tail((*role, CHANNEL, *words.commentary, MESSAGE), _Kind.OTHER),
+            _Tail((*role, CHANNEL, *words.commentary, *words.recipient), _Kind.OTHER),
             _Tail((*role, *words.recipient), _Kind.OTHER),
         ]
 
@@ -280,7 +307,22 @@ class ChannelGuard:
         # whose header says <|constrain|>json. Any other message is left as it is.
         json_type = (CONSTRAIN, *self.words.json)
         says_json = _holds(header, json_type) and _holds(header, self.words.recipient)
-        self._json = JsonState() if says_json and (self.json_calls or self._kind is _Kind.CALL) else None
+        held = says_json and (self.json_calls or self._kind is _Kind.CALL)
+        self._json = JsonState.held_to(self._schema_of(header)) if held else None
+        self._json_end = CALL
+        if self.answer_schema is not None and _holds(header, (CHANNEL, *self.words.final)):
+            self._json, self._json_end = JsonState.held_to(self.answer_schema), RETURN
+
+    def _schema_of(self, header: tuple[int, ...]) -> SchemaNode:
+        """The parameters schema of the function the call ``header`` names (any JSON object where none is known)."""
+        if self.call_schemas is None:
+            return ANY
+        try:
+            text = get_encoding().decode_utf8(list(header))
+        except Exception:  # (openai_harmony raises its own error for bytes that are no UTF-8)
+            return ANY
+        found = _RECIPIENT.search(text)
+        return self.call_schemas.node_for(found.group(1)) if found else ANY
 
     def _table(self, vocab_size: int) -> TokenTable:
         if self._tokens is None:

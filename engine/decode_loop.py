@@ -223,10 +223,15 @@ def end_running(
 
 def guard_for(params: SamplingParams) -> ChannelGuard | None:
     """The channel guard ``params`` asks for, or None when they leave the channels free."""
-    if params.must_call is None and params.reasoning_budget is None and not params.json_calls:
+    answer = params.response_format
+    if params.must_call is None and params.reasoning_budget is None and not params.json_calls and answer is None:
         return None
     return ChannelGuard(
-        must_call=params.must_call, reasoning_budget=params.reasoning_budget, json_calls=params.json_calls
+        must_call=params.must_call,
+        reasoning_budget=params.reasoning_budget,
+        json_calls=params.json_calls,
+        call_schemas=params.call_schemas,
+        answer_schema=answer.node if answer is not None else None,
     )
 
 

@@ -34,7 +34,8 @@ from openai_harmony import (
 from openai_harmony import ReasoningEffort as HarmonyReasoningEffort
 
 from gpt_oss_desktop.engine.events import ANALYSIS, COMMENTARY, FINAL
-from gpt_oss_desktop.engine.vocab import get_encoding
+from gpt_oss_desktop.engine.response_format import ResponseFormat
+from gpt_oss_desktop.engine.vocab import END, MESSAGE, START, get_encoding
 
 DEFAULT_KNOWLEDGE_CUTOFF: Final = "2024-06"
 # Default for ``current_date``: render today's date. Pass None to leave the date line out.
@@ -247,6 +248,7 @@ def render_prompt(
     current_date: str | None = TODAY,
     tools: Sequence[FunctionTool] | None = None,
     python_tool: bool = False,
+    response_format: ResponseFormat | None = None,
     encoding: HarmonyEncoding | None = None,
 ) -> list[int]:
     """Prompt tokens for the assistant's next message, ending with ``<|start|>assistant``.
@@ -254,7 +256,8 @@ def render_prompt(
     History is stored with ``<|end|>`` (``<|call|>`` for tool calls), never ``<|return|>``; earlier turns' reasoning
     is pruned (see :func:`prune_reasoning`). ``instructions`` and ``tools`` go in a developer message;
     ``python_tool`` offers the built-in python tool (:data:`PYTHON_TOOL_DESCRIPTION`) in the system message.
-    ``current_date`` is ``"YYYY-MM-DD"``, :data:`TODAY` (default) or None for no date line.
+    ``current_date`` is ``"YYYY-MM-DD"``, :data:`TODAY` (default) or None for no date line. ``response_format``
+    ends the developer message with the answer's JSON format (engine/response_format.py).
     """
     conversation = build_conversation(
         messages,
@@ -269,7 +272,29 @@ def render_prompt(
     # Our pruning already did the right thing; harmony's own rule would drop a different set
     # (docs/model.md#dropping-earlier-reasoning).
     config = RenderConversationConfig(auto_drop_analysis=False)
-    return list(enc.render_conversation_for_completion(conversation, Role.ASSISTANT, config))
+    tokens = list(enc.render_conversation_for_completion(conversation, Role.ASSISTANT, config))
+    return tokens if response_format is None else _with_response_format(tokens, response_format, enc)
+
+
+def _with_response_format(tokens: list[int], response_format: ResponseFormat, enc: HarmonyEncoding) -> list[int]:
+    """``tokens`` (a rendered prompt) with a ``# Response Formats`` section at the end of the developer message, or
+    in a developer message of its own after the system message where there is none.
+
+    openai_harmony has no field for the section. Its rendering is kept (the developer message's instructions and
+    tools, and the system message's line about the functions' channel, which it writes only for a developer message
+    with tools), and the developer message's text is encoded again with the section after it, as harmony encodes a
+    message's text (special tokens' names as plain text): a split encoding would differ where BPE joins across it.
+    """
+    role = enc.encode("developer", disallowed_special=())
+    system_end = tokens.index(END) + 1
+    head = [START, *role, MESSAGE]
+    if tokens[system_end : system_end + len(head)] == head:
+        body_start = system_end + len(head)
+        body_end = tokens.index(END, body_start)
+        text = f"{enc.decode_utf8(tokens[body_start:body_end])}\n\n{response_format.prompt_section()}"
+        return [*tokens[:body_start], *enc.encode(text, disallowed_special=()), *tokens[body_end:]]
+    section = enc.encode(response_format.prompt_section(), disallowed_special=())
+    return [*tokens[:system_end], *head, *section, END, *tokens[system_end:]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from gpt_oss_desktop.engine.channel_guard import ToolCallRule
+from gpt_oss_desktop.engine.json_schema import CallSchemas
+from gpt_oss_desktop.engine.response_format import ResponseFormat
 from gpt_oss_desktop.engine.vocab import ASSISTANT_STOP_TOKENS
 
 # Reasoning at high effort often runs to several thousand tokens before the answer starts; 4096 cut answers off
@@ -34,6 +36,10 @@ class SamplingParams:
         None sets no limit (engine/channel_guard.py).
     json_calls: hold a function call's arguments to a JSON object when its header says ``<|constrain|>json``
         (engine/channel_guard.py, engine/json_prefix.py); set where tools are offered.
+    call_schemas: with ``json_calls``, the offered functions' parameters schemas: a call to one of them is held to
+        its schema's keys, types, enums and required keys too (engine/json_schema.py).
+    response_format: the JSON format the final answer is held to (structured output; engine/response_format.py);
+        the prompt must describe it too (``render_prompt(response_format=...)``).
     """
 
     temperature: float = 1.0
@@ -45,6 +51,8 @@ class SamplingParams:
     must_call: ToolCallRule | None = None
     reasoning_budget: int | None = None
     json_calls: bool = False
+    call_schemas: CallSchemas | None = None
+    response_format: ResponseFormat | None = None
 
     def __post_init__(self) -> None:
         # bool is an int subclass; True as a count or seed is always a mistake.
@@ -70,6 +78,10 @@ class SamplingParams:
         object.__setattr__(self, "stop_tokens", stops)  # accept any iterable, store a hashable set
         if self.must_call is not None and not isinstance(self.must_call, ToolCallRule):
             raise ValueError(f"must_call must be a ToolCallRule or None, got {type(self.must_call).__name__}")
+        if self.call_schemas is not None and not isinstance(self.call_schemas, CallSchemas):
+            raise ValueError(f"call_schemas must be CallSchemas or None, got {type(self.call_schemas).__name__}")
+        if self.response_format is not None and not isinstance(self.response_format, ResponseFormat):
+            raise ValueError(f"response_format must be a ResponseFormat or None, got {self.response_format!r}")
         budget = self.reasoning_budget
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 0):
             raise ValueError(f"reasoning_budget must be an integer >= 0 or None, got {budget!r}")

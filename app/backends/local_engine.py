@@ -45,6 +45,7 @@ from gpt_oss_desktop.engine.errors import (
 )
 from gpt_oss_desktop.engine.events import Delta, Done, FinishReason, LoadProgress, ToolCall
 from gpt_oss_desktop.engine.generator import Generator, ModelLike
+from gpt_oss_desktop.engine.json_schema import CallSchemas
 from gpt_oss_desktop.engine.sampling import SamplingParams
 from gpt_oss_desktop.engine.server.config import ServerConfig
 from gpt_oss_desktop.engine.server.request_log import RequestListener
@@ -216,10 +217,12 @@ def _prompt(request: ChatRequest) -> list[int]:
 
 
 def _params(request: ChatRequest) -> SamplingParams:
-    """The request's sampling, with a function call's arguments held to JSON when it offers functions (a call the
-    model makes then completes and parses; engine/channel_guard.py)."""
+    """The request's sampling, with a function call's arguments held to JSON and to the function's parameters schema
+    when it offers functions (a call the model makes then completes, parses and fits the function;
+    engine/channel_guard.py, engine/json_schema.py)."""
     if request.tools and not request.params.json_calls:
-        return dataclasses.replace(request.params, json_calls=True)
+        schemas = CallSchemas.for_functions(request.tools)
+        return dataclasses.replace(request.params, json_calls=True, call_schemas=schemas)
     return request.params
 
 

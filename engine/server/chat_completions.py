@@ -37,6 +37,7 @@ async def chat_completions(request: Request) -> Response:
         instructions=chat.instructions,
         tools=chat.tools,
         must_call=chat.must_call,
+        response_format=chat.response_format,
         param="messages",
     )
     reply = _Reply(state, chat)

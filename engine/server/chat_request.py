@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpt_oss_desktop.engine.harmony import ChatMessage, FunctionTool
+from gpt_oss_desktop.engine.response_format import ResponseFormat
 from gpt_oss_desktop.engine.server.chat_messages import read_messages
 from gpt_oss_desktop.engine.server.errors import invalid_param
 from gpt_oss_desktop.engine.server.generation_settings import GenerationSettings, read_settings
@@ -16,6 +17,7 @@ from gpt_oss_desktop.engine.server.request_fields import (
     require_object,
     required_string,
 )
+from gpt_oss_desktop.engine.server.response_format_field import read_response_format
 from gpt_oss_desktop.engine.server.tool_specs import read_tools, with_instruction
 
 
@@ -27,6 +29,7 @@ class ChatRequest:
     tools: tuple[FunctionTool, ...]
     settings: GenerationSettings
     must_call: tuple[str, ...] = ()  # tool_choice "required" or a named function: the answer calls one of these
+    response_format: ResponseFormat | None = None  # the JSON the answer is held to (structured output)
     stream: bool = False
     include_usage: bool = False
 
@@ -52,6 +55,7 @@ def read_chat_request(body: Any) -> ChatRequest:
         instructions=with_instruction(conversation.instructions, setup.instruction),
         tools=setup.tools,
         must_call=setup.must_call,
+        response_format=read_response_format(body.get("response_format"), "response_format", nested=True),
         settings=read_settings(body, max_tokens_keys=("max_tokens", "max_completion_tokens")),
         stream=stream,
         include_usage=include_usage,

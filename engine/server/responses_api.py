@@ -2,8 +2,9 @@
 reference server implements.
 
 Input items: message, reasoning, function_call, function_call_output; ``instructions``; ``reasoning.effort``;
-function tools. ``store`` (default true) keeps the response in the SQLite :class:`~engine.server.response_store.
-ResponseStore`, so ``previous_response_id`` continues a conversation across server restarts. Streamed events:
+function tools; ``text.format`` (JSON mode, or a JSON schema the answer is held to). ``store`` (default true) keeps
+the response in the SQLite :class:`~engine.server.response_store.ResponseStore`, so ``previous_response_id``
+continues a conversation across server restarts. Streamed events:
 ``response.created``, ``response.in_progress``, the item events of :class:`~engine.server.response_output.
 ResponseOutput`, then ``response.completed`` (or ``response.incomplete`` / ``response.failed``).
 """
@@ -20,12 +21,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from gpt_oss_desktop.engine.harmony import FunctionTool
+from gpt_oss_desktop.engine.response_format import ResponseFormat
 from gpt_oss_desktop.engine.server import sse
 from gpt_oss_desktop.engine.server.answer_assembler import AnswerAssembler, Usage
 from gpt_oss_desktop.engine.server.errors import APIError, invalid_param, server_error
 from gpt_oss_desktop.engine.server.generation_settings import GenerationSettings, read_settings
 from gpt_oss_desktop.engine.server.http_body import read_json
 from gpt_oss_desktop.engine.server.request_fields import optional_bool, optional_string, require_object, required_string
+from gpt_oss_desktop.engine.server.response_format_field import responses_text_format
 from gpt_oss_desktop.engine.server.response_items import normalise_input, read_items
 from gpt_oss_desktop.engine.server.response_output import ResponseOutput, new_id
 from gpt_oss_desktop.engine.server.response_store import StoredResponse, UnknownResponseError
@@ -44,6 +47,8 @@ class ResponsesRequest:
     tool_instruction: str | None
     must_call: tuple[str, ...]  # tool_choice "required" or a named function: the answer calls one of these
     tool_choice: Any  # as the request gave it, echoed in the response object
+    response_format: ResponseFormat | None  # text.format: the JSON the answer is held to (structured output)
+    text: Any  # the request's text field, echoed in the response object
     raw_tools: tuple[Any, ...]
     settings: GenerationSettings
     stream: bool
@@ -62,6 +67,8 @@ def read_responses_request(body: Any) -> ResponsesRequest:
         tool_instruction=setup.instruction,
         must_call=setup.must_call,
         tool_choice=setup.choice,
+        response_format=responses_text_format(body),
+        text=body.get("text") or {"format": {"type": "text"}},
         raw_tools=tuple(body.get("tools") or ()),
         settings=read_settings(body, max_tokens_keys=("max_output_tokens",)),
         stream=optional_bool(body, "stream", False),
@@ -84,6 +91,7 @@ async def create_response(request: Request) -> Response:
         instructions=instructions,
         tools=ask.tools,
         must_call=ask.must_call,
+        response_format=ask.response_format,
         param="input",
     )
     run = _ResponseRun(state, ask)
@@ -183,7 +191,7 @@ class _ResponseRun:
             "top_p": ask.settings.top_p,
             "max_output_tokens": ask.settings.max_tokens,
             "store": ask.store,
-            "text": {"format": {"type": "text"}},
+            "text": ask.text,
             "error": {"code": "server_error", "message": self.assembler.failed} if status == "failed" else None,
             "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
             "metadata": {},

@@ -22,6 +22,8 @@ from gpt_oss_desktop.engine.channel_guard import ToolCallRule
 from gpt_oss_desktop.engine.errors import GenerationError, QueueFullError
 from gpt_oss_desktop.engine.events import Done, Event
 from gpt_oss_desktop.engine.harmony import ChatMessage, FunctionTool, render_prompt
+from gpt_oss_desktop.engine.json_schema import CallSchemas
+from gpt_oss_desktop.engine.response_format import ResponseFormat
 from gpt_oss_desktop.engine.sampling import SamplingParams
 from gpt_oss_desktop.engine.server.answer_assembler import AnswerAssembler, Piece
 from gpt_oss_desktop.engine.server.errors import APIError, context_exceeded, too_many_requests
@@ -78,16 +80,29 @@ class ServingEngine:
         tools: Sequence[FunctionTool],
         param: str,
         must_call: Sequence[str] = (),
+        response_format: ResponseFormat | None = None,
     ) -> RunningRequest:
         """Render a conversation as the harmony prompt, check it fits (``param`` names the request field in the 400)
         and submit it with the request's settings; with ``must_call``, the answer is a call to one of those
-        functions (engine/channel_guard.py)."""
+        functions (engine/channel_guard.py); with ``response_format``, the answer is JSON of that format (the prompt
+        says so, and sampling holds it to it)."""
         prompt = render_prompt(
-            messages, effort=settings.effort, instructions=instructions, tools=tools or None, encoding=self.encoding
+            messages,
+            effort=settings.effort,
+            instructions=instructions,
+            tools=tools or None,
+            response_format=response_format,
+            encoding=self.encoding,
         )
         room = self.check_prompt(prompt, param)
-        # With functions offered, a call's arguments are held to JSON, so a call the model makes parses.
-        params = dataclasses.replace(settings.sampling_params(room), json_calls=bool(tools))
+        # With functions offered, a call's arguments are held to JSON and to the function's parameters schema, so a
+        # call the model makes parses, and the function takes it.
+        params = dataclasses.replace(
+            settings.sampling_params(room),
+            json_calls=bool(tools),
+            call_schemas=CallSchemas.for_functions(tools),
+            response_format=response_format,
+        )
         if must_call:
             params = dataclasses.replace(params, must_call=ToolCallRule.for_functions(self.encoding, must_call))
         return self.start(prompt, params)

@@ -18,6 +18,7 @@ from gpt_oss_desktop.engine.channel_guard import ChannelGuard, ToolCallRule
 from gpt_oss_desktop.engine.events import Done, FinishReason, ToolCall
 from gpt_oss_desktop.engine.generator import Generator
 from gpt_oss_desktop.engine.harmony import ChatMessage, ChatRole, FunctionTool, render_prompt
+from gpt_oss_desktop.engine.json_schema import CallSchemas
 from gpt_oss_desktop.engine.paths import DATA_DIR_ENV
 from gpt_oss_desktop.engine.sampling import SamplingParams
 from gpt_oss_desktop.engine.scripted_model import (
@@ -262,8 +263,11 @@ def test_after_the_budget_a_header_may_answer_or_comment_but_not_think() -> None
     assert _allowed(guard) == {CHANNEL, enc.encode(" to")[0]}  # a channel, or a recipient first
     _walk(guard, [CHANNEL])
     assert _allowed(guard) == {enc.encode("final")[0], enc.encode("commentary")[0]}
-    # "commentary" written, the model finishes the header itself (a preamble or a call of its choosing).
-    _walk(guard, [*enc.encode("commentary"), *enc.encode(" to=functions.get_time")])
+    # After "commentary": a preamble's <|message|>, or a recipient (a call of the model's choosing, which it
+    # finishes itself); not <|constrain|> straight away, a header that names no recipient (malformed).
+    _walk(guard, [*enc.encode("commentary")])
+    assert _allowed(guard) == {MESSAGE, enc.encode(" to")[0]}
+    _walk(guard, [*enc.encode(" to=functions.get_time")])
     assert len(_allowed(guard)) == VOCAB
     # A call it chose after thinking was cut, recipient first, is its own too; its body is not analysis.
     cut = ChannelGuard(reasoning_budget=0)
@@ -346,3 +350,65 @@ def test_json_calls_leave_everything_but_json_arguments_alone() -> None:
     python = ChannelGuard(json_calls=True)
     _walk(python, [*enc.encode(" to=python"), CHANNEL, *enc.encode("commentary code"), MESSAGE, *enc.encode("x=1")])
     assert python.mask(logits) is logits
+
+
+# -- arguments held to the function's schema ----------------------------------------------------------------------
+
+WEATHER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string"},
+        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+        "days": {"type": "integer"},
+    },
+    "required": ["city"],
+}
+SCHEMA_TOOLS = (FunctionTool("get_weather", "Weather in a city", WEATHER_SCHEMA), FunctionTool("get_time", "Time"))
+
+
+def _held_call(arguments: str, fallback: str, *, schemas: bool, recipient_first: bool = False) -> str:
+    """The arguments of the call a model makes when it would write ``arguments`` and its next choice is
+    ``fallback``, held to JSON, and with ``schemas`` to the offered functions' schemas too."""
+    if recipient_first:
+        scripts = [harmony_tool_call("Look it up.", "functions.get_weather", text) for text in (arguments, fallback)]
+    else:
+        scripts = [model_written_tool_call("Look it up.", "get_weather", text) for text in (arguments, fallback)]
+    params = SamplingParams(
+        temperature=0,
+        max_tokens=200,
+        json_calls=True,
+        call_schemas=CallSchemas.for_functions(SCHEMA_TOOLS) if schemas else None,
+    )
+    prompt = render_prompt([ChatMessage(ChatRole.USER, "Weather in Oslo?")], tools=SCHEMA_TOOLS, current_date=None)
+    events = list(Generator(ScriptedModel.preferring(*scripts)).stream(prompt, params))
+    calls = [event for event in events if isinstance(event, ToolCall)]
+    assert len(calls) == 1 and calls[0].name == "get_weather", events
+    return calls[0].arguments
+
+
+@pytest.mark.parametrize(
+    ("wrong", "right", "why"),
+    [
+        ('{"city": "Oslo", "units": "celsius"}', '{"city": "Oslo", "unit": "celsius"}', "a key it does not take"),
+        ('{"city": "Oslo", "unit": "kelvin"}', '{"city": "Oslo", "unit": "fahrenheit"}', "a unit outside the enum"),
+        ('{"city": "Oslo", "days": 2.5}', '{"city": "Oslo", "days": 2}', "a fraction for an integer"),
+        ('{"unit": "celsius"}', '{"unit": "celsius", "city": "Oslo"}', "the required city left out"),
+    ],
+)
+def test_call_schemas_hold_arguments_to_what_the_function_takes(wrong: str, right: str, why: str) -> None:
+    assert _held_call(wrong, right, schemas=False) == wrong  # JSON only: the wrong call passes as written
+    assert json.loads(_held_call(wrong, right, schemas=True)) == json.loads(right), why
+    assert json.loads(_held_call(wrong, right, schemas=True, recipient_first=True)) == json.loads(right), why
+
+
+def test_a_call_the_schema_accepts_is_written_as_the_model_wrote_it() -> None:
+    good = '{"city": "Oslo", "unit": "celsius", "days": 3}'
+    assert _held_call(good, '{"city": "Bergen"}', schemas=True) == good
+
+
+def test_a_function_without_a_schema_is_held_to_json_only() -> None:
+    enc = get_encoding()
+    guard = ChannelGuard(json_calls=True, call_schemas=CallSchemas.for_functions(SCHEMA_TOOLS))
+    header = enc.encode("commentary to=functions.get_time <|constrain|>json", allowed_special="all")
+    _walk(guard, [CHANNEL, *header, MESSAGE, *enc.encode('{"anything": [1, 2]}')])
+    assert _allowed(guard) >= {CALL}

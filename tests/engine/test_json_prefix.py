@@ -10,13 +10,26 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpt_oss_desktop.engine.json_prefix import MAX_DEPTH, JsonState, TokenTable, default_token_table, feed
+from gpt_oss_desktop.engine.json_prefix import (
+    MAX_DEPTH,
+    MAX_DIGITS,
+    MAX_EXPONENT_DIGITS,
+    MAX_WHITESPACE_RUN,
+    JsonState,
+    TokenTable,
+    default_token_table,
+    feed,
+)
 from gpt_oss_desktop.engine.vocab import get_encoding
 
 VOCAB = 201088
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**19), 10**19)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
     max_leaves=12,
 )
@@ -33,7 +46,7 @@ def test_every_json_object_and_each_of_its_prefixes_pass(
         state = feed(state, text[i : i + 1])
         assert state is not None, text[: i + 1]
     assert state is not None and state.done
-    assert feed(state, b"  \n") is not None and feed(state, b"x") is None  # whitespace may follow, nothing else
+    assert feed(state, b" ") is None and feed(state, b"x") is None  # nothing follows: the message ends
 
 
 def test_random_text_is_accepted_exactly_when_json_reads_an_object() -> None:
@@ -41,7 +54,7 @@ def test_random_text_is_accepted_exactly_when_json_reads_an_object() -> None:
     alphabet = '{}[]":,. -+0123456789eEtrufalsnx\\\n'
     for _ in range(50_000):
         text = "{" + "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
-        state = feed(JsonState(), text.encode())
+        state = feed(JsonState(), text.rstrip(" \n").encode())  # (json allows trailing whitespace; the guard ends)
         try:
             is_object = isinstance(json.loads(text), dict)
         except ValueError:
@@ -58,6 +71,22 @@ def test_what_is_not_one_json_object_is_refused(text: str) -> None:
 def test_nesting_stops_at_the_limit() -> None:
     deep = b'{"a": ' + b"[" * (MAX_DEPTH - 1)
     assert feed(JsonState(), deep) is not None and feed(JsonState(), deep + b"[") is None
+
+
+def test_whitespace_between_tokens_comes_in_short_runs() -> None:
+    # A confused model held to JSON could otherwise pad spaces forever; every run may be that long, not longer.
+    run = b" " * (MAX_WHITESPACE_RUN - 1) + b"\n"
+    assert feed(JsonState(), run + b"{" + run + b'"a"' + run + b":" + run + b"1" + run + b"}") is not None
+    assert feed(JsonState(), b'{"a": 1' + run + b" ") is None
+
+
+def test_a_numbers_parts_have_at_most_so_many_digits() -> None:
+    most = "9" * MAX_DIGITS
+    for number in (most, f"-{most}", f"0.{most}", f"1.5e{'9' * MAX_EXPONENT_DIGITS}", f"{most}.{most}E-{'1' * 3}"):
+        state = feed(JsonState(), f'{{"n": {number}}}'.encode())
+        assert state is not None and state.done, number
+    for number in (f"{most}9", f"1.{most}9", f"1e{'9' * (MAX_EXPONENT_DIGITS + 1)}"):
+        assert feed(JsonState(), f'{{"n": {number}'.encode()) is None, number
 
 
 @pytest.fixture(scope="module")

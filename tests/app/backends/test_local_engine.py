@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import weakref
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,27 @@ def test_with_functions_offered_a_calls_arguments_are_held_to_json(run: Any, off
         assert done.tool_call is not None
         arguments = done.tool_call.content[0].text  # type: ignore[union-attr]
         assert arguments == ('{"city": "Bern"}' if offered else '{"city": Bern}')
+    finally:
+        engine.close()
+
+
+def test_a_calls_arguments_are_held_to_the_offered_functions_schema(run: Any) -> None:
+    wrong = model_written_tool_call("Look it up.", "get_weather", '{"city": "Bern", "unit": "kelvin"}')
+    right = model_written_tool_call("Look it up.", "get_weather", '{"city": "Bern", "unit": "celsius"}')
+    model = ScriptedModel.preferring(wrong, right)
+    engine = LocalEngine(loader=lambda _ref, _progress: model, max_context=2048)
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}},
+        "required": ["city"],
+    }
+    try:
+        run(engine.load("scripted"))
+        tools = (FunctionTool("get_weather", "Weather in a city", schema),)
+        request = ChatRequest((ChatMessage.user("Weather?"),), params=SamplingParams(temperature=0), tools=tools)
+        _, done = run(collect(engine, request))
+        assert done.tool_call is not None
+        assert json.loads(done.tool_call.content[0].text) == {"city": "Bern", "unit": "celsius"}  # type: ignore[union-attr]
     finally:
         engine.close()
 

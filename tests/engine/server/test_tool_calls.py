@@ -158,10 +158,19 @@ def test_tool_choice_required_is_enforced_in_a_streamed_response(start_server: S
     assert final.output[1].name == "get_weather" and final.output[1].arguments == ARGUMENTS  # type: ignore[union-attr]
 
 
-def test_with_tools_a_calls_arguments_come_back_as_json_the_model_would_have_broken(start_server: StartServer) -> None:
-    sloppy = model_written_tool_call("Look it up.", "get_weather", '{"city": Oslo}')  # what the model would write
-    careful = model_written_tool_call("Look it up.", "get_weather", ARGUMENTS)
-    client = client_for(start_server(ScriptedModel.preferring(sloppy, careful)))
+@pytest.mark.parametrize(
+    "would_write",
+    [
+        '{"city": Oslo}',  # not JSON: held to JSON, the call parses
+        '{"town": "Oslo"}',  # a key get_weather does not take: held to its parameters schema, it writes "city"
+    ],
+)
+def test_with_tools_a_calls_arguments_come_back_as_the_function_takes_them(
+    start_server: StartServer, would_write: str
+) -> None:
+    wrong = model_written_tool_call("Look it up.", "get_weather", would_write)  # what the model would write
+    right = model_written_tool_call("Look it up.", "get_weather", ARGUMENTS)  # its next choice
+    client = client_for(start_server(ScriptedModel.preferring(wrong, right)))
     reply = client.chat.completions.create(
         model="demo",
         messages=[{"role": "user", "content": "Weather in Oslo?"}],
