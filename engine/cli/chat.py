@@ -11,15 +11,22 @@ then a stats line. Ctrl-C during an answer cancels it; Ctrl-C or Ctrl-D at the p
 from __future__ import annotations
 
 import argparse
-import math
 import queue
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
 from gpt_oss_desktop.engine.cli import remote_chat
+from gpt_oss_desktop.engine.cli.argument_types import (
+    context_value,
+    max_tokens_value,
+    seed_value,
+    temperature_value,
+    thinking_budget_value,
+    top_k_value,
+    top_p_value,
+)
 from gpt_oss_desktop.engine.cli.conversation_loop import converse
 from gpt_oss_desktop.engine.errors import EngineError, GenerationError, MissingFilesError
 from gpt_oss_desktop.engine.events import Delta, Done, Event, ToolCall
@@ -62,7 +69,9 @@ def add_parser(subparsers: Any) -> None:
         help="think at most N tokens, then answer (0 = answer without thinking; default: no limit; local models)",
     )
     p.add_argument("--system", "--instructions", dest="instructions", default=None, help="developer instructions")
-    p.add_argument("--context", type=int, default=None, help="context length to allocate (default: the model's)")
+    p.add_argument(
+        "--context", type=context_value, default=None, help="context length to allocate (default: the model's)"
+    )
     p.add_argument("--dtype", choices=["bfloat16", "float32"], default=None, help="weight dtype (default: bfloat16)")
     add_weights_argument(p)
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -78,70 +87,6 @@ def add_weights_argument(parser: argparse.ArgumentParser) -> None:
         help="bf16: the checkpoint's weights, exact (default); q8: attention and unembedding weights quantised to "
         "8 bits at load time (smaller and faster on the CPU, slightly less exact)",
     )
-
-
-# Argument types of the sampling flags (chat, tokens). SamplingParams checks the same rules, but its message names
-# its own field (reasoning_budget, top_p); checked while parsing, a bad value is argparse's one-line error naming
-# the flag the user typed ("argument --thinking-budget: must be ..."), exit status 2, like a value that is no number.
-
-
-def _refuse(text: str, rule: str) -> argparse.ArgumentTypeError:
-    return argparse.ArgumentTypeError(f"must be {rule}, got {text!r}")
-
-
-def _integer_at_least(minimum: int, rule: str) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise _refuse(text, rule) from None
-        if value < minimum:
-            raise _refuse(text, rule)
-        return value
-
-    return parse
-
-
-def _finite_number(text: str, rule: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise _refuse(text, rule) from None
-    if not math.isfinite(value):
-        raise _refuse(text, rule)
-    return value
-
-
-def temperature_value(text: str) -> float:
-    """``--temperature``: a finite number >= 0."""
-    rule = "a number >= 0 (0 = greedy)"
-    value = _finite_number(text, rule)
-    if value < 0:
-        raise _refuse(text, rule)
-    return value
-
-
-def top_p_value(text: str) -> float:
-    """``--top-p``: a number in (0, 1]."""
-    rule = "a number in (0, 1] (1 = off)"
-    value = _finite_number(text, rule)
-    if not 0 < value <= 1:
-        raise _refuse(text, rule)
-    return value
-
-
-def seed_value(text: str) -> int:
-    """``--seed``: what torch.Generator.manual_seed accepts."""
-    rule = "an integer in [0, 2**64)"
-    value = _integer_at_least(0, rule)(text)
-    if value >= 2**64:
-        raise _refuse(text, rule)
-    return value
-
-
-top_k_value = _integer_at_least(0, "an integer >= 0 (0 = off)")
-max_tokens_value = _integer_at_least(1, "an integer >= 1")
-thinking_budget_value = _integer_at_least(0, "an integer >= 0 (0 = answer without thinking)")
 
 
 def sampling_from_args(args: argparse.Namespace) -> SamplingParams:

@@ -13,6 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from gpt_oss_desktop.engine.cli.argument_types import (
+    context_value,
+    max_concurrent_value,
+    max_waiting_value,
+    port_value,
+    prefill_chunk_value,
+)
 from gpt_oss_desktop.engine.cli.chat import add_weights_argument, load_for_cli
 from gpt_oss_desktop.engine.continuous_batcher import DEFAULT_PREFILL_CHUNK
 from gpt_oss_desktop.engine.errors import EngineError
@@ -29,13 +36,19 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--model", required=True, help="checkpoint folder, or demo (the built-in toy model)")
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default: {DEFAULT_HOST}, this machine)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0 = any free one)")
+    p.add_argument(
+        "--port", type=port_value, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT}; 0 = any free one)"
+    )
     p.add_argument("--api-key", default=None, help=f"require 'Authorization: Bearer KEY' (or set ${API_KEY_ENV})")
-    p.add_argument("--max-concurrent", type=int, default=8, help="requests decoded together (default: 8)")
-    p.add_argument("--max-waiting", type=int, default=32, help="requests queued before answering 429 (default: 32)")
+    p.add_argument(
+        "--max-concurrent", type=max_concurrent_value, default=8, help="requests decoded together (default: 8)"
+    )
+    p.add_argument(
+        "--max-waiting", type=max_waiting_value, default=32, help="requests queued before answering 429 (default: 32)"
+    )
     p.add_argument(
         "--prefill-chunk",
-        type=int,
+        type=prefill_chunk_value,
         default=DEFAULT_PREFILL_CHUNK,
         help="prompt tokens prefilled between two decode steps while other requests stream; smaller keeps their "
         f"tokens coming, larger prefills faster (default: {DEFAULT_PREFILL_CHUNK}; 0 = whole prompts)",
@@ -49,7 +62,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--store", type=Path, default=None, help="the Responses store (SQLite file; default: user data)")
     p.add_argument(
         "--context",
-        type=int,
+        type=context_value,
         default=DEFAULT_CONTEXT,
         help=f"tokens per request, prompt and answer (default: {DEFAULT_CONTEXT}; the KV cache grows for every slot)",
     )

@@ -12,16 +12,14 @@ import re
 import sys
 from typing import Any
 
-from gpt_oss_desktop.engine.cli.chat import (
-    add_weights_argument,
-    load_for_cli,
+from gpt_oss_desktop.engine.cli.argument_types import (
     max_tokens_value,
-    sampling_from_args,
     seed_value,
     temperature_value,
     top_k_value,
     top_p_value,
 )
+from gpt_oss_desktop.engine.cli.chat import add_weights_argument, load_for_cli, sampling_from_args
 from gpt_oss_desktop.engine.errors import EngineError
 from gpt_oss_desktop.engine.generator import Generator
 

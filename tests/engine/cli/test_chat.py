@@ -121,17 +121,24 @@ def test_a_negative_thinking_budget_is_refused_naming_the_flag() -> None:
         ("tokens", "--top-p", "0", "top_p"),
         ("tokens", "--max-tokens", "-2", "max_tokens"),
         ("tokens", "--temperature", "-1", None),
+        ("chat", "--context", "0", None),
+        ("serve", "--max-waiting", "-1", "max_waiting"),  # (more of serve's in tests/engine/cli/test_serve.py)
+        ("serve", "--context", "-5", None),
     ],
 )
-def test_a_bad_sampling_value_is_an_argument_error_naming_the_flag(
+def test_a_bad_numeric_value_is_an_argument_error_naming_the_flag(
     capsys: pytest.CaptureFixture[str], command: str, flag: str, value: str, field: str | None
 ) -> None:
-    where = ["--model", "demo", "hi"] if command == "chat" else ["--model", "demo", "--prompt-ids", "1"]
+    where = {
+        "chat": ["--model", "demo", "hi"],
+        "tokens": ["--model", "demo", "--prompt-ids", "1"],
+        "serve": ["--model", "demo"],
+    }[command]
     with pytest.raises(SystemExit) as exited:
         cli.main([command, *where, flag, value])
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert f"{command}: error: argument {flag}: must be " in err and repr(value) in err
-    # Not SamplingParams' message, which names its own field ("invalid sampling option: top_p must be ...").
-    assert "sampling option" not in err and (field is None or field not in err)
+    # Not the engine's message, which names its own field ("invalid sampling option: top_p must be ...").
+    assert "option:" not in err and (field is None or field not in err)

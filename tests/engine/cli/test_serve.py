@@ -63,4 +63,6 @@ def test_a_taken_port_is_one_line_and_exit_2(tmp_path: Path) -> None:
 def test_bad_options_are_one_line(tmp_path: Path, bad: list[str]) -> None:
     process = start(tmp_path, *bad)
     _, err = process.communicate(timeout=120)
-    assert process.returncode == 2 and "invalid server option" in err and "Traceback" not in err
+    # argparse's one line, naming the flag as typed (not ServerConfig's field, max_concurrent), before any model loads
+    assert process.returncode == 2 and f"error: argument {bad[0]}: must be " in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "note: toy demo model" not in err
