@@ -190,27 +190,27 @@ class ChannelGuard:
         keep theirs, e.g. a prefill's logits reused by a regeneration), or ``logits`` itself where all are allowed."""
         if self._json is not None:
             table = self._table(logits.shape[-1])
-            allowed_json = table.mask(self._json)
-            if not self._json.done and not allowed_json.any():
+            banned, any_allowed = table.banned(self._json)
+            if not self._json.done and not any_allowed:
                 # (A schema no text can satisfy here. Compiled schemas avoid this; should one not, the call is
                 # left to the model rather than given no token at all.)
                 logger.warning("no token continues the call's arguments under its schema; the rest is left free")
                 self._json = None
                 return logits
             if self._json.done:
-                allowed_json = allowed_json.clone()
-                allowed_json[self._json_end] = True
-            return logits.masked_fill(~allowed_json.to(logits.device), float("-inf"))
+                banned = banned.clone()
+                banned[self._json_end] = False
+            return logits.masked_fill(banned.to(logits.device), float("-inf"))
         allowed = self._allowed()
         if allowed is not None:
             index = torch.tensor(sorted(allowed), dtype=torch.long, device=logits.device)
             masked = torch.full_like(logits, float("-inf"))
             masked[index] = logits[index]
             return masked
-        banned = _BANS.get(self._kind, ()) if self._place is _Place.BODY and self.must_call is not None else ()
-        if not banned:
+        ends = _BANS.get(self._kind, ()) if self._place is _Place.BODY and self.must_call is not None else ()
+        if not ends:
             return logits
-        return logits.index_fill(0, torch.tensor(banned, device=logits.device), float("-inf"))
+        return logits.index_fill(0, torch.tensor(ends, device=logits.device), float("-inf"))
 
     def advance(self, token: int) -> None:
         """Record the token the sequence wrote (one :meth:`mask` allowed)."""

@@ -368,23 +368,31 @@ class TokenTable:
                 by_first.setdefault(data[0], []).append(i)
         self._by_first = by_first
         self._by_first_after_space = by_first_after_space
-        self._masks: OrderedDict[JsonState, torch.Tensor] = OrderedDict()
+        # Kept per state as the decode loop uses them: the banned tokens (for masked_fill) and whether any token is
+        # allowed, so a step costs one masked_fill, not a negation and a scan of the vocabulary as well.
+        self._banned: OrderedDict[JsonState, tuple[torch.Tensor, bool]] = OrderedDict()
         self._lock = threading.Lock()
 
     def mask(self, state: JsonState) -> torch.Tensor:
-        """Bool ``[vocab_size]``: the tokens whose bytes continue a JSON object from ``state`` (shared: do not
-        modify). Once the object is done nothing continues it; the caller adds the message's end."""
+        """Bool ``[vocab_size]``: the tokens whose bytes continue a JSON object from ``state`` (a new tensor). Once the
+        object is done nothing continues it; the caller adds the message's end."""
+        return ~self.banned(state)[0]
+
+    def banned(self, state: JsonState) -> tuple[torch.Tensor, bool]:
+        """The tokens that do not continue ``state`` (bool ``[vocab_size]``, shared: do not modify), and whether any
+        token does. Computed once per state and kept."""
         with self._lock:
-            found = self._masks.get(state)
+            found = self._banned.get(state)
             if found is not None:
-                self._masks.move_to_end(state)
+                self._banned.move_to_end(state)
                 return found
-        mask = self._compute(state)
+        allowed = self._compute(state)
+        entry = (~allowed, bool(allowed.any()))
         with self._lock:
-            self._masks[state] = mask
-            while len(self._masks) > _MASK_CACHE_STATES:
-                self._masks.popitem(last=False)
-        return mask
+            self._banned[state] = entry
+            while len(self._banned) > _MASK_CACHE_STATES:
+                self._banned.popitem(last=False)
+        return entry
 
     def _compute(self, state: JsonState) -> torch.Tensor:
         data = self.token_bytes
