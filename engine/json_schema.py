@@ -133,9 +133,10 @@ class _Compiler:
                 required = frozenset(name for name in wanted if isinstance(name, str))
             names = listed + sorted(required - set(listed))  # a required key left out of properties: any value
             keys = tuple((name, _encode(name)[1:], self.node(declared.get(name), depth + 1)) for name in names)
-            # Listing properties closes the object unless it says otherwise; an object that lists none is open.
+            # Listing properties closes the object unless it says otherwise; an object that lists none is open, and
+            # so is one with patternProperties (keys matching a pattern: not held, so any key may come).
             extra = schema.get("additionalProperties", not isinstance(properties, Mapping))
-            closed = extra is False
+            closed = extra is False and "patternProperties" not in schema
             if isinstance(extra, Mapping):
                 extra_node = self.node(extra, depth + 1)
         items = schema.get("items") if "array" in types else None

@@ -254,6 +254,13 @@ def test_what_cannot_be_held_exactly_accepts_any_value() -> None:
         assert state is not None and state.done
 
 
+def test_pattern_properties_leave_the_keys_free() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "patternProperties": {"^x-": {}}}
+    state = feed(JsonState.held_to(compile_parameters(schema)), b'{"a": 1, "x-note": [true]}')
+    assert state is not None and state.done and _valid(schema, {"a": 1, "x-note": [True]})
+    assert feed(JsonState.held_to(compile_parameters(schema)), b'{"a": "1"}') is None  # "a" is still an integer
+
+
 def test_no_schema_or_one_that_is_no_object_holds_json_only() -> None:
     assert compile_parameters(None) is ANY
     assert compile_parameters({"type": "string"}) is ANY
