@@ -305,9 +305,10 @@ class ChatSession:
     effort: ReasoningEffort = ReasoningEffort.MEDIUM
     instructions: str | None = None
     tools: tuple[FunctionTool, ...] = field(default=())
+    response_format: ResponseFormat | None = None
 
     def with_messages(self, *new: ChatMessage) -> ChatSession:
-        return ChatSession(self.messages + new, self.effort, self.instructions, self.tools)
+        return ChatSession(self.messages + new, self.effort, self.instructions, self.tools, self.response_format)
 
     def prompt(self, *, current_date: str | None = TODAY, encoding: HarmonyEncoding | None = None) -> list[int]:
         return render_prompt(
@@ -316,5 +317,6 @@ class ChatSession:
             instructions=self.instructions,
             current_date=current_date,
             tools=self.tools or None,
+            response_format=self.response_format,
             encoding=encoding,
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import queue
+import re
 import sys
 import threading
 from pathlib import Path
@@ -28,10 +29,12 @@ from gpt_oss_desktop.engine.cli.argument_types import (
     top_p_value,
 )
 from gpt_oss_desktop.engine.cli.conversation_loop import converse
-from gpt_oss_desktop.engine.errors import EngineError, GenerationError, MissingFilesError
+from gpt_oss_desktop.engine.errors import CheckpointError, EngineError, GenerationError, MissingFilesError
 from gpt_oss_desktop.engine.events import Delta, Done, Event, ToolCall
 from gpt_oss_desktop.engine.generator import Generator
 from gpt_oss_desktop.engine.harmony import ChatSession, ReasoningEffort
+from gpt_oss_desktop.engine.input_files import read_json
+from gpt_oss_desktop.engine.response_format import ResponseFormat
 from gpt_oss_desktop.engine.sampling import DEFAULT_MAX_TOKENS, SamplingParams
 from gpt_oss_desktop.engine.weights_mode import DEFAULT_WEIGHTS, WEIGHTS_MODES
 
@@ -69,6 +72,15 @@ def add_parser(subparsers: Any) -> None:
         help="think at most N tokens, then answer (0 = answer without thinking; default: no limit; local models)",
     )
     p.add_argument("--system", "--instructions", dest="instructions", default=None, help="developer instructions")
+    answer_format = p.add_mutually_exclusive_group()
+    answer_format.add_argument("--json", action="store_true", help="answer with a JSON object (JSON mode)")
+    answer_format.add_argument(
+        "--json-schema",
+        type=Path,
+        metavar="FILE",
+        help="answer with JSON that follows the JSON schema in FILE (held to it token by token on a local model; a "
+        "server is sent it as response_format)",
+    )
     p.add_argument(
         "--context", type=context_value, default=None, help="context length to allocate (default: the model's)"
     )
@@ -100,9 +112,34 @@ def sampling_from_args(args: argparse.Namespace) -> SamplingParams:
             seed=args.seed,
             max_tokens=args.max_tokens,
             reasoning_budget=getattr(args, "thinking_budget", None),
+            response_format=answer_format_from_args(args),
         )
     except ValueError as exc:
         raise EngineError(f"invalid sampling option: {exc}") from exc
+
+
+_SCHEMA_FILE_LIMIT = 1 << 20  # bytes; a response format's schema is a few KB
+
+
+def answer_format_from_args(args: argparse.Namespace) -> ResponseFormat | None:
+    """``--json`` or ``--json-schema FILE`` (named after the file); a file that is missing, no JSON or no object's
+    schema is a one-line EngineError."""
+    if getattr(args, "json", False):
+        return ResponseFormat.json_object()
+    path: Path | None = getattr(args, "json_schema", None)
+    if path is None:
+        return None
+    try:
+        schema = read_json(path, _SCHEMA_FILE_LIMIT)
+    except CheckpointError as exc:  # (missing, not a regular file, too big, not JSON: one line naming the file)
+        raise EngineError(f"--json-schema: {exc}") from exc
+    if not isinstance(schema, dict):
+        raise EngineError(f"--json-schema: {path}: a JSON schema is an object, got {type(schema).__name__}")
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", path.stem)[:64] or "schema"
+    try:
+        return ResponseFormat.json_schema(name, schema)
+    except ValueError as exc:
+        raise EngineError(f"--json-schema: {path}: {exc}") from exc
 
 
 def check_device(device: str | None) -> None:
@@ -268,7 +305,9 @@ def run(args: argparse.Namespace) -> int:
         raise EngineError(f"--context must be at least 2 tokens, got {args.context}")
     model = load_for_cli(args.model, args.dtype, args.device, args.weights)
     generator = Generator(model, max_context=args.context)
-    session = ChatSession(effort=ReasoningEffort(args.effort), instructions=args.instructions)
+    session = ChatSession(
+        effort=ReasoningEffort(args.effort), instructions=args.instructions, response_format=params.response_format
+    )
     printer = _Printer(sys.stdout)
 
     return converse(

@@ -9,6 +9,7 @@ to reasoning in the input).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,7 @@ from gpt_oss_desktop.engine.events import FINAL
 from gpt_oss_desktop.engine.harmony import ChatMessage, ChatRole, FunctionTool, ReasoningEffort, prune_reasoning
 from gpt_oss_desktop.engine.remote.connection import ReasoningStyle, RemoteConnection
 from gpt_oss_desktop.engine.remote.tool_wire import function_name, openai_tools, wire_call
+from gpt_oss_desktop.engine.response_format import JSON_OBJECT_SCHEMA, ResponseFormat
 
 if TYPE_CHECKING:
     from gpt_oss_desktop.engine.sampling import SamplingParams
@@ -101,8 +103,10 @@ def chat_request(
     turned off.
 
         Fields the SDK does not declare (``reasoning``, ``top_k``) go in ``extra_body``, which the SDK merges into the
-        JSON body as they are. ``params.reasoning_budget`` is not sent: this app enforces it on the logits
-        (engine/channel_guard.py), and a server that does not know a budget field may refuse the request for it.
+        JSON body as they are. ``params.response_format`` goes as ``response_format`` (vLLM, SGLang, llama.cpp and
+        OpenAI hold the answer to it themselves). ``params.reasoning_budget`` is not sent: this app enforces it on the
+        logits (engine/channel_guard.py), and a server that does not know a budget field may refuse the request for
+        it.
     """
     body: dict[str, Any] = {
         "model": connection.model,
@@ -123,6 +127,8 @@ def chat_request(
         body["parallel_tool_calls"] = False  # the tool loop runs one call per round, as gpt-oss makes them
     if params.seed is not None:
         body["seed"] = params.seed
+    if params.response_format is not None:
+        body["response_format"] = response_format_field(params.response_format)
     extra: dict[str, Any] = {}
     if params.top_k:
         extra["top_k"] = params.top_k  # vLLM, SGLang, llama.cpp and Ollama read it; others ignore it
@@ -133,3 +139,13 @@ def chat_request(
     if extra:
         body["extra_body"] = extra
     return body
+
+
+def response_format_field(response_format: ResponseFormat) -> dict[str, Any]:
+    """Chat Completions' ``response_format`` for ``response_format``: JSON mode, or the schema with its name."""
+    if response_format.schema_text == JSON_OBJECT_SCHEMA and response_format.name == "json_object":
+        return {"type": "json_object"}
+    spec: dict[str, Any] = {"name": response_format.name, "schema": json.loads(response_format.schema_text)}
+    if response_format.description:
+        spec["description"] = response_format.description
+    return {"type": "json_schema", "json_schema": spec}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
+
+import jsonschema
 
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from tests.engine.remote.conftest import OWN_KEY, QUESTION
@@ -73,3 +77,42 @@ def test_mistakes_are_one_line_each(own_server: Any) -> None:
     assert line.startswith(f"error: {own_server.base_url} rejected the API key (")
     assert line.endswith("; enter the key again (or check its permissions)")
     assert "not-the-key" not in wrong_key.stderr + wrong_key.stdout
+
+
+def test_json_schema_holds_the_answer_on_a_local_model_and_through_a_server(own_server: Any, tmp_path: Path) -> None:
+    # The same answer twice: held by this process's channel guard (--model), and sent as response_format to our
+    # server, which holds it with its own guard. Both must parse and follow the schema (checked by jsonschema), and,
+    # greedy on the same weights and prompt, agree token for token.
+    schema = {"type": "object", "properties": {"answer": {"type": "integer"}}, "required": ["answer"]}
+    schema_file = tmp_path / "result.json"
+    schema_file.write_text(json.dumps(schema))
+    common = ("--effort", "low", "--temperature", "0", "--max-tokens", "600", "--json-schema", str(schema_file))
+    local = chat("--model", "demo", *common, "What is 17 + 25?")
+    remote = chat(
+        *("--server", own_server.base_url, "--api-model", "demo", "--api-key-env", "DEMO_KEY"),
+        *common,
+        "What is 17 + 25?",
+    )
+    answers = []
+    for result in (local, remote):
+        assert result.returncode == 0, result.stderr
+        (answer,) = [line for line in result.stdout.splitlines() if line.lstrip().startswith("{")]
+        jsonschema.validate(json.loads(answer), schema)
+        answers.append(answer)
+    assert answers[0] == answers[1]
+
+
+def test_a_json_schema_file_that_cannot_be_used_is_one_line(tmp_path: Path) -> None:
+    array = tmp_path / "list.json"
+    array.write_text('{"type": "array"}')
+    cut = tmp_path / "cut.json"
+    cut.write_text('{"type": "object", "properties": {')
+    for path, why in [
+        (array, "must describe an object, not 'array'"),
+        (cut, "the file may be cut short"),
+        (tmp_path / "missing.json", "no such file"),
+    ]:
+        result = chat("--model", "demo", "--json-schema", str(path), "hi")
+        assert result.returncode == 2, result.stderr
+        (line,) = result.stderr.strip().splitlines()[-1:]
+        assert line.startswith("error: --json-schema: ") and why in line, line

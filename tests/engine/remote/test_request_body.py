@@ -1,4 +1,5 @@
-"""The conversation as Chat Completions messages (engine/remote/request_body.py) and Retry-After parsing."""
+"""The conversation as Chat Completions messages (engine/remote/request_body.py), the answer's format as
+``response_format``, and Retry-After parsing."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import httpx
 
 from gpt_oss_desktop.engine.harmony import ChatMessage, ChatRole
 from gpt_oss_desktop.engine.remote.failures import retry_after_seconds
-from gpt_oss_desktop.engine.remote.request_body import openai_messages
+from gpt_oss_desktop.engine.remote.request_body import openai_messages, response_format_field
+from gpt_oss_desktop.engine.response_format import ResponseFormat
 
 
 def test_two_calls_in_one_turn_get_ids_and_each_result_answers_its_own_call() -> None:
@@ -47,3 +49,13 @@ def test_retry_after_in_seconds_milliseconds_or_an_http_date() -> None:
     assert 27 <= (retry_after_seconds(httpx.Headers({"Retry-After": date})) or 0) <= 30
     assert retry_after_seconds(httpx.Headers({"Retry-After": "soon"})) is None
     assert retry_after_seconds(httpx.Headers({})) is None
+
+
+def test_an_answer_format_goes_as_openais_response_format() -> None:
+    assert response_format_field(ResponseFormat.json_object()) == {"type": "json_object"}
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    sent = response_format_field(ResponseFormat.json_schema("count", schema, "How many."))
+    assert sent == {
+        "type": "json_schema",
+        "json_schema": {"name": "count", "schema": schema, "description": "How many."},
+    }
