@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import jsonschema
+import pydantic
 import pytest
 
 from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply
@@ -107,3 +108,17 @@ def test_the_responses_api_refuses_a_bad_text_format(start_server: StartServer) 
     request = {"model": "demo", "input": "Hi", "text": {"format": {"type": "json_schema", "name": "c"}}}
     response = httpx.post(server.base_url + "/responses", json=request, timeout=60)
     assert response.status_code == 400 and response.json()["error"]["param"] == "text.format.schema"
+
+
+def test_the_sdks_parse_helper_gets_its_pydantic_model_back(start_server: StartServer) -> None:
+    # client.chat.completions.parse sends the pydantic model's strict schema (titles, additionalProperties false,
+    # every key required) and reads the answer back into the model: the usual way clients ask for structure.
+    class City(pydantic.BaseModel):
+        city: str
+        population: int
+
+    client = client_for(start_server(city_model()))
+    reply = client.chat.completions.parse(
+        model="demo", messages=[{"role": "user", "content": "Norway's capital, as JSON."}], response_format=City
+    )
+    assert reply.choices[0].message.parsed == City(city="Oslo", population=709000)
