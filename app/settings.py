@@ -35,6 +35,9 @@ CTRL_ENTER_SENDS_KEY: Final = "composer/ctrl_enter_sends"
 # True: local models load with 8-bit attention and unembedding weights (Model ▸ 8-bit attention weights,
 # app/models/weights_menu.py; engine.weights_mode "q8"); False, the default: the checkpoint's exact bf16 weights.
 Q8_WEIGHTS_KEY: Final = "model/q8_weights"
+# True, the default: a chat longer than a local model's context leaves out its oldest turns (Chat ▸ Fit long chats
+# to the context, app/chat/context_setting.py; engine/context_fit.py); False: such a chat's next answer fails.
+FIT_CONTEXT_KEY: Final = "chat/fit_context"
 SERVER_PORT_KEY: Final = "server/port"  # Model > Serve on localhost listens here (default 8000)
 EXPORT_FOLDER_KEY: Final = "export/last_folder"  # where the last export went: the next export dialog opens there
 # The tools the app's chats offer the model, their policies and the MCP servers: one JSON value (app/tools).

@@ -91,6 +91,8 @@ class Done:
     counts_estimated: bool = False
     # True when a reasoning budget (SamplingParams.reasoning_budget) ended the thinking, or kept it from starting.
     reasoning_cut: bool = False
+    # The oldest turns of the conversation left out so the prompt fit the context (engine/context_fit.py); 0: none.
+    dropped_turns: int = 0
 
     @property
     def completion_tokens(self) -> int:

@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator, Sequence
 from gpt_oss_desktop.app.backends.chat_backend import (
     ChatBackend,
     ChatRequest,
+    ContextFitBackend,
     ModelInfo,
     RequestError,
     ServingBackend,
@@ -88,6 +89,12 @@ class SwitchableBackend:
     def set_weights_mode(self, mode: str) -> None:
         if isinstance(self.local, WeightsBackend):
             self.local.set_weights_mode(mode)
+
+    # -- ContextFitBackend: the local engine's (a remote server fits or refuses a long chat itself) --------------------
+
+    def set_fit_context(self, on: bool) -> None:
+        if isinstance(self.local, ContextFitBackend):
+            self.local.set_fit_context(on)
 
     def close(self) -> None:
         self.remote.close()

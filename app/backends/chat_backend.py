@@ -157,6 +157,15 @@ class ChatBackend(Protocol):
 
 
 @runtime_checkable
+class ContextFitBackend(Protocol):
+    """A backend that can leave out a long chat's oldest turns to fit its model's context (engine/context_fit.py)."""
+
+    def set_fit_context(self, on: bool) -> None:
+        """Fit long chats from the next answer on (True), or let them fail as too long (False)."""
+        ...
+
+
+@runtime_checkable
 class WeightsBackend(Protocol):
     """A backend whose next local load can quantise the attention weights to 8 bits (Model ▸ 8-bit attention
     weights; engine.weights_mode)."""

@@ -32,6 +32,7 @@ from gpt_oss_desktop.app.backends.chat_backend import (
     RequestError,
 )
 from gpt_oss_desktop.engine.batch_generator import BatchGenerator
+from gpt_oss_desktop.engine.context_fit import ContextWindow
 from gpt_oss_desktop.engine.errors import (
     CheckpointError,
     EngineError,
@@ -45,6 +46,7 @@ from gpt_oss_desktop.engine.errors import (
 )
 from gpt_oss_desktop.engine.events import Delta, Done, FinishReason, LoadProgress, ToolCall
 from gpt_oss_desktop.engine.generator import Generator, ModelLike
+from gpt_oss_desktop.engine.harmony import ChatMessage
 from gpt_oss_desktop.engine.json_schema import CallSchemas
 from gpt_oss_desktop.engine.sampling import SamplingParams
 from gpt_oss_desktop.engine.server.config import ServerConfig
@@ -254,6 +256,10 @@ class LocalEngine:
         # json_arguments: hold a function call's arguments to JSON where functions are offered (see _params). Tests
         # of what the app does with malformed arguments (which a server may still send) turn it off.
         self._json_arguments = json_arguments
+        # A chat longer than the context leaves out its oldest turns (engine/context_fit.py) rather than fail; set
+        # from the GUI thread (set_fit_context), read by the engine thread at each request.
+        self.fit_context = True
+        self._window = ContextWindow()  # engine thread only
         self._loader: Loader = loader or self._load_default
         self._weights: WeightsMode = DEFAULT_WEIGHTS  # for the next load (GUI thread)
         self._job_weights: WeightsMode = DEFAULT_WEIGHTS  # of the load running (engine thread)
@@ -279,6 +285,10 @@ class LocalEngine:
     @property
     def info(self) -> ModelInfo | None:
         return self._info
+
+    def set_fit_context(self, on: bool) -> None:
+        """ContextFitBackend: leave out a long chat's oldest turns (True, the default) or let it fail (False)."""
+        self.fit_context = on
 
     async def load(self, model_ref: str, on_progress: LoadProgress | None = None) -> ModelInfo:
         await self.stop_server()  # the server serves the model being replaced; clients get a clean end
@@ -518,11 +528,16 @@ class LocalEngine:
         request = job.request
         sent_any = False
         try:
+            dropped = 0
+            if self.fit_context and self._model is not None:
+                request, dropped = self._fitted(request, self._model)
             prompt = _prompt(request)
             params = _params(request) if self._json_arguments else request.params
             for event in self._generator.stream(prompt, params, job.cancel):
                 if isinstance(event, ToolCall):
                     continue  # the call's text came as Deltas and its message comes in Done, where the app reads it
+                if isinstance(event, Done) and dropped:
+                    event = dataclasses.replace(event, dropped_turns=dropped)
                 job.outbox.put(event)
                 sent_any = True
         except GenerationError as exc:
@@ -531,6 +546,22 @@ class LocalEngine:
                 job.outbox.put(Done(FinishReason.ERROR, error=str(exc)))
             else:
                 job.outbox.put(RequestError(str(exc)))
+
+    def _fitted(self, request: ChatRequest, model: ModelLike) -> tuple[ChatRequest, int]:
+        """``request`` with its chat's oldest turns left out where the whole chat would not leave the answer room in
+        the context (engine/context_fit.py), and how many turns went."""
+        context = min(self._max_context, model.config.max_context_length)
+
+        def prompt_length(messages: Sequence[ChatMessage]) -> int:
+            return len(_prompt(dataclasses.replace(request, messages=tuple(messages))))
+
+        fitted = self._window.fit(
+            request.messages, prompt_length, context=context, max_tokens=request.params.max_tokens
+        )
+        if not fitted.dropped_turns:
+            return request, 0
+        logger.info("left out the oldest %d turns of the chat to fit the context", fitted.dropped_turns)
+        return dataclasses.replace(request, messages=fitted.messages), fitted.dropped_turns
 
     def _compare(self, job: _CompareJob) -> None:
         if self._batch is None:

@@ -38,6 +38,8 @@ class AnswerStats:
     # The thinking budget (the sampling menu's) ended the reasoning, or kept it from starting: the answer came
     # after less thought than the model would have given it.
     reasoning_cut: bool = False
+    # The chat was longer than the context: its oldest turns were left out of this answer's prompt.
+    dropped_turns: int = 0
 
     @property
     def connection_lost(self) -> bool:
@@ -74,6 +76,7 @@ class AnswerStats:
             counts_estimated=done.counts_estimated,
             error=done.error or None,
             reasoning_cut=done.reasoning_cut,
+            dropped_turns=done.dropped_turns,
         )
 
     def to_record(self) -> dict[str, Any]:
@@ -91,6 +94,7 @@ class AnswerStats:
             **({"tool_calls": self.tool_calls, "tool_s": self.tool_seconds} if self.tool_calls else {}),
             **({"error": self.error} if self.error else {}),
             **({"reasoning_cut": True} if self.reasoning_cut else {}),
+            **({"dropped_turns": self.dropped_turns} if self.dropped_turns else {}),
         }
 
     @classmethod
@@ -124,6 +128,7 @@ class AnswerStats:
             tool_seconds=number("tool_s") or 0.0,
             error=error if isinstance(error := record.get("error"), str) and error else None,
             reasoning_cut=record.get("reasoning_cut") is True,
+            dropped_turns=max(0, int(number("dropped_turns") or 0)),
         )
 
 
@@ -205,6 +210,9 @@ def stats_figures(stats: AnswerStats) -> list[str]:
         parts.append(f"{stats.tokens_per_second:.1f} tok/s")
     if stats.tool_calls:
         parts.append(f"{plural(stats.tool_calls, 'tool call')} {seconds(stats.tool_seconds)}")
+    if stats.dropped_turns:
+        turns = "turn" if stats.dropped_turns == 1 else f"{count(stats.dropped_turns)} turns"
+        parts.append(f"oldest {turns} left out to fit the context")
     note = "connection lost" if stats.connection_lost else _FINISH_NOTES[stats.finish_reason]
     if note:
         parts.append(note)

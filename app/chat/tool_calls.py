@@ -209,4 +209,5 @@ def merge_rounds(rounds: Sequence[Done]) -> Done:
         malformed=next((r.malformed for r in reversed(rounds) if r.malformed), None),
         counts_estimated=any(r.counts_estimated for r in rounds),
         reasoning_cut=any(r.reasoning_cut for r in rounds),
+        dropped_turns=max(r.dropped_turns for r in rounds),
     )

@@ -41,6 +41,7 @@ class AnswerStats(TypedDict, total=False):
     finish_reason: str
     error: str  # what ended the answer early, as shown under it ("connection lost mid-answer (…)"); absent if nothing
     reasoning_cut: bool  # the thinking budget ended the reasoning; absent if it did not
+    dropped_turns: int  # the chat's oldest turns left out of the prompt to fit the context; absent if none
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

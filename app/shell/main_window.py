@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from gpt_oss_desktop.app.backends import kernel_preparation
 from gpt_oss_desktop.app.backends.chat_backend import DEMO_MODEL, ChatBackend, LoadError, LoadErrorKind, ModelInfo
 from gpt_oss_desktop.app.backends.kernel_preparation import KernelPreparation
-from gpt_oss_desktop.app.chat import stats
+from gpt_oss_desktop.app.chat import context_setting, stats
 from gpt_oss_desktop.app.chat.chat_session import (
     ChatListener,
     ChatSession,
@@ -715,6 +715,8 @@ class MainWindow(QMainWindow):
         self.export_markdown_action = actions.export_markdown
         self.export_json_action = actions.export_json
         self._update_export_actions()
+        # Chat > Fit long chats to the context, saved, applied to the local engine (app/chat/context_setting.py)
+        self.context_setting = context_setting.attach(self, self.backend, self.settings, actions.menu)
         self.model_menu = window_menus.build_model_menu(self)
         # Model > 8-bit attention weights, saved, for the next load (app/models/weights_menu.py)
         self.weights_setting = weights_menu.attach(self, self.backend, self.settings, self.model_menu)

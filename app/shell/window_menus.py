@@ -35,6 +35,7 @@ class ChatActions:
     compare: QAction
     export_markdown: QAction
     export_json: QAction
+    menu: QMenu  # for entries added later (Fit long chats to the context, app/chat/context_setting.py)
 
 
 def add_action(
@@ -76,7 +77,9 @@ def build_chat_menu(window: MainWindow) -> ChatActions:
     menu.addSeparator()
     export_markdown = add_action(window, menu, "Export to &Markdown…", lambda: window.choose_export_file("markdown"))
     export_json = add_action(window, menu, "Export to &JSON…", lambda: window.choose_export_file("json"))
-    return ChatActions(new_chat, send, stop, regenerate, edit_last, instructions, compare, export_markdown, export_json)
+    return ChatActions(
+        new_chat, send, stop, regenerate, edit_last, instructions, compare, export_markdown, export_json, menu
+    )
 
 
 def build_model_menu(window: MainWindow) -> QMenu:

@@ -24,7 +24,7 @@ from gpt_oss_desktop.engine.errors import (
     UnsupportedDeviceError,
 )
 from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
-from gpt_oss_desktop.engine.harmony import ChatMessage, FunctionTool, ReasoningEffort
+from gpt_oss_desktop.engine.harmony import ChatMessage, FunctionTool, ReasoningEffort, assistant_turn
 from gpt_oss_desktop.engine.sampling import SamplingParams
 from gpt_oss_desktop.engine.scripted_model import (
     ScriptedModel,
@@ -283,5 +283,44 @@ def test_compare_request_errors(run: Any) -> None:
             run(consume([]))
         with pytest.raises(RequestError, match="context holds 64"):
             run(consume(effort_requests("long " * 200)))
+    finally:
+        engine.close()
+
+
+def _long_chat(turns: int) -> tuple[ChatMessage, ...]:
+    messages: list[ChatMessage] = []
+    for i in range(turns):
+        messages += [ChatMessage.user(f"Question {i}: " + "tell me more " * 20)]
+        messages += assistant_turn(f"Answer {i}: " + "here is more " * 20)
+    return (*messages, ChatMessage.user("And the last question?"))
+
+
+def test_a_chat_longer_than_the_context_leaves_out_its_oldest_turns(run: Any) -> None:
+    model = ScriptedModel([harmony_reply("Short.", "Sure.")])
+    engine = LocalEngine(loader=lambda _ref, _progress=None: model, max_context=1024)
+    try:
+        run(engine.load("scripted"))
+        request = ChatRequest(_long_chat(12), params=SamplingParams(temperature=0, max_tokens=200))
+        _, done = run(collect(engine, request))
+        assert done.finish_reason is FinishReason.STOP and done.dropped_turns > 0
+        prompt = get_encoding().decode_utf8(model.last_prompt)
+        assert "And the last question?" in prompt and "Question 0:" not in prompt
+        assert f"Question {done.dropped_turns}:" in prompt  # the first turn kept
+        assert len(model.last_prompt) <= 1024 - 200  # room for the answer's max_tokens
+        # Turned off, the same chat fails as too long, as a model's hard limit would.
+        engine.set_fit_context(False)
+        with pytest.raises(RequestError, match="context"):
+            run(collect(engine, request))
+    finally:
+        engine.close()
+
+
+def test_a_chat_that_fits_is_sent_whole_and_says_so(run: Any) -> None:
+    model = ScriptedModel([harmony_reply("Short.", "Sure.")])
+    engine = LocalEngine(loader=lambda _ref, _progress=None: model, max_context=4096)
+    try:
+        run(engine.load("scripted"))
+        _, done = run(collect(engine, ChatRequest(_long_chat(3), params=SamplingParams(temperature=0))))
+        assert done.dropped_turns == 0 and "Question 0:" in get_encoding().decode_utf8(model.last_prompt)
     finally:
         engine.close()

@@ -149,3 +149,19 @@ def test_recorded_zero_counts_still_read_as_zero() -> None:
         Done(FinishReason.STOP, final_tokens=7, time_to_first_token=0.1), total_seconds=1.0, thinking_seconds=0.1
     )
     assert stats_figures(straight)[:2] == ["0 reasoning", "7 answer tokens"]
+
+
+def test_turns_left_out_to_fit_the_context_are_said_and_survive_a_save() -> None:
+    for dropped, said in [
+        (1, "oldest turn left out to fit the context"),
+        (3, "oldest 3 turns left out to fit the context"),
+    ]:
+        stats = AnswerStats.from_done(
+            Done(FinishReason.STOP, reasoning_tokens=5, final_tokens=2, dropped_turns=dropped),
+            total_seconds=1.0,
+            thinking_seconds=0.5,
+        )
+        assert said in [readable(f) for f in stats_figures(stats)]
+        assert AnswerStats.from_record(stats.to_record()) == stats
+    whole = AnswerStats.from_done(Done(FinishReason.STOP, final_tokens=2), total_seconds=1.0, thinking_seconds=0.5)
+    assert "left out" not in readable(stats_line(whole)) and "dropped_turns" not in whole.to_record()
