@@ -44,6 +44,12 @@ EXPORT_FOLDER_KEY: Final = "export/last_folder"  # where the last export went: t
 TOOLS_KEY: Final = "tools/config"
 
 
+def stored_bool(settings: QSettings, key: str, default: bool) -> bool:
+    """A saved on/off choice; ``default`` when never set (an ini file stores booleans as text)."""
+    value = settings.value(key, default)
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
 def make_settings(ini_path: str | None = None) -> QSettings:
     """The platform's settings store, or an ini file at ``ini_path`` (tests, portable installs); its file private."""
     try:

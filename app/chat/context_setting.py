@@ -14,19 +14,13 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMainWindow, QMenu
 
 from gpt_oss_desktop.app.backends.chat_backend import ChatBackend, ContextFitBackend
-from gpt_oss_desktop.app.settings import FIT_CONTEXT_KEY
+from gpt_oss_desktop.app.settings import FIT_CONTEXT_KEY, stored_bool
 
 ACTION_TEXT: Final = "Fit long chats to the context"
 TOOLTIP: Final = (
     "When a chat is longer than the model's context, leave out its oldest turns so the model can still answer "
     "(the answer's stats say how many). Off: such a chat stops with an error. Local models only."
 )
-
-
-def stored_fit_context(settings: QSettings) -> bool:
-    """The saved choice, on when never set (an ini file stores booleans as text)."""
-    value = settings.value(FIT_CONTEXT_KEY, True)
-    return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
 class ContextSetting(QObject):
@@ -39,7 +33,7 @@ class ContextSetting(QObject):
         self.action = QAction(ACTION_TEXT, menu)
         self.action.setCheckable(True)
         self.action.setToolTip(TOOLTIP)
-        self.action.setChecked(stored_fit_context(settings))
+        self.action.setChecked(stored_bool(settings, FIT_CONTEXT_KEY, True))
         self._apply(self.action.isChecked())
         self.action.toggled.connect(self._toggled)
         menu.addSeparator()

@@ -15,7 +15,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMainWindow, QMenu
 
 from gpt_oss_desktop.app.backends.chat_backend import ChatBackend, WeightsBackend
-from gpt_oss_desktop.app.settings import Q8_WEIGHTS_KEY
+from gpt_oss_desktop.app.settings import Q8_WEIGHTS_KEY, stored_bool
 
 ACTION_TEXT: Final = "8-bit attention weights (smaller, slightly less exact)"
 _NOTE_MS: Final = 8000
@@ -23,8 +23,7 @@ _NOTE_MS: Final = 8000
 
 def stored_q8(settings: QSettings) -> bool:
     """The saved choice (an ini file stores booleans as text)."""
-    value = settings.value(Q8_WEIGHTS_KEY, False)
-    return value is True or (isinstance(value, str) and value.lower() == "true")
+    return stored_bool(settings, Q8_WEIGHTS_KEY, False)
 
 
 class WeightsSetting(QObject):
