@@ -547,15 +547,18 @@ class LocalEngine:
             else:
                 job.outbox.put(RequestError(str(exc)))
 
-    def _fitted(self, request: ChatRequest, model: ModelLike) -> tuple[ChatRequest, int]:
+    def _fitted(
+        self, request: ChatRequest, model: ModelLike, window: ContextWindow | None = None
+    ) -> tuple[ChatRequest, int]:
         """``request`` with its chat's oldest turns left out where the whole chat would not leave the answer room in
-        the context (engine/context_fit.py), and how many turns went."""
+        the context (engine/context_fit.py), and how many turns went. ``window``: where the chat was cut before
+        (default: the chat's, kept across its answers)."""
         context = min(self._max_context, model.config.max_context_length)
 
         def prompt_length(messages: Sequence[ChatMessage]) -> int:
             return len(_prompt(dataclasses.replace(request, messages=tuple(messages))))
 
-        fitted = self._window.fit(
+        fitted = (window or self._window).fit(
             request.messages, prompt_length, context=context, max_tokens=request.params.max_tokens
         )
         if not fitted.dropped_turns:
@@ -567,13 +570,21 @@ class LocalEngine:
         if self._batch is None:
             job.outbox.put(RequestError("no model is loaded"))
             return
+        requests, dropped = list(job.requests), 0
+        if self.fit_context and self._model is not None and requests:
+            # A comparison asked with a long chat as its context: cut as a chat's answer would be, but afresh (the
+            # efforts share the messages; the chat's own cut is left for the chat).
+            fitted = [self._fitted(request, self._model, ContextWindow()) for request in requests]
+            requests, dropped = [request for request, _ in fitted], max(n for _, n in fitted)
         try:
-            prompts = [_prompt(request) for request in job.requests]
-            events = self._batch.stream(prompts, [request.params for request in job.requests], job.cancel)
+            prompts = [_prompt(request) for request in requests]
+            events = self._batch.stream(prompts, [request.params for request in requests], job.cancel)
         except GenerationError as exc:  # raised before any work: no event was sent yet
             job.outbox.put(RequestError(str(exc)))
             return
         for event in events:
             if isinstance(event[1], ToolCall):
                 continue  # as in _generate
+            if isinstance(event[1], Done) and dropped:
+                event = (event[0], dataclasses.replace(event[1], dropped_turns=dropped))
             job.outbox.put(event)

@@ -324,3 +324,25 @@ def test_a_chat_that_fits_is_sent_whole_and_says_so(run: Any) -> None:
         assert done.dropped_turns == 0 and "Question 0:" in get_encoding().decode_utf8(model.last_prompt)
     finally:
         engine.close()
+
+
+def test_a_comparison_asked_with_a_long_chat_leaves_out_its_oldest_turns_too(run: Any) -> None:
+    model = ScriptedModel([harmony_reply("Short.", "Sure.")])
+    engine = LocalEngine(loader=lambda _ref, _progress=None: model, max_context=1024)
+    try:
+        run(engine.load("scripted"))
+        requests = [
+            ChatRequest(_long_chat(12), effort=e, params=SamplingParams(temperature=0, max_tokens=200))
+            for e in ReasoningEffort
+        ]
+
+        async def dones() -> list[Done]:
+            return [event async for _, event in engine.stream_compare(requests) if isinstance(event, Done)]
+
+        finished = run(dones())
+        assert len(finished) == 3 and all(
+            d.dropped_turns > 0 and d.finish_reason is FinishReason.STOP for d in finished
+        )
+        assert all("Question 0:" not in get_encoding().decode_utf8(p) for p in model.prompts[-3:])
+    finally:
+        engine.close()
