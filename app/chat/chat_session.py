@@ -4,8 +4,9 @@ where its turns are stored, and the saved copy of an answer while it arrives.
 Views (the chat window, the effort comparison) observe a :class:`ChatSession` through :class:`ChatListener` and only
 draw. Every backend (local engine, remote, a server) is driven through here, so the rules live in one place:
 
-- a request is the whole conversation (the harmony renderer drops finished turns' reasoning itself), the chat's
-  developer instructions, and the effort and sampling that travel with the :class:`SendRequest`;
+- a request is the whole conversation (the harmony renderer drops finished turns' reasoning itself), each question
+  with its attached files (so a regenerate, an edit or a reopened chat sends them again), the chat's developer
+  instructions, and the effort and sampling that travel with the :class:`SendRequest`;
 - the stream is sorted into reasoning, tool-call and answer text; the answer's clock starts after ``wait_ready``
   (a first-run kernel build is neither thinking time nor time to the first token);
 - turn ``i`` is stored as its question at position ``2i`` and its answer at ``2i + 1`` (:func:`stored_turn`);
@@ -43,7 +44,15 @@ from gpt_oss_desktop.app.chat.tool_calls import (
     merge_rounds,
     thinking_left,
 )
-from gpt_oss_desktop.app.history import Chat, ChatNotFoundError, ChatStore, HistoryError, Message, title_from_prompt
+from gpt_oss_desktop.app.history import (
+    Attachment,
+    Chat,
+    ChatNotFoundError,
+    ChatStore,
+    HistoryError,
+    Message,
+    title_from_prompt,
+)
 from gpt_oss_desktop.app.history.versions import Versions
 from gpt_oss_desktop.engine.events import Delta, Done, FinishReason
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
@@ -59,15 +68,16 @@ WaitReady = Callable[[], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class SendRequest:
-    """A question to send, with the effort and sampling to answer it at."""
+    """A question to send (its text and attached files), with the effort and sampling to answer it at."""
 
     prompt: str
     effort: ReasoningEffort = ReasoningEffort.MEDIUM
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    attachments: tuple[Attachment, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.prompt.strip():
-            raise ValueError("a message needs some text")
+        if not self.prompt.strip() and not self.attachments:
+            raise ValueError("a message needs some text or an attached file")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +109,13 @@ def stored_turn(turn_index: int) -> StoredTurn:
     if turn_index < 0:
         raise ValueError(f"turn index must not be negative, got {turn_index}")
     return StoredTurn(2 * turn_index, 2 * turn_index + 1)
+
+
+def question_title(text: str, attachments: Sequence[Attachment] = ()) -> str:
+    """A chat's title from its first question: its text, or for files sent alone the first file's name."""
+    if not text.strip() and attachments:
+        return title_from_prompt(attachments[0].name)
+    return title_from_prompt(text)
 
 
 def saved_effort(record: Message) -> ReasoningEffort:
@@ -251,7 +268,7 @@ class ChatSession:
         shown: list[tuple[Turn, Message | None]] = []
         for record in thread:
             if record.role == "user":
-                shown.append((self.conversation.add_user(record.text), None))
+                shown.append((self.conversation.add_user(record.text, record.attachments), None))
             elif record.role == "assistant" and shown:
                 shown[-1] = (_take_answer(shown[-1][0], record), record)
         return shown
@@ -296,10 +313,10 @@ class ChatSession:
             return None
         replaced = None
         if edit_turn is not None and 0 <= edit_turn < len(self.conversation.turns):
-            replaced = self.conversation.turns[edit_turn].user
+            replaced = self.conversation.turns[edit_turn]
             del self.conversation.turns[edit_turn:]
-        self.conversation.add_user(request.prompt)
-        self._save_question(request.prompt, replaces=replaced)
+        self.conversation.add_user(request.prompt, request.attachments)
+        self._save_question(request.prompt, request.attachments, replaces=replaced)
         return self._start_answer(request.effort, request.sampling)
 
     def regenerate(self, effort: ReasoningEffort, sampling: SamplingParams) -> asyncio.Task[None] | None:
@@ -629,9 +646,9 @@ class ChatSession:
     #
     # Writes are small single transactions on the loop's thread (milliseconds in WAL mode).
 
-    def _save_question(self, text: str, *, replaces: str | None) -> None:
-        """Save the last turn's question; ``replaces``: the text of the question it is an edit of (that question
-        and everything after it become an earlier version)."""
+    def _save_question(self, text: str, attachments: tuple[Attachment, ...], *, replaces: Turn | None) -> None:
+        """Save the last turn's question with its attached files; ``replaces``: the turn whose question it is an
+        edit of (that question and everything after it become an earlier version)."""
         if self.store is None:
             return
         position = stored_turn(len(self.conversation.turns) - 1).user
@@ -639,25 +656,31 @@ class ChatSession:
             if self.chat_id is None:
                 info = self.backend.info
                 chat = self.store.create_chat(
-                    title_from_prompt(text), model=info.name if info else "", developer_instructions=self.instructions
+                    question_title(text, attachments),
+                    model=info.name if info else "",
+                    developer_instructions=self.instructions,
                 )
                 self.chat_id = chat.id
             if replaces is None:
-                self.store.add_message(self.chat_id, "user", text, position=position)
+                self.store.add_message(self.chat_id, "user", text, position=position, attachments=attachments)
             else:
-                self.store.new_version_from(self.chat_id, position, role="user", text=text)
+                self.store.new_version_from(self.chat_id, position, role="user", text=text, attachments=attachments)
                 if position == 0:
-                    self._retitle(self.chat_id, replaces, text)
+                    self._retitle(
+                        self.chat_id,
+                        question_title(replaces.user, replaces.attachments),
+                        question_title(text, attachments),
+                    )
         except HistoryError as exc:
             self.listener.history_failed("Could not save the message", exc)
             return
         self.listener.chat_saved(self.chat_id)
 
-    def _retitle(self, chat_id: int, old_prompt: str, new_prompt: str) -> None:
+    def _retitle(self, chat_id: int, old_title: str, new_title: str) -> None:
         """An edited first question renames its chat, unless the user chose the title."""
         assert self.store is not None
-        if self.store.get_chat(chat_id).title == title_from_prompt(old_prompt):
-            self.store.rename_chat(chat_id, title_from_prompt(new_prompt))
+        if self.store.get_chat(chat_id).title == old_title:
+            self.store.rename_chat(chat_id, new_title)
 
     def _new_version(self, position: int) -> None:
         """The stored messages from ``position`` on become an earlier version (an answer being regenerated)."""

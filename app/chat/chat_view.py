@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
 from PySide6.QtCore import QEvent, QRect, QSize, Qt, QTimer, Signal
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gpt_oss_desktop.app.chat.attachment_chips import AttachmentChip
 from gpt_oss_desktop.app.chat.new_chat_intro import NewChatIntro
 from gpt_oss_desktop.app.chat.reasoning_panel import ReasoningPanel
 from gpt_oss_desktop.app.chat.stats import AnswerStats, stats_line
@@ -25,6 +27,7 @@ from gpt_oss_desktop.app.chat.text_views import AnswerView
 from gpt_oss_desktop.app.chat.tool_call_card import ToolCallCard
 from gpt_oss_desktop.app.chat.tool_calls import ToolCallRecord
 from gpt_oss_desktop.app.chat.version_switcher import VersionSwitcher
+from gpt_oss_desktop.app.history.attachments import Attachment
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 
 # Long lines are hard to read; the chat column stops growing here and centres in wide windows. READING_WIDTH is
@@ -44,8 +47,8 @@ _INTERRUPTED = "interrupted · partial answer"
 
 class UserBubble(QFrame):
     """A user's message: selectable text in a tinted, rounded bubble on the right (the look is the theme's:
-    app/shell/theme.py styles ``role="user-bubble"``), with an Edit button and, once it was edited, its versions
-    (‹ 1/2 ›).
+    app/shell/theme.py styles ``role="user-bubble"``), a chip per attached file (its name, size and tokens, never
+    its content), an Edit button and, once it was edited, its versions (‹ 1/2 ›).
 
     Signals:
         edit_requested(): the user wants to edit this message (and branch the chat from it).
@@ -53,10 +56,11 @@ class UserBubble(QFrame):
 
     edit_requested = Signal()
 
-    def __init__(self, text: str, parent: QWidget | None = None) -> None:
+    def __init__(self, text: str, attachments: Sequence[Attachment] = (), parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("userBubble")
         self.setProperty("role", "user-bubble")
+        self.attachments = tuple(attachments)
         self.label = QLabel(text, self)
         self.label.setTextFormat(Qt.TextFormat.PlainText)
         self.label.setWordWrap(True)
@@ -64,6 +68,8 @@ class UserBubble(QFrame):
             Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.TextSelectableByKeyboard
         )
         self.label.setAccessibleName("Your message")
+        self.label.setVisible(bool(text))  # files sent alone: no empty line above them
+        self.chips = [AttachmentChip(attachment, removable=False, parent=self) for attachment in self.attachments]
         self.edit_button = QToolButton(self)
         self.edit_button.setText("Edit")
         self.edit_button.setProperty("iconName", "pencil")
@@ -83,6 +89,8 @@ class UserBubble(QFrame):
         self._box.setContentsMargins(14, 10, 14, 8)
         self._box.setSpacing(2)
         self._box.addWidget(self.label)
+        for chip in self.chips:
+            self._box.addWidget(chip, 0, Qt.AlignmentFlag.AlignLeft)
         self._box.addLayout(row)
         self._width: int | None = None  # the longest line (or the button row) plus margins, once measured
 
@@ -109,7 +117,8 @@ class UserBubble(QFrame):
         if self._width is None:
             margins = self._box.contentsMargins()
             lines = self.label.fontMetrics().boundingRect(QRect(0, 0, 1 << 20, 1 << 20), 0, self.label.text())
-            text = lines.width() + 2 + margins.left() + margins.right()
+            widest = max([lines.width() + 2, *(chip.sizeHint().width() for chip in self.chips)])
+            text = widest + margins.left() + margins.right()
             self._width = max(text, self._box.minimumSize().width())
         return self._width
 
@@ -342,8 +351,8 @@ class ChatView(QScrollArea):
         """Whether new text scrolls the view (False after the user scrolled up)."""
         return self._sticky
 
-    def add_user(self, text: str) -> UserBubble:
-        bubble = UserBubble(text)
+    def add_user(self, text: str, attachments: Sequence[Attachment] = ()) -> UserBubble:
+        bubble = UserBubble(text, attachments)
         bubble.setMaximumWidth(self._bubble_width())
         self._insert(bubble, Qt.AlignmentFlag.AlignRight)
         return bubble

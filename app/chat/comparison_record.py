@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from gpt_oss_desktop.app.chat.conversation import Turn
-from gpt_oss_desktop.app.history import Chat, Message, title_from_prompt
+from gpt_oss_desktop.app.history import Attachment, Chat, Message, title_from_prompt
 from gpt_oss_desktop.app.history.models import check_effort, check_role, utc_now
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from gpt_oss_desktop.engine.sampling import SamplingParams
@@ -17,7 +17,15 @@ INCLUDE_CONTEXT_KEY: Final = "include_context"
 
 
 def _row(
-    position: int, column: int, role: str, text: str, *, analysis: str = "", effort: str | None, complete: bool
+    position: int,
+    column: int,
+    role: str,
+    text: str,
+    *,
+    analysis: str = "",
+    effort: str | None,
+    complete: bool,
+    attachments: tuple[Attachment, ...] = (),
 ) -> Message:
     return Message(
         id=0,
@@ -31,6 +39,7 @@ def _row(
         stats={},
         complete=complete,
         created_at=utc_now(),
+        attachments=attachments,
     )
 
 
@@ -38,7 +47,9 @@ def context_records(turns: Sequence[Turn]) -> list[Message]:
     """Turns as history rows at positions 0, 1, ... (as the store copies them), saved with a comparison."""
     records: list[Message] = []
     for turn in turns:
-        records.append(_row(len(records), 0, "user", turn.user, effort=None, complete=True))
+        records.append(
+            _row(len(records), 0, "user", turn.user, effort=None, complete=True, attachments=turn.attachments)
+        )
         if turn.answered:
             effort = turn.effort.value if turn.effort else None
             records.append(

@@ -1,15 +1,18 @@
-"""The message composer: multi-line input, effort selector, sampling settings, Send and Stop, and an edit mode for
-taking back the last message."""
+"""The message composer: multi-line input, attached files (a button, or files dropped on it), effort selector,
+sampling settings, Send and Stop, and an edit mode for taking back the last message."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from PySide6.QtCore import QEvent, QSettings, Qt, Signal
-from PySide6.QtGui import QKeyEvent, QPalette, QShowEvent, QTextCursor
+from PySide6.QtCore import QEvent, QMimeData, QSettings, Qt, Signal
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeyEvent, QPalette, QShowEvent, QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
+    QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -21,26 +24,52 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gpt_oss_desktop.app.chat.attachment_chips import AttachmentBar
+from gpt_oss_desktop.app.chat.attachment_reader import AttachmentReader
+from gpt_oss_desktop.app.chat.attachments import (
+    MAX_ATTACHMENT_BYTES,
+    AttachmentError,
+    ContextRoom,
+    Fit,
+    context_notice,
+    file_size,
+    message_tokens,
+)
 from gpt_oss_desktop.app.chat.effort_hint import BASE_TOOLTIP, cost_hint, costs_tooltip
 from gpt_oss_desktop.app.chat.sampling_menu import SamplingMenu
+from gpt_oss_desktop.app.history.attachments import Attachment
 from gpt_oss_desktop.app.history.effort_costs import EffortCost
 from gpt_oss_desktop.app.settings import CTRL_ENTER_SENDS_KEY, EFFORT_KEY
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from gpt_oss_desktop.engine.sampling import SamplingParams
 
+logger = logging.getLogger(__name__)
+
+ContextRoomSource = Callable[[], ContextRoom | None]
+"""The context the next message goes into (None: not known, e.g. no model), asked when files are sent."""
+
 
 @dataclass(frozen=True, slots=True)
 class Draft:
-    """What the composer holds: its text and, while the last message is being edited, what it held before the edit
-    began (given back when the edit is cancelled or sent)."""
+    """What the composer holds: its text and attached files and, while a message is being edited, what it held
+    before the edit began (given back when the edit is cancelled or sent)."""
 
     text: str = ""
     editing: bool = False
     before_edit: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    before_edit_attachments: tuple[Attachment, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not self.text and not self.editing
+        return not self.text and not self.attachments and not self.editing
+
+
+def local_files(mime: QMimeData) -> list[Path]:
+    """The local files a drag carries (a file manager's drag); none for text, web links and the like."""
+    if not mime.hasUrls():
+        return []
+    return [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile() and url.toLocalFile()]
 
 
 class PromptEdit(QPlainTextEdit):
@@ -49,9 +78,13 @@ class PromptEdit(QPlainTextEdit):
     Enter sends and Shift+Enter makes a new line; with ``ctrl_enter_sends`` set, Ctrl+Enter sends and Enter makes a
     new line. Ctrl+Enter always sends.
 
+    With ``takes_files`` set, files dropped on it are not pasted as their addresses: they are handed on to be
+    attached (``files_dropped``).
+
     Signals:
         submitted(): the send key was pressed.
         escape_pressed(): Esc was pressed while ``escape_cancels`` is set (else Esc goes on to the parents).
+        files_dropped(list): the local files (Paths) of a drop.
     """
 
     MIN_LINES = 2
@@ -59,6 +92,7 @@ class PromptEdit(QPlainTextEdit):
 
     submitted = Signal()
     escape_pressed = Signal()
+    files_dropped = Signal(list)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -68,6 +102,7 @@ class PromptEdit(QPlainTextEdit):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.escape_cancels = False
         self.ctrl_enter_sends = False
+        self.takes_files = False
         # The placeholder names the keys of the current send-key setting: {send} and {newline} are filled in.
         self.placeholder_format = "Message gpt-oss…  ({send} to send, {newline} for a new line)"
         self._update_placeholder()
@@ -108,6 +143,28 @@ class PromptEdit(QPlainTextEdit):
             return
         super().keyPressEvent(event)
 
+    # Dragged files reach the text box (the composer's largest part) first; QPlainTextEdit would insert their URLs.
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self.takes_files and local_files(event.mimeData()):
+            event.acceptProposedAction()
+            return
+        super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if self.takes_files and local_files(event.mimeData()):
+            event.acceptProposedAction()
+            return
+        super().dragMoveEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        files = local_files(event.mimeData()) if self.takes_files else []
+        if files:
+            event.acceptProposedAction()
+            self.files_dropped.emit(files)
+            return
+        super().dropEvent(event)
+
     def _sends(self, modifiers: Qt.KeyboardModifier) -> bool:
         if modifiers & Qt.KeyboardModifier.ControlModifier:
             return True
@@ -140,17 +197,25 @@ class PromptEdit(QPlainTextEdit):
 class Composer(QFrame):
     """Input row. The effort choice is remembered in ``settings``.
 
+    Attached files (:meth:`attach_files`: the Attach button's file dialog, or files dropped on the composer) are read
+    on a worker thread and shown as chips above the prompt, each with its size and token count and a button that
+    removes it. A file that cannot be attached (too big, not text, unreadable) is named in a one-line notice under
+    the chips, and nothing else changes. A message may be files alone. When files are sent and ``context_room``
+    says they do not fit what is left of the context, the notice says so first: a second Send sends anyway, unless
+    they would not fit even an empty context.
+
     Edit mode (:meth:`begin_edit`): the prompt holds the last message to be edited and a bar above it says so, with
     a Cancel button; Esc in the prompt cancels too. Cancelling gives back what the prompt held before; so does
     :meth:`finish_edit` once the edited text was sent.
 
     Signals:
-        send_requested(str): the user sent this text (already stripped, never empty).
+        send_requested(str, tuple): the user sent this text (already stripped) and these attached files (a tuple of
+            Attachment); never both empty.
         stop_requested(): the user asked to stop the running answer.
         edit_cancelled(): the user cancelled editing the last message.
     """
 
-    send_requested = Signal(str)
+    send_requested = Signal(str, tuple)
     stop_requested = Signal()
     edit_cancelled = Signal()
 
@@ -159,11 +224,40 @@ class Composer(QFrame):
         self._settings = settings
         self._busy = False
         self._can_send = False
-        self._before_edit: str | None = None  # None: not editing
+        self._before_edit: Draft | None = None  # None: not editing
+        self.context_room: ContextRoomSource | None = None
+        self._warned: tuple[str, tuple[Attachment, ...]] | None = None  # told it does not fit what is left
+        self._failures: list[str] = []  # the files of this round of reading that could not be attached
 
         self.prompt = PromptEdit(self)
         self.prompt.submitted.connect(self.submit)
         self.prompt.escape_pressed.connect(self.cancel_edit)
+        self.prompt.takes_files = True
+        self.prompt.files_dropped.connect(self.attach_files)
+        self.setAcceptDrops(True)
+
+        self.attachment_bar = AttachmentBar(self)
+        self.attachment_bar.changed.connect(self._on_attachments_changed)
+        self.notice = QLabel(self)
+        self.notice.setProperty("role", "error")
+        self.notice.setWordWrap(True)
+        self.notice.setAccessibleName("Attachment notice")
+        self.notice.hide()
+        self.reader = AttachmentReader(self)
+        self.reader.read.connect(self._on_file_read)
+        self.reader.failed.connect(self._on_file_failed)
+        self.attach_button = QToolButton(self)
+        self.attach_button.setProperty("iconName", "paperclip")
+        # The paperclip alone, no text (its tooltip and accessible name say what it does): the bar must still fit an
+        # 800-pixel window beside the sidebar, with the effort's cost shown.
+        self.attach_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        self.attach_button.setProperty("role", "icon-control")  # narrow padding (app/shell/theme.py)
+        self.attach_button.setAccessibleName("Attach files")
+        self.attach_button.setToolTip(
+            f"Attach text files (code, Markdown, CSV, JSON, logs…; up to {file_size(MAX_ATTACHMENT_BYTES)} each). "
+            "You can also drop files here."
+        )
+        self.attach_button.clicked.connect(self.choose_files)
 
         self.edit_label = QLabel("Editing your last message (Esc cancels): sending replaces it and its answer", self)
         self.edit_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
@@ -218,6 +312,7 @@ class Composer(QFrame):
         # Stop, in the same place) on the right.
         bar = QHBoxLayout()
         bar.setSpacing(6)
+        bar.addWidget(self.attach_button)
         bar.addWidget(self.effort)
         bar.addWidget(self.settings_button)
         bar.addWidget(self.effort_cost)
@@ -228,6 +323,8 @@ class Composer(QFrame):
         layout.setContentsMargins(12, 8, 12, 10)
         layout.setSpacing(6)
         layout.addWidget(self.edit_bar)
+        layout.addWidget(self.attachment_bar)
+        layout.addWidget(self.notice)
         layout.addWidget(self.prompt)
         layout.addLayout(bar)
         self.set_ctrl_enter_sends(_stored_bool(settings, CTRL_ENTER_SENDS_KEY))
@@ -274,10 +371,100 @@ class Composer(QFrame):
 
     def submit(self) -> None:
         text = self.prompt.toPlainText().strip()
-        if not text or self._busy or not self._can_send:
+        files = self.attachment_bar.attachments()
+        if (not text and not files) or self._busy or not self._can_send:
+            return
+        if self.reader.pending:
+            self._show_notice("Wait a moment: the attached files are still being read.")
+            return
+        if files and not self._fits(text, files):
             return
         self.prompt.clear()
-        self.send_requested.emit(text)
+        self.attachment_bar.clear()
+        self._hide_notice()
+        self.send_requested.emit(text, files)
+
+    # -- attached files -----------------------------------------------------------------------------------------
+
+    @property
+    def attachments(self) -> tuple[Attachment, ...]:
+        """The files attached to the message being written, in order."""
+        return self.attachment_bar.attachments()
+
+    def choose_files(self) -> None:
+        """The Attach button: pick files in a dialog (several at once), then attach them."""
+        paths, _filter = QFileDialog.getOpenFileNames(self, "Attach files", "", "All files (*)")
+        if paths:
+            self.attach_files(paths)
+        self.prompt.setFocus()
+
+    def attach_files(self, paths: Iterable[Path | str]) -> None:
+        """Read ``paths`` (on a worker thread) and add each as a chip as it arrives; the ones that cannot be
+        attached are named in the notice."""
+        paths = list(paths)
+        if not paths:
+            return
+        if not self.reader.pending:
+            self._failures = []
+            self._hide_notice()
+        self.reader.start(paths)
+
+    def _on_file_read(self, attachment: Attachment) -> None:
+        if attachment in self.attachment_bar.attachments():
+            return  # the same file twice: the model would read it twice
+        self.attachment_bar.add(attachment)
+
+    def _on_file_failed(self, error: AttachmentError) -> None:
+        self._failures.append(str(error))
+        self._show_notice("; ".join(self._failures))
+
+    def _on_attachments_changed(self) -> None:
+        self._warned = None  # a warning was about other files
+
+    def _fits(self, text: str, files: tuple[Attachment, ...]) -> bool:
+        """Whether to send: yes when the message fits what is left of the context, or when the user was told it
+        does not and sends the same message again; never when it would not fit even an empty context."""
+        room = self.context_room() if self.context_room is not None else None
+        if room is None:
+            return True
+        needed = message_tokens(text, files)
+        fit = room.fit(needed)
+        if fit is Fit.FITS or (fit is Fit.NOT_IN_WHAT_IS_LEFT and self._warned == (text, files)):
+            self._warned = None
+            return True
+        self._warned = (text, files) if fit is Fit.NOT_IN_WHAT_IS_LEFT else None
+        self._show_notice(context_notice(needed, room))
+        return False
+
+    def _show_notice(self, text: str) -> None:
+        self.notice.setText(text)
+        self.notice.show()
+
+    def _hide_notice(self) -> None:
+        self.notice.clear()
+        self.notice.hide()
+
+    # Files dragged onto the composer's frame or controls (the text box hands its drops on itself).
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if local_files(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if local_files(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            super().dragMoveEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        files = local_files(event.mimeData())
+        if not files:
+            super().dropEvent(event)
+            return
+        event.acceptProposedAction()
+        self.attach_files(files)
 
     # -- edit mode and drafts -----------------------------------------------------------------------------------
 
@@ -286,11 +473,12 @@ class Composer(QFrame):
         """The prompt holds the last message, being edited."""
         return self._before_edit is not None
 
-    def begin_edit(self, text: str) -> None:
-        """Put ``text`` (the last message) in the prompt to be edited; what the prompt held is kept aside."""
+    def begin_edit(self, text: str, attachments: Sequence[Attachment] = ()) -> None:
+        """Put ``text`` and its ``attachments`` (a message) in the composer to be edited; what it held is kept aside."""
         if self._before_edit is None:
-            self._before_edit = self.prompt.toPlainText()
+            self._before_edit = self.draft()
         self._set_text(text)
+        self._set_attachments(attachments)
         self._show_edit_bar()
 
     def cancel_edit(self) -> None:
@@ -305,22 +493,39 @@ class Composer(QFrame):
         if self._before_edit is None:
             return
         before, self._before_edit = self._before_edit, None
-        self._set_text(before)
+        self._set_text(before.text)
+        self._set_attachments(before.attachments)
         self._show_edit_bar()
 
     def draft(self) -> Draft:
         before = self._before_edit
-        return Draft(self.prompt.toPlainText(), before is not None, before or "")
+        return Draft(
+            self.prompt.toPlainText(),
+            before is not None,
+            before.text if before is not None else "",
+            self.attachment_bar.attachments(),
+            before.attachments if before is not None else (),
+        )
 
     def set_draft(self, draft: Draft) -> None:
-        """Replace the prompt's text and edit mode (a chat's draft, when the chat is shown again)."""
-        self._before_edit = draft.before_edit if draft.editing else None
+        """Replace the prompt's text, attached files and edit mode (a chat's draft, when the chat is shown again).
+        Files still being read for the draft it replaces are dropped."""
+        self._before_edit = (
+            Draft(draft.before_edit, attachments=draft.before_edit_attachments) if draft.editing else None
+        )
         self._set_text(draft.text)
+        self._set_attachments(draft.attachments)
         self._show_edit_bar()
 
     def _set_text(self, text: str) -> None:
         self.prompt.setPlainText(text)
         self.prompt.moveCursor(QTextCursor.MoveOperation.End)
+
+    def _set_attachments(self, attachments: Sequence[Attachment]) -> None:
+        self.reader.cancel()  # a file read for what the composer held before must not join what it holds now
+        self._failures = []
+        self._hide_notice()
+        self.attachment_bar.set_attachments(attachments)
 
     def _show_edit_bar(self) -> None:
         self.edit_bar.setVisible(self.editing)

@@ -1,5 +1,6 @@
 """Chat history persistence: SQLite storage, search, and Markdown/JSON export. No Qt here."""
 
+from .attachments import Attachment, message_text
 from .errors import (
     ChatNotFoundError,
     CorruptDatabaseError,
@@ -36,6 +37,7 @@ __all__ = [
     "ROLES",
     "SCHEMA_VERSION",
     "AnswerStats",
+    "Attachment",
     "Chat",
     "ChatKind",
     "ChatNotFoundError",
@@ -57,5 +59,6 @@ __all__ = [
     "chat_from_json",
     "chat_to_json",
     "chat_to_markdown",
+    "message_text",
     "title_from_prompt",
 ]

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from gpt_oss_desktop.app.history.comparison_summary import outcome_from_record, summarise
 
+from .attachments import Attachment, clean_attachments, message_text
 from .errors import ImportFormatError
 from .models import (
     Chat,
@@ -40,7 +41,8 @@ def chat_to_json(chat: Chat) -> str:
     Database ids and deletion state are left out on purpose: they mean nothing in another store, and leaving them
     out makes export → import → export reproduce the same text. An answer that called tools has ``tool_calls``
     (the list of call objects, in call order); messages without calls leave the key out, so their export reads as
-    before tool calls existed.
+    before tool calls existed. A question with attached files has ``attachments``: a list of ``{name, text, size,
+    tokens}`` objects in the order the model read them (left out likewise when there are none).
     """
     document = {
         "format": JSON_FORMAT,
@@ -70,6 +72,8 @@ def _message_to_json(message: Message) -> dict[str, Any]:
     }
     if message.tool_calls:
         document["tool_calls"] = list(message.tool_calls)
+    if message.attachments:
+        document["attachments"] = [attachment.to_json() for attachment in message.attachments]
     return document | {
         "effort": message.effort,
         "stats": message.stats,
@@ -87,6 +91,17 @@ def _tool_calls(raw: Mapping[str, Any], role: str, where: str) -> tuple[dict[str
     if calls and role != "assistant":
         raise ImportFormatError(f"{where}: only assistant messages carry tool calls")
     return calls
+
+
+def _attachments(raw: Mapping[str, Any], role: str, where: str) -> tuple[Attachment, ...]:
+    # Optional: exports written before files could be attached have no such key.
+    value = raw.get("attachments", [])
+    if not isinstance(value, list):
+        raise ImportFormatError(f"{where}: field 'attachments' has the wrong type ({type(value).__name__})")
+    files = clean_attachments(value, f"{where}: attachments")
+    if files and role != "user":
+        raise ImportFormatError(f"{where}: only user messages carry attached files")
+    return files
 
 
 def _field(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -146,6 +161,7 @@ def chat_from_json(text: str) -> Chat:
                     complete=_field(raw, "complete", bool, where),
                     created_at=_time(raw, "created_at", where),
                     tool_calls=_tool_calls(raw, role, where),
+                    attachments=_attachments(raw, role, where),
                 )
             )
         chat = Chat(
@@ -232,7 +248,8 @@ def _assistant_block(message: Message, heading: str) -> list[str]:
 
 
 def _plain_block(message: Message, heading: str) -> list[str]:
-    return [heading, "", message.text.rstrip(), ""]
+    # A question's files follow it as the model read them: a line naming each, its content fenced.
+    return [heading, "", message_text(message.text.rstrip(), message.attachments), ""]
 
 
 def _header(chat: Chat) -> list[str]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, TypedDict, cast
 
+from .attachments import Attachment
+
 ChatKind = Literal["chat", "comparison"]
 Role = Literal["user", "assistant", "system"]
 Effort = Literal["low", "medium", "high"]
@@ -153,6 +155,8 @@ class Message:
     For assistant messages ``text`` is the final answer and ``analysis`` the reasoning. ``complete`` is False while an
     answer streams (or when the app died mid-answer): what was produced so far is kept. ``tool_calls`` are the calls
     an assistant made while writing this answer, in call order (see StoredToolCall); other messages have none.
+    ``attachments`` are the files a user attached to this message, in order (see attachments.py); ``text`` is only
+    what was typed, and the model reads both (attachments.message_text). Other messages have none.
     """
 
     id: int
@@ -167,6 +171,7 @@ class Message:
     complete: bool
     created_at: datetime
     tool_calls: tuple[JSONDict, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,8 +260,9 @@ class SearchHit:
     """One chat matching a search.
 
     ``snippet`` is a short excerpt around the match with the matched words wrapped in the caller's markers (the
-    message's answer, reasoning or tool calls when a message matched, else the title). ``message_id`` is the
-    best-matching message, if any (for a match in a tool call's arguments or result, the answer that made the call).
+    message's text, reasoning, tool calls or attached files' names when a message matched, else the title).
+    ``message_id`` is the best-matching message, if any (for a match in a tool call's arguments or result, the answer
+    that made the call; for a match in a file's name, the question it is attached to).
     """
 
     chat: ChatSummary

@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from .attachments import attachments_loads
 from .errors import CorruptDatabaseError
 from .models import (
     Chat,
@@ -30,7 +31,8 @@ CHAT_COLUMNS: Final = (
 )
 SUMMARY_COLUMNS: Final = "id, kind, title, created_at, updated_at, model, deleted_at, pinned"
 MESSAGE_COLUMNS: Final = (
-    'id, chat_id, position, "column", role, text, analysis, effort, stats_json, complete, created_at, tool_calls_json'
+    'id, chat_id, position, "column", role, text, analysis, effort, stats_json, complete, created_at, tool_calls_json, '
+    "attachments_json, attachment_names"
 )
 
 
@@ -102,6 +104,7 @@ def message_from_row(row: sqlite3.Row) -> Message:
             complete=bool(row["complete"]),
             created_at=from_micros(row["created_at"]),
             tool_calls=tool_calls_loads(row["tool_calls_json"]),
+            attachments=attachments_loads(row["attachments_json"]),
         )
     except DECODE_ERRORS as exc:
         raise damaged_row("messages", exc) from exc

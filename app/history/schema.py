@@ -110,11 +110,38 @@ def _migrate_v4(conn: sqlite3.Connection) -> None:
     _run(conn, _V4)
 
 
+# v5: the files attached to a question, as a JSON list of attachment objects in the order they were attached (see
+# attachments.Attachment). As in v3 and v4 the constant default rewrites no rows: every existing message has none.
+# The value must be JSON as in v4, but held there by triggers rather than a CHECK on the column: SQLite (3.37 on)
+# tests an added column's CHECK against every existing row, so one damaged page of messages would fail the upgrade
+# and keep the whole history from opening (such a file opens, and only the chats on that page fail to read).
+# The search index covers the files' names (not their contents: up to megabytes each, and a name is what a user
+# remembers), through its own change of shape as with the tool calls. The names are also kept apart, a line each, in
+# attachment_names, which the store writes with the JSON: reading them out of the JSON in SQL parses all of it (files
+# included) once per file, which made saving a question with five 2 MiB files take 0.4 s and every search that met
+# it as long (SQLite 3.40 keeps no parsed JSON between calls).
+_ATTACHMENTS_NOT_JSON: Final = (
+    "WHEN NOT json_valid(new.attachments_json) BEGIN SELECT RAISE(ABORT, 'attachments_json is not JSON'); END"
+)
+_V5: Final = (
+    "ALTER TABLE messages ADD COLUMN attachments_json TEXT NOT NULL DEFAULT '[]'",
+    "ALTER TABLE messages ADD COLUMN attachment_names TEXT NOT NULL DEFAULT ''",
+    f"CREATE TRIGGER messages_attachments_json_ai BEFORE INSERT ON messages {_ATTACHMENTS_NOT_JSON}",
+    "CREATE TRIGGER messages_attachments_json_au BEFORE UPDATE OF attachments_json ON messages "
+    f"{_ATTACHMENTS_NOT_JSON}",
+)
+
+
+def _migrate_v5(conn: sqlite3.Connection) -> None:
+    _run(conn, _V5)
+
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(1, "chats and messages", _migrate_v1),
     Migration(2, "earlier versions of answers and questions", _migrate_v2),
     Migration(3, "pinned chats", _migrate_v3),
     Migration(4, "tool calls of answers", _migrate_v4),
+    Migration(5, "files attached to questions", _migrate_v5),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
 
@@ -177,31 +204,31 @@ def tool_calls_text_sql(calls: str) -> str:
     )
 
 
-# What the message index reads (on a rebuild): the answer, the reasoning and the text of the tool calls, which no
-# column holds as text.
+# What the message index reads (on a rebuild): the answer, the reasoning, the text of the tool calls (which no column
+# holds as text) and the names of the attached files.
 MESSAGES_FTS_CONTENT: Final = "messages_fts_content"
 _CONTENT_VIEW: Final = (
     f"CREATE VIEW {MESSAGES_FTS_CONTENT} AS SELECT id, text, analysis, "
-    f"{tool_calls_text_sql('messages.tool_calls_json')} AS tool_calls FROM messages"
+    f"{tool_calls_text_sql('messages.tool_calls_json')} AS tool_calls, attachment_names AS attachments FROM messages"
 )
 
 # Each statement as sqlite_master keeps it, so that ensure_fts can tell an index of another shape from this one.
 FTS_TABLES: Final[dict[str, str]] = {
     "chats_fts": "CREATE VIRTUAL TABLE chats_fts USING fts5("
     f"title, content = 'chats', content_rowid = 'id', {_TOKENIZE})",
-    "messages_fts": "CREATE VIRTUAL TABLE messages_fts USING fts5(text, analysis, tool_calls, "
+    "messages_fts": "CREATE VIRTUAL TABLE messages_fts USING fts5(text, analysis, tool_calls, attachments, "
     f"content = '{MESSAGES_FTS_CONTENT}', content_rowid = 'id', {_TOKENIZE})",
 }
 
 _NEW_CALLS: Final = tool_calls_text_sql("new.tool_calls_json")
 _OLD_CALLS: Final = tool_calls_text_sql("old.tool_calls_json")
 _INDEX_NEW: Final = (
-    "INSERT INTO messages_fts (rowid, text, analysis, tool_calls) "
-    f"VALUES (new.id, new.text, new.analysis, {_NEW_CALLS});"
+    "INSERT INTO messages_fts (rowid, text, analysis, tool_calls, attachments) "
+    f"VALUES (new.id, new.text, new.analysis, {_NEW_CALLS}, new.attachment_names);"
 )
 _UNINDEX_OLD: Final = (
-    "INSERT INTO messages_fts (messages_fts, rowid, text, analysis, tool_calls) "
-    f"VALUES ('delete', old.id, old.text, old.analysis, {_OLD_CALLS});"
+    "INSERT INTO messages_fts (messages_fts, rowid, text, analysis, tool_calls, attachments) "
+    f"VALUES ('delete', old.id, old.text, old.analysis, {_OLD_CALLS}, old.attachment_names);"
 )
 
 # External-content FTS tables: the triggers keep the index in step with every write, including the cascaded
@@ -217,7 +244,7 @@ FTS_TRIGGERS: Final[dict[str, str]] = {
     "INSERT INTO chats_fts (rowid, title) VALUES (new.id, new.title); END",
     "messages_fts_ai": f"AFTER INSERT ON messages BEGIN {_INDEX_NEW} END",
     "messages_fts_ad": f"AFTER DELETE ON messages BEGIN {_UNINDEX_OLD} END",
-    "messages_fts_au": "AFTER UPDATE OF text, analysis, tool_calls_json ON messages BEGIN "
+    "messages_fts_au": "AFTER UPDATE OF text, analysis, tool_calls_json, attachment_names ON messages BEGIN "
     f"{_UNINDEX_OLD} {_INDEX_NEW} END",
 }
 
@@ -254,7 +281,8 @@ def ensure_fts(conn: sqlite3.Connection) -> None:
 
     A missing trigger means writes happened without the index (a fresh file, or one last written by a SQLite
     without FTS5); a piece that differs means an index of another shape (an older version's, without the tool
-    calls). Either way the whole index is rebuilt rather than trusted. Call inside a transaction.
+    calls or the attached files' names). Either way the whole index is rebuilt rather than trusted. Call inside a
+    transaction.
     """
     names = list(_FTS_OBJECTS)
     marks = ", ".join("?" for _ in names)

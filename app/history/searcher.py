@@ -27,10 +27,13 @@ _PROGRESS_STEPS: Final = 1000
 _SNIPPET_FETCH_CHARS: Final = SNIPPET_SCAN_CHARS + 200
 # Characters of context fetched before a match found past the first SNIPPET_SCAN_CHARS (and thrice that in all).
 _SNIPPET_CONTEXT_CHARS: Final = 60
-# What search looks at in a message, as SQL over its row, in the order a snippet prefers them: the answer, the
-# reasoning, then the text of its tool calls (names, arguments, results; the index holds the same three).
-_MESSAGE_PARTS: Final = ("text", "analysis", tool_calls_text_sql("messages.tool_calls_json"))
-_SCANNED_TEXT: Final = " || char(10) || ".join(("m.text", "m.analysis", tool_calls_text_sql("m.tool_calls_json")))
+# What search looks at in a message, as SQL over its row, in the order a snippet prefers them: the answer (or
+# question), the reasoning, the text of its tool calls (names, arguments, results), then the names of its attached
+# files (the index holds the same four).
+_MESSAGE_PARTS: Final = ("text", "analysis", tool_calls_text_sql("messages.tool_calls_json"), "attachment_names")
+_SCANNED_TEXT: Final = " || char(10) || ".join(
+    ("m.text", "m.analysis", tool_calls_text_sql("m.tool_calls_json"), "m.attachment_names")
+)
 
 
 class HistorySearcher:
@@ -223,8 +226,8 @@ def _match_scan(conn: sqlite3.Connection, terms: list[str]) -> tuple[set[int], d
 def _message_snippet(
     conn: sqlite3.Connection, message_id: int, terms: list[str], start: str, end: str, *, word_start: bool
 ) -> str | None:
-    """A snippet from the start of a message's answer, else of its reasoning, else of its tool calls; only those
-    starts are read by Python.
+    """A snippet from the start of a message's answer, else of its reasoning, else of its tool calls, else of its
+    attached files' names; only those starts are read by Python.
 
     A match further in is located by SQLite's instr() over the ASCII-lowercased text, a linear scan in C that
     releases the GIL, and the snippet is cut around it.

@@ -19,6 +19,7 @@ from typing import Any, Final
 from gpt_oss_desktop.engine.private_files import create_private_file
 
 from . import schema, versions
+from .attachments import Attachment, attachment_names, attachments_dumps, clean_attachments
 from .errors import (
     ChatNotFoundError,
     CorruptDatabaseError,
@@ -529,6 +530,7 @@ class ChatStore:
         column: int,
         created_at: int | None = None,
         tool_calls: Sequence[Mapping[str, Any]] | None = None,
+        attachments: Sequence[Attachment] | None = None,
     ) -> int:
         checked_role = check_role(role)
         checked_effort = check_effort(effort)
@@ -537,6 +539,9 @@ class ChatStore:
         calls = clean_tool_calls(tool_calls)
         if calls and checked_role != "assistant":
             raise ValueError("only assistant messages carry tool calls")
+        files = clean_attachments(attachments)
+        if files and checked_role != "user":
+            raise ValueError("only user messages carry attached files")
         if column < 0 or (position is not None and position < 0):
             raise ValueError("position and column must not be negative")
         if position is None:
@@ -544,7 +549,8 @@ class ChatStore:
             position = int(row.fetchone()[0])
         cursor = conn.execute(
             'INSERT INTO messages (chat_id, position, "column", role, text, analysis, effort, stats_json, complete, '
-            "created_at, tool_calls_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "created_at, tool_calls_json, attachments_json, attachment_names) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 chat_id,
                 position,
@@ -557,6 +563,8 @@ class ChatStore:
                 int(complete),
                 self._now() if created_at is None else created_at,
                 tool_calls_dumps(calls),
+                attachments_dumps(files),
+                attachment_names(files),
             ),
         )
         assert cursor.lastrowid is not None
@@ -581,13 +589,15 @@ class ChatStore:
         position: int | None = None,
         column: int = 0,
         tool_calls: Sequence[Mapping[str, Any]] | None = None,
+        attachments: Sequence[Attachment] | None = None,
     ) -> Message:
         """Append a message (``position`` None = after the last one) and mark the chat as recently active.
 
         For a streaming answer, add it with ``complete=False`` when generation starts, save progress with
         update_message(..., complete=False) every few seconds, and finish with complete=True and the stats.
         ``tool_calls`` (assistant messages only) are the calls made so far, in call order: a list of JSON objects,
-        each with a string "recipient" (see models.StoredToolCall); other keys are kept as given.
+        each with a string "recipient" (see models.StoredToolCall); other keys are kept as given. ``attachments``
+        (user messages only) are the files attached to it, in order.
         """
         with self._write() as conn:
             self._require_chat(conn, chat_id)
@@ -603,6 +613,7 @@ class ChatStore:
                 position=position,
                 column=column,
                 tool_calls=tool_calls,
+                attachments=attachments,
             )
             self._touch(conn, chat_id)
             return self._load_message(conn, message_id)
@@ -647,17 +658,26 @@ class ChatStore:
     # --- versions -------------------------------------------------------------------------------------------------
 
     def new_version_from(
-        self, chat_id: int, position: int, *, role: str | None = None, text: str = ""
+        self,
+        chat_id: int,
+        position: int,
+        *,
+        role: str | None = None,
+        text: str = "",
+        attachments: Sequence[Attachment] = (),
     ) -> Message | None:
         """Start a new version of the chat at ``position``: the messages there and after become an earlier version
-        (see versions.py), and with ``role`` a new message is written there (an edited question); else the
-        position is left for the answer being regenerated. One transaction: after a crash the chat holds the old
-        thread or the new one, and nothing is ever lost. The new message, or None without ``role``.
+        (see versions.py), and with ``role`` a new message is written there (an edited question, with its
+        ``attachments``); else the position is left for the answer being regenerated. One transaction: after a crash
+        the chat holds the old thread or the new one, and nothing is ever lost. The new message, or None without
+        ``role``.
         """
         with self._write() as conn:
             self._require_chat(conn, chat_id)
             if role is not None:
                 check_role(role)  # before anything moves: a rejected message changes nothing
+                if clean_attachments(attachments) and role != "user":
+                    raise ValueError("only user messages carry attached files")
             versions.archive_from(conn, chat_id, position)
             self._touch(conn, chat_id)
             if role is None:
@@ -673,6 +693,7 @@ class ChatStore:
                 complete=True,
                 position=position,
                 column=0,
+                attachments=attachments,
             )
             return self._load_message(conn, message_id)
 
@@ -762,8 +783,8 @@ class ChatStore:
     def _copy_message(
         self, conn: sqlite3.Connection, chat_id: int, message: Message, position: int, column: int = 0
     ) -> None:
-        """Write a copy of ``message`` (its text, reasoning, tool calls, stats and time) into ``chat_id`` at
-        ``position``."""
+        """Write a copy of ``message`` (its text, reasoning, tool calls, attached files, stats and time) into
+        ``chat_id`` at ``position``."""
         self._insert_message(
             conn,
             chat_id,
@@ -777,6 +798,7 @@ class ChatStore:
             column=column,
             created_at=to_micros(message.created_at),
             tool_calls=message.tool_calls,
+            attachments=message.attachments,
         )
 
     def continue_from_column(self, chat_id: int, column: int, *, title: str | None = None) -> Chat:
@@ -804,8 +826,8 @@ class ChatStore:
     # --- search ---------------------------------------------------------------------------------------------------
 
     def search(self, query: str, *, limit: int = 50, start: str = "[", end: str = "]") -> list[SearchHit]:
-        """Chats whose title or messages (answer, reasoning, or the names, arguments and results of the tool calls
-        made while answering) contain every word of ``query``.
+        """Chats whose title or messages (answer, reasoning, the names, arguments and results of the tool calls
+        made while answering, or the names of the files attached to a question) contain every word of ``query``.
 
         Case-insensitive; with FTS5 each word also matches as a prefix ("pyth" finds "Python"), without it as a
         substring. One hit per chat, most recently active first; deleted chats are left out. Matched words in

@@ -47,10 +47,12 @@ _ARCHIVED_FIELDS: Final = (
     "stats_json",
     "complete",
     "tool_calls_json",
+    "attachments_json",
+    "attachment_names",
 )
 # Fields that branches archived by an older version of the app lack, with the value they had there: before schema
-# v4 no message had tool calls.
-_ARCHIVED_DEFAULTS: Final[dict[str, Any]] = {"tool_calls_json": "[]"}
+# v4 no message had tool calls, before v5 none had attached files.
+_ARCHIVED_DEFAULTS: Final[dict[str, Any]] = {"tool_calls_json": "[]", "attachments_json": "[]", "attachment_names": ""}
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,9 +37,11 @@ ICON_NAMES: Final = (
     "columns-3",
     "copy",
     "download",
+    "file-text",
     "folder-open",
     "monitor",
     "moon",
+    "paperclip",
     "pencil",
     "refresh-cw",
     "send",
@@ -48,6 +50,7 @@ ICON_NAMES: Final = (
     "square",
     "square-pen",
     "sun",
+    "x",
 )
 # Sizes a QIcon gets pixmaps for (logical pixels): small toolbar and menu icons up to large buttons.
 _SIZES: Final = (16, 20, 24, 32)

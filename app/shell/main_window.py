@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +27,7 @@ from gpt_oss_desktop.app.backends import kernel_preparation
 from gpt_oss_desktop.app.backends.chat_backend import DEMO_MODEL, ChatBackend, LoadError, LoadErrorKind, ModelInfo
 from gpt_oss_desktop.app.backends.kernel_preparation import KernelPreparation
 from gpt_oss_desktop.app.chat import context_setting, stats
+from gpt_oss_desktop.app.chat.attachments import ContextRoom, conversation_tokens
 from gpt_oss_desktop.app.chat.chat_session import (
     ChatListener,
     ChatSession,
@@ -43,7 +45,7 @@ from gpt_oss_desktop.app.chat.tool_access import ToolAccess
 from gpt_oss_desktop.app.chat.tool_calls import Approval, ToolCallRecord
 from gpt_oss_desktop.app.compare.compare_view import CompareView
 from gpt_oss_desktop.app.downloads.model_library import ModelLibrary
-from gpt_oss_desktop.app.history import Chat, ChatStore, HistoryError, Message
+from gpt_oss_desktop.app.history import Attachment, Chat, ChatStore, HistoryError, Message
 from gpt_oss_desktop.app.history.banner import HistoryBanner
 from gpt_oss_desktop.app.history.export_dialog import ask_export_path
 from gpt_oss_desktop.app.history.sidebar import HistorySidebar
@@ -111,6 +113,7 @@ class MainWindow(QMainWindow):
         self.session = self._new_session()
         self._load_task: asyncio.Task[None] | None = None
         self._editing_turn: int | None = None  # the turn whose question the composer is editing
+        self._context_used: int | None = None  # tokens the last answer filled (None: not known, see _context_room)
         self._current: AssistantMessage | None = None  # the answer streaming on screen
         # Sessions left while answering: stopped, they end within a token and save themselves into their own chat.
         self._detached: set[ChatSession] = set()
@@ -193,6 +196,7 @@ class MainWindow(QMainWindow):
             source.open_requested.connect(self.choose_model_folder)
             source.download_requested.connect(lambda: self.model_downloads.open_wizard())
         self.composer.send_requested.connect(self.send_message)
+        self.composer.context_room = self._context_room  # files that would not fit are named before they are sent
         # What each effort has cost here, beside the selector: read again on every load and every finished answer.
         self.effort_costs = EffortCostsRefresher(
             lambda: self.store.path if self.store is not None else None, self.composer.show_effort_costs, self
@@ -282,14 +286,16 @@ class MainWindow(QMainWindow):
         if folder:
             self.load_model(folder)
 
-    def send_message(self, text: str) -> asyncio.Task[None] | None:
-        """Add a user message and start answering it; None if busy or no model is loaded.
+    def send_message(self, text: str, attachments: Sequence[Attachment] = ()) -> asyncio.Task[None] | None:
+        """Add a user message (``text`` and its attached files) and start answering it; None if busy, if no model
+        is loaded or if there is nothing to send.
 
         While the composer is editing a message, ``text`` is a new version of it: the chat goes on from there (on
         screen now; the old version and everything after it stay in the saved chat as an earlier version, ‹ 1/2 ›),
         and the composer gets back what it held before the edit.
         """
-        if self.busy or self.backend.info is None or not text.strip():
+        files = tuple(attachments)
+        if self.busy or self.backend.info is None or not (text.strip() or files):
             return None
         edit_turn = self._editing_turn if self.composer.editing else None
         if edit_turn is not None:
@@ -299,8 +305,8 @@ class MainWindow(QMainWindow):
                 # The harmony renderer drops finished turns' reasoning from the prompt; say so on screen.
                 widget.reasoning.mark_not_sent()
                 widget.set_actions_enabled(False)
-        self._add_user_bubble(text)
-        request = SendRequest(text, self.composer.current_effort(), self.composer.sampling_params())
+        self._add_user_bubble(text, files)
+        request = SendRequest(text, self.composer.current_effort(), self.composer.sampling_params(), files)
         task = self.session.send(request, edit_turn=edit_turn)
         if edit_turn is not None:
             self._editing_turn = None
@@ -344,7 +350,8 @@ class MainWindow(QMainWindow):
         if self.busy or not 0 <= turn_index < len(self.conversation.turns):
             return False
         self._editing_turn = turn_index
-        self.composer.begin_edit(self.conversation.turns[turn_index].user)
+        turn = self.conversation.turns[turn_index]
+        self.composer.begin_edit(turn.user, turn.attachments)
         self.composer.prompt.setFocus()
         return True
 
@@ -370,8 +377,8 @@ class MainWindow(QMainWindow):
             for widget in widgets[bubbles[turn_index] :]:
                 self.chat.remove(widget)
 
-    def _add_user_bubble(self, text: str) -> UserBubble:
-        bubble = self.chat.add_user(text)
+    def _add_user_bubble(self, text: str, attachments: Sequence[Attachment] = ()) -> UserBubble:
+        bubble = self.chat.add_user(text, attachments)
         bubble.edit_requested.connect(lambda: self.edit_message(self._turn_of(bubble)))
         bubble.versions.version_requested.connect(
             lambda index: self.show_version(stored_turn(self._turn_of(bubble)).user, index)
@@ -424,6 +431,7 @@ class MainWindow(QMainWindow):
             self._drafts[self.chat_id] = draft
         self.session = self._new_session()
         self.status.clear_context()  # the chat left behind filled it; the next one's is known after its next answer
+        self._context_used = None
         self.chat.clear()
         self.set_instructions("")
         if self.sidebar is not None:
@@ -476,7 +484,7 @@ class MainWindow(QMainWindow):
         """Put saved messages on screen and into the conversation, ready to continue."""
         last_answer: AssistantMessage | None = None
         for turn, record in self.session.restore(thread):
-            self._add_user_bubble(turn.user)
+            self._add_user_bubble(turn.user, turn.attachments)
             if record is not None:
                 last_answer = self._show_saved_answer(record)
         if last_answer is not None:
@@ -696,9 +704,24 @@ class MainWindow(QMainWindow):
     # -- status bar ---------------------------------------------------------------------------------------------
 
     def _show_context(self, used: int) -> None:
+        self._context_used = used
         info = self.backend.info
         if info is not None:
             self.status.show_context(used, info.context_length)
+
+    def _context_room(self) -> ContextRoom | None:
+        """The context the composer's next message goes into (asked when it sends files): what the last answer
+        filled, or an estimate from the chat's text where that is not known (a chat just opened, a model just
+        loaded, an edit that takes back later turns). None without a model."""
+        info = self.backend.info
+        if info is None:
+            return None
+        turns = self.conversation.turns
+        editing = self._editing_turn if self.composer.editing else None
+        used = self._context_used
+        if editing is not None or used is None or (not used and turns):
+            used = conversation_tokens(turns[:editing] if editing is not None else turns)
+        return ContextRoom(used, info.context_length)
 
     # -- actions ------------------------------------------------------------------------------------------------
 

@@ -194,3 +194,23 @@ POWER = Reply(
     thought="Python printed 18446744073709551616.",
     answer="2⁶⁴ = **18,446,744,073,709,551,616**.",
 )
+
+# Attached files: a question sent with a CSV (its bubble shows the file's chip), and the next message being written
+# with two more files in the composer.
+RAINFALL_QUESTION = "Which month was wettest, and by how much?"
+RAINFALL_FILE = (
+    "rainfall-2025.csv",
+    "month,rain_mm\nJanuary,78\nFebruary,61\nMarch,54\nApril,49\nMay,42\nJune,21\nJuly,9\nAugust,12\n"
+    "September,38\nOctober,96\nNovember,113\nDecember,102\n",
+)
+RAINFALL = Reply(
+    "The file has monthly rainfall in mm. The maximum is November with 113 mm; the next is December with 102 mm, "
+    "so November leads by 11 mm. The driest is July with 9 mm.",
+    "**November** was the wettest month with **113 mm**, 11 mm more than December (102 mm). The driest was July, "
+    "with 9 mm.",
+)
+NEXT_FILES = (
+    ("plot_rainfall.py", 'import csv\n\nwith open("rainfall-2025.csv") as f:\n    rows = list(csv.DictReader(f))\n'),
+    ("station-notes.md", "# Station\n\nThe gauge was moved in August; readings from then on are 3 % high.\n"),
+)
+NEXT_DRAFT = "Finish this script to plot the months as bars, and correct for the note"

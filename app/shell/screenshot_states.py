@@ -421,6 +421,29 @@ async def _answer_streaming(stage: Stage) -> None:
     await stage.wait(frozen_mid_answer, f"the second answer streamed {len(shown)} characters and is shown")
 
 
+async def _attached_files(stage: Stage) -> None:
+    stage.seed_history()
+    await stage.load([script.RAINFALL])
+    window = stage.win
+    folder = stage.store.path.parent / "files"
+    folder.mkdir()
+    for name, text in (script.RAINFALL_FILE, *script.NEXT_FILES):
+        (folder / name).write_text(text, encoding="utf-8")
+    composer = window.composer
+    # As a user would: attach the CSV, type the question, press Send, and wait for the answer.
+    composer.attach_files([folder / script.RAINFALL_FILE[0]])
+    await stage.wait(lambda: len(composer.attachments) == 1, "the CSV's chip is in the composer")
+    composer.prompt.setPlainText(script.RAINFALL_QUESTION)
+    finished: list[object] = []
+    window.generation_finished.connect(finished.append)
+    composer.send_button.click()
+    await stage.wait(lambda: bool(finished), "the answer to the question with the CSV finished")
+    # Then the next message, being written: two more files attached, their chips above the half-typed text.
+    composer.attach_files([folder / name for name, _text in script.NEXT_FILES])
+    await stage.wait(lambda: len(composer.attachments) == 2, "the two files' chips are in the composer")
+    composer.prompt.setPlainText(script.NEXT_DRAFT)
+
+
 async def _first_run_kernels(stage: Stage) -> None:
     kernels = stage.kernels
     assert kernels is not None
@@ -466,6 +489,11 @@ STATES: Final = {
             "The model asks to run a line of Python; the card waits for Run, Always run or Don't run.",
             _tool_call_approval,
             tools=True,
+        ),
+        State(
+            "attached-files",
+            "A question sent with a CSV file, and the next message with two more files attached in the composer.",
+            _attached_files,
         ),
         State(
             "first-run-kernels",

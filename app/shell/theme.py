@@ -262,6 +262,8 @@ QToolButton[role="control"]:hover {{ background: {p.hover}; }}
 QToolButton[role="control"]:focus {{ border-color: {p.accent}; }}
 QToolButton[role="control"]::menu-indicator {{ subcontrol-origin: padding; subcontrol-position: center right;
     right: {s.sm}px; width: 12px; height: 12px; }}
+/* An icon-only control in the composer's bar (Attach files): padded just enough for its hover fill. */
+QToolButton[role="icon-control"] {{ padding: 3px {s.xs}px; }}
 
 /* Check boxes and radio buttons drawn from the palette: Fusion outlines them in a darker shade of the window colour,
    which all but disappears on a dark window. A checked radio button is an accent ring, a checked box an accent
@@ -313,6 +315,10 @@ QLabel[role="display"] {{ color: {p.text}; font-size: {display}; font-weight: 60
 QLabel[role="error"] {{ color: {p.danger}; }}
 QToolButton[role="message-action"] {{ color: {p.text_muted}; padding: 2px {s.sm - 2}px; }}
 QToolButton[role="message-action"]:hover {{ color: {p.text}; }}
+/* An attached file (app/chat/attachment_chips.py): an outlined pill holding a file icon, the file's name and figures,
+   and in the composer a small remove button. */
+QFrame[role="attachment-chip"] {{ background: {p.surface}; border: 1px solid {p.outline}; border-radius: {r.md}px; }}
+QToolButton[role="chip-icon"] {{ padding: 1px; border: none; }}
 """
     icon_rules = [
         f'*[iconName="{name}"] {{ qproperty-icon: url("{path.as_posix()}"); }}' for name, path in icon_files.items()

@@ -36,7 +36,7 @@ def composer(qtbot: Any, settings: QSettings) -> Composer:
 
 def sent_texts(composer: Composer) -> list[str]:
     sent: list[str] = []
-    composer.send_requested.connect(sent.append)
+    composer.send_requested.connect(lambda text, _files: sent.append(text))
     return sent
 
 

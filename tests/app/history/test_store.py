@@ -311,5 +311,5 @@ def test_a_version_1_file_upgrades_in_place_with_chats_unpinned(db_path: Path, c
         store.pin_chat(1, True)
         assert [s.title for s in store.list_chats()] == ["older", "newer"]
     check = sqlite3.connect(db_path)
-    assert check.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == schema.SCHEMA_VERSION == 4
+    assert check.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == schema.SCHEMA_VERSION == 5
     check.close()

@@ -219,7 +219,7 @@ def test_a_version_3_file_upgrades_with_no_calls_anywhere(db_path: Path, clock: 
         assert updated.tool_calls == (PYTHON_CALL,)
         assert [m.text for m in store.version_messages(1, 1, 1)] == ["about 50 kg"]
     check = sqlite3.connect(db_path)
-    assert check.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == schema.SCHEMA_VERSION == 4
+    assert check.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == schema.SCHEMA_VERSION == 5
     columns = {row[1]: row for row in check.execute("PRAGMA table_info(messages)")}
     assert columns["tool_calls_json"][3:5] == (1, "'[]'")  # NOT NULL, default '[]'
     with pytest.raises(sqlite3.IntegrityError):  # the CHECK came with the column
