@@ -110,6 +110,10 @@ class GenerationError(EngineError):
     """A generation request that cannot be run (e.g. a prompt longer than the context)."""
 
 
+class PromptTextError(GenerationError):
+    """A message whose text the tokenizer cannot encode in reasonable time (engine/harmony.check_encodable)."""
+
+
 class QueueFullError(GenerationError):
     """A :class:`~engine.continuous_batcher.ContinuousBatcher` already has as many requests waiting as it accepts.
 

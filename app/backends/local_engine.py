@@ -571,12 +571,12 @@ class LocalEngine:
             job.outbox.put(RequestError("no model is loaded"))
             return
         requests, dropped = list(job.requests), 0
-        if self.fit_context and self._model is not None and requests:
-            # A comparison asked with a long chat as its context: cut as a chat's answer would be, but afresh (the
-            # efforts share the messages; the chat's own cut is left for the chat).
-            fitted = [self._fitted(request, self._model, ContextWindow()) for request in requests]
-            requests, dropped = [request for request, _ in fitted], max(n for _, n in fitted)
         try:
+            if self.fit_context and self._model is not None and requests:
+                # A comparison asked with a long chat as its context: cut as a chat's answer would be, but afresh
+                # (the efforts share the messages; the chat's own cut is left for the chat).
+                fitted = [self._fitted(request, self._model, ContextWindow()) for request in requests]
+                requests, dropped = [request for request, _ in fitted], max(n for _, n in fitted)
             prompts = [_prompt(request) for request in requests]
             events = self._batch.stream(prompts, [request.params for request in requests], job.cancel)
         except GenerationError as exc:  # raised before any work: no event was sent yet

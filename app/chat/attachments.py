@@ -25,6 +25,8 @@ from typing import Final
 from gpt_oss_desktop.app.chat.conversation import Turn
 from gpt_oss_desktop.app.chat.stats import count
 from gpt_oss_desktop.app.history.attachments import Attachment, attachment_block, clean_name
+from gpt_oss_desktop.engine.errors import PromptTextError
+from gpt_oss_desktop.engine.harmony import check_encodable
 from gpt_oss_desktop.engine.input_files import describe_os_error
 from gpt_oss_desktop.engine.vocab import get_encoding
 
@@ -91,6 +93,10 @@ def read_attachment(path: Path | str, *, max_bytes: int = MAX_ATTACHMENT_BYTES) 
         raise UnreadableFileError("(a file without a name)", "cannot be attached") from None
     data = _read_bounded(path, name, max_bytes)
     text = decode_text(data, name)
+    try:
+        check_encodable(text)  # a run the encoder would stall on: refused now, not when the message is sent
+    except PromptTextError as exc:
+        raise NotTextError(name, f"cannot be read by the model: {exc}") from None
     return Attachment(name, text, len(data), count_tokens(text))
 
 

@@ -19,14 +19,14 @@ from openai_harmony import HarmonyEncoding
 from starlette.types import Message
 
 from gpt_oss_desktop.engine.channel_guard import ToolCallRule
-from gpt_oss_desktop.engine.errors import GenerationError, QueueFullError
+from gpt_oss_desktop.engine.errors import GenerationError, PromptTextError, QueueFullError
 from gpt_oss_desktop.engine.events import Done, Event
 from gpt_oss_desktop.engine.harmony import ChatMessage, FunctionTool, render_prompt
 from gpt_oss_desktop.engine.json_schema import CallSchemas
 from gpt_oss_desktop.engine.response_format import ResponseFormat
 from gpt_oss_desktop.engine.sampling import SamplingParams
 from gpt_oss_desktop.engine.server.answer_assembler import AnswerAssembler, Piece
-from gpt_oss_desktop.engine.server.errors import APIError, context_exceeded, too_many_requests
+from gpt_oss_desktop.engine.server.errors import APIError, context_exceeded, invalid_param, too_many_requests
 from gpt_oss_desktop.engine.server.generation_settings import GenerationSettings
 
 logger = logging.getLogger(__name__)
@@ -86,14 +86,17 @@ class ServingEngine:
         and submit it with the request's settings; with ``must_call``, the answer is a call to one of those
         functions (engine/channel_guard.py); with ``response_format``, the answer is JSON of that format (the prompt
         says so, and sampling holds it to it)."""
-        prompt = render_prompt(
-            messages,
-            effort=settings.effort,
-            instructions=instructions,
-            tools=tools or None,
-            response_format=response_format,
-            encoding=self.encoding,
-        )
+        try:
+            prompt = render_prompt(
+                messages,
+                effort=settings.effort,
+                instructions=instructions,
+                tools=tools or None,
+                response_format=response_format,
+                encoding=self.encoding,
+            )
+        except PromptTextError as exc:  # (a run of characters the encoder would stall on)
+            raise invalid_param(param, f"'{param}' cannot be encoded: {exc}.") from None
         room = self.check_prompt(prompt, param)
         # With functions offered, a call's arguments are held to JSON and to the function's parameters schema, so a
         # call the model makes parses, and the function takes it.

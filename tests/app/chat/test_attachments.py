@@ -106,7 +106,9 @@ def test_a_file_over_the_cap_is_refused_naming_the_cap(tmp_path: Path) -> None:
     ):
         read_attachment(big)
     # Exactly the cap is fine, and a smaller cap is one argument away.
-    assert read_attachment(write(tmp_path, "edge.log", b"y" * MAX_ATTACHMENT_BYTES)).size == MAX_ATTACHMENT_BYTES
+    lines = b"y" * 99 + b"\n"  # (a file of one unbroken run is refused for another reason: see below)
+    edge = lines * (MAX_ATTACHMENT_BYTES // len(lines)) + b"z" * (MAX_ATTACHMENT_BYTES % len(lines))
+    assert read_attachment(write(tmp_path, "edge.log", edge)).size == MAX_ATTACHMENT_BYTES
     with pytest.raises(FileTooLargeError, match="files of up to 10 B can be attached"):
         read_attachment(write(tmp_path, "eleven.txt", b"0123456789\n"), max_bytes=10)
 
@@ -136,6 +138,15 @@ def test_a_long_run_of_one_letter_is_counted_not_a_crash() -> None:
     whole = tokens(NOTES * 50)
     assert whole <= count_tokens(NOTES * 50) <= whole * 1.01
     assert count_tokens(NOTES) == tokens(NOTES)  # one piece: exact
+
+
+def test_a_file_the_encoder_would_stall_on_is_refused_when_attached(tmp_path: Path) -> None:
+    # 100,000 letters in a row: the model's tokenizer would take ~25 s to encode them (it is quadratic in such a
+    # run), so the file is refused at once, by name, rather than freeze the answer later.
+    path = tmp_path / "blob.txt"
+    path.write_text("header\n" + "a" * 100_000 + "\n")
+    with pytest.raises(NotTextError, match=r"cannot be read by the model: .*100,000 characters in a row"):
+        read_attachment(path)
 
 
 def test_the_fence_is_longer_than_any_run_of_backticks_in_the_file() -> None:

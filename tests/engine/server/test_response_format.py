@@ -122,3 +122,15 @@ def test_the_sdks_parse_helper_gets_its_pydantic_model_back(start_server: StartS
         model="demo", messages=[{"role": "user", "content": "Norway's capital, as JSON."}], response_format=City
     )
     assert reply.choices[0].message.parsed == City(city="Oslo", population=709000)
+
+
+def test_a_message_the_encoder_would_stall_on_is_a_400_and_the_server_serves_on(start_server: StartServer) -> None:
+    # One unbroken run of 100,000 letters: openai_harmony's encoder would take ~25 s over it (quadratic), and a
+    # 2 MiB run panics. It is refused before it reaches the encoder.
+    server = start_server(city_model())
+    request = {"model": "demo", "messages": [{"role": "user", "content": "a" * 100_000}]}
+    response = httpx.post(server.base_url + "/chat/completions", json=request, timeout=60)
+    assert response.status_code == 400 and response.json()["error"]["param"] == "messages"
+    assert "without a break" in response.json()["error"]["message"]
+    ok = {"model": "demo", "messages": [{"role": "user", "content": "Hi"}]}
+    assert httpx.post(server.base_url + "/chat/completions", json=ok, timeout=60).status_code == 200
