@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from gpt_oss_desktop.app.history.comparison_summary import outcome_from_record, summarise
 
-from .attachments import Attachment, clean_attachments, message_text
+from .attachments import clean_attachments, message_text
 from .errors import ImportFormatError
 from .models import (
     Chat,
@@ -22,6 +22,10 @@ from .models import (
     clean_tool_calls,
 )
 from .tool_call_export import tool_call_blocks
+
+T = TypeVar("T")
+_CALLS: Final = ("assistant", "tool calls")  # who may carry them, and what they are called in an import error
+_FILES: Final = ("user", "attached files")
 
 JSON_FORMAT: Final = "gpt-oss-desktop/chat"
 JSON_FORMAT_VERSION: Final = 1
@@ -82,26 +86,23 @@ def _message_to_json(message: Message) -> dict[str, Any]:
     }
 
 
-def _tool_calls(raw: Mapping[str, Any], role: str, where: str) -> tuple[dict[str, Any], ...]:
-    # Optional: exports written before tool calls existed have no such key.
-    value = raw.get("tool_calls", [])
+def _carried(
+    raw: Mapping[str, Any],
+    key: str,
+    role: str,
+    where: str,
+    carrier: tuple[str, str],
+    clean: Callable[[list[Any], str], tuple[T, ...]],
+) -> tuple[T, ...]:
+    """A message's optional list ``key`` (exports written before it existed have none), checked by ``clean``; only
+    messages of the role ``carrier`` names may carry one (``("assistant", "tool calls")``)."""
+    value = raw.get(key, [])
     if not isinstance(value, list):
-        raise ImportFormatError(f"{where}: field 'tool_calls' has the wrong type ({type(value).__name__})")
-    calls = clean_tool_calls(value, f"{where}: tool_calls")
-    if calls and role != "assistant":
-        raise ImportFormatError(f"{where}: only assistant messages carry tool calls")
-    return calls
-
-
-def _attachments(raw: Mapping[str, Any], role: str, where: str) -> tuple[Attachment, ...]:
-    # Optional: exports written before files could be attached have no such key.
-    value = raw.get("attachments", [])
-    if not isinstance(value, list):
-        raise ImportFormatError(f"{where}: field 'attachments' has the wrong type ({type(value).__name__})")
-    files = clean_attachments(value, f"{where}: attachments")
-    if files and role != "user":
-        raise ImportFormatError(f"{where}: only user messages carry attached files")
-    return files
+        raise ImportFormatError(f"{where}: field '{key}' has the wrong type ({type(value).__name__})")
+    items = clean(value, f"{where}: {key}")
+    if items and role != carrier[0]:
+        raise ImportFormatError(f"{where}: only {carrier[0]} messages carry {carrier[1]}")
+    return items
 
 
 def _field(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -160,8 +161,10 @@ def chat_from_json(text: str) -> Chat:
                     stats=clean_json_dict(_field(raw, "stats", dict, where), "stats"),
                     complete=_field(raw, "complete", bool, where),
                     created_at=_time(raw, "created_at", where),
-                    tool_calls=_tool_calls(raw, role, where),
-                    attachments=_attachments(raw, role, where),
+                    tool_calls=_carried(raw, "tool_calls", role, where, ("assistant", "tool calls"), clean_tool_calls),
+                    attachments=_carried(
+                        raw, "attachments", role, where, ("user", "attached files"), clean_attachments
+                    ),
                 )
             )
         chat = Chat(
