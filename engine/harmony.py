@@ -214,6 +214,7 @@ def build_conversation(
     current_date: str | None = TODAY,
     tools: Sequence[FunctionTool] | None = None,
     python_tool: bool = False,
+    browser_tool: bool = False,
 ) -> Conversation:
     """The harmony ``Conversation`` :func:`render_prompt` renders (system, developer, pruned history)."""
     system = SystemContent.new().with_reasoning_effort(effort.to_harmony()).with_knowledge_cutoff(knowledge_cutoff)
@@ -221,8 +222,11 @@ def build_conversation(
         current_date = datetime.date.today().isoformat()
     if current_date is not None:
         system = system.with_conversation_start_date(current_date)
+    if browser_tool:
+        # Built-in tools live in the system message (harmony), developer functions in the developer message. The
+        # browser is described in harmony's own words: the ones gpt-oss was trained with (engine/tools/browser).
+        system = system.with_browser_tool()
     if python_tool:
-        # Built-in tools live in the system message (harmony), developer functions in the developer message.
         system = system.with_tools(ToolNamespaceConfig(name=PYTHON_TOOL, description=PYTHON_TOOL_DESCRIPTION, tools=[]))
     harmony_messages = [Message.from_role_and_content(Role.SYSTEM, system)]
     if instructions or tools:
@@ -250,6 +254,7 @@ def render_prompt(
     current_date: str | None = TODAY,
     tools: Sequence[FunctionTool] | None = None,
     python_tool: bool = False,
+    browser_tool: bool = False,
     response_format: ResponseFormat | None = None,
     encoding: HarmonyEncoding | None = None,
 ) -> list[int]:
@@ -257,7 +262,8 @@ def render_prompt(
 
     History is stored with ``<|end|>`` (``<|call|>`` for tool calls), never ``<|return|>``; earlier turns' reasoning
     is pruned (see :func:`prune_reasoning`). ``instructions`` and ``tools`` go in a developer message;
-    ``python_tool`` offers the built-in python tool (:data:`PYTHON_TOOL_DESCRIPTION`) in the system message.
+    ``python_tool`` offers the built-in python tool (:data:`PYTHON_TOOL_DESCRIPTION`) in the system message, and
+    ``browser_tool`` the built-in browser (``browser.search|open|find``).
     ``current_date`` is ``"YYYY-MM-DD"``, :data:`TODAY` (default) or None for no date line. ``response_format``
     ends the developer message with the answer's JSON format (engine/response_format.py).
     """
@@ -269,6 +275,7 @@ def render_prompt(
         current_date=current_date,
         tools=tools,
         python_tool=python_tool,
+        browser_tool=browser_tool,
     )
     enc = encoding if encoding is not None else get_encoding()
     # Our pruning already did the right thing; harmony's own rule would drop a different set

@@ -16,6 +16,7 @@ from typing import Final
 
 from gpt_oss_desktop.engine.harmony import PYTHON_TOOL, FunctionTool
 from gpt_oss_desktop.engine.tools.base import Tool, ToolOutcome, ToolStatus
+from gpt_oss_desktop.engine.tools.browser.session import is_browser_call
 from gpt_oss_desktop.engine.tools.builtin_functions import FUNCTIONS_NAMESPACE
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,11 @@ class Toolbox:
     def python_tool(self) -> bool:
         """Whether the built-in python tool is offered (rendered in the system message)."""
         return PYTHON_TOOL in self._tools
+
+    @property
+    def browser_tool(self) -> bool:
+        """Whether the built-in browser is offered (rendered in the system message): any of its recipients is here."""
+        return any(is_browser_call(recipient) for recipient in self._tools)
 
     @property
     def function_specs(self) -> tuple[FunctionTool, ...]:

@@ -481,3 +481,44 @@ def test_python_tool_is_offered_in_the_system_message_as_openai_harmony_renders_
     text = encoding.decode(ours)
     assert "## python" in text and "stateless" in text
     assert "<|start|>python to=assistant<|channel|>analysis<|message|>391\n<|end|>" in text
+
+
+def test_browser_tool_is_offered_and_called_as_openai_harmony_renders_it() -> None:
+    from openai_harmony import Author, Conversation, Message, Role, SystemContent
+
+    from gpt_oss_desktop.engine.harmony import ChatMessage, render_prompt
+    from gpt_oss_desktop.engine.vocab import get_encoding
+
+    result = "[0] harmony\n**viewing lines [0 - 0] of 0**\n\nL0: * 【0†openai/harmony†github.com】"
+    messages = [
+        ChatMessage.user("What is harmony?"),
+        ChatMessage.tool_call("browser.search", '{"query": "harmony"}', channel="analysis"),
+        ChatMessage.tool_result("browser.search", result, channel="analysis"),
+    ]
+    ours = render_prompt(messages, browser_tool=True, python_tool=True, current_date=None)
+    system = (
+        SystemContent.new()
+        .with_reasoning_effort(ReasoningEffort.MEDIUM.to_harmony())
+        .with_knowledge_cutoff("2024-06")
+        .with_browser_tool()
+    )
+    theirs = Conversation.from_messages(
+        [
+            Message.from_role_and_content(Role.SYSTEM, system),
+            Message.from_role_and_content(Role.USER, "What is harmony?"),
+            Message.from_role_and_content(Role.ASSISTANT, '{"query": "harmony"}')
+            .with_channel("analysis")
+            .with_recipient("browser.search")
+            .with_content_type("<|constrain|>json"),
+            Message.from_author_and_content(Author.new(Role.TOOL, "browser.search"), result)
+            .with_recipient("assistant")
+            .with_channel("analysis"),
+        ]
+    )
+    encoding = get_encoding()
+    text = encoding.decode(ours)
+    # Both built-in tools: the browser first, then python, each in its own section of the system message.
+    assert text.index("## browser") < text.index("## python") < text.index("# Valid channels")
+    without_python = render_prompt(messages, browser_tool=True, current_date=None)
+    assert without_python == list(encoding.render_conversation_for_completion(theirs, Role.ASSISTANT))
+    assert "type search = (_: {" in text and "【{cursor}†L{line_start}(-L{line_end})?】" in text

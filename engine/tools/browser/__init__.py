@@ -1,0 +1,1 @@
+"""harmony's built-in browser tool: web search, opening pages and finding text in them (see session.py)."""
