@@ -225,8 +225,13 @@ class ContextRoom:
         return Fit.FITS if needed <= self.left else Fit.NOT_IN_WHAT_IS_LEFT
 
 
-def context_notice(needed: int, room: ContextRoom) -> str:
-    """What to tell the user about a message of ``needed`` tokens that does not fit ``room`` ('' when it fits)."""
+CHAT_ADVICE: Final = "start a new chat for them, remove some, or send again to send anyway"
+"""What to do about files that fit an empty context but not what is left of it, in a chat."""
+
+
+def context_notice(needed: int, room: ContextRoom, *, advice: str = CHAT_ADVICE) -> str:
+    """What to tell the user about a message of ``needed`` tokens that does not fit ``room`` ('' when it fits);
+    ``advice`` says what to do when it would fit an empty context."""
     fit = room.fit(needed)
     if fit is Fit.FITS:
         return ""
@@ -237,5 +242,5 @@ def context_notice(needed: int, room: ContextRoom) -> str:
         )
     return (
         f"The attached files need about {count(needed)} tokens, but only {count(room.left)} of the context are "
-        "left: start a new chat for them, remove some, or send again to send anyway."
+        f"left: {advice}."
     )

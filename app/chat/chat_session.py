@@ -82,15 +82,16 @@ class SendRequest:
 
 @dataclass(frozen=True, slots=True)
 class CompareRequest:
-    """One prompt answered at several efforts as one batch (an effort comparison)."""
+    """One prompt (its text and attached files) answered at several efforts as one batch (an effort comparison)."""
 
     prompt: str
     efforts: tuple[ReasoningEffort, ...] = tuple(ReasoningEffort)
     sampling: SamplingParams = field(default_factory=SamplingParams)
+    attachments: tuple[Attachment, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.prompt.strip():
-            raise ValueError("a comparison needs a prompt")
+        if not self.prompt.strip() and not self.attachments:
+            raise ValueError("a comparison needs a prompt or an attached file")
         if not self.efforts:
             raise ValueError("a comparison needs at least one effort")
 
@@ -518,18 +519,25 @@ class ChatSession:
     # -- comparison -----------------------------------------------------------------------------------------------
 
     def compare(self, request: CompareRequest) -> asyncio.Task[None] | None:
-        """Answer ``request.prompt`` after this session's turns at each effort, as one batch; None while busy.
+        """Answer ``request.prompt`` and its attached files after this session's turns at each effort, as one batch;
+        None while busy. Every effort reads the files as a chat's question does (after the typed text).
 
-        With a store, the comparison becomes its own history entry once the engine accepts the batch, and each
-        answer is saved as it streams and in full when it ends."""
+        With a store, the comparison becomes its own history entry once the engine accepts the batch (the prompt
+        saved with its files), and each answer is saved as it streams and in full when it ends."""
         if self.running:
             return None
         context = [replace(turn) for turn in self.conversation.turns]
-        self.conversation.add_user(request.prompt)
+        self.conversation.add_user(request.prompt, request.attachments)
         requests = [self.build_request(effort, request.sampling) for effort in request.efforts]
         info = self.backend.info
         self.comparison = comparison_record.new_comparison(
-            request.prompt, context, request.efforts, request.sampling, info.name if info else ""
+            request.prompt,
+            context,
+            request.efforts,
+            request.sampling,
+            info.name if info else "",
+            attachments=request.attachments,
+            title=question_title(request.prompt, request.attachments),
         )
         self.chat_id = None
         position = comparison_record.answer_position(self.comparison)
@@ -699,6 +707,7 @@ class ChatSession:
             saved = self.store.create_comparison(
                 comparison_record.prompt_of(record),
                 [answer.effort.value for answer in answers],
+                attachments=comparison_record.prompt_attachments_of(record),
                 context=comparison_record.context_of(record),
                 title=record.title,
                 model=record.model,

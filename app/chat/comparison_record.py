@@ -63,12 +63,20 @@ def sampling_record(params: SamplingParams) -> dict[str, Any]:
 
 
 def new_comparison(
-    prompt: str, context: Sequence[Turn], efforts: Sequence[ReasoningEffort], params: SamplingParams, model: str
+    prompt: str,
+    context: Sequence[Turn],
+    efforts: Sequence[ReasoningEffort],
+    params: SamplingParams,
+    model: str,
+    *,
+    attachments: tuple[Attachment, ...] = (),
+    title: str | None = None,
 ) -> Chat:
-    """A comparison before it runs: the context, the prompt and one empty, incomplete answer per effort."""
+    """A comparison before it runs: the context, the prompt with its attached files and one empty, incomplete answer
+    per effort. ``title``: the entry's name (default: from the prompt)."""
     rows = context_records(context)
     position = len(rows)
-    rows.append(_row(position, 0, "user", prompt, effort=None, complete=True))
+    rows.append(_row(position, 0, "user", prompt, effort=None, complete=True, attachments=attachments))
     rows += [
         _row(position + 1, column, "assistant", "", effort=effort.value, complete=False)
         for column, effort in enumerate(efforts)
@@ -77,7 +85,7 @@ def new_comparison(
     return Chat(
         id=0,
         kind="comparison",
-        title=title_from_prompt(prompt),
+        title=title_from_prompt(prompt) if title is None else title,
         created_at=now,
         updated_at=now,
         system_instructions="",
@@ -100,9 +108,20 @@ def context_of(chat: Chat) -> list[Message]:
     return [m for m in chat.messages if m.position < answer_position(chat) - 1]
 
 
-def prompt_of(chat: Chat) -> str:
+def _prompt_message(chat: Chat) -> Message | None:
     last = answer_position(chat)
-    return next((m.text for m in chat.messages if m.position == last - 1 and m.role == "user"), "")
+    return next((m for m in chat.messages if m.position == last - 1 and m.role == "user"), None)
+
+
+def prompt_of(chat: Chat) -> str:
+    message = _prompt_message(chat)
+    return message.text if message is not None else ""
+
+
+def prompt_attachments_of(chat: Chat) -> tuple[Attachment, ...]:
+    """The files attached to a comparison's prompt (none for comparisons saved before prompts could have them)."""
+    message = _prompt_message(chat)
+    return message.attachments if message is not None else ()
 
 
 def answers_of(chat: Chat) -> list[Message]:

@@ -4,15 +4,14 @@ sampling settings, Send and Stop, and an edit mode for taking back the last mess
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QMimeData, QSettings, Qt, Signal
+from PySide6.QtCore import QEvent, QSettings, Qt, Signal
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QKeyEvent, QPalette, QShowEvent, QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -24,17 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gpt_oss_desktop.app.chat.attachment_chips import AttachmentBar
-from gpt_oss_desktop.app.chat.attachment_reader import AttachmentReader
-from gpt_oss_desktop.app.chat.attachments import (
-    MAX_ATTACHMENT_BYTES,
-    AttachmentError,
-    ContextRoom,
-    Fit,
-    context_notice,
-    file_size,
-    message_tokens,
-)
+from gpt_oss_desktop.app.chat.attachment_controls import AttachmentControls, ContextRoomSource, local_files
 from gpt_oss_desktop.app.chat.effort_hint import BASE_TOOLTIP, cost_hint, costs_tooltip
 from gpt_oss_desktop.app.chat.sampling_menu import SamplingMenu
 from gpt_oss_desktop.app.history.attachments import Attachment
@@ -44,9 +33,6 @@ from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from gpt_oss_desktop.engine.sampling import SamplingParams
 
 logger = logging.getLogger(__name__)
-
-ContextRoomSource = Callable[[], ContextRoom | None]
-"""The context the next message goes into (None: not known, e.g. no model), asked when files are sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +49,6 @@ class Draft:
     @property
     def empty(self) -> bool:
         return not self.text and not self.attachments and not self.editing
-
-
-def local_files(mime: QMimeData) -> list[Path]:
-    """The local files a drag carries (a file manager's drag); none for text, web links and the like."""
-    if not mime.hasUrls():
-        return []
-    return [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile() and url.toLocalFile()]
 
 
 class PromptEdit(QPlainTextEdit):
@@ -202,7 +181,8 @@ class Composer(QFrame):
     removes it. A file that cannot be attached (too big, not text, unreadable) is named in a one-line notice under
     the chips, and nothing else changes. A message may be files alone. When files are sent and ``context_room``
     says they do not fit what is left of the context, the notice says so first: a second Send sends anyway, unless
-    they would not fit even an empty context.
+    they would not fit even an empty context. All of that is :class:`AttachmentControls`'s, shared with the effort
+    comparison's prompt; ``attachment_bar``, ``notice``, ``reader`` and ``attach_button`` are its widgets.
 
     Edit mode (:meth:`begin_edit`): the prompt holds the last message to be edited and a bar above it says so, with
     a Cancel button; Esc in the prompt cancels too. Cancelling gives back what the prompt held before; so does
@@ -225,39 +205,18 @@ class Composer(QFrame):
         self._busy = False
         self._can_send = False
         self._before_edit: Draft | None = None  # None: not editing
-        self.context_room: ContextRoomSource | None = None
-        self._warned: tuple[str, tuple[Attachment, ...]] | None = None  # told it does not fit what is left
-        self._failures: list[str] = []  # the files of this round of reading that could not be attached
 
         self.prompt = PromptEdit(self)
         self.prompt.submitted.connect(self.submit)
         self.prompt.escape_pressed.connect(self.cancel_edit)
+        self.files = AttachmentControls(self, focus=self.prompt)
         self.prompt.takes_files = True
-        self.prompt.files_dropped.connect(self.attach_files)
-        self.setAcceptDrops(True)
-
-        self.attachment_bar = AttachmentBar(self)
-        self.attachment_bar.changed.connect(self._on_attachments_changed)
-        self.notice = QLabel(self)
-        self.notice.setProperty("role", "error")
-        self.notice.setWordWrap(True)
-        self.notice.setAccessibleName("Attachment notice")
-        self.notice.hide()
-        self.reader = AttachmentReader(self)
-        self.reader.read.connect(self._on_file_read)
-        self.reader.failed.connect(self._on_file_failed)
-        self.attach_button = QToolButton(self)
-        self.attach_button.setProperty("iconName", "paperclip")
-        # The paperclip alone, no text (its tooltip and accessible name say what it does): the bar must still fit an
-        # 800-pixel window beside the sidebar, with the effort's cost shown.
-        self.attach_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
-        self.attach_button.setProperty("role", "icon-control")  # narrow padding (app/shell/theme.py)
-        self.attach_button.setAccessibleName("Attach files")
-        self.attach_button.setToolTip(
-            f"Attach text files (code, Markdown, CSV, JSON, logs…; up to {file_size(MAX_ATTACHMENT_BYTES)} each). "
-            "You can also drop files here."
-        )
-        self.attach_button.clicked.connect(self.choose_files)
+        self.prompt.files_dropped.connect(self.files.attach_files)
+        self.files.take_drops(self)  # the frame and its controls; the text box hands its drops on itself
+        self.attachment_bar = self.files.bar
+        self.notice = self.files.notice
+        self.reader = self.files.reader
+        self.attach_button = self.files.button
 
         self.edit_label = QLabel("Editing your last message (Esc cancels): sending replaces it and its answer", self)
         self.edit_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
@@ -371,17 +330,12 @@ class Composer(QFrame):
 
     def submit(self) -> None:
         text = self.prompt.toPlainText().strip()
-        files = self.attachment_bar.attachments()
-        if (not text and not files) or self._busy or not self._can_send:
-            return
-        if self.reader.pending:
-            self._show_notice("Wait a moment: the attached files are still being read.")
-            return
-        if files and not self._fits(text, files):
+        files = self.files.attachments
+        if (not text and not files) or self._busy or not self._can_send or not self.files.ready(text):
             return
         self.prompt.clear()
         self.attachment_bar.clear()
-        self._hide_notice()
+        self.files.hide_notice()
         self.send_requested.emit(text, files)
 
     # -- attached files -----------------------------------------------------------------------------------------
@@ -389,82 +343,25 @@ class Composer(QFrame):
     @property
     def attachments(self) -> tuple[Attachment, ...]:
         """The files attached to the message being written, in order."""
-        return self.attachment_bar.attachments()
+        return self.files.attachments
+
+    @property
+    def context_room(self) -> ContextRoomSource | None:
+        """The context the next message goes into, asked when files are sent (None: never asked)."""
+        return self.files.context_room
+
+    @context_room.setter
+    def context_room(self, source: ContextRoomSource | None) -> None:
+        self.files.context_room = source
 
     def choose_files(self) -> None:
         """The Attach button: pick files in a dialog (several at once), then attach them."""
-        paths, _filter = QFileDialog.getOpenFileNames(self, "Attach files", "", "All files (*)")
-        if paths:
-            self.attach_files(paths)
-        self.prompt.setFocus()
+        self.files.choose_files()
 
     def attach_files(self, paths: Iterable[Path | str]) -> None:
         """Read ``paths`` (on a worker thread) and add each as a chip as it arrives; the ones that cannot be
         attached are named in the notice."""
-        paths = list(paths)
-        if not paths:
-            return
-        if not self.reader.pending:
-            self._failures = []
-            self._hide_notice()
-        self.reader.start(paths)
-
-    def _on_file_read(self, attachment: Attachment) -> None:
-        if attachment in self.attachment_bar.attachments():
-            return  # the same file twice: the model would read it twice
-        self.attachment_bar.add(attachment)
-
-    def _on_file_failed(self, error: AttachmentError) -> None:
-        self._failures.append(str(error))
-        self._show_notice("; ".join(self._failures))
-
-    def _on_attachments_changed(self) -> None:
-        self._warned = None  # a warning was about other files
-
-    def _fits(self, text: str, files: tuple[Attachment, ...]) -> bool:
-        """Whether to send: yes when the message fits what is left of the context, or when the user was told it
-        does not and sends the same message again; never when it would not fit even an empty context."""
-        room = self.context_room() if self.context_room is not None else None
-        if room is None:
-            return True
-        needed = message_tokens(text, files)
-        fit = room.fit(needed)
-        if fit is Fit.FITS or (fit is Fit.NOT_IN_WHAT_IS_LEFT and self._warned == (text, files)):
-            self._warned = None
-            return True
-        self._warned = (text, files) if fit is Fit.NOT_IN_WHAT_IS_LEFT else None
-        self._show_notice(context_notice(needed, room))
-        return False
-
-    def _show_notice(self, text: str) -> None:
-        self.notice.setText(text)
-        self.notice.show()
-
-    def _hide_notice(self) -> None:
-        self.notice.clear()
-        self.notice.hide()
-
-    # Files dragged onto the composer's frame or controls (the text box hands its drops on itself).
-
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if local_files(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            super().dragEnterEvent(event)
-
-    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        if local_files(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            super().dragMoveEvent(event)
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        files = local_files(event.mimeData())
-        if not files:
-            super().dropEvent(event)
-            return
-        event.acceptProposedAction()
-        self.attach_files(files)
+        self.files.attach_files(paths)
 
     # -- edit mode and drafts -----------------------------------------------------------------------------------
 
@@ -522,10 +419,7 @@ class Composer(QFrame):
         self.prompt.moveCursor(QTextCursor.MoveOperation.End)
 
     def _set_attachments(self, attachments: Sequence[Attachment]) -> None:
-        self.reader.cancel()  # a file read for what the composer held before must not join what it holds now
-        self._failures = []
-        self._hide_notice()
-        self.attachment_bar.set_attachments(attachments)
+        self.files.set_attachments(attachments)  # a file read for what it held before must not join what it holds now
 
     def _show_edit_bar(self) -> None:
         self.edit_bar.setVisible(self.editing)

@@ -5,16 +5,21 @@ A :class:`~app.chat.chat_session.ChatSession` sends the three requests to the ba
 weights; this view draws what it reports. Each column streams its reasoning and answer; when all three are done a
 summary says whether the answers agree and how many times the tokens and time of low effort high effort took.
 
-With a store, a comparison is saved as its own kind of history entry (``kind="comparison"``: the prompt, any context,
-and one answer per column) as soon as the engine accepts it; each column is written as it streams and in full when
-it finishes. Any column can be continued as a normal chat, and the comparison exported to Markdown.
+The prompt takes attached files as the chat's composer does (the paperclip, files dropped on the view, chips, the
+same refusals and the same check that they fit the context; :class:`~app.chat.attachment_controls.AttachmentControls`),
+and every column reads them as a chat's question does.
+
+With a store, a comparison is saved as its own kind of history entry (``kind="comparison"``: the prompt with its
+attached files, any context, and one answer per column) as soon as the engine accepts it; each column is written as
+it streams and in full when it finishes. Any column can be continued as a normal chat (the files go with its
+prompt), and the comparison exported to Markdown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Final
 
@@ -36,12 +41,20 @@ from gpt_oss_desktop.app.backends import kernel_preparation
 from gpt_oss_desktop.app.backends.chat_backend import ChatBackend
 from gpt_oss_desktop.app.backends.kernel_preparation import KernelPreparation
 from gpt_oss_desktop.app.chat import stats
+from gpt_oss_desktop.app.chat.attachment_controls import AttachmentControls
+from gpt_oss_desktop.app.chat.attachments import ContextRoom, conversation_tokens
 from gpt_oss_desktop.app.chat.chat_session import ChatListener, ChatSession, CompareRequest, LiveAnswer
-from gpt_oss_desktop.app.chat.comparison_record import INCLUDE_CONTEXT_KEY, answers_of, context_of, prompt_of
+from gpt_oss_desktop.app.chat.comparison_record import (
+    INCLUDE_CONTEXT_KEY,
+    answers_of,
+    context_of,
+    prompt_attachments_of,
+    prompt_of,
+)
 from gpt_oss_desktop.app.chat.composer import PromptEdit
 from gpt_oss_desktop.app.chat.conversation import Conversation
 from gpt_oss_desktop.app.compare.compare_column import CompareColumn
-from gpt_oss_desktop.app.history import Chat, ChatStore, HistoryError, Message, chat_to_markdown
+from gpt_oss_desktop.app.history import Attachment, Chat, ChatStore, HistoryError, Message, chat_to_markdown
 from gpt_oss_desktop.app.history.comparison_summary import (
     ColumnOutcome,
     ComparisonSummary,
@@ -63,6 +76,8 @@ MAX_WIDTH: Final = 1920
 _COLUMN_SPACING: Final = 8
 _MARGIN: Final = 12  # around the whole view, so nothing touches the window's edge
 IDLE_SUMMARY: Final = "Ask once to see low, medium and high effort side by side, with what each one cost."
+# What to do about files that fit an empty context but not what the included chat leaves of it.
+FILES_ADVICE: Final = "untick “Include the current chat”, remove some, or compare again to compare anyway"
 
 
 class CompareView(QWidget):
@@ -125,6 +140,12 @@ class CompareView(QWidget):
         )
         self.prompt.setAccessibleName("Comparison prompt")
         self.prompt.submitted.connect(self.start)
+        # Attached files, as in the chat's composer: dropped anywhere on the view, or picked with the paperclip.
+        self.files = AttachmentControls(self, focus=self.prompt, advice=FILES_ADVICE)
+        self.files.context_room = self._context_room
+        self.prompt.takes_files = True
+        self.prompt.files_dropped.connect(self.files.attach_files)
+        self.files.take_drops(self)
         self.include_context = QCheckBox("Include the current chat", self)
         self.include_context.setAccessibleName("Include the current chat's context")
         self.include_context.setToolTip("Send the open chat's messages before the prompt, to all three efforts")
@@ -141,15 +162,25 @@ class CompareView(QWidget):
         self.export_button.setAccessibleName("Export the comparison to Markdown")
         self.export_button.clicked.connect(self.choose_export_file)
         self.export_button.setEnabled(False)
+        options = QHBoxLayout()
+        options.setSpacing(4)
+        options.addWidget(self.files.button)
+        options.addWidget(self.include_context, 1)
         side = QVBoxLayout()
         side.setSpacing(4)
-        side.addWidget(self.include_context)
+        side.addLayout(options)
         side.addStretch(1)
         side.addWidget(self.export_button)
         side.addWidget(self.run_button)
         side.addWidget(self.stop_button)
+        # The chips and the notice above the prompt, as in the composer.
+        asked = QVBoxLayout()
+        asked.setSpacing(6)
+        asked.addWidget(self.files.bar)
+        asked.addWidget(self.files.notice)
+        asked.addWidget(self.prompt)
         top = QHBoxLayout()
-        top.addWidget(self.prompt, 1)
+        top.addLayout(asked, 1)
         top.addLayout(side)
 
         # The columns live either in a row (wide) or in tabs (narrow); see _arrange().
@@ -235,11 +266,26 @@ class CompareView(QWidget):
         self._engine_busy = busy
         self._update_controls()
 
+    @property
+    def attachments(self) -> tuple[Attachment, ...]:
+        """The files attached to the prompt, in order (they stay for the next comparison, as the prompt's text does)."""
+        return self.files.attachments
+
+    def attach_files(self, paths: Iterable[Path | str]) -> None:
+        """Read ``paths`` (on a worker thread) and add each as a chip as it arrives; the ones that cannot be
+        attached are named in the notice under the chips."""
+        self.files.attach_files(paths)
+
     def start(self, text: str | None = None) -> asyncio.Task[None] | None:
-        """Run the comparison for ``text`` (default: the prompt box). None if it cannot start now."""
+        """Run the comparison for ``text`` (default: the prompt box) and the attached files. None if it cannot start
+        now (the notice says why when it is the files: still being read, or too big for the context)."""
         prompt = (self.prompt.toPlainText() if text is None else text).strip()
-        if self.running or self._engine_busy or self.backend.info is None or not prompt:
+        files = self.files.attachments
+        if self.running or self._engine_busy or self.backend.info is None or not (prompt or files):
             return None
+        if not self.files.ready(prompt):
+            return None
+        self.files.hide_notice()
         session = ChatSession(self.backend, store=self.store, wait_ready=self._wait_for_kernels)
         session.listener = _ComparisonView(self, session)
         if self.conversation is not None and self.include_context.isChecked():
@@ -249,7 +295,7 @@ class CompareView(QWidget):
         self.context_note.hide()
         self._new_columns(idle=False)
         self.summary.setText("Running low, medium and high effort as one batch…")
-        return session.compare(CompareRequest(prompt, EFFORTS, self._sampling()))
+        return session.compare(CompareRequest(prompt, EFFORTS, self._sampling(), files))
 
     def stop(self) -> None:
         """Stop all three columns after their current token; what they have is kept."""
@@ -264,6 +310,7 @@ class CompareView(QWidget):
         self.session = ChatSession(self.backend, store=self.store)
         self.session.open_comparison(chat)
         self.prompt.setPlainText(prompt_of(chat))
+        self.files.set_attachments(prompt_attachments_of(chat))
         self.include_context.setChecked(bool(chat.meta.get(INCLUDE_CONTEXT_KEY)))
         self._show_context(context_of(chat))
         self._new_columns(idle=False)
@@ -343,6 +390,15 @@ class CompareView(QWidget):
             self.export_markdown(path)
 
     # -- running ------------------------------------------------------------------------------------------------
+
+    def _context_room(self) -> ContextRoom | None:
+        """The context each column's prompt goes into (asked when files are sent): the whole of it, less the open
+        chat when it is included (an estimate from its text). None without a model."""
+        info = self.backend.info
+        if info is None:
+            return None
+        chat = self.conversation if self.include_context.isChecked() else None
+        return ContextRoom(conversation_tokens(chat().turns) if chat is not None else 0, info.context_length)
 
     async def _wait_for_kernels(self) -> None:
         info = self.backend.info

@@ -724,6 +724,7 @@ class ChatStore:
         prompt: str,
         efforts: Sequence[str] = EFFORTS,
         *,
+        attachments: Sequence[Attachment] = (),
         context: Sequence[Message] = (),
         title: str | None = None,
         system_instructions: str = "",
@@ -732,7 +733,8 @@ class ChatStore:
         sampling: Mapping[str, Any] | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> Chat:
-        """A comparison entry: optional context turns, the prompt, then one empty answer per effort.
+        """A comparison entry: optional context turns, the prompt (with its attached files), then one empty answer
+        per effort.
 
         The answers share one position and sit in columns 0..n-1 in the order of ``efforts``; they start with
         complete=False and are filled in with update_message as the columns stream.
@@ -764,6 +766,7 @@ class ChatStore:
                 complete=True,
                 position=prompt_position,
                 column=0,
+                attachments=attachments,
             )
             for column, effort in enumerate(efforts):
                 self._insert_message(

@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QMimeData, QPointF, QSettings, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication, QLabel, QWidget
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QLabel
 
 from gpt_oss_desktop.app.chat.attachments import (
     MAX_ATTACHMENT_BYTES,
@@ -38,15 +37,7 @@ from gpt_oss_desktop.engine.harmony import ChatMessage, ReasoningEffort
 from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply
 from gpt_oss_desktop.engine.vocab import get_encoding
 from tests.app.conftest import load, next_emission, scripted_engine, until
-
-NOTES = "# Capybaras\n\nThe capybara is the largest living rodent.\n\n```python\nprint('hi')\n```\n"
-TABLE = "name,weight_kg\ncapybara,50\nbeaver,20\n"
-
-
-def write(folder: Path, name: str, content: str | bytes) -> Path:
-    path = folder / name
-    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
-    return path
+from tests.app.dropped_files import NOTES, TABLE, drop, write
 
 
 def tokens(text: str) -> int:
@@ -249,20 +240,6 @@ def test_files_that_cannot_be_attached_are_named_and_nothing_else_changes(
     assert composer.notice.isHidden()
 
 
-def drop(target: QWidget, paths: list[Path]) -> QDropEvent:
-    """A real drag of ``paths`` (as a file manager sends it: file URLs) entering ``target`` and dropped there."""
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path)) for path in paths])
-    point = QPointF(target.rect().center())
-    buttons, modifiers = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    enter = QDragEnterEvent(point.toPoint(), Qt.DropAction.CopyAction, mime, buttons, modifiers)
-    QApplication.sendEvent(target, enter)
-    assert enter.isAccepted(), "the drag was not accepted"
-    event = QDropEvent(point, Qt.DropAction.CopyAction, mime, buttons, modifiers)
-    QApplication.sendEvent(target, event)
-    return event
-
-
 def test_files_dropped_on_the_composer_or_its_text_box_are_attached(
     qtbot: Any, composer: Composer, tmp_path: Path
 ) -> None:
@@ -278,7 +255,8 @@ def test_files_dropped_on_the_composer_or_its_text_box_are_attached(
 
 
 def test_a_text_box_that_takes_no_files_keeps_its_own_drop(qtbot: Any, tmp_path: Path) -> None:
-    # The comparison's prompt is a PromptEdit too: a file dropped there is not swallowed by attachments it lacks.
+    # A PromptEdit that takes no files (takes_files unset) keeps Qt's own drop: a file is not swallowed by
+    # attachments it lacks.
     prompt = PromptEdit()
     qtbot.addWidget(prompt)
     prompt.show()

@@ -22,7 +22,7 @@ from gpt_oss_desktop.app.chat.chat_session import (
     SendRequest,
     stored_turn,
 )
-from gpt_oss_desktop.app.history import ChatStore, HistoryError, Message
+from gpt_oss_desktop.app.history import Attachment, ChatStore, HistoryError, Message, message_text
 from gpt_oss_desktop.engine.events import Done, FinishReason
 from gpt_oss_desktop.engine.harmony import ReasoningEffort, render_prompt
 from gpt_oss_desktop.engine.sampling import SamplingParams
@@ -145,6 +145,10 @@ def test_bad_requests_are_refused_with_a_clear_error() -> None:
         SendRequest("   ")
     with pytest.raises(ValueError, match="effort"):
         CompareRequest("Is 91 prime?", efforts=())
+    with pytest.raises(ValueError, match="a comparison needs a prompt or an attached file"):
+        CompareRequest("   ")
+    table = Attachment("table.csv", "name,kg\n", 8, 4)
+    assert CompareRequest("", attachments=(table,)).attachments == (table,)  # files alone, as in a chat
 
 
 def test_a_turn_streams_reasoning_and_answer_and_is_saved_with_its_stats(store: ChatStore) -> None:
@@ -319,3 +323,21 @@ def test_a_comparison_runs_three_efforts_as_one_batch_and_saves_each(store: Chat
         (0, "user", "My name is Ada."),
         (1, "assistant", "Hi there."),
     ]
+
+
+def test_a_comparison_sends_its_files_to_every_effort_and_saves_them_with_its_prompt(store: ChatStore) -> None:
+    files = (Attachment("table.csv", "name,kg\ncapybara,50\n", 20, 9), Attachment("a.py", "x = 1\n", 6, 4))
+    backend, model = engine(*(harmony_reply(f"Thought {e}.", f"Capybara ({e}).") for e in ("low", "medium", "high")))
+    comparison = ChatSession(backend, store=store, listener=Recorder())
+
+    async def steps() -> None:
+        await answered(comparison.compare(CompareRequest("Which is heavier?", sampling=GREEDY, attachments=files)))
+
+    drive(backend, steps)
+    sent = f"<|start|>user<|message|>{message_text('Which is heavier?', files)}<|end|>"
+    assert len(model.prompts) == 3 and all(sent in get_encoding().decode(p) for p in model.prompts)
+    assert comparison.chat_id is not None and comparison.comparison is not None
+    question = store.get_chat(comparison.chat_id).messages[0]
+    assert (question.role, question.text, question.attachments) == ("user", "Which is heavier?", files)
+    # In memory too, for continuing a column without a store.
+    assert comparison.comparison.thread(1)[0].attachments == files

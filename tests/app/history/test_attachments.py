@@ -89,6 +89,17 @@ def test_copies_keep_the_files(store: ChatStore) -> None:
     assert continued.messages[0].attachments == (NOTES, TABLE)
 
 
+def test_a_comparisons_prompt_keeps_its_files_through_continue_and_export(store: ChatStore) -> None:
+    comparison = store.create_comparison("Which is heavier?", attachments=[TABLE])
+    prompt, *answers = comparison.messages
+    assert (prompt.role, prompt.text, prompt.attachments) == ("user", "Which is heavier?", (TABLE,))
+    assert [a.attachments for a in answers] == [(), (), ()]
+    assert store.continue_from_column(comparison.id, 2).messages[0].attachments == (TABLE,)
+    imported = store.import_json(store.export_json(comparison.id))
+    assert imported.kind == "comparison" and imported.messages[0].attachments == (TABLE,)
+    assert f"## User\n\n{message_text('Which is heavier?', [TABLE])}\n" in store.export_markdown(comparison.id)
+
+
 def test_exports_carry_the_files(store: ChatStore) -> None:
     chat_id, _ = question_with_files(store)
     markdown = store.export_markdown(chat_id)
