@@ -1,4 +1,17 @@
-"""Exporting a chat to Markdown and JSON, and parsing a JSON export back (pure functions, no database)."""
+"""Exporting a chat to Markdown and JSON, and parsing a JSON export back (pure functions, no database).
+
+The JSON export names its format (``"format": "gpt-oss-desktop/chat"``) and that format's version, so an app never
+imports a file it would read only in part:
+
+- version 1: a chat or comparison, its settings, and each message's text, reasoning, effort, stats and time.
+- version 2 adds, on messages, ``tool_calls`` (the tool calls an answer made) and ``attachments`` (the files
+  attached to a question). An app that knows only version 1 would import such a file without them, silently;
+  since version 2 it refuses the file instead.
+
+Version 1 exports are still imported (as are the version-1 files written after tool calls and attached files came
+and before the version said so: what they carry is read). A version newer than :data:`JSON_FORMAT_VERSION` is
+refused with an :class:`ImportFormatError` saying that a newer gpt-oss desktop wrote it.
+"""
 
 from __future__ import annotations
 
@@ -28,7 +41,7 @@ _CALLS: Final = ("assistant", "tool calls")  # who may carry them, and what they
 _FILES: Final = ("user", "attached files")
 
 JSON_FORMAT: Final = "gpt-oss-desktop/chat"
-JSON_FORMAT_VERSION: Final = 1
+JSON_FORMAT_VERSION: Final = 2  # see the module's docstring for what each version holds
 REASONING_LABEL: Final = "Reasoning (not sent to model)"
 
 
@@ -135,9 +148,13 @@ def chat_from_json(text: str) -> Chat:
         raise ImportFormatError(f"not a gpt-oss desktop chat export (expected format {JSON_FORMAT!r})")
     version = _field(document, "format_version", int, "export")
     if version > JSON_FORMAT_VERSION:
+        # Read anyway, it could lose what the newer app added (as a version-1 reader lost tool calls and files).
         raise ImportFormatError(
-            f"export format version {version} is newer than this app understands ({JSON_FORMAT_VERSION})"
+            f"this export was written by a newer version of gpt-oss desktop (export format version {version}; this "
+            f"one reads up to version {JSON_FORMAT_VERSION}): update the app to import it"
         )
+    if version < 1:
+        raise ImportFormatError(f"export format version {version} does not exist (versions start at 1)")
     try:
         messages = []
         for index, raw in enumerate(_field(document, "messages", list, "export")):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gpt_oss_desktop.app.history import REASONING_LABEL, ChatStore, ImportFormatError
+from gpt_oss_desktop.app.history import REASONING_LABEL, Attachment, ChatStore, ImportFormatError
 
 from .test_store import STATS
 
@@ -84,7 +84,10 @@ def test_comparison_markdown(store: ChatStore) -> None:
         ("not json", "not a JSON document"),
         ("[]", "not a gpt-oss desktop chat export"),
         ('{"format": "gpt-oss-desktop/chat", "format_version": 99}', "newer"),
+        ('{"format": "gpt-oss-desktop/chat", "format_version": 0}', "version 0 does not exist"),
+        ('{"format": "gpt-oss-desktop/chat", "format_version": "2"}', "'format_version' has the wrong type"),
         ('{"format": "gpt-oss-desktop/chat", "format_version": 1}', "missing field"),
+        ('{"format": "gpt-oss-desktop/chat", "format_version": 2}', "missing field"),
     ],
 )
 def test_import_rejects_bad_documents(store: ChatStore, text: str, message: str) -> None:
@@ -132,3 +135,77 @@ def test_unfinished_comparison_has_no_summary(store: ChatStore) -> None:
     text = store.export_markdown(comparison.id)
     assert "agree" not in text and "differ" not in text
     assert text.count("*(interrupted: partial answer)*") == 2
+
+
+# -- format versions --------------------------------------------------------------------------------------------------
+
+# A version-1 export as an app from before tool calls and attached files wrote it (its layout aside).
+VERSION_1 = """{
+  "format": "gpt-oss-desktop/chat",
+  "format_version": 1,
+  "kind": "chat",
+  "title": "Primes",
+  "created_at": "2026-03-01T09:30:00+00:00",
+  "updated_at": "2026-03-01T09:31:00+00:00",
+  "model": "gpt-oss-20b",
+  "system_instructions": "",
+  "developer_instructions": "Be terse.",
+  "sampling": {"temperature": 1.0, "top_p": 1.0},
+  "meta": {},
+  "messages": [
+    {"position": 0, "column": 0, "role": "user", "text": "Is 91 prime?", "analysis": "", "effort": null,
+     "stats": {}, "complete": true, "created_at": "2026-03-01T09:30:00+00:00"},
+    {"position": 1, "column": 0, "role": "assistant", "text": "No: 7 × 13.", "analysis": "Try 7.",
+     "effort": "low", "stats": {"final_tokens": 6}, "complete": true, "created_at": "2026-03-01T09:31:00+00:00"}
+  ]
+}
+"""
+
+
+def test_exports_are_format_version_2_with_tool_calls_and_files_on_messages(store: ChatStore) -> None:
+    chat = store.create_chat("Weights")
+    files = (Attachment("table.csv", "name,kg\ncapybara,50\n", 20, 9),)
+    store.add_message(chat.id, "user", "Which is heavier?", attachments=files)
+    call = {"recipient": "python", "arguments": "print(50 > 20)", "output": "True"}
+    store.add_message(chat.id, "assistant", "The capybara.", effort="low", tool_calls=[call])
+    exported = store.export_json(chat.id)
+    document = json.loads(exported)
+    assert document["format_version"] == 2
+    question, answer = document["messages"]
+    assert question["attachments"][0]["name"] == "table.csv" and answer["tool_calls"][0]["recipient"] == "python"
+    imported = store.import_json(exported)
+    assert imported.without_ids() == store.get_chat(chat.id).without_ids()
+
+
+def test_a_version_1_export_is_still_imported(store: ChatStore) -> None:
+    imported = store.import_json(VERSION_1)
+    question, answer = imported.messages
+    assert (imported.title, imported.developer_instructions) == ("Primes", "Be terse.")
+    assert (question.text, question.attachments) == ("Is 91 prime?", ())
+    assert (answer.text, answer.effort, answer.tool_calls, answer.stats) == (
+        "No: 7 × 13.",
+        "low",
+        (),
+        {"final_tokens": 6},
+    )
+    # Exported again it is a version-2 file of the same chat.
+    again = json.loads(store.export_json(imported.id))
+    assert again["format_version"] == 2 and again["messages"] == json.loads(VERSION_1)["messages"]
+
+
+def test_a_version_1_export_written_after_files_existed_keeps_them(store: ChatStore) -> None:
+    # Between attached files arriving and the version saying so, this app wrote them into version-1 files.
+    document = json.loads(VERSION_1)
+    document["messages"][0]["attachments"] = [{"name": "notes.md", "text": "91 = 7 × 13\n", "size": 13, "tokens": 7}]
+    imported = store.import_json(json.dumps(document))
+    assert imported.messages[0].attachments == (Attachment("notes.md", "91 = 7 × 13\n", 13, 7),)
+
+
+def test_an_export_from_a_newer_app_is_refused_with_a_clear_error(store: ChatStore) -> None:
+    document = json.loads(VERSION_1)
+    document["format_version"] = 3
+    with pytest.raises(ImportFormatError) as info:
+        store.import_json(json.dumps(document))
+    assert str(info.value).startswith("this export was written by a newer version of gpt-oss desktop")
+    assert "export format version 3" in str(info.value) and "update the app" in str(info.value)
+    assert store.list_chats() == []
