@@ -293,7 +293,7 @@ def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, ins
     store = opened if isinstance(opened, ChatStore) else None
     # The tools the chats offer the model, MCP servers included (app/tools, Tools menu)
     mcp_servers = McpServers()
-    tools = open_app_tools(settings, mcp_servers)
+    tools = open_app_tools(settings, mcp_servers, servers.keys)
     window = MainWindow(backend, settings, store=store, models=open_default_library(), kernels=kernels, tools=tools)
     # MCP servers' header and environment values share the saved connections' keyring (app/tools/mcp_secrets.py)
     tools_control = tools_menu.attach(window, tools, mcp_servers, McpSecrets(servers.keys))

@@ -41,6 +41,11 @@ class KeySource(enum.StrEnum):
     ASK = "ask"  # asked once per run, kept in memory only
 
 
+def search_key_name(provider: str) -> str:
+    """The :class:`KeyStore` name of a web search provider's API key (the browser tool's, app/tools)."""
+    return f"search/{provider}"
+
+
 def mcp_key_name(server: str) -> str:
     """The :class:`KeyStore` name of MCP server ``server``'s secrets (app/tools/mcp_secrets.py)."""
     return f"{MCP_PREFIX}{server}"

@@ -35,7 +35,8 @@ class ModelInfo:
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     """One answer to generate: the whole visible conversation, rendered by the backend each turn, and the tools
-    offered to the model (``tools`` in the developer message, the built-in ``python_tool`` in the system message)."""
+    offered to the model (``tools`` in the developer message, the built-in ``python_tool`` and ``browser_tool`` in
+    the system message; a remote server is offered functions and python only)."""
 
     messages: tuple[ChatMessage, ...]
     effort: ReasoningEffort = ReasoningEffort.MEDIUM
@@ -43,6 +44,7 @@ class ChatRequest:
     instructions: str | None = None
     tools: tuple[FunctionTool, ...] = ()
     python_tool: bool = False
+    browser_tool: bool = False
 
 
 class LoadErrorKind(enum.StrEnum):

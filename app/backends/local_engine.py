@@ -215,6 +215,7 @@ def _prompt(request: ChatRequest) -> list[int]:
         instructions=request.instructions,
         tools=request.tools or None,
         python_tool=request.python_tool,
+        browser_tool=request.browser_tool,
     )
 
 

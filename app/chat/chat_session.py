@@ -410,7 +410,12 @@ class ChatSession:
         toolbox = self.tools.toolbox() if self.tools is not None else None
         max_calls = self.tools.max_calls if self.tools is not None else MAX_TOOL_CALLS
         if toolbox:
-            request = replace(request, tools=toolbox.function_specs, python_tool=toolbox.python_tool)
+            request = replace(
+                request,
+                tools=toolbox.function_specs,
+                python_tool=toolbox.python_tool,
+                browser_tool=toolbox.browser_tool,
+            )
         budget = request.params.reasoning_budget
         rounds: list[Done] = []
         stopped = False

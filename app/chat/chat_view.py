@@ -29,6 +29,8 @@ from gpt_oss_desktop.app.chat.tool_calls import ToolCallRecord
 from gpt_oss_desktop.app.chat.version_switcher import VersionSwitcher
 from gpt_oss_desktop.app.history.attachments import Attachment
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
+from gpt_oss_desktop.engine.tools.browser.citations import cursor_urls
+from gpt_oss_desktop.engine.tools.browser.session import is_browser_call
 
 # Long lines are hard to read; the chat column stops growing here and centres in wide windows. READING_WIDTH is
 # the widest a message card gets; the window keeps the composer to it too, so the two line up (as in ChatGPT).
@@ -239,6 +241,12 @@ class AssistantMessage(QFrame):
         if card is None:
             card = self._add_card(call.recipient)
         card.show_call(call)
+        if is_browser_call(call.recipient) and call.output:
+            # The pages the browser showed: the answer's citations of them become links.
+            outputs = [
+                c.call.output for c in self.tool_cards if c.call is not None and is_browser_call(c.call.recipient)
+            ]
+            self.answer.set_citations(cursor_urls(outputs))
         return card
 
     def _add_card(self, recipient: str) -> ToolCallCard:

@@ -13,6 +13,7 @@ from gpt_oss_desktop.app.chat import stats
 from gpt_oss_desktop.app.chat.text_views import FitTextBrowser
 from gpt_oss_desktop.app.chat.tool_calls import Approval, CallState, ToolCallRecord, tool_name
 from gpt_oss_desktop.engine.tools.base import ToolStatus
+from gpt_oss_desktop.engine.tools.browser.session import is_browser_call
 
 # Arguments and results scroll inside the card past these heights, so a long program or a long output does not
 # push the answer far down the chat.
@@ -155,7 +156,10 @@ class ToolCallCard(QFrame):
         waiting = call.state is CallState.WAITING
         self.approval_row.setVisible(waiting)
         if waiting:
-            self.always_button.setText(f"Always run {call.name}")
+            # The browser's three calls share one switch and one policy (app/tools/tool_settings.setting_key).
+            self.always_button.setText(
+                "Always browse" if is_browser_call(call.recipient) else f"Always run {call.name}"
+            )
             self.run_button.setFocus()
         if call.state is CallState.DONE:
             self.result.setPlainText(call.output or "(no output)")

@@ -214,3 +214,56 @@ NEXT_FILES = (
     ("station-notes.md", "# Station\n\nThe gauge was moved in August; readings from then on are 3 % high.\n"),
 )
 NEXT_DRAFT = "Finish this script to plot the months as bars, and correct for the note"
+
+
+@dataclass(frozen=True)
+class BrowserCall:
+    """A saved call of the browser tool: the reasoning before it, the call's arguments, and what the browser showed."""
+
+    thought: str
+    recipient: str
+    arguments: str
+    output: str
+
+
+BROWSING_QUESTION = "When does the Perseid meteor shower peak this year, and when is the best time to watch?"
+BROWSING_PAGE = "https://www.example.org/astronomy/perseids"
+BROWSING_CALLS = (
+    BrowserCall(
+        "The user asks about this year's Perseid peak. Search the web for a current source.",
+        "browser.search",
+        '{"query": "Perseid meteor shower peak this year best time to watch"}',
+        "[0] Perseid meteor shower peak this year best time to watch\n"
+        "**viewing lines [0 - 6] of 6**\n\n"
+        "L0: # Search Results\n"
+        "L1: \n"
+        "L2: * 【0†Perseid meteor shower: peak dates and viewing tips†www.example.org】\n"
+        "L3:   The Perseids peak on the night of 12–13 August; the best hours are before dawn.\n"
+        "L4: * 【1†Meteor showers calendar†skyguide.example.net】\n"
+        "L5:   Dates, rates and moon phases for every major shower of the year.\n"
+        "L6: ",
+    ),
+    BrowserCall(
+        "The first result looks like an astronomy guide. Open it.",
+        "browser.open",
+        '{"id": 0, "cursor": 0}',
+        f"[1] Perseid meteor shower: peak dates and viewing tips ({BROWSING_PAGE})\n"
+        "**viewing lines [0 - 7] of 7**\n\n"
+        "L0: # Perseid meteor shower: peak dates and viewing tips\n"
+        "L1: \n"
+        "L2: The Perseids are active from mid-July to late August. This year the shower\n"
+        "L3: peaks on the night of 12–13 August, with up to 100 meteors an hour under\n"
+        "L4: dark skies.\n"
+        "L5: \n"
+        "L6: The best time to look is between midnight and dawn, when the radiant in\n"
+        "L7: Perseus is high. Give your eyes 20 minutes to adapt, away from city lights.",
+    ),
+)
+BROWSING = Reply(
+    "The page says the peak is the night of 12–13 August, up to 100 meteors an hour, best between midnight and "
+    "dawn. Answer with that and cite the page.",
+    "The Perseids peak on the **night of 12–13 August**, with up to about 100 meteors an hour under dark skies"
+    "【1†L2-L4】.\n\n"
+    "The best time to watch is **between midnight and dawn**, when the radiant in Perseus is high: find a dark spot "
+    "away from city lights and give your eyes about 20 minutes to adapt【1†L6-L7】.",
+)

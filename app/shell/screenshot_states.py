@@ -30,6 +30,7 @@ from gpt_oss_desktop.app.backends.kernel_preparation import KernelPreparation, K
 from gpt_oss_desktop.app.backends.local_engine import LocalEngine
 from gpt_oss_desktop.app.chat.chat_view import AssistantMessage
 from gpt_oss_desktop.app.chat.stats import AnswerStats
+from gpt_oss_desktop.app.chat.tool_calls import CallState, ToolCallRecord
 from gpt_oss_desktop.app.downloads import HubSettings, MachineInfo, ModelRegistry
 from gpt_oss_desktop.app.downloads.hardware import GpuInfo
 from gpt_oss_desktop.app.downloads.model_library import ModelLibrary
@@ -41,8 +42,9 @@ from gpt_oss_desktop.app.shell.main_window import MainWindow
 from gpt_oss_desktop.app.tools.app_tools import AppTools
 from gpt_oss_desktop.app.tools.tool_settings import ToolSettings
 from gpt_oss_desktop.engine.events import ANALYSIS, FinishReason
-from gpt_oss_desktop.engine.harmony import PYTHON_CONTENT_TYPE, PYTHON_TOOL, ReasoningEffort
+from gpt_oss_desktop.engine.harmony import JSON_CONTENT_TYPE, PYTHON_CONTENT_TYPE, PYTHON_TOOL, ReasoningEffort
 from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply, harmony_tool_call
+from gpt_oss_desktop.engine.tools.base import ToolStatus
 from gpt_oss_desktop.engine.tools.python_sandbox import PythonSandbox
 from gpt_oss_desktop.engine.tools.python_tool import PythonTool
 from gpt_oss_desktop.engine.vocab import get_encoding
@@ -302,6 +304,60 @@ async def _tool_call_approval(stage: Stage) -> None:
     await stage.wait(waiting_for_approval, "the python call's card asks to run it")
 
 
+async def _web_browsing(stage: Stage) -> None:
+    # A saved chat, as the history holds one after the browser ran (no network here): the calls' cards, and the
+    # answer whose citations link to the page the browser showed.
+    stage.seed_history()
+    await stage.load([script.SKY])
+    chat = stage.store.create_chat("Perseid meteor shower", model=MODEL_NAME)
+    stage.store.add_message(chat.id, "user", script.BROWSING_QUESTION)
+    calls = [
+        ToolCallRecord(
+            call.recipient,
+            call.arguments,
+            channel=ANALYSIS,
+            content_type=JSON_CONTENT_TYPE,
+            reasoning=call.thought,
+            state=CallState.DONE,
+            status=ToolStatus.OK,
+            output=call.output,
+            seconds=0.8,
+            approval="always",
+        ).to_record()
+        for call in script.BROWSING_CALLS
+    ]
+    stats = AnswerStats(
+        reasoning_tokens=96,
+        answer_tokens=len(get_encoding().encode(script.BROWSING.answer)),
+        time_to_first_token=0.3,
+        thinking_seconds=4.2,
+        answer_seconds=2.6,
+        tokens_per_second=36.0,
+        finish_reason=FinishReason.STOP,
+        tool_calls=len(calls),
+        tool_seconds=1.6,
+    )
+    stage.store.add_message(
+        chat.id,
+        "assistant",
+        script.BROWSING.answer,
+        analysis=script.BROWSING.thought,
+        effort="medium",
+        stats=stats.to_record(),
+        tool_calls=calls,
+    )
+    if stage.win.sidebar is not None:
+        stage.win.sidebar.refresh()
+    if not stage.win.open_chat(chat.id):
+        raise ScreenshotError(f"state {stage.state!r}: the browsing chat did not open")
+
+    def cited() -> bool:
+        answer = stage.last_answer()
+        return answer is not None and script.BROWSING_PAGE in answer.answer.toHtml()
+
+    await stage.wait(cited, "the answer's citations link to the page")
+
+
 async def _first_start(stage: Stage) -> None:
     window = stage.win
     await stage.wait(lambda: window.stack.currentWidget() is window.empty, "the no-model screen is shown")
@@ -489,6 +545,11 @@ STATES: Final = {
             "The model asks to run a line of Python; the card waits for Run, Always run or Don't run.",
             _tool_call_approval,
             tools=True,
+        ),
+        State(
+            "web-browsing",
+            "A saved answer that searched the web and opened a page: the browser's calls, and citations as links.",
+            _web_browsing,
         ),
         State(
             "attached-files",

@@ -1,4 +1,5 @@
-"""Tools: let the model run Python (a quick switch) and Tool settings… (app/tools/tools_dialog.py), plus the app's
+"""Tools: let the model run Python and let it browse the web (quick switches) and Tool settings…
+(app/tools/tools_dialog.py), plus the app's
 tools themselves, built from the settings at startup: :func:`open_app_tools` then :func:`attach`.
 
 MCP servers start in the background once the window's loop runs, and again after the settings change; a server
@@ -18,12 +19,14 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDialog, QMainWindow
 
+from gpt_oss_desktop.app.backends.api_keys import KeySource, KeyStore, search_key_name
 from gpt_oss_desktop.app.settings import TOOLS_KEY
 from gpt_oss_desktop.app.tools.app_tools import AppTools
 from gpt_oss_desktop.app.tools.mcp_secrets import McpSecrets
 from gpt_oss_desktop.app.tools.mcp_servers import McpServers, read_configs
 from gpt_oss_desktop.app.tools.tool_settings import ToolSettings
 from gpt_oss_desktop.app.tools.tools_dialog import ToolsDialog
+from gpt_oss_desktop.engine.tools.browser.session import BROWSER_NAMESPACE
 from gpt_oss_desktop.engine.tools.python_sandbox import PythonSandbox
 from gpt_oss_desktop.engine.tools.python_tool import PythonTool
 
@@ -32,8 +35,9 @@ logger = logging.getLogger(__name__)
 _NOTICE_MS: Final = 15000
 
 
-def open_app_tools(settings: QSettings, servers: McpServers | None = None) -> AppTools:
-    """The app's tools as the settings describe them (the python tool, the built-in functions, MCP servers' tools)."""
+def open_app_tools(settings: QSettings, servers: McpServers | None = None, keys: KeyStore | None = None) -> AppTools:
+    """The app's tools as the settings describe them (the python tool, the browser, the built-in functions, MCP
+    servers' tools); ``keys`` holds the browser's search API key."""
 
     def save(changed: ToolSettings) -> None:
         settings.setValue(TOOLS_KEY, changed.to_json())
@@ -45,6 +49,7 @@ def open_app_tools(settings: QSettings, servers: McpServers | None = None) -> Ap
         save=save,
         python_tool=PythonTool(PythonSandbox()),
         extra_tools=servers.tools if servers is not None else None,
+        search_key=(lambda kind: keys.key_for(search_key_name(kind.value), KeySource.KEYRING)) if keys else None,
     )
 
 
@@ -70,9 +75,15 @@ class ToolsControl(QObject):
         self.python_action.setChecked(tools.settings.python_enabled and tools.python_tool is not None)
         self.python_action.setEnabled(tools.python_tool is not None)
         self.python_action.toggled.connect(self._set_python)
+        self.browser_action = QAction("Let the model browse the &web", window)
+        self.browser_action.setCheckable(True)
+        self.browser_action.setChecked(tools.settings.browser_enabled)
+        self.browser_action.setStatusTip("Search and read web pages while it reasons (search: Tool settings…)")
+        self.browser_action.toggled.connect(self._set_browser)
         self.settings_action = QAction("Tool &settings…", window)
         self.settings_action.triggered.connect(self.open_settings)
         self.menu.addAction(self.python_action)
+        self.menu.addAction(self.browser_action)
         self.menu.addAction(self.settings_action)
         self.notice.connect(lambda text: window.statusBar().showMessage(text, _NOTICE_MS))
 
@@ -91,6 +102,7 @@ class ToolsControl(QObject):
             return
         self.tools.update(dialog.result_settings)
         self.python_action.setChecked(dialog.result_settings.python_enabled)
+        self.browser_action.setChecked(dialog.result_settings.browser_enabled)
         if dialog.notice is not None:
             self.notice.emit(dialog.notice)
         self.start_servers()
@@ -107,6 +119,10 @@ class ToolsControl(QObject):
     def _set_python(self, enabled: bool) -> None:
         if enabled != self.tools.settings.python_enabled:
             self.tools.update(self.tools.settings.with_enabled("python", enabled))
+
+    def _set_browser(self, enabled: bool) -> None:
+        if enabled != self.tools.settings.browser_enabled:
+            self.tools.update(self.tools.settings.with_enabled(BROWSER_NAMESPACE, enabled))
 
 
 def attach(window: QMainWindow, tools: AppTools, servers: McpServers, secrets: McpSecrets) -> ToolsControl:

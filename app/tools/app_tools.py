@@ -1,6 +1,8 @@
 """The tools of the app's own chats (no Qt here): each answer's :class:`~engine.tools.toolbox.Toolbox` built from the
 user's :class:`~app.tools.tool_settings.ToolSettings`, and the policies the chat session reads and remembers.
 
+Each answer gets a browser of its own (engine/tools/browser): its pages and cursors belong to that answer.
+
 The local server never goes through here: a client of the server runs its own tools (issue: the app executes tools
 only for its own chats).
 """
@@ -12,12 +14,17 @@ from collections.abc import Callable, Sequence
 
 from gpt_oss_desktop.app.tools.tool_settings import ToolSettings
 from gpt_oss_desktop.engine.tools.base import Tool, ToolPolicy
+from gpt_oss_desktop.engine.tools.browser.fetcher import FetchLimits, PageFetcher
+from gpt_oss_desktop.engine.tools.browser.search import SearchKind, SearchProvider, make_provider
+from gpt_oss_desktop.engine.tools.browser.session import BrowserSession, browser_tools
 from gpt_oss_desktop.engine.tools.builtin_functions import BUILTIN_FUNCTIONS
 from gpt_oss_desktop.engine.tools.toolbox import Toolbox
 
 logger = logging.getLogger(__name__)
 
 SaveSettings = Callable[[ToolSettings], None]
+# A search provider's API key (None: none stored).
+SearchKey = Callable[[SearchKind], str | None]
 
 
 class AppTools:
@@ -26,6 +33,7 @@ class AppTools:
     save: writes changed settings (the window's QSettings).
     python_tool: the sandboxed python tool (None where it cannot run).
     extra_tools: more tools, read at each answer (the MCP servers' tools while they run).
+    search_key: reads the search provider's API key (the keyring), at each answer that offers the browser.
     """
 
     def __init__(
@@ -35,11 +43,13 @@ class AppTools:
         save: SaveSettings,
         python_tool: Tool | None = None,
         extra_tools: Callable[[], Sequence[Tool]] | None = None,
+        search_key: SearchKey | None = None,
     ) -> None:
         self._settings = settings
         self._save = save
         self.python_tool = python_tool
         self._extra_tools = extra_tools
+        self._search_key = search_key
 
     @property
     def settings(self) -> ToolSettings:
@@ -53,10 +63,27 @@ class AppTools:
     def available(self) -> list[Tool]:
         """Every tool the app could offer now, on or off: python, the built-in functions, running MCP servers' tools."""
         tools: list[Tool] = [self.python_tool] if self.python_tool is not None else []
+        if self._settings.browser_enabled:
+            tools.extend(browser_tools(self.new_browser()))
         tools.extend(BUILTIN_FUNCTIONS)
         if self._extra_tools is not None:
             tools.extend(self._extra_tools())
         return tools
+
+    def new_browser(self) -> BrowserSession:
+        """A browser for one answer, as the settings describe it."""
+        limits = FetchLimits(allow_private_hosts=self._settings.browse_local_hosts)
+        return BrowserSession(PageFetcher(limits), self.search_provider())
+
+    def search_provider(self) -> SearchProvider | None:
+        """The web search the settings choose, or None (none chosen, or its address or key is missing: logged)."""
+        kind = self._settings.search_kind
+        key = self._search_key(kind) if self._search_key is not None and kind.needs_key else None
+        try:
+            return make_provider(kind, base_url=self._settings.search_url, api_key=key or "")
+        except ValueError as exc:
+            logger.warning("web search is off: %s", exc)
+            return None
 
     def toolbox(self) -> Toolbox:
         """The tools switched on, for the next answer."""

@@ -1,5 +1,6 @@
-"""The user's tool choices, as stored in the settings (no Qt here): the python tool on or off, functions switched
-off, each tool's policy, and the MCP servers.
+"""The user's tool choices, as stored in the settings (no Qt here): the python tool on or off, the browser (on or off,
+its search provider, whether it may open local hosts), functions switched off, each tool's policy, and the MCP
+servers.
 
 Stored as one JSON value, read tolerantly: a settings file from an older or newer version, or edited by hand, gives
 the defaults for what it does not say clearly, never an error at startup.
@@ -15,6 +16,8 @@ from typing import Any, Final
 
 from gpt_oss_desktop.engine.harmony import PYTHON_TOOL
 from gpt_oss_desktop.engine.tools.base import ToolPolicy
+from gpt_oss_desktop.engine.tools.browser.search import SearchKind
+from gpt_oss_desktop.engine.tools.browser.session import BROWSER_NAMESPACE, is_browser_call
 from gpt_oss_desktop.engine.tools.builtin_functions import BUILTIN_FUNCTIONS
 
 logger = logging.getLogger(__name__)
@@ -28,10 +31,20 @@ def default_policy(recipient: str) -> ToolPolicy:
     return ToolPolicy.ALWAYS if recipient in _ALWAYS_BY_DEFAULT else ToolPolicy.ASK
 
 
+def setting_key(recipient: str) -> str:
+    """The name a tool's switch and policy are kept under: the browser's three calls share ``browser``."""
+    recipient = recipient.strip()
+    return BROWSER_NAMESPACE if is_browser_call(recipient) else recipient
+
+
 @dataclass(frozen=True, slots=True)
 class ToolSettings:
     """Args:
     python_enabled: offer the sandboxed python tool.
+    browser_enabled: offer the browser (off until the user turns it on: it reaches the network).
+    search_kind: the browser's web search provider (its key, where it needs one, is in the keyring).
+    search_url: the address of a SearXNG instance.
+    browse_local_hosts: let the browser open hosts on this computer and the local network.
     disabled: recipients of function tools the user switched off (built-in or MCP).
     policies: each tool's policy by recipient where it differs from :func:`default_policy`.
     mcp_servers: the MCP servers, each as its config's dict (engine/tools/mcp_config.py) with the header and
@@ -39,25 +52,36 @@ class ToolSettings:
     """
 
     python_enabled: bool = True
+    browser_enabled: bool = False
+    search_kind: SearchKind = SearchKind.NONE
+    search_url: str = ""
+    browse_local_hosts: bool = False
     disabled: frozenset[str] = frozenset()
     policies: Mapping[str, ToolPolicy] = field(default_factory=dict)
     # Not in the repr: a settings file from an older version holds the values in plain text until they are moved.
     mcp_servers: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
 
     def policy(self, recipient: str) -> ToolPolicy:
-        return self.policies.get(recipient, default_policy(recipient))
+        key = setting_key(recipient)
+        return self.policies.get(key, default_policy(key))
 
     def with_policy(self, recipient: str, policy: ToolPolicy) -> ToolSettings:
-        return replace(self, policies={**self.policies, recipient: policy})
+        return replace(self, policies={**self.policies, setting_key(recipient): policy})
 
     def enabled(self, recipient: str) -> bool:
-        if recipient == PYTHON_TOOL:
+        key = setting_key(recipient)
+        if key == PYTHON_TOOL:
             return self.python_enabled
+        if key == BROWSER_NAMESPACE:
+            return self.browser_enabled
         return recipient not in self.disabled
 
     def with_enabled(self, recipient: str, enabled: bool) -> ToolSettings:
-        if recipient == PYTHON_TOOL:
+        key = setting_key(recipient)
+        if key == PYTHON_TOOL:
             return replace(self, python_enabled=enabled)
+        if key == BROWSER_NAMESPACE:
+            return replace(self, browser_enabled=enabled)
         disabled = self.disabled - {recipient} if enabled else self.disabled | {recipient}
         return replace(self, disabled=frozenset(disabled))
 
@@ -65,6 +89,10 @@ class ToolSettings:
         return json.dumps(
             {
                 "python_enabled": self.python_enabled,
+                "browser_enabled": self.browser_enabled,
+                "search_kind": self.search_kind.value,
+                "search_url": self.search_url,
+                "browse_local_hosts": self.browse_local_hosts,
                 "disabled": sorted(self.disabled),
                 "policies": {name: policy.value for name, policy in sorted(self.policies.items())},
                 "mcp_servers": [dict(server) for server in self.mcp_servers],
@@ -96,8 +124,18 @@ class ToolSettings:
         disabled = data.get("disabled")
         servers = data.get("mcp_servers")
         python_enabled = data.get("python_enabled", True)
+        try:
+            search_kind = SearchKind(data.get("search_kind", SearchKind.NONE.value))
+        except ValueError:
+            logger.warning("unknown search provider %r; no search", data.get("search_kind"))
+            search_kind = SearchKind.NONE
+        search_url = data.get("search_url")
         return cls(
             python_enabled=python_enabled if isinstance(python_enabled, bool) else True,
+            browser_enabled=data.get("browser_enabled") is True,
+            search_kind=search_kind,
+            search_url=search_url if isinstance(search_url, str) else "",
+            browse_local_hosts=data.get("browse_local_hosts") is True,
             disabled=frozenset(str(n) for n in disabled) if isinstance(disabled, list) else frozenset(),
             policies=policies,
             mcp_servers=tuple(s for s in servers if isinstance(s, dict)) if isinstance(servers, list) else (),

@@ -1,6 +1,6 @@
 """Tools ▸ Tool settings…: which tools the model may call in your chats, whether each asks first, the python
-tool's sandbox in plain words, and the MCP servers (their header and environment values go to the keyring on OK,
-app/tools/mcp_secrets.py)."""
+tool's sandbox in plain words, the browser and its web search (a provider's API key goes to the keyring on OK), and
+the MCP servers (their header and environment values go to the keyring on OK, app/tools/mcp_secrets.py)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,14 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QPushButton,
     QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
+from gpt_oss_desktop.app.backends.api_keys import KeySource, search_key_name
 from gpt_oss_desktop.app.tools.app_tools import AppTools
 from gpt_oss_desktop.app.tools.mcp_secrets import McpSecrets, ResolvedServer
 from gpt_oss_desktop.app.tools.mcp_server_dialog import McpServerDialog
@@ -31,11 +33,24 @@ from gpt_oss_desktop.app.tools.mcp_servers import McpServers
 from gpt_oss_desktop.app.tools.tool_settings import ToolSettings
 from gpt_oss_desktop.engine.harmony import PYTHON_TOOL
 from gpt_oss_desktop.engine.tools.base import ToolPolicy
+from gpt_oss_desktop.engine.tools.browser.search import SearchKind, make_provider
+from gpt_oss_desktop.engine.tools.browser.session import BROWSER_NAMESPACE
 from gpt_oss_desktop.engine.tools.builtin_functions import BUILTIN_FUNCTIONS
 from gpt_oss_desktop.engine.tools.mcp_config import McpConfigError, McpServerConfig
 from gpt_oss_desktop.engine.tools.python_sandbox import SandboxKind, sandbox_info
 
 POLICY_LABELS: Final = {ToolPolicy.ASK: "Ask first", ToolPolicy.ALWAYS: "Always run", ToolPolicy.NEVER: "Never run"}
+_BROWSER_ABOUT: Final = (
+    "Let the model search the web and read pages while it reasons (gpt-oss's own browser tool). Pages are fetched "
+    "from this computer: the sites, and the search provider, see what is asked and your address."
+)
+_SEARCH_HELP: Final = {
+    SearchKind.NONE: "Without search the model can still open addresses you give it or it knows.",
+    SearchKind.SEARXNG: "A SearXNG instance with its JSON format on (search.formats: [html, json]), e.g. "
+    "http://localhost:8888.",
+    SearchKind.BRAVE: "An API key from api-dashboard.search.brave.com (kept in the system keyring).",
+    SearchKind.EXA: "An API key from dashboard.exa.ai (kept in the system keyring).",
+}
 _INTRO: Final = (
     "Tools the model may call in your chats. “Ask first” shows each call and waits for you; the local server "
     "never runs tools (its clients run their own)."
@@ -86,6 +101,7 @@ class ToolsDialog(QDialog):
         column = QVBoxLayout(body)
         column.addWidget(_caption(_INTRO, body))
         column.addWidget(self._python_group(body))
+        column.addWidget(self._browser_group(body))
         column.addWidget(self._functions_group(body))
         self.mcp_group = QGroupBox("MCP servers", body)
         self._mcp_layout = QVBoxLayout(self.mcp_group)
@@ -120,6 +136,87 @@ class ToolsDialog(QDialog):
             self.enabled_boxes[PYTHON_TOOL].setEnabled(False)
             grid.addWidget(_caption("The python tool is not available in this build.", group), 3, 0, 1, 2)
         return group
+
+    def _browser_group(self, parent: QWidget) -> QGroupBox:
+        group = QGroupBox("Web browsing", parent)
+        grid = QGridLayout(group)
+        self._tool_row(grid, 0, BROWSER_NAMESPACE, "browser", _BROWSER_ABOUT)
+        self.search_kind = QComboBox(group)
+        for kind in SearchKind:
+            self.search_kind.addItem(kind.label, kind)
+        self.search_kind.setCurrentIndex(list(SearchKind).index(self._settings.search_kind))
+        self.search_kind.setAccessibleName("Web search provider")
+        self.search_url = QLineEdit(self._settings.search_url, group)
+        self.search_url.setPlaceholderText("http://localhost:8888")
+        self.search_url.setAccessibleName("SearXNG address")
+        self.search_key = QLineEdit(group)
+        self.search_key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.search_key.setAccessibleName("Search API key")
+        self.search_help = _caption("", group)
+        self.local_hosts = QCheckBox("Allow pages on this computer and the local network", group)
+        self.local_hosts.setChecked(self._settings.browse_local_hosts)
+        self.local_hosts.setToolTip(
+            "Off by default: a page the model reads could otherwise lead it to your router or to services on this "
+            "computer."
+        )
+        self.browser_error = _caption("", group)
+        self.browser_error.setProperty("role", "error")
+        self.browser_error.hide()
+        self._url_label = QLabel("Address", group)
+        self._key_label = QLabel("API key", group)
+        form = QGridLayout()
+        form.addWidget(QLabel("Search with", group), 0, 0)
+        form.addWidget(self.search_kind, 0, 1)
+        form.addWidget(self._url_label, 1, 0)
+        form.addWidget(self.search_url, 1, 1)
+        form.addWidget(self._key_label, 2, 0)
+        form.addWidget(self.search_key, 2, 1)
+        form.setColumnStretch(1, 1)
+        grid.addLayout(form, 2, 0, 1, 2)
+        grid.addWidget(self.search_help, 3, 0, 1, 2)
+        grid.addWidget(self.local_hosts, 4, 0, 1, 2)
+        grid.addWidget(self.browser_error, 5, 0, 1, 2)
+        self.search_kind.currentIndexChanged.connect(self._show_search_fields)
+        self._show_search_fields()
+        return group
+
+    def _chosen_search(self) -> SearchKind:
+        # Qt hands a StrEnum back as its plain string.
+        return SearchKind(str(self.search_kind.currentData() or SearchKind.NONE.value))
+
+    def _stored_search_key(self, kind: SearchKind) -> str | None:
+        return self._secrets.keys.key_for(search_key_name(kind.value), KeySource.KEYRING) if kind.needs_key else None
+
+    def _show_search_fields(self) -> None:
+        kind = self._chosen_search()
+        # Only the field the chosen provider needs is shown.
+        for widget in (self._url_label, self.search_url):
+            widget.setVisible(kind.needs_url)
+        for widget in (self._key_label, self.search_key):
+            widget.setVisible(kind.needs_key)
+        self.search_key.clear()
+        stored = self._stored_search_key(kind)
+        self.search_key.setPlaceholderText("stored in the keyring (type to replace)" if stored else "")
+        self.search_help.setText(_SEARCH_HELP[kind])
+        self.browser_error.hide()
+
+    def _browser_settings(self) -> ToolSettings | None:
+        """The browser's fields into the settings, or None (and the error shown) when search lacks what it needs."""
+        kind = self._chosen_search()
+        key = self.search_key.text().strip() or self._stored_search_key(kind) or ""
+        try:
+            make_provider(kind, base_url=self.search_url.text(), api_key=key)
+        except ValueError as exc:
+            if self._settings.browser_enabled:
+                self.browser_error.setText(f"Web search: {exc}.")
+                self.browser_error.show()
+                return None
+        return replace(
+            self._settings,
+            search_kind=kind,
+            search_url=self.search_url.text().strip(),
+            browse_local_hosts=self.local_hosts.isChecked(),
+        )
 
     def _functions_group(self, parent: QWidget) -> QGroupBox:
         group = QGroupBox("Built-in functions", parent)
@@ -272,10 +369,22 @@ class ToolsDialog(QDialog):
         self._fill_mcp()
 
     def _accept(self) -> None:
+        settings = self._browser_settings()
+        if settings is None:
+            return
+        self._settings = settings
+        typed_key = self.search_key.text().strip()
+        if typed_key and settings.search_kind.needs_key:
+            name = search_key_name(settings.search_kind.value)
+            if not self._secrets.keys.remember(name, typed_key, KeySource.KEYRING):
+                self.notice = (
+                    f"The search API key is kept in memory until you quit: {self._secrets.keys.keyring_problem}."
+                )
         # Forgotten first: a server removed and then added again under its name keeps the new values.
         for name in sorted(self._removed - self._pending.keys()):
             self._secrets.forget(name)
         kept = [config.name for config in self._pending.values() if not self._secrets.store(config)]
-        self.notice = self._secrets.memory_notice(kept) if kept else None
+        if kept:
+            self.notice = self._secrets.memory_notice(kept)
         self.result_settings = self._settings
         self.accept()

@@ -33,6 +33,7 @@ class _Job:
     style: str
     still_wanted: Callable[[int], bool]
     deliver: Callable[[int, IncrementalMarkdown], None]
+    citations: dict[int, str] | None = None
 
 
 _jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
@@ -64,11 +65,11 @@ def _work() -> None:
             continue  # the view moved on (another chat, another text) before its turn came
         try:
             with _short_gil_slices():
-                markdown = IncrementalMarkdown(job.text, style=job.style)
+                markdown = IncrementalMarkdown(job.text, style=job.style, citations=job.citations)
                 markdown.render()
         except Exception:  # a renderer bug must not kill the worker that every view shares
             log.exception("rendering %d characters of Markdown failed", len(job.text))
-            markdown = IncrementalMarkdown("", style=job.style)
+            markdown = IncrementalMarkdown("", style=job.style, citations=job.citations)
         try:
             job.deliver(job.request, markdown)
         except RuntimeError:
@@ -107,10 +108,10 @@ class BackgroundRenderer(QObject):
         """True from :meth:`submit` until its result is delivered (or :meth:`cancel`)."""
         return self._latest > 0
 
-    def submit(self, text: str, style: str) -> int:
+    def submit(self, text: str, style: str, citations: dict[int, str] | None = None) -> int:
         self._requests += 1
         self._latest = self._requests
-        _submit(_Job(self._latest, text, style, self._wanted, self._finished.emit))
+        _submit(_Job(self._latest, text, style, self._wanted, self._finished.emit, dict(citations or {})))
         return self._latest
 
     def cancel(self) -> None:

@@ -43,8 +43,9 @@ class IncrementalMarkdown:
     ``render_markdown(text)`` for the text so far (up to the reference-definition caveat in the module doc).
     """
 
-    def __init__(self, text: str = "", style: str = LIGHT_STYLE) -> None:
+    def __init__(self, text: str = "", style: str = LIGHT_STYLE, citations: dict[int, str] | None = None) -> None:
         self._style = style
+        self.citations = dict(citations or {})  # fixed for this object: a change renders anew (MarkdownView)
         self._parts: list[str] = []
         self._text_cache: str | None = ""
         self._length = 0
@@ -118,6 +119,7 @@ class IncrementalMarkdown:
             "code_base": len(self._stable_code),
             "code_blocks": [],
             "references": dict(self._references),
+            "citations": self.citations,
         }
 
     def _render_tail(self) -> tuple[str, list[str]]:

@@ -5,7 +5,8 @@ markup) and Pygments highlights fenced code with inline styles. Qt understands o
 class selectors from Pygments, so the renderer overrides a few rules to emit markup Qt lays out well: code blocks
 become one-cell tables (Qt honours cell padding and background there, not on ``<pre>``), each with a header row that
 holds the language and a ``copy:N`` link, and images become plain links (QTextBrowser would otherwise try to load
-``src`` from the local file system).
+``src`` from the local file system). The browser tool's citations (``【3†L10-L12】``) become links to the page they
+cite where ``env["citations"]`` knows its address (engine/tools/browser/citations.py).
 
 This module is pure Python (no Qt) so it can be tested and benchmarked without a display.
 """
@@ -30,6 +31,8 @@ from pygments.lexers import TextLexer, get_lexer_by_name
 from pygments.styles import get_style_by_name
 from pygments.token import Token as PygmentsToken
 from pygments.util import ClassNotFound
+
+from gpt_oss_desktop.engine.tools.browser.citations import replace_citations
 
 log = logging.getLogger(__name__)
 
@@ -152,11 +155,26 @@ class _QtRenderer(RendererHTML):
         # Qt draws no cell borders or padding for a bare <table>; HTML4 attributes are what it honours.
         return '<table border="1" cellspacing="0" cellpadding="4" style="border-style: solid; margin: 6px 0px;">\n'
 
+    def text(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
+        content = html_lib.escape(tokens[idx].content, quote=False)
+        citations = env.get("citations")
+        if not citations or "【" not in content:
+            return content
+        # Escaping leaves 【, † and 】 as they are, and a URL is escaped where it goes into the markup.
+        return replace_citations(content, citations, _citation_link)
+
     def image(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
         token = tokens[idx]
         src = html_lib.escape(str(token.attrGet("src") or ""))
         alt = self.renderInlineAsText(token.children or [], options, env) or "image"
         return f'<a href="{src}">[{html_lib.escape(alt)}]</a>'
+
+
+def _citation_link(site: str, url: str) -> str:
+    """A citation as the answer shows it: the cited site's name, a link to the page (with its address as tooltip)."""
+    address = html_lib.escape(url)
+    # A space before it (the model writes citations right after a word; HTML folds a doubled space into one).
+    return f' <a href="{address}" title="{address}">[{html_lib.escape(site.removeprefix("www."))}]</a>'
 
 
 def make_parser() -> MarkdownIt:
@@ -180,13 +198,16 @@ def parse(text: str, env: dict[str, Any]) -> list[Token]:
     return _PARSER.parse(text, env)
 
 
-def render_markdown(text: str, style: str = LIGHT_STYLE, code_base: int = 0) -> RenderedHtml:
+def render_markdown(
+    text: str, style: str = LIGHT_STYLE, code_base: int = 0, citations: dict[int, str] | None = None
+) -> RenderedHtml:
     """Render a whole Markdown message.
 
     ``style`` is a Pygments style name (``LIGHT_STYLE``/``DARK_STYLE`` match light and dark palettes);
-    ``code_base`` offsets the copy-link indices (used when rendering a message in pieces).
+    ``code_base`` offsets the copy-link indices (used when rendering a message in pieces); ``citations`` maps the
+    browser's cursors to the addresses of the pages the answer cites.
     """
-    env: dict[str, Any] = {"style": style, "code_base": code_base, "code_blocks": []}
+    env: dict[str, Any] = {"style": style, "code_base": code_base, "code_blocks": [], "citations": citations or {}}
     html = render_tokens(parse(text, env), env)
     return RenderedHtml(html, list(env["code_blocks"]))
 

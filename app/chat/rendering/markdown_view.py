@@ -37,7 +37,8 @@ class MarkdownView(QTextBrowser):
     """Shows Markdown; ``append_text`` streams, ``set_text`` replaces. Re-rendering is throttled and coalesced.
 
     Copy links (``copy:N``) put code block N on the clipboard and emit ``code_copied(N)``; http(s)/mailto links open
-    in the system browser; other links are ignored.
+    in the system browser; other links are ignored. :meth:`set_citations` turns the browser tool's citations into
+    links.
     """
 
     code_copied = Signal(int)
@@ -50,6 +51,7 @@ class MarkdownView(QTextBrowser):
         self.setOpenLinks(False)
         self.setOpenExternalLinks(False)
         self.anchorClicked.connect(self._on_anchor)
+        self._citations: dict[int, str] = {}
         self._markdown = IncrementalMarkdown(style=self._code_style())
         # The whole text when the view shows less of it: while a long text renders in the background, or past
         # DISPLAY_LIMIT_CHARS (then ``_hidden_chars`` of it are not shown). None when _markdown holds all of it.
@@ -94,14 +96,27 @@ class MarkdownView(QTextBrowser):
         self._hidden_chars = len(text) - len(shown)
         self._full_text = text if self._hidden_chars else None
         if len(shown) <= BACKGROUND_RENDER_CHARS:
-            self._markdown = IncrementalMarkdown(shown, style=self._code_style())
+            self._markdown = IncrementalMarkdown(shown, style=self._code_style(), citations=self._citations)
             self._render(follow_bottom=False)
             return
         self._full_text = text
-        self._markdown = IncrementalMarkdown(style=self._code_style())
+        self._markdown = IncrementalMarkdown(style=self._code_style(), citations=self._citations)
         self._shown_html = None
         self.setPlainText(f"Showing a long answer ({_size(len(text))})…")
-        self._background.submit(shown, self._code_style())
+        self._background.submit(shown, self._code_style(), self._citations)
+
+    def set_citations(self, urls: dict[int, str]) -> None:
+        """The addresses of the browser's cursors (engine/tools/browser/citations.py): citations of them become
+        links; the text shown so far is rendered again when they change."""
+        if urls == self._citations:
+            return
+        self._citations = dict(urls)
+        text = self.text()
+        if text:
+            self._shown_html = None
+            MarkdownView.set_text(self, text)
+        else:
+            self._markdown = IncrementalMarkdown(style=self._code_style(), citations=self._citations)
 
     def text(self) -> str:
         """The whole Markdown source (including text still waiting to be rendered, and any past the display limit)."""

@@ -6,8 +6,7 @@ import json
 import pytest
 
 from gpt_oss_desktop.engine.tools.browser.fetcher import FetchError, FetchLimits, PageFetcher, check_host
-
-from .conftest import Route, Site
+from tests.helpers.web_site import Route, Site
 
 LOCAL = FetchLimits(allow_private_hosts=True, timeout_s=5)
 

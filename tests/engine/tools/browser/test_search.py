@@ -15,8 +15,7 @@ from gpt_oss_desktop.engine.tools.browser.search import (
     SearxngSearch,
     make_provider,
 )
-
-from .conftest import Route, Site
+from tests.helpers.web_site import Route, Site
 
 # The providers' answers below follow their documented JSON (SearXNG's format=json, Brave's web search API, Exa's
 # /search); the local server stands in for the hosted services, which this machine cannot reach.

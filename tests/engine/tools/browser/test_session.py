@@ -12,8 +12,7 @@ from gpt_oss_desktop.engine.tools.browser.fetcher import FetchLimits, PageFetche
 from gpt_oss_desktop.engine.tools.browser.search import SearxngSearch
 from gpt_oss_desktop.engine.tools.browser.session import BrowserSession, browser_tools
 from gpt_oss_desktop.engine.tools.toolbox import Toolbox
-
-from .conftest import Route, Site
+from tests.helpers.web_site import Route, Site
 
 
 def article(site: Site) -> str:
