@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 USER_AGENT: Final = "Mozilla/5.0 (compatible; gpt-oss-desktop browser tool)"
 _HTML_TYPES: Final = frozenset({"text/html", "application/xhtml+xml"})
 _TEXT_TYPES: Final = frozenset({"application/json", "application/xml", "application/javascript", "application/x-yaml"})
+# Longer addresses are refused: no page needs one, and each view's header repeats it unwrapped.
+MAX_URL_CHARS: Final = 2048
 _META_CHARSET: Final = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 
 
@@ -70,6 +72,8 @@ def _is_public(address: str) -> bool:
 
 async def check_host(url: str, limits: FetchLimits) -> None:
     """Raise :class:`FetchError` unless ``url`` is http(s) to a host this fetcher may reach."""
+    if len(url) > MAX_URL_CHARS:
+        raise FetchError(f"Cannot open an address of {len(url):,} characters (the most is {MAX_URL_CHARS:,}).")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise FetchError(f"Cannot open `{url}`: only http and https addresses can be opened.")

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 # (engine/harmony.check_encodable).
 LINE_WIDTH: Final = 80
 # A link marker the model reads and writes: 【id†text】 or 【id†text†domain】.
+# A title longer than this is cut (with "…"): it heads every view of its page, unwrapped.
+MAX_TITLE_CHARS: Final = 200
 LINK_MARKER: Final = re.compile(r"【(?P<id>\d+)†(?P<text>[^†】]*)(?:†[^†】]*)?】")
 
 
@@ -58,7 +60,12 @@ class Page:
         links: Mapping[str, LinkTarget] | None = None,
         kind: PageKind = PageKind.DOCUMENT,
     ) -> Page:
-        return cls(url=url, title=title, lines=wrap_lines(text), links=dict(links or {}), kind=kind)
+        return cls(url=url, title=short_title(title), lines=wrap_lines(text), links=dict(links or {}), kind=kind)
+
+
+def short_title(title: str) -> str:
+    title = " ".join(title.split())
+    return title if len(title) <= MAX_TITLE_CHARS else title[: MAX_TITLE_CHARS - 1] + "…"
 
 
 def wrap_lines(text: str, width: int = LINE_WIDTH) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ nothing to the next one.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -30,7 +31,7 @@ from openai_harmony import HarmonyEncoding
 from gpt_oss_desktop.engine.harmony import FunctionTool
 from gpt_oss_desktop.engine.tools.arguments import BadArguments, bad_arguments_outcome, parse_arguments
 from gpt_oss_desktop.engine.tools.base import ToolOutcome, ToolStatus
-from gpt_oss_desktop.engine.tools.browser.fetcher import FetchError, PageFetcher
+from gpt_oss_desktop.engine.tools.browser.fetcher import FetchedDocument, FetchError, PageFetcher
 from gpt_oss_desktop.engine.tools.browser.html_text import html_to_page, text_to_page
 from gpt_oss_desktop.engine.tools.browser.page import LinkTarget, Page, PageKind, domain_of, strip_link_markers
 from gpt_oss_desktop.engine.tools.browser.search import MAX_RESULTS, SearchHit, SearchProvider
@@ -190,16 +191,10 @@ class BrowserSession:
     async def _fetch(self, url: str, *, refresh: bool) -> Page:
         if not refresh and url in self._documents:
             return self._documents[url]
-        source = url.startswith(VIEW_SOURCE)
         document = await self.fetcher.fetch(url.removeprefix(VIEW_SOURCE))
-        if source:
-            page = text_to_page(document.text, url, title=f"Source of {document.url}")
-        elif document.is_html:
-            page = html_to_page(document.text, document.url)
-        else:
-            page = text_to_page(document.text, document.url)
-        if document.truncated:
-            page = dataclasses.replace(page, lines=(*page.lines, "", CUT_NOTE))
+        # On a worker thread: the standard library's HTML parser reads about 1 MB a second, and the loop that awaits
+        # a tool is the app's GUI loop.
+        page = await asyncio.to_thread(_page_of, document, view_source=url.startswith(VIEW_SOURCE))
         self._documents[url] = page
         return page
 
@@ -237,6 +232,16 @@ class BrowserSession:
             return f"{header}\n**the page is empty**"
         body = "\n".join(f"L{i}: {page.lines[i]}" for i in range(view.start, view.end))
         return f"{header}\n**viewing lines [{view.start} - {view.end - 1}] of {len(page.lines) - 1}**\n\n{body}"
+
+
+def _page_of(document: FetchedDocument, *, view_source: bool) -> Page:
+    if view_source:
+        page = text_to_page(document.text, VIEW_SOURCE + document.url, title=f"Source of {document.url}")
+    elif document.is_html:
+        page = html_to_page(document.text, document.url)
+    else:
+        page = text_to_page(document.text, document.url)
+    return dataclasses.replace(page, lines=(*page.lines, "", CUT_NOTE)) if document.truncated else page
 
 
 def _results_page(query: str, hits: list[SearchHit]) -> Page:

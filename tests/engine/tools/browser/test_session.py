@@ -145,3 +145,36 @@ def test_citations_link_to_the_pages_their_cursors_showed(toolbox: Toolbox, site
     linked = replace_citations(text, urls, lambda label, url: f"[{label}]({url})")
     article = site.url("/article")
     assert linked == f"It is 42[127.0.0.1]({article}), per [127.0.0.1]({article}) and 【0†L3】 and 【9†L1】."
+
+
+def test_hostile_pages_cannot_break_the_next_prompt(site: Site) -> None:
+    """A page made to stall the tokenizer (a 40,000-letter run, in the text and in the title), and one cut at the
+    byte limit: the views stay renderable into the next round's prompt, and say where the page was cut."""
+    from gpt_oss_desktop.engine.harmony import ChatMessage, check_encodable, render_prompt
+
+    run = "x" * 40_000
+    site.html("/run", f"<title>{run}</title><a href='/{run}'>{run}</a><p>{run}</p>")
+    site.routes["/long"] = Route(body=("word " * 40_000).encode(), headers={"Content-Type": "text/plain"})
+    session = BrowserSession(PageFetcher(FetchLimits(allow_private_hosts=True, max_bytes=150_000)))
+    tools = Toolbox(browser_tools(session))
+    outputs = []
+    for arguments in ({"id": site.url("/run")}, {"loc": 100}, {"id": site.url("/long")}, {"loc": "end"}):
+        if arguments.get("loc") == "end":  # the last lines of the page before
+            last = int(re.search(r"of (\d+)\*\*", outputs[-1]).group(1))  # type: ignore[union-attr]
+            arguments = {"loc": last - 2}
+        outcome = asyncio.run(tools.run("browser.open", json.dumps(arguments)))
+        assert outcome.status is ToolStatus.OK, outcome.output
+        check_encodable(outcome.output)
+        outputs.append(outcome.output)
+    assert len(outputs[0].split("\n", 1)[0]) < 260  # the title is cut
+    assert outputs[3].rstrip().endswith("(The page was cut here: it is longer than the browser reads.)")
+    messages = [ChatMessage.user("read")]
+    for output in outputs:
+        messages += [
+            ChatMessage.tool_call("browser.open", "{}", channel="analysis"),
+            ChatMessage.tool_result("browser.open", output, channel="analysis"),
+        ]
+    assert render_prompt(messages, browser_tool=True)
+    # a link to an address past the length limit is refused with a reason
+    status, output = call(tools, "browser.open", id=0, cursor=0)
+    assert status is ToolStatus.ERROR and "Cannot open an address of 40,0" in output, output
