@@ -30,7 +30,7 @@ from gpt_oss_desktop.app.chat.version_switcher import VersionSwitcher
 from gpt_oss_desktop.app.history.attachments import Attachment
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 from gpt_oss_desktop.engine.tools.browser.citations import cursor_urls
-from gpt_oss_desktop.engine.tools.browser.session import is_browser_call
+from gpt_oss_desktop.engine.tools.browser.names import is_browser_call
 
 # Long lines are hard to read; the chat column stops growing here and centres in wide windows. READING_WIDTH is
 # the widest a message card gets; the window keeps the composer to it too, so the two line up (as in ChatGPT).

@@ -13,7 +13,7 @@ from gpt_oss_desktop.app.chat import stats
 from gpt_oss_desktop.app.chat.text_views import FitTextBrowser
 from gpt_oss_desktop.app.chat.tool_calls import Approval, CallState, ToolCallRecord, tool_name
 from gpt_oss_desktop.engine.tools.base import ToolStatus
-from gpt_oss_desktop.engine.tools.browser.session import is_browser_call
+from gpt_oss_desktop.engine.tools.browser.names import is_browser_call
 
 # Arguments and results scroll inside the card past these heights, so a long program or a long output does not
 # push the answer far down the chat.

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
 from gpt_oss_desktop.app.history.comparison_summary import outcome_from_record, summarise
+from gpt_oss_desktop.engine.tools.browser.citations import cursor_urls, replace_citations
+from gpt_oss_desktop.engine.tools.browser.names import is_browser_call
 
 from .attachments import clean_attachments, message_text
 from .errors import ImportFormatError
@@ -258,13 +260,27 @@ def _assistant_block(message: Message, heading: str) -> list[str]:
     # The calls came before the answer that used their results.
     lines += tool_call_blocks(message.tool_calls, message.analysis)
     if message.text.strip():
-        lines += [message.text.rstrip(), ""]
+        lines += [_linked_citations(message), ""]
     if not message.complete:
         lines += ["*(interrupted: partial answer)*", ""]
     line = stats_line(message.stats)
     if line:
         lines += [f"*{line}*", ""]
     return lines
+
+
+def _linked_citations(message: Message) -> str:
+    """The answer's text with the browser's citations (``【1†L2-L4】``) as Markdown links to the pages its calls
+    showed, as the chat shows them (the JSON export keeps the model's own text)."""
+    outputs = [
+        str(call.get("output", ""))
+        for call in message.tool_calls
+        if isinstance(call, Mapping) and is_browser_call(str(call.get("recipient", "")))
+    ]
+    text = message.text.rstrip()
+    if not outputs:
+        return text
+    return replace_citations(text, cursor_urls(outputs), lambda site, url: f" [[{site.removeprefix('www.')}]]({url})")
 
 
 def _plain_block(message: Message, heading: str) -> list[str]:

@@ -26,7 +26,7 @@ from gpt_oss_desktop.app.tools.mcp_secrets import McpSecrets
 from gpt_oss_desktop.app.tools.mcp_servers import McpServers, read_configs
 from gpt_oss_desktop.app.tools.tool_settings import ToolSettings
 from gpt_oss_desktop.app.tools.tools_dialog import ToolsDialog
-from gpt_oss_desktop.engine.tools.browser.session import BROWSER_NAMESPACE
+from gpt_oss_desktop.engine.tools.browser.names import BROWSER_NAMESPACE
 from gpt_oss_desktop.engine.tools.python_sandbox import PythonSandbox
 from gpt_oss_desktop.engine.tools.python_tool import PythonTool
 

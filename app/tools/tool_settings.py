@@ -16,8 +16,8 @@ from typing import Any, Final
 
 from gpt_oss_desktop.engine.harmony import PYTHON_TOOL
 from gpt_oss_desktop.engine.tools.base import ToolPolicy
+from gpt_oss_desktop.engine.tools.browser.names import BROWSER_NAMESPACE, is_browser_call
 from gpt_oss_desktop.engine.tools.browser.search import SearchKind
-from gpt_oss_desktop.engine.tools.browser.session import BROWSER_NAMESPACE, is_browser_call
 from gpt_oss_desktop.engine.tools.builtin_functions import BUILTIN_FUNCTIONS
 
 logger = logging.getLogger(__name__)

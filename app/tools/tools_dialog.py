@@ -33,8 +33,8 @@ from gpt_oss_desktop.app.tools.mcp_servers import McpServers
 from gpt_oss_desktop.app.tools.tool_settings import ToolSettings
 from gpt_oss_desktop.engine.harmony import PYTHON_TOOL
 from gpt_oss_desktop.engine.tools.base import ToolPolicy
+from gpt_oss_desktop.engine.tools.browser.names import BROWSER_NAMESPACE
 from gpt_oss_desktop.engine.tools.browser.search import SearchKind, make_provider
-from gpt_oss_desktop.engine.tools.browser.session import BROWSER_NAMESPACE
 from gpt_oss_desktop.engine.tools.builtin_functions import BUILTIN_FUNCTIONS
 from gpt_oss_desktop.engine.tools.mcp_config import McpConfigError, McpServerConfig
 from gpt_oss_desktop.engine.tools.python_sandbox import SandboxKind, sandbox_info

@@ -16,7 +16,7 @@ from typing import Final
 
 from gpt_oss_desktop.engine.harmony import PYTHON_TOOL, FunctionTool
 from gpt_oss_desktop.engine.tools.base import Tool, ToolOutcome, ToolStatus
-from gpt_oss_desktop.engine.tools.browser.session import is_browser_call
+from gpt_oss_desktop.engine.tools.browser.names import is_browser_call
 from gpt_oss_desktop.engine.tools.builtin_functions import FUNCTIONS_NAMESPACE
 
 logger = logging.getLogger(__name__)

@@ -33,17 +33,13 @@ from gpt_oss_desktop.engine.tools.arguments import BadArguments, bad_arguments_o
 from gpt_oss_desktop.engine.tools.base import ToolOutcome, ToolStatus
 from gpt_oss_desktop.engine.tools.browser.fetcher import FetchedDocument, FetchError, PageFetcher
 from gpt_oss_desktop.engine.tools.browser.html_text import html_to_page, text_to_page
+from gpt_oss_desktop.engine.tools.browser.names import FIND, OPEN, SEARCH
 from gpt_oss_desktop.engine.tools.browser.page import LinkTarget, Page, PageKind, domain_of, strip_link_markers
 from gpt_oss_desktop.engine.tools.browser.search import MAX_RESULTS, SearchHit, SearchProvider
 from gpt_oss_desktop.engine.vocab import get_encoding
 
 logger = logging.getLogger(__name__)
 
-BROWSER_NAMESPACE: Final = "browser"
-SEARCH: Final = "browser.search"
-OPEN: Final = "browser.open"
-FIND: Final = "browser.find"
-BROWSER_RECIPIENTS: Final = (SEARCH, OPEN, FIND)
 # How much of a page one result shows when the model does not ask for a number of lines (OpenAI's reference
 # browser shows about as much); an explicit ``num_lines`` may show up to MAX_VIEW_TOKENS.
 VIEW_TOKENS: Final = 1024
@@ -57,10 +53,6 @@ CUT_NOTE: Final = "(The page was cut here: it is longer than the browser reads.)
 class BrowserUsageError(Exception):
     """A call the session cannot carry out as asked (a cursor or link that does not exist); the message is for the
     model, which can correct the call."""
-
-
-def is_browser_call(recipient: str) -> bool:
-    return recipient.strip().startswith(BROWSER_NAMESPACE + ".")
 
 
 @dataclass(frozen=True, slots=True)

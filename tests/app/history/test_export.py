@@ -209,3 +209,15 @@ def test_an_export_from_a_newer_app_is_refused_with_a_clear_error(store: ChatSto
     assert str(info.value).startswith("this export was written by a newer version of gpt-oss desktop")
     assert "export format version 3" in str(info.value) and "update the app" in str(info.value)
     assert store.list_chats() == []
+
+
+def test_markdown_export_links_browser_citations_and_json_keeps_the_models_text(store: ChatStore) -> None:
+    chat = store.create_chat("Rain")
+    store.add_message(chat.id, "user", "Does it rain a lot?")
+    output = "[1] Rain (https://www.example.org/rain)\n**viewing lines [0 - 0] of 0**\n\nL0: Often."
+    call = {"recipient": "browser.open", "arguments": '{"id": 0}', "channel": "analysis", "status": "ok"}
+    answer = "Often【1†L0】, not always【7†L1】."
+    store.add_message(chat.id, "assistant", answer, tool_calls=[{**call, "output": output}])
+    text = store.export_markdown(chat.id)
+    assert "Often [[example.org]](https://www.example.org/rain), not always【7†L1】." in text
+    assert json.loads(store.export_json(chat.id))["messages"][1]["text"] == answer
