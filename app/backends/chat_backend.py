@@ -36,7 +36,7 @@ class ModelInfo:
 class ChatRequest:
     """One answer to generate: the whole visible conversation, rendered by the backend each turn, and the tools
     offered to the model (``tools`` in the developer message, the built-in ``python_tool`` and ``browser_tool`` in
-    the system message; a remote server is offered functions and python only)."""
+    the system message; a remote server gets both as function tools, engine/remote/tool_wire.py)."""
 
     messages: tuple[ChatMessage, ...]
     effort: ReasoningEffort = ReasoningEffort.MEDIUM

@@ -300,6 +300,7 @@ class RemoteBackend:
                 cancel=cancel,
                 tools=request.tools if offer_tools else (),
                 python_tool=request.python_tool and offer_tools,
+                browser_tool=request.browser_tool and offer_tools,
             )
 
         events = open_stream()

@@ -27,6 +27,7 @@ from gpt_oss_desktop.engine.harmony import PYTHON_TOOL
 from gpt_oss_desktop.engine.remote.harmony_content import HarmonyContentSplitter, looks_like_harmony
 from gpt_oss_desktop.engine.remote.tool_wire import call_message, streamed_recipient
 from gpt_oss_desktop.engine.stream_parser import message_category
+from gpt_oss_desktop.engine.tools.browser.names import is_browser_call
 
 logger = logging.getLogger(__name__)
 
@@ -78,11 +79,13 @@ class AnswerBuilder:
         estimate_prompt: Callable[[], int],
         *,
         python_alias: bool = False,
+        browser_alias: bool = False,
     ) -> None:
         """``python_alias``: the python tool was offered as a function named ``python`` (engine/remote/tool_wire.py),
-        so a call to it is the built-in tool's call."""
+        so a call to it is the built-in tool's call; ``browser_alias``: the same for the browser's functions."""
         self._enc = encoding
         self._python_alias = python_alias
+        self._browser_alias = browser_alias
         self._started = started
         self._estimate_prompt = estimate_prompt
         self._reasoning: list[str] = []
@@ -159,8 +162,8 @@ class AnswerBuilder:
                     arguments = call.function.arguments or ""
                     entry[1] += arguments
                     if arguments and call.index == next(iter(self._calls)):
-                        recipient = streamed_recipient(entry[0], python=self._python_alias)
-                        channel = ANALYSIS if recipient == PYTHON_TOOL else COMMENTARY
+                        recipient = streamed_recipient(entry[0], python=self._python_alias, browser=self._browser_alias)
+                        channel = ANALYSIS if recipient == PYTHON_TOOL or is_browser_call(recipient) else COMMENTARY
                         out.append(Delta(channel, arguments, recipient=recipient))
             if choice.finish_reason:
                 self.finish_reason = choice.finish_reason
@@ -224,7 +227,7 @@ class AnswerBuilder:
         # One call per round, as harmony makes them (gpt-oss stops at <|call|>; the request asks for no parallel
         # calls): a server that sends more anyway has its first one run, and the model may call the others again.
         for name, arguments in list(self._calls.values())[:1]:
-            out.append(call_message(name, arguments, python=self._python_alias))
+            out.append(call_message(name, arguments, python=self._python_alias, browser=self._browser_alias))
         if len(self._calls) > 1:
             logger.info("the server sent %d tool calls in one answer; only the first is run", len(self._calls))
         return tuple(out)

@@ -46,7 +46,7 @@ from gpt_oss_desktop.engine.remote.errors import (
 from gpt_oss_desktop.engine.remote.failures import classify, one_line
 from gpt_oss_desktop.engine.remote.report import CheckStatus, CheckStep, ConnectionReport
 from gpt_oss_desktop.engine.remote.request_body import DEFAULT_REASONING_FIELD, chat_request
-from gpt_oss_desktop.engine.remote.tool_wire import offered_functions, python_alias
+from gpt_oss_desktop.engine.remote.tool_wire import browser_alias, offered_functions, python_alias
 from gpt_oss_desktop.engine.vocab import get_encoding
 
 if TYPE_CHECKING:
@@ -195,13 +195,15 @@ class RemoteClient:
         raise_on_drop: bool = False,
         tools: Sequence[FunctionTool] = (),
         python_tool: bool = False,
+        browser_tool: bool = False,
     ) -> AsyncIterator[Delta | Done]:
         """Deltas (``analysis`` reasoning, ``final`` answer) then exactly one Done, as the local engine yields them.
 
-        ``tools`` and ``python_tool`` are offered as OpenAI function tools (python as a function ``python`` taking
-        ``{"code": ...}``: :mod:`engine.remote.tool_wire`). A call the model makes streams as Deltas with its
-        recipient, and the Done ends with the call's harmony message (``functions.NAME``, or ``python`` with the
-        code), exactly as the local engine's Done does, so the app's tool loop reads it the same way.
+        ``tools``, ``python_tool`` and ``browser_tool`` are offered as OpenAI function tools (python as a function
+        ``python`` taking ``{"code": ...}``, the browser as ``browser_search|open|find``:
+        :mod:`engine.remote.tool_wire`). A call the model makes streams as Deltas with its recipient, and the Done
+        ends with the call's harmony message (``functions.NAME``, ``python`` with the code, ``browser.open`` ...),
+        exactly as the local engine's Done does, so the app's tool loop reads it the same way.
 
         Raises the typed errors of :mod:`engine.remote.errors` before the first event (see the module docstring for
         a drop mid-answer; :class:`~engine.remote.errors.ToolsRejected` when the server refuses the tools). Setting
@@ -209,7 +211,7 @@ class RemoteClient:
         ``Done(CANCELLED)`` carrying what arrived.
         """
         started = time.monotonic()
-        functions = offered_functions(tools, python_tool)
+        functions = offered_functions(tools, python_tool, browser_tool)
         answer = AnswerBuilder(
             self.encoding,
             started,
@@ -223,6 +225,7 @@ class RemoteClient:
                 )
             ),
             python_alias=python_alias(tools, python_tool),
+            browser_alias=browser_alias(tools, browser_tool),
         )
         if cancel is not None and cancel.is_set():
             yield answer.done(FinishReason.CANCELLED)

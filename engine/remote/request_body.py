@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from gpt_oss_desktop.engine.events import FINAL
 from gpt_oss_desktop.engine.harmony import ChatMessage, ChatRole, FunctionTool, ReasoningEffort, prune_reasoning
 from gpt_oss_desktop.engine.remote.connection import ReasoningStyle, RemoteConnection
-from gpt_oss_desktop.engine.remote.tool_wire import function_name, openai_tools, wire_call
+from gpt_oss_desktop.engine.remote.tool_wire import openai_tools, wire_call, wire_name
 from gpt_oss_desktop.engine.response_format import JSON_OBJECT_SCHEMA, ResponseFormat
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def openai_messages(
             out.append({"role": "user", "content": message.text})
         elif message.role is ChatRole.TOOL:
             flush()
-            name = function_name(message.name or "")
+            name = wire_name(message.name or "")
             match = next((i for i, (_, n) in enumerate(unanswered) if n == name), 0 if unanswered else None)
             call_id = unanswered.pop(match)[0] if match is not None else f"call_{calls}"
             out.append({"role": "tool", "tool_call_id": call_id, "content": message.text})

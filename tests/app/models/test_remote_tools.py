@@ -32,6 +32,9 @@ from tests.app.chat.test_tool_cards import cards
 from tests.app.conftest import load, next_emission, until
 from tests.app.models.conftest import remote_window
 from tests.helpers.provider_server import ANSWER
+from tests.helpers.web_site import Site, site
+
+__all__ = ["site"]  # the fixture
 
 CONVERT = '{"value": 5, "from_unit": "km", "to_unit": "mi"}'
 CONVERTED = '{"value": 3.106856, "unit": "mi"}'  # what the built-in convert_units answers
@@ -189,3 +192,29 @@ def test_a_server_that_refuses_tools_says_so_and_retry_answers_without_them(
         assert window.conversation.last.answer == "".join(ANSWER)
         assert [("tools" in sent) for sent in server.state.bodies] == [True, False]
         assert store.get_chat(window.chat_id).thread()[-1].text == "".join(ANSWER)
+
+
+def test_a_remote_models_browser_call_runs_in_the_apps_browser(
+    run: Any, make_window: Any, servers: SavedServers, provider: Any, site: Site
+) -> None:
+    page = site.html("/rain", "<title>Rain</title><p>It rains often.</p>")
+    server = provider(tool_call=("browser_open", json.dumps({"id": page})))
+    settings = ToolSettings(browser_enabled=True, browse_local_hosts=True, policies={"browser": ToolPolicy.ALWAYS})
+    tools = AppTools(settings, save=lambda _settings: None)
+    window = connected(make_window, servers, server.base_url, server.state.model, tools=tools)
+
+    async def body() -> Any:
+        await load(window, server_ref("box"))
+        return await next_emission(window.generation_finished, lambda: window.send_message("Does it rain?"))
+
+    done = run(body(), timeout=60)
+    assert done.finish_reason is FinishReason.STOP
+    (card,) = cards(window)
+    assert card.call is not None and card.call.recipient == "browser.open" and card.call.status is ToolStatus.OK
+    first, second = server.state.bodies
+    assert {"browser_search", "browser_open", "browser_find"} <= {tool["function"]["name"] for tool in first["tools"]}
+    assistant, result = second["messages"][-2:]
+    (call,) = assistant["tool_calls"]
+    assert call["function"]["name"] == "browser_open"
+    assert result["tool_call_id"] == call["id"]
+    assert result["content"].startswith(f"[0] Rain ({page})") and "L0: It rains often." in result["content"]

@@ -16,7 +16,12 @@ from gpt_oss_desktop.engine.harmony import PYTHON_TOOL, ChatMessage, FunctionToo
 from gpt_oss_desktop.engine.remote.client import RemoteClient
 from gpt_oss_desktop.engine.remote.errors import RemoteError, ToolsRejected, tools_refused
 from gpt_oss_desktop.engine.remote.request_body import openai_messages
-from gpt_oss_desktop.engine.remote.tool_wire import PYTHON_FUNCTION, offered_functions, python_code
+from gpt_oss_desktop.engine.remote.tool_wire import (
+    PYTHON_FUNCTION,
+    offered_functions,
+    python_code,
+    streamed_recipient,
+)
 from gpt_oss_desktop.engine.tools.builtin_functions import BUILTIN_FUNCTIONS
 from tests.engine.remote.conftest import QUESTION, Answer, StartProvider, answer, connect
 from tests.helpers.provider_server import ARGUMENT_PIECE_CHARS, TOOLS_REFUSED, Flavor, ProviderServer
@@ -111,6 +116,40 @@ def test_the_python_alias_steps_aside_for_a_function_of_that_name() -> None:
     assert python_code('{"code": "print(1)"}') == "print(1)"
     assert python_code("print(1)") == "print(1)"  # not the object asked for: run as sent, the model reads any error
     assert python_code('{"program": "print(1)"}') == '{"program": "print(1)"}'
+
+
+def test_the_browser_is_three_functions_whose_calls_come_back_as_the_browsers(provider: StartProvider) -> None:
+    arguments = json.dumps({"id": 0, "cursor": 1})
+    server = provider(Flavor.VLLM, tool_call=("browser_open", arguments))
+    got = ask(server, tools=FUNCTIONS, python_tool=True, browser_tool=True)
+    sent = server.state.bodies[-1]["tools"]
+    names = [tool["function"]["name"] for tool in sent]
+    assert names == ["python", "browser_search", "browser_open", "browser_find", "get_current_time", "convert_units"]
+    search = sent[1]["function"]
+    assert "【{cursor}†L{line_start}(-L{line_end})?】" in search["description"]  # how to cite, in harmony's words
+    assert search["parameters"]["required"] == ["query"]
+    call = got.done.messages[-1]
+    assert call.recipient == "browser.open" and call.channel == ANALYSIS
+    assert call.content[0].text == arguments  # type: ignore[union-attr]
+    assert {d.recipient for d in got.deltas if d.recipient is not None} == {"browser.open"}
+    assert {d.channel for d in got.deltas if d.recipient is not None} == {ANALYSIS}
+    # Going back: the call under its function name, the result answering its id.
+    wire = openai_messages(
+        [
+            *QUESTION,
+            ChatMessage.tool_call("browser.open", arguments, channel=ANALYSIS),
+            ChatMessage.tool_result("browser.open", "[2] Page (https://example.org/)", channel=ANALYSIS),
+        ],
+        None,
+        send_reasoning_back=True,
+    )
+    (sent_call,) = wire[-2]["tool_calls"]
+    assert sent_call["function"] == {"name": "browser_open", "arguments": arguments}
+    assert wire[-1]["tool_call_id"] == sent_call["id"]
+    # without the browser offered, a function of that name is just a function
+    assert streamed_recipient("browser_open", python=True) == "functions.browser_open"
+    mcp_search = FunctionTool("browser_search", "An MCP server's search.", {"type": "object"})
+    assert offered_functions((mcp_search,), python_tool=False, browser_tool=True) == (mcp_search,)
 
 
 @pytest.mark.parametrize(("send_back", "flavor"), [(True, Flavor.VLLM), (False, Flavor.GROQ)])
