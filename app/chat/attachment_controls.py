@@ -119,24 +119,27 @@ class AttachmentControls(QObject):
 
     def ready(self, text: str) -> bool:
         """Whether a message of ``text`` and the attached files may be sent now; if not, the notice says why. Not
-        while files are still being read; not when the files do not fit what is left of the context, unless the user
-        was told so and sends the same message again; never when they would not fit even an empty context."""
+        while files are still being read; not when the files do not fit what is left of the context, or the message
+        alone would leave its answer less than a quarter of the context, unless the user was told so and sends the
+        same message again; never when it would not fit even an empty context."""
         if self.reader.pending:
             self.show_notice(STILL_READING)
             return False
         files = self.attachments
-        if not files:
-            return True
         room = self.context_room() if self.context_room is not None else None
-        if room is None:
+        # Typed text alone is checked only when it could matter (a token is at least a character): pasting a whole
+        # document is the case, a question is not, and it is not tokenized on every send.
+        if room is None or (not files and 4 * len(text) <= 3 * room.total):
             return True
         needed = message_tokens(text, files)
         fit = room.fit(needed)
-        if fit is Fit.FITS or (fit is Fit.NOT_IN_WHAT_IS_LEFT and self._warned == (text, files)):
+        if not files and fit is Fit.NOT_IN_WHAT_IS_LEFT:
+            fit = Fit.FITS  # long typed text in a long chat: the chat's oldest turns make room, as for any message
+        if fit is Fit.FITS or (fit.sendable_anyway and self._warned == (text, files)):
             self._warned = None
             return True
-        self._warned = (text, files) if fit is Fit.NOT_IN_WHAT_IS_LEFT else None
-        self.show_notice(context_notice(needed, room, advice=self._advice))
+        self._warned = (text, files) if fit.sendable_anyway else None
+        self.show_notice(context_notice(needed, room, advice=self._advice, files=bool(files)))
         return False
 
     def show_notice(self, text: str) -> None:

@@ -26,6 +26,7 @@ from gpt_oss_desktop.app.chat.conversation import Turn
 from gpt_oss_desktop.app.chat.stats import count
 from gpt_oss_desktop.app.history.attachments import Attachment, attachment_block, clean_name
 from gpt_oss_desktop.engine.errors import PromptTextError
+from gpt_oss_desktop.engine.context_fit import answer_room
 from gpt_oss_desktop.engine.harmony import check_encodable
 from gpt_oss_desktop.engine.input_files import describe_os_error
 from gpt_oss_desktop.engine.vocab import get_encoding
@@ -201,11 +202,18 @@ def conversation_tokens(turns: Sequence[Turn]) -> int:
 
 
 class Fit(enum.Enum):
-    """Whether a message fits the context: in what is left, only in a new chat, or not even there."""
+    """Whether a message fits the context: in what is left, only in a new chat, with little room for its answer, or
+    not even there."""
 
     FITS = "fits"
     NOT_IN_WHAT_IS_LEFT = "not in what is left"
+    CRAMPED = "cramped"  # alone it leaves less than the room a long chat keeps for its answer (a quarter)
     NEVER = "never"
+
+    @property
+    def sendable_anyway(self) -> bool:
+        """The user may send it after being told (by sending the same message again)."""
+        return self in (Fit.NOT_IN_WHAT_IS_LEFT, Fit.CRAMPED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +230,8 @@ class ContextRoom:
     def fit(self, needed: int) -> Fit:
         if needed > self.total:
             return Fit.NEVER
+        if needed > self.total - answer_room(self.total, self.total):
+            return Fit.CRAMPED
         return Fit.FITS if needed <= self.left else Fit.NOT_IN_WHAT_IS_LEFT
 
 
@@ -229,18 +239,25 @@ CHAT_ADVICE: Final = "start a new chat for them, remove some, or send again to s
 """What to do about files that fit an empty context but not what is left of it, in a chat."""
 
 
-def context_notice(needed: int, room: ContextRoom, *, advice: str = CHAT_ADVICE) -> str:
+def context_notice(needed: int, room: ContextRoom, *, advice: str = CHAT_ADVICE, files: bool = True) -> str:
     """What to tell the user about a message of ``needed`` tokens that does not fit ``room`` ('' when it fits);
-    ``advice`` says what to do when it would fit an empty context."""
+    ``advice`` says what to do when it would fit an empty context; ``files``: the message has files (else it is its
+    text that is long)."""
     fit = room.fit(needed)
+    subject = "The attached files need" if files else "This message needs"
     if fit is Fit.FITS:
         return ""
     if fit is Fit.NEVER:
+        remedy = "remove some of them" if files else "shorten it"
         return (
-            f"The attached files need about {count(needed)} tokens, more than the model's whole context "
-            f"({count(room.total)}): remove some of them."
+            f"{subject} about {count(needed)} tokens, more than the model's whole context ({count(room.total)}): "
+            f"{remedy}."
         )
-    return (
-        f"The attached files need about {count(needed)} tokens, but only {count(room.left)} of the context are "
-        f"left: {advice}."
-    )
+    if fit is Fit.CRAMPED:
+        remedy = "remove some of them" if files else "shorten it"
+        return (
+            f"{subject} about {count(needed)} of the model's {count(room.total)} tokens of context: its answer, "
+            f"thinking included, would have room for only about {count(room.total - needed)}. {remedy.capitalize()}, "
+            "or send again to send anyway."
+        )
+    return f"{subject} about {count(needed)} tokens, but only {count(room.left)} of the context are left: {advice}."

@@ -158,6 +158,18 @@ def test_context_room_says_whether_files_fit() -> None:
     )
 
 
+def test_a_message_that_alone_leaves_its_answer_less_than_a_quarter_is_cramped() -> None:
+    empty = ContextRoom(used=0, total=4096)
+    assert (empty.fit(3072), empty.fit(3073), empty.fit(4096), empty.fit(4097)) == (
+        Fit.FITS,
+        Fit.CRAMPED,
+        Fit.CRAMPED,
+        Fit.NEVER,
+    )
+    assert Fit.CRAMPED.sendable_anyway and Fit.NOT_IN_WHAT_IS_LEFT.sendable_anyway
+    assert not Fit.NEVER.sendable_anyway and not Fit.FITS.sendable_anyway
+
+
 def test_every_turn_is_sent_with_its_files_and_comparisons_keep_them() -> None:
     files = (Attachment("a.py", "x = 1\n", 6, 4),)
     conversation = Conversation()
@@ -304,6 +316,29 @@ def test_files_that_do_not_fit_the_context_are_named_before_sending(
     files = composer.attachments
     composer.submit()
     assert messages == [("Summarise", files)] and composer.notice.isHidden()
+
+
+def test_long_typed_text_is_checked_against_the_context_too(qtbot: Any, composer: Composer) -> None:
+    messages = sent(composer)
+    room = ContextRoom(used=0, total=1000)
+    composer.context_room = lambda: room
+    pasted = "The quick brown fox jumps over the lazy dog. " * 80  # about 800 tokens
+    composer.prompt.setPlainText(pasted)
+    composer.submit()  # alone it leaves the answer less than a quarter: said once, then it goes
+    notice = composer.notice.text()
+    assert messages == [] and notice.startswith("This message needs about ") and "of the model's 1,000" in notice
+    assert "would have room for only about " in notice and "Shorten it, or send again to send anyway." in notice
+    composer.submit()
+    assert [text for text, _files in messages] == [pasted.strip()]
+    # More than the whole context: refused, kept in the box.
+    composer.prompt.setPlainText(pasted * 2)
+    composer.submit()
+    composer.submit()
+    assert len(messages) == 1 and "more than the model's whole context (1,000): shorten it." in composer.notice.text()
+    # A long chat's full context does not stop it: the oldest turns make room, as for any message.
+    room = ContextRoom(used=990, total=100_000)
+    composer.submit()
+    assert len(messages) == 2
 
 
 def test_an_edit_brings_its_files_back_and_a_cancel_restores_the_draft(
