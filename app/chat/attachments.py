@@ -25,8 +25,8 @@ from typing import Final
 from gpt_oss_desktop.app.chat.conversation import Turn
 from gpt_oss_desktop.app.chat.stats import count
 from gpt_oss_desktop.app.history.attachments import Attachment, attachment_block, clean_name
-from gpt_oss_desktop.engine.errors import PromptTextError
 from gpt_oss_desktop.engine.context_fit import answer_room
+from gpt_oss_desktop.engine.errors import PromptTextError
 from gpt_oss_desktop.engine.harmony import check_encodable
 from gpt_oss_desktop.engine.input_files import describe_os_error
 from gpt_oss_desktop.engine.vocab import get_encoding
