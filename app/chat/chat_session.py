@@ -495,6 +495,8 @@ class ChatSession:
             end(ToolOutcome(ToolStatus.DENIED, "Error: the user does not allow this tool. Answer without it."), "never")
             return
         if policy is ToolPolicy.ASK:
+            describe = getattr(tool, "describe", None)  # tools that can say what a call would do (the browser)
+            call.question = describe(call.arguments) if callable(describe) else ""
             call.state = CallState.WAITING
             self.listener.tool_call_updated(answer, call)
             decision = await self.listener.approve_tool_call(answer, call)

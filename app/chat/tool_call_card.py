@@ -20,6 +20,8 @@ from gpt_oss_desktop.engine.tools.browser.names import is_browser_call
 _ARGUMENTS_MAX_HEIGHT: Final = 180
 _RESULT_MAX_HEIGHT: Final = 220
 
+_QUESTION: Final = "Run this call?"
+_QUESTION_CHARS: Final = 100
 _STATE_WORDS: Final = {
     CallState.WRITING: "writing the call…",
     CallState.WAITING: "waiting for your approval",
@@ -48,6 +50,11 @@ def status_text(call: ToolCallRecord) -> str:
     if call.status in (ToolStatus.OK, ToolStatus.ERROR, ToolStatus.TIMEOUT) and call.seconds > 0:
         return f"{words} · {stats.seconds(call.seconds)}"
     return words
+
+
+def _middle_cut(text: str) -> str:
+    keep = _QUESTION_CHARS // 2 - 1
+    return f"{text[:keep]}…{text[-keep:]}"
 
 
 def _monospace(view: FitTextBrowser) -> None:
@@ -100,7 +107,9 @@ class ToolCallCard(QFrame):
         self.arguments.setAccessibleName("Tool call arguments")
         _monospace(self.arguments)
 
-        self.question = QLabel("Run this call?", self)
+        self.question = QLabel(_QUESTION, self)
+        self.question.setTextFormat(Qt.TextFormat.PlainText)  # an address or a query the model wrote: never markup
+        self.question.setWordWrap(True)
         self.run_button = QPushButton("Run", self)
         self.run_button.setProperty("role", "primary")
         self.always_button = QPushButton(self)
@@ -110,8 +119,7 @@ class ToolCallCard(QFrame):
         self.deny_button.clicked.connect(lambda: self._decide(Approval.DENY))
         approval = QHBoxLayout()
         approval.setContentsMargins(0, 0, 0, 0)
-        approval.addWidget(self.question)
-        approval.addStretch(1)
+        approval.addWidget(self.question, 1)
         for button in (self.run_button, self.always_button, self.deny_button):
             approval.addWidget(button)
         self.approval_row = QWidget(self)
@@ -156,6 +164,11 @@ class ToolCallCard(QFrame):
         waiting = call.state is CallState.WAITING
         self.approval_row.setVisible(waiting)
         if waiting:
+            question = call.question or _QUESTION
+            # A long address would widen the card (it has no spaces to wrap at): its middle gives way, the tooltip
+            # holds it whole.
+            self.question.setText(question if len(question) <= _QUESTION_CHARS else _middle_cut(question))
+            self.question.setToolTip(question if len(question) > _QUESTION_CHARS else "")
             # The browser's three calls share one switch and one policy (app/tools/tool_settings.setting_key).
             self.always_button.setText(
                 "Always browse" if is_browser_call(call.recipient) else f"Always run {call.name}"

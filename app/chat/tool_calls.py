@@ -74,6 +74,8 @@ class ToolCallRecord:
     seconds: float = 0.0
     approval: str = ""
     notice: str = ""
+    # What the call would do, in words, asked before it runs (the browser's "Open https://…?"); not saved
+    question: str = ""
 
     @property
     def is_python(self) -> bool:

@@ -163,6 +163,29 @@ class BrowserSession:
             raise BrowserUsageError("`find` searches a page's text: open a page first (not search or find results).")
         return self._show(self._push(_find_page(page, pattern)), 0, -1)
 
+    def describe(self, recipient: str, args: Mapping[str, Any]) -> str:
+        """A call, as the question asked before it runs ("Search Brave Search for “…”?", "Open https://…?")."""
+        if recipient == SEARCH:
+            where = self.search_provider.name if self.search_provider is not None else "the web"
+            return f"Search {where} for “{args['query']}”?"
+        if recipient == FIND:
+            return f"Find “{args['pattern']}” on a page already open?"
+        link = args["id"]
+        if isinstance(link, str):
+            return f"Open {_address(link)}?"
+        if link < 0:
+            return "Look again at a page already open?"
+        try:
+            target = self._page(args["cursor"]).links.get(str(link))
+        except BrowserUsageError:
+            target = None
+        if target is None:
+            return (
+                f"Open link {link} of page [{self._cursor(args['cursor'])}]?" if self._stack else f"Open link {link}?"
+            )
+        cached = " (already read)" if target.url in self._documents else ""
+        return f"Open {target.url}{cached}?"
+
     # -- pages ----------------------------------------------------------------------------------------------------
 
     def _cursor(self, cursor: int) -> int:
@@ -298,13 +321,28 @@ class BrowserFunction:
     def spec(self) -> FunctionTool | None:
         return None  # the system message describes the browser (harmony's browser namespace)
 
+    def describe(self, arguments: str) -> str:
+        """What this call would do, in words, for the user deciding whether to let it run: the query and the search
+        provider, or the full address a link leads to (nothing is fetched to say so)."""
+        try:
+            given = parse_arguments(arguments)
+            if self._unknown(given):
+                return ""
+            return self.session.describe(self._recipient, _arguments_for(self._recipient, given))
+        except (BadArguments, BrowserUsageError):
+            return ""
+
+    def _unknown(self, args: Mapping[str, Any]) -> list[str]:
+        """Arguments this call does not take (``source`` and ``top_n`` are harmony's, and ignored)."""
+        return sorted(set(args) - set(self._parameters) - {"source", "top_n"})
+
     async def run(self, arguments: str) -> ToolOutcome:
         started = time.perf_counter()
         try:
             args = parse_arguments(arguments)
         except BadArguments as error:
             return bad_arguments_outcome(error, started)
-        unknown = sorted(set(args) - set(self._parameters) - {"source", "top_n"})
+        unknown = self._unknown(args)
         if unknown:
             return ToolOutcome(
                 ToolStatus.BAD_ARGUMENTS,
@@ -334,8 +372,10 @@ def _arguments_for(recipient: str, args: Mapping[str, Any]) -> dict[str, Any]:
             raise BrowserUsageError("`pattern` must be a string.")
         return {"pattern": pattern, "cursor": _integer(args, "cursor", -1)}
     link = args.get("id", -1)
+    if isinstance(link, str) and link.strip().lstrip("-").isdigit():
+        link = int(link.strip())  # "3": a link id the model quoted
     if not isinstance(link, str):
-        link = _integer(args, "id", -1)
+        link = _integer({"id": link}, "id", -1)
     return {
         "id": link,
         "cursor": _integer(args, "cursor", -1),

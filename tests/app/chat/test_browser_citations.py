@@ -50,3 +50,20 @@ def test_an_answer_card_links_citations_once_the_browser_showed_the_page(qtbot: 
     other.show_tool_call(search)
     other.append_answer("See【0†L0】.")
     qtbot.waitUntil(lambda: "See【0†L0】." in other.answer.toPlainText())
+
+
+def test_a_waiting_call_asks_its_own_question_and_a_long_address_gives_way(qtbot: Any) -> None:
+    from gpt_oss_desktop.app.chat.tool_call_card import ToolCallCard
+
+    card = ToolCallCard("browser.open")
+    qtbot.addWidget(card)
+    address = "https://example.org/" + "segment/" * 30
+    call = ToolCallRecord(
+        "browser.open", "{}", channel="analysis", state=CallState.WAITING, question=f"Open {address}?"
+    )
+    card.show_call(call)
+    shown = card.question.text()
+    assert len(shown) < 110 and shown.startswith("Open https://example.org/") and "…" in shown
+    assert card.question.toolTip() == f"Open {address}?" and card.always_button.text() == "Always browse"
+    card.show_call(ToolCallRecord("python", "print(1)", state=CallState.WAITING))
+    assert card.question.text() == "Run this call?" and card.question.toolTip() == ""

@@ -114,3 +114,31 @@ def test_the_browser_is_off_until_switched_on_and_a_missing_key_means_no_search(
         search_key=lambda _k: "k",
     )
     assert keyed.search_provider() is not None
+
+
+class Asker(Approver):
+    """Records the question each call was asked with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.questions: list[str] = []
+
+    async def approve_tool_call(self, answer, call):  # type: ignore[no-untyped-def]
+        self.questions.append(call.question)
+        return await super().approve_tool_call(answer, call)
+
+
+def test_asking_first_names_the_query_and_the_address_a_call_would_fetch(site: Site) -> None:
+    model = ScriptedModel(
+        [SEARCH, OPEN, ANSWER], choose=lambda prompt: get_encoding().decode(list(prompt)).count(" to=assistant")
+    )
+    listener = Asker()
+    backend, session = session_for(model, browsing_tools(site, policies={}), listener)
+
+    async def body() -> None:
+        task = session.send(SendRequest("What are harmony's channels?", sampling=GREEDY))
+        assert task is not None
+        await task
+
+    run(backend, body)  # type: ignore[arg-type]
+    assert listener.questions == ["Search SearXNG for “harmony channels”?", f"Open {site.url('/harmony')}?"]

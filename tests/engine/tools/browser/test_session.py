@@ -178,3 +178,24 @@ def test_hostile_pages_cannot_break_the_next_prompt(site: Site) -> None:
     # a link to an address past the length limit is refused with a reason
     status, output = call(tools, "browser.open", id=0, cursor=0)
     assert status is ToolStatus.ERROR and "Cannot open an address of 40,0" in output, output
+
+
+def test_a_call_says_what_it_would_do_before_it_runs(toolbox: Toolbox, site: Site) -> None:
+    def describe(recipient: str, **arguments: object) -> str:
+        tool = toolbox.find(recipient)
+        return tool.describe(json.dumps(arguments))  # type: ignore[union-attr]
+
+    assert describe("browser.search", query="rain") == "Search SearXNG for “rain”?"
+    assert describe("browser.open", id="example.org/a") == "Open https://example.org/a?"
+    assert describe("browser.open", id=2) == "Open link 2?"  # nothing open yet: nothing to resolve
+    call(toolbox, "browser.open", id=site.url("/article"))
+    assert describe("browser.open", id="0") == f"Open {site.url('/about')}?"  # the address the link leads to
+    assert describe("browser.open", id=0, cursor=0) == f"Open {site.url('/about')}?"
+    call(toolbox, "browser.open", id=0)
+    assert describe("browser.open", id=0, cursor=0) == f"Open {site.url('/about')} (already read)?"
+    assert describe("browser.open", loc=20) == "Look again at a page already open?"
+    assert describe("browser.find", pattern="needle") == "Find “needle” on a page already open?"
+    assert describe("browser.open", url="x") == ""  # not a call it would run: nothing to say
+    requests = len(site.requests)
+    describe("browser.open", id=site.url("/elsewhere"))
+    assert len(site.requests) == requests  # describing fetches nothing
