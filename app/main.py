@@ -22,7 +22,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HISTORY_FILE_NAME = "history.sqlite3"  # in the user data folder
-APP_LOG_NAME = "app.log"  # in the user data folder's logs/
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -227,16 +226,10 @@ def secure_user_files(settings_path: str | None) -> list[Path]:
         return []
 
 
-def app_log_path() -> Path:
-    """The app's log file: INFO and up with tracebacks, private, in the folder of the crash reports."""
-    from gpt_oss_desktop.engine.paths import user_data_dir
-    from gpt_oss_desktop.engine.private_files import LOG_DIR_NAME
-
-    return user_data_dir() / LOG_DIR_NAME / APP_LOG_NAME
-
-
 def attach_app_log(verbose: bool) -> logging.Handler | None:
-    """Start writing :func:`app_log_path` (None, said on the terminal, if it cannot be written)."""
+    """Start writing the app's log (app/desktop/crash.py's ``app_log_path``, which Help ▸ Open log file opens too);
+    None, said on the terminal, if it cannot be written."""
+    from gpt_oss_desktop.app.desktop.crash import app_log_path
     from gpt_oss_desktop.engine.logging_setup import attach_log_file
 
     return attach_log_file(app_log_path(), verbose)

@@ -101,6 +101,9 @@ class PromptEdit(QPlainTextEdit):
     def send_key_text(self) -> str:
         return "Ctrl+Enter" if self.ctrl_enter_sends else "Enter"
 
+    def new_line_key_text(self) -> str:
+        return "Enter" if self.ctrl_enter_sends else "Shift+Enter"
+
     def visible_lines(self) -> int:
         """How many lines of text the box shows without scrolling, right now."""
         lines = int(self.document().documentLayout().documentSize().height())
@@ -150,8 +153,9 @@ class PromptEdit(QPlainTextEdit):
         return not (self.ctrl_enter_sends or modifiers & Qt.KeyboardModifier.ShiftModifier)
 
     def _update_placeholder(self) -> None:
-        newline = "Enter" if self.ctrl_enter_sends else "Shift+Enter"
-        self.setPlaceholderText(self.placeholder_format.format(send=self.send_key_text(), newline=newline))
+        self.setPlaceholderText(
+            self.placeholder_format.format(send=self.send_key_text(), newline=self.new_line_key_text())
+        )
 
     # The stylesheet's padding (app/shell/theme.py) arrives when the box is polished, just before it is first shown,
     # and changes with the theme or the font: fit the height again then.

@@ -36,6 +36,7 @@ from gpt_oss_desktop.engine.private_files import LOG_DIR_NAME, make_private_dir,
 
 logger = logging.getLogger(__name__)
 
+APP_LOG_NAME: Final = "app.log"  # in log_dir()
 NATIVE_LOG_PREFIX: Final = "native-"  # native-<pid>.log while running; native-crash-<time>-<pid>.log kept
 _MAX_DIALOGS: Final = 1  # one crash dialog at a time: an error repeating in a paint event must not flood the screen
 
@@ -44,6 +45,11 @@ ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 def log_dir() -> Path:
     return user_data_dir() / LOG_DIR_NAME
+
+
+def app_log_path() -> Path:
+    """The app's log file (app/main.py starts it): INFO and up with tracebacks, private, beside the crash reports."""
+    return log_dir() / APP_LOG_NAME
 
 
 def _header(origin: str) -> str:

@@ -127,6 +127,9 @@ class HistorySidebar(QWidget):
         rename.activated.connect(self.start_rename)
         delete = QShortcut(QKeySequence.StandardKey.Delete, self.list, context=Qt.ShortcutContext.WidgetShortcut)
         delete.activated.connect(self._delete_current)
+        # What they do, in the words Help ▸ Keyboard shortcuts lists them with (under the list's name, "Chats").
+        rename.setWhatsThis("Rename the selected chat")
+        delete.setWhatsThis("Delete the selected chat")
 
         self.undo_banner = QFrame(self)
         self.undo_banner.setObjectName("undoBanner")

@@ -52,7 +52,7 @@ from gpt_oss_desktop.app.history.sidebar import HistorySidebar
 from gpt_oss_desktop.app.models import weights_menu
 from gpt_oss_desktop.app.models.model_downloads import ModelDownloads
 from gpt_oss_desktop.app.settings import LAST_MODEL_KEY
-from gpt_oss_desktop.app.shell import serve_menu, theme_menu, window_menus
+from gpt_oss_desktop.app.shell import help_menu, serve_menu, theme_menu, window_menus
 from gpt_oss_desktop.app.shell.notices import EmptyState, ErrorBanner
 from gpt_oss_desktop.app.shell.status_bar import ModelStatus, StatusBar
 from gpt_oss_desktop.app.tools.app_tools import AppTools
@@ -191,6 +191,7 @@ class MainWindow(QMainWindow):
         )
         self._build_actions()
         self.theme = theme_menu.attach(self, settings)  # the saved theme, View > Theme, icons (app/shell/theme.py)
+        self.help = help_menu.attach(self, kernels)  # last in the menu bar (app/shell/help_menu.py)
         for source in (self.empty, self.banner):
             source.demo_requested.connect(lambda: self.load_model(DEMO_MODEL))
             source.open_requested.connect(self.choose_model_folder)
@@ -266,6 +267,17 @@ class MainWindow(QMainWindow):
         self._splitter.insertWidget(0, self.sidebar)
         self._splitter.setStretchFactor(1, 1)
         self._splitter.setSizes([240, 760])
+
+    def focus_search(self) -> None:
+        """Put the cursor in the sidebar's chat search, its text selected (View > Search chats, Ctrl+K)."""
+        if self.sidebar is None:
+            self.statusBar().showMessage("No chat history to search: it could not be opened", 8000)
+            return
+        sizes = self._splitter.sizes()
+        if sizes[0] == 0:  # the sidebar was dragged shut: open it again
+            self._splitter.setSizes([240, max(sizes[1] - 240, 0)])
+        self.sidebar.search.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.sidebar.search.selectAll()
 
     def load_model(self, model_ref: str) -> asyncio.Task[None] | None:
         """Load ``model_ref`` in the background (replacing the current model). None if a load is running."""
@@ -726,7 +738,8 @@ class MainWindow(QMainWindow):
     # -- actions ------------------------------------------------------------------------------------------------
 
     def _build_actions(self) -> None:
-        """The Chat and Model menus (app/shell/window_menus.py); View comes with the theme."""
+        """The Chat and Model menus and View's Search chats (app/shell/window_menus.py); View's Theme comes with the
+        theme, Help last."""
         actions = window_menus.build_chat_menu(self)
         self.new_chat_action = actions.new_chat
         self.send_action = actions.send
@@ -737,6 +750,7 @@ class MainWindow(QMainWindow):
         self.compare_action = actions.compare
         self.export_markdown_action = actions.export_markdown
         self.export_json_action = actions.export_json
+        self.effort_actions = actions.efforts
         self._update_export_actions()
         # Chat > Fit long chats to the context, saved, applied to the local engine (app/chat/context_setting.py)
         self.context_setting = context_setting.attach(self, self.backend, self.settings, actions.menu)
@@ -746,6 +760,7 @@ class MainWindow(QMainWindow):
         # Model > Serve on localhost, its URL in the status bar and the request log (app/shell/serve_menu.py)
         self.serving = serve_menu.attach(self, self.backend, self.settings, self.model_menu)
         self.load_failed.connect(lambda _error: self.serving.refresh())
+        self.search_action = window_menus.build_view_menu(self)  # View > Search chats; the theme adds to it
 
     # -- Qt overrides -------------------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QDialog, QMainWindow
 
 from gpt_oss_desktop.app.backends.api_keys import KeySource, KeyStore, search_key_name
 from gpt_oss_desktop.app.settings import TOOLS_KEY
+from gpt_oss_desktop.app.shell import help_menu
 from gpt_oss_desktop.app.tools.app_tools import AppTools
 from gpt_oss_desktop.app.tools.mcp_secrets import McpSecrets
 from gpt_oss_desktop.app.tools.mcp_servers import McpServers, read_configs
@@ -69,7 +70,7 @@ class ToolsControl(QObject):
         self.servers = servers
         self.secrets = secrets
         self._tasks: set[asyncio.Task[object]] = set()
-        self.menu = window.menuBar().addMenu("&Tools")
+        self.menu = help_menu.add_menu(window, "&Tools")  # before Help, which stays last
         self.python_action = QAction("Let the model run &Python", window)
         self.python_action.setCheckable(True)
         self.python_action.setChecked(tools.settings.python_enabled and tools.python_tool is not None)

@@ -1,5 +1,5 @@
-"""The main window's menus: Chat (the conversation's commands) and Model (what to load, downloads). View (the theme)
-is app/shell/theme_menu.py's.
+"""The main window's menus: Chat (the conversation's commands), Model (what to load, downloads) and View's first
+entry (Search chats); View's Theme is app/shell/theme_menu.py's, Help app/shell/help_menu.py's.
 
 Each menu is one function over the window's public methods, so a new entry is a line in its menu's function;
 :func:`build_model_menu` returns its menu, to which app/shell/serve_menu.py adds "Serve on localhost".
@@ -7,15 +7,16 @@ Each menu is one function over the window's public methods, so a new entry is a 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from gpt_oss_desktop.app.backends.chat_backend import DEMO_MODEL
+from gpt_oss_desktop.app.shell.window_keys import WindowKeysFirst
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 
 if TYPE_CHECKING:  # the window imports this module to build its menus
@@ -36,6 +37,7 @@ class ChatActions:
     export_markdown: QAction
     export_json: QAction
     menu: QMenu  # for entries added later (Fit long chats to the context, app/chat/context_setting.py)
+    efforts: Mapping[ReasoningEffort, QAction]  # Ctrl+1/2/3: the composer's effort, checked as it changes
 
 
 def add_action(
@@ -56,7 +58,8 @@ def add_action(
 
 
 def build_chat_menu(window: MainWindow) -> ChatActions:
-    """Chat: new chat, send, stop, regenerate (at each effort), edit, instructions, compare, export."""
+    """Chat: new chat, send, stop, regenerate, edit, instructions, the effort, regenerate at each effort, compare,
+    export."""
     menu = window.menuBar().addMenu("&Chat")
     new_chat = add_action(window, menu, "&New chat", window.new_chat, (QKeySequence(QKeySequence.StandardKey.New),))
     send = add_action(
@@ -68,6 +71,8 @@ def build_chat_menu(window: MainWindow) -> ChatActions:
     edit_last = add_action(window, menu, "&Edit last message", window.edit_last_message, (QKeySequence("Ctrl+E"),))
     instructions = add_action(window, menu, "Chat &instructions…", window.edit_instructions, (QKeySequence("Ctrl+I"),))
     menu.addSeparator()
+    efforts = _add_effort_actions(window, menu)
+    menu.addSeparator()
     for level in ReasoningEffort:
         add_action(window, menu, f"Regenerate at {level.value} effort", lambda _=False, e=level: window.regenerate(e))
     menu.addSeparator()
@@ -78,8 +83,46 @@ def build_chat_menu(window: MainWindow) -> ChatActions:
     export_markdown = add_action(window, menu, "Export to &Markdown…", lambda: window.choose_export_file("markdown"))
     export_json = add_action(window, menu, "Export to &JSON…", lambda: window.choose_export_file("json"))
     return ChatActions(
-        new_chat, send, stop, regenerate, edit_last, instructions, compare, export_markdown, export_json, menu
+        new_chat, send, stop, regenerate, edit_last, instructions, compare, export_markdown, export_json, menu, efforts
     )
+
+
+def _add_effort_actions(window: MainWindow, menu: QMenu) -> dict[ReasoningEffort, QAction]:
+    """Low, medium and high effort (Ctrl+1, 2, 3) for the next answers: one checked, the composer's choice."""
+    group = QActionGroup(menu)
+    group.setExclusive(True)
+    actions: dict[ReasoningEffort, QAction] = {}
+    for number, level in enumerate(ReasoningEffort, start=1):
+        action = add_action(
+            window,
+            menu,
+            f"{level.value.capitalize()} effort",
+            lambda _=False, e=level: window.composer.set_effort(e),
+            (QKeySequence(f"Ctrl+{number}"),),
+        )
+        action.setCheckable(True)
+        action.setStatusTip(f"Answer the next messages at {level.value} reasoning effort")
+        group.addAction(action)
+        actions[level] = action
+
+    def follow_composer(_index: int = 0) -> None:
+        actions[window.composer.current_effort()].setChecked(True)
+
+    window.composer.effort.currentIndexChanged.connect(follow_composer)
+    follow_composer()
+    return actions
+
+
+def build_view_menu(window: MainWindow) -> QAction:
+    """View: Search chats (Ctrl+K, kept from the message box too: app/shell/window_keys.py); the theme follows.
+    Returns the search action."""
+    menu = window.menuBar().addMenu("&View")
+    search = add_action(window, menu, "&Search chats", window.focus_search, (QKeySequence("Ctrl+K"),))
+    search.setStatusTip("Put the cursor in the sidebar's search box")
+    keys_first = WindowKeysFirst((search,), window)
+    keys_first.watch(window.composer.prompt, window.compare.prompt)
+    menu.addSeparator()
+    return search
 
 
 def build_model_menu(window: MainWindow) -> QMenu:

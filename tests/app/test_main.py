@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from gpt_oss_desktop.app.main import APP_LOG_NAME, parse_args
+from gpt_oss_desktop.app.desktop.crash import APP_LOG_NAME
+from gpt_oss_desktop.app.main import parse_args
 
 REPO = Path(__file__).resolve().parents[2]
 FAILED_LOAD = "could not load the model: "
