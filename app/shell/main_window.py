@@ -750,6 +750,7 @@ class MainWindow(QMainWindow):
         self.compare_action = actions.compare
         self.export_markdown_action = actions.export_markdown
         self.export_json_action = actions.export_json
+        self.import_chats_action = actions.import_chats
         self.effort_actions = actions.efforts
         self._update_export_actions()
         # Chat > Fit long chats to the context, saved, applied to the local engine (app/chat/context_setting.py)

@@ -16,6 +16,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from gpt_oss_desktop.app.backends.chat_backend import DEMO_MODEL
+from gpt_oss_desktop.app.history.import_action import ImportTarget, ask_import_paths, start_import
 from gpt_oss_desktop.app.shell.window_keys import WindowKeysFirst
 from gpt_oss_desktop.engine.harmony import ReasoningEffort
 
@@ -36,6 +37,7 @@ class ChatActions:
     compare: QAction
     export_markdown: QAction
     export_json: QAction
+    import_chats: QAction
     menu: QMenu  # for entries added later (Fit long chats to the context, app/chat/context_setting.py)
     efforts: Mapping[ReasoningEffort, QAction]  # Ctrl+1/2/3: the composer's effort, checked as it changes
 
@@ -82,9 +84,43 @@ def build_chat_menu(window: MainWindow) -> ChatActions:
     menu.addSeparator()
     export_markdown = add_action(window, menu, "Export to &Markdown…", lambda: window.choose_export_file("markdown"))
     export_json = add_action(window, menu, "Export to &JSON…", lambda: window.choose_export_file("json"))
-    return ChatActions(
-        new_chat, send, stop, regenerate, edit_last, instructions, compare, export_markdown, export_json, menu, efforts
+    import_chats = add_action(window, menu, "&Import chats…", lambda: choose_and_import(window))
+    import_chats.setToolTip(
+        "Chats exported as JSON from this app, or ChatGPT's data export (conversations.json or .zip)"
     )
+    return ChatActions(
+        new_chat,
+        send,
+        stop,
+        regenerate,
+        edit_last,
+        instructions,
+        compare,
+        export_markdown,
+        export_json,
+        import_chats,
+        menu,
+        efforts,
+    )
+
+
+def choose_and_import(window: MainWindow) -> None:
+    """Chat ▸ Import chats…: the files the user picks go into the window's history (app/history/import_action.py)."""
+    store = window.store
+    if store is None:  # the history could not be opened: the banner above the chat says why
+        window.statusBar().showMessage("There is no chat history to import into.", 8000)
+        return
+    paths = ask_import_paths(window, window.settings)
+    if not paths:
+        return
+    sidebar = window.sidebar
+    target = ImportTarget(
+        store=store,
+        open_chat=window.open_chat,
+        refresh=sidebar.refresh if sidebar is not None else lambda: None,
+        notice=window.statusBar().showMessage,
+    )
+    start_import(target, paths)
 
 
 def _add_effort_actions(window: MainWindow, menu: QMenu) -> dict[ReasoningEffort, QAction]:
