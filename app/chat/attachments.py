@@ -1,7 +1,8 @@
 """Reading a file to attach to a message (no Qt): a size cap, text encodings only, and its length in tokens.
 
 gpt-oss reads text only, so an attachment is a text file: UTF-8 (with or without a byte-order mark) or UTF-16 with
-one. Anything else that does not decode as text (a NUL byte, bytes that are not UTF-8) is refused as "not a text
+one, or a PDF, whose text is taken out page by page (engine/pdf_text.py; a scan or a locked PDF is refused with the
+reason). Anything else that does not decode as text (a NUL byte, bytes that are not UTF-8) is refused as "not a text
 file" rather than guessed at: a wrong guess would put garbage in front of the model with no sign of it. Every
 refusal is an :class:`AttachmentError` whose message names the file (its name only: a path never reaches a
 message or a log) and says what to do.
@@ -29,11 +30,14 @@ from gpt_oss_desktop.engine.context_fit import answer_room
 from gpt_oss_desktop.engine.errors import PromptTextError
 from gpt_oss_desktop.engine.harmony import check_encodable
 from gpt_oss_desktop.engine.input_files import describe_os_error
+from gpt_oss_desktop.engine.pdf_text import PdfTextError, is_pdf, pdf_text
 from gpt_oss_desktop.engine.vocab import get_encoding
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTACHMENT_BYTES: Final = 2 * 1024 * 1024
+# PDFs carry fonts and pictures around their text: a 300-page paper with figures is often 20 MiB.
+MAX_PDF_BYTES: Final = 64 * 1024 * 1024
 # Text is counted in pieces of at most this many characters, cut at line ends where it can be: the tokenizer's
 # merge step is quadratic in the length of one run of letters or symbols (100,000 characters of "a" take 4 s, and
 # 2 MiB of them overflow its stack), and a cut only changes the count by a token here and there.
@@ -92,8 +96,17 @@ def read_attachment(path: Path | str, *, max_bytes: int = MAX_ATTACHMENT_BYTES) 
         name = clean_name(path.name)
     except ValueError:
         raise UnreadableFileError("(a file without a name)", "cannot be attached") from None
-    data = _read_bounded(path, name, max_bytes)
-    text = decode_text(data, name)
+    pdf_named = name.lower().endswith(".pdf")
+    data = _read_bounded(path, name, max(max_bytes, MAX_PDF_BYTES) if pdf_named else max_bytes)
+    if is_pdf(data):
+        try:
+            text = pdf_text(data).text
+        except PdfTextError as exc:
+            raise NotTextError(name, str(exc)) from None
+    elif pdf_named:
+        raise NotTextError(name, "is not a PDF (its content does not start as one)")
+    else:
+        text = decode_text(data, name)
     try:
         check_encodable(text)  # a run the encoder would stall on: refused now, not when the message is sent
     except PromptTextError as exc:
@@ -138,7 +151,9 @@ def _size_over(num_bytes: int, cap: str) -> str:
 def decode_text(data: bytes, name: str) -> str:
     """``data`` as text: UTF-8 (a byte-order mark allowed) or UTF-16 with its mark. Raises :class:`NotTextError`
     for anything else, and for text holding a NUL character (which text files do not)."""
-    not_text = NotTextError(name, "is not a text file (UTF-8, or UTF-16 with a byte-order mark, can be attached)")
+    not_text = NotTextError(
+        name, "is not a text file (text in UTF-8, or UTF-16 with a byte-order mark, and PDFs can be attached)"
+    )
     encoding = next((codec for bom, codec in _BOMS if data.startswith(bom)), "utf-8")
     if encoding == "utf-8" and b"\x00" in data:
         raise not_text

@@ -116,9 +116,11 @@ def attachments_loads(text: str) -> tuple[Attachment, ...]:
 
 
 def language_hint(name: str) -> str:
-    """The fence's info string for a file called ``name``: its extension when plain ("py", "md"), else ''."""
+    """The fence's info string for a file called ``name``: its extension when plain ("py", "md"), else ''. A PDF's
+    fence holds the text taken out of it, not PDF: no hint."""
     stem, dot, extension = name.rpartition(".")
-    return extension.lower() if dot and stem and _LANGUAGE_HINT.fullmatch(extension) else ""
+    plain = dot and stem and _LANGUAGE_HINT.fullmatch(extension) and extension.lower() != "pdf"
+    return extension.lower() if plain else ""
 
 
 def attachment_block(attachment: Attachment) -> str:

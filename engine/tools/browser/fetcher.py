@@ -6,14 +6,15 @@ default refuses any host that resolves to this computer or the local network (a 
 model read a router's admin page or a service on localhost and carry it off in a later request). The user can allow
 local hosts (an intranet wiki) in the tool's settings.
 
-What cannot be read as text (an image, a PDF, a binary) is a :class:`FetchError` that says so; its message goes back
-to the model as the call's result.
+A PDF comes back as its bytes (the session takes its text out, engine/pdf_text.py). What cannot be read as text (an
+image, a binary) is a :class:`FetchError` that says so; its message goes back to the model as the call's result.
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
+import enum
 import ipaddress
 import logging
 import re
@@ -24,6 +25,8 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx2
 
+from gpt_oss_desktop.engine.pdf_text import is_pdf
+
 logger = logging.getLogger(__name__)
 
 USER_AGENT: Final = "Mozilla/5.0 (compatible; gpt-oss-desktop browser tool)"
@@ -31,6 +34,7 @@ _HTML_TYPES: Final = frozenset({"text/html", "application/xhtml+xml"})
 _TEXT_TYPES: Final = frozenset({"application/json", "application/xml", "application/javascript", "application/x-yaml"})
 # Longer addresses are refused: no page needs one, and each view's header repeats it unwrapped.
 MAX_URL_CHARS: Final = 2048
+_PDF_TYPE: Final = "application/pdf"
 _META_CHARSET: Final = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 
 
@@ -43,24 +47,34 @@ class FetchLimits:
     """Args:
     timeout_s: the most one request may take, connecting and reading.
     max_bytes: the most of a page's body that is read (the rest is left unread, and the page says it was cut).
+    max_pdf_bytes: the same for a PDF, which cannot be read in part (its index is at its end).
     max_redirects: redirects followed before giving up.
     allow_private_hosts: fetch from hosts on this computer or the local network too.
     """
 
     timeout_s: float = 20.0
     max_bytes: int = 4 * 1024 * 1024
+    max_pdf_bytes: int = 32 * 1024 * 1024
     max_redirects: int = 5
     allow_private_hosts: bool = False
 
 
+class DocumentKind(enum.StrEnum):
+    HTML = "html"
+    TEXT = "text"
+    PDF = "pdf"
+
+
 @dataclass(frozen=True, slots=True)
 class FetchedDocument:
-    """A page's body as text, where it ended up after redirects, and whether it is HTML."""
+    """A page's body, where it ended up after redirects, and its kind: ``text`` for HTML and text, ``data`` (the
+    bytes) for a PDF."""
 
     url: str
     text: str
-    is_html: bool
+    kind: DocumentKind
     truncated: bool = False
+    data: bytes = b""
 
 
 def _is_public(address: str) -> bool:
@@ -115,23 +129,27 @@ def _decode(body: bytes, content_type: str) -> str:
     return body.decode(charset, errors="replace")
 
 
-def _kind(content_type: str, body: bytes, url: str) -> bool:
-    """True for HTML, False for text; :class:`FetchError` for anything else."""
-    media = content_type.split(";", 1)[0].strip().lower()
+def _media(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _kind(content_type: str, body: bytes, url: str) -> DocumentKind:
+    """What the body is; :class:`FetchError` for anything the browser cannot read."""
+    media = _media(content_type)
     if media in _HTML_TYPES:
-        return True
+        return DocumentKind.HTML
+    if media == _PDF_TYPE or (media in ("", "application/octet-stream") and is_pdf(body)):
+        return DocumentKind.PDF
     if media.startswith("text/") or media in _TEXT_TYPES or media.endswith(("+json", "+xml")):
-        return False
+        return DocumentKind.TEXT
     if not media:
         # No type given: HTML if it looks like it, text if it has no NUL bytes, else something else.
         start = body[:512].lstrip().lower()
         if start.startswith((b"<!doctype html", b"<html")):
-            return True
+            return DocumentKind.HTML
         if b"\x00" not in body[:8192]:
-            return False
-    raise FetchError(
-        f"`{url}` is {media or 'binary data'}, not a web page or text: the browser can only read HTML and text."
-    )
+            return DocumentKind.TEXT
+    raise FetchError(f"`{url}` is {media or 'binary data'}, not a web page, text or a PDF: the browser cannot read it.")
 
 
 class PageFetcher:
@@ -175,19 +193,26 @@ class PageFetcher:
                     continue
                 if response.status_code >= 400:
                     raise FetchError(f"`{url}` answered HTTP {response.status_code} {response.reason_phrase}.")
-                body, truncated = await self._read(response)
                 content_type = response.headers.get("content-type", "")
-                is_html = _kind(content_type, body, url)
-                return FetchedDocument(str(response.url), _decode(body, content_type), is_html, truncated)
+                pdf_named = _media(content_type) == _PDF_TYPE or url.lower().split("?", 1)[0].endswith(".pdf")
+                body, truncated = await self._read(
+                    response, self.limits.max_pdf_bytes if pdf_named else self.limits.max_bytes
+                )
+                kind = _kind(content_type, body, url)
+                if kind is DocumentKind.PDF:
+                    if truncated:
+                        raise FetchError(f"`{url}` is a PDF larger than {self.limits.max_pdf_bytes >> 20} MiB.")
+                    return FetchedDocument(str(response.url), "", kind, data=body)
+                return FetchedDocument(str(response.url), _decode(body, content_type), kind, truncated)
         raise FetchError(f"`{url}` redirected more than {self.limits.max_redirects} times.")
 
-    async def _read(self, response: httpx2.Response) -> tuple[bytes, bool]:
+    async def _read(self, response: httpx2.Response, limit: int) -> tuple[bytes, bool]:
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.aiter_bytes():
             chunks.append(chunk)
             size += len(chunk)
-            if size >= self.limits.max_bytes:
-                logger.info("page cut at %d bytes", self.limits.max_bytes)
-                return b"".join(chunks)[: self.limits.max_bytes], True
+            if size > limit:
+                logger.info("page cut at %d bytes", limit)
+                return b"".join(chunks)[:limit], True
         return b"".join(chunks), False

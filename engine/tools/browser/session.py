@@ -29,9 +29,10 @@ from typing import Any, Final
 from openai_harmony import HarmonyEncoding
 
 from gpt_oss_desktop.engine.harmony import FunctionTool
+from gpt_oss_desktop.engine.pdf_text import PdfTextError, pdf_text
 from gpt_oss_desktop.engine.tools.arguments import BadArguments, bad_arguments_outcome, parse_arguments
 from gpt_oss_desktop.engine.tools.base import ToolOutcome, ToolStatus
-from gpt_oss_desktop.engine.tools.browser.fetcher import FetchedDocument, FetchError, PageFetcher
+from gpt_oss_desktop.engine.tools.browser.fetcher import DocumentKind, FetchedDocument, FetchError, PageFetcher
 from gpt_oss_desktop.engine.tools.browser.html_text import html_to_page, text_to_page
 from gpt_oss_desktop.engine.tools.browser.names import FIND, OPEN, SEARCH
 from gpt_oss_desktop.engine.tools.browser.page import LinkTarget, Page, PageKind, domain_of, strip_link_markers
@@ -250,9 +251,15 @@ class BrowserSession:
 
 
 def _page_of(document: FetchedDocument, *, view_source: bool) -> Page:
-    if view_source:
+    if document.kind is DocumentKind.PDF:
+        try:
+            pdf = pdf_text(document.data)
+        except PdfTextError as exc:
+            raise FetchError(f"`{document.url}` {exc}.") from None
+        page = text_to_page(pdf.text, document.url, title=pdf.title or None)
+    elif view_source:
         page = text_to_page(document.text, VIEW_SOURCE + document.url, title=f"Source of {document.url}")
-    elif document.is_html:
+    elif document.kind is DocumentKind.HTML:
         page = html_to_page(document.text, document.url)
     else:
         page = text_to_page(document.text, document.url)

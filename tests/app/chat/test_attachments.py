@@ -38,6 +38,7 @@ from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply
 from gpt_oss_desktop.engine.vocab import get_encoding
 from tests.app.conftest import load, next_emission, scripted_engine, until
 from tests.app.dropped_files import NOTES, TABLE, drop, write
+from tests.helpers.pdf_files import pdf_bytes
 
 
 def tokens(text: str) -> int:
@@ -86,8 +87,30 @@ def test_byte_order_marks_are_decoded_and_dropped(tmp_path: Path, encoded: bytes
 def test_what_is_not_utf8_or_utf16_text_is_refused(tmp_path: Path, content: bytes) -> None:
     with pytest.raises(NotTextError) as info:
         read_attachment(write(tmp_path, "photo.png", content))
-    assert str(info.value) == "photo.png is not a text file (UTF-8, or UTF-16 with a byte-order mark, can be attached)"
+    assert (
+        str(info.value)
+        == "photo.png is not a text file (text in UTF-8, or UTF-16 with a byte-order mark, and PDFs can be attached)"
+    )
     assert info.value.name == "photo.png"
+
+
+def test_a_pdfs_text_is_attached_page_by_page_and_scans_are_refused(tmp_path: Path) -> None:
+    data = pdf_bytes([["Rainfall rose 12% in 2024."], ["See table 3."]], title="Rain report")
+    attachment = read_attachment(write(tmp_path, "report.pdf", data))
+    assert attachment.text == "[Page 1]\nRainfall rose 12% in 2024.\n\n[Page 2]\nSee table 3."
+    assert attachment.size == len(data) and attachment.tokens == count_tokens(attachment.text)
+    # the model reads it as any attached file: named, its text fenced
+    block = f"Attached file: report.pdf\n```\n{attachment.text}\n```"
+    assert message_text("Summarise", [attachment]) == f"Summarise\n\n{block}"
+    # found by its content, whatever its name says; and a ".pdf" that is not one is named as such
+    assert read_attachment(write(tmp_path, "download", data)).text.startswith("[Page 1]")
+    with pytest.raises(NotTextError, match=r"^fake\.pdf is not a PDF"):
+        read_attachment(write(tmp_path, "fake.pdf", b"just text"))
+    with pytest.raises(NotTextError, match=r"^scan\.pdf has no text in it \(a scan"):
+        read_attachment(write(tmp_path, "scan.pdf", pdf_bytes([[], []])))
+    # a PDF may be larger than a text file (fonts and pictures around its text)
+    padded = pdf_bytes([["Rainfall rose 12% in 2024."]], padding=MAX_ATTACHMENT_BYTES + 10)
+    assert read_attachment(write(tmp_path, "big.pdf", padded)).text.startswith("[Page 1]")
 
 
 def test_a_file_over_the_cap_is_refused_naming_the_cap(tmp_path: Path) -> None:
@@ -242,7 +265,7 @@ def test_files_that_cannot_be_attached_are_named_and_nothing_else_changes(
     assert [a.name for a in composer.attachments] == ["notes.md"]
     assert composer.notice.isVisible() and composer.notice.accessibleName() == "Attachment notice"
     assert composer.notice.text() == (
-        "photo.png is not a text file (UTF-8, or UTF-16 with a byte-order mark, can be attached); "
+        "photo.png is not a text file (text in UTF-8, or UTF-16 with a byte-order mark, and PDFs can be attached); "
         "huge.log is 2,097,162 bytes: files of up to 2 MiB can be attached"
     )
     assert composer.prompt.toPlainText() == "keep this text"

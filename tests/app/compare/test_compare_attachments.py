@@ -168,7 +168,7 @@ def test_files_that_cannot_be_attached_are_named_and_nothing_else_changes(
         assert [a.name for a in view.attachments] == ["notes.md"]
         assert view.files.notice.isVisible() and view.files.notice.accessibleName() == "Attachment notice"
         assert view.files.notice.text() == (
-            "photo.png is not a text file (UTF-8, or UTF-16 with a byte-order mark, can be attached); "
+            "photo.png is not a text file (text in UTF-8, or UTF-16 with a byte-order mark, and PDFs can be attached); "
             "huge.log is 2,097,162 bytes: files of up to 2 MiB can be attached"
         )
         assert view.prompt.toPlainText() == PROMPT and model.prompts == []

@@ -5,7 +5,13 @@ import json
 
 import pytest
 
-from gpt_oss_desktop.engine.tools.browser.fetcher import FetchError, FetchLimits, PageFetcher, check_host
+from gpt_oss_desktop.engine.tools.browser.fetcher import (
+    DocumentKind,
+    FetchError,
+    FetchLimits,
+    PageFetcher,
+    check_host,
+)
 from tests.helpers.web_site import Route, Site
 
 LOCAL = FetchLimits(allow_private_hosts=True, timeout_s=5)
@@ -23,21 +29,32 @@ def test_html_is_read_with_its_declared_charset(site: Site) -> None:
         body='<meta charset="windows-1252"><p>naïve</p>'.encode("cp1252"), headers={"Content-Type": "text/html"}
     )
     latin = fetch(site.url("/latin"))
-    assert latin.is_html and "café" in latin.text and not latin.truncated
+    assert latin.kind is DocumentKind.HTML and "café" in latin.text and not latin.truncated
     assert "naïve" in fetch(site.url("/meta")).text
 
 
 def test_text_and_json_are_text_and_binaries_are_refused(site: Site) -> None:
     site.routes["/a.json"] = Route(body=json.dumps({"a": 1}).encode(), headers={"Content-Type": "application/json"})
     site.routes["/notes"] = Route(body=b"plain words", headers={})
-    site.routes["/doc.pdf"] = Route(body=b"%PDF-1.7\x00\x01", headers={"Content-Type": "application/pdf"})
+    site.routes["/doc"] = Route(body=b"%PDF-1.7\x00\x01", headers={"Content-Type": "application/octet-stream"})
+    site.routes["/photo"] = Route(body=b"\x89PNG\r\n", headers={"Content-Type": "image/png"})
     site.routes["/blob"] = Route(body=b"\x00\x01\x02", headers={})
-    assert not fetch(site.url("/a.json")).is_html
+    assert fetch(site.url("/a.json")).kind is DocumentKind.TEXT
     assert fetch(site.url("/notes")).text == "plain words"
-    with pytest.raises(FetchError, match="application/pdf, not a web page or text"):
-        fetch(site.url("/doc.pdf"))
+    pdf = fetch(site.url("/doc"))  # known by its first bytes: a PDF, handed on as bytes
+    assert pdf.kind is DocumentKind.PDF and pdf.data == b"%PDF-1.7\x00\x01" and pdf.text == ""
+    with pytest.raises(FetchError, match="image/png, not a web page, text or a PDF"):
+        fetch(site.url("/photo"))
     with pytest.raises(FetchError, match="binary data"):
         fetch(site.url("/blob"))
+
+
+def test_a_pdf_may_be_larger_than_a_page_but_is_never_cut(site: Site) -> None:
+    site.routes["/paper.pdf"] = Route(body=b"%PDF-1.4\n" + b"0" * 20_000, headers={"Content-Type": "application/pdf"})
+    limits = FetchLimits(allow_private_hosts=True, max_bytes=1_000, max_pdf_bytes=30_000)
+    assert len(fetch(site.url("/paper.pdf"), limits).data) == 20_009
+    with pytest.raises(FetchError, match="is a PDF larger than 0 MiB"):
+        fetch(site.url("/paper.pdf"), FetchLimits(allow_private_hosts=True, max_pdf_bytes=10_000))
 
 
 def test_redirects_are_followed_a_few_times_and_errors_name_the_status(site: Site) -> None:

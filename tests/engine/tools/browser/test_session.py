@@ -199,3 +199,19 @@ def test_a_call_says_what_it_would_do_before_it_runs(toolbox: Toolbox, site: Sit
     requests = len(site.requests)
     describe("browser.open", id=site.url("/elsewhere"))
     assert len(site.requests) == requests  # describing fetches nothing
+
+
+def test_a_pdf_opens_as_its_text_page_by_page(toolbox: Toolbox, site: Site) -> None:
+    from tests.helpers.pdf_files import pdf_bytes
+
+    paper = pdf_bytes([["Abstract: tides follow the Moon."], ["Results: twice a day."]], title="On Tides")
+    site.routes["/paper.pdf"] = Route(body=paper, headers={"Content-Type": "application/pdf"})
+    site.routes["/scan.pdf"] = Route(body=pdf_bytes([[]]), headers={"Content-Type": "application/pdf"})
+    status, output = call(toolbox, "browser.open", id=site.url("/paper.pdf"))
+    assert status is ToolStatus.OK
+    assert output.startswith(f"[0] On Tides ({site.url('/paper.pdf')})")
+    assert "L0: [Page 1]\nL1: Abstract: tides follow the Moon." in output and "L4: Results: twice a day." in output
+    status, found = call(toolbox, "browser.find", pattern="twice")
+    assert status is ToolStatus.OK and "match at L4" in found
+    status, output = call(toolbox, "browser.open", id=site.url("/scan.pdf"))
+    assert status is ToolStatus.ERROR and "has no text in it" in output
