@@ -53,7 +53,7 @@ class ToolSettings:
 
     python_enabled: bool = True
     browser_enabled: bool = False
-    search_kind: SearchKind = SearchKind.NONE
+    search_kind: SearchKind = SearchKind.DUCKDUCKGO
     search_url: str = ""
     browse_local_hosts: bool = False
     disabled: frozenset[str] = frozenset()
@@ -125,10 +125,10 @@ class ToolSettings:
         servers = data.get("mcp_servers")
         python_enabled = data.get("python_enabled", True)
         try:
-            search_kind = SearchKind(data.get("search_kind", SearchKind.NONE.value))
+            search_kind = SearchKind(data.get("search_kind", SearchKind.DUCKDUCKGO.value))
         except ValueError:
-            logger.warning("unknown search provider %r; no search", data.get("search_kind"))
-            search_kind = SearchKind.NONE
+            logger.warning("unknown search provider %r; DuckDuckGo instead", data.get("search_kind"))
+            search_kind = SearchKind.DUCKDUCKGO
         search_url = data.get("search_url")
         return cls(
             python_enabled=python_enabled if isinstance(python_enabled, bool) else True,

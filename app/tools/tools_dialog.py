@@ -46,6 +46,7 @@ _BROWSER_ABOUT: Final = (
 )
 _SEARCH_HELP: Final = {
     SearchKind.NONE: "Without search the model can still open addresses you give it or it knows.",
+    SearchKind.DUCKDUCKGO: "DuckDuckGo's results page, no key needed; it may hold back a burst of automated searches.",
     SearchKind.SEARXNG: "A SearXNG instance with its JSON format on (search.formats: [html, json]), e.g. "
     "http://localhost:8888.",
     SearchKind.BRAVE: "An API key from api-dashboard.search.brave.com (kept in the system keyring).",

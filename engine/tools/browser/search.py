@@ -1,6 +1,7 @@
 """Web search for the browser tool's ``search``: the providers a user can choose, each a small adapter from a search
 API's JSON to a list of :class:`SearchHit`.
 
+- **DuckDuckGo**: no key, nothing to set up (its results page for browsers, engine/tools/browser/duckduckgo.py).
 - **SearXNG**: a metasearch engine the user runs (or a public instance); no key. Its JSON output must be enabled
   in the instance's settings (``search.formats: [html, json]``).
 - **Brave Search API** and **Exa**: hosted APIs with a key (the key is the caller's to keep: the app's keyring).
@@ -30,6 +31,7 @@ class SearchError(FetchError):
 
 class SearchKind(enum.StrEnum):
     NONE = "none"
+    DUCKDUCKGO = "duckduckgo"
     SEARXNG = "searxng"
     BRAVE = "brave"
     EXA = "exa"
@@ -38,6 +40,7 @@ class SearchKind(enum.StrEnum):
     def label(self) -> str:
         return {
             SearchKind.NONE: "No search (open addresses only)",
+            SearchKind.DUCKDUCKGO: "DuckDuckGo (no key)",
             SearchKind.SEARXNG: "SearXNG",
             SearchKind.BRAVE: "Brave Search API",
             SearchKind.EXA: "Exa",
@@ -153,6 +156,11 @@ def make_provider(kind: SearchKind, *, base_url: str = "", api_key: str = "") ->
     names what is missing (the settings dialog shows it)."""
     if kind is SearchKind.NONE:
         return None
+    if kind is SearchKind.DUCKDUCKGO:
+        # Here, not at the top: that module builds on this one's hits and errors.
+        from gpt_oss_desktop.engine.tools.browser.duckduckgo import DuckDuckGoSearch
+
+        return DuckDuckGoSearch()
     if kind.needs_url and not base_url.strip().startswith(("http://", "https://")):
         raise ValueError(f"{kind.label} needs the address of an instance (http:// or https://)")
     if kind.needs_key and not api_key.strip():

@@ -27,7 +27,7 @@ KEY = "brave-key-0c1d2e3f4a"
 
 
 def test_off_by_default_and_its_fields_round_trip_without_any_key() -> None:
-    assert not ToolSettings().browser_enabled and ToolSettings().search_kind is SearchKind.NONE
+    assert not ToolSettings().browser_enabled and ToolSettings().search_kind is SearchKind.DUCKDUCKGO
     settings = ToolSettings(
         browser_enabled=True,
         search_kind=SearchKind.SEARXNG,
@@ -37,7 +37,7 @@ def test_off_by_default_and_its_fields_round_trip_without_any_key() -> None:
     assert ToolSettings.from_json(settings.to_json()) == settings
     for broken in ('{"search_kind": "bing", "browser_enabled": "yes"}', '{"search_url": 5}'):
         read = ToolSettings.from_json(broken)
-        assert read.search_kind is SearchKind.NONE and not read.browser_enabled and read.search_url == ""
+        assert read.search_kind is SearchKind.DUCKDUCKGO and not read.browser_enabled and read.search_url == ""
 
 
 def test_the_three_calls_share_one_switch_and_one_policy() -> None:

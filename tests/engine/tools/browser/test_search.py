@@ -95,3 +95,53 @@ def test_make_provider_names_what_is_missing() -> None:
         make_provider(SearchKind.SEARXNG, base_url="localhost")
     with pytest.raises(ValueError, match="needs an API key"):
         make_provider(SearchKind.EXA, api_key=" ")
+
+
+# DuckDuckGo's results page for browsers without JavaScript, in its shape: results in div.result, an ad marked
+# result--ad, each title an a.result__a linking through /l/?uddg=, each snippet an a.result__snippet.
+DDG_PAGE = """<html><body><div id="links">
+<div class="result results_links result--ad"><div class="links_main">
+  <h2 class="result__title"><a class="result__a" href="https://ad.example/buy">Buy tides</a></h2>
+  <a class="result__snippet" href="https://ad.example/buy">An ad.</a></div></div>
+<div class="result results_links results_links_deep web-result"><div class="links_main links_deep result__body">
+  <h2 class="result__title"><a rel="nofollow" class="result__a"
+     href="//duckduckgo.com/l/?uddg=https%3A%2F%2Fen.wikipedia.org%2Fwiki%2FTide&amp;rut=abc"
+     >Tide - <b>Wikipedia</b></a></h2>
+  <a class="result__snippet" href="//duckduckgo.com/l/?uddg=x">Tides are the rise and fall of <b>sea</b> levels.</a>
+</div></div>
+<div class="result results_links web-result"><div class="links_main">
+  <h2 class="result__title"><a class="result__a" href="https://tides.example.org/">Tide tables</a></h2>
+  <a class="result__snippet">Daily tables.</a></div></div>
+</div></body></html>"""
+
+
+def test_duckduckgo_results_page_is_read_for_hits_without_ads(site: Site) -> None:
+    from gpt_oss_desktop.engine.tools.browser.duckduckgo import DuckDuckGoSearch
+
+    site.html("/html/", DDG_PAGE)
+    hits = run(DuckDuckGoSearch(site.url("/html/")), query="tides", count=5)
+    assert hits == [
+        SearchHit(
+            "Tide - Wikipedia", "https://en.wikipedia.org/wiki/Tide", "Tides are the rise and fall of sea levels."
+        ),
+        SearchHit("Tide tables", "https://tides.example.org/", "Daily tables."),
+    ]
+    method, _path, _headers, body = site.requests[0]
+    assert method == "POST" and b"q=tides" in body
+    assert run(DuckDuckGoSearch(site.url("/html/")), count=1) == hits[:1]
+    assert make_provider(SearchKind.DUCKDUCKGO) == DuckDuckGoSearch()
+
+
+def test_duckduckgo_limits_and_changed_pages_are_named(site: Site) -> None:
+    from gpt_oss_desktop.engine.tools.browser.duckduckgo import DuckDuckGoSearch
+
+    site.routes["/limited/"] = Route(202, b"<html>please wait</html>")
+    site.html("/challenge/", '<html><form class="challenge-form" action="/x"></form></html>')
+    site.html("/changed/", '<html><div class="results"><div class="result-card">New layout</div></div></html>')
+    site.html("/none/", '<html><div class="no-results">No results.</div></html>')
+    for path in ("/limited/", "/challenge/"):
+        with pytest.raises(SearchError, match="limiting automated searches"):
+            run(DuckDuckGoSearch(site.url(path)))
+    with pytest.raises(SearchError, match="its page may have changed"):
+        run(DuckDuckGoSearch(site.url("/changed/")))
+    assert run(DuckDuckGoSearch(site.url("/none/"))) == []
