@@ -134,6 +134,7 @@ class AssistantMessage(QFrame):
 
     # object: ReasoningEffort | None, and a Signal type cannot say "or None".
     regenerate_requested = Signal(object)
+    branch_requested = Signal()  # a new chat that goes up to this answer
 
     def __init__(self, effort: ReasoningEffort, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -188,7 +189,13 @@ class AssistantMessage(QFrame):
         self.copy_button.setProperty("iconName", "copy")
         self.copy_button.setAccessibleName("Copy answer")
         self.copy_button.clicked.connect(self._copy)
-        for button in (self.regenerate_button, self.copy_button):
+        self.branch_button = QToolButton(self)
+        self.branch_button.setText("Branch")
+        self.branch_button.setProperty("iconName", "git-branch")
+        self.branch_button.setAccessibleName("Branch into a new chat from this answer")
+        self.branch_button.setToolTip("A new chat with the conversation up to this answer, to go on another way")
+        self.branch_button.clicked.connect(self.branch_requested.emit)
+        for button in (self.regenerate_button, self.copy_button, self.branch_button):
             button.setProperty("role", "message-action")
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.versions = VersionSwitcher("answer", self)
@@ -198,6 +205,7 @@ class AssistantMessage(QFrame):
         actions.addWidget(self.versions)
         actions.addWidget(self.regenerate_button)
         actions.addWidget(self.copy_button)
+        actions.addWidget(self.branch_button)
         actions.addStretch(1)
         self.actions_row = QWidget(self)
         self.actions_row.setLayout(actions)

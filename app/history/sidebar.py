@@ -389,6 +389,20 @@ class HistorySidebar(QWidget):
         self.refresh()
         return True
 
+    def duplicate_chat(self, chat_id: int) -> bool:
+        """A copy of a chat as a new chat (titled "… (branch)"), opened. Returns whether the store took it."""
+        try:
+            copy = self.store.branch_chat(chat_id)
+        except HistoryError as exc:
+            self._report("Could not duplicate the chat", exc)
+            return False
+        except ValueError as exc:  # a comparison, or a chat with no messages: nothing to copy
+            self.error.emit(f"Could not duplicate the chat: {exc}")
+            return False
+        self.refresh()
+        self.chat_selected.emit(copy.id)
+        return True
+
     def delete_chat(self, chat_id: int) -> None:
         """Soft-delete a chat and offer to undo it."""
         try:
@@ -475,12 +489,14 @@ class HistorySidebar(QWidget):
         self.chat_menu(item).exec(self.list.viewport().mapToGlobal(pos))
 
     def chat_menu(self, item: QListWidgetItem) -> QMenu:
-        """The context menu of a chat's row: Rename, Pin or Unpin, Delete."""
+        """The context menu of a chat's row: Rename, Pin or Unpin, Duplicate (chats only), Delete."""
         chat_id = self._item_id(item)
         pinned = self._pinned(item)
         menu = QMenu(self)
         menu.addAction("Rename", self.start_rename)
         menu.addAction("Unpin" if pinned else "Pin", lambda: self.pin_chat(chat_id, not pinned))
+        if item.data(KIND_ROLE) != "comparison":  # a comparison goes on from one of its columns instead
+            menu.addAction("Duplicate", lambda: self.duplicate_chat(chat_id))
         menu.addSeparator()
         menu.addAction("Delete", lambda: self.delete_chat(chat_id))
         return menu

@@ -826,6 +826,31 @@ class ChatStore:
                 self._copy_message(conn, new_id, message, position)
             return self._load_chat(conn, new_id)
 
+    def branch_chat(self, chat_id: int, through: int | None = None, *, title: str | None = None) -> Chat:
+        """A new chat holding a copy of chat ``chat_id``'s messages up to position ``through`` (None: all of them, a
+        duplicate), to go on from there another way while the original stays as it is. What is copied is what the
+        chat shows now (the versions kept at each message stay with the original)."""
+        with self._write() as conn:
+            source = self._load_chat(conn, chat_id)
+            if source.kind != "chat":
+                raise ValueError("a comparison is continued from one of its columns, not branched")
+            thread = [m for m in source.thread() if through is None or m.position <= through]
+            if not thread:
+                raise ValueError(f"chat {chat_id} has no messages up to position {through}")
+            new_id = self._insert_chat(
+                conn,
+                title=title if title is not None else f"{source.title} (branch)",
+                kind="chat",
+                system_instructions=source.system_instructions,
+                developer_instructions=source.developer_instructions,
+                model=source.model,
+                sampling=source.sampling,
+                meta={"branched_from": {"chat_id": chat_id, "through": thread[-1].position}},
+            )
+            for position, message in enumerate(thread):
+                self._copy_message(conn, new_id, message, position)
+            return self._load_chat(conn, new_id)
+
     # --- search ---------------------------------------------------------------------------------------------------
 
     def search(self, query: str, *, limit: int = 50, start: str = "[", end: str = "]") -> list[SearchHit]:

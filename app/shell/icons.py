@@ -39,6 +39,7 @@ ICON_NAMES: Final = (
     "download",
     "file-text",
     "folder-open",
+    "git-branch",
     "monitor",
     "moon",
     "paperclip",

@@ -589,7 +589,29 @@ class MainWindow(QMainWindow):
         message.versions.version_requested.connect(
             lambda index: self.show_version(stored_turn(self._turn_before(message)).answer, index)
         )
+        message.branch_requested.connect(lambda: self.branch_chat(stored_turn(self._turn_before(message)).answer))
         return message
+
+    def branch_chat(self, through: int | None = None) -> bool:
+        """Copy the open chat up to position ``through`` (None: all of it) into a new chat and open that one; False,
+        and the status bar says why, when there is nothing saved to branch from."""
+        if self.store is None or self.chat_id is None:
+            self.statusBar().showMessage("This chat is not saved, so there is nothing to branch from.", 8000)
+            return False
+        if self.busy:
+            # The answer being written is not saved yet: a branch now would leave it out without saying so.
+            self.statusBar().showMessage("Wait for the answer to finish (or stop it), then branch.", 8000)
+            return False
+        try:
+            chat = self.store.branch_chat(self.chat_id, through)
+        except (HistoryError, ValueError) as exc:
+            self.statusBar().showMessage(f"Could not branch the chat: {exc}", 8000)
+            return False
+        if self.sidebar is not None:
+            self.sidebar.refresh()
+        self.open_chat(chat.id)
+        self.statusBar().showMessage(f"Branched into “{chat.title}”: the original chat is unchanged.", 8000)
+        return True
 
     def _turn_before(self, widget: QWidget) -> int:
         """The turn an answer widget belongs to: that of the last user message above it."""
