@@ -264,6 +264,7 @@ def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, ins
     from gpt_oss_desktop.app.desktop.single_instance import ActivationRequest, bring_to_front
     from gpt_oss_desktop.app.history import ChatStore
     from gpt_oss_desktop.app.models import server_connections
+    from gpt_oss_desktop.app.models.context_menu import stored_context_length
     from gpt_oss_desktop.app.models.model_downloads import open_default_library
     from gpt_oss_desktop.app.models.saved_servers import SavedServers
     from gpt_oss_desktop.app.settings import LAST_MODEL_KEY, make_settings
@@ -279,7 +280,10 @@ def _run_app(app: object, loop: qasync.QEventLoop, args: argparse.Namespace, ins
     opened = open_history(history_path)
     # One backend for the window: the local engine, or a server from Model ▸ Connect to a server… (app/models)
     servers = SavedServers(settings)
-    backend = SwitchableBackend(LocalEngine(), RemoteBackend(servers.resolve))
+    # The context a chat may grow to with a local model: the saved Model ▸ Context length (app/models/context_menu.py)
+    backend = SwitchableBackend(
+        LocalEngine(max_context=stored_context_length(settings)), RemoteBackend(servers.resolve)
+    )
     kernels = (
         KernelPreparation()
     )  # the CPU kernels' first-run build, in the background (app/backends/kernel_preparation.py)

@@ -38,6 +38,8 @@ Q8_WEIGHTS_KEY: Final = "model/q8_weights"
 # True, the default: a chat longer than a local model's context leaves out its oldest turns (Chat ▸ Fit long chats
 # to the context, app/chat/context_setting.py; engine/context_fit.py); False: such a chat's next answer fails.
 FIT_CONTEXT_KEY: Final = "chat/fit_context"
+# How long a chat may grow with a local model, in tokens (Model ▸ Context length, app/models/context_menu.py)
+CONTEXT_LENGTH_KEY: Final = "model/context_length"
 SERVER_PORT_KEY: Final = "server/port"  # Model > Serve on localhost listens here (default 8000)
 EXPORT_FOLDER_KEY: Final = "export/last_folder"  # where the last export went: the next export dialog opens there
 # The tools the app's chats offer the model, their policies and the MCP servers: one JSON value (app/tools).

@@ -16,6 +16,7 @@ from gpt_oss_desktop.app.backends.chat_backend import (
     ChatBackend,
     ChatRequest,
     ContextFitBackend,
+    ContextLengthBackend,
     ModelInfo,
     RequestError,
     ServingBackend,
@@ -89,6 +90,18 @@ class SwitchableBackend:
     def set_weights_mode(self, mode: str) -> None:
         if isinstance(self.local, WeightsBackend):
             self.local.set_weights_mode(mode)
+
+    # -- ContextLengthBackend: the local engine's (a remote server's context is its own) ------------------------------
+
+    @property
+    def context_length_setting(self) -> int:
+        return self.local.context_length_setting if isinstance(self.local, ContextLengthBackend) else 0
+
+    async def set_context_length(self, length: int) -> ModelInfo | None:
+        if not isinstance(self.local, ContextLengthBackend):
+            return None
+        info = await self.local.set_context_length(length)
+        return info if self._current is self.local else None
 
     # -- ContextFitBackend: the local engine's (a remote server fits or refuses a long chat itself) --------------------
 

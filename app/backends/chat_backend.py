@@ -30,6 +30,8 @@ class ModelInfo:
     device: str  # a GPU's marketing name, or "CPU"
     context_length: int
     weights: str = "bf16"  # the local engine's load mode (engine.weights_mode): "q8" = 8-bit attention weights
+    # What one more token of context costs in KV cache, for one chat (0: not known, e.g. a remote server)
+    kv_bytes_per_token: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,20 @@ class ContextFitBackend(Protocol):
 
     def set_fit_context(self, on: bool) -> None:
         """Fit long chats from the next answer on (True), or let them fail as too long (False)."""
+        ...
+
+
+@runtime_checkable
+class ContextLengthBackend(Protocol):
+    """A backend whose local engine lets chats grow to a chosen context (Model ▸ Context length)."""
+
+    @property
+    def context_length_setting(self) -> int:
+        """The context the local engine allows a chat now."""
+        ...
+
+    async def set_context_length(self, length: int) -> ModelInfo | None:
+        """Allow ``length`` tokens from the next answer on; the local model's new info when it is the one in use."""
         ...
 
 

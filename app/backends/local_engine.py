@@ -120,11 +120,17 @@ class _UnloadJob:
 
 
 @dataclass(slots=True)
+class _ContextJob:
+    length: int
+    outbox: _Outbox
+
+
+@dataclass(slots=True)
 class _StopJob:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-_Job = _LoadJob | _GenerateJob | _CompareJob | _UnloadJob | _StopJob
+_Job = _LoadJob | _GenerateJob | _CompareJob | _UnloadJob | _ContextJob | _StopJob
 _UNLOADED: Final = "unloaded"
 
 
@@ -229,6 +235,18 @@ def _params(request: ChatRequest) -> SamplingParams:
     return request.params
 
 
+def kv_bytes_per_token(model: object) -> int:
+    """KV cache bytes one token of one chat takes: the full-attention layers' keys and values (the sliding-window
+    layers keep a fixed window whatever the context). 0 for a model without a gpt-oss config (the scripted one)."""
+    config = getattr(model, "config", None)
+    window_for_layer = getattr(config, "window_for_layer", None)
+    if config is None or window_for_layer is None:
+        return 0
+    full_layers = sum(1 for layer in range(config.num_hidden_layers) if window_for_layer(layer) == 0)
+    element = getattr(getattr(model, "dtype", None), "itemsize", 2)
+    return int(full_layers * config.num_key_value_heads * config.head_dim * 2 * element)
+
+
 def _free_device_memory() -> None:
     # No gc.collect() here: on this thread it could destroy Qt objects (see app/shell/garbage_collector.py).
     # The model's tensors are freed by reference counting when the last reference goes; the GUI thread collects any
@@ -272,6 +290,7 @@ class LocalEngine:
         self._closed = False
         # Owned by the engine thread only.
         self._model: ModelLike | None = None
+        self._loaded_info: ModelInfo | None = None  # the loaded model's, as the engine thread knows it
         self._generator: Generator | None = None
         self._batch: BatchGenerator | None = None
         # The local server, when serving: started and stopped from the GUI loop (through a worker thread), stopped
@@ -421,6 +440,24 @@ class LocalEngine:
         if self._current_cancel is not None:
             self._current_cancel.set()
 
+    @property
+    def context_length_setting(self) -> int:
+        """The context the engine allows a chat (Model ▸ Context length), whether or not a model is loaded."""
+        return self._max_context
+
+    async def set_context_length(self, length: int) -> ModelInfo | None:
+        """Let chats grow to ``length`` tokens from the next answer on. With a model loaded, its generators are made
+        anew on the engine thread once any answer running has ended (the weights stay; a chat's KV cache grows as it
+        is filled, so a larger limit costs memory only when used). Returns the loaded model's info, or None."""
+        if length <= 0:
+            raise ValueError(f"a context length must be positive, got {length}")
+        outbox = self._submit(lambda o: _ContextJob(length, o))
+        result = await outbox.queue.get()
+        if isinstance(result, ModelInfo):
+            self._info = result
+            return result
+        return None
+
     async def unload(self) -> None:
         outbox = self._submit(_UnloadJob)
         self._info = None
@@ -460,6 +497,8 @@ class LocalEngine:
                     self._generate(job)
                 elif isinstance(job, _CompareJob):
                     self._compare(job)
+                elif isinstance(job, _ContextJob):
+                    self._set_context(job)
                 else:
                     self._unload()
                     job.outbox.put(_UNLOADED)
@@ -495,6 +534,7 @@ class LocalEngine:
                 _device_name(model),
                 generator.context_length,
                 weights=str(getattr(model, "weights", DEFAULT_WEIGHTS)),  # a scripted model has none
+                kv_bytes_per_token=kv_bytes_per_token(model),
             )
         except LoadCancelled as exc:
             logger.info("%s", exc)
@@ -509,8 +549,23 @@ class LocalEngine:
             job.outbox.put(error)
             return
         self._model, self._generator, self._batch = model, generator, batch
+        self._loaded_info = info
         job.outbox.put(_Progress(1.0, "Ready"))
         job.outbox.put(info)
+
+    def _set_context(self, job: _ContextJob) -> None:
+        self._max_context = job.length
+        model, info = self._model, self._loaded_info
+        if model is None or info is None:
+            job.outbox.put(_UNLOADED)
+            return
+        encoding = get_encoding()
+        # The old generators (and their caches) go when these replace them; the cut a long chat kept goes too.
+        self._generator = Generator(model, max_context=job.length, encoding=encoding)
+        self._batch = BatchGenerator(model, max_context=job.length, encoding=encoding)
+        self._window = ContextWindow()
+        self._loaded_info = dataclasses.replace(info, context_length=self._generator.context_length)
+        job.outbox.put(self._loaded_info)
 
     def _unload(self) -> None:
         self._stop_server_now()
@@ -519,6 +574,7 @@ class LocalEngine:
         self._generator = None
         self._batch = None
         self._model = None
+        self._loaded_info = None
         _free_device_memory()
         logger.info("model unloaded")
 

@@ -49,7 +49,7 @@ from gpt_oss_desktop.app.history import Attachment, Chat, ChatStore, HistoryErro
 from gpt_oss_desktop.app.history.banner import HistoryBanner
 from gpt_oss_desktop.app.history.export_dialog import ask_export_path
 from gpt_oss_desktop.app.history.sidebar import HistorySidebar
-from gpt_oss_desktop.app.models import weights_menu
+from gpt_oss_desktop.app.models import context_menu, weights_menu
 from gpt_oss_desktop.app.models.model_downloads import ModelDownloads
 from gpt_oss_desktop.app.settings import LAST_MODEL_KEY
 from gpt_oss_desktop.app.shell import help_menu, serve_menu, theme_menu, window_menus
@@ -759,6 +759,12 @@ class MainWindow(QMainWindow):
 
     # -- actions ------------------------------------------------------------------------------------------------
 
+    def _context_length_changed(self, info: ModelInfo) -> None:
+        """The local model now allows chats of ``info.context_length`` tokens: the status bar's context says so."""
+        self.status.show_model(info)
+        if self._context_used is not None:
+            self.status.show_context(self._context_used, info.context_length)
+
     def _build_actions(self) -> None:
         """The Chat and Model menus and View's Search chats (app/shell/window_menus.py); View's Theme comes with the
         theme, Help last."""
@@ -780,6 +786,10 @@ class MainWindow(QMainWindow):
         self.model_menu = window_menus.build_model_menu(self)
         # Model > 8-bit attention weights, saved, for the next load (app/models/weights_menu.py)
         self.weights_setting = weights_menu.attach(self, self.backend, self.settings, self.model_menu)
+        # Model > Context length, saved, applied to the loaded model from its next answer (app/models/context_menu.py)
+        self.context_length_setting = context_menu.attach(
+            self, self.backend, self.settings, self.model_menu, changed=self._context_length_changed
+        )
         # Model > Serve on localhost, its URL in the status bar and the request log (app/shell/serve_menu.py)
         self.serving = serve_menu.attach(self, self.backend, self.settings, self.model_menu)
         self.load_failed.connect(lambda _error: self.serving.refresh())
