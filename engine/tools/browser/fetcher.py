@@ -19,6 +19,7 @@ import ipaddress
 import logging
 import re
 import socket
+import urllib.request
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urljoin, urlsplit
@@ -103,12 +104,28 @@ async def check_host(url: str, limits: FetchLimits) -> None:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as exc:
+        if _behind_proxy(parts.scheme, host):
+            # Behind a proxy (HTTP_PROXY/HTTPS_PROXY) this computer may not resolve outside names at all: the proxy
+            # does, and reaches what it is set up to reach. A name, not an address, so nothing local is named here.
+            return
         raise FetchError(f"Cannot open `{url}`: the host `{host}` was not found ({exc}).") from None
     if not infos or not all(_is_public(str(info[4][0])) for info in infos):
         raise FetchError(
             f"Cannot open `{url}`: `{host}` is on this computer or the local network, which the browser does not "
             "open (the user can allow it in the tool's settings)."
         )
+
+
+def _behind_proxy(scheme: str, host: str) -> bool:
+    """Whether requests for ``host`` go through a proxy from the environment (as httpx2 sends them)."""
+    if host == "localhost" or host.endswith((".localhost", ".local")):
+        return False
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return False  # an address literal is checked as one, proxy or not
+    except ValueError:
+        pass
+    return bool(urllib.request.getproxies().get(scheme)) and not urllib.request.proxy_bypass(host)
 
 
 def _charset(content_type: str, head: bytes) -> str:

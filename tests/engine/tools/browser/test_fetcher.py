@@ -108,3 +108,18 @@ def test_a_server_that_does_not_answer_in_time_is_a_fetch_error(site: Site) -> N
             fetch(f"http://127.0.0.1:{silent.getsockname()[1]}/", FetchLimits(allow_private_hosts=True, timeout_s=0.3))
     finally:
         silent.close()
+
+
+def test_behind_a_proxy_a_name_this_computer_cannot_resolve_is_left_to_the_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    asyncio.run(check_host("https://no-such-host.invalid/page", FetchLimits()))  # no error: the proxy resolves it
+    with pytest.raises(FetchError, match="local network"):  # an address is still an address
+        asyncio.run(check_host("https://127.0.0.1/", FetchLimits()))
+    with pytest.raises(FetchError, match="was not found"):  # http goes direct: no proxy for it
+        asyncio.run(check_host("http://no-such-host.invalid/page", FetchLimits()))
