@@ -16,6 +16,7 @@ from gpt_oss_desktop.app.chat.attachment_reader import AttachmentReader
 from gpt_oss_desktop.app.chat.attachments import (
     CHAT_ADVICE,
     MAX_ATTACHMENT_BYTES,
+    MAX_PDF_BYTES,
     AttachmentError,
     ContextRoom,
     Fit,
@@ -81,8 +82,8 @@ class AttachmentControls(QObject):
         self.button.setProperty("role", "icon-control")  # narrow padding (app/shell/theme.py)
         self.button.setAccessibleName("Attach files")
         self.button.setToolTip(
-            f"Attach text files (code, Markdown, CSV, JSON, logs…; up to {file_size(MAX_ATTACHMENT_BYTES)} each). "
-            "You can also drop files here."
+            f"Attach text files (code, Markdown, CSV, JSON, logs…; up to {file_size(MAX_ATTACHMENT_BYTES)} each) "
+            f"and PDFs (up to {file_size(MAX_PDF_BYTES)}; their text). You can also drop files here."
         )
         self.button.clicked.connect(self.choose_files)
 
