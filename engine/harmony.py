@@ -46,6 +46,8 @@ JSON_CONTENT_TYPE: Final = "<|constrain|>json"
 # The built-in python tool's recipient, and the content type the model writes its code with.
 PYTHON_TOOL: Final = "python"
 PYTHON_CONTENT_TYPE: Final = "code"
+# The browser's recipients (browser.search, browser.open, browser.find; engine/tools/browser/names.py)
+BROWSER_PREFIX: Final = "browser."
 # How the python tool is described to the model in the system message. Ours runs each call in a fresh process
 # (stateless, as OpenAI's reference tool describes itself), so harmony's stock text ("a stateful Jupyter notebook",
 # "/mnt/data") would promise the model things it does not get.
@@ -140,6 +142,16 @@ class ChatMessage:
         """Pure chain of thought: an assistant analysis message that is not a tool call."""
         return self.role is ChatRole.ASSISTANT and self.channel == ANALYSIS and self.recipient is None
 
+    @property
+    def is_builtin_tool_traffic(self) -> bool:
+        """A call of a built-in tool (python, the browser) on ``analysis``, or its result: part of the reasoning as
+        harmony sees it (it drops the analysis channel of finished turns), and bulky (a browser page is ~1k tokens)."""
+        if self.channel != ANALYSIS:
+            return False
+        name = self.recipient if self.role is ChatRole.ASSISTANT else self.name if self.role is ChatRole.TOOL else None
+        name = (name or "").strip()
+        return name == PYTHON_TOOL or name.startswith(BROWSER_PREFIX)
+
 
 def assistant_turn(final: str, analysis: str | None = None) -> list[ChatMessage]:
     """The messages of a plain assistant reply (optional reasoning, then the answer)."""
@@ -174,15 +186,21 @@ def from_harmony(messages: Iterable[Message]) -> list[ChatMessage]:
 
 
 def prune_reasoning(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
-    """Drop chain-of-thought of finished turns: analysis messages before the last user message.
+    """Drop chain-of-thought of finished turns: analysis messages before the last user message, the built-in tools'
+    calls and results among them (python, the browser: on ``analysis`` they are reasoning to harmony too).
 
     Why the engine prunes itself instead of harmony: docs/model.md#dropping-earlier-reasoning.
 
     The current turn (after the last user message) keeps its reasoning, tool calls and tool results, so a tool loop
-    continues with its chain of thought. Earlier tool calls and results stay (they are facts, not reasoning).
+    continues with its chain of thought. Earlier function calls and their results stay (they are facts the answers
+    may rest on, on the ``commentary`` channel harmony keeps).
     """
     last_user = max((i for i, m in enumerate(messages) if m.role is ChatRole.USER), default=-1)
-    return [m for i, m in enumerate(messages) if i > last_user or not m.is_prunable_reasoning]
+    return [
+        m
+        for i, m in enumerate(messages)
+        if i > last_user or not (m.is_prunable_reasoning or m.is_builtin_tool_traffic)
+    ]
 
 
 def _to_harmony_message(message: ChatMessage) -> Message:

@@ -250,17 +250,26 @@ def test_during_tool_call_current_analysis_kept_prior_pruned(enc: HarmonyEncodin
     assert "SECRET-1" in enc.decode(harmony_default(enc, full))
 
 
-def test_tool_call_on_analysis_channel_is_not_pruned_as_reasoning() -> None:
+def test_a_finished_turns_builtin_tool_traffic_goes_with_its_reasoning_and_function_calls_stay() -> None:
     history = [
         ChatMessage.user("Q1"),
         ChatMessage.tool_call("browser.search", '{"query":"x"}', channel="analysis", content_type=None),
-        ChatMessage.tool_result("browser.search", "results"),
+        ChatMessage.tool_result("browser.search", "results", channel="analysis"),
+        ChatMessage.tool_call("python", "print(1)", channel="analysis", content_type="code"),
+        ChatMessage.tool_result("python", "1", channel="analysis"),
+        ChatMessage.tool_call("functions.get_time", "{}", channel="analysis"),  # a function called from analysis
+        ChatMessage.tool_result("functions.get_time", "12:00", channel="analysis"),
+        ChatMessage.tool_call("functions.convert", "{}"),
+        ChatMessage.tool_result("functions.convert", "3 mi", channel="commentary"),
         ChatMessage.analysis("think"),
         ChatMessage.final("A1"),
         ChatMessage.user("Q2"),
+        ChatMessage.tool_call("browser.open", '{"id": 0}', channel="analysis", content_type=None),
+        ChatMessage.tool_result("browser.open", "page", channel="analysis"),
     ]
     kept = prune_reasoning(history)
-    assert [m.text for m in kept] == ["Q1", '{"query":"x"}', "results", "A1", "Q2"]
+    # earlier: functions' calls and results (facts) and the answer; now: everything of the turn in progress
+    assert [m.text for m in kept] == ["Q1", "{}", "12:00", "{}", "3 mi", "A1", "Q2", '{"id": 0}', "page"]
 
 
 def test_from_harmony_roundtrip_of_parsed_messages(enc: HarmonyEncoding) -> None:

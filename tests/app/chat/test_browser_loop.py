@@ -13,6 +13,7 @@ from gpt_oss_desktop.app.chat.chat_session import ChatSession, SendRequest
 from gpt_oss_desktop.app.chat.tool_access import ToolAccess
 from gpt_oss_desktop.app.tools.app_tools import AppTools
 from gpt_oss_desktop.app.tools.tool_settings import ToolSettings
+from gpt_oss_desktop.engine.harmony import render_prompt
 from gpt_oss_desktop.engine.scripted_model import ScriptedModel, harmony_reply, harmony_tool_call
 from gpt_oss_desktop.engine.tools.base import ToolPolicy, ToolStatus
 from gpt_oss_desktop.engine.tools.browser.citations import cursor_urls
@@ -89,6 +90,14 @@ def test_search_then_open_then_an_answer_that_cites_the_page(site: Site) -> None
     assert [call.status for call in calls] == [ToolStatus.OK, ToolStatus.OK]
     assert cursor_urls(call.output for call in calls) == {1: site.url("/harmony")}
     assert listener.finished[0].answer.endswith("final【1†L2】.")  # the answer keeps the model's own text
+    # The next turn's prompt leaves the finished turn's browsing out with its reasoning (harmony's analysis channel),
+    # and keeps the answer.
+    session.conversation.add_user("And the next?")
+    following = get_encoding().decode(render_prompt(session.conversation.request_messages(), browser_tool=True))
+    assert "to=browser.search" not in following and "<|start|>browser.search" not in following
+    assert (
+        "L2: * 【0†Harmony" not in following and "Three channels: analysis, commentary and final【1†L2】." in following
+    )
 
 
 def test_each_answer_gets_a_browser_of_its_own_and_asks_before_browsing(site: Site) -> None:
