@@ -197,9 +197,7 @@ def prune_reasoning(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
     """
     last_user = max((i for i, m in enumerate(messages) if m.role is ChatRole.USER), default=-1)
     return [
-        m
-        for i, m in enumerate(messages)
-        if i > last_user or not (m.is_prunable_reasoning or m.is_builtin_tool_traffic)
+        m for i, m in enumerate(messages) if i > last_user or not (m.is_prunable_reasoning or m.is_builtin_tool_traffic)
     ]
 
 
