@@ -83,9 +83,7 @@ def test_a_longer_context_applies_to_the_loaded_model_from_the_next_answer(run: 
         engine.close()
 
 
-def test_the_menu_saves_the_choice_and_the_status_bar_follows(
-    run: Any, make_window: Any, settings: QSettings
-) -> None:
+def test_the_menu_saves_the_choice_and_the_status_bar_follows(run: Any, make_window: Any, settings: QSettings) -> None:
     engine = LocalEngine(loader=lambda _r, _p: ScriptedModel([harmony_reply("t", "a")]), max_context=DEFAULT_CONTEXT)
     window = make_window(engine)
     setting = window.context_length_setting
