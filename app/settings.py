@@ -44,6 +44,12 @@ SERVER_PORT_KEY: Final = "server/port"  # Model > Serve on localhost listens her
 EXPORT_FOLDER_KEY: Final = "export/last_folder"  # where the last export went: the next export dialog opens there
 # The tools the app's chats offer the model, their policies and the MCP servers: one JSON value (app/tools).
 TOOLS_KEY: Final = "tools/config"
+# The user's saved instruction presets, one JSON object {name: text} (the instructions dialog's Presets row,
+# app/chat/instruction_presets.py); read tolerantly: a broken value shows no presets.
+INSTRUCTION_PRESETS_KEY: Final = "chat/instruction_presets"
+# The instructions new chats start with, plain text; absent or empty: new chats start without (the instructions
+# dialog's "Start new chats with these instructions").
+DEFAULT_INSTRUCTIONS_KEY: Final = "chat/default_instructions"
 
 
 def stored_bool(settings: QSettings, key: str, default: bool) -> bool:

@@ -40,7 +40,7 @@ from gpt_oss_desktop.app.chat.chat_view import READING_WIDTH, AssistantMessage, 
 from gpt_oss_desktop.app.chat.composer import Composer, Draft
 from gpt_oss_desktop.app.chat.conversation import Conversation
 from gpt_oss_desktop.app.chat.effort_hint import EffortCostsRefresher
-from gpt_oss_desktop.app.chat.instructions_dialog import ask_instructions
+from gpt_oss_desktop.app.chat.instructions_dialog import ask_instructions, default_instructions
 from gpt_oss_desktop.app.chat.tool_access import ToolAccess
 from gpt_oss_desktop.app.chat.tool_calls import Approval, ToolCallRecord
 from gpt_oss_desktop.app.compare.compare_view import CompareView
@@ -211,6 +211,7 @@ class MainWindow(QMainWindow):
         self.compare.status.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.busy_changed.connect(self.compare.set_engine_busy)
         self._set_model(backend.info)
+        self.set_instructions(default_instructions(settings))  # the first, empty chat is a new chat too
         self.composer.prompt.setFocus()
         QTimer.singleShot(0, self.model_downloads.offer_resume)  # a download the last session left unfinished
 
@@ -423,7 +424,7 @@ class MainWindow(QMainWindow):
         self.instructions_action.setText("Chat &instructions… (set)" if self.instructions else "Chat &instructions…")
 
     def edit_instructions(self) -> None:
-        text = ask_instructions(self, self.instructions)
+        text = ask_instructions(self, self.instructions, self.settings)
         if text is not None:
             self.set_instructions(text)
 
@@ -431,6 +432,7 @@ class MainWindow(QMainWindow):
         """Leave the current chat for an empty, unsaved one. A running answer is stopped and saved into its own chat
         (marked stopped); the composer's draft stays with the chat it was written in."""
         self._leave_chat()
+        self.set_instructions(default_instructions(self.settings))  # the user's usual ones (instructions dialog)
         self._show_context(0)
         self._restore_draft(None)
 
@@ -519,6 +521,8 @@ class MainWindow(QMainWindow):
             return
         self.set_compare_mode(False)
         self.new_chat()
+        # As when the comparison is saved: its answers were written without instructions, and so it continues.
+        self.set_instructions("")
         self._show_thread(tuple(m for m in target if isinstance(m, Message)) if isinstance(target, tuple) else ())
         self.stack.setCurrentWidget(self.chat)
 
