@@ -63,6 +63,7 @@ class Step(enum.StrEnum):
     PARSE = "parse"
     HISTORY = "history"
     PYTHON = "python"
+    BROWSE = "browse"
     SERVE = "serve"
 
     @property
@@ -77,6 +78,7 @@ _TITLES: Final = {
     Step.PARSE: "parse the answer as harmony",
     Step.HISTORY: "save the chat to history",
     Step.PYTHON: "run the python tool in its sandbox",
+    Step.BROWSE: "read a web page and a PDF with the browser tool",
     Step.SERVE: "serve the model over HTTP",
 }
 
@@ -227,6 +229,9 @@ async def _run_steps(progress: _Progress, workdir: Path) -> None:
         with progress.step(Step.PYTHON) as detail:
             detail.append(await _python_once())
 
+        with progress.step(Step.BROWSE) as detail:
+            detail.append(await _browse_once())
+
         with progress.step(Step.SERVE) as detail:
             detail.append(await _serve_once(backend, workdir))
     finally:
@@ -250,6 +255,53 @@ async def _python_once() -> str:
     if outcome.status is not ToolStatus.OK or outcome.output.strip() != "42":
         raise SelfTestFailure(f"the python tool answered {outcome.status.value}: {outcome.output[-300:]!r}")
     return f"6 * 7 = 42 under {sandbox_info().kind.value} in {outcome.seconds:.2f} s"
+
+
+async def _browse_once() -> str:
+    """The browser tool over a local HTTP server: an HTML page with a link, then the PDF it links to, so the HTTP
+    client, the HTML reader and the PDF reader (pypdf) are all in the bundle."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from gpt_oss_desktop.engine.tools.base import ToolStatus
+    from gpt_oss_desktop.engine.tools.browser.fetcher import FetchLimits, PageFetcher
+    from gpt_oss_desktop.engine.tools.browser.session import BrowserSession, browser_tools
+    from gpt_oss_desktop.engine.tools.toolbox import Toolbox
+    from gpt_oss_desktop.resources import resource_path
+
+    pages = {
+        "/": (b"<title>Self-test</title><p>Read <a href='/page.pdf'>the PDF</a>.</p>", "text/html; charset=utf-8"),
+        "/page.pdf": (resource_path("self_test/page.pdf").read_bytes(), "application/pdf"),
+    }
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body, kind = pages.get(self.path, (b"", "text/plain"))
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        tools = Toolbox(browser_tools(BrowserSession(PageFetcher(FetchLimits(allow_private_hosts=True)))))
+        page = await tools.run("browser.open", json.dumps({"id": f"http://127.0.0.1:{server.server_address[1]}/"}))
+        pdf = await tools.run("browser.open", json.dumps({"id": 0}))
+    finally:
+        server.shutdown()
+        server.server_close()
+    if page.status is not ToolStatus.OK or "【0†the PDF】" not in page.output:
+        raise SelfTestFailure(f"the browser read the page as {page.status.value}: {page.output[:300]!r}")
+    if pdf.status is not ToolStatus.OK or "6 * 7 = 42" not in pdf.output:
+        raise SelfTestFailure(f"the browser read the PDF as {pdf.status.value}: {pdf.output[:300]!r}")
+    return f"a page and its PDF link in {page.seconds + pdf.seconds:.2f} s"
 
 
 async def _serve_once(backend: LocalEngine, workdir: Path) -> str:

@@ -17,6 +17,7 @@ STEP_LINES = (
     "self-test: parse the answer as harmony: ok",
     "self-test: save the chat to history: ok",
     "self-test: run the python tool in its sandbox: ok",
+    "self-test: read a web page and a PDF with the browser tool: ok",
     "self-test: serve the model over HTTP: ok",
 )
 
