@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolBut
 
 from gpt_oss_desktop.app.chat import stats
 from gpt_oss_desktop.app.chat.text_views import FitTextBrowser
-from gpt_oss_desktop.app.chat.tool_calls import Approval, CallState, ToolCallRecord, tool_name
+from gpt_oss_desktop.app.chat.tool_calls import Approval, CallState, ToolCallRecord, call_title, tool_name
 from gpt_oss_desktop.engine.tools.base import ToolStatus
 from gpt_oss_desktop.engine.tools.browser.names import is_browser_call
 
@@ -156,7 +156,7 @@ class ToolCallCard(QFrame):
     def show_call(self, call: ToolCallRecord) -> None:
         """Draw ``call`` as it is now (the card follows it through waiting, running and done)."""
         self.call = call
-        self._set_title(call.recipient)
+        self._set_title(call.recipient, call.arguments)
         if call.arguments != self._arguments:
             self._arguments = call.arguments
             self.arguments.setPlainText(call.arguments)
@@ -182,9 +182,9 @@ class ToolCallCard(QFrame):
 
     # -- private ----------------------------------------------------------------------------------------------
 
-    def _set_title(self, recipient: str) -> None:
+    def _set_title(self, recipient: str, arguments: str = "") -> None:
         name = tool_name(recipient)
-        self.title.setText(f"Tool call · {name}")
+        self.title.setText(call_title(recipient, arguments))
         self.setAccessibleName(f"Tool call: {name}")
 
     def _decide(self, decision: Approval) -> None:

@@ -9,6 +9,7 @@ JSON stored with the answer), and it rebuilds the harmony messages the next roun
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -18,6 +19,7 @@ from openai_harmony import Message, TextContent
 from gpt_oss_desktop.engine.events import ANALYSIS, COMMENTARY, Done, FinishReason
 from gpt_oss_desktop.engine.harmony import PYTHON_TOOL, ChatMessage
 from gpt_oss_desktop.engine.tools.base import ToolOutcome, ToolStatus
+from gpt_oss_desktop.engine.tools.browser.names import is_browser_call
 from gpt_oss_desktop.engine.tools.builtin_functions import FUNCTIONS_NAMESPACE
 
 # A model that keeps calling tools (a loop it cannot leave) is stopped: after this many calls in one answer the next
@@ -47,6 +49,41 @@ class CallState(enum.StrEnum):
 def tool_name(recipient: str) -> str:
     """What the user calls a tool: ``python``, ``get_current_time``, an MCP tool's name (no ``functions.``)."""
     return recipient.strip().removeprefix(FUNCTIONS_NAMESPACE)
+
+
+_TITLE_CHARS: Final = 60
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _TITLE_CHARS else text[: _TITLE_CHARS - 1] + "…"
+
+
+def call_title(recipient: str, arguments: str) -> str:
+    """A card's title: what a browser call does ("Web search · “tides”", "Open page · example.org/tides"), else
+    ``Tool call · <name>`` (also for a browser call whose arguments are not readable yet)."""
+    generic = f"Tool call · {tool_name(recipient)}"
+    if not is_browser_call(recipient):
+        return generic
+    try:
+        args = json.loads(arguments)
+    except ValueError:
+        return generic
+    if not isinstance(args, dict):
+        return generic
+    action = recipient.strip().removeprefix("browser.")
+    if action == "search" and isinstance(args.get("query"), str):
+        return f"Web search · “{_short(args['query'])}”"
+    if action == "find" and isinstance(args.get("pattern"), str):
+        return f"Find on page · “{_short(args['pattern'])}”"
+    if action == "open":
+        link = args.get("id", -1)
+        if isinstance(link, str) and not link.strip().lstrip("-").isdigit():
+            return f"Open page · {_short(link.strip().removeprefix('https://').removeprefix('http://'))}"
+        if isinstance(link, int | str) and not isinstance(link, bool) and int(link) >= 0:
+            return f"Open link {int(link)}"
+        return "Scroll a page"
+    return generic
 
 
 def _text(message: Message) -> str:

@@ -67,3 +67,16 @@ def test_a_waiting_call_asks_its_own_question_and_a_long_address_gives_way(qtbot
     assert card.question.toolTip() == f"Open {address}?" and card.always_button.text() == "Always browse"
     card.show_call(ToolCallRecord("python", "print(1)", state=CallState.WAITING))
     assert card.question.text() == "Run this call?" and card.question.toolTip() == ""
+
+
+def test_browser_cards_say_what_the_call_does() -> None:
+    from gpt_oss_desktop.app.chat.tool_calls import call_title
+
+    assert call_title("browser.search", '{"query": "perseid  peak"}') == "Web search · “perseid peak”"
+    assert call_title("browser.open", '{"id": "https://example.org/a"}') == "Open page · example.org/a"
+    assert call_title("browser.open", '{"id": 3, "cursor": 1}') == "Open link 3"
+    assert call_title("browser.open", '{"id": "2"}') == "Open link 2"
+    assert call_title("browser.open", '{"cursor": 1, "loc": 40}') == "Scroll a page"
+    assert call_title("browser.find", '{"pattern": "' + "x" * 100 + '"}').endswith("x…”")
+    assert call_title("browser.search", '{"query": "unfinish') == "Tool call · browser.search"  # still being written
+    assert call_title("functions.get_current_time", "{}") == "Tool call · get_current_time"
