@@ -10,7 +10,7 @@ from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QToolButton, QVBoxLayout, QWidget
 
 from gpt_oss_desktop.app.chat import stats
-from gpt_oss_desktop.app.chat.text_views import FitTextBrowser
+from gpt_oss_desktop.app.chat.text_views import ElidedLabel, FitTextBrowser
 from gpt_oss_desktop.app.chat.tool_calls import Approval, CallState, ToolCallRecord, call_title, tool_name
 from gpt_oss_desktop.engine.tools.base import ToolStatus
 from gpt_oss_desktop.engine.tools.browser.names import is_browser_call
@@ -79,8 +79,9 @@ class ToolCallCard(QFrame):
         self.call: ToolCallRecord | None = None
         self._arguments = ""
 
-        self.title = QLabel(self)
-        self.title.setTextFormat(Qt.TextFormat.PlainText)  # a tool's name is the model's text, never markup
+        # Plain text (a tool's name and a query are the model's text, never markup), shortened with "…" to the room
+        # the card has: a long search query must not widen the answer past the window.
+        self.title = ElidedLabel(self)
         font = self.title.font()
         font.setBold(True)
         self.title.setFont(font)
@@ -98,9 +99,8 @@ class ToolCallCard(QFrame):
         self.result_button.hide()
         header = QHBoxLayout()
         header.setContentsMargins(0, 0, 0, 0)
-        header.addWidget(self.title)
+        header.addWidget(self.title, 1)  # it takes the room left, shortened to it (ElidedLabel)
         header.addWidget(self.status)
-        header.addStretch(1)
         header.addWidget(self.result_button)
 
         self.arguments = FitTextBrowser(self, max_height=_ARGUMENTS_MAX_HEIGHT)
@@ -184,7 +184,7 @@ class ToolCallCard(QFrame):
 
     def _set_title(self, recipient: str, arguments: str = "") -> None:
         name = tool_name(recipient)
-        self.title.setText(call_title(recipient, arguments))
+        self.title.set_full_text(call_title(recipient, arguments))
         self.setAccessibleName(f"Tool call: {name}")
 
     def _decide(self, decision: Approval) -> None:

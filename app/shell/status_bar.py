@@ -9,13 +9,12 @@ from typing import Final
 
 import psutil
 from PySide6.QtCore import QObject, Qt, QTimer
-from PySide6.QtGui import QPainter, QPaintEvent, QResizeEvent
+from PySide6.QtGui import QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
     QSizeGrip,
-    QSizePolicy,
     QStatusBar,
     QStyle,
     QStyleOption,
@@ -24,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from gpt_oss_desktop.app.backends.chat_backend import ModelInfo
 from gpt_oss_desktop.app.chat import stats
+from gpt_oss_desktop.app.chat.text_views import ElidedLabel
 
 _MEMORY_REFRESH_MS: Final = 2000
 _TOY_TOOLTIP: Final = "A toy model trained on synthetic arithmetic-style questions: its answers are usually wrong."
@@ -31,37 +31,6 @@ _Q8_TOOLTIP: Final = (
     "Attention and unembedding weights quantised to 8 bits at load time (Model ▸ 8-bit attention weights): "
     "smaller and faster, slightly less exact"
 )
-
-
-class _MessageLabel(QLabel):
-    """One line of text, shortened with "…" to the room it has; the whole text is then its tooltip."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._full = ""
-        self.setTextFormat(Qt.TextFormat.PlainText)
-        # Any width, down to none: the message gives way to the permanent widgets, never the window's minimum.
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.setMinimumWidth(0)
-
-    @property
-    def full_text(self) -> str:
-        return self._full
-
-    def set_full_text(self, text: str) -> None:
-        self._full = text
-        self._elide()
-
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        self._elide()
-
-    def _elide(self) -> None:
-        room = max(self.contentsRect().width(), 0)
-        shown = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, room)
-        if shown != self.text():
-            self.setText(shown)
-        self.setToolTip(self._full if shown != self._full else "")
 
 
 class StatusBar(QStatusBar):
@@ -75,7 +44,7 @@ class StatusBar(QStatusBar):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.message = _MessageLabel(self)
+        self.message = ElidedLabel(self)
         self.message.setAccessibleName("Status message")
         self.message.setContentsMargins(6, 0, 6, 0)
         super().insertPermanentWidget(0, self.message, 1)
