@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import httpx2
 from openai_harmony import HarmonyEncoding
 
 from gpt_oss_desktop.engine.harmony import FunctionTool
@@ -125,8 +126,14 @@ class BrowserSession:
                 "address directly instead: browser.open with `id` set to the URL."
             )
         count = max(1, min(topn, MAX_RESULTS))
-        async with self.fetcher.client() as client:
-            hits = await self.search_provider.search(client, query, count)
+        provider = self.search_provider.name
+        try:
+            async with self.fetcher.client() as client:
+                hits = await self.search_provider.search(client, query, count)
+        except httpx2.TimeoutException:
+            raise FetchError(f"{provider} did not answer within {self.fetcher.limits.timeout_s:g} seconds.") from None
+        except httpx2.HTTPError as exc:
+            raise FetchError(f"Could not reach {provider}: {exc or type(exc).__name__}.") from None
         return self._show(self._push(_results_page(query, hits)), 0, -1)
 
     async def open(

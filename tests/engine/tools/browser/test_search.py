@@ -145,3 +145,21 @@ def test_duckduckgo_limits_and_changed_pages_are_named(site: Site) -> None:
     with pytest.raises(SearchError, match="its page may have changed"):
         run(DuckDuckGoSearch(site.url("/changed/")))
     assert run(DuckDuckGoSearch(site.url("/none/"))) == []
+
+
+def test_a_search_service_that_cannot_be_reached_is_an_error_the_model_reads() -> None:
+    import socket
+
+    from gpt_oss_desktop.engine.tools.base import ToolStatus
+    from gpt_oss_desktop.engine.tools.browser.session import BrowserSession, browser_tools
+    from gpt_oss_desktop.engine.tools.toolbox import Toolbox
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    session = BrowserSession(
+        PageFetcher(FetchLimits(allow_private_hosts=True)), SearxngSearch(f"http://127.0.0.1:{port}")
+    )
+    outcome = asyncio.run(Toolbox(browser_tools(session)).run("browser.search", '{"query": "tides"}'))
+    assert outcome.status is ToolStatus.ERROR and outcome.output.startswith("Error: Could not reach SearXNG")
