@@ -93,7 +93,7 @@ def prepare_file(path: Path) -> PreparedFile:
         text = _decoded(data)
         try:
             document = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             document = None  # the store's import says what is wrong with it
         if not is_chatgpt_export(document):
             return PreparedFile(path, (("", text),))

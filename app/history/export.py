@@ -144,6 +144,8 @@ def chat_from_json(text: str) -> Chat:
     """Parse an export into a detached Chat (ids 0). Raises ImportFormatError naming what is wrong."""
     try:
         document = json.loads(text)
+    except RecursionError:  # nested deeper than the parser goes: no export is
+        raise ImportFormatError("not a JSON document: nested too deeply") from None
     except (json.JSONDecodeError, TypeError) as exc:
         raise ImportFormatError(f"not a JSON document: {exc}") from exc
     if not isinstance(document, dict) or document.get("format") != JSON_FORMAT:

@@ -47,8 +47,13 @@ async def import_files(target: ImportTarget, paths: Sequence[Path]) -> ImportRep
     if not paths:
         return None
     target.notice(f"Importing {len(paths)} file{'' if len(paths) == 1 else 's'}…", 0)
-    prepared = [await asyncio.to_thread(prepare_file, path) for path in paths]
-    report = import_prepared(target.store, prepared)
+    try:
+        prepared = [await asyncio.to_thread(prepare_file, path) for path in paths]
+        report = import_prepared(target.store, prepared)
+    except Exception as exc:  # a bug must not leave "Importing…" up for good; what came in before it stays
+        logger.exception("importing chats failed")
+        target.notice(f"The import stopped: {type(exc).__name__}. The log has the details.", _NOTICE_MS)
+        return None
     target.refresh()
     if report.chats:
         target.open_chat(report.chats[-1].id)

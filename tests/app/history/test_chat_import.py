@@ -62,3 +62,11 @@ def test_a_file_too_large_is_refused_before_it_is_read(tmp_path: Path, monkeypat
 
 def test_summaries() -> None:
     assert ImportReport().summary() == "Imported 0 chats."
+
+
+def test_a_file_nested_too_deeply_is_named_not_raised(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000, encoding="utf-8")
+    with ChatStore(tmp_path / "h.sqlite3") as store:
+        report = import_chat_files(store, [deep])
+    assert report.chats == () and report.problems[0].reason == "not a JSON document: nested too deeply"
