@@ -150,12 +150,15 @@ def _add_effort_actions(window: MainWindow, menu: QMenu) -> dict[ReasoningEffort
 
 
 def build_view_menu(window: MainWindow) -> QAction:
-    """View: Search chats (Ctrl+K, kept from the message box too: app/shell/window_keys.py); the theme follows.
-    Returns the search action."""
+    """View: Search chats (Ctrl+K); the theme follows. Returns the search action.
+
+    Ctrl+K and Chat ▸ Edit last message's Ctrl+E are kept from the message boxes (app/shell/window_keys.py): under
+    Qt's X11 key scheme a text box takes them as "delete to the end of the line" and "go to the end of the line"
+    (End still does that). While an answer is being written Edit last message is off, and the box keeps Ctrl+E."""
     menu = window.menuBar().addMenu("&View")
     search = add_action(window, menu, "&Search chats", window.focus_search, (QKeySequence("Ctrl+K"),))
     search.setStatusTip("Put the cursor in the sidebar's search box")
-    keys_first = WindowKeysFirst((search,), window)
+    keys_first = WindowKeysFirst((search, window.edit_last_action), window)
     keys_first.watch(window.composer.prompt, window.compare.prompt)
     menu.addSeparator()
     return search

@@ -103,7 +103,7 @@ def test_window_keys_first_keeps_ctrl_k_from_a_text_box_that_claims_it(qtbot: An
 def test_the_windows_text_boxes_leave_ctrl_k_to_search(make_window: Any) -> None:
     window: MainWindow = make_window(LocalEngine())
     (keys_first,) = window.findChildren(WindowKeysFirst)
-    assert window.search_action in keys_first.actions
+    assert window.search_action in keys_first.actions and window.edit_last_action in keys_first.actions
     assert window.composer.prompt in keys_first.widgets and window.compare.prompt in keys_first.widgets
 
 
