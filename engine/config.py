@@ -169,6 +169,16 @@ class ModelConfig:
         """Number of keys a query sees on ``layer`` (including itself); 0 means unbounded."""
         return self.sliding_window if self.sliding_layers[layer] else 0
 
+    def kv_cache_bytes(self, context: int, element_bytes: int = 2) -> int:
+        """Bytes of K and V one sequence of ``context`` tokens keeps: the sliding layers their window only."""
+        rows = sum(min(context, self.window_for_layer(layer)) or context for layer in range(self.num_hidden_layers))
+        return rows * 2 * self.kv_size * element_bytes  # K and V, [Hkv, D] each per row
+
+    def kv_bytes_per_token(self, element_bytes: int = 2) -> int:
+        """What one more token costs once the context is past every window: the full-attention layers' K and V."""
+        full_layers = sum(1 for layer in range(self.num_hidden_layers) if self.window_for_layer(layer) == 0)
+        return full_layers * 2 * self.kv_size * element_bytes
+
     # ----------------------------------------------------------------------------------------------- parsing
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], source: Path | str | None = None) -> ModelConfig:

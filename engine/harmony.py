@@ -37,6 +37,7 @@ from openai_harmony import ReasoningEffort as HarmonyReasoningEffort
 from gpt_oss_desktop.engine.errors import PromptTextError
 from gpt_oss_desktop.engine.events import ANALYSIS, COMMENTARY, FINAL
 from gpt_oss_desktop.engine.response_format import ResponseFormat
+from gpt_oss_desktop.engine.tools.browser.names import is_browser_call
 from gpt_oss_desktop.engine.vocab import END, MESSAGE, START, get_encoding
 
 DEFAULT_KNOWLEDGE_CUTOFF: Final = "2024-06"
@@ -46,8 +47,6 @@ JSON_CONTENT_TYPE: Final = "<|constrain|>json"
 # The built-in python tool's recipient, and the content type the model writes its code with.
 PYTHON_TOOL: Final = "python"
 PYTHON_CONTENT_TYPE: Final = "code"
-# The browser's recipients (browser.search, browser.open, browser.find; engine/tools/browser/names.py)
-BROWSER_PREFIX: Final = "browser."
 # How the python tool is described to the model in the system message. Ours runs each call in a fresh process
 # (stateless, as OpenAI's reference tool describes itself), so harmony's stock text ("a stateful Jupyter notebook",
 # "/mnt/data") would promise the model things it does not get.
@@ -150,7 +149,7 @@ class ChatMessage:
             return False
         name = self.recipient if self.role is ChatRole.ASSISTANT else self.name if self.role is ChatRole.TOOL else None
         name = (name or "").strip()
-        return name == PYTHON_TOOL or name.startswith(BROWSER_PREFIX)
+        return name == PYTHON_TOOL or is_browser_call(name)
 
 
 def assistant_turn(final: str, analysis: str | None = None) -> list[ChatMessage]:

@@ -32,6 +32,7 @@ from gpt_oss_desktop.app.backends.chat_backend import (
     RequestError,
 )
 from gpt_oss_desktop.engine.batch_generator import BatchGenerator
+from gpt_oss_desktop.engine.config import ModelConfig
 from gpt_oss_desktop.engine.context_fit import ContextWindow
 from gpt_oss_desktop.engine.errors import (
     CheckpointError,
@@ -239,12 +240,9 @@ def kv_bytes_per_token(model: object) -> int:
     """KV cache bytes one token of one chat takes: the full-attention layers' keys and values (the sliding-window
     layers keep a fixed window whatever the context). 0 for a model without a gpt-oss config (the scripted one)."""
     config = getattr(model, "config", None)
-    window_for_layer = getattr(config, "window_for_layer", None)
-    if config is None or window_for_layer is None:
+    if not isinstance(config, ModelConfig):
         return 0
-    full_layers = sum(1 for layer in range(config.num_hidden_layers) if window_for_layer(layer) == 0)
-    element = getattr(getattr(model, "dtype", None), "itemsize", 2)
-    return int(full_layers * config.num_key_value_heads * config.head_dim * 2 * element)
+    return config.kv_bytes_per_token(getattr(getattr(model, "dtype", None), "itemsize", 2))
 
 
 def _free_device_memory() -> None:

@@ -17,9 +17,7 @@ BF16_BYTES: Final = 2
 
 def kv_cache_bytes(config: ModelConfig, context: int = KV_CONTEXT_TOKENS) -> int:
     """Bytes of bf16 K and V for one chat of ``context`` tokens: sliding layers keep only their window."""
-    per_token = 2 * config.num_key_value_heads * config.head_dim * BF16_BYTES  # K and V, [Hkv, D] each
-    tokens = sum(min(context, config.window_for_layer(layer)) or context for layer in range(config.num_hidden_layers))
-    return per_token * tokens
+    return config.kv_cache_bytes(context, BF16_BYTES)
 
 
 @dataclass(frozen=True)
